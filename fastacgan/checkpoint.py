@@ -1,0 +1,83 @@
+"""Checkpoints: written atomically (temp file in the same folder, fsync, rename), found by step number,
+and checked against the run's model before loading."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
+FORMAT_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT_VERSION, **state}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def checkpoint_path(folder, step: int) -> Path:
+    return Path(folder) / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(folder) -> list[Path]:
+    """Checkpoints in `folder`, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if CKPT_RE.match(p.name))
+
+
+def prune_checkpoints(folder, keep: int) -> None:
+    for p in list_checkpoints(folder)[:-keep] if keep > 0 else []:
+        p.unlink(missing_ok=True)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # truncated or foreign file
+        raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION or "spec" not in state:
+        raise ValueError(f"{path} is not a fastacgan checkpoint (format {FORMAT_VERSION})")
+    return state
+
+
+def check_compatible(path, saved_spec: dict, spec: dict, saved_classes: list, classes: list) -> None:
+    """Raise ValueError naming every model field where the checkpoint and this run differ."""
+    diffs = [f"{k}: checkpoint {saved_spec.get(k)!r}, this run {v!r}" for k, v in spec.items() if saved_spec.get(k) != v]
+    if list(saved_classes) != list(classes):
+        diffs.append(f"classes: checkpoint {list(saved_classes)[:10]}, this run {list(classes)[:10]}")
+    if diffs:
+        raise ValueError(
+            f"checkpoint {path} was written by an incompatible config:\n  " + "\n  ".join(diffs)
+            + "\nuse the same --preset/--image-size/--nz/--conditioning/--width/--classes/data, or another --out"
+        )

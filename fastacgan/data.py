@@ -1,0 +1,429 @@
+"""Data: find the images and labels (image folder, tar archive, CSV, built-in), decode them, and serve batches.
+
+A `Catalog` says what the data set is (names, labels, classes, how to read each file's bytes); nothing is
+decoded until `decode_all` (the whole set into one uint8 [N, H, W, C] tensor, used whenever it fits in
+--cache-gb) or the streaming loader (decoding per batch in worker processes). Both loaders serve the same
+batches: epoch e visits the images in the order randperm(N, seed, e), drop-last, so a resumed run sees
+exactly the data an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import tarfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+TAR_EXTS = (".tar", ".tar.gz", ".tgz")
+LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file or option."""
+
+
+@dataclass
+class Catalog:
+    name: str  # short name, used for the default output folder
+    names: list[str]  # one display name (path) per image, for messages
+    labels: np.ndarray  # int64 [N]
+    class_names: list[str]
+    read: Callable[[int], bytes] | None  # i -> encoded bytes (None for the built-in set)
+    images: torch.Tensor | None = None  # decoded uint8 [N, H, W, C] (built-in set only)
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, idx: np.ndarray) -> "Catalog":
+        base = self.read
+        return Catalog(self.name, [self.names[i] for i in idx], self.labels[idx], self.class_names,
+                       None if base is None else (lambda i, _m=idx, _r=base: _r(int(_m[i]))),
+                       None if self.images is None else self.images[torch.as_tensor(idx)])
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTS) and not Path(name).name.startswith(".")
+
+
+def _labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:
+    classes = sorted(set(class_of_item))
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[c] for c in class_of_item], dtype=np.int64), classes
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def folder_catalog(root: Path) -> Catalog:
+    """root/<class>/**/<image>; classes in sorted order."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        loose = [p.name for p in root.iterdir() if _is_image(p.name)]
+        hint = f" (it holds {len(loose)} loose images)" if loose else ""
+        raise DataError(f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>")
+    paths, classes = [], []
+    for d in class_dirs:
+        files = sorted(str(p) for p in d.rglob("*") if p.is_file() and _is_image(p.name))
+        if not files:
+            raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)})")
+        paths += files
+        classes += [d.name] * len(files)
+    labels, class_names = _labels_from(classes)
+    return Catalog(root.name, paths, labels, class_names, lambda i: _read_file(paths[i]))
+
+
+class _TarReader:
+    """Bytes of tar members. Plain .tar: read by offset on demand (works in worker processes);
+    compressed: members are read once, sequentially, into memory (a gzip stream cannot seek)."""
+
+    def __init__(self, path: Path, members: list[tarfile.TarInfo], compressed: bool):
+        self.path, self.compressed = str(path), compressed
+        self.offsets = [(m.offset_data, m.size) for m in members]
+        self.blobs: list[bytes] | None = None
+        if compressed:
+            wanted = {m.name for m in members}
+            got = {}
+            with tarfile.open(path, "r:*") as tf:
+                for m in tf:
+                    if m.name in wanted:
+                        got[m.name] = tf.extractfile(m).read()
+            self.blobs = [got[m.name] for m in members]
+
+    def __call__(self, i: int) -> bytes:
+        if self.blobs is not None:
+            return self.blobs[i]
+        off, size = self.offsets[i]
+        with open(self.path, "rb") as f:
+            f.seek(off)
+            return f.read(size)
+
+
+def tar_catalog(path: Path) -> Catalog:
+    """A tar of an image folder: members .../<class>/<image>; the class is the image's parent folder."""
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            members = [m for m in tf.getmembers() if m.isfile() and _is_image(m.name)]
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"--data {path}: cannot read the archive ({e})") from e
+    if not members:
+        raise DataError(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
+    members.sort(key=lambda m: m.name)
+    flat = [m.name for m in members if len(Path(m.name).parts) < 2]
+    if flat:
+        raise DataError(f"--data {path}: {flat[0]} is not inside a class folder; expected <class>/<image> members")
+    labels, class_names = _labels_from([Path(m.name).parts[-2] for m in members])
+    compressed = not str(path).endswith(".tar")
+    reader = _TarReader(path, members, compressed)
+    name = Path(path).name
+    for ext in TAR_EXTS:
+        name = name.removesuffix(ext)
+    return Catalog(name, [f"{path}:{m.name}" for m in members], labels, class_names, reader)
+
+
+def _find_csv(root: Path, csv_opt: str) -> Path | None:
+    if csv_opt:
+        p = Path(csv_opt)
+        p = p if p.is_absolute() or p.exists() else root / p
+        if not p.is_file():
+            raise DataError(f"--csv {csv_opt}: file not found (looked at {p})")
+        return p
+    csvs = sorted(root.glob("*.csv"))
+    if len(csvs) == 1 and (root / "Images").is_dir():
+        return csvs[0]
+    return None
+
+
+def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> Catalog:
+    """Images in root/Images (or root) named by a CSV column, labels from another column (ISIC layout)."""
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        rows = list(reader)
+    if not rows or len(cols) < 2:
+        raise DataError(f"--csv {csv_path}: needs a header and at least one row with two columns")
+    lower = {c.lower(): c for c in cols}
+    image_col = image_col or cols[0]
+    label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), cols[-1])
+    for opt, col in (("--csv-image-col", image_col), ("--csv-label-col", label_col)):
+        if col not in cols:
+            raise DataError(f"{opt} {col!r}: no such column in {csv_path} (columns: {', '.join(cols)})")
+    image_dir = root / "Images" if (root / "Images").is_dir() else root
+    by_name: dict[str, str] = {}
+    for p in image_dir.rglob("*"):
+        if p.is_file() and _is_image(p.name):
+            rel = str(p.relative_to(image_dir))
+            by_name.setdefault(rel, str(p))
+            by_name.setdefault(p.name, str(p))
+            by_name.setdefault(p.stem, str(p))
+    paths, missing, raw_labels = [], [], []
+    for r in rows:
+        key = (r[image_col] or "").strip()
+        hit = by_name.get(key) or by_name.get(Path(key).name) or by_name.get(Path(key).stem)
+        if hit is None:
+            missing.append(key)
+        else:
+            paths.append(hit)
+            raw_labels.append((r[label_col] or "").strip())
+    if missing:
+        raise DataError(
+            f"--csv {csv_path}: {len(missing)} of {len(rows)} names in column {image_col!r} match no image in "
+            f"{image_dir}, e.g. {', '.join(repr(m) for m in missing[:5])}"
+        )
+    if all(lab.lstrip("-").isdigit() for lab in raw_labels):  # numeric labels: classes in numeric order
+        values = sorted({int(v) for v in raw_labels})
+        class_names = [str(v) for v in values]
+        index = {v: i for i, v in enumerate(values)}
+        labels = np.array([index[int(v)] for v in raw_labels], dtype=np.int64)
+    else:
+        labels, class_names = _labels_from(raw_labels)
+    return Catalog(root.name, paths, labels, class_names, lambda i: _read_file(paths[i]))
+
+
+def builtin_catalog(spec: str, image_size: int) -> Catalog:
+    from .builtin import CLASS_NAMES, render_digits
+
+    kind, _, count = spec.partition(":")[2].partition(":")
+    if kind != "digits":
+        raise DataError(f"--data {spec}: unknown built-in data set (available: builtin:digits[:COUNT])")
+    images, labels = render_digits(int(count) if count else 10_000, image_size or 28)
+    names = [f"builtin:digits/{i}" for i in range(len(labels))]
+    return Catalog("digits", names, labels.numpy(), list(CLASS_NAMES), None, images)
+
+
+def open_catalog(data: str, csv_opt: str = "", image_col: str = "", label_col: str = "", classes: str = "",
+                 max_images: int = 0, seed: int = 0, image_size: int = 0) -> Catalog:
+    """Resolve --data (and --csv, --classes, --max-images) to a Catalog, or raise DataError."""
+    if data.startswith("builtin:"):
+        cat = builtin_catalog(data, image_size)
+    else:
+        path = Path(data).expanduser()
+        if not path.exists():
+            raise DataError(f"--data {data}: no such file or folder")
+        if path.is_file():
+            if not str(path).lower().endswith(TAR_EXTS):
+                raise DataError(f"--data {data}: a file must be a .tar, .tar.gz or .tgz of an image folder")
+            cat = tar_catalog(path)
+        else:
+            csv_path = _find_csv(path, csv_opt)
+            cat = csv_catalog(path, csv_path, image_col, label_col) if csv_path else folder_catalog(path)
+    if len(cat) == 0:
+        raise DataError(f"--data {data}: no images found")
+    if classes:
+        wanted = [c.strip() for c in classes.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in cat.class_names]
+        if unknown:
+            raise DataError(f"--classes: {', '.join(unknown)} not in the data (classes: {', '.join(cat.class_names)})")
+        keep_ids = [cat.class_names.index(c) for c in wanted]
+        idx = np.flatnonzero(np.isin(cat.labels, keep_ids))
+        remap = {old: new for new, old in enumerate(keep_ids)}
+        sub = cat.subset(idx)
+        sub.labels = np.array([remap[int(v)] for v in sub.labels], dtype=np.int64)
+        sub.class_names = wanted
+        cat = sub
+    if max_images and len(cat) > max_images:
+        rng = np.random.default_rng(seed)
+        cat = cat.subset(np.sort(rng.choice(len(cat), max_images, replace=False)))
+    return cat
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+
+def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray:
+    """Encoded bytes -> uint8 [size, size, channels]: short side resized to `size`, centre crop.
+    Raises DataError naming the file if it is unreadable or truncated."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # decodes now, so truncated files fail here and not later
+            im = im.convert("L" if channels == 1 else "RGB")
+    except Exception as e:
+        raise DataError(f"{name}: cannot decode image ({e})") from e
+    w, h = im.size
+    if (w, h) != (size, size):
+        s = size / min(w, h)
+        nw, nh = max(size, round(w * s)), max(size, round(h * s))
+        im = im.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+    arr = np.array(im, dtype=np.uint8)  # a writable copy
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
+    """(native size of the first readable image, channels: 1 if every probed image is greyscale else 3)."""
+    if cat.images is not None:
+        return cat.images.shape[1], cat.images.shape[3]
+    first, grey = 0, True
+    for i in np.linspace(0, len(cat) - 1, min(n, len(cat))).astype(int):
+        try:
+            with Image.open(io.BytesIO(cat.read(int(i)))) as im:
+                first = first or min(im.size)
+                grey &= im.mode in ("1", "L", "LA", "I", "I;16", "F")
+        except Exception:
+            continue
+    if not first:
+        raise DataError(f"none of the {min(n, len(cat))} images probed in {cat.names[0]} ... could be opened")
+    return first, 1 if grey else 3
+
+
+class _DecodeSet(torch.utils.data.Dataset):
+    def __init__(self, cat: Catalog, size: int, channels: int):
+        self.cat, self.size, self.channels = cat, size, channels
+
+    def __len__(self):
+        return len(self.cat)
+
+    def __getitem__(self, i):
+        try:
+            return i, torch.from_numpy(decode_image(self.cat.read(i), self.cat.names[i], self.size, self.channels)), ""
+        except DataError as e:
+            return i, None, str(e)
+
+
+def _collate(items):
+    return items
+
+
+def default_workers(workers: int) -> int:
+    return min(8, os.cpu_count() or 1) if workers < 0 else workers
+
+
+def _report_bad(errors: list[str], policy: str) -> None:
+    if errors and policy == "error":
+        raise DataError(errors[0] + "; pass --bad-images skip to skip such files")
+    for msg in errors[:10]:
+        warnings.warn(f"skipped {msg}", stacklevel=3)
+
+
+def decode_all(cat: Catalog, size: int, channels: int, workers: int, policy: str = "skip",
+               log=print) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode every image once -> (uint8 [N', size, size, C], int64 [N']), skipping or raising on bad files."""
+    if cat.images is not None:
+        return cat.images, torch.as_tensor(cat.labels)
+    out = torch.empty(len(cat), size, size, channels, dtype=torch.uint8)
+    ok = torch.zeros(len(cat), dtype=torch.bool)
+    errors: list[str] = []
+    loader = torch.utils.data.DataLoader(_DecodeSet(cat, size, channels), batch_size=256, num_workers=workers,
+                                         collate_fn=_collate)
+    t0 = last = time.time()
+    done = 0
+    for items in loader:
+        for i, arr, err in items:
+            if arr is None:
+                errors.append(err)
+                if policy == "error":
+                    _report_bad(errors, policy)
+            else:
+                out[i], ok[i] = arr, True
+        done += len(items)
+        if time.time() - last > 2 or done == len(cat):
+            last = time.time()
+            log(f"decoding images: {done}/{len(cat)} ({done / max(1e-9, last - t0):.0f}/s)")
+    _report_bad(errors, policy)
+    cat.skipped = errors
+    if errors:
+        log(f"skipped {len(errors)} unreadable image(s) of {len(cat)} (first: {errors[0]})")
+    if not bool(ok.any()):
+        raise DataError(f"--data: none of the {len(cat)} images could be decoded")
+    return out[ok], torch.as_tensor(cat.labels)[ok]
+
+
+# ---------------------------------------------------------------------------------------------- loaders
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The permutation and the per-image flip flags of one epoch, a pure function of (n, seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g), torch.rand(n, generator=g) < 0.5
+
+
+class MemoryLoader:
+    """Serves batches from a decoded uint8 set held in memory (on the training device when it is a GPU)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
+                 device: torch.device, hflip: bool):
+        self.n, self.batch_size, self.seed, self.hflip = len(labels), batch_size, seed, hflip
+        if self.n < batch_size:
+            raise DataError(f"--batch-size {batch_size} is larger than the data set ({self.n} images)")
+        self.images = images.to(device)
+        self.labels = labels.to(device)
+        self.device = device
+        self.steps_per_epoch = self.n // batch_size  # drop-last: every batch has the same shape
+
+    def epoch(self, epoch: int, start_step: int = 0):
+        perm, flips = epoch_order(self.n, self.seed, epoch)
+        perm, flips = perm.to(self.device), flips.to(self.device)
+        for step in range(start_step, self.steps_per_epoch):
+            idx = perm[step * self.batch_size : (step + 1) * self.batch_size]
+            x = self.images[idx]  # uint8 [B, H, W, C]
+            if self.hflip:
+                x = torch.where(flips[idx, None, None, None], x.flip(2), x)
+            yield x, self.labels[idx]
+
+
+class StreamLoader:
+    """Decodes each batch in worker processes; the same order as MemoryLoader. Bad files drop out of their batch."""
+
+    def __init__(self, cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
+                 hflip: bool, workers: int, policy: str):
+        self.cat, self.batch_size, self.seed, self.hflip, self.policy = cat, batch_size, seed, hflip, policy
+        self.n = len(cat)
+        if self.n < batch_size:
+            raise DataError(f"--batch-size {batch_size} is larger than the data set ({self.n} images)")
+        self.dataset = _DecodeSet(cat, size, channels)
+        self.device, self.workers = device, workers
+        self.steps_per_epoch = self.n // batch_size
+
+    def epoch(self, epoch: int, start_step: int = 0):
+        perm, flips = epoch_order(self.n, self.seed, epoch)
+        batches = [perm[s * self.batch_size : (s + 1) * self.batch_size].tolist()
+                   for s in range(start_step, self.steps_per_epoch)]
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers,
+                                             collate_fn=_collate, pin_memory=self.device.type == "cuda")
+        labels = torch.as_tensor(self.cat.labels)
+        for items in loader:
+            good = [(i, a) for i, a, _ in items if a is not None]
+            _report_bad([e for _, a, e in items if a is None], self.policy)
+            if not good:
+                continue
+            idx = torch.tensor([i for i, _ in good])
+            x = torch.stack([a for _, a in good])
+            if self.hflip:
+                x = torch.where(flips[idx, None, None, None], x.flip(2), x)
+            yield x.to(self.device, non_blocking=True), labels[idx].to(self.device, non_blocking=True)
+
+
+def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
+                hflip: bool, workers: int, policy: str, cache_gb: float, log=print):
+    need_gb = len(cat) * size * size * channels / 2**30
+    if cat.images is not None or need_gb <= cache_gb:
+        log(f"loader: memory ({len(cat)} images, {need_gb:.2f} GiB as uint8, within --cache-gb {cache_gb:g})")
+        images, labels = decode_all(cat, size, channels, workers, policy, log)
+        return MemoryLoader(images, labels, batch_size, seed, device, hflip)
+    log(f"loader: streaming ({need_gb:.1f} GiB as uint8 exceeds --cache-gb {cache_gb:g}; {workers} workers)")
+    return StreamLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy)
+
+
+def to_model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 [B, H, W, C] -> float [B, C, H, W] in [-1, 1]. The permute is a view, so the result is already
+    channels-last in memory; otherwise it is made contiguous NCHW."""
+    x = x.permute(0, 3, 1, 2).float().mul_(1 / 127.5).sub_(1)
+    return x if channels_last else x.contiguous()
+
+
+def log_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

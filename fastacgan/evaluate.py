@@ -1,0 +1,106 @@
+"""Conditioning quality: how often a classifier trained on the real images puts generated images in the class
+they were generated for. `python -m fastacgan.evaluate --ckpt RUN_OR_FILE [--data PATH] [--n-per-class 100]`.
+
+Chance is 1/K; a well-conditioned AC-GAN is far above it. The classifier is a small CNN trained from
+scratch on the run's data (decoded at the run's resolution), so the figure needs no downloaded weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint as ckpt
+from .data import decode_all, default_workers, open_catalog, to_model_input
+from .sample import generate, load_generator
+
+
+def make_classifier(channels: int, num_classes: int, size: int) -> nn.Module:
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+
+    return nn.Sequential(*block(channels, 32), *block(32, 64), *block(64, 128), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Dropout(0.2), nn.Linear(128, num_classes))
+
+
+def train_classifier(images_u8: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int = 3,
+                     batch_size: int = 128, seed: int = 0, log=None) -> tuple[nn.Module, float]:
+    """Train on uint8 [N, H, W, C] images; -> (classifier in eval mode, accuracy on a held-out 10%)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    n = len(labels)
+    perm = torch.randperm(n, generator=g)
+    n_val = max(1, n // 10)
+    val, tr = perm[:n_val], perm[n_val:]
+    model = make_classifier(images_u8.shape[3], num_classes, images_u8.shape[1])
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    steps = epochs * max(1, len(tr) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
+    model.train()
+    for s in range(steps):
+        idx = tr[torch.randint(len(tr), (batch_size,), generator=g)]
+        x = to_model_input(images_u8[idx], channels_last=False)
+        loss = F.cross_entropy(model(x), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if log and (s + 1) % 100 == 0:
+            log(f"classifier step {s + 1}/{steps} loss {loss.item():.3f}")
+    model.eval()
+    acc = accuracy(model, to_model_input(images_u8[val], channels_last=False), labels[val])
+    return model, acc
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, batch: int = 512) -> float:
+    pred = torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    return (pred == labels).float().mean().item()
+
+
+def conditioning_accuracy(generator, classifier: nn.Module, num_classes: int, n_per_class: int = 100,
+                          seed: int = 0) -> tuple[float, list[float]]:
+    """-> (overall accuracy of the classifier on generated images w.r.t. their requested class, per class)."""
+    labels = torch.arange(num_classes).repeat_interleave(n_per_class)
+    x = generate(generator, labels, seed)
+    with torch.no_grad():
+        pred = torch.cat([classifier(x[i : i + 512]).argmax(1) for i in range(0, len(x), 512)])
+    hit = (pred == labels).float()
+    return hit.mean().item(), hit.view(num_classes, n_per_class).mean(1).tolist()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fastacgan.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
+    p.add_argument("--data", default="", help="real data for the classifier (default: the run's --data)")
+    p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
+    p.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
+    p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
+    a = p.parse_args(argv)
+    try:
+        g, classes, file = load_generator(a.ckpt)
+        cfg = ckpt.load_checkpoint(file)["config"]
+        cat = open_catalog(a.data or cfg["data"], cfg["csv"], cfg["csv_image_col"], cfg["csv_label_col"],
+                           cfg["classes"], a.max_images, 0, g.spec.image_size)
+        if cat.class_names != classes:
+            raise ValueError(f"--data classes {cat.class_names[:10]} differ from the checkpoint's {classes[:10]}")
+        images, labels = decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=lambda m: None)
+        clf, real_acc = train_classifier(images, labels, len(classes), a.epochs)
+        acc, per_class = conditioning_accuracy(g, clf, len(classes), a.n_per_class)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"checkpoint": str(file), "classifier_real_accuracy": round(real_acc, 4),
+                      "generated_class_accuracy": round(acc, 4), "chance": round(1 / len(classes), 4),
+                      "per_class": {c: round(v, 3) for c, v in zip(classes, per_class)}}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

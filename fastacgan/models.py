@@ -1,0 +1,196 @@
+"""AC-GAN generator and discriminator, built from a `ModelSpec`.
+
+Two generator families cover the reference implementations in the seeds:
+- "tconv":  Linear(z') -> [c0,1,1] -> ConvTranspose(k=s0) -> s0 x s0 -> ConvTranspose(4,2,1) ... -> tanh
+            (the PyTorch CIFAR-10 ACGAN and the ImageNet one: transposed convolutions, BatchNorm)
+- "upconv": Linear(z') -> [c0,s0,s0] -> (Upsample x2, Conv3x3, BN, ReLU) ... -> Conv3x3 -> tanh
+            (the Keras MNIST ACGAN and the ISIC 64/128 one: no checkerboard artefacts)
+and two discriminator families:
+- "pairs":   3x3 convs alternating stride 2 and 1, widths doubling every conv, BN + dropout (CIFAR-10 seed)
+- "strided": one stride-2 conv per halving (k3 or k4), optional stride-1 tail, optional spectral norm
+The discriminator returns (source logit [B], class logits [B, K]); losses are computed from logits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CONDITIONING = ("embed-mul", "onehot-concat", "onehot-replace")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    image_size: int  # output / input resolution (square)
+    channels: int  # 1 (greyscale) or 3 (RGB)
+    num_classes: int  # K
+    nz: int  # noise dimension
+    conditioning: str  # one of CONDITIONING
+    g_arch: str  # "tconv" | "upconv"
+    g_base: int  # width of G's last hidden feature map; widths double towards the input
+    g_cap: int  # upper bound on any G width
+    d_arch: str  # "pairs" | "strided"
+    d_base: int  # width of D's first conv; widths double per conv ("pairs") or per stage ("strided")
+    d_cap: int  # upper bound on any D width
+    d_kernel: int  # 3 or 4 for "strided"; "pairs" always uses 3
+    d_tail: bool  # "strided": one extra stride-1 conv at the end (Keras MNIST D)
+    d_bn: bool  # BatchNorm after every D conv but the first
+    d_dropout: float  # dropout after every D conv but the first (0 = none)
+    d_sn: bool  # spectral norm on every D conv and linear layer
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def start_size(image_size: int) -> int:
+    """Size of G's first feature map: halve while even and above 7 (28 -> 7, 32 -> 4, 64 -> 4)."""
+    s = image_size
+    while s > 7 and s % 2 == 0:
+        s //= 2
+    return s
+
+
+def validate_spec(spec: ModelSpec) -> None:
+    """Raise ValueError naming the option that makes the spec unbuildable."""
+    if spec.conditioning not in CONDITIONING:
+        raise ValueError(f"--conditioning must be one of {', '.join(CONDITIONING)}, got {spec.conditioning!r}")
+    if spec.conditioning == "onehot-replace" and spec.nz < spec.num_classes:
+        raise ValueError(
+            f"--conditioning onehot-replace writes the one-hot label into the first K noise entries, so --nz "
+            f"({spec.nz}) must be at least the number of classes ({spec.num_classes})"
+        )
+    if spec.image_size < 8 or start_size(spec.image_size) == spec.image_size:
+        raise ValueError(f"--image-size {spec.image_size} is not supported: use s * 2**n with n >= 1 (16, 28, 32, 64...)")
+    if spec.g_arch not in ("tconv", "upconv") or spec.d_arch not in ("pairs", "strided"):
+        raise ValueError(f"unknown architecture g_arch={spec.g_arch!r} d_arch={spec.d_arch!r}")
+    if spec.channels not in (1, 3):
+        raise ValueError(f"--channels must be 1 or 3, got {spec.channels}")
+    if spec.num_classes < 1:
+        raise ValueError("the data set must have at least one class")
+
+
+def init_weights(m: nn.Module) -> None:
+    """DCGAN initialisation, as in the reference implementations: N(0, 0.02) weights, BN gamma N(1, 0.02)."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+        nn.init.normal_(w, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Embedding):
+        nn.init.normal_(m.weight, 0.0, 1.0)
+
+
+class Generator(nn.Module):
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        validate_spec(spec)
+        self.spec = spec
+        k, nz = spec.num_classes, spec.nz
+        self.embed = nn.Embedding(k, nz) if spec.conditioning == "embed-mul" else None
+        nin = nz + k if spec.conditioning == "onehot-concat" else nz
+        s0 = start_size(spec.image_size)
+        n_up = int(round(math.log2(spec.image_size // s0)))
+        # hidden widths, first feature map first: g_base * 2^(n_up-1) ... g_base
+        widths = [min(spec.g_cap, spec.g_base * 2 ** (n_up - 1 - i)) for i in range(n_up)]
+        layers: list[nn.Module] = []
+        if spec.g_arch == "tconv":
+            c_lin = min(spec.g_cap, 2 * widths[0])
+            self.fc = nn.Linear(nin, c_lin)  # [B, c_lin] viewed as [B, c_lin, 1, 1]
+            self.fc_shape = (c_lin, 1, 1)
+            cin = c_lin
+            for i, w in enumerate(widths):
+                stem = i == 0  # 1x1 -> s0 x s0
+                layers += [
+                    nn.ConvTranspose2d(cin, w, s0 if stem else 4, 1 if stem else 2, 0 if stem else 1),
+                    nn.BatchNorm2d(w),
+                    nn.ReLU(inplace=True),
+                ]
+                cin = w
+            layers += [nn.ConvTranspose2d(cin, spec.channels, 4, 2, 1), nn.Tanh()]
+        else:
+            self.fc = nn.Linear(nin, widths[0] * s0 * s0, bias=False)
+            self.fc_shape = (widths[0], s0, s0)
+            layers += [nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+            cin = widths[0]
+            for w in widths:
+                layers += [
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(cin, w, 3, 1, 1, bias=False),
+                    nn.BatchNorm2d(w),
+                    nn.ReLU(inplace=True),
+                ]
+                cin = w
+            layers += [nn.Conv2d(cin, spec.channels, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def condition(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """z [B, nz], labels [B] int64 -> G's input [B, nin]."""
+        mode = self.spec.conditioning
+        if mode == "embed-mul":
+            return z * self.embed(labels)
+        onehot = F.one_hot(labels, self.spec.num_classes).to(z.dtype)
+        if mode == "onehot-concat":
+            return torch.cat([z, onehot], dim=1)
+        return torch.cat([onehot, z[:, self.spec.num_classes :]], dim=1)  # onehot-replace
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.fc(self.condition(z, labels)).view(z.shape[0], *self.fc_shape)
+        return self.net(h)  # [B, C, H, W] in [-1, 1]
+
+
+def d_layers(spec: ModelSpec) -> list[tuple[int, int, int]]:
+    """(out_channels, kernel, stride) for each D conv."""
+    out: list[tuple[int, int, int]] = []
+    s, i = spec.image_size, 0
+    if spec.d_arch == "pairs":
+        while s > 4:  # each halving: a stride-2 conv then a stride-1 conv, widths doubling every conv
+            out.append((min(spec.d_cap, spec.d_base * 2**i), 3, 2))
+            out.append((min(spec.d_cap, spec.d_base * 2 ** (i + 1)), 3, 1))
+            s, i = (s + 1) // 2, i + 2
+        return out
+    k = spec.d_kernel
+    while s > 4:
+        out.append((min(spec.d_cap, spec.d_base * 2**i), k, 2))
+        s, i = (s + 2 - k) // 2 + 1, i + 1
+    if spec.d_tail:
+        out.append((min(spec.d_cap, spec.d_base * 2**i), 3, 1))
+    return out
+
+
+class Discriminator(nn.Module):
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        validate_spec(spec)
+        self.spec = spec
+        sn = nn.utils.parametrizations.spectral_norm if spec.d_sn else (lambda m: m)
+        layers: list[nn.Module] = []
+        cin, s = spec.channels, spec.image_size
+        for j, (w, k, stride) in enumerate(d_layers(spec)):
+            layers.append(sn(nn.Conv2d(cin, w, k, stride, 1)))
+            if j > 0 and spec.d_bn:
+                layers.append(nn.BatchNorm2d(w))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            if j > 0 and spec.d_dropout > 0:
+                layers.append(nn.Dropout(spec.d_dropout))
+            cin, s = w, (s + 2 - k) // stride + 1
+        self.features = nn.Sequential(*layers)
+        n_feat = cin * s * s
+        self.src_head = sn(nn.Linear(n_feat, 1))  # real/fake logit
+        self.cls_head = sn(nn.Linear(n_feat, spec.num_classes))  # class logits
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x).flatten(1)
+        return self.src_head(h).squeeze(1), self.cls_head(h)  # [B], [B, K]
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

@@ -1,0 +1,99 @@
+"""Generate images from a checkpoint: `python -m fastacgan.sample --ckpt PATH [--label 7] [--n 64] --out result.png`.
+
+--ckpt is a checkpoint file or a run folder (its newest checkpoint). With --label (a class index or name), writes
+--n images of that class: one grid if --out ends in .png/.jpg, else one PNG per image into the folder --out.
+Without --label, writes a grid with one row per class (--per-class images each). Runs on any device,
+whatever device wrote the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .imaging import make_grid, save_png, to_uint8
+from .models import Generator, ModelSpec
+
+
+def resolve_ckpt(path: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        found = ckpt.list_checkpoints(p / "checkpoints") or ckpt.list_checkpoints(p)
+        if not found:
+            raise FileNotFoundError(f"--ckpt {path}: no checkpoint (step_*.pt) in {p} or {p / 'checkpoints'}")
+        return found[-1]
+    if not p.exists():
+        raise FileNotFoundError(f"--ckpt {path}: no such file or folder")
+    return p
+
+
+def load_generator(path: str, device: str | torch.device = "cpu") -> tuple[Generator, list[str], Path]:
+    """-> (G in eval mode on `device`, class names, the checkpoint file used)."""
+    file = resolve_ckpt(path)
+    state = ckpt.load_checkpoint(file, map_location="cpu")
+    g = Generator(ModelSpec(**state["spec"]))
+    g.load_state_dict(state["G"])
+    return g.to(device).eval(), list(state["classes"]), file
+
+
+def parse_label(label: str, classes: list[str]) -> int:
+    if label in classes:
+        return classes.index(label)
+    if label.lstrip("-").isdigit() and 0 <= int(label) < len(classes):
+        return int(label)
+    raise ValueError(f"--label {label!r}: not a class name or an index in 0..{len(classes) - 1} "
+                     f"(classes: {', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''})")
+
+
+@torch.no_grad()
+def generate(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256) -> torch.Tensor:
+    """labels [N] -> images [N, C, H, W] in [-1, 1], float32 on the host."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(labels), g.spec.nz, generator=gen)
+    dev = next(g.parameters()).device
+    out = [g(z[i : i + batch].to(dev), labels[i : i + batch].to(dev)).float().cpu() for i in range(0, len(z), batch)]
+    return torch.cat(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fastacgan.sample", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
+    p.add_argument("--label", default=None, help="class index or name; omit for one row per class")
+    p.add_argument("--n", type=int, default=64, help="images to generate with --label")
+    p.add_argument("--per-class", type=int, default=10, help="images per class row without --label")
+    p.add_argument("--out", default="samples.png", help="a .png/.jpg grid, or a folder for one PNG per image")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    a = p.parse_args(argv)
+    try:
+        if a.n < 1 or a.per_class < 1:
+            raise ValueError("--n and --per-class must be at least 1")
+        g, classes, file = load_generator(a.ckpt, a.device)
+        if a.label is not None:
+            labels = torch.full((a.n,), parse_label(a.label, classes), dtype=torch.long)
+            ncol = math.ceil(math.sqrt(a.n))
+        else:
+            labels = torch.arange(len(classes)).repeat_interleave(a.per_class)
+            ncol = a.per_class
+        images = to_uint8(generate(g, labels, a.seed))
+        out = Path(a.out)
+        if out.suffix.lower() in (".png", ".jpg", ".jpeg"):
+            save_png(out, make_grid(images, ncol))
+        else:
+            for i, im in enumerate(images):
+                save_png(out / f"{classes[int(labels[i])]}_{i:05d}.png", im)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(labels)} image(s) from {file} to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

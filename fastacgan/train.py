@@ -1,0 +1,347 @@
+"""Train an AC-GAN: `python -m fastacgan.train [--amp] [--data PATH] [--out DIR] [--resume] ...`.
+
+One step, as in the paper (Odena et al. 2017): D maximises L_S + L_C, G maximises L_C - L_S, i.e.
+    D step: loss_D = acgan_loss(D(x), real, y) + acgan_loss(D(G(z, c).detach()), fake, c)
+    G step: loss_G = acgan_loss(D(G(z, c)), real, c)          (the same fake batch, now with G's graph)
+with acgan_loss = BCE-with-logits(source) + cls_weight * cross-entropy(classes) (fastacgan.kernels).
+Metrics stay on the device and are read on the host every --log-every steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec, save_json
+from .data import DataError, default_workers, make_loader, open_catalog, probe, to_model_input
+from .imaging import make_grid, save_gif, save_png, to_uint8
+from .kernels import acgan_loss
+from .models import Discriminator, Generator, count_params
+
+# per-step metrics accumulated on the device, in this order
+METRICS = ("loss_d", "loss_g", "d_real", "d_fake", "d_fake_g", "acc_real", "acc_fake",
+           "bce_real", "ce_real", "bce_fake", "ce_fake", "bce_g", "ce_g")
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (non-finite loss, ...); the message says why and what was kept."""
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return dev
+
+
+def cpu_has_bf16() -> bool:
+    return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def select_amp(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """(autocast dtype or None, a sentence for the log)."""
+    if not cfg.amp:
+        return None, "fp32"
+    if cfg.amp_dtype == "fp16":
+        return torch.float16, "fp16 autocast with a gradient scaler"
+    if cfg.amp_dtype == "bf16":
+        return torch.bfloat16, "bf16 autocast"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, "bf16 autocast"
+        return torch.float16, "fp16 autocast with a gradient scaler (this GPU has no bf16)"
+    if cpu_has_bf16():
+        return torch.bfloat16, "bf16 autocast (CPU with native bf16)"
+    return None, "fp32: --amp asked for mixed precision, but this CPU has no native bf16 (AVX512-BF16/AMX), " \
+                 "where bf16 is slower than fp32; --amp-dtype bf16 forces it"
+
+
+def fmt_time(s: float) -> str:
+    s = int(max(0, s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, log=print):
+        self.cfg, self.log = cfg, log
+        torch.manual_seed(cfg.seed)
+        self.device = select_device(cfg.device)
+        self.amp_dtype, amp_note = select_amp(cfg, self.device)
+        self.channels_last = cfg.channels_last and self.device.type == "cuda"
+
+        # --- data: what it is, then the model that fits it, then the loader at the model's size
+        builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only
+        self.catalog = open_catalog(cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes,
+                                    cfg.max_images, cfg.seed, builtin_size)
+        native, channels = probe(self.catalog)
+        self.preset = cfg.preset if cfg.preset != "auto" else pick_preset(self.catalog.images is not None, native,
+                                                                          cfg.channels or channels)
+        self.spec = resolve_spec(cfg, self.preset, cfg.channels or channels, len(self.catalog.class_names))
+        self.class_names = self.catalog.class_names
+        self.out = Path(cfg.out or f"runs/{self.catalog.name}")
+        self.ckpt_dir = self.out / "checkpoints"
+        if self.preset in PRESETS:
+            log(f"preset {self.preset}: {PRESETS[self.preset].about}")
+        log(f"data: {cfg.data} -> {len(self.catalog)} images, {len(self.class_names)} classes, "
+            f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}")
+        existing = ckpt.list_checkpoints(self.ckpt_dir)
+        if existing and not cfg.resume:
+            raise ValueError(f"--out {self.out} already holds checkpoints ({existing[-1].name}); pass --resume to "
+                             f"continue that run, or choose another --out")
+        if cfg.resume and not existing:
+            raise ValueError(f"--resume: no checkpoint in {self.ckpt_dir} to resume from")
+
+        self.G = Generator(self.spec).to(self.device)
+        self.D = Discriminator(self.spec).to(self.device)
+        if self.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fused)
+        use_scaler = self.amp_dtype == torch.float16
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.noise_gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        log(f"model: G {count_params(self.G) / 1e6:.2f}M params, D {count_params(self.D) / 1e6:.2f}M params "
+            f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
+            f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}")
+
+        self.workers = default_workers(cfg.workers)
+        self.loader = make_loader(self.catalog, self.spec.image_size, self.spec.channels, cfg.batch_size, cfg.seed,
+                                  self.device, cfg.hflip, self.workers, cfg.bad_images, cfg.cache_gb, log)
+        spe = self.loader.steps_per_epoch
+        self.total_steps = cfg.steps or (cfg.epochs or PRESETS[self.preset].epochs) * spe
+        self.sample_every = cfg.sample_every or max(1, self.total_steps // 24)
+        self.ckpt_every = cfg.ckpt_every or min(spe, 2000)
+        self.step = 0
+
+        # fixed noise for the sample grids: one row per class (the first 10), 10 columns
+        rows = min(10, self.spec.num_classes)
+        g = torch.Generator().manual_seed(cfg.seed + 2)
+        self.sample_z = torch.randn(rows * 10, self.spec.nz, generator=g).to(self.device)
+        self.sample_y = torch.arange(rows).repeat_interleave(10).to(self.device)
+
+        self.metrics = torch.zeros(len(METRICS), device=self.device)
+        self.metric_steps = 0
+        self.bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first step with a NaN/Inf loss
+        self.dev_step = torch.zeros((), dtype=torch.long, device=self.device)
+        self.stop_requested = False
+        if cfg.resume:
+            self.load(existing[-1])
+
+    # ------------------------------------------------------------------------------------------ one step
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self, real_u8: torch.Tensor, labels: torch.Tensor) -> None:
+        cfg, b = self.cfg, labels.shape[0]
+        real = to_model_input(real_u8, self.channels_last)  # [B, C, H, W] in [-1, 1]
+        z = torch.randn(b, self.spec.nz, device=self.device, generator=self.noise_gen)
+        c = torch.randint(self.spec.num_classes, (b,), device=self.device, generator=self.noise_gen)
+
+        # D step: real images should score real_label with their own class, fakes 0 with the class asked of G
+        with self.autocast():
+            fake = self.G(z, c)
+            src_r, cls_r = self.D(real)
+            src_f, cls_f = self.D(fake.detach())
+            loss_r, st_r = acgan_loss(src_r, cls_r, cfg.real_label, labels, cfg.cls_weight)
+            loss_f, st_f = acgan_loss(src_f, cls_f, 0.0, c, cfg.cls_weight)
+            loss_d = loss_r + loss_f
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(loss_d).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+
+        # G step: the same fakes should score real, in the class they were asked for
+        with self.autocast():
+            src_g, cls_g = self.D(fake)
+            loss_g, st_g = acgan_loss(src_g, cls_g, 1.0, c, cfg.cls_weight)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(loss_g).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+
+        # bookkeeping on the device: no host sync here
+        with torch.no_grad():
+            # stats: [bce, ce, mean sigmoid, accuracy]
+            self.metrics += torch.stack([loss_d.detach(), loss_g.detach(), st_r[2], st_f[2], st_g[2], st_r[3], st_f[3],
+                                         st_r[0], st_r[1], st_f[0], st_f[1], st_g[0], st_g[1]])
+            self.dev_step += 1
+            finite = torch.isfinite(loss_d) & torch.isfinite(loss_g)
+            self.bad_step = torch.where((self.bad_step < 0) & ~finite, self.dev_step, self.bad_step)
+        self.metric_steps += 1
+
+    # ------------------------------------------------------------------------------------------ the loop
+
+    def train(self) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_json(self.out / "config.json", {"config": cfg.to_dict(), "preset": self.preset,
+                                              "spec": self.spec.to_dict(), "classes": self.class_names,
+                                              "device": str(self.device), "total_steps": self.total_steps,
+                                              "steps_per_epoch": self.loader.steps_per_epoch})
+        spe = self.loader.steps_per_epoch
+        self.log(f"training {self.total_steps} steps ({self.total_steps / spe:.1f} epochs of {spe} steps, batch "
+                 f"{cfg.batch_size}) from step {self.step}; output in {self.out}")
+        if self.step == 0:
+            self.save_samples()
+        old_handler = signal.getsignal(signal.SIGINT)
+        can_signal = _in_main_thread()
+        if can_signal:
+            signal.signal(signal.SIGINT, self._on_sigint)
+        t_last, steps_last, t_start = time.time(), self.step, time.time()
+        try:
+            while self.step < self.total_steps and not self.stop_requested:
+                epoch, start = divmod(self.step, spe)
+                self.G.train()
+                self.D.train()
+                for real, labels in self.loader.epoch(epoch, start):
+                    self.train_step(real, labels)
+                    self.step += 1
+                    last = self.step >= self.total_steps
+                    if self.step % cfg.log_every == 0 or last or self.stop_requested:
+                        now = time.time()
+                        self.report(now - t_last, self.step - steps_last, now - t_start)
+                        t_last, steps_last = now, self.step
+                    if self.step % self.sample_every == 0 or last:
+                        self.save_samples()
+                    if self.step % self.ckpt_every == 0 or last or self.stop_requested:
+                        self.save()
+                    if last or self.stop_requested:
+                        break
+        finally:
+            if can_signal:
+                signal.signal(signal.SIGINT, old_handler)
+            frames = sorted((self.out / "samples").glob("step_*.png"))
+            save_gif(self.out / "samples.gif", frames)
+        if self.stop_requested:
+            self.log(f"interrupted: checkpoint saved at step {self.step}; continue with the same command and --resume")
+        else:
+            self.log(f"done: {self.step} steps in {fmt_time(time.time() - t_start)}; outputs in {self.out}")
+        return {"step": self.step, "interrupted": self.stop_requested, "out": str(self.out)}
+
+    def _on_sigint(self, signum, frame):
+        if self.stop_requested:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        self.log("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort without saving)")
+
+    def check_finite(self) -> None:
+        bad = int(self.bad_step)
+        if bad >= 0:
+            kept = ckpt.list_checkpoints(self.ckpt_dir)
+            raise TrainingError(
+                f"non-finite loss (NaN/Inf) at step {bad}; the run stopped without saving that state. Last good "
+                f"checkpoint: {kept[-1] if kept else 'none'}. Lower --lr-d/--lr-g, or try without --amp or with "
+                f"--amp-dtype bf16")
+
+    def report(self, dt: float, steps: int, elapsed: float) -> None:
+        """Read the device metrics (the only host sync), print a progress line, append to metrics.jsonl."""
+        self.check_finite()
+        n = max(1, self.metric_steps)
+        m = dict(zip(METRICS, (self.metrics / n).tolist()))
+        self.metrics.zero_()
+        self.metric_steps = 0
+        ips = steps * self.cfg.batch_size / max(dt, 1e-9)
+        spe = self.loader.steps_per_epoch
+        eta = (self.total_steps - self.step) * dt / max(steps, 1)
+        self.log(f"epoch {(self.step - 1) // spe + 1}/{math.ceil(self.total_steps / spe)} step {self.step}/{self.total_steps}"
+                 f" | {ips:,.0f} img/s | D {m['loss_d']:.3f} G {m['loss_g']:.3f} | D(x) {m['d_real']:.2f} "
+                 f"D(G(z)) {m['d_fake']:.2f}/{m['d_fake_g']:.2f} | acc real {m['acc_real']:.2f} fake "
+                 f"{m['acc_fake']:.2f} | ETA {fmt_time(eta)}")
+        rec = {"step": self.step, "epoch": self.step / spe, "images_per_s": ips, "elapsed_s": elapsed, **m}
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        was_training = self.G.training
+        self.G.eval()
+        with self.autocast():
+            x = self.G(z, labels).float()
+        self.G.train(was_training)
+        return x
+
+    def save_samples(self) -> None:
+        grid = make_grid(to_uint8(self.generate(self.sample_z, self.sample_y)), ncol=10)
+        save_png(self.out / "samples" / f"step_{self.step:08d}.png", grid)
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step, "spec": self.spec.to_dict(), "classes": self.class_names, "preset": self.preset,
+            "config": self.cfg.to_dict(), "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
+            "rng_cpu": torch.get_rng_state(), "noise_gen": self.noise_gen.get_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+        }
+
+    def save(self) -> None:
+        self.check_finite()  # never write a NaN state
+        ckpt.save_checkpoint(ckpt.checkpoint_path(self.ckpt_dir, self.step), self.state_dict())
+        ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_ckpts)
+
+    def load(self, path: Path) -> None:
+        state = ckpt.load_checkpoint(path)
+        ckpt.check_compatible(path, state["spec"], self.spec.to_dict(), state["classes"], self.class_names)
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        torch.set_rng_state(state["rng_cpu"])
+        self.noise_gen.set_state(state["noise_gen"].to("cpu"))
+        if self.device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        self.step = state["step"]
+        self.dev_step.fill_(self.step)
+        _truncate_metrics(self.out / "metrics.jsonl", self.step)
+        self.log(f"resumed from {path} at step {self.step}")
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric records written after the checkpoint a run resumes from, so the log has no repeats."""
+    if path.exists():
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        ckpt.atomic_write_bytes(path, "".join(k + "\n" for k in keep).encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    try:
+        result = Trainer(cfg, log).train()
+    except (DataError, ValueError, FileNotFoundError, TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2 if not isinstance(e, TrainingError) else 1
+    except KeyboardInterrupt:
+        print("aborted without saving", file=sys.stderr)
+        return 130
+    return 130 if result["interrupted"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

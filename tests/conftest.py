@@ -1,0 +1,49 @@
+import os
+
+# Triton kernels run on CPU tensors under the interpreter; this must be set before triton is imported.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+
+CLASSES = ("circle", "square", "stripes")
+
+
+def draw(kind: str, rng: np.random.Generator, w: int, h: int, grey: bool = False) -> Image.Image:
+    """A small picture whose class is visible: a bright disc, a bright square, or vertical stripes."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    cx, cy = w / 2 + rng.uniform(-2, 2), h / 2 + rng.uniform(-2, 2)
+    if kind == "circle":
+        m = (xx - cx) ** 2 + (yy - cy) ** 2 < (min(w, h) / 3) ** 2
+    elif kind == "square":
+        m = (abs(xx - cx) < min(w, h) / 4) & (abs(yy - cy) < min(w, h) / 4)
+    else:
+        m = (xx // 3) % 2 == 0
+    base = rng.integers(0, 60, size=3)
+    img = np.where(m[..., None], 255 - base, base).astype(np.uint8)
+    return Image.fromarray(img[..., 0] if grey else img)
+
+
+def make_folder(root, n_per_class=8, size=(20, 24), ext=".png", grey=False, classes=CLASSES, seed=0):
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            draw(c, rng, *size, grey=grey).save(root / c / f"{c}_{i:03d}{ext}")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return make_folder(tmp_path / "shapes")
+
+
+@pytest.fixture
+def tiny_args(tmp_path):
+    """CLI arguments for a tiny, fast run on the built-in digits at 16x16."""
+    return ["--data", "builtin:digits:400", "--image-size", "16", "--width", "0.25", "--batch-size", "16",
+            "--workers", "0", "--log-every", "5", "--out", str(tmp_path / "run")]

@@ -1,0 +1,188 @@
+import csv
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from conftest import CLASSES, make_folder
+from PIL import Image
+
+from fastacgan.data import (DataError, MemoryLoader, StreamLoader, decode_all, decode_image, epoch_order,
+                            open_catalog, probe, to_model_input)
+
+
+def load(data, **kw):
+    cat = open_catalog(str(data), **kw)
+    return cat, decode_all(cat, 16, probe(cat)[1], workers=0, log=lambda m: None)
+
+
+def test_image_folder(image_folder):
+    cat, (x, y) = load(image_folder)
+    assert cat.class_names == sorted(CLASSES) and len(cat) == 24
+    assert x.shape == (24, 16, 16, 3) and x.dtype == torch.uint8
+    assert torch.equal(y, torch.arange(3).repeat_interleave(8))
+    # the class is visible in the pixels: discs are bright in the centre, stripes alternate
+    assert x[y == 0][:, 8, 8].float().mean() > 150
+
+
+def test_greyscale_is_detected(tmp_path):
+    folder = make_folder(tmp_path / "g", grey=True, ext=".jpg")
+    cat = open_catalog(str(folder))
+    assert probe(cat) == (20, 1)
+
+
+@pytest.mark.parametrize("suffix,mode", [(".tar", "w"), (".tar.gz", "w:gz"), (".tgz", "w:gz")])
+def test_tar_archives_match_the_folder(image_folder, tmp_path, suffix, mode):
+    archive = tmp_path / f"shapes{suffix}"
+    with tarfile.open(archive, mode) as tf:
+        tf.add(image_folder, arcname="train")
+    cat_t, (xt, yt) = load(archive)
+    _, (xf, yf) = load(image_folder)
+    assert cat_t.class_names == sorted(CLASSES) and cat_t.name == "shapes"
+    assert torch.equal(xt, xf) and torch.equal(yt, yf)
+
+
+def write_isic(root, rows, label_col="target"):
+    (root / "Images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, lab in rows:
+        Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(root / "Images" / f"{name}.jpg")
+    with open(root / "train_data.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_name", "patient_id", label_col])
+        w.writerows([(n, "p", lab) for n, lab in rows])
+
+
+def test_csv_isic_layout_is_detected(tmp_path):
+    rows = [(f"ISIC_{i:07d}", i % 2) for i in range(6)]
+    write_isic(tmp_path / "isic", rows)
+    cat, (x, y) = load(tmp_path / "isic")
+    assert cat.class_names == ["0", "1"] and y.tolist() == [0, 1, 0, 1, 0, 1]
+    assert x.shape == (6, 16, 16, 3)
+
+
+def test_csv_with_string_labels_and_explicit_columns(tmp_path):
+    rows = [("a", "nevus"), ("b", "melanoma"), ("c", "nevus")]
+    write_isic(tmp_path / "d", rows, label_col="diagnosis_name")
+    cat = open_catalog(str(tmp_path / "d"), csv_opt="train_data.csv", label_col="diagnosis_name")
+    assert cat.class_names == ["melanoma", "nevus"] and cat.labels.tolist() == [1, 0, 1]
+
+
+def test_csv_names_that_match_no_file(tmp_path):
+    write_isic(tmp_path / "d", [("a", 0), ("b", 1)])
+    with open(tmp_path / "d" / "train_data.csv", "a") as f:
+        f.write("missing_1,p,0\nmissing_2,p,1\n")
+    with pytest.raises(DataError, match=r"train_data.csv: 2 of 4 names .* 'missing_1'"):
+        open_catalog(str(tmp_path / "d"))
+
+
+def test_csv_unknown_column(tmp_path):
+    write_isic(tmp_path / "d", [("a", 0)])
+    with pytest.raises(DataError, match="--csv-label-col 'nope'"):
+        open_catalog(str(tmp_path / "d"), label_col="nope")
+
+
+def test_class_subset(image_folder):
+    cat = open_catalog(str(image_folder), classes="stripes,circle")
+    assert cat.class_names == ["stripes", "circle"] and len(cat) == 16
+    assert sorted(set(cat.labels.tolist())) == [0, 1]
+    assert all(("stripes" in n) == (lab == 0) for n, lab in zip(cat.names, cat.labels))
+    with pytest.raises(DataError, match="--classes: dog not in the data"):
+        open_catalog(str(image_folder), classes="dog")
+
+
+def test_max_images(image_folder):
+    assert len(open_catalog(str(image_folder), max_images=5)) == 5
+
+
+@pytest.mark.parametrize("setup,match", [
+    (lambda p: None, "no such file or folder"),
+    (lambda p: p.mkdir(), "no class folders"),
+    (lambda p: (p / "cat").mkdir(parents=True), r"class folder .*cat holds no images"),
+    (lambda p: p.write_text("x"), "must be a .tar"),
+])
+def test_bad_paths(tmp_path, setup, match):
+    p = tmp_path / "data"
+    setup(p)
+    with pytest.raises(DataError, match=match):
+        open_catalog(str(p))
+
+
+def test_truncated_and_garbage_images(image_folder):
+    victim = image_folder / "square" / "square_003.png"
+    victim.write_bytes(victim.read_bytes()[:60])  # truncated
+    (image_folder / "circle" / "junk.jpg").write_bytes(b"not an image at all")
+    cat = open_catalog(str(image_folder))
+    with pytest.warns(UserWarning, match="square_003.png"):
+        x, y = decode_all(cat, 16, 3, workers=0, policy="skip", log=lambda m: None)
+    assert len(x) == len(cat) - 2 and len(cat.skipped) == 2
+    with pytest.raises(DataError, match=r"(junk.jpg|square_003.png): cannot decode.*--bad-images skip"):
+        decode_all(cat, 16, 3, workers=0, policy="error", log=lambda m: None)
+
+
+def test_decode_resizes_short_side_and_centre_crops():
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, 10:30] = 255  # the middle half is white
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    out = decode_image(buf.getvalue(), "x.png", 10, 3)
+    assert out.shape == (10, 10, 3) and out.min() > 200  # the crop kept only the white middle
+
+
+def test_builtin_digits():
+    cat = open_catalog("builtin:digits:300", image_size=20)
+    assert cat.images.shape == (300, 20, 20, 1) and cat.class_names == [str(i) for i in range(10)]
+    assert np.bincount(cat.labels).tolist() == [30] * 10
+    again = open_catalog("builtin:digits:300", image_size=20)
+    assert torch.equal(cat.images, again.images)  # deterministic
+    with pytest.raises(DataError, match="unknown built-in"):
+        open_catalog("builtin:faces")
+
+
+def test_epoch_order_visits_every_image_once_and_is_seeded():
+    perm, flips = epoch_order(100, seed=3, epoch=2)
+    assert sorted(perm.tolist()) == list(range(100))
+    assert torch.equal(perm, epoch_order(100, 3, 2)[0])
+    assert not torch.equal(perm, epoch_order(100, 3, 3)[0])
+    assert 20 < int(flips.sum()) < 80
+
+
+def test_memory_and_stream_loaders_serve_the_same_batches(image_folder):
+    cat = open_catalog(str(image_folder))
+    x, y = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
+    dev = torch.device("cpu")
+    mem = MemoryLoader(x, y, 5, seed=1, device=dev, hflip=True)
+    stream = StreamLoader(cat, 16, 3, 5, seed=1, device=dev, hflip=True, workers=2, policy="skip")
+    assert mem.steps_per_epoch == stream.steps_per_epoch == 4  # 24 images, drop-last
+    a, b = list(mem.epoch(0)), list(stream.epoch(0))
+    assert len(a) == len(b) == 4
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    seen = torch.cat([xb.flatten(1) for xb, _ in b])
+    assert len(seen) == 20  # 4 batches of 5, no image twice (each image differs)
+    assert len({tuple(r.tolist()) for r in seen}) == 20
+    # starting mid-epoch yields the tail of the same epoch
+    tail = list(mem.epoch(0, start_step=2))
+    assert len(tail) == 2 and torch.equal(tail[0][0], a[2][0])
+    with pytest.raises(DataError, match="--batch-size 64 is larger"):
+        MemoryLoader(x, y, 64, 0, dev, False)
+
+
+def test_hflip_flips_some_images(image_folder):
+    cat = open_catalog(str(image_folder))
+    x, y = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
+    plain = torch.cat([b for b, _ in MemoryLoader(x, y, 4, 0, torch.device("cpu"), False).epoch(0)])
+    flipped = torch.cat([b for b, _ in MemoryLoader(x, y, 4, 0, torch.device("cpu"), True).epoch(0)])
+    same = [torch.equal(p, f) for p, f in zip(plain, flipped)]
+    mirrored = [torch.equal(p.flip(1), f) for p, f in zip(plain, flipped)]
+    assert all(s or m for s, m in zip(same, mirrored)) and any(mirrored) and not all(mirrored)
+
+
+def test_to_model_input_range_and_layout():
+    x = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2, 1).expand(2, 4, 2, 3).contiguous()
+    out = to_model_input(x, channels_last=True)
+    assert out.shape == (2, 3, 4, 2) and out.is_contiguous(memory_format=torch.channels_last)
+    assert out.min() == -1 and out.max() == 1
+    assert to_model_input(x, channels_last=False).is_contiguous()

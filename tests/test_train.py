@@ -1,0 +1,153 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fastacgan import checkpoint as ckpt
+from fastacgan.config import build_parser, parse_args
+from fastacgan.train import Trainer, TrainingError, main
+
+
+def run(args):
+    return main([str(a) for a in args])
+
+
+def final_state(out):
+    return ckpt.load_checkpoint(ckpt.list_checkpoints(out / "checkpoints")[-1])
+
+
+def test_a_short_run_leaves_every_output(tiny_args, tmp_path, capsys):
+    assert run(tiny_args + ["--steps", "12", "--sample-every", "4"]) == 0
+    out = tmp_path / "run"
+    log = capsys.readouterr().out
+    assert "step 10/12" in log and "img/s" in log and "ETA" in log and "D(x)" in log
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["preset"] == "digits" and cfg["spec"]["image_size"] == 16 and cfg["config"]["steps"] == 12
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 12]
+    for r in records:
+        assert 0 <= r["d_real"] <= 1 and 0 <= r["acc_real"] <= 1 and r["loss_d"] > 0 and r["images_per_s"] > 0
+    samples = sorted(p.name for p in (out / "samples").iterdir())
+    assert samples == [f"step_{s:08d}.png" for s in (0, 4, 8, 12)]
+    assert (out / "samples.gif").stat().st_size > 0
+    assert final_state(out)["step"] == 12
+
+
+def test_resume_reproduces_an_uninterrupted_run(tiny_args, tmp_path):
+    # 400 images / batch 16 = 25 steps per epoch: stop mid-epoch at 7, resume across the epoch boundary to 30
+    a = [x.replace(str(tmp_path / "run"), str(tmp_path / "a")) for x in tiny_args]
+    b = [x.replace(str(tmp_path / "run"), str(tmp_path / "b")) for x in tiny_args]
+    assert run(a + ["--steps", "30"]) == 0
+    assert run(b + ["--steps", "7"]) == 0
+    assert run(b + ["--steps", "30", "--resume"]) == 0
+    sa, sb = final_state(tmp_path / "a"), final_state(tmp_path / "b")
+    assert sa["step"] == sb["step"] == 30
+    for part in ("G", "D"):
+        for k, v in sa[part].items():
+            assert torch.equal(v, sb[part][k]), f"{part}.{k} differs after resume"
+    assert torch.equal(sa["noise_gen"], sb["noise_gen"])
+    for ka, kb in zip(sa["opt_d"]["state"].values(), sb["opt_d"]["state"].values()):
+        assert torch.equal(ka["exp_avg"], kb["exp_avg"])
+    steps_b = [json.loads(x)["step"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps_b == sorted(set(steps_b))  # no duplicated records after resuming
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tiny_args, tmp_path, capsys):
+    assert run(tiny_args + ["--resume", "--steps", "2"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert run(tiny_args + ["--steps", "2"]) == 0
+    assert run(tiny_args + ["--steps", "2"]) == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+
+
+def test_resume_with_an_incompatible_config(tiny_args, tmp_path, capsys):
+    assert run(tiny_args + ["--steps", "2"]) == 0
+    assert run(tiny_args + ["--steps", "4", "--resume", "--nz", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "incompatible config" in err and "nz: checkpoint 64, this run 32" in err
+
+
+def test_nan_stops_the_run_at_the_right_step_without_saving_it(tiny_args, tmp_path):
+    cfg = parse_args(tiny_args + ["--steps", "20", "--log-every", "10", "--ckpt-every", "3"])
+    t = Trainer(cfg, log=lambda m: None)
+    real_step = t.train_step
+
+    def poisoned(x, y):
+        if t.step == 4:  # the 5th step
+            with torch.no_grad():
+                next(t.G.parameters()).fill_(float("nan"))
+        real_step(x, y)
+
+    t.train_step = poisoned
+    with pytest.raises(TrainingError, match="non-finite loss .* at step 5"):
+        t.train()
+    assert [ckpt.load_checkpoint(p)["step"] for p in ckpt.list_checkpoints(t.ckpt_dir)] == [3]
+
+
+def test_checkpoints_are_pruned_and_written_atomically(tiny_args, tmp_path):
+    assert run(tiny_args + ["--steps", "10", "--ckpt-every", "2", "--keep-ckpts", "2"]) == 0
+    d = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in ckpt.list_checkpoints(d)] == ["step_00000008.pt", "step_00000010.pt"]
+    assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_truncated_checkpoint_is_reported(tmp_path):
+    p = tmp_path / "step_00000001.pt"
+    p.write_bytes(b"PK\x03\x04 broken")
+    with pytest.raises(ValueError, match="cannot be read"):
+        ckpt.load_checkpoint(p)
+
+
+@pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])
+def test_mixed_precision_runs(tiny_args, amp_dtype):
+    assert run(tiny_args + ["--steps", "3", "--amp", "--amp-dtype", amp_dtype]) == 0
+
+
+def test_user_image_folder_with_preset(image_folder, tmp_path):
+    args = ["--data", image_folder, "--preset", "cifar10", "--width", "0.25", "--batch-size", "8", "--workers", "0",
+            "--steps", "3", "--out", tmp_path / "r", "--hflip", "--classes", "circle,square"]
+    assert run(args) == 0
+    state = final_state(tmp_path / "r")
+    assert state["classes"] == ["circle", "square"] and state["spec"]["image_size"] == 32
+
+
+def test_bad_data_gives_a_clear_error(tmp_path, capsys):
+    assert run(["--data", tmp_path / "nowhere", "--out", tmp_path / "o"]) == 2
+    err = capsys.readouterr().err
+    assert "--data" in err and "nowhere: no such file or folder" in err
+
+
+def test_cli_covers_every_config_field():
+    parser = build_parser()
+    opts = {a.dest for a in parser._actions}
+    from dataclasses import fields
+
+    from fastacgan.config import TrainConfig
+    assert {f.name for f in fields(TrainConfig)} <= opts
+    cfg = parse_args(["--no-channels-last", "--amp", "--lr-d", "1e-4"])
+    assert cfg.channels_last is False and cfg.amp is True and cfg.lr_d == 1e-4
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "fastacgan.train"] + tiny_args + ["--steps", "100000", "--log-every", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    deadline = time.time() + 120
+    for line in proc.stdout:
+        lines.append(line)
+        if "step 4/" in line or time.time() > deadline:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "checkpoint saved" in rest and "Traceback" not in rest
+    saved = final_state(tmp_path / "run")["step"]
+    assert saved >= 4
+    assert main(tiny_args + ["--steps", str(saved + 2), "--resume"]) == 0
+    assert final_state(tmp_path / "run")["step"] == saved + 2
