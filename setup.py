@@ -24,5 +24,7 @@ setup(
         "test": ["pytest>=7", "pytest-benchmark>=4"],
         "dali": ["nvidia-dali-cuda130; platform_system == 'Linux' and platform_machine == 'x86_64'"],
     },
-    entry_points={"console_scripts": ["fastacgan-train=fastacgan.train:main", "fastacgan-sample=fastacgan.sample:main"]},
+    entry_points={
+        "console_scripts": ["fastacgan-train=fastacgan.train:main", "fastacgan-sample=fastacgan.sample:main"]
+    },
 )

@@ -18,8 +18,13 @@ CLASS_NAMES = [str(d) for d in range(10)]
 
 def _arc(cx, cy, rx, ry, a0, a1, n=10):
     """Points on an ellipse arc, angles in degrees, y pointing down."""
-    return [(cx + rx * math.cos(math.radians(a0 + (a1 - a0) * t / n)),
-             cy + ry * math.sin(math.radians(a0 + (a1 - a0) * t / n))) for t in range(n + 1)]
+    return [
+        (
+            cx + rx * math.cos(math.radians(a0 + (a1 - a0) * t / n)),
+            cy + ry * math.sin(math.radians(a0 + (a1 - a0) * t / n)),
+        )
+        for t in range(n + 1)
+    ]
 
 
 _STROKES = {

@@ -73,11 +73,14 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 def check_compatible(path, saved_spec: dict, spec: dict, saved_classes: list, classes: list) -> None:
     """Raise ValueError naming every model field where the checkpoint and this run differ."""
-    diffs = [f"{k}: checkpoint {saved_spec.get(k)!r}, this run {v!r}" for k, v in spec.items() if saved_spec.get(k) != v]
+    diffs = [
+        f"{k}: checkpoint {saved_spec.get(k)!r}, this run {v!r}" for k, v in spec.items() if saved_spec.get(k) != v
+    ]
     if list(saved_classes) != list(classes):
         diffs.append(f"classes: checkpoint {list(saved_classes)[:10]}, this run {list(classes)[:10]}")
     if diffs:
         raise ValueError(
-            f"checkpoint {path} was written by an incompatible config:\n  " + "\n  ".join(diffs)
+            f"checkpoint {path} was written by an incompatible config:\n  "
+            + "\n  ".join(diffs)
             + "\nuse the same --preset/--image-size/--nz/--conditioning/--width/--classes/data, or another --out"
         )

@@ -22,23 +22,38 @@ def _f(default, help: str, **kw):
 @dataclass
 class TrainConfig:
     # --- data
-    data: str = _f("builtin:digits", "image folder (PATH/<class>/*.jpg|png...), a .tar/.tar.gz of one, a folder "
-                   "with a CSV of file names and labels, or builtin:digits (made on the fly, no download)")
-    csv: str = _f("", "CSV of image file names and labels, relative to --data or absolute; auto-detected when --data "
-                  "holds exactly one *.csv next to an Images/ folder (the ISIC layout)")
+    data: str = _f(
+        "builtin:digits",
+        "image folder (PATH/<class>/*.jpg|png...), a .tar/.tar.gz of one, a folder "
+        "with a CSV of file names and labels, or builtin:digits (made on the fly, no download)",
+    )
+    csv: str = _f(
+        "",
+        "CSV of image file names and labels, relative to --data or absolute; auto-detected when --data "
+        "holds exactly one *.csv next to an Images/ folder (the ISIC layout)",
+    )
     csv_image_col: str = _f("", "CSV column with the image file names (default: the first column)")
     csv_label_col: str = _f("", "CSV column with the labels (default: 'label', 'target', 'class' or the last column)")
     classes: str = _f("", "comma-separated subset of class names to train on (default: all)")
     max_images: int = _f(0, "use at most this many images (a seeded random subset); 0 = all")
-    bad_images: str = _f("skip", "what to do with an unreadable or truncated image: skip (warn and count) or error",
-                         choices=("skip", "error"))
+    bad_images: str = _f(
+        "skip",
+        "what to do with an unreadable or truncated image: skip (warn and count) or error",
+        choices=("skip", "error"),
+    )
     hflip: bool = _f(False, "random horizontal flips of real images")
     workers: int = _f(-1, "image-decoding worker processes; -1 = one per CPU core (at most 8)")
-    cache_gb: float = _f(4.0, "decode the whole data set once into memory when it needs at most this many GiB "
-                         "as uint8, else stream it from disk")
+    cache_gb: float = _f(
+        4.0,
+        "decode the whole data set once into memory when it needs at most this many GiB "
+        "as uint8, else stream it from disk",
+    )
     # --- model
-    preset: str = _f("auto", "architecture preset: auto, digits, mnist, cifar10, isic64, isic128, imagenet128 "
-                     "(auto: digits for the built-in set, else chosen from the image size)")
+    preset: str = _f(
+        "auto",
+        "architecture preset: auto, digits, mnist, cifar10, isic64, isic128, imagenet128 "
+        "(auto: digits for the built-in set, else chosen from the image size)",
+    )
     image_size: int = _f(0, "training resolution; images are resized (short side) and centre-cropped; 0 = preset's")
     channels: int = _f(0, "1 (greyscale) or 3 (RGB); 0 = from the data")
     nz: int = _f(0, "noise dimension; 0 = preset's")
@@ -56,15 +71,20 @@ class TrainConfig:
     real_label: float = _f(1.0, "D's target for real images (0.9 = one-sided label smoothing)")
     # --- speed
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")
-    amp: bool = _f(False, "mixed precision where the device has it: bf16 autocast on CUDA GPUs with bf16 and on "
-                   "CPUs with native bf16 (AVX512-BF16/AMX); elsewhere fp32 with a notice")
+    amp: bool = _f(
+        False,
+        "mixed precision where the device has it: bf16 autocast on CUDA GPUs with bf16 and on "
+        "CPUs with native bf16 (AVX512-BF16/AMX); elsewhere fp32 with a notice",
+    )
     amp_dtype: str = _f("auto", "auto, bf16, or fp16 (fp16 uses a gradient scaler)", choices=("auto", "bf16", "fp16"))
     channels_last: bool = _f(True, "channels-last (NHWC) activations on CUDA")
     # --- outputs
     out: str = _f("", "output folder; default runs/<data name>")
     resume: bool = _f(False, "continue from the newest checkpoint in --out")
     seed: int = _f(0, "seed for weights, data order, noise and dropout")
-    log_every: int = _f(50, "steps between progress lines and metrics records (metrics are read from the device only then)")
+    log_every: int = _f(
+        50, "steps between progress lines and metrics records (metrics are read from the device only then)"
+    )
     sample_every: int = _f(0, "steps between sample grids; 0 = about 24 grids per run")
     ckpt_every: int = _f(0, "steps between checkpoints; 0 = every epoch, at most every 2000 steps")
     keep_ckpts: int = _f(3, "how many of the newest checkpoints to keep")
@@ -83,26 +103,95 @@ class Preset:
     about: str
 
 
-_DCGAN_PAIRS = dict(g_arch="tconv", g_base=48, g_cap=1024, d_arch="pairs", d_base=16, d_cap=512, d_kernel=3,
-                    d_tail=False, d_bn=True, d_dropout=0.5, d_sn=False)
-_KERAS_MNIST = dict(g_arch="upconv", g_base=64, g_cap=512, d_arch="strided", d_base=16, d_cap=512, d_kernel=3,
-                    d_tail=True, d_bn=True, d_dropout=0.25, d_sn=False)
-_ISIC_SN = dict(g_arch="upconv", g_base=64, g_cap=512, d_arch="strided", d_base=64, d_cap=512, d_kernel=4,
-                d_tail=False, d_bn=False, d_dropout=0.0, d_sn=True)
+_DCGAN_PAIRS = dict(
+    g_arch="tconv",
+    g_base=48,
+    g_cap=1024,
+    d_arch="pairs",
+    d_base=16,
+    d_cap=512,
+    d_kernel=3,
+    d_tail=False,
+    d_bn=True,
+    d_dropout=0.5,
+    d_sn=False,
+)
+_KERAS_MNIST = dict(
+    g_arch="upconv",
+    g_base=64,
+    g_cap=512,
+    d_arch="strided",
+    d_base=16,
+    d_cap=512,
+    d_kernel=3,
+    d_tail=True,
+    d_bn=True,
+    d_dropout=0.25,
+    d_sn=False,
+)
+_ISIC_SN = dict(
+    g_arch="upconv",
+    g_base=64,
+    g_cap=512,
+    d_arch="strided",
+    d_base=64,
+    d_cap=512,
+    d_kernel=4,
+    d_tail=False,
+    d_bn=False,
+    d_dropout=0.0,
+    d_sn=True,
+)
 
 PRESETS: dict[str, Preset] = {
-    "digits": Preset(28, 64, "embed-mul", 8, {**_KERAS_MNIST, "g_base": 32, "d_base": 16},
-                     "built-in synthetic digits, a half-width MNIST network sized for a CPU"),
-    "mnist": Preset(28, 100, "embed-mul", 50, _KERAS_MNIST,
-                    "28x28 MNIST: Keras-style upsample+conv G with embedding x noise, strided-conv D (seeds 002/003)"),
-    "cifar10": Preset(32, 100, "onehot-concat", 100, _DCGAN_PAIRS,
-                      "32x32 CIFAR-10: the PyTorch ACGAN (transposed convs + BN in G, BN + dropout in D; seed 001)"),
-    "isic64": Preset(64, 100, "embed-mul", 200, _ISIC_SN,
-                     "64x64 ISIC: upsample+conv G, spectral-norm D, embedding x noise (seed 000)"),
-    "isic128": Preset(128, 100, "embed-mul", 200, _ISIC_SN,
-                      "128x128 ISIC: upsample+conv G, spectral-norm D, embedding x noise (seed 000)"),
-    "imagenet128": Preset(128, 110, "onehot-replace", 100, {**_DCGAN_PAIRS, "g_base": 32, "g_cap": 768},
-                          "128x128 ImageNet subsets: transposed-conv G, one-hot in the first K noise entries (seed 004)"),
+    "digits": Preset(
+        28,
+        64,
+        "embed-mul",
+        8,
+        {**_KERAS_MNIST, "g_base": 32, "d_base": 16},
+        "built-in synthetic digits, a half-width MNIST network sized for a CPU",
+    ),
+    "mnist": Preset(
+        28,
+        100,
+        "embed-mul",
+        50,
+        _KERAS_MNIST,
+        "28x28 MNIST: Keras-style upsample+conv G with embedding x noise, strided-conv D (seeds 002/003)",
+    ),
+    "cifar10": Preset(
+        32,
+        100,
+        "onehot-concat",
+        100,
+        _DCGAN_PAIRS,
+        "32x32 CIFAR-10: the PyTorch ACGAN (transposed convs + BN in G, BN + dropout in D; seed 001)",
+    ),
+    "isic64": Preset(
+        64,
+        100,
+        "embed-mul",
+        200,
+        _ISIC_SN,
+        "64x64 ISIC: upsample+conv G, spectral-norm D, embedding x noise (seed 000)",
+    ),
+    "isic128": Preset(
+        128,
+        100,
+        "embed-mul",
+        200,
+        _ISIC_SN,
+        "128x128 ISIC: upsample+conv G, spectral-norm D, embedding x noise (seed 000)",
+    ),
+    "imagenet128": Preset(
+        128,
+        110,
+        "onehot-replace",
+        100,
+        {**_DCGAN_PAIRS, "g_base": 32, "g_cap": 768},
+        "128x128 ImageNet subsets: transposed-conv G, one-hot in the first K noise entries (seed 004)",
+    ),
 }
 
 
@@ -139,8 +228,9 @@ def resolve_spec(cfg: TrainConfig, preset_name: str, channels: int, num_classes:
 
 
 def build_parser(prog: str = "python -m fastacgan.train") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Train an AC-GAN (fastacgan).",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Train an AC-GAN (fastacgan).", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kw = {"default": f.default, "help": f.metadata["help"], "dest": f.name}

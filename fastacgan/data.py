@@ -16,9 +16,9 @@ import sys
 import tarfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -46,11 +46,16 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.names)
 
-    def subset(self, idx: np.ndarray) -> "Catalog":
+    def subset(self, idx: np.ndarray) -> Catalog:
         base = self.read
-        return Catalog(self.name, [self.names[i] for i in idx], self.labels[idx], self.class_names,
-                       None if base is None else (lambda i, _m=idx, _r=base: _r(int(_m[i]))),
-                       None if self.images is None else self.images[torch.as_tensor(idx)])
+        return Catalog(
+            self.name,
+            [self.names[i] for i in idx],
+            self.labels[idx],
+            self.class_names,
+            None if base is None else (lambda i, _m=idx, _r=base: _r(int(_m[i]))),
+            None if self.images is None else self.images[torch.as_tensor(idx)],
+        )
 
 
 def _is_image(name: str) -> bool:
@@ -204,8 +209,16 @@ def builtin_catalog(spec: str, image_size: int) -> Catalog:
     return Catalog("digits", names, labels.numpy(), list(CLASS_NAMES), None, images)
 
 
-def open_catalog(data: str, csv_opt: str = "", image_col: str = "", label_col: str = "", classes: str = "",
-                 max_images: int = 0, seed: int = 0, image_size: int = 0) -> Catalog:
+def open_catalog(
+    data: str,
+    csv_opt: str = "",
+    image_col: str = "",
+    label_col: str = "",
+    classes: str = "",
+    max_images: int = 0,
+    seed: int = 0,
+    image_size: int = 0,
+) -> Catalog:
     """Resolve --data (and --csv, --classes, --max-images) to a Catalog, or raise DataError."""
     if data.startswith("builtin:"):
         cat = builtin_catalog(data, image_size)
@@ -309,16 +322,18 @@ def _report_bad(errors: list[str], policy: str) -> None:
         warnings.warn(f"skipped {msg}", stacklevel=3)
 
 
-def decode_all(cat: Catalog, size: int, channels: int, workers: int, policy: str = "skip",
-               log=print) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_all(
+    cat: Catalog, size: int, channels: int, workers: int, policy: str = "skip", log=print
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode every image once -> (uint8 [N', size, size, C], int64 [N']), skipping or raising on bad files."""
     if cat.images is not None:
         return cat.images, torch.as_tensor(cat.labels)
     out = torch.empty(len(cat), size, size, channels, dtype=torch.uint8)
     ok = torch.zeros(len(cat), dtype=torch.bool)
     errors: list[str] = []
-    loader = torch.utils.data.DataLoader(_DecodeSet(cat, size, channels), batch_size=256, num_workers=workers,
-                                         collate_fn=_collate)
+    loader = torch.utils.data.DataLoader(
+        _DecodeSet(cat, size, channels), batch_size=256, num_workers=workers, collate_fn=_collate
+    )
     t0 = last = time.time()
     done = 0
     for items in loader:
@@ -354,8 +369,9 @@ def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tens
 class MemoryLoader:
     """Serves batches from a decoded uint8 set held in memory (on the training device when it is a GPU)."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
-                 device: torch.device, hflip: bool):
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int, device: torch.device, hflip: bool
+    ):
         self.n, self.batch_size, self.seed, self.hflip = len(labels), batch_size, seed, hflip
         if self.n < batch_size:
             raise DataError(f"--batch-size {batch_size} is larger than the data set ({self.n} images)")
@@ -378,8 +394,18 @@ class MemoryLoader:
 class StreamLoader:
     """Decodes each batch in worker processes; the same order as MemoryLoader. Bad files drop out of their batch."""
 
-    def __init__(self, cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
-                 hflip: bool, workers: int, policy: str):
+    def __init__(
+        self,
+        cat: Catalog,
+        size: int,
+        channels: int,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        hflip: bool,
+        workers: int,
+        policy: str,
+    ):
         self.cat, self.batch_size, self.seed, self.hflip, self.policy = cat, batch_size, seed, hflip, policy
         self.n = len(cat)
         if self.n < batch_size:
@@ -390,10 +416,17 @@ class StreamLoader:
 
     def epoch(self, epoch: int, start_step: int = 0):
         perm, flips = epoch_order(self.n, self.seed, epoch)
-        batches = [perm[s * self.batch_size : (s + 1) * self.batch_size].tolist()
-                   for s in range(start_step, self.steps_per_epoch)]
-        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers,
-                                             collate_fn=_collate, pin_memory=self.device.type == "cuda")
+        batches = [
+            perm[s * self.batch_size : (s + 1) * self.batch_size].tolist()
+            for s in range(start_step, self.steps_per_epoch)
+        ]
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_sampler=batches,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+        )
         labels = torch.as_tensor(self.cat.labels)
         for items in loader:
             good = [(i, a) for i, a, _ in items if a is not None]
@@ -407,8 +440,19 @@ class StreamLoader:
             yield x.to(self.device, non_blocking=True), labels[idx].to(self.device, non_blocking=True)
 
 
-def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
-                hflip: bool, workers: int, policy: str, cache_gb: float, log=print):
+def make_loader(
+    cat: Catalog,
+    size: int,
+    channels: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    hflip: bool,
+    workers: int,
+    policy: str,
+    cache_gb: float,
+    log=print,
+):
     need_gb = len(cat) * size * size * channels / 2**30
     if cat.images is not None or need_gb <= cache_gb:
         log(f"loader: memory ({len(cat)} images, {need_gb:.2f} GiB as uint8, within --cache-gb {cache_gb:g})")

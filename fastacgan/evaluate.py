@@ -24,12 +24,26 @@ def make_classifier(channels: int, num_classes: int, size: int) -> nn.Module:
     def block(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
 
-    return nn.Sequential(*block(channels, 32), *block(32, 64), *block(64, 128), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Dropout(0.2), nn.Linear(128, num_classes))
+    return nn.Sequential(
+        *block(channels, 32),
+        *block(32, 64),
+        *block(64, 128),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(128, num_classes),
+    )
 
 
-def train_classifier(images_u8: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int = 3,
-                     batch_size: int = 128, seed: int = 0, log=None) -> tuple[nn.Module, float]:
+def train_classifier(
+    images_u8: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    epochs: int = 3,
+    batch_size: int = 128,
+    seed: int = 0,
+    log=None,
+) -> tuple[nn.Module, float]:
     """Train on uint8 [N, H, W, C] images; -> (classifier in eval mode, accuracy on a held-out 10%)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -63,8 +77,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, batch: int
     return (pred == labels).float().mean().item()
 
 
-def conditioning_accuracy(generator, classifier: nn.Module, num_classes: int, n_per_class: int = 100,
-                          seed: int = 0) -> tuple[float, list[float]]:
+def conditioning_accuracy(
+    generator, classifier: nn.Module, num_classes: int, n_per_class: int = 100, seed: int = 0
+) -> tuple[float, list[float]]:
     """-> (overall accuracy of the classifier on generated images w.r.t. their requested class, per class)."""
     labels = torch.arange(num_classes).repeat_interleave(n_per_class)
     x = generate(generator, labels, seed)
@@ -75,8 +90,11 @@ def conditioning_accuracy(generator, classifier: nn.Module, num_classes: int, n_
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fastacgan.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m fastacgan.evaluate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
     p.add_argument("--data", default="", help="real data for the classifier (default: the run's --data)")
     p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
@@ -86,19 +104,38 @@ def main(argv: list[str] | None = None) -> int:
     try:
         g, classes, file = load_generator(a.ckpt)
         cfg = ckpt.load_checkpoint(file)["config"]
-        cat = open_catalog(a.data or cfg["data"], cfg["csv"], cfg["csv_image_col"], cfg["csv_label_col"],
-                           cfg["classes"], a.max_images, 0, g.spec.image_size)
+        cat = open_catalog(
+            a.data or cfg["data"],
+            cfg["csv"],
+            cfg["csv_image_col"],
+            cfg["csv_label_col"],
+            cfg["classes"],
+            a.max_images,
+            0,
+            g.spec.image_size,
+        )
         if cat.class_names != classes:
             raise ValueError(f"--data classes {cat.class_names[:10]} differ from the checkpoint's {classes[:10]}")
-        images, labels = decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=lambda m: None)
+        images, labels = decode_all(
+            cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=lambda m: None
+        )
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs)
         acc, per_class = conditioning_accuracy(g, clf, len(classes), a.n_per_class)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({"checkpoint": str(file), "classifier_real_accuracy": round(real_acc, 4),
-                      "generated_class_accuracy": round(acc, 4), "chance": round(1 / len(classes), 4),
-                      "per_class": {c: round(v, 3) for c, v in zip(classes, per_class)}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "checkpoint": str(file),
+                "classifier_real_accuracy": round(real_acc, 4),
+                "generated_class_accuracy": round(acc, 4),
+                "chance": round(1 / len(classes), 4),
+                "per_class": {c: round(v, 3) for c, v in zip(classes, per_class)},
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

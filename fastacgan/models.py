@@ -64,7 +64,9 @@ def validate_spec(spec: ModelSpec) -> None:
             f"({spec.nz}) must be at least the number of classes ({spec.num_classes})"
         )
     if spec.image_size < 8 or start_size(spec.image_size) == spec.image_size:
-        raise ValueError(f"--image-size {spec.image_size} is not supported: use s * 2**n with n >= 1 (16, 28, 32, 64...)")
+        raise ValueError(
+            f"--image-size {spec.image_size} is not supported: use s * 2**n with n >= 1 (16, 28, 32, 64...)"
+        )
     if spec.g_arch not in ("tconv", "upconv") or spec.d_arch not in ("pairs", "strided"):
         raise ValueError(f"unknown architecture g_arch={spec.g_arch!r} d_arch={spec.d_arch!r}")
     if spec.channels not in (1, 3):

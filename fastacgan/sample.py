@@ -46,8 +46,10 @@ def parse_label(label: str, classes: list[str]) -> int:
         return classes.index(label)
     if label.lstrip("-").isdigit() and 0 <= int(label) < len(classes):
         return int(label)
-    raise ValueError(f"--label {label!r}: not a class name or an index in 0..{len(classes) - 1} "
-                     f"(classes: {', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''})")
+    raise ValueError(
+        f"--label {label!r}: not a class name or an index in 0..{len(classes) - 1} "
+        f"(classes: {', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''})"
+    )
 
 
 @torch.no_grad()
@@ -61,8 +63,11 @@ def generate(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fastacgan.sample", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m fastacgan.sample",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
     p.add_argument("--label", default=None, help="class index or name; omit for one row per class")
     p.add_argument("--n", type=int, default=64, help="images to generate with --label")

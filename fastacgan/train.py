@@ -27,8 +27,21 @@ from .kernels import acgan_loss
 from .models import Discriminator, Generator, count_params
 
 # per-step metrics accumulated on the device, in this order
-METRICS = ("loss_d", "loss_g", "d_real", "d_fake", "d_fake_g", "acc_real", "acc_fake",
-           "bce_real", "ce_real", "bce_fake", "ce_fake", "bce_g", "ce_g")
+METRICS = (
+    "loss_d",
+    "loss_g",
+    "d_real",
+    "d_fake",
+    "d_fake_g",
+    "acc_real",
+    "acc_fake",
+    "bce_real",
+    "ce_real",
+    "bce_fake",
+    "ce_fake",
+    "bce_g",
+    "ce_g",
+)
 
 
 class TrainingError(RuntimeError):
@@ -62,8 +75,11 @@ def select_amp(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | No
         return torch.float16, "fp16 autocast with a gradient scaler (this GPU has no bf16)"
     if cpu_has_bf16():
         return torch.bfloat16, "bf16 autocast (CPU with native bf16)"
-    return None, "fp32: --amp asked for mixed precision, but this CPU has no native bf16 (AVX512-BF16/AMX), " \
-                 "where bf16 is slower than fp32; --amp-dtype bf16 forces it"
+    return (
+        None,
+        "fp32: --amp asked for mixed precision, but this CPU has no native bf16 (AVX512-BF16/AMX), "
+        "where bf16 is slower than fp32; --amp-dtype bf16 forces it",
+    )
 
 
 def fmt_time(s: float) -> str:
@@ -81,23 +97,31 @@ class Trainer:
 
         # --- data: what it is, then the model that fits it, then the loader at the model's size
         builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only
-        self.catalog = open_catalog(cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes,
-                                    cfg.max_images, cfg.seed, builtin_size)
+        self.catalog = open_catalog(
+            cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images, cfg.seed, builtin_size
+        )
         native, channels = probe(self.catalog)
-        self.preset = cfg.preset if cfg.preset != "auto" else pick_preset(self.catalog.images is not None, native,
-                                                                          cfg.channels or channels)
+        self.preset = (
+            cfg.preset
+            if cfg.preset != "auto"
+            else pick_preset(self.catalog.images is not None, native, cfg.channels or channels)
+        )
         self.spec = resolve_spec(cfg, self.preset, cfg.channels or channels, len(self.catalog.class_names))
         self.class_names = self.catalog.class_names
         self.out = Path(cfg.out or f"runs/{self.catalog.name}")
         self.ckpt_dir = self.out / "checkpoints"
         if self.preset in PRESETS:
             log(f"preset {self.preset}: {PRESETS[self.preset].about}")
-        log(f"data: {cfg.data} -> {len(self.catalog)} images, {len(self.class_names)} classes, "
-            f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}")
+        log(
+            f"data: {cfg.data} -> {len(self.catalog)} images, {len(self.class_names)} classes, "
+            f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}"
+        )
         existing = ckpt.list_checkpoints(self.ckpt_dir)
         if existing and not cfg.resume:
-            raise ValueError(f"--out {self.out} already holds checkpoints ({existing[-1].name}); pass --resume to "
-                             f"continue that run, or choose another --out")
+            raise ValueError(
+                f"--out {self.out} already holds checkpoints ({existing[-1].name}); pass --resume to "
+                f"continue that run, or choose another --out"
+            )
         if cfg.resume and not existing:
             raise ValueError(f"--resume: no checkpoint in {self.ckpt_dir} to resume from")
 
@@ -113,13 +137,26 @@ class Trainer:
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.noise_gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)
-        log(f"model: G {count_params(self.G) / 1e6:.2f}M params, D {count_params(self.D) / 1e6:.2f}M params "
+        log(
+            f"model: G {count_params(self.G) / 1e6:.2f}M params, D {count_params(self.D) / 1e6:.2f}M params "
             f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
-            f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}")
+            f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
+        )
 
         self.workers = default_workers(cfg.workers)
-        self.loader = make_loader(self.catalog, self.spec.image_size, self.spec.channels, cfg.batch_size, cfg.seed,
-                                  self.device, cfg.hflip, self.workers, cfg.bad_images, cfg.cache_gb, log)
+        self.loader = make_loader(
+            self.catalog,
+            self.spec.image_size,
+            self.spec.channels,
+            cfg.batch_size,
+            cfg.seed,
+            self.device,
+            cfg.hflip,
+            self.workers,
+            cfg.bad_images,
+            cfg.cache_gb,
+            log,
+        )
         spe = self.loader.steps_per_epoch
         self.total_steps = cfg.steps or (cfg.epochs or PRESETS[self.preset].epochs) * spe
         self.sample_every = cfg.sample_every or max(1, self.total_steps // 24)
@@ -178,8 +215,23 @@ class Trainer:
         # bookkeeping on the device: no host sync here
         with torch.no_grad():
             # stats: [bce, ce, mean sigmoid, accuracy]
-            self.metrics += torch.stack([loss_d.detach(), loss_g.detach(), st_r[2], st_f[2], st_g[2], st_r[3], st_f[3],
-                                         st_r[0], st_r[1], st_f[0], st_f[1], st_g[0], st_g[1]])
+            self.metrics += torch.stack(
+                [
+                    loss_d.detach(),
+                    loss_g.detach(),
+                    st_r[2],
+                    st_f[2],
+                    st_g[2],
+                    st_r[3],
+                    st_f[3],
+                    st_r[0],
+                    st_r[1],
+                    st_f[0],
+                    st_f[1],
+                    st_g[0],
+                    st_g[1],
+                ]
+            )
             self.dev_step += 1
             finite = torch.isfinite(loss_d) & torch.isfinite(loss_g)
             self.bad_step = torch.where((self.bad_step < 0) & ~finite, self.dev_step, self.bad_step)
@@ -190,13 +242,23 @@ class Trainer:
     def train(self) -> dict:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        save_json(self.out / "config.json", {"config": cfg.to_dict(), "preset": self.preset,
-                                              "spec": self.spec.to_dict(), "classes": self.class_names,
-                                              "device": str(self.device), "total_steps": self.total_steps,
-                                              "steps_per_epoch": self.loader.steps_per_epoch})
+        save_json(
+            self.out / "config.json",
+            {
+                "config": cfg.to_dict(),
+                "preset": self.preset,
+                "spec": self.spec.to_dict(),
+                "classes": self.class_names,
+                "device": str(self.device),
+                "total_steps": self.total_steps,
+                "steps_per_epoch": self.loader.steps_per_epoch,
+            },
+        )
         spe = self.loader.steps_per_epoch
-        self.log(f"training {self.total_steps} steps ({self.total_steps / spe:.1f} epochs of {spe} steps, batch "
-                 f"{cfg.batch_size}) from step {self.step}; output in {self.out}")
+        self.log(
+            f"training {self.total_steps} steps ({self.total_steps / spe:.1f} epochs of {spe} steps, batch "
+            f"{cfg.batch_size}) from step {self.step}; output in {self.out}"
+        )
         if self.step == 0:
             self.save_samples()
         old_handler = signal.getsignal(signal.SIGINT)
@@ -247,7 +309,8 @@ class Trainer:
             raise TrainingError(
                 f"non-finite loss (NaN/Inf) at step {bad}; the run stopped without saving that state. Last good "
                 f"checkpoint: {kept[-1] if kept else 'none'}. Lower --lr-d/--lr-g, or try without --amp or with "
-                f"--amp-dtype bf16")
+                f"--amp-dtype bf16"
+            )
 
     def report(self, dt: float, steps: int, elapsed: float) -> None:
         """Read the device metrics (the only host sync), print a progress line, append to metrics.jsonl."""
@@ -259,10 +322,13 @@ class Trainer:
         ips = steps * self.cfg.batch_size / max(dt, 1e-9)
         spe = self.loader.steps_per_epoch
         eta = (self.total_steps - self.step) * dt / max(steps, 1)
-        self.log(f"epoch {(self.step - 1) // spe + 1}/{math.ceil(self.total_steps / spe)} step {self.step}/{self.total_steps}"
-                 f" | {ips:,.0f} img/s | D {m['loss_d']:.3f} G {m['loss_g']:.3f} | D(x) {m['d_real']:.2f} "
-                 f"D(G(z)) {m['d_fake']:.2f}/{m['d_fake_g']:.2f} | acc real {m['acc_real']:.2f} fake "
-                 f"{m['acc_fake']:.2f} | ETA {fmt_time(eta)}")
+        epoch, epochs = (self.step - 1) // spe + 1, math.ceil(self.total_steps / spe)
+        self.log(
+            f"epoch {epoch}/{epochs} step {self.step}/{self.total_steps}"
+            f" | {ips:,.0f} img/s | D {m['loss_d']:.3f} G {m['loss_g']:.3f} | D(x) {m['d_real']:.2f} "
+            f"D(G(z)) {m['d_fake']:.2f}/{m['d_fake_g']:.2f} | acc real {m['acc_real']:.2f} fake "
+            f"{m['acc_fake']:.2f} | ETA {fmt_time(eta)}"
+        )
         rec = {"step": self.step, "epoch": self.step / spe, "images_per_s": ips, "elapsed_s": elapsed, **m}
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -284,11 +350,19 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {
-            "step": self.step, "spec": self.spec.to_dict(), "classes": self.class_names, "preset": self.preset,
-            "config": self.cfg.to_dict(), "G": self.G.state_dict(), "D": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
-            "rng_cpu": torch.get_rng_state(), "noise_gen": self.noise_gen.get_state(),
+            "step": self.step,
+            "spec": self.spec.to_dict(),
+            "classes": self.class_names,
+            "preset": self.preset,
+            "config": self.cfg.to_dict(),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "noise_gen": self.noise_gen.get_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
         }
 

@@ -45,5 +45,19 @@ def image_folder(tmp_path):
 @pytest.fixture
 def tiny_args(tmp_path):
     """CLI arguments for a tiny, fast run on the built-in digits at 16x16."""
-    return ["--data", "builtin:digits:400", "--image-size", "16", "--width", "0.25", "--batch-size", "16",
-            "--workers", "0", "--log-every", "5", "--out", str(tmp_path / "run")]
+    return [
+        "--data",
+        "builtin:digits:400",
+        "--image-size",
+        "16",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "16",
+        "--workers",
+        "0",
+        "--log-every",
+        "5",
+        "--out",
+        str(tmp_path / "run"),
+    ]

@@ -7,8 +7,17 @@ import torch
 from conftest import CLASSES, make_folder
 from PIL import Image
 
-from fastacgan.data import (DataError, MemoryLoader, StreamLoader, decode_all, decode_image, epoch_order,
-                            open_catalog, probe, to_model_input)
+from fastacgan.data import (
+    DataError,
+    MemoryLoader,
+    StreamLoader,
+    decode_all,
+    decode_image,
+    epoch_order,
+    open_catalog,
+    probe,
+    to_model_input,
+)
 
 
 def load(data, **kw):
@@ -45,7 +54,7 @@ def test_tar_archives_match_the_folder(image_folder, tmp_path, suffix, mode):
 def write_isic(root, rows, label_col="target"):
     (root / "Images").mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for name, lab in rows:
+    for name, _ in rows:
         Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(root / "Images" / f"{name}.jpg")
     with open(root / "train_data.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -95,12 +104,15 @@ def test_max_images(image_folder):
     assert len(open_catalog(str(image_folder), max_images=5)) == 5
 
 
-@pytest.mark.parametrize("setup,match", [
-    (lambda p: None, "no such file or folder"),
-    (lambda p: p.mkdir(), "no class folders"),
-    (lambda p: (p / "cat").mkdir(parents=True), r"class folder .*cat holds no images"),
-    (lambda p: p.write_text("x"), "must be a .tar"),
-])
+@pytest.mark.parametrize(
+    "setup,match",
+    [
+        (lambda p: None, "no such file or folder"),
+        (lambda p: p.mkdir(), "no class folders"),
+        (lambda p: (p / "cat").mkdir(parents=True), r"class folder .*cat holds no images"),
+        (lambda p: p.write_text("x"), "must be a .tar"),
+    ],
+)
 def test_bad_paths(tmp_path, setup, match):
     p = tmp_path / "data"
     setup(p)

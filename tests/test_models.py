@@ -79,13 +79,16 @@ def test_label_changes_the_output():
     assert not torch.allclose(x[0], x[1])
 
 
-@pytest.mark.parametrize("bad,msg", [
-    ({"conditioning": "onehot-replace", "nz": 5}, "--nz"),
-    ({"conditioning": "sum"}, "--conditioning"),
-    ({"image_size": 7}, "--image-size"),
-    ({"image_size": 25}, "--image-size"),
-    ({"channels": 2}, "--channels"),
-])
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        ({"conditioning": "onehot-replace", "nz": 5}, "--nz"),
+        ({"conditioning": "sum"}, "--conditioning"),
+        ({"image_size": 7}, "--image-size"),
+        ({"image_size": 25}, "--image-size"),
+        ({"channels": 2}, "--channels"),
+    ],
+)
 def test_invalid_specs_name_the_option(bad, msg):
     spec = ModelSpec(**{**spec_for("digits", 1).to_dict(), **bad})
     with pytest.raises(ValueError, match=msg):

@@ -11,8 +11,24 @@ from fastacgan.train import main
 def test_generated_digits_are_classified_as_their_label(tmp_path):
     torch.manual_seed(0)
     out = tmp_path / "q"
-    args = ["--data", "builtin:digits:3000", "--image-size", "16", "--width", "0.5", "--batch-size", "64",
-            "--workers", "0", "--steps", "300", "--log-every", "100", "--out", str(out)]
+    args = [
+        "--data",
+        "builtin:digits:3000",
+        "--image-size",
+        "16",
+        "--width",
+        "0.5",
+        "--batch-size",
+        "64",
+        "--workers",
+        "0",
+        "--steps",
+        "800",
+        "--log-every",
+        "200",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     real = open_catalog("builtin:digits:3000", image_size=16)
     clf, real_acc = train_classifier(real.images, torch.as_tensor(real.labels), 10, epochs=3)

@@ -11,8 +11,22 @@ from fastacgan.train import main as train_main
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("sample") / "run"
-    args = ["--data", "builtin:digits:200", "--image-size", "16", "--width", "0.25", "--batch-size", "16",
-            "--workers", "0", "--steps", "3", "--out", str(out)]
+    args = [
+        "--data",
+        "builtin:digits:200",
+        "--image-size",
+        "16",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "16",
+        "--workers",
+        "0",
+        "--steps",
+        "3",
+        "--out",
+        str(out),
+    ]
     assert train_main(args) == 0
     return out
 
@@ -50,11 +64,14 @@ def test_generator_loads_on_cpu_in_eval_mode(run_dir):
     assert next(g.parameters()).device == torch.device("cpu")
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--label", "12"], "--label '12': not a class name or an index in 0..9"),
-    (["--label", "cat"], "--label 'cat'"),
-    (["--n", "0"], "--n and --per-class"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--label", "12"], "--label '12': not a class name or an index in 0..9"),
+        (["--label", "cat"], "--label 'cat'"),
+        (["--n", "0"], "--n and --per-class"),
+    ],
+)
 def test_bad_arguments(run_dir, tmp_path, capsys, args, msg):
     assert sample_main(["--ckpt", str(run_dir), "--out", str(tmp_path / "x.png")] + args) == 2
     assert msg in capsys.readouterr().err
@@ -70,7 +87,22 @@ def test_missing_checkpoint(tmp_path, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_checkpoint_samples_on_cpu(tmp_path):
     out = tmp_path / "gpu"
-    args = ["--data", "builtin:digits:200", "--image-size", "16", "--width", "0.25", "--batch-size", "16",
-            "--steps", "2", "--device", "cuda", "--amp", "--out", str(out)]
+    args = [
+        "--data",
+        "builtin:digits:200",
+        "--image-size",
+        "16",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "16",
+        "--steps",
+        "2",
+        "--device",
+        "cuda",
+        "--amp",
+        "--out",
+        str(out),
+    ]
     assert train_main(args) == 0
     assert sample_main(["--ckpt", str(out), "--label", "2", "--n", "4", "--out", str(tmp_path / "s.png")]) == 0

@@ -109,8 +109,25 @@ def test_mixed_precision_runs(tiny_args, amp_dtype):
 
 
 def test_user_image_folder_with_preset(image_folder, tmp_path):
-    args = ["--data", image_folder, "--preset", "cifar10", "--width", "0.25", "--batch-size", "8", "--workers", "0",
-            "--steps", "3", "--out", tmp_path / "r", "--hflip", "--classes", "circle,square"]
+    args = [
+        "--data",
+        image_folder,
+        "--preset",
+        "cifar10",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        "--steps",
+        "3",
+        "--out",
+        tmp_path / "r",
+        "--hflip",
+        "--classes",
+        "circle,square",
+    ]
     assert run(args) == 0
     state = final_state(tmp_path / "r")
     assert state["classes"] == ["circle", "square"] and state["spec"]["image_size"] == 32
@@ -128,6 +145,7 @@ def test_cli_covers_every_config_field():
     from dataclasses import fields
 
     from fastacgan.config import TrainConfig
+
     assert {f.name for f in fields(TrainConfig)} <= opts
     cfg = parse_args(["--no-channels-last", "--amp", "--lr-d", "1e-4"])
     assert cfg.channels_last is False and cfg.amp is True and cfg.lr_d == 1e-4
