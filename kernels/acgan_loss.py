@@ -1,10 +1,15 @@
-"""The AC-GAN loss: mean BCE-with-logits on the source logit + weight * mean cross-entropy on the class logits.
+"""The AC-GAN loss, fused: mean BCE-with-logits on the source logit + weight * mean cross-entropy on the classes.
 
     loss  = mean_i BCEwithlogits(s_i, t_i) + w * mean_i CE(c_i, y_i)
     stats = [bce, ce, mean_i sigmoid(s_i), mean_i (argmax c_i == y_i)]      float32 [4], no gradient
+    d loss / d s_i   = (sigmoid(s_i) - t_i) / B
+    d loss / d c_ik  = w * (softmax(c_i)_k - [k == y_i]) / B
 
-`acgan_loss` is the public entry point; `acgan_loss_reference` is the plain-PyTorch definition that the
-tests, the benchmarks and the CPU path all use.
+Forward: one launch. Each program reduces ROWS rows (an online logsumexp, the label's logit and the argmax
+over K in chunks of BLOCK_K) to four partial sums; with one program it writes the results directly, with
+several the last program to finish (an atomic counter) adds the partials in a fixed order, so the result is
+deterministic. The per-row logsumexp (as max + log-sum) is kept for the backward, which is one launch that recomputes softmax.
+All arithmetic is fp32 whatever the input dtype; nothing is read on the host.
 """
 
 from __future__ import annotations
@@ -12,7 +17,237 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+try:  # the kernels need triton; the reference below does not
+    import triton
+    import triton.language as tl
+
+    HAS_TRITON = True
+except ImportError:  # pragma: no cover - triton ships with CUDA torch and is a dependency on Linux x86-64
+    HAS_TRITON = False
+
 STAT_NAMES = ("bce", "ce", "d_prob", "acc")
+
+if HAS_TRITON:
+
+    @triton.jit
+    def _source_terms(src_ptr, tgt_ptr, tgt_val, rows, rmask, stride_t, TGT_PTR: tl.constexpr):
+        """BCE-with-logits and sigmoid of the source logit for a block of rows (fp32), and the targets."""
+        s = tl.load(src_ptr + rows, mask=rmask, other=0.0).to(tl.float32)
+        if TGT_PTR:
+            t = tl.load(tgt_ptr + rows * stride_t, mask=rmask, other=0.0).to(tl.float32)
+        else:
+            t = tl.zeros_like(s) + tgt_val
+        e = tl.exp(-tl.abs(s))  # in (0, 1]: no overflow at any magnitude
+        bce = tl.maximum(s, 0.0) - s * t + tl.log(1.0 + e)
+        sig = tl.where(s >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        return bce, sig, t
+
+    @triton.jit
+    def _acgan_loss_fwd_kernel(
+        src_ptr, cls_ptr, lab_ptr, tgt_ptr, tgt_val, lse_ptr, part_ptr, cnt_ptr, loss_ptr, stats_ptr,
+        B, K, stride_cb, stride_t, cls_weight, n_prog,
+        ROWS: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_P: tl.constexpr,
+        TGT_PTR: tl.constexpr, SINGLE: tl.constexpr,
+    ):  # fmt: skip
+        pid = tl.program_id(0)
+        rows = pid.to(tl.int64) * ROWS + tl.arange(0, ROWS)
+        rmask = rows < B
+        bce, sig, _ = _source_terms(src_ptr, tgt_ptr, tgt_val, rows, rmask, stride_t, TGT_PTR)
+        lab = tl.load(lab_ptr + rows, mask=rmask, other=0)
+
+        # class logits, chunk by chunk: running max m, running sum of exp(x - m), the label's logit, the argmax
+        m = tl.full([ROWS], float("-inf"), tl.float32)
+        ssum = tl.zeros([ROWS], tl.float32)
+        lab_logit = tl.zeros([ROWS], tl.float32)
+        best = tl.full([ROWS], float("-inf"), tl.float32)
+        best_idx = tl.zeros([ROWS], tl.int64)
+        for k0 in range(0, K, BLOCK_K):
+            cols = k0 + tl.arange(0, BLOCK_K).to(tl.int64)
+            cmask = cols < K
+            mask2 = rmask[:, None] & cmask[None, :]
+            x = tl.load(cls_ptr + rows[:, None] * stride_cb + cols[None, :], mask=mask2, other=0.0).to(tl.float32)
+            x = tl.where(cmask[None, :], x, float("-inf"))
+            cmax = tl.max(x, axis=1)
+            new_m = tl.maximum(m, cmax)
+            ssum = ssum * tl.exp(m - new_m) + tl.sum(tl.exp(x - new_m[:, None]), axis=1)
+            m = new_m
+            # first column attaining the chunk's max; a later chunk wins only if strictly larger (torch.argmax)
+            idx = tl.min(tl.where(x == cmax[:, None], cols[None, :], K), axis=1)
+            better = cmax > best
+            best_idx = tl.where(better, idx, best_idx)
+            best = tl.where(better, cmax, best)
+            lab_logit += tl.sum(tl.where(cols[None, :] == lab[:, None], x, 0.0), axis=1)
+        # logsumexp = m + log(ssum) kept as two parts: at |logits| ~ 1e30 their sum would absorb log(ssum)
+        lsum = tl.log(ssum)
+        tl.store(lse_ptr + rows, m, mask=rmask)
+        tl.store(lse_ptr + B + rows, lsum, mask=rmask)
+        ce = (m - lab_logit) + lsum
+        hit = (best_idx == lab).to(tl.float32)
+
+        p_bce = tl.sum(tl.where(rmask, bce, 0.0), axis=0)
+        p_ce = tl.sum(tl.where(rmask, ce, 0.0), axis=0)
+        p_sig = tl.sum(tl.where(rmask, sig, 0.0), axis=0)
+        p_hit = tl.sum(tl.where(rmask, hit, 0.0), axis=0)
+        if SINGLE:
+            inv_b = 1.0 / B
+            tl.store(loss_ptr, p_bce * inv_b + cls_weight * (p_ce * inv_b))
+            tl.store(stats_ptr + 0, p_bce * inv_b)
+            tl.store(stats_ptr + 1, p_ce * inv_b)
+            tl.store(stats_ptr + 2, p_sig * inv_b)
+            tl.store(stats_ptr + 3, p_hit * inv_b)
+        else:
+            tl.store(part_ptr + pid * 4 + 0, p_bce)
+            tl.store(part_ptr + pid * 4 + 1, p_ce)
+            tl.store(part_ptr + pid * 4 + 2, p_sig)
+            tl.store(part_ptr + pid * 4 + 3, p_hit)
+            # acq_rel: our partials are visible before the count; the last program sees everyone's
+            done = tl.atomic_add(cnt_ptr, 1, sem="acq_rel")
+            if done == n_prog - 1:
+                acc = tl.zeros([BLOCK_P, 4], tl.float32)
+                cols4 = tl.arange(0, 4)
+                for p0 in range(0, n_prog, BLOCK_P):
+                    prg = p0 + tl.arange(0, BLOCK_P)
+                    acc += tl.load(part_ptr + prg[:, None] * 4 + cols4[None, :], mask=prg[:, None] < n_prog,
+                                   other=0.0, volatile=True)  # fmt: skip
+                tot = tl.sum(acc, axis=0) / B  # [bce, ce, sig, acc] means
+                tl.store(stats_ptr + cols4, tot)
+                loss = tl.sum(tl.where(cols4 == 0, tot, 0.0)) + cls_weight * tl.sum(tl.where(cols4 == 1, tot, 0.0))
+                tl.store(loss_ptr, loss)
+
+    @triton.jit
+    def _acgan_loss_bwd_kernel(
+        grad_ptr, src_ptr, cls_ptr, lab_ptr, tgt_ptr, tgt_val, lse_ptr, dsrc_ptr, dcls_ptr,
+        B, K, stride_cb, stride_t, cls_weight,
+        ROWS: tl.constexpr, BLOCK_K: tl.constexpr, TGT_PTR: tl.constexpr,
+    ):  # fmt: skip
+        pid = tl.program_id(0)
+        rows = pid.to(tl.int64) * ROWS + tl.arange(0, ROWS)
+        rmask = rows < B
+        g = tl.load(grad_ptr).to(tl.float32) / B  # upstream gradient of the (mean) loss
+        _, sig, t = _source_terms(src_ptr, tgt_ptr, tgt_val, rows, rmask, stride_t, TGT_PTR)
+        tl.store(dsrc_ptr + rows, (g * (sig - t)).to(dsrc_ptr.dtype.element_ty), mask=rmask)
+        lab = tl.load(lab_ptr + rows, mask=rmask, other=0)
+        m = tl.load(lse_ptr + rows, mask=rmask, other=0.0)
+        lsum = tl.load(lse_ptr + B + rows, mask=rmask, other=0.0)
+        gw = g * cls_weight
+        for k0 in range(0, K, BLOCK_K):
+            cols = k0 + tl.arange(0, BLOCK_K).to(tl.int64)
+            mask2 = rmask[:, None] & (cols < K)[None, :]
+            offs = rows[:, None] * stride_cb + cols[None, :]
+            x = tl.load(cls_ptr + offs, mask=mask2, other=float("-inf")).to(tl.float32)
+            d = gw * (tl.exp((x - m[:, None]) - lsum[:, None]) - tl.where(cols[None, :] == lab[:, None], 1.0, 0.0))
+            tl.store(dcls_ptr + offs, d.to(dcls_ptr.dtype.element_ty), mask=mask2)
+
+
+# ------------------------------------------------------------------------------------------------ launchers
+
+_TILE = 4096  # elements of the class-logit tile a program holds at once
+_FWD_ROWS_MAX = 64  # rows per forward program; above this, programs are added (with the counter reduction)
+_BWD_ROWS_MAX = 16
+
+
+def _tiling(b: int, k: int, rows_max: int) -> tuple[int, int]:
+    block_k = min(triton.next_power_of_2(max(k, 16)), 2048)
+    rows = max(1, min(triton.next_power_of_2(b), rows_max, _TILE // block_k))
+    return rows, block_k
+
+
+def _target_args(src: torch.Tensor, target: torch.Tensor | None, target_value: float):
+    """(pointer tensor, scalar, stride, has pointer): a per-sample or 0-d tensor target is read on the device."""
+    if target is None:
+        return src, float(target_value), 0, False
+    t = target.reshape(-1)
+    if t.numel() not in (1, src.numel()):
+        raise ValueError(f"acgan_loss: target has {t.numel()} elements, expected 1 or B={src.numel()}")
+    return t, 0.0, (0 if t.numel() == 1 else t.stride(0)), True
+
+
+def _fwd_impl(src, cls, labels, target, target_value: float, cls_weight: float):
+    b, k = cls.shape
+    rows, block_k = _tiling(b, k, _FWD_ROWS_MAX)
+    n_prog = triton.cdiv(b, rows)
+    single = n_prog == 1
+    loss = torch.empty((), device=src.device, dtype=torch.float32)
+    stats = torch.empty(4, device=src.device, dtype=torch.float32)
+    lse = torch.empty(2, b, device=src.device, dtype=torch.float32)  # per row: max logit, log sum exp(x - max)
+    part = torch.empty(1 if single else n_prog * 4, device=src.device, dtype=torch.float32)
+    cnt = torch.zeros(1, device=src.device, dtype=torch.int32)  # only read when n_prog > 1
+    tgt, tval, stride_t, has_t = _target_args(src, target, target_value)
+    torch.library.wrap_triton(_acgan_loss_fwd_kernel)[(n_prog,)](
+        src, cls, labels, tgt, tval, lse, part, cnt, loss, stats,
+        b, k, cls.stride(0), stride_t, float(cls_weight), n_prog,
+        ROWS=rows, BLOCK_K=block_k, BLOCK_P=64, TGT_PTR=has_t, SINGLE=single,
+    )  # fmt: skip
+    return loss, stats, lse
+
+
+def _bwd_impl(grad, src, cls, labels, target, target_value: float, cls_weight: float, lse):
+    b, k = cls.shape
+    rows, block_k = _tiling(b, k, _BWD_ROWS_MAX)
+    dsrc = torch.empty_like(src)
+    dcls = torch.empty_like(cls)
+    tgt, tval, stride_t, has_t = _target_args(src, target, target_value)
+    torch.library.wrap_triton(_acgan_loss_bwd_kernel)[(triton.cdiv(b, rows),)](
+        grad, src, cls, labels, tgt, tval, lse, dsrc, dcls,
+        b, k, cls.stride(0), stride_t, float(cls_weight),
+        ROWS=rows, BLOCK_K=block_k, TGT_PTR=has_t,
+    )  # fmt: skip
+    return dsrc, dcls
+
+
+# ------------------------------------------------------------------------------------------------ torch.library
+
+if HAS_TRITON:
+
+    @torch.library.triton_op("fastacgan::acgan_loss_fwd", mutates_args=())
+    def _acgan_loss_fwd(
+        src: torch.Tensor, cls: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None,
+        target_value: float, cls_weight: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        return _fwd_impl(src, cls, labels, target, target_value, cls_weight)
+
+    @torch.library.triton_op("fastacgan::acgan_loss_bwd", mutates_args=())
+    def _acgan_loss_bwd(
+        grad: torch.Tensor, src: torch.Tensor, cls: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None,
+        target_value: float, cls_weight: float, lse: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        return _bwd_impl(grad, src, cls, labels, target, target_value, cls_weight, lse)
+
+    def _setup_context(ctx, inputs, output):
+        src, cls, labels, target, target_value, cls_weight = inputs
+        _, stats, lse = output
+        ctx.mark_non_differentiable(stats, lse)
+        ctx.save_for_backward(src, cls, labels, lse)
+        ctx.target, ctx.target_value, ctx.cls_weight = target, target_value, cls_weight
+
+    def _backward(ctx, grad_loss, grad_stats, grad_lse):
+        src, cls, labels, lse = ctx.saved_tensors
+        dsrc, dcls = _acgan_loss_bwd(grad_loss.contiguous(), src, cls, labels, ctx.target, ctx.target_value,
+                                     ctx.cls_weight, lse)  # fmt: skip
+        return dsrc, dcls, None, None, None, None
+
+    _acgan_loss_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight: float = 1.0):
+    """The Triton implementation (CUDA tensors; CPU tensors too under TRITON_INTERPRET=1)."""
+    if not HAS_TRITON:
+        raise RuntimeError("acgan_loss_fused needs triton")
+    if cls_logits.ndim != 2 or src_logits.shape != cls_logits.shape[:1] or labels.shape != src_logits.shape:
+        raise ValueError(
+            f"acgan_loss: expected src [B], cls [B, K], labels [B]; got {tuple(src_logits.shape)}, "
+            f"{tuple(cls_logits.shape)}, {tuple(labels.shape)}"
+        )
+    t = target if isinstance(target, torch.Tensor) else None
+    tval = 0.0 if t is not None else float(target)
+    if t is not None:
+        t = t.detach().to(device=src_logits.device)
+    loss, stats, _ = _acgan_loss_fwd(src_logits.contiguous(), cls_logits.contiguous(), labels.contiguous(), t, tval,
+                                     float(cls_weight))  # fmt: skip
+    return loss, stats
+
+
+# ------------------------------------------------------------------------------------------------ reference
 
 
 def acgan_loss_reference(
@@ -22,14 +257,15 @@ def acgan_loss_reference(
     labels: torch.Tensor,
     cls_weight: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """src_logits [B], cls_logits [B, K], target scalar or [B] in [0, 1], labels [B] int64.
+    """src_logits [B], cls_logits [B, K], target scalar or [B] in [0, 1], labels [B] int64 in [0, K).
 
-    Returns (loss: float32 scalar, stats: float32 [4] as in STAT_NAMES). Computed in float32 whatever the
-    input dtype, so it is stable at any logit magnitude.
+    Returns (loss: scalar, stats: [4] as in STAT_NAMES), float32 for float32/bf16/fp16 inputs (float64 for
+    float64, so gradcheck can run on it); half-precision logits are upcast, so it is stable at any magnitude.
     """
-    s = src_logits.float()
-    c = cls_logits.float()
-    t = torch.as_tensor(target, dtype=torch.float32, device=s.device).expand_as(s)
+    dt = torch.promote_types(src_logits.dtype, torch.float32)
+    s = src_logits.to(dt)
+    c = cls_logits.to(dt)
+    t = torch.as_tensor(target, dtype=dt, device=s.device).expand_as(s)
     bce = F.binary_cross_entropy_with_logits(s, t)
     ce = F.cross_entropy(c, labels)
     loss = bce + cls_weight * ce
@@ -39,5 +275,8 @@ def acgan_loss_reference(
 
 
 def acgan_loss(src_logits, cls_logits, target, labels, cls_weight: float = 1.0):
-    """Public entry point (see module docstring)."""
+    """The AC-GAN loss and its statistics (see the module docstring): the fused Triton kernels on CUDA tensors,
+    the reference elsewhere. target: a float (1.0 real, 0.0 fake, 0.9 smoothed) or a per-sample tensor [B]."""
+    if HAS_TRITON and src_logits.is_cuda:
+        return acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight)
     return acgan_loss_reference(src_logits, cls_logits, target, labels, cls_weight)

@@ -1,0 +1,48 @@
+"""Shared benchmark machinery: device choice, sizes, and a throughput table printed after pytest-benchmark's.
+
+Each benchmark times one callable that synchronises the device before it returns (pytest-benchmark reads the
+host clock). On a GPU the suites run at full size; on a CPU at small sizes, the Triton kernels under the
+interpreter, so the suite still runs (and must pass) everywhere.
+"""
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
+
+import pytest  # noqa: E402
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+FULL = DEVICE.type == "cuda"
+_ROWS: list[tuple[str, str, str]] = []
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@pytest.fixture
+def run_bench(benchmark):
+    """run_bench(fn, work=N, unit="images/s") times fn (which must synchronise) and records N / median."""
+
+    def go(fn, work: float, unit: str, rounds: int | None = None):
+        fn()  # warm-up: compilation, autotuning, allocator
+        fn()
+        result = benchmark.pedantic(fn, rounds=rounds or (50 if FULL else 3), iterations=1, warmup_rounds=1)
+        median = benchmark.stats.stats.median
+        rate = work / median
+        benchmark.extra_info[unit] = rate
+        _ROWS.append((benchmark.group or "", benchmark.name, f"{median * 1e6:10.1f} us  {rate:14,.0f} {unit}"))
+        return result
+
+    return go
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _ROWS:
+        terminalreporter.section(f"throughput ({DEVICE}, median)")
+        for group, name, text in sorted(_ROWS):
+            terminalreporter.write_line(f"{group:<28} {name:<60} {text}")

@@ -1,0 +1,175 @@
+"""The fused AC-GAN loss (Triton, run under TRITON_INTERPRET=1 on CPU) against the reference and plain torch."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastacgan.kernels import acgan_loss, acgan_loss_reference
+from fastacgan.kernels.acgan_loss import acgan_loss_fused
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+TOL = {  # dtype: (atol, rtol) for the loss and stats, and for gradients (in the input dtype)
+    torch.float32: ((1e-5, 1e-5), (1e-7, 1e-5)),
+    torch.bfloat16: ((1e-5, 1e-5), (1e-4, 1e-2)),
+    torch.float16: ((1e-5, 1e-5), (1e-6, 1e-3)),
+}
+
+
+def inputs(b, k, dtype=torch.float32, scale=3.0, seed=0):
+    g = torch.Generator().manual_seed(seed + 1000 * b + k)
+    src = (torch.randn(b, generator=g) * scale).to(DEVICE, dtype).requires_grad_()
+    cls = (torch.randn(b, k, generator=g) * scale).to(DEVICE, dtype).requires_grad_()
+    labels = torch.randint(k, (b,), generator=g).to(DEVICE)
+    return src, cls, labels
+
+
+def both(src, cls, target, labels, w):
+    """(loss, stats, d src, d cls) of the fused op and of the reference, on the same leaves."""
+    out = []
+    for fn in (acgan_loss_fused, acgan_loss_reference):
+        src.grad = cls.grad = None
+        loss, stats = fn(src, cls, target, labels, w)
+        (loss * 0.5).backward()  # an upstream gradient other than 1
+        out.append((loss.detach(), stats, src.grad.clone(), cls.grad.clone()))
+    return out
+
+
+def assert_close(a, b, atol, rtol, what):
+    assert not torch.isnan(a).any(), f"{what}: NaN"
+    torch.testing.assert_close(a.float(), b.float(), atol=atol, rtol=rtol, msg=lambda m: f"{what}: {m}")
+
+
+@pytest.mark.parametrize("b", [1, 3, 257, 1024])
+@pytest.mark.parametrize("k", [1, 2, 10, 1000, 1001])
+def test_fp32_against_reference_and_plain_torch(b, k):
+    src, cls, labels = inputs(b, k)
+    (lf, sf, dsf, dcf), (lr, sr, dsr, dcr) = both(src, cls, 1.0, labels, 0.7)
+    assert lf.dtype == torch.float32 and lf.shape == () and sf.shape == (4,)
+    assert_close(lf, lr, 1e-5, 1e-5, "loss")
+    assert_close(sf, sr, 1e-5, 1e-5, "stats")
+    assert_close(dsf, dsr, 1e-7, 1e-5, "d src")
+    assert_close(dcf, dcr, 1e-7, 1e-5, "d cls")
+    plain = F.binary_cross_entropy_with_logits(src, torch.ones_like(src)) + 0.7 * F.cross_entropy(cls, labels)
+    assert_close(lf, plain.detach(), 1e-5, 1e-5, "loss vs plain torch")
+    gs, gc = torch.autograd.grad(plain * 0.5, (src, cls))
+    assert_close(dsf, gs, 1e-7, 1e-5, "d src vs plain torch")
+    assert_close(dcf, gc, 1e-7, 1e-5, "d cls vs plain torch")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("b,k", [(3, 10), (257, 1001), (64, 4096)])
+def test_dtypes(dtype, b, k):
+    (atol, rtol), (gatol, grtol) = TOL[dtype]
+    src, cls, labels = inputs(b, k, dtype)
+    (lf, sf, dsf, dcf), (lr, sr, dsr, dcr) = both(src, cls, 0.0, labels, 1.0)
+    assert lf.dtype == torch.float32 and dsf.dtype == dtype and dcf.dtype == dtype
+    assert_close(lf, lr, atol, rtol, "loss")
+    assert_close(sf, sr, atol, rtol, "stats")
+    assert_close(dsf, dsr, gatol, grtol, "d src")
+    assert_close(dcf, dcr, gatol, grtol, "d cls")
+
+
+@pytest.mark.parametrize("make_target", [
+    lambda b: torch.full((b,), 0.9),  # one-sided label smoothing, per sample
+    lambda b: torch.rand(b, generator=torch.Generator().manual_seed(3)),
+    lambda b: torch.tensor(0.9),  # a 0-d tensor
+])
+def test_tensor_targets(make_target):
+    src, cls, labels = inputs(130, 10)
+    target = make_target(130).to(DEVICE)
+    (lf, sf, dsf, dcf), (lr, sr, dsr, dcr) = both(src, cls, target, labels, 2.0)
+    assert_close(lf, lr, 1e-5, 1e-5, "loss")
+    assert_close(sf, sr, 1e-5, 1e-5, "stats")
+    assert_close(dsf, dsr, 1e-7, 1e-5, "d src")
+    assert_close(dcf, dcr, 1e-7, 1e-5, "d cls")
+
+
+@pytest.mark.parametrize("dtype,big", [
+    (torch.float32, 1e4), (torch.float32, 1e30), (torch.float16, 65504.0), (torch.bfloat16, 1e37),
+])
+def test_extreme_logits(dtype, big):
+    src = torch.tensor([big, -big, 0.0, big], device=DEVICE, dtype=dtype, requires_grad=True)
+    cls = torch.tensor([[big, -big, 0.0], [-big, big, big], [0.0, 0.0, 0.0], [-big, -big, -big]], device=DEVICE,
+                       dtype=dtype, requires_grad=True)  # fmt: skip
+    labels = torch.tensor([0, 2, 1, 2], device=DEVICE)
+    for target in (0.0, 1.0):
+        (lf, sf, dsf, dcf), (lr, sr, dsr, dcr) = both(src, cls, target, labels, 1.0)
+        for name, a, r in (("loss", lf, lr), ("stats", sf, sr), ("d src", dsf, dsr), ("d cls", dcf, dcr)):
+            assert torch.isfinite(a).all(), f"{name} not finite at {big} ({dtype})"
+            assert_close(a, r, 1e-3, 1e-5, name)
+
+
+def test_argmax_ties_follow_torch():
+    cls = torch.zeros(6, 5, device=DEVICE)  # all tied: torch.argmax says 0
+    cls[3, 2] = cls[3, 4] = 1.0  # first maximum wins
+    labels = torch.tensor([0, 1, 0, 2, 4, 0], device=DEVICE)
+    _, stats = acgan_loss_fused(torch.zeros(6, device=DEVICE), cls, 1.0, labels)
+    _, ref = acgan_loss_reference(torch.zeros(6, device=DEVICE), cls, 1.0, labels)
+    assert stats[3].item() == ref[3].item() == pytest.approx(4 / 6)
+
+
+def test_multi_program_reduction_is_deterministic():
+    src, cls, labels = inputs(1024, 10)  # several programs: the counter path
+    a = acgan_loss_fused(src, cls, 1.0, labels)
+    b = acgan_loss_fused(src, cls, 1.0, labels)  # the counter must have been reset by the first call
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_no_grad_and_shape_errors():
+    src, cls, labels = inputs(8, 3)
+    with torch.no_grad():
+        loss, stats = acgan_loss_fused(src, cls, 1.0, labels)
+    assert not loss.requires_grad and torch.isfinite(stats).all()
+    with pytest.raises(ValueError, match=r"expected src \[B\], cls \[B, K\]"):
+        acgan_loss_fused(src[:4], cls, 1.0, labels)
+    with pytest.raises(ValueError, match="target has 5 elements"):
+        acgan_loss_fused(src, cls, torch.ones(5, device=DEVICE), labels)
+
+
+def test_public_entry_point_picks_by_device():
+    src, cls, labels = inputs(4, 3)
+    loss, _ = acgan_loss(src, cls, 1.0, labels)
+    ref, _ = acgan_loss_reference(src, cls, 1.0, labels)
+    assert torch.allclose(loss, ref)
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@cuda
+def test_compile_fullgraph_without_graph_breaks():
+    src, cls, labels = inputs(256, 10)
+
+    @torch.compile(fullgraph=True)
+    def step(s, c, y):
+        loss, stats = acgan_loss(s, c, 0.9, y, 1.0)
+        loss.backward()
+        return loss, stats
+
+    loss, stats = step(src, cls, labels)
+    ref, rstats = acgan_loss_reference(src.detach(), cls.detach(), 0.9, labels)
+    assert_close(loss.detach(), ref, 1e-5, 1e-5, "compiled loss")
+    assert_close(stats, rstats, 1e-5, 1e-5, "compiled stats")
+
+
+@cuda
+def test_cuda_graph_capture_and_replay():
+    src, cls, labels = inputs(1024, 1000)
+    static_src, static_cls = src.detach().clone(), cls.detach().clone()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(2):
+            acgan_loss_fused(static_src, static_cls, 1.0, labels)
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        loss, stats = acgan_loss_fused(static_src, static_cls, 1.0, labels)
+    for seed in range(3):
+        new_src, new_cls, _ = inputs(1024, 1000, seed=seed + 10)
+        static_src.copy_(new_src.detach())
+        static_cls.copy_(new_cls.detach())
+        graph.replay()
+        ref, rstats = acgan_loss_reference(static_src, static_cls, 1.0, labels)
+        assert_close(loss, ref, 1e-5, 1e-5, "replayed loss")
+        assert_close(stats, rstats, 1e-5, 1e-5, "replayed stats")
