@@ -8,7 +8,8 @@
 Forward: one launch. Each program reduces ROWS rows (an online logsumexp, the label's logit and the argmax
 over K in chunks of BLOCK_K) to four partial sums; with one program it writes the results directly, with
 several the last program to finish (an atomic counter) adds the partials in a fixed order, so the result is
-deterministic. The per-row logsumexp (as max + log-sum) is kept for the backward, which is one launch that recomputes softmax.
+deterministic. The per-row logsumexp (as max + log-sum) is kept for the backward, one launch that recomputes
+the softmax.
 All arithmetic is fp32 whatever the input dtype; nothing is read on the host.
 """
 

@@ -69,11 +69,14 @@ def test_dtypes(dtype, b, k):
     assert_close(dcf, dcr, gatol, grtol, "d cls")
 
 
-@pytest.mark.parametrize("make_target", [
-    lambda b: torch.full((b,), 0.9),  # one-sided label smoothing, per sample
-    lambda b: torch.rand(b, generator=torch.Generator().manual_seed(3)),
-    lambda b: torch.tensor(0.9),  # a 0-d tensor
-])
+@pytest.mark.parametrize(
+    "make_target",
+    [
+        lambda b: torch.full((b,), 0.9),  # one-sided label smoothing, per sample
+        lambda b: torch.rand(b, generator=torch.Generator().manual_seed(3)),
+        lambda b: torch.tensor(0.9),  # a 0-d tensor
+    ],
+)
 def test_tensor_targets(make_target):
     src, cls, labels = inputs(130, 10)
     target = make_target(130).to(DEVICE)
@@ -84,9 +87,15 @@ def test_tensor_targets(make_target):
     assert_close(dcf, dcr, 1e-7, 1e-5, "d cls")
 
 
-@pytest.mark.parametrize("dtype,big", [
-    (torch.float32, 1e4), (torch.float32, 1e30), (torch.float16, 65504.0), (torch.bfloat16, 1e37),
-])
+@pytest.mark.parametrize(
+    "dtype,big",
+    [
+        (torch.float32, 1e4),
+        (torch.float32, 1e30),
+        (torch.float16, 65504.0),
+        (torch.bfloat16, 1e37),
+    ],
+)
 def test_extreme_logits(dtype, big):
     src = torch.tensor([big, -big, 0.0, big], device=DEVICE, dtype=dtype, requires_grad=True)
     cls = torch.tensor([[big, -big, 0.0], [-big, big, big], [0.0, 0.0, 0.0], [-big, -big, -big]], device=DEVICE,

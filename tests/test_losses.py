@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from fastacgan.kernels import STAT_NAMES, acgan_loss, acgan_loss_reference
 
 
