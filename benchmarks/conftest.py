@@ -35,7 +35,7 @@ def run_bench(benchmark):
         median = benchmark.stats.stats.median
         rate = work / median
         benchmark.extra_info[unit] = rate
-        _ROWS.append((benchmark.group or "", benchmark.name, f"{median * 1e6:10.1f} us  {rate:14,.0f} {unit}"))
+        _ROWS.append((benchmark.group or "", benchmark.name, f"{median * 1e6:10.1f} us  {rate:12,.4g} {unit}"))
         return result
 
     return go

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernels import SpectralNormGroup, spectral_norm
+
 CONDITIONING = ("embed-mul", "onehot-concat", "onehot-replace")
 
 
@@ -168,11 +170,16 @@ def d_layers(spec: ModelSpec) -> list[tuple[int, int, int]]:
 
 
 class Discriminator(nn.Module):
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, sn_impl: str = "fused"):
+        """sn_impl: "fused" (fastacgan.kernels, one grouped launch) or "torch" (PyTorch's parametrization);
+        both have the same state_dict keys and buffers, so weights move freely between them."""
         super().__init__()
         validate_spec(spec)
         self.spec = spec
-        sn = nn.utils.parametrizations.spectral_norm if spec.d_sn else (lambda m: m)
+        if sn_impl not in ("fused", "torch"):
+            raise ValueError(f"sn_impl must be 'fused' or 'torch', got {sn_impl!r}")
+        torch_sn = nn.utils.parametrizations.spectral_norm
+        sn = (spectral_norm if sn_impl == "fused" else torch_sn) if spec.d_sn else (lambda m: m)
         layers: list[nn.Module] = []
         cin, s = spec.channels, spec.image_size
         for j, (w, k, stride) in enumerate(d_layers(spec)):
@@ -188,8 +195,12 @@ class Discriminator(nn.Module):
         self.src_head = sn(nn.Linear(n_feat, 1))  # real/fake logit
         self.cls_head = sn(nn.Linear(n_feat, spec.num_classes))  # class logits
         self.apply(init_weights)
+        # every SN layer's power iteration in one grouped launch per forward (PyTorch: ~12 launches per layer)
+        self.sn_group = SpectralNormGroup(self) if spec.d_sn and sn_impl == "fused" else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.sn_group is not None:
+            self.sn_group.update(self.training)
         h = self.features(x).flatten(1)
         return self.src_head(h).squeeze(1), self.cls_head(h)  # [B], [B, K]
 

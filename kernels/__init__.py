@@ -1,5 +1,30 @@
-"""fastacgan.kernels: fused ops for AC-GAN training. Imports only torch and triton."""
+"""fastacgan.kernels: fused ops for AC-GAN training. Imports only torch and triton.
 
-from .acgan_loss import STAT_NAMES, acgan_loss, acgan_loss_reference
+- acgan_loss: sigmoid-BCE + softmax-CE of the discriminator's two heads, with the statistics, one launch
+- spectral_norm / SpectralNormGroup / spectral_norm_sigma: the spectral-norm power iteration for every
+  layer of a model in one launch; a drop-in for torch.nn.utils.parametrizations.spectral_norm
+Each op falls back to its plain-PyTorch reference (`*_reference`) on non-CUDA tensors.
+"""
 
-__all__ = ["STAT_NAMES", "acgan_loss", "acgan_loss_reference"]
+from .acgan_loss import STAT_NAMES, acgan_loss, acgan_loss_fused, acgan_loss_reference
+from .spectral_norm import (
+    SpectralNorm,
+    SpectralNormGroup,
+    spectral_norm,
+    spectral_norm_sigma,
+    spectral_norm_sigma_fused,
+    spectral_norm_sigma_reference,
+)
+
+__all__ = [
+    "STAT_NAMES",
+    "SpectralNorm",
+    "SpectralNormGroup",
+    "acgan_loss",
+    "acgan_loss_fused",
+    "acgan_loss_reference",
+    "spectral_norm",
+    "spectral_norm_sigma",
+    "spectral_norm_sigma_fused",
+    "spectral_norm_sigma_reference",
+]

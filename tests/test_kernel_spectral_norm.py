@@ -1,0 +1,224 @@
+"""Fused spectral norm against torch.nn.utils.parametrizations.spectral_norm (kernel under TRITON_INTERPRET=1)."""
+
+import copy
+import importlib
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrizations
+
+from fastacgan.config import TrainConfig, resolve_spec
+from fastacgan.kernels import SpectralNormGroup, spectral_norm, spectral_norm_sigma_fused, spectral_norm_sigma_reference
+from fastacgan.kernels.spectral_norm import weight_to_matrix
+from fastacgan.models import Discriminator
+
+sn_mod = importlib.import_module("fastacgan.kernels.spectral_norm")  # the module; the package exports a function
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@pytest.fixture(params=["reference", "fused"])
+def impl(request, monkeypatch):
+    """Run a test with the CPU reference path and with the Triton kernel forced (interpreter on CPU)."""
+    if request.param == "fused":
+        monkeypatch.setattr(sn_mod, "_use_fused", lambda *a: True)
+    return request.param
+
+
+LAYERS = {
+    "linear": lambda: nn.Linear(7, 5),
+    "linear_1x1": lambda: nn.Linear(1, 1),
+    "conv": lambda: nn.Conv2d(6, 9, 3),
+    "conv_k4": lambda: nn.Conv2d(3, 17, 4, 2, 1),
+    "conv_channels_last": lambda: nn.Conv2d(5, 8, 3).to(memory_format=torch.channels_last),
+    "conv_transpose": lambda: nn.ConvTranspose2d(6, 10, 4, 2, 1),  # dim=1
+    "embedding": lambda: nn.Embedding(11, 6),
+}
+
+
+def make_pair(kind, n_iter=1):
+    """(ours, PyTorch's) on identical weights and identical RNG draws for u and v."""
+    torch.manual_seed(0)
+    base = LAYERS[kind]().to(DEVICE)
+    a, b = copy.deepcopy(base), copy.deepcopy(base)
+    torch.manual_seed(1)
+    spectral_norm(a, n_power_iterations=n_iter)
+    torch.manual_seed(1)
+    parametrizations.spectral_norm(b, n_power_iterations=n_iter)
+    return a, b
+
+
+def sn_state(m):
+    p = m.parametrizations.weight
+    return p[0]._u, p[0]._v, m.weight
+
+
+def assert_close(a, b, what, atol=1e-5, rtol=1e-4):
+    torch.testing.assert_close(a, b, atol=atol, rtol=rtol, msg=lambda msg: f"{what}: {msg}")
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("steps", [1, 5, 50])
+def test_layer_matches_pytorch(kind, steps, impl):
+    a, b = make_pair(kind)
+    assert_close(a.parametrizations.weight[0]._u, b.parametrizations.weight[0]._u, "initial u", 1e-6, 1e-5)
+    x = torch.randint(11, (4,)) if kind == "embedding" else None
+    for _ in range(steps):
+        wa, _ = a.weight, b.weight  # each access in training mode runs the power iteration
+    for name, ta, tb in zip(("u", "v", "normalised weight"), sn_state(a), sn_state(b)):
+        assert_close(ta, tb, f"{kind} after {steps} steps: {name}")
+    # gradient of a loss through the normalised weight, with respect to the raw weight
+    probe = torch.randn_like(wa)
+    ga = torch.autograd.grad((a.weight * probe).sum(), a.parametrizations.weight.original)[0]
+    gb = torch.autograd.grad((b.weight * probe).sum(), b.parametrizations.weight.original)[0]
+    assert_close(ga, gb, f"{kind} gradient")
+    if x is not None:
+        assert_close(a(x), b(x), "embedding output")
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_transpose", "linear"])
+def test_eval_mode_does_not_update_and_matches(kind, impl):
+    a, b = make_pair(kind)
+    a.eval()
+    b.eval()
+    u0 = a.parametrizations.weight[0]._u.clone()
+    wa, wb = a.weight, b.weight
+    assert torch.equal(a.parametrizations.weight[0]._u, u0)
+    assert_close(wa, wb, "eval weight")
+
+
+def test_state_dict_round_trips_both_ways():
+    a, b = make_pair("conv")
+    assert (
+        set(a.state_dict())
+        == set(b.state_dict())
+        == {"bias", "parametrizations.weight.original", "parametrizations.weight.0._u", "parametrizations.weight.0._v"}
+    )
+    for _ in range(3):
+        b.weight  # noqa: B018 - advance PyTorch's buffers
+    a.load_state_dict(b.state_dict())
+    assert_close(a.weight, b.weight, "ours after loading PyTorch's state")
+    for _ in range(2):
+        a.weight  # noqa: B018
+    b.load_state_dict(a.state_dict())
+    for ta, tb in zip(sn_state(a), sn_state(b)):
+        assert_close(ta, tb, "PyTorch's after loading ours")
+
+
+@pytest.mark.parametrize(
+    "shape,dim,steps",
+    [
+        ((1, 1), 0, 3),
+        ((3, 5), 0, 5),
+        ((13, 7, 3, 3), 0, 5),
+        ((7, 13, 4, 4), 1, 5),
+        ((129, 257), 0, 2),
+        ((512, 256, 3, 3), 0, 1),
+    ],
+)
+def test_grouped_kernel_against_reference(shape, dim, steps):
+    g = torch.Generator().manual_seed(sum(shape))
+    w = torch.randn(*shape, generator=g).to(DEVICE).requires_grad_()
+    h, wd = weight_to_matrix(w, dim).shape
+    u = nn.functional.normalize(torch.randn(h, generator=g), dim=0).to(DEVICE)
+    v = nn.functional.normalize(torch.randn(wd, generator=g), dim=0).to(DEVICE)
+    # a second, smaller layer in the same launch: the group mixes shapes
+    w2 = torch.randn(4, 6, generator=g).to(DEVICE).requires_grad_()
+    u2 = nn.functional.normalize(torch.randn(4, generator=g), dim=0).to(DEVICE)
+    v2 = nn.functional.normalize(torch.randn(6, generator=g), dim=0).to(DEVICE)
+    bufs = [[t.clone() for t in (u, v, u2, v2)] for _ in range(2)]
+    for _ in range(steps):
+        sf = spectral_norm_sigma_fused([w, w2], bufs[0][0::2], bufs[0][1::2], [dim, 0], 1, 1e-12)
+        sr = spectral_norm_sigma_reference([w, w2], bufs[1][0::2], bufs[1][1::2], [dim, 0], 1, 1e-12)
+    assert_close(sf, sr, "sigma")
+    for a, b in zip(bufs[0], bufs[1]):
+        assert_close(a, b, "u/v")
+    weights = torch.tensor([0.7, -1.3], device=DEVICE)
+    gf = torch.autograd.grad((sf * weights).sum(), (w, w2))
+    gr = torch.autograd.grad((sr * weights).sum(), (w, w2))
+    for a, b in zip(gf, gr):
+        assert_close(a, b, "d sigma / d W")
+
+
+def test_more_layers_than_one_launch_holds():
+    g = torch.Generator().manual_seed(0)
+    ws = [torch.randn(3 + i, 4, generator=g).to(DEVICE) for i in range(sn_mod.GROUP + 3)]
+    us = [nn.functional.normalize(torch.randn(3 + i, generator=g), dim=0).to(DEVICE) for i in range(len(ws))]
+    vs = [nn.functional.normalize(torch.randn(4, generator=g), dim=0).to(DEVICE) for _ in ws]
+    ref_u, ref_v = [u.clone() for u in us], [v.clone() for v in vs]
+    sf = spectral_norm_sigma_fused(ws, us, vs, [0] * len(ws), 2, 1e-12)
+    sr = spectral_norm_sigma_reference(ws, ref_u, ref_v, [0] * len(ws), 2, 1e-12)
+    assert_close(sf, sr, "sigma over two launches")
+
+
+def small_sn_spec():
+    return resolve_spec(TrainConfig(width=0.125, image_size=32), "isic64", 3, 5)
+
+
+def test_discriminator_training_matches_pytorch_spectral_norm(impl):
+    torch.manual_seed(0)
+    spec = small_sn_spec()
+    ours = Discriminator(spec).to(DEVICE)
+    theirs = Discriminator(spec, sn_impl="torch").to(DEVICE)
+    theirs.load_state_dict(ours.state_dict())  # the same keys: weights and u/v buffers move across
+    assert ours.sn_group is not None and len(ours.sn_group) == 5  # 3 convs (32 -> 4) + 2 heads
+    opts = [torch.optim.Adam(m.parameters(), 2e-4, betas=(0.5, 0.999)) for m in (ours, theirs)]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        x = torch.randn(8, 3, 32, 32, generator=g).to(DEVICE)
+        y = torch.randint(5, (8,), generator=g).to(DEVICE)
+        for model, opt in zip((ours, theirs), opts):
+            src_r, cls_r = model(x)  # two forwards per step, as in a D step: two power iterations
+            src_f, cls_f = model(-x)
+            loss = (src_r - src_f).mean() + nn.functional.cross_entropy(cls_r, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for (k, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+        assert_close(a, b, f"after 4 steps: {k}", atol=1e-5, rtol=1e-3)
+    ours.eval()
+    theirs.eval()
+    x = torch.randn(4, 3, 32, 32, generator=g).to(DEVICE)
+    for a, b in zip(ours(x), theirs(x)):
+        assert_close(a, b, "eval outputs", atol=1e-4, rtol=1e-3)
+
+
+def test_group_rejects_mixed_settings():
+    m = nn.Sequential(spectral_norm(nn.Linear(3, 4)), spectral_norm(nn.Linear(4, 2), n_power_iterations=2))
+    with pytest.raises(ValueError, match="one n_power_iterations"):
+        SpectralNormGroup(m)
+
+
+def test_bad_arguments_like_pytorch():
+    with pytest.raises(ValueError, match="no parameter or buffer"):
+        spectral_norm(nn.Linear(2, 2), name="nope")
+    with pytest.raises(ValueError, match="positive"):
+        spectral_norm(nn.Linear(2, 2), n_power_iterations=0)
+    with pytest.raises(IndexError):
+        spectral_norm(nn.Linear(2, 2), dim=3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compile_fullgraph_and_cuda_graph_capture():
+    torch.manual_seed(0)
+    d = Discriminator(resolve_spec(TrainConfig(width=0.25), "isic64", 3, 10)).cuda()
+    x = torch.randn(16, 3, 64, 64, device="cuda")
+    ref = copy.deepcopy(d)
+    compiled = torch.compile(d, fullgraph=True)
+    out_c = compiled(x)
+    out_r = ref(x)
+    for a, b in zip(out_c, out_r):
+        assert_close(a, b, "compiled D", atol=1e-3, rtol=1e-3)
+    static_x = x.clone()
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        d(static_x)
+    torch.cuda.current_stream().wait_stream(s)
+    with torch.cuda.graph(g):
+        out = d(static_x)
+    u_before = d.sn_group.entries[0][2]._u.clone()
+    g.replay()
+    assert not torch.equal(d.sn_group.entries[0][2]._u, u_before)  # the replay ran the power iteration
+    assert torch.isfinite(out[0]).all()
