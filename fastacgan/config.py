@@ -43,10 +43,16 @@ class TrainConfig:
     )
     hflip: bool = _f(False, "random horizontal flips of real images")
     workers: int = _f(-1, "image-decoding worker processes; -1 = one per CPU core (at most 8)")
+    loader: str = _f(
+        "auto",
+        "auto, resident (decode once, keep on the device), dali (NVIDIA DALI, GPU decoding), "
+        "torch (PIL in DataLoader workers); auto: resident if it fits --cache-gb, else dali, else torch",
+        choices=("auto", "resident", "dali", "torch"),
+    )
     cache_gb: float = _f(
         4.0,
-        "decode the whole data set once into memory when it needs at most this many GiB "
-        "as uint8, else stream it from disk",
+        "budget for the resident loader: the decoded uint8 set stays on the device when it needs at most this "
+        "many GiB (on a GPU, also at most half its free memory)",
     )
     # --- model
     preset: str = _f(

@@ -155,6 +155,7 @@ class Trainer:
             self.workers,
             cfg.bad_images,
             cfg.cache_gb,
+            cfg.loader,
             log,
         )
         spe = self.loader.steps_per_epoch

@@ -1,0 +1,170 @@
+"""NVIDIA DALI loading: the GPU decodes, resizes, crops, flips and normalises; the CPU only reads bytes.
+
+The pipeline is fed by `fn.external_source` with the encoded bytes of each batch, in fastacgan's own epoch
+order (randperm(N, seed, epoch), sharded per rank), so the DALI loader serves exactly the batches the other
+loaders serve, a resumed run included, and works for every data form (image folder, CSV, tar) through the
+Catalog's reader:
+    bytes -> decoders.image (device "mixed" on a GPU: nvJPEG) -> resize (shorter side, cubic, antialias)
+          -> crop_mirror_normalize (centre crop, per-image flip, (x - 127.5) / 127.5, HWC float32)
+The output [B, H, W, C] float32 in [-1, 1] is, once permuted to [B, C, H, W], a channels-last tensor.
+On a machine without a GPU the same pipeline runs on the CPU (device_id=None), which is how CI tests it.
+
+A DALI pipeline that meets an undecodable file fails as a whole; the loader then finds the bad file(s) of
+that batch with PIL, reports them by name, and (--bad-images skip) rebuilds the pipeline without them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from .data import Catalog, DataError, decode_image, epoch_indices
+
+try:
+    from nvidia.dali import fn, types
+    from nvidia.dali.pipeline import Pipeline
+    from nvidia.dali.plugin.pytorch import feed_ndarray
+
+    HAS_DALI = True
+except ImportError:  # not installed, or no wheel for this platform
+    HAS_DALI = False
+
+
+def dali_available() -> bool:
+    return HAS_DALI
+
+
+def looks_truncated(data: np.ndarray) -> bool:
+    """Cheap check for a cut-off file, which some decoders accept silently: a JPEG must end with its EOI marker
+    (0xFFD9, allowing a little trailing padding), a PNG with its IEND chunk."""
+    head, tail = bytes(data[:8]), bytes(data[-32:])
+    if head[:2] == b"\xff\xd8":
+        return b"\xff\xd9" not in tail
+    if head == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in tail
+    return False
+
+
+class DaliLoader:
+    """Streams batches through a DALI pipeline. Same interface as data.MemoryLoader / StreamLoader."""
+
+    def __init__(self, cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
+                 hflip: bool, workers: int, policy: str, shard: tuple[int, int] = (0, 1)):  # fmt: skip
+        if not HAS_DALI:
+            raise DataError("--loader dali: NVIDIA DALI is not installed (pip install nvidia-dali-cuda130)")
+        if cat.read is None:
+            raise DataError("--loader dali needs image files; the built-in data set is generated in memory")
+        self.cat, self.size, self.channels, self.batch_size = cat, size, channels, batch_size
+        self.seed, self.device, self.hflip, self.policy, self.shard = seed, device, hflip, policy, shard
+        self.threads = max(1, workers)
+        self.n = len(cat)
+        self.per_rank = self.n // shard[1]
+        if self.per_rank < batch_size:
+            raise DataError(f"--batch-size {batch_size} is larger than the data set ({self.per_rank} images per rank)")
+        self.steps_per_epoch = self.per_rank // batch_size
+        self.bad: set[int] = set()
+        self.pipe = None
+
+    def _build(self):
+        gpu = self.device.type == "cuda"
+        device_id = (
+            (self.device.index if self.device.index is not None else torch.cuda.current_device()) if gpu else None
+        )
+        pipe = Pipeline(batch_size=self.batch_size, num_threads=self.threads, device_id=device_id,
+                        prefetch_queue_depth=1, exec_pipelined=False, exec_async=False, seed=self.seed)  # fmt: skip
+        with pipe:
+            enc = fn.external_source(name="enc", dtype=types.UINT8)
+            flip = fn.external_source(name="flip", dtype=types.INT32)
+            img = fn.decoders.image(enc, device="mixed" if gpu else "cpu",
+                                    output_type=types.GRAY if self.channels == 1 else types.RGB)  # fmt: skip
+            img = fn.resize(img, resize_shorter=self.size, interp_type=types.INTERP_CUBIC, antialias=True)
+            img = fn.crop_mirror_normalize(img, crop=(self.size, self.size), mirror=flip, dtype=types.FLOAT,
+                                           mean=[127.5] * self.channels, std=[127.5] * self.channels,
+                                           output_layout="HWC")  # fmt: skip
+            pipe.set_outputs(img)
+        pipe.build()
+        return pipe
+
+    def _run(self, idx: list[int], flips: list[bool]) -> torch.Tensor:
+        if self.pipe is None:
+            self.pipe = self._build()
+        blobs = [np.frombuffer(self.cat.read(i), dtype=np.uint8) for i in idx]
+        self.pipe.feed_input("enc", blobs)
+        self.pipe.feed_input("flip", [np.array(int(f), dtype=np.int32) for f in flips])
+        (out,) = self.pipe.run()
+        gpu = self.device.type == "cuda"
+        x = torch.empty(len(idx), self.size, self.size, self.channels, dtype=torch.float32, device=self.device)
+        feed_ndarray(out.as_tensor(), x, cuda_stream=torch.cuda.current_stream() if gpu else None)
+        return x
+
+    def _find_bad(self, idx: list[int]) -> list[tuple[int, str]]:
+        """Indices of `idx` that PIL cannot decode (or that are cut off), with the reason."""
+        found = []
+        for i in idx:
+            data = self.cat.read(i)
+            try:
+                decode_image(data, self.cat.names[i], 8, self.channels)
+                if looks_truncated(np.frombuffer(data, dtype=np.uint8)):
+                    raise DataError(f"{self.cat.names[i]}: cannot decode image (file is truncated)")
+            except DataError as e:
+                found.append((i, str(e)))
+        return found
+
+    def _batch(self, idx: list[int], flips: list[bool]) -> tuple[list[int], torch.Tensor | None]:
+        idx_f = [(i, f) for i, f in zip(idx, flips) if i not in self.bad]
+        # truncation is checked up front (cheap: the file's last bytes), since decoders may accept it silently
+        for i, _ in idx_f:
+            if looks_truncated(np.frombuffer(self.cat.read(i), dtype=np.uint8)):
+                self._reject([(i, f"{self.cat.names[i]}: cannot decode image (file is truncated)")])
+        idx_f = [(i, f) for i, f in idx_f if i not in self.bad]
+        if not idx_f:
+            return [], None
+        keep, fl = [i for i, _ in idx_f], [f for _, f in idx_f]
+        try:
+            return keep, self._run(keep, fl)
+        except RuntimeError as e:  # the pipeline is dead after an operator error: find the file, rebuild
+            self.pipe = None
+            bad = self._find_bad(keep)
+            if not bad:
+                names = ", ".join(self.cat.names[i] for i in keep[:5])
+                raise DataError(f"DALI failed on a batch that PIL decodes ({names} ...): {e}") from e
+            self._reject(bad)
+            return self._batch(keep, fl)
+
+    def _reject(self, bad: list[tuple[int, str]]) -> None:
+        if self.policy == "error":
+            raise DataError(bad[0][1] + "; pass --bad-images skip to skip such files")
+        for i, msg in bad:
+            if i not in self.bad:
+                self.bad.add(i)
+                self.cat.skipped.append(msg)
+                warnings.warn(f"skipped {msg}", stacklevel=4)
+
+    def epoch(self, epoch: int, start_step: int = 0):
+        idx_all, flips_all = epoch_indices(self.n, self.seed, epoch, self.shard)
+        labels = torch.as_tensor(self.cat.labels)
+        for step in range(start_step, self.steps_per_epoch):
+            sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            flips = flips_all[sl].tolist() if self.hflip else [False] * self.batch_size
+            keep, x = self._batch(idx_all[sl].tolist(), flips)
+            if x is None:
+                continue
+            yield x, labels[keep].to(self.device, non_blocking=True)
+
+    def decode_all(self, log=print) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image once, in file order, as uint8 [N', H, W, C] on the device (for the resident loader)."""
+        out, labels, done = [], [], 0
+        order = list(range(self.n))
+        for s in range(0, self.n, self.batch_size):
+            keep, x = self._batch(order[s : s + self.batch_size], [False] * len(order[s : s + self.batch_size]))
+            if x is not None:
+                out.append(x.mul_(127.5).add_(127.5).round_().to(torch.uint8))
+                labels.append(torch.as_tensor(self.cat.labels[keep]))
+            done = min(self.n, s + self.batch_size)
+            if (s // self.batch_size) % 50 == 0 or done == self.n:
+                log(f"decoding images with DALI: {done}/{self.n}")
+        if not out:
+            raise DataError(f"--data: none of the {self.n} images could be decoded")
+        return torch.cat(out), torch.cat(labels).to(self.device)

@@ -1,0 +1,182 @@
+"""The loaders (resident, DALI on the CPU, PyTorch/PIL) serve the same images in the same order."""
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_folder
+
+from fastacgan.dali_pipeline import DaliLoader, dali_available, looks_truncated
+from fastacgan.data import (
+    DataError,
+    MemoryLoader,
+    StreamLoader,
+    choose_loader,
+    decode_all,
+    epoch_indices,
+    make_loader,
+    open_catalog,
+)
+from fastacgan.train import main
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg" / "test.tar.gz"
+needs_dali = pytest.mark.skipif(not dali_available(), reason="NVIDIA DALI is not installed")
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def cifar_slice(tmp_path_factory):
+    """60 real CIFAR-10 JPEGs (3 classes x 20) from the shared data, as an image folder."""
+    if not SHARED.exists():
+        pytest.skip(f"{SHARED} not found")
+    root = tmp_path_factory.mktemp("cifar")
+    wanted = {"airplane": 0, "cat": 0, "ship": 0}
+    with tarfile.open(SHARED, "r:gz") as tf:
+        for m in tf:
+            parts = Path(m.name).parts
+            if m.isfile() and len(parts) >= 2 and parts[-2] in wanted and wanted[parts[-2]] < 20:
+                wanted[parts[-2]] += 1
+                (root / parts[-2]).mkdir(exist_ok=True)
+                (root / parts[-2] / parts[-1]).write_bytes(tf.extractfile(m).read())
+            if all(v == 20 for v in wanted.values()):
+                break
+    return root
+
+
+def collect(loader, epoch=0):
+    xs, ys = zip(*loader.epoch(epoch))
+    x = torch.cat(xs)
+    if x.dtype != torch.uint8:  # DALI: float in [-1, 1] -> the uint8 scale
+        x = x * 127.5 + 127.5
+    return x.float(), torch.cat(ys)
+
+
+@needs_dali
+@pytest.mark.parametrize("size,max_mad", [(32, 2.0), (24, 6.0)])
+def test_dali_matches_pil(cifar_slice, size, max_mad):
+    cat = open_catalog(str(cifar_slice))
+    pil = StreamLoader(cat, size, 3, 10, seed=4, device=CPU, hflip=True, workers=0, policy="error")
+    dali = DaliLoader(cat, size, 3, 10, seed=4, device=CPU, hflip=True, workers=2, policy="error")
+    (xp, yp), (xd, yd) = collect(pil), collect(dali)
+    assert torch.equal(yp, yd) and xp.shape == xd.shape == (60, size, size, 3)
+    mad = (xp - xd).abs().mean().item()
+    # native size: only the JPEG decoders differ (< 2/255); resized: the resampling filters differ too
+    print(f"DALI vs PIL at {size}x{size}: mean absolute difference {mad:.3f}/255")
+    assert mad < max_mad, f"mean absolute difference {mad:.2f}/255"
+    assert (xd.amin() >= 0) and (xd.amax() <= 255.001)
+
+
+@needs_dali
+def test_dali_greyscale_and_resident_decode(tmp_path):
+    folder = make_folder(tmp_path / "g", grey=True, ext=".jpg", size=(20, 20))
+    cat = open_catalog(str(folder))
+    dali = DaliLoader(cat, 16, 1, 8, seed=0, device=CPU, hflip=False, workers=1, policy="error")
+    images, labels = dali.decode_all(log=lambda m: None)
+    ref, ref_labels = decode_all(cat, 16, 1, workers=0, log=lambda m: None)
+    assert images.shape == ref.shape == (24, 16, 16, 1) and torch.equal(labels, ref_labels)
+    assert (images.float() - ref.float()).abs().mean() < 3.0
+
+
+@needs_dali
+def test_dali_reports_bad_files_by_name(tmp_path):
+    folder = make_folder(tmp_path / "b", ext=".jpg", n_per_class=4)
+    victim = folder / "square" / "square_001.jpg"
+    victim.write_bytes(victim.read_bytes()[:-200])  # truncated
+    (folder / "circle" / "circle_009.jpg").write_bytes(b"\xff\xd8 not really a jpeg \xff\xd9")
+    cat = open_catalog(str(folder))
+    with pytest.raises(DataError, match=r"(square_001|circle_009).jpg: cannot decode"):
+        collect(DaliLoader(cat, 16, 3, 13, 0, CPU, False, 1, "error"))
+    with pytest.warns(UserWarning, match="skipped"):
+        x, y = collect(DaliLoader(cat, 16, 3, 13, 0, CPU, False, 1, "skip"))
+    assert len(x) == 11 and len(cat.skipped) == 2  # 13 of 13 in the batch, less the two bad files
+    assert any("square_001.jpg" in s for s in cat.skipped) and any("circle_009.jpg" in s for s in cat.skipped)
+
+
+def test_truncation_check():
+    assert looks_truncated(np.frombuffer(b"\xff\xd8\xff\xe0 data", np.uint8))
+    assert not looks_truncated(np.frombuffer(b"\xff\xd8\xff\xe0 data \xff\xd9", np.uint8))
+    assert looks_truncated(np.frombuffer(b"\x89PNG\r\n\x1a\n data", np.uint8))
+    assert not looks_truncated(np.frombuffer(b"\x89PNG\r\n\x1a\n dataIEND\xaeB`\x82", np.uint8))
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_shards_are_disjoint_and_cover_the_set(world):
+    n = 101
+    for epoch in range(3):
+        parts = [epoch_indices(n, 7, epoch, (r, world))[0] for r in range(world)]
+        allidx = torch.cat(parts)
+        assert len(set(allidx.tolist())) == len(allidx) == world * (n // world)  # disjoint, equal lengths
+    seen = set()
+    for epoch in range(20):
+        for r in range(world):
+            seen |= set(epoch_indices(n, 7, epoch, (r, world))[0].tolist())
+    assert seen == set(range(n))  # the few dropped by equal-length shards differ from epoch to epoch
+
+
+def test_sharded_batches_make_up_the_global_batch(image_folder):
+    cat = open_catalog(str(image_folder))
+    x, y = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
+    whole = list(MemoryLoader(x, y, 8, 3, CPU, True).epoch(1))
+    ranks = [list(MemoryLoader(x, y, 4, 3, CPU, True, shard=(r, 2)).epoch(1)) for r in range(2)]
+    assert len(whole) == len(ranks[0]) == len(ranks[1]) == 3
+    for s in range(3):
+        union = torch.cat([ranks[0][s][0], ranks[1][s][0]])
+        key = lambda t: sorted(tuple(r.flatten().tolist()) for r in t)  # noqa: E731
+        assert key(union) == key(whole[s][0])
+
+
+def test_resident_batches_are_the_data_set(image_folder):
+    cat = open_catalog(str(image_folder))
+    x, y = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
+    loader = MemoryLoader(x, y, 6, 5, CPU, False)
+    idx, _ = epoch_indices(len(y), 5, 0)
+    for s, (xb, yb) in enumerate(loader.epoch(0)):
+        assert torch.equal(xb, x[idx[s * 6 : (s + 1) * 6]]) and torch.equal(yb, y[idx[s * 6 : (s + 1) * 6]])
+
+
+def test_choose_loader(image_folder):
+    cat = open_catalog(str(image_folder))
+    assert choose_loader("auto", cat, 16, 3, 4.0, CPU, True)[0] == "resident"
+    assert choose_loader("auto", cat, 16, 3, 0.0, CPU, True)[0] == "dali"
+    name, why = choose_loader("auto", cat, 16, 3, 0.0, CPU, False)
+    assert name == "torch" and "DALI is not installed" in why
+    assert choose_loader("torch", cat, 16, 3, 4.0, CPU, True)[0] == "torch"
+    with pytest.raises(DataError, match="--loader dali: NVIDIA DALI is not installed"):
+        choose_loader("dali", cat, 16, 3, 4.0, CPU, False)
+    builtin = open_catalog("builtin:digits:100", image_size=16)
+    assert choose_loader("torch", builtin, 16, 1, 4.0, CPU, True)[0] == "resident"
+
+
+def test_make_loader_prints_its_choice(image_folder):
+    lines = []
+    cat = open_catalog(str(image_folder))
+    make_loader(cat, 16, 3, 4, 0, CPU, False, 0, "skip", 4.0, "torch", log=lines.append)
+    assert lines[0].startswith("loader: torch (PIL in 0 worker processes): asked for with --loader")
+
+
+@pytest.mark.parametrize("loader", ["resident", "torch", pytest.param("dali", marks=needs_dali)])
+def test_short_training_run_with_each_loader(image_folder, tmp_path, loader, capsys):
+    args = [
+        "--data",
+        str(image_folder),
+        "--image-size",
+        "16",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "8",
+        "--workers",
+        "1",
+        "--steps",
+        "4",
+        "--log-every",
+        "2",
+        "--loader",
+        loader,
+        "--out",
+        str(tmp_path / loader),
+    ]
+    assert main(args) == 0
+    assert f"loader: {loader}" in capsys.readouterr().out
