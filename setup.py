@@ -19,11 +19,10 @@ setup(
         "pillow>=9.5",
         # Triton ships inside CUDA builds of torch; this pulls it in for CPU builds too (the interpreter)
         "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
+        # GPU JPEG decoding; it also runs CPU-only pipelines, and the trainer works without it (--loader torch)
+        "nvidia-dali-cuda130; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'",
     ],
-    extras_require={
-        "test": ["pytest>=7", "pytest-benchmark>=4"],
-        "dali": ["nvidia-dali-cuda130; platform_system == 'Linux' and platform_machine == 'x86_64'"],
-    },
+    extras_require={"test": ["pytest>=7", "pytest-benchmark>=4"]},
     entry_points={
         "console_scripts": ["fastacgan-train=fastacgan.train:main", "fastacgan-sample=fastacgan.sample:main"]
     },

@@ -84,6 +84,14 @@ class TrainConfig:
     )
     amp_dtype: str = _f("auto", "auto, bf16, or fp16 (fp16 uses a gradient scaler)", choices=("auto", "bf16", "fp16"))
     channels_last: bool = _f(True, "channels-last (NHWC) activations on CUDA")
+    compile: bool = _f(True, "torch.compile the step on CUDA (mode reduce-overhead: CUDA graphs); --no-compile: eager")
+    compile_cpu: bool = _f(False, "also torch.compile on a CPU (slow to compile; for testing)")
+    compile_backend: str = _f("inductor", "torch.compile backend (inductor; eager or aot_eager to debug)")
+    fused_kernels: bool = _f(
+        True,
+        "the Triton AC-GAN loss and spectral-norm kernels on CUDA; --no-fused-kernels: "
+        "PyTorch ops (the CPU always uses PyTorch ops)",
+    )
     # --- outputs
     out: str = _f("", "output folder; default runs/<data name>")
     resume: bool = _f(False, "continue from the newest checkpoint in --out")

@@ -1,10 +1,8 @@
 """Train an AC-GAN: `python -m fastacgan.train [--amp] [--data PATH] [--out DIR] [--resume] ...`.
 
-One step, as in the paper (Odena et al. 2017): D maximises L_S + L_C, G maximises L_C - L_S, i.e.
-    D step: loss_D = acgan_loss(D(x), real, y) + acgan_loss(D(G(z, c).detach()), fake, c)
-    G step: loss_G = acgan_loss(D(G(z, c)), real, c)          (the same fake batch, now with G's graph)
-with acgan_loss = BCE-with-logits(source) + cls_weight * cross-entropy(classes) (fastacgan.kernels).
-Metrics stay on the device and are read on the host every --log-every steps.
+The data, the loop, and what a run leaves behind (progress, metrics, samples, checkpoints, resume, Ctrl-C,
+NaN detection). The step itself (D maximises L_S + L_C, G maximises L_C - L_S; Odena et al. 2017) and the
+performance flags live in fastacgan.step. Metrics stay on the device and are read every --log-every steps.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import math
 import signal
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -23,25 +20,8 @@ from . import checkpoint as ckpt
 from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec, save_json
 from .data import DataError, default_workers, make_loader, open_catalog, probe, to_model_input
 from .imaging import make_grid, save_gif, save_png, to_uint8
-from .kernels import acgan_loss
-from .models import Discriminator, Generator, count_params
-
-# per-step metrics accumulated on the device, in this order
-METRICS = (
-    "loss_d",
-    "loss_g",
-    "d_real",
-    "d_fake",
-    "d_fake_g",
-    "acc_real",
-    "acc_fake",
-    "bce_real",
-    "ce_real",
-    "bce_fake",
-    "ce_fake",
-    "bce_g",
-    "ce_g",
-)
+from .models import count_params
+from .step import ACGANStep
 
 
 class TrainingError(RuntimeError):
@@ -125,22 +105,24 @@ class Trainer:
         if cfg.resume and not existing:
             raise ValueError(f"--resume: no checkpoint in {self.ckpt_dir} to resume from")
 
-        self.G = Generator(self.spec).to(self.device)
-        self.D = Discriminator(self.spec).to(self.device)
-        if self.channels_last:
-            self.G.to(memory_format=torch.channels_last)
-            self.D.to(memory_format=torch.channels_last)
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        self.opt_g = torch.optim.Adam(self.G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fused)
-        use_scaler = self.amp_dtype == torch.float16
-        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        self.noise_gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        self.compile = cfg.compile and (self.device.type == "cuda" or cfg.compile_cpu)
+        self.gan = ACGANStep(
+            self.spec, self.device, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
+            amp_dtype=self.amp_dtype, channels_last=self.channels_last, compile=self.compile,
+            compile_backend=cfg.compile_backend, fused_kernels=cfg.fused_kernels, cls_weight=cfg.cls_weight,
+            real_label=cfg.real_label, seed=cfg.seed,
+        )  # fmt: skip
+        self.G, self.D = self.gan.G, self.gan.D
         log(
             f"model: G {count_params(self.G) / 1e6:.2f}M params, D {count_params(self.D) / 1e6:.2f}M params "
             f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
             f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
+        )
+        fused_on = cfg.fused_kernels and self.device.type == "cuda"
+        graphs = " (CUDA graphs)" if self.compile and self.device.type == "cuda" else ""
+        log(
+            f"speed: compile {'on' if self.compile else 'off'}{graphs}, channels-last "
+            f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}"
         )
 
         self.workers = default_workers(cfg.workers)
@@ -170,73 +152,14 @@ class Trainer:
         self.sample_z = torch.randn(rows * 10, self.spec.nz, generator=g).to(self.device)
         self.sample_y = torch.arange(rows).repeat_interleave(10).to(self.device)
 
-        self.metrics = torch.zeros(len(METRICS), device=self.device)
-        self.metric_steps = 0
-        self.bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first step with a NaN/Inf loss
-        self.dev_step = torch.zeros((), dtype=torch.long, device=self.device)
         self.stop_requested = False
         if cfg.resume:
             self.load(existing[-1])
 
     # ------------------------------------------------------------------------------------------ one step
 
-    def autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
     def train_step(self, real_u8: torch.Tensor, labels: torch.Tensor) -> None:
-        cfg, b = self.cfg, labels.shape[0]
-        real = to_model_input(real_u8, self.channels_last)  # [B, C, H, W] in [-1, 1]
-        z = torch.randn(b, self.spec.nz, device=self.device, generator=self.noise_gen)
-        c = torch.randint(self.spec.num_classes, (b,), device=self.device, generator=self.noise_gen)
-
-        # D step: real images should score real_label with their own class, fakes 0 with the class asked of G
-        with self.autocast():
-            fake = self.G(z, c)
-            src_r, cls_r = self.D(real)
-            src_f, cls_f = self.D(fake.detach())
-            loss_r, st_r = acgan_loss(src_r, cls_r, cfg.real_label, labels, cfg.cls_weight)
-            loss_f, st_f = acgan_loss(src_f, cls_f, 0.0, c, cfg.cls_weight)
-            loss_d = loss_r + loss_f
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(loss_d).backward()
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
-
-        # G step: the same fakes should score real, in the class they were asked for
-        with self.autocast():
-            src_g, cls_g = self.D(fake)
-            loss_g, st_g = acgan_loss(src_g, cls_g, 1.0, c, cfg.cls_weight)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(loss_g).backward()
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
-
-        # bookkeeping on the device: no host sync here
-        with torch.no_grad():
-            # stats: [bce, ce, mean sigmoid, accuracy]
-            self.metrics += torch.stack(
-                [
-                    loss_d.detach(),
-                    loss_g.detach(),
-                    st_r[2],
-                    st_f[2],
-                    st_g[2],
-                    st_r[3],
-                    st_f[3],
-                    st_r[0],
-                    st_r[1],
-                    st_f[0],
-                    st_f[1],
-                    st_g[0],
-                    st_g[1],
-                ]
-            )
-            self.dev_step += 1
-            finite = torch.isfinite(loss_d) & torch.isfinite(loss_g)
-            self.bad_step = torch.where((self.bad_step < 0) & ~finite, self.dev_step, self.bad_step)
-        self.metric_steps += 1
+        self.gan(to_model_input(real_u8, self.channels_last), labels)
 
     # ------------------------------------------------------------------------------------------ the loop
 
@@ -267,14 +190,21 @@ class Trainer:
         if can_signal:
             signal.signal(signal.SIGINT, self._on_sigint)
         t_last, steps_last, t_start = time.time(), self.step, time.time()
+        first_step = self.step
+        warmup_end = self.step + 3 if self.compile else -1
         try:
             while self.step < self.total_steps and not self.stop_requested:
                 epoch, start = divmod(self.step, spe)
-                self.G.train()
-                self.D.train()
+                self.gan.train()
                 for real, labels in self.loader.epoch(epoch, start):
                     self.train_step(real, labels)
                     self.step += 1
+                    if self.step == warmup_end:  # compilation and CUDA-graph capture happen in these steps
+                        self.gan.first_bad_step()  # a sync, once, so the time is real
+                        self.log(
+                            f"first {self.step - first_step} steps (compilation included): {time.time() - t_start:.1f}s"
+                        )
+                        t_last, steps_last = time.time(), self.step
                     last = self.step >= self.total_steps
                     if self.step % cfg.log_every == 0 or last or self.stop_requested:
                         now = time.time()
@@ -304,7 +234,7 @@ class Trainer:
         self.log("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort without saving)")
 
     def check_finite(self) -> None:
-        bad = int(self.bad_step)
+        bad = self.gan.first_bad_step()
         if bad >= 0:
             kept = ckpt.list_checkpoints(self.ckpt_dir)
             raise TrainingError(
@@ -316,10 +246,7 @@ class Trainer:
     def report(self, dt: float, steps: int, elapsed: float) -> None:
         """Read the device metrics (the only host sync), print a progress line, append to metrics.jsonl."""
         self.check_finite()
-        n = max(1, self.metric_steps)
-        m = dict(zip(METRICS, (self.metrics / n).tolist()))
-        self.metrics.zero_()
-        self.metric_steps = 0
+        m = self.gan.read_metrics()
         ips = steps * self.cfg.batch_size / max(dt, 1e-9)
         spe = self.loader.steps_per_epoch
         eta = (self.total_steps - self.step) * dt / max(steps, 1)
@@ -334,17 +261,8 @@ class Trainer:
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
 
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        was_training = self.G.training
-        self.G.eval()
-        with self.autocast():
-            x = self.G(z, labels).float()
-        self.G.train(was_training)
-        return x
-
     def save_samples(self) -> None:
-        grid = make_grid(to_uint8(self.generate(self.sample_z, self.sample_y)), ncol=10)
+        grid = make_grid(to_uint8(self.gan.generate(self.sample_z, self.sample_y)), ncol=10)
         save_png(self.out / "samples" / f"step_{self.step:08d}.png", grid)
 
     # ------------------------------------------------------------------------------------------ state
@@ -356,14 +274,8 @@ class Trainer:
             "classes": self.class_names,
             "preset": self.preset,
             "config": self.cfg.to_dict(),
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
+            **self.gan.state_dict(),
             "rng_cpu": torch.get_rng_state(),
-            "noise_gen": self.noise_gen.get_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
         }
 
@@ -375,18 +287,11 @@ class Trainer:
     def load(self, path: Path) -> None:
         state = ckpt.load_checkpoint(path)
         ckpt.check_compatible(path, state["spec"], self.spec.to_dict(), state["classes"], self.class_names)
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.gan.load_state_dict(state, state["step"])
         torch.set_rng_state(state["rng_cpu"])
-        self.noise_gen.set_state(state["noise_gen"].to("cpu"))
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.step = state["step"]
-        self.dev_step.fill_(self.step)
         _truncate_metrics(self.out / "metrics.jsonl", self.step)
         self.log(f"resumed from {path} at step {self.step}")
 

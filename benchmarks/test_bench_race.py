@@ -1,0 +1,129 @@
+"""The race: a training step (and one CIFAR-10 epoch from the JPEG files, data loading included) of the plain
+eager reference (benchmarks/reference.py) against fastacgan's fast path (torch.compile with CUDA graphs,
+bf16, channels-last, fused kernels, resident data), same preset, batch size, data and optimizer settings.
+Beside images/s: peak GPU memory and the fraction of the GPU's dense bf16 peak, from a FLOP count of the step."""
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import DEVICE, FULL, sync
+from reference import ReferenceACGAN, reference_loader
+from torch.utils.flop_counter import FlopCounterMode
+
+from fastacgan.config import TrainConfig, resolve_spec
+from fastacgan.data import make_loader, open_catalog, to_model_input
+from fastacgan.step import ACGANStep
+
+PRESETS = ["cifar10", "isic64", "isic128"] if FULL else ["cifar10"]
+BATCHES = [64, 256, 1024] if FULL else [16]
+WIDTH = 1.0 if FULL else 0.25
+BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}  # dense TFLOP/s, datasheets
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg" / "train.tar.gz"
+
+
+def peak_flops():
+    if DEVICE.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in BF16_PEAK.items() if k in name), None)
+
+
+def make_runner(provider, spec):
+    torch.manual_seed(0)
+    if provider == "reference":
+        ref = ReferenceACGAN(spec, DEVICE)
+        return lambda x_u8, y: ref.step(to_model_input(x_u8, channels_last=False), y)
+    gan = ACGANStep(spec, DEVICE, amp_dtype=torch.bfloat16 if FULL else None, channels_last=FULL, compile=FULL,
+                    fused_kernels=True)  # fmt: skip
+    return lambda x_u8, y: gan(to_model_input(x_u8, channels_last=FULL), y)
+
+
+def step_flops(spec, batch):
+    """FLOPs of one AC-GAN step (the reference's: the same maths as fastacgan's), counted by PyTorch."""
+    ref = ReferenceACGAN(spec, DEVICE)
+    x = torch.randint(
+        0, 256, (batch, spec.image_size, spec.image_size, spec.channels), dtype=torch.uint8, device=DEVICE
+    )
+    y = torch.randint(0, spec.num_classes, (batch,), device=DEVICE)
+    with FlopCounterMode(display=False) as counter:
+        ref.step(to_model_input(x, False), y)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("provider", ["reference", "fastacgan"])
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_training_step(run_bench, benchmark, preset, batch, provider):
+    benchmark.group = f"step {preset} x{WIDTH:g} batch {batch}"
+    spec = resolve_spec(TrainConfig(width=WIDTH), preset, 3, 10)
+    step = make_runner(provider, spec)
+    x = torch.randint(0, 256, (batch, spec.image_size, spec.image_size, 3), dtype=torch.uint8, device=DEVICE)
+    y = torch.randint(0, 10, (batch,), device=DEVICE)
+
+    def run():
+        step(x, y)
+        sync()
+
+    for _ in range(3):  # compilation and CUDA-graph capture
+        run()
+    if DEVICE.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    run_bench(run, work=batch, unit="images/s")
+    flops = step_flops(spec, batch)
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["tflops"] = flops / median / 1e12
+    peak = peak_flops()
+    if peak:
+        benchmark.extra_info["fraction_of_bf16_peak"] = flops / median / peak
+    if DEVICE.type == "cuda":
+        benchmark.extra_info["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+
+
+@pytest.fixture(scope="session")
+def cifar_folder(tmp_path_factory):
+    if not SHARED.exists():
+        pytest.skip(f"{SHARED} not found")
+    root = tmp_path_factory.mktemp("cifar-train")
+    limit = None if FULL else 256
+    with tarfile.open(SHARED, "r:gz") as tf:
+        members = [m for m in tf.getmembers() if m.isfile() and m.name.endswith(".jpg")][:limit]
+        tf.extractall(root, members=members, filter="data")
+    return next(p for p in root.rglob("*") if p.is_dir() and p.name == "train")
+
+
+@pytest.mark.parametrize("provider", ["reference", "fastacgan"])
+def test_cifar10_epoch_with_data_loading(run_bench, benchmark, cifar_folder, provider):
+    benchmark.group = f"cifar10 epoch from JPEG x{WIDTH:g}"
+    spec = resolve_spec(TrainConfig(width=WIDTH), "cifar10", 3, 10)
+    batch = 256 if FULL else 16
+    workers = min(8, os.cpu_count() or 1)
+    if provider == "reference":
+        torch.manual_seed(0)
+        ref = ReferenceACGAN(spec, DEVICE)
+        loader = reference_loader(str(cifar_folder), 32, batch, workers)
+
+        def epoch():
+            n = 0
+            for x, y in loader:
+                ref.step(x.to(DEVICE, non_blocking=True), y.to(DEVICE, non_blocking=True))
+                n += len(y)
+            sync()
+            return n
+    else:
+        step = make_runner(provider, spec)
+
+        def epoch():  # decoding into the resident set is part of the epoch's time
+            loader = make_loader(open_catalog(str(cifar_folder)), 32, 3, batch, 0, DEVICE, False, workers, "skip",
+                                 4.0, "auto", log=lambda m: None)  # fmt: skip
+            n = 0
+            for x, y in loader.epoch(0):
+                step(x, y)
+                n += len(y)
+            sync()
+            return n
+
+    n = run_bench(epoch, work=(len(list(cifar_folder.rglob("*.jpg"))) // batch) * batch, unit="images/s", rounds=2)
+    assert n > 0

@@ -1,0 +1,149 @@
+"""One AC-GAN training step, and every performance flag in one place.
+
+    D step: loss_D = L(D(x), real_label, y) + L(D(G(z, c).detach()), 0, c)      -> backward -> Adam(D)
+    G step: loss_G = L(D(G(z, c)), 1, c)        (the same fakes, now through G) -> backward -> Adam(G)
+with L = acgan_loss (BCE-with-logits of the source head + cls_weight * cross-entropy of the class head).
+
+Speed features, each switchable on its own: torch.compile of three regions (G's forward, the D losses,
+the G loss; mode "reduce-overhead", i.e. CUDA graphs, on CUDA), AMP autocast (bf16, or fp16 with gradient
+scalers), channels-last activations, the fused Triton kernels (loss; spectral norm), fused Adam on CUDA.
+The regions are separate so that each compiled backward runs once per step. Nothing in a step reads a
+device value on the host: the metrics are summed on the device and read every --log-every steps.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from .kernels import acgan_loss, acgan_loss_reference
+from .models import Discriminator, Generator, ModelSpec
+
+# per-step metrics accumulated on the device, in this order
+METRICS = ("loss_d", "loss_g", "d_real", "d_fake", "d_fake_g", "acc_real", "acc_fake",
+           "bce_real", "ce_real", "bce_fake", "ce_fake", "bce_g", "ce_g")  # fmt: skip
+
+
+class ACGANStep:
+    def __init__(self, spec: ModelSpec, device: torch.device, *, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
+                 amp_dtype: torch.dtype | None = None, channels_last: bool = False, compile: bool = False,
+                 compile_backend: str = "inductor", fused_kernels: bool = True, cls_weight: float = 1.0,
+                 real_label: float = 1.0, seed: int = 0):  # fmt: skip
+        self.spec, self.device, self.amp_dtype, self.channels_last = spec, device, amp_dtype, channels_last
+        self.cls_weight, self.real_label = cls_weight, real_label
+        self.G = Generator(spec).to(device)
+        self.D = Discriminator(spec, sn_impl="fused" if fused_kernels else "torch").to(device)
+        if channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        fused = {"fused": True} if device.type == "cuda" else {}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr_g, betas=betas, **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr_d, betas=betas, **fused)
+        use_scaler = amp_dtype == torch.float16
+        self.scaler_d = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        self.scaler_g = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        self.noise_gen = torch.Generator(device).manual_seed(seed + 1)
+        self.loss = acgan_loss if fused_kernels else acgan_loss_reference
+
+        self.g_forward, self.d_losses, self.g_losses = self._g_forward, self._d_losses, self._g_losses
+        if compile:
+            mode = "reduce-overhead" if device.type == "cuda" and compile_backend == "inductor" else None
+            wrap = lambda fn: torch.compile(fn, mode=mode, backend=compile_backend)  # noqa: E731
+            self.g_forward, self.d_losses, self.g_losses = map(wrap, (self._g_forward, self._d_losses, self._g_losses))
+
+        self.metrics = torch.zeros(len(METRICS), device=device)
+        self.metric_steps = 0
+        self.bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first step with a NaN/Inf loss
+        self.dev_step = torch.zeros((), dtype=torch.long, device=device)
+
+    def autocast(self):
+        return nullcontext() if self.amp_dtype is None else torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # the three regions that torch.compile sees -------------------------------------------------------------
+
+    def _g_forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return self.G(z, c)  # [B, C, H, W] in [-1, 1]
+
+    def _d_losses(self, real, fake, labels, c):
+        """D step loss on real images (their labels) and detached fakes (the classes G was asked for)."""
+        with self.autocast():
+            src_r, cls_r = self.D(real)
+            src_f, cls_f = self.D(fake)
+            loss_r, st_r = self.loss(src_r, cls_r, self.real_label, labels, self.cls_weight)
+            loss_f, st_f = self.loss(src_f, cls_f, 0.0, c, self.cls_weight)
+        return loss_r + loss_f, st_r, st_f
+
+    def _g_losses(self, fake, c):
+        with self.autocast():
+            src_g, cls_g = self.D(fake)
+            return self.loss(src_g, cls_g, 1.0, c, self.cls_weight)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def __call__(self, real: torch.Tensor, labels: torch.Tensor) -> None:
+        """One D step and one G step. real: [B, C, H, W] float in [-1, 1]; labels [B] int64."""
+        b = labels.shape[0]
+        z = torch.randn(b, self.spec.nz, device=self.device, generator=self.noise_gen)
+        c = torch.randint(self.spec.num_classes, (b,), device=self.device, generator=self.noise_gen)
+        fake = self.g_forward(z, c)
+
+        loss_d, st_r, st_f = self.d_losses(real, fake.detach(), labels, c)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(loss_d).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+
+        loss_g, st_g = self.g_losses(fake, c)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(loss_g).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+
+        with torch.no_grad():  # stats: [bce, ce, mean sigmoid, accuracy]; all on the device
+            self.metrics += torch.stack([loss_d.detach(), loss_g.detach(), st_r[2], st_f[2], st_g[2], st_r[3],
+                                         st_f[3], st_r[0], st_r[1], st_f[0], st_f[1], st_g[0], st_g[1]])  # fmt: skip
+            self.dev_step += 1
+            finite = torch.isfinite(loss_d) & torch.isfinite(loss_g)
+            self.bad_step = torch.where((self.bad_step < 0) & ~finite, self.dev_step, self.bad_step)
+        self.metric_steps += 1
+
+    def read_metrics(self) -> dict[str, float]:
+        """Mean of each metric since the last read (a host sync), then reset."""
+        m = dict(zip(METRICS, (self.metrics / max(1, self.metric_steps)).tolist()))
+        self.metrics.zero_()
+        self.metric_steps = 0
+        return m
+
+    def first_bad_step(self) -> int:
+        return int(self.bad_step)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Images from G in eval mode (BatchNorm running statistics), float32."""
+        was_training = self.G.training
+        self.G.eval()
+        with self.autocast():
+            x = self.G(z, labels).float()
+        self.G.train(was_training)
+        return x
+
+    def train(self, mode: bool = True) -> None:
+        self.G.train(mode)
+        self.D.train(mode)
+
+    def state_dict(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
+                "scaler_d": self.scaler_d.state_dict(), "noise_gen": self.noise_gen.get_state()}  # fmt: skip
+
+    def load_state_dict(self, state: dict, step: int) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.noise_gen.set_state(state["noise_gen"].to("cpu"))
+        self.dev_step.fill_(step)
