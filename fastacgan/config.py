@@ -66,7 +66,11 @@ class TrainConfig:
     conditioning: str = _f("", "how G sees the label: embed-mul, onehot-concat, onehot-replace; empty = preset's")
     width: float = _f(1.0, "multiply every channel width of G and D by this (0.5 = a half-width model)")
     # --- optimisation
-    batch_size: int = _f(64, "images per step (per process)")
+    batch_size: int = _f(
+        64,
+        "images per step per process: with torchrun --nproc_per_node=N the global batch is N times "
+        "this; the learning rate is not rescaled",
+    )
     epochs: int = _f(0, "passes over the data; 0 = preset's")
     steps: int = _f(0, "total training steps; overrides --epochs when > 0")
     lr_g: float = _f(2e-4, "Adam learning rate of G")
@@ -92,6 +96,7 @@ class TrainConfig:
         "the Triton AC-GAN loss and spectral-norm kernels on CUDA; --no-fused-kernels: "
         "PyTorch ops (the CPU always uses PyTorch ops)",
     )
+    sync_bn: bool = _f(False, "with several GPUs (torchrun): synchronised BatchNorm statistics across processes")
     # --- outputs
     out: str = _f("", "output folder; default runs/<data name>")
     resume: bool = _f(False, "continue from the newest checkpoint in --out")

@@ -16,7 +16,9 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import torch
+import torch.distributed as tdist
 
+from .distributed import Dist, all_reduce_
 from .kernels import acgan_loss, acgan_loss_reference
 from .models import Discriminator, Generator, ModelSpec
 
@@ -29,8 +31,9 @@ class ACGANStep:
     def __init__(self, spec: ModelSpec, device: torch.device, *, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
                  amp_dtype: torch.dtype | None = None, channels_last: bool = False, compile: bool = False,
                  compile_backend: str = "inductor", fused_kernels: bool = True, cls_weight: float = 1.0,
-                 real_label: float = 1.0, seed: int = 0):  # fmt: skip
+                 real_label: float = 1.0, seed: int = 0, dist: Dist | None = None, sync_bn: bool = False):  # fmt: skip
         self.spec, self.device, self.amp_dtype, self.channels_last = spec, device, amp_dtype, channels_last
+        self.dist = dist = dist or Dist()
         self.cls_weight, self.real_label = cls_weight, real_label
         self.G = Generator(spec).to(device)
         self.D = Discriminator(spec, sn_impl="fused" if fused_kernels else "torch").to(device)
@@ -43,12 +46,26 @@ class ACGANStep:
         use_scaler = amp_dtype == torch.float16
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=use_scaler)
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=use_scaler)
-        self.noise_gen = torch.Generator(device).manual_seed(seed + 1)
+        self.noise_gen = torch.Generator(device).manual_seed(seed + 1)  # the same on every rank
         self.loss = acgan_loss if fused_kernels else acgan_loss_reference
+        # the modules the step runs: G and D themselves, or their DistributedDataParallel wrappers
+        self.G_run, self.D_run = self.G, self.D
+        if dist.enabled:
+            if sync_bn:
+                if device.type != "cuda":
+                    raise ValueError("--sync-bn needs CUDA GPUs (PyTorch's SyncBatchNorm)")
+                self.G_run = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+                self.D_run = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+                self.G, self.D = self.G_run, self.D_run
+            ids = [device.index] if device.type == "cuda" else None
+            self.G_run = torch.nn.parallel.DistributedDataParallel(self.G, device_ids=ids)
+            self.D_run = torch.nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
 
         self.g_forward, self.d_losses, self.g_losses = self._g_forward, self._d_losses, self._g_losses
         if compile:
-            mode = "reduce-overhead" if device.type == "cuda" and compile_backend == "inductor" else None
+            # CUDA graphs cannot hold DDP's gradient all-reduce, which runs between the graphs: off when distributed
+            graphs = device.type == "cuda" and compile_backend == "inductor" and not dist.enabled
+            mode = "reduce-overhead" if graphs else None
             wrap = lambda fn: torch.compile(fn, mode=mode, backend=compile_backend)  # noqa: E731
             self.g_forward, self.d_losses, self.g_losses = map(wrap, (self._g_forward, self._d_losses, self._g_losses))
 
@@ -64,29 +81,33 @@ class ACGANStep:
 
     def _g_forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         with self.autocast():
-            return self.G(z, c)  # [B, C, H, W] in [-1, 1]
+            return self.G_run(z, c)  # [B, C, H, W] in [-1, 1]
 
     def _d_losses(self, real, fake, labels, c):
         """D step loss on real images (their labels) and detached fakes (the classes G was asked for)."""
         with self.autocast():
-            src_r, cls_r = self.D(real)
-            src_f, cls_f = self.D(fake)
+            src_r, cls_r = self.D_run(real)
+            src_f, cls_f = self.D_run(fake)
             loss_r, st_r = self.loss(src_r, cls_r, self.real_label, labels, self.cls_weight)
             loss_f, st_f = self.loss(src_f, cls_f, 0.0, c, self.cls_weight)
         return loss_r + loss_f, st_r, st_f
 
     def _g_losses(self, fake, c):
         with self.autocast():
-            src_g, cls_g = self.D(fake)
+            src_g, cls_g = self.D_run(fake)
             return self.loss(src_g, cls_g, 1.0, c, self.cls_weight)
 
     # ------------------------------------------------------------------------------------------------------
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor) -> None:
         """One D step and one G step. real: [B, C, H, W] float in [-1, 1]; labels [B] int64."""
-        b = labels.shape[0]
-        z = torch.randn(b, self.spec.nz, device=self.device, generator=self.noise_gen)
-        c = torch.randint(self.spec.num_classes, (b,), device=self.device, generator=self.noise_gen)
+        b, (rank, world) = labels.shape[0], (self.dist.rank, self.dist.world)
+        # the global batch's noise and classes on every rank, each rank taking its slice: N ranks = 1 process
+        z = torch.randn(b * world, self.spec.nz, device=self.device, generator=self.noise_gen)[
+            rank * b : (rank + 1) * b
+        ]
+        c = torch.randint(self.spec.num_classes, (b * world,), device=self.device, generator=self.noise_gen)
+        c = c[rank * b : (rank + 1) * b]
         fake = self.g_forward(z, c)
 
         loss_d, st_r, st_f = self.d_losses(real, fake.detach(), labels, c)
@@ -95,9 +116,10 @@ class ACGANStep:
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
 
-        loss_g, st_g = self.g_losses(fake, c)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(loss_g).backward()
+        with self.D_run.no_sync() if self.dist.enabled else nullcontext():  # D's gradients here are not used
+            loss_g, st_g = self.g_losses(fake, c)
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler_g.scale(loss_g).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
 
@@ -110,14 +132,20 @@ class ACGANStep:
         self.metric_steps += 1
 
     def read_metrics(self) -> dict[str, float]:
-        """Mean of each metric since the last read (a host sync), then reset."""
-        m = dict(zip(METRICS, (self.metrics / max(1, self.metric_steps)).tolist()))
+        """Mean of each metric since the last read, over all ranks (a host sync), then reset."""
+        all_reduce_(self.metrics)
+        n = max(1, self.metric_steps) * self.dist.world
+        m = dict(zip(METRICS, (self.metrics / n).tolist()))
         self.metrics.zero_()
         self.metric_steps = 0
         return m
 
     def first_bad_step(self) -> int:
-        return int(self.bad_step)
+        """The first step with a non-finite loss on any rank, or -1."""
+        bad = self.bad_step.clone()
+        bad = torch.where(bad < 0, torch.full_like(bad, 2**62), bad)  # -1 must not win the min
+        all_reduce_(bad, tdist.ReduceOp.MIN)
+        return -1 if int(bad) == 2**62 else int(bad)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

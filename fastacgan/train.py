@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as tdist
 
 from . import checkpoint as ckpt
 from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec, save_json
 from .data import DataError, default_workers, make_loader, open_catalog, probe, to_model_input
+from .distributed import all_reduce_, cleanup, setup
 from .imaging import make_grid, save_gif, save_png, to_uint8
 from .models import count_params
 from .step import ACGANStep
@@ -69,9 +71,12 @@ def fmt_time(s: float) -> str:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, log=print):
+        self.dist, device_name = setup(cfg.device)  # torchrun: one process per GPU
+        if not self.dist.is_main:
+            log = lambda msg: None  # noqa: E731 - only rank 0 speaks and writes
         self.cfg, self.log = cfg, log
-        torch.manual_seed(cfg.seed)
-        self.device = select_device(cfg.device)
+        torch.manual_seed(cfg.seed + self.dist.rank)  # dropout differs per rank; DDP broadcasts rank 0's weights
+        self.device = select_device(device_name)
         self.amp_dtype, amp_note = select_amp(cfg, self.device)
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
 
@@ -110,7 +115,7 @@ class Trainer:
             self.spec, self.device, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
             amp_dtype=self.amp_dtype, channels_last=self.channels_last, compile=self.compile,
             compile_backend=cfg.compile_backend, fused_kernels=cfg.fused_kernels, cls_weight=cfg.cls_weight,
-            real_label=cfg.real_label, seed=cfg.seed,
+            real_label=cfg.real_label, seed=cfg.seed, dist=self.dist, sync_bn=cfg.sync_bn,
         )  # fmt: skip
         self.G, self.D = self.gan.G, self.gan.D
         log(
@@ -139,7 +144,12 @@ class Trainer:
             cfg.cache_gb,
             cfg.loader,
             log,
+            shard=(self.dist.rank, self.dist.world),
         )
+        if self.dist.enabled:
+            total = cfg.batch_size * self.dist.world
+            log(f"distributed: {self.dist.world} processes, batch {cfg.batch_size} each, {total} in all "
+                f"(the learning rate is not rescaled)")  # fmt: skip
         spe = self.loader.steps_per_epoch
         self.total_steps = cfg.steps or (cfg.epochs or PRESETS[self.preset].epochs) * spe
         self.sample_every = cfg.sample_every or max(1, self.total_steps // 24)
@@ -152,7 +162,8 @@ class Trainer:
         self.sample_z = torch.randn(rows * 10, self.spec.nz, generator=g).to(self.device)
         self.sample_y = torch.arange(rows).repeat_interleave(10).to(self.device)
 
-        self.stop_requested = False
+        self.stop_requested = False  # agreed by every rank
+        self.stop_signal = False  # Ctrl-C seen by this process
         if cfg.resume:
             self.load(existing[-1])
 
@@ -165,19 +176,12 @@ class Trainer:
 
     def train(self) -> dict:
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_json(
-            self.out / "config.json",
-            {
-                "config": cfg.to_dict(),
-                "preset": self.preset,
-                "spec": self.spec.to_dict(),
-                "classes": self.class_names,
-                "device": str(self.device),
-                "total_steps": self.total_steps,
-                "steps_per_epoch": self.loader.steps_per_epoch,
-            },
-        )
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            resolved = {"config": cfg.to_dict(), "preset": self.preset, "spec": self.spec.to_dict(),
+                        "classes": self.class_names, "device": str(self.device), "world_size": self.dist.world,
+                        "total_steps": self.total_steps, "steps_per_epoch": self.loader.steps_per_epoch}  # fmt: skip
+            save_json(self.out / "config.json", resolved)
         spe = self.loader.steps_per_epoch
         self.log(
             f"training {self.total_steps} steps ({self.total_steps / spe:.1f} epochs of {spe} steps, batch "
@@ -206,7 +210,9 @@ class Trainer:
                         )
                         t_last, steps_last = time.time(), self.step
                     last = self.step >= self.total_steps
-                    if self.step % cfg.log_every == 0 or last or self.stop_requested:
+                    log_now = self.step % cfg.log_every == 0 or last
+                    self.stop_requested = self._agree_to_stop(log_now)
+                    if log_now or self.stop_requested:
                         now = time.time()
                         self.report(now - t_last, self.step - steps_last, now - t_start)
                         t_last, steps_last = now, self.step
@@ -219,8 +225,8 @@ class Trainer:
         finally:
             if can_signal:
                 signal.signal(signal.SIGINT, old_handler)
-            frames = sorted((self.out / "samples").glob("step_*.png"))
-            save_gif(self.out / "samples.gif", frames)
+            if self.dist.is_main:
+                save_gif(self.out / "samples.gif", sorted((self.out / "samples").glob("step_*.png")))
         if self.stop_requested:
             self.log(f"interrupted: checkpoint saved at step {self.step}; continue with the same command and --resume")
         else:
@@ -228,10 +234,19 @@ class Trainer:
         return {"step": self.step, "interrupted": self.stop_requested, "out": str(self.out)}
 
     def _on_sigint(self, signum, frame):
-        if self.stop_requested:  # second Ctrl-C: stop now
+        if self.stop_signal:  # second Ctrl-C: stop now
             raise KeyboardInterrupt
-        self.stop_requested = True
+        self.stop_signal = True
         self.log("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort without saving)")
+
+    def _agree_to_stop(self, log_now: bool) -> bool:
+        """Ctrl-C takes effect after the current step; with several processes all stop at the next log step."""
+        if not self.dist.enabled:
+            return self.stop_signal
+        if not log_now:
+            return False
+        flag = all_reduce_(torch.tensor([float(self.stop_signal)], device=self.device), tdist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def check_finite(self) -> None:
         bad = self.gan.first_bad_step()
@@ -258,10 +273,14 @@ class Trainer:
             f"{m['acc_fake']:.2f} | ETA {fmt_time(eta)}"
         )
         rec = {"step": self.step, "epoch": self.step / spe, "images_per_s": ips, "elapsed_s": elapsed, **m}
+        if not self.dist.is_main:
+            return
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
 
     def save_samples(self) -> None:
+        if not self.dist.is_main:
+            return
         grid = make_grid(to_uint8(self.gan.generate(self.sample_z, self.sample_y)), ncol=10)
         save_png(self.out / "samples" / f"step_{self.step:08d}.png", grid)
 
@@ -280,7 +299,9 @@ class Trainer:
         }
 
     def save(self) -> None:
-        self.check_finite()  # never write a NaN state
+        self.check_finite()  # never write a NaN state (a collective: every rank gets here)
+        if not self.dist.is_main:
+            return
         ckpt.save_checkpoint(ckpt.checkpoint_path(self.ckpt_dir, self.step), self.state_dict())
         ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_ckpts)
 
@@ -292,7 +313,8 @@ class Trainer:
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.step = state["step"]
-        _truncate_metrics(self.out / "metrics.jsonl", self.step)
+        if self.dist.is_main:
+            _truncate_metrics(self.out / "metrics.jsonl", self.step)
         self.log(f"resumed from {path} at step {self.step}")
 
 
@@ -320,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aborted without saving", file=sys.stderr)
         return 130
+    finally:
+        cleanup()
     return 130 if result["interrupted"] else 0
 
 
