@@ -122,45 +122,14 @@ class Preset:
     about: str
 
 
-_DCGAN_PAIRS = dict(
-    g_arch="tconv",
-    g_base=48,
-    g_cap=1024,
-    d_arch="pairs",
-    d_base=16,
-    d_cap=512,
-    d_kernel=3,
-    d_tail=False,
-    d_bn=True,
-    d_dropout=0.5,
-    d_sn=False,
-)
-_KERAS_MNIST = dict(
-    g_arch="upconv",
-    g_base=64,
-    g_cap=512,
-    d_arch="strided",
-    d_base=16,
-    d_cap=512,
-    d_kernel=3,
-    d_tail=True,
-    d_bn=True,
-    d_dropout=0.25,
-    d_sn=False,
-)
-_ISIC_SN = dict(
-    g_arch="upconv",
-    g_base=64,
-    g_cap=512,
-    d_arch="strided",
-    d_base=64,
-    d_cap=512,
-    d_kernel=4,
-    d_tail=False,
-    d_bn=False,
-    d_dropout=0.0,
-    d_sn=True,
-)
+# fmt: off
+_DCGAN_PAIRS = dict(g_arch="tconv", g_base=48, g_cap=1024, d_arch="pairs", d_base=16, d_cap=512, d_kernel=3,
+                    d_tail=False, d_bn=True, d_dropout=0.5, d_sn=False)
+_KERAS_MNIST = dict(g_arch="upconv", g_base=64, g_cap=512, d_arch="strided", d_base=16, d_cap=512, d_kernel=3,
+                    d_tail=True, d_bn=True, d_dropout=0.25, d_sn=False)
+_ISIC_SN = dict(g_arch="upconv", g_base=64, g_cap=512, d_arch="strided", d_base=64, d_cap=512, d_kernel=4,
+                d_tail=False, d_bn=False, d_dropout=0.0, d_sn=True)
+# fmt: on
 
 PRESETS: dict[str, Preset] = {
     "digits": Preset(

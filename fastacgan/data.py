@@ -491,10 +491,15 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
               "torch": f"PIL in {workers} worker processes"}[name]  # fmt: skip
     log(f"loader: {name} ({detail}): {why}")
     if name == "resident":
+        images = None
         if decoder == "DALI":
-            dali = DaliLoader(cat, size, channels, 256, seed, device, False, workers, policy)
-            images, labels = dali.decode_all(log)
-        else:
+            try:
+                images, labels = DaliLoader(cat, size, channels, 256, seed, device, False, workers, policy).decode_all(
+                    log
+                )
+            except RuntimeError as e:  # e.g. a driver too old for this DALI build: PIL still works
+                log(f"DALI could not decode on {device} ({str(e).splitlines()[0]}); decoding with PIL instead")
+        if images is None:
             images, labels = decode_all(cat, size, channels, workers, policy, log)
         return MemoryLoader(images, labels, batch_size, seed, device, hflip, shard)
     if name == "dali":

@@ -124,7 +124,7 @@ class Trainer:
             f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
         )
         fused_on = cfg.fused_kernels and self.device.type == "cuda"
-        graphs = " (CUDA graphs)" if self.compile and self.device.type == "cuda" else ""
+        graphs = " (CUDA graphs)" if self.compile and self.device.type == "cuda" and not self.dist.enabled else ""
         log(
             f"speed: compile {'on' if self.compile else 'off'}{graphs}, channels-last "
             f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}"
