@@ -301,13 +301,19 @@ class _DecodeSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         try:
-            return i, torch.from_numpy(decode_image(self.cat.read(i), self.cat.names[i], self.size, self.channels)), ""
+            return i, decode_image(self.cat.read(i), self.cat.names[i], self.size, self.channels), ""
         except DataError as e:
             return i, None, str(e)
 
 
 def _collate(items):
-    return items
+    """In the worker: (positions in the batch and indices of the good images, one uint8 tensor of them, the
+    errors, the batch size). One tensor per batch: a tensor per image would cost a shared-memory segment each."""
+    good = [(k, i, a) for k, (i, a, _) in enumerate(items) if a is not None]
+    pos = torch.tensor([k for k, _, _ in good], dtype=torch.long)
+    idx = torch.tensor([i for _, i, _ in good], dtype=torch.long)
+    x = torch.from_numpy(np.stack([a for _, _, a in good])) if good else None
+    return pos, idx, x, [e for _, a, e in items if a is None], len(items)
 
 
 def default_workers(workers: int) -> int:
@@ -335,15 +341,13 @@ def decode_all(
     )
     t0 = last = time.time()
     done = 0
-    for items in loader:
-        for i, arr, err in items:
-            if arr is None:
-                errors.append(err)
-                if policy == "error":
-                    _report_bad(errors, policy)
-            else:
-                out[i], ok[i] = arr, True
-        done += len(items)
+    for _, idx, x, errs, n in loader:
+        errors += errs
+        if errs and policy == "error":
+            _report_bad(errors, policy)
+        if x is not None:
+            out[idx], ok[idx] = x, True
+        done += n
         if time.time() - last > 2 or done == len(cat):
             last = time.time()
             log(f"decoding images: {done}/{len(cat)} ({done / max(1e-9, last - t0):.0f}/s)")
@@ -436,15 +440,12 @@ class StreamLoader(_Loader):
                                              num_workers=self.workers, collate_fn=_collate,
                                              pin_memory=self.device.type == "cuda")  # fmt: skip
         labels = torch.as_tensor(self.cat.labels)
-        for (_, _, flips), items in zip(plan, loader):
-            ok = [k for k, (_, a, _) in enumerate(items) if a is not None]
-            _report_bad([e for _, a, e in items if a is None], self.policy)
-            if not ok:
+        for (_, _, flips), (pos, idx, x, errors, _) in zip(plan, loader):
+            _report_bad(errors, self.policy)
+            if x is None:
                 continue
-            idx = torch.tensor([items[k][0] for k in ok])
-            x = torch.stack([items[k][1] for k in ok])
             if self.hflip:
-                x = _flip(x, flips[ok])
+                x = _flip(x, flips[pos])
             yield x.to(self.device, non_blocking=True), labels[idx].to(self.device, non_blocking=True)
 
 
