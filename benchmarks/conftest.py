@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 FULL = DEVICE.type == "cuda"
-_ROWS: list[tuple[str, str, str]] = []
+_ROWS: list[tuple[str, str, str, dict]] = []
 
 
 def sync():
@@ -35,7 +35,8 @@ def run_bench(benchmark):
         median = benchmark.stats.stats.median
         rate = work / median
         benchmark.extra_info[unit] = rate
-        _ROWS.append((benchmark.group or "", benchmark.name, f"{median * 1e6:10.1f} us  {rate:12,.4g} {unit}"))
+        _ROWS.append((benchmark.group or "", benchmark.name, f"{median * 1e6:10.1f} us  {rate:12,.4g} {unit}",
+                      benchmark.extra_info))  # fmt: skip
         return result
 
     return go
@@ -44,5 +45,6 @@ def run_bench(benchmark):
 def pytest_terminal_summary(terminalreporter):
     if _ROWS:
         terminalreporter.section(f"throughput ({DEVICE}, median)")
-        for group, name, text in sorted(_ROWS):
-            terminalreporter.write_line(f"{group:<28} {name:<60} {text}")
+        for group, name, text, extra in sorted(_ROWS, key=lambda r: r[:3]):
+            more = "  ".join(f"{k} {v:.3g}" for k, v in extra.items() if isinstance(v, float) and "/s" not in k)
+            terminalreporter.write_line(f"{group:<28} {name:<60} {text}  {more}")
