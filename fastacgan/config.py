@@ -217,11 +217,16 @@ def resolve_spec(cfg: TrainConfig, preset_name: str, channels: int, num_classes:
 
 def build_parser(prog: str = "python -m fastacgan.train") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description="Train an AC-GAN (fastacgan).", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog=prog,
+        description="Train an AC-GAN (fastacgan). Every option is a field of "
+        "TrainConfig (fastacgan/config.py); a run writes the resolved set to config.json.",
     )
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        kw = {"default": f.default, "help": f.metadata["help"], "dest": f.name}
+        text = f.metadata["help"]
+        if f.default not in ("", None) and "default" not in text:
+            text += f" (default: {'on' if f.default is True else 'off' if f.default is False else f.default})"
+        kw = {"default": f.default, "help": text, "dest": f.name}
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         else:
