@@ -13,11 +13,13 @@ device value on the host: the metrics are summed on the device and read every --
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 
 import torch
 import torch.distributed as tdist
 
+from . import kernels
 from .distributed import Dist, all_reduce_
 from .kernels import acgan_loss, acgan_loss_reference
 from .models import Discriminator, Generator, ModelSpec
@@ -35,6 +37,13 @@ class ACGANStep:
         self.spec, self.device, self.amp_dtype, self.channels_last = spec, device, amp_dtype, channels_last
         self.dist = dist = dist or Dist()
         self.cls_weight, self.real_label = cls_weight, real_label
+        if fused_kernels and device.type == "cuda":
+            why = check_fused_kernels(device)
+            if why:
+                warnings.warn(f"the fused kernels failed their self-check on {device} ({why}); using PyTorch ops "
+                              f"instead (--no-fused-kernels silences this)", stacklevel=2)  # fmt: skip
+                fused_kernels = False
+        self.fused_kernels = fused_kernels
         self.G = Generator(spec).to(device)
         self.D = Discriminator(spec, sn_impl="fused" if fused_kernels else "torch").to(device)
         if channels_last:
@@ -66,7 +75,7 @@ class ACGANStep:
             # CUDA graphs cannot hold DDP's gradient all-reduce, which runs between the graphs: off when distributed
             graphs = device.type == "cuda" and compile_backend == "inductor" and not dist.enabled
             mode = "reduce-overhead" if graphs else None
-            wrap = lambda fn: torch.compile(fn, mode=mode, backend=compile_backend)  # noqa: E731
+            wrap = lambda fn: CompiledRegion(fn, mode=mode, backend=compile_backend)  # noqa: E731
             self.g_forward, self.d_losses, self.g_losses = map(wrap, (self._g_forward, self._d_losses, self._g_losses))
 
         self.metrics = torch.zeros(len(METRICS), device=device)
@@ -175,3 +184,56 @@ class ACGANStep:
         self.scaler_d.load_state_dict(state["scaler_d"])
         self.noise_gen.set_state(state["noise_gen"].to("cpu"))
         self.dev_step.fill_(step)
+
+
+class CompiledRegion:
+    """torch.compile of one region of the step. Compilation happens on the first call; if it fails there, the
+    region warns once and runs eagerly from then on, so a compiler problem costs speed, not the run."""
+
+    def __init__(self, fn, **compile_kwargs):
+        self.eager = fn
+        self.fn = torch.compile(fn, **compile_kwargs)
+        self.first = True
+
+    def __call__(self, *args):
+        if not self.first:
+            return self.fn(*args)
+        self.first = False
+        try:
+            return self.fn(*args)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: report it and go on eagerly
+            name = getattr(self.eager, "__name__", "a region").lstrip("_")
+            why = " ".join(line.strip() for line in str(e).splitlines()[:2])[:240]
+            warnings.warn(f"torch.compile of {name} failed ({type(e).__name__}: {why}); "
+                          f"it runs eagerly (--no-compile silences this)", stacklevel=2)  # fmt: skip
+            self.fn = self.eager
+            return self.eager(*args)
+
+
+def check_fused_kernels(device: torch.device) -> str | None:
+    """Run the fused loss and spectral-norm kernels once on small awkward shapes against their references:
+    None if they agree, else what went wrong (a compiler error, a wrong answer)."""
+    g = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g).to(device)
+
+    try:
+        src, cls = rand(37).requires_grad_(), rand(37, 11).requires_grad_()
+        labels = torch.randint(11, (37,), generator=g).to(device)
+        got, want = [], []
+        for fn, out in ((kernels.acgan_loss_fused, got), (kernels.acgan_loss_reference, want)):
+            loss, stats = fn(src, cls, 0.9, labels, 1.3)
+            out += [loss.detach(), stats, *torch.autograd.grad(loss, (src, cls))]
+        ws = [rand(12, 5, 3, 3).requires_grad_(), rand(7, 30).requires_grad_()]
+        for fn, out in ((kernels.spectral_norm_sigma_fused, got), (kernels.spectral_norm_sigma_reference, want)):
+            us = [torch.nn.functional.normalize(torch.ones(n, device=device), dim=0) for n in (12, 7)]
+            vs = [torch.nn.functional.normalize(torch.ones(n, device=device), dim=0) for n in (45, 30)]
+            sig = fn(ws, us, vs, [0, 0], 2, 1e-12)
+            out += [sig.detach(), *us, *vs, *torch.autograd.grad(sig.sum(), ws)]
+        for a, b in zip(got, want):
+            if not torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4):
+                return f"a result differs from the reference by {(a.float() - b.float()).abs().max().item():.3g}"
+    except Exception as e:  # noqa: BLE001 - e.g. a Triton build that cannot compile them for this GPU
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    return None

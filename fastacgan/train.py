@@ -123,7 +123,7 @@ class Trainer:
             f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
             f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
         )
-        fused_on = cfg.fused_kernels and self.device.type == "cuda"
+        fused_on = self.gan.fused_kernels and self.device.type == "cuda"
         graphs = " (CUDA graphs)" if self.compile and self.device.type == "cuda" and not self.dist.enabled else ""
         log(
             f"speed: compile {'on' if self.compile else 'off'}{graphs}, channels-last "

@@ -65,3 +65,40 @@ def test_cuda_fast_path_learns_what_eager_fp32_learns(tmp_path):
         diffs = [abs(a[key] - b[key]) for a, b in zip(eager, fast)]
         assert sum(diffs) / len(diffs) < tol, (key, diffs)
     assert abs(eager[-1]["acc_fake"] - fast[-1]["acc_fake"]) < 0.15
+
+
+def _spec():
+    from fastacgan.config import TrainConfig, resolve_spec
+
+    return resolve_spec(TrainConfig(width=0.25, image_size=16), "isic64", 1, 4)
+
+
+def test_a_compiler_failure_costs_speed_not_the_run():
+    from fastacgan.step import ACGANStep
+
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError("this compiler cannot build the graph")
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    gan = ACGANStep(_spec(), torch.device("cpu"), compile=True, compile_backend=broken_backend)
+    real, labels = torch.rand(8, 1, 16, 16) * 2 - 1, torch.randint(4, (8,))
+    with pytest.warns(UserWarning, match="torch.compile of g_forward failed .*runs eagerly"):
+        gan(real, labels)
+    gan(real, labels)  # later steps run eagerly, without warning again
+    assert gan.metric_steps == 2 and all(v == v for v in gan.read_metrics().values())
+
+
+def test_fused_kernel_self_check(monkeypatch):
+    """On CUDA the step checks the fused kernels once before using them; here under the Triton interpreter."""
+    import importlib
+
+    from fastacgan import step as step_mod
+
+    assert step_mod.check_fused_kernels(torch.device("cpu")) is None
+    loss_mod = importlib.import_module("fastacgan.kernels.acgan_loss")
+    real = loss_mod.acgan_loss_fused
+    monkeypatch.setattr(step_mod.kernels, "acgan_loss_fused", lambda *a: (real(*a)[0] * 1.01, real(*a)[1]))
+    assert "differs from the reference" in step_mod.check_fused_kernels(torch.device("cpu"))
+    monkeypatch.setattr(step_mod.kernels, "acgan_loss_fused", lambda *a: 1 / 0)
+    assert step_mod.check_fused_kernels(torch.device("cpu")).startswith("ZeroDivisionError")
