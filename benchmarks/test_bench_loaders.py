@@ -13,7 +13,8 @@ from conftest import DEVICE, FULL, sync
 from PIL import Image
 
 from fastacgan.dali_pipeline import DaliLoader, dali_available
-from fastacgan.data import MemoryLoader, StreamLoader, decode_all, open_catalog
+from fastacgan.data import decode_all, open_catalog
+from fastacgan.loaders import MemoryLoader, StreamLoader
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg" / "train.tar.gz"
 COUNT = 50_000 if FULL else 512

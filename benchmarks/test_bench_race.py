@@ -14,7 +14,8 @@ from reference import ReferenceACGAN, reference_loader
 from torch.utils.flop_counter import FlopCounterMode
 
 from fastacgan.config import TrainConfig, resolve_spec
-from fastacgan.data import make_loader, open_catalog, to_model_input
+from fastacgan.data import open_catalog
+from fastacgan.loaders import make_loader, to_model_input
 from fastacgan.step import ACGANStep
 
 PRESETS = ["cifar10", "isic64", "isic128"] if FULL else ["cifar10"]

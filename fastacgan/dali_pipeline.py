@@ -20,7 +20,8 @@ import warnings
 import numpy as np
 import torch
 
-from .data import Catalog, DataError, decode_image, epoch_indices
+from .data import Catalog, DataError, decode_image
+from .loaders import BaseLoader
 
 try:
     from nvidia.dali import fn, types
@@ -47,8 +48,8 @@ def looks_truncated(data: np.ndarray) -> bool:
     return False
 
 
-class DaliLoader:
-    """Streams batches through a DALI pipeline. Same interface as data.MemoryLoader / StreamLoader."""
+class DaliLoader(BaseLoader):
+    """Streams batches through a DALI pipeline. Same interface as loaders.MemoryLoader / StreamLoader."""
 
     def __init__(self, cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
                  hflip: bool, workers: int, policy: str, shard: tuple[int, int] = (0, 1)):  # fmt: skip
@@ -56,14 +57,9 @@ class DaliLoader:
             raise DataError("--loader dali: NVIDIA DALI is not installed (pip install nvidia-dali-cuda130)")
         if cat.read is None:
             raise DataError("--loader dali needs image files; the built-in data set is generated in memory")
-        self.cat, self.size, self.channels, self.batch_size = cat, size, channels, batch_size
-        self.seed, self.device, self.hflip, self.policy, self.shard = seed, device, hflip, policy, shard
+        super().__init__(len(cat), batch_size, seed, device, hflip, shard)
+        self.cat, self.size, self.channels, self.policy = cat, size, channels, policy
         self.threads = max(1, workers)
-        self.n = len(cat)
-        self.per_rank = self.n // shard[1]
-        if self.per_rank < batch_size:
-            raise DataError(f"--batch-size {batch_size} is larger than the data set ({self.per_rank} images per rank)")
-        self.steps_per_epoch = self.per_rank // batch_size
         self.bad: set[int] = set()
         self.pipe = None
 
@@ -143,12 +139,9 @@ class DaliLoader:
                 warnings.warn(f"skipped {msg}", stacklevel=4)
 
     def epoch(self, epoch: int, start_step: int = 0):
-        idx_all, flips_all = epoch_indices(self.n, self.seed, epoch, self.shard)
         labels = torch.as_tensor(self.cat.labels)
-        for step in range(start_step, self.steps_per_epoch):
-            sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
-            flips = flips_all[sl].tolist() if self.hflip else [False] * self.batch_size
-            keep, x = self._batch(idx_all[sl].tolist(), flips)
+        for _, idx, flips in self.batches(epoch, start_step):
+            keep, x = self._batch(idx.tolist(), flips.tolist() if self.hflip else [False] * len(idx))
             if x is None:
                 continue
             yield x, labels[keep].to(self.device, non_blocking=True)

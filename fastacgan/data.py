@@ -292,7 +292,7 @@ def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
     return first, 1 if grey else 3
 
 
-class _DecodeSet(torch.utils.data.Dataset):
+class DecodeSet(torch.utils.data.Dataset):
     def __init__(self, cat: Catalog, size: int, channels: int):
         self.cat, self.size, self.channels = cat, size, channels
 
@@ -306,7 +306,7 @@ class _DecodeSet(torch.utils.data.Dataset):
             return i, None, str(e)
 
 
-def _collate(items):
+def collate_decoded(items):
     """In the worker: (positions in the batch and indices of the good images, one uint8 tensor of them, the
     errors, the batch size). One tensor per batch: a tensor per image would cost a shared-memory segment each."""
     good = [(k, i, a) for k, (i, a, _) in enumerate(items) if a is not None]
@@ -320,7 +320,7 @@ def default_workers(workers: int) -> int:
     return min(8, os.cpu_count() or 1) if workers < 0 else workers
 
 
-def _report_bad(errors: list[str], policy: str) -> None:
+def report_bad(errors: list[str], policy: str) -> None:
     if errors and policy == "error":
         raise DataError(errors[0] + "; pass --bad-images skip to skip such files")
     for msg in errors[:10]:
@@ -337,181 +337,24 @@ def decode_all(
     ok = torch.zeros(len(cat), dtype=torch.bool)
     errors: list[str] = []
     loader = torch.utils.data.DataLoader(
-        _DecodeSet(cat, size, channels), batch_size=256, num_workers=workers, collate_fn=_collate
+        DecodeSet(cat, size, channels), batch_size=256, num_workers=workers, collate_fn=collate_decoded
     )
     t0 = last = time.time()
     done = 0
     for _, idx, x, errs, n in loader:
         errors += errs
         if errs and policy == "error":
-            _report_bad(errors, policy)
+            report_bad(errors, policy)
         if x is not None:
             out[idx], ok[idx] = x, True
         done += n
         if time.time() - last > 2 or done == len(cat):
             last = time.time()
             log(f"decoding images: {done}/{len(cat)} ({done / max(1e-9, last - t0):.0f}/s)")
-    _report_bad(errors, policy)
+    report_bad(errors, policy)
     cat.skipped = errors
     if errors:
         log(f"skipped {len(errors)} unreadable image(s) of {len(cat)} (first: {errors[0]})")
     if not bool(ok.any()):
         raise DataError(f"--data: none of the {len(cat)} images could be decoded")
     return out[ok], torch.as_tensor(cat.labels)[ok]
-
-
-# ---------------------------------------------------------------------------------------------- loaders
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The permutation and the per-image flip flags of one epoch, a pure function of (n, seed, epoch)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g), torch.rand(n, generator=g) < 0.5
-
-
-def epoch_indices(n: int, seed: int, epoch: int, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's image indices for one epoch, in order, and their flip flags. Rank r of W takes perm[r::W]
-    (the same length on every rank), so step s's W per-rank batches together are the 1-process batch s."""
-    rank, world = shard
-    perm, flips = epoch_order(n, seed, epoch)
-    idx = perm[rank::world][: n // world]
-    return idx, flips[idx]
-
-
-class _Loader:
-    """Common part: batch size, shard, steps per epoch (drop-last: every batch has the same shape)."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device, hflip: bool, shard):
-        self.n, self.batch_size, self.seed, self.device, self.hflip, self.shard = (
-            n,
-            batch_size,
-            seed,
-            device,
-            hflip,
-            shard,
-        )
-        per_rank = n // shard[1]
-        if per_rank < batch_size:
-            raise DataError(f"--batch-size {batch_size} is larger than the data set ({per_rank} images per process)")
-        self.steps_per_epoch = per_rank // batch_size
-
-    def batches(self, epoch: int, start_step: int):
-        """(step, indices, flips) of this rank's batches from start_step to the end of the epoch."""
-        idx, flips = epoch_indices(self.n, self.seed, epoch, self.shard)
-        for step in range(start_step, self.steps_per_epoch):
-            sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
-            yield step, idx[sl], flips[sl]
-
-
-def _flip(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-    """Mirror the images [B, H, W, C] whose flag is set."""
-    return torch.where(flips.to(x.device)[:, None, None, None], x.flip(2), x)
-
-
-class MemoryLoader(_Loader):
-    """The resident loader: a decoded uint8 set held on the training device; each batch is a gather (and a flip)
-    on the device, with no host work and no host sync."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int, device: torch.device,
-                 hflip: bool, shard: tuple[int, int] = (0, 1)):  # fmt: skip
-        super().__init__(len(labels), batch_size, seed, device, hflip, shard)
-        self.images = images.to(device)
-        self.labels = labels.to(device)
-
-    def epoch(self, epoch: int, start_step: int = 0):
-        for _, idx, flips in self.batches(epoch, start_step):
-            idx = idx.to(self.device, non_blocking=True)
-            x = self.images[idx]  # uint8 [B, H, W, C]
-            yield (_flip(x, flips) if self.hflip else x), self.labels[idx]
-
-
-class StreamLoader(_Loader):
-    """The PyTorch loader: PIL decodes each batch in worker processes. Bad files drop out of their batch."""
-
-    def __init__(self, cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
-                 hflip: bool, workers: int, policy: str, shard: tuple[int, int] = (0, 1)):  # fmt: skip
-        super().__init__(len(cat), batch_size, seed, device, hflip, shard)
-        self.cat, self.policy, self.workers = cat, policy, workers
-        self.dataset = _DecodeSet(cat, size, channels)
-
-    def epoch(self, epoch: int, start_step: int = 0):
-        plan = list(self.batches(epoch, start_step))
-        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=[idx.tolist() for _, idx, _ in plan],
-                                             num_workers=self.workers, collate_fn=_collate,
-                                             pin_memory=self.device.type == "cuda")  # fmt: skip
-        labels = torch.as_tensor(self.cat.labels)
-        for (_, _, flips), (pos, idx, x, errors, _) in zip(plan, loader):
-            _report_bad(errors, self.policy)
-            if x is None:
-                continue
-            if self.hflip:
-                x = _flip(x, flips[pos])
-            yield x.to(self.device, non_blocking=True), labels[idx].to(self.device, non_blocking=True)
-
-
-LOADERS = ("auto", "resident", "dali", "torch")
-
-
-def resident_budget_gb(cache_gb: float, device: torch.device) -> float:
-    """How much decoded data may stay resident: --cache-gb, and on a GPU at most half of its free memory."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return min(cache_gb, free / 2 / 2**30)
-    return cache_gb
-
-
-def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: float, device: torch.device,
-                  has_dali: bool) -> tuple[str, str]:  # fmt: skip
-    """(loader, the reason) for --loader `kind`."""
-    if kind not in LOADERS:
-        raise DataError(f"--loader {kind!r}: choose from {', '.join(LOADERS)}")
-    need = len(cat) * size * size * channels / 2**30
-    if cat.images is not None:
-        return "resident", "the built-in set is made in memory"
-    if kind == "dali" and not has_dali:
-        raise DataError("--loader dali: NVIDIA DALI is not installed here (pip install nvidia-dali-cuda130)")
-    if kind != "auto":
-        return kind, "asked for with --loader"
-    budget = resident_budget_gb(cache_gb, device)
-    if need <= budget:
-        return "resident", f"{need:.2f} GiB decoded fits the {budget:.2f} GiB budget (--cache-gb)"
-    if has_dali:
-        return "dali", f"{need:.1f} GiB decoded exceeds the {budget:.2f} GiB resident budget; DALI streams it"
-    return "torch", f"{need:.1f} GiB decoded exceeds the {budget:.2f} GiB resident budget and DALI is not installed"
-
-
-def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
-                hflip: bool, workers: int, policy: str, cache_gb: float, kind: str = "auto", log=print,
-                shard: tuple[int, int] = (0, 1)):  # fmt: skip
-    from .dali_pipeline import DaliLoader, dali_available
-
-    has_dali = dali_available()
-    name, why = choose_loader(kind, cat, size, channels, cache_gb, device, has_dali)
-    decoder = "DALI" if has_dali and device.type == "cuda" and cat.images is None else "PIL"
-    detail = {"resident": f"decode once with {decoder}, keep uint8 on {device}", "dali": f"{workers} DALI threads",
-              "torch": f"PIL in {workers} worker processes"}[name]  # fmt: skip
-    log(f"loader: {name} ({detail}): {why}")
-    if name == "resident":
-        images = None
-        if decoder == "DALI":
-            try:
-                images, labels = DaliLoader(cat, size, channels, 256, seed, device, False, workers, policy).decode_all(
-                    log
-                )
-            except RuntimeError as e:  # e.g. a driver too old for this DALI build: PIL still works
-                log(f"DALI could not decode on {device} ({str(e).splitlines()[0]}); decoding with PIL instead")
-        if images is None:
-            images, labels = decode_all(cat, size, channels, workers, policy, log)
-        return MemoryLoader(images, labels, batch_size, seed, device, hflip, shard)
-    if name == "dali":
-        return DaliLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard)
-    return StreamLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard)
-
-
-def to_model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """A batch [B, H, W, C] (uint8, or float already in [-1, 1] from DALI) -> float [B, C, H, W] in [-1, 1].
-    The permute is a view, so the result is channels-last in memory; otherwise it is made contiguous NCHW."""
-    x = x.permute(0, 3, 1, 2)
-    if x.dtype == torch.uint8:
-        x = x.float().mul_(1 / 127.5).sub_(1)
-    return x if channels_last else x.contiguous()

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint as ckpt
-from .data import decode_all, default_workers, open_catalog, to_model_input
+from .data import decode_all, default_workers, open_catalog
+from .loaders import to_model_input
 from .sample import generate, load_generator
 
 

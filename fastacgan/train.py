@@ -19,9 +19,10 @@ import torch.distributed as tdist
 
 from . import checkpoint as ckpt
 from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec, save_json
-from .data import DataError, default_workers, make_loader, open_catalog, probe, to_model_input
+from .data import DataError, default_workers, open_catalog, probe
 from .distributed import all_reduce_, cleanup, setup
 from .imaging import make_grid, save_gif, save_png, to_uint8
+from .loaders import make_loader, to_model_input
 from .models import count_params
 from .step import ACGANStep
 

@@ -7,17 +7,8 @@ import torch
 from conftest import CLASSES, make_folder
 from PIL import Image
 
-from fastacgan.data import (
-    DataError,
-    MemoryLoader,
-    StreamLoader,
-    decode_all,
-    decode_image,
-    epoch_order,
-    open_catalog,
-    probe,
-    to_model_input,
-)
+from fastacgan.data import DataError, decode_all, decode_image, open_catalog, probe
+from fastacgan.loaders import MemoryLoader, StreamLoader, epoch_order, to_model_input
 
 
 def load(data, **kw):

@@ -9,16 +9,8 @@ import torch
 from conftest import make_folder
 
 from fastacgan.dali_pipeline import DaliLoader, dali_available, looks_truncated
-from fastacgan.data import (
-    DataError,
-    MemoryLoader,
-    StreamLoader,
-    choose_loader,
-    decode_all,
-    epoch_indices,
-    make_loader,
-    open_catalog,
-)
+from fastacgan.data import DataError, decode_all, open_catalog
+from fastacgan.loaders import MemoryLoader, StreamLoader, choose_loader, epoch_indices, make_loader
 from fastacgan.train import main
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg" / "test.tar.gz"
