@@ -21,7 +21,7 @@ from .loaders import to_model_input
 from .sample import generate, load_generator
 
 
-def make_classifier(channels: int, num_classes: int, size: int) -> nn.Module:
+def make_classifier(channels: int, num_classes: int) -> nn.Module:
     def block(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
 
@@ -52,7 +52,7 @@ def train_classifier(
     perm = torch.randperm(n, generator=g)
     n_val = max(1, n // 10)
     val, tr = perm[:n_val], perm[n_val:]
-    model = make_classifier(images_u8.shape[3], num_classes, images_u8.shape[1])
+    model = make_classifier(images_u8.shape[3], num_classes)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
     steps = epochs * max(1, len(tr) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)

@@ -42,22 +42,11 @@ def image_folder(tmp_path):
     return make_folder(tmp_path / "shapes")
 
 
+# a tiny, fast model on the built-in digits at 16x16
+TINY = "--image-size 16 --width 0.25 --batch-size 16 --workers 0".split()
+
+
 @pytest.fixture
 def tiny_args(tmp_path):
-    """CLI arguments for a tiny, fast run on the built-in digits at 16x16."""
-    return [
-        "--data",
-        "builtin:digits:400",
-        "--image-size",
-        "16",
-        "--width",
-        "0.25",
-        "--batch-size",
-        "16",
-        "--workers",
-        "0",
-        "--log-every",
-        "5",
-        "--out",
-        str(tmp_path / "run"),
-    ]
+    """CLI arguments for a tiny, fast run on 400 built-in digits."""
+    return ["--data", "builtin:digits:400", *TINY, "--log-every", "5", "--out", str(tmp_path / "run")]

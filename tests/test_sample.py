@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from PIL import Image
 
 from fastacgan.sample import load_generator
@@ -11,22 +12,7 @@ from fastacgan.train import main as train_main
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("sample") / "run"
-    args = [
-        "--data",
-        "builtin:digits:200",
-        "--image-size",
-        "16",
-        "--width",
-        "0.25",
-        "--batch-size",
-        "16",
-        "--workers",
-        "0",
-        "--steps",
-        "3",
-        "--out",
-        str(out),
-    ]
+    args = ["--data", "builtin:digits:200", *TINY, "--steps", "3", "--out", str(out)]
     assert train_main(args) == 0
     return out
 
@@ -87,22 +73,6 @@ def test_missing_checkpoint(tmp_path, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_checkpoint_samples_on_cpu(tmp_path):
     out = tmp_path / "gpu"
-    args = [
-        "--data",
-        "builtin:digits:200",
-        "--image-size",
-        "16",
-        "--width",
-        "0.25",
-        "--batch-size",
-        "16",
-        "--steps",
-        "2",
-        "--device",
-        "cuda",
-        "--amp",
-        "--out",
-        str(out),
-    ]
+    args = ["--data", "builtin:digits:200", *TINY, "--steps", "2", "--device", "cuda", "--amp", "--out", str(out)]
     assert train_main(args) == 0
     assert sample_main(["--ckpt", str(out), "--label", "2", "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
