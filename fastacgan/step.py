@@ -2,6 +2,7 @@
 
     D step: loss_D = L(D(x), real_label, y) + L(D(G(z, c).detach()), 0, c)      -> backward -> Adam(D)
     G step: loss_G = L(D(G(z, c)), 1, c)        (the same fakes, now through G) -> backward -> Adam(G)
+            (D's weights are frozen for the G step's backward: it only needs the gradient that flows to G)
 with L = acgan_loss (BCE-with-logits of the source head + cls_weight * cross-entropy of the class head).
 
 Speed features, each switchable on its own: torch.compile of three regions (G's forward, the D losses,
@@ -51,7 +52,8 @@ class ACGANStep:
             self.D.to(memory_format=torch.channels_last)
         fused = {"fused": True} if device.type == "cuda" else {}
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr_g, betas=betas, **fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr_d, betas=betas, **fused)
+        self.d_params = list(self.D.parameters())
+        self.opt_d = torch.optim.Adam(self.d_params, lr_d, betas=betas, **fused)
         use_scaler = amp_dtype == torch.float16
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=use_scaler)
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=use_scaler)
@@ -125,10 +127,14 @@ class ACGANStep:
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
 
-        with self.D_run.no_sync() if self.dist.enabled else nullcontext():  # D's gradients here are not used
+        # G step. D's weights get no gradient here (it would be discarded): the backward through D computes
+        # only what flows on to G, and with several processes nothing of D is all-reduced.
+        self._set_requires_grad(self.d_params, False)
+        with self.D_run.no_sync() if self.dist.enabled else nullcontext():
             loss_g, st_g = self.g_losses(fake, c)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler_g.scale(loss_g).backward()
+        self._set_requires_grad(self.d_params, True)
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
 
@@ -139,6 +145,11 @@ class ACGANStep:
             finite = torch.isfinite(loss_d) & torch.isfinite(loss_g)
             self.bad_step = torch.where((self.bad_step < 0) & ~finite, self.dev_step, self.bad_step)
         self.metric_steps += 1
+
+    @staticmethod
+    def _set_requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
+        for p in params:
+            p.requires_grad_(flag)
 
     def read_metrics(self) -> dict[str, float]:
         """Mean of each metric since the last read, over all ranks (a host sync), then reset."""

@@ -102,3 +102,23 @@ def test_fused_kernel_self_check(monkeypatch):
     assert "differs from the reference" in step_mod.check_fused_kernels(torch.device("cpu"))
     monkeypatch.setattr(step_mod.kernels, "acgan_loss_fused", lambda *a: 1 / 0)
     assert step_mod.check_fused_kernels(torch.device("cpu")).startswith("ZeroDivisionError")
+
+
+def test_g_step_leaves_d_gradients_alone():
+    from fastacgan.step import ACGANStep
+
+    torch.manual_seed(0)
+    gan = ACGANStep(_spec(), torch.device("cpu"))
+    seen = {}
+    real_step = gan.opt_d.step
+
+    def snapshot(*a, **k):
+        seen["grads"] = [p.grad.clone() for p in gan.d_params]
+        return real_step(*a, **k)
+
+    gan.opt_d.step = snapshot
+    gan(torch.rand(8, 1, 16, 16) * 2 - 1, torch.randint(4, (8,)))
+    assert all(p.requires_grad for p in gan.d_params)
+    for p, g in zip(gan.d_params, seen["grads"]):
+        assert torch.equal(p.grad, g)  # the G step's backward did not add to D's gradients
+    assert all(p.grad is not None for p in gan.G.parameters())
