@@ -114,11 +114,9 @@ class ACGANStep:
         """One D step and one G step. real: [B, C, H, W] float in [-1, 1]; labels [B] int64."""
         b, (rank, world) = labels.shape[0], (self.dist.rank, self.dist.world)
         # the global batch's noise and classes on every rank, each rank taking its slice: N ranks = 1 process
-        z = torch.randn(b * world, self.spec.nz, device=self.device, generator=self.noise_gen)[
-            rank * b : (rank + 1) * b
-        ]
-        c = torch.randint(self.spec.num_classes, (b * world,), device=self.device, generator=self.noise_gen)
-        c = c[rank * b : (rank + 1) * b]
+        mine = slice(rank * b, (rank + 1) * b)
+        z = torch.randn(b * world, self.spec.nz, device=self.device, generator=self.noise_gen)[mine]
+        c = torch.randint(self.spec.num_classes, (b * world,), device=self.device, generator=self.noise_gen)[mine]
         fake = self.g_forward(z, c)
 
         loss_d, st_r, st_f = self.d_losses(real, fake.detach(), labels, c)
