@@ -139,9 +139,9 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
         images = None
         if decoder == "DALI":
             try:
-                images, labels = DaliLoader(cat, size, channels, 256, seed, device, False, workers, policy).decode_all(
-                    log
-                )
+                images, labels = DaliLoader(
+                    cat, size, channels, min(256, len(cat)), seed, device, False, workers, policy
+                ).decode_all(log)
             except RuntimeError as e:  # e.g. a driver too old for this DALI build: PIL still works
                 log(f"DALI could not decode on {device} ({str(e).splitlines()[0]}); decoding with PIL instead")
         if images is None:
