@@ -55,16 +55,3 @@ def all_reduce_(t: torch.Tensor, op=None) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
     return t
-
-
-def broadcast_object(obj, src: int = 0):
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        box = [obj]
-        dist.broadcast_object_list(box, src=src)
-        return box[0]
-    return obj
-
-
-def barrier() -> None:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
