@@ -314,6 +314,12 @@ class Trainer:
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.step = state["step"]
+        skip = {"resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "out", "device"}
+        changed = [f"--{k.replace('_', '-')} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
+                   if k not in skip and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
+        if changed:
+            self.log("note: resuming with options that differ from the checkpoint's (the run will not be the one it "
+                     "would have been): " + ", ".join(changed))  # fmt: skip
         if self.dist.is_main:
             _truncate_metrics(self.out / "metrics.jsonl", self.step)
         self.log(f"resumed from {path} at step {self.step}")

@@ -169,3 +169,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path):
     assert saved >= 4
     assert main(tiny_args + ["--steps", str(saved + 2), "--resume"]) == 0
     assert final_state(tmp_path / "run")["step"] == saved + 2
+
+
+def test_resume_with_changed_options_says_so(tiny_args, capsys):
+    assert run(tiny_args + ["--steps", "2"]) == 0
+    capsys.readouterr()
+    assert run(tiny_args + ["--steps", "4", "--resume", "--lr-d", "1e-4", "--batch-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming with options that differ" in out and "--lr-d 0.0002 -> 0.0001" in out
+    assert "--batch-size 16 -> 8" in out and "--steps" not in out.split("differ")[1].split("\n")[0]
