@@ -83,6 +83,8 @@ class Trainer:
 
         # --- data: what it is, then the model that fits it, then the loader at the model's size
         builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only
+        if cfg.data.startswith("builtin:"):
+            log(f"drawing the built-in data set {cfg.data} at {builtin_size}x{builtin_size} (a few seconds)")
         self.catalog = open_catalog(
             cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images, cfg.seed, builtin_size
         )
