@@ -13,7 +13,7 @@ from fastacgan.train import main
 # a preset without dropout (isic-style: spectral-norm D, no BatchNorm in D) so the only difference between
 # 2 processes and 1 is G's BatchNorm, whose statistics are per process (SyncBatchNorm needs CUDA)
 ARGS = ["--data", "builtin:digits:256", "--preset", "isic64", "--image-size", "16", "--width", "0.125",
-        "--workers", "0", "--log-every", "2", "--sample-every", "3", "--seed", "5"]  # fmt: skip
+        "--workers", "0", "--log-every", "2", "--sample-every", "3", "--seed", "5", "--device", "cpu"]  # fmt: skip
 
 
 def torchrun(nproc, args, timeout=300):

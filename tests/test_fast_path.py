@@ -29,7 +29,7 @@ def run(args, out, steps_hook=None):
 
 
 BASE = ["--data", "builtin:digits:640", "--image-size", "16", "--width", "0.25", "--batch-size", "32",
-        "--workers", "0", "--log-every", "10", "--sample-every", "7", "--seed", "3"]  # fmt: skip
+        "--workers", "0", "--log-every", "10", "--sample-every", "7", "--seed", "3", "--device", "cpu"]  # fmt: skip
 
 
 def test_no_recompilation_after_warm_up(tmp_path):
@@ -58,7 +58,7 @@ def test_cuda_fast_path_learns_what_eager_fp32_learns(tmp_path):
     """The whole fast path (inductor + CUDA graphs, bf16, channels-last, fused kernels) vs eager fp32 NCHW:
     the loss curves agree within the noise of bf16 training and both classify their fakes alike."""
     torch._dynamo.reset()
-    args = BASE + ["--steps", "100", "--device", "cuda"]
+    args = [a if a != "cpu" else "cuda" for a in BASE] + ["--steps", "100"]
     eager = run(args + ["--no-compile", "--no-channels-last", "--no-fused-kernels"], tmp_path / "e")
     fast = run(args + ["--amp"], tmp_path / "f")
     for key, tol in (("loss_d", 0.15), ("loss_g", 0.25), ("acc_real", 0.1)):
@@ -95,13 +95,14 @@ def test_fused_kernel_self_check(monkeypatch):
 
     from fastacgan import step as step_mod
 
-    assert step_mod.check_fused_kernels(torch.device("cpu")) is None
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert step_mod.check_fused_kernels(dev) is None
     loss_mod = importlib.import_module("fastacgan.kernels.acgan_loss")
     real = loss_mod.acgan_loss_fused
     monkeypatch.setattr(step_mod.kernels, "acgan_loss_fused", lambda *a: (real(*a)[0] * 1.01, real(*a)[1]))
-    assert "differs from the reference" in step_mod.check_fused_kernels(torch.device("cpu"))
+    assert "differs from the reference" in step_mod.check_fused_kernels(dev)
     monkeypatch.setattr(step_mod.kernels, "acgan_loss_fused", lambda *a: 1 / 0)
-    assert step_mod.check_fused_kernels(torch.device("cpu")).startswith("ZeroDivisionError")
+    assert step_mod.check_fused_kernels(dev).startswith("ZeroDivisionError")
 
 
 def test_g_step_leaves_d_gradients_alone():

@@ -159,6 +159,8 @@ def test_short_training_run_with_each_loader(image_folder, tmp_path, loader, cap
         "0.25",
         "--batch-size",
         "8",
+        "--device",
+        "cpu",
         "--workers",
         "1",
         "--steps",

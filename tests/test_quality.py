@@ -20,6 +20,8 @@ def test_generated_digits_are_classified_as_their_label(tmp_path):
         "0.5",
         "--batch-size",
         "64",
+        "--device",
+        "cpu",
         "--workers",
         "0",
         "--steps",

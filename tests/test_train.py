@@ -118,6 +118,8 @@ def test_user_image_folder_with_preset(image_folder, tmp_path):
         "0.25",
         "--batch-size",
         "8",
+        "--device",
+        "cpu",
         "--workers",
         "0",
         "--steps",
