@@ -73,10 +73,10 @@ class ACGANStep:
             self.D_run = torch.nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
 
         self.g_forward, self.d_losses, self.g_losses = self._g_forward, self._d_losses, self._g_losses
+        # CUDA graphs cannot hold DDP's gradient all-reduce, which runs between the graphs: off when distributed
+        self.cuda_graphs = compile and device.type == "cuda" and compile_backend == "inductor" and not dist.enabled
         if compile:
-            # CUDA graphs cannot hold DDP's gradient all-reduce, which runs between the graphs: off when distributed
-            graphs = device.type == "cuda" and compile_backend == "inductor" and not dist.enabled
-            mode = "reduce-overhead" if graphs else None
+            mode = "reduce-overhead" if self.cuda_graphs else None
             wrap = lambda fn: CompiledRegion(fn, mode=mode, backend=compile_backend)  # noqa: E731
             self.g_forward, self.d_losses, self.g_losses = map(wrap, (self._g_forward, self._d_losses, self._g_losses))
 

@@ -127,7 +127,7 @@ class Trainer:
             f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
         )
         fused_on = self.gan.fused_kernels and self.device.type == "cuda"
-        graphs = " (CUDA graphs)" if self.compile and self.device.type == "cuda" and not self.dist.enabled else ""
+        graphs = " (CUDA graphs)" if self.gan.cuda_graphs else ""
         log(
             f"speed: compile {'on' if self.compile else 'off'}{graphs}, channels-last "
             f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}"
