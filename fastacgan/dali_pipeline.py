@@ -83,51 +83,50 @@ class DaliLoader(BaseLoader):
         pipe.build()
         return pipe
 
-    def _run(self, idx: list[int], flips: list[bool]) -> torch.Tensor:
+    def _run(self, blobs: list[np.ndarray], flips: list[bool]) -> torch.Tensor:
         if self.pipe is None:
             self.pipe = self._build()
-        blobs = [np.frombuffer(self.cat.read(i), dtype=np.uint8) for i in idx]
         self.pipe.feed_input("enc", blobs)
         self.pipe.feed_input("flip", [np.array(int(f), dtype=np.int32) for f in flips])
         (out,) = self.pipe.run()
         gpu = self.device.type == "cuda"
-        x = torch.empty(len(idx), self.size, self.size, self.channels, dtype=torch.float32, device=self.device)
+        x = torch.empty(len(blobs), self.size, self.size, self.channels, dtype=torch.float32, device=self.device)
         feed_ndarray(out.as_tensor(), x, cuda_stream=torch.cuda.current_stream() if gpu else None)
         return x
 
-    def _find_bad(self, idx: list[int]) -> list[tuple[int, str]]:
-        """Indices of `idx` that PIL cannot decode (or that are cut off), with the reason."""
+    def _find_bad(self, items: list[tuple[int, bool, np.ndarray]]) -> list[tuple[int, str]]:
+        """The images of a batch that PIL cannot decode, with the reason."""
         found = []
-        for i in idx:
-            data = self.cat.read(i)
+        for i, _, blob in items:
             try:
-                decode_image(data, self.cat.names[i], 8, self.channels)
-                if looks_truncated(np.frombuffer(data, dtype=np.uint8)):
-                    raise DataError(f"{self.cat.names[i]}: cannot decode image (file is truncated)")
+                decode_image(blob.tobytes(), self.cat.names[i], 8, self.channels)
             except DataError as e:
                 found.append((i, str(e)))
         return found
 
     def _batch(self, idx: list[int], flips: list[bool]) -> tuple[list[int], torch.Tensor | None]:
-        idx_f = [(i, f) for i, f in zip(idx, flips) if i not in self.bad]
+        """Each file is read once; the DALI output of the batch's decodable images and their indices."""
+        items = [(i, f, np.frombuffer(self.cat.read(i), dtype=np.uint8)) for i, f in zip(idx, flips)
+                 if i not in self.bad]  # fmt: skip
         # truncation is checked up front (cheap: the file's last bytes), since decoders may accept it silently
-        for i, _ in idx_f:
-            if looks_truncated(np.frombuffer(self.cat.read(i), dtype=np.uint8)):
-                self._reject([(i, f"{self.cat.names[i]}: cannot decode image (file is truncated)")])
-        idx_f = [(i, f) for i, f in idx_f if i not in self.bad]
-        if not idx_f:
+        cut = [(i, f"{self.cat.names[i]}: cannot decode image (file is truncated)")
+               for i, _, blob in items if looks_truncated(blob)]  # fmt: skip
+        if cut:
+            self._reject(cut)
+            items = [t for t in items if t[0] not in self.bad]
+        if not items:
             return [], None
-        keep, fl = [i for i, _ in idx_f], [f for _, f in idx_f]
+        keep = [i for i, _, _ in items]
         try:
-            return keep, self._run(keep, fl)
+            return keep, self._run([blob for *_, blob in items], [f for _, f, _ in items])
         except RuntimeError as e:  # the pipeline is dead after an operator error: find the file, rebuild
             self.pipe = None
-            bad = self._find_bad(keep)
+            bad = self._find_bad(items)
             if not bad:
                 names = ", ".join(self.cat.names[i] for i in keep[:5])
                 raise DataError(f"DALI failed on a batch that PIL decodes ({names} ...): {e}") from e
             self._reject(bad)
-            return self._batch(keep, fl)
+            return self._batch(keep, [f for _, f, _ in items])
 
     def _reject(self, bad: list[tuple[int, str]]) -> None:
         if self.policy == "error":
