@@ -171,7 +171,7 @@ def d_layers(spec: ModelSpec) -> list[tuple[int, int, int]]:
 
 class Discriminator(nn.Module):
     def __init__(self, spec: ModelSpec, sn_impl: str = "fused"):
-        """sn_impl: "fused" (fastacgan.kernels, one grouped launch) or "torch" (PyTorch's parametrization);
+        """sn_impl: "fused" (fastacgan.kernels, grouped launches) or "torch" (PyTorch's parametrization);
         both have the same state_dict keys and buffers, so weights move freely between them."""
         super().__init__()
         validate_spec(spec)
@@ -195,7 +195,7 @@ class Discriminator(nn.Module):
         self.src_head = sn(nn.Linear(n_feat, 1))  # real/fake logit
         self.cls_head = sn(nn.Linear(n_feat, spec.num_classes))  # class logits
         self.apply(init_weights)
-        # every SN layer's power iteration in one grouped launch per forward (PyTorch: ~12 launches per layer)
+        # every SN layer's power iteration at once, 3 launches per forward (PyTorch: ~12 launches per layer)
         self.sn_group = SpectralNormGroup(self) if spec.d_sn and sn_impl == "fused" else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

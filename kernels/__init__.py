@@ -2,7 +2,8 @@
 
 - acgan_loss: sigmoid-BCE + softmax-CE of the discriminator's two heads, with the statistics, one launch
 - spectral_norm / SpectralNormGroup / spectral_norm_sigma: the spectral-norm power iteration for every
-  layer of a model in one launch; a drop-in for torch.nn.utils.parametrizations.spectral_norm
+  layer of a model at once (three launches per iteration, each spread over the whole GPU); a drop-in for
+  torch.nn.utils.parametrizations.spectral_norm
 Each op falls back to its plain-PyTorch reference (`*_reference`) on non-CUDA tensors.
 """
 

@@ -1,16 +1,25 @@
-"""Spectral normalisation with a fused power iteration: every SN layer of a model in one launch.
+"""Spectral normalisation with a fused power iteration: every SN layer of a model in a few launches.
 
 For a weight W viewed as a matrix W_mat [h, w] (dim `dim` first, the rest flattened, as PyTorch does), one
 training-mode call runs n power iterations on the persistent buffers u [h], v [w] and returns sigma:
     u <- normalize(W_mat v),  v <- normalize(W_mat^T u)          (n times, in place; PyTorch's order)
     sigma = u^T W_mat v,  d sigma / d W_mat = u v^T               (u, v constants, as in PyTorch)
-After the last v update, u^T W_mat v = (W_mat^T u) . v = ||r||^2 / max(||r||, eps) with r = W_mat^T u, so the
-kernel gets sigma from the last pass for free. In eval mode (n = 0) it computes u^T W_mat v in one pass.
+After the last v update, u^T W_mat v = (W_mat^T u) . v = ||r||^2 / max(||r||, eps) with r = W_mat^T u, so
+sigma comes with the last pass for free. In eval mode (n = 0) it is u^T W_mat v with the stored vectors.
 
-The grouped kernel gives each layer of a group (up to 8 per launch) one program that streams its weight
-through tiles: ~2n reads of the weights in all, one launch for the model instead of ~12 per layer. The
-backward (d sigma / d W for every layer) is one launch too. The weight is addressed through its own strides
-(contiguous, channels-last, or ConvTranspose's dim=1), so nothing is copied.
+The work is bound by reading the weights (two reads per iteration), so it is spread over the whole GPU: every
+weight is cut into tiles of a few thousand elements, and one launch covers the tiles of all layers of a group
+(up to 8 layers; pointers and shapes picked per tile with `tl.where`). Each power iteration is three launches
+for the whole model, whatever its number of layers:
+    1. t = W v       per tile: a partial sum over the tile's columns        -> P [column tiles, h]
+    2. W^T t         per tile: t's rows (summed from P), a partial over rows -> Q [row tiles, w]
+    3. finalize      per layer: u = t / |t|, v = r / |r| with r = W^T t / |t|, sigma; u, v written in place
+(u is only needed up to scale by pass 2, since W^T u = W^T t / |t|.) A pass's output is needed in full before
+the next can start, which is why a pass is a launch: one launch for everything would need a grid-wide barrier
+(all programs resident at once, spinning), which the interpreter cannot run and a busy GPU can deadlock.
+Eval is passes 1 and 3. The backward (d sigma / d W for every layer) is one launch over the same tiles.
+The weight is addressed through its own strides (contiguous, channels-last, or ConvTranspose's dim=1), so
+nothing is copied; all arithmetic is fp32.
 
 `spectral_norm(module, ...)` is a drop-in for torch.nn.utils.parametrizations.spectral_norm: the same
 buffers and state_dict keys (`parametrizations.weight.original`, `parametrizations.weight.0._u`, `._v`), the
@@ -33,7 +42,12 @@ try:
 except ImportError:  # pragma: no cover
     HAS_TRITON = False
 
-GROUP = 8  # layers per launch (the kernel's argument slots)
+GROUP = 8  # layers per launch (the kernels' argument slots)
+# tiles (rows, columns, columns per inner step): pass 1 and the backward take wide tiles (few partial sums
+# per row), pass 2 tall ones (few partial sums per column, which pass 3 adds up in one program per layer)
+_WV = (32, 512, 64)
+_WTU = (128, 128, 32)
+_NO_TILE = 2**31 - 1  # first tile of an unused slot: never reached
 
 if HAS_TRITON:
 
@@ -50,6 +64,26 @@ if HAS_TRITON:
         return r
 
     @triton.jit
+    def _slot_of(pid, T1, T2, T3, T4, T5, T6, T7):
+        """(slot, its first tile) of tile `pid`: T_k is the first tile of slot k (slot 0 starts at 0)."""
+        s = (pid >= T1).to(tl.int32) + (pid >= T2).to(tl.int32) + (pid >= T3).to(tl.int32)
+        s += (pid >= T4).to(tl.int32) + (pid >= T5).to(tl.int32) + (pid >= T6).to(tl.int32)
+        s += (pid >= T7).to(tl.int32)
+        return s, _pick(s, 0, T1, T2, T3, T4, T5, T6, T7)
+
+    @triton.jit
+    def _shape(s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+               K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
+               sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
+               sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7):  # fmt: skip
+        """Slot s's (h, w, R, KW, s_i, s_a, s_y, s_x): W_mat[i, (a, y, x)] = W[i*s_i + a*s_a + y*s_y + x*s_x]."""
+        R = _pick(s, R0, R1, R2, R3, R4, R5, R6, R7)
+        return (_pick(s, h0, h1, h2, h3, h4, h5, h6, h7), _pick(s, A0, A1, A2, A3, A4, A5, A6, A7) * R, R,
+                _pick(s, K0, K1, K2, K3, K4, K5, K6, K7), _pick(s, si0, si1, si2, si3, si4, si5, si6, si7),
+                _pick(s, sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7), _pick(s, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7),
+                _pick(s, sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7))  # fmt: skip
+
+    @triton.jit
     def _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x):
         """Offsets of W_mat[ri, cj]: column j = (a, y, x) over the (A, KH, KW) trailing dims, R = KH * KW."""
         a = cj // R
@@ -59,101 +93,145 @@ if HAS_TRITON:
         return ri[:, None] * s_i + (a * s_a + y * s_y + x * s_x)[None, :]
 
     @triton.jit
-    def _matvec_store(w_ptr, x_ptr, out_ptr, n_out, n_in, R, KW, s_i, s_a, s_y, s_x,
-                      TRANS: tl.constexpr, BO: tl.constexpr, BI: tl.constexpr):  # fmt: skip
-        """out = W_mat @ x (TRANS=False, n_out=h) or W_mat^T @ x (TRANS=True, n_out=w), unnormalised;
-        returns ||out||^2. fp32 accumulation; BO x BI tiles (outputs x reduction)."""
-        nrm2 = tl.zeros([1], tl.float32)
-        for o0 in range(0, n_out, BO):
-            ro = o0 + tl.arange(0, BO).to(tl.int64)
-            om = ro < n_out
-            acc = tl.zeros([BO], tl.float32)
-            for i0 in range(0, n_in, BI):
-                ri = i0 + tl.arange(0, BI).to(tl.int64)
-                im = ri < n_in
-                xv = tl.load(x_ptr + ri, mask=im, other=0.0)
-                if TRANS:  # tile [BI rows, BO cols]
-                    offs = _w_offsets(ri, ro, R, KW, s_i, s_a, s_y, s_x)
-                    wt = tl.load(w_ptr + offs, mask=im[:, None] & om[None, :], other=0.0).to(tl.float32)
-                    acc += tl.sum(wt * xv[:, None], axis=0)
-                else:  # tile [BO rows, BI cols]
-                    offs = _w_offsets(ro, ri, R, KW, s_i, s_a, s_y, s_x)
-                    wt = tl.load(w_ptr + offs, mask=om[:, None] & im[None, :], other=0.0).to(tl.float32)
-                    acc += tl.sum(wt * xv[None, :], axis=1)
-            tl.store(out_ptr + ro, acc, mask=om)
-            nrm2 += tl.sum(acc * acc, axis=0)
-        return tl.sum(nrm2, axis=0)
+    def _tile(pid, T1, T2, T3, T4, T5, T6, T7, h, w, BH: tl.constexpr, CW: tl.constexpr):
+        """Tile `pid` of its slot: (row indices [BH], first column, row tile, column tile)."""
+        _, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+        ncb = tl.cdiv(w, CW)
+        rb = (pid - t0) // ncb
+        cb = (pid - t0) - rb * ncb
+        return rb * BH + tl.arange(0, BH).to(tl.int64), cb * CW, rb, cb
 
+    # the per-slot shape arguments, in _shape's order (each kernel takes them after its pointers)
     @triton.jit
-    def _scale_store(ptr, n, scale, BLOCK: tl.constexpr):
-        for o0 in range(0, n, BLOCK):
-            ro = o0 + tl.arange(0, BLOCK)
-            m = ro < n
-            tl.store(ptr + ro, tl.load(ptr + ro, mask=m, other=0.0) * scale, mask=m)
-
-    @triton.jit
-    def _copy(src_ptr, dst_ptr, n, BLOCK: tl.constexpr):
-        for o0 in range(0, n, BLOCK):
-            ro = o0 + tl.arange(0, BLOCK)
-            m = ro < n
-            tl.store(dst_ptr + ro, tl.load(src_ptr + ro, mask=m, other=0.0), mask=m)
-
-    @triton.jit
-    def _sn_power_fwd_kernel(
-        W0, W1, W2, W3, W4, W5, W6, W7, U0, U1, U2, U3, U4, U5, U6, U7, V0, V1, V2, V3, V4, V5, V6, V7,
+    def _sn_wv_kernel(
+        W0, W1, W2, W3, W4, W5, W6, W7, V0, V1, V2, V3, V4, V5, V6, V7,
         h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
         K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
         sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
-        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7,
-        sig_ptr, snap_ptr, snap_stride, hmax, eps,
-        N_ITER: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr,
+        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, T1, T2, T3, T4, T5, T6, T7,
+        p_ptr, p_stride,
+        BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr,
     ):  # fmt: skip
+        """Pass 1, per tile: P[slot, column tile, rows] = sum over the tile's columns of W[rows, j] v[j]."""
         pid = tl.program_id(0)
-        w_ptr = _pick(pid, W0, W1, W2, W3, W4, W5, W6, W7)
-        u_ptr = _pick(pid, U0, U1, U2, U3, U4, U5, U6, U7)
-        v_ptr = _pick(pid, V0, V1, V2, V3, V4, V5, V6, V7)
-        h = _pick(pid, h0, h1, h2, h3, h4, h5, h6, h7)
-        R = _pick(pid, R0, R1, R2, R3, R4, R5, R6, R7)
-        w = _pick(pid, A0, A1, A2, A3, A4, A5, A6, A7) * R
-        KW = _pick(pid, K0, K1, K2, K3, K4, K5, K6, K7)
-        s_i = _pick(pid, si0, si1, si2, si3, si4, si5, si6, si7)
-        s_a = _pick(pid, sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7)
-        s_y = _pick(pid, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7)
-        s_x = _pick(pid, sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)
+        s, _ = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+        h, w, R, KW, s_i, s_a, s_y, s_x = _shape(
+            s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+            K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
+            sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
+            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)  # fmt: skip
+        w_ptr = _pick(s, W0, W1, W2, W3, W4, W5, W6, W7)
+        v_ptr = _pick(s, V0, V1, V2, V3, V4, V5, V6, V7)
+        ri, c0, _, cb = _tile(pid, T1, T2, T3, T4, T5, T6, T7, h, w, BH, CW)
+        rm = ri < h
+        acc = tl.zeros([BH], tl.float32)
+        for j in range(0, CW, BW):
+            cj = c0 + j + tl.arange(0, BW).to(tl.int64)
+            cm = cj < w
+            wt = tl.load(w_ptr + _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x), mask=rm[:, None] & cm[None, :],
+                         other=0.0).to(tl.float32)  # fmt: skip
+            vv = tl.load(v_ptr + cj, mask=cm, other=0.0)
+            acc += tl.sum(wt * vv[None, :], axis=1)
+        tl.store(p_ptr + s.to(tl.int64) * p_stride + cb * h + ri, acc, mask=rm)
 
-        sigma = 0.0
-        for _ in range(N_ITER):
-            # u <- normalize(W v): written unnormalised, then scaled once its norm is known
-            nrm2 = _matvec_store(w_ptr, v_ptr, u_ptr, h, w, R, KW, s_i, s_a, s_y, s_x, False, BH, BW)
-            tl.debug_barrier()  # the stores above must be visible to every thread of this program
-            _scale_store(u_ptr, h, 1.0 / tl.maximum(tl.sqrt(nrm2), eps), 1024)
-            tl.debug_barrier()
-            # v <- normalize(W^T u); sigma = u^T W v = ||r||^2 / max(||r||, eps) with r = W^T u
-            nrm2 = _matvec_store(w_ptr, u_ptr, v_ptr, w, h, R, KW, s_i, s_a, s_y, s_x, True, BW, BH)
-            tl.debug_barrier()
-            scale = 1.0 / tl.maximum(tl.sqrt(nrm2), eps)
-            _scale_store(v_ptr, w, scale, 1024)
-            tl.debug_barrier()
-            sigma = nrm2 * scale
-        if N_ITER == 0:  # eval: sigma = u^T W v with the stored vectors
-            acc = tl.zeros([BH], tl.float32)
-            for i0 in range(0, h, BH):
-                ri = i0 + tl.arange(0, BH).to(tl.int64)
-                rm = ri < h
-                uu = tl.load(u_ptr + ri, mask=rm, other=0.0)
-                for j0 in range(0, w, BW):
-                    cj = j0 + tl.arange(0, BW).to(tl.int64)
-                    cm = cj < w
-                    wt = tl.load(w_ptr + _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x), mask=rm[:, None] & cm[None, :],
-                                 other=0.0).to(tl.float32)  # fmt: skip
-                    vv = tl.load(v_ptr + cj, mask=cm, other=0.0)
-                    acc += uu * tl.sum(wt * vv[None, :], axis=1)
+    @triton.jit
+    def _sn_wtu_kernel(
+        W0, W1, W2, W3, W4, W5, W6, W7,
+        h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+        K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
+        sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
+        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, T1, T2, T3, T4, T5, T6, T7,
+        p_ptr, p_stride, q_ptr, q_stride,
+        P_CW: tl.constexpr, BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr,
+    ):  # fmt: skip
+        """Pass 2, per tile: t[rows] = sum of pass 1's partials; Q[slot, row tile, j] = sum_rows W[rows, j] t[rows]."""
+        pid = tl.program_id(0)
+        s, _ = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+        h, w, R, KW, s_i, s_a, s_y, s_x = _shape(
+            s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+            K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
+            sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
+            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)  # fmt: skip
+        w_ptr = _pick(s, W0, W1, W2, W3, W4, W5, W6, W7)
+        ri, c0, rb, _ = _tile(pid, T1, T2, T3, T4, T5, T6, T7, h, w, BH, CW)
+        rm = ri < h
+        p_base = p_ptr + s.to(tl.int64) * p_stride
+        t = tl.zeros([BH], tl.float32)
+        for c in range(0, tl.cdiv(w, P_CW)):  # pass 1 cut the columns in tiles of P_CW
+            t += tl.load(p_base + c * h + ri, mask=rm, other=0.0)
+        q_base = q_ptr + s.to(tl.int64) * q_stride + rb * w
+        for j in range(0, CW, BW):
+            cj = c0 + j + tl.arange(0, BW).to(tl.int64)
+            cm = cj < w
+            wt = tl.load(w_ptr + _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x), mask=rm[:, None] & cm[None, :],
+                         other=0.0).to(tl.float32)  # fmt: skip
+            tl.store(q_base + cj, tl.sum(wt * t[:, None], axis=0), mask=cm)
+
+    @triton.jit
+    def _sn_finalize_kernel(
+        U0, U1, U2, U3, U4, U5, U6, U7, V0, V1, V2, V3, V4, V5, V6, V7,
+        h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+        p_ptr, p_stride, q_ptr, q_stride, sig_ptr, snap_ptr, snap_stride, hmax, eps,
+        EVAL: tl.constexpr, P_CW: tl.constexpr, Q_BH: tl.constexpr, BLOCK: tl.constexpr,
+    ):  # fmt: skip
+        """Pass 3, one program per layer: t = sum of P; training: u = t/|t|, r = sum of Q / |t|, v = r/|r|,
+        sigma = |r|^2 / max(|r|, eps), u and v written in place; eval: sigma = u . t. Then the (u, v) snapshot."""
+        s = tl.program_id(0)
+        u_ptr = _pick(s, U0, U1, U2, U3, U4, U5, U6, U7)
+        v_ptr = _pick(s, V0, V1, V2, V3, V4, V5, V6, V7)
+        h = _pick(s, h0, h1, h2, h3, h4, h5, h6, h7)
+        w = _pick(s, A0, A1, A2, A3, A4, A5, A6, A7) * _pick(s, R0, R1, R2, R3, R4, R5, R6, R7)
+        p_base = p_ptr + s.to(tl.int64) * p_stride
+        q_base = q_ptr + s.to(tl.int64) * q_stride
+        ncb = tl.cdiv(w, P_CW)  # pass 1's column tiles
+        acc = tl.zeros([BLOCK], tl.float32)
+        for i0 in range(0, h, BLOCK):
+            ri = i0 + tl.arange(0, BLOCK)
+            rm = ri < h
+            t = tl.zeros([BLOCK], tl.float32)
+            for c in range(0, ncb):
+                t += tl.load(p_base + c * h + ri, mask=rm, other=0.0)
+            if EVAL:
+                acc += t * tl.load(u_ptr + ri, mask=rm, other=0.0)
+            else:
+                acc += t * t
+                tl.store(u_ptr + ri, t, mask=rm)
+        if EVAL:
             sigma = tl.sum(acc, axis=0)
-        tl.store(sig_ptr + pid, sigma)
+        else:
+            inv_t = 1.0 / tl.maximum(tl.sqrt(tl.sum(acc, axis=0)), eps)
+            tl.debug_barrier()  # the stores above must be visible to every thread of this program
+            for i0 in range(0, h, BLOCK):
+                ri = i0 + tl.arange(0, BLOCK)
+                tl.store(u_ptr + ri, tl.load(u_ptr + ri, mask=ri < h) * inv_t, mask=ri < h)
+            nrb = tl.cdiv(h, Q_BH)  # pass 2's row tiles
+            acc = tl.zeros([BLOCK], tl.float32)
+            for j0 in range(0, w, BLOCK):
+                cj = j0 + tl.arange(0, BLOCK)
+                cm = cj < w
+                r = tl.zeros([BLOCK], tl.float32)
+                for b in range(0, nrb):
+                    r += tl.load(q_base + b * w + cj, mask=cm, other=0.0)
+                r = r * inv_t
+                acc += r * r
+                tl.store(v_ptr + cj, r, mask=cm)
+            nr2 = tl.sum(acc, axis=0)
+            inv_r = 1.0 / tl.maximum(tl.sqrt(nr2), eps)
+            tl.debug_barrier()
+            for j0 in range(0, w, BLOCK):
+                cj = j0 + tl.arange(0, BLOCK)
+                tl.store(v_ptr + cj, tl.load(v_ptr + cj, mask=cj < w) * inv_r, mask=cj < w)
+            sigma = nr2 * inv_r
+            tl.debug_barrier()
+        tl.store(sig_ptr + s, sigma)
         # snapshot of (u, v) for the backward: later calls update the buffers before this backward runs
-        snap = snap_ptr + pid.to(tl.int64) * snap_stride
-        _copy(u_ptr, snap, h, 1024)
-        _copy(v_ptr, snap + hmax, w, 1024)
+        snap = snap_ptr + s.to(tl.int64) * snap_stride
+        for i0 in range(0, h, BLOCK):
+            ri = i0 + tl.arange(0, BLOCK)
+            tl.store(snap + ri, tl.load(u_ptr + ri, mask=ri < h), mask=ri < h)
+        for j0 in range(0, w, BLOCK):
+            cj = j0 + tl.arange(0, BLOCK)
+            tl.store(snap + hmax + cj, tl.load(v_ptr + cj, mask=cj < w), mask=cj < w)
 
     @triton.jit
     def _sn_sigma_bwd_kernel(
@@ -161,35 +239,30 @@ if HAS_TRITON:
         h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
         K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
         sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
-        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7,
+        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, T1, T2, T3, T4, T5, T6, T7,
         grad_ptr, snap_ptr, snap_stride, hmax,
-        BH: tl.constexpr, BW: tl.constexpr,
+        BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr,
     ):  # fmt: skip
-        """dW[i, j] = g * u[i] * v[j] for each layer; program (layer, row block)."""
+        """dW[i, j] = g * u[i] * v[j] for each layer, per tile."""
         pid = tl.program_id(0)
-        d_ptr = _pick(pid, D0, D1, D2, D3, D4, D5, D6, D7)
-        h = _pick(pid, h0, h1, h2, h3, h4, h5, h6, h7)
-        R = _pick(pid, R0, R1, R2, R3, R4, R5, R6, R7)
-        w = _pick(pid, A0, A1, A2, A3, A4, A5, A6, A7) * R
-        KW = _pick(pid, K0, K1, K2, K3, K4, K5, K6, K7)
-        s_i = _pick(pid, si0, si1, si2, si3, si4, si5, si6, si7)
-        s_a = _pick(pid, sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7)
-        s_y = _pick(pid, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7)
-        s_x = _pick(pid, sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)
-        i0 = tl.program_id(1) * BH
-        if i0 < h:
-            g = tl.load(grad_ptr + pid).to(tl.float32)
-            snap = snap_ptr + pid.to(tl.int64) * snap_stride
-            ri = i0 + tl.arange(0, BH).to(tl.int64)
-            rm = ri < h
-            gu = g * tl.load(snap + ri, mask=rm, other=0.0)
-            for j0 in range(0, w, BW):
-                cj = j0 + tl.arange(0, BW).to(tl.int64)
-                cm = cj < w
-                vv = tl.load(snap + hmax + cj, mask=cm, other=0.0)
-                d = gu[:, None] * vv[None, :]
-                offs = _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x)
-                tl.store(d_ptr + offs, d.to(d_ptr.dtype.element_ty), mask=rm[:, None] & cm[None, :])
+        s, _ = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+        h, w, R, KW, s_i, s_a, s_y, s_x = _shape(
+            s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+            K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
+            sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
+            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)  # fmt: skip
+        d_ptr = _pick(s, D0, D1, D2, D3, D4, D5, D6, D7)
+        ri, c0, _, _ = _tile(pid, T1, T2, T3, T4, T5, T6, T7, h, w, BH, CW)
+        rm = ri < h
+        snap = snap_ptr + s.to(tl.int64) * snap_stride
+        gu = tl.load(grad_ptr + s).to(tl.float32) * tl.load(snap + ri, mask=rm, other=0.0)
+        for j in range(0, CW, BW):
+            cj = c0 + j + tl.arange(0, BW).to(tl.int64)
+            cm = cj < w
+            vv = tl.load(snap + hmax + cj, mask=cm, other=0.0)
+            offs = _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x)
+            d = (gu[:, None] * vv[None, :]).to(d_ptr.dtype.element_ty)
+            tl.store(d_ptr + offs, d, mask=rm[:, None] & cm[None, :])
 
 
 # ------------------------------------------------------------------------------------------------ launchers
@@ -209,30 +282,56 @@ def _layout(w: torch.Tensor, dim: int) -> tuple[int, ...]:
     return (w.shape[dim], w.shape[other], kh * kw, kw, st[dim], st[other], st[2], st[3])
 
 
-def _slots(tensors: list, layouts: list[tuple[int, ...]]) -> list:
-    """Kernel arguments for up to GROUP layers, unused slots repeating the first."""
-    n = len(layouts)
-    pad = lambda xs: list(xs) + [xs[0]] * (GROUP - n)  # noqa: E731
-    args = []
-    for seq in tensors:
-        args += pad(seq)
-    for field in range(8):
-        args += pad([lay[field] for lay in layouts])
-    return args
+def _pad(xs: list) -> list:
+    """Up to GROUP values, unused slots repeating the first."""
+    return list(xs) + [xs[0]] * (GROUP - len(xs))
+
+
+def _shape_args(layouts: list[tuple[int, ...]]) -> list:
+    return [x for field in range(8) for x in _pad([lay[field] for lay in layouts])]
+
+
+def _tile_args(layouts: list[tuple[int, ...]], tile: tuple[int, int, int]) -> tuple[list[int], int]:
+    """(T1..T7: the first tile of slots 1..7, the number of tiles) for a group's layers cut in `tile`s."""
+    starts, n = [], 0
+    for h, a, r, *_ in layouts:
+        starts.append(n)
+        n += triton.cdiv(h, tile[0]) * triton.cdiv(a * r, tile[1])
+    return starts[1:] + [_NO_TILE] * (GROUP - len(layouts)), n
 
 
 def _power_impl(ws, us, vs, dims, n_iter: int, eps: float):
     layouts = [_layout(w, d) for w, d in zip(ws, dims)]
     hmax = max(lay[0] for lay in layouts)
     wmax = max(lay[1] * lay[2] for lay in layouts)
-    sig = torch.empty(len(ws), device=ws[0].device, dtype=torch.float32)
-    snap = torch.empty(len(ws), hmax + wmax, device=ws[0].device, dtype=torch.float32)
+    dev = ws[0].device
+    sig = torch.empty(len(ws), device=dev, dtype=torch.float32)
+    snap = torch.empty(len(ws), hmax + wmax, device=dev, dtype=torch.float32)
+    # pass 1's partials [column tiles, h] and pass 2's [row tiles, w], one row per layer
+    p = torch.empty(len(ws), max(triton.cdiv(a * r, _WV[1]) * h for h, a, r, *_ in layouts), device=dev,
+                    dtype=torch.float32)  # fmt: skip
+    q = torch.empty(len(ws), max(triton.cdiv(h, _WTU[0]) * a * r for h, a, r, *_ in layouts), device=dev,
+                    dtype=torch.float32)  # fmt: skip
+    wv, wtu = dict(zip(("BH", "CW", "BW"), _WV)), dict(zip(("BH", "CW", "BW"), _WTU))
     for g0 in range(0, len(ws), GROUP):
         sl = slice(g0, g0 + GROUP)
-        args = _slots([ws[sl], us[sl], vs[sl]], layouts[sl])
-        torch.library.wrap_triton(_sn_power_fwd_kernel)[(len(layouts[sl]),)](
-            *args, sig[sl], snap[sl], hmax + wmax, hmax, float(eps), N_ITER=n_iter, BH=32, BW=128
-        )
+        lays = layouts[sl]
+        shape = _shape_args(lays)
+        tiles1, n1 = _tile_args(lays, _WV)
+        tiles2, n2 = _tile_args(lays, _WTU)
+        finalize = [*_pad(us[sl]), *_pad(vs[sl]), *shape[: 3 * GROUP], p[sl], p.shape[1], q[sl], q.shape[1], sig[sl],
+                    snap[sl], snap.shape[1], hmax, float(eps)]  # fmt: skip
+        for _ in range(max(n_iter, 1)):  # eval (n_iter = 0): passes 1 and 3
+            torch.library.wrap_triton(_sn_wv_kernel)[(n1,)](
+                *_pad(ws[sl]), *_pad(vs[sl]), *shape, *tiles1, p[sl], p.shape[1], **wv
+            )
+            if n_iter:
+                torch.library.wrap_triton(_sn_wtu_kernel)[(n2,)](
+                    *_pad(ws[sl]), *shape, *tiles2, p[sl], p.shape[1], q[sl], q.shape[1], P_CW=_WV[1], **wtu
+                )
+            torch.library.wrap_triton(_sn_finalize_kernel)[(len(lays),)](
+                *finalize, EVAL=n_iter == 0, P_CW=_WV[1], Q_BH=_WTU[0], BLOCK=1024
+            )
     return sig, snap
 
 
@@ -240,14 +339,13 @@ def _grad_impl(grad, snap, ws, dims):
     layouts = [_layout(w, d) for w, d in zip(ws, dims)]
     hmax = max(lay[0] for lay in layouts)
     dws = [torch.empty_like(w) for w in ws]
-    bh = 32
     for g0 in range(0, len(ws), GROUP):
         sl = slice(g0, g0 + GROUP)
-        lays = layouts[sl]
-        grid = (len(lays), triton.cdiv(max(lay[0] for lay in lays), bh))
-        torch.library.wrap_triton(_sn_sigma_bwd_kernel)[grid](
-            *_slots([dws[sl]], lays), grad[sl], snap[sl], snap.shape[1], hmax, BH=bh, BW=128
-        )
+        tiles, n_tiles = _tile_args(layouts[sl], _WV)
+        torch.library.wrap_triton(_sn_sigma_bwd_kernel)[(n_tiles,)](
+            *_pad(dws[sl]), *_shape_args(layouts[sl]), *tiles, grad[sl], snap[sl], snap.shape[1], hmax,
+            BH=_WV[0], CW=_WV[1], BW=_WV[2],
+        )  # fmt: skip
     return dws
 
 

@@ -1,0 +1,172 @@
+"""Compile every Triton kernel specialisation that fastacgan launches for real NVIDIA GPUs, on a machine without one.
+
+The interpreter (TRITON_INTERPRET=1) runs the kernels' Python on CPU tensors, but it accepts code that the
+compiler rejects (pointer selects, loop-carried types, scalar branches on atomics) and says nothing about
+registers or spills. This script drives the real launchers (`_fwd_impl`, `_power_impl`, ...) on CPU tensors
+of the shapes and dtypes the trainer uses, captures each launch instead of running it, and compiles it with
+Triton's NVIDIA backend down to a cubin (the bundled ptxas), as the JIT would on the GPU; then ptxas -v
+reports registers and spill bytes.
+
+    python tests/aot_compile.py [--arch 90 --arch 80] [--json OUT]
+
+It must run without TRITON_INTERPRET (tests/test_kernel_aot.py starts it in a subprocess).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+    sys.exit("aot_compile.py compiles for a GPU: run it without TRITON_INTERPRET")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource, make_backend  # noqa: E402
+from triton.runtime.jit import create_function_from_signature  # noqa: E402
+
+AL = importlib.import_module("kernels.acgan_loss")
+SN = importlib.import_module("kernels.spectral_norm")
+
+
+class _Capture:
+    """Stands in for torch.library.wrap_triton: records kernel[grid](*args, **kwargs) instead of launching."""
+
+    launches: list = []
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self.launches.append((self.kernel, grid, args, kwargs))
+
+
+def _acgan_cases():
+    """(label, thunk) for the loss kernels: the trainer's batch sizes (one program / several with the counter
+    reduction), K from 1 to 5000, fp32/bf16/fp16 logits; per-sample targets on two of the shapes."""
+    cases = []
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        for b, k, per_sample in ((64, 10, False), (1024, 10, False), (1024, 10, True), (257, 1000, False),
+                                 (3, 5000, True), (8, 1, False)):  # fmt: skip
+            src = torch.randn(b, dtype=dtype)
+            cls = torch.randn(b, k, dtype=dtype)
+            lab = torch.randint(0, k, (b,))
+            tgt = torch.full((b,), 0.9) if per_sample else None
+            lse = torch.empty(2, b)
+            name = f"B={b} K={k} {str(dtype)[6:]} target={'tensor' if per_sample else 'scalar'}"
+            cases.append((f"acgan fwd {name}", lambda s=src, c=cls, y=lab, t=tgt: AL._fwd_impl(s, c, y, t, 1.0, 1.0)))
+            cases.append((f"acgan bwd {name}", lambda s=src, c=cls, y=lab, t=tgt, e=lse:
+                          AL._bwd_impl(torch.ones(()), s, c, y, t, 1.0, 1.0, e)))  # fmt: skip
+    return cases
+
+
+def _sn_weights(dtype, channels_last: bool):
+    """The SN layers of the presets' discriminators (and a ConvTranspose, dim=1), 9 of them: two launches."""
+    shapes = [((64, 3, 3, 3), 0), ((128, 64, 4, 4), 0), ((256, 128, 4, 4), 0), ((512, 256, 3, 3), 0),
+              ((512, 512, 4, 4), 0), ((1, 8192), 0), ((10, 8192), 0), ((256, 128, 4, 4), 1), ((7, 5), 0)]  # fmt: skip
+    ws, dims = [], []
+    for shape, dim in shapes:
+        w = torch.randn(shape, dtype=dtype)
+        if channels_last and w.ndim == 4:
+            w = w.to(memory_format=torch.channels_last)
+        ws.append(w)
+        dims.append(dim)
+    return ws, dims
+
+
+def _sn_cases():
+    cases = []
+    for dtype in (torch.float32, torch.bfloat16):
+        for cl in (False, True):
+            ws, dims = _sn_weights(dtype, cl)
+            us = [torch.randn(SN.weight_to_matrix(w, d).shape[0]) for w, d in zip(ws, dims)]
+            vs = [torch.randn(SN.weight_to_matrix(w, d).shape[1]) for w, d in zip(ws, dims)]
+            name = f"{len(ws)} layers {str(dtype)[6:]}{' channels-last' if cl else ''}"
+            for n_iter in (0, 1, 5):
+                power = lambda ws=ws, us=us, vs=vs, dims=dims, n=n_iter: SN._power_impl(ws, us, vs, dims, n, 1e-12)
+                cases.append((f"sn power n_iter={n_iter} {name}", power))
+            snap = torch.empty(len(ws), 2 * 8192)
+            grad = lambda ws=ws, dims=dims, s=snap: SN._grad_impl(torch.ones(len(ws)), s, ws, dims)
+            cases.append((f"sn grad {name}", grad))
+    return cases
+
+
+def _ptxas_report(ptx: str, arch: str) -> dict:
+    """Registers and spill bytes from `ptxas -v` (the ptxas bundled with triton)."""
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "k.ptx"
+        src.write_text(ptx)
+        ptxas = get_ptxas(int(arch.removeprefix("sm_").rstrip("a"))).path
+        cmd = [ptxas, "-v", f"--gpu-name={arch}", str(src), "-o", str(Path(d) / "k.o")]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    log = out.stdout + out.stderr
+    regs = re.search(r"Used (\d+) registers", log)
+    spill = [int(x) for x in re.findall(r"(\d+) bytes spill (?:stores|loads)", log)]
+    return {"registers": int(regs.group(1)) if regs else None, "spill_bytes": sum(spill)}
+
+
+def compile_all(archs: list[int]) -> list[dict]:
+    """One entry per distinct specialisation (kernel, argument types and divisibility, constexprs) and arch."""
+    torch.library.wrap_triton = _Capture
+    results, seen = [], set()
+    for label, thunk in _acgan_cases() + _sn_cases():
+        _Capture.launches.clear()
+        thunk()
+        for kernel, grid, args, kwargs in list(_Capture.launches):
+            for cap in archs:
+                target = GPUTarget("cuda", cap, 32)
+                backend = make_backend(target)
+                binder = create_function_from_signature(kernel.signature, kernel.params, backend)
+                bound, spec, opts = binder(*args, **kwargs)
+                opts, sig, constexprs, attrs = kernel._pack_args(backend, kwargs, bound, spec, opts)
+                key = (kernel.fn.__name__, cap, repr(sig), repr(constexprs), repr(attrs))
+                if key in seen:
+                    continue
+                seen.add(key)
+                t0 = time.perf_counter()
+                ck = triton.compile(ASTSource(kernel, sig, constexprs, attrs), target=target, options=opts.__dict__)
+                secs = time.perf_counter() - t0
+                arch = f"sm_{cap}{'a' if cap >= 90 else ''}"
+                ptx = ck.asm["ptx"]
+                results.append({
+                    "case": label, "kernel": kernel.fn.__name__, "arch": arch, "grid": list(grid),
+                    "seconds": round(secs, 2),
+                    "cubin_bytes": len(ck.asm["cubin"]), "shared_bytes": ck.metadata.shared,
+                    "num_warps": ck.metadata.num_warps,
+                    "atomics": sorted(set(re.findall(r"\batom\.[\w.]+", ptx))),
+                    "stores": sorted(set(re.findall(r"\bst\.global(?:\.v\d)?\.(?:b|f|u|s)\d+", ptx))),
+                    "volatile_loads": len(re.findall(r"\bld\.volatile\.global", ptx)),
+                    **_ptxas_report(ptx, arch),
+                })  # fmt: skip
+    return results
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", type=int, action="append", help="compute capability x10 (default: 90 and 80)")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    args = ap.parse_args(argv)
+    results = compile_all(args.arch or [90, 80])
+    for r in results:
+        print(f"{r['arch']:7} {r['kernel']:22} {r['case']:46} regs {r['registers']!s:>4} "
+              f"spill {r['spill_bytes']:>5} B  smem {r['shared_bytes']:>6} B  {r['seconds']:5.2f} s")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
