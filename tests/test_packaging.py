@@ -1,0 +1,29 @@
+"""The package imports the same way installed, editable, or straight from a source checkout."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_PROBE = """
+import sys
+# forget any installed or editable fastacgan: only the checkout at sys.path[0] may be found
+sys.meta_path = [f for f in sys.meta_path if "editable" not in str(getattr(f, "__module__", ""))]
+sys.path = [p for p in sys.path if "site-packages" not in p or "fastacgan" not in p]
+sys.path.insert(0, {root!r})
+import fastacgan.kernels
+from fastacgan.kernels.spectral_norm import spectral_norm
+from fastacgan.models import Discriminator  # imports .kernels relative to the package
+print(fastacgan.__file__)
+print(fastacgan.kernels.__file__)
+"""
+
+
+def test_source_checkout_finds_kernels(tmp_path):
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(root=str(ROOT))], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    pkg, kern = out.stdout.split()[-2:]
+    assert Path(pkg) == ROOT / "fastacgan" / "__init__.py"
+    assert Path(kern) == ROOT / "kernels" / "__init__.py"
