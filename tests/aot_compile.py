@@ -5,7 +5,9 @@ compiler rejects (pointer selects, loop-carried types, scalar branches on atomic
 registers or spills. This script drives the real launchers (`_fwd_impl`, `_power_impl`, ...) on CPU tensors
 of the shapes and dtypes the trainer uses, captures each launch instead of running it, and compiles it with
 Triton's NVIDIA backend down to a cubin (the bundled ptxas), as the JIT would on the GPU; then ptxas -v
-reports registers and spill bytes.
+reports registers and spill bytes. It also runs torch.compile's own analysis of which kernel arguments a
+kernel writes (Inductor copies what it believes written before a launch, so a weight wrongly seen as written
+would be copied every step).
 
     python tests/aot_compile.py [--arch 90 --arch 80] [--json OUT]
 
@@ -118,6 +120,37 @@ def _ptxas_report(ptx: str, arch: str) -> dict:
     return {"registers": int(regs.group(1)) if regs else None, "spill_bytes": sum(spill)}
 
 
+class _TargetOnly:
+    """Stands in for triton's active driver where only the compile target is asked for (no GPU here)."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+
+    def get_current_target(self):
+        return GPUTarget("cuda", self.cap, 32)
+
+
+def written_args(launches) -> dict[str, list[str]]:
+    """kernel name -> the arguments torch.compile's analysis (identify_accessed_tensors) finds written by any
+    of its launches (one analysis per set of constexpr values)."""
+    from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors
+    from triton.runtime.driver import driver
+
+    out, seen = {}, set()
+    driver.set_active(_TargetOnly(90))  # for the rest of this process: there is no GPU driver to go back to
+    for kernel, _, args, kwargs in launches:
+        key = (kernel.fn.__name__, repr(sorted(kwargs.items())))
+        if key not in seen:
+            seen.add(key)
+            named = {**dict(zip(kernel.arg_names, args)), **kwargs}
+            acc = identify_accessed_tensors(kernel, named, {})
+            out.setdefault(kernel.fn.__name__, set()).update(d.name for d in acc.read_writes.writes)
+    return {name: sorted(w) for name, w in out.items()}
+
+
+all_launches: list = []
+
+
 def compile_all(archs: list[int]) -> list[dict]:
     """One entry per distinct specialisation (kernel, argument types and divisibility, constexprs) and arch."""
     torch.library.wrap_triton = _Capture
@@ -125,6 +158,7 @@ def compile_all(archs: list[int]) -> list[dict]:
     for label, thunk in _acgan_cases() + _sn_cases():
         _Capture.launches.clear()
         thunk()
+        all_launches.extend(_Capture.launches)
         for kernel, grid, args, kwargs in list(_Capture.launches):
             for cap in archs:
                 target = GPUTarget("cuda", cap, 32)
@@ -160,11 +194,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
     results = compile_all(args.arch or [90, 80])
+    writes = written_args(all_launches)
     for r in results:
         print(f"{r['arch']:7} {r['kernel']:22} {r['case']:46} regs {r['registers']!s:>4} "
               f"spill {r['spill_bytes']:>5} B  smem {r['shared_bytes']:>6} B  {r['seconds']:5.2f} s")  # fmt: skip
+    for name, w in writes.items():
+        print(f"{name} writes {', '.join(w)}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({"compiled": results, "writes": writes}, indent=1))
     return 0
 
 

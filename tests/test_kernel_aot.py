@@ -32,7 +32,7 @@ KERNELS = {"_acgan_loss_fwd_kernel", "_acgan_loss_bwd_kernel", "_sn_wv_kernel", 
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
+def aot(tmp_path_factory):
     out = tmp_path_factory.mktemp("aot")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(out / "cache")  # compile for real, not from an earlier run's cache
@@ -41,6 +41,16 @@ def compiled(tmp_path_factory):
                           env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return json.loads((out / "r.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def compiled(aot):
+    return aot["compiled"]
+
+
+@pytest.fixture(scope="module")
+def writes(aot):
+    return aot["writes"]
 
 
 def test_every_kernel_compiles_for_both_archs(compiled):
@@ -74,3 +84,19 @@ def test_half_precision_gradients_are_stored_as_half(compiled):
         if r["kernel"] in ("_acgan_loss_bwd_kernel", "_sn_sigma_bwd_kernel"):
             half = "bfloat16" in r["case"] or "float16" in r["case"]
             assert any(s.endswith("16") for s in r["stores"]) == half, r
+
+
+def test_compile_sees_exactly_the_outputs_as_written(writes):
+    """torch.compile's analysis of which arguments each kernel writes in any of its specialisations (it copies
+    those before a launch): the
+    outputs and scratch buffers, the u/v buffers that spectral norm updates in place, and never an input such
+    as a weight or the logits, which would otherwise be copied on every call."""
+    slots = lambda p: [f"{p}{i}" for i in range(8)]  # noqa: E731
+    assert writes == {
+        "_acgan_loss_fwd_kernel": ["cnt_ptr", "loss_ptr", "lse_ptr", "part_ptr", "stats_ptr"],
+        "_acgan_loss_bwd_kernel": ["dcls_ptr", "dsrc_ptr"],
+        "_sn_wv_kernel": ["p_ptr"],
+        "_sn_wtu_kernel": ["q_ptr"],
+        "_sn_finalize_kernel": slots("U") + slots("V") + ["sig_ptr", "snap_ptr"],
+        "_sn_sigma_bwd_kernel": slots("D"),
+    }
