@@ -26,7 +26,9 @@ def _map_source_kernels() -> None:
             )
 
     if not any(type(f).__name__ == "_SourceKernels" for f in sys.meta_path):
-        sys.meta_path.append(_SourceKernels())  # after the regular and editable-install finders
+        # first: the kernels beside this very package, even where an editable install of another checkout
+        # would map fastacgan.kernels elsewhere
+        sys.meta_path.insert(0, _SourceKernels())
 
 
 _map_source_kernels()

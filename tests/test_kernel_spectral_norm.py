@@ -140,6 +140,28 @@ def test_grouped_kernel_against_reference(shape, dim, steps):
         assert_close(a, b, "d sigma / d W")
 
 
+@pytest.mark.parametrize("n_iter", [0, 1, 3])
+def test_group_of_multi_tile_layers(n_iter):
+    """Several layers that each span many tiles in both passes, in one group: the tile -> (layer, row tile,
+    column tile) mapping of the later slots, channels-last addressing, and eval mode (n_iter = 0)."""
+    g = torch.Generator().manual_seed(n_iter)
+    conv = torch.randn(40, 20, 3, 3, generator=g).to(memory_format=torch.channels_last)
+    ws = [torch.randn(5, 9, generator=g), torch.randn(70, 600, generator=g), conv, torch.randn(300, 130, generator=g)]
+    ws = [w.to(DEVICE).requires_grad_() for w in ws]
+    shapes = [weight_to_matrix(w, 0).shape for w in ws]
+    us = [nn.functional.normalize(torch.randn(h, generator=g), dim=0).to(DEVICE) for h, _ in shapes]
+    vs = [nn.functional.normalize(torch.randn(w, generator=g), dim=0).to(DEVICE) for _, w in shapes]
+    ref = [t.clone() for t in us + vs]
+    sf = spectral_norm_sigma_fused(ws, us, vs, [0] * 4, n_iter, 1e-12)
+    sr = spectral_norm_sigma_reference(ws, ref[:4], ref[4:], [0] * 4, n_iter, 1e-12)
+    assert_close(sf, sr, "sigma")
+    for a, b in zip(us + vs, ref):
+        assert_close(a, b, "u/v")
+    weights = torch.tensor([0.5, -1.0, 2.0, 0.25], device=DEVICE)
+    for a, b in zip(torch.autograd.grad((sf * weights).sum(), ws), torch.autograd.grad((sr * weights).sum(), ws)):
+        assert_close(a, b, "d sigma / d W")
+
+
 def test_more_layers_than_one_launch_holds():
     g = torch.Generator().manual_seed(0)
     ws = [torch.randn(3 + i, 4, generator=g).to(DEVICE) for i in range(sn_mod.GROUP + 3)]

@@ -4,13 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _PROBE = """
 import sys
-# forget any installed or editable fastacgan: only the checkout at sys.path[0] may be found
-sys.meta_path = [f for f in sys.meta_path if "editable" not in str(getattr(f, "__module__", ""))]
-sys.path = [p for p in sys.path if "site-packages" not in p or "fastacgan" not in p]
+if {forget}:  # forget any installed or editable fastacgan: only the checkout at sys.path[0] may be found
+    sys.meta_path = [f for f in sys.meta_path if "editable" not in str(getattr(f, "__module__", ""))]
 sys.path.insert(0, {root!r})
 import fastacgan.kernels
 from fastacgan.kernels.spectral_norm import spectral_norm
@@ -20,9 +21,12 @@ print(fastacgan.kernels.__file__)
 """
 
 
-def test_source_checkout_finds_kernels(tmp_path):
-    out = subprocess.run([sys.executable, "-c", _PROBE.format(root=str(ROOT))], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+@pytest.mark.parametrize("forget_installed", [True, False])
+def test_source_checkout_finds_its_own_kernels(tmp_path, forget_installed):
+    """Without any install; and with whatever is installed (an editable install of another checkout would
+    otherwise hand this checkout's fastacgan another checkout's kernels)."""
+    probe = _PROBE.format(root=str(ROOT), forget=forget_installed)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     pkg, kern = out.stdout.split()[-2:]
     assert Path(pkg) == ROOT / "fastacgan" / "__init__.py"
