@@ -23,3 +23,4 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit
 } 2>&1 | tee "$OUT/versions.txt"
 python3 -m pytest -q -rs tests/ 2>&1 | tee "$OUT/tests.txt"
 python3 -m pytest -q benchmarks/ --benchmark-only --benchmark-json="$OUT/bench.json" 2>&1 | tee "$OUT/bench.txt"
+python3 benchmarks/goals.py "$OUT/bench.json" 2>&1 | tee "$OUT/goals.md"

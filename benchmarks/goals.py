@@ -1,0 +1,136 @@
+"""The issues' speed goals, checked against a pytest-benchmark JSON file; prints Markdown for RESULTS.md.
+
+    pytest benchmarks/ --benchmark-only --benchmark-json=bench.json
+    python benchmarks/goals.py bench.json > goals.md
+
+Two tables: every benchmark group with each provider's median time and throughput, and each goal with the
+measured figure and whether it is met. Goals are stated for an H100-class GPU; on a CPU run the verdicts
+mean nothing (the suite runs there at small sizes, with the kernels under the interpreter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def load(path: Path) -> tuple[dict, dict]:
+    """-> ({group: {provider: benchmark entry}}, machine/commit info)."""
+    data = json.loads(Path(path).read_text())
+    groups: dict[str, dict] = defaultdict(dict)
+    for b in data.get("benchmarks", []):
+        provider = (b.get("params") or {}).get("provider") or b["name"]
+        groups[b.get("group") or b["name"]][provider] = b
+    return dict(groups), {"machine": data.get("machine_info", {}), "commit": data.get("commit_info", {})}
+
+
+def median(entry: dict) -> float:
+    return entry["stats"]["median"]
+
+
+def rate(entry: dict) -> tuple[float, str] | None:
+    """(throughput, unit) recorded by run_bench in extra_info, e.g. (1.2e6, 'images/s')."""
+    for k, v in (entry.get("extra_info") or {}).items():
+        if "/s" in k and isinstance(v, (int, float)):
+            return float(v), k
+    return None
+
+
+def _speedup(groups, group, fast, slow):
+    g = groups.get(group, {})
+    if fast in g and slow in g:
+        return median(g[slow]) / median(g[fast])
+    return None
+
+
+def goals(groups: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(issue, goal, measured, met) rows; met is None when a benchmark it needs is missing."""
+    rows = []
+
+    def add(issue, goal, value, text, met):
+        rows.append((issue, goal, "missing" if value is None else text, None if value is None else met))
+
+    def ratio(issue, group, fast, slow, need):
+        x = _speedup(groups, group, fast, slow)
+        add(issue, f"{group}: {fast} >= {need:g}x {slow}", x, f"{x or 0:.2f}x", x is not None and x >= need)
+
+    for group in sorted(g for g in groups if g.startswith("acgan_loss ")):
+        ratio("#3", group, "fused", "reference", 5)
+        ratio("#3", group, "fused", "compiled", 1)
+    for group in sorted(g for g in groups if g.startswith("spectral_norm model ")):
+        ratio("#4", group, "fused", "parametrization", 5)
+        ratio("#4", group, "fused", "compiled", 2)
+    steps: dict[str, float] = {}  # preset -> the fastest fastacgan step, images/s
+    for group in sorted(groups):
+        m = re.fullmatch(r"step (\S+) x(\S+) batch (\d+)", group)
+        if not m:
+            continue
+        batch = int(m.group(3))
+        if batch in (64, 256):
+            ratio("#6", group, "fastacgan", "reference", {64: 10, 256: 5}[batch])
+        fast = groups[group].get("fastacgan")
+        r = rate(fast) if fast else None
+        if r:
+            steps[m.group(1)] = max(steps.get(m.group(1), 0.0), r[0])
+        if fast and batch == 1024:
+            frac = (fast.get("extra_info") or {}).get("fraction_of_bf16_peak")
+            add("#6", f"{group}: >= 25% of the bf16 compute bound", frac, f"{100 * (frac or 0):.1f}%",
+                frac is not None and frac >= 0.25)  # fmt: skip
+    for group in sorted(g for g in groups if g.startswith("cifar10 epoch")):
+        ratio("#6", group, "fastacgan", "reference", 10)
+    # loaders: the fastest GPU-feeding loader against the fastest training step at that resolution
+    for group, preset in (("loader cifar32", "cifar10"), ("loader big128", "isic128")):
+        rates = [rate(e) for p, e in groups.get(group, {}).items() if p != "torch_pil"]
+        best = max((r[0] for r in rates if r), default=None)
+        need = steps.get(preset)
+        value = None if best is None or need is None else best / need
+        text = f"{best or 0:,.0f} vs {need or 0:,.0f} images/s ({value or 0:.1f}x)"
+        add(
+            "#5", f"{group}: best loader >= 3x the fastest {preset} step", value, text, value is not None and value >= 3
+        )
+    res = rate(groups["loader cifar32"]["resident"]) if "resident" in groups.get("loader cifar32", {}) else None
+    value = res[0] if res else None
+    met = value is not None and value >= 1e6
+    add("#5", "loader cifar32: resident >= 1,000,000 images/s", value, f"{value or 0:,.0f}", met)
+    return rows
+
+
+def markdown(groups: dict, info: dict) -> str:
+    out = []
+    mach, commit = info["machine"], info["commit"]
+    cpu = (mach.get("cpu") or {}).get("brand_raw", "")
+    out.append(f"commit {commit.get('id', '?')[:12]}{' (dirty)' if commit.get('dirty') else ''}; "
+               f"python {mach.get('python_version', '?')}; {mach.get('node', '')} {cpu}".rstrip())  # fmt: skip
+    out += ["", "| group | provider | median | throughput |", "| --- | --- | --- | --- |"]
+    for group in sorted(groups):
+        for provider, e in sorted(groups[group].items(), key=lambda kv: median(kv[1])):
+            r = rate(e)
+            out.append(f"| {group} | {provider} | {median(e) * 1e6:,.1f} us | {f'{r[0]:,.4g} {r[1]}' if r else ''} |")
+    out += ["", "| issue | goal | measured | met |", "| --- | --- | --- | --- |"]
+    for issue, goal, measured, met in goals(groups):
+        out.append(f"| {issue} | {goal} | {measured} | {'-' if met is None else 'yes' if met else '**no**'} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json", type=Path, help="the file written by pytest --benchmark-json")
+    args = ap.parse_args(argv)
+    if not args.json.is_file():
+        print(f"goals.py: {args.json}: no such file (run pytest benchmarks/ --benchmark-only --benchmark-json=...)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    groups, info = load(args.json)
+    if not groups:
+        print(f"goals.py: {args.json} holds no benchmarks", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown(groups, info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

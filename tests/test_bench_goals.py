@@ -1,0 +1,74 @@
+"""benchmarks/goals.py: the issues' speed goals read from a pytest-benchmark JSON file."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "goals.py"
+_spec = importlib.util.spec_from_file_location("bench_goals", SCRIPT)
+goals_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(goals_mod)
+
+
+def entry(group, provider, median_s, **extra):
+    return {"group": group, "name": f"test_x[{provider}]", "params": {"provider": provider},
+            "stats": {"median": median_s}, "extra_info": extra}  # fmt: skip
+
+
+def bench_file(tmp_path, entries):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"machine_info": {"python_version": "3.11"}, "commit_info": {"id": "abc123"},
+                                "benchmarks": entries}))  # fmt: skip
+    return path
+
+
+ENTRIES = [
+    # loss: fused 6x eager but slower than compiled -> one goal met, one missed
+    entry("acgan_loss B=64 K=10", "reference", 60e-6),
+    entry("acgan_loss B=64 K=10", "compiled", 8e-6),
+    entry("acgan_loss B=64 K=10", "fused", 10e-6),
+    # spectral norm: 10x parametrization, 2.5x compiled
+    entry("spectral_norm model isic128 x1", "parametrization", 1e-3),
+    entry("spectral_norm model isic128 x1", "compiled", 250e-6),
+    entry("spectral_norm model isic128 x1", "fused", 100e-6),
+    # race: 12x at 64, 4x at 256, 30% of peak at 1024
+    entry("step cifar10 x1 batch 64", "reference", 12e-3, **{"images/s": 64 / 12e-3}),
+    entry("step cifar10 x1 batch 64", "fastacgan", 1e-3, **{"images/s": 64 / 1e-3}),
+    entry("step cifar10 x1 batch 256", "reference", 16e-3, **{"images/s": 256 / 16e-3}),
+    entry("step cifar10 x1 batch 256", "fastacgan", 4e-3, **{"images/s": 256 / 4e-3}),
+    entry("step cifar10 x1 batch 1024", "fastacgan", 5e-3, **{"images/s": 1024 / 5e-3, "fraction_of_bf16_peak": 0.3}),
+    # loaders at 32x32: resident 2 M images/s, ~9.8x the fastest step (1024 / 5 ms = 204,800 images/s)
+    entry("loader cifar32", "torch_pil", 1.0, **{"images/s": 5e5}),
+    entry("loader cifar32", "resident", 1e-3, **{"images/s": 2e6}),
+]
+
+
+def test_goal_verdicts(tmp_path):
+    groups, _ = goals_mod.load(bench_file(tmp_path, ENTRIES))
+    rows = {goal: (measured, met) for _, goal, measured, met in goals_mod.goals(groups)}
+    assert rows["acgan_loss B=64 K=10: fused >= 5x reference"] == ("6.00x", True)
+    assert rows["acgan_loss B=64 K=10: fused >= 1x compiled"] == ("0.80x", False)
+    assert rows["spectral_norm model isic128 x1: fused >= 5x parametrization"] == ("10.00x", True)
+    assert rows["spectral_norm model isic128 x1: fused >= 2x compiled"] == ("2.50x", True)
+    assert rows["step cifar10 x1 batch 64: fastacgan >= 10x reference"] == ("12.00x", True)
+    assert rows["step cifar10 x1 batch 256: fastacgan >= 5x reference"] == ("4.00x", False)
+    assert rows["step cifar10 x1 batch 1024: >= 25% of the bf16 compute bound"] == ("30.0%", True)
+    assert rows["loader cifar32: best loader >= 3x the fastest cifar10 step"] == (
+        "2,000,000 vs 204,800 images/s (9.8x)", True)  # fmt: skip
+    assert rows["loader cifar32: resident >= 1,000,000 images/s"] == ("2,000,000", True)
+    # what was not benchmarked is reported as missing, not as met or failed
+    assert rows["loader big128: best loader >= 3x the fastest isic128 step"] == ("missing", None)
+
+
+def test_cli_prints_markdown_and_rejects_bad_input(tmp_path):
+    out = subprocess.run([sys.executable, str(SCRIPT), str(bench_file(tmp_path, ENTRIES))], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    assert "commit abc123" in out
+    assert "| step cifar10 x1 batch 256 | fastacgan | 4,000.0 us | 6.4e+04 images/s |" in out
+    assert "| #6 | step cifar10 x1 batch 256: fastacgan >= 5x reference | 4.00x | **no** |" in out
+    missing = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "nope.json")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope.json: no such file" in missing.stderr
+    empty = subprocess.run([sys.executable, str(SCRIPT), str(bench_file(tmp_path, []))], capture_output=True, text=True)
+    assert empty.returncode == 2 and "holds no benchmarks" in empty.stderr
