@@ -92,13 +92,14 @@ def _sn_cases():
     for dtype in (torch.float32, torch.bfloat16):
         for cl in (False, True):
             ws, dims = _sn_weights(dtype, cl)
-            us = [torch.randn(SN.weight_to_matrix(w, d).shape[0]) for w, d in zip(ws, dims)]
-            vs = [torch.randn(SN.weight_to_matrix(w, d).shape[1]) for w, d in zip(ws, dims)]
+            shapes = [SN.weight_to_matrix(w, d).shape for w, d in zip(ws, dims)]
+            us = [torch.randn(h) for h, _ in shapes]
+            vs = [torch.randn(w) for _, w in shapes]
             name = f"{len(ws)} layers {str(dtype)[6:]}{' channels-last' if cl else ''}"
             for n_iter in (0, 1, 5):
                 power = lambda ws=ws, us=us, vs=vs, dims=dims, n=n_iter: SN._power_impl(ws, us, vs, dims, n, 1e-12)
                 cases.append((f"sn power n_iter={n_iter} {name}", power))
-            snap = torch.empty(len(ws), 2 * 8192)
+            snap = torch.empty(len(ws), max(h for h, _ in shapes) + max(w for _, w in shapes))  # as _power_impl
             grad = lambda ws=ws, dims=dims, s=snap: SN._grad_impl(torch.ones(len(ws)), s, ws, dims)
             cases.append((f"sn grad {name}", grad))
     return cases
