@@ -3,7 +3,7 @@
 #   here, first:  ../shared/tools/gpu-wheels.sh   (DALI wheels -> .gpu-wheels/, git-ignored), and
 #                 pip download --no-deps -d .whl pytest-benchmark py-cpuinfo   (if the GPU machine lacks them)
 #   the call:     bash benchmarks/gpu_session.sh   with carry [".gpu-wheels/part-aa", ...] and [".whl"]
-# Then copy the table from $OUT/bench.txt into benchmarks/RESULTS.md with the versions and commit it prints.
+# Then copy $OUT/goals.md (medians, and each goal met or not) into benchmarks/RESULTS.md with $OUT/versions.txt.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/site
