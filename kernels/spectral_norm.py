@@ -93,15 +93,13 @@ if HAS_TRITON:
         return ri[:, None] * s_i + (a * s_a + y * s_y + x * s_x)[None, :]
 
     @triton.jit
-    def _tile(pid, T1, T2, T3, T4, T5, T6, T7, h, w, BH: tl.constexpr, CW: tl.constexpr):
-        """Tile `pid` of its slot: (row indices [BH], first column, row tile, column tile)."""
-        _, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+    def _tile(pid, t0, h, w, BH: tl.constexpr, CW: tl.constexpr):
+        """Tile `pid` of its slot, whose first tile is t0: (row indices [BH], first column, row tile, column tile)."""
         ncb = tl.cdiv(w, CW)
         rb = (pid - t0) // ncb
         cb = (pid - t0) - rb * ncb
         return rb * BH + tl.arange(0, BH).to(tl.int64), cb * CW, rb, cb
 
-    # the per-slot shape arguments, in _shape's order (each kernel takes them after its pointers)
     @triton.jit
     def _sn_wv_kernel(
         W0, W1, W2, W3, W4, W5, W6, W7, V0, V1, V2, V3, V4, V5, V6, V7,
@@ -114,7 +112,7 @@ if HAS_TRITON:
     ):  # fmt: skip
         """Pass 1, per tile: P[slot, column tile, rows] = sum over the tile's columns of W[rows, j] v[j]."""
         pid = tl.program_id(0)
-        s, _ = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+        s, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
         h, w, R, KW, s_i, s_a, s_y, s_x = _shape(
             s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
             K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
@@ -122,7 +120,7 @@ if HAS_TRITON:
             sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)  # fmt: skip
         w_ptr = _pick(s, W0, W1, W2, W3, W4, W5, W6, W7)
         v_ptr = _pick(s, V0, V1, V2, V3, V4, V5, V6, V7)
-        ri, c0, _, cb = _tile(pid, T1, T2, T3, T4, T5, T6, T7, h, w, BH, CW)
+        ri, c0, _, cb = _tile(pid, t0, h, w, BH, CW)
         rm = ri < h
         acc = tl.zeros([BH], tl.float32)
         for j in range(0, CW, BW):
@@ -146,14 +144,14 @@ if HAS_TRITON:
     ):  # fmt: skip
         """Pass 2, per tile: t[rows] = sum of pass 1's partials; Q[slot, row tile, j] = sum_rows W[rows, j] t[rows]."""
         pid = tl.program_id(0)
-        s, _ = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+        s, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
         h, w, R, KW, s_i, s_a, s_y, s_x = _shape(
             s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
             K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
             sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
             sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)  # fmt: skip
         w_ptr = _pick(s, W0, W1, W2, W3, W4, W5, W6, W7)
-        ri, c0, rb, _ = _tile(pid, T1, T2, T3, T4, T5, T6, T7, h, w, BH, CW)
+        ri, c0, rb, _ = _tile(pid, t0, h, w, BH, CW)
         rm = ri < h
         p_base = p_ptr + s.to(tl.int64) * p_stride
         t = tl.zeros([BH], tl.float32)
@@ -245,14 +243,14 @@ if HAS_TRITON:
     ):  # fmt: skip
         """dW[i, j] = g * u[i] * v[j] for each layer, per tile."""
         pid = tl.program_id(0)
-        s, _ = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+        s, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
         h, w, R, KW, s_i, s_a, s_y, s_x = _shape(
             s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
             K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
             sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
             sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)  # fmt: skip
         d_ptr = _pick(s, D0, D1, D2, D3, D4, D5, D6, D7)
-        ri, c0, _, _ = _tile(pid, T1, T2, T3, T4, T5, T6, T7, h, w, BH, CW)
+        ri, c0, _, _ = _tile(pid, t0, h, w, BH, CW)
         rm = ri < h
         snap = snap_ptr + s.to(tl.int64) * snap_stride
         gu = tl.load(grad_ptr + s).to(tl.float32) * tl.load(snap + ri, mask=rm, other=0.0)
