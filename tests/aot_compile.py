@@ -4,10 +4,11 @@ The interpreter (TRITON_INTERPRET=1) runs the kernels' Python on CPU tensors, bu
 compiler rejects (pointer selects, loop-carried types, scalar branches on atomics) and says nothing about
 registers or spills. This script drives the real launchers (`_fwd_impl`, `_power_impl`, ...) on CPU tensors
 of the shapes and dtypes the trainer uses, captures each launch instead of running it, and compiles it with
-Triton's NVIDIA backend down to a cubin (the bundled ptxas), as the JIT would on the GPU; then ptxas -v
-reports registers and spill bytes. It also runs torch.compile's own analysis of which kernel arguments a
-kernel writes (Inductor copies what it believes written before a launch, so a weight wrongly seen as written
-would be copied every step).
+Triton's NVIDIA backend down to a cubin (the bundled ptxas), as the JIT would on the GPU; ptxas's own -v
+log gives registers and spill bytes. Triton's kernel cache is a fresh folder unless TRITON_CACHE_DIR says
+otherwise, so every kernel is compiled (a cached one would bring no ptxas log). It also runs torch.compile's
+own analysis of which kernel arguments a kernel writes (Inductor copies what it believes written before a
+launch, so a weight wrongly seen as written would be copied every step).
 
     python tests/aot_compile.py [--arch 90 --arch 80] [--json OUT]
 
@@ -17,11 +18,12 @@ It must run without TRITON_INTERPRET (tests/test_kernel_aot.py starts it in a su
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +31,9 @@ from pathlib import Path
 
 if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
     sys.exit("aot_compile.py compiles for a GPU: run it without TRITON_INTERPRET")
+if "TRITON_CACHE_DIR" not in os.environ:  # before triton is imported
+    _cache = tempfile.TemporaryDirectory(prefix="aot-triton-cache-")
+    os.environ["TRITON_CACHE_DIR"] = _cache.name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -105,20 +110,15 @@ def _sn_cases():
     return cases
 
 
-def _ptxas_report(ptx: str, arch: str) -> dict:
-    """Registers and spill bytes from `ptxas -v` (the ptxas bundled with triton)."""
-    from triton.backends.nvidia.compiler import get_ptxas
-
-    with tempfile.TemporaryDirectory() as d:
-        src = Path(d) / "k.ptx"
-        src.write_text(ptx)
-        ptxas = get_ptxas(int(arch.removeprefix("sm_").rstrip("a"))).path
-        cmd = [ptxas, "-v", f"--gpu-name={arch}", str(src), "-o", str(Path(d) / "k.o")]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    log = out.stdout + out.stderr
-    regs = re.search(r"Used (\d+) registers", log)
-    spill = [int(x) for x in re.findall(r"(\d+) bytes spill (?:stores|loads)", log)]
-    return {"registers": int(regs.group(1)) if regs else None, "spill_bytes": sum(spill)}
+def _compile(src, target, options) -> tuple:
+    """triton.compile, with the `ptxas -v` log it prints under dump_ptxas_log -> (kernel, registers, spill bytes)."""
+    triton.knobs.nvidia.dump_ptxas_log = True
+    with contextlib.redirect_stdout(io.StringIO()) as log:
+        ck = triton.compile(src, target=target, options=options)
+    text = log.getvalue()
+    regs = re.search(r"Used (\d+) registers", text)
+    spill = [int(x) for x in re.findall(r"(\d+) bytes spill (?:stores|loads)", text)]
+    return ck, int(regs.group(1)) if regs else None, sum(spill)
 
 
 class _TargetOnly:
@@ -172,7 +172,7 @@ def compile_all(archs: list[int]) -> list[dict]:
                     continue
                 seen.add(key)
                 t0 = time.perf_counter()
-                ck = triton.compile(ASTSource(kernel, sig, constexprs, attrs), target=target, options=opts.__dict__)
+                ck, regs, spill = _compile(ASTSource(kernel, sig, constexprs, attrs), target, opts.__dict__)
                 secs = time.perf_counter() - t0
                 arch = f"sm_{cap}{'a' if cap >= 90 else ''}"
                 ptx = ck.asm["ptx"]
@@ -184,7 +184,7 @@ def compile_all(archs: list[int]) -> list[dict]:
                     "atomics": sorted(set(re.findall(r"\batom\.[\w.]+", ptx))),
                     "stores": sorted(set(re.findall(r"\bst\.global(?:\.v\d)?\.(?:b|f|u|s)\d+", ptx))),
                     "volatile_loads": len(re.findall(r"\bld\.volatile\.global", ptx)),
-                    **_ptxas_report(ptx, arch),
+                    "registers": regs, "spill_bytes": spill,
                 })  # fmt: skip
     return results
 
