@@ -14,7 +14,7 @@ setup(
     packages=["fastacgan", "fastacgan.kernels"],
     package_dir={"fastacgan": "fastacgan", "fastacgan.kernels": "kernels"},
     install_requires=[
-        "torch>=2.4,<3",
+        "torch>=2.6,<3",  # torch.library.triton_op (the fused kernels) is 2.6+
         "numpy>=1.24",
         "pillow>=9.5",
         # Triton ships inside CUDA builds of torch; this pulls it in for CPU builds too (the interpreter)

@@ -1,7 +1,10 @@
 """The issues' speed goals, checked against a pytest-benchmark JSON file; prints Markdown for RESULTS.md.
 
     pytest benchmarks/ --benchmark-only --benchmark-json=bench.json
-    python benchmarks/goals.py bench.json > goals.md
+    python benchmarks/goals.py bench.json [more.json ...] > goals.md
+
+Several files (a suite run in parts, as benchmarks/gpu_session.sh does) are merged; where two hold the same
+benchmark, the later file's figure is used.
 
 Two tables: every benchmark group with each provider's median time and throughput, and each goal with the
 measured figure and whether it is met. Goals are stated for an H100-class GPU; on a CPU run the verdicts
@@ -18,14 +21,20 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def load(path: Path) -> tuple[dict, dict]:
-    """-> ({group: {provider: benchmark entry}}, machine/commit info)."""
-    data = json.loads(Path(path).read_text())
+def load(*paths: Path) -> tuple[dict, dict]:
+    """-> ({group: {provider: benchmark entry}}, machine/commit info) of one or more files, later ones winning."""
     groups: dict[str, dict] = defaultdict(dict)
-    for b in data.get("benchmarks", []):
-        provider = (b.get("params") or {}).get("provider") or b["name"]
-        groups[b.get("group") or b["name"]][provider] = b
-    return dict(groups), {"machine": data.get("machine_info", {}), "commit": data.get("commit_info", {})}
+    commits, machine = [], {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for b in data.get("benchmarks", []):
+            provider = (b.get("params") or {}).get("provider") or b["name"]
+            groups[b.get("group") or b["name"]][provider] = b
+        commits.append(data.get("commit_info", {}))
+        machine = data.get("machine_info", {})
+    ids = sorted({c.get("id", "?")[:12] for c in commits})
+    commit = {"id": ", ".join(ids), "dirty": any(c.get("dirty") for c in commits)}
+    return dict(groups), {"machine": machine, "commit": commit}
 
 
 def median(entry: dict) -> float:
@@ -103,7 +112,7 @@ def markdown(groups: dict, info: dict) -> str:
     out = []
     mach, commit = info["machine"], info["commit"]
     cpu = (mach.get("cpu") or {}).get("brand_raw", "")
-    out.append(f"commit {commit.get('id', '?')[:12]}{' (dirty)' if commit.get('dirty') else ''}; "
+    out.append(f"commit {commit.get('id', '?')}{' (dirty)' if commit.get('dirty') else ''}; "
                f"python {mach.get('python_version', '?')}; {mach.get('node', '')} {cpu}".rstrip())  # fmt: skip
     out += ["", "| group | provider | median | throughput |", "| --- | --- | --- | --- |"]
     for group in sorted(groups):
@@ -118,15 +127,20 @@ def markdown(groups: dict, info: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("json", type=Path, help="the file written by pytest --benchmark-json")
+    ap.add_argument("json", type=Path, nargs="+", help="file(s) written by pytest --benchmark-json")
     args = ap.parse_args(argv)
-    if not args.json.is_file():
-        print(f"goals.py: {args.json}: no such file (run pytest benchmarks/ --benchmark-only --benchmark-json=...)",
-              file=sys.stderr)  # fmt: skip
+    for path in args.json:
+        if not path.is_file():
+            print(f"goals.py: {path}: no such file (run pytest benchmarks/ --benchmark-only --benchmark-json=...)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    try:
+        groups, info = load(*args.json)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        print(f"goals.py: {' '.join(map(str, args.json))}: not a pytest-benchmark JSON file ({e})", file=sys.stderr)
         return 2
-    groups, info = load(args.json)
     if not groups:
-        print(f"goals.py: {args.json} holds no benchmarks", file=sys.stderr)
+        print(f"goals.py: {' '.join(map(str, args.json))} holds no benchmarks", file=sys.stderr)
         return 2
     sys.stdout.write(markdown(groups, info))
     return 0

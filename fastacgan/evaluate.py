@@ -19,6 +19,7 @@ from . import checkpoint as ckpt
 from .data import decode_all, default_workers, open_catalog
 from .loaders import to_model_input
 from .sample import generate, load_generator
+from .train import select_device
 
 
 def make_classifier(channels: int, num_classes: int) -> nn.Module:
@@ -44,23 +45,25 @@ def train_classifier(
     batch_size: int = 128,
     seed: int = 0,
     log=None,
+    device: str | torch.device = "cpu",
 ) -> tuple[nn.Module, float]:
-    """Train on uint8 [N, H, W, C] images; -> (classifier in eval mode, accuracy on a held-out 10%)."""
+    """Train on uint8 [N, H, W, C] host images, batches moved to `device`; -> (classifier in eval mode on
+    `device`, accuracy on a held-out 10%)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     n = len(labels)
     perm = torch.randperm(n, generator=g)
     n_val = max(1, n // 10)
     val, tr = perm[:n_val], perm[n_val:]
-    model = make_classifier(images_u8.shape[3], num_classes)
+    model = make_classifier(images_u8.shape[3], num_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
     steps = epochs * max(1, len(tr) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
     model.train()
     for s in range(steps):
         idx = tr[torch.randint(len(tr), (batch_size,), generator=g)]
-        x = to_model_input(images_u8[idx], channels_last=False)
-        loss = F.cross_entropy(model(x), labels[idx])
+        x = to_model_input(images_u8[idx].to(device), channels_last=False)
+        loss = F.cross_entropy(model(x), labels[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -73,9 +76,14 @@ def train_classifier(
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, batch: int = 512) -> float:
-    pred = torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
-    return (pred == labels).float().mean().item()
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Class predictions [N] on the host for host images [N, C, H, W], in batches on the model's device."""
+    dev = next(model.parameters()).device
+    return torch.cat([model(x[i : i + batch].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:
+    return (predict(model, x) == labels.cpu()).float().mean().item()
 
 
 def conditioning_accuracy(
@@ -83,10 +91,7 @@ def conditioning_accuracy(
 ) -> tuple[float, list[float]]:
     """-> (overall accuracy of the classifier on generated images w.r.t. their requested class, per class)."""
     labels = torch.arange(num_classes).repeat_interleave(n_per_class)
-    x = generate(generator, labels, seed)
-    with torch.no_grad():
-        pred = torch.cat([classifier(x[i : i + 512]).argmax(1) for i in range(0, len(x), 512)])
-    hit = (pred == labels).float()
+    hit = (predict(classifier, generate(generator, labels, seed)) == labels).float()
     return hit.mean().item(), hit.view(num_classes, n_per_class).mean(1).tolist()
 
 
@@ -101,9 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
     p.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     a = p.parse_args(argv)
     try:
-        g, classes, file = load_generator(a.ckpt)
+        device = select_device(a.device)
+        g, classes, file = load_generator(a.ckpt, device)
         cfg = ckpt.load_checkpoint(file)["config"]
         cat = open_catalog(
             a.data or cfg["data"],
@@ -120,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         images, labels = decode_all(
             cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=lambda m: None
         )
-        clf, real_acc = train_classifier(images, labels, len(classes), a.epochs)
+        clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, device=device)
         acc, per_class = conditioning_accuracy(g, clf, len(classes), a.n_per_class)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

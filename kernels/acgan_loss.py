@@ -177,7 +177,7 @@ def _fwd_impl(src, cls, labels, target, target_value: float, cls_weight: float):
     torch.library.wrap_triton(_acgan_loss_fwd_kernel)[(n_prog,)](
         src, cls, labels, tgt, tval, lse, part, cnt, loss, stats,
         b, k, cls.stride(0), stride_t, float(cls_weight), n_prog,
-        ROWS=rows, BLOCK_K=block_k, BLOCK_P=64, TGT_PTR=has_t, SINGLE=single,
+        ROWS=rows, BLOCK_K=block_k, BLOCK_P=64, TGT_PTR=has_t, SINGLE=single, num_warps=8 if block_k >= 512 else 4,
     )  # fmt: skip
     return loss, stats, lse
 

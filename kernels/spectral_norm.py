@@ -75,22 +75,34 @@ if HAS_TRITON:
     def _shape(s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
                K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
                sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
-               sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7):  # fmt: skip
-        """Slot s's (h, w, R, KW, s_i, s_a, s_y, s_x): W_mat[i, (a, y, x)] = W[i*s_i + a*s_a + y*s_y + x*s_x]."""
-        R = _pick(s, R0, R1, R2, R3, R4, R5, R6, R7)
-        return (_pick(s, h0, h1, h2, h3, h4, h5, h6, h7), _pick(s, A0, A1, A2, A3, A4, A5, A6, A7) * R, R,
-                _pick(s, K0, K1, K2, K3, K4, K5, K6, K7), _pick(s, si0, si1, si2, si3, si4, si5, si6, si7),
-                _pick(s, sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7), _pick(s, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7),
-                _pick(s, sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7))  # fmt: skip
+               sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7):  # fmt: skip
+        """Slot s's (h, A, R, KW, s_i, s_a, s_y, s_x, cl): W_mat[i, (a, y, x)] = W[i*s_i + a*s_a + y*s_y + x*s_x],
+        cl: the columns lie in memory in (y, x, a) order (a channels-last conv weight), else in (a, y, x) order."""
+        return (_pick(s, h0, h1, h2, h3, h4, h5, h6, h7), _pick(s, A0, A1, A2, A3, A4, A5, A6, A7),
+                _pick(s, R0, R1, R2, R3, R4, R5, R6, R7), _pick(s, K0, K1, K2, K3, K4, K5, K6, K7),
+                _pick(s, si0, si1, si2, si3, si4, si5, si6, si7), _pick(s, sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7),
+                _pick(s, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7), _pick(s, sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7),
+                _pick(s, O0, O1, O2, O3, O4, O5, O6, O7))  # fmt: skip
 
     @triton.jit
-    def _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x):
-        """Offsets of W_mat[ri, cj]: column j = (a, y, x) over the (A, KH, KW) trailing dims, R = KH * KW."""
-        a = cj // R
-        rem = cj - a * R
-        y = rem // KW
-        x = rem - y * KW
-        return ri[:, None] * s_i + (a * s_a + y * s_y + x * s_x)[None, :]
+    def _columns(ri, c0, BW: tl.constexpr, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE: tl.constexpr):
+        """The tile's BW columns from c0: (their offsets in W [BH, BW], their indices j in W_mat [BW], in range).
+
+        DENSE (every layer of the launch has each row's columns in one contiguous block, in (a, y, x) or, cl, in
+        (y, x, a) order): the columns are taken in memory order, so a warp reads consecutive addresses, and j is
+        worked out from the position (the vector v is small and cached; the weight is what streams). Otherwise:
+        columns in W_mat's order, each addressed through its (a, y, x) strides, whatever they are."""
+        c = c0 + tl.arange(0, BW)
+        if DENSE:
+            c = tl.max_contiguous(tl.multiple_of(c, BW), BW)
+            j = tl.where(cl != 0, (c % A) * R + c // A, c)  # c = (y*KW + x)*A + a -> j = a*R + y*KW + x
+            return ri[:, None] * s_i + c[None, :], j, c < A * R
+        else:
+            a = c // R
+            rem = c - a * R
+            y = rem // KW
+            x = rem - y * KW
+            return ri[:, None] * s_i + (a * s_a + y * s_y + x * s_x)[None, :], c, c < A * R
 
     @triton.jit
     def _tile(pid, t0, h, w, BH: tl.constexpr, CW: tl.constexpr):
@@ -98,7 +110,7 @@ if HAS_TRITON:
         ncb = tl.cdiv(w, CW)
         rb = (pid - t0) // ncb
         cb = (pid - t0) - rb * ncb
-        return rb * BH + tl.arange(0, BH).to(tl.int64), cb * CW, rb, cb
+        return rb * BH + tl.arange(0, BH), cb * CW, rb, cb
 
     @triton.jit
     def _sn_wv_kernel(
@@ -106,28 +118,27 @@ if HAS_TRITON:
         h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
         K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
         sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
-        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, T1, T2, T3, T4, T5, T6, T7,
+        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7, T1, T2, T3, T4, T5, T6, T7,
         p_ptr, p_stride,
-        BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr,
+        BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr, DENSE: tl.constexpr,
     ):  # fmt: skip
         """Pass 1, per tile: P[slot, column tile, rows] = sum over the tile's columns of W[rows, j] v[j]."""
         pid = tl.program_id(0)
         s, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
-        h, w, R, KW, s_i, s_a, s_y, s_x = _shape(
+        h, A, R, KW, s_i, s_a, s_y, s_x, cl = _shape(
             s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
             K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
             sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
-            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)  # fmt: skip
+            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7)  # fmt: skip
         w_ptr = _pick(s, W0, W1, W2, W3, W4, W5, W6, W7)
         v_ptr = _pick(s, V0, V1, V2, V3, V4, V5, V6, V7)
+        w = A * R
         ri, c0, _, cb = _tile(pid, t0, h, w, BH, CW)
         rm = ri < h
         acc = tl.zeros([BH], tl.float32)
-        for j in range(0, CW, BW):
-            cj = c0 + j + tl.arange(0, BW).to(tl.int64)
-            cm = cj < w
-            wt = tl.load(w_ptr + _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x), mask=rm[:, None] & cm[None, :],
-                         other=0.0).to(tl.float32)  # fmt: skip
+        for j0 in range(0, CW, BW):
+            offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
+            wt = tl.load(w_ptr + offs, mask=rm[:, None] & cm[None, :], other=0.0).to(tl.float32)
             vv = tl.load(v_ptr + cj, mask=cm, other=0.0)
             acc += tl.sum(wt * vv[None, :], axis=1)
         tl.store(p_ptr + s.to(tl.int64) * p_stride + cb * h + ri, acc, mask=rm)
@@ -138,19 +149,20 @@ if HAS_TRITON:
         h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
         K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
         sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
-        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, T1, T2, T3, T4, T5, T6, T7,
+        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7, T1, T2, T3, T4, T5, T6, T7,
         p_ptr, p_stride, q_ptr, q_stride,
-        P_CW: tl.constexpr, BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr,
+        P_CW: tl.constexpr, BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr, DENSE: tl.constexpr,
     ):  # fmt: skip
         """Pass 2, per tile: t[rows] = sum of pass 1's partials; Q[slot, row tile, j] = sum_rows W[rows, j] t[rows]."""
         pid = tl.program_id(0)
         s, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
-        h, w, R, KW, s_i, s_a, s_y, s_x = _shape(
+        h, A, R, KW, s_i, s_a, s_y, s_x, cl = _shape(
             s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
             K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
             sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
-            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)  # fmt: skip
+            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7)  # fmt: skip
         w_ptr = _pick(s, W0, W1, W2, W3, W4, W5, W6, W7)
+        w = A * R
         ri, c0, rb, _ = _tile(pid, t0, h, w, BH, CW)
         rm = ri < h
         p_base = p_ptr + s.to(tl.int64) * p_stride
@@ -158,11 +170,9 @@ if HAS_TRITON:
         for c in range(0, tl.cdiv(w, P_CW)):  # pass 1 cut the columns in tiles of P_CW
             t += tl.load(p_base + c * h + ri, mask=rm, other=0.0)
         q_base = q_ptr + s.to(tl.int64) * q_stride + rb * w
-        for j in range(0, CW, BW):
-            cj = c0 + j + tl.arange(0, BW).to(tl.int64)
-            cm = cj < w
-            wt = tl.load(w_ptr + _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x), mask=rm[:, None] & cm[None, :],
-                         other=0.0).to(tl.float32)  # fmt: skip
+        for j0 in range(0, CW, BW):
+            offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
+            wt = tl.load(w_ptr + offs, mask=rm[:, None] & cm[None, :], other=0.0).to(tl.float32)
             tl.store(q_base + cj, tl.sum(wt * t[:, None], axis=0), mask=cm)
 
     @triton.jit
@@ -237,28 +247,27 @@ if HAS_TRITON:
         h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
         K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
         sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
-        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, T1, T2, T3, T4, T5, T6, T7,
+        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7, T1, T2, T3, T4, T5, T6, T7,
         grad_ptr, snap_ptr, snap_stride, hmax,
-        BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr,
+        BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr, DENSE: tl.constexpr,
     ):  # fmt: skip
         """dW[i, j] = g * u[i] * v[j] for each layer, per tile."""
         pid = tl.program_id(0)
         s, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
-        h, w, R, KW, s_i, s_a, s_y, s_x = _shape(
+        h, A, R, KW, s_i, s_a, s_y, s_x, cl = _shape(
             s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
             K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
             sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
-            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7)  # fmt: skip
+            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7)  # fmt: skip
         d_ptr = _pick(s, D0, D1, D2, D3, D4, D5, D6, D7)
+        w = A * R
         ri, c0, _, _ = _tile(pid, t0, h, w, BH, CW)
         rm = ri < h
         snap = snap_ptr + s.to(tl.int64) * snap_stride
         gu = tl.load(grad_ptr + s).to(tl.float32) * tl.load(snap + ri, mask=rm, other=0.0)
-        for j in range(0, CW, BW):
-            cj = c0 + j + tl.arange(0, BW).to(tl.int64)
-            cm = cj < w
+        for j0 in range(0, CW, BW):
+            offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
             vv = tl.load(snap + hmax + cj, mask=cm, other=0.0)
-            offs = _w_offsets(ri, cj, R, KW, s_i, s_a, s_y, s_x)
             d = (gu[:, None] * vv[None, :]).to(d_ptr.dtype.element_ty)
             tl.store(d_ptr + offs, d, mask=rm[:, None] & cm[None, :])
 
@@ -267,17 +276,33 @@ if HAS_TRITON:
 
 
 def _layout(w: torch.Tensor, dim: int) -> tuple[int, ...]:
-    """(h, A, R, KW, s_i, s_a, s_y, s_x): W_mat[i, (a, y, x)] = w.data[i*s_i + a*s_a + y*s_y + x*s_x]."""
+    """(h, A, R, KW, s_i, s_a, s_y, s_x, cl, dense): W_mat[i, (a, y, x)] = w.data[i*s_i + a*s_a + y*s_y + x*s_x];
+    dense: each row's columns fill one contiguous block, in (a, y, x) order (cl 0) or (y, x, a) order (cl 1,
+    a channels-last conv weight), so that the kernels can read them in memory order."""
     if w.ndim not in (2, 4):
         raise ValueError(f"fused spectral norm supports 2-D and 4-D weights, got shape {tuple(w.shape)}")
-    other = 1 - dim if w.ndim == 2 or dim in (0, 1) else None
-    if other is None:
+    if dim not in (0, 1):
         raise ValueError(f"fused spectral norm supports dim 0 or 1, got {dim}")
-    st = w.stride()
-    if w.ndim == 2:
-        return (w.shape[dim], w.shape[other], 1, 1, st[dim], st[other], 0, 0)
-    kh, kw = w.shape[2], w.shape[3]
-    return (w.shape[dim], w.shape[other], kh * kw, kw, st[dim], st[other], st[2], st[3])
+    st, other = w.stride(), 1 - dim
+    h, a_n = w.shape[dim], w.shape[other]
+    kh, kw = (w.shape[2], w.shape[3]) if w.ndim == 4 else (1, 1)
+    s_a, s_y, s_x = st[other], *((st[2], st[3]) if w.ndim == 4 else (0, 0))
+
+    def strides_are(*want):  # the strides of the dims of size > 1 (the others' strides never matter)
+        return all(n == 1 or s == t for n, s, t in zip((a_n, kh, kw), (s_a, s_y, s_x), want))
+
+    r = kh * kw
+    if strides_are(r, kw, 1):
+        cl, dense = 0, True
+    elif strides_are(1, kw * a_n, a_n):
+        cl, dense = 1, True
+    else:
+        cl, dense = 0, False
+    return (h, a_n, r, kw, st[dim], s_a, s_y, s_x, cl, dense)
+
+
+def _max_offset(w: torch.Tensor) -> int:
+    return sum((n - 1) * s for n, s in zip(w.shape, w.stride()))
 
 
 def _pad(xs: list) -> list:
@@ -286,7 +311,8 @@ def _pad(xs: list) -> list:
 
 
 def _shape_args(layouts: list[tuple[int, ...]]) -> list:
-    return [x for field in range(8) for x in _pad([lay[field] for lay in layouts])]
+    """The kernels' per-slot arguments h.., A.., R.., K.., si.., sa.., sy.., sx.., O.. (GROUP of each)."""
+    return [x for field in range(9) for x in _pad([lay[field] for lay in layouts])]
 
 
 def _tile_args(layouts: list[tuple[int, ...]], tile: tuple[int, int, int]) -> tuple[list[int], int]:
@@ -317,16 +343,18 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float):
         shape = _shape_args(lays)
         tiles1, n1 = _tile_args(lays, _WV)
         tiles2, n2 = _tile_args(lays, _WTU)
+        dense = all(lay[9] for lay in lays)
         finalize = [*_pad(us[sl]), *_pad(vs[sl]), *shape[: 3 * GROUP], p[sl], p.shape[1], q[sl], q.shape[1], sig[sl],
                     snap[sl], snap.shape[1], hmax, float(eps)]  # fmt: skip
         for _ in range(max(n_iter, 1)):  # eval (n_iter = 0): passes 1 and 3
             torch.library.wrap_triton(_sn_wv_kernel)[(n1,)](
-                *_pad(ws[sl]), *_pad(vs[sl]), *shape, *tiles1, p[sl], p.shape[1], **wv
+                *_pad(ws[sl]), *_pad(vs[sl]), *shape, *tiles1, p[sl], p.shape[1], DENSE=dense, **wv
             )
             if n_iter:
                 torch.library.wrap_triton(_sn_wtu_kernel)[(n2,)](
-                    *_pad(ws[sl]), *shape, *tiles2, p[sl], p.shape[1], q[sl], q.shape[1], P_CW=_WV[1], **wtu
-                )
+                    *_pad(ws[sl]), *shape, *tiles2, p[sl], p.shape[1], q[sl], q.shape[1], P_CW=_WV[1], DENSE=dense,
+                    **wtu
+                )  # fmt: skip
             torch.library.wrap_triton(_sn_finalize_kernel)[(len(lays),)](
                 *finalize, EVAL=n_iter == 0, P_CW=_WV[1], Q_BH=_WTU[0], BLOCK=1024
             )
@@ -342,7 +370,7 @@ def _grad_impl(grad, snap, ws, dims):
         tiles, n_tiles = _tile_args(layouts[sl], _WV)
         torch.library.wrap_triton(_sn_sigma_bwd_kernel)[(n_tiles,)](
             *_pad(dws[sl]), *_shape_args(layouts[sl]), *tiles, grad[sl], snap[sl], snap.shape[1], hmax,
-            BH=_WV[0], CW=_WV[1], BW=_WV[2],
+            BH=_WV[0], CW=_WV[1], BW=_WV[2], DENSE=all(lay[9] for lay in layouts[sl]),
         )  # fmt: skip
     return dws
 
@@ -418,12 +446,17 @@ def spectral_norm_sigma(ws, us, vs, dims, n_power_iterations: int, eps: float = 
 
 
 def _use_fused(ws, us, vs, dims) -> bool:
-    """The kernel takes CUDA tensors, 2-D/4-D weights of one dtype, dim 0 or 1, fp32 buffers."""
+    """The kernel takes CUDA tensors, 2-D/4-D weights of one dtype, dim 0 or 1, fp32 buffers, and weights whose
+    offsets fit in 32 bits (the kernels' index arithmetic: 8 GiB of fp32 in one layer)."""
     return (
         HAS_TRITON
         and ws[0].is_cuda
         and all(
-            w.ndim in (2, 4) and d in (0, 1) and w.dtype == ws[0].dtype and u.dtype == v.dtype == torch.float32
+            w.ndim in (2, 4)
+            and d in (0, 1)
+            and w.dtype == ws[0].dtype
+            and u.dtype == v.dtype == torch.float32
+            and _max_offset(w) < 2**31
             for w, u, v, d in zip(ws, us, vs, dims)
         )
     )

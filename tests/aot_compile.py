@@ -79,9 +79,10 @@ def _acgan_cases():
 
 
 def _sn_weights(dtype, channels_last: bool):
-    """The SN layers of the presets' discriminators (and a ConvTranspose, dim=1), 9 of them: two launches."""
+    """The SN layers of the presets' discriminators, 8 of them: one launch whose rows all lie in memory in one
+    block (the kernels' DENSE form), then a ConvTranspose with dim=1: a second launch, addressed through strides."""
     shapes = [((64, 3, 3, 3), 0), ((128, 64, 4, 4), 0), ((256, 128, 4, 4), 0), ((512, 256, 3, 3), 0),
-              ((512, 512, 4, 4), 0), ((1, 8192), 0), ((10, 8192), 0), ((256, 128, 4, 4), 1), ((7, 5), 0)]  # fmt: skip
+              ((512, 512, 4, 4), 0), ((1, 8192), 0), ((10, 8192), 0), ((7, 5), 0), ((256, 128, 4, 4), 1)]  # fmt: skip
     ws, dims = [], []
     for shape, dim in shapes:
         w = torch.randn(shape, dtype=dtype)
@@ -184,6 +185,9 @@ def compile_all(archs: list[int]) -> list[dict]:
                     "atomics": sorted(set(re.findall(r"\batom\.[\w.]+", ptx))),
                     "stores": sorted(set(re.findall(r"\bst\.global(?:\.v\d)?\.(?:b|f|u|s)\d+", ptx))),
                     "volatile_loads": len(re.findall(r"\bld\.volatile\.global", ptx)),
+                    "loads": sorted(set(re.findall(r"\bld\.global(?:\.[\w:]+)*?\.(?:v\d\.)?(?:b|f|u|s)\d+", ptx))),
+                    "dense": kwargs.get("DENSE"),
+                    "to_half": sorted(set(re.findall(r"\bcvt\.rn\.(?:bf16|f16)(?:x2)?\.f32", ptx))),
                     "registers": regs, "spill_bytes": spill,
                 })  # fmt: skip
     return results

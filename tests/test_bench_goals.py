@@ -17,9 +17,9 @@ def entry(group, provider, median_s, **extra):
             "stats": {"median": median_s}, "extra_info": extra}  # fmt: skip
 
 
-def bench_file(tmp_path, entries):
-    path = tmp_path / "bench.json"
-    path.write_text(json.dumps({"machine_info": {"python_version": "3.11"}, "commit_info": {"id": "abc123"},
+def bench_file(tmp_path, entries, name="bench.json", commit="abc123"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"machine_info": {"python_version": "3.11"}, "commit_info": {"id": commit},
                                 "benchmarks": entries}))  # fmt: skip
     return path
 
@@ -72,3 +72,25 @@ def test_cli_prints_markdown_and_rejects_bad_input(tmp_path):
     assert missing.returncode == 2 and "nope.json: no such file" in missing.stderr
     empty = subprocess.run([sys.executable, str(SCRIPT), str(bench_file(tmp_path, []))], capture_output=True, text=True)
     assert empty.returncode == 2 and "holds no benchmarks" in empty.stderr
+
+
+def test_a_suite_run_in_parts_is_merged(tmp_path):
+    """gpu_session.sh runs the suite in stages, a JSON file each: the verdicts are those of one whole file."""
+    whole = goals_mod.goals(goals_mod.load(bench_file(tmp_path, ENTRIES))[0])
+    first = bench_file(tmp_path, ENTRIES[:5], "kernels.json")
+    # the second part also re-measured the fused loss, 2x faster: the later file wins
+    faster = entry("acgan_loss B=64 K=10", "fused", 5e-6)
+    second = bench_file(tmp_path, [*ENTRIES[5:], faster], "race.json", commit="def456")
+    groups, info = goals_mod.load(first, second)
+    rows = {goal: (measured, met) for _, goal, measured, met in goals_mod.goals(groups)}
+    assert rows["acgan_loss B=64 K=10: fused >= 1x compiled"] == ("1.60x", True)
+    expected = {goal: (measured, met) for _, goal, measured, met in whole if "acgan_loss" not in goal}
+    assert expected == {goal: row for goal, row in rows.items() if "acgan_loss" not in goal}
+    assert info["commit"]["id"] == "abc123, def456"
+    out = subprocess.run([sys.executable, str(SCRIPT), str(first), str(second)], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert "| #6 | step cifar10 x1 batch 64: fastacgan >= 10x reference | 12.00x | yes |" in out
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    res = subprocess.run([sys.executable, str(SCRIPT), str(first), str(bad)], capture_output=True, text=True)
+    assert res.returncode == 2 and "not a pytest-benchmark JSON file" in res.stderr

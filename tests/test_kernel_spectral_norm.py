@@ -162,6 +162,29 @@ def test_group_of_multi_tile_layers(n_iter):
         assert_close(a, b, "d sigma / d W")
 
 
+@pytest.mark.parametrize(
+    "make,dim,cl,dense",
+    [
+        (lambda: torch.empty(5, 7), 0, 0, True),  # Linear
+        (lambda: torch.empty(11, 6), 0, 0, True),  # Embedding
+        (lambda: torch.empty(8, 5, 3, 3), 0, 0, True),  # Conv2d
+        (lambda: torch.empty(8, 5, 3, 3).to(memory_format=torch.channels_last), 0, 1, True),
+        (lambda: torch.empty(8, 1, 4, 4).to(memory_format=torch.channels_last), 0, 0, True),  # one channel: both
+        (lambda: torch.empty(8, 5, 1, 1).to(memory_format=torch.channels_last), 0, 0, True),  # 1x1: both
+        (lambda: torch.empty(6, 10, 4, 4), 1, 0, False),  # ConvTranspose2d: rows are dim 1
+        (lambda: torch.empty(7, 5).t(), 0, 0, False),  # a transposed view
+        (lambda: torch.empty(4, 12)[:, ::2], 0, 0, False),  # gaps between columns
+    ],
+)
+def test_layouts_read_in_memory_order(make, dim, cl, dense):
+    """Which weights the kernels read in memory order (each row's columns one contiguous block: a warp reads
+    consecutive addresses), and in which column order: channels-last conv weights hold a row as (y, x, a).
+    The numbers do not depend on it (the other tests), the speed does: a strided read of a channels-last
+    weight would use a few bytes of every 32-byte sector fetched."""
+    lay = sn_mod._layout(make(), dim)
+    assert (lay[8], lay[9]) == (cl, dense)
+
+
 def test_more_layers_than_one_launch_holds():
     g = torch.Generator().manual_seed(0)
     ws = [torch.randn(3 + i, 4, generator=g).to(DEVICE) for i in range(sn_mod.GROUP + 3)]

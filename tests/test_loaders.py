@@ -16,6 +16,9 @@ from fastacgan.train import main
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg" / "test.tar.gz"
 needs_dali = pytest.mark.skipif(not dali_available(), reason="NVIDIA DALI is not installed")
 CPU = torch.device("cpu")
+# DALI's CPU pipeline everywhere; its GPU one (the `mixed` decoder, output on the device) where there is CUDA
+DALI_DEVICES = [CPU, pytest.param(torch.device("cuda"), marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                                reason="needs CUDA"))]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +42,20 @@ def cifar_slice(tmp_path_factory):
 
 def collect(loader, epoch=0):
     xs, ys = zip(*loader.epoch(epoch))
-    x = torch.cat(xs)
+    x = torch.cat(xs).cpu()
     if x.dtype != torch.uint8:  # DALI: float in [-1, 1] -> the uint8 scale
         x = x * 127.5 + 127.5
-    return x.float(), torch.cat(ys)
+    return x.float(), torch.cat(ys).cpu()
 
 
 @needs_dali
+@pytest.mark.parametrize("device", DALI_DEVICES)
 @pytest.mark.parametrize("size,max_mad", [(32, 2.0), (24, 6.0)])
-def test_dali_matches_pil(cifar_slice, size, max_mad):
+def test_dali_matches_pil(cifar_slice, size, max_mad, device):
     cat = open_catalog(str(cifar_slice))
     pil = StreamLoader(cat, size, 3, 10, seed=4, device=CPU, hflip=True, workers=0, policy="error")
-    dali = DaliLoader(cat, size, 3, 10, seed=4, device=CPU, hflip=True, workers=2, policy="error")
+    dali = DaliLoader(cat, size, 3, 10, seed=4, device=device, hflip=True, workers=2, policy="error")
+    assert next(iter(dali.epoch(0)))[0].device.type == device.type
     (xp, yp), (xd, yd) = collect(pil), collect(dali)
     assert torch.equal(yp, yd) and xp.shape == xd.shape == (60, size, size, 3)
     mad = (xp - xd).abs().mean().item()
@@ -61,11 +66,13 @@ def test_dali_matches_pil(cifar_slice, size, max_mad):
 
 
 @needs_dali
-def test_dali_greyscale_and_resident_decode(tmp_path):
+@pytest.mark.parametrize("device", DALI_DEVICES)
+def test_dali_greyscale_and_resident_decode(tmp_path, device):
     folder = make_folder(tmp_path / "g", grey=True, ext=".jpg", size=(20, 20))
     cat = open_catalog(str(folder))
-    dali = DaliLoader(cat, 16, 1, 8, seed=0, device=CPU, hflip=False, workers=1, policy="error")
+    dali = DaliLoader(cat, 16, 1, 8, seed=0, device=device, hflip=False, workers=1, policy="error")
     images, labels = dali.decode_all(log=lambda m: None)
+    images, labels = images.cpu(), labels.cpu()
     ref, ref_labels = decode_all(cat, 16, 1, workers=0, log=lambda m: None)
     assert images.shape == ref.shape == (24, 16, 16, 1) and torch.equal(labels, ref_labels)
     assert (images.float() - ref.float()).abs().mean() < 3.0
