@@ -6,6 +6,7 @@ interpreter, so the suite still runs (and must pass) everywhere.
 """
 
 import os
+from pathlib import Path
 
 import torch
 
@@ -15,6 +16,11 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+# the CIFAR-10 JPEG archives: ../shared/data beside the checkout, or $FASTACGAN_DATA (a GPU machine gets a copy)
+CIFAR = (
+    Path(os.environ.get("FASTACGAN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data") / "cifar10-jpeg"
+)
+
 FULL = DEVICE.type == "cuda"
 _ROWS: list[tuple[str, str, str, dict]] = []
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -38,7 +39,8 @@ from fastacgan.sample import generate, load_generator  # noqa: E402
 from fastacgan.train import fmt_time, select_device  # noqa: E402
 from fastacgan.train import main as train_main  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg" / "train.tar.gz"
+DATA = Path(os.environ.get("FASTACGAN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+SHARED = DATA / "cifar10-jpeg" / "train.tar.gz"  # ../shared/data beside the checkout, or $FASTACGAN_DATA
 
 
 def log(msg: str) -> None:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DEVICE, FULL, sync
+from conftest import CIFAR, DEVICE, FULL, sync
 from PIL import Image
 
 from fastacgan.dali_pipeline import DaliLoader, dali_available
 from fastacgan.data import decode_all, open_catalog
 from fastacgan.loaders import MemoryLoader, StreamLoader
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg" / "train.tar.gz"
+SHARED = CIFAR / "train.tar.gz"
 COUNT = 50_000 if FULL else 512
 WORKERS = min(8, os.cpu_count() or 1)
 BATCH = 256 if FULL else 64

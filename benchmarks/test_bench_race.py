@@ -5,11 +5,10 @@ Beside images/s: peak GPU memory and the fraction of the GPU's dense bf16 peak, 
 
 import os
 import tarfile
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import DEVICE, FULL, sync
+from conftest import CIFAR, DEVICE, FULL, sync
 from reference import ReferenceACGAN, reference_loader
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -22,7 +21,7 @@ PRESETS = ["cifar10", "isic64", "isic128"] if FULL else ["cifar10"]
 BATCHES = [64, 256, 1024] if FULL else [16]
 WIDTH = 1.0 if FULL else 0.25
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}  # dense TFLOP/s, datasheets
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg" / "train.tar.gz"
+SHARED = CIFAR / "train.tar.gz"
 
 
 def peak_flops():

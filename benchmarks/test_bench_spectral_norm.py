@@ -2,7 +2,9 @@
 torch.nn.utils.spectral_norm hook, torch.compile of the reference, and the fused grouped kernel.
 
 Timed work: one power iteration and W / sigma for every SN layer of a discriminator (what one D call costs),
-then the backward of a fixed linear function of all normalised weights."""
+then the backward of a fixed linear function of all normalised weights. `fused_channels_last` is the fused
+kernel on channels-last conv weights, the layout the trainer gives them on a GPU. On a GPU, a sweep of the
+kernels' tile shapes (`_WV`, `_WTU` in kernels/spectral_norm.py) for the largest model shows which is best."""
 
 import copy
 import dataclasses
@@ -19,7 +21,8 @@ from fastacgan.models import Discriminator
 
 PRESETS = ["isic64", "isic128"] if FULL else ["isic64"]
 WIDTH = 1.0 if FULL else 0.125
-PROVIDERS = ["parametrization", "hook", "compiled", "fused"]
+PROVIDERS = ["parametrization", "hook", "compiled", "fused", "fused_channels_last"]
+SN = importlib.import_module("fastacgan.kernels.spectral_norm")
 
 
 def sn_layers(model):
@@ -34,6 +37,8 @@ def build(preset, provider, monkeypatch, layer_index=None):
     if layer_index is not None:
         layers = [layers[layer_index]]
     layers = [copy.deepcopy(m) for m in layers]
+    if provider == "fused_channels_last":
+        layers = [m.to(memory_format=torch.channels_last) for m in layers]
     probes = [torch.randn_like(m.weight) for m in layers]
     nbytes = sum(m.weight.numel() * 4 for m in layers)
     if provider == "parametrization":
@@ -70,8 +75,7 @@ def build(preset, provider, monkeypatch, layer_index=None):
             spectral_norm(m)
         group = SpectralNormGroup(holder)
         if DEVICE.type == "cpu":  # force the kernel, under the Triton interpreter
-            monkeypatch.setattr(importlib.import_module("fastacgan.kernels.spectral_norm"), "_use_fused",
-                                lambda *a: True)  # fmt: skip
+            monkeypatch.setattr(SN, "_use_fused", lambda *a: True)
 
         def weights():
             group.update(True)
@@ -99,4 +103,20 @@ def test_sn_whole_model(run_bench, benchmark, monkeypatch, preset, provider):
 def test_sn_single_layer(run_bench, benchmark, monkeypatch, layer, provider):
     step, nbytes = build(PRESETS[-1], provider, monkeypatch, layer)
     benchmark.group = f"spectral_norm layer {PRESETS[-1]}[{layer}] {nbytes // 4} weights"
+    run_bench(step, work=2 * nbytes / 1e9, unit="GB/s (2 weight passes)")
+
+
+TILES = [((32, 512, 64), (128, 128, 32)), ((64, 256, 64), (128, 128, 32)), ((16, 1024, 128), (128, 128, 32)),
+         ((32, 512, 64), (64, 256, 64)), ((32, 512, 64), (256, 64, 16)), ((64, 256, 32), (64, 256, 32))]  # fmt: skip
+
+
+@pytest.mark.skipif(not FULL, reason="tile shapes are a GPU question")
+@pytest.mark.parametrize("tiles", TILES, ids=lambda t: "wv={}x{}x{} wtu={}x{}x{}".format(*t[0], *t[1]))
+def test_sn_tile_sweep(run_bench, benchmark, monkeypatch, tiles):
+    """The fused update of the largest model (channels-last, as the trainer has it) under other tile shapes
+    (rows, columns, columns per step) for pass 1 (W v) and pass 2 (W^T t); the first is the default."""
+    monkeypatch.setattr(SN, "_WV", tiles[0])
+    monkeypatch.setattr(SN, "_WTU", tiles[1])
+    benchmark.group = f"spectral_norm tiles {PRESETS[-1]} x{WIDTH:g}"
+    step, nbytes = build(PRESETS[-1], "fused_channels_last", monkeypatch)
     run_bench(step, work=2 * nbytes / 1e9, unit="GB/s (2 weight passes)")

@@ -197,6 +197,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", type=int, action="append", help="compute capability x10 (default: 90 and 80)")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--markdown", action="store_true", help="end with a per-kernel summary table (RESULTS.md)")
     args = ap.parse_args(argv)
     results = compile_all(args.arch or [90, 80])
     writes = written_args(all_launches)
@@ -207,7 +208,23 @@ def main(argv=None) -> int:
         print(f"{name} writes {', '.join(w)}")
     if args.json:
         args.json.write_text(json.dumps({"compiled": results, "writes": writes}, indent=1))
+    if args.markdown:
+        print(markdown(results))
     return 0
+
+
+def markdown(results: list[dict]) -> str:
+    """Per kernel and arch: specialisations, registers (min-max), spill bytes, shared memory (max)."""
+    out = [f"triton {triton.__version__}", "",
+           "| kernel | arch | specialisations | registers (min-max) | spill bytes (max) | shared memory (max) |",
+           "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    keys = sorted({(r["kernel"], r["arch"]) for r in results}, key=lambda k: (k[0], k[1] != "sm_90a"))
+    for kernel, arch in keys:
+        rs = [r for r in results if (r["kernel"], r["arch"]) == (kernel, arch)]
+        regs = [r["registers"] for r in rs if r["registers"] is not None]
+        out.append(f"| `{kernel}` | {arch} | {len(rs)} | {min(regs, default=0)}-{max(regs, default=0)} | "
+                   f"{max(r['spill_bytes'] for r in rs)} | {max(r['shared_bytes'] for r in rs)} B |")  # fmt: skip
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

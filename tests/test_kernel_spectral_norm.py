@@ -140,10 +140,17 @@ def test_grouped_kernel_against_reference(shape, dim, steps):
         assert_close(a, b, "d sigma / d W")
 
 
-@pytest.mark.parametrize("n_iter", [0, 1, 3])
-def test_group_of_multi_tile_layers(n_iter):
+@pytest.mark.parametrize(
+    "n_iter,tiles",
+    [(0, None), (1, None), (3, None), (2, ((16, 1024, 128), (256, 64, 16))), (2, ((64, 256, 32), (64, 256, 32)))],
+)
+def test_group_of_multi_tile_layers(n_iter, tiles, monkeypatch):
     """Several layers that each span many tiles in both passes, in one group: the tile -> (layer, row tile,
-    column tile) mapping of the later slots, channels-last addressing, and eval mode (n_iter = 0)."""
+    column tile) mapping of the later slots, channels-last addressing, and eval mode (n_iter = 0); and under
+    other tile shapes (the benchmark sweeps them on a GPU: any of its shapes must give the same numbers)."""
+    if tiles:
+        monkeypatch.setattr(sn_mod, "_WV", tiles[0])
+        monkeypatch.setattr(sn_mod, "_WTU", tiles[1])
     g = torch.Generator().manual_seed(n_iter)
     conv = torch.randn(40, 20, 3, 3, generator=g).to(memory_format=torch.channels_last)
     ws = [torch.randn(5, 9, generator=g), torch.randn(70, 600, generator=g), conv, torch.randn(300, 130, generator=g)]

@@ -1,5 +1,6 @@
 """The loaders (resident, DALI on the CPU, PyTorch/PIL) serve the same images in the same order."""
 
+import os
 import tarfile
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from fastacgan.data import DataError, decode_all, open_catalog
 from fastacgan.loaders import MemoryLoader, StreamLoader, choose_loader, epoch_indices, make_loader
 from fastacgan.train import main
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg" / "test.tar.gz"
+# ../shared/data beside the checkout, or $FASTACGAN_DATA (where a GPU machine is given a copy)
+DATA = os.environ.get("FASTACGAN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(DATA) / "cifar10-jpeg" / "test.tar.gz"
 needs_dali = pytest.mark.skipif(not dali_available(), reason="NVIDIA DALI is not installed")
 CPU = torch.device("cpu")
 # DALI's CPU pipeline everywhere; its GPU one (the `mixed` decoder, output on the device) where there is CUDA
