@@ -6,7 +6,8 @@
 #     kernels    benchmarks: fused loss and spectral norm against eager and compiled PyTorch (~2-4 min)
 #     race       benchmarks: the training step, cifar10 at batch 64/256/1024, reference vs fastacgan (~5-8 min)
 #     race-isic  the same for isic64 and isic128 (~8-10 min; split with RACE_K="isic64" / "isic128" if need be)
-#     data       benchmarks: the loaders and the CIFAR-10 epoch from JPEG (needs DALI and the data) (~5-8 min)
+#     data       DALI tests on the GPU, then benchmarks: the loaders and the CIFAR-10 epoch from JPEG (needs DALI and
+#                the data) (~5-8 min)
 #     quality    benchmarks/quality.py: fastacgan and the reference, QUALITY_STEPS steps each (~6-9 min)
 #   Every stage ends by writing $OUT/goals.md from all the benchmark JSON files of this machine so far.
 #
@@ -96,7 +97,11 @@ for stage in "$@"; do
     kernels) bench kernels 560 benchmarks/test_bench_acgan_loss.py benchmarks/test_bench_spectral_norm.py ;;
     race) bench race 570 benchmarks/test_bench_race.py -k "training_step and cifar10" ;;
     race-isic) bench "race-${RACE_K:-isic}" 570 benchmarks/test_bench_race.py -k "training_step and ${RACE_K:-isic}" ;;
-    data) bench data 570 benchmarks/test_bench_loaders.py benchmarks/test_bench_race.py -k "loader or epoch" ;;
+    data)
+      say "stage data: DALI tests (the GPU decoder against PIL), then the loader benchmarks"
+      timeout 120 python3 -m pytest -q -rs -p no:cacheprovider tests/test_loaders.py -k dali 2>&1 | tee -a "$LOG" | tail -n 20
+      bench data 450 benchmarks/test_bench_loaders.py benchmarks/test_bench_race.py -k "loader or epoch"
+      ;;
     quality)
       say "stage quality"
       rm -rf "$KEEP/quality"

@@ -18,8 +18,11 @@ for the whole model, whatever its number of layers:
 the next can start, which is why a pass is a launch: one launch for everything would need a grid-wide barrier
 (all programs resident at once, spinning), which the interpreter cannot run and a busy GPU can deadlock.
 Eval is passes 1 and 3. The backward (d sigma / d W for every layer) is one launch over the same tiles.
-The weight is addressed through its own strides (contiguous, channels-last, or ConvTranspose's dim=1), so
-nothing is copied; all arithmetic is fp32.
+The weight is read where it lies, nothing is copied: when each row's columns form one contiguous block
+(contiguous weights, channels-last convs: every discriminator layer) the kernels walk them in memory order, so
+a warp reads consecutive addresses, and work out each column's W_mat index (channels-last stores a row as
+(y, x, a)); other layouts (ConvTranspose's dim=1, strided views) are addressed through their strides. All
+arithmetic is fp32.
 
 `spectral_norm(module, ...)` is a drop-in for torch.nn.utils.parametrizations.spectral_norm: the same
 buffers and state_dict keys (`parametrizations.weight.original`, `parametrizations.weight.0._u`, `._v`), the

@@ -1,9 +1,12 @@
+import json
+
 import numpy as np
 import pytest
 import torch
 from conftest import TINY
 from PIL import Image
 
+from fastacgan.evaluate import main as evaluate_main
 from fastacgan.sample import load_generator
 from fastacgan.sample import main as sample_main
 from fastacgan.train import main as train_main
@@ -76,3 +79,15 @@ def test_cuda_checkpoint_samples_on_cpu(tmp_path):
     args = ["--data", "builtin:digits:200", *TINY, "--steps", "2", "--device", "cuda", "--amp", "--out", str(out)]
     assert train_main(args) == 0
     assert sample_main(["--ckpt", str(out), "--label", "2", "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+
+
+def test_evaluate_cli(run_dir, capsys):
+    """python -m fastacgan.evaluate: a classifier trained on the run's real images judges the generator."""
+    args = ["--ckpt", str(run_dir), "--epochs", "1", "--n-per-class", "3", "--max-images", "200"]
+    assert evaluate_main([*args, "--device", "cpu"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["chance"] == 0.1 and list(res["per_class"]) == [str(i) for i in range(10)]
+    assert 0 <= res["generated_class_accuracy"] <= 1 and 0 <= res["classifier_real_accuracy"] <= 1
+    assert all(v * 3 == pytest.approx(round(v * 3)) for v in res["per_class"].values())  # 3 images per class
+    assert evaluate_main([*args, "--device", "gpu0"]) == 2
+    assert "--device 'gpu0': not a device" in capsys.readouterr().err
