@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # What only a GPU can show, in stages that each fit one device call (10 minutes), logs and results under $OUT.
 #
-#   bash benchmarks/gpu_session.sh STAGE [STAGE ...]      stages, in the order to run them:
-#     tests      CUDA-only tests and the kernel tests, compiled for real (~3-5 min)
-#     kernels    benchmarks: fused loss and spectral norm against eager and compiled PyTorch (~2-4 min)
+#   bash benchmarks/gpu_session.sh STAGE [STAGE ...]      stages (times are estimates: no GPU run yet):
+#     tests      the kernel tests compiled for real, the CUDA-only tests (~3-5 min)
+#     kernels    benchmarks: fused loss and spectral norm against eager and compiled PyTorch, SN tile sweep (~3 min)
 #     race       benchmarks: the training step, cifar10 at batch 64/256/1024, reference vs fastacgan (~5-8 min)
-#     race-isic  the same for isic64 and isic128 (~8-10 min; split with RACE_K="isic64" / "isic128" if need be)
-#     data       DALI tests on the GPU, then benchmarks: the loaders and the CIFAR-10 epoch from JPEG (needs DALI and
-#                the data) (~5-8 min)
-#     quality    benchmarks/quality.py: fastacgan and the reference, QUALITY_STEPS steps each (~6-9 min)
+#     race-isic  the same for RACE_K=isic64 or RACE_K=isic128 (default both: may not fit one call)
+#     data       DALI's GPU tests, then benchmarks: the loaders and the CIFAR-10 epoch from JPEG (needs DALI) (~5-8 min)
+#     quality    benchmarks/quality.py: fastacgan and the reference, QUALITY_STEPS (3000) steps each (~6-9 min)
 #   Every stage ends by writing $OUT/goals.md from all the benchmark JSON files of this machine so far.
 #
-# Before the first call, here:
-#   ../shared/tools/gpu-wheels.sh                        DALI wheels -> .gpu-wheels/part-* (git-ignored)
-#   mkdir -p .data/cifar10-jpeg && cp ../shared/data/cifar10-jpeg/*.tar.gz .data/cifar10-jpeg/   (git-ignored, 19 MB)
-# Calls, back to back (the machine goes back after 30 s idle, and with it what the earlier calls left):
-#   1. carry [".data"]: "bash benchmarks/gpu_session.sh tests kernels"   (no DALI needed)
-#   2..n. carry [".gpu-wheels/part-aa"], [".gpu-wheels/part-ab"], ... one per call, each with a stage:
-#         "bash benchmarks/gpu_session.sh race", then "race-isic", ...
-#   then "bash benchmarks/gpu_session.sh data" once every part is there (DALI is installed when all are),
-#   and "quality". Copy $OUT/goals.md (and quality.md) into benchmarks/RESULTS.md with $OUT/versions.txt.
+# Before the first call, here (both folders are git-ignored):
+#   ../shared/tools/gpu-wheels.sh            DALI and its libraries -> .gpu-wheels/part-aa .. part-af (6 parts,
+#                                            5 of 48 MiB and one of 16 MiB on 2026-11-23)
+#   mkdir -p .data/cifar10-jpeg && cp ../shared/data/cifar10-jpeg/*.tar.gz .data/cifar10-jpeg/      (19 MB)
+# Calls, back to back (the machine goes back after 30 s idle, and with it what the earlier calls left; a call
+# carries at most 64 MiB, so one wheel part each; DALI is installed by the call that brings the last part):
+#   1. carry [".data", ".gpu-wheels/part-af"]   tests
+#   2. carry [".gpu-wheels/part-aa"]            kernels
+#   3. carry [".gpu-wheels/part-ab"]            race
+#   4. carry [".gpu-wheels/part-ac"]            race-isic with RACE_K=isic64
+#   5. carry [".gpu-wheels/part-ad"]            quality
+#   6. carry [".gpu-wheels/part-ae"]            data
+#   7. (if device time is left)                 race-isic with RACE_K=isic128
+# 30 minutes of device time may not cover all seven: the verdicts of #3/#4 (kernels), #6 (race) and #5 (data)
+# come first. Copy $OUT/goals.md (and quality.md) into benchmarks/RESULTS.md with $OUT/versions.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
@@ -89,9 +94,10 @@ for stage in "$@"; do
   case $stage in
     tests)
       say "stage tests"
+      # the kernels compiled for real against the references, the CUDA-only tests (compile + CUDA graphs, the fast
+      # path against eager fp32, no recompilation); DALI's GPU tests are in `data`, the compile-only check in CI
       timeout 560 python3 -m pytest -q -rs -p no:cacheprovider --durations=15 tests/test_kernel_acgan_loss.py \
-        tests/test_kernel_spectral_norm.py tests/test_fast_path.py tests/test_sample.py tests/test_loaders.py \
-        tests/test_kernel_aot.py 2>&1 | tee -a "$LOG" | tail -n 80
+        tests/test_kernel_spectral_norm.py tests/test_fast_path.py tests/test_sample.py 2>&1 | tee -a "$LOG" | tail -n 80
       say "stage tests: exit ${PIPESTATUS[0]}"
       ;;
     kernels) bench kernels 560 benchmarks/test_bench_acgan_loss.py benchmarks/test_bench_spectral_norm.py ;;

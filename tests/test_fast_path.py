@@ -32,12 +32,23 @@ BASE = ["--data", "builtin:digits:640", "--image-size", "16", "--width", "0.25",
         "--workers", "0", "--log-every", "10", "--sample-every", "7", "--seed", "3", "--device", "cpu"]  # fmt: skip
 
 
-def test_no_recompilation_after_warm_up(tmp_path):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize(
+    "fast",
+    [
+        ["--compile-cpu", "--compile-backend", "aot_eager"],  # the CPU: dynamo + AOTAutograd
+        pytest.param(["--device", "cuda", "--amp"], marks=CUDA, id="cuda"),  # inductor, CUDA graphs, fused kernels
+    ],
+    ids=lambda a: "cpu" if "--compile-cpu" in a else "cuda",
+)
+def test_no_recompilation_after_warm_up(tmp_path, fast):
     torch._dynamo.reset()
     graphs = []
     hook = lambda t: graphs.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])  # noqa: E731
     # 30 steps cross an epoch boundary (20 steps/epoch), sampling (G in eval) and logging in between
-    run(BASE + ["--steps", "30", "--compile-cpu", "--compile-backend", "aot_eager"], tmp_path / "c", hook)
+    run(BASE + ["--steps", "30", *fast], tmp_path / "c", hook)
     assert graphs[2] > 0, "nothing was compiled"
     assert graphs[-1] == graphs[2], f"recompiled after warm-up: graphs per step {graphs}"
 
@@ -53,7 +64,7 @@ def test_compiled_run_learns_what_eager_learns(tmp_path):
             assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), (a["step"], key)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@CUDA
 def test_cuda_fast_path_learns_what_eager_fp32_learns(tmp_path):
     """The whole fast path (inductor + CUDA graphs, bf16, channels-last, fused kernels) vs eager fp32 NCHW:
     the loss curves agree within the noise of bf16 training and both classify their fakes alike."""
