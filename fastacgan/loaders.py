@@ -48,8 +48,8 @@ class BaseLoader:
 
 
 def _flip(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-    """Mirror the images [B, H, W, C] whose flag is set."""
-    return torch.where(flips.to(x.device)[:, None, None, None], x.flip(2), x)
+    """Mirror the images [B, H, W, C] whose flag is set (flags on the host or on x's device)."""
+    return torch.where(flips.to(x.device, non_blocking=True)[:, None, None, None], x.flip(2), x)
 
 
 class MemoryLoader(BaseLoader):
@@ -63,10 +63,15 @@ class MemoryLoader(BaseLoader):
         self.labels = labels.to(device)
 
     def epoch(self, epoch: int, start_step: int = 0):
-        for _, idx, flips in self.batches(epoch, start_step):
-            idx = idx.to(self.device, non_blocking=True)
-            x = self.images[idx]  # uint8 [B, H, W, C]
-            yield (_flip(x, flips) if self.hflip else x), self.labels[idx]
+        # the epoch's order goes to the device in one copy; a batch is then a slice of it, a gather and a flip
+        # (four kernels, no copy from the host)
+        idx, flips = epoch_indices(self.n, self.seed, epoch, self.shard)
+        used = self.steps_per_epoch * self.batch_size
+        idx, flips = idx[:used].to(self.device, non_blocking=True), flips[:used].to(self.device, non_blocking=True)
+        for step in range(start_step, self.steps_per_epoch):
+            sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            x = self.images[idx[sl]]  # uint8 [B, H, W, C]
+            yield (_flip(x, flips[sl]) if self.hflip else x), self.labels[idx[sl]]
 
 
 class StreamLoader(BaseLoader):
