@@ -108,6 +108,16 @@ if HAS_TRITON:
             return ri[:, None] * s_i + (a * s_a + y * s_y + x * s_x)[None, :], c, c < A * R
 
     @triton.jit
+    def _load_w(w_ptr, offs, rm, cm, full):
+        """The weight tile as fp32. `full` (dense and every column in range): the mask varies along rows only,
+        so the compiler can read each row's columns with vector loads."""
+        if full:
+            wt = tl.load(w_ptr + offs, mask=rm[:, None], other=0.0)
+        else:
+            wt = tl.load(w_ptr + offs, mask=rm[:, None] & cm[None, :], other=0.0)
+        return wt.to(tl.float32)
+
+    @triton.jit
     def _tile(pid, t0, h, w, BH: tl.constexpr, CW: tl.constexpr):
         """Tile `pid` of its slot, whose first tile is t0: (row indices [BH], first column, row tile, column tile)."""
         ncb = tl.cdiv(w, CW)
@@ -141,7 +151,7 @@ if HAS_TRITON:
         acc = tl.zeros([BH], tl.float32)
         for j0 in range(0, CW, BW):
             offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
-            wt = tl.load(w_ptr + offs, mask=rm[:, None] & cm[None, :], other=0.0).to(tl.float32)
+            wt = _load_w(w_ptr, offs, rm, cm, DENSE and c0 + j0 + BW <= w)
             vv = tl.load(v_ptr + cj, mask=cm, other=0.0)
             acc += tl.sum(wt * vv[None, :], axis=1)
         tl.store(p_ptr + s.to(tl.int64) * p_stride + cb * h + ri, acc, mask=rm)
@@ -175,7 +185,7 @@ if HAS_TRITON:
         q_base = q_ptr + s.to(tl.int64) * q_stride + rb * w
         for j0 in range(0, CW, BW):
             offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
-            wt = tl.load(w_ptr + offs, mask=rm[:, None] & cm[None, :], other=0.0).to(tl.float32)
+            wt = _load_w(w_ptr, offs, rm, cm, DENSE and c0 + j0 + BW <= w)
             tl.store(q_base + cj, tl.sum(wt * t[:, None], axis=0), mask=cm)
 
     @triton.jit

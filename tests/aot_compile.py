@@ -79,10 +79,12 @@ def _acgan_cases():
 
 
 def _sn_weights(dtype, channels_last: bool):
-    """The SN layers of the presets' discriminators, 8 of them: one launch whose rows all lie in memory in one
-    block (the kernels' DENSE form), then a ConvTranspose with dim=1: a second launch, addressed through strides."""
-    shapes = [((64, 3, 3, 3), 0), ((128, 64, 4, 4), 0), ((256, 128, 4, 4), 0), ((512, 256, 3, 3), 0),
-              ((512, 512, 4, 4), 0), ((1, 8192), 0), ((10, 8192), 0), ((7, 5), 0), ((256, 128, 4, 4), 1)]  # fmt: skip
+    """The 7 SN layers of the isic128 discriminator and a small Linear: one launch whose rows all lie in memory
+    in one block, 16-byte aligned (the kernels' DENSE form, with vector loads); then a ConvTranspose with dim=1
+    and an odd-sized Linear: a second launch, addressed through strides."""
+    shapes = [((64, 3, 4, 4), 0), ((128, 64, 4, 4), 0), ((256, 128, 4, 4), 0), ((512, 256, 4, 4), 0),
+              ((512, 512, 4, 4), 0), ((1, 8192), 0), ((10, 8192), 0), ((16, 64), 0),
+              ((256, 128, 4, 4), 1), ((7, 5), 0)]  # fmt: skip
     ws, dims = [], []
     for shape, dim in shapes:
         w = torch.randn(shape, dtype=dtype)

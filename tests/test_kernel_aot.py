@@ -113,3 +113,7 @@ def test_discriminator_layers_are_read_in_memory_order(compiled):
         runs = [r for r in compiled if r["kernel"] == kernel]
         assert {r["dense"] for r in runs} == {True, False}, kernel
         assert all(r["dense"] for r in runs if r["grid"][0] > 100)  # the 8-layer group: hundreds of tiles
+    # and the two passes read its weights with vector loads (each row's full column steps: no column mask)
+    for r in compiled:
+        if r["kernel"] in ("_sn_wv_kernel", "_sn_wtu_kernel") and r["dense"] and "float32" in r["case"]:
+            assert any(".v4." in ld or ".v2." in ld for ld in r["loads"]), r
