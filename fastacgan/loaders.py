@@ -39,9 +39,13 @@ class BaseLoader:
             raise DataError(f"--batch-size {batch_size} is larger than the data set ({per_rank} images per process)")
         self.steps_per_epoch = per_rank // batch_size
 
-    def batches(self, epoch: int, start_step: int):
-        """(step, indices, flips) of this rank's batches from start_step to the end of the epoch."""
+    def batches(self, epoch: int, start_step: int, device: torch.device | None = None):
+        """(step, indices, flips) of this rank's batches from start_step to the end of the epoch; with `device`,
+        the epoch's order is copied there once and each batch's indices and flips are slices of it."""
         idx, flips = epoch_indices(self.n, self.seed, epoch, self.shard)
+        if device is not None:
+            used = self.steps_per_epoch * self.batch_size
+            idx, flips = idx[:used].to(device, non_blocking=True), flips[:used].to(device, non_blocking=True)
         for step in range(start_step, self.steps_per_epoch):
             sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
             yield step, idx[sl], flips[sl]
@@ -63,15 +67,10 @@ class MemoryLoader(BaseLoader):
         self.labels = labels.to(device)
 
     def epoch(self, epoch: int, start_step: int = 0):
-        # the epoch's order goes to the device in one copy; a batch is then a slice of it, a gather and a flip
-        # (four kernels, no copy from the host)
-        idx, flips = epoch_indices(self.n, self.seed, epoch, self.shard)
-        used = self.steps_per_epoch * self.batch_size
-        idx, flips = idx[:used].to(self.device, non_blocking=True), flips[:used].to(self.device, non_blocking=True)
-        for step in range(start_step, self.steps_per_epoch):
-            sl = slice(step * self.batch_size, (step + 1) * self.batch_size)
-            x = self.images[idx[sl]]  # uint8 [B, H, W, C]
-            yield (_flip(x, flips[sl]) if self.hflip else x), self.labels[idx[sl]]
+        # the epoch's order goes to the device in one copy: a batch is a slice of it, a gather and a flip there
+        for _, idx, flips in self.batches(epoch, start_step, self.device):
+            x = self.images[idx]  # uint8 [B, H, W, C]
+            yield (_flip(x, flips) if self.hflip else x), self.labels[idx]
 
 
 class StreamLoader(BaseLoader):
