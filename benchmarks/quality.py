@@ -10,9 +10,10 @@ NCHW, PyTorch's spectral norm, separate loss modules). Then a small CNN is train
 beside chance (1/K). Writes to --out: quality.json, quality.md (a table for benchmarks/RESULTS.md), and one
 sample grid per implementation (a row per class, the same noise for both), plus fastacgan's run folder.
 
-Both see the same decoded images (resized and centre-cropped once, as fastacgan does), without flips; the
-reference draws them in a fresh random order each epoch. The figures vary from seed to seed by a few points:
-compare them with that in mind, and use --steps and --seed to look closer.
+Both see the same decoded images (resized and centre-cropped once, as fastacgan does), without flips, in the
+same batches and order (the reference is fed by fastacgan's resident loader with the same seed). The figures
+vary from seed to seed by a few points: compare them with that in mind, and use --steps and --seed to look
+closer.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from reference import ReferenceACGAN  # noqa: E402
 from fastacgan.data import decode_all, default_workers, open_catalog  # noqa: E402
 from fastacgan.evaluate import conditioning_accuracy, train_classifier  # noqa: E402
 from fastacgan.imaging import make_grid, save_png, to_uint8  # noqa: E402
-from fastacgan.loaders import to_model_input  # noqa: E402
+from fastacgan.loaders import MemoryLoader, to_model_input  # noqa: E402
 from fastacgan.sample import generate, load_generator  # noqa: E402
 from fastacgan.train import fmt_time, select_device  # noqa: E402
 from fastacgan.train import main as train_main  # noqa: E402
@@ -52,23 +53,20 @@ class TrainFailed(Exception):
 
 
 def train_reference(spec, images, labels, steps, batch_size, device, cfg: dict, seed) -> tuple[nn.Module, float]:
-    """The reference's loop over the decoded uint8 images (a shuffled pass per epoch), with the optimizer settings
-    of fastacgan's resolved config `cfg`; -> (G in eval mode, seconds)."""
+    """The reference's loop over the decoded uint8 images, served by fastacgan's resident loader (so in the
+    batches and order fastacgan's run saw), with the optimizer settings of fastacgan's resolved config `cfg`;
+    -> (G in eval mode, seconds)."""
     if cfg["cls_weight"] != 1 or cfg["real_label"] != 1:
         raise ValueError("--fast-args: the reference has no --cls-weight or --real-label; leave them at 1")
     torch.manual_seed(seed)
     ref = ReferenceACGAN(spec, device, lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
     for group in ref.opt_d.param_groups:
         group["lr"] = cfg["lr_d"]
-    order = torch.Generator().manual_seed(seed + 1)
-    per_epoch = len(labels) // batch_size
+    loader = MemoryLoader(images, labels, batch_size, seed, device, hflip=False)  # fastacgan's batches and order
     step, t0, last = 0, time.time(), time.time()
-    while step < steps:
-        perm = torch.randperm(len(labels), generator=order)
-        for b in range(per_epoch):
-            idx = perm[b * batch_size : (b + 1) * batch_size]
-            x = to_model_input(images[idx].to(device, non_blocking=True), channels_last=False)
-            loss_d, loss_g = ref.step(x, labels[idx].to(device, non_blocking=True))
+    for epoch in range(-(-steps // loader.steps_per_epoch)):
+        for x_u8, y in loader.epoch(epoch):
+            loss_d, loss_g = ref.step(to_model_input(x_u8, channels_last=False), y)
             step += 1
             if time.time() - last > 10 or step == steps:
                 last = time.time()
@@ -129,8 +127,6 @@ def run(a: argparse.Namespace) -> dict:
     if cat.class_names != classes:
         raise ValueError(f"--data {a.data}: classes {cat.class_names[:10]} differ from the run's {classes[:10]}")
     images, labels = decode_all(cat, spec.image_size, spec.channels, default_workers(-1), "skip", log=log)
-    if len(labels) < a.batch_size:
-        raise ValueError(f"--batch-size {a.batch_size} is larger than the data set ({len(labels)} images)")
 
     # 3. the reference, same spec, steps, batch and optimizer settings
     log(f"reference: {a.steps} steps, eager fp32 NCHW{', PyTorch spectral norm' if spec.d_sn else ''}, on {device}")
