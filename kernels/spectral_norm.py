@@ -318,9 +318,11 @@ def _max_offset(w: torch.Tensor) -> int:
     return sum((n - 1) * s for n, s in zip(w.shape, w.stride()))
 
 
-def _pad(xs: list) -> list:
-    """Up to GROUP values, unused slots repeating the first."""
-    return list(xs) + [xs[0]] * (GROUP - len(xs))
+def _pad(xs: list, fill=None) -> list:
+    """Up to GROUP values, unused slots repeating the first, or `fill`. Slots the kernel writes through take a
+    `fill` of their own: under torch.compile every written argument becomes its own copy, and the copies are
+    written back slot by slot, so an unused slot that repeated layer 0's buffer would put back its old value."""
+    return list(xs) + [xs[0] if fill is None else fill] * (GROUP - len(xs))
 
 
 def _shape_args(layouts: list[tuple[int, ...]]) -> list:
@@ -357,8 +359,9 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float):
         tiles1, n1 = _tile_args(lays, _WV)
         tiles2, n2 = _tile_args(lays, _WTU)
         dense = all(lay[9] for lay in lays)
-        finalize = [*_pad(us[sl]), *_pad(vs[sl]), *shape[: 3 * GROUP], p[sl], p.shape[1], q[sl], q.shape[1], sig[sl],
-                    snap[sl], snap.shape[1], hmax, float(eps)]  # fmt: skip
+        spare = sig.new_empty(1)  # the unused slots' u and v (never touched)
+        finalize = [*_pad(us[sl], spare), *_pad(vs[sl], spare), *shape[: 3 * GROUP], p[sl], p.shape[1], q[sl],
+                    q.shape[1], sig[sl], snap[sl], snap.shape[1], hmax, float(eps)]  # fmt: skip
         for _ in range(max(n_iter, 1)):  # eval (n_iter = 0): passes 1 and 3
             torch.library.wrap_triton(_sn_wv_kernel)[(n1,)](
                 *_pad(ws[sl]), *_pad(vs[sl]), *shape, *tiles1, p[sl], p.shape[1], DENSE=dense, **wv
@@ -378,11 +381,12 @@ def _grad_impl(grad, snap, ws, dims):
     layouts = [_layout(w, d) for w, d in zip(ws, dims)]
     hmax = max(lay[0] for lay in layouts)
     dws = [torch.empty_like(w) for w in ws]
+    spare = dws[0].new_empty(1)  # the unused slots' gradient (never touched)
     for g0 in range(0, len(ws), GROUP):
         sl = slice(g0, g0 + GROUP)
         tiles, n_tiles = _tile_args(layouts[sl], _WV)
         torch.library.wrap_triton(_sn_sigma_bwd_kernel)[(n_tiles,)](
-            *_pad(dws[sl]), *_shape_args(layouts[sl]), *tiles, grad[sl], snap[sl], snap.shape[1], hmax,
+            *_pad(dws[sl], spare), *_shape_args(layouts[sl]), *tiles, grad[sl], snap[sl], snap.shape[1], hmax,
             BH=_WV[0], CW=_WV[1], BW=_WV[2], DENSE=all(lay[9] for lay in layouts[sl]),
         )  # fmt: skip
     return dws

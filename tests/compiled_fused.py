@@ -1,0 +1,233 @@
+"""torch.compile of the training step with the fused Triton kernels in it, checked on a machine without a GPU.
+
+On a GPU the compiled step traces the fused ops: dynamo records the `torch.library.triton_op`s, AOTAutograd
+functionalizes their kernels (every argument a kernel writes becomes a copy, written back after the launch)
+and differentiates through them. The kernel tests cannot see that part: under TRITON_INTERPRET the kernels
+are interpreted functions, which torch.compile cannot trace. This script keeps them as real `triton.jit`
+kernels, so dynamo and AOTAutograd trace them exactly as they would for a GPU (backend `aot_eager`: all of
+torch.compile but Inductor's code generation and CUDA graphs), and runs each kernel launch that reaches Triton
+through Triton's interpreter on the CPU tensors. Torch's analysis of which arguments a kernel writes asks the
+driver for a GPU target; a stand-in names sm_90 (as tests/aot_compile.py does).
+
+It forces the fused paths on CPU tensors and reports, as JSON, for
+- `step` and `step_bf16`: a few ACGANStep training steps (SN discriminator, channels-last; fp32, and bf16
+  autocast), eager with the PyTorch references, eager with the fused kernels, compiled with the fused kernels;
+- `group`: a compiled (fullgraph) forward and backward through 11 spectral-norm layers of four kinds (two
+  launch groups), against the same eagerly;
+how far apart the results end up (every parameter, buffer and gradient), and the graphs and graph breaks.
+
+    python tests/compiled_fused.py [--steps 3] [--json OUT]
+
+It must run without TRITON_INTERPRET (tests/test_compiled_fused.py starts it in a subprocess). On a GPU the
+same cases run in the test itself, on CUDA tensors with Inductor and CUDA graphs (`run_step`, `run_group`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch._dynamo  # noqa: E402
+from torch import nn  # noqa: E402
+
+
+def interpret_launches() -> None:
+    """Launch every triton.jit kernel through the interpreter (the kernels stay JITFunctions for tracing)."""
+    import triton.runtime.interpreter as interp
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime.driver import driver
+    from triton.runtime.jit import JITFunction
+
+    interpreted, nested = {}, []
+    patch_lang = interp._patch_lang
+
+    class KernelScope:  # what a grid launch patches; the device calls' patches are undone first, innermost first
+        def __init__(self, fn):
+            self.scope = patch_lang(fn)
+
+        def restore(self):
+            while nested:
+                nested.pop().restore()
+            self.scope.restore()
+
+    def as_interpreted(kernel):  # keyed by id: a JITFunction's hash compiles it
+        if id(kernel) not in interpreted:
+            interpreted[id(kernel)] = interp.InterpretedFunction(kernel.fn)
+        return interpreted[id(kernel)]
+
+    def run(self, *args, grid, warmup, **kwargs):  # kernel[grid](...)
+        return as_interpreted(self).run(*args, grid=grid, warmup=warmup, **kwargs)
+
+    def call(self, *args, **kwargs):  # a @triton.jit helper (ours, or triton.language's) called from a kernel
+        nested.append(patch_lang(self.fn))
+        return as_interpreted(self).rewrite()(*args, **kwargs)
+
+    class TargetOnly:  # torch's written-argument analysis compiles the kernel to TTIR for this target
+        def get_current_target(self):
+            return GPUTarget("cuda", 90, 32)
+
+    interp._patch_lang = KernelScope
+    JITFunction.run, JITFunction.__call__ = run, call
+    driver.set_active(TargetOnly())
+
+
+SN = importlib.import_module("fastacgan.kernels.spectral_norm")
+step_mod = importlib.import_module("fastacgan.step")
+
+
+def use_fused(on: bool) -> None:
+    """The fused kernels on CPU tensors (on) or the PyTorch references (off), for the step and for SN layers."""
+    from fastacgan.kernels import acgan_loss_fused, acgan_loss_reference
+
+    SN._use_fused = lambda *a: on
+    step_mod.acgan_loss = acgan_loss_fused if on else acgan_loss_reference
+
+
+@contextlib.contextmanager
+def sn_init_by_reference():
+    """Layers built inside run their 15 initial power iterations with the reference (not under test, and slow
+    under the interpreter)."""
+    use = SN._use_fused
+    SN._use_fused = lambda *a: False
+    try:
+        yield
+    finally:
+        SN._use_fused = use
+
+
+def max_diff(a: dict, b: dict) -> tuple[float, str]:
+    """The largest absolute difference between two dicts of tensors (same keys), and where."""
+    worst = (0.0, "")
+    for k in a:
+        d = (a[k].double() - b[k].double()).abs().max().item() if a[k].numel() else 0.0
+        if not d <= worst[0]:  # NaN wins
+            worst = (d, k)
+    return worst
+
+
+def step_state(gan) -> dict:
+    """Everything a step changes: G and D (parameters, SN vectors, BatchNorm statistics) and the metrics."""
+    state = {f"G.{k}": v for k, v in gan.G.state_dict().items()}
+    state |= {f"D.{k}": v for k, v in gan.D.state_dict().items()}
+    return state | {f"metric.{k}": torch.tensor(v) for k, v in gan.read_metrics().items()}
+
+
+def reset() -> None:
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+
+
+def counters() -> tuple[int, dict]:
+    c = torch._dynamo.utils.counters
+    return c["stats"]["unique_graphs"], {str(k): v for k, v in c["graph_break"].items()}
+
+
+def run_step(mode: str, steps: int = 3, amp: bool = False, device: str = "cpu", backend: str = "aot_eager") -> dict:
+    """mode: reference | fused | compiled (fused kernels; `backend`). The isic64 layout (SN convs) at 16x16, RGB,
+    4 classes, batch 8, channels-last."""
+    from fastacgan.config import TrainConfig, resolve_spec
+
+    reset()
+    use_fused(mode != "reference")
+    spec = resolve_spec(TrainConfig(width=0.25, image_size=16), "isic64", 3, 4)
+    torch.manual_seed(0)
+    with sn_init_by_reference():
+        gan = step_mod.ACGANStep(spec, torch.device(device), compile=mode == "compiled", compile_backend=backend,
+                                 channels_last=True, amp_dtype=torch.bfloat16 if amp else None)  # fmt: skip
+    g = torch.Generator().manual_seed(1)
+    graphs, t0 = [], time.perf_counter()
+    for _ in range(steps):
+        x = (torch.rand(8, 3, 16, 16, generator=g) * 2 - 1).to(device, memory_format=torch.channels_last)
+        gan(x, torch.randint(4, (8,), generator=g).to(device))
+        graphs.append(counters()[0])
+    return {"state": step_state(gan), "graphs": graphs, "graph_breaks": counters()[1],
+            "seconds": time.perf_counter() - t0}  # fmt: skip
+
+
+def sn_layers() -> nn.ModuleList:
+    """11 SN layers (more than one launch group of 8): Linear, channels-last Conv2d, ConvTranspose2d (dim=1),
+    Embedding, odd sizes."""
+    torch.manual_seed(2)
+    mods = [nn.Linear(13, 7), nn.Conv2d(3, 10, 4, 2, 1), nn.ConvTranspose2d(6, 5, 4, 2, 1), nn.Embedding(9, 12),
+            nn.Linear(40, 33), nn.Conv2d(8, 16, 3), nn.Linear(5, 1), nn.Conv2d(16, 8, 1), nn.Linear(64, 64),
+            nn.Conv2d(4, 4, 3, padding=1), nn.Linear(3, 20)]  # fmt: skip
+    for m in mods:
+        if isinstance(m, nn.Conv2d):
+            m.to(memory_format=torch.channels_last)
+    return nn.ModuleList(SN.spectral_norm(m) for m in mods)
+
+
+def run_group(mode: str, iters: int = 3, device: str = "cpu", backend: str = "aot_eager") -> dict:
+    """mode: reference | fused | compiled. Each iteration: one grouped power iteration, then a loss of every
+    normalised weight and its backward (d sigma / d W through u v^T)."""
+    reset()
+    use_fused(mode != "reference")
+    with sn_init_by_reference():
+        layers = sn_layers().to(device)
+    group = SN.SpectralNormGroup(layers)
+    probes = [torch.randn(m.weight.shape, generator=torch.Generator().manual_seed(i)).to(device)
+              for i, m in enumerate(layers)]  # fmt: skip
+
+    def loss_fn():
+        group.update(True)
+        return sum((m.weight * p).sum() for m, p in zip(layers, probes))
+
+    fn = torch.compile(loss_fn, backend=backend, fullgraph=True) if mode == "compiled" else loss_fn
+    graphs, state, t0 = [], {}, time.perf_counter()
+    for it in range(iters):
+        loss = fn()
+        loss.backward()
+        graphs.append(counters()[0])
+        state[f"loss.{it}"] = loss.detach()
+        for i, m in enumerate(layers):
+            state[f"{i}.grad.{it}"] = m.parametrizations.weight.original.grad.clone()
+            m.parametrizations.weight.original.grad = None
+    state |= {k: v for k, v in layers.state_dict().items() if k.endswith(("_u", "_v"))}
+    return {"state": state, "graphs": graphs, "graph_breaks": counters()[1], "seconds": time.perf_counter() - t0}
+
+
+def compare(runs: dict) -> dict:
+    """Per run: graphs, graph breaks, and the largest difference from each earlier run's state."""
+    out = {}
+    for i, (name, r) in enumerate(runs.items()):
+        out[name] = {k: v for k, v in r.items() if k != "state"}
+        for other in list(runs)[:i]:
+            d, where = max_diff(runs[other]["state"], r["state"])
+            out[name][f"vs_{other}"] = {"max_abs": d, "at": where}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="write the report here (else print it)")
+    args = ap.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        sys.exit("compiled_fused.py traces real triton.jit kernels: run it without TRITON_INTERPRET")
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    interpret_launches()
+    modes = ("reference", "fused", "compiled")
+    report = {
+        "step": compare({m: run_step(m, args.steps) for m in modes}),
+        "step_bf16": compare({m: run_step(m, args.steps, amp=True) for m in modes}),
+        "group": compare({m: run_group(m) for m in modes}),
+    }
+    text = json.dumps(report, indent=1)
+    if args.json:
+        args.json.write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
