@@ -94,10 +94,12 @@ for stage in "$@"; do
   case $stage in
     tests)
       say "stage tests"
-      # the kernels compiled for real against the references, the CUDA-only tests (compile + CUDA graphs, the fast
-      # path against eager fp32, no recompilation); DALI's GPU tests are in `data`, the compile-only check in CI
+      # the kernels compiled for real against the references, the CUDA-only tests (the compiled step with the fused
+      # kernels against the eager one, compile + CUDA graphs, the fast path against eager fp32, no recompilation);
+      # DALI's GPU tests are in `data`, the compile-only check in CI
       timeout 560 python3 -m pytest -q -rs -p no:cacheprovider --durations=15 tests/test_kernel_acgan_loss.py \
-        tests/test_kernel_spectral_norm.py tests/test_fast_path.py tests/test_sample.py 2>&1 | tee -a "$LOG" | tail -n 80
+        tests/test_kernel_spectral_norm.py tests/test_compiled_fused.py tests/test_fast_path.py tests/test_sample.py \
+        2>&1 | tee -a "$LOG" | tail -n 80
       say "stage tests: exit ${PIPESTATUS[0]}"
       ;;
     kernels) bench kernels 560 benchmarks/test_bench_acgan_loss.py benchmarks/test_bench_spectral_norm.py ;;

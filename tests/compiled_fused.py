@@ -84,24 +84,19 @@ SN = importlib.import_module("fastacgan.kernels.spectral_norm")
 step_mod = importlib.import_module("fastacgan.step")
 
 
-def use_fused(on: bool) -> None:
-    """The fused kernels on CPU tensors (on) or the PyTorch references (off), for the step and for SN layers."""
+@contextlib.contextmanager
+def use_fused(on: bool, loss: bool | None = None):
+    """Inside: the fused kernels (on, CPU tensors too) or the PyTorch references (off) for spectral norm, and
+    for the loss of the steps built inside (`loss`, default `on`)."""
     from fastacgan.kernels import acgan_loss_fused, acgan_loss_reference
 
+    saved = SN._use_fused, step_mod.acgan_loss
     SN._use_fused = lambda *a: on
-    step_mod.acgan_loss = acgan_loss_fused if on else acgan_loss_reference
-
-
-@contextlib.contextmanager
-def sn_init_by_reference():
-    """Layers built inside run their 15 initial power iterations with the reference (not under test, and slow
-    under the interpreter)."""
-    use = SN._use_fused
-    SN._use_fused = lambda *a: False
+    step_mod.acgan_loss = acgan_loss_fused if (on if loss is None else loss) else acgan_loss_reference
     try:
         yield
     finally:
-        SN._use_fused = use
+        SN._use_fused, step_mod.acgan_loss = saved
 
 
 def max_diff(a: dict, b: dict) -> tuple[float, str]:
@@ -137,18 +132,19 @@ def run_step(mode: str, steps: int = 3, amp: bool = False, device: str = "cpu", 
     from fastacgan.config import TrainConfig, resolve_spec
 
     reset()
-    use_fused(mode != "reference")
+    fused = mode != "reference"
     spec = resolve_spec(TrainConfig(width=0.25, image_size=16), "isic64", 3, 4)
     torch.manual_seed(0)
-    with sn_init_by_reference():
+    with use_fused(False, loss=fused):  # SN's 15 initial power iterations: not under test, slow when interpreted
         gan = step_mod.ACGANStep(spec, torch.device(device), compile=mode == "compiled", compile_backend=backend,
                                  channels_last=True, amp_dtype=torch.bfloat16 if amp else None)  # fmt: skip
     g = torch.Generator().manual_seed(1)
     graphs, t0 = [], time.perf_counter()
-    for _ in range(steps):
-        x = (torch.rand(8, 3, 16, 16, generator=g) * 2 - 1).to(device, memory_format=torch.channels_last)
-        gan(x, torch.randint(4, (8,), generator=g).to(device))
-        graphs.append(counters()[0])
+    with use_fused(fused):
+        for _ in range(steps):
+            x = (torch.rand(8, 3, 16, 16, generator=g) * 2 - 1).to(device, memory_format=torch.channels_last)
+            gan(x, torch.randint(4, (8,), generator=g).to(device))
+            graphs.append(counters()[0])
     return {"state": step_state(gan), "graphs": graphs, "graph_breaks": counters()[1],
             "seconds": time.perf_counter() - t0}  # fmt: skip
 
@@ -170,8 +166,7 @@ def run_group(mode: str, iters: int = 3, device: str = "cpu", backend: str = "ao
     """mode: reference | fused | compiled. Each iteration: one grouped power iteration, then a loss of every
     normalised weight and its backward (d sigma / d W through u v^T)."""
     reset()
-    use_fused(mode != "reference")
-    with sn_init_by_reference():
+    with use_fused(False):  # the initial power iterations: not under test
         layers = sn_layers().to(device)
     group = SN.SpectralNormGroup(layers)
     probes = [torch.randn(m.weight.shape, generator=torch.Generator().manual_seed(i)).to(device)
@@ -183,14 +178,15 @@ def run_group(mode: str, iters: int = 3, device: str = "cpu", backend: str = "ao
 
     fn = torch.compile(loss_fn, backend=backend, fullgraph=True) if mode == "compiled" else loss_fn
     graphs, state, t0 = [], {}, time.perf_counter()
-    for it in range(iters):
-        loss = fn()
-        loss.backward()
-        graphs.append(counters()[0])
-        state[f"loss.{it}"] = loss.detach()
-        for i, m in enumerate(layers):
-            state[f"{i}.grad.{it}"] = m.parametrizations.weight.original.grad.clone()
-            m.parametrizations.weight.original.grad = None
+    with use_fused(mode != "reference"):  # one switch for all iterations (a new one would be a new guard)
+        for it in range(iters):
+            loss = fn()
+            loss.backward()
+            graphs.append(counters()[0])
+            state[f"loss.{it}"] = loss.detach()
+            for i, m in enumerate(layers):
+                state[f"{i}.grad.{it}"] = m.parametrizations.weight.original.grad.clone()
+                m.parametrizations.weight.original.grad = None
     state |= {k: v for k, v in layers.state_dict().items() if k.endswith(("_u", "_v"))}
     return {"state": state, "graphs": graphs, "graph_breaks": counters()[1], "seconds": time.perf_counter() - t0}
 

@@ -2,10 +2,11 @@
 
 The compiled step traces the fused ops, and AOTAutograd turns each argument a kernel writes into a copy that
 is written back after the launch. Before this test existed, the spectral-norm kernels' unused argument slots
-repeated layer 0's u, v and gradient, so the compiled step wrote layer 0's old u and v back after every
-update (and the second launch group's first gradient came back unwritten): eager was right, compiled was not.
-On the CPU tests/compiled_fused.py traces the real kernels and runs them under the interpreter (see its
-docstring); on a GPU the same cases run here on CUDA tensors with Inductor and CUDA graphs.
+repeated the first layer's u, v and gradient, so in a launch group of fewer than 8 layers the compiled step
+put back the first layer's old u and v after every power iteration, and its gradient through sigma came back
+unwritten (whatever the allocator left there): eager was right, compiled was not. On the CPU tests/compiled_fused.py
+traces the real kernels and runs them under the interpreter (see its docstring); on a GPU the same cases run
+here on CUDA tensors with Inductor and CUDA graphs.
 """
 
 import json
