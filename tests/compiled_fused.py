@@ -13,7 +13,7 @@ It forces the fused paths on CPU tensors and reports, as JSON, for
 - `step` and `step_bf16`: a few ACGANStep training steps (SN discriminator, channels-last; fp32, and bf16
   autocast), eager with the PyTorch references, eager with the fused kernels, compiled with the fused kernels;
 - `group`: a compiled (fullgraph) forward and backward through 11 spectral-norm layers of four kinds (two
-  launch groups), against the same eagerly;
+  launch groups), then their weights in eval mode, against the same eagerly;
 how far apart the results end up (every parameter, buffer and gradient), and the graphs and graph breaks.
 
     python tests/compiled_fused.py [--steps 3] [--json OUT]
@@ -164,7 +164,8 @@ def sn_layers() -> nn.ModuleList:
 
 def run_group(mode: str, iters: int = 3, device: str = "cpu", backend: str = "aot_eager") -> dict:
     """mode: reference | fused | compiled. Each iteration: one grouped power iteration, then a loss of every
-    normalised weight and its backward (d sigma / d W through u v^T)."""
+    normalised weight and its backward (d sigma / d W through u v^T). Then the normalised weights in eval mode
+    (sigma from the stored u, v, which must stay as they are)."""
     reset()
     with use_fused(False):  # the initial power iterations: not under test
         layers = sn_layers().to(device)
@@ -176,17 +177,25 @@ def run_group(mode: str, iters: int = 3, device: str = "cpu", backend: str = "ao
         group.update(True)
         return sum((m.weight * p).sum() for m, p in zip(layers, probes))
 
-    fn = torch.compile(loss_fn, backend=backend, fullgraph=True) if mode == "compiled" else loss_fn
+    def eval_fn():
+        group.update(False)
+        return torch.cat([m.weight.flatten() for m in layers])
+
+    if mode == "compiled":
+        loss_fn, eval_fn = (torch.compile(f, backend=backend, fullgraph=True) for f in (loss_fn, eval_fn))
     graphs, state, t0 = [], {}, time.perf_counter()
     with use_fused(mode != "reference"):  # one switch for all iterations (a new one would be a new guard)
         for it in range(iters):
-            loss = fn()
+            loss = loss_fn()
             loss.backward()
             graphs.append(counters()[0])
             state[f"loss.{it}"] = loss.detach()
             for i, m in enumerate(layers):
                 state[f"{i}.grad.{it}"] = m.parametrizations.weight.original.grad.clone()
                 m.parametrizations.weight.original.grad = None
+        layers.eval()
+        with torch.no_grad():
+            state["eval.weights"] = eval_fn()
     state |= {k: v for k, v in layers.state_dict().items() if k.endswith(("_u", "_v"))}
     return {"state": state, "graphs": graphs, "graph_breaks": counters()[1], "seconds": time.perf_counter() - t0}
 
