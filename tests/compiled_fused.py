@@ -4,17 +4,26 @@ On a GPU the compiled step traces the fused ops: dynamo records the `torch.libra
 functionalizes their kernels (every argument a kernel writes becomes a copy, written back after the launch)
 and differentiates through them. The kernel tests cannot see that part: under TRITON_INTERPRET the kernels
 are interpreted functions, which torch.compile cannot trace. This script keeps them as real `triton.jit`
-kernels, so dynamo and AOTAutograd trace them exactly as they would for a GPU (backend `aot_eager`: all of
-torch.compile but Inductor's code generation and CUDA graphs), and runs each kernel launch that reaches Triton
-through Triton's interpreter on the CPU tensors. Torch's analysis of which arguments a kernel writes asks the
-driver for a GPU target; a stand-in names sm_90 (as tests/aot_compile.py does).
+kernels, so dynamo and AOTAutograd trace them exactly as they would for a GPU, and runs each kernel launch that
+reaches Triton through Triton's interpreter on the CPU tensors. Torch's analysis of which arguments a kernel
+writes asks the driver for a GPU target; a stand-in names sm_90 (as tests/aot_compile.py does), and a failed
+analysis (which torch answers by treating every argument as written) is reported.
+
+Two backends: `aot_eager` (all of torch.compile but code generation: the functionalized graphs run op by op)
+and `inductor` (Inductor's own code for the rest of the graph is C++ on a CPU, Triton on a GPU, but the
+handling of the fused kernels, which arguments it copies, reuses or writes in place, and the launch code, is
+the same). For Inductor, two things that only happen because the tensors are on the CPU are undone: it loads
+user kernels for the interpreter only with TRITON_INTERPRET set, and then cannot launch them with a fixed
+grid; and it passes 0-d CPU tensors (on a GPU: CUDA tensors, e.g. the loss gradient) to Triton by value.
 
 It forces the fused paths on CPU tensors and reports, as JSON, for
 - `step` and `step_bf16`: a few ACGANStep training steps (SN discriminator, channels-last; fp32, and bf16
-  autocast), eager with the PyTorch references, eager with the fused kernels, compiled with the fused kernels;
+  autocast), eager with the PyTorch references, eager with the fused kernels, compiled (aot_eager) with them;
 - `group`: a compiled (fullgraph) forward and backward through 11 spectral-norm layers of four kinds (two
   launch groups), then their weights in eval mode, against the same eagerly;
-how far apart the results end up (every parameter, buffer and gradient), and the graphs and graph breaks.
+- `step_inductor`, `group_inductor`: the fp32 cases compiled with Inductor;
+how far apart the results end up (every parameter, buffer and gradient), the graphs and graph breaks, and
+`analysis_warnings`: what torch's kernel analysis logged.
 
     python tests/compiled_fused.py [--steps 3] [--json OUT]
 
@@ -28,8 +37,10 @@ import argparse
 import contextlib
 import importlib
 import json
+import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,6 +89,44 @@ def interpret_launches() -> None:
     interp._patch_lang = KernelScope
     JITFunction.run, JITFunction.__call__ = run, call
     driver.set_active(TargetOnly())
+
+
+@contextlib.contextmanager
+def inductor_interpreted():
+    """Inside: Inductor's generated code launches the fused kernels through the interpreter, as on a GPU."""
+    from torch._inductor.graph import GraphLowering
+    from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+
+    run, unspec = CachingAutotuner.run, GraphLowering.is_unspec_arg
+
+    def fixed_grid_run(self, *args, stream=None, **kwargs):
+        if not (self.triton_interpret and self.inductor_meta.get("grid_type") == "FixedGrid"):
+            return run(self, *args, stream=stream, **kwargs)
+        n = len(self.inductor_meta["extra_launcher_args"])  # the grid, after the kernel's own arguments
+        consts = {k: self.triton_meta["constants"][k] for k in self.inductor_meta.get("declared_constexpr_names", ())}
+        return self.fn[tuple(args[-n:])](*args[:-n], **consts)
+
+    os.environ["TRITON_INTERPRET"] = "1"  # read when Inductor loads a kernel, not by the kernels already made
+    CachingAutotuner.run, GraphLowering.is_unspec_arg = fixed_grid_run, lambda self, name: False
+    try:
+        yield
+    finally:
+        CachingAutotuner.run, GraphLowering.is_unspec_arg = run, unspec
+        del os.environ["TRITON_INTERPRET"]
+
+
+class AnalysisWarnings(logging.Handler):
+    """Collects what torch's Triton kernel analysis logs (a failure there means: every argument treated as
+    written, copied before each launch and written back after)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        logging.getLogger("torch._dynamo").addHandler(self)  # the logger that module writes to
+
+    def emit(self, record):
+        if record.pathname.endswith("triton_kernel_wrap.py"):
+            self.messages.append(record.getMessage()[:300])
 
 
 SN = importlib.import_module("fastacgan.kernels.spectral_norm")
@@ -219,13 +268,25 @@ def main(argv=None) -> int:
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         sys.exit("compiled_fused.py traces real triton.jit kernels: run it without TRITON_INTERPRET")
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    # Inductor's caches in a fresh folder: code generated before a change (or without the patches) is not reused
+    cache = tempfile.TemporaryDirectory(prefix="compiled-fused-inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
     interpret_launches()
+    warned = AnalysisWarnings()
     modes = ("reference", "fused", "compiled")
+    step = {m: run_step(m, args.steps) for m in modes}
+    group = {m: run_group(m) for m in modes}
     report = {
-        "step": compare({m: run_step(m, args.steps) for m in modes}),
+        "step": compare(step),
         "step_bf16": compare({m: run_step(m, args.steps, amp=True) for m in modes}),
-        "group": compare({m: run_group(m) for m in modes}),
+        "group": compare(group),
     }
+    with inductor_interpreted():
+        step["compiled"] = run_step("compiled", args.steps, backend="inductor")
+        group["compiled"] = run_group("compiled", backend="inductor")
+    report |= {"step_inductor": compare(step), "group_inductor": compare(group)}
+    report["analysis_warnings"] = warned.messages
+    cache.cleanup()
     text = json.dumps(report, indent=1)
     if args.json:
         args.json.write_text(text)
