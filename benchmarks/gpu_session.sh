@@ -2,7 +2,7 @@
 # What only a GPU can show, in stages that each fit one device call (10 minutes), logs and results under $OUT.
 #
 #   bash benchmarks/gpu_session.sh STAGE [STAGE ...]      stages (times are estimates: no GPU run yet):
-#     tests      the kernel tests compiled for real, the CUDA-only tests (~3-5 min)
+#     tests      the kernel tests compiled for real, the CUDA-only tests (~4-7 min)
 #     kernels    benchmarks: fused loss and spectral norm against eager and compiled PyTorch, SN tile sweep (~3 min)
 #     race       benchmarks: the training step, cifar10 at batch 64/256/1024, reference vs fastacgan (~5-8 min)
 #     race-isic  the same for RACE_K=isic64 or RACE_K=isic128 (default both: may not fit one call)

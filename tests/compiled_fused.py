@@ -22,8 +22,9 @@ It forces the fused paths on CPU tensors and reports, as JSON, for
 - `group`: a compiled (fullgraph) forward and backward through 11 spectral-norm layers of four kinds (two
   launch groups), then their weights in eval mode, against the same eagerly;
 - `step_inductor`, `group_inductor`: the fp32 cases compiled with Inductor;
-how far apart the results end up (every parameter, buffer and gradient), the graphs and graph breaks, and
-`analysis_warnings`: what torch's kernel analysis logged.
+how far apart the results end up (every parameter, buffer and gradient), the graphs and graph breaks, the ops
+in the aot_eager graphs that make the host wait for the device (`host_syncs`: a value read on the host, a shape
+that depends on the data; none may be in a step), and `analysis_warnings`: what torch's kernel analysis logged.
 
     python tests/compiled_fused.py [--steps 3] [--json OUT]
 
@@ -129,6 +130,26 @@ class AnalysisWarnings(logging.Handler):
             self.messages.append(record.getMessage()[:300])
 
 
+def recording_aot_eager(syncs: list):
+    """aot_eager that lists into `syncs` every op of the forward and backward graphs that makes the host wait
+    for the device: reading a value (.item(), a tensor as a bool) or a shape that depends on the data."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    def record(gm, example_inputs):
+        for n in gm.graph.nodes:
+            if n.op == "call_function" and (str(n.target).startswith(HOST_SYNC_OPS) or
+                                            free_unbacked_symbols(n.meta.get("val"))):  # fmt: skip
+                syncs.append(str(n.target))
+        return make_boxed_func(gm.forward)
+
+    return aot_autograd(fw_compiler=record, bw_compiler=record)
+
+
+HOST_SYNC_OPS = ("aten._local_scalar_dense", "aten.item", "aten.is_nonzero", "aten.equal", "aten.nonzero")
+
+
 SN = importlib.import_module("fastacgan.kernels.spectral_norm")
 step_mod = importlib.import_module("fastacgan.step")
 
@@ -181,7 +202,9 @@ def run_step(mode: str, steps: int = 3, amp: bool = False, device: str = "cpu", 
     from fastacgan.config import TrainConfig, resolve_spec
 
     reset()
-    fused = mode != "reference"
+    fused, syncs = mode != "reference", []
+    if backend == "aot_eager":
+        backend = recording_aot_eager(syncs)
     spec = resolve_spec(TrainConfig(width=0.25, image_size=16), "isic64", 3, 4)
     torch.manual_seed(0)
     with use_fused(False, loss=fused):  # SN's 15 initial power iterations: not under test, slow when interpreted
@@ -194,7 +217,7 @@ def run_step(mode: str, steps: int = 3, amp: bool = False, device: str = "cpu", 
             x = (torch.rand(8, 3, 16, 16, generator=g) * 2 - 1).to(device, memory_format=torch.channels_last)
             gan(x, torch.randint(4, (8,), generator=g).to(device))
             graphs.append(counters()[0])
-    return {"state": step_state(gan), "graphs": graphs, "graph_breaks": counters()[1],
+    return {"state": step_state(gan), "graphs": graphs, "graph_breaks": counters()[1], "host_syncs": sorted(set(syncs)),
             "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
@@ -230,8 +253,10 @@ def run_group(mode: str, iters: int = 3, device: str = "cpu", backend: str = "ao
         group.update(False)
         return torch.cat([m.weight.flatten() for m in layers])
 
+    syncs = []
     if mode == "compiled":
-        loss_fn, eval_fn = (torch.compile(f, backend=backend, fullgraph=True) for f in (loss_fn, eval_fn))
+        be = recording_aot_eager(syncs) if backend == "aot_eager" else backend
+        loss_fn, eval_fn = (torch.compile(f, backend=be, fullgraph=True) for f in (loss_fn, eval_fn))
     graphs, state, t0 = [], {}, time.perf_counter()
     with use_fused(mode != "reference"):  # one switch for all iterations (a new one would be a new guard)
         for it in range(iters):
@@ -246,7 +271,8 @@ def run_group(mode: str, iters: int = 3, device: str = "cpu", backend: str = "ao
         with torch.no_grad():
             state["eval.weights"] = eval_fn()
     state |= {k: v for k, v in layers.state_dict().items() if k.endswith(("_u", "_v"))}
-    return {"state": state, "graphs": graphs, "graph_breaks": counters()[1], "seconds": time.perf_counter() - t0}
+    return {"state": state, "graphs": graphs, "graph_breaks": counters()[1], "host_syncs": sorted(set(syncs)),
+            "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
 def compare(runs: dict) -> dict:
