@@ -17,8 +17,9 @@ user kernels for the interpreter only with TRITON_INTERPRET set, and then cannot
 grid; and it passes 0-d CPU tensors (on a GPU: CUDA tensors, e.g. the loss gradient) to Triton by value.
 
 It forces the fused paths on CPU tensors and reports, as JSON, for
-- `step` and `step_bf16`: a few ACGANStep training steps (SN discriminator, channels-last; fp32, and bf16
-  autocast), eager with the PyTorch references, eager with the fused kernels, compiled (aot_eager) with them;
+- `step`, `step_bf16`, `step_fp16`: a few ACGANStep training steps (SN discriminator, channels-last; fp32,
+  bf16 autocast, fp16 autocast with gradient scalers), eager with the PyTorch references, eager with the fused
+  kernels, compiled (aot_eager) with them;
 - `group`: a compiled (fullgraph) forward and backward through 11 spectral-norm layers of four kinds (two
   launch groups), then their weights in eval mode, against the same eagerly;
 - `step_inductor`, `group_inductor`: the fp32 cases compiled with Inductor;
@@ -196,9 +197,10 @@ def counters() -> tuple[int, dict]:
     return c["stats"]["unique_graphs"], {str(k): v for k, v in c["graph_break"].items()}
 
 
-def run_step(mode: str, steps: int = 3, amp: bool = False, device: str = "cpu", backend: str = "aot_eager") -> dict:
+def run_step(mode: str, steps: int = 3, amp: torch.dtype | None = None, device: str = "cpu",
+             backend: str = "aot_eager") -> dict:  # fmt: skip
     """mode: reference | fused | compiled (fused kernels; `backend`). The isic64 layout (SN convs) at 16x16, RGB,
-    4 classes, batch 8, channels-last."""
+    4 classes, batch 8, channels-last; `amp`: autocast to bf16, or fp16 with gradient scalers."""
     from fastacgan.config import TrainConfig, resolve_spec
 
     reset()
@@ -209,7 +211,7 @@ def run_step(mode: str, steps: int = 3, amp: bool = False, device: str = "cpu", 
     torch.manual_seed(0)
     with use_fused(False, loss=fused):  # SN's 15 initial power iterations: not under test, slow when interpreted
         gan = step_mod.ACGANStep(spec, torch.device(device), compile=mode == "compiled", compile_backend=backend,
-                                 channels_last=True, amp_dtype=torch.bfloat16 if amp else None)  # fmt: skip
+                                 channels_last=True, amp_dtype=amp)  # fmt: skip
     g = torch.Generator().manual_seed(1)
     graphs, t0 = [], time.perf_counter()
     with use_fused(fused):
@@ -304,7 +306,8 @@ def main(argv=None) -> int:
     group = {m: run_group(m) for m in modes}
     report = {
         "step": compare(step),
-        "step_bf16": compare({m: run_step(m, args.steps, amp=True) for m in modes}),
+        "step_bf16": compare({m: run_step(m, args.steps, amp=torch.bfloat16) for m in modes}),
+        "step_fp16": compare({m: run_step(m, args.steps, amp=torch.float16) for m in modes}),
         "group": compare(group),
     }
     with inductor_interpreted():
