@@ -131,6 +131,10 @@ class AnalysisWarnings(logging.Handler):
             self.messages.append(record.getMessage()[:300])
 
 
+# ops that read a device value on the host
+HOST_SYNC_OPS = ("aten._local_scalar_dense", "aten.item", "aten.is_nonzero", "aten.equal", "aten.nonzero")
+
+
 def recording_aot_eager(syncs: list):
     """aot_eager that lists into `syncs` every op of the forward and backward graphs that makes the host wait
     for the device: reading a value (.item(), a tensor as a bool) or a shape that depends on the data."""
@@ -146,9 +150,6 @@ def recording_aot_eager(syncs: list):
         return make_boxed_func(gm.forward)
 
     return aot_autograd(fw_compiler=record, bw_compiler=record)
-
-
-HOST_SYNC_OPS = ("aten._local_scalar_dense", "aten.item", "aten.is_nonzero", "aten.equal", "aten.nonzero")
 
 
 SN = importlib.import_module("fastacgan.kernels.spectral_norm")
