@@ -352,6 +352,7 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float):
     q = torch.empty(len(ws), max(triton.cdiv(h, _WTU[0]) * a * r for h, a, r, *_ in layouts), device=dev,
                     dtype=torch.float32)  # fmt: skip
     wv, wtu = dict(zip(("BH", "CW", "BW"), _WV)), dict(zip(("BH", "CW", "BW"), _WTU))
+    spare = sig.new_empty(1)  # the unused slots' u and v (never touched)
     for g0 in range(0, len(ws), GROUP):
         sl = slice(g0, g0 + GROUP)
         lays = layouts[sl]
@@ -359,7 +360,6 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float):
         tiles1, n1 = _tile_args(lays, _WV)
         tiles2, n2 = _tile_args(lays, _WTU)
         dense = all(lay[9] for lay in lays)
-        spare = sig.new_empty(1)  # the unused slots' u and v (never touched)
         finalize = [*_pad(us[sl], spare), *_pad(vs[sl], spare), *shape[: 3 * GROUP], p[sl], p.shape[1], q[sl],
                     q.shape[1], sig[sl], snap[sl], snap.shape[1], hmax, float(eps)]  # fmt: skip
         for _ in range(max(n_iter, 1)):  # eval (n_iter = 0): passes 1 and 3
