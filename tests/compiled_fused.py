@@ -289,6 +289,17 @@ def compare(runs: dict) -> dict:
     return out
 
 
+MODES = ("reference", "fused", "compiled")
+
+
+def run_cases(steps: int = 3, device: str = "cpu", backend: str = "aot_eager") -> dict:
+    """case -> {mode: run} for the SN group and the fp32, bf16 and fp16 steps, each in every mode."""
+    runs = {"group": {m: run_group(m, device=device, backend=backend) for m in MODES}}
+    for case, amp in (("step", None), ("step_bf16", torch.bfloat16), ("step_fp16", torch.float16)):
+        runs[case] = {m: run_step(m, steps, amp, device, backend) for m in MODES}
+    return runs
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=3)
@@ -302,19 +313,11 @@ def main(argv=None) -> int:
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
     interpret_launches()
     warned = AnalysisWarnings()
-    modes = ("reference", "fused", "compiled")
-    step = {m: run_step(m, args.steps) for m in modes}
-    group = {m: run_group(m) for m in modes}
-    report = {
-        "step": compare(step),
-        "step_bf16": compare({m: run_step(m, args.steps, amp=torch.bfloat16) for m in modes}),
-        "step_fp16": compare({m: run_step(m, args.steps, amp=torch.float16) for m in modes}),
-        "group": compare(group),
-    }
-    with inductor_interpreted():
-        step["compiled"] = run_step("compiled", args.steps, backend="inductor")
-        group["compiled"] = run_group("compiled", backend="inductor")
-    report |= {"step_inductor": compare(step), "group_inductor": compare(group)}
+    runs = run_cases(args.steps)
+    with inductor_interpreted():  # the fp32 cases compiled with Inductor, against the same eager runs
+        runs["step_inductor"] = {**runs["step"], "compiled": run_step("compiled", args.steps, backend="inductor")}
+        runs["group_inductor"] = {**runs["group"], "compiled": run_group("compiled", backend="inductor")}
+    report = {case: compare(r) for case, r in runs.items()}
     report["analysis_warnings"] = warned.messages
     cache.cleanup()
     text = json.dumps(report, indent=1)

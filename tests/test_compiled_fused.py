@@ -63,10 +63,7 @@ def test_compiled_fused_step_on_cuda():
     sys.path.insert(0, str(Path(__file__).parent))
     import compiled_fused as cf
 
-    modes = ("reference", "fused", "compiled")
-    report = {"group": cf.compare({m: cf.run_group(m, device="cuda", backend="inductor") for m in modes})}
-    for case, amp in (("step", None), ("step_bf16", torch.bfloat16), ("step_fp16", torch.float16)):
-        report[case] = cf.compare({m: cf.run_step(m, amp=amp, device="cuda", backend="inductor") for m in modes})
+    report = {case: cf.compare(r) for case, r in cf.run_cases(device="cuda", backend="inductor").items()}
     # Adam's first steps move a weight by up to lr = 2e-4 each whatever the gradient's size, so a near-zero
     # gradient computed in another order may move it the other way: up to 1.2e-3 in 3 steps
     check(report, exact={"step": 2e-3, "step_bf16": 3e-2, "step_fp16": 3e-2, "group": 1e-3}, loose=2e-3)
