@@ -11,20 +11,19 @@
 #   Every stage ends by writing $OUT/goals.md from all the benchmark JSON files of this machine so far.
 #
 # Before the first call, here (both folders are git-ignored):
-#   ../shared/tools/gpu-wheels.sh            DALI and its libraries -> .gpu-wheels/part-aa .. part-af (6 parts,
-#                                            5 of 48 MiB and one of 16 MiB on 2026-11-23)
+#   ../shared/tools/gpu-wheels.sh && bash benchmarks/pack_gpu_wheels.sh
+#        DALI and its libraries, repacked as one xz-compressed tar (177 MB instead of 256) in 3 parts: part-aa
+#        small enough to travel with .data, part-ab and part-ac just under a call's 64 MiB
 #   mkdir -p .data/cifar10-jpeg && cp ../shared/data/cifar10-jpeg/*.tar.gz .data/cifar10-jpeg/      (19 MB)
-# Calls, back to back (the machine goes back after 30 s idle, and with it what the earlier calls left; a call
-# carries at most 64 MiB, so one wheel part each; DALI is installed by the call that brings the last part):
-#   1. carry [".data", ".gpu-wheels/part-af"]   tests
-#   2. carry [".gpu-wheels/part-aa"]            kernels
-#   3. carry [".gpu-wheels/part-ab"]            race
-#   4. carry [".gpu-wheels/part-ac"]            race-isic with RACE_K=isic64
-#   5. carry [".gpu-wheels/part-ad"]            quality
-#   6. carry [".gpu-wheels/part-ae"]            data
-#   7. (if device time is left)                 race-isic with RACE_K=isic128
-# 30 minutes of device time may not cover all seven: the verdicts of #3/#4 (kernels), #6 (race) and #5 (data)
-# come first. Copy $OUT/goals.md (and quality.md) into benchmarks/RESULTS.md with $OUT/versions.txt.
+# Calls, back to back (the machine goes back after 30 s idle, and with it what the earlier calls left; DALI is
+# installed by the call that brings the last part). Stages given together share the call: BUDGET_S (default
+# 580 s) is split as they go, a stage gets what is left, and one that cannot get 60 s is skipped.
+#   1. carry [".data", ".gpu-wheels/part-aa"]   tests kernels
+#   2. carry [".gpu-wheels/part-ab"]            race
+#   3. carry [".gpu-wheels/part-ac"]            data
+#   4.                                          quality
+#   5. (if device time is left)                 race-isic (RACE_K=isic64, then isic128)
+# Copy $OUT/goals.md (and quality.md) into benchmarks/RESULTS.md with $OUT/versions.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
@@ -35,14 +34,16 @@ export PYTHONPATH=$PWD:/tmp/site:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=$KEEP/inductor TRITON_CACHE_DIR=$KEEP/triton
 [ -d .data/cifar10-jpeg ] && export FASTACGAN_DATA=$PWD/.data
 LOG=$OUT/session.log
+BUDGET_S=${BUDGET_S:-580}
+START=$SECONDS
 
 say() { echo "[gpu_session $(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
 
 setup() {
   if [ ! -f $KEEP/dali.done ] && ls .gpu-wheels/part-* >/dev/null 2>&1; then
     rm -rf /tmp/wheels && mkdir -p /tmp/wheels
-    # all parts present -> one valid tar; until then tar fails and DALI waits for the next call
-    if cat .gpu-wheels/part-* | tar -x -C /tmp/wheels 2>/dev/null; then
+    # all parts present -> one valid tar (plain or xz); until then it is cut short and DALI waits for the next call
+    if cat .gpu-wheels/part-* | python3 -c "import sys, tarfile; tarfile.open(fileobj=sys.stdin.buffer, mode='r|*').extractall('/tmp/wheels', filter='data')" 2>/dev/null; then
       python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/wheels/*.whl &&
         touch $KEEP/dali.done && say "DALI installed"
     else
@@ -63,8 +64,14 @@ setup() {
   } >"$OUT/versions.txt" 2>&1
 }
 
+left() {  # left LIMIT_S: prints the stage's time limit, LIMIT_S or what is left of the call's budget (less 10 s)
+  local rest=$((BUDGET_S - (SECONDS - START) - 10))
+  echo $((rest < $1 ? rest : $1))
+}
+
 bench() {  # bench NAME LIMIT_S pytest-args...
-  local name=$1 limit=$2
+  local name=$1 limit
+  limit=$(left "$2")
   shift 2
   say "stage $name: pytest $*"
   timeout "$limit" python3 -m pytest -q -p no:cacheprovider "$@" --benchmark-only \
@@ -91,13 +98,17 @@ for stage in "$@"; do
 done
 setup
 for stage in "$@"; do
+  if [ "$(left 600)" -lt 60 ]; then
+    say "stage $stage skipped: $(left 600) s left of BUDGET_S=$BUDGET_S"
+    continue
+  fi
   case $stage in
     tests)
       say "stage tests"
       # the kernels compiled for real against the references, the CUDA-only tests (the compiled step with the fused
       # kernels against the eager one, compile + CUDA graphs, the fast path against eager fp32, no recompilation);
       # DALI's GPU tests are in `data`, the compile-only check in CI
-      timeout 560 python3 -m pytest -q -rs -p no:cacheprovider --durations=15 tests/test_kernel_acgan_loss.py \
+      timeout "$(left 560)" python3 -m pytest -q -rs -p no:cacheprovider --durations=15 tests/test_kernel_acgan_loss.py \
         tests/test_kernel_spectral_norm.py tests/test_compiled_fused.py tests/test_fast_path.py tests/test_sample.py \
         2>&1 | tee -a "$LOG" | tail -n 80
       say "stage tests: exit ${PIPESTATUS[0]}"
@@ -107,13 +118,13 @@ for stage in "$@"; do
     race-isic) bench "race-${RACE_K:-isic}" 570 benchmarks/test_bench_race.py -k "training_step and ${RACE_K:-isic}" ;;
     data)
       say "stage data: DALI tests (the GPU decoder against PIL), then the loader benchmarks"
-      timeout 120 python3 -m pytest -q -rs -p no:cacheprovider tests/test_loaders.py -k dali 2>&1 | tee -a "$LOG" | tail -n 20
+      timeout "$(left 120)" python3 -m pytest -q -rs -p no:cacheprovider tests/test_loaders.py -k dali 2>&1 | tee -a "$LOG" | tail -n 20
       bench data 450 benchmarks/test_bench_loaders.py benchmarks/test_bench_race.py -k "loader or epoch"
       ;;
     quality)
       say "stage quality"
       rm -rf "$KEEP/quality"
-      timeout 570 python3 benchmarks/quality.py --steps "${QUALITY_STEPS:-3000}" --out "$KEEP/quality" 2>&1 |
+      timeout "$(left 570)" python3 benchmarks/quality.py --steps "${QUALITY_STEPS:-3000}" --out "$KEEP/quality" 2>&1 |
         tee -a "$LOG" | tail -n 30
       say "stage quality: exit ${PIPESTATUS[0]}"
       cp "$KEEP"/quality/quality.{md,json} "$KEEP"/quality/*_samples.png "$OUT/" 2>/dev/null
