@@ -31,6 +31,44 @@ def sync():
         torch.cuda.synchronize()
 
 
+# How the kernel benchmarks launch their work. "eager": one call per round from Python, as an eager training
+# loop runs it (the host's dispatch and launch costs included: small ops are host-bound). "graph" (CUDA only):
+# GRAPH_REPS calls captured in one CUDA graph and replayed, the device time of each call, which is what a step
+# compiled with CUDA graphs (the trainer's fast path) pays.
+LAUNCHES = ["eager", "graph"] if FULL else ["eager"]
+GRAPH_REPS = 20
+
+
+def launched(body, launch: str):
+    """(a callable for run_bench that runs body and synchronises, calls of body per run). body must not
+    synchronise; for "graph" it must be capturable (no host sync; fixed shapes)."""
+    if launch == "eager":
+
+        def run():
+            out = body()
+            sync()
+            return out
+
+        return run, 1
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the capture: compilation, autotuning, lazy allocations
+        for _ in range(3):
+            body()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(GRAPH_REPS):
+            out = body()
+
+    def replay():
+        graph.replay()
+        sync()
+        return out
+
+    return replay, GRAPH_REPS
+
+
 @pytest.fixture
 def run_bench(benchmark):
     """run_bench(fn, work=N, unit="images/s") times fn (which must synchronise) and records N / median."""

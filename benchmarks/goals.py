@@ -7,7 +7,8 @@ Several files (a suite run in parts, as benchmarks/gpu_session.sh does) are merg
 benchmark, the later file's figure is used.
 
 Two tables: every benchmark group with each provider's median time and throughput, and each goal with the
-measured figure and whether it is met. Goals are stated for an H100-class GPU; on a CPU run the verdicts
+measured figure and whether it is met (kernel goals are judged on CUDA-graph replays, device time; the same
+ratios launched from Python are listed with "-"). Goals are stated for an H100-class GPU; on a CPU run the verdicts
 mean nothing (the suite runs there at small sizes, with the kernels under the interpreter).
 """
 
@@ -63,16 +64,18 @@ def goals(groups: dict) -> list[tuple[str, str, str, bool | None]]:
     def add(issue, goal, value, text, met):
         rows.append((issue, goal, "missing" if value is None else text, None if value is None else met))
 
-    def ratio(issue, group, fast, slow, need):
+    def ratio(issue, group, fast, slow, need, verdict=True):
         x = _speedup(groups, group, fast, slow)
-        add(issue, f"{group}: {fast} >= {need:g}x {slow}", x, f"{x or 0:.2f}x", x is not None and x >= need)
+        met = (x is not None and x >= need) if verdict else None
+        add(issue, f"{group}: {fast} >= {need:g}x {slow}", x, f"{x or 0:.2f}x", met)
 
-    for group in sorted(g for g in groups if g.startswith("acgan_loss ")):
-        ratio("#3", group, "fused", "reference", 5)
-        ratio("#3", group, "fused", "compiled", 1)
-    for group in sorted(g for g in groups if g.startswith("spectral_norm model ")):
-        ratio("#4", group, "fused", "parametrization", 5)
-        ratio("#4", group, "fused", "compiled", 2)
+    # the kernels: the verdict on device time (groups "... graph": CUDA graph replays, as the compiled step runs
+    # them); the same ratios launched from Python ("... eager", host-bound at these sizes) are shown, unjudged
+    for prefix, issue, against in (("acgan_loss ", "#3", (("reference", 5), ("compiled", 1))),
+                                   ("spectral_norm model ", "#4", (("parametrization", 5), ("compiled", 2)))):  # fmt: skip
+        for group in sorted(g for g in groups if g.startswith(prefix)):
+            for slow, need in against:
+                ratio(issue, group, "fused", slow, need, verdict=not group.endswith(" eager"))
     steps: dict[str, float] = {}  # preset -> the fastest fastacgan step, images/s
     for group in sorted(groups):
         m = re.fullmatch(r"step (\S+) x(\S+) batch (\d+)", group)

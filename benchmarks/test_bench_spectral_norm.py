@@ -4,7 +4,9 @@ torch.nn.utils.spectral_norm hook, torch.compile of the reference, and the fused
 Timed work: one power iteration and W / sigma for every SN layer of a discriminator (what one D call costs),
 then the backward of a fixed linear function of all normalised weights. `fused_channels_last` is the fused
 kernel on channels-last conv weights, the layout the trainer gives them on a GPU. On a GPU, a sweep of the
-kernels' tile shapes (`_WV`, `_WTU` in kernels/spectral_norm.py) for the largest model shows which is best."""
+kernels' tile shapes (`_WV`, `_WTU` in kernels/spectral_norm.py) for the largest model shows which is best
+(device time, from CUDA graph replays). Each is timed launched from Python and, on a GPU, from a CUDA graph
+(conftest.LAUNCHES)."""
 
 import copy
 import dataclasses
@@ -12,7 +14,7 @@ import importlib
 
 import pytest
 import torch
-from conftest import DEVICE, FULL, sync
+from conftest import DEVICE, FULL, LAUNCHES, launched
 from torch import nn
 
 from fastacgan.config import TrainConfig, resolve_spec
@@ -84,26 +86,31 @@ def build(preset, provider, monkeypatch, layer_index=None):
     def step():
         loss = sum((w * p).sum() for w, p in zip(weights(), probes))
         loss.backward()
-        sync()
         return loss
 
     return step, nbytes
 
 
+def bench(run_bench, step, nbytes, launch):
+    run, calls = launched(step, launch)
+    run_bench(run, work=2 * nbytes * calls / 1e9, unit="GB/s (2 weight passes)")
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("launch", LAUNCHES)
 @pytest.mark.parametrize("preset", PRESETS)
-def test_sn_whole_model(run_bench, benchmark, monkeypatch, preset, provider):
-    benchmark.group = f"spectral_norm model {preset} x{WIDTH:g}"
-    step, nbytes = build(preset, provider, monkeypatch)
-    run_bench(step, work=2 * nbytes / 1e9, unit="GB/s (2 weight passes)")
+def test_sn_whole_model(run_bench, benchmark, monkeypatch, preset, launch, provider):
+    benchmark.group = f"spectral_norm model {preset} x{WIDTH:g} {launch}"
+    bench(run_bench, *build(preset, provider, monkeypatch), launch)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("launch", LAUNCHES)
 @pytest.mark.parametrize("layer", [0, -3] if FULL else [0])
-def test_sn_single_layer(run_bench, benchmark, monkeypatch, layer, provider):
+def test_sn_single_layer(run_bench, benchmark, monkeypatch, layer, launch, provider):
     step, nbytes = build(PRESETS[-1], provider, monkeypatch, layer)
-    benchmark.group = f"spectral_norm layer {PRESETS[-1]}[{layer}] {nbytes // 4} weights"
-    run_bench(step, work=2 * nbytes / 1e9, unit="GB/s (2 weight passes)")
+    benchmark.group = f"spectral_norm layer {PRESETS[-1]}[{layer}] {nbytes // 4} weights {launch}"
+    bench(run_bench, step, nbytes, launch)
 
 
 TILES = [((32, 512, 64), (128, 128, 32)), ((64, 256, 64), (128, 128, 32)), ((16, 1024, 128), (128, 128, 32)),
@@ -117,6 +124,5 @@ def test_sn_tile_sweep(run_bench, benchmark, monkeypatch, tiles):
     (rows, columns, columns per step) for pass 1 (W v) and pass 2 (W^T t); the first is the default."""
     monkeypatch.setattr(SN, "_WV", tiles[0])
     monkeypatch.setattr(SN, "_WTU", tiles[1])
-    benchmark.group = f"spectral_norm tiles {PRESETS[-1]} x{WIDTH:g}"
-    step, nbytes = build(PRESETS[-1], "fused_channels_last", monkeypatch)
-    run_bench(step, work=2 * nbytes / 1e9, unit="GB/s (2 weight passes)")
+    benchmark.group = f"spectral_norm tiles {PRESETS[-1]} x{WIDTH:g} graph"
+    bench(run_bench, *build(PRESETS[-1], "fused_channels_last", monkeypatch), "graph")

@@ -25,9 +25,9 @@ from .distributed import Dist, all_reduce_
 from .kernels import acgan_loss, acgan_loss_reference
 from .models import Discriminator, Generator, ModelSpec
 
-# per-step metrics accumulated on the device, in this order
-METRICS = ("loss_d", "loss_g", "d_real", "d_fake", "d_fake_g", "acc_real", "acc_fake",
-           "bce_real", "ce_real", "bce_fake", "ce_fake", "bce_g", "ce_g")  # fmt: skip
+# per-step metrics accumulated on the device, in this order: the D step's, then the G step's
+METRICS_D = ("loss_d", "d_real", "d_fake", "acc_real", "acc_fake", "bce_real", "ce_real", "bce_fake", "ce_fake")
+METRICS = METRICS_D + ("loss_g", "d_fake_g", "bce_g", "ce_g")
 
 
 class ACGANStep:
@@ -77,8 +77,13 @@ class ACGANStep:
         self.cuda_graphs = compile and device.type == "cuda" and compile_backend == "inductor" and not dist.enabled
         if compile:
             mode = "reduce-overhead" if self.cuda_graphs else None
-            wrap = lambda fn: CompiledRegion(fn, mode=mode, backend=compile_backend)  # noqa: E731
-            self.g_forward, self.d_losses, self.g_losses = map(wrap, (self._g_forward, self._d_losses, self._g_losses))
+            wrap = lambda fn, m=mode: CompiledRegion(fn, mode=m, backend=compile_backend)  # noqa: E731
+            # G's forward is compiled without CUDA graphs: its output, the fakes, is read by the G step after the
+            # D step's backward. CUDA graph trees start a new generation at the first compiled forward after
+            # every pending backward has run (the G loss), and a graph output of an older generation counts as
+            # overwritten. The D and G losses (the spectral norms, D twice, the fused losses) are graphed.
+            self.g_forward = wrap(self._g_forward, None)
+            self.d_losses, self.g_losses = wrap(self._d_losses), wrap(self._g_losses)
 
         self.metrics = torch.zeros(len(METRICS), device=device)
         self.metric_steps = 0
@@ -117,6 +122,8 @@ class ACGANStep:
         mine = slice(rank * b, (rank + 1) * b)
         z = torch.randn(b * world, self.spec.nz, device=self.device, generator=self.noise_gen)[mine]
         c = torch.randint(self.spec.num_classes, (b * world,), device=self.device, generator=self.noise_gen)[mine]
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         fake = self.g_forward(z, c)
 
         loss_d, st_r, st_f = self.d_losses(real, fake.detach(), labels, c)
@@ -124,6 +131,12 @@ class ACGANStep:
         self.scaler_d.scale(loss_d).backward()
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
+        # the D step's outputs are read now: under CUDA graphs the G loss's graph may reuse their memory
+        with torch.no_grad():  # stats: [bce, ce, mean sigmoid, accuracy]; all on the device
+            n = len(METRICS_D)
+            self.metrics[:n] += torch.stack([loss_d.detach(), st_r[2], st_f[2], st_r[3], st_f[3], st_r[0], st_r[1],
+                                             st_f[0], st_f[1]])  # fmt: skip
+            finite = torch.isfinite(loss_d)
 
         # G step. D's weights get no gradient here (it would be discarded): the backward through D computes
         # only what flows on to G, and with several processes nothing of D is all-reduced.
@@ -136,11 +149,10 @@ class ACGANStep:
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
 
-        with torch.no_grad():  # stats: [bce, ce, mean sigmoid, accuracy]; all on the device
-            self.metrics += torch.stack([loss_d.detach(), loss_g.detach(), st_r[2], st_f[2], st_g[2], st_r[3],
-                                         st_f[3], st_r[0], st_r[1], st_f[0], st_f[1], st_g[0], st_g[1]])  # fmt: skip
+        with torch.no_grad():
+            self.metrics[n:] += torch.stack([loss_g.detach(), st_g[2], st_g[0], st_g[1]])
             self.dev_step += 1
-            finite = torch.isfinite(loss_d) & torch.isfinite(loss_g)
+            finite &= torch.isfinite(loss_g)
             self.bad_step = torch.where((self.bad_step < 0) & ~finite, self.dev_step, self.bad_step)
         self.metric_steps += 1
 

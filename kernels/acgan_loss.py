@@ -50,6 +50,8 @@ if HAS_TRITON:
         ROWS: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_P: tl.constexpr,
         TGT_PTR: tl.constexpr, SINGLE: tl.constexpr,
     ):  # fmt: skip
+        # fp32 whatever the caller's scalars are: Inductor passes Python floats as fp64
+        tgt_val, cls_weight = tl.cast(tgt_val, tl.float32), tl.cast(cls_weight, tl.float32)
         pid = tl.program_id(0)
         rows = pid.to(tl.int64) * ROWS + tl.arange(0, ROWS)
         rmask = rows < B
@@ -121,6 +123,8 @@ if HAS_TRITON:
         B, K, stride_cb, stride_t, cls_weight,
         ROWS: tl.constexpr, BLOCK_K: tl.constexpr, TGT_PTR: tl.constexpr,
     ):  # fmt: skip
+        # fp32 whatever the caller's scalars are: Inductor passes Python floats as fp64
+        tgt_val, cls_weight = tl.cast(tgt_val, tl.float32), tl.cast(cls_weight, tl.float32)
         pid = tl.program_id(0)
         rows = pid.to(tl.int64) * ROWS + tl.arange(0, ROWS)
         rmask = rows < B

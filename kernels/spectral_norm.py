@@ -197,6 +197,7 @@ if HAS_TRITON:
     ):  # fmt: skip
         """Pass 3, one program per layer: t = sum of P; training: u = t/|t|, r = sum of Q / |t|, v = r/|r|,
         sigma = |r|^2 / max(|r|, eps), u and v written in place; eval: sigma = u . t. Then the (u, v) snapshot."""
+        eps = tl.cast(eps, tl.float32)  # Inductor passes Python floats as fp64
         s = tl.program_id(0)
         u_ptr = _pick(s, U0, U1, U2, U3, U4, U5, U6, U7)
         v_ptr = _pick(s, V0, V1, V2, V3, V4, V5, V6, V7)

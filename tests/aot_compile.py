@@ -170,29 +170,39 @@ def compile_all(archs: list[int]) -> list[dict]:
                 binder = create_function_from_signature(kernel.signature, kernel.params, backend)
                 bound, spec, opts = binder(*args, **kwargs)
                 opts, sig, constexprs, attrs = kernel._pack_args(backend, kwargs, bound, spec, opts)
-                key = (kernel.fn.__name__, cap, repr(sig), repr(constexprs), repr(attrs))
-                if key in seen:
-                    continue
-                seen.add(key)
-                t0 = time.perf_counter()
-                ck, regs, spill = _compile(ASTSource(kernel, sig, constexprs, attrs), target, opts.__dict__)
-                secs = time.perf_counter() - t0
-                arch = f"sm_{cap}{'a' if cap >= 90 else ''}"
-                ptx = ck.asm["ptx"]
-                results.append({
-                    "case": label, "kernel": kernel.fn.__name__, "arch": arch, "grid": list(grid),
-                    "seconds": round(secs, 2),
-                    "cubin_bytes": len(ck.asm["cubin"]), "shared_bytes": ck.metadata.shared,
-                    "num_warps": ck.metadata.num_warps,
-                    "atomics": sorted(set(re.findall(r"\batom\.[\w.]+", ptx))),
-                    "stores": sorted(set(re.findall(r"\bst\.global(?:\.v\d)?\.(?:b|f|u|s)\d+", ptx))),
-                    "volatile_loads": len(re.findall(r"\bld\.volatile\.global", ptx)),
-                    "loads": sorted(set(re.findall(r"\bld\.global(?:\.[\w:]+)*?\.(?:v\d\.)?(?:b|f|u|s)\d+", ptx))),
-                    "dense": kwargs.get("DENSE"),
-                    "to_half": sorted(set(re.findall(r"\bcvt\.rn\.(?:bf16|f16)(?:x2)?\.f32", ptx))),
-                    "registers": regs, "spill_bytes": spill,
-                })  # fmt: skip
+                # the JIT types a Python float argument fp32, Inductor (a kernel inside torch.compile) fp64:
+                # both must compile (an fp64 scalar once turned a loop-carried fp32 accumulator into fp64)
+                sig64 = {k: "fp64" if t == "fp32" else t for k, t in sig.items()}
+                for how, sg in [("jit", sig)] + [("inductor", sig64)] * (sig64 != sig):
+                    key = (kernel.fn.__name__, cap, repr(sg), repr(constexprs), repr(attrs))
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    results.append(_compile_one(label, how, kernel, grid, kwargs, target, opts, sg, constexprs,
+                                                attrs))  # fmt: skip
     return results
+
+
+def _compile_one(label, how, kernel, grid, kwargs, target, opts, sig, constexprs, attrs) -> dict:
+    t0 = time.perf_counter()
+    ck, regs, spill = _compile(ASTSource(kernel, sig, constexprs, attrs), target, opts.__dict__)
+    secs = time.perf_counter() - t0
+    cap = target.arch
+    arch = f"sm_{cap}{'a' if cap >= 90 else ''}"
+    ptx = ck.asm["ptx"]
+    return {
+        "case": label, "scalars": how, "kernel": kernel.fn.__name__, "arch": arch, "grid": list(grid),
+        "seconds": round(secs, 2),
+        "cubin_bytes": len(ck.asm["cubin"]), "shared_bytes": ck.metadata.shared,
+        "num_warps": ck.metadata.num_warps,
+        "atomics": sorted(set(re.findall(r"\batom\.[\w.]+", ptx))),
+        "stores": sorted(set(re.findall(r"\bst\.global(?:\.v\d)?\.(?:b|f|u|s)\d+", ptx))),
+        "volatile_loads": len(re.findall(r"\bld\.volatile\.global", ptx)),
+        "loads": sorted(set(re.findall(r"\bld\.global(?:\.[\w:]+)*?\.(?:v\d\.)?(?:b|f|u|s)\d+", ptx))),
+        "dense": kwargs.get("DENSE"),
+        "to_half": sorted(set(re.findall(r"\bcvt\.rn\.(?:bf16|f16)(?:x2)?\.f32", ptx))),
+        "registers": regs, "spill_bytes": spill,
+    }  # fmt: skip
 
 
 def main(argv=None) -> int:

@@ -149,16 +149,19 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_compile_fullgraph_without_graph_breaks():
     src, cls, labels = inputs(256, 10)
 
-    @torch.compile(fullgraph=True)
+    @torch.compile(fullgraph=True)  # the forward in one graph; its backward is compiled with it (AOTAutograd)
     def step(s, c, y):
-        loss, stats = acgan_loss(s, c, 0.9, y, 1.0)
-        loss.backward()
-        return loss, stats
+        return acgan_loss(s, c, 0.9, y, 1.0)
 
     loss, stats = step(src, cls, labels)
-    ref, rstats = acgan_loss_reference(src.detach(), cls.detach(), 0.9, labels)
-    assert_close(loss.detach(), ref, 1e-5, 1e-5, "compiled loss")
+    loss.backward()
+    s2, c2 = src.detach().requires_grad_(), cls.detach().requires_grad_()
+    ref, rstats = acgan_loss_reference(s2, c2, 0.9, labels)
+    ref.backward()
+    assert_close(loss.detach(), ref.detach(), 1e-5, 1e-5, "compiled loss")
     assert_close(stats, rstats, 1e-5, 1e-5, "compiled stats")
+    assert_close(src.grad, s2.grad, 1e-6, 1e-5, "compiled gradient of the source logits")
+    assert_close(cls.grad, c2.grad, 1e-6, 1e-5, "compiled gradient of the class logits")
 
 
 @cuda

@@ -59,6 +59,15 @@ def test_every_kernel_compiles_for_both_archs(compiled):
     assert all(r["cubin_bytes"] > 0 for r in compiled)
 
 
+def test_kernels_compile_with_the_scalar_types_inductor_gives_them(compiled):
+    """Inside torch.compile, Inductor launches the kernels with Python floats typed fp64 (the JIT: fp32). The
+    kernels cast them to fp32 first; before they did, the spectral-norm finalize kernel failed to compile there
+    (an fp32 loop accumulator turned fp64) and the fused loss computed its targets in fp64."""
+    floats = {"_acgan_loss_fwd_kernel", "_acgan_loss_bwd_kernel", "_sn_finalize_kernel"}
+    for arch in ("sm_90a", "sm_80"):
+        assert {r["kernel"] for r in compiled if r["scalars"] == "inductor" and r["arch"] == arch} == floats
+
+
 def test_no_register_spills(compiled):
     spilled = [(r["arch"], r["kernel"], r["case"], r["spill_bytes"]) for r in compiled if r["spill_bytes"]]
     assert not spilled, spilled
