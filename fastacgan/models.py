@@ -91,8 +91,25 @@ def init_weights(m: nn.Module) -> None:
         nn.init.normal_(m.weight, 0.0, 1.0)
 
 
+class StemTranspose(nn.ConvTranspose2d):
+    """The generator's first transposed convolution, from a 1x1 map (stride 1, no padding), as one matrix product:
+    out[b, o, y, x] = sum_c h[b, c] W[c, o, y, x] + bias[o]. The same parameters and state_dict as the
+    nn.ConvTranspose2d it stands for. A 1x1 input is NCHW and channels-last at once, and on it PyTorch's meta
+    kernels (what torch.compile plans with) and cuDNN disagree about the layout of the weight gradient of a
+    channels-last transposed convolution: the compiled backward failed its stride check (H100, torch 2.11)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (1, 1) or self.stride != (1, 1) or self.padding != (0, 0):
+            return super().forward(x)
+        b, cin = x.shape[0], self.in_channels
+        y = (x.reshape(b, cin) @ self.weight.reshape(cin, -1)).view(b, self.out_channels, *self.kernel_size)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
 class Generator(nn.Module):
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, fast_stem: bool = True):
+        """fast_stem: the first transposed convolution as a matrix product (StemTranspose: same weights, same
+        function); False keeps nn.ConvTranspose2d (the reference implementation)."""
         super().__init__()
         validate_spec(spec)
         self.spec = spec
@@ -112,7 +129,9 @@ class Generator(nn.Module):
             for i, w in enumerate(widths):
                 stem = i == 0  # 1x1 -> s0 x s0
                 layers += [
-                    nn.ConvTranspose2d(cin, w, s0 if stem else 4, 1 if stem else 2, 0 if stem else 1),
+                    (StemTranspose(cin, w, s0) if fast_stem else nn.ConvTranspose2d(cin, w, s0))
+                    if stem
+                    else nn.ConvTranspose2d(cin, w, 4, 2, 1),
                     nn.BatchNorm2d(w),
                     nn.ReLU(inplace=True),
                 ]

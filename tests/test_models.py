@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fastacgan.config import PRESETS, TrainConfig, resolve_spec
-from fastacgan.models import Discriminator, Generator, ModelSpec, count_params, d_layers, start_size
+from fastacgan.models import Discriminator, Generator, ModelSpec, StemTranspose, count_params, d_layers, start_size
 
 
 def spec_for(preset, channels=3, classes=10, **cfg):
@@ -99,3 +99,36 @@ def test_width_scales_the_model():
     assert count_params(Generator(spec_for("cifar10", width=0.5))) < count_params(Generator(spec_for("cifar10")))
     with pytest.raises(ValueError, match="--width"):
         spec_for("cifar10", width=0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_stem_matrix_product_is_the_transposed_convolution(channels_last):
+    """G's first layer (1x1 -> s0 x s0) as a matrix product: the same output and gradients as
+    nn.ConvTranspose2d on the same state_dict, NCHW or channels-last weights; other inputs fall back to it."""
+    torch.manual_seed(0)
+    conv, stem = torch.nn.ConvTranspose2d(12, 7, 4), StemTranspose(12, 7, 4)
+    stem.load_state_dict(conv.state_dict())
+    if channels_last:
+        conv, stem = conv.to(memory_format=torch.channels_last), stem.to(memory_format=torch.channels_last)
+    x = torch.randn(5, 12, 1, 1, dtype=torch.float64)
+    conv, stem = conv.double(), stem.double()
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = conv(xa), stem(xb)
+    torch.testing.assert_close(yb, ya)
+    probe = torch.randn_like(ya)
+    (ya * probe).sum().backward()
+    (yb * probe).sum().backward()
+    for a, b in ((xa.grad, xb.grad), (conv.weight.grad, stem.weight.grad), (conv.bias.grad, stem.bias.grad)):
+        torch.testing.assert_close(b, a)
+    x3 = torch.randn(2, 12, 3, 3, dtype=torch.float64)  # not 1x1: the convolution itself
+    torch.testing.assert_close(stem(x3), conv(x3))
+
+
+def test_generator_with_and_without_the_fast_stem_agree():
+    spec = resolve_spec(TrainConfig(width=0.25), "cifar10", 3, 10)
+    torch.manual_seed(0)
+    fast, plain = Generator(spec), Generator(spec, fast_stem=False)
+    assert isinstance(fast.net[0], StemTranspose) and type(plain.net[0]) is torch.nn.ConvTranspose2d
+    plain.load_state_dict(fast.state_dict())  # the same keys and shapes
+    z, y = torch.randn(6, spec.nz), torch.randint(10, (6,))
+    torch.testing.assert_close(fast(z, y), plain(z, y), atol=1e-5, rtol=1e-4)
