@@ -52,12 +52,14 @@ def launched(body, launch: str):
         return run, 1
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up off the capture: compilation, autotuning, lazy allocations
+    with torch.cuda.stream(side):  # warm-up off the default stream: compilation, autotuning, lazy allocations
         for _ in range(3):
             body()
-    torch.cuda.current_stream().wait_stream(side)
+    side.synchronize()
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    # captured on the warm-up's stream: autograd's gradient-accumulation nodes made in the warm-up (a leaf keeps
+    # its node) then run on the capturing stream, not beside it
+    with torch.cuda.graph(graph, stream=side):
         for _ in range(GRAPH_REPS):
             out = body()
 

@@ -3,10 +3,11 @@ torch.nn.utils.spectral_norm hook, torch.compile of the reference, and the fused
 
 Timed work: one power iteration and W / sigma for every SN layer of a discriminator (what one D call costs),
 then the backward of a fixed linear function of all normalised weights. `fused_channels_last` is the fused
-kernel on channels-last conv weights, the layout the trainer gives them on a GPU. On a GPU, a sweep of the
-kernels' tile shapes (`_WV`, `_WTU` in kernels/spectral_norm.py) for the largest model shows which is best
-(device time, from CUDA graph replays). Each is timed launched from Python and, on a GPU, from a CUDA graph
-(conftest.LAUNCHES)."""
+kernel on channels-last conv weights, the layout the trainer gives them on a GPU; `fused_compiled` is
+torch.compile of the update with the fused kernels computing sigma (as inside the trainer's compiled D).
+Each is timed launched from Python and, on a GPU, from a CUDA graph (device time; conftest.LAUNCHES). On a
+GPU, a sweep of the kernels' tile shapes (`_WV`, `_WTU` in kernels/spectral_norm.py) for the largest model
+shows which is best."""
 
 import copy
 import dataclasses
@@ -18,12 +19,17 @@ from conftest import DEVICE, FULL, LAUNCHES, launched
 from torch import nn
 
 from fastacgan.config import TrainConfig, resolve_spec
-from fastacgan.kernels import SpectralNormGroup, spectral_norm, spectral_norm_sigma_reference
+from fastacgan.kernels import (
+    SpectralNormGroup,
+    spectral_norm,
+    spectral_norm_sigma_fused,
+    spectral_norm_sigma_reference,
+)
 from fastacgan.models import Discriminator
 
 PRESETS = ["isic64", "isic128"] if FULL else ["isic64"]
 WIDTH = 1.0 if FULL else 0.125
-PROVIDERS = ["parametrization", "hook", "compiled", "fused", "fused_channels_last"]
+PROVIDERS = ["parametrization", "hook", "compiled", "fused", "fused_channels_last", "fused_compiled"]
 SN = importlib.import_module("fastacgan.kernels.spectral_norm")
 
 
@@ -56,14 +62,19 @@ def build(preset, provider, monkeypatch, layer_index=None):
             for m, h in zip(layers, hooks):
                 h(m, None)  # what the pre-forward hook does on each call: power iteration, W / sigma
             return [m.weight for m in layers]
-    elif provider == "compiled":
+    elif provider in ("compiled", "fused_compiled"):
+        # torch.compile of the whole update: sigma by the reference (PyTorch ops) or by the fused kernels (what
+        # the trainer's compiled D runs), W / sigma and the backward by Inductor either way
         for m in layers:
             spectral_norm(m)
         sns = [m.parametrizations.weight[0] for m in layers]
+        sigma_fn = spectral_norm_sigma_reference if provider == "compiled" else spectral_norm_sigma_fused
+        if provider == "fused_compiled" and DEVICE.type == "cpu":
+            pytest.skip("the fused kernels under torch.compile on CPU: tests/test_compiled_fused.py")
 
         @torch.compile
         def normalised(ws, us, vs):
-            sig = spectral_norm_sigma_reference(ws, us, vs, [0] * len(ws), 1, 1e-12)
+            sig = sigma_fn(ws, us, vs, [0] * len(ws), 1, 1e-12)
             return [w / sig[i] for i, w in enumerate(ws)]
 
         weights = lambda: normalised(

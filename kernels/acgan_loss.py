@@ -270,7 +270,10 @@ def acgan_loss_reference(
     dt = torch.promote_types(src_logits.dtype, torch.float32)
     s = src_logits.to(dt)
     c = cls_logits.to(dt)
-    t = torch.as_tensor(target, dtype=dt, device=s.device).expand_as(s)
+    if isinstance(target, torch.Tensor):
+        t = target.to(device=s.device, dtype=dt).expand_as(s)
+    else:  # a fill on the device: no host-to-device copy (which CUDA graph capture refuses)
+        t = torch.full_like(s, float(target))
     bce = F.binary_cross_entropy_with_logits(s, t)
     ce = F.cross_entropy(c, labels)
     loss = bce + cls_weight * ce

@@ -98,3 +98,14 @@ def test_a_suite_run_in_parts_is_merged(tmp_path):
     bad.write_text("{ not json")
     res = subprocess.run([sys.executable, str(SCRIPT), str(first), str(bad)], capture_output=True, text=True)
     assert res.returncode == 2 and "not a pytest-benchmark JSON file" in res.stderr
+
+
+def test_kernel_goals_take_the_fastest_fused_variant(tmp_path):
+    entries = [entry("spectral_norm model isic64 x1 graph", "parametrization", 1e-3),
+               entry("spectral_norm model isic64 x1 graph", "compiled", 400e-6),
+               entry("spectral_norm model isic64 x1 graph", "fused", 300e-6),
+               entry("spectral_norm model isic64 x1 graph", "fused_compiled", 100e-6)]  # fmt: skip
+    groups, _ = goals_mod.load(bench_file(tmp_path, entries))
+    rows = {goal: (measured, met) for _, goal, measured, met in goals_mod.goals(groups)}
+    assert rows["spectral_norm model isic64 x1 graph: fused_compiled >= 5x parametrization"] == ("10.00x", True)
+    assert rows["spectral_norm model isic64 x1 graph: fused_compiled >= 2x compiled"] == ("4.00x", True)
