@@ -40,7 +40,7 @@ def make_runner(provider, spec):
         ref = ReferenceACGAN(spec, DEVICE)
         return lambda x_u8, y: ref.step(to_model_input(x_u8, channels_last=False), y)
     gan = ACGANStep(spec, DEVICE, amp_dtype=torch.bfloat16 if FULL else None, channels_last=FULL, compile=FULL,
-                    fused_kernels=True)  # fmt: skip
+                    fused_kernels=True, graph_step=provider == "fastacgan_graph")  # fmt: skip
     return lambda x_u8, y: gan(to_model_input(x_u8, channels_last=FULL), y)
 
 
@@ -56,7 +56,11 @@ def step_flops(spec, batch):
     return counter.get_total_flops()
 
 
-@pytest.mark.parametrize("provider", ["reference", "fastacgan"])
+# fastacgan_graph: the same with --graph-step (the whole step captured in one CUDA graph; CUDA only)
+STEP_PROVIDERS = ["reference", "fastacgan"] + (["fastacgan_graph"] if FULL else [])
+
+
+@pytest.mark.parametrize("provider", STEP_PROVIDERS)
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("preset", PRESETS)
 def test_training_step(run_bench, benchmark, preset, batch, provider):
@@ -97,7 +101,7 @@ def cifar_folder(tmp_path_factory):
     return next(p for p in root.rglob("*") if p.is_dir() and p.name == "train")
 
 
-@pytest.mark.parametrize("provider", ["reference", "fastacgan"])
+@pytest.mark.parametrize("provider", STEP_PROVIDERS)
 def test_cifar10_epoch_with_data_loading(run_bench, benchmark, cifar_folder, provider):
     benchmark.group = f"cifar10 epoch from JPEG x{WIDTH:g}"
     spec = resolve_spec(TrainConfig(width=WIDTH), "cifar10", 3, 10)

@@ -89,6 +89,11 @@ class TrainConfig:
     amp_dtype: str = _f("auto", "auto, bf16, or fp16 (fp16 uses a gradient scaler)", choices=("auto", "bf16", "fp16"))
     channels_last: bool = _f(True, "channels-last (NHWC) activations on CUDA")
     compile: bool = _f(True, "torch.compile the step on CUDA (mode reduce-overhead: CUDA graphs); --no-compile: eager")
+    graph_step: bool = _f(
+        False,
+        "CUDA: capture the whole training step (both updates and optimizers) in one CUDA graph after 3 warm-up "
+        "steps, so the host launches only the replay; not with several GPUs or fp16; experimental",
+    )
     compile_cpu: bool = _f(False, "also torch.compile on a CPU (slow to compile; for testing)")
     compile_backend: str = _f("inductor", "torch.compile backend (inductor; eager or aot_eager to debug)")
     fused_kernels: bool = _f(

@@ -34,7 +34,8 @@ class ACGANStep:
     def __init__(self, spec: ModelSpec, device: torch.device, *, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
                  amp_dtype: torch.dtype | None = None, channels_last: bool = False, compile: bool = False,
                  compile_backend: str = "inductor", fused_kernels: bool = True, cls_weight: float = 1.0,
-                 real_label: float = 1.0, seed: int = 0, dist: Dist | None = None, sync_bn: bool = False):  # fmt: skip
+                 real_label: float = 1.0, seed: int = 0, dist: Dist | None = None, sync_bn: bool = False,
+                 graph_step: bool = False):  # fmt: skip
         self.spec, self.device, self.amp_dtype, self.channels_last = spec, device, amp_dtype, channels_last
         self.dist = dist = dist or Dist()
         self.cls_weight, self.real_label = cls_weight, real_label
@@ -50,7 +51,9 @@ class ACGANStep:
         if channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
-        fused = {"fused": True} if device.type == "cuda" else {}
+        self.graph_step = graph_step and _graph_step_possible(device, dist, amp_dtype)
+        # capturable: the optimizer's step counters live on the device, so a CUDA graph can hold its update
+        fused = {"fused": True, "capturable": self.graph_step} if device.type == "cuda" else {}
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr_g, betas=betas, **fused)
         self.d_params = list(self.D.parameters())
         self.opt_d = torch.optim.Adam(self.d_params, lr_d, betas=betas, **fused)
@@ -74,7 +77,10 @@ class ACGANStep:
 
         self.g_forward, self.d_losses, self.g_losses = self._g_forward, self._d_losses, self._g_losses
         # CUDA graphs cannot hold DDP's gradient all-reduce, which runs between the graphs: off when distributed
-        self.cuda_graphs = compile and device.type == "cuda" and compile_backend == "inductor" and not dist.enabled
+        # (with graph_step the whole step is one CUDA graph of our own: the regions are compiled without them)
+        self.cuda_graphs = (compile and device.type == "cuda" and compile_backend == "inductor" and not dist.enabled
+                            and not self.graph_step)  # fmt: skip
+        self._graphs: dict[tuple, _StepGraph] = {}  # one per batch shape
         if compile:
             mode = "reduce-overhead" if self.cuda_graphs else None
             wrap = lambda fn, m=mode: CompiledRegion(fn, mode=m, backend=compile_backend)  # noqa: E731
@@ -117,11 +123,26 @@ class ACGANStep:
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor) -> None:
         """One D step and one G step. real: [B, C, H, W] float in [-1, 1]; labels [B] int64."""
-        b, (rank, world) = labels.shape[0], (self.dist.rank, self.dist.world)
-        # the global batch's noise and classes on every rank, each rank taking its slice: N ranks = 1 process
+        if self.graph_step:
+            self._graphed_step(real, labels)
+        else:
+            self._step(real, labels, *self._noise(labels.shape[0]))
+        self.metric_steps += 1
+
+    def _noise(self, b: int, out: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """G's input noise z [b, nz] and classes c [b]. The global batch's on every rank, each rank taking its
+        slice (N ranks draw as 1 process would); out: write them into these tensors (single process only)."""
+        rank, world = self.dist.rank, self.dist.world
         mine = slice(rank * b, (rank + 1) * b)
+        if out is not None:
+            torch.randn(b, self.spec.nz, device=self.device, generator=self.noise_gen, out=out[0])
+            torch.randint(self.spec.num_classes, (b,), device=self.device, generator=self.noise_gen, out=out[1])
+            return out
         z = torch.randn(b * world, self.spec.nz, device=self.device, generator=self.noise_gen)[mine]
         c = torch.randint(self.spec.num_classes, (b * world,), device=self.device, generator=self.noise_gen)[mine]
+        return z, c
+
+    def _step(self, real, labels, z, c) -> None:
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         fake = self.g_forward(z, c)
@@ -149,12 +170,59 @@ class ACGANStep:
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
 
-        with torch.no_grad():
+        with torch.no_grad():  # in place: a CUDA graph of the step keeps writing to these same tensors
             self.metrics[n:] += torch.stack([loss_g.detach(), st_g[2], st_g[0], st_g[1]])
             self.dev_step += 1
             finite &= torch.isfinite(loss_g)
-            self.bad_step = torch.where((self.bad_step < 0) & ~finite, self.dev_step, self.bad_step)
-        self.metric_steps += 1
+            self.bad_step.copy_(torch.where((self.bad_step < 0) & ~finite, self.dev_step, self.bad_step))
+
+    def _graphed_step(self, real: torch.Tensor, labels: torch.Tensor) -> None:
+        """The step as one CUDA graph: GRAPH_WARMUP ordinary steps on a side stream (compilation, autotuning,
+        the optimizers' state), then the step is captured once and replayed for every later batch of the same
+        shape. Per step the host launches 4 small kernels (the noise, into the graph's input tensors, and the
+        batch copied in) and the replay. A batch of another shape (a batch that lost a corrupt image) gets its
+        own graph, up to MAX_GRAPHS shapes (then it runs without one); if a capture fails, a warning says why
+        and the step runs without a graph from then on."""
+        key = (tuple(real.shape), real.stride(), real.dtype, tuple(labels.shape))
+        g = self._graphs.get(key)
+        if g is None:
+            if len(self._graphs) >= MAX_GRAPHS:
+                self._step(real, labels, *self._noise(labels.shape[0]))
+                return
+            g = self._graphs[key] = _StepGraph(real, labels, self.spec.nz)
+        self._noise(labels.shape[0], out=(g.z, g.c))
+        g.real.copy_(real)
+        g.labels.copy_(labels)
+        if g.graph is not None:
+            g.graph.replay()
+            return
+        g.stream.wait_stream(torch.cuda.current_stream())
+        if g.warmup > 0:
+            g.warmup -= 1
+            with torch.cuda.stream(g.stream):
+                self._step(g.real, g.labels, g.z, g.c)
+            torch.cuda.current_stream().wait_stream(g.stream)
+            return
+        # gradients made inside the capture live in the graph's memory and are rewritten by every replay
+        self.opt_d.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, stream=g.stream):
+                self._step(g.real, g.labels, g.z, g.c)
+        except Exception as e:  # noqa: BLE001 - any capture failure: report it and go on without a graph
+            why = " ".join(str(e).split())[:240]
+            warnings.warn(f"capturing the training step in a CUDA graph failed ({type(e).__name__}: {why}); "
+                          f"it runs without one (--no-graph-step silences this)", stacklevel=3)  # fmt: skip
+            torch.cuda.synchronize()
+            self.graph_step, self._graphs = False, {}
+            self.opt_d.zero_grad(set_to_none=True)
+            self.opt_g.zero_grad(set_to_none=True)
+            self._step(real, labels, g.z, g.c)
+            return
+        torch.cuda.current_stream().wait_stream(g.stream)
+        g.graph = graph
+        graph.replay()  # capturing ran nothing: this is the step
 
     @staticmethod
     def _set_requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
@@ -197,6 +265,7 @@ class ACGANStep:
                 "scaler_d": self.scaler_d.state_dict(), "noise_gen": self.noise_gen.get_state()}  # fmt: skip
 
     def load_state_dict(self, state: dict, step: int) -> None:
+        self._graphs = {}  # the optimizers' state tensors are replaced: a captured step would use the old ones
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -205,6 +274,36 @@ class ACGANStep:
         self.scaler_d.load_state_dict(state["scaler_d"])
         self.noise_gen.set_state(state["noise_gen"].to("cpu"))
         self.dev_step.fill_(step)
+
+
+GRAPH_WARMUP = 3  # ordinary steps before the step is captured in a CUDA graph
+MAX_GRAPHS = 4  # captured steps (batch shapes) kept
+
+
+class _StepGraph:
+    """A captured step and its fixed input tensors (the graph reads and writes the same memory every replay)."""
+
+    def __init__(self, real: torch.Tensor, labels: torch.Tensor, nz: int):
+        self.graph, self.warmup = None, GRAPH_WARMUP
+        self.real, self.labels = torch.empty_like(real), torch.empty_like(labels)
+        self.z = torch.empty(labels.shape[0], nz, device=real.device)
+        self.c = torch.empty_like(labels)
+        self.stream = torch.cuda.Stream(real.device)
+
+
+def _graph_step_possible(device: torch.device, dist: Dist, amp_dtype) -> bool:
+    """The whole-step CUDA graph needs CUDA, one process (DDP's all-reduce runs between graphs) and no fp16
+    gradient scaler (it reads an inf check on the host); where asked for but impossible, a warning says why."""
+    why = None
+    if device.type != "cuda":
+        why = "it needs CUDA"
+    elif dist.enabled:
+        why = "DDP's gradient all-reduce cannot be captured"
+    elif amp_dtype == torch.float16:
+        why = "fp16's gradient scaler syncs with the host"
+    if why:
+        warnings.warn(f"--graph-step is off: {why}", stacklevel=3)
+    return why is None
 
 
 class CompiledRegion:

@@ -121,7 +121,7 @@ class Trainer:
             self.spec, self.device, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
             amp_dtype=self.amp_dtype, channels_last=self.channels_last, compile=self.compile,
             compile_backend=cfg.compile_backend, fused_kernels=cfg.fused_kernels, cls_weight=cfg.cls_weight,
-            real_label=cfg.real_label, seed=cfg.seed, dist=self.dist, sync_bn=cfg.sync_bn,
+            real_label=cfg.real_label, seed=cfg.seed, dist=self.dist, sync_bn=cfg.sync_bn, graph_step=cfg.graph_step,
         )  # fmt: skip
         self.G, self.D = self.gan.G, self.gan.D
         log(
@@ -131,9 +131,10 @@ class Trainer:
         )
         fused_on = self.gan.fused_kernels and self.device.type == "cuda"
         graphs = " (CUDA graphs)" if self.gan.cuda_graphs else ""
+        whole = ", whole step in one CUDA graph" if self.gan.graph_step else ""
         log(
             f"speed: compile {'on' if self.compile else 'off'}{graphs}, channels-last "
-            f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}"
+            f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}{whole}"
         )
 
         self.workers = default_workers(cfg.workers)

@@ -133,3 +133,63 @@ def test_g_step_leaves_d_gradients_alone():
     for p, g in zip(gan.d_params, seen["grads"]):
         assert torch.equal(p.grad, g)  # the G step's backward did not add to D's gradients
     assert all(p.grad is not None for p in gan.G.parameters())
+
+
+def test_graph_step_needs_cuda_and_says_so():
+    from fastacgan.step import ACGANStep
+
+    with pytest.warns(UserWarning, match="--graph-step is off: it needs CUDA"):
+        gan = ACGANStep(_spec(), torch.device("cpu"), graph_step=True)
+    assert not gan.graph_step
+    gan(torch.rand(8, 1, 16, 16) * 2 - 1, torch.randint(4, (8,)))
+    assert gan.metric_steps == 1
+
+
+def _twin_runs(steps: int, shapes, **kw):
+    """(the step captured in one CUDA graph, the same step without) from one seed on the same batches:
+    their parameters, metrics and step counters after `steps` steps, batch shapes cycling through `shapes`."""
+    from fastacgan.step import ACGANStep
+
+    out = []
+    for graph_step in (True, False):
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        gan = ACGANStep(_spec(), torch.device("cuda"), graph_step=graph_step, **kw)
+        g = torch.Generator().manual_seed(1)
+        for i in range(steps):
+            b = shapes[i % len(shapes)]
+            real = (torch.rand(b, 1, 16, 16, generator=g) * 2 - 1).cuda()
+            gan(real, torch.randint(4, (b,), generator=g).cuda())
+        params = [p.detach().clone() for p in (*gan.G.parameters(), *gan.D.parameters())]
+        out.append((gan, params, gan.read_metrics(), int(gan.dev_step), len(gan._graphs)))
+    return out
+
+
+@CUDA
+def test_graph_step_trains_as_the_plain_step(monkeypatch):
+    """fp32, no compile: the captured step replays the very kernels of the plain one, so after 3 warm-up steps,
+    the capture and 8 replays (new noise each: drawn into the graph's input) the weights agree to rounding;
+    a second batch shape gets its own graph."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)  # the same convolution algorithms in both
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    (graphed, pg, mg, steps_g, n_graphs), (_, pp, mp, steps_p, _) = _twin_runs(16, [8, 8, 8, 8, 8, 8, 8, 8, 6],
+                                                                              compile=False)  # fmt: skip
+    assert graphed.graph_step and n_graphs == 2 and steps_g == steps_p == 16
+    for a, b in zip(pg, pp):  # Adam moves a weight by up to lr = 2e-4 a step, whatever the gradient's size
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    for k in mp:  # the losses depend on the noise: a graph that kept reading old noise would be far off
+        assert mg[k] == pytest.approx(mp[k], rel=1e-3, abs=1e-5), k
+
+
+@CUDA
+def test_graph_step_with_the_whole_fast_path():
+    """compile (Inductor, no CUDA graphs of its own), bf16 autocast, channels-last, fused kernels, in one graph:
+    the same training as without the graph within bf16's noise."""
+    (graphed, pg, mg, steps_g, _), (_, pp, mp, _, _) = _twin_runs(
+        12, [8], compile=True, amp_dtype=torch.bfloat16, channels_last=True
+    )
+    assert graphed.graph_step and graphed._graphs and steps_g == 12
+    for k in ("loss_d", "loss_g", "d_real", "d_fake"):
+        assert mg[k] == pytest.approx(mp[k], rel=0.05, abs=0.02), k
+    diff = max(float((a - b).abs().max()) for a, b in zip(pg, pp))
+    assert diff < 5e-2, diff
