@@ -5,9 +5,10 @@ Timed work: one power iteration and W / sigma for every SN layer of a discrimina
 then the backward of a fixed linear function of all normalised weights. `fused_channels_last` is the fused
 kernel on channels-last conv weights, the layout the trainer gives them on a GPU; `fused_compiled` is
 torch.compile of the update with the fused kernels computing sigma (as inside the trainer's compiled D).
-Each is timed launched from Python and, on a GPU, from a CUDA graph (device time; conftest.LAUNCHES). On a
-GPU, a sweep of the kernels' tile shapes (`_WV`, `_WTU` in kernels/spectral_norm.py) for the largest model
-shows which is best."""
+`test_sn_update` times the update alone (power iteration, sigma, the backward through sigma), without the
+W / sigma that every implementation then does alike. Each is timed launched from Python and, on a GPU, from a
+CUDA graph (device time; conftest.LAUNCHES). On a GPU, a sweep of the kernels' tile shapes (`_WV`, `_WTU` in
+kernels/spectral_norm.py) for the largest model shows which is best."""
 
 import copy
 import dataclasses
@@ -121,6 +122,36 @@ def test_sn_whole_model(run_bench, benchmark, monkeypatch, preset, launch, provi
 def test_sn_single_layer(run_bench, benchmark, monkeypatch, layer, launch, provider):
     step, nbytes = build(PRESETS[-1], provider, monkeypatch, layer)
     benchmark.group = f"spectral_norm layer {PRESETS[-1]}[{layer}] {nbytes // 4} weights {launch}"
+    bench(run_bench, step, nbytes, launch)
+
+
+_sigma_compiled = torch.compile(spectral_norm_sigma_reference)
+
+
+@pytest.mark.parametrize("provider", ["reference", "compiled", "fused"])
+@pytest.mark.parametrize("launch", LAUNCHES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_sn_update(run_bench, benchmark, preset, launch, provider):
+    """The update alone, for every SN layer of the discriminator: one power iteration and sigma, and the
+    backward through sigma (d sigma / dW = u v^T): PyTorch ops as the parametrization runs them (`reference`),
+    torch.compile of them, the fused kernels. W / sigma and what follows are not in it (the groups above)."""
+    torch.manual_seed(0)
+    spec = dataclasses.replace(resolve_spec(TrainConfig(width=WIDTH), preset, 3, 10), d_sn=False)
+    ws = [m.weight.detach().clone().requires_grad_() for m in sn_layers(Discriminator(spec).to(DEVICE))]
+    mats = [w.flatten(1) for w in ws]
+    us = [nn.functional.normalize(torch.randn(m.shape[0], device=DEVICE), dim=0) for m in mats]
+    vs = [nn.functional.normalize(torch.randn(m.shape[1], device=DEVICE), dim=0) for m in mats]
+    coef = torch.randn(len(ws), device=DEVICE)
+    fn = {"reference": spectral_norm_sigma_reference, "compiled": _sigma_compiled,
+          "fused": spectral_norm_sigma_fused}[provider]  # fmt: skip
+    benchmark.group = f"spectral_norm update {preset} x{WIDTH:g} {launch}"
+
+    def step():
+        sig = fn(ws, us, vs, [0] * len(ws), 1, 1e-12)
+        (sig * coef).sum().backward()
+        return sig
+
+    nbytes = sum(w.numel() * 4 for w in ws)
     bench(run_bench, step, nbytes, launch)
 
 
