@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # What only a GPU can show, in stages that each fit one device call (10 minutes), logs and results under $OUT.
 #
-#   bash benchmarks/gpu_session.sh STAGE [STAGE ...]      stages (times are estimates: no GPU run yet):
-#     tests      the kernel tests compiled for real, the CUDA-only tests (~4-7 min)
-#     kernels    benchmarks: fused loss and spectral norm against eager and compiled PyTorch, SN tile sweep (~3 min)
-#     race       benchmarks: the training step, cifar10 at batch 64/256/1024, reference vs fastacgan (~5-8 min)
-#     race-isic  the same for RACE_K=isic64 or RACE_K=isic128 (default both: may not fit one call)
-#     data       DALI's GPU tests, then benchmarks: the loaders and the CIFAR-10 epoch from JPEG (needs DALI) (~5-8 min)
-#     quality    benchmarks/quality.py: fastacgan and the reference, QUALITY_STEPS (3000) steps each (~6-9 min)
+#   bash benchmarks/gpu_session.sh STAGE [STAGE ...]      stages (times measured on an H100, 2026-11-23):
+#     tests      the kernel tests compiled for real, the CUDA-only tests (225 s; more since --graph-step's tests)
+#     kernels    benchmarks: fused loss and spectral norm against eager and compiled PyTorch, each launched from
+#                Python and replayed from a CUDA graph, SN tile sweep (107 s; more since the SN update group)
+#     race       benchmarks: the training step, cifar10 at batch 64/256/1024, reference vs fastacgan (and
+#                fastacgan_graph, --graph-step) (165 s without fastacgan_graph)
+#     race-isic  the same for RACE_K=isic64 or RACE_K=isic128 (default both: may not fit one call) (isic64: 116 s)
+#     data       DALI's GPU tests, then benchmarks: the loaders and the CIFAR-10 epoch from JPEG (needs DALI) (250 s)
+#     quality    benchmarks/quality.py: fastacgan and the reference, QUALITY_STEPS (3000) steps each (1500: 92 s)
+#   A machine's start took ~30 s; installing DALI from the 3 parts ~10 s.
 #   Every stage ends by writing $OUT/goals.md from all the benchmark JSON files of this machine so far.
 #
 # Before the first call, here (both folders are git-ignored):
@@ -23,7 +26,9 @@
 #   3. carry [".gpu-wheels/part-ac"]            data
 #   4.                                          quality
 #   5. (if device time is left)                 race-isic (RACE_K=isic64, then isic128)
-# Copy $OUT/goals.md (and quality.md) into benchmarks/RESULTS.md with $OUT/versions.txt.
+# Copy $OUT/goals.md (and quality.md) into benchmarks/RESULTS.md with $OUT/versions.txt. The commit there is
+# what the device's copy of .git says (on 2026-11-23: the session's starting commit, not the tree it ran):
+# note the commit you ran from here.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
