@@ -1,5 +1,6 @@
 """The fast path must not change what is learned, and must not recompile after warm-up."""
 
+import contextlib
 import json
 
 import pytest
@@ -193,3 +194,89 @@ def test_graph_step_with_the_whole_fast_path():
         assert mg[k] == pytest.approx(mp[k], rel=0.05, abs=0.02), k
     diff = max(float((a - b).abs().max()) for a, b in zip(pg, pp))
     assert diff < 5e-2, diff
+
+
+class _StandInCuda:
+    """Stand-ins for the torch.cuda calls of the whole-step graph, for a CPU: a capture records the step's call
+    instead of running it, and a replay runs that call again on the same tensors, which is what a CUDA graph
+    does with the kernels it recorded. What this checks is fastacgan's bookkeeping: warm-up, the graph's input
+    tensors refilled each step (noise and batch), one graph per batch shape, counters, the fallback."""
+
+    def __init__(self, monkeypatch, gan, fail_capture=False):
+        self.capturing, self.captures, self.replays, self.fail = None, 0, 0, fail_capture
+        stand_in = self
+
+        class Graph:
+            def __init__(self):
+                self.call = None
+
+            def replay(self):
+                stand_in.replays += 1
+                real_step(*self.call)
+
+        class Capture:
+            def __init__(self, graph, stream=None):
+                self.graph = graph
+
+            def __enter__(self):
+                stand_in.capturing = self.graph
+
+            def __exit__(self, *exc):
+                stand_in.capturing = None
+                stand_in.captures += 1
+                if stand_in.fail:
+                    raise RuntimeError("operation not permitted when stream is capturing")
+
+        class Stream:
+            def __init__(self, *a, **k):
+                pass
+
+            def wait_stream(self, other):
+                pass
+
+        real_step = gan._step
+
+        def step(*args):
+            if stand_in.capturing is not None:
+                stand_in.capturing.call = args
+            else:
+                real_step(*args)
+
+        monkeypatch.setattr(gan, "_step", step)
+        monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+        monkeypatch.setattr(torch.cuda, "graph", Capture)
+        monkeypatch.setattr(torch.cuda, "Stream", Stream)
+        monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+        monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: Stream())
+        monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+
+
+@pytest.mark.parametrize("fail_capture", [False, True], ids=["captured", "capture-fails"])
+def test_graph_step_bookkeeping_with_stand_in_graphs(monkeypatch, fail_capture):
+    from fastacgan import step as step_mod
+
+    def train(graph_step):
+        torch.manual_seed(0)
+        gan = step_mod.ACGANStep(_spec(), torch.device("cpu"))
+        gan.graph_step = graph_step
+        cuda = _StandInCuda(monkeypatch, gan, fail_capture) if graph_step else None
+        g = torch.Generator().manual_seed(1)
+        for b in [8] * 6 + [6] * 4 + [8] * 2:
+            gan(torch.rand(b, 1, 16, 16, generator=g) * 2 - 1, torch.randint(4, (b,), generator=g))
+        params = [p.detach().clone() for p in (*gan.G.parameters(), *gan.D.parameters())]
+        return gan, cuda, params, gan.read_metrics()
+
+    plain, _, p_plain, m_plain = train(False)
+    if fail_capture:
+        with pytest.warns(UserWarning, match="capturing the training step in a CUDA graph failed"):
+            graphed, cuda, p_graph, m_graph = train(True)
+        assert not graphed.graph_step and cuda.captures == 1 and cuda.replays == 0
+    else:
+        graphed, cuda, p_graph, m_graph = train(True)
+        # batch 8: 3 warm-up steps, the capture (and its replay), 2 replays, then 2 more after the 6s;
+        # batch 6: 3 warm-up steps and the capture's replay
+        assert cuda.captures == 2 and cuda.replays == 6 and len(graphed._graphs) == 2
+    assert int(graphed.dev_step) == int(plain.dev_step) == 12
+    for a, b in zip(p_graph, p_plain):  # the same noise and batches in the same order: the same training
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert m_graph == pytest.approx(m_plain, rel=1e-6)
