@@ -176,7 +176,9 @@ def _fwd_impl(src, cls, labels, target, target_value: float, cls_weight: float):
     stats = torch.empty(4, device=src.device, dtype=torch.float32)
     lse = torch.empty(2, b, device=src.device, dtype=torch.float32)  # per row: max logit, log sum exp(x - max)
     part = torch.empty(1 if single else n_prog * 4, device=src.device, dtype=torch.float32)
-    cnt = torch.zeros(1, device=src.device, dtype=torch.int32)  # only read when n_prog > 1
+    # the programs' arrival counter (several programs only): a zero fill is a launch of its own, so a single
+    # program (B <= 64) gets an unread placeholder instead
+    cnt = (torch.empty if single else torch.zeros)(1, device=src.device, dtype=torch.int32)
     tgt, tval, stride_t, has_t = _target_args(src, target, target_value)
     torch.library.wrap_triton(_acgan_loss_fwd_kernel)[(n_prog,)](
         src, cls, labels, tgt, tval, lse, part, cnt, loss, stats,
