@@ -87,6 +87,16 @@ def test_training_step(run_bench, benchmark, preset, batch, provider):
         benchmark.extra_info["fraction_of_bf16_peak"] = flops / median / peak
     if DEVICE.type == "cuda":
         benchmark.extra_info["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        # the host's share: how long the step takes to return without waiting for the GPU (median of 20). Near
+        # the step's time, the step is host-bound (launch costs); far below it, the GPU is the limit
+        host = []
+        for _ in range(20):
+            sync()
+            t0 = time.perf_counter()
+            step(x, y)
+            host.append(time.perf_counter() - t0)
+        sync()
+        benchmark.extra_info["host_ms"] = 1e3 * sorted(host)[len(host) // 2]
 
 
 @pytest.fixture(scope="session")
