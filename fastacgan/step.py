@@ -208,7 +208,8 @@ class ACGANStep:
         self.opt_g.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph, stream=g.stream):
+            # thread_local: a loader's own threads (DALI's, a DataLoader's pinning thread) may use CUDA meanwhile
+            with torch.cuda.graph(graph, stream=g.stream, capture_error_mode="thread_local"):
                 self._step(g.real, g.labels, g.z, g.c)
         except Exception as e:  # noqa: BLE001 - any capture failure: report it and go on without a graph
             why = " ".join(str(e).split())[:240]

@@ -215,7 +215,7 @@ class _StandInCuda:
                 real_step(*self.call)
 
         class Capture:
-            def __init__(self, graph, stream=None):
+            def __init__(self, graph, stream=None, capture_error_mode="global"):
                 self.graph = graph
 
             def __enter__(self):
