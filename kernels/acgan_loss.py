@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._dispatch import cdiv, next_pow2, plain_eager
+
 try:  # the kernels need triton; the reference below does not
     import triton
     import triton.language as tl
@@ -152,8 +154,8 @@ _BWD_ROWS_MAX = 16
 
 
 def _tiling(b: int, k: int, rows_max: int) -> tuple[int, int]:
-    block_k = min(triton.next_power_of_2(max(k, 16)), 2048)
-    rows = max(1, min(triton.next_power_of_2(b), rows_max, _TILE // block_k))
+    block_k = min(next_pow2(max(k, 16)), 2048)
+    rows = max(1, min(next_pow2(b), rows_max, _TILE // block_k))
     return rows, block_k
 
 
@@ -170,7 +172,7 @@ def _target_args(src: torch.Tensor, target: torch.Tensor | None, target_value: f
 def _fwd_impl(src, cls, labels, target, target_value: float, cls_weight: float):
     b, k = cls.shape
     rows, block_k = _tiling(b, k, _FWD_ROWS_MAX)
-    n_prog = triton.cdiv(b, rows)
+    n_prog = cdiv(b, rows)
     single = n_prog == 1
     loss = torch.empty((), device=src.device, dtype=torch.float32)
     stats = torch.empty(4, device=src.device, dtype=torch.float32)
@@ -194,7 +196,7 @@ def _bwd_impl(grad, src, cls, labels, target, target_value: float, cls_weight: f
     dsrc = torch.empty_like(src)
     dcls = torch.empty_like(cls)
     tgt, tval, stride_t, has_t = _target_args(src, target, target_value)
-    torch.library.wrap_triton(_acgan_loss_bwd_kernel)[(triton.cdiv(b, rows),)](
+    torch.library.wrap_triton(_acgan_loss_bwd_kernel)[(cdiv(b, rows),)](
         grad, src, cls, labels, tgt, tval, lse, dsrc, dcls,
         b, k, cls.stride(0), stride_t, float(cls_weight),
         ROWS=rows, BLOCK_K=block_k, TGT_PTR=has_t,
@@ -236,6 +238,25 @@ if HAS_TRITON:
     _acgan_loss_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
+class _EagerLoss(torch.autograd.Function):
+    """The same forward and backward as the registered op, for plain eager calls (see _dispatch.plain_eager)."""
+
+    @staticmethod
+    def forward(ctx, src, cls, labels, target, target_value, cls_weight):
+        loss, stats, lse = _fwd_impl(src, cls, labels, target, target_value, cls_weight)
+        ctx.mark_non_differentiable(stats)
+        ctx.save_for_backward(src, cls, labels, lse)
+        ctx.target, ctx.target_value, ctx.cls_weight = target, target_value, cls_weight
+        return loss, stats
+
+    @staticmethod
+    def backward(ctx, grad_loss, grad_stats):
+        src, cls, labels, lse = ctx.saved_tensors
+        dsrc, dcls = _bwd_impl(grad_loss.contiguous(), src, cls, labels, ctx.target, ctx.target_value,
+                               ctx.cls_weight, lse)  # fmt: skip
+        return dsrc, dcls, None, None, None, None
+
+
 def acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight: float = 1.0):
     """The Triton implementation (CUDA tensors; CPU tensors too under TRITON_INTERPRET=1)."""
     if not HAS_TRITON:
@@ -249,8 +270,10 @@ def acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight: float =
     tval = 0.0 if t is not None else float(target)
     if t is not None:
         t = t.detach().to(device=src_logits.device)
-    loss, stats, _ = _acgan_loss_fwd(src_logits.contiguous(), cls_logits.contiguous(), labels.contiguous(), t, tval,
-                                     float(cls_weight))  # fmt: skip
+    args = (src_logits.contiguous(), cls_logits.contiguous(), labels.contiguous(), t, tval, float(cls_weight))
+    if plain_eager(*args[:4]):
+        return _EagerLoss.apply(*args)
+    loss, stats, _ = _acgan_loss_fwd(*args)
     return loss, stats
 
 

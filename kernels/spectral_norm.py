@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ._dispatch import cdiv, plain_eager
+
 try:
     import triton
     import triton.language as tl
@@ -336,7 +338,7 @@ def _tile_args(layouts: list[tuple[int, ...]], tile: tuple[int, int, int]) -> tu
     starts, n = [], 0
     for h, a, r, *_ in layouts:
         starts.append(n)
-        n += triton.cdiv(h, tile[0]) * triton.cdiv(a * r, tile[1])
+        n += cdiv(h, tile[0]) * cdiv(a * r, tile[1])
     return starts[1:] + [_NO_TILE] * (GROUP - len(layouts)), n
 
 
@@ -348,9 +350,9 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float):
     sig = torch.empty(len(ws), device=dev, dtype=torch.float32)
     snap = torch.empty(len(ws), hmax + wmax, device=dev, dtype=torch.float32)
     # pass 1's partials [column tiles, h] and pass 2's [row tiles, w], one row per layer
-    p = torch.empty(len(ws), max(triton.cdiv(a * r, _WV[1]) * h for h, a, r, *_ in layouts), device=dev,
+    p = torch.empty(len(ws), max(cdiv(a * r, _WV[1]) * h for h, a, r, *_ in layouts), device=dev,
                     dtype=torch.float32)  # fmt: skip
-    q = torch.empty(len(ws), max(triton.cdiv(h, _WTU[0]) * a * r for h, a, r, *_ in layouts), device=dev,
+    q = torch.empty(len(ws), max(cdiv(h, _WTU[0]) * a * r for h, a, r, *_ in layouts), device=dev,
                     dtype=torch.float32)  # fmt: skip
     wv, wtu = dict(zip(("BH", "CW", "BW"), _WV)), dict(zip(("BH", "CW", "BW"), _WTU))
     spare = sig.new_empty(1)  # the unused slots' u and v (never touched)
@@ -414,7 +416,8 @@ class _FusedSigma(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, us, vs, dims, n_iter, eps, *ws):
-        sig, snap = _sn_power_(list(ws), us, vs, dims, n_iter, eps)
+        power = _power_impl if plain_eager(*ws, *us, *vs) else _sn_power_
+        sig, snap = power(list(ws), us, vs, dims, n_iter, eps)
         ctx.save_for_backward(snap, *ws)
         ctx.dims = dims
         return sig
@@ -422,7 +425,8 @@ class _FusedSigma(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         snap, *ws = ctx.saved_tensors
-        dws = _sn_sigma_grad(grad.contiguous(), snap, ws, ctx.dims)
+        grad_fn = _grad_impl if plain_eager(grad, snap, *ws) else _sn_sigma_grad
+        dws = grad_fn(grad.contiguous(), snap, ws, ctx.dims)
         return (None, None, None, None, None, *dws)
 
 

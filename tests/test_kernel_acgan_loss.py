@@ -185,3 +185,23 @@ def test_cuda_graph_capture_and_replay():
         ref, rstats = acgan_loss_reference(static_src, static_cls, 1.0, labels)
         assert_close(loss, ref, 1e-5, 1e-5, "replayed loss")
         assert_close(stats, rstats, 1e-5, 1e-5, "replayed stats")
+
+
+@pytest.mark.parametrize("target", [0.9, "tensor"])
+def test_eager_fast_path_and_registered_op_agree(monkeypatch, target):
+    """Plain eager calls skip torch.library's dispatch (a host-time saving); what torch.compile traces is the
+    registered op. Both: the same loss, statistics and gradients, bit for bit (the same kernels)."""
+    import importlib
+
+    mod = importlib.import_module("fastacgan.kernels.acgan_loss")  # plain_eager as the module imported it
+    src, cls, labels = inputs(37, 11)
+    tgt = torch.rand(37, generator=torch.Generator().manual_seed(5)).to(DEVICE) if target == "tensor" else target
+    out = []
+    for eager in (True, False):
+        monkeypatch.setattr(mod, "plain_eager", lambda *t, e=eager: e)
+        s, c = src.detach().clone().requires_grad_(), cls.detach().clone().requires_grad_()
+        loss, stats = mod.acgan_loss_fused(s, c, tgt, labels, 1.3)
+        loss.backward()
+        out.append((loss.detach(), stats, s.grad, c.grad))
+    for a, b in zip(*out):
+        assert torch.equal(a, b)

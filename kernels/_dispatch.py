@@ -1,0 +1,25 @@
+"""Host-side helpers of the fused ops: when they may skip torch.library's dispatch, and launch arithmetic."""
+
+from __future__ import annotations
+
+import torch
+
+
+def plain_eager(*tensors: torch.Tensor | None) -> bool:
+    """Not being traced (torch.compile, make_fx, export: their tensors are subclasses) and only plain tensors.
+    The registered ops then run their implementation directly: the dispatch through torch.library (autograd
+    wrapper, redispatch, the dynamo-disabled backend) costs more host time than the kernels take at training
+    sizes. Everything that traces uses the registered ops."""
+    return not torch.compiler.is_compiling() and all(t is None or type(t) is torch.Tensor for t in tensors)
+
+
+# plain Python: triton.cdiv and triton.next_power_of_2 are constexpr-aware functions, several times slower per
+# call, and a launch of the spectral-norm kernels makes dozens of such calls
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def next_pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
