@@ -9,7 +9,8 @@
 #                fastacgan_graph, --graph-step) (165 s without fastacgan_graph)
 #     race-isic  the same for RACE_K=isic64 or RACE_K=isic128 (default both: may not fit one call) (isic64: 116 s)
 #     data       DALI's GPU tests, then benchmarks: the loaders and the CIFAR-10 epoch from JPEG (needs DALI) (250 s)
-#     quality    benchmarks/quality.py: fastacgan and the reference, QUALITY_STEPS (3000) steps each (1500: 92 s)
+#     quality    benchmarks/quality.py: fastacgan and the reference, QUALITY_STEPS (3000) steps each, one run per
+#                seed of QUALITY_SEEDS (default 0) (1500 steps, one seed: 92 s)
 #   A machine's start took ~30 s; installing DALI from the 3 parts ~10 s.
 #   Every stage ends by writing $OUT/goals.md from all the benchmark JSON files of this machine so far.
 #
@@ -127,12 +128,19 @@ for stage in "$@"; do
       bench data 450 benchmarks/test_bench_loaders.py benchmarks/test_bench_race.py -k "loader or epoch"
       ;;
     quality)
-      say "stage quality"
-      rm -rf "$KEEP/quality"
-      timeout "$(left 570)" python3 benchmarks/quality.py --steps "${QUALITY_STEPS:-3000}" --out "$KEEP/quality" 2>&1 |
-        tee -a "$LOG" | tail -n 30
-      say "stage quality: exit ${PIPESTATUS[0]}"
-      cp "$KEEP"/quality/quality.{md,json} "$KEEP"/quality/*_samples.png "$OUT/" 2>/dev/null
+      # QUALITY_SEEDS="0 1": one run per seed (the figures move by a few points between seeds); the first
+      # seed's JSON and sample grids come back, every seed's table (a call returns at most 8 files)
+      first=1
+      for seed in ${QUALITY_SEEDS:-0}; do
+        say "stage quality, seed $seed"
+        rm -rf "$KEEP/quality-$seed"
+        timeout "$(left 570)" python3 benchmarks/quality.py --steps "${QUALITY_STEPS:-3000}" --seed "$seed" \
+          --out "$KEEP/quality-$seed" 2>&1 | tee -a "$LOG" | tail -n 12
+        say "stage quality, seed $seed: exit ${PIPESTATUS[0]}"
+        cp "$KEEP/quality-$seed/quality.md" "$OUT/quality-seed$seed.md" 2>/dev/null
+        [ $first = 1 ] && cp "$KEEP/quality-$seed"/quality.json "$KEEP/quality-$seed"/*_samples.png "$OUT/" 2>/dev/null
+        first=0
+      done
       ;;
   esac
 done
