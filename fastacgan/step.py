@@ -97,7 +97,11 @@ class ACGANStep:
         self.dev_step = torch.zeros((), dtype=torch.long, device=device)
 
     def autocast(self):
-        return nullcontext() if self.amp_dtype is None else torch.autocast(self.device.type, dtype=self.amp_dtype)
+        if self.amp_dtype is None:
+            return nullcontext()
+        # no weight-cast cache when the step is captured in a CUDA graph (what PyTorch's CUDA-graph notes ask:
+        # a cached cast could outlive the capture's memory)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=not self.graph_step)
 
     # the three regions that torch.compile sees -------------------------------------------------------------
 
