@@ -19,6 +19,7 @@
 #        DALI and its libraries, repacked as one xz-compressed tar (177 MB instead of 256) in 3 parts: part-aa
 #        small enough to travel with .data, part-ab and part-ac just under a call's 64 MiB
 #   mkdir -p .data/cifar10-jpeg && cp ../shared/data/cifar10-jpeg/*.tar.gz .data/cifar10-jpeg/      (19 MB)
+#   git rev-parse HEAD > .data/COMMIT      (the device's copy of .git may be older than the tree it gets)
 # Calls, back to back (the machine goes back after 30 s idle, and with it what the earlier calls left; DALI is
 # installed by the call that brings the last part). Stages given together share the call: BUDGET_S (default
 # 580 s) is split as they go, a stage gets what is left, and one that cannot get 60 s is skipped.
@@ -27,9 +28,9 @@
 #   3. carry [".gpu-wheels/part-ac"]            data
 #   4.                                          quality
 #   5. (if device time is left)                 race-isic (RACE_K=isic64, then isic128)
-# Copy $OUT/goals.md (and quality.md) into benchmarks/RESULTS.md with $OUT/versions.txt. The commit there is
-# what the device's copy of .git says (on 2026-11-23: the session's starting commit, not the tree it ran):
-# note the commit you ran from here.
+# Copy $OUT/goals.md (and quality.md) into benchmarks/RESULTS.md with $OUT/versions.txt. The commit that
+# goals.md and the JSON name is what the device's copy of .git says (on 2026-11-23: the session's starting
+# commit, not the tree it ran): versions.txt gives .data/COMMIT's too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
@@ -61,7 +62,8 @@ setup() {
   fi
   {
     date -u
-    git rev-parse HEAD 2>/dev/null || true
+    [ -f .data/COMMIT ] && echo "commit (from .data/COMMIT): $(cat .data/COMMIT)"
+    echo "commit (the device's .git): $(git rev-parse HEAD 2>/dev/null)"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
     python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.version.cuda)"
     python3 -c "import nvidia.dali as d; print('dali', d.__version__)" 2>/dev/null || echo "dali missing"
