@@ -172,8 +172,8 @@ def _twin_runs(steps: int, shapes, **kw):
 @CUDA
 def test_graph_step_trains_as_the_plain_step(monkeypatch):
     """fp32, no compile: the captured step replays the very kernels of the plain one, so after 3 warm-up steps,
-    the capture and 8 replays (new noise each: drawn into the graph's input) the weights agree to rounding;
-    a second batch shape gets its own graph."""
+    the capture and 11 replays (new noise each: drawn into the graph's input) the weights agree to rounding;
+    a batch of another shape in between gets its own entry (a warm-up step) and leaves the captured one be."""
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)  # the same convolution algorithms in both
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     (graphed, pg, mg, steps_g, n_graphs), (_, pp, mp, steps_p, _) = _twin_runs(16, [8, 8, 8, 8, 8, 8, 8, 8, 6],
