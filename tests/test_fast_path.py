@@ -254,13 +254,20 @@ class _StandInCuda:
         monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
 
 
-@pytest.mark.parametrize("fail_capture", [False, True], ids=["captured", "capture-fails"])
-def test_graph_step_bookkeeping_with_stand_in_graphs(monkeypatch, fail_capture):
+@pytest.mark.parametrize(
+    "fail_capture,compiled",
+    [(False, False), (True, False), (False, True)],
+    ids=["captured", "capture-fails", "captured-compiled"],
+)
+def test_graph_step_bookkeeping_with_stand_in_graphs(monkeypatch, fail_capture, compiled):
     from fastacgan import step as step_mod
 
+    kw = {"compile": True, "compile_backend": "aot_eager"} if compiled else {}
+
     def train(graph_step):
+        torch._dynamo.reset()
         torch.manual_seed(0)
-        gan = step_mod.ACGANStep(_spec(), torch.device("cpu"))
+        gan = step_mod.ACGANStep(_spec(), torch.device("cpu"), **kw)
         gan.graph_step = graph_step
         cuda = _StandInCuda(monkeypatch, gan, fail_capture) if graph_step else None
         g = torch.Generator().manual_seed(1)
