@@ -222,28 +222,15 @@ if HAS_TRITON:
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         return _bwd_impl(grad, src, cls, labels, target, target_value, cls_weight, lse)
 
-    def _setup_context(ctx, inputs, output):
-        src, cls, labels, target, target_value, cls_weight = inputs
-        _, stats, lse = output
-        ctx.mark_non_differentiable(stats, lse)
-        ctx.save_for_backward(src, cls, labels, lse)
-        ctx.target, ctx.target_value, ctx.cls_weight = target, target_value, cls_weight
 
-    def _backward(ctx, grad_loss, grad_stats, grad_lse):
-        src, cls, labels, lse = ctx.saved_tensors
-        dsrc, dcls = _acgan_loss_bwd(grad_loss.contiguous(), src, cls, labels, ctx.target, ctx.target_value,
-                                     ctx.cls_weight, lse)  # fmt: skip
-        return dsrc, dcls, None, None, None, None
-
-    _acgan_loss_fwd.register_autograd(_backward, setup_context=_setup_context)
-
-
-class _EagerLoss(torch.autograd.Function):
-    """The same forward and backward as the registered op, for plain eager calls (see _dispatch.plain_eager)."""
+class _FusedLoss(torch.autograd.Function):
+    """The loss and its backward (one launch each). Plain eager calls run the launchers directly, anything that
+    traces (torch.compile, make_fx) the registered ops (see _dispatch.plain_eager); the same kernels either way."""
 
     @staticmethod
     def forward(ctx, src, cls, labels, target, target_value, cls_weight):
-        loss, stats, lse = _fwd_impl(src, cls, labels, target, target_value, cls_weight)
+        fwd = _fwd_impl if plain_eager(src, cls, labels, target) else _acgan_loss_fwd
+        loss, stats, lse = fwd(src, cls, labels, target, target_value, cls_weight)
         ctx.mark_non_differentiable(stats)
         ctx.save_for_backward(src, cls, labels, lse)
         ctx.target, ctx.target_value, ctx.cls_weight = target, target_value, cls_weight
@@ -252,8 +239,9 @@ class _EagerLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, grad_stats):
         src, cls, labels, lse = ctx.saved_tensors
-        dsrc, dcls = _bwd_impl(grad_loss.contiguous(), src, cls, labels, ctx.target, ctx.target_value,
-                               ctx.cls_weight, lse)  # fmt: skip
+        bwd = _bwd_impl if plain_eager(grad_loss, src, cls, lse) else _acgan_loss_bwd
+        dsrc, dcls = bwd(grad_loss.contiguous(), src, cls, labels, ctx.target, ctx.target_value, ctx.cls_weight,
+                         lse)  # fmt: skip
         return dsrc, dcls, None, None, None, None
 
 
@@ -270,11 +258,8 @@ def acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight: float =
     tval = 0.0 if t is not None else float(target)
     if t is not None:
         t = t.detach().to(device=src_logits.device)
-    args = (src_logits.contiguous(), cls_logits.contiguous(), labels.contiguous(), t, tval, float(cls_weight))
-    if plain_eager(*args[:4]):
-        return _EagerLoss.apply(*args)
-    loss, stats, _ = _acgan_loss_fwd(*args)
-    return loss, stats
+    return _FusedLoss.apply(src_logits.contiguous(), cls_logits.contiguous(), labels.contiguous(), t, tval,
+                            float(cls_weight))  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ reference
