@@ -1,14 +1,14 @@
 """Spectral norm, forward + backward of the normalised weights: PyTorch's parametrization, the older
-torch.nn.utils.spectral_norm hook, torch.compile of the reference, and the fused grouped kernel.
+torch.nn.utils.spectral_norm hook, torch.compile of the reference, and the fused grouped kernels.
 
 Timed work: one power iteration and W / sigma for every SN layer of a discriminator (what one D call costs),
-then the backward of a fixed linear function of all normalised weights. `fused_channels_last` is the fused
-kernel on channels-last conv weights, the layout the trainer gives them on a GPU; `fused_compiled` is
-torch.compile of the update with the fused kernels computing sigma (as inside the trainer's compiled D).
-`test_sn_update` times the update alone (power iteration, sigma, the backward through sigma), without the
-W / sigma that every implementation then does alike. Each is timed launched from Python and, on a GPU, from a
-CUDA graph (device time; conftest.LAUNCHES). On a GPU, a sweep of the kernels' tile shapes (`_WV`, `_WTU` in
-kernels/spectral_norm.py) for the largest model shows which is best."""
+then the backward from given gradients of all normalised weights to the raw weights (autograd.grad, so no
+loss's own ops and no gradient accumulation are timed: only spectral norm's work). `fused_channels_last` is the
+fused kernels on channels-last conv weights, the layout the trainer gives them on a GPU; `fused_compiled` is
+torch.compile of spectral_normalize_fused (as inside the trainer's compiled D). `test_sn_update` times sigma
+alone (power iteration, sigma, the backward through sigma). Each is timed launched from Python and, on a GPU,
+from a CUDA graph (device time; conftest.LAUNCHES). On a GPU, a sweep of the kernels' tile shapes (`_WV`,
+`_WTU` in kernels/spectral_norm.py) for the largest model shows which is best."""
 
 import copy
 import dataclasses
@@ -25,6 +25,8 @@ from fastacgan.kernels import (
     spectral_norm,
     spectral_norm_sigma_fused,
     spectral_norm_sigma_reference,
+    spectral_normalize_fused,
+    spectral_normalize_reference,
 )
 from fastacgan.models import Discriminator
 
@@ -48,7 +50,7 @@ def build(preset, provider, monkeypatch, layer_index=None):
     layers = [copy.deepcopy(m) for m in layers]
     if provider == "fused_channels_last":
         layers = [m.to(memory_format=torch.channels_last) for m in layers]
-    probes = [torch.randn_like(m.weight) for m in layers]
+    probes = [torch.randn_like(m.weight) for m in layers]  # the gradients of the normalised weights
     nbytes = sum(m.weight.numel() * 4 for m in layers)
     if provider == "parametrization":
         for m in layers:
@@ -64,25 +66,16 @@ def build(preset, provider, monkeypatch, layer_index=None):
                 h(m, None)  # what the pre-forward hook does on each call: power iteration, W / sigma
             return [m.weight for m in layers]
     elif provider in ("compiled", "fused_compiled"):
-        # torch.compile of the whole update: sigma by the reference (PyTorch ops) or by the fused kernels (what
-        # the trainer's compiled D runs), W / sigma and the backward by Inductor either way
+        # torch.compile of the whole update: by the reference (PyTorch ops, all of it Inductor's) or the fused
+        # kernels (what the trainer's compiled D runs)
+        if provider == "fused_compiled" and DEVICE.type == "cpu":
+            pytest.skip("the fused kernels under torch.compile on CPU: tests/test_compiled_fused.py")
         for m in layers:
             spectral_norm(m)
         sns = [m.parametrizations.weight[0] for m in layers]
-        sigma_fn = spectral_norm_sigma_reference if provider == "compiled" else spectral_norm_sigma_fused
-        if provider == "fused_compiled" and DEVICE.type == "cpu":
-            pytest.skip("the fused kernels under torch.compile on CPU: tests/test_compiled_fused.py")
-
-        @torch.compile
-        def normalised(ws, us, vs):
-            sig = sigma_fn(ws, us, vs, [0] * len(ws), 1, 1e-12)
-            return [w / sig[i] for i, w in enumerate(ws)]
-
-        weights = lambda: normalised(
-            [m.parametrizations.weight.original for m in layers],  # noqa: E731
-            [p._u for p in sns],
-            [p._v for p in sns],
-        )
+        fn = torch.compile(spectral_normalize_reference if provider == "compiled" else spectral_normalize_fused)
+        originals = [m.parametrizations.weight.original for m in layers]
+        weights = lambda: fn(originals, [p._u for p in sns], [p._v for p in sns], [0] * len(layers), 1, 1e-12)  # noqa: E731
     else:
         holder = nn.ModuleList(layers)
         for m in layers:
@@ -95,10 +88,11 @@ def build(preset, provider, monkeypatch, layer_index=None):
             group.update(True)
             return [m.weight for m in layers]
 
+    raw = [p for m in layers for n, p in m.named_parameters() if n.endswith(("original", "weight_orig"))]
+    assert len(raw) == len(layers)
+
     def step():
-        loss = sum((w * p).sum() for w, p in zip(weights(), probes))
-        loss.backward()
-        return loss
+        return torch.autograd.grad(weights(), raw, probes)
 
     return step, nbytes
 

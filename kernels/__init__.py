@@ -1,8 +1,9 @@
 """fastacgan.kernels: fused ops for AC-GAN training. Imports only torch and triton.
 
 - acgan_loss: sigmoid-BCE + softmax-CE of the discriminator's two heads, with the statistics, one launch
-- spectral_norm / SpectralNormGroup / spectral_norm_sigma: the spectral-norm power iteration for every
-  layer of a model at once (three launches per iteration, each spread over the whole GPU); a drop-in for
+- spectral_norm / SpectralNormGroup / spectral_normalize / spectral_norm_sigma: spectral normalisation of
+  every layer of a model at once (three launches per power iteration and one for all the divisions W / sigma,
+  each spread over the whole GPU; two for the backward); a drop-in for
   torch.nn.utils.parametrizations.spectral_norm
 Each op falls back to its plain-PyTorch reference (`*_reference`) on non-CUDA tensors.
 """
@@ -15,6 +16,9 @@ from .spectral_norm import (
     spectral_norm_sigma,
     spectral_norm_sigma_fused,
     spectral_norm_sigma_reference,
+    spectral_normalize,
+    spectral_normalize_fused,
+    spectral_normalize_reference,
 )
 
 __all__ = [
@@ -28,4 +32,7 @@ __all__ = [
     "spectral_norm_sigma",
     "spectral_norm_sigma_fused",
     "spectral_norm_sigma_reference",
+    "spectral_normalize",
+    "spectral_normalize_fused",
+    "spectral_normalize_reference",
 ]

@@ -6,11 +6,18 @@ import torch
 
 
 def plain_eager(*tensors: torch.Tensor | None) -> bool:
-    """Not being traced (torch.compile, make_fx, export: their tensors are subclasses) and only plain tensors.
+    """Not being traced (torch.compile, make_fx, export: their tensors are subclasses) and only plain tensors
+    (or parameters).
     The registered ops then run their implementation directly: the dispatch through torch.library (autograd
     wrapper, redispatch, the dynamo-disabled backend) costs more host time than the kernels take at training
     sizes. Everything that traces uses the registered ops."""
-    return not torch.compiler.is_compiling() and all(t is None or type(t) is torch.Tensor for t in tensors)
+    return not torch.compiler.is_compiling() and all(t is None or _plain(t) for t in tensors)
+
+
+def _plain(t: torch.Tensor) -> bool:
+    """A torch.Tensor, or a Parameter holding one (the weights that spectral norm gets; a tracer's parameters
+    hold its own tensors)."""
+    return type(t) is torch.Tensor or (type(t) is torch.nn.Parameter and type(t.data) is torch.Tensor)
 
 
 # plain Python: triton.cdiv and triton.next_power_of_2 are constexpr-aware functions, several times slower per

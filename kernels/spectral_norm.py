@@ -258,16 +258,79 @@ if HAS_TRITON:
             tl.store(snap + hmax + cj, tl.load(v_ptr + cj, mask=cj < w), mask=cj < w)
 
     @triton.jit
-    def _sn_sigma_bwd_kernel(
-        D0, D1, D2, D3, D4, D5, D6, D7,
+    def _sn_scale_kernel(
+        W0, W1, W2, W3, W4, W5, W6, W7, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7,
         h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
         K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
         sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
         sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7, T1, T2, T3, T4, T5, T6, T7,
-        grad_ptr, snap_ptr, snap_stride, hmax,
+        sig_ptr,
         BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr, DENSE: tl.constexpr,
     ):  # fmt: skip
-        """dW[i, j] = g * u[i] * v[j] for each layer, per tile."""
+        """Y = W / sigma for each layer, per tile (Y: W's layout, any float dtype; the division in fp32)."""
+        pid = tl.program_id(0)
+        s, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+        h, A, R, KW, s_i, s_a, s_y, s_x, cl = _shape(
+            s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+            K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
+            sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
+            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7)  # fmt: skip
+        w_ptr = _pick(s, W0, W1, W2, W3, W4, W5, W6, W7)
+        y_ptr = _pick(s, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+        w = A * R
+        ri, c0, _, _ = _tile(pid, t0, h, w, BH, CW)
+        rm = ri < h
+        sigma = tl.load(sig_ptr + s)
+        for j0 in range(0, CW, BW):
+            offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
+            wt = _load_w(w_ptr, offs, rm, cm, DENSE and c0 + j0 + BW <= w)
+            tl.store(y_ptr + offs, (wt / sigma).to(y_ptr.dtype.element_ty), mask=rm[:, None] & cm[None, :])
+
+    @triton.jit
+    def _sn_gw_kernel(
+        G0, G1, G2, G3, G4, G5, G6, G7, W0, W1, W2, W3, W4, W5, W6, W7,
+        h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+        K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
+        sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
+        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7, T1, T2, T3, T4, T5, T6, T7,
+        part_ptr,
+        BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr, DENSE: tl.constexpr,
+    ):  # fmt: skip
+        """Backward of Y = W / sigma, pass 1, per tile: part[tile] = sum over the tile of G * W (G: W's layout)."""
+        pid = tl.program_id(0)
+        s, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
+        h, A, R, KW, s_i, s_a, s_y, s_x, cl = _shape(
+            s, h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+            K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
+            sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
+            sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7)  # fmt: skip
+        g_ptr = _pick(s, G0, G1, G2, G3, G4, G5, G6, G7)
+        w_ptr = _pick(s, W0, W1, W2, W3, W4, W5, W6, W7)
+        w = A * R
+        ri, c0, _, _ = _tile(pid, t0, h, w, BH, CW)
+        rm = ri < h
+        acc = tl.zeros([BH], tl.float32)
+        for j0 in range(0, CW, BW):
+            offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
+            full = DENSE and c0 + j0 + BW <= w
+            acc += tl.sum(_load_w(g_ptr, offs, rm, cm, full) * _load_w(w_ptr, offs, rm, cm, full), axis=1)
+        tl.store(part_ptr + pid, tl.sum(acc, axis=0))
+
+    @triton.jit
+    def _sn_bwd_kernel(
+        D0, D1, D2, D3, D4, D5, D6, D7, G0, G1, G2, G3, G4, G5, G6, G7,
+        h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
+        K0, K1, K2, K3, K4, K5, K6, K7, si0, si1, si2, si3, si4, si5, si6, si7,
+        sa0, sa1, sa2, sa3, sa4, sa5, sa6, sa7, sy0, sy1, sy2, sy3, sy4, sy5, sy6, sy7,
+        sx0, sx1, sx2, sx3, sx4, sx5, sx6, sx7, O0, O1, O2, O3, O4, O5, O6, O7, T1, T2, T3, T4, T5, T6, T7,
+        n_tiles, coef_ptr, sig_ptr, snap_ptr, snap_stride, hmax,
+        NORMALIZED: tl.constexpr, BH: tl.constexpr, CW: tl.constexpr, BW: tl.constexpr, DENSE: tl.constexpr,
+        PB: tl.constexpr,
+    ):  # fmt: skip
+        """Per tile, with u, v the forward's snapshot:
+        NORMALIZED = 0 (backward of sigma):          dW = coef[layer] u v^T;
+        NORMALIZED = 1 (backward of Y = W / sigma):  dW = G / sigma - (sum(G * W) / sigma^2) u v^T, the sum
+        added up from the layer's tiles' partials (coef, from _sn_gw_kernel). G: W's layout."""
         pid = tl.program_id(0)
         s, t0 = _slot_of(pid, T1, T2, T3, T4, T5, T6, T7)
         h, A, R, KW, s_i, s_a, s_y, s_x, cl = _shape(
@@ -280,12 +343,23 @@ if HAS_TRITON:
         ri, c0, _, _ = _tile(pid, t0, h, w, BH, CW)
         rm = ri < h
         snap = snap_ptr + s.to(tl.int64) * snap_stride
-        gu = tl.load(grad_ptr + s).to(tl.float32) * tl.load(snap + ri, mask=rm, other=0.0)
+        if NORMALIZED:
+            g_ptr = _pick(s, G0, G1, G2, G3, G4, G5, G6, G7)
+            t1 = tl.minimum(_pick(s, T1, T2, T3, T4, T5, T6, T7, n_tiles), n_tiles)  # the next layer's first tile
+            acc = tl.zeros([PB], tl.float32)
+            for k in range(t0, t1, PB):
+                acc += tl.load(coef_ptr + k + tl.arange(0, PB), mask=k + tl.arange(0, PB) < t1, other=0.0)
+            sigma = tl.load(sig_ptr + s)
+            coef = -tl.sum(acc, axis=0) / (sigma * sigma)
+        else:
+            coef = tl.load(coef_ptr + s).to(tl.float32)
+        cu = coef * tl.load(snap + ri, mask=rm, other=0.0)
         for j0 in range(0, CW, BW):
             offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
-            vv = tl.load(snap + hmax + cj, mask=cm, other=0.0)
-            d = (gu[:, None] * vv[None, :]).to(d_ptr.dtype.element_ty)
-            tl.store(d_ptr + offs, d, mask=rm[:, None] & cm[None, :])
+            d = cu[:, None] * tl.load(snap + hmax + cj, mask=cm, other=0.0)[None, :]
+            if NORMALIZED:
+                d += _load_w(g_ptr, offs, rm, cm, DENSE and c0 + j0 + BW <= w) / sigma
+            tl.store(d_ptr + offs, d.to(d_ptr.dtype.element_ty), mask=rm[:, None] & cm[None, :])
 
 
 # ------------------------------------------------------------------------------------------------ launchers
@@ -342,8 +416,12 @@ def _tile_args(layouts: list[tuple[int, ...]], tile: tuple[int, int, int]) -> tu
     return starts[1:] + [_NO_TILE] * (GROUP - len(layouts)), n
 
 
-def _power_impl(ws, us, vs, dims, n_iter: int, eps: float):
-    layouts = [_layout(w, d) for w, d in zip(ws, dims)]
+def _tile_kw(tile: tuple[int, int, int]) -> dict:
+    return dict(zip(("BH", "CW", "BW"), tile))
+
+
+def _power_impl(ws, us, vs, dims, n_iter: int, eps: float, layouts=None):
+    layouts = layouts or [_layout(w, d) for w, d in zip(ws, dims)]
     hmax = max(lay[0] for lay in layouts)
     wmax = max(lay[1] * lay[2] for lay in layouts)
     dev = ws[0].device
@@ -354,7 +432,7 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float):
                     dtype=torch.float32)  # fmt: skip
     q = torch.empty(len(ws), max(cdiv(h, _WTU[0]) * a * r for h, a, r, *_ in layouts), device=dev,
                     dtype=torch.float32)  # fmt: skip
-    wv, wtu = dict(zip(("BH", "CW", "BW"), _WV)), dict(zip(("BH", "CW", "BW"), _WTU))
+    wv, wtu = _tile_kw(_WV), _tile_kw(_WTU)
     spare = sig.new_empty(1)  # the unused slots' u and v (never touched)
     for g0 in range(0, len(ws), GROUP):
         sl = slice(g0, g0 + GROUP)
@@ -380,19 +458,73 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float):
     return sig, snap
 
 
-def _grad_impl(grad, snap, ws, dims):
+def _dense(w: torch.Tensor) -> torch.Tensor:
+    """w, or a contiguous copy of a weight whose elements do not fill one dense block (a strided view): the
+    normalised weight and the gradients are made by empty_like, and must have the weight's layout."""
+    return w if w.is_contiguous() or w.is_contiguous(memory_format=torch.channels_last) else w.contiguous()
+
+
+def _as_layout_of(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """g with w's strides (the kernels address G, W and dW alike): a copy only where autograd gave another."""
+    same = all(n == 1 or a == b for n, a, b in zip(w.shape, g.stride(), w.stride()))
+    return g if same else torch.empty_like(w, dtype=g.dtype).copy_(g)
+
+
+def _normalize_impl(ws, us, vs, dims, n_iter: int, eps: float, out_dtype: torch.dtype | None):
+    """(Y_l = W_l / sigma_l for every layer, in out_dtype or the weights' dtype; sigma [L]; the (u, v) snapshot):
+    the power iteration (3 launches per iteration), then one launch for every layer's division."""
+    ws = [_dense(w) for w in ws]
+    layouts = [_layout(w, d) for w, d in zip(ws, dims)]
+    sig, snap = _power_impl(ws, us, vs, dims, n_iter, eps, layouts)
+    ys = [torch.empty_like(w, dtype=out_dtype) for w in ws]
+    spare = ys[0].new_empty(1)  # the unused slots' output (never touched)
+    for g0 in range(0, len(ws), GROUP):
+        sl = slice(g0, g0 + GROUP)
+        tiles, n_tiles = _tile_args(layouts[sl], _WV)
+        torch.library.wrap_triton(_sn_scale_kernel)[(n_tiles,)](
+            *_pad(ws[sl]), *_pad(ys[sl], spare), *_shape_args(layouts[sl]), *tiles, sig[sl],
+            DENSE=all(lay[9] for lay in layouts[sl]), **_tile_kw(_WV),
+        )  # fmt: skip
+    return ys, sig, snap
+
+
+def _bwd_impl(ws, dims, snap, sig=None, coef=None, grads=None):
+    """d loss / d W_l for every layer: through sigma (coef [L] = d loss / d sigma) or through Y = W / sigma
+    (grads: d loss / d Y_l, and sigma). One launch per group for sigma, two for Y (the second needs the sum of
+    G * W over each whole layer, which the first makes as partial sums per tile)."""
+    ws = [_dense(w) for w in ws]
     layouts = [_layout(w, d) for w, d in zip(ws, dims)]
     hmax = max(lay[0] for lay in layouts)
     dws = [torch.empty_like(w) for w in ws]
     spare = dws[0].new_empty(1)  # the unused slots' gradient (never touched)
+    normalized = grads is not None
+    if normalized:
+        grads = [_as_layout_of(g, w) for g, w in zip(grads, ws)]
     for g0 in range(0, len(ws), GROUP):
         sl = slice(g0, g0 + GROUP)
+        shape = _shape_args(layouts[sl])
         tiles, n_tiles = _tile_args(layouts[sl], _WV)
-        torch.library.wrap_triton(_sn_sigma_bwd_kernel)[(n_tiles,)](
-            *_pad(dws[sl], spare), *_shape_args(layouts[sl]), *tiles, grad[sl], snap[sl], snap.shape[1], hmax,
-            BH=_WV[0], CW=_WV[1], BW=_WV[2], DENSE=all(lay[9] for lay in layouts[sl]),
+        dense = all(lay[9] for lay in layouts[sl])
+        if normalized:
+            gs, c, s = grads[sl], snap.new_empty(n_tiles), sig[sl]
+            torch.library.wrap_triton(_sn_gw_kernel)[(n_tiles,)](
+                *_pad(gs), *_pad(ws[sl]), *shape, *tiles, c, DENSE=dense, **_tile_kw(_WV)
+            )
+        else:
+            gs, c, s = dws[sl], coef[sl], coef[sl]  # G and sigma: not read
+        torch.library.wrap_triton(_sn_bwd_kernel)[(n_tiles,)](
+            *_pad(dws[sl], spare), *_pad(gs), *shape, *tiles, n_tiles, c, s, snap[sl], snap.shape[1], hmax,
+            NORMALIZED=normalized, DENSE=dense, PB=256, **_tile_kw(_WV),
         )  # fmt: skip
     return dws
+
+
+def _sigma_grad_impl(grad, snap, ws, dims):
+    return _bwd_impl(ws, dims, snap, coef=grad)
+
+
+def _normalize_grad_impl(grads, sig, snap, ws, dims):
+    return _bwd_impl(ws, dims, snap, sig=sig, grads=grads)
 
 
 if HAS_TRITON:
@@ -408,7 +540,20 @@ if HAS_TRITON:
     def _sn_sigma_grad(
         grad: torch.Tensor, snap: torch.Tensor, ws: list[torch.Tensor], dims: list[int]
     ) -> list[torch.Tensor]:
-        return _grad_impl(grad, snap, ws, dims)
+        return _sigma_grad_impl(grad, snap, ws, dims)
+
+    @torch.library.triton_op("fastacgan::sn_normalize_", mutates_args=("us", "vs"))
+    def _sn_normalize_(
+        ws: list[torch.Tensor], us: list[torch.Tensor], vs: list[torch.Tensor], dims: list[int], n_iter: int,
+        eps: float, out_dtype: torch.dtype | None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:  # fmt: skip
+        return _normalize_impl(ws, us, vs, dims, n_iter, eps, out_dtype)
+
+    @torch.library.triton_op("fastacgan::sn_normalize_grad", mutates_args=())
+    def _sn_normalize_grad(
+        grads: list[torch.Tensor], sig: torch.Tensor, snap: torch.Tensor, ws: list[torch.Tensor], dims: list[int]
+    ) -> list[torch.Tensor]:
+        return _normalize_grad_impl(grads, sig, snap, ws, dims)
 
 
 class _FusedSigma(torch.autograd.Function):
@@ -425,9 +570,29 @@ class _FusedSigma(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         snap, *ws = ctx.saved_tensors
-        grad_fn = _grad_impl if plain_eager(grad, snap, *ws) else _sn_sigma_grad
+        grad_fn = _sigma_grad_impl if plain_eager(grad, snap, *ws) else _sn_sigma_grad
         dws = grad_fn(grad.contiguous(), snap, ws, ctx.dims)
         return (None, None, None, None, None, *dws)
+
+
+class _FusedNormalize(torch.autograd.Function):
+    """W_l / sigma_l for every layer (power iteration, then the division: one launch for all layers; buffers
+    updated in place); backward: dW = G / sigma - (sum(G * W) / sigma^2) u v^T, two launches for all layers."""
+
+    @staticmethod
+    def forward(ctx, us, vs, dims, n_iter, eps, out_dtype, *ws):
+        fn = _normalize_impl if plain_eager(*ws, *us, *vs) else _sn_normalize_
+        ys, sig, snap = fn(list(ws), us, vs, dims, n_iter, eps, out_dtype)
+        ctx.save_for_backward(sig, snap, *ws)
+        ctx.dims = dims
+        return tuple(ys)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        sig, snap, *ws = ctx.saved_tensors
+        grad_fn = _normalize_grad_impl if plain_eager(sig, snap, *grads, *ws) else _sn_normalize_grad
+        dws = grad_fn(list(grads), sig, snap, ws, ctx.dims)
+        return (None, None, None, None, None, None, *dws)
 
 
 def weight_to_matrix(weight: torch.Tensor, dim: int) -> torch.Tensor:
@@ -467,6 +632,35 @@ def spectral_norm_sigma(ws, us, vs, dims, n_power_iterations: int, eps: float = 
     return fn(ws, us, vs, dims, n_power_iterations, eps)
 
 
+def spectral_normalize_reference(ws, us, vs, dims, n_power_iterations: int, eps: float,
+                                 out_dtype: torch.dtype | None = None) -> list[torch.Tensor]:  # fmt: skip
+    """Plain PyTorch: [W_l / sigma_l] (in out_dtype, if given), sigma as spectral_norm_sigma_reference gives it."""
+    sig = spectral_norm_sigma_reference(ws, us, vs, dims, n_power_iterations, eps)
+    ys = [w / sig[i] for i, w in enumerate(ws)]
+    return ys if out_dtype is None else [y.to(out_dtype) for y in ys]
+
+
+def spectral_normalize_fused(ws, us, vs, dims, n_power_iterations: int, eps: float,
+                             out_dtype: torch.dtype | None = None) -> list[torch.Tensor]:  # fmt: skip
+    """The Triton implementation of spectral_normalize (CUDA tensors; CPU tensors under TRITON_INTERPRET=1)."""
+    if not HAS_TRITON:
+        raise RuntimeError("spectral_normalize_fused needs triton")
+    ys = _FusedNormalize.apply(list(us), list(vs), list(dims), int(n_power_iterations), float(eps), out_dtype, *ws)
+    return list(ys)
+
+
+def spectral_normalize(ws, us, vs, dims, n_power_iterations: int, eps: float = 1e-12,
+                       out_dtype: torch.dtype | None = None) -> list[torch.Tensor]:  # fmt: skip
+    """The spectrally normalised weights [W_l / sigma_l] of every layer (any mix of shapes), running
+    `n_power_iterations` on the buffers us, vs in place first (0 = eval), with PyTorch's gradient (u, v held
+    constant). out_dtype: the dtype of the results (e.g. the autocast dtype, saving a cast of each weight; the
+    division is done in fp32 either way). Fused on CUDA (4 launches forward, 2 backward, for up to 8 layers),
+    the reference elsewhere."""
+    use = _use_fused(ws, us, vs, dims)
+    fn = spectral_normalize_fused if use else spectral_normalize_reference
+    return fn(ws, us, vs, dims, n_power_iterations, eps, out_dtype)
+
+
 def _use_fused(ws, us, vs, dims) -> bool:
     """The kernel takes CUDA tensors, 2-D/4-D weights of one dtype, dim 0 or 1, fp32 buffers, and weights whose
     offsets fit in 32 bits (the kernels' index arithmetic: 8 GiB of fp32 in one layer)."""
@@ -499,7 +693,7 @@ class SpectralNorm(nn.Module):
             raise ValueError(f"Expected n_power_iterations to be positive, but got {n_power_iterations}")
         self.dim = dim if dim >= 0 else dim + ndim
         self.eps = eps
-        self.pending: torch.Tensor | None = None  # sigma computed by a SpectralNormGroup for the next access
+        self.pending: torch.Tensor | None = None  # W / sigma made by a SpectralNormGroup for the next access
         if ndim > 1:
             self.n_power_iterations = n_power_iterations
             mat = weight_to_matrix(weight, self.dim)
@@ -514,11 +708,11 @@ class SpectralNorm(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if weight.ndim == 1:
             return F.normalize(weight, dim=0, eps=self.eps)
-        sigma, self.pending = self.pending, None
-        if sigma is None:
+        out, self.pending = self.pending, None
+        if out is None:
             n = self.n_power_iterations if self.training else 0
-            sigma = spectral_norm_sigma([weight], [self._u], [self._v], [self.dim], n, self.eps)[0]
-        return weight / sigma
+            out = spectral_normalize([weight], [self._u], [self._v], [self.dim], n, self.eps)[0]
+        return out
 
     def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
         return value
@@ -537,18 +731,18 @@ def spectral_norm(module: nn.Module, name: str = "weight", n_power_iterations: i
 
 
 class SpectralNormGroup:
-    """Every `SpectralNorm` (2-D+ weights) in a model, updated together: `update()` runs one grouped power
-    iteration (training) or sigma evaluation (eval) and hands each layer its sigma for its next forward.
-    Call it once at the start of the model's forward, as PyTorch updates every layer once per forward."""
+    """Every `SpectralNorm` (2-D+ weights, first in its parametrization chain) in a model, updated together:
+    `update()` runs one grouped power iteration (training) or sigma evaluation (eval), divides every weight by
+    its sigma, and hands each layer its normalised weight for its next forward. Call it once at the start of
+    the model's forward, as PyTorch updates every layer once per forward."""
 
     def __init__(self, model: nn.Module):
         self.entries: list[tuple[nn.Module, str, SpectralNorm]] = []
         for mod in model.modules():
             if parametrize.is_parametrized(mod):
                 for name, plist in mod.parametrizations.items():
-                    for p in plist:
-                        if isinstance(p, SpectralNorm) and hasattr(p, "_u"):
-                            self.entries.append((mod, name, p))
+                    if isinstance(plist[0], SpectralNorm) and hasattr(plist[0], "_u"):  # its input: the raw weight
+                        self.entries.append((mod, name, plist[0]))
         keys = {(p.n_power_iterations, p.eps) for _, _, p in self.entries}
         if len(keys) > 1:
             raise ValueError(f"SpectralNormGroup needs one n_power_iterations and eps for all layers, got {keys}")
@@ -556,14 +750,16 @@ class SpectralNormGroup:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def update(self, training: bool) -> torch.Tensor | None:
+    def update(self, training: bool, out_dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+        """The normalised weights (also handed to the layers). out_dtype: make them in this dtype (the autocast
+        dtype, where every layer's op casts its weight to it: the cast is then a no-op)."""
         if not self.entries:
-            return None
+            return []
         first = self.entries[0][2]
         ws = [mod.parametrizations[name].original for mod, name, _ in self.entries]
         n = first.n_power_iterations if training else 0
-        sig = spectral_norm_sigma(ws, [p._u for *_, p in self.entries], [p._v for *_, p in self.entries],
-                                  [p.dim for *_, p in self.entries], n, first.eps)  # fmt: skip
-        for i, (_, _, p) in enumerate(self.entries):
-            p.pending = sig[i]
-        return sig
+        ys = spectral_normalize(ws, [p._u for *_, p in self.entries], [p._v for *_, p in self.entries],
+                                [p.dim for *_, p in self.entries], n, first.eps, out_dtype)  # fmt: skip
+        for y, (_, _, p) in zip(ys, self.entries):
+            p.pending = y
+        return ys

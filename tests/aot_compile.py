@@ -108,8 +108,17 @@ def _sn_cases():
                 power = lambda ws=ws, us=us, vs=vs, dims=dims, n=n_iter: SN._power_impl(ws, us, vs, dims, n, 1e-12)
                 cases.append((f"sn power n_iter={n_iter} {name}", power))
             snap = torch.empty(len(ws), max(h for h, _ in shapes) + max(w for _, w in shapes))  # as _power_impl
-            grad = lambda ws=ws, dims=dims, s=snap: SN._grad_impl(torch.ones(len(ws)), s, ws, dims)
+            grad = lambda ws=ws, dims=dims, s=snap: SN._sigma_grad_impl(torch.ones(len(ws)), s, ws, dims)
             cases.append((f"sn grad {name}", grad))
+            # W / sigma in the weights' dtype and in bf16 (the autocast dtype), and its backward from gradients
+            # of that dtype
+            for out in {dtype, torch.bfloat16}:
+                norm = lambda ws=ws, us=us, vs=vs, dims=dims, o=out: SN._normalize_impl(ws, us, vs, dims, 1, 1e-12, o)
+                cases.append((f"sn normalize to {str(out)[6:]} {name}", norm))
+                gys = [torch.empty_like(w, dtype=out) for w in ws]  # autograd's: the normalised weight's layout
+                ngrad = lambda ws=ws, dims=dims, s=snap, g=gys: SN._normalize_grad_impl(g, torch.ones(len(ws)), s,
+                                                                                        ws, dims)  # fmt: skip
+                cases.append((f"sn normalize grad from {str(out)[6:]} {name}", ngrad))
     return cases
 
 

@@ -7,6 +7,7 @@ launchers and compiles them with Triton's NVIDIA backend and the bundled ptxas (
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def _ptxas_available() -> bool:
 pytestmark = pytest.mark.skipif(not _ptxas_available(), reason="triton has no NVIDIA backend/ptxas here")
 
 KERNELS = {"_acgan_loss_fwd_kernel", "_acgan_loss_bwd_kernel", "_sn_wv_kernel", "_sn_wtu_kernel",
-           "_sn_finalize_kernel", "_sn_sigma_bwd_kernel"}  # fmt: skip
+           "_sn_finalize_kernel", "_sn_scale_kernel", "_sn_gw_kernel", "_sn_bwd_kernel"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +89,20 @@ def test_loss_reduction_is_ordered_across_programs(compiled):
 
 
 def test_half_precision_gradients_are_stored_as_half(compiled):
-    """The backward kernels write the gradient in the input's dtype: for bf16/fp16 inputs the fp32 result is
-    converted to 16 bits and stored as such (16-bit stores, or pairs packed into 32-bit words where the compiler
-    vectorises the store); for fp32 inputs nothing is converted."""
+    """The backward kernels write the gradient in the input's dtype, the spectral-norm division its output in the
+    dtype asked for: for bf16/fp16 the fp32 result is converted to 16 bits and stored as such (16-bit stores, or
+    pairs packed into 32-bit words where the compiler vectorises the store); for fp32 nothing is converted."""
+    dtype_in_case = {"_acgan_loss_bwd_kernel": r"\bK=\d+ (\w+)", "_sn_bwd_kernel": r"\blayers (\w+)",
+                     "_sn_scale_kernel": r"\bnormalize to (\w+)"}  # fmt: skip
+    seen = set()
     for r in compiled:
-        if r["kernel"] in ("_acgan_loss_bwd_kernel", "_sn_sigma_bwd_kernel"):
-            half = "bfloat16" in r["case"] or "float16" in r["case"]
+        if r["kernel"] in dtype_in_case:
+            half = re.search(dtype_in_case[r["kernel"]], r["case"])[1] in ("bfloat16", "float16")
+            seen.add((r["kernel"], half))
             assert bool(r["to_half"]) == half, r
             if half:
                 assert any(s.endswith("16") for s in r["stores"]) or any("x2" in c for c in r["to_half"]), r
+    assert seen == {(k, h) for k in dtype_in_case for h in (False, True)}
 
 
 def test_compile_sees_exactly_the_outputs_as_written(writes):
@@ -111,14 +117,16 @@ def test_compile_sees_exactly_the_outputs_as_written(writes):
         "_sn_wv_kernel": ["p_ptr"],
         "_sn_wtu_kernel": ["q_ptr"],
         "_sn_finalize_kernel": slots("U") + slots("V") + ["sig_ptr", "snap_ptr"],
-        "_sn_sigma_bwd_kernel": slots("D"),
+        "_sn_scale_kernel": slots("Y"),
+        "_sn_gw_kernel": ["part_ptr"],
+        "_sn_bwd_kernel": slots("D"),
     }
 
 
 def test_discriminator_layers_are_read_in_memory_order(compiled):
     """The SN layers of the presets' discriminators (contiguous or channels-last) go to the kernels' DENSE
     form, columns in memory order; the ConvTranspose (dim=1) launch is addressed through its strides."""
-    for kernel in ("_sn_wv_kernel", "_sn_wtu_kernel", "_sn_sigma_bwd_kernel"):
+    for kernel in ("_sn_wv_kernel", "_sn_wtu_kernel", "_sn_scale_kernel", "_sn_gw_kernel", "_sn_bwd_kernel"):
         runs = [r for r in compiled if r["kernel"] == kernel]
         assert {r["dense"] for r in runs} == {True, False}, kernel
         assert all(r["dense"] for r in runs if r["grid"][0] > 100)  # the 8-layer group: hundreds of tiles
