@@ -351,11 +351,12 @@ def check_fused_kernels(device: torch.device) -> str | None:
             loss, stats = fn(src, cls, 0.9, labels, 1.3)
             out += [loss.detach(), stats, *torch.autograd.grad(loss, (src, cls))]
         ws = [rand(12, 5, 3, 3).requires_grad_(), rand(7, 30).requires_grad_()]
-        for fn, out in ((kernels.spectral_norm_sigma_fused, got), (kernels.spectral_norm_sigma_reference, want)):
+        gys = [rand(12, 5, 3, 3), rand(7, 30)]
+        for fn, out in ((kernels.spectral_normalize_fused, got), (kernels.spectral_normalize_reference, want)):
             us = [torch.nn.functional.normalize(torch.ones(n, device=device), dim=0) for n in (12, 7)]
             vs = [torch.nn.functional.normalize(torch.ones(n, device=device), dim=0) for n in (45, 30)]
-            sig = fn(ws, us, vs, [0, 0], 2, 1e-12)
-            out += [sig.detach(), *us, *vs, *torch.autograd.grad(sig.sum(), ws)]
+            ys = fn(ws, us, vs, [0, 0], 2, 1e-12)  # what the discriminator uses: W / sigma, and its backward
+            out += [y.detach() for y in ys] + [*us, *vs, *torch.autograd.grad(ys, ws, gys)]
         for a, b in zip(got, want):
             if not torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4):
                 return f"a result differs from the reference by {(a.float() - b.float()).abs().max().item():.3g}"
