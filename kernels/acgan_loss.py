@@ -232,12 +232,16 @@ class _FusedLoss(torch.autograd.Function):
         fwd = _fwd_impl if plain_eager(src, cls, labels, target) else _acgan_loss_fwd
         loss, stats, lse = fwd(src, cls, labels, target, target_value, cls_weight)
         ctx.mark_non_differentiable(stats)
+        # no zero-filled gradient for stats (by default autograd makes one, a launch in every backward)
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(src, cls, labels, lse)
         ctx.target, ctx.target_value, ctx.cls_weight = target, target_value, cls_weight
         return loss, stats
 
     @staticmethod
     def backward(ctx, grad_loss, grad_stats):
+        if grad_loss is None:  # only stats reached the loss being differentiated: they carry no gradient
+            return None, None, None, None, None, None
         src, cls, labels, lse = ctx.saved_tensors
         bwd = _bwd_impl if plain_eager(grad_loss, src, cls, lse) else _acgan_loss_bwd
         dsrc, dcls = bwd(grad_loss.contiguous(), src, cls, labels, ctx.target, ctx.target_value, ctx.cls_weight,

@@ -7,9 +7,12 @@ import torch  # importing torch does not import triton
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import collections  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
 
@@ -53,3 +56,43 @@ TINY = "--image-size 16 --width 0.25 --batch-size 16 --workers 0 --device cpu".s
 def tiny_args(tmp_path):
     """CLI arguments for a tiny, fast run on 400 built-in digits."""
     return ["--data", "builtin:digits:400", *TINY, "--log-every", "5", "--out", str(tmp_path / "run")]
+
+
+class DeviceWork(TorchDispatchMode):
+    """Inside `with`: the Triton launches (`launches`, by kernel name) and the other ops that would run a kernel
+    on a GPU (`ops`; allocations and views aside). Use through the `device_work` fixture, which stubs the
+    launches out: they are counted, not run (what they compute is the other tests' business)."""
+
+    FREE = set("empty empty_like empty_strided new_empty view _unsafe_view detach alias select slice t permute "
+               "expand unsqueeze squeeze transpose reshape as_strided".split())  # fmt: skip
+
+    def __init__(self):
+        super().__init__()
+        self.ops, self.launches = collections.Counter(), collections.Counter()
+
+    def __enter__(self):
+        self.ops.clear()
+        self.launches.clear()
+        return super().__enter__()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__.split(".")[0]
+        if name not in self.FREE:
+            self.ops[name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture
+def device_work(monkeypatch):
+    """A DeviceWork; for the rest of the test every torch.library.wrap_triton launch is counted instead of run."""
+    work = DeviceWork()
+
+    class Launch:
+        def __init__(self, kernel):
+            self.name = kernel.fn.__name__
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: work.launches.update([self.name])
+
+    monkeypatch.setattr(torch.library, "wrap_triton", Launch)
+    return work

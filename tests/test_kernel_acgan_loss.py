@@ -205,3 +205,21 @@ def test_eager_fast_path_and_registered_op_agree(monkeypatch, target):
         out.append((loss.detach(), stats, s.grad, c.grad))
     for a, b in zip(*out):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("b,k,fwd_ops", [(64, 10, {}), (257, 1001, {"zeros": 1})])
+def test_one_launch_each_way_and_nothing_else(b, k, fwd_ops, device_work):
+    """Forward: one launch (plus, with several programs, the zero fill of their arrival counter); backward: one
+    launch, and no zero-filled gradient for the statistics output (autograd's default for an unused output)."""
+    src = torch.randn(b, device=DEVICE, requires_grad=True)
+    cls = torch.randn(b, k, device=DEVICE, requires_grad=True)
+    labels = torch.randint(k, (b,), device=DEVICE)
+    one = torch.ones((), device=DEVICE)
+    with device_work:
+        loss, stats = acgan_loss_fused(src, cls, 0.9, labels, 1.0)
+    assert (dict(device_work.ops), dict(device_work.launches)) == (fwd_ops, {"_acgan_loss_fwd_kernel": 1})
+    with device_work:
+        torch.autograd.grad(loss, (src, cls), one)
+    assert (dict(device_work.ops), dict(device_work.launches)) == ({}, {"_acgan_loss_bwd_kernel": 1})
+    with pytest.raises(RuntimeError, match="does not require grad"):  # stats carry no gradient
+        torch.autograd.grad(stats.sum(), (src, cls))

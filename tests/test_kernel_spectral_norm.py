@@ -1,6 +1,5 @@
 """Fused spectral norm against torch.nn.utils.parametrizations.spectral_norm (kernel under TRITON_INTERPRET=1)."""
 
-import collections
 import copy
 import importlib
 
@@ -8,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastacgan.config import TrainConfig, resolve_spec
 from fastacgan.kernels import (
@@ -287,53 +285,25 @@ def test_discriminator_under_autocast_makes_its_weights_in_the_autocast_dtype(im
         assert_close(a.float(), c.float(), f"output/gradient {i} vs PyTorch's", atol=5e-2 * scale, rtol=2e-2)
 
 
-class _CountOps(TorchDispatchMode):
-    """Counts the ops that would run kernels on a GPU (allocations and views aside)."""
-
-    FREE = set(
-        "empty empty_like empty_strided new_empty view _unsafe_view detach alias select slice t permute "
-        "expand unsqueeze squeeze transpose reshape as_strided".split()
-    )
-
-    def __init__(self):
-        super().__init__()
-        self.ops = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.__name__.split(".")[0] not in self.FREE:
-            self.ops[func.__name__.split(".")[0]] += 1
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("n_layers,launches", [(6, 6), (sn_mod.GROUP + 3, 12)])
-def test_group_forward_and_backward_launch_count(n_layers, launches, monkeypatch):
+def test_group_forward_and_backward_launch_count(n_layers, launches, monkeypatch, device_work):
     """What the fusion is for: a training-mode update of a group of up to 8 layers, every layer's weight access
     and the backward to the raw weights is 6 kernel launches (power iteration 3, W / sigma 1, backward 2) and no
     other op that would run a kernel; a second group of layers, 6 more. (PyTorch's parametrization: 22 ops per
-    layer.) The launches are counted, not run: the other tests check what they compute."""
+    layer.)"""
     monkeypatch.setattr(sn_mod, "_use_fused", lambda *a: True)
-    counted = collections.Counter()
-
-    class Count:
-        def __init__(self, kernel):
-            self.name = kernel.fn.__name__
-
-        def __getitem__(self, grid):
-            return lambda *a, **k: counted.update([self.name])
-
     layers = nn.ModuleList(spectral_norm(nn.Linear(5 + i, 4 + 2 * i)) for i in range(n_layers - 1))
     layers.append(spectral_norm(nn.Conv2d(3, 8, 4, 2, 1).to(memory_format=torch.channels_last)))
     group = SpectralNormGroup(layers.to(DEVICE))
     raw = [m.parametrizations.weight.original for m in layers]
-    monkeypatch.setattr(torch.library, "wrap_triton", Count)
-    with _CountOps() as ops:
+    grads = [torch.ones_like(w) for w in raw]
+    with device_work:
         group.update(True)
-        torch.autograd.grad([m.weight for m in layers], raw, [torch.ones_like(w) for w in raw])
-    del ops.ops["ones_like"]  # the test's own gradients
-    assert dict(ops.ops) == {}
-    assert sum(counted.values()) == launches, counted
-    assert set(counted) == {"_sn_wv_kernel", "_sn_wtu_kernel", "_sn_finalize_kernel", "_sn_scale_kernel",
-                            "_sn_gw_kernel", "_sn_bwd_kernel"}  # fmt: skip
+        torch.autograd.grad([m.weight for m in layers], raw, grads)
+    assert dict(device_work.ops) == {}
+    assert sum(device_work.launches.values()) == launches, device_work.launches
+    assert set(device_work.launches) == {"_sn_wv_kernel", "_sn_wtu_kernel", "_sn_finalize_kernel",
+                                         "_sn_scale_kernel", "_sn_gw_kernel", "_sn_bwd_kernel"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
