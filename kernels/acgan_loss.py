@@ -151,6 +151,14 @@ if HAS_TRITON:
 _TILE = 4096  # elements of the class-logit tile a program holds at once
 _FWD_ROWS_MAX = 64  # rows per forward program; above this, programs are added (with the counter reduction)
 _BWD_ROWS_MAX = 16
+# warps per program: None chooses (forward: 8 for rows of 512+ classes, else 4; backward: 4); the benchmark
+# test_acgan_loss_warps_sweep sets fixed values on a GPU (at B=64 both kernels are latency-bound, and fewer warps
+# mean fewer cross-warp reductions through shared memory)
+_NUM_WARPS: int | None = None
+
+
+def _warps(block_k: int) -> int:
+    return _NUM_WARPS or (8 if block_k >= 512 else 4)
 
 
 def _tiling(b: int, k: int, rows_max: int) -> tuple[int, int]:
@@ -185,7 +193,7 @@ def _fwd_impl(src, cls, labels, target, target_value: float, cls_weight: float):
     torch.library.wrap_triton(_acgan_loss_fwd_kernel)[(n_prog,)](
         src, cls, labels, tgt, tval, lse, part, cnt, loss, stats,
         b, k, cls.stride(0), stride_t, float(cls_weight), n_prog,
-        ROWS=rows, BLOCK_K=block_k, BLOCK_P=64, TGT_PTR=has_t, SINGLE=single, num_warps=8 if block_k >= 512 else 4,
+        ROWS=rows, BLOCK_K=block_k, BLOCK_P=64, TGT_PTR=has_t, SINGLE=single, num_warps=_warps(block_k),
     )  # fmt: skip
     return loss, stats, lse
 
@@ -199,7 +207,7 @@ def _bwd_impl(grad, src, cls, labels, target, target_value: float, cls_weight: f
     torch.library.wrap_triton(_acgan_loss_bwd_kernel)[(cdiv(b, rows),)](
         grad, src, cls, labels, tgt, tval, lse, dsrc, dcls,
         b, k, cls.stride(0), stride_t, float(cls_weight),
-        ROWS=rows, BLOCK_K=block_k, TGT_PTR=has_t,
+        ROWS=rows, BLOCK_K=block_k, TGT_PTR=has_t, num_warps=_NUM_WARPS or 4,
     )  # fmt: skip
     return dsrc, dcls
 
