@@ -120,6 +120,15 @@ if HAS_TRITON:
         return wt.to(tl.float32)
 
     @triton.jit
+    def _store_w(ptr, offs, val, rm, cm, full):
+        """Store a tile in ptr's dtype; `full` as in _load_w: masked by row only, so vector stores."""
+        val = val.to(ptr.dtype.element_ty)
+        if full:
+            tl.store(ptr + offs, val, mask=rm[:, None])
+        else:
+            tl.store(ptr + offs, val, mask=rm[:, None] & cm[None, :])
+
+    @triton.jit
     def _tile(pid, t0, h, w, BH: tl.constexpr, CW: tl.constexpr):
         """Tile `pid` of its slot, whose first tile is t0: (row indices [BH], first column, row tile, column tile)."""
         ncb = tl.cdiv(w, CW)
@@ -283,8 +292,8 @@ if HAS_TRITON:
         sigma = tl.load(sig_ptr + s)
         for j0 in range(0, CW, BW):
             offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
-            wt = _load_w(w_ptr, offs, rm, cm, DENSE and c0 + j0 + BW <= w)
-            tl.store(y_ptr + offs, (wt / sigma).to(y_ptr.dtype.element_ty), mask=rm[:, None] & cm[None, :])
+            full = DENSE and c0 + j0 + BW <= w
+            _store_w(y_ptr, offs, _load_w(w_ptr, offs, rm, cm, full) / sigma, rm, cm, full)
 
     @triton.jit
     def _sn_gw_kernel(
@@ -356,10 +365,11 @@ if HAS_TRITON:
         cu = coef * tl.load(snap + ri, mask=rm, other=0.0)
         for j0 in range(0, CW, BW):
             offs, cj, cm = _columns(ri, c0 + j0, BW, A, R, KW, s_i, s_a, s_y, s_x, cl, DENSE)
+            full = DENSE and c0 + j0 + BW <= w
             d = cu[:, None] * tl.load(snap + hmax + cj, mask=cm, other=0.0)[None, :]
             if NORMALIZED:
-                d += _load_w(g_ptr, offs, rm, cm, DENSE and c0 + j0 + BW <= w) / sigma
-            tl.store(d_ptr + offs, d.to(d_ptr.dtype.element_ty), mask=rm[:, None] & cm[None, :])
+                d += _load_w(g_ptr, offs, rm, cm, full) / sigma
+            _store_w(d_ptr, offs, d, rm, cm, full)
 
 
 # ------------------------------------------------------------------------------------------------ launchers
@@ -656,6 +666,8 @@ def spectral_normalize(ws, us, vs, dims, n_power_iterations: int, eps: float = 1
     constant). out_dtype: the dtype of the results (e.g. the autocast dtype, saving a cast of each weight; the
     division is done in fp32 either way). Fused on CUDA (4 launches forward, 2 backward, for up to 8 layers),
     the reference elsewhere."""
+    if out_dtype is not None and not out_dtype.is_floating_point:
+        raise ValueError(f"spectral_normalize: out_dtype must be a floating-point dtype, got {out_dtype}")
     use = _use_fused(ws, us, vs, dims)
     fn = spectral_normalize_fused if use else spectral_normalize_reference
     return fn(ws, us, vs, dims, n_power_iterations, eps, out_dtype)

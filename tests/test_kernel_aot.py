@@ -134,3 +134,11 @@ def test_discriminator_layers_are_read_in_memory_order(compiled):
     for r in compiled:
         if r["kernel"] in ("_sn_wv_kernel", "_sn_wtu_kernel") and r["dense"] and "float32" in r["case"]:
             assert any(".v4." in ld or ".v2." in ld for ld in r["loads"]), r
+    # the elementwise kernels (W / sigma; the backward's sum(G W) and dW) read weights and gradients with vector
+    # loads and write W / sigma and dW with vector stores (a column mask on the store would make them scalar)
+    for r in compiled:
+        if r["kernel"] in ("_sn_scale_kernel", "_sn_gw_kernel", "_sn_bwd_kernel") and r["dense"]:
+            if "normalize" in r["case"]:  # (the backward of sigma alone reads no weight)
+                assert any(".v4." in ld for ld in r["loads"]), r
+            if r["kernel"] != "_sn_gw_kernel":
+                assert any(".v4." in st for st in r["stores"]), r

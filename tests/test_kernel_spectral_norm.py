@@ -378,6 +378,13 @@ def test_group_rejects_mixed_settings():
         SpectralNormGroup(m)
 
 
+def test_normalize_rejects_a_non_float_out_dtype():
+    w = torch.randn(3, 4, device=DEVICE)
+    u, v = torch.ones(3, device=DEVICE), torch.ones(4, device=DEVICE)
+    with pytest.raises(ValueError, match="out_dtype must be a floating-point dtype"):
+        sn_mod.spectral_normalize([w], [u], [v], [0], 1, out_dtype=torch.int32)
+
+
 def test_bad_arguments_like_pytorch():
     with pytest.raises(ValueError, match="no parameter or buffer"):
         spectral_norm(nn.Linear(2, 2), name="nope")
