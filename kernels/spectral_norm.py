@@ -200,14 +200,27 @@ if HAS_TRITON:
             tl.store(q_base + cj, tl.sum(wt * t[:, None], axis=0), mask=cm)
 
     @triton.jit
+    def _sum_parts(base, idx, m, n_idx, n_parts, PARTS: tl.constexpr, BLOCK: tl.constexpr):
+        """sum over c < n_parts of base[c * n_idx + idx] (a pass's partial sums), PARTS of them per load."""
+        acc = tl.zeros([BLOCK], tl.float32)
+        for c0 in range(0, n_parts, PARTS):
+            c = c0 + tl.arange(0, PARTS)
+            mask = (c < n_parts)[:, None] & m[None, :]
+            acc += tl.sum(tl.load(base + c[:, None] * n_idx + idx[None, :], mask=mask, other=0.0), axis=0)
+        return acc
+
+    @triton.jit
     def _sn_finalize_kernel(
         U0, U1, U2, U3, U4, U5, U6, U7, V0, V1, V2, V3, V4, V5, V6, V7,
         h0, h1, h2, h3, h4, h5, h6, h7, A0, A1, A2, A3, A4, A5, A6, A7, R0, R1, R2, R3, R4, R5, R6, R7,
         p_ptr, p_stride, q_ptr, q_stride, sig_ptr, snap_ptr, snap_stride, hmax, eps,
-        EVAL: tl.constexpr, P_CW: tl.constexpr, Q_BH: tl.constexpr, BLOCK: tl.constexpr,
+        EVAL: tl.constexpr, P_CW: tl.constexpr, Q_BH: tl.constexpr, BLOCK: tl.constexpr, PARTS: tl.constexpr,
     ):  # fmt: skip
         """Pass 3, one program per layer: t = sum of P; training: u = t/|t|, r = sum of Q / |t|, v = r/|r|,
-        sigma = |r|^2 / max(|r|, eps), u and v written in place; eval: sigma = u . t. Then the (u, v) snapshot."""
+        sigma = |r|^2 / max(|r|, eps), u and v written in place; eval: sigma = u . t. And the (u, v) snapshot.
+        One program's time is its chain of dependent memory accesses: the partial sums are read PARTS rows at a
+        time, and the first BLOCK entries of u and of v (all of them, for the discriminators' layers) stay in
+        registers until they are normalised, then are written once to the buffer and the snapshot."""
         eps = tl.cast(eps, tl.float32)  # Inductor passes Python floats as fp64
         s = tl.program_id(0)
         u_ptr = _pick(s, U0, U1, U2, U3, U4, U5, U6, U7)
@@ -216,55 +229,60 @@ if HAS_TRITON:
         w = _pick(s, A0, A1, A2, A3, A4, A5, A6, A7) * _pick(s, R0, R1, R2, R3, R4, R5, R6, R7)
         p_base = p_ptr + s.to(tl.int64) * p_stride
         q_base = q_ptr + s.to(tl.int64) * q_stride
+        snap = snap_ptr + s.to(tl.int64) * snap_stride  # (u, v) for the backward: later calls update the buffers
         ncb = tl.cdiv(w, P_CW)  # pass 1's column tiles
-        acc = tl.zeros([BLOCK], tl.float32)
-        for i0 in range(0, h, BLOCK):
-            ri = i0 + tl.arange(0, BLOCK)
-            rm = ri < h
-            t = tl.zeros([BLOCK], tl.float32)
-            for c in range(0, ncb):
-                t += tl.load(p_base + c * h + ri, mask=rm, other=0.0)
-            if EVAL:
-                acc += t * tl.load(u_ptr + ri, mask=rm, other=0.0)
-            else:
-                acc += t * t
-                tl.store(u_ptr + ri, t, mask=rm)
+        nrb = tl.cdiv(h, Q_BH)  # pass 2's row tiles
+        k0 = tl.arange(0, BLOCK)
+        t0 = _sum_parts(p_base, k0, k0 < h, h, ncb, PARTS, BLOCK)  # t = W v, its first BLOCK rows
         if EVAL:
+            acc = t0 * tl.load(u_ptr + k0, mask=k0 < h, other=0.0)
+            for i0 in range(BLOCK, h, BLOCK):
+                ri = i0 + k0
+                t = _sum_parts(p_base, ri, ri < h, h, ncb, PARTS, BLOCK)
+                acc += t * tl.load(u_ptr + ri, mask=ri < h, other=0.0)
             sigma = tl.sum(acc, axis=0)
-        else:
-            inv_t = 1.0 / tl.maximum(tl.sqrt(tl.sum(acc, axis=0)), eps)
-            tl.debug_barrier()  # the stores above must be visible to every thread of this program
             for i0 in range(0, h, BLOCK):
-                ri = i0 + tl.arange(0, BLOCK)
-                tl.store(u_ptr + ri, tl.load(u_ptr + ri, mask=ri < h) * inv_t, mask=ri < h)
-            nrb = tl.cdiv(h, Q_BH)  # pass 2's row tiles
-            acc = tl.zeros([BLOCK], tl.float32)
+                ri = i0 + k0
+                tl.store(snap + ri, tl.load(u_ptr + ri, mask=ri < h), mask=ri < h)
             for j0 in range(0, w, BLOCK):
-                cj = j0 + tl.arange(0, BLOCK)
-                cm = cj < w
-                r = tl.zeros([BLOCK], tl.float32)
-                for b in range(0, nrb):
-                    r += tl.load(q_base + b * w + cj, mask=cm, other=0.0)
-                r = r * inv_t
+                cj = j0 + k0
+                tl.store(snap + hmax + cj, tl.load(v_ptr + cj, mask=cj < w), mask=cj < w)
+        else:
+            acc = t0 * t0
+            for i0 in range(BLOCK, h, BLOCK):  # rows past the first BLOCK: stored, normalised below
+                ri = i0 + k0
+                t = _sum_parts(p_base, ri, ri < h, h, ncb, PARTS, BLOCK)
+                acc += t * t
+                tl.store(u_ptr + ri, t, mask=ri < h)
+            inv_t = 1.0 / tl.maximum(tl.sqrt(tl.sum(acc, axis=0)), eps)
+            tl.store(u_ptr + k0, t0 * inv_t, mask=k0 < h)
+            tl.store(snap + k0, t0 * inv_t, mask=k0 < h)
+            tl.debug_barrier()  # the stores above must be visible to every thread of this program
+            for i0 in range(BLOCK, h, BLOCK):
+                ri = i0 + k0
+                uu = tl.load(u_ptr + ri, mask=ri < h) * inv_t
+                tl.store(u_ptr + ri, uu, mask=ri < h)
+                tl.store(snap + ri, uu, mask=ri < h)
+            # r = W^T u = (W^T t) / |t|, from pass 2's partials
+            r0 = _sum_parts(q_base, k0, k0 < w, w, nrb, PARTS, BLOCK) * inv_t
+            acc = r0 * r0
+            for j0 in range(BLOCK, w, BLOCK):
+                cj = j0 + k0
+                r = _sum_parts(q_base, cj, cj < w, w, nrb, PARTS, BLOCK) * inv_t
                 acc += r * r
-                tl.store(v_ptr + cj, r, mask=cm)
+                tl.store(v_ptr + cj, r, mask=cj < w)
             nr2 = tl.sum(acc, axis=0)
             inv_r = 1.0 / tl.maximum(tl.sqrt(nr2), eps)
+            tl.store(v_ptr + k0, r0 * inv_r, mask=k0 < w)
+            tl.store(snap + hmax + k0, r0 * inv_r, mask=k0 < w)
             tl.debug_barrier()
-            for j0 in range(0, w, BLOCK):
-                cj = j0 + tl.arange(0, BLOCK)
-                tl.store(v_ptr + cj, tl.load(v_ptr + cj, mask=cj < w) * inv_r, mask=cj < w)
+            for j0 in range(BLOCK, w, BLOCK):
+                cj = j0 + k0
+                vv = tl.load(v_ptr + cj, mask=cj < w) * inv_r
+                tl.store(v_ptr + cj, vv, mask=cj < w)
+                tl.store(snap + hmax + cj, vv, mask=cj < w)
             sigma = nr2 * inv_r
-            tl.debug_barrier()
         tl.store(sig_ptr + s, sigma)
-        # snapshot of (u, v) for the backward: later calls update the buffers before this backward runs
-        snap = snap_ptr + s.to(tl.int64) * snap_stride
-        for i0 in range(0, h, BLOCK):
-            ri = i0 + tl.arange(0, BLOCK)
-            tl.store(snap + ri, tl.load(u_ptr + ri, mask=ri < h), mask=ri < h)
-        for j0 in range(0, w, BLOCK):
-            cj = j0 + tl.arange(0, BLOCK)
-            tl.store(snap + hmax + cj, tl.load(v_ptr + cj, mask=cj < w), mask=cj < w)
 
     @triton.jit
     def _sn_scale_kernel(
@@ -463,7 +481,7 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float, layouts=None):
                     **wtu
                 )  # fmt: skip
             torch.library.wrap_triton(_sn_finalize_kernel)[(len(lays),)](
-                *finalize, EVAL=n_iter == 0, P_CW=_WV[1], Q_BH=_WTU[0], BLOCK=1024
+                *finalize, EVAL=n_iter == 0, P_CW=_WV[1], Q_BH=_WTU[0], BLOCK=1024, PARTS=8, num_warps=8
             )
     return sig, snap
 
