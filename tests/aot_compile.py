@@ -164,8 +164,9 @@ def written_args(launches) -> dict[str, list[str]]:
 all_launches: list = []
 
 
-def compile_all(archs: list[int]) -> list[dict]:
-    """One entry per distinct specialisation (kernel, argument types and divisibility, constexprs) and arch."""
+def compile_all(archs: list[int], only: list[str] | None = None) -> list[dict]:
+    """One entry per distinct specialisation (kernel, argument types and divisibility, constexprs) and arch;
+    `only`: just these kernels (by name)."""
     torch.library.wrap_triton = _Capture
     results, seen = [], set()
     for label, thunk in _acgan_cases() + _sn_cases():
@@ -173,6 +174,8 @@ def compile_all(archs: list[int]) -> list[dict]:
         thunk()
         all_launches.extend(_Capture.launches)
         for kernel, grid, args, kwargs in list(_Capture.launches):
+            if only and kernel.fn.__name__ not in only:
+                continue
             for cap in archs:
                 target = GPUTarget("cuda", cap, 32)
                 backend = make_backend(target)
@@ -219,8 +222,9 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", type=int, action="append", help="compute capability x10 (default: 90 and 80)")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--markdown", action="store_true", help="end with a per-kernel summary table (RESULTS.md)")
+    ap.add_argument("--kernel", action="append", help="compile only this kernel (repeatable)")
     args = ap.parse_args(argv)
-    results = compile_all(args.arch or [90, 80])
+    results = compile_all(args.arch or [90, 80], args.kernel)
     writes = written_args(all_launches)
     for r in results:
         print(f"{r['arch']:7} {r['kernel']:22} {r['case']:46} regs {r['registers']!s:>4} "
