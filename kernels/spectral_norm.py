@@ -481,7 +481,7 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float, layouts=None):
                     **wtu
                 )  # fmt: skip
             torch.library.wrap_triton(_sn_finalize_kernel)[(len(lays),)](
-                *finalize, EVAL=n_iter == 0, P_CW=_WV[1], Q_BH=_WTU[0], BLOCK=1024, PARTS=4, num_warps=8
+                *finalize, EVAL=n_iter == 0, P_CW=_WV[1], Q_BH=_WTU[0], BLOCK=2048, PARTS=4, num_warps=8
             )
     return sig, snap
 
