@@ -211,9 +211,7 @@ def test_eager_fast_path_and_registered_op_agree(monkeypatch, target):
 def test_one_launch_each_way_and_nothing_else(b, k, fwd_ops, device_work):
     """Forward: one launch (plus, with several programs, the zero fill of their arrival counter); backward: one
     launch, and no zero-filled gradient for the statistics output (autograd's default for an unused output)."""
-    src = torch.randn(b, device=DEVICE, requires_grad=True)
-    cls = torch.randn(b, k, device=DEVICE, requires_grad=True)
-    labels = torch.randint(k, (b,), device=DEVICE)
+    src, cls, labels = inputs(b, k)
     one = torch.ones((), device=DEVICE)
     with device_work:
         loss, stats = acgan_loss_fused(src, cls, 0.9, labels, 1.0)

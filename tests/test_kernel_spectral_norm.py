@@ -119,6 +119,14 @@ def test_state_dict_round_trips_both_ways():
         assert_close(ta, tb, "PyTorch's after loading ours")
 
 
+def unit_buffers(ws, dims, g):
+    """Random unit vectors u [h] and v [w] for each weight (W_mat's shape), drawn from g: every u, then every v."""
+    shapes = [weight_to_matrix(w, d).shape for w, d in zip(ws, dims)]
+    us = [nn.functional.normalize(torch.randn(h, generator=g), dim=0).to(DEVICE) for h, _ in shapes]
+    vs = [nn.functional.normalize(torch.randn(w, generator=g), dim=0).to(DEVICE) for _, w in shapes]
+    return us, vs
+
+
 @pytest.mark.parametrize(
     "shape,dim,steps",
     [
@@ -170,9 +178,7 @@ def test_group_of_multi_tile_layers(n_iter, tiles, monkeypatch):
     conv = torch.randn(40, 20, 3, 3, generator=g).to(memory_format=torch.channels_last)
     ws = [torch.randn(5, 9, generator=g), torch.randn(70, 600, generator=g), conv, torch.randn(2100, 40, generator=g)]
     ws = [w.to(DEVICE).requires_grad_() for w in ws]
-    shapes = [weight_to_matrix(w, 0).shape for w in ws]
-    us = [nn.functional.normalize(torch.randn(h, generator=g), dim=0).to(DEVICE) for h, _ in shapes]
-    vs = [nn.functional.normalize(torch.randn(w, generator=g), dim=0).to(DEVICE) for _, w in shapes]
+    us, vs = unit_buffers(ws, [0] * 4, g)
     ref = [t.clone() for t in us + vs]
     sf = spectral_norm_sigma_fused(ws, us, vs, [0] * 4, n_iter, 1e-12)
     sr = spectral_norm_sigma_reference(ws, ref[:4], ref[4:], [0] * 4, n_iter, 1e-12)
@@ -194,10 +200,7 @@ def normalize_inputs(seed: int):
     ws[3] = ws[3][:, ::2]  # gaps between columns
     ws = [w.to(DEVICE).requires_grad_() for w in ws]
     dims = [0, 0, 1, 0, 0, 0]
-    shapes = [weight_to_matrix(w, d).shape for w, d in zip(ws, dims)]
-    us = [nn.functional.normalize(torch.randn(h, generator=g), dim=0).to(DEVICE) for h, _ in shapes]
-    vs = [nn.functional.normalize(torch.randn(w, generator=g), dim=0).to(DEVICE) for _, w in shapes]
-    return ws, dims, us, vs, g
+    return ws, dims, *unit_buffers(ws, dims, g), g
 
 
 @pytest.mark.parametrize("out_dtype,rtol", [(None, 1e-5), (torch.bfloat16, 8e-3), (torch.float16, 1e-3)])
@@ -239,20 +242,6 @@ def test_normalize_gradient_of_unused_outputs_is_zero():
     assert_close(grads[1], ref, "the used layer", atol=1e-5, rtol=1e-4)  # u, v moved one step: 0 iterations here
     for i in (0, 2, 3, 4, 5):
         assert torch.count_nonzero(grads[i]) == 0, f"layer {i}"
-
-
-def test_normalize_more_layers_than_one_launch_holds():
-    g = torch.Generator().manual_seed(1)
-    ws = [torch.randn(3 + i, 2 + 2 * i, generator=g).to(DEVICE).requires_grad_() for i in range(sn_mod.GROUP + 3)]
-    us = [nn.functional.normalize(torch.randn(w.shape[0], generator=g), dim=0).to(DEVICE) for w in ws]
-    vs = [nn.functional.normalize(torch.randn(w.shape[1], generator=g), dim=0).to(DEVICE) for w in ws]
-    ref_u, ref_v = [u.clone() for u in us], [v.clone() for v in vs]
-    yf = spectral_normalize_fused(ws, us, vs, [0] * len(ws), 1, 1e-12)
-    yr = spectral_normalize_reference(ws, ref_u, ref_v, [0] * len(ws), 1, 1e-12)
-    gys = [torch.randn(w.shape, generator=g).to(DEVICE) for w in ws]
-    for i, (a, b, ga, gb) in enumerate(zip(yf, yr, torch.autograd.grad(yf, ws, gys), torch.autograd.grad(yr, ws, gys))):
-        assert_close(a, b, f"layer {i} (launch {i // sn_mod.GROUP}): W / sigma")
-        assert_close(ga, gb, f"layer {i} (launch {i // sn_mod.GROUP}): d/dW")
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -331,14 +320,21 @@ def test_layouts_read_in_memory_order(make, dim, cl, dense):
 
 
 def test_more_layers_than_one_launch_holds():
+    """11 layers: two launch groups, for sigma and for the normalised weights and their gradients."""
     g = torch.Generator().manual_seed(0)
-    ws = [torch.randn(3 + i, 4, generator=g).to(DEVICE) for i in range(sn_mod.GROUP + 3)]
-    us = [nn.functional.normalize(torch.randn(3 + i, generator=g), dim=0).to(DEVICE) for i in range(len(ws))]
-    vs = [nn.functional.normalize(torch.randn(4, generator=g), dim=0).to(DEVICE) for _ in ws]
+    ws = [torch.randn(3 + i, 4, generator=g).to(DEVICE).requires_grad_() for i in range(sn_mod.GROUP + 3)]
+    dims = [0] * len(ws)
+    us, vs = unit_buffers(ws, dims, g)
     ref_u, ref_v = [u.clone() for u in us], [v.clone() for v in vs]
-    sf = spectral_norm_sigma_fused(ws, us, vs, [0] * len(ws), 2, 1e-12)
-    sr = spectral_norm_sigma_reference(ws, ref_u, ref_v, [0] * len(ws), 2, 1e-12)
+    sf = spectral_norm_sigma_fused(ws, us, vs, dims, 2, 1e-12)
+    sr = spectral_norm_sigma_reference(ws, ref_u, ref_v, dims, 2, 1e-12)
     assert_close(sf, sr, "sigma over two launches")
+    yf = spectral_normalize_fused(ws, us, vs, dims, 1, 1e-12)
+    yr = spectral_normalize_reference(ws, ref_u, ref_v, dims, 1, 1e-12)
+    gys = [torch.randn(w.shape, generator=g).to(DEVICE) for w in ws]
+    for i, (a, b, ga, gb) in enumerate(zip(yf, yr, torch.autograd.grad(yf, ws, gys), torch.autograd.grad(yr, ws, gys))):
+        assert_close(a, b, f"layer {i} (launch {i // sn_mod.GROUP}): W / sigma")
+        assert_close(ga, gb, f"layer {i} (launch {i // sn_mod.GROUP}): d/dW")
 
 
 def small_sn_spec():
@@ -427,15 +423,12 @@ def test_eager_fast_path_and_registered_ops_agree(monkeypatch):
     g = torch.Generator().manual_seed(3)
     ws = [torch.randn(*s, generator=g).to(DEVICE) for s in ((9, 5, 3, 3), (7, 30), (6, 10, 4, 4))]
     dims = [0, 0, 1]
-    u0 = [nn.functional.normalize(torch.randn(weight_to_matrix(w, d).shape[0], generator=g), dim=0) for w, d in
-          zip(ws, dims)]  # fmt: skip
-    v0 = [nn.functional.normalize(torch.randn(weight_to_matrix(w, d).shape[1], generator=g), dim=0) for w, d in
-          zip(ws, dims)]  # fmt: skip
+    u0, v0 = unit_buffers(ws, dims, g)
     out = []
     for eager in (True, False):
         monkeypatch.setattr(sn_mod, "plain_eager", lambda *t, e=eager: e)
         w = [x.clone().requires_grad_() for x in ws]
-        us, vs = [x.clone().to(DEVICE) for x in u0], [x.clone().to(DEVICE) for x in v0]
+        us, vs = [x.clone() for x in u0], [x.clone() for x in v0]
         sig = spectral_norm_sigma_fused(w, us, vs, dims, 2, 1e-12)
         grads = torch.autograd.grad((sig * torch.arange(1.0, 4.0, device=DEVICE)).sum(), w)
         ys = spectral_normalize_fused(w, us, vs, dims, 1, 1e-12, torch.bfloat16)
