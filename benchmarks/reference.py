@@ -28,12 +28,15 @@ class ReferenceACGAN:
         self.source_loss = nn.BCEWithLogitsLoss()
         self.class_loss = nn.CrossEntropyLoss()
 
-    def step(self, real: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    def step(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor | None = None,
+             c: torch.Tensor | None = None) -> tuple[float, float]:  # fmt: skip
+        """One D step and one G step; z [B, nz] and c [B] (G's noise and classes) drawn here unless given."""
         b = real.size(0)
         ones = torch.ones(b, device=self.device)
         zeros = torch.zeros(b, device=self.device)
-        z = torch.randn(b, self.spec.nz, device=self.device)
-        c = torch.randint(0, self.spec.num_classes, (b,), device=self.device)
+        if z is None:
+            z = torch.randn(b, self.spec.nz, device=self.device)
+            c = torch.randint(0, self.spec.num_classes, (b,), device=self.device)
         # D: real as real with its class, fake as fake with the class G was asked for
         self.opt_d.zero_grad()
         src, cls = self.D(real)

@@ -8,6 +8,8 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import collections  # noqa: E402
+import importlib.util  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -17,6 +19,15 @@ from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
 
 CLASSES = ("circle", "square", "stripes")
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark_module(name: str):
+    """benchmarks/<name>.py as a module (the benchmarks are scripts, not a package), as `bench_<name>`."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def draw(kind: str, rng: np.random.Generator, w: int, h: int, grey: bool = False) -> Image.Image:

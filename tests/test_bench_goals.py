@@ -1,15 +1,13 @@
 """benchmarks/goals.py: the issues' speed goals read from a pytest-benchmark JSON file."""
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "goals.py"
-_spec = importlib.util.spec_from_file_location("bench_goals", SCRIPT)
-goals_mod = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(goals_mod)
+from conftest import BENCHMARKS, load_benchmark_module
+
+SCRIPT = BENCHMARKS / "goals.py"
+goals_mod = load_benchmark_module("goals")
 
 
 def entry(group, provider, median_s, **extra):

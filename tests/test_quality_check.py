@@ -1,18 +1,13 @@
 """benchmarks/quality.py: fastacgan and the eager reference trained alike, judged by the same classifier."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_folder
+from conftest import load_benchmark_module, make_folder
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
-_spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
-quality = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(quality)
+quality = load_benchmark_module("quality")
 
 SMALL = "--steps 6 --batch-size 8 --width 0.125 --n-per-class 4 --classifier-epochs 1 --device cpu".split()
 
