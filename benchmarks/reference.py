@@ -21,7 +21,7 @@ class ReferenceACGAN:
     def __init__(self, spec: ModelSpec, device: torch.device, lr: float = 2e-4, betas=(0.5, 0.999)):
         torch.backends.cudnn.benchmark = True
         self.spec, self.device = spec, device
-        self.G = Generator(spec, fast_stem=False).to(device)
+        self.G = Generator(spec, fast=False).to(device)
         self.D = Discriminator(spec, sn_impl="torch").to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr, betas=betas)

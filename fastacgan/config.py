@@ -101,6 +101,11 @@ class TrainConfig:
         "the Triton AC-GAN loss and spectral-norm kernels on CUDA; --no-fused-kernels: "
         "PyTorch ops (the CPU always uses PyTorch ops)",
     )
+    fast_layers: bool = _f(
+        True,
+        "G's exact rewrites: upsample + 3x3 conv as 2x2 sub-pixel convs (2.25x fewer FLOPs), the 1x1 stem as a "
+        "matrix product; --no-fast-layers: PyTorch's plain layers (same weights and checkpoints)",
+    )
     sync_bn: bool = _f(False, "with several GPUs (torchrun): synchronised BatchNorm statistics across processes")
     # --- outputs
     out: str = _f("", "output folder; default runs/<data name>")

@@ -122,6 +122,7 @@ class Trainer:
             amp_dtype=self.amp_dtype, channels_last=self.channels_last, compile=self.compile,
             compile_backend=cfg.compile_backend, fused_kernels=cfg.fused_kernels, cls_weight=cfg.cls_weight,
             real_label=cfg.real_label, seed=cfg.seed, dist=self.dist, sync_bn=cfg.sync_bn, graph_step=cfg.graph_step,
+            fast_layers=cfg.fast_layers,
         )  # fmt: skip
         self.G, self.D = self.gan.G, self.gan.D
         log(
@@ -134,7 +135,8 @@ class Trainer:
         whole = ", whole step in one CUDA graph" if self.gan.graph_step else ""
         log(
             f"speed: compile {'on' if self.compile else 'off'}{graphs}, channels-last "
-            f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}{whole}"
+            f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}{whole}, "
+            f"fast G layers {'on' if cfg.fast_layers else 'off'}"
         )
 
         self.workers = default_workers(cfg.workers)

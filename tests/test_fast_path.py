@@ -8,6 +8,7 @@ import torch
 import torch._dynamo
 
 from fastacgan.config import parse_args
+from fastacgan.models import UpsampleConv2d
 from fastacgan.train import Trainer
 
 
@@ -63,6 +64,20 @@ def test_compiled_run_learns_what_eager_learns(tmp_path):
     fast = run(BASE + ["--steps", "100", "--compile-cpu", "--compile-backend", "aot_eager"], tmp_path / "f")
     assert [r["step"] for r in eager] == [r["step"] for r in fast]
     for a, b in zip(eager, fast):
+        for key in ("loss_d", "loss_g", "acc_real", "acc_fake", "d_real"):
+            assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), (a["step"], key)
+
+
+def test_fast_layers_learn_what_plain_layers_learn(tmp_path):
+    """G's exact rewrites (here the upsample convolutions of the digits preset) against PyTorch's plain layers,
+    same seed: the same training to rounding, and --no-fast-layers builds the plain ones."""
+    plain_run = Trainer(parse_args(BASE + ["--steps", "30", "--no-fast-layers", "--out", str(tmp_path / "p")]),
+                        log=lambda m: None)  # fmt: skip
+    assert not any(isinstance(m, UpsampleConv2d) for m in plain_run.G.modules())
+    plain_run.train()
+    plain, fast = records(tmp_path / "p"), run(BASE + ["--steps", "30"], tmp_path / "f")
+    assert [r["step"] for r in plain] == [r["step"] for r in fast] == [10, 20, 30]
+    for a, b in zip(plain, fast):
         for key in ("loss_d", "loss_g", "acc_real", "acc_fake", "d_real"):
             assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), (a["step"], key)
 

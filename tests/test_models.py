@@ -1,8 +1,18 @@
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from fastacgan.config import PRESETS, TrainConfig, resolve_spec
-from fastacgan.models import Discriminator, Generator, ModelSpec, StemTranspose, count_params, d_layers, start_size
+from fastacgan.models import (
+    Discriminator,
+    Generator,
+    ModelSpec,
+    StemTranspose,
+    UpsampleConv2d,
+    count_params,
+    d_layers,
+    start_size,
+)
 
 
 def spec_for(preset, channels=3, classes=10, **cfg):
@@ -38,7 +48,8 @@ def test_isic_presets_use_spectral_norm_and_upsampling():
         d = Discriminator(spec)
         convs = [m for m in d.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
         assert convs and all(hasattr(m, "parametrizations") for m in convs)
-        assert any(isinstance(m, torch.nn.Upsample) for m in Generator(spec).modules())
+        assert any(isinstance(m, torch.nn.Upsample) for m in Generator(spec, fast=False).modules())
+        assert sum(isinstance(m, UpsampleConv2d) for m in Generator(spec).modules()) == 4 if size == 64 else 5
         assert spec.image_size == size and spec.conditioning == "embed-mul"
 
 
@@ -124,11 +135,71 @@ def test_stem_matrix_product_is_the_transposed_convolution(channels_last):
     torch.testing.assert_close(stem(x3), conv(x3))
 
 
-def test_generator_with_and_without_the_fast_stem_agree():
-    spec = resolve_spec(TrainConfig(width=0.25), "cifar10", 3, 10)
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("shape", [(2, 5, 4, 4), (3, 8, 7, 5), (1, 16, 1, 1), (2, 3, 2, 9)])  # [B, C, H, W]
+def test_upsample_conv_is_upsample_then_convolution(shape, channels_last):
+    """UpsampleConv2d (2x2 kernels on the small map) against nn.Upsample + nn.Conv2d with the same parameters:
+    output and every gradient, float64, NCHW and channels-last (kept in the output), odd and 1-pixel maps."""
     torch.manual_seed(0)
-    fast, plain = Generator(spec), Generator(spec, fast_stem=False)
-    assert isinstance(fast.net[0], StemTranspose) and type(plain.net[0]) is torch.nn.ConvTranspose2d
+    b, ci, h, w = shape
+    plain, fast = torch.nn.Conv2d(ci, 7, 3, 1, 1).double(), UpsampleConv2d(ci, 7, 3, 1, 1).double()
+    fast.load_state_dict(plain.state_dict())
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=fmt)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya = plain(torch.nn.functional.interpolate(xa, scale_factor=2.0, mode="nearest"))
+    yb = fast(xb)
+    assert yb.shape == (b, 7, 2 * h, 2 * w)
+    torch.testing.assert_close(yb, ya)
+    if channels_last and h * w > 1:
+        assert yb.is_contiguous(memory_format=torch.channels_last)
+    probe = torch.randn_like(ya)
+    grads_a = torch.autograd.grad((ya * probe).sum(), (xa, plain.weight, plain.bias))
+    grads_b = torch.autograd.grad((yb * probe).sum(), (xb, fast.weight, fast.bias))
+    for ga, gb in zip(grads_a, grads_b):
+        torch.testing.assert_close(gb, ga)
+
+
+def test_upsample_conv_other_configurations_fall_back():
+    """Not 3x3 / stride 1 / padding 1: upsample, then the convolution as configured."""
+    torch.manual_seed(0)
+    for kw in ({"kernel_size": 5, "padding": 2}, {"kernel_size": 3, "padding": 1, "dilation": 2}):
+        fast, plain = UpsampleConv2d(4, 6, **kw), torch.nn.Conv2d(4, 6, **kw)
+        fast.load_state_dict(plain.state_dict())
+        x = torch.randn(2, 4, 5, 5)
+        want = plain(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"))
+        torch.testing.assert_close(fast(x), want)
+
+
+@pytest.mark.parametrize("preset, channels", [("cifar10", 3), ("mnist", 1), ("isic64", 3)])
+def test_generator_fast_and_plain_layers_agree(preset, channels):
+    """The fast rewrites (StemTranspose, UpsampleConv2d) against PyTorch's plain layers on one state_dict: output
+    and gradients (float64: BatchNorm's backward over 6 samples amplifies fp32 rounding), NCHW and channels-last;
+    and the FLOPs they save."""
+    spec = resolve_spec(TrainConfig(width=0.25), preset, channels, 10)
+    torch.manual_seed(0)
+    fast, plain = Generator(spec).double(), Generator(spec, fast=False).double()
+    if spec.g_arch == "tconv":
+        assert isinstance(fast.net[0], StemTranspose) and type(plain.net[0]) is torch.nn.ConvTranspose2d
+    else:
+        assert any(isinstance(m, UpsampleConv2d) for m in fast.modules())
+        assert not any(isinstance(m, UpsampleConv2d) for m in plain.modules())
     plain.load_state_dict(fast.state_dict())  # the same keys and shapes
-    z, y = torch.randn(6, spec.nz), torch.randint(10, (6,))
-    torch.testing.assert_close(fast(z, y), plain(z, y), atol=1e-5, rtol=1e-4)
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    z, y = torch.randn(6, spec.nz, dtype=torch.float64), torch.randint(10, (6,))
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        fast, plain = fast.to(memory_format=fmt), plain.to(memory_format=fmt)
+        out_f, out_p = fast(z, y), plain(z, y)
+        torch.testing.assert_close(out_f, out_p)
+        probe = torch.randn_like(out_p)
+        g_f = torch.autograd.grad((out_f * probe).sum(), list(fast.parameters()))
+        g_p = torch.autograd.grad((out_p * probe).sum(), list(plain.parameters()))
+        for (name, _), a, b in zip(fast.named_parameters(), g_f, g_p):
+            torch.testing.assert_close(a, b, msg=lambda m, n=name: f"{n}: {m}")
+    flops = []
+    for g in (fast, plain):
+        with FlopCounterMode(display=False) as counter:
+            g(z, y)
+        flops.append(counter.get_total_flops())
+    if spec.g_arch == "upconv":  # 16 / 36 of the upsample convolutions' work, plus the small map's extra rim
+        assert 0.45 < flops[0] / flops[1] < 0.7, flops
