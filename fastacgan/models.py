@@ -5,15 +5,16 @@ Two generator families cover the reference implementations in the seeds:
             (the PyTorch CIFAR-10 ACGAN and the ImageNet one: transposed convolutions, BatchNorm)
 - "upconv": Linear(z') -> [c0,s0,s0] -> (Upsample x2, Conv3x3, BN, ReLU) ... -> Conv3x3 -> tanh
             (the Keras MNIST ACGAN and the ISIC 64/128 one: no checkerboard artefacts)
+and two discriminator families:
+- "pairs":   3x3 convs alternating stride 2 and 1, widths doubling every conv, BN + dropout (CIFAR-10 seed)
+- "strided": one stride-2 conv per halving (k3 or k4), optional stride-1 tail, optional spectral norm
+The discriminator returns (source logit [B], class logits [B, K]); losses are computed from logits.
+
 G's layers come in two forms with the same parameters, state_dict and function: PyTorch's plain layers (what
 the reference implementations run) and exact rewrites that are faster (`fast=True`, the default): the first
 transposed convolution from a 1x1 map as a matrix product (StemTranspose), and each x2 nearest upsample +
 3x3 convolution as one convolution with 2x2 kernels on the small map (UpsampleConv2d: 2.25x fewer FLOPs; these
 layers are 75-94% of an upconv preset's training FLOPs).
-and two discriminator families:
-- "pairs":   3x3 convs alternating stride 2 and 1, widths doubling every conv, BN + dropout (CIFAR-10 seed)
-- "strided": one stride-2 conv per halving (k3 or k4), optional stride-1 tail, optional spectral norm
-The discriminator returns (source logit [B], class logits [B, K]); losses are computed from logits.
 """
 
 from __future__ import annotations
