@@ -4,7 +4,8 @@
 #   bash benchmarks/gpu_session.sh STAGE [STAGE ...]      stages (times measured on an H100, 2026-11-23):
 #     tests      the kernel tests compiled for real, the CUDA-only tests (225 s; more since --graph-step's tests)
 #     kernels    benchmarks: fused loss and spectral norm against eager and compiled PyTorch, each launched from
-#                Python and replayed from a CUDA graph, SN tile sweep (107 s; more since the SN update group)
+#                Python and replayed from a CUDA graph, SN tile sweep (107 s; more since the SN update group);
+#                G's upsample convolutions, plain vs UpsampleConv2d (bf16, channels-last, batch 256)
 #     race       benchmarks: the training step, cifar10 at batch 64/256/1024, reference vs fastacgan (and
 #                fastacgan_graph, --graph-step) (165 s without fastacgan_graph)
 #     race-isic  the same for RACE_K=isic64 or RACE_K=isic128 (default both: may not fit one call) (isic64: 116 s)
@@ -118,10 +119,12 @@ for stage in "$@"; do
       # DALI's GPU tests are in `data`, the compile-only check in CI
       timeout "$(left 560)" python3 -m pytest -q -rs -p no:cacheprovider --durations=15 tests/test_kernel_acgan_loss.py \
         tests/test_kernel_spectral_norm.py tests/test_compiled_fused.py tests/test_fast_path.py tests/test_sample.py \
+        tests/test_reference_parity.py \
         2>&1 | tee -a "$LOG" | tail -n 80
       say "stage tests: exit ${PIPESTATUS[0]}"
       ;;
-    kernels) bench kernels 560 benchmarks/test_bench_acgan_loss.py benchmarks/test_bench_spectral_norm.py ;;
+    kernels) bench kernels 560 benchmarks/test_bench_acgan_loss.py benchmarks/test_bench_spectral_norm.py \
+      benchmarks/test_bench_layers.py ;;
     race) bench race 570 benchmarks/test_bench_race.py -k "training_step and cifar10" ;;
     race-isic) bench "race-${RACE_K:-isic}" 570 benchmarks/test_bench_race.py -k "training_step and ${RACE_K:-isic}" ;;
     data)
