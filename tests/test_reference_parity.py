@@ -1,10 +1,10 @@
 """fastacgan's training step against the race's opponent, benchmarks/reference.py, step for step.
 
 The race and the quality check compare fastacgan with that plain eager AC-GAN; this pins down that the two train
-the same thing: from the same weights, batches, noise and dropout draws, fastacgan's step (fp32, without the
-speed features that change rounding) leaves the weights, the spectral-norm vectors and the BatchNorm statistics
-that the reference's step leaves. What may still differ between them in the race is rounding (bf16, fused
-kernels) and the random draws, not the algorithm."""
+the same thing: from the same weights, batches, noise and dropout draws, fastacgan's step (fp32, its fast G
+layers, its fused kernels or their PyTorch references) leaves the weights, the spectral-norm vectors and the
+BatchNorm statistics that the reference's step leaves. What may still differ between them in the race is
+rounding (bf16, fused kernels) and the random draws, not the algorithm."""
 
 import importlib
 
@@ -26,7 +26,7 @@ def _twins(preset: str, channels: int, device: torch.device, **step_kw):
     torch.manual_seed(0)
     gan = ACGANStep(spec, device, **step_kw)
     ref = reference.ReferenceACGAN(spec, device)
-    ref.G.load_state_dict(gan.G.state_dict())  # the same keys: the fast stem and the fused SN are drop-ins
+    ref.G.load_state_dict(gan.G.state_dict())  # the same keys: the fast G layers and the fused SN are drop-ins
     ref.D.load_state_dict(gan.D.state_dict())
     return spec, gan, ref
 
