@@ -49,7 +49,7 @@ def test_isic_presets_use_spectral_norm_and_upsampling():
         convs = [m for m in d.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
         assert convs and all(hasattr(m, "parametrizations") for m in convs)
         assert any(isinstance(m, torch.nn.Upsample) for m in Generator(spec, fast=False).modules())
-        assert sum(isinstance(m, UpsampleConv2d) for m in Generator(spec).modules()) == 4 if size == 64 else 5
+        assert sum(isinstance(m, UpsampleConv2d) for m in Generator(spec).modules()) == (4 if size == 64 else 5)
         assert spec.image_size == size and spec.conditioning == "embed-mul"
 
 
