@@ -91,21 +91,11 @@ def folder_catalog(root: Path) -> Catalog:
 
 
 class _TarReader:
-    """Bytes of tar members. Plain .tar: read by offset on demand (works in worker processes);
-    compressed: members are read once, sequentially, into memory (a gzip stream cannot seek)."""
+    """Bytes of tar members: from memory (`blobs`, what a compressed archive gives), or read by offset on demand
+    (`offsets` [(offset, size)], a plain .tar: works in worker processes)."""
 
-    def __init__(self, path: Path, members: list[tarfile.TarInfo], compressed: bool):
-        self.path, self.compressed = str(path), compressed
-        self.offsets = [(m.offset_data, m.size) for m in members]
-        self.blobs: list[bytes] | None = None
-        if compressed:
-            wanted = {m.name for m in members}
-            got = {}
-            with tarfile.open(path, "r:*") as tf:
-                for m in tf:
-                    if m.name in wanted:
-                        got[m.name] = tf.extractfile(m).read()
-            self.blobs = [got[m.name] for m in members]
+    def __init__(self, path: Path, offsets: list[tuple[int, int]] | None, blobs: list[bytes] | None = None):
+        self.path, self.offsets, self.blobs = str(path), offsets, blobs
 
     def __call__(self, i: int) -> bytes:
         if self.blobs is not None:
@@ -116,26 +106,70 @@ class _TarReader:
             return f.read(size)
 
 
-def tar_catalog(path: Path) -> Catalog:
+PROGRESS_EVERY_S = 5.0  # progress lines while a long archive is read
+
+
+def memory_budget() -> int:
+    """Bytes a compressed archive's images may take in memory: half of this machine's physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that says
+        return 1 << 62
+
+
+def _read_compressed(path: Path, log: Callable[[str], None]) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every image member of a compressed archive, in one pass over the stream (a gzip stream
+    cannot seek, so the bytes are kept in memory), refusing before they outgrow memory_budget()."""
+    budget, total, out = memory_budget(), 0, []
+    last = time.time()
+    with tarfile.open(path, "r:*") as tf:
+        for m in tf:
+            if not (m.isfile() and _is_image(m.name)):
+                continue
+            total += m.size
+            if total > budget:
+                raise DataError(
+                    f"--data {path}: a compressed archive is held in memory (a gzip stream cannot seek), and its "
+                    f"images pass {budget / 2**30:.1f} GiB, half of this machine's memory; extract it and give the "
+                    f"folder, or re-pack it as an uncompressed .tar (read from disk as needed)"
+                )
+            out.append((m.name, tf.extractfile(m).read()))
+            if time.time() - last > PROGRESS_EVERY_S:
+                last = time.time()
+                log(f"reading {path.name}: {len(out)} images, {total / 2**20:,.0f} MiB so far")
+    return out
+
+
+def _compressed(path: Path) -> bool:
+    """Whether the file is a gzip, bzip2 or xz stream (by its first bytes, whatever its name says)."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head == b"\xfd7zXZ\x00"
+
+
+def tar_catalog(path: Path, log: Callable[[str], None] = lambda msg: None) -> Catalog:
     """A tar of an image folder: members .../<class>/<image>; the class is the image's parent folder."""
     try:
-        with tarfile.open(path, "r:*") as tf:
-            members = [m for m in tf.getmembers() if m.isfile() and _is_image(m.name)]
+        if _compressed(path):
+            found = sorted(_read_compressed(path, log))
+            names, blobs, offsets = [n for n, _ in found], [b for _, b in found], None
+        else:  # the headers only: tarfile seeks over the members' data
+            with tarfile.open(path, "r:") as tf:
+                members = sorted((m for m in tf.getmembers() if m.isfile() and _is_image(m.name)),
+                                 key=lambda m: m.name)  # fmt: skip
+            names, blobs, offsets = [m.name for m in members], None, [(m.offset_data, m.size) for m in members]
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
-    if not members:
+    if not names:
         raise DataError(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
-    members.sort(key=lambda m: m.name)
-    flat = [m.name for m in members if len(Path(m.name).parts) < 2]
+    flat = [n for n in names if len(Path(n).parts) < 2]
     if flat:
         raise DataError(f"--data {path}: {flat[0]} is not inside a class folder; expected <class>/<image> members")
-    labels, class_names = _labels_from([Path(m.name).parts[-2] for m in members])
-    compressed = not str(path).endswith(".tar")
-    reader = _TarReader(path, members, compressed)
+    labels, class_names = _labels_from([Path(n).parts[-2] for n in names])
     name = Path(path).name
     for ext in TAR_EXTS:
         name = name.removesuffix(ext)
-    return Catalog(name, [f"{path}:{m.name}" for m in members], labels, class_names, reader)
+    return Catalog(name, [f"{path}:{n}" for n in names], labels, class_names, _TarReader(path, offsets, blobs))
 
 
 def _find_csv(root: Path, csv_opt: str) -> Path | None:
@@ -217,8 +251,10 @@ def open_catalog(
     max_images: int = 0,
     seed: int = 0,
     image_size: int = 0,
+    log: Callable[[str], None] = lambda msg: None,
 ) -> Catalog:
-    """Resolve --data (and --csv, --classes, --max-images) to a Catalog, or raise DataError."""
+    """Resolve --data (and --csv, --classes, --max-images) to a Catalog, or raise DataError. log: progress
+    lines for long work (reading a large compressed archive)."""
     if data.startswith("builtin:"):
         cat = builtin_catalog(data, image_size)
     else:
@@ -228,7 +264,7 @@ def open_catalog(
         if path.is_file():
             if not str(path).lower().endswith(TAR_EXTS):
                 raise DataError(f"--data {data}: a file must be a .tar, .tar.gz or .tgz of an image folder")
-            cat = tar_catalog(path)
+            cat = tar_catalog(path, log)
         else:
             csv_path = _find_csv(path, csv_opt)
             cat = csv_catalog(path, csv_path, image_col, label_col) if csv_path else folder_catalog(path)

@@ -89,8 +89,9 @@ class Trainer:
         if cfg.data.startswith("builtin:"):
             log(f"drawing the built-in data set {cfg.data} at {builtin_size}x{builtin_size} (a few seconds)")
         self.catalog = open_catalog(
-            cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images, cfg.seed, builtin_size
-        )
+            cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images, cfg.seed,
+            builtin_size, log,
+        )  # fmt: skip
         native, channels = probe(self.catalog)
         self.preset = (
             cfg.preset

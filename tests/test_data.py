@@ -7,6 +7,7 @@ import torch
 from conftest import CLASSES, make_folder
 from PIL import Image
 
+import fastacgan.data as data_mod
 from fastacgan.data import DataError, decode_all, decode_image, open_catalog, probe
 from fastacgan.loaders import MemoryLoader, StreamLoader, epoch_order, to_model_input
 
@@ -31,7 +32,10 @@ def test_greyscale_is_detected(tmp_path):
     assert probe(cat) == (20, 1)
 
 
-@pytest.mark.parametrize("suffix,mode", [(".tar", "w"), (".tar.gz", "w:gz"), (".tgz", "w:gz")])
+@pytest.mark.parametrize(
+    "suffix,mode",
+    [(".tar", "w"), (".tar.gz", "w:gz"), (".tgz", "w:gz"), (".tar.gz", "w:bz2"), (".tar", "w:xz"), (".tgz", "w")],
+)  # the last three named for another compression than they hold: the file's first bytes decide
 def test_tar_archives_match_the_folder(image_folder, tmp_path, suffix, mode):
     archive = tmp_path / f"shapes{suffix}"
     with tarfile.open(archive, mode) as tf:
@@ -40,6 +44,28 @@ def test_tar_archives_match_the_folder(image_folder, tmp_path, suffix, mode):
     _, (xf, yf) = load(image_folder)
     assert cat_t.class_names == sorted(CLASSES) and cat_t.name == "shapes"
     assert torch.equal(xt, xf) and torch.equal(yt, yf)
+
+
+def test_compressed_archive_beyond_memory_is_refused_with_progress(image_folder, tmp_path, monkeypatch):
+    """A compressed archive is read into memory in one pass, with progress lines; one whose images would pass
+    the memory budget stops early with an error that names it and says what to do."""
+    archive = tmp_path / "shapes.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(image_folder, arcname="train")
+    sizes = sorted(p.stat().st_size for p in image_folder.rglob("*.png"))
+    monkeypatch.setattr(data_mod, "PROGRESS_EVERY_S", -1.0)  # a line per image
+    lines = []
+    cat = open_catalog(str(archive), log=lines.append)
+    assert len(lines) == len(cat) == len(sizes) and lines[-1].startswith(f"reading shapes.tar.gz: {len(cat)} images")
+    monkeypatch.setattr(data_mod, "memory_budget", lambda: sum(sizes) - 1)
+    with pytest.raises(
+        DataError, match=r"shapes\.tar\.gz: a compressed archive is held in memory .* uncompressed \.tar"
+    ):
+        open_catalog(str(archive))
+    plain = tmp_path / "shapes.tar"  # read from disk by offset: no budget
+    with tarfile.open(plain, "w") as tf:
+        tf.add(image_folder, arcname="train")
+    assert len(open_catalog(str(plain))) == len(sizes)
 
 
 def write_isic(root, rows, label_col="target"):
