@@ -67,25 +67,31 @@ def _labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[c] for c in class_of_item], dtype=np.int64), classes
 
 
+PROGRESS_EVERY_S = 5.0  # progress lines while a large folder is listed or an archive read
+
+
 def _read_file(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
 
 
-def folder_catalog(root: Path) -> Catalog:
+def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None) -> Catalog:
     """root/<class>/**/<image>; classes in sorted order."""
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         loose = [p.name for p in root.iterdir() if _is_image(p.name)]
         hint = f" (it holds {len(loose)} loose images)" if loose else ""
         raise DataError(f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>")
-    paths, classes = [], []
-    for d in class_dirs:
+    paths, classes, last = [], [], time.time()
+    for k, d in enumerate(class_dirs):
         files = sorted(str(p) for p in d.rglob("*") if p.is_file() and _is_image(p.name))
         if not files:
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)})")
         paths += files
         classes += [d.name] * len(files)
+        if time.time() - last > PROGRESS_EVERY_S:
+            last = time.time()
+            log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
     labels, class_names = _labels_from(classes)
     return Catalog(root.name, paths, labels, class_names, lambda i: _read_file(paths[i]))
 
@@ -104,9 +110,6 @@ class _TarReader:
         with open(self.path, "rb") as f:
             f.seek(off)
             return f.read(size)
-
-
-PROGRESS_EVERY_S = 5.0  # progress lines while a long archive is read
 
 
 def memory_budget() -> int:
@@ -254,7 +257,7 @@ def open_catalog(
     log: Callable[[str], None] = lambda msg: None,
 ) -> Catalog:
     """Resolve --data (and --csv, --classes, --max-images) to a Catalog, or raise DataError. log: progress
-    lines for long work (reading a large compressed archive)."""
+    lines for long work (listing a large folder, reading a compressed archive)."""
     if data.startswith("builtin:"):
         cat = builtin_catalog(data, image_size)
     else:
@@ -267,7 +270,7 @@ def open_catalog(
             cat = tar_catalog(path, log)
         else:
             csv_path = _find_csv(path, csv_opt)
-            cat = csv_catalog(path, csv_path, image_col, label_col) if csv_path else folder_catalog(path)
+            cat = csv_catalog(path, csv_path, image_col, label_col) if csv_path else folder_catalog(path, log)
     if len(cat) == 0:
         raise DataError(f"--data {data}: no images found")
     if classes:

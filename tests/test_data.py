@@ -48,7 +48,7 @@ def test_tar_archives_match_the_folder(image_folder, tmp_path, suffix, mode):
 
 def test_compressed_archive_beyond_memory_is_refused_with_progress(image_folder, tmp_path, monkeypatch):
     """A compressed archive is read into memory in one pass, with progress lines; one whose images would pass
-    the memory budget stops early with an error that names it and says what to do."""
+    the memory budget stops early with an error that names it and says what to do. Folders: progress too."""
     archive = tmp_path / "shapes.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
         tf.add(image_folder, arcname="train")
@@ -66,6 +66,9 @@ def test_compressed_archive_beyond_memory_is_refused_with_progress(image_folder,
     with tarfile.open(plain, "w") as tf:
         tf.add(image_folder, arcname="train")
     assert len(open_catalog(str(plain))) == len(sizes)
+    lines.clear()  # a folder: a line per class folder listed
+    open_catalog(str(image_folder), log=lines.append)
+    assert lines == [f"listing {image_folder}: {8 * k} images in {k} of 3 class folders" for k in (1, 2, 3)]
 
 
 def write_isic(root, rows, label_col="target"):
