@@ -42,7 +42,7 @@ def make_runner(provider, spec):
         return lambda x_u8, y: ref.step(to_model_input(x_u8, channels_last=False), y)
     gan = ACGANStep(spec, DEVICE, amp_dtype=torch.bfloat16 if FULL else None, channels_last=FULL, compile=FULL,
                     fused_kernels=True, graph_step=provider == "fastacgan_graph")  # fmt: skip
-    return lambda x_u8, y: gan(to_model_input(x_u8, channels_last=FULL), y)
+    return gan  # takes the loader's uint8 batch, converted inside the step (as the trainer gives it)
 
 
 def step_flops(spec, batch, provider):
@@ -57,7 +57,7 @@ def step_flops(spec, batch, provider):
         run = lambda: ref.step(to_model_input(x, False), y)  # noqa: E731
     else:  # eager fp32 (the fused kernels' few FLOPs are not counted either way)
         gan = ACGANStep(spec, DEVICE, fused_kernels=False)
-        run = lambda: gan(to_model_input(x, False), y)  # noqa: E731
+        run = lambda: gan(x, y)  # noqa: E731
     with FlopCounterMode(display=False) as counter:
         run()
     return counter.get_total_flops()

@@ -23,6 +23,7 @@ import torch.distributed as tdist
 from . import kernels
 from .distributed import Dist, all_reduce_
 from .kernels import acgan_loss, acgan_loss_reference
+from .loaders import to_model_input
 from .models import Discriminator, Generator, ModelSpec
 
 # per-step metrics accumulated on the device, in this order: the D step's, then the G step's
@@ -111,6 +112,8 @@ class ACGANStep:
 
     def _d_losses(self, real, fake, labels, c):
         """D step loss on real images (their labels) and detached fakes (the classes G was asked for)."""
+        if real.dtype == torch.uint8:  # a loader's batch, converted here: in the compiled region / the graph
+            real = to_model_input(real, self.channels_last)
         with self.autocast():
             src_r, cls_r = self.D_run(real)
             src_f, cls_f = self.D_run(fake)
@@ -126,7 +129,9 @@ class ACGANStep:
     # ------------------------------------------------------------------------------------------------------
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor) -> None:
-        """One D step and one G step. real: [B, C, H, W] float in [-1, 1]; labels [B] int64."""
+        """One D step and one G step. real: [B, C, H, W] float in [-1, 1], or a loader's uint8 [B, H, W, C],
+        which the step converts inside its compiled region (with --graph-step: inside the graph), saving the
+        conversion's launches and copying a quarter of the bytes into the graph's input; labels [B] int64."""
         if self.graph_step:
             self._graphed_step(real, labels)
         else:

@@ -179,8 +179,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ one step
 
-    def train_step(self, real_u8: torch.Tensor, labels: torch.Tensor) -> None:
-        self.gan(to_model_input(real_u8, self.channels_last), labels)
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> None:
+        """real: the loader's batch, uint8 [B, H, W, C] (converted inside the step) or DALI's float one."""
+        self.gan(real if real.dtype == torch.uint8 else to_model_input(real, self.channels_last), labels)
 
     # ------------------------------------------------------------------------------------------ the loop
 

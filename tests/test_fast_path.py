@@ -138,6 +138,35 @@ def test_fused_kernel_self_check(monkeypatch):
     assert step_mod.check_fused_kernels(dev).startswith("ZeroDivisionError")
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "aot_eager"])
+def test_a_uint8_batch_is_converted_inside_the_step(channels_last, compiled):
+    """The loader's uint8 [B, H, W, C] batch goes into the step as it is (converted in the compiled region, and
+    with --graph-step inside the graph): the same training, bit for bit, as the batch converted beforehand."""
+    from fastacgan.loaders import to_model_input
+    from fastacgan.step import ACGANStep
+
+    torch._dynamo.reset()
+    kw = {"channels_last": channels_last, "compile": compiled, "compile_backend": "aot_eager"}
+    torch.manual_seed(0)
+    raw = ACGANStep(_spec(), torch.device("cpu"), **kw)
+    torch.manual_seed(0)
+    pre = ACGANStep(_spec(), torch.device("cpu"), **kw)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        x = torch.randint(0, 256, (8, 16, 16, 1), dtype=torch.uint8, generator=g)
+        y = torch.randint(4, (8,), generator=g)
+        torch.manual_seed(1)
+        raw(x, y)
+        torch.manual_seed(1)
+        pre(to_model_input(x, channels_last), y)
+    for a, b in zip(raw.G.state_dict().values(), pre.G.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(raw.D.state_dict().values(), pre.D.state_dict().values()):
+        assert torch.equal(a, b)
+    assert raw.read_metrics() == pre.read_metrics()
+
+
 def test_g_step_leaves_d_gradients_alone():
     from fastacgan.step import ACGANStep
 
