@@ -121,7 +121,7 @@ def memory_budget() -> int:
 
 
 def _read_compressed(path: Path, log: Callable[[str], None]) -> list[tuple[str, bytes]]:
-    """(name, bytes) of every image member of a compressed archive, in one pass over the stream (a gzip stream
+    """(name, bytes) of every image member of a compressed archive, in one pass over the stream (a compressed stream
     cannot seek, so the bytes are kept in memory), refusing before they outgrow memory_budget()."""
     budget, total, out = memory_budget(), 0, []
     last = time.time()
@@ -132,7 +132,7 @@ def _read_compressed(path: Path, log: Callable[[str], None]) -> list[tuple[str, 
             total += m.size
             if total > budget:
                 raise DataError(
-                    f"--data {path}: a compressed archive is held in memory (a gzip stream cannot seek), and its "
+                    f"--data {path}: a compressed archive is held in memory (a compressed stream cannot seek), and its "
                     f"images pass {budget / 2**30:.1f} GiB, half of this machine's memory; extract it and give the "
                     f"folder, or re-pack it as an uncompressed .tar (read from disk as needed)"
                 )
