@@ -157,9 +157,14 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
 
 
 def to_model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """A batch [B, H, W, C] (uint8, or float already in [-1, 1] from DALI) -> float [B, C, H, W] in [-1, 1].
-    The permute is a view, so the result is channels-last in memory; otherwise it is made contiguous NCHW."""
+    """A batch [B, H, W, C] (uint8, or float already in [-1, 1] from DALI) -> float [B, C, H, W] in [-1, 1],
+    channels-last in memory (channels_last) or contiguous NCHW."""
     x = x.permute(0, 3, 1, 2)
     if x.dtype == torch.uint8:
-        x = x.float().mul_(1 / 127.5).sub_(1)
+        # one copy into the layout asked for. A 1-channel map is the same bytes in both layouts and gets the plain
+        # NCHW strides: traced with dynamic shapes (a recompile after a batch of another size), PyTorch's layout
+        # inference and its kernels disagree on a 1-channel channels-last tensor, and a convolution then a
+        # flatten of the result fails inside the compiled step
+        fmt = torch.channels_last if channels_last and x.shape[1] > 1 else torch.contiguous_format
+        return x.to(torch.float32, memory_format=fmt).mul_(1 / 127.5).sub_(1)
     return x if channels_last else x.contiguous()

@@ -218,3 +218,8 @@ def test_to_model_input_range_and_layout():
     assert out.shape == (2, 3, 4, 2) and out.is_contiguous(memory_format=torch.channels_last)
     assert out.min() == -1 and out.max() == 1
     assert to_model_input(x, channels_last=False).is_contiguous()
+    # 1 channel: plain NCHW strides whatever is asked (the same bytes; what a step compiled with dynamic shapes
+    # agrees on, see to_model_input)
+    grey = torch.zeros(2, 4, 5, 1, dtype=torch.uint8)
+    for cl in (False, True):
+        assert to_model_input(grey, channels_last=cl).stride() == (20, 20, 5, 1)

@@ -319,8 +319,9 @@ def test_graph_step_bookkeeping_with_stand_in_graphs(monkeypatch, fail_capture, 
         gan.graph_step = graph_step
         cuda = _StandInCuda(monkeypatch, gan, fail_capture) if graph_step else None
         g = torch.Generator().manual_seed(1)
-        for b in [8] * 6 + [6] * 4 + [8] * 2:
-            gan(torch.rand(b, 1, 16, 16, generator=g) * 2 - 1, torch.randint(4, (b,), generator=g))
+        for b in [8] * 6 + [6] * 4 + [8] * 2:  # the loader's uint8 batches, as the trainer passes them
+            x = torch.randint(0, 256, (b, 16, 16, 1), dtype=torch.uint8, generator=g)
+            gan(x, torch.randint(4, (b,), generator=g))
         params = [p.detach().clone() for p in (*gan.G.parameters(), *gan.D.parameters())]
         return gan, cuda, params, gan.read_metrics()
 
