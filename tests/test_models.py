@@ -196,10 +196,10 @@ def test_generator_fast_and_plain_layers_agree(preset, channels):
         g_p = torch.autograd.grad((out_p * probe).sum(), list(plain.parameters()))
         for (name, _), a, b in zip(fast.named_parameters(), g_f, g_p):
             torch.testing.assert_close(a, b, msg=lambda m, n=name: f"{n}: {m}")
-    flops = []
-    for g in (fast, plain):
-        with FlopCounterMode(display=False) as counter:
-            g(z, y)
-        flops.append(counter.get_total_flops())
     if spec.g_arch == "upconv":  # 16 / 36 of the upsample convolutions' work, plus the small map's extra rim
+        flops = []
+        for g in (fast, plain):
+            with FlopCounterMode(display=False) as counter:
+                g(z, y)
+            flops.append(counter.get_total_flops())
         assert 0.45 < flops[0] / flops[1] < 0.7, flops
