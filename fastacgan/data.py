@@ -294,19 +294,28 @@ def open_catalog(
 # ---------------------------------------------------------------------------------------------- decoding
 
 
+DRAFT_GAP = 3  # a JPEG is decoded at 1/2, 1/4 or 1/8 scale while it stays >= 3x the resize target
+
+
 def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray:
-    """Encoded bytes -> uint8 [size, size, channels]: short side resized to `size`, centre crop.
+    """Encoded bytes -> uint8 [size, size, channels]: short side resized to `size` (bicubic), centre crop.
+    A JPEG much larger than that is decoded at reduced scale by libjpeg (DCT scaling, `Image.draft`) while it
+    stays at least DRAFT_GAP times the resize target: full-size photos (ISIC's are 1-24 megapixels) then decode
+    2-3x faster, and the result stays within a grey level or two of a full decode and resize.
     Raises DataError naming the file if it is unreadable or truncated."""
+    mode = "L" if channels == 1 else "RGB"
     try:
         with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            s = size / min(w, h)
+            nw, nh = max(size, round(w * s)), max(size, round(h * s))
+            if im.format == "JPEG" and min(w, h) >= 2 * DRAFT_GAP * size:
+                im.draft(mode, (nw * DRAFT_GAP, nh * DRAFT_GAP))
             im.load()  # decodes now, so truncated files fail here and not later
-            im = im.convert("L" if channels == 1 else "RGB")
+            im = im.convert(mode)
     except Exception as e:
         raise DataError(f"{name}: cannot decode image ({e})") from e
-    w, h = im.size
-    if (w, h) != (size, size):
-        s = size / min(w, h)
-        nw, nh = max(size, round(w * s)), max(size, round(h * s))
+    if im.size != (size, size):
         im = im.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
         left, top = (nw - size) // 2, (nh - size) // 2
         im = im.crop((left, top, left + size, top + size))

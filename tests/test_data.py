@@ -163,6 +163,51 @@ def test_decode_resizes_short_side_and_centre_crops():
     assert out.shape == (10, 10, 3) and out.min() > 200  # the crop kept only the white middle
 
 
+def _photo_jpeg(w: int, h: int, seed: int = 0) -> bytes:
+    """A large JPEG with smooth structure and some grain, like a photo."""
+    import io
+
+    rng = np.random.default_rng(seed)
+    base = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+    pixels = np.asarray(base).astype(np.int16) + rng.normal(0, 4, (h, w, 3)).astype(np.int16)
+    buf = io.BytesIO()
+    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_and_matches_a_full_decode(monkeypatch):
+    import io
+
+    from PIL import JpegImagePlugin
+
+    data = _photo_jpeg(800, 600)
+    drafted = []
+    full_draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size):
+        out = full_draft(self, mode, size)
+        drafted.append((mode, self.size))
+        return out
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    for channels, mode in ((3, "RGB"), (1, "L")):
+        out = decode_image(data, "big.jpg", 32, channels)
+        # the reference: a full-size decode, then the same resize and centre crop
+        with Image.open(io.BytesIO(data)) as im:
+            im = im.convert(mode).resize((43, 32), Image.BICUBIC)
+        ref = np.asarray(im.crop((5, 0, 37, 32))).reshape(32, 32, channels)
+        diff = np.abs(out.astype(int) - ref)
+        assert out.shape == (32, 32, channels) and diff.mean() < 1.0 and diff.max() <= 4, (diff.mean(), diff.max())
+    # 600 / 4 = 150 >= 3 x 32 > 600 / 8: decoded at a quarter of the size
+    assert drafted == [("RGB", (200, 150)), ("L", (200, 150))]
+    assert decode_image(data, "big.jpg", 32, 3).shape == (32, 32, 3)
+    drafted.clear()
+    decode_image(data, "big.jpg", 128, 3)  # 600 < 2 x 3 x 128: a full decode, no draft asked
+    assert drafted == []
+    with pytest.raises(DataError, match="cut.jpg: cannot decode"):
+        decode_image(data[: len(data) // 2], "cut.jpg", 32, 3)
+
+
 def test_builtin_digits():
     cat = open_catalog("builtin:digits:300", image_size=20)
     assert cat.images.shape == (300, 20, 20, 1) and cat.class_names == [str(i) for i in range(10)]
