@@ -54,6 +54,12 @@ class TrainConfig:
         "budget for the resident loader: the decoded uint8 set stays on the device when it needs at most this "
         "many GiB (on a GPU, also at most half its free memory)",
     )
+    decode_cache: str = _f(
+        "",
+        "folder where the resident loader keeps the decoded set: the first run saves it there (one file per data "
+        "set, resolution and image list), later runs and resumes on the same data load it instead of decoding; "
+        "a changed image file (size or time) means a new decode; empty = off",
+    )
     # --- model
     preset: str = _f(
         "auto",

@@ -10,6 +10,7 @@ exactly the data an uninterrupted one would.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import tarfile
@@ -41,6 +42,7 @@ class Catalog:
     read: Callable[[int], bytes] | None  # i -> encoded bytes (None for the built-in set)
     images: torch.Tensor | None = None  # decoded uint8 [N, H, W, C] (built-in set only)
     skipped: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # the files the images come from (a folder's, an archive)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -54,6 +56,7 @@ class Catalog:
             self.class_names,
             None if base is None else (lambda i, _m=idx, _r=base: _r(int(_m[i]))),
             None if self.images is None else self.images[torch.as_tensor(idx)],
+            sources=self.sources,
         )
 
 
@@ -93,7 +96,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None) ->
             last = time.time()
             log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
     labels, class_names = _labels_from(classes)
-    return Catalog(root.name, paths, labels, class_names, lambda i: _read_file(paths[i]))
+    return Catalog(root.name, paths, labels, class_names, lambda i: _read_file(paths[i]), sources=paths)
 
 
 class _TarReader:
@@ -172,7 +175,8 @@ def tar_catalog(path: Path, log: Callable[[str], None] = lambda msg: None) -> Ca
     name = Path(path).name
     for ext in TAR_EXTS:
         name = name.removesuffix(ext)
-    return Catalog(name, [f"{path}:{n}" for n in names], labels, class_names, _TarReader(path, offsets, blobs))
+    names = [f"{path}:{n}" for n in names]
+    return Catalog(name, names, labels, class_names, _TarReader(path, offsets, blobs), sources=[str(path)])
 
 
 def _find_csv(root: Path, csv_opt: str) -> Path | None:
@@ -231,7 +235,7 @@ def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> C
         labels = np.array([index[int(v)] for v in raw_labels], dtype=np.int64)
     else:
         labels, class_names = _labels_from(raw_labels)
-    return Catalog(root.name, paths, labels, class_names, lambda i: _read_file(paths[i]))
+    return Catalog(root.name, paths, labels, class_names, lambda i: _read_file(paths[i]), sources=paths)
 
 
 def builtin_catalog(spec: str, image_size: int) -> Catalog:
@@ -406,3 +410,64 @@ def decode_all(
     if not bool(ok.any()):
         raise DataError(f"--data: none of the {len(cat)} images could be decoded")
     return out[ok], torch.as_tensor(cat.labels)[ok]
+
+
+# ------------------------------------------------------------------------------------------ decoded cache
+
+CACHE_FORMAT = 1
+
+
+def decoded_cache(cache_dir: str, cat: Catalog, size: int, channels: int, decoder: str) -> tuple[Path, str]:
+    """(the cache file of this decoded set in cache_dir, the key its contents must carry). One file per data set
+    name, resolution, channels and list of images; the key adds every source file's size and modification time,
+    the decoder and the decoding rules, so a changed file or rule means a new decode (which replaces the file)."""
+    h = hashlib.sha256()
+    for name, label in zip(cat.names, cat.labels.tolist()):
+        h.update(f"{name}\t{label}\n".encode())
+    listing = h.hexdigest()
+    for src in cat.sources:
+        try:
+            st = os.stat(src)
+            h.update(f"{src}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{src}\tmissing\n".encode())
+    h.update(f"{CACHE_FORMAT} {size} {channels} {decoder} draft-gap {DRAFT_GAP}".encode())
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cat.name)[:60]
+    return Path(cache_dir).expanduser() / f"{safe}-{size}px-{channels}c-{listing[:12]}.pt", h.hexdigest()
+
+
+def load_decoded(path: Path, key: str, policy: str, log) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The cached (images, labels) if `path` holds this key's decoded set, else None (with a line saying why, when
+    there is a file). The files skipped when it was made are reported again under `policy`."""
+    if not path.exists():
+        return None
+    t0 = time.time()
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if blob.get("key") != key:
+            log(f"decoded-set cache {path}: made from other files or with other decoding; decoding anew")
+            return None
+        images, labels, skipped = blob["images"], blob["labels"], list(blob["skipped"])
+    except Exception as e:  # noqa: BLE001 - an unreadable cache is not an error: it is rebuilt
+        log(f"decoded-set cache {path}: unreadable ({type(e).__name__}: {e}); decoding anew")
+        return None
+    report_bad(skipped, policy)
+    note = f" ({len(skipped)} unreadable skipped when it was made)" if skipped else ""
+    log(f"loaded the decoded set from {path}: {len(labels)} images, {images.nbytes / 2**20:,.0f} MiB, "
+        f"{time.time() - t0:.1f} s{note}")  # fmt: skip
+    return images, labels
+
+
+def save_decoded(path: Path, key: str, images: torch.Tensor, labels: torch.Tensor, skipped: list[str], log) -> None:
+    """Write the decoded set atomically (a temporary file, then a rename); a failure to write is reported, not
+    raised: the run has its data either way."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": key, "images": images.cpu(), "labels": labels.cpu(), "skipped": list(skipped)}, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        log(f"could not save the decoded set to {path} ({e}); the run goes on without the cache")
+        return
+    log(f"saved the decoded set to {path} ({images.nbytes / 2**20:,.0f} MiB): later runs with --decode-cache load it")

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 import torch
 
-from .data import Catalog, DataError, DecodeSet, collate_decoded, decode_all, report_bad
+from .data import (
+    Catalog,
+    DataError,
+    DecodeSet,
+    collate_decoded,
+    decode_all,
+    decoded_cache,
+    load_decoded,
+    report_bad,
+    save_decoded,
+)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,7 +140,9 @@ def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: f
 
 def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
                 hflip: bool, workers: int, policy: str, cache_gb: float, kind: str = "auto", log=print,
-                shard: tuple[int, int] = (0, 1)):  # fmt: skip
+                shard: tuple[int, int] = (0, 1), decode_cache: str = ""):  # fmt: skip
+    """The loader for --loader `kind`. decode_cache: a folder where the resident loader keeps the decoded set for
+    later runs on the same data (see data.decoded_cache); empty: none."""
     from .dali_pipeline import DaliLoader, dali_available
 
     has_dali = dali_available()
@@ -139,17 +151,28 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
     detail = {"resident": f"decode once with {decoder}, keep uint8 on {device}", "dali": f"{workers} DALI threads",
               "torch": f"PIL in {workers} worker processes"}[name]  # fmt: skip
     log(f"loader: {name} ({detail}): {why}")
+    cached = decode_cache and name == "resident" and cat.images is None
+    if decode_cache and not cached:
+        what = "the built-in set is made in memory" if cat.images is not None else f"the {name} loader streams"
+        log(f"--decode-cache {decode_cache}: not used ({what})")
     if name == "resident":
-        images = None
-        if decoder == "DALI":
+        images = got = None
+        if cached:
+            got = load_decoded(*decoded_cache(decode_cache, cat, size, channels, decoder), policy, log)
+        if got is not None:
+            images, labels = got
+        elif decoder == "DALI":
             try:
                 images, labels = DaliLoader(
                     cat, size, channels, min(256, len(cat)), seed, device, False, workers, policy
                 ).decode_all(log)
             except RuntimeError as e:  # e.g. a driver too old for this DALI build: PIL still works
                 log(f"DALI could not decode on {device} ({str(e).splitlines()[0]}); decoding with PIL instead")
+                decoder = "PIL"
         if images is None:
             images, labels = decode_all(cat, size, channels, workers, policy, log)
+        if cached and got is None:
+            save_decoded(*decoded_cache(decode_cache, cat, size, channels, decoder), images, labels, cat.skipped, log)
         return MemoryLoader(images, labels, batch_size, seed, device, hflip, shard)
     if name == "dali":
         return DaliLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard)

@@ -204,3 +204,76 @@ def test_short_training_run_with_each_loader(image_folder, tmp_path, loader, cap
     ]
     assert main(args) == 0
     assert f"loader: {loader}" in capsys.readouterr().out
+
+
+def test_decode_cache_saves_loads_and_notices_a_changed_file(image_folder, tmp_path, monkeypatch):
+    import fastacgan.loaders as loaders_mod
+
+    cache = tmp_path / "cache"
+
+    def resident(policy="skip", data=image_folder):
+        lines = []
+        loader = make_loader(open_catalog(str(data)), 16, 3, 4, 0, CPU, False, 0, policy, 4.0, "resident",
+                             log=lines.append, decode_cache=str(cache))  # fmt: skip
+        return loader, "\n".join(lines)
+
+    first, log = resident()
+    files = list(cache.iterdir())
+    assert len(files) == 1 and files[0].name.startswith("shapes-16px-3c-") and "saved the decoded set" in log
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded although the cache holds the set")
+
+    with monkeypatch.context() as m:
+        m.setattr(loaders_mod, "decode_all", no_decoding)
+        again, log = resident()
+    assert "loaded the decoded set from" in log and "24 images" in log
+    assert torch.equal(again.images, first.images) and torch.equal(again.labels, first.labels)
+
+    # a changed image file: a new decode, which replaces the file and sees the new pixels
+    victim = sorted((image_folder / "circle").iterdir())[0]
+    victim.write_bytes((image_folder / "square" / "square_000.png").read_bytes())
+    changed, log = resident()
+    assert "made from other files" in log and "saved the decoded set" in log
+    assert list(cache.iterdir()) == files and not torch.equal(changed.images, first.images)
+
+    # an unreadable cache file is rebuilt, not an error
+    files[0].write_bytes(b"not a cache")
+    rebuilt, log = resident()
+    assert "unreadable" in log and torch.equal(rebuilt.images, changed.images)
+
+    # the files skipped when the set was decoded are reported again on every load, under --bad-images
+    victim.write_bytes(victim.read_bytes()[:40])
+    with pytest.warns(UserWarning, match=victim.name):
+        skipped, _ = resident()
+    assert len(skipped.labels) == 23
+    with pytest.warns(UserWarning, match=victim.name), monkeypatch.context() as m:
+        m.setattr(loaders_mod, "decode_all", no_decoding)
+        assert len(resident()[0].labels) == 23
+    with pytest.raises(DataError, match=f"{victim.name}: cannot decode.*--bad-images skip"):
+        resident("error")
+
+    # an archive is keyed by the archive file; the built-in set and streaming loaders use no cache
+    archive = tmp_path / "shapes.tar"
+    with tarfile.open(archive, "w") as tf:
+        tf.add(image_folder, arcname="shapes")
+    resident(data=archive)
+    assert "loaded the decoded set" in resident(data=archive)[1]
+    lines = []
+    make_loader(open_catalog("builtin:digits:100", image_size=16), 16, 1, 4, 0, CPU, False, 0, "skip", 4.0,
+                log=lines.append, decode_cache=str(cache))  # fmt: skip
+    make_loader(open_catalog(str(image_folder)), 16, 3, 4, 0, CPU, False, 0, "skip", 4.0, "torch",
+                log=lines.append, decode_cache=str(cache))  # fmt: skip
+    assert [ln.split(": not used")[1] for ln in lines if "--decode-cache" in ln] == [
+        " (the built-in set is made in memory)", " (the torch loader streams)"]  # fmt: skip
+    assert len(list(cache.iterdir())) == 2  # the folder's and the archive's
+
+
+def test_training_runs_share_the_decode_cache(image_folder, tmp_path, capsys):
+    args = ["--data", str(image_folder), "--image-size", "16", "--width", "0.25", "--batch-size", "8", "--device",
+            "cpu", "--workers", "0", "--steps", "2", "--decode-cache", str(tmp_path / "cache")]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "saved the decoded set" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "a"), "--steps", "3", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "loaded the decoded set" in out and "decoding images" not in out and "differ from the checkpoint" not in out
