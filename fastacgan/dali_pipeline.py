@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from .data import Catalog, DataError, decode_image
+from .data import Catalog, DataError, Every, decode_image
 from .loaders import BaseLoader
 
 try:
@@ -147,7 +147,7 @@ class DaliLoader(BaseLoader):
 
     def decode_all(self, log=print) -> tuple[torch.Tensor, torch.Tensor]:
         """Every image once, in file order, as uint8 [N', H, W, C] on the device (for the resident loader)."""
-        out, labels, done = [], [], 0
+        out, labels, done, due = [], [], 0, Every(2.0)
         order = list(range(self.n))
         for s in range(0, self.n, self.batch_size):
             keep, x = self._batch(order[s : s + self.batch_size], [False] * len(order[s : s + self.batch_size]))
@@ -155,8 +155,8 @@ class DaliLoader(BaseLoader):
                 out.append(x.mul_(127.5).add_(127.5).round_().to(torch.uint8))
                 labels.append(torch.as_tensor(self.cat.labels[keep]))
             done = min(self.n, s + self.batch_size)
-            if (s // self.batch_size) % 50 == 0 or done == self.n:
-                log(f"decoding images with DALI: {done}/{self.n}")
+            if due(done == self.n):
+                log(f"decoding images with DALI: {done}/{self.n} ({done / max(1e-9, due.last - due.start):.0f}/s)")
         if not out:
             raise DataError(f"--data: none of the {self.n} images could be decoded")
         return torch.cat(out), torch.cat(labels).to(self.device)

@@ -70,7 +70,22 @@ def _labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[c] for c in class_of_item], dtype=np.int64), classes
 
 
-PROGRESS_EVERY_S = 5.0  # progress lines while a large folder is listed or an archive read
+PROGRESS_EVERY_S = 5.0  # progress lines while a large folder is listed, an archive read or a set decoded
+
+
+class Every:
+    """Throttle for progress lines: calling it is true at most once per `seconds` (and always with done=True)."""
+
+    def __init__(self, seconds: float | None = None):  # None: PROGRESS_EVERY_S
+        self.seconds, self.start = PROGRESS_EVERY_S if seconds is None else seconds, time.time()
+        self.last = self.start
+
+    def __call__(self, done: bool = False) -> bool:
+        now = time.time()
+        if done or now - self.last > self.seconds:
+            self.last = now
+            return True
+        return False
 
 
 def _read_file(path: str) -> bytes:
@@ -85,15 +100,14 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None) ->
         loose = [p.name for p in root.iterdir() if _is_image(p.name)]
         hint = f" (it holds {len(loose)} loose images)" if loose else ""
         raise DataError(f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>")
-    paths, classes, last = [], [], time.time()
+    paths, classes, due = [], [], Every()
     for k, d in enumerate(class_dirs):
         files = sorted(str(p) for p in d.rglob("*") if p.is_file() and _is_image(p.name))
         if not files:
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)})")
         paths += files
         classes += [d.name] * len(files)
-        if time.time() - last > PROGRESS_EVERY_S:
-            last = time.time()
+        if due():
             log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
     labels, class_names = _labels_from(classes)
     return Catalog(root.name, paths, labels, class_names, lambda i: _read_file(paths[i]), sources=paths)
@@ -126,8 +140,7 @@ def memory_budget() -> int:
 def _read_compressed(path: Path, log: Callable[[str], None]) -> list[tuple[str, bytes]]:
     """(name, bytes) of every image member of a compressed archive, in one pass over the stream (a compressed stream
     cannot seek, so the bytes are kept in memory), refusing before they outgrow memory_budget()."""
-    budget, total, out = memory_budget(), 0, []
-    last = time.time()
+    budget, total, out, due = memory_budget(), 0, [], Every()
     with tarfile.open(path, "r:*") as tf:
         for m in tf:
             if not (m.isfile() and _is_image(m.name)):
@@ -140,8 +153,7 @@ def _read_compressed(path: Path, log: Callable[[str], None]) -> list[tuple[str, 
                     f"folder, or re-pack it as an uncompressed .tar (read from disk as needed)"
                 )
             out.append((m.name, tf.extractfile(m).read()))
-            if time.time() - last > PROGRESS_EVERY_S:
-                last = time.time()
+            if due():
                 log(f"reading {path.name}: {len(out)} images, {total / 2**20:,.0f} MiB so far")
     return out
 
@@ -391,8 +403,7 @@ def decode_all(
     loader = torch.utils.data.DataLoader(
         DecodeSet(cat, size, channels), batch_size=256, num_workers=workers, collate_fn=collate_decoded
     )
-    t0 = last = time.time()
-    done = 0
+    done, due = 0, Every(2.0)
     for _, idx, x, errs, n in loader:
         errors += errs
         if errs and policy == "error":
@@ -400,9 +411,8 @@ def decode_all(
         if x is not None:
             out[idx], ok[idx] = x, True
         done += n
-        if time.time() - last > 2 or done == len(cat):
-            last = time.time()
-            log(f"decoding images: {done}/{len(cat)} ({done / max(1e-9, last - t0):.0f}/s)")
+        if due(done == len(cat)):
+            log(f"decoding images: {done}/{len(cat)} ({done / max(1e-9, due.last - due.start):.0f}/s)")
     report_bad(errors, policy)
     cat.skipped = errors
     if errors:
