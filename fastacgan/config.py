@@ -122,10 +122,35 @@ class TrainConfig:
     )
     sample_every: int = _f(0, "steps between sample grids; 0 = about 24 grids per run")
     ckpt_every: int = _f(0, "steps between checkpoints; 0 = every epoch, at most every 2000 steps")
-    keep_ckpts: int = _f(3, "how many of the newest checkpoints to keep")
+    keep_ckpts: int = _f(3, "how many of the newest checkpoints to keep; 0 = all")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# the allowed range of each numeric option: (lowest, highest, lowest included, highest included), None: no bound
+_RANGES = {
+    "max_images": (0, None, True, True), "workers": (-1, None, True, True), "cache_gb": (0, None, True, True),
+    "image_size": (0, None, True, True), "channels": (0, None, True, True), "nz": (0, None, True, True),
+    "batch_size": (1, None, True, True), "epochs": (0, None, True, True), "steps": (0, None, True, True),
+    "lr_g": (0, None, False, True), "lr_d": (0, None, False, True), "beta1": (0, 1, True, False),
+    "beta2": (0, 1, True, False), "cls_weight": (0, None, True, True), "real_label": (0, 1, False, True),
+    "log_every": (1, None, True, True), "sample_every": (0, None, True, True), "ckpt_every": (0, None, True, True),
+    "keep_ckpts": (0, None, True, True), "width": (0, None, False, True),
+}  # fmt: skip
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the first option whose value is out of its range (before any work is done)."""
+    for name, (lo, hi, lo_in, hi_in) in _RANGES.items():
+        v = getattr(cfg, name)
+        low_ok = lo is None or (v >= lo if lo_in else v > lo)
+        high_ok = hi is None or (v <= hi if hi_in else v < hi)
+        if not (low_ok and high_ok) or v != v:  # v != v: NaN
+            left = "" if lo is None else f"{'>=' if lo_in else '>'} {lo:g}"
+            right = "" if hi is None else f"{'<=' if hi_in else '<'} {hi:g}"
+            want = " and ".join(x for x in (left, right) if x)
+            raise ValueError(f"--{name.replace('_', '-')} must be {want}, got {v:g}")
 
 
 @dataclass(frozen=True)
@@ -217,8 +242,7 @@ def resolve_spec(cfg: TrainConfig, preset_name: str, channels: int, num_classes:
         raise ValueError(f"--preset {preset_name!r} is unknown; choose from auto, {', '.join(PRESETS)}")
     p = PRESETS[preset_name]
     arch = dict(p.arch)
-    if cfg.width <= 0:
-        raise ValueError(f"--width must be positive, got {cfg.width}")
+    validate_config(cfg)
     for key in ("g_base", "d_base", "g_cap", "d_cap"):
         arch[key] = max(4, int(round(arch[key] * cfg.width)))
     return ModelSpec(

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as tdist
 
 from . import checkpoint as ckpt
-from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec, save_json
+from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec, save_json, validate_config
 from .data import DataError, default_workers, open_catalog, probe
 from .distributed import all_reduce_, cleanup, setup
 from .imaging import make_grid, save_gif, save_png, to_uint8
@@ -75,6 +75,7 @@ def fmt_time(s: float) -> str:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, log=print):
+        validate_config(cfg)
         self.dist, device_name = setup(cfg.device)  # torchrun: one process per GPU
         if not self.dist.is_main:
             log = lambda msg: None  # noqa: E731 - only rank 0 speaks and writes
