@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from .data import IMAGE_EXTS
 from .imaging import make_grid, save_png, to_uint8
 from .models import Generator, ModelSpec
 
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.n < 1 or a.per_class < 1:
             raise ValueError("--n and --per-class must be at least 1")
+        suffix = Path(a.out).suffix.lower()
+        if suffix in IMAGE_EXTS and suffix not in (".png", ".jpg", ".jpeg"):
+            raise ValueError(f"--out {a.out}: a grid is written as .png or .jpg; a name without an image extension "
+                             f"is a folder for one PNG per image")  # fmt: skip
         g, classes, file = load_generator(a.ckpt, a.device)
         if a.label is not None:
             labels = torch.full((a.n,), parse_label(a.label, classes), dtype=torch.long)
@@ -88,11 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             ncol = a.per_class
         images = to_uint8(generate(g, labels, a.seed))
         out = Path(a.out)
-        if out.suffix.lower() in (".png", ".jpg", ".jpeg"):
-            save_png(out, make_grid(images, ncol))
-        else:
-            for i, im in enumerate(images):
-                save_png(out / f"{classes[int(labels[i])]}_{i:05d}.png", im)
+        try:
+            if suffix in (".png", ".jpg", ".jpeg"):
+                save_png(out, make_grid(images, ncol))
+            else:
+                for i, im in enumerate(images):
+                    save_png(out / f"{classes[int(labels[i])]}_{i:05d}.png", im)
+        except OSError as e:
+            raise ValueError(f"--out {a.out}: cannot write the images ({e.strerror or e})") from e
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

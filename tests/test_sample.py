@@ -59,10 +59,12 @@ def test_generator_loads_on_cpu_in_eval_mode(run_dir):
         (["--label", "12"], "--label '12': not a class name or an index in 0..9"),
         (["--label", "cat"], "--label 'cat'"),
         (["--n", "0"], "--n and --per-class"),
+        (["--out", "grid.gif"], "--out grid.gif: a grid is written as .png or .jpg"),
+        (["--out", "/proc/no/grid.png"], "--out /proc/no/grid.png: cannot write the images"),
     ],
 )
 def test_bad_arguments(run_dir, tmp_path, capsys, args, msg):
-    assert sample_main(["--ckpt", str(run_dir), "--out", str(tmp_path / "x.png")] + args) == 2
+    assert sample_main(["--ckpt", str(run_dir), "--out", str(tmp_path / "x.png")] + args) == 2  # the last --out wins
     assert msg in capsys.readouterr().err
 
 
