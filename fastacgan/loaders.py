@@ -151,14 +151,16 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
     detail = {"resident": f"decode once with {decoder}, keep uint8 on {device}", "dali": f"{workers} DALI threads",
               "torch": f"PIL in {workers} worker processes"}[name]  # fmt: skip
     log(f"loader: {name} ({detail}): {why}")
-    cached = decode_cache and name == "resident" and cat.images is None
+    cached = bool(decode_cache) and name == "resident" and cat.images is None
     if decode_cache and not cached:
         what = "the built-in set is made in memory" if cat.images is not None else f"the {name} loader streams"
         log(f"--decode-cache {decode_cache}: not used ({what})")
     if name == "resident":
         images = got = None
-        if cached:
-            got = load_decoded(*decoded_cache(decode_cache, cat, size, channels, decoder), policy, log)
+        # the key is taken before decoding: a file changed meanwhile gives a key that the next run will not match
+        entry = decoded_cache(decode_cache, cat, size, channels, decoder) if cached else None
+        if entry is not None:
+            got = load_decoded(*entry, policy, log)
         if got is not None:
             images, labels = got
         elif decoder == "DALI":
@@ -169,10 +171,11 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
             except RuntimeError as e:  # e.g. a driver too old for this DALI build: PIL still works
                 log(f"DALI could not decode on {device} ({str(e).splitlines()[0]}); decoding with PIL instead")
                 decoder = "PIL"
+                entry = decoded_cache(decode_cache, cat, size, channels, decoder) if cached else None
         if images is None:
             images, labels = decode_all(cat, size, channels, workers, policy, log)
-        if cached and got is None:
-            save_decoded(*decoded_cache(decode_cache, cat, size, channels, decoder), images, labels, cat.skipped, log)
+        if entry is not None and got is None:
+            save_decoded(*entry, images, labels, cat.skipped, log)
         return MemoryLoader(images, labels, batch_size, seed, device, hflip, shard)
     if name == "dali":
         return DaliLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard)
