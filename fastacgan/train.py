@@ -326,18 +326,8 @@ class Trainer:
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.step = state["step"]
-        skip = {
-            "resume",
-            "steps",
-            "epochs",
-            "log_every",
-            "sample_every",
-            "ckpt_every",
-            "keep_ckpts",
-            "out",
-            "device",
-            "decode_cache",
-        }
+        skip = {"resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "out", "device",
+                "decode_cache"}  # fmt: skip
         changed = [f"--{k.replace('_', '-')} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
                    if k not in skip and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
         if changed:
