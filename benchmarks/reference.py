@@ -36,6 +36,7 @@ class ReferenceACGAN:
         zeros = torch.zeros(b, device=self.device)
         if z is None:
             z = torch.randn(b, self.spec.nz, device=self.device)
+        if c is None:
             c = torch.randint(0, self.spec.num_classes, (b,), device=self.device)
         # D: real as real with its class, fake as fake with the class G was asked for
         self.opt_d.zero_grad()

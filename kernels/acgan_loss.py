@@ -157,8 +157,8 @@ _BWD_ROWS_MAX = 16
 _NUM_WARPS: int | None = None
 
 
-def _warps(block_k: int) -> int:
-    return _NUM_WARPS or (8 if block_k >= 512 else 4)
+def _warps(block_k: int, backward: bool = False) -> int:
+    return _NUM_WARPS or (8 if block_k >= 512 and not backward else 4)
 
 
 def _tiling(b: int, k: int, rows_max: int) -> tuple[int, int]:
@@ -207,7 +207,7 @@ def _bwd_impl(grad, src, cls, labels, target, target_value: float, cls_weight: f
     torch.library.wrap_triton(_acgan_loss_bwd_kernel)[(cdiv(b, rows),)](
         grad, src, cls, labels, tgt, tval, lse, dsrc, dcls,
         b, k, cls.stride(0), stride_t, float(cls_weight),
-        ROWS=rows, BLOCK_K=block_k, TGT_PTR=has_t, num_warps=_NUM_WARPS or 4,
+        ROWS=rows, BLOCK_K=block_k, TGT_PTR=has_t, num_warps=_warps(block_k, backward=True),
     )  # fmt: skip
     return dsrc, dcls
 
