@@ -46,7 +46,8 @@ class TrainConfig:
     loader: str = _f(
         "auto",
         "auto, resident (decode once, keep on the device), dali (NVIDIA DALI, GPU decoding), "
-        "torch (PIL in DataLoader workers); auto: resident if it fits --cache-gb, else dali, else torch",
+        "torch (PIL in DataLoader workers); auto: resident if it fits --cache-gb, else dali on a GPU with DALI, "
+        "else torch",
         choices=("auto", "resident", "dali", "torch"),
     )
     cache_gb: float = _f(

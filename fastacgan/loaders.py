@@ -133,9 +133,12 @@ def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: f
     budget = resident_budget_gb(cache_gb, device)
     if need <= budget:
         return "resident", f"{need:.2f} GiB decoded fits the {budget:.2f} GiB budget (--cache-gb)"
-    if has_dali:
-        return "dali", f"{need:.1f} GiB decoded exceeds the {budget:.2f} GiB resident budget; DALI streams it"
-    return "torch", f"{need:.1f} GiB decoded exceeds the {budget:.2f} GiB resident budget and DALI is not installed"
+    over = f"{need:.1f} GiB decoded exceeds the {budget:.2f} GiB resident budget"
+    if has_dali and device.type == "cuda":
+        return "dali", f"{over}; DALI streams it, decoding on the GPU"
+    if has_dali:  # DALI's CPU pipeline decodes every JPEG at full size; PIL decodes large ones at reduced scale
+        return "torch", f"{over}; on a CPU, PIL workers decode with less CPU time per image than DALI's CPU pipeline"
+    return "torch", f"{over} and DALI is not installed"
 
 
 def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,

@@ -161,7 +161,8 @@ def test_resident_and_pil_serve_the_same_batches(image_folder, start_step):
 def test_choose_loader(image_folder):
     cat = open_catalog(str(image_folder))
     assert choose_loader("auto", cat, 16, 3, 4.0, CPU, True)[0] == "resident"
-    assert choose_loader("auto", cat, 16, 3, 0.0, CPU, True)[0] == "dali"
+    name, why = choose_loader("auto", cat, 16, 3, 0.0, CPU, True)
+    assert name == "torch" and "on a CPU, PIL workers" in why  # DALI streams on a GPU only (below)
     name, why = choose_loader("auto", cat, 16, 3, 0.0, CPU, False)
     assert name == "torch" and "DALI is not installed" in why
     assert choose_loader("torch", cat, 16, 3, 4.0, CPU, True)[0] == "torch"
@@ -169,6 +170,14 @@ def test_choose_loader(image_folder):
         choose_loader("dali", cat, 16, 3, 4.0, CPU, False)
     builtin = open_catalog("builtin:digits:100", image_size=16)
     assert choose_loader("torch", builtin, 16, 1, 4.0, CPU, True)[0] == "resident"
+    # on a GPU: resident while half the free memory holds the set, then DALI when installed, else PIL
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 80 * 2**30))
+        gpu = torch.device("cuda", 0)
+        assert choose_loader("auto", cat, 16, 3, 4.0, gpu, True)[0] == "resident"
+        name, why = choose_loader("auto", cat, 16, 3, 0.0, gpu, True)
+        assert name == "dali" and "decoding on the GPU" in why
+        assert choose_loader("auto", cat, 16, 3, 0.0, gpu, False)[0] == "torch"
 
 
 def test_make_loader_prints_its_choice(image_folder):
