@@ -118,6 +118,10 @@ def resident_budget_gb(cache_gb: float, device: torch.device) -> float:
     return cache_gb
 
 
+def _size(gib: float) -> str:
+    return f"{gib:.2f} GiB" if gib >= 0.1 or gib == 0 else f"{gib * 1024:.1f} MiB"
+
+
 def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: float, device: torch.device,
                   has_dali: bool) -> tuple[str, str]:  # fmt: skip
     """(loader, the reason) for --loader `kind`."""
@@ -132,8 +136,8 @@ def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: f
         return kind, "asked for with --loader"
     budget = resident_budget_gb(cache_gb, device)
     if need <= budget:
-        return "resident", f"{need:.2f} GiB decoded fits the {budget:.2f} GiB budget (--cache-gb)"
-    over = f"{need:.1f} GiB decoded exceeds the {budget:.2f} GiB resident budget"
+        return "resident", f"{_size(need)} decoded fits the {_size(budget)} budget (--cache-gb)"
+    over = f"{_size(need)} decoded exceeds the {_size(budget)} resident budget (--cache-gb)"
     if has_dali and device.type == "cuda":
         return "dali", f"{over}; DALI streams it, decoding on the GPU"
     if has_dali:  # DALI's CPU pipeline decodes every JPEG at full size; PIL decodes large ones at reduced scale
