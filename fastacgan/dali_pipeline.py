@@ -156,7 +156,7 @@ class DaliLoader(BaseLoader):
                 labels.append(torch.as_tensor(self.cat.labels[keep]))
             done = min(self.n, s + self.batch_size)
             if due(done == self.n):
-                log(f"decoding images with DALI: {done}/{self.n} ({done / max(1e-9, due.last - due.start):.0f}/s)")
+                log(f"decoding images with DALI: {done}/{self.n} ({due.rate(done):.0f}/s)")
         if not out:
             raise DataError(f"--data: none of the {self.n} images could be decoded")
         return torch.cat(out), torch.cat(labels).to(self.device)

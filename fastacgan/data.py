@@ -87,6 +87,10 @@ class Every:
             return True
         return False
 
+    def rate(self, count: int) -> float:
+        """count per second from the start to the last line's time."""
+        return count / max(1e-9, self.last - self.start)
+
 
 def _read_file(path: str) -> bytes:
     with open(path, "rb") as f:
@@ -412,7 +416,7 @@ def decode_all(
             out[idx], ok[idx] = x, True
         done += n
         if due(done == len(cat)):
-            log(f"decoding images: {done}/{len(cat)} ({done / max(1e-9, due.last - due.start):.0f}/s)")
+            log(f"decoding images: {done}/{len(cat)} ({due.rate(done):.0f}/s)")
     report_bad(errors, policy)
     cat.skipped = errors
     if errors:
