@@ -261,6 +261,10 @@ def build_parser(prog: str = "python -m fastacgan.train") -> argparse.ArgumentPa
         prog=prog,
         description="Train an AC-GAN (fastacgan). Every option is a field of "
         "TrainConfig (fastacgan/config.py); a run writes the resolved set to config.json.",
+        epilog="The reference implementations' option names work too, each read as fastacgan's: "
+        + ", ".join(f"{k} ({v})" for k, v in REFERENCE_OPTIONS.items())
+        + ", --lr (--lr-g and --lr-d), --cuda, --gpu/--gpu_id N (--device cuda:N), --dataset "
+        + "cifar10|imagenet|mnist (--preset), and every option with '_' for '-' (--batch_size).",
     )
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -276,8 +280,105 @@ def build_parser(prog: str = "python -m fastacgan.train") -> argparse.ArgumentPa
     return parser
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    return TrainConfig(**vars(build_parser().parse_args(argv)))
+# the option names of the reference implementations (../shared/seeds: the PyTorch ACGAN's main.py, the
+# ImageNet/CIFAR ACGAN's main.py, the ISIC AC-GAN's main.py), so their users' commands run unchanged
+REFERENCE_OPTIONS = {
+    "--root_dir": "--data", "--dataroot": "--data", "--path": "--data", "--batchSize": "--batch-size",
+    "--imageSize": "--image-size", "--num_epochs": "--epochs", "--niter": "--epochs", "--outdir": "--out",
+    "--outf": "--out", "--manualSeed": "--seed", "--num_workers": "--workers",
+}  # fmt: skip
+REFERENCE_DATASETS = {"cifar10": "cifar10", "imagenet": "imagenet128", "mnist": "mnist"}  # --dataset -> --preset
+REFERENCE_WITHOUT_EQUIVALENT = {
+    "--netG": "fastacgan resumes its own checkpoints (--resume); it does not load a reference's saved netG/netD",
+    "--netD": "fastacgan resumes its own checkpoints (--resume); it does not load a reference's saved netG/netD",
+    "--ngf": "channel widths come from the preset; --width multiplies them (0.5 = half)",
+    "--ndf": "channel widths come from the preset; --width multiplies them (0.5 = half)",
+    "--num_classes": "the classes come from the data (one per class folder or label); --classes picks a subset",
+}
+
+
+def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(argv with the reference implementations' option names and fastacgan's with '_' for '-' (--batch_size)
+    rewritten to fastacgan's, "OLD as NEW" for each rewrite). Raises ValueError for a reference option that has no
+    equivalent, saying what to use instead."""
+    ours = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(TrainConfig)}
+    ours |= {"--no-" + o[2:] for o in ours}
+    out, notes, i = [], [], 0
+    has_data = any(a.split("=", 1)[0] in ("--data", *[k for k, v in REFERENCE_OPTIONS.items() if v == "--data"])
+                   for a in argv)  # fmt: skip
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":  # everything after it is positional
+            out += argv[i - 1 :]
+            break
+        name, eq, value = arg.partition("=")
+        if not name.startswith("--") or name in ours:
+            out.append(arg)
+            continue
+
+        def take_value() -> str:  # the option's value: after '=' or the next argument
+            nonlocal i
+            if eq:
+                return value
+            if i >= len(argv):
+                raise ValueError(f"{name}: expected a value")
+            i += 1
+            return argv[i - 1]
+
+        if name in REFERENCE_WITHOUT_EQUIVALENT:
+            raise ValueError(f"{name} (a reference implementation's option) has no equivalent here: "
+                             f"{REFERENCE_WITHOUT_EQUIVALENT[name]}")  # fmt: skip
+        if name in REFERENCE_OPTIONS or name.replace("_", "-") in ours:
+            new = REFERENCE_OPTIONS.get(name) or name.replace("_", "-")
+            out += [new + eq + value]
+        elif name == "--lr":
+            v = take_value()
+            out += ["--lr-g", v, "--lr-d", v]
+            new = "--lr-g and --lr-d"
+        elif name == "--cuda" and not eq:
+            out += ["--device", "cuda"]
+            new = "--device cuda"
+        elif name in ("--gpu", "--gpu_id"):
+            out += ["--device", f"cuda:{take_value()}"]
+            new = "--device cuda:N"
+        elif name == "--ngpu":
+            n = take_value()
+            if n.strip() not in ("0", "1"):
+                raise ValueError(f"--ngpu {n}: several GPUs train with torchrun --nproc_per_node={n} -m "
+                                 f"fastacgan.train ... (see the README, Multi-GPU)")  # fmt: skip
+            new = "nothing (one GPU per process)"
+        elif name == "--dataset":
+            v = take_value()
+            if v.lower() not in REFERENCE_DATASETS:
+                raise ValueError(f"--dataset {v}: choose the architecture with --preset "
+                                 f"(auto, {', '.join(PRESETS)}) and the images with --data")  # fmt: skip
+            if not has_data:
+                raise ValueError(f"--dataset {v}: fastacgan downloads nothing; give the images with --data (or "
+                                 f"--dataroot): torchvision's download folder, the python-version archive, an image "
+                                 f"folder or a tar of one")  # fmt: skip
+            out += ["--preset", REFERENCE_DATASETS[v.lower()]]
+            new = f"--preset {REFERENCE_DATASETS[v.lower()]}"
+        else:
+            out.append(arg)
+            continue
+        notes.append(f"{name} as {new}")
+    return out, notes
+
+
+def parse_args(argv: list[str] | None = None, notes: list[str] | None = None) -> TrainConfig:
+    """The TrainConfig of a command line; the reference implementations' option names are accepted (a line for
+    each goes to `notes`)."""
+    import sys
+
+    parser = build_parser()
+    try:
+        argv, said = translate_reference_args(list(sys.argv[1:] if argv is None else argv))
+    except ValueError as e:
+        parser.error(str(e))
+    if notes is not None and said:
+        notes.append(f"options read as fastacgan's: {', '.join(said)}")
+    return TrainConfig(**vars(parser.parse_args(argv)))
 
 
 def save_json(path, obj) -> None:

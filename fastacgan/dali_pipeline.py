@@ -56,7 +56,7 @@ class DaliLoader(BaseLoader):
         if not HAS_DALI:
             raise DataError("--loader dali: NVIDIA DALI is not installed (pip install nvidia-dali-cuda130)")
         if cat.read is None:
-            raise DataError("--loader dali needs image files; the built-in data set is generated in memory")
+            raise DataError("--loader dali needs image files; this data set is in memory already decoded")
         super().__init__(len(cat), batch_size, seed, device, hflip, shard)
         self.cat, self.size, self.channels, self.policy = cat, size, channels, policy
         self.threads = max(1, workers)

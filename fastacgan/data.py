@@ -39,8 +39,10 @@ class Catalog:
     names: list[str]  # one display name (path) per image, for messages
     labels: np.ndarray  # int64 [N]
     class_names: list[str]
-    read: Callable[[int], bytes] | None  # i -> encoded bytes (None for the built-in set)
-    images: torch.Tensor | None = None  # decoded uint8 [N, H, W, C] (built-in set only)
+    read: Callable[[int], bytes] | None  # i -> encoded bytes (None for a set already decoded: `images`)
+    # decoded uint8 [N, H, W, C] at the set's native size: the built-in set, and the sets that torchvision and Keras
+    # store as pixel arrays (CIFAR, MNIST: datasets.py); decode_all fits them to the model's size and channels
+    images: torch.Tensor | None = None
     skipped: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # the files the images come from (a folder's, an archive)
 
@@ -58,6 +60,11 @@ class Catalog:
             None if self.images is None else self.images[torch.as_tensor(idx)],
             sources=self.sources,
         )
+
+
+def file_safe(name: str) -> str:
+    """A name as part of a file name: path separators and other odd characters become '_' ("T-shirt/top")."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "_"
 
 
 def _is_image(name: str) -> bool:
@@ -284,13 +291,28 @@ def open_catalog(
         path = Path(data).expanduser()
         if not path.exists():
             raise DataError(f"--data {data}: no such file or folder")
+        from . import datasets  # torchvision's and Keras' on-disk formats
+
         if path.is_file():
-            if not str(path).lower().endswith(TAR_EXTS):
-                raise DataError(f"--data {data}: a file must be a .tar, .tar.gz or .tgz of an image folder")
-            cat = tar_catalog(path, log)
+            if path.name.lower().endswith(".npz"):
+                cat = datasets.npz_catalog(path)
+            elif not str(path).lower().endswith(TAR_EXTS):
+                raise DataError(f"--data {data}: a file must be a .tar, .tar.gz or .tgz of an image folder, "
+                                f"a CIFAR python-version archive, or an .npz with x_train and y_train")  # fmt: skip
+            elif path.name.lower().startswith(("cifar-10-python", "cifar-100-python")):
+                cat = datasets.cifar_archive(path) or tar_catalog(path, log)
+            else:
+                try:
+                    cat = tar_catalog(path, log)
+                except DataError as e:  # no image members: a CIFAR archive under another name?
+                    if "holds no images" not in str(e) or (cat := datasets.cifar_archive(path)) is None:
+                        raise
         else:
             csv_path = _find_csv(path, csv_opt)
-            cat = csv_catalog(path, csv_path, image_col, label_col) if csv_path else folder_catalog(path, log)
+            if csv_path:
+                cat = csv_catalog(path, csv_path, image_col, label_col)
+            else:
+                cat = datasets.array_set_catalog(path) or folder_catalog(path, log)
     if len(cat) == 0:
         raise DataError(f"--data {data}: no images found")
     if classes:
@@ -335,12 +357,39 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray
             im = im.convert(mode)
     except Exception as e:
         raise DataError(f"{name}: cannot decode image ({e})") from e
+    return _fit(im, size, (nw, nh))
+
+
+def _fit(im: Image.Image, size: int, resized: tuple[int, int] | None = None) -> np.ndarray:
+    """A PIL image -> uint8 [size, size, C]: short side resized to `size` (bicubic), centre crop. resized: the
+    (width, height) before the crop, when the caller computed it from the image's full size (a JPEG drafted)."""
     if im.size != (size, size):
+        if resized is None:
+            s = size / min(im.size)
+            resized = max(size, round(im.size[0] * s)), max(size, round(im.size[1] * s))
+        nw, nh = resized
         im = im.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
         left, top = (nw - size) // 2, (nh - size) // 2
         im = im.crop((left, top, left + size, top + size))
     arr = np.array(im, dtype=np.uint8)  # a writable copy
     return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def fit_images(images: torch.Tensor, size: int, channels: int, log=print) -> torch.Tensor:
+    """Decoded uint8 [N, H, W, C] -> [N, size, size, channels], resized and cropped as decode_image does, and
+    converted between greyscale and RGB as PIL converts; the same tensor when it already fits."""
+    n, h, w, c = images.shape
+    if (h, w, c) == (size, size, channels):
+        return images
+    mode = "L" if channels == 1 else "RGB"
+    out = torch.empty(n, size, size, channels, dtype=torch.uint8)
+    due = Every()
+    for i in range(n):
+        a = images[i].numpy()
+        out[i] = torch.from_numpy(_fit(Image.fromarray(a[:, :, 0] if c == 1 else a).convert(mode), size))
+        if due(i + 1 == n):
+            log(f"resizing images {h}x{w}x{c} -> {size}x{size}x{channels}: {i + 1}/{n}")
+    return out
 
 
 def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
@@ -400,7 +449,7 @@ def decode_all(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode every image once -> (uint8 [N', size, size, C], int64 [N']), skipping or raising on bad files."""
     if cat.images is not None:
-        return cat.images, torch.as_tensor(cat.labels)
+        return fit_images(cat.images, size, channels, log), torch.as_tensor(cat.labels)
     out = torch.empty(len(cat), size, size, channels, dtype=torch.uint8)
     ok = torch.zeros(len(cat), dtype=torch.bool)
     errors: list[str] = []
@@ -446,7 +495,7 @@ def decoded_cache(cache_dir: str, cat: Catalog, size: int, channels: int, decode
         except OSError:
             h.update(f"{src}\tmissing\n".encode())
     h.update(f"{CACHE_FORMAT} {size} {channels} {decoder} draft-gap {DRAFT_GAP}".encode())
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cat.name)[:60]
+    safe = file_safe(cat.name)[:60]
     return Path(cache_dir).expanduser() / f"{safe}-{size}px-{channels}c-{listing[:12]}.pt", h.hexdigest()
 
 

@@ -122,6 +122,9 @@ def _size(gib: float) -> str:
     return f"{gib:.2f} GiB" if gib >= 0.1 or gib == 0 else f"{gib * 1024:.1f} MiB"
 
 
+IN_MEMORY = "the images are in memory already decoded (the built-in set, CIFAR batches, idx files, .npz)"
+
+
 def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: float, device: torch.device,
                   has_dali: bool) -> tuple[str, str]:  # fmt: skip
     """(loader, the reason) for --loader `kind`."""
@@ -129,7 +132,7 @@ def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: f
         raise DataError(f"--loader {kind!r}: choose from {', '.join(LOADERS)}")
     need = len(cat) * size * size * channels / 2**30
     if cat.images is not None:
-        return "resident", "the built-in set is made in memory"
+        return "resident", IN_MEMORY
     if kind == "dali" and not has_dali:
         raise DataError("--loader dali: NVIDIA DALI is not installed here (pip install nvidia-dali-cuda130)")
     if kind != "auto":
@@ -155,12 +158,13 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
     has_dali = dali_available()
     name, why = choose_loader(kind, cat, size, channels, cache_gb, device, has_dali)
     decoder = "DALI" if has_dali and device.type == "cuda" and cat.images is None else "PIL"
-    detail = {"resident": f"decode once with {decoder}, keep uint8 on {device}", "dali": f"{workers} DALI threads",
+    once = "" if cat.images is not None else f"decode once with {decoder}, "
+    detail = {"resident": f"{once}keep uint8 on {device}", "dali": f"{workers} DALI threads",
               "torch": f"PIL in {workers} worker processes"}[name]  # fmt: skip
     log(f"loader: {name} ({detail}): {why}")
     cached = bool(decode_cache) and name == "resident" and cat.images is None
     if decode_cache and not cached:
-        what = "the built-in set is made in memory" if cat.images is not None else f"the {name} loader streams"
+        what = IN_MEMORY if cat.images is not None else f"the {name} loader streams"
         log(f"--decode-cache {decode_cache}: not used ({what})")
     if name == "resident":
         images = got = None

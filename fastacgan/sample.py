@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .data import IMAGE_EXTS
+from .data import IMAGE_EXTS, file_safe
 from .imaging import make_grid, save_png, to_uint8
 from .models import Generator, ModelSpec
 
@@ -69,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
-    p.add_argument("--label", default=None, help="class index or name; omit for one row per class")
+    # -ckpt, -l, -o, -d: the spellings of the MNIST AC-GAN's inference script (seed 002)
+    p.add_argument("--ckpt", "-ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
+    p.add_argument("--label", "-l", default=None, help="class index or name; omit for one row per class")
     p.add_argument("--n", type=int, default=64, help="images to generate with --label")
     p.add_argument("--per-class", type=int, default=10, help="images per class row without --label")
-    p.add_argument("--out", default="samples.png", help="a .png/.jpg grid, or a folder for one PNG per image")
+    p.add_argument("--out", "-o", default="samples.png", help="a .png/.jpg grid, or a folder for one PNG per image")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N")
     a = p.parse_args(argv)
     try:
         if a.n < 1 or a.per_class < 1:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 save_png(out, make_grid(images, ncol))
             else:
                 for i, im in enumerate(images):
-                    save_png(out / f"{classes[int(labels[i])]}_{i:05d}.png", im)
+                    save_png(out / f"{file_safe(classes[int(labels[i])])}_{i:05d}.png", im)
         except OSError as e:
             raise ValueError(f"--out {a.out}: cannot write the images ({e.strerror or e})") from e
     except (ValueError, FileNotFoundError) as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -97,7 +98,7 @@ class Trainer:
         self.preset = (
             cfg.preset
             if cfg.preset != "auto"
-            else pick_preset(self.catalog.images is not None, native, cfg.channels or channels)
+            else pick_preset(cfg.data.startswith("builtin:"), native, cfg.channels or channels)
         )
         self.spec = resolve_spec(cfg, self.preset, cfg.channels or channels, len(self.catalog.class_names))
         self.class_names = self.catalog.class_names
@@ -352,8 +353,11 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
+    notes: list[str] = []
+    cfg = parse_args(argv, notes)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
+    for line in notes if os.environ.get("RANK", "0") == "0" else ():  # torchrun: rank 0 speaks
+        log(line)
     try:
         result = Trainer(cfg, log).train()
     except (DataError, ValueError, FileNotFoundError, TrainingError) as e:

@@ -274,7 +274,7 @@ def test_decode_cache_saves_loads_and_notices_a_changed_file(image_folder, tmp_p
     make_loader(open_catalog(str(image_folder)), 16, 3, 4, 0, CPU, False, 0, "skip", 4.0, "torch",
                 log=lines.append, decode_cache=str(cache))  # fmt: skip
     assert [ln.split(": not used")[1] for ln in lines if "--decode-cache" in ln] == [
-        " (the built-in set is made in memory)", " (the torch loader streams)"]  # fmt: skip
+        f" ({loaders_mod.IN_MEMORY})", " (the torch loader streams)"]  # fmt: skip
     assert len(list(cache.iterdir())) == 2  # the folder's and the archive's
 
 

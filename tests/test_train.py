@@ -194,3 +194,56 @@ def test_resume_with_changed_options_says_so(tiny_args, capsys):
     out = capsys.readouterr().out
     assert "resuming with options that differ" in out and "--lr-d 0.0002 -> 0.0001" in out
     assert "--batch-size 16 -> 8" in out and "--steps" not in out.split("differ")[1].split("\n")[0]
+
+
+def test_the_reference_implementations_commands_run_as_they_are(tmp_path, capsys):
+    """The seeds' command lines (the ImageNet/CIFAR ACGAN's, the PyTorch ACGAN's), read as fastacgan's options."""
+    from fastacgan.config import translate_reference_args
+
+    seed_004 = ("--outf=/out --niter=500 --batchSize=100 --cuda --dataset=cifar10 --imageSize=32 "
+                "--dataroot=/data/cifar10 --gpu=0").split()  # fmt: skip
+    cfg = parse_args(seed_004)
+    got = (cfg.out, cfg.epochs, cfg.batch_size, cfg.preset, cfg.image_size, cfg.data, cfg.device)
+    assert got == ("/out", 500, 100, "cifar10", 32, "/data/cifar10", "cuda:0")
+    seed_001 = "--root_dir d --num_workers 2 --batch_size 32 --nz 110 --num_epochs 3 --lr 1e-4 --beta1 0.4 --outdir o"
+    cfg = parse_args(seed_001.split())
+    got = (cfg.data, cfg.workers, cfg.batch_size, cfg.nz, cfg.epochs, cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.out)
+    assert got == ("d", 2, 32, 110, 3, 1e-4, 1e-4, 0.4, "o")
+    cfg = parse_args(["--path", "isic/", "--manualSeed", "7", "--dataset", "imagenet", "--no_compile", "--ngpu=1"])
+    assert (cfg.data, cfg.seed, cfg.preset, cfg.compile) == ("isic/", 7, "imagenet128", False)
+    # fastacgan's own spellings pass through untouched, and nothing is noted for them
+    argv = ["--data", "x", "--lr-g", "3e-4", "--no-amp", "--", "--dataset"]
+    assert translate_reference_args(argv) == (argv, [])
+    notes = []
+    parse_args(["--batchSize", "8", "--log_every", "3"], notes)
+    assert notes == ["options read as fastacgan's: --batchSize as --batch-size, --log_every as --log-every"]
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--netG", "netG_epoch_9.pth"], "--netG .* has no equivalent here: fastacgan resumes its own checkpoints"),
+        (["--ndf", "32"], "--ndf .* --width multiplies them"),
+        (["--num_classes", "10"], "the classes come from the data"),
+        (["--dataset", "cifar10"], "--dataset cifar10: fastacgan downloads nothing; give the images with --data"),
+        (["--data", "d", "--dataset", "lsun"], "--dataset lsun: choose the architecture with --preset"),
+        (["--ngpu", "4"], "--ngpu 4: several GPUs train with torchrun --nproc_per_node=4"),
+        (["--lr"], "--lr: expected a value"),
+        (["--batchsize", "8"], "unrecognized arguments: --batchsize"),
+    ],
+)  # fmt: skip
+def test_reference_options_without_an_equivalent_say_what_to_use(args, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_args(args)
+    assert e.value.code == 2
+    import re
+
+    assert re.search(msg, capsys.readouterr().err)
+
+
+def test_a_run_notes_the_reference_options_it_read(tiny_args, tmp_path, capsys):
+    args = [a.replace("--batch-size", "--batchSize").replace("--out", "--outf") for a in tiny_args]
+    assert run(args + ["--niter", "1", "--steps", "2"]) == 0
+    log = capsys.readouterr().out
+    assert log.startswith("options read as fastacgan's: --batchSize as --batch-size, --outf as --out, --niter as")
+    assert (tmp_path / "run" / "checkpoints").is_dir()

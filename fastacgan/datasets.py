@@ -1,0 +1,252 @@
+"""The reference implementations' data sets as torchvision and Keras keep them on disk, read without either.
+
+- CIFAR-10 and CIFAR-100 "python version": the folder `cifar-10-batches-py` / `cifar-100-python`, the folder
+  holding it (torchvision's `root`), or the downloaded `cifar-10-python.tar.gz` / `cifar-100-python.tar.gz`;
+- MNIST, Fashion-MNIST, KMNIST as idx files (`train-images-idx3-ubyte` and `train-labels-idx1-ubyte`, plain or
+  .gz): the folder holding them, torchvision's `root/MNIST/raw` layout from `root` or `root/MNIST`, or Keras'
+  `~/.keras/datasets/fashion-mnist`;
+- an .npz with `x_train` and `y_train` arrays (Keras' `mnist.npz`).
+
+The training split is used (the references train on it). The pixels are already decoded, so the result is a
+`Catalog` with `images` (uint8 [N, H, W, C] at the native size); `data.decode_all` resizes them when the model's
+resolution differs. The CIFAR batches are Python pickles: they are read with an unpickler that builds numpy
+arrays, lists, numbers and strings and refuses anything else, so a crafted file cannot run code.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import Catalog, DataError, file_safe
+
+CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
+IDX_IMAGES, IDX_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
+
+# torchvision's class names for the idx data sets, by the folder name (lower case, letters and digits only)
+IDX_CLASSES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashionmnist": "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot".split(","),
+    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+}
+
+# ------------------------------------------------------------------------------------------------ CIFAR
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Builds only what the CIFAR batches hold: numpy arrays (and their dtypes), containers, numbers, strings."""
+
+    _reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's array rebuild function, without naming its module
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # the name numpy 1 writes
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # numpy 2
+        ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+    }  # fmt: skip
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return self._ALLOWED[(module, name)]
+        if (module, name) == ("_codecs", "encode"):  # how a protocol-2 pickle of Python 3 stores bytes
+            import codecs
+
+            return codecs.encode
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a CIFAR batch")
+
+
+def _unpickle(blob: bytes, where: str) -> dict:
+    try:
+        obj = _ArrayUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    except Exception as e:  # noqa: BLE001 - any failure is a bad file, named
+        raise DataError(f"{where}: not a readable CIFAR batch ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: not a CIFAR batch (a {type(obj).__name__}, expected a dict)")
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}
+
+
+def _field(batch: dict, key: str, where: str):
+    if key not in batch:
+        raise DataError(f"{where}: no {key!r} entry (it has {', '.join(map(str, batch))}); not a CIFAR batch")
+    return batch[key]
+
+
+def _names(values) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _cifar(files: dict[str, bytes], where: str, name: str) -> Catalog:
+    """files: member name (no folder) -> bytes of a CIFAR-10 (data_batch_1..5, batches.meta) or CIFAR-100
+    (train, meta) python-version folder; where: the folder or archive, for messages."""
+    hundred = "train" in files and "data_batch_1" not in files
+    train = ["train"] if hundred else sorted(f for f in files if f.startswith("data_batch_"))
+    meta_name, label_key, names_key = (
+        ("meta", "fine_labels", "fine_label_names") if hundred else ("batches.meta", "labels", "label_names")
+    )
+    images, labels, names = [], [], []
+    for f in train:
+        at = f"{where}/{f}"
+        batch = _unpickle(files[f], at)
+        data = np.asarray(_field(batch, "data", at))
+        lab = np.asarray(_field(batch, label_key, at), dtype=np.int64)
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(lab) != len(data):
+            raise DataError(f"{at}: expected uint8 data [N, 3072] and N labels, found {data.dtype} "
+                            f"{list(data.shape)} and {len(lab)} labels")  # fmt: skip
+        images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        labels.append(lab)
+        names += [f"{at}[{i}]" for i in range(len(data))]
+    classes = None
+    if meta_name in files:
+        classes = _names(_field(_unpickle(files[meta_name], f"{where}/{meta_name}"), names_key, meta_name))
+    labels_np = np.concatenate(labels)
+    classes = classes or [str(k) for k in range(int(labels_np.max()) + 1)]
+    if labels_np.min() < 0 or labels_np.max() >= len(classes):
+        raise DataError(f"{where}: labels run from {labels_np.min()} to {labels_np.max()}, "
+                        f"but there are {len(classes)} class names")  # fmt: skip
+    sources = [f"{where}/{f}" for f in train]
+    return Catalog(name, names, labels_np, classes, None, torch.from_numpy(np.concatenate(images)), sources=sources)
+
+
+def _cifar_folder(d: Path) -> Catalog:
+    wanted = [p for p in d.iterdir() if p.is_file() and (p.name.startswith("data_batch_") or
+                                                           p.name in ("train", "meta", "batches.meta"))]  # fmt: skip
+    name = "cifar100" if d.name == CIFAR100_DIR or (d / "train").is_file() else "cifar10"
+    return _cifar({p.name: p.read_bytes() for p in wanted}, str(d), name)
+
+
+def _cifar_members(names: list[str]) -> bool:
+    base = {n.rsplit("/", 1)[-1] for n in names}
+    return "data_batch_1" in base or {"train", "meta"} <= base
+
+
+def cifar_archive(path: Path) -> Catalog | None:
+    """The CIFAR set in a (downloaded) tar archive, or None if the archive holds no CIFAR batches."""
+    files = {}
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for m in tf:
+                base = m.name.rsplit("/", 1)[-1]
+                if m.isfile() and (base.startswith("data_batch_") or base in ("train", "meta", "batches.meta")):
+                    files[base] = tf.extractfile(m).read()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"--data {path}: cannot read the archive ({e})") from e
+    if not _cifar_members(list(files)):
+        return None
+    return _cifar(files, str(path), "cifar100" if "train" in files and "data_batch_1" not in files else "cifar10")
+
+
+# ------------------------------------------------------------------------------------------------ idx files
+
+
+def _idx_file(d: Path, stem: str) -> Path | None:
+    for p in (d / stem, d / f"{stem}.gz"):
+        if p.is_file():
+            return p
+    return None
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file of unsigned bytes (MNIST's format: a 4-byte magic 0x0000 0x08 ndim, ndim big-endian sizes, data)."""
+    raw = path.read_bytes()
+    try:
+        raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot decompress ({e})") from e
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise DataError(f"{path}: not an idx file of unsigned bytes (its first bytes are {raw[:4].hex()})")
+    ndim = raw[3]
+    head = 4 + 4 * ndim
+    if len(raw) < head:
+        raise DataError(f"{path}: truncated idx header")
+    dims = struct.unpack(f">{ndim}I", raw[4:head])
+    need = head + int(np.prod(dims))
+    if len(raw) != need:
+        raise DataError(f"{path}: {len(raw)} bytes, but its header {list(dims)} needs {need}: truncated or damaged")
+    return np.frombuffer(raw, np.uint8, offset=head).reshape(dims)
+
+
+def _class_list(set_name: str, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(labels as 0..K-1, class names): torchvision's names for a known set, else the label values in order."""
+    known = IDX_CLASSES.get("".join(ch for ch in set_name.lower() if ch.isalnum()))
+    if known and labels.min() >= 0 and labels.max() < len(known):
+        return labels.astype(np.int64), known
+    values = np.unique(labels)
+    return np.searchsorted(values, labels).astype(np.int64), [str(v) for v in values.tolist()]
+
+
+def _grey_or_rgb(x: np.ndarray, where: str) -> np.ndarray:
+    if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3)):
+        raise DataError(f"{where}: expected uint8 images [N, H, W] or [N, H, W, 1 or 3], found {x.dtype} "
+                        f"{list(x.shape)}")  # fmt: skip
+    return x[..., None] if x.ndim == 3 else x
+
+
+def _arrays(images: np.ndarray, labels: np.ndarray, where: str, set_name: str, sources: list[str]) -> Catalog:
+    images = _grey_or_rgb(images, where)
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(images):
+        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels")
+    if not len(images):
+        raise DataError(f"{where}: no images")
+    labels, classes = _class_list(set_name, labels.astype(np.int64))
+    names = [f"{where}[{i}]" for i in range(len(images))]
+    images_t = torch.from_numpy(np.require(images, requirements=["C", "W"]))  # a copy if read-only
+    return Catalog(set_name, names, labels, classes, None, images_t, sources=sources)
+
+
+def _idx_folder(d: Path, set_name: str) -> Catalog:
+    img, lab = _idx_file(d, IDX_IMAGES), _idx_file(d, IDX_LABELS)
+    if lab is None:
+        raise DataError(f"--data {d}: {img.name} has no {IDX_LABELS}[.gz] beside it")
+    name = file_safe(set_name.lower())
+    return _arrays(read_idx(img), read_idx(lab), str(img), name, [str(img), str(lab)])
+
+
+def npz_catalog(path: Path) -> Catalog:
+    """x_train / y_train of an .npz (Keras' mnist.npz)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.files)
+            x, y = (z["x_train"], z["y_train"]) if {"x_train", "y_train"} <= set(keys) else (None, None)
+    except (OSError, ValueError) as e:
+        raise DataError(f"--data {path}: cannot read the .npz ({e})") from e
+    if x is None:
+        raise DataError(f"--data {path}: an .npz needs x_train and y_train arrays (it has {', '.join(keys)})")
+    return _arrays(x, y, f"{path}:x_train", path.stem, [str(path)])
+
+
+# ------------------------------------------------------------------------------------------------ finding them
+
+
+def _found_in(d: Path) -> tuple[str, Path] | None:
+    """('cifar' | 'idx', folder) if folder d itself is one of these data sets."""
+    if (d / "data_batch_1").is_file() or ((d / "train").is_file() and (d / "meta").is_file()):
+        return "cifar", d
+    if _idx_file(d, IDX_IMAGES):
+        return "idx", d
+    if (d / "raw").is_dir() and _idx_file(d / "raw", IDX_IMAGES):
+        return "idx", d / "raw"
+    return None
+
+
+def array_set_catalog(d: Path) -> Catalog | None:
+    """The torchvision/Keras data set in folder d (or in one of its sub-folders: torchvision's root), or None."""
+    hit = _found_in(d)
+    if hit is None:
+        subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = [h for h in map(_found_in, subs) if h is not None]
+        if len(found) > 1:
+            raise DataError(f"--data {d} holds several data sets ({', '.join(str(f) for _, f in found)}); "
+                            f"give the one to train on")  # fmt: skip
+        hit = found[0] if found else None
+    if hit is None:
+        return None
+    kind, folder = hit
+    if kind == "cifar":
+        return _cifar_folder(folder)
+    return _idx_folder(folder, (folder.parent if folder.name == "raw" else folder).name)

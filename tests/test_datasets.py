@@ -1,0 +1,203 @@
+"""The reference implementations' data sets as torchvision and Keras store them (fastacgan/datasets.py): CIFAR
+python batches, idx files, .npz; written here in those formats, then read back through --data."""
+
+import gzip
+import io
+import os
+import pickle
+import shutil
+import struct
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY
+from PIL import Image
+
+from fastacgan.data import DataError, decode_all, decode_image, open_catalog
+from fastacgan.datasets import IDX_CLASSES
+from fastacgan.sample import main as sample_main
+from fastacgan.train import main
+
+CIFAR10_NAMES = "airplane automobile bird cat deer dog frog horse ship truck".split()
+
+
+def cifar_batch(rng, n, label_key=b"labels", classes=10) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A batch file as CIFAR's python version has it: a protocol-2 pickle of a dict with bytes keys, the images as
+    uint8 [N, 3072] rows (the red plane, then green, then blue, each row-major), the labels a list."""
+    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    labels = rng.integers(0, classes, n)
+    blob = {b"batch_label": b"training batch", label_key: labels.tolist(), b"data": data,
+            b"filenames": [f"img_{i}.png".encode() for i in range(n)]}  # fmt: skip
+    return pickle.dumps(blob, protocol=2), data, labels
+
+
+@pytest.fixture
+def cifar10(tmp_path):
+    """torchvision's root holding cifar-10-batches-py (2 batches of 12), and the expected images and labels."""
+    rng = np.random.default_rng(0)
+    d = tmp_path / "root" / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    datas, labels = [], []
+    for k in (1, 2):
+        blob, data, lab = cifar_batch(rng, 12)
+        (d / f"data_batch_{k}").write_bytes(blob)
+        datas.append(data)
+        labels.append(lab)
+    (d / "test_batch").write_bytes(cifar_batch(rng, 5)[0])  # the test split is not read
+    meta = {b"label_names": [n.encode() for n in CIFAR10_NAMES], b"num_cases_per_batch": 12, b"num_vis": 3072}
+    (d / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return d, np.concatenate(datas), np.concatenate(labels)
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    return b"\x00\x00\x08" + bytes([arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+
+
+def write_idx_set(d, n=30, gz=True, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    d.mkdir(parents=True, exist_ok=True)
+    for stem, arr in (("train-images-idx3-ubyte", images), ("train-labels-idx1-ubyte", labels)):
+        raw = idx_bytes(arr)
+        (d / (stem + ".gz" if gz else stem)).write_bytes(gzip.compress(raw) if gz else raw)
+    return images, labels
+
+
+def test_cifar10_from_the_folder_its_root_and_the_archive(cifar10, tmp_path):
+    d, data, labels = cifar10
+    want = torch.from_numpy(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy())
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(d, arcname="cifar-10-batches-py")
+    renamed = tmp_path / "download.tgz"  # found by its members, whatever its name
+    shutil.copy(archive, renamed)
+    for where in (d, d.parent, archive, renamed):
+        cat = open_catalog(str(where))
+        assert cat.name == "cifar10" and cat.class_names == CIFAR10_NAMES and len(cat) == 24
+        assert torch.equal(cat.images, want) and np.array_equal(cat.labels, labels)
+        assert cat.read is None and "data_batch_2[0]" in cat.names[12]
+    # pixel (row 3, column 5) of image 7 is byte 3*32+5 of each colour plane
+    assert cat.images[7, 3, 5].tolist() == [int(data[7, c * 1024 + 3 * 32 + 5]) for c in range(3)]
+    sub = open_catalog(str(d), classes="cat,dog")
+    assert sub.class_names == ["cat", "dog"] and set(sub.labels.tolist()) <= {0, 1}
+    assert len(sub) == int(np.isin(labels, [3, 5]).sum())
+
+
+def test_cifar100_uses_the_fine_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    d = tmp_path / "cifar-100-python"
+    d.mkdir()
+    blob, data, labels = cifar_batch(rng, 10, b"fine_labels", classes=100)
+    (d / "train").write_bytes(blob)
+    names = [f"class{k}".encode() for k in range(100)]
+    (d / "meta").write_bytes(pickle.dumps({b"fine_label_names": names, b"coarse_label_names": names[:20]}, 2))
+    cat = open_catalog(str(tmp_path))
+    assert cat.name == "cifar100" and len(cat.class_names) == 100 and cat.class_names[7] == "class7"
+    assert np.array_equal(cat.labels, labels) and cat.images.shape == (10, 32, 32, 3)
+
+
+class _Payload:
+    def __reduce__(self):
+        return os.system, ("touch pwned",)
+
+
+def test_a_batch_that_would_run_code_is_refused(cifar10, tmp_path, monkeypatch):
+    d, _, _ = cifar10
+    monkeypatch.chdir(tmp_path)
+    (d / "data_batch_2").write_bytes(pickle.dumps({b"data": _Payload(), b"labels": []}, protocol=2))
+    with pytest.raises(DataError, match="data_batch_2: not a readable CIFAR batch.*system"):
+        open_catalog(str(d))
+    assert not (tmp_path / "pwned").exists()
+    (d / "data_batch_2").write_bytes(pickle.dumps({b"labels": [1]}, protocol=2))
+    with pytest.raises(DataError, match="data_batch_2: no 'data' entry"):
+        open_catalog(str(d))
+    (d / "data_batch_2").write_bytes(b"\x80\x02}q\x00(")  # cut short
+    with pytest.raises(DataError, match="data_batch_2: not a readable CIFAR batch"):
+        open_catalog(str(d))
+
+
+@pytest.mark.parametrize("layout", ["root", "set", "raw", "plain"])
+def test_idx_sets_in_torchvision_and_keras_layouts(tmp_path, layout):
+    raw = {"root": "MNIST/raw", "set": "MNIST/raw", "raw": "MNIST/raw", "plain": "mnist"}[layout]
+    images, labels = write_idx_set(tmp_path / raw, gz=layout != "plain")
+    where = {"root": tmp_path, "set": tmp_path / "MNIST", "raw": tmp_path / raw, "plain": tmp_path / raw}[layout]
+    cat = open_catalog(str(where))
+    assert cat.name == "mnist" and cat.class_names == [str(d) for d in range(10)]
+    assert torch.equal(cat.images, torch.from_numpy(images)[..., None]) and np.array_equal(cat.labels, labels)
+
+
+def test_fashion_mnist_gets_its_class_names(tmp_path):
+    write_idx_set(tmp_path / "fashion-mnist")  # Keras' folder name
+    assert open_catalog(str(tmp_path / "fashion-mnist")).class_names == IDX_CLASSES["fashionmnist"]
+    write_idx_set(tmp_path / "FashionMNIST" / "raw")  # torchvision's
+    assert open_catalog(str(tmp_path / "FashionMNIST")).class_names[0] == "T-shirt/top"
+
+
+def test_damaged_idx_files_are_named(tmp_path):
+    d = tmp_path / "MNIST" / "raw"
+    images, _ = write_idx_set(d, gz=False)
+    path = d / "train-images-idx3-ubyte"
+    path.write_bytes(idx_bytes(images)[:-100])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte: .* bytes, but its header .*truncated"):
+        open_catalog(str(d))
+    path.write_bytes(b"\x00\x00\x0d\x03" + idx_bytes(images)[4:])  # a float32 idx file
+    with pytest.raises(DataError, match="not an idx file of unsigned bytes"):
+        open_catalog(str(d))
+    path.write_bytes(idx_bytes(images[:29]))
+    with pytest.raises(DataError, match="29 images but 30 labels"):
+        open_catalog(str(d))
+    (d / "train-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="no train-labels-idx1-ubyte"):
+        open_catalog(str(d))
+
+
+def test_keras_npz(tmp_path):
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 256, (9, 28, 28), dtype=np.uint8), rng.integers(0, 10, 9).astype(np.uint8)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:2], y_test=y[:2])
+    cat = open_catalog(str(tmp_path / "mnist.npz"))
+    assert cat.name == "mnist" and torch.equal(cat.images[..., 0], torch.from_numpy(x)) and len(cat.class_names) == 10
+    np.savez(tmp_path / "other.npz", images=x)
+    with pytest.raises(DataError, match="other.npz: an .npz needs x_train and y_train"):
+        open_catalog(str(tmp_path / "other.npz"))
+    # labels of another set: classes are the values found, in order
+    np.savez(tmp_path / "marks.npz", x_train=x, y_train=np.array([5, 9, 5, 7, 9, 5, 7, 7, 9]))
+    marks = open_catalog(str(tmp_path / "marks.npz"))
+    assert marks.class_names == ["5", "7", "9"] and marks.labels.tolist() == [0, 2, 0, 1, 2, 0, 1, 1, 2]
+
+
+def test_a_root_with_several_sets_asks_for_one(cifar10, tmp_path):
+    d, _, _ = cifar10
+    write_idx_set(d.parent / "MNIST" / "raw")
+    with pytest.raises(DataError, match="holds several data sets.*MNIST.*cifar-10-batches-py"):
+        open_catalog(str(d.parent))
+
+
+def test_decoded_sets_are_fitted_like_decoded_files(tmp_path):
+    """At another resolution or channel count, the arrays are resized and converted exactly as decode_image does
+    to the same pixels stored as a PNG file."""
+    images, _ = write_idx_set(tmp_path / "MNIST" / "raw", n=6)
+    cat = open_catalog(str(tmp_path / "MNIST"))
+    assert decode_all(cat, 28, 1, 0)[0] is cat.images  # already fitting: no copy
+    x, y = decode_all(cat, 32, 3, 0, log=lambda m: None)
+    assert x.shape == (6, 32, 32, 3) and torch.equal(y, torch.as_tensor(cat.labels))
+    for i in range(6):
+        buf = io.BytesIO()
+        Image.fromarray(images[i]).save(buf, format="PNG")
+        assert np.array_equal(x[i].numpy(), decode_image(buf.getvalue(), "x", 32, 3))
+
+
+def test_training_and_sampling_on_fashion_mnist(tmp_path, capsys):
+    """The MNIST AC-GAN's set-up (seed 002): train on the idx files, then sample with its inference options."""
+    write_idx_set(tmp_path / "FashionMNIST" / "raw", n=40)
+    out = tmp_path / "run"
+    args = ["--data", str(tmp_path), *TINY, "--steps", "2", "--out", str(out)]
+    assert main(args) == 0
+    log = capsys.readouterr().out
+    assert "preset mnist" in log and "40 images, 10 classes, 1 channel(s), 16x16" in log
+    assert "loader: resident (keep uint8 on cpu)" in log
+    assert sample_main([f"-o={tmp_path / 'gen'}", "-d=cpu", f"-ckpt={out}", "-l=T-shirt/top", "--n", "2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["T-shirt_top_00000.png", "T-shirt_top_00001.png"]
