@@ -23,14 +23,38 @@ from fastacgan.train import main
 CIFAR10_NAMES = "airplane automobile bird cat deer dog frog horse ship truck".split()
 
 
-def cifar_batch(rng, n, label_key=b"labels", classes=10) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """A batch file as CIFAR's python version has it: a protocol-2 pickle of a dict with bytes keys, the images as
-    uint8 [N, 3072] rows (the red plane, then green, then blue, each row-major), the labels a list."""
+class Py2Pickler(pickle._Pickler):
+    """Pickles as Python 2's cPickle did when CIFAR's files were made: every string a byte string (opcodes
+    SHORT_BINSTRING / BINSTRING), numpy's rebuild function under its numpy 1 module name."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj):
+        raw = obj.encode("latin1") if isinstance(obj, str) else obj
+        n = len(raw)
+        self.write(
+            pickle.SHORT_BINSTRING + bytes([n]) + raw if n < 256 else pickle.BINSTRING + struct.pack("<i", n) + raw
+        )
+        self.memoize(obj)
+
+    dispatch[bytes] = dispatch[str] = save_py2_str
+
+    @classmethod
+    def dumps(cls, obj) -> bytes:
+        buf = io.BytesIO()
+        cls(buf, protocol=2).dump(obj)
+        return buf.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+def cifar_batch(rng, n, label_key=b"labels", classes=10, py2=True) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A batch file as CIFAR's python version has it: a Python 2 pickle of a dict with byte-string keys, the images
+    as uint8 [N, 3072] rows (the red plane, then green, then blue, each row-major), the labels a list. py2=False:
+    Python 3's protocol-2 pickle of the same (bytes through _codecs.encode)."""
     data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
     labels = rng.integers(0, classes, n)
     blob = {b"batch_label": b"training batch", label_key: labels.tolist(), b"data": data,
             b"filenames": [f"img_{i}.png".encode() for i in range(n)]}  # fmt: skip
-    return pickle.dumps(blob, protocol=2), data, labels
+    return (Py2Pickler.dumps(blob) if py2 else pickle.dumps(blob, protocol=2)), data, labels
 
 
 @pytest.fixture
@@ -47,7 +71,7 @@ def cifar10(tmp_path):
         labels.append(lab)
     (d / "test_batch").write_bytes(cifar_batch(rng, 5)[0])  # the test split is not read
     meta = {b"label_names": [n.encode() for n in CIFAR10_NAMES], b"num_cases_per_batch": 12, b"num_vis": 3072}
-    (d / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    (d / "batches.meta").write_bytes(Py2Pickler.dumps(meta))
     return d, np.concatenate(datas), np.concatenate(labels)
 
 
@@ -90,7 +114,7 @@ def test_cifar100_uses_the_fine_labels(tmp_path):
     rng = np.random.default_rng(1)
     d = tmp_path / "cifar-100-python"
     d.mkdir()
-    blob, data, labels = cifar_batch(rng, 10, b"fine_labels", classes=100)
+    blob, data, labels = cifar_batch(rng, 10, b"fine_labels", classes=100, py2=False)
     (d / "train").write_bytes(blob)
     names = [f"class{k}".encode() for k in range(100)]
     (d / "meta").write_bytes(pickle.dumps({b"fine_label_names": names, b"coarse_label_names": names[:20]}, 2))
