@@ -33,6 +33,10 @@ class DataError(ValueError):
     """Bad input data; the message names the file or option."""
 
 
+class NoTestSplit(DataError):
+    """open_catalog(split="test") on a form of data that has no test split (all but datasets.py's)."""
+
+
 @dataclass
 class Catalog:
     name: str  # short name, used for the default output folder
@@ -282,10 +286,17 @@ def open_catalog(
     seed: int = 0,
     image_size: int = 0,
     log: Callable[[str], None] = lambda msg: None,
+    split: str = "train",
 ) -> Catalog:
     """Resolve --data (and --csv, --classes, --max-images) to a Catalog, or raise DataError. log: progress
-    lines for long work (listing a large folder, reading a compressed archive)."""
+    lines for long work (listing a large folder, reading a compressed archive). split: "test" reads the test split
+    of the data sets that have one (torchvision's and Keras' files, datasets.py), else raises NoTestSplit."""
+    no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files and .npz sets have a test split")
+    if split not in ("train", "test"):
+        raise ValueError(f"split {split!r}: train or test")
     if data.startswith("builtin:"):
+        if split == "test":
+            raise no_split
         cat = builtin_catalog(data, image_size)
     else:
         path = Path(data).expanduser()
@@ -295,24 +306,29 @@ def open_catalog(
 
         if path.is_file():
             if path.name.lower().endswith(".npz"):
-                cat = datasets.npz_catalog(path)
+                cat = datasets.npz_catalog(path, split)
             elif not str(path).lower().endswith(TAR_EXTS):
                 raise DataError(f"--data {data}: a file must be a .tar, .tar.gz or .tgz of an image folder, "
                                 f"a CIFAR python-version archive, or an .npz with x_train and y_train")  # fmt: skip
             elif path.name.lower().startswith(("cifar-10-python", "cifar-100-python")):
-                cat = datasets.cifar_archive(path) or tar_catalog(path, log)
+                cat = datasets.cifar_archive(path, split) or tar_catalog(path, log)
+            elif split == "test":  # an archive of an image folder (read no further)
+                raise no_split
             else:
                 try:
                     cat = tar_catalog(path, log)
                 except DataError as e:  # no image members: a CIFAR archive under another name?
-                    if "holds no images" not in str(e) or (cat := datasets.cifar_archive(path)) is None:
+                    if "holds no images" not in str(e) or (cat := datasets.cifar_archive(path, split)) is None:
                         raise
         else:
             csv_path = _find_csv(path, csv_opt)
-            if csv_path:
-                cat = csv_catalog(path, csv_path, image_col, label_col)
-            else:
-                cat = datasets.array_set_catalog(path) or folder_catalog(path, log)
+            cat = None if csv_path else datasets.array_set_catalog(path, split)
+            if cat is None and split == "test":
+                raise no_split
+            if cat is None:
+                cat = csv_catalog(path, csv_path, image_col, label_col) if csv_path else folder_catalog(path, log)
+        if split == "test" and cat.images is None:  # a tar that was named like CIFAR's but holds images
+            raise no_split
     if len(cat) == 0:
         raise DataError(f"--data {data}: no images found")
     if classes:

@@ -7,10 +7,12 @@
   `~/.keras/datasets/fashion-mnist`;
 - an .npz with `x_train` and `y_train` arrays (Keras' `mnist.npz`).
 
-The training split is used (the references train on it). The pixels are already decoded, so the result is a
-`Catalog` with `images` (uint8 [N, H, W, C] at the native size); `data.decode_all` resizes them when the model's
-resolution differs. The CIFAR batches are Python pickles: they are read with an unpickler that builds numpy
-arrays, lists, numbers and strings and refuses anything else, so a crafted file cannot run code.
+Training uses the training split (as the references do); `split="test"` gives the test split (CIFAR's
+`test_batch` / `test`, the `t10k-*` idx files, `x_test` / `y_test`), on which `fastacgan.evaluate` scores D.
+The pixels are already decoded, so the result is a `Catalog` with `images` (uint8 [N, H, W, C] at the native
+size); `data.decode_all` resizes them when the model's resolution differs. The CIFAR batches are Python
+pickles: they are read with an unpickler that builds numpy arrays, lists, numbers and strings and refuses
+anything else, so a crafted file cannot run code.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import torch
 from .data import Catalog, DataError, file_safe
 
 CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
-IDX_IMAGES, IDX_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
+IDX_IMAGES, IDX_LABELS = "{}-images-idx3-ubyte", "{}-labels-idx1-ubyte"  # .format("train" or "t10k")
+IDX_PREFIX = {"train": "train", "test": "t10k"}
+CIFAR_FILES = ("train", "test", "meta", "batches.meta", "test_batch")  # and data_batch_1..5
 
 # torchvision's class names for the idx data sets, by the folder name (lower case, letters and digits only)
 IDX_CLASSES = {
@@ -80,11 +84,22 @@ def _names(values) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
-def _cifar(files: dict[str, bytes], where: str, name: str) -> Catalog:
-    """files: member name (no folder) -> bytes of a CIFAR-10 (data_batch_1..5, batches.meta) or CIFAR-100
-    (train, meta) python-version folder; where: the folder or archive, for messages."""
+def _is_cifar_file(name: str) -> bool:
+    return name.startswith("data_batch_") or name in CIFAR_FILES
+
+
+def _cifar(files: dict[str, bytes], where: str, split: str) -> Catalog:
+    """files: member name (no folder) -> bytes of a CIFAR-10 (data_batch_1..5, test_batch, batches.meta) or
+    CIFAR-100 (train, test, meta) python-version folder; where: the folder or archive, for messages."""
     hundred = "train" in files and "data_batch_1" not in files
-    train = ["train"] if hundred else sorted(f for f in files if f.startswith("data_batch_"))
+    name = "cifar100" if hundred else "cifar10"
+    if split == "test":
+        train = ["test"] if hundred else ["test_batch"]
+    else:
+        train = ["train"] if hundred else sorted(f for f in files if f.startswith("data_batch_"))
+    missing = [f for f in train if f not in files]
+    if missing:
+        raise DataError(f"--data {where}: no {missing[0]} (the {split} split of {name})")
     meta_name, label_key, names_key = (
         ("meta", "fine_labels", "fine_label_names") if hundred else ("batches.meta", "labels", "label_names")
     )
@@ -112,11 +127,9 @@ def _cifar(files: dict[str, bytes], where: str, name: str) -> Catalog:
     return Catalog(name, names, labels_np, classes, None, torch.from_numpy(np.concatenate(images)), sources=sources)
 
 
-def _cifar_folder(d: Path) -> Catalog:
-    wanted = [p for p in d.iterdir() if p.is_file() and (p.name.startswith("data_batch_") or
-                                                           p.name in ("train", "meta", "batches.meta"))]  # fmt: skip
-    name = "cifar100" if d.name == CIFAR100_DIR or (d / "train").is_file() else "cifar10"
-    return _cifar({p.name: p.read_bytes() for p in wanted}, str(d), name)
+def _cifar_folder(d: Path, split: str) -> Catalog:
+    files = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file() and _is_cifar_file(p.name)}
+    return _cifar(files, str(d), split)
 
 
 def _cifar_members(names: list[str]) -> bool:
@@ -124,20 +137,20 @@ def _cifar_members(names: list[str]) -> bool:
     return "data_batch_1" in base or {"train", "meta"} <= base
 
 
-def cifar_archive(path: Path) -> Catalog | None:
+def cifar_archive(path: Path, split: str = "train") -> Catalog | None:
     """The CIFAR set in a (downloaded) tar archive, or None if the archive holds no CIFAR batches."""
     files = {}
     try:
         with tarfile.open(path, "r:*") as tf:
             for m in tf:
                 base = m.name.rsplit("/", 1)[-1]
-                if m.isfile() and (base.startswith("data_batch_") or base in ("train", "meta", "batches.meta")):
+                if m.isfile() and _is_cifar_file(base):
                     files[base] = tf.extractfile(m).read()
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
     if not _cifar_members(list(files)):
         return None
-    return _cifar(files, str(path), "cifar100" if "train" in files and "data_batch_1" not in files else "cifar10")
+    return _cifar(files, str(path), split)
 
 
 # ------------------------------------------------------------------------------------------------ idx files
@@ -199,42 +212,50 @@ def _arrays(images: np.ndarray, labels: np.ndarray, where: str, set_name: str, s
     return Catalog(set_name, names, labels, classes, None, images_t, sources=sources)
 
 
-def _idx_folder(d: Path, set_name: str) -> Catalog:
-    img, lab = _idx_file(d, IDX_IMAGES), _idx_file(d, IDX_LABELS)
+def _idx_folder(d: Path, set_name: str, split: str) -> Catalog:
+    images, labels = IDX_IMAGES.format(IDX_PREFIX[split]), IDX_LABELS.format(IDX_PREFIX[split])
+    img, lab = _idx_file(d, images), _idx_file(d, labels)
+    if img is None:
+        raise DataError(f"--data {d}: no {images}[.gz] (the {split} split)")
     if lab is None:
-        raise DataError(f"--data {d}: {img.name} has no {IDX_LABELS}[.gz] beside it")
+        raise DataError(f"--data {d}: {img.name} has no {labels}[.gz] beside it")
     name = file_safe(set_name.lower())
     return _arrays(read_idx(img), read_idx(lab), str(img), name, [str(img), str(lab)])
 
 
-def npz_catalog(path: Path) -> Catalog:
-    """x_train / y_train of an .npz (Keras' mnist.npz)."""
+def npz_catalog(path: Path, split: str = "train") -> Catalog:
+    """x_train / y_train (x_test / y_test) of an .npz (Keras' mnist.npz)."""
+    xk, yk = f"x_{split}", f"y_{split}"
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.files)
-            x, y = (z["x_train"], z["y_train"]) if {"x_train", "y_train"} <= set(keys) else (None, None)
+            x, y = (z[xk], z[yk]) if {xk, yk} <= set(keys) else (None, None)
     except (OSError, ValueError) as e:
         raise DataError(f"--data {path}: cannot read the .npz ({e})") from e
     if x is None:
-        raise DataError(f"--data {path}: an .npz needs x_train and y_train arrays (it has {', '.join(keys)})")
-    return _arrays(x, y, f"{path}:x_train", path.stem, [str(path)])
+        raise DataError(f"--data {path}: an .npz needs {xk} and {yk} arrays (it has {', '.join(keys)})")
+    return _arrays(x, y, f"{path}:{xk}", path.stem, [str(path)])
 
 
 # ------------------------------------------------------------------------------------------------ finding them
+
+
+def _has_idx(d: Path) -> bool:
+    return any(_idx_file(d, IDX_IMAGES.format(p)) for p in IDX_PREFIX.values())
 
 
 def _found_in(d: Path) -> tuple[str, Path] | None:
     """('cifar' | 'idx', folder) if folder d itself is one of these data sets."""
     if (d / "data_batch_1").is_file() or ((d / "train").is_file() and (d / "meta").is_file()):
         return "cifar", d
-    if _idx_file(d, IDX_IMAGES):
+    if _has_idx(d):
         return "idx", d
-    if (d / "raw").is_dir() and _idx_file(d / "raw", IDX_IMAGES):
+    if (d / "raw").is_dir() and _has_idx(d / "raw"):
         return "idx", d / "raw"
     return None
 
 
-def array_set_catalog(d: Path) -> Catalog | None:
+def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
     """The torchvision/Keras data set in folder d (or in one of its sub-folders: torchvision's root), or None."""
     hit = _found_in(d)
     if hit is None:
@@ -248,5 +269,5 @@ def array_set_catalog(d: Path) -> Catalog | None:
         return None
     kind, folder = hit
     if kind == "cifar":
-        return _cifar_folder(folder)
-    return _idx_folder(folder, (folder.parent if folder.name == "raw" else folder).name)
+        return _cifar_folder(folder, split)
+    return _idx_folder(folder, (folder.parent if folder.name == "raw" else folder).name, split)

@@ -1,8 +1,12 @@
 """Conditioning quality: how often a classifier trained on the real images puts generated images in the class
-they were generated for. `python -m fastacgan.evaluate --ckpt RUN_OR_FILE [--data PATH] [--n-per-class 100]`.
+they were generated for; and the discriminator on held-out real images (its class accuracy, D(x), the loss
+terms), the "test" figures the MNIST AC-GAN reports.
+`python -m fastacgan.evaluate --ckpt RUN_OR_FILE [--data PATH] [--test-data PATH] [--n-per-class 100]`.
 
 Chance is 1/K; a well-conditioned AC-GAN is far above it. The classifier is a small CNN trained from
 scratch on the run's data (decoded at the run's resolution), so the figure needs no downloaded weights.
+The held-out images are --test-data, or else the test split of the run's data when it has one (CIFAR batches,
+MNIST-style idx files, an .npz with x_test).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint as ckpt
-from .data import decode_all, default_workers, open_catalog
+from .data import DataError, decode_all, default_workers, open_catalog
+from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
+from .models import Discriminator, ModelSpec
 from .sample import generate, load_generator
 from .train import select_device
 
@@ -95,6 +101,29 @@ def conditioning_accuracy(
     return hit.mean().item(), hit.view(num_classes, n_per_class).mean(1).tolist()
 
 
+def discriminator_from(state: dict, device: str | torch.device = "cpu") -> Discriminator:
+    """D of a loaded checkpoint, in eval mode on `device`: running BatchNorm statistics, no dropout, the spectral
+    norm's stored vectors (no power iteration)."""
+    d = Discriminator(ModelSpec(**state["spec"]))
+    d.load_state_dict(state["D"])
+    return d.to(device).eval()
+
+
+@torch.no_grad()
+def score_discriminator(d: Discriminator, images_u8: torch.Tensor, labels: torch.Tensor, batch: int = 512) -> dict:
+    """D on real uint8 [N, H, W, C] images: its class accuracy, mean D(x), and the mean BCE (target real) and CE
+    terms of its loss, with the training loss's own function."""
+    dev = next(d.parameters()).device
+    total = torch.zeros(len(STAT_NAMES), dtype=torch.float64)
+    for i in range(0, len(labels), batch):
+        src, cls = d(to_model_input(images_u8[i : i + batch].to(dev), channels_last=False))
+        _, stats = acgan_loss_reference(src.float(), cls.float(), 1.0, labels[i : i + batch].to(dev))
+        total += stats.double().cpu() * len(src)
+    mean = dict(zip(STAT_NAMES, (total / len(labels)).tolist()))
+    return {"images": len(labels), "class_accuracy": mean["acc"], "d_real": mean["d_prob"],
+            "bce_real": mean["bce"], "ce_real": mean["ce"]}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m fastacgan.evaluate",
@@ -103,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
     p.add_argument("--data", default="", help="real data for the classifier (default: the run's --data)")
+    p.add_argument(
+        "--test-data",
+        default="",
+        help="held-out real images to score D on, any --data form (default: "
+        "the test split of the run's data when it has one: CIFAR batches, idx files, .npz)",
+    )
     p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
     p.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
@@ -111,39 +146,42 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = select_device(a.device)
         g, classes, file = load_generator(a.ckpt, device)
-        cfg = ckpt.load_checkpoint(file)["config"]
-        cat = open_catalog(
-            a.data or cfg["data"],
-            cfg["csv"],
-            cfg["csv_image_col"],
-            cfg["csv_label_col"],
-            cfg["classes"],
-            a.max_images,
-            0,
-            g.spec.image_size,
-        )
-        if cat.class_names != classes:
-            raise ValueError(f"--data classes {cat.class_names[:10]} differ from the checkpoint's {classes[:10]}")
-        images, labels = decode_all(
-            cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=lambda m: None
-        )
+        state = ckpt.load_checkpoint(file, map_location="cpu")
+        cfg, data = state["config"], a.data or state["config"]["data"]
+
+        def real(where: str, opt: str, split: str = "train", csv: str = ""):
+            cat = open_catalog(where, csv, cfg["csv_image_col"], cfg["csv_label_col"], cfg["classes"], a.max_images,
+                               0, g.spec.image_size, split=split)  # fmt: skip
+            if cat.class_names != classes:
+                raise ValueError(f"{opt} {where}: classes {cat.class_names[:10]} differ from the checkpoint's "
+                                 f"{classes[:10]}")  # fmt: skip
+            return decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=lambda m: None)
+
+        images, labels = real(data, "--data", csv=cfg["csv"] if not a.data else "")
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, device=device)
         acc, per_class = conditioning_accuracy(g, clf, len(classes), a.n_per_class)
+        if a.test_data:
+            held, held_name = real(a.test_data, "--test-data"), a.test_data
+        else:
+            try:
+                held, held_name = real(data, "--data", "test"), f"{data} (its test split)"
+            except DataError as e:  # no test split, or a damaged or missing test file: said, not fatal
+                held, d_score = None, f"no held-out images ({e}); give them with --test-data"
+        if held is not None:
+            d_score = {"data": held_name, **score_discriminator(discriminator_from(state, device), *held)}
+            d_score = {k: round(v, 4) if isinstance(v, float) else v for k, v in d_score.items()}
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(
-        json.dumps(
-            {
-                "checkpoint": str(file),
-                "classifier_real_accuracy": round(real_acc, 4),
-                "generated_class_accuracy": round(acc, 4),
-                "chance": round(1 / len(classes), 4),
-                "per_class": {c: round(v, 3) for c, v in zip(classes, per_class)},
-            },
-            indent=2,
-        )
-    )
+    report = {
+        "checkpoint": str(file),
+        "classifier_real_accuracy": round(real_acc, 4),
+        "generated_class_accuracy": round(acc, 4),
+        "chance": round(1 / len(classes), 4),
+        "per_class": {c: round(v, 3) for c, v in zip(classes, per_class)},
+        "discriminator_held_out": d_score,
+    }
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -15,7 +15,7 @@ import torch
 from conftest import TINY
 from PIL import Image
 
-from fastacgan.data import DataError, decode_all, decode_image, open_catalog
+from fastacgan.data import DataError, NoTestSplit, decode_all, decode_image, open_catalog
 from fastacgan.datasets import IDX_CLASSES
 from fastacgan.sample import main as sample_main
 from fastacgan.train import main
@@ -69,7 +69,7 @@ def cifar10(tmp_path):
         (d / f"data_batch_{k}").write_bytes(blob)
         datas.append(data)
         labels.append(lab)
-    (d / "test_batch").write_bytes(cifar_batch(rng, 5)[0])  # the test split is not read
+    (d / "test_batch").write_bytes(cifar_batch(rng, 5)[0])  # the test split, read by split="test" only
     meta = {b"label_names": [n.encode() for n in CIFAR10_NAMES], b"num_cases_per_batch": 12, b"num_vis": 3072}
     (d / "batches.meta").write_bytes(Py2Pickler.dumps(meta))
     return d, np.concatenate(datas), np.concatenate(labels)
@@ -79,12 +79,12 @@ def idx_bytes(arr: np.ndarray) -> bytes:
     return b"\x00\x00\x08" + bytes([arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
 
 
-def write_idx_set(d, n=30, gz=True, seed=0):
+def write_idx_set(d, n=30, gz=True, seed=0, prefix="train"):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, n).astype(np.uint8)
     d.mkdir(parents=True, exist_ok=True)
-    for stem, arr in (("train-images-idx3-ubyte", images), ("train-labels-idx1-ubyte", labels)):
+    for stem, arr in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
         raw = idx_bytes(arr)
         (d / (stem + ".gz" if gz else stem)).write_bytes(gzip.compress(raw) if gz else raw)
     return images, labels
@@ -225,3 +225,35 @@ def test_training_and_sampling_on_fashion_mnist(tmp_path, capsys):
     assert "loader: resident (keep uint8 on cpu)" in log
     assert sample_main([f"-o={tmp_path / 'gen'}", "-d=cpu", f"-ckpt={out}", "-l=T-shirt/top", "--n", "2"]) == 0
     assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["T-shirt_top_00000.png", "T-shirt_top_00001.png"]
+
+
+def test_the_test_splits(cifar10, tmp_path, image_folder):
+    """split="test" (what evaluate scores D on): CIFAR's test_batch / test, the t10k idx files, x_test."""
+    d, _, _ = cifar10
+    test = open_catalog(str(d.parent), split="test")
+    assert len(test) == 5 and test.class_names == CIFAR10_NAMES and "test_batch[4]" in test.names[4]
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(d, arcname="cifar-10-batches-py")
+    assert torch.equal(open_catalog(str(archive), split="test").images, test.images)
+    (d / "test_batch").unlink()
+    with pytest.raises(DataError, match="no test_batch \\(the test split of cifar10\\)"):
+        open_catalog(str(d), split="test")
+
+    images, labels = write_idx_set(tmp_path / "MNIST" / "raw", n=7, seed=3, prefix="t10k")
+    with pytest.raises(DataError, match="no train-images-idx3-ubyte"):  # a test split alone is not found as a set
+        open_catalog(str(tmp_path / "MNIST"))
+    write_idx_set(tmp_path / "MNIST" / "raw")
+    test = open_catalog(str(tmp_path / "MNIST"), split="test")
+    assert torch.equal(test.images[..., 0], torch.from_numpy(images)) and np.array_equal(test.labels, labels)
+
+    x = np.zeros((4, 8, 8), np.uint8)
+    np.savez(tmp_path / "a.npz", x_train=x, y_train=np.arange(4), x_test=x[:3] + 1, y_test=np.arange(3))
+    assert open_catalog(str(tmp_path / "a.npz"), split="test").images.shape == (3, 8, 8, 1)
+    np.savez(tmp_path / "b.npz", x_train=x, y_train=np.arange(4))
+    with pytest.raises(DataError, match="b.npz: an .npz needs x_test and y_test"):
+        open_catalog(str(tmp_path / "b.npz"), split="test")
+
+    for data in (str(image_folder), "builtin:digits:20"):
+        with pytest.raises(NoTestSplit, match="only CIFAR batches, idx files and .npz sets have a test split"):
+            open_catalog(data, split="test")

@@ -93,3 +93,63 @@ def test_evaluate_cli(run_dir, capsys):
     assert all(v * 3 == pytest.approx(round(v * 3)) for v in res["per_class"].values())  # 3 images per class
     assert evaluate_main([*args, "--device", "gpu0"]) == 2
     assert "--device 'gpu0': not a device" in capsys.readouterr().err
+
+
+def test_discriminator_score_matches_its_definition(run_dir):
+    """score_discriminator in batches = D in eval mode on all the images at once, scored with torch's own ops."""
+    import torch.nn.functional as F
+
+    from fastacgan import checkpoint as ckpt
+    from fastacgan.data import decode_all, open_catalog
+    from fastacgan.evaluate import discriminator_from, score_discriminator
+    from fastacgan.loaders import to_model_input
+    from fastacgan.sample import resolve_ckpt
+
+    d = discriminator_from(ckpt.load_checkpoint(resolve_ckpt(str(run_dir))))
+    assert not d.training
+    images, labels = decode_all(open_catalog("builtin:digits:37", image_size=16), 16, 1, 0)
+    got = score_discriminator(d, images, labels, batch=10)  # 4 batches, the last of 7
+    with torch.no_grad():
+        src, cls = d(to_model_input(images, channels_last=False))
+    want = {
+        "images": 37,
+        "class_accuracy": (cls.argmax(1) == labels).float().mean().item(),
+        "d_real": torch.sigmoid(src).mean().item(),
+        "bce_real": F.binary_cross_entropy_with_logits(src, torch.ones_like(src)).item(),
+        "ce_real": F.cross_entropy(cls, labels).item(),
+    }
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
+    """--test-data (any --data form) or the test split of the run's data; without either, a note says so."""
+    from test_datasets import write_idx_set
+
+    args = ["--ckpt", str(run_dir), "--epochs", "1", "--n-per-class", "2", "--max-images", "100", "--device", "cpu"]
+    assert evaluate_main(args) == 0
+    note = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    assert note.startswith("no held-out images (--data builtin:digits:200: only CIFAR batches")
+    assert note.endswith("give them with --test-data")
+
+    write_idx_set(tmp_path / "MNIST" / "raw", n=9, prefix="t10k")  # 28x28 digits: resized to the run's 16x16
+    assert evaluate_main([*args, "--test-data", str(tmp_path / "MNIST")]) == 2
+    assert "no train-images-idx3-ubyte" in capsys.readouterr().err  # --test-data reads the training split of a set
+    write_idx_set(tmp_path / "MNIST" / "raw", n=20)
+    assert evaluate_main([*args, "--test-data", str(tmp_path / "MNIST")]) == 0
+    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    assert held["data"] == str(tmp_path / "MNIST") and held["images"] == 20
+    assert 0 <= held["class_accuracy"] <= 1 and 0 < held["d_real"] < 1 and held["bce_real"] > 0 and held["ce_real"] > 0
+
+    # a run on a data set with a test split: scored there without being asked
+    out = tmp_path / "mnist_run"
+    assert train_main(["--data", str(tmp_path / "MNIST"), *TINY, "--steps", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert evaluate_main([*args[:1], str(out), *args[2:]]) == 0
+    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    assert held["data"] == f"{tmp_path / 'MNIST'} (its test split)" and held["images"] == 9
+
+    # classes that differ from the checkpoint's are refused, naming the option
+    np.savez(tmp_path / "letters.npz", x_train=np.zeros((3, 8, 8), np.uint8), y_train=np.array([20, 21, 22]))
+    assert evaluate_main([*args, "--test-data", str(tmp_path / "letters.npz")]) == 2
+    err = capsys.readouterr().err
+    assert f"--test-data {tmp_path / 'letters.npz'}: classes ['20', '21', '22'] differ" in err
