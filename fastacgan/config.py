@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field
 
 from .models import ModelSpec
@@ -367,10 +368,8 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def parse_args(argv: list[str] | None = None, notes: list[str] | None = None) -> TrainConfig:
-    """The TrainConfig of a command line; the reference implementations' option names are accepted (a line for
-    each goes to `notes`)."""
-    import sys
-
+    """The TrainConfig of a command line (sys.argv's when None). The reference implementations' option names are
+    accepted; when any was used, one line in `notes` says how each was read."""
     parser = build_parser()
     try:
         argv, said = translate_reference_args(list(sys.argv[1:] if argv is None else argv))
