@@ -35,7 +35,11 @@ class TrainConfig:
     )
     csv_image_col: str = _f("", "CSV column with the image file names (default: the first column)")
     csv_label_col: str = _f("", "CSV column with the labels (default: 'label', 'target', 'class' or the last column)")
-    classes: str = _f("", "comma-separated subset of class names to train on (default: all)")
+    classes: str = _f(
+        "",
+        "comma-separated subset of class names to train on, or START:END ranges of the sorted classes (10:20 = the "
+        "11th to the 20th); default: all",
+    )
     max_images: int = _f(0, "use at most this many images (a seeded random subset); 0 = all")
     bad_images: str = _f(
         "skip",

@@ -276,6 +276,23 @@ def builtin_catalog(spec: str, image_size: int) -> Catalog:
     return Catalog("digits", names, labels.numpy(), list(CLASS_NAMES), None, images)
 
 
+def _wanted_classes(classes: str, names: list[str]) -> list[str]:
+    """--classes: comma-separated class names, or START:END ranges of positions in the sorted class list (END
+    excluded: the ImageNet ACGAN's classes_idx=(10, 20) is 10:20); a class named like a range is taken by name."""
+    wanted = []
+    for c in (c.strip() for c in classes.split(",")):
+        a, colon, b = c.partition(":")
+        if colon and c not in names and a.isdigit() and b.isdigit():
+            if not int(a) < int(b) <= len(names):
+                raise DataError(f"--classes {c}: a range START:END needs START < END <= {len(names)} (the classes)")
+            wanted += names[int(a) : int(b)]
+        elif c:
+            wanted.append(c)
+    if len(set(wanted)) != len(wanted):
+        raise DataError(f"--classes {classes}: a class is named twice")
+    return wanted
+
+
 def open_catalog(
     data: str,
     csv_opt: str = "",
@@ -332,7 +349,7 @@ def open_catalog(
     if len(cat) == 0:
         raise DataError(f"--data {data}: no images found")
     if classes:
-        wanted = [c.strip() for c in classes.split(",") if c.strip()]
+        wanted = _wanted_classes(classes, cat.class_names)
         unknown = [c for c in wanted if c not in cat.class_names]
         if unknown:
             raise DataError(f"--classes: {', '.join(unknown)} not in the data (classes: {', '.join(cat.class_names)})")

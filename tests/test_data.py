@@ -120,6 +120,21 @@ def test_class_subset(image_folder):
         open_catalog(str(image_folder), classes="dog")
 
 
+def test_class_ranges(tmp_path):
+    """START:END picks positions in the sorted class list (the ImageNet ACGAN's classes_idx=(10, 20)), END excluded;
+    ranges and names mix; a class literally named like a range is taken by name."""
+    names = [f"n{k:08d}" for k in range(25)]
+    root = make_folder(tmp_path / "imagenet", n_per_class=1, size=(8, 8), classes=names)
+    cat = open_catalog(str(root), classes="10:20")
+    assert cat.class_names == names[10:20] and len(cat) == 10 and cat.labels.tolist() == list(range(10))
+    assert open_catalog(str(root), classes="n00000003,0:2").class_names == [names[3], names[0], names[1]]
+    for bad, msg in (("5:5", "START < END <= 25"), ("20:26", "START < END <= 25"), ("0:2,n00000001", "named twice")):
+        with pytest.raises(DataError, match=msg):
+            open_catalog(str(root), classes=bad)
+    odd = make_folder(tmp_path / "odd", n_per_class=1, size=(8, 8), classes=("1:2", "a", "b"))
+    assert open_catalog(str(odd), classes="1:2").class_names == ["1:2"]
+
+
 def test_max_images(image_folder):
     assert len(open_catalog(str(image_folder), max_images=5)) == 5
 
