@@ -141,9 +141,7 @@ class DaliLoader(BaseLoader):
         labels = torch.as_tensor(self.cat.labels)
         for _, idx, flips in self.batches(epoch, start_step):
             keep, x = self._batch(idx.tolist(), flips.tolist() if self.hflip else [False] * len(idx))
-            if x is None:
-                continue
-            yield x, labels[keep].to(self.device, non_blocking=True)
+            yield self.full_batch(x, labels[keep].to(self.device, non_blocking=True))
 
     def decode_all(self, log=print) -> tuple[torch.Tensor, torch.Tensor]:
         """Every image once, in file order, as uint8 [N', H, W, C] on the device (for the resident loader)."""

@@ -48,6 +48,22 @@ class BaseLoader:
         if per_rank < batch_size:
             raise DataError(f"--batch-size {batch_size} is larger than the data set ({per_rank} images per process)")
         self.steps_per_epoch = per_rank // batch_size
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def full_batch(self, x: torch.Tensor | None, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A streamed batch that lost unreadable images, filled back to batch_size by repeating its readable ones
+        in order, so every step has one shape (no recompilation, no second CUDA graph) and an epoch keeps its
+        number of steps (resume arithmetic). A batch with no readable image repeats the previous batch."""
+        n = 0 if x is None else len(x)
+        if n == 0:
+            if self._last is None:
+                raise DataError(f"none of the {self.batch_size} images of a batch could be decoded; check --data")
+            return self._last
+        if n < self.batch_size:
+            take = torch.arange(self.batch_size) % n
+            x, labels = x[take.to(x.device)], labels[take.to(labels.device)]
+        self._last = (x, labels)
+        return x, labels
 
     def batches(self, epoch: int, start_step: int, device: torch.device | None = None):
         """(step, indices, flips) of this rank's batches from start_step to the end of the epoch; with `device`,
@@ -84,7 +100,8 @@ class MemoryLoader(BaseLoader):
 
 
 class StreamLoader(BaseLoader):
-    """The PyTorch loader: PIL decodes each batch in worker processes. Bad files drop out of their batch."""
+    """The PyTorch loader: PIL decodes each batch in worker processes. Bad files drop out of their batch, which
+    is filled back to full size (BaseLoader.full_batch)."""
 
     def __init__(self, cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
                  hflip: bool, workers: int, policy: str, shard: tuple[int, int] = (0, 1)):  # fmt: skip
@@ -100,11 +117,10 @@ class StreamLoader(BaseLoader):
         labels = torch.as_tensor(self.cat.labels)
         for (_, _, flips), (pos, idx, x, errors, _) in zip(plan, loader):
             report_bad(errors, self.policy)
-            if x is None:
-                continue
-            if self.hflip:
+            if x is not None and self.hflip:
                 x = _flip(x, flips[pos])
-            yield x.to(self.device, non_blocking=True), labels[idx].to(self.device, non_blocking=True)
+            x, y = self.full_batch(x, labels[idx])
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
 LOADERS = ("auto", "resident", "dali", "torch")

@@ -189,8 +189,8 @@ class ACGANStep:
         """The step as one CUDA graph: GRAPH_WARMUP ordinary steps on a side stream (compilation, autotuning,
         the optimizers' state), then the step is captured once and replayed for every later batch of the same
         shape. Per step the host launches 4 small kernels (the noise, into the graph's input tensors, and the
-        batch copied in) and the replay. A batch of another shape (a batch that lost a corrupt image) gets its
-        own graph, up to MAX_GRAPHS shapes (then it runs without one); if a capture fails, a warning says why
+        batch copied in) and the replay. A batch of another shape (a caller's: fastacgan's loaders keep one) gets
+        its own graph, up to MAX_GRAPHS shapes (then it runs without one); if a capture fails, a warning says why
         and the step runs without a graph from then on."""
         key = (tuple(real.shape), real.stride(), real.dtype, tuple(labels.shape))
         g = self._graphs.get(key)

@@ -92,7 +92,9 @@ def test_dali_reports_bad_files_by_name(tmp_path):
         collect(DaliLoader(cat, 16, 3, 13, 0, CPU, False, 1, "error"))
     with pytest.warns(UserWarning, match="skipped"):
         x, y = collect(DaliLoader(cat, 16, 3, 13, 0, CPU, False, 1, "skip"))
-    assert len(x) == 11 and len(cat.skipped) == 2  # 13 of 13 in the batch, less the two bad files
+    # 13 in the batch, less the two bad files, filled back to 13 by repeating the first two readable ones
+    assert len(x) == 13 and len(cat.skipped) == 2
+    assert torch.equal(x[11:], x[:2]) and torch.equal(y[11:], y[:2])
     assert any("square_001.jpg" in s for s in cat.skipped) and any("circle_009.jpg" in s for s in cat.skipped)
 
 
@@ -286,3 +288,32 @@ def test_training_runs_share_the_decode_cache(image_folder, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "a"), "--steps", "3", "--resume"]) == 0
     out = capsys.readouterr().out
     assert "loaded the decoded set" in out and "decoding images" not in out and "differ from the checkpoint" not in out
+
+
+def test_streamed_batches_keep_their_size_when_images_are_bad(tmp_path):
+    """A batch that loses unreadable files is filled back to --batch-size with its readable images (one shape for
+    every step: no recompilation, no second CUDA graph; the epoch keeps its steps). A batch with none readable
+    repeats the previous batch; if the first batch has none, the run stops naming the problem."""
+    folder = make_folder(tmp_path / "b", n_per_class=4)  # 12 images
+    cat = open_catalog(str(folder))
+    order = epoch_indices(12, 0, 0)[0].tolist()
+    first, second = order[:4], order[4:8]
+    for i in first[1:3]:  # two bad files in the first batch of 4
+        Path(cat.names[i]).write_bytes(b"junk")
+    clean = StreamLoader(open_catalog(str(make_folder(tmp_path / "c", n_per_class=4))), 16, 3, 4, 0, CPU, False, 0,
+                         "skip")  # fmt: skip
+    with pytest.warns(UserWarning, match="skipped"):
+        batches = list(StreamLoader(cat, 16, 3, 4, 0, CPU, False, 0, "skip").epoch(0))
+    ref = list(clean.epoch(0))
+    assert [len(x) for x, _ in batches] == [4, 4, 4]
+    x0, y0 = batches[0]  # readable: positions 0 and 3, served as 0, 3, 0, 3
+    assert torch.equal(x0, ref[0][0][[0, 3, 0, 3]]) and torch.equal(y0, ref[0][1][[0, 3, 0, 3]])
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches[1:], ref[1:]))
+
+    for i in second:  # a whole batch unreadable: the previous batch again
+        Path(cat.names[i]).write_bytes(b"junk")
+    with pytest.warns(UserWarning, match="skipped"):
+        batches = list(StreamLoader(cat, 16, 3, 4, 0, CPU, False, 0, "skip").epoch(0))
+    assert len(batches) == 3 and torch.equal(batches[1][0], batches[0][0])
+    with pytest.warns(UserWarning, match="skipped"), pytest.raises(DataError, match="none of the 4 images of a batch"):
+        list(StreamLoader(cat, 16, 3, 4, 0, CPU, False, 0, "skip").epoch(0, start_step=1))
