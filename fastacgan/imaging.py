@@ -33,11 +33,11 @@ def to_pil(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
 
 
-def save_png(path, arr: np.ndarray) -> None:
+def save_png(path, arr: np.ndarray, durable: bool = True) -> None:
     """Write uint8 [H, W, C] atomically; JPEG if the name ends in .jpg/.jpeg, else PNG."""
     buf = io.BytesIO()
     to_pil(arr).save(buf, format="JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), durable)
 
 
 def save_gif(path, frames: list[Path], ms_per_frame: int = 250) -> bool:

@@ -2,8 +2,10 @@
 
 --ckpt is a checkpoint file or a run folder (its newest checkpoint). With --label (a class index or name), writes
 --n images of that class: one grid if --out ends in .png/.jpg, else one PNG per image into the folder --out.
-Without --label, writes a grid with one row per class (--per-class images each). Runs on any device,
-whatever device wrote the checkpoint.
+Without --label, writes a grid with one row per class (--per-class images each), or --per-class PNGs per class
+into the folder --out. With --image-folder the PNGs go to --out/<class>/, the image-folder layout that --data
+reads: a synthetic data set (for augmentation, or to train on). Runs on any device, whatever device wrote the
+checkpoint; images are generated and written batch by batch, so any number fits in memory.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .data import IMAGE_EXTS, file_safe
+from .data import IMAGE_EXTS, Every, file_safe
 from .imaging import make_grid, save_png, to_uint8
 from .models import Generator, ModelSpec
 
@@ -54,13 +56,31 @@ def parse_label(label: str, classes: list[str]) -> int:
 
 
 @torch.no_grad()
-def generate(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256) -> torch.Tensor:
-    """labels [N] -> images [N, C, H, W] in [-1, 1], float32 on the host."""
+def generate_batches(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256):
+    """(start, images [b, C, H, W] in [-1, 1], float32 on the host) for labels [N], batch by batch; the noise is
+    drawn for all N at once from `seed`, so image i is the same however the batches fall."""
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(len(labels), g.spec.nz, generator=gen)
     dev = next(g.parameters()).device
-    out = [g(z[i : i + batch].to(dev), labels[i : i + batch].to(dev)).float().cpu() for i in range(0, len(z), batch)]
-    return torch.cat(out)
+    for i in range(0, len(z), batch):
+        yield i, g(z[i : i + batch].to(dev), labels[i : i + batch].to(dev)).float().cpu()
+
+
+def generate(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256) -> torch.Tensor:
+    """labels [N] -> images [N, C, H, W] in [-1, 1], float32 on the host."""
+    return torch.cat([x for _, x in generate_batches(g, labels, seed, batch)])
+
+
+def image_paths(out: Path, classes: list[str], labels: torch.Tensor, image_folder: bool) -> list[Path]:
+    """Where each generated image goes: OUT/<class>_<i>.png (i: the image's number), or with image_folder
+    OUT/<class>/<class>_<k>.png (k: its number within the class). Class names are made safe for file names."""
+    seen: dict[int, int] = {}
+    paths = []
+    for i, lab in enumerate(labels.tolist()):
+        name = file_safe(classes[lab])
+        k = seen[lab] = seen.get(lab, -1) + 1
+        paths.append(out / name / f"{name}_{k:05d}.png" if image_folder else out / f"{name}_{i:05d}.png")
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,8 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ckpt", "-ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
     p.add_argument("--label", "-l", default=None, help="class index or name; omit for one row per class")
     p.add_argument("--n", type=int, default=64, help="images to generate with --label")
-    p.add_argument("--per-class", type=int, default=10, help="images per class row without --label")
+    p.add_argument("--per-class", type=int, default=10, help="images per class without --label")
     p.add_argument("--out", "-o", default="samples.png", help="a .png/.jpg grid, or a folder for one PNG per image")
+    p.add_argument(
+        "--image-folder",
+        action="store_true",
+        help="with a folder --out: write OUT/<class>/<class>_NNNNN.png, the layout --data reads",
+    )
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N")
     a = p.parse_args(argv)
@@ -85,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         if suffix in IMAGE_EXTS and suffix not in (".png", ".jpg", ".jpeg"):
             raise ValueError(f"--out {a.out}: a grid is written as .png or .jpg; a name without an image extension "
                              f"is a folder for one PNG per image")  # fmt: skip
+        grid = suffix in (".png", ".jpg", ".jpeg")
+        if grid and a.image_folder:
+            raise ValueError(f"--image-folder writes one PNG per image into a folder; --out {a.out} is a grid file")
         g, classes, file = load_generator(a.ckpt, a.device)
         if a.label is not None:
             labels = torch.full((a.n,), parse_label(a.label, classes), dtype=torch.long)
@@ -92,14 +120,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             labels = torch.arange(len(classes)).repeat_interleave(a.per_class)
             ncol = a.per_class
-        images = to_uint8(generate(g, labels, a.seed))
         out = Path(a.out)
         try:
-            if suffix in (".png", ".jpg", ".jpeg"):
-                save_png(out, make_grid(images, ncol))
+            if grid:
+                save_png(out, make_grid(to_uint8(generate(g, labels, a.seed)), ncol))
             else:
-                for i, im in enumerate(images):
-                    save_png(out / f"{file_safe(classes[int(labels[i])])}_{i:05d}.png", im)
+                paths = image_paths(out, classes, labels, a.image_folder)
+                there = [p for p in paths if p.exists()]
+                if there:  # nothing is overwritten
+                    raise ValueError(f"--out {a.out}: {there[0]} exists ({len(there)} of the {len(paths)} images "
+                                     f"would be overwritten); choose another --out or remove them")  # fmt: skip
+                due = Every()
+                for start, x in generate_batches(g, labels, a.seed):
+                    for path, im in zip(paths[start:], to_uint8(x)):
+                        save_png(path, im, durable=False)
+                    done = start + len(x)
+                    if due(done == len(paths)) and len(paths) > 1000:
+                        print(f"generated {done}/{len(paths)} images ({due.rate(done):.0f}/s)", flush=True)
         except OSError as e:
             raise ValueError(f"--out {a.out}: cannot write the images ({e.strerror or e})") from e
     except (ValueError, FileNotFoundError) as e:

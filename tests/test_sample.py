@@ -7,6 +7,7 @@ from conftest import TINY
 from PIL import Image
 
 from fastacgan.evaluate import main as evaluate_main
+from fastacgan.imaging import to_uint8
 from fastacgan.sample import load_generator
 from fastacgan.sample import main as sample_main
 from fastacgan.train import main as train_main
@@ -153,3 +154,29 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
     assert evaluate_main([*args, "--test-data", str(tmp_path / "letters.npz")]) == 2
     err = capsys.readouterr().err
     assert f"--test-data {tmp_path / 'letters.npz'}: classes ['20', '21', '22'] differ" in err
+
+
+def test_a_synthetic_image_folder_reads_back_as_data(run_dir, tmp_path, capsys):
+    """--image-folder: OUT/<class>/*.png, which --data reads as a data set with the checkpoint's classes; an image's
+    noise does not depend on the batching; nothing is overwritten."""
+    from fastacgan.data import decode_all, open_catalog
+    from fastacgan.sample import generate, generate_batches, load_generator
+
+    out = tmp_path / "synth"
+    assert sample_main(["--ckpt", str(run_dir), "--per-class", "3", "--out", str(out), "--image-folder"]) == 0
+    assert "wrote 30 image(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "7").iterdir()) == ["7_00000.png", "7_00001.png", "7_00002.png"]
+    cat = open_catalog(str(out))
+    assert cat.class_names == [str(d) for d in range(10)] and np.bincount(cat.labels).tolist() == [3] * 10
+    x, _ = decode_all(cat, 16, 1, 0, log=lambda m: None)
+    g, _, _ = load_generator(str(run_dir))
+    labels = torch.arange(10).repeat_interleave(3)
+    want = to_uint8(generate(g, labels, 0))
+    assert np.array_equal(x.numpy(), want[np.argsort(labels.numpy(), kind="stable")])
+    in_sevens = torch.cat([b for _, b in generate_batches(g, labels, 0, batch=7)])
+    assert torch.allclose(in_sevens, generate(g, labels, 0), rtol=0, atol=1e-5)  # only the float rounding differs
+
+    assert sample_main(["--ckpt", str(run_dir), "--per-class", "3", "--out", str(out), "--image-folder"]) == 2
+    assert "0_00000.png exists (30 of the 30 images would be overwritten)" in capsys.readouterr().err
+    assert sample_main(["--ckpt", str(run_dir), "--out", str(tmp_path / "g.png"), "--image-folder"]) == 2
+    assert "is a grid file" in capsys.readouterr().err
