@@ -25,16 +25,21 @@ class TrainConfig:
     # --- data
     data: str = _f(
         "builtin:digits",
-        "image folder (PATH/<class>/*.jpg|png...), a .tar/.tar.gz of one, a folder "
-        "with a CSV of file names and labels, or builtin:digits (made on the fly, no download)",
+        "image folder (PATH/<class>/*.jpg|png...), a .zip/.tar/.tar.gz of one, a folder or archive with a CSV "
+        "of file names and labels, torchvision's or Keras' CIFAR/MNIST files, or builtin:digits (made on the fly, "
+        "no download)",
     )
     csv: str = _f(
         "",
-        "CSV of image file names and labels, relative to --data or absolute; auto-detected when --data "
-        "holds exactly one *.csv next to an Images/ folder (the ISIC layout)",
+        "CSV of image file names and labels: a path, or relative to --data's folder (an archive's: beside it); "
+        "auto-detected when a --data folder holds exactly one *.csv next to an Images/ folder (the ISIC layout)",
     )
     csv_image_col: str = _f("", "CSV column with the image file names (default: the first column)")
-    csv_label_col: str = _f("", "CSV column with the labels (default: 'label', 'target', 'class' or the last column)")
+    csv_label_col: str = _f(
+        "",
+        "CSV column with the labels (default: 'label', 'target', 'class', 'diagnosis' or 'dx'; else one-hot "
+        "0/1 columns; else the last column)",
+    )
     classes: str = _f(
         "",
         "comma-separated subset of class names to train on, or START:END ranges of the sorted classes (10:20 = the "

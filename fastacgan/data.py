@@ -16,6 +16,7 @@ import os
 import tarfile
 import time
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from PIL import Image
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 TAR_EXTS = (".tar", ".tar.gz", ".tgz")
+ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
 LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 
 
@@ -180,35 +182,71 @@ def _compressed(path: Path) -> bool:
     return head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head == b"\xfd7zXZ\x00"
 
 
-def tar_catalog(path: Path, log: Callable[[str], None] = lambda msg: None) -> Catalog:
-    """A tar of an image folder: members .../<class>/<image>; the class is the image's parent folder."""
+class _ZipReader:
+    """Bytes of zip members by name; each process opens the archive for itself (worker processes are forked, and
+    a shared file offset would mix their reads)."""
+
+    def __init__(self, path: Path, names: list[str]):
+        self.path, self.names, self._zip, self._pid = str(path), names, None, None
+
+    def __call__(self, i: int) -> bytes:
+        if self._zip is None or self._pid != os.getpid():
+            self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
+        return self._zip.read(self.names[i])
+
+    def __getstate__(self):  # a spawned worker opens its own
+        return {"path": self.path, "names": self.names}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"], state["names"])
+
+
+def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str], Callable[[int], bytes]]:
+    """(the image members' names, sorted; i -> the bytes of member i) of a .zip or a tar archive."""
     try:
+        if path.name.lower().endswith(".zip"):  # a zip's directory is at its end: members are read on demand
+            with zipfile.ZipFile(path) as zf:
+                names = sorted(i.filename for i in zf.infolist() if not i.is_dir() and _is_image(i.filename)
+                               and not i.filename.startswith("__MACOSX/"))  # fmt: skip
+            return names, _ZipReader(path, names)
         if _compressed(path):
             found = sorted(_read_compressed(path, log))
-            names, blobs, offsets = [n for n, _ in found], [b for _, b in found], None
-        else:  # the headers only: tarfile seeks over the members' data
-            with tarfile.open(path, "r:") as tf:
-                members = sorted((m for m in tf.getmembers() if m.isfile() and _is_image(m.name)),
-                                 key=lambda m: m.name)  # fmt: skip
-            names, blobs, offsets = [m.name for m in members], None, [(m.offset_data, m.size) for m in members]
-    except (tarfile.TarError, OSError, EOFError) as e:
+            return [n for n, _ in found], _TarReader(path, None, [b for _, b in found])
+        with tarfile.open(path, "r:") as tf:  # the headers only: tarfile seeks over the members' data
+            members = sorted((m for m in tf.getmembers() if m.isfile() and _is_image(m.name)), key=lambda m: m.name)
+        return [m.name for m in members], _TarReader(path, [(m.offset_data, m.size) for m in members])
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
+
+
+def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, csv_path: Path | None = None,
+                    image_col: str = "", label_col: str = "") -> Catalog:  # fmt: skip
+    """A .zip or tar of an image folder: members .../<class>/<image>, the class is the image's parent folder; or,
+    with csv_path, members anywhere named by the CSV's image column, labelled by it (see csv_catalog)."""
+    names, reader = _archive_listing(path, log)
     if not names:
         raise DataError(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
+    set_name = Path(path).name
+    for ext in (*TAR_EXTS, ".zip"):
+        set_name = set_name.removesuffix(ext)
+    if csv_path is not None:
+        index = _name_index((n, i) for i, n in enumerate(names))
+        hits, labels, class_names = _csv_labels(csv_path, image_col, label_col, index, f"{path}")
+        return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
+                       lambda k, _r=reader, _h=hits: _r(_h[k]), sources=[str(path)])  # fmt: skip
     flat = [n for n in names if len(Path(n).parts) < 2]
     if flat:
-        raise DataError(f"--data {path}: {flat[0]} is not inside a class folder; expected <class>/<image> members")
+        raise DataError(f"--data {path}: {flat[0]} is not inside a class folder; expected <class>/<image> members, "
+                        f"or give the labels with --csv")  # fmt: skip
     labels, class_names = _labels_from([Path(n).parts[-2] for n in names])
-    name = Path(path).name
-    for ext in TAR_EXTS:
-        name = name.removesuffix(ext)
-    names = [f"{path}:{n}" for n in names]
-    return Catalog(name, names, labels, class_names, _TarReader(path, offsets, blobs), sources=[str(path)])
+    return Catalog(set_name, [f"{path}:{n}" for n in names], labels, class_names, reader, sources=[str(path)])
 
 
 def _find_csv(root: Path, csv_opt: str) -> Path | None:
+    """--csv, relative to the working folder or to root (a folder, or the folder of an archive); without it, the
+    one *.csv in a folder that holds Images/ (the ISIC layout)."""
     if csv_opt:
-        p = Path(csv_opt)
+        p = Path(csv_opt).expanduser()
         p = p if p.is_absolute() or p.exists() else root / p
         if not p.is_file():
             raise DataError(f"--csv {csv_opt}: file not found (looked at {p})")
@@ -219,8 +257,41 @@ def _find_csv(root: Path, csv_opt: str) -> Path | None:
     return None
 
 
-def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> Catalog:
-    """Images in root/Images (or root) named by a CSV column, labels from another column (ISIC layout)."""
+def _name_index(items) -> dict:
+    """(relative name, value) pairs -> a lookup by relative name, file name and stem (the first of each wins)."""
+    index: dict = {}
+    for rel, value in items:
+        for key in (rel, Path(rel).name, Path(rel).stem):
+            index.setdefault(key, value)
+    return index
+
+
+def _one_hot_columns(cols: list[str], rows: list[dict], csv_path: Path) -> list[str] | None:
+    """The columns (in order) if they hold only 0s and 1s, one 1 a row (ISIC 2019's ground truth: image, MEL, NV,
+    BCC, ...); None if they are not all 0/1; an error naming the row if a row marks no class or several."""
+    if len(cols) < 2:
+        return None
+    marked = []
+    for r in rows:
+        try:
+            values = [float(r[c] or "nan") for c in cols]
+        except ValueError:
+            return None
+        if any(v not in (0.0, 1.0) for v in values):
+            return None
+        marked.append(sum(values))
+    bad = next((k for k, m in enumerate(marked) if m != 1), None)
+    if bad is not None:
+        raise DataError(f"--csv {csv_path}: columns {', '.join(cols)} look one-hot, but row {bad + 2} marks "
+                        f"{int(marked[bad])} classes; name the label column with --csv-label-col")  # fmt: skip
+    return cols
+
+
+def _csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str):
+    """(the index values of the CSV's images in row order, labels int64, class names) for a labels CSV: an image
+    column (--csv-image-col, default the first) and a label column (--csv-label-col, default 'label', 'target',
+    'class', 'diagnosis' or 'dx'), or else one-hot columns (a 1 in the column of the image's class), or else the
+    last column. Numeric labels give classes in numeric order, names in sorted order, one-hot columns in theirs."""
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
@@ -229,39 +300,48 @@ def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> C
         raise DataError(f"--csv {csv_path}: needs a header and at least one row with two columns")
     lower = {c.lower(): c for c in cols}
     image_col = image_col or cols[0]
+    one_hot = None
+    if not label_col and not any(c in lower for c in LABEL_COLUMNS):
+        one_hot = _one_hot_columns([c for c in cols if c != image_col], rows, csv_path)
     label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), cols[-1])
     for opt, col in (("--csv-image-col", image_col), ("--csv-label-col", label_col)):
         if col not in cols:
             raise DataError(f"{opt} {col!r}: no such column in {csv_path} (columns: {', '.join(cols)})")
-    image_dir = root / "Images" if (root / "Images").is_dir() else root
-    by_name: dict[str, str] = {}
-    for p in image_dir.rglob("*"):
-        if p.is_file() and _is_image(p.name):
-            rel = str(p.relative_to(image_dir))
-            by_name.setdefault(rel, str(p))
-            by_name.setdefault(p.name, str(p))
-            by_name.setdefault(p.stem, str(p))
-    paths, missing, raw_labels = [], [], []
+    hits, missing, raw_labels = [], [], []
     for r in rows:
         key = (r[image_col] or "").strip()
-        hit = by_name.get(key) or by_name.get(Path(key).name) or by_name.get(Path(key).stem)
+        hit = index.get(key, index.get(Path(key).name, index.get(Path(key).stem)))
         if hit is None:
             missing.append(key)
-        else:
-            paths.append(hit)
-            raw_labels.append((r[label_col] or "").strip())
+            continue
+        hits.append(hit)
+        raw_labels.append(next(c for c in one_hot if float(r[c]) == 1.0) if one_hot else (r[label_col] or "").strip())
     if missing:
         raise DataError(
             f"--csv {csv_path}: {len(missing)} of {len(rows)} names in column {image_col!r} match no image in "
-            f"{image_dir}, e.g. {', '.join(repr(m) for m in missing[:5])}"
+            f"{where}, e.g. {', '.join(repr(m) for m in missing[:5])}"
         )
-    if all(lab.lstrip("-").isdigit() for lab in raw_labels):  # numeric labels: classes in numeric order
+    if one_hot:
+        class_names = [c for c in one_hot if c in set(raw_labels)]  # the classes that occur, in column order
+        order = {c: k for k, c in enumerate(class_names)}
+        labels = np.array([order[c] for c in raw_labels], dtype=np.int64)
+    elif all(lab.lstrip("-").isdigit() for lab in raw_labels):  # numeric labels: classes in numeric order
         values = sorted({int(v) for v in raw_labels})
         class_names = [str(v) for v in values]
-        index = {v: i for i, v in enumerate(values)}
-        labels = np.array([index[int(v)] for v in raw_labels], dtype=np.int64)
+        order = {v: k for k, v in enumerate(values)}
+        labels = np.array([order[int(v)] for v in raw_labels], dtype=np.int64)
     else:
         labels, class_names = _labels_from(raw_labels)
+    return hits, labels, class_names
+
+
+def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> Catalog:
+    """Images in root/Images (or root) named by a CSV column, labels from another column or one-hot columns (ISIC
+    layouts)."""
+    image_dir = root / "Images" if (root / "Images").is_dir() else root
+    files = sorted(p for p in image_dir.rglob("*") if p.is_file() and _is_image(p.name))
+    index = _name_index((str(p.relative_to(image_dir)), str(p)) for p in files)
+    paths, labels, class_names = _csv_labels(csv_path, image_col, label_col, index, str(image_dir))
     return Catalog(root.name, paths, labels, class_names, lambda i: _read_file(paths[i]), sources=paths)
 
 
@@ -322,20 +402,24 @@ def open_catalog(
         from . import datasets  # torchvision's and Keras' on-disk formats
 
         if path.is_file():
+            csv_path = _find_csv(path.parent, csv_opt) if csv_opt else None
+            archive = lambda: archive_catalog(path, log, csv_path, image_col, label_col)  # noqa: E731
             if path.name.lower().endswith(".npz"):
                 cat = datasets.npz_catalog(path, split)
-            elif not str(path).lower().endswith(TAR_EXTS):
-                raise DataError(f"--data {data}: a file must be a .tar, .tar.gz or .tgz of an image folder, "
+            elif not str(path).lower().endswith(ARCHIVE_EXTS):
+                raise DataError(f"--data {data}: a file must be a .zip, .tar, .tar.gz or .tgz of an image folder, "
                                 f"a CIFAR python-version archive, or an .npz with x_train and y_train")  # fmt: skip
             elif path.name.lower().startswith(("cifar-10-python", "cifar-100-python")):
-                cat = datasets.cifar_archive(path, split) or tar_catalog(path, log)
+                cat = datasets.cifar_archive(path, split) or archive()
             elif split == "test":  # an archive of an image folder (read no further)
                 raise no_split
             else:
                 try:
-                    cat = tar_catalog(path, log)
-                except DataError as e:  # no image members: a CIFAR archive under another name?
-                    if "holds no images" not in str(e) or (cat := datasets.cifar_archive(path, split)) is None:
+                    cat = archive()
+                except DataError as e:  # no image members: a CIFAR archive (a tar) under another name?
+                    if "holds no images" not in str(e) or path.name.lower().endswith(".zip"):
+                        raise
+                    if (cat := datasets.cifar_archive(path, split)) is None:
                         raise
         else:
             csv_path = _find_csv(path, csv_opt)

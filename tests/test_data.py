@@ -1,4 +1,5 @@
 import csv
+import io
 import tarfile
 
 import numpy as np
@@ -145,7 +146,7 @@ def test_max_images(image_folder):
         (lambda p: None, "no such file or folder"),
         (lambda p: p.mkdir(), "no class folders"),
         (lambda p: (p / "cat").mkdir(parents=True), r"class folder .*cat holds no images"),
-        (lambda p: p.write_text("x"), "must be a .tar"),
+        (lambda p: p.write_text("x"), "must be a .zip, .tar"),
     ],
 )
 def test_bad_paths(tmp_path, setup, match):
@@ -283,3 +284,80 @@ def test_to_model_input_range_and_layout():
     grey = torch.zeros(2, 4, 5, 1, dtype=torch.uint8)
     for cl in (False, True):
         assert to_model_input(grey, channels_last=cl).stride() == (20, 20, 5, 1)
+
+
+def test_zip_archives_read_like_folders(image_folder, tmp_path):
+    """A .zip of an image folder (a Kaggle-style download) gives the folder's data set; macOS resource-fork junk and
+    folder entries are ignored; forked workers each open the archive for themselves."""
+    import zipfile
+
+    archive = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("shapes/", b"")
+        for p in sorted(image_folder.rglob("*.png")):
+            zf.write(p, f"shapes/{p.relative_to(image_folder)}")
+            zf.writestr(f"__MACOSX/shapes/{p.parent.name}/._{p.name}", b"\x00\x05\x16\x07 junk")
+    folder, zipped = open_catalog(str(image_folder)), open_catalog(str(archive))
+    assert zipped.name == "shapes" and zipped.class_names == folder.class_names and len(zipped) == len(folder) == 24
+    assert zipped.names[0] == f"{archive}:shapes/circle/circle_000.png"
+    x_folder, y_folder = decode_all(folder, 16, 3, workers=0, log=lambda m: None)
+    x_zip, y_zip = decode_all(zipped, 16, 3, workers=2, log=lambda m: None)
+    assert torch.equal(x_zip, x_folder) and torch.equal(y_zip, y_folder)
+
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(DataError, match="bad.zip: cannot read the archive"):
+        open_catalog(str(tmp_path / "bad.zip"))
+    with zipfile.ZipFile(tmp_path / "flat.zip", "w") as zf:
+        zf.write(image_folder / "circle" / "circle_000.png", "circle_000.png")
+    with pytest.raises(DataError, match="circle_000.png is not inside a class folder.*or give the labels with --csv"):
+        open_catalog(str(tmp_path / "flat.zip"))
+
+
+def write_one_hot_csv(path, names, classes, label_of):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", *classes])
+        w.writerows([(n, *("1.0" if c == label_of[n] else "0.0" for c in classes)) for n in names])
+
+
+def test_archives_with_a_labels_csv_and_one_hot_labels(tmp_path):
+    """ISIC 2019's download: flat images in a zip, the labels one-hot in a CSV beside it (image, MEL, NV, BCC, ...,
+    UNK). The classes are the columns that occur, in column order; the CSV names images without extension."""
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    classes = ["MEL", "NV", "BCC", "AK", "UNK"]
+    names = [f"ISIC_{i:07d}" for i in range(9)]
+    label_of = {n: classes[[1, 0, 2, 1, 1, 3, 0, 2, 1][i]] for i, n in enumerate(names)}  # UNK: never
+    archive = tmp_path / "ISIC_2019_Training_Input.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in names:
+            buf = io.BytesIO()
+            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(buf, format="JPEG")
+            zf.writestr(f"ISIC_2019_Training_Input/{n}.jpg", buf.getvalue())
+    write_one_hot_csv(tmp_path / "gt.csv", names, classes, label_of)
+    cat = open_catalog(str(archive), csv_opt="gt.csv")  # --csv relative to the archive's folder
+    assert cat.class_names == ["MEL", "NV", "BCC", "AK"]
+    assert [cat.class_names[k] for k in cat.labels] == [label_of[n] for n in names]
+    assert cat.names[4] == f"{archive}:ISIC_2019_Training_Input/ISIC_0000004.jpg"
+    x, _ = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
+    assert x.shape == (9, 16, 16, 3)
+
+    # the same in the ISIC folder layout, found without --csv
+    write_isic(tmp_path / "isic", [(n, 0) for n in names])
+    (tmp_path / "isic" / "train_data.csv").unlink()
+    write_one_hot_csv(tmp_path / "isic" / "gt.csv", names, classes, label_of)
+    assert open_catalog(str(tmp_path / "isic")).labels.tolist() == cat.labels.tolist()
+
+    # a row that marks no class (or several) is named, not guessed at
+    label_of[names[3]] = None
+    write_one_hot_csv(tmp_path / "gt.csv", names, classes, label_of)
+    with pytest.raises(DataError, match="look one-hot, but row 5 marks 0 classes; name the label column"):
+        open_catalog(str(archive), csv_opt=str(tmp_path / "gt.csv"))
+    # a tar with a CSV works the same way; a name the archive lacks is reported
+    with tarfile.open(tmp_path / "flat.tar", "w") as tf:
+        tf.add(tmp_path / "isic" / "Images", arcname="imgs")
+    write_one_hot_csv(tmp_path / "gt2.csv", [*names, "ISIC_9999999"], classes, {**label_of, names[3]: "NV",
+                                                                              "ISIC_9999999": "NV"})  # fmt: skip
+    with pytest.raises(DataError, match="1 of 10 names in column 'image' match no image in .*flat.tar.*ISIC_9999999"):
+        open_catalog(str(tmp_path / "flat.tar"), csv_opt=str(tmp_path / "gt2.csv"))
