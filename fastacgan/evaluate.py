@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         help="held-out real images to score D on, any --data form (default: "
         "the test split of the run's data when it has one: CIFAR batches, idx files, .npz)",
     )
+    p.add_argument("--test-csv", default="", help="the labels CSV of --test-data, as --csv is to --data")
     p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
     p.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, device=device)
         acc, per_class = conditioning_accuracy(g, clf, len(classes), a.n_per_class)
         if a.test_data:
-            held, held_name = real(a.test_data, "--test-data"), a.test_data
+            held, held_name = real(a.test_data, "--test-data", csv=a.test_csv), a.test_data
         else:
             try:
                 held, held_name = real(data, "--data", "test"), f"{data} (its test split)"

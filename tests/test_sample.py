@@ -141,6 +141,20 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
     assert held["data"] == str(tmp_path / "MNIST") and held["images"] == 20
     assert 0 <= held["class_accuracy"] <= 1 and 0 < held["d_real"] < 1 and held["bce_real"] > 0 and held["ce_real"] > 0
 
+    # an archive of flat files labelled by a CSV: --test-csv, as --csv is to --data
+    import zipfile
+
+    from fastacgan.data import open_catalog
+
+    digits = open_catalog("builtin:digits:10", image_size=16)
+    with zipfile.ZipFile(tmp_path / "held.zip", "w") as zf:
+        for i in range(10):
+            zf.writestr(f"img{i}.png", _png(digits.images[i, :, :, 0].numpy()))
+    (tmp_path / "held.csv").write_text("file,label\n" + "".join(f"img{i},{digits.labels[i]}\n" for i in range(10)))
+    cli = [*args, "--test-data", str(tmp_path / "held.zip"), "--test-csv", str(tmp_path / "held.csv")]
+    assert evaluate_main(cli) == 0
+    assert json.loads(capsys.readouterr().out)["discriminator_held_out"]["images"] == 10
+
     # a run on a data set with a test split: scored there without being asked
     out = tmp_path / "mnist_run"
     assert train_main(["--data", str(tmp_path / "MNIST"), *TINY, "--steps", "2", "--out", str(out)]) == 0
@@ -180,3 +194,11 @@ def test_a_synthetic_image_folder_reads_back_as_data(run_dir, tmp_path, capsys):
     assert "0_00000.png exists (30 of the 30 images would be overwritten)" in capsys.readouterr().err
     assert sample_main(["--ckpt", str(run_dir), "--out", str(tmp_path / "g.png"), "--image-folder"]) == 2
     assert "is a grid file" in capsys.readouterr().err
+
+
+def _png(a: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
