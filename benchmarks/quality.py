@@ -32,7 +32,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import ReferenceACGAN  # noqa: E402
 
-from fastacgan.data import decode_all, default_workers, open_catalog  # noqa: E402
+from fastacgan.data import open_catalog  # noqa: E402
+from fastacgan.decode import decode_all, default_workers  # noqa: E402
 from fastacgan.evaluate import conditioning_accuracy, train_classifier  # noqa: E402
 from fastacgan.imaging import make_grid, save_png, to_uint8  # noqa: E402
 from fastacgan.loaders import MemoryLoader, to_model_input  # noqa: E402

@@ -13,7 +13,8 @@ from conftest import CIFAR, DEVICE, FULL, sync
 from PIL import Image
 
 from fastacgan.dali_pipeline import DaliLoader, dali_available
-from fastacgan.data import decode_all, open_catalog
+from fastacgan.data import open_catalog
+from fastacgan.decode import decode_all
 from fastacgan.loaders import MemoryLoader, StreamLoader
 
 SHARED = CIFAR / "train.tar.gz"

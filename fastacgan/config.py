@@ -311,7 +311,9 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
     """(argv with the reference implementations' option names and fastacgan's with '_' for '-' (--batch_size)
     rewritten to fastacgan's, "OLD as NEW" for each rewrite). Raises ValueError for a reference option that has no
     equivalent, saying what to use instead."""
-    ours = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(TrainConfig)}
+    fields = dataclasses.fields(TrainConfig)
+    ours = {"--" + f.name.replace("_", "-") for f in fields}
+    takes_value = {"--" + f.name.replace("_", "-") for f in fields if f.type not in ("bool", bool)}
     ours |= {"--no-" + o[2:] for o in ours}
     out, notes, i = [], [], 0
     has_data = any(a.split("=", 1)[0] in ("--data", *[k for k, v in REFERENCE_OPTIONS.items() if v == "--data"])
@@ -323,8 +325,20 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
             out += argv[i - 1 :]
             break
         name, eq, value = arg.partition("=")
+        if eq and not name.startswith("-"):  # a Hydra-style override (the MNIST AC-GAN: experiment=mnist_ACGAN.yaml)
+            flag = "--" + name.replace("_", "-")
+            if flag not in ours:
+                hint = ("; its experiments are presets here: --preset mnist --data <the MNIST folder>"
+                        if name == "experiment" else "")  # fmt: skip
+                raise ValueError(f"{arg}: fastacgan takes options (--name value), and {name} is not one{hint}")
+            out += [flag, value]
+            notes.append(f"{name}= as {flag}")
+            continue
         if not name.startswith("--") or name in ours:
             out.append(arg)
+            if name in takes_value and not eq and i < len(argv):  # its value, whatever it looks like
+                out.append(argv[i])
+                i += 1
             continue
 
         def take_value() -> str:  # the option's value: after '=' or the next argument
@@ -342,6 +356,9 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
         if name in REFERENCE_OPTIONS or name.replace("_", "-") in ours:
             new = REFERENCE_OPTIONS.get(name) or name.replace("_", "-")
             out += [new + eq + value]
+            if new in takes_value and not eq and i < len(argv):
+                out.append(argv[i])
+                i += 1
         elif name == "--lr":
             v = take_value()
             out += ["--lr-g", v, "--lr-d", v]

@@ -20,7 +20,8 @@ import warnings
 import numpy as np
 import torch
 
-from .data import Catalog, DataError, Every, decode_image
+from .data import Catalog, DataError, Every
+from .decode import decode_image
 from .loaders import BaseLoader
 
 try:

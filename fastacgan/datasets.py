@@ -10,7 +10,7 @@
 Training uses the training split (as the references do); `split="test"` gives the test split (CIFAR's
 `test_batch` / `test`, the `t10k-*` idx files, `x_test` / `y_test`), on which `fastacgan.evaluate` scores D.
 The pixels are already decoded, so the result is a `Catalog` with `images` (uint8 [N, H, W, C] at the native
-size); `data.decode_all` resizes them when the model's resolution differs. The CIFAR batches are Python
+size); `decode.decode_all` resizes them when the model's resolution differs. The CIFAR batches are Python
 pickles: they are read with an unpickler that builds numpy arrays, lists, numbers and strings and refuses
 anything else, so a crafted file cannot run code.
 """

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint as ckpt
-from .data import DataError, decode_all, default_workers, open_catalog
+from .data import DataError, open_catalog
+from .decode import decode_all, default_workers
 from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec

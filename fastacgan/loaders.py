@@ -10,17 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .data import (
-    Catalog,
-    DataError,
-    DecodeSet,
-    collate_decoded,
-    decode_all,
-    decoded_cache,
-    load_decoded,
-    report_bad,
-    save_decoded,
-)
+from .data import Catalog, DataError
+from .decode import DecodeSet, collate_decoded, decode_all, decoded_cache, load_decoded, report_bad, save_decoded
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,7 +159,7 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
                 hflip: bool, workers: int, policy: str, cache_gb: float, kind: str = "auto", log=print,
                 shard: tuple[int, int] = (0, 1), decode_cache: str = ""):  # fmt: skip
     """The loader for --loader `kind`. decode_cache: a folder where the resident loader keeps the decoded set for
-    later runs on the same data (see data.decoded_cache); empty: none."""
+    later runs on the same data (see decode.decoded_cache); empty: none."""
     from .dali_pipeline import DaliLoader, dali_available
 
     has_dali = dali_available()

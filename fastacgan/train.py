@@ -20,7 +20,8 @@ import torch.distributed as tdist
 
 from . import checkpoint as ckpt
 from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec, save_json, validate_config
-from .data import DataError, default_workers, open_catalog, probe
+from .data import DataError, open_catalog
+from .decode import default_workers, probe
 from .distributed import all_reduce_, cleanup, setup
 from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader, to_model_input

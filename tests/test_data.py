@@ -8,8 +8,10 @@ import torch
 from conftest import CLASSES, make_folder
 from PIL import Image
 
+import fastacgan.archives as archives
 import fastacgan.data as data_mod
-from fastacgan.data import DataError, decode_all, decode_image, open_catalog, probe
+from fastacgan.data import DataError, open_catalog
+from fastacgan.decode import decode_all, decode_image, probe
 from fastacgan.loaders import MemoryLoader, StreamLoader, epoch_order, to_model_input
 
 
@@ -58,7 +60,7 @@ def test_compressed_archive_beyond_memory_is_refused_with_progress(image_folder,
     lines = []
     cat = open_catalog(str(archive), log=lines.append)
     assert len(lines) == len(cat) == len(sizes) and lines[-1].startswith(f"reading shapes.tar.gz: {len(cat)} images")
-    monkeypatch.setattr(data_mod, "memory_budget", lambda: sum(sizes) - 1)
+    monkeypatch.setattr(archives, "memory_budget", lambda: sum(sizes) - 1)
     with pytest.raises(
         DataError, match=r"shapes\.tar\.gz: a compressed archive is held in memory .* uncompressed \.tar"
     ):

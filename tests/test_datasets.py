@@ -15,8 +15,9 @@ import torch
 from conftest import TINY
 from PIL import Image
 
-from fastacgan.data import DataError, NoTestSplit, decode_all, decode_image, open_catalog
+from fastacgan.data import DataError, NoTestSplit, open_catalog
 from fastacgan.datasets import IDX_CLASSES
+from fastacgan.decode import decode_all, decode_image
 from fastacgan.sample import main as sample_main
 from fastacgan.train import main
 

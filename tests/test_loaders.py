@@ -10,7 +10,8 @@ import torch
 from conftest import make_folder
 
 from fastacgan.dali_pipeline import DaliLoader, dali_available, looks_truncated
-from fastacgan.data import DataError, decode_all, open_catalog
+from fastacgan.data import DataError, open_catalog
+from fastacgan.decode import decode_all
 from fastacgan.loaders import MemoryLoader, StreamLoader, choose_loader, epoch_indices, make_loader
 from fastacgan.train import main
 

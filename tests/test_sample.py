@@ -101,7 +101,8 @@ def test_discriminator_score_matches_its_definition(run_dir):
     import torch.nn.functional as F
 
     from fastacgan import checkpoint as ckpt
-    from fastacgan.data import decode_all, open_catalog
+    from fastacgan.data import open_catalog
+    from fastacgan.decode import decode_all
     from fastacgan.evaluate import discriminator_from, score_discriminator
     from fastacgan.loaders import to_model_input
     from fastacgan.sample import resolve_ckpt
@@ -173,7 +174,8 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
 def test_a_synthetic_image_folder_reads_back_as_data(run_dir, tmp_path, capsys):
     """--image-folder: OUT/<class>/*.png, which --data reads as a data set with the checkpoint's classes; an image's
     noise does not depend on the batching; nothing is overwritten."""
-    from fastacgan.data import decode_all, open_catalog
+    from fastacgan.data import open_catalog
+    from fastacgan.decode import decode_all
     from fastacgan.sample import generate, generate_batches, load_generator
 
     out = tmp_path / "synth"

@@ -212,11 +212,14 @@ def test_the_reference_implementations_commands_run_as_they_are(tmp_path, capsys
     cfg = parse_args(["--path", "isic/", "--manualSeed", "7", "--dataset", "imagenet", "--no_compile", "--ngpu=1"])
     assert (cfg.data, cfg.seed, cfg.preset, cfg.compile) == ("isic/", 7, "imagenet128", False)
     # fastacgan's own spellings pass through untouched, and nothing is noted for them
-    argv = ["--data", "x", "--lr-g", "3e-4", "--no-amp", "--", "--dataset"]
+    argv = ["--data", "x=1", "--lr-g", "3e-4", "--no-amp", "--classes", "--dataset", "--", "--dataset"]
     assert translate_reference_args(argv) == (argv, [])
     notes = []
-    parse_args(["--batchSize", "8", "--log_every", "3"], notes)
-    assert notes == ["options read as fastacgan's: --batchSize as --batch-size, --log_every as --log-every"]
+    cfg = parse_args(["--batchSize", "8", "--log_every", "3", "lr_g=3e-4", "--outdir", "a=b"], notes)
+    assert (cfg.lr_g, cfg.out) == (3e-4, "a=b") and notes == [
+        "options read as fastacgan's: --batchSize as --batch-size, --log_every as --log-every, lr_g= as --lr-g, "
+        "--outdir as --out"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -230,6 +233,8 @@ def test_the_reference_implementations_commands_run_as_they_are(tmp_path, capsys
         (["--ngpu", "4"], "--ngpu 4: several GPUs train with torchrun --nproc_per_node=4"),
         (["--lr"], "--lr: expected a value"),
         (["--batchsize", "8"], "unrecognized arguments: --batchsize"),
+        (["experiment=mnist_ACGAN.yaml"], "experiment=mnist_ACGAN.yaml: fastacgan takes options .* --preset mnist"),
+        (["trainer.max_epochs=3"], "trainer.max_epochs=3: fastacgan takes options .*and trainer.max_epochs is not"),
     ],
 )  # fmt: skip
 def test_reference_options_without_an_equivalent_say_what_to_use(args, msg, capsys):

@@ -1,0 +1,128 @@
+"""Archives of an image folder: .zip (members read on demand, each process opening the archive for itself), an
+uncompressed .tar (members read by offset) or a gzip/bzip2/xz-compressed tar (read once, in one pass, into
+memory, since a compressed stream cannot seek; refused beyond half of the machine's memory). Labels come from
+each image's parent folder, or from a CSV (labels_csv.py).
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from .data import ARCHIVE_EXTS, IMAGE_EXTS, Catalog, DataError, Every, is_image, labels_from
+from .labels_csv import csv_labels, name_index
+
+
+class _TarReader:
+    """Bytes of tar members: from memory (`blobs`, what a compressed archive gives), or read by offset on demand
+    (`offsets` [(offset, size)], a plain .tar: works in worker processes)."""
+
+    def __init__(self, path: Path, offsets: list[tuple[int, int]] | None, blobs: list[bytes] | None = None):
+        self.path, self.offsets, self.blobs = str(path), offsets, blobs
+
+    def __call__(self, i: int) -> bytes:
+        if self.blobs is not None:
+            return self.blobs[i]
+        off, size = self.offsets[i]
+        with open(self.path, "rb") as f:
+            f.seek(off)
+            return f.read(size)
+
+
+def memory_budget() -> int:
+    """Bytes a compressed archive's images may take in memory: half of this machine's physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that says
+        return 1 << 62
+
+
+def _read_compressed(path: Path, log: Callable[[str], None]) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every image member of a compressed archive, in one pass over the stream (a compressed stream
+    cannot seek, so the bytes are kept in memory), refusing before they outgrow memory_budget()."""
+    budget, total, out, due = memory_budget(), 0, [], Every()
+    with tarfile.open(path, "r:*") as tf:
+        for m in tf:
+            if not (m.isfile() and is_image(m.name)):
+                continue
+            total += m.size
+            if total > budget:
+                raise DataError(
+                    f"--data {path}: a compressed archive is held in memory (a compressed stream cannot seek), and its "
+                    f"images pass {budget / 2**30:.1f} GiB, half of this machine's memory; extract it and give the "
+                    f"folder, or re-pack it as an uncompressed .tar (read from disk as needed)"
+                )
+            out.append((m.name, tf.extractfile(m).read()))
+            if due():
+                log(f"reading {path.name}: {len(out)} images, {total / 2**20:,.0f} MiB so far")
+    return out
+
+
+def _compressed(path: Path) -> bool:
+    """Whether the file is a gzip, bzip2 or xz stream (by its first bytes, whatever its name says)."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head == b"\xfd7zXZ\x00"
+
+
+class _ZipReader:
+    """Bytes of zip members by name; each process opens the archive for itself (worker processes are forked, and
+    a shared file offset would mix their reads)."""
+
+    def __init__(self, path: Path, names: list[str]):
+        self.path, self.names, self._zip, self._pid = str(path), names, None, None
+
+    def __call__(self, i: int) -> bytes:
+        if self._zip is None or self._pid != os.getpid():
+            self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
+        return self._zip.read(self.names[i])
+
+    def __getstate__(self):  # a spawned worker opens its own
+        return {"path": self.path, "names": self.names}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"], state["names"])
+
+
+def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str], Callable[[int], bytes]]:
+    """(the image members' names, sorted; i -> the bytes of member i) of a .zip or a tar archive."""
+    try:
+        if path.name.lower().endswith(".zip"):  # a zip's directory is at its end: members are read on demand
+            with zipfile.ZipFile(path) as zf:
+                names = sorted(i.filename for i in zf.infolist() if not i.is_dir() and is_image(i.filename)
+                               and not i.filename.startswith("__MACOSX/"))  # fmt: skip
+            return names, _ZipReader(path, names)
+        if _compressed(path):
+            found = sorted(_read_compressed(path, log))
+            return [n for n, _ in found], _TarReader(path, None, [b for _, b in found])
+        with tarfile.open(path, "r:") as tf:  # the headers only: tarfile seeks over the members' data
+            members = sorted((m for m in tf.getmembers() if m.isfile() and is_image(m.name)), key=lambda m: m.name)
+        return [m.name for m in members], _TarReader(path, [(m.offset_data, m.size) for m in members])
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(f"--data {path}: cannot read the archive ({e})") from e
+
+
+def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, csv_path: Path | None = None,
+                    image_col: str = "", label_col: str = "") -> Catalog:  # fmt: skip
+    """A .zip or tar of an image folder: members .../<class>/<image>, the class is the image's parent folder; or,
+    with csv_path, members anywhere named by the CSV's image column, labelled by it (see csv_catalog)."""
+    names, reader = _archive_listing(path, log)
+    if not names:
+        raise DataError(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
+    set_name = Path(path).name
+    for ext in ARCHIVE_EXTS:
+        set_name = set_name.removesuffix(ext)
+    if csv_path is not None:
+        index = name_index((n, i) for i, n in enumerate(names))
+        hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}")
+        return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
+                       lambda k, _r=reader, _h=hits: _r(_h[k]), sources=[str(path)])  # fmt: skip
+    flat = [n for n in names if len(Path(n).parts) < 2]
+    if flat:
+        raise DataError(f"--data {path}: {flat[0]} is not inside a class folder; expected <class>/<image> members, "
+                        f"or give the labels with --csv")  # fmt: skip
+    labels, class_names = labels_from([Path(n).parts[-2] for n in names])
+    return Catalog(set_name, [f"{path}:{n}" for n in names], labels, class_names, reader, sources=[str(path)])

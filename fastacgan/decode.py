@@ -1,0 +1,218 @@
+"""Decoding: encoded image bytes -> uint8 [size, size, C] (short side resized bicubic, centre crop; large JPEGs
+drafted by libjpeg), the whole set at once (`decode_all`, used whenever it fits in --cache-gb) or per batch in
+worker processes (`DecodeSet`), and the decoded-set cache that later runs and resumes load (--decode-cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .data import Catalog, DataError, Every, file_safe
+
+DRAFT_GAP = 3  # a JPEG is decoded at 1/2, 1/4 or 1/8 scale while it stays >= 3x the resize target
+
+
+def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray:
+    """Encoded bytes -> uint8 [size, size, channels]: short side resized to `size` (bicubic), centre crop.
+    A JPEG much larger than that is decoded at reduced scale by libjpeg (DCT scaling, `Image.draft`) while it
+    stays at least DRAFT_GAP times the resize target: full-size photos (ISIC's are 1-24 megapixels) then decode
+    2-3x faster, and the result stays within a grey level or two of a full decode and resize.
+    Raises DataError naming the file if it is unreadable or truncated."""
+    mode = "L" if channels == 1 else "RGB"
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            s = size / min(w, h)
+            nw, nh = max(size, round(w * s)), max(size, round(h * s))
+            if im.format == "JPEG" and min(w, h) >= 2 * DRAFT_GAP * size:
+                im.draft(mode, (nw * DRAFT_GAP, nh * DRAFT_GAP))
+            im.load()  # decodes now, so truncated files fail here and not later
+            im = im.convert(mode)
+    except Exception as e:
+        raise DataError(f"{name}: cannot decode image ({e})") from e
+    return _fit(im, size, (nw, nh))
+
+
+def _fit(im: Image.Image, size: int, resized: tuple[int, int] | None = None) -> np.ndarray:
+    """A PIL image -> uint8 [size, size, C]: short side resized to `size` (bicubic), centre crop. resized: the
+    (width, height) before the crop, when the caller computed it from the image's full size (a JPEG drafted)."""
+    if im.size != (size, size):
+        if resized is None:
+            s = size / min(im.size)
+            resized = max(size, round(im.size[0] * s)), max(size, round(im.size[1] * s))
+        nw, nh = resized
+        im = im.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+    arr = np.array(im, dtype=np.uint8)  # a writable copy
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def fit_images(images: torch.Tensor, size: int, channels: int, log=print) -> torch.Tensor:
+    """Decoded uint8 [N, H, W, C] -> [N, size, size, channels], resized and cropped as decode_image does, and
+    converted between greyscale and RGB as PIL converts; the same tensor when it already fits."""
+    n, h, w, c = images.shape
+    if (h, w, c) == (size, size, channels):
+        return images
+    mode = "L" if channels == 1 else "RGB"
+    out = torch.empty(n, size, size, channels, dtype=torch.uint8)
+    due = Every()
+    for i in range(n):
+        a = images[i].numpy()
+        out[i] = torch.from_numpy(_fit(Image.fromarray(a[:, :, 0] if c == 1 else a).convert(mode), size))
+        if due(i + 1 == n):
+            log(f"resizing images {h}x{w}x{c} -> {size}x{size}x{channels}: {i + 1}/{n}")
+    return out
+
+
+def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
+    """(native size of the first readable image, channels: 1 if every probed image is greyscale else 3)."""
+    if cat.images is not None:
+        return cat.images.shape[1], cat.images.shape[3]
+    first, grey = 0, True
+    for i in np.linspace(0, len(cat) - 1, min(n, len(cat))).astype(int):
+        try:
+            with Image.open(io.BytesIO(cat.read(int(i)))) as im:
+                first = first or min(im.size)
+                grey &= im.mode in ("1", "L", "LA", "I", "I;16", "F")
+        except Exception:
+            continue
+    if not first:
+        raise DataError(f"none of the {min(n, len(cat))} images probed in {cat.names[0]} ... could be opened")
+    return first, 1 if grey else 3
+
+
+class DecodeSet(torch.utils.data.Dataset):
+    def __init__(self, cat: Catalog, size: int, channels: int):
+        self.cat, self.size, self.channels = cat, size, channels
+
+    def __len__(self):
+        return len(self.cat)
+
+    def __getitem__(self, i):
+        try:
+            return i, decode_image(self.cat.read(i), self.cat.names[i], self.size, self.channels), ""
+        except DataError as e:
+            return i, None, str(e)
+
+
+def collate_decoded(items):
+    """In the worker: (positions in the batch and indices of the good images, one uint8 tensor of them, the
+    errors, the batch size). One tensor per batch: a tensor per image would cost a shared-memory segment each."""
+    good = [(k, i, a) for k, (i, a, _) in enumerate(items) if a is not None]
+    pos = torch.tensor([k for k, _, _ in good], dtype=torch.long)
+    idx = torch.tensor([i for _, i, _ in good], dtype=torch.long)
+    x = torch.from_numpy(np.stack([a for _, _, a in good])) if good else None
+    return pos, idx, x, [e for _, a, e in items if a is None], len(items)
+
+
+def default_workers(workers: int) -> int:
+    return min(8, os.cpu_count() or 1) if workers < 0 else workers
+
+
+def report_bad(errors: list[str], policy: str) -> None:
+    if errors and policy == "error":
+        raise DataError(errors[0] + "; pass --bad-images skip to skip such files")
+    for msg in errors[:10]:
+        warnings.warn(f"skipped {msg}", stacklevel=3)
+
+
+def decode_all(
+    cat: Catalog, size: int, channels: int, workers: int, policy: str = "skip", log=print
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode every image once -> (uint8 [N', size, size, C], int64 [N']), skipping or raising on bad files."""
+    if cat.images is not None:
+        return fit_images(cat.images, size, channels, log), torch.as_tensor(cat.labels)
+    out = torch.empty(len(cat), size, size, channels, dtype=torch.uint8)
+    ok = torch.zeros(len(cat), dtype=torch.bool)
+    errors: list[str] = []
+    loader = torch.utils.data.DataLoader(
+        DecodeSet(cat, size, channels), batch_size=256, num_workers=workers, collate_fn=collate_decoded
+    )
+    done, due = 0, Every(2.0)
+    for _, idx, x, errs, n in loader:
+        errors += errs
+        if errs and policy == "error":
+            report_bad(errors, policy)
+        if x is not None:
+            out[idx], ok[idx] = x, True
+        done += n
+        if due(done == len(cat)):
+            log(f"decoding images: {done}/{len(cat)} ({due.rate(done):.0f}/s)")
+    report_bad(errors, policy)
+    cat.skipped = errors
+    if errors:
+        log(f"skipped {len(errors)} unreadable image(s) of {len(cat)} (first: {errors[0]})")
+    if not bool(ok.any()):
+        raise DataError(f"--data: none of the {len(cat)} images could be decoded")
+    return out[ok], torch.as_tensor(cat.labels)[ok]
+
+
+# ------------------------------------------------------------------------------------------ decoded cache
+
+CACHE_FORMAT = 1
+
+
+def decoded_cache(cache_dir: str, cat: Catalog, size: int, channels: int, decoder: str) -> tuple[Path, str]:
+    """(the cache file of this decoded set in cache_dir, the key its contents must carry). One file per data set
+    name, resolution, channels and list of images; the key adds every source file's size and modification time,
+    the decoder and the decoding rules, so a changed file or rule means a new decode (which replaces the file)."""
+    h = hashlib.sha256()
+    for name, label in zip(cat.names, cat.labels.tolist()):
+        h.update(f"{name}\t{label}\n".encode())
+    listing = h.hexdigest()
+    for src in cat.sources:
+        try:
+            st = os.stat(src)
+            h.update(f"{src}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{src}\tmissing\n".encode())
+    h.update(f"{CACHE_FORMAT} {size} {channels} {decoder} draft-gap {DRAFT_GAP}".encode())
+    safe = file_safe(cat.name)[:60]
+    return Path(cache_dir).expanduser() / f"{safe}-{size}px-{channels}c-{listing[:12]}.pt", h.hexdigest()
+
+
+def load_decoded(path: Path, key: str, policy: str, log) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The cached (images, labels) if `path` holds this key's decoded set, else None (with a line saying why, when
+    there is a file). The files skipped when it was made are reported again under `policy`."""
+    if not path.exists():
+        return None
+    t0 = time.time()
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if blob.get("key") != key:
+            log(f"decoded-set cache {path}: made from other files or with other decoding; decoding anew")
+            return None
+        images, labels, skipped = blob["images"], blob["labels"], list(blob["skipped"])
+    except Exception as e:  # noqa: BLE001 - an unreadable cache is not an error: it is rebuilt
+        log(f"decoded-set cache {path}: unreadable ({type(e).__name__}: {e}); decoding anew")
+        return None
+    report_bad(skipped, policy)
+    note = f" ({len(skipped)} unreadable skipped when it was made)" if skipped else ""
+    log(f"loaded the decoded set from {path}: {len(labels)} images, {images.nbytes / 2**20:,.0f} MiB, "
+        f"{time.time() - t0:.1f} s{note}")  # fmt: skip
+    return images, labels
+
+
+def save_decoded(path: Path, key: str, images: torch.Tensor, labels: torch.Tensor, skipped: list[str], log) -> None:
+    """Write the decoded set atomically (a temporary file, then a rename); a failure to write is reported, not
+    raised: the run has its data either way."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": key, "images": images.cpu(), "labels": labels.cpu(), "skipped": list(skipped)}, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        log(f"could not save the decoded set to {path} ({e}); the run goes on without the cache")
+        return
+    log(f"saved the decoded set to {path} ({images.nbytes / 2**20:,.0f} MiB): later runs with --decode-cache load it")

@@ -1,0 +1,117 @@
+"""Labels from a CSV (the ISIC layouts): an image column and a label column, or one-hot columns (ISIC 2019's
+ground truth), matched to the images of a folder or an archive by relative name, file name or stem.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .data import Catalog, DataError, is_image, labels_from, read_file
+
+LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
+
+
+def find_csv(root: Path, csv_opt: str) -> Path | None:
+    """--csv, relative to the working folder or to root (a folder, or the folder of an archive); without it, the
+    one *.csv in a folder that holds Images/ (the ISIC layout)."""
+    if csv_opt:
+        p = Path(csv_opt).expanduser()
+        p = p if p.is_absolute() or p.exists() else root / p
+        if not p.is_file():
+            raise DataError(f"--csv {csv_opt}: file not found (looked at {p})")
+        return p
+    csvs = sorted(root.glob("*.csv"))
+    if len(csvs) == 1 and (root / "Images").is_dir():
+        return csvs[0]
+    return None
+
+
+def name_index(items) -> dict:
+    """(relative name, value) pairs -> a lookup by relative name, file name and stem (the first of each wins)."""
+    index: dict = {}
+    for rel, value in items:
+        for key in (rel, Path(rel).name, Path(rel).stem):
+            index.setdefault(key, value)
+    return index
+
+
+def _one_hot_columns(cols: list[str], rows: list[dict], csv_path: Path) -> list[str] | None:
+    """The columns (in order) if they hold only 0s and 1s, one 1 a row (ISIC 2019's ground truth: image, MEL, NV,
+    BCC, ...); None if they are not all 0/1; an error naming the row if a row marks no class or several."""
+    if len(cols) < 2:
+        return None
+    marked = []
+    for r in rows:
+        try:
+            values = [float(r[c] or "nan") for c in cols]
+        except ValueError:
+            return None
+        if any(v not in (0.0, 1.0) for v in values):
+            return None
+        marked.append(sum(values))
+    bad = next((k for k, m in enumerate(marked) if m != 1), None)
+    if bad is not None:
+        raise DataError(f"--csv {csv_path}: columns {', '.join(cols)} look one-hot, but row {bad + 2} marks "
+                        f"{int(marked[bad])} classes; name the label column with --csv-label-col")  # fmt: skip
+    return cols
+
+
+def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str):
+    """(the index values of the CSV's images in row order, labels int64, class names) for a labels CSV: an image
+    column (--csv-image-col, default the first) and a label column (--csv-label-col, default 'label', 'target',
+    'class', 'diagnosis' or 'dx'), or else one-hot columns (a 1 in the column of the image's class), or else the
+    last column. Numeric labels give classes in numeric order, names in sorted order, one-hot columns in theirs."""
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        rows = list(reader)
+    if not rows or len(cols) < 2:
+        raise DataError(f"--csv {csv_path}: needs a header and at least one row with two columns")
+    lower = {c.lower(): c for c in cols}
+    image_col = image_col or cols[0]
+    one_hot = None
+    if not label_col and not any(c in lower for c in LABEL_COLUMNS):
+        one_hot = _one_hot_columns([c for c in cols if c != image_col], rows, csv_path)
+    label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), cols[-1])
+    for opt, col in (("--csv-image-col", image_col), ("--csv-label-col", label_col)):
+        if col not in cols:
+            raise DataError(f"{opt} {col!r}: no such column in {csv_path} (columns: {', '.join(cols)})")
+    hits, missing, raw_labels = [], [], []
+    for r in rows:
+        key = (r[image_col] or "").strip()
+        hit = index.get(key, index.get(Path(key).name, index.get(Path(key).stem)))
+        if hit is None:
+            missing.append(key)
+            continue
+        hits.append(hit)
+        raw_labels.append(next(c for c in one_hot if float(r[c]) == 1.0) if one_hot else (r[label_col] or "").strip())
+    if missing:
+        raise DataError(
+            f"--csv {csv_path}: {len(missing)} of {len(rows)} names in column {image_col!r} match no image in "
+            f"{where}, e.g. {', '.join(repr(m) for m in missing[:5])}"
+        )
+    if one_hot:
+        class_names = [c for c in one_hot if c in set(raw_labels)]  # the classes that occur, in column order
+        order = {c: k for k, c in enumerate(class_names)}
+        labels = np.array([order[c] for c in raw_labels], dtype=np.int64)
+    elif all(lab.lstrip("-").isdigit() for lab in raw_labels):  # numeric labels: classes in numeric order
+        values = sorted({int(v) for v in raw_labels})
+        class_names = [str(v) for v in values]
+        order = {v: k for k, v in enumerate(values)}
+        labels = np.array([order[int(v)] for v in raw_labels], dtype=np.int64)
+    else:
+        labels, class_names = labels_from(raw_labels)
+    return hits, labels, class_names
+
+
+def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> Catalog:
+    """Images in root/Images (or root) named by a CSV column, labels from another column or one-hot columns (ISIC
+    layouts)."""
+    image_dir = root / "Images" if (root / "Images").is_dir() else root
+    files = sorted(p for p in image_dir.rglob("*") if p.is_file() and is_image(p.name))
+    index = name_index((str(p.relative_to(image_dir)), str(p)) for p in files)
+    paths, labels, class_names = csv_labels(csv_path, image_col, label_col, index, str(image_dir))
+    return Catalog(root.name, paths, labels, class_names, lambda i: read_file(paths[i]), sources=paths)
