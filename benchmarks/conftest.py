@@ -84,6 +84,8 @@ def run_bench(benchmark):
         # fits the time a rented GPU gives; on a CPU 3 (the suite checks that everything runs)
         rounds = rounds or (max(5, min(50, int(5.0 / max(once, 1e-9)))) if FULL else 3)
         result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
+        if benchmark.stats is None:  # --benchmark-disable: each benchmark runs once as a test, nothing is timed
+            return result
         median = benchmark.stats.stats.median
         rate = work / median
         benchmark.extra_info[unit] = rate

@@ -88,6 +88,8 @@ def test_training_step(run_bench, benchmark, preset, batch, provider):
     if DEVICE.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     run_bench(run, work=batch, unit="images/s")
+    if benchmark.stats is None:  # --benchmark-disable: the step ran, nothing was timed
+        return
     if DEVICE.type == "cuda":  # before the FLOP counts, whose eager fp32 steps would add their own peak
         benchmark.extra_info["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     flops = step_flops(spec, batch, "reference" if provider == "reference" else "fastacgan")
