@@ -44,6 +44,13 @@ def make_classifier(channels: int, num_classes: int) -> nn.Module:
     )
 
 
+def held_out_split(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training indices, held-out indices: a random 10%, at least 1) of n images, drawn from g."""
+    perm = torch.randperm(n, generator=g)
+    n_val = max(1, n // 10)
+    return perm[n_val:], perm[:n_val]
+
+
 def train_classifier(
     images_u8: torch.Tensor,
     labels: torch.Tensor,
@@ -58,10 +65,7 @@ def train_classifier(
     `device`, accuracy on a held-out 10%)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    n = len(labels)
-    perm = torch.randperm(n, generator=g)
-    n_val = max(1, n // 10)
-    val, tr = perm[:n_val], perm[n_val:]
+    tr, val = held_out_split(len(labels), g)
     model = make_classifier(images_u8.shape[3], num_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
     steps = epochs * max(1, len(tr) // batch_size)
@@ -94,12 +98,36 @@ def accuracy(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def conditioning_accuracy(
-    generator, classifier: nn.Module, num_classes: int, n_per_class: int = 100, seed: int = 0
+    generator, classifier: nn.Module, num_classes: int, n_per_class: int = 100, seed: int = 0, images=None
 ) -> tuple[float, list[float]]:
-    """-> (overall accuracy of the classifier on generated images w.r.t. their requested class, per class)."""
+    """-> (overall accuracy of the classifier on generated images w.r.t. their requested class, per class).
+    images: those generated images (n_per_class of each class in order, noise from seed), if already made."""
     labels = torch.arange(num_classes).repeat_interleave(n_per_class)
-    hit = (predict(classifier, generate(generator, labels, seed)) == labels).float()
+    images = generate(generator, labels, seed) if images is None else images
+    hit = (predict(classifier, images) == labels).float()
     return hit.mean().item(), hit.view(num_classes, n_per_class).mean(1).tolist()
+
+
+@torch.no_grad()
+def judge_features(classifier: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """The classifier's penultimate activations (after pooling, before the last Linear) for host images
+    [N, C, H, W] in [-1, 1]: float64 [N, 128] on the host."""
+    body = classifier[:-1]  # eval mode: the Dropout before the head is the identity
+    dev = next(classifier.parameters()).device
+    return torch.cat([body(x[i : i + batch].to(dev)).double().cpu() for i in range(0, len(x), batch)])
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to feature sets a [N, D] and b [M, D]:
+    |mu_a - mu_b|^2 + Tr(S_a) + Tr(S_b) - 2 Tr((S_a S_b)^(1/2)), the last term as the sum of the square roots
+    of the eigenvalues of S_a^(1/2) S_b S_a^(1/2) (symmetric, so eigvalsh; float64)."""
+    a, b = a.double(), b.double()
+    s_a, s_b = torch.cov(a.T), torch.cov(b.T)
+    w, v = torch.linalg.eigh(s_a)
+    root_a = (v * w.clamp_min(0).sqrt()) @ v.T
+    m = root_a @ s_b @ root_a
+    cross = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
+    return float((a.mean(0) - b.mean(0)).pow(2).sum() + s_a.trace() + s_b.trace() - 2 * cross)
 
 
 def discriminator_from(state: dict, device: str | torch.device = "cpu") -> Discriminator:
@@ -161,7 +189,19 @@ def main(argv: list[str] | None = None) -> int:
 
         images, labels = real(data, "--data", csv=cfg["csv"] if not a.data else "")
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, device=device)
-        acc, per_class = conditioning_accuracy(g, clf, len(classes), a.n_per_class)
+        fake = generate(g, torch.arange(len(classes)).repeat_interleave(a.n_per_class), 0)
+        acc, per_class = conditioning_accuracy(g, clf, len(classes), a.n_per_class, images=fake)
+        # sample quality and diversity in the judge's feature space: its held-out real images (as many as there
+        # are generated ones, at most) against the generated images
+        _, val = held_out_split(len(labels), torch.Generator().manual_seed(0))  # train_classifier's held-out 10%
+        real_x = to_model_input(images[val[: len(fake)]], channels_last=False)
+        fd = floor = None
+        if len(real_x) >= 2:  # a covariance needs two samples
+            real_f = judge_features(clf, real_x)
+            fd = round(frechet_distance(real_f, judge_features(clf, fake)), 4)
+            other = val[len(fake) : 2 * len(fake)]
+            if len(other) == len(fake):  # the floor at this sample size: two disjoint sets of held-out real images
+                floor = round(frechet_distance(real_f, judge_features(clf, to_model_input(images[other], False))), 4)
         if a.test_data:
             held, held_name = real(a.test_data, "--test-data", csv=a.test_csv), a.test_data
         else:
@@ -181,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         "generated_class_accuracy": round(acc, 4),
         "chance": round(1 / len(classes), 4),
         "per_class": {c: round(v, 3) for c, v in zip(classes, per_class)},
+        "judge_frechet_distance": fd,
+        "judge_frechet_images": [len(real_x), len(fake)],
+        "judge_frechet_real_vs_real": floor,
         "discriminator_held_out": d_score,
     }
     print(json.dumps(report, indent=2))

@@ -1,5 +1,6 @@
 """The quality bar: generated images are recognisably conditioned on their label."""
 
+import pytest
 import torch
 
 from fastacgan.data import open_catalog
@@ -39,3 +40,39 @@ def test_generated_digits_are_classified_as_their_label(tmp_path):
     acc, per_class = conditioning_accuracy(g, clf, 10, n_per_class=50)
     print(f"generated-image class accuracy {acc:.3f} (chance 0.1), per class {per_class}")
     assert acc > 0.5, per_class  # chance is 0.1
+
+
+def test_frechet_distance_against_its_definition():
+    """frechet_distance = |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), checked against the trace of the
+    square root taken another way (the eigenvalues of the non-symmetric S_a S_b), closed forms and scipy."""
+    from fastacgan.evaluate import frechet_distance
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(500, 6, generator=g, dtype=torch.float64) @ torch.randn(6, 6, generator=g, dtype=torch.float64)
+    b = torch.randn(400, 6, generator=g, dtype=torch.float64) * 2 + 1
+    s_a, s_b = torch.cov(a.T), torch.cov(b.T)
+    cross = torch.linalg.eigvals(s_a @ s_b).real.clamp_min(0).sqrt().sum()
+    want = (a.mean(0) - b.mean(0)).pow(2).sum() + s_a.trace() + s_b.trace() - 2 * cross
+    assert frechet_distance(a, b) == pytest.approx(float(want), rel=1e-9)
+    assert frechet_distance(b, a) == pytest.approx(float(want), rel=1e-9)
+    assert abs(frechet_distance(a, a)) < 1e-8
+    assert frechet_distance(a, a + 3.0) == pytest.approx(6 * 9.0, rel=1e-9)  # a shift by 3 in 6 dimensions
+    d1, d2 = torch.diag(torch.tensor([1.0, 4.0, 9.0])), torch.diag(torch.tensor([4.0, 1.0, 16.0]))
+    x, y = torch.randn(2000, 3, generator=g) @ d1.sqrt(), torch.randn(2000, 3, generator=g) @ d2.sqrt()
+    # commuting covariances: sum of (sqrt(s1) - sqrt(s2))^2 over the diagonal, up to the sampling of 2000 points
+    assert frechet_distance(x, y) == pytest.approx(3.0, abs=0.35)
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    root = scipy_linalg.sqrtm((s_a @ s_b).numpy())
+    want_scipy = float(want + 2 * cross) - 2 * float(root.trace().real)
+    assert frechet_distance(a, b) == pytest.approx(want_scipy, rel=1e-6)
+
+
+def test_judge_features_are_what_its_head_reads():
+    from fastacgan.evaluate import judge_features, make_classifier
+
+    clf = make_classifier(3, 5).eval()
+    x = torch.rand(7, 3, 16, 16) * 2 - 1
+    f = judge_features(clf, x, batch=3)
+    assert f.shape == (7, 128) and f.dtype == torch.float64
+    with torch.no_grad():
+        torch.testing.assert_close(clf[-1](f.float()), clf(x), atol=1e-5, rtol=1e-5)

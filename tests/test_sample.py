@@ -92,6 +92,9 @@ def test_evaluate_cli(run_dir, capsys):
     assert res["chance"] == 0.1 and list(res["per_class"]) == [str(i) for i in range(10)]
     assert 0 <= res["generated_class_accuracy"] <= 1 and 0 <= res["classifier_real_accuracy"] <= 1
     assert all(v * 3 == pytest.approx(round(v * 3)) for v in res["per_class"].values())  # 3 images per class
+    # 200 real images: the judge holds out 20, all used against the 30 generated; too few for the real-real floor
+    assert res["judge_frechet_images"] == [20, 30] and res["judge_frechet_distance"] > 0
+    assert res["judge_frechet_real_vs_real"] is None
     assert evaluate_main([*args, "--device", "gpu0"]) == 2
     assert "--device 'gpu0': not a device" in capsys.readouterr().err
 
