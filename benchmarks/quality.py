@@ -34,7 +34,7 @@ from reference import ReferenceACGAN  # noqa: E402
 
 from fastacgan.data import open_catalog  # noqa: E402
 from fastacgan.decode import decode_all, default_workers  # noqa: E402
-from fastacgan.evaluate import conditioning_accuracy, train_classifier  # noqa: E402
+from fastacgan.evaluate import judge_generator, train_classifier  # noqa: E402
 from fastacgan.imaging import make_grid, save_png, to_uint8  # noqa: E402
 from fastacgan.loaders import MemoryLoader, to_model_input  # noqa: E402
 from fastacgan.sample import generate, load_generator  # noqa: E402
@@ -90,12 +90,14 @@ def markdown(res: dict) -> str:
            f"{res['data']} ({res['images']} images, {res['num_classes']} classes), {res['device']}; judge: a CNN "
            f"with {res['classifier_real_accuracy']:.3f} accuracy on held-out real images; chance "
            f"{res['chance']:.3f}; {res['n_per_class']} generated images per class.", "",
-           "| implementation | training time | generated-image class accuracy | worst class | sample grid |",
-           "| --- | --- | --- | --- | --- |"]  # fmt: skip
+           "| implementation | training time | generated-image class accuracy | worst class | judge's Frechet "
+           "distance (real vs real) | sample grid |",
+           "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for name, r in res["implementations"].items():
         worst = min(r["per_class"], key=r["per_class"].get)
         out.append(f"| {name} | {fmt_time(r['seconds'])} | **{r['generated_class_accuracy']:.3f}** | "
-                   f"{worst} {r['per_class'][worst]:.2f} | {r['grid']} |")  # fmt: skip
+                   f"{worst} {r['per_class'][worst]:.2f} | {r.get('judge_frechet_distance')} "
+                   f"({r.get('judge_frechet_real_vs_real')}) | {r['grid']} |")  # fmt: skip
     out += ["", "Training time: fastacgan's whole run as the user sees it (decoding, compilation, samples and "
             "checkpoints included); the reference's training loop alone."]  # fmt: skip
     return "\n".join(out) + "\n"
@@ -143,13 +145,14 @@ def run(a: argparse.Namespace) -> dict:
            "n_per_class": a.n_per_class, "classifier_real_accuracy": real_acc, "spec": spec.to_dict(),
            "implementations": {}}  # fmt: skip
     for name, g, seconds in (("fastacgan", g_fast, fast_seconds), ("reference", g_ref, ref_seconds)):
-        acc, per_class = conditioning_accuracy(g, clf, len(classes), a.n_per_class, seed=a.seed + 7)
+        judged = judge_generator(g, clf, images, labels, len(classes), a.n_per_class, a.seed + 7, a.seed)
         grid = f"{name}_samples.png"
         sample_grid(g, len(classes), a.seed + 9, out / grid)
-        res["implementations"][name] = {"seconds": seconds, "generated_class_accuracy": acc,
-                                        "per_class": dict(zip(classes, per_class)), "grid": grid}  # fmt: skip
-        log(f"{name}: generated-image class accuracy {acc:.3f} (chance {1 / len(classes):.3f}), "
-            f"trained in {fmt_time(seconds)}")  # fmt: skip
+        per_class = dict(zip(classes, judged["per_class"]))
+        res["implementations"][name] = {**judged, "seconds": seconds, "per_class": per_class, "grid": grid}
+        log(f"{name}: generated-image class accuracy {judged['generated_class_accuracy']:.3f} (chance "
+            f"{1 / len(classes):.3f}), judge's Frechet distance {judged['judge_frechet_distance']}, trained in "
+            f"{fmt_time(seconds)}")  # fmt: skip
     (out / "quality.json").write_text(json.dumps(res, indent=2))
     (out / "quality.md").write_text(markdown(res))
     return res

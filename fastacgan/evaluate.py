@@ -130,6 +130,28 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.mean(0) - b.mean(0)).pow(2).sum() + s_a.trace() + s_b.trace() - 2 * cross)
 
 
+def judge_generator(g, classifier: nn.Module, images_u8: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                    n_per_class: int = 100, noise_seed: int = 0, split_seed: int = 0) -> dict:  # fmt: skip
+    """The judge's figures for one generator, from n_per_class generated images of each class (noise from
+    noise_seed): class accuracy (overall and per class), the Frechet distance in the judge's features to as many
+    real images the judge held out (train_classifier with seed split_seed on images_u8), and the same distance
+    between two disjoint sets of held-out real images (the floor; None when too few are held out)."""
+    fake = generate(g, torch.arange(num_classes).repeat_interleave(n_per_class), noise_seed)
+    acc, per_class = conditioning_accuracy(g, classifier, num_classes, n_per_class, images=fake)
+    _, val = held_out_split(len(labels), torch.Generator().manual_seed(split_seed))  # the judge's held-out 10%
+    real = val[: len(fake)]
+    fd = floor = None
+    if len(real) >= 2:  # a covariance needs two samples
+        real_f = judge_features(classifier, to_model_input(images_u8[real], channels_last=False))
+        fd = round(frechet_distance(real_f, judge_features(classifier, fake)), 4)
+        other = val[len(fake) : 2 * len(fake)]
+        if len(other) == len(fake):
+            other_f = judge_features(classifier, to_model_input(images_u8[other], channels_last=False))
+            floor = round(frechet_distance(real_f, other_f), 4)
+    return {"generated_class_accuracy": acc, "per_class": per_class, "judge_frechet_distance": fd,
+            "judge_frechet_images": [len(real), len(fake)], "judge_frechet_real_vs_real": floor}  # fmt: skip
+
+
 def discriminator_from(state: dict, device: str | torch.device = "cpu") -> Discriminator:
     """D of a loaded checkpoint, in eval mode on `device`: running BatchNorm statistics, no dropout, the spectral
     norm's stored vectors (no power iteration)."""
@@ -189,19 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
         images, labels = real(data, "--data", csv=cfg["csv"] if not a.data else "")
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, device=device)
-        fake = generate(g, torch.arange(len(classes)).repeat_interleave(a.n_per_class), 0)
-        acc, per_class = conditioning_accuracy(g, clf, len(classes), a.n_per_class, images=fake)
-        # sample quality and diversity in the judge's feature space: its held-out real images (as many as there
-        # are generated ones, at most) against the generated images
-        _, val = held_out_split(len(labels), torch.Generator().manual_seed(0))  # train_classifier's held-out 10%
-        real_x = to_model_input(images[val[: len(fake)]], channels_last=False)
-        fd = floor = None
-        if len(real_x) >= 2:  # a covariance needs two samples
-            real_f = judge_features(clf, real_x)
-            fd = round(frechet_distance(real_f, judge_features(clf, fake)), 4)
-            other = val[len(fake) : 2 * len(fake)]
-            if len(other) == len(fake):  # the floor at this sample size: two disjoint sets of held-out real images
-                floor = round(frechet_distance(real_f, judge_features(clf, to_model_input(images[other], False))), 4)
+        judged = judge_generator(g, clf, images, labels, len(classes), a.n_per_class)
         if a.test_data:
             held, held_name = real(a.test_data, "--test-data", csv=a.test_csv), a.test_data
         else:
@@ -218,12 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "checkpoint": str(file),
         "classifier_real_accuracy": round(real_acc, 4),
-        "generated_class_accuracy": round(acc, 4),
+        "generated_class_accuracy": round(judged["generated_class_accuracy"], 4),
         "chance": round(1 / len(classes), 4),
-        "per_class": {c: round(v, 3) for c, v in zip(classes, per_class)},
-        "judge_frechet_distance": fd,
-        "judge_frechet_images": [len(real_x), len(fake)],
-        "judge_frechet_real_vs_real": floor,
+        "per_class": {c: round(v, 3) for c, v in zip(classes, judged["per_class"])},
+        **{k: judged[k] for k in ("judge_frechet_distance", "judge_frechet_images", "judge_frechet_real_vs_real")},
         "discriminator_held_out": d_score,
     }
     print(json.dumps(report, indent=2))

@@ -33,6 +33,9 @@ def test_both_implementations_trained_and_judged(tmp_path, shapes, capsys):
         # 4 images per class: each class's accuracy is a multiple of 1/4, the overall one their mean
         assert all(v * 4 == pytest.approx(round(v * 4)) for v in per_class)
         assert r["generated_class_accuracy"] == pytest.approx(np.mean(per_class))
+        # the judge holds out 3 of the 36 real images: all 3 against the 12 generated, too few for the floor
+        assert r["judge_frechet_images"] == [3, 12] and r["judge_frechet_distance"] > 0
+        assert r["judge_frechet_real_vs_real"] is None
         grid = np.asarray(Image.open(out / r["grid"]))
         assert grid.shape == (3 * 34 + 2, 10 * 34 + 2, 3), name  # a row of 10 per class, 32 px + 2 px padding
         assert grid.std() > 0
