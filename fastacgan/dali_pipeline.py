@@ -107,8 +107,16 @@ class DaliLoader(BaseLoader):
 
     def _batch(self, idx: list[int], flips: list[bool]) -> tuple[list[int], torch.Tensor | None]:
         """Each file is read once; the DALI output of the batch's decodable images and their indices."""
-        items = [(i, f, np.frombuffer(self.cat.read(i), dtype=np.uint8)) for i, f in zip(idx, flips)
-                 if i not in self.bad]  # fmt: skip
+        items, unreadable = [], []
+        for i, f in zip(idx, flips):
+            if i in self.bad:
+                continue
+            try:
+                items.append((i, f, np.frombuffer(self.cat.read(i), dtype=np.uint8)))
+            except Exception as e:  # noqa: BLE001 - a file gone since it was listed, a zip member failing its CRC
+                unreadable.append((i, f"{self.cat.names[i]}: cannot read ({type(e).__name__}: {e})"))
+        if unreadable:
+            self._reject(unreadable)
         # truncation is checked up front (cheap: the file's last bytes), since decoders may accept it silently
         cut = [(i, f"{self.cat.names[i]}: cannot decode image (file is truncated)")
                for i, _, blob in items if looks_truncated(blob)]  # fmt: skip

@@ -99,8 +99,14 @@ class DecodeSet(torch.utils.data.Dataset):
         return len(self.cat)
 
     def __getitem__(self, i):
+        """(i, uint8 [size, size, C] or None, "" or why not): an image that cannot be read or decoded is an
+        error message, handled under --bad-images, not an exception in a worker process."""
         try:
-            return i, decode_image(self.cat.read(i), self.cat.names[i], self.size, self.channels), ""
+            blob = self.cat.read(i)
+        except Exception as e:  # noqa: BLE001 - a file gone since it was listed, a zip member failing its CRC, ...
+            return i, None, f"{self.cat.names[i]}: cannot read ({type(e).__name__}: {e})"
+        try:
+            return i, decode_image(blob, self.cat.names[i], self.size, self.channels), ""
         except DataError as e:
             return i, None, str(e)
 

@@ -306,6 +306,18 @@ def test_zip_archives_read_like_folders(image_folder, tmp_path):
     x_zip, y_zip = decode_all(zipped, 16, 3, workers=2, log=lambda m: None)
     assert torch.equal(x_zip, x_folder) and torch.equal(y_zip, y_folder)
 
+    # a member whose bytes no longer match its CRC is a bad image like any other: named, skipped or fatal
+    raw = bytearray(archive.read_bytes())
+    at = raw.index(b"IDAT", raw.index(b"shapes/square/square_002.png"))  # inside that member's stored PNG
+    raw[at + 8] ^= 0xFF
+    (tmp_path / "damaged.zip").write_bytes(bytes(raw))
+    damaged = open_catalog(str(tmp_path / "damaged.zip"))
+    with pytest.warns(UserWarning, match="square_002.png: cannot read \\(BadZipFile: Bad CRC-32"):
+        x, _ = decode_all(damaged, 16, 3, workers=0, log=lambda m: None)
+    assert len(x) == 23
+    with pytest.raises(DataError, match="square_002.png: cannot read .*--bad-images skip"):
+        decode_all(damaged, 16, 3, workers=0, policy="error", log=lambda m: None)
+
     (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(DataError, match="bad.zip: cannot read the archive"):
         open_catalog(str(tmp_path / "bad.zip"))

@@ -96,6 +96,11 @@ def test_dali_reports_bad_files_by_name(tmp_path):
     # 13 in the batch, less the two bad files, filled back to 13 by repeating the first two readable ones
     assert len(x) == 13 and len(cat.skipped) == 2
     assert torch.equal(x[11:], x[:2]) and torch.equal(y[11:], y[:2])
+    # a file gone since it was listed is named and skipped like an undecodable one
+    (folder / "stripes" / "stripes_000.jpg").unlink()
+    with pytest.warns(UserWarning, match="stripes_000.jpg: cannot read \\(FileNotFoundError"):
+        x, _ = collect(DaliLoader(cat, 16, 3, 13, 0, CPU, False, 1, "skip"))
+    assert len(x) == 13 and sum("stripes_000.jpg: cannot read" in m for m in cat.skipped) == 1
     assert any("square_001.jpg" in s for s in cat.skipped) and any("circle_009.jpg" in s for s in cat.skipped)
 
 
