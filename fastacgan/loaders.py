@@ -90,6 +90,19 @@ class MemoryLoader(BaseLoader):
             yield (_flip(x, flips) if self.hflip else x), self.labels[idx]
 
 
+class _Plan:
+    """A batch sampler whose batches are set from outside: the current epoch's, in order."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class StreamLoader(BaseLoader):
     """The PyTorch loader: PIL decodes each batch in worker processes. Bad files drop out of their batch, which
     is filled back to full size (BaseLoader.full_batch)."""
@@ -99,14 +112,18 @@ class StreamLoader(BaseLoader):
         super().__init__(len(cat), batch_size, seed, device, hflip, shard)
         self.cat, self.policy, self.workers = cat, policy, workers
         self.dataset = DecodeSet(cat, size, channels)
+        self.plan = _Plan()
+        # one DataLoader for the run: its workers live from epoch to epoch (no new processes per epoch); each
+        # epoch sets the plan its batch sampler reads
+        self.loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=self.plan, num_workers=workers,
+                                                  collate_fn=collate_decoded, pin_memory=device.type == "cuda",
+                                                  persistent_workers=workers > 0)  # fmt: skip
 
     def epoch(self, epoch: int, start_step: int = 0):
         plan = list(self.batches(epoch, start_step))
-        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=[idx.tolist() for _, idx, _ in plan],
-                                             num_workers=self.workers, collate_fn=collate_decoded,
-                                             pin_memory=self.device.type == "cuda")  # fmt: skip
+        self.plan.batches = [idx.tolist() for _, idx, _ in plan]
         labels = torch.as_tensor(self.cat.labels)
-        for (_, _, flips), (pos, idx, x, errors, _) in zip(plan, loader):
+        for (_, _, flips), (pos, idx, x, errors, _) in zip(plan, self.loader):
             report_bad(errors, self.policy)
             if x is not None and self.hflip:
                 x = _flip(x, flips[pos])

@@ -258,6 +258,17 @@ def test_memory_and_stream_loaders_serve_the_same_batches(image_folder):
     seen = torch.cat([xb.flatten(1) for xb, _ in b])
     assert len(seen) == 20  # 4 batches of 5, no image twice (each image differs)
     assert len({tuple(r.tolist()) for r in seen}) == 20
+    # the next epoch (another order) from the same worker processes: none is started per epoch
+    workers = [w.pid for w in stream.loader._iterator._workers]
+    for (xa, ya), (xb, yb) in zip(list(mem.epoch(1)), list(stream.epoch(1)), strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert [w.pid for w in stream.loader._iterator._workers] == workers and len(workers) == 2
+    assert all(w.is_alive() for w in stream.loader._iterator._workers)
+    # an epoch left half-read (a run stopped at its last step) does not leak into the next
+    it = stream.epoch(2)
+    next(it), next(it)
+    for (xa, ya), (xb, yb) in zip(list(mem.epoch(3)), list(stream.epoch(3)), strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
     # starting mid-epoch yields the tail of the same epoch
     tail = list(mem.epoch(0, start_step=2))
     assert len(tail) == 2 and torch.equal(tail[0][0], a[2][0])
