@@ -1,6 +1,7 @@
-"""Conditioning quality: how often a classifier trained on the real images puts generated images in the class
-they were generated for; and the discriminator on held-out real images (its class accuracy, D(x), the loss
-terms), the "test" figures the MNIST AC-GAN reports.
+"""Conditioning quality: how often a classifier trained on the real images (the judge) puts generated images in
+the class they were generated for; the Frechet distance between generated and held-out real images in the
+judge's features (FID's recipe without a downloaded network); and the discriminator on held-out real images
+(its class accuracy, D(x), the loss terms), the "test" figures the MNIST AC-GAN reports.
 `python -m fastacgan.evaluate --ckpt RUN_OR_FILE [--data PATH] [--test-data PATH] [--n-per-class 100]`.
 
 Chance is 1/K; a well-conditioned AC-GAN is far above it. The classifier is a small CNN trained from
