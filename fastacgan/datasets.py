@@ -117,7 +117,8 @@ def _cifar(files: dict[str, bytes], where: str, split: str) -> Catalog:
         names += [f"{at}[{i}]" for i in range(len(data))]
     classes = None
     if meta_name in files:
-        classes = _names(_field(_unpickle(files[meta_name], f"{where}/{meta_name}"), names_key, meta_name))
+        at = f"{where}/{meta_name}"
+        classes = _names(_field(_unpickle(files[meta_name], at), names_key, at))
     labels_np = np.concatenate(labels)
     classes = classes or [str(k) for k in range(int(labels_np.max()) + 1)]
     if labels_np.min() < 0 or labels_np.max() >= len(classes):
