@@ -23,10 +23,11 @@ from torch import nn
 from . import checkpoint as ckpt
 from .data import DataError, open_catalog
 from .decode import decode_all, default_workers
+from .imaging import to_uint8
 from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
-from .sample import generate, load_generator
+from .sample import generate, generate_batches, load_generator
 from .train import select_device
 
 
@@ -153,6 +154,16 @@ def judge_generator(g, classifier: nn.Module, images_u8: torch.Tensor, labels: t
             "judge_frechet_images": [len(real), len(fake)], "judge_frechet_real_vs_real": floor}  # fmt: skip
 
 
+def classification_accuracy_score(g, num_classes: int, per_class: int, test_u8: torch.Tensor,
+                                  test_labels: torch.Tensor, epochs: int = 3, device="cpu", seed: int = 1):  # fmt: skip
+    """CAS (Ravuri & Vinyals, 2019): the accuracy on real images [N, H, W, C] uint8 of a classifier (the judge's
+    architecture and recipe) trained only on generated images, per_class of each class (noise from seed)."""
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    fake = torch.cat([torch.from_numpy(to_uint8(x)) for _, x in generate_batches(g, labels, seed)])
+    clf, _ = train_classifier(fake, labels, num_classes, epochs, seed=seed, device=device)
+    return accuracy(clf, to_model_input(test_u8, channels_last=False), test_labels)
+
+
 def discriminator_from(state: dict, device: str | torch.device = "cpu") -> Discriminator:
     """D of a loaded checkpoint, in eval mode on `device`: running BatchNorm statistics, no dropout, the spectral
     norm's stored vectors (no power iteration)."""
@@ -192,6 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--test-csv", default="", help="the labels CSV of --test-data, as --csv is to --data")
     p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
+    p.add_argument(
+        "--cas",
+        action="store_true",
+        help="also the Classification Accuracy Score: a classifier trained "
+        "on generated images only, scored on held-out real ones (as long again as the judge)",
+    )
+    p.add_argument(
+        "--cas-per-class",
+        type=int,
+        default=0,
+        help="generated images per class for --cas; 0 = as many as the real set has per class",
+    )
     p.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
@@ -223,6 +246,19 @@ def main(argv: list[str] | None = None) -> int:
         if held is not None:
             d_score = {"data": held_name, **score_discriminator(discriminator_from(state, device), *held)}
             d_score = {k: round(v, 4) if isinstance(v, float) else v for k, v in d_score.items()}
+        cas = None
+        if a.cas:  # scored on the held-out images, else on the real images the judge held out
+            if held is not None:
+                test, test_name = held, held_name
+                on_real = accuracy(clf, to_model_input(held[0], channels_last=False), held[1])
+            else:
+                val = held_out_split(len(labels), torch.Generator().manual_seed(0))[1]
+                test, test_name, on_real = (images[val], labels[val]), "the real images the judge held out", real_acc
+            per_class = a.cas_per_class or max(1, len(labels) // len(classes))
+            on_fake = classification_accuracy_score(g, len(classes), per_class, *test, a.epochs, device)
+            cas = {"test": test_name, "images": len(test[1]), "generated_per_class": per_class,
+                   "accuracy_trained_on_generated": round(on_fake, 4),
+                   "accuracy_trained_on_real": round(on_real, 4)}  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -234,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "per_class": {c: round(v, 3) for c, v in zip(classes, judged["per_class"])},
         **{k: judged[k] for k in ("judge_frechet_distance", "judge_frechet_images", "judge_frechet_real_vs_real")},
         "discriminator_held_out": d_score,
+        **({"classification_accuracy_score": cas} if cas else {}),
     }
     print(json.dumps(report, indent=2))
     return 0

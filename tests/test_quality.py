@@ -76,3 +76,37 @@ def test_judge_features_are_what_its_head_reads():
     assert f.shape == (7, 128) and f.dtype == torch.float64
     with torch.no_grad():
         torch.testing.assert_close(clf[-1](f.float()), clf(x), atol=1e-5, rtol=1e-5)
+
+
+class _BankGenerator(torch.nn.Module):
+    """A stand-in generator that returns real images: for label c, an image of class (c + shift) % K from a bank,
+    picked by the noise. shift 0 is a perfect conditional generator, shift 1 one that mixes up every class."""
+
+    def __init__(self, images, labels, shift: int, nz: int = 8):
+        super().__init__()
+        from types import SimpleNamespace
+
+        self.spec = SimpleNamespace(nz=nz)
+        self.scale = torch.nn.Parameter(torch.ones(()))  # for the device
+        k = int(labels.max()) + 1
+        self.bank = [images[labels == (c + shift) % k] for c in range(k)]
+
+    def forward(self, z, labels):
+        pick = (z[:, 0].abs() * 1e4).long()
+        out = [self.bank[c][p % len(self.bank[c])] for c, p in zip(labels.tolist(), pick.tolist())]
+        return torch.stack(out).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def test_classification_accuracy_score_tells_good_from_mixed_up_generators():
+    """CAS: a classifier trained on a perfect conditional generator's images scores well on real test images; one
+    trained on a generator that gives every class another class's images scores near nothing."""
+    from fastacgan.decode import decode_all
+    from fastacgan.evaluate import classification_accuracy_score
+
+    train = open_catalog("builtin:digits:2000", image_size=16)
+    x, y = decode_all(train, 16, 1, 0, log=lambda m: None)
+    test_x, test_y = x[1500:], y[1500:]  # images the bank does not hold
+    bank_x, bank_y = x[:1500], y[:1500]
+    good = classification_accuracy_score(_BankGenerator(bank_x, bank_y, 0), 10, 150, test_x, test_y, epochs=6)
+    mixed = classification_accuracy_score(_BankGenerator(bank_x, bank_y, 1), 10, 150, test_x, test_y, epochs=6)
+    assert good > 0.7 and mixed < 0.15, (good, mixed)

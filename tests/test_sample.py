@@ -95,6 +95,12 @@ def test_evaluate_cli(run_dir, capsys):
     # 200 real images: the judge holds out 20, all used against the 30 generated; too few for the real-real floor
     assert res["judge_frechet_images"] == [20, 30] and res["judge_frechet_distance"] > 0
     assert res["judge_frechet_real_vs_real"] is None
+    # --cas without held-out data: scored on the judge's held-out real images, beside the judge's own accuracy
+    assert evaluate_main([*args, "--device", "cpu", "--cas", "--cas-per-class", "2"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    cas = res["classification_accuracy_score"]
+    assert cas["test"] == "the real images the judge held out" and cas["images"] == 20
+    assert cas["accuracy_trained_on_real"] == res["classifier_real_accuracy"] and cas["generated_per_class"] == 2
     assert evaluate_main([*args, "--device", "gpu0"]) == 2
     assert "--device 'gpu0': not a device" in capsys.readouterr().err
 
@@ -164,8 +170,14 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
     assert train_main(["--data", str(tmp_path / "MNIST"), *TINY, "--steps", "2", "--out", str(out)]) == 0
     capsys.readouterr()
     assert evaluate_main([*args[:1], str(out), *args[2:]]) == 0
-    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    res = json.loads(capsys.readouterr().out)
+    held = res["discriminator_held_out"]
     assert held["data"] == f"{tmp_path / 'MNIST'} (its test split)" and held["images"] == 9
+    assert "classification_accuracy_score" not in res  # only with --cas
+    assert evaluate_main([*args[:1], str(out), *args[2:], "--cas", "--cas-per-class", "4"]) == 0
+    cas = json.loads(capsys.readouterr().out)["classification_accuracy_score"]
+    assert cas["test"] == held["data"] and cas["images"] == 9 and cas["generated_per_class"] == 4
+    assert 0 <= cas["accuracy_trained_on_generated"] <= 1 and 0 <= cas["accuracy_trained_on_real"] <= 1
 
     # classes that differ from the checkpoint's are refused, naming the option
     np.savez(tmp_path / "letters.npz", x_train=np.zeros((3, 8, 8), np.uint8), y_train=np.array([20, 21, 22]))
