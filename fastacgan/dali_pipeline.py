@@ -112,9 +112,9 @@ class DaliLoader(BaseLoader):
             if i in self.bad:
                 continue
             try:
-                items.append((i, f, np.frombuffer(self.cat.read(i), dtype=np.uint8)))
-            except Exception as e:  # noqa: BLE001 - a file gone since it was listed, a zip member failing its CRC
-                unreadable.append((i, f"{self.cat.names[i]}: cannot read ({type(e).__name__}: {e})"))
+                items.append((i, f, np.frombuffer(self.cat.read_bytes(i), dtype=np.uint8)))
+            except DataError as e:
+                unreadable.append((i, str(e)))
         if unreadable:
             self._reject(unreadable)
         # truncation is checked up front (cheap: the file's last bytes), since decoders may accept it silently

@@ -45,6 +45,15 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.names)
 
+    def read_bytes(self, i: int) -> bytes:
+        """The encoded bytes of image i, or a DataError naming it when they cannot be read (a file gone since it
+        was listed, a zip member failing its CRC, ...): a bad image, handled under --bad-images like one that
+        cannot be decoded."""
+        try:
+            return self.read(i)
+        except Exception as e:  # noqa: BLE001 - whatever the reader raises, the image is named
+            raise DataError(f"{self.names[i]}: cannot read ({type(e).__name__}: {e})") from e
+
     def subset(self, idx: np.ndarray) -> Catalog:
         base = self.read
         return Catalog(

@@ -102,11 +102,7 @@ class DecodeSet(torch.utils.data.Dataset):
         """(i, uint8 [size, size, C] or None, "" or why not): an image that cannot be read or decoded is an
         error message, handled under --bad-images, not an exception in a worker process."""
         try:
-            blob = self.cat.read(i)
-        except Exception as e:  # noqa: BLE001 - a file gone since it was listed, a zip member failing its CRC, ...
-            return i, None, f"{self.cat.names[i]}: cannot read ({type(e).__name__}: {e})"
-        try:
-            return i, decode_image(blob, self.cat.names[i], self.size, self.channels), ""
+            return i, decode_image(self.cat.read_bytes(i), self.cat.names[i], self.size, self.channels), ""
         except DataError as e:
             return i, None, str(e)
 
