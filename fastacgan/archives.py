@@ -12,7 +12,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .data import ARCHIVE_EXTS, IMAGE_EXTS, Catalog, DataError, Every, is_image, labels_from
+from .data import ARCHIVE_EXTS, IMAGE_EXTS, Catalog, DataError, Every, NoImages, is_image, labels_from
 from .labels_csv import csv_labels, name_index
 
 
@@ -111,7 +111,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     with csv_path, members anywhere named by the CSV's image column, labelled by it (see csv_catalog)."""
     names, reader = _archive_listing(path, log)
     if not names:
-        raise DataError(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
+        raise NoImages(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
     set_name = Path(path).name
     for ext in ARCHIVE_EXTS:
         set_name = set_name.removesuffix(ext)

@@ -25,6 +25,10 @@ class DataError(ValueError):
     """Bad input data; the message names the file or option."""
 
 
+class NoImages(DataError):
+    """An archive with no image members (open_catalog then tries it as CIFAR's python-version archive)."""
+
+
 class NoTestSplit(DataError):
     """open_catalog(split="test") on a form of data that has no test split (all but datasets.py's)."""
 
@@ -203,10 +207,8 @@ def open_catalog(
             else:
                 try:
                     cat = archive()
-                except DataError as e:  # no image members: a CIFAR archive (a tar) under another name?
-                    if "holds no images" not in str(e) or path.name.lower().endswith(".zip"):
-                        raise
-                    if (cat := datasets.cifar_archive(path, split)) is None:
+                except NoImages:  # a CIFAR archive (a tar) under another name?
+                    if path.name.lower().endswith(".zip") or (cat := datasets.cifar_archive(path, split)) is None:
                         raise
         else:
             csv_path = find_csv(path, csv_opt)
