@@ -334,11 +334,19 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
             out += [flag, value]
             notes.append(f"{name}= as {flag}")
             continue
-        if not name.startswith("--") or name in ours:
+        if not name.startswith("--"):
             out.append(arg)
-            if name in takes_value and not eq and i < len(argv):  # its value, whatever it looks like
+            continue
+        # fastacgan's own option, a reference's name for one, or one of ours spelt with '_' for '-'
+        dashed = name.replace("_", "-")
+        new = name if name in ours else REFERENCE_OPTIONS.get(name) or (dashed if dashed in ours else None)
+        if new:
+            out.append(new + eq + value)
+            if new in takes_value and not eq and i < len(argv):  # its value, whatever it looks like
                 out.append(argv[i])
                 i += 1
+            if new != name:
+                notes.append(f"{name} as {new}")
             continue
 
         def take_value() -> str:  # the option's value: after '=' or the next argument
@@ -353,13 +361,7 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
         if name in REFERENCE_WITHOUT_EQUIVALENT:
             raise ValueError(f"{name} (a reference implementation's option) has no equivalent here: "
                              f"{REFERENCE_WITHOUT_EQUIVALENT[name]}")  # fmt: skip
-        if name in REFERENCE_OPTIONS or name.replace("_", "-") in ours:
-            new = REFERENCE_OPTIONS.get(name) or name.replace("_", "-")
-            out += [new + eq + value]
-            if new in takes_value and not eq and i < len(argv):
-                out.append(argv[i])
-                i += 1
-        elif name == "--lr":
+        if name == "--lr":
             v = take_value()
             out += ["--lr-g", v, "--lr-d", v]
             new = "--lr-g and --lr-d"
