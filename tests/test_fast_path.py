@@ -30,6 +30,18 @@ def run(args, out, steps_hook=None):
     return records(out)
 
 
+def assert_same_training(a_run, b_run, images_per_record=10 * 32):
+    """Two runs' metric records agree to rounding: the losses and D(x) to rel 1e-3. The accuracies are counts of
+    images (1/320 apart per record here), and an argmax between two near-equal class logits flips under rounding,
+    so they may differ by up to 2 images per record (seen on an AMX CPU: fast vs plain layers, 1 fake of 320)."""
+    assert [r["step"] for r in a_run] == [r["step"] for r in b_run]
+    for a, b in zip(a_run, b_run):
+        for key in ("loss_d", "loss_g", "d_real"):
+            assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), (a["step"], key)
+        for key in ("acc_real", "acc_fake"):
+            assert abs(b[key] - a[key]) <= 2 / images_per_record + 1e-6, (a["step"], key, a[key], b[key])
+
+
 BASE = ["--data", "builtin:digits:640", "--image-size", "16", "--width", "0.25", "--batch-size", "32",
         "--workers", "0", "--log-every", "10", "--sample-every", "7", "--seed", "3", "--device", "cpu"]  # fmt: skip
 
@@ -62,10 +74,7 @@ def test_compiled_run_learns_what_eager_learns(tmp_path):
     torch._dynamo.reset()
     eager = run(BASE + ["--steps", "100", "--no-compile"], tmp_path / "e")
     fast = run(BASE + ["--steps", "100", "--compile-cpu", "--compile-backend", "aot_eager"], tmp_path / "f")
-    assert [r["step"] for r in eager] == [r["step"] for r in fast]
-    for a, b in zip(eager, fast):
-        for key in ("loss_d", "loss_g", "acc_real", "acc_fake", "d_real"):
-            assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), (a["step"], key)
+    assert_same_training(eager, fast)
 
 
 def test_fast_layers_learn_what_plain_layers_learn(tmp_path):
@@ -76,10 +85,8 @@ def test_fast_layers_learn_what_plain_layers_learn(tmp_path):
     assert not any(isinstance(m, UpsampleConv2d) for m in plain_run.G.modules())
     plain_run.train()
     plain, fast = records(tmp_path / "p"), run(BASE + ["--steps", "30"], tmp_path / "f")
-    assert [r["step"] for r in plain] == [r["step"] for r in fast] == [10, 20, 30]
-    for a, b in zip(plain, fast):
-        for key in ("loss_d", "loss_g", "acc_real", "acc_fake", "d_real"):
-            assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), (a["step"], key)
+    assert [r["step"] for r in plain] == [10, 20, 30]
+    assert_same_training(plain, fast)
 
 
 @CUDA
