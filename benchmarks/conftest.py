@@ -96,6 +96,17 @@ def run_bench(benchmark):
     return go
 
 
+# A wall-clock deadline (seconds since the epoch) after which the benchmarks not yet started are skipped, so that a
+# suite cut short by a rented machine's time still ends normally and writes --benchmark-json (a suite killed
+# mid-benchmark writes nothing). benchmarks/gpu_session.sh sets it a little before each stage's time limit.
+DEADLINE = float(os.environ.get("FASTACGAN_BENCH_DEADLINE") or "inf")
+
+
+def pytest_runtest_setup(item):
+    if time.time() > DEADLINE:
+        pytest.skip("FASTACGAN_BENCH_DEADLINE has passed: not started, so that the results so far are saved")
+
+
 def pytest_terminal_summary(terminalreporter):
     if _ROWS:
         terminalreporter.section(f"throughput ({DEVICE}, median)")

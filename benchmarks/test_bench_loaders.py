@@ -1,6 +1,7 @@
 """Images/s delivered to the training device by each loader, one epoch per round: the PyTorch DataLoader with
 PIL decoding (the reference, one worker per core), DALI on the CPU, DALI with the GPU ("mixed") decoder, and
-the resident set. On the CIFAR-10 JPEGs in ../shared/data and on 128x128 JPEGs made from them."""
+the resident set. On the CIFAR-10 JPEGs in ../shared/data and on 128x128 JPEGs made from them. And an epoch
+streamed through DALI with a training step on every batch, the batches made ahead of the step or not."""
 
 import io
 import os
@@ -12,10 +13,12 @@ import torch
 from conftest import CIFAR, DEVICE, FULL, sync
 from PIL import Image
 
+from fastacgan.config import TrainConfig, resolve_spec
 from fastacgan.dali_pipeline import DaliLoader, dali_available
 from fastacgan.data import open_catalog
 from fastacgan.decode import decode_all
 from fastacgan.loaders import MemoryLoader, StreamLoader
+from fastacgan.step import ACGANStep
 
 SHARED = CIFAR / "train.tar.gz"
 COUNT = 50_000 if FULL else 512
@@ -75,6 +78,32 @@ def test_loader_epoch(run_bench, benchmark, jpeg_sets, dataset, size, provider):
         for x, _ in loader.epoch(0):
             x = x.to(DEVICE, non_blocking=True)
             n += len(x)
+        sync()
+        return n
+
+    n = run_bench(epoch, work=loader.steps_per_epoch * BATCH, unit="images/s", rounds=3)
+    assert n == loader.steps_per_epoch * BATCH
+
+
+@pytest.mark.parametrize("read_ahead", [0, 2])
+def test_streamed_epoch_with_training(run_bench, benchmark, jpeg_sets, read_ahead):
+    """One epoch of the 128x128 JPEGs streamed through DALI (what a set too large to keep resident gets: ISIC,
+    ImageNet) into fastacgan's isic64 step (the fast path on a GPU): each batch made in the step's thread
+    (read_ahead 0) or made ahead of the step in a thread of its own (2, the default on a GPU)."""
+    if not dali_available():
+        pytest.skip("DALI is not installed")
+    benchmark.group = "streamed epoch isic64 (DALI)"
+    spec = resolve_spec(TrainConfig(width=1.0 if FULL else 0.125), "isic64", 3, 10)
+    torch.manual_seed(0)
+    step = ACGANStep(spec, DEVICE, amp_dtype=torch.bfloat16 if FULL else None, channels_last=FULL, compile=FULL)
+    loader = DaliLoader(open_catalog(str(jpeg_sets["big128"])), spec.image_size, 3, BATCH, 0, DEVICE, True, WORKERS,
+                        "skip", read_ahead=read_ahead)  # fmt: skip
+
+    def epoch():
+        n = 0
+        for x, y in loader.epoch(0):
+            step(x, y)
+            n += len(y)
         sync()
         return n
 

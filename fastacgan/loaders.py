@@ -2,11 +2,17 @@
 (seed, epoch, rank). Three kinds, chosen by --loader (see `choose_loader`):
 - resident (MemoryLoader): the decoded uint8 set held on the training device; a batch is a gather + flip there;
 - torch (StreamLoader): PIL decoding in DataLoader worker processes, batch by batch;
-- dali (fastacgan.dali_pipeline.DaliLoader): NVIDIA DALI decodes on the GPU.
+- dali (fastacgan.dali_pipeline.DaliLoader): NVIDIA DALI decodes on the GPU, batches read ahead in a thread.
+Every loader serves uint8 [B, H, W, C] batches; the step converts them (to_model_input) in its compiled region.
 Epoch e visits randperm(N, seed, e) drop-last; rank r of W takes every W-th image of it.
 """
 
 from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import nullcontext
 
 import torch
 
@@ -218,14 +224,89 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
 
 
 def to_model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """A batch [B, H, W, C] (uint8, or float already in [-1, 1] from DALI) -> float [B, C, H, W] in [-1, 1],
-    channels-last in memory (channels_last) or contiguous NCHW."""
+    """A loader's batch, uint8 [B, H, W, C] -> float [B, C, H, W] in [-1, 1], channels-last in memory
+    (channels_last) or contiguous NCHW."""
+    if x.dtype != torch.uint8:
+        raise TypeError(f"to_model_input: expected a uint8 [B, H, W, C] batch, got {x.dtype}")
     x = x.permute(0, 3, 1, 2)
-    if x.dtype == torch.uint8:
-        # one copy into the layout asked for. A 1-channel map is the same bytes in both layouts and gets the plain
-        # NCHW strides: traced with dynamic shapes (a recompile after a batch of another size), PyTorch's layout
-        # inference and its kernels disagree on a 1-channel channels-last tensor, and a convolution then a
-        # flatten of the result fails inside the compiled step
-        fmt = torch.channels_last if channels_last and x.shape[1] > 1 else torch.contiguous_format
-        return x.to(torch.float32, memory_format=fmt).mul_(1 / 127.5).sub_(1)
-    return x if channels_last else x.contiguous()
+    # one copy into the layout asked for. A 1-channel map is the same bytes in both layouts and gets the plain
+    # NCHW strides: traced with dynamic shapes (a recompile after a batch of another size), PyTorch's layout
+    # inference and its kernels disagree on a 1-channel channels-last tensor, and a convolution then a flatten
+    # of the result fails inside the compiled step
+    fmt = torch.channels_last if channels_last and x.shape[1] > 1 else torch.contiguous_format
+    return x.to(torch.float32, memory_format=fmt).mul_(1 / 127.5).sub_(1)
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_DONE = object()
+
+
+def read_ahead(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], depth: int, device: torch.device):
+    """Yield what the iterator `batches` yields, produced in a thread of its own up to `depth` batches ahead, so
+    that reading and decoding the next batches overlap the training step (file reads and DALI's work release the
+    GIL). The batches come in the iterator's order; an exception it raises comes out here, after the batches
+    before it. On CUDA the batches are made on a stream of the thread's own, and the consumer's stream waits for
+    each one before it is used. Closing this generator (a loop left early) stops the thread. depth 0: no thread."""
+    if depth <= 0:
+        yield from batches
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    cuda = device.type == "cuda"
+    if cuda:  # a new thread's current device is 0: name the one this thread means by "cuda"
+        device = torch.device("cuda", device.index if device.index is not None else torch.cuda.current_device())
+    stream = torch.cuda.Stream(device) if cuda else None
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            with (
+                torch.cuda.device(device) if cuda else nullcontext(),
+                torch.cuda.stream(stream) if cuda else nullcontext(),
+            ):
+                for batch in batches:
+                    ready = None
+                    if cuda:
+                        ready = torch.cuda.Event()
+                        ready.record(stream)
+                    if not put((batch, ready)):
+                        return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+            put(_Failed(e))
+        else:
+            put(_DONE)
+
+    thread = threading.Thread(target=work, name="fastacgan-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            batch, ready = item
+            if ready is not None:
+                consumer = torch.cuda.current_stream(device)
+                consumer.wait_event(ready)
+                for t in batch:  # made on the thread's stream, used on this one: not freed for reuse too early
+                    t.record_stream(consumer)
+            yield batch
+    finally:
+        stop.set()
+        thread.join()
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()

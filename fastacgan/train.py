@@ -24,7 +24,7 @@ from .data import DataError, open_catalog
 from .decode import default_workers, probe
 from .distributed import all_reduce_, cleanup, setup
 from .imaging import make_grid, save_gif, save_png, to_uint8
-from .loaders import make_loader, to_model_input
+from .loaders import make_loader
 from .models import count_params
 from .step import ACGANStep
 
@@ -184,8 +184,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ one step
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> None:
-        """real: the loader's batch, uint8 [B, H, W, C] (converted inside the step) or DALI's float one."""
-        self.gan(real if real.dtype == torch.uint8 else to_model_input(real, self.channels_last), labels)
+        """real: the loader's batch, uint8 [B, H, W, C], converted inside the step (its compiled region)."""
+        self.gan(real, labels)
 
     # ------------------------------------------------------------------------------------------ the loop
 

@@ -297,6 +297,8 @@ def test_to_model_input_range_and_layout():
     grey = torch.zeros(2, 4, 5, 1, dtype=torch.uint8)
     for cl in (False, True):
         assert to_model_input(grey, channels_last=cl).stride() == (20, 20, 5, 1)
+    with pytest.raises(TypeError, match="expected a uint8"):  # every loader serves uint8; a float is a mistake
+        to_model_input(x.float(), channels_last=False)
 
 
 def test_zip_archives_read_like_folders(image_folder, tmp_path):
