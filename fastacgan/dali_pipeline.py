@@ -92,6 +92,15 @@ class DaliLoader(BaseLoader):
         pipe.build()
         return pipe
 
+    def cannot_run(self) -> str | None:
+        """Build the pipeline once to see that DALI runs on this device: None, or why not (a DALI build for a newer
+        CUDA than the driver has, say). The pipeline is built anew by the thread that uses it."""
+        try:
+            self._build()
+        except Exception as e:  # noqa: BLE001 - whatever DALI raises, the caller reports it
+            return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
+        return None
+
     def _run(self, blobs: list[np.ndarray], flips: list[bool]) -> torch.Tensor:
         if self.pipe is None:
             self.pipe = self._build()

@@ -219,7 +219,14 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
             save_decoded(*entry, images, labels, cat.skipped, log)
         return MemoryLoader(images, labels, batch_size, seed, device, hflip, shard)
     if name == "dali":
-        return DaliLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard)
+        loader = DaliLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard)
+        why_not = loader.cannot_run()
+        if why_not is None:
+            return loader
+        if kind == "dali":
+            raise DataError(f"--loader dali: DALI cannot run on {device} ({why_not}); use --loader torch")
+        # e.g. nvidia-dali-cuda130 on a driver for CUDA 12: training goes on, with the PIL workers
+        log(f"DALI cannot run on {device} ({why_not}); streaming with PIL in {workers} worker processes instead")
     return StreamLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard)
 
 

@@ -235,6 +235,33 @@ def test_choose_loader(image_folder):
         assert choose_loader("auto", cat, 16, 3, 0.0, gpu, False)[0] == "torch"
 
 
+@needs_dali
+def test_dali_that_cannot_run_here_falls_back_or_says_why(image_folder, monkeypatch):
+    """A DALI build that cannot run on the device (nvidia-dali-cuda130 under a driver for CUDA 12): auto streams
+    with the PIL workers instead and says why; --loader dali stops with the reason and what to use."""
+    import fastacgan.loaders as loaders_mod
+
+    def broken(self):
+        raise RuntimeError("CUDA driver version is insufficient for CUDA runtime version\nmore detail")
+
+    monkeypatch.setattr(DaliLoader, "_build", broken)
+    cat = open_catalog(str(image_folder))
+    with pytest.raises(
+        DataError,
+        match=r"--loader dali: DALI cannot run on cpu \(RuntimeError: CUDA driver "
+        r"version is insufficient for CUDA runtime version\); use --loader torch",
+    ):
+        make_loader(cat, 16, 3, 4, 0, CPU, False, 0, "skip", 4.0, "dali", log=lambda m: None)
+    # auto picks DALI to stream on a GPU; here the choice is made so on the CPU
+    monkeypatch.setattr(loaders_mod, "choose_loader", lambda *a: ("dali", "too large to keep (test)"))
+    lines = []
+    loader = make_loader(cat, 16, 3, 4, 0, CPU, False, 0, "skip", 4.0, "auto", log=lines.append)
+    assert isinstance(loader, StreamLoader)
+    assert "DALI cannot run on cpu (RuntimeError: CUDA driver version is insufficient" in lines[-1]
+    assert "streaming with PIL in 0 worker processes instead" in lines[-1]
+    assert next(iter(loader.epoch(0)))[0].shape == (4, 16, 16, 3)
+
+
 def test_make_loader_prints_its_choice(image_folder):
     lines = []
     cat = open_catalog(str(image_folder))
