@@ -36,9 +36,9 @@ except ImportError:  # not installed, or no wheel for this platform
     HAS_DALI = False
 
 
-# batches an epoch prepares ahead of the step on a GPU (loaders.read_ahead). On a CPU device none: the step and the
-# decoder share the cores there (a 2-core CPU trained 7% slower with it: isic64 at width 0.25, 256px JPEGs)
-READ_AHEAD = 2
+# batches an epoch prepares ahead of the step (loaders.read_ahead), on a GPU and on a CPU device. None on the CPU:
+# the step and the decoder share the cores there (a 2-core CPU trained 7% slower with it: isic64 at width 0.25)
+READ_AHEAD, READ_AHEAD_CPU = 2, 0
 
 
 def dali_available() -> bool:
@@ -69,7 +69,8 @@ class DaliLoader(BaseLoader):
         super().__init__(len(cat), batch_size, seed, device, hflip, shard)
         self.cat, self.size, self.channels, self.policy = cat, size, channels, policy
         self.threads = max(1, workers)
-        self.read_ahead = (READ_AHEAD if device.type == "cuda" else 0) if read_ahead is None else read_ahead
+        default = READ_AHEAD if device.type == "cuda" else READ_AHEAD_CPU
+        self.read_ahead = default if read_ahead is None else read_ahead
         self.bad: set[int] = set()
         self.pipe = None
 

@@ -12,7 +12,7 @@ from conftest import make_folder
 from fastacgan.dali_pipeline import DaliLoader, dali_available, looks_truncated
 from fastacgan.data import DataError, open_catalog
 from fastacgan.decode import decode_all
-from fastacgan.loaders import MemoryLoader, StreamLoader, choose_loader, epoch_indices, make_loader
+from fastacgan.loaders import MemoryLoader, StreamLoader, choose_loader, epoch_indices, make_loader, read_ahead
 from fastacgan.train import main
 
 # ../shared/data beside the checkout, or $FASTACGAN_DATA (where a GPU machine is given a copy)
@@ -121,8 +121,6 @@ def test_dali_reads_ahead_the_batches_it_would_make_in_the_callers_thread(cifar_
 def test_read_ahead_keeps_order_hands_on_errors_and_stops_when_left():
     import threading
     import time
-
-    from fastacgan.loaders import read_ahead
 
     made = []
 
@@ -269,8 +267,17 @@ def test_make_loader_prints_its_choice(image_folder):
     assert lines[0].startswith("loader: torch (PIL in 0 worker processes): asked for with --loader")
 
 
-@pytest.mark.parametrize("loader", ["resident", "torch", pytest.param("dali", marks=needs_dali)])
-def test_short_training_run_with_each_loader(image_folder, tmp_path, loader, capsys):
+@pytest.mark.parametrize("loader", ["resident", "torch", pytest.param("dali", marks=needs_dali),
+                                    pytest.param("dali-read-ahead", marks=needs_dali)])  # fmt: skip
+def test_short_training_run_with_each_loader(image_folder, tmp_path, loader, capsys, monkeypatch):
+    if loader == "dali-read-ahead":  # as on a GPU: batches made ahead in a thread, left part-way through the epoch
+        import threading
+
+        import fastacgan.dali_pipeline as dp
+
+        monkeypatch.setattr(dp, "READ_AHEAD_CPU", 2)
+        made = []
+        monkeypatch.setattr(dp, "read_ahead", lambda *a: made.append(a[1]) or read_ahead(*a))
     args = [
         "--data",
         str(image_folder),
@@ -289,12 +296,14 @@ def test_short_training_run_with_each_loader(image_folder, tmp_path, loader, cap
         "--log-every",
         "2",
         "--loader",
-        loader,
+        loader.removesuffix("-read-ahead"),
         "--out",
         str(tmp_path / loader),
     ]
     assert main(args) == 0
-    assert f"loader: {loader}" in capsys.readouterr().out
+    assert f"loader: {loader.removesuffix('-read-ahead')}" in capsys.readouterr().out
+    if loader == "dali-read-ahead":
+        assert made and set(made) == {2} and not any(t.name == "fastacgan-read-ahead" for t in threading.enumerate())
 
 
 def test_decode_cache_saves_loads_and_notices_a_changed_file(image_folder, tmp_path, monkeypatch):
