@@ -74,6 +74,29 @@ def fit_images(images: torch.Tensor, size: int, channels: int, log=print) -> tor
     return out
 
 
+def class_examples(cat: Catalog, size: int, channels: int, rows: int, per_row: int = 10) -> np.ndarray:
+    """uint8 [rows * per_row, size, size, channels]: the first `per_row` readable images of each of the first `rows`
+    classes, in catalog order, decoded as training decodes them (the layout of the trainer's sample grids: a
+    row per class); a class with fewer images leaves black tiles. Unreadable images are passed over."""
+    out = np.zeros((rows * per_row, size, size, channels), dtype=np.uint8)
+    for k in range(rows):
+        idx = np.flatnonzero(cat.labels == k)[: 3 * per_row]  # a few spares for unreadable ones
+        if cat.images is not None:
+            imgs = fit_images(cat.images[torch.as_tensor(idx[:per_row])], size, channels, log=lambda m: None)
+            out[k * per_row : k * per_row + len(imgs)] = imgs.numpy()
+            continue
+        got = 0
+        for i in idx:
+            if got == per_row:
+                break
+            try:
+                out[k * per_row + got] = decode_image(cat.read_bytes(int(i)), cat.names[i], size, channels)
+                got += 1
+            except DataError:
+                continue
+    return out
+
+
 def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
     """(native size of the first readable image, channels: 1 if every probed image is greyscale else 3)."""
     if cat.images is not None:

@@ -21,11 +21,12 @@ import torch.distributed as tdist
 from . import checkpoint as ckpt
 from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec, save_json, validate_config
 from .data import DataError, open_catalog
-from .decode import default_workers, probe
+from .decode import class_examples, default_workers, probe
 from .distributed import all_reduce_, cleanup, setup
 from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
 from .models import count_params
+from .plots import save_curves
 from .step import ACGANStep
 
 
@@ -202,6 +203,8 @@ class Trainer:
             f"training {self.total_steps} steps ({self.total_steps / spe:.1f} epochs of {spe} steps, batch "
             f"{cfg.batch_size}) from step {self.step}; output in {self.out}"
         )
+        if self.step == 0 or not (self.out / "real.png").exists():  # (a run resumed from before real.png)
+            self.save_real_grid()
         if self.step == 0:
             self.save_samples()
         old_handler = signal.getsignal(signal.SIGINT)
@@ -294,10 +297,20 @@ class Trainer:
             f.write(json.dumps(rec) + "\n")
 
     def save_samples(self) -> None:
+        """The sample grid of this step, and curves.png redrawn from metrics.jsonl."""
         if not self.dist.is_main:
             return
         grid = make_grid(to_uint8(self.gan.generate(self.sample_z, self.sample_y)), ncol=10)
         save_png(self.out / "samples" / f"step_{self.step:08d}.png", grid)
+        save_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+
+    def save_real_grid(self) -> None:
+        """real.png: real images in the sample grids' layout (a row per class, the first 10), to set beside them."""
+        if not self.dist.is_main:
+            return
+        rows = len(self.sample_y) // 10
+        real = class_examples(self.catalog, self.spec.image_size, self.spec.channels, rows)
+        save_png(self.out / "real.png", make_grid(real, ncol=10))
 
     # ------------------------------------------------------------------------------------------ state
 

@@ -1,6 +1,7 @@
 import csv
 import io
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -388,3 +389,25 @@ def test_archives_with_a_labels_csv_and_one_hot_labels(tmp_path):
                                                                               "ISIC_9999999": "NV"})  # fmt: skip
     with pytest.raises(DataError, match="1 of 10 names in column 'image' match no image in .*flat.tar.*ISIC_9999999"):
         open_catalog(str(tmp_path / "flat.tar"), csv_opt=str(tmp_path / "gt2.csv"))
+
+
+def test_class_examples_in_the_sample_grid_layout(image_folder):
+    """The first readable images of each class, a row per class, decoded as training decodes them; an unreadable
+    one is passed over, a class short of images leaves black tiles; the decoded-set path gives the same."""
+    from fastacgan.decode import class_examples
+
+    cat = open_catalog(str(image_folder))  # 3 classes x 8 images
+    first = [int(np.flatnonzero(cat.labels == k)[0]) for k in range(3)]
+    (Path(cat.names[first[1]])).write_bytes(b"not an image")
+    got = class_examples(cat, 16, 3, rows=3, per_row=10)
+    assert got.shape == (30, 16, 16, 3) and got.dtype == np.uint8
+    for k in range(3):
+        idx = [int(i) for i in np.flatnonzero(cat.labels == k) if k != 1 or i != first[1]]
+        want = np.stack([decode_image(Path(cat.names[i]).read_bytes(), cat.names[i], 16, 3) for i in idx])
+        assert np.array_equal(got[10 * k : 10 * k + len(idx)], want)
+        assert not got[10 * k + len(idx) : 10 * (k + 1)].any()  # black: fewer than 10 images of the class
+    digits = open_catalog("builtin:digits:200", image_size=16)
+    grid = class_examples(digits, 16, 1, rows=10)
+    for k in range(10):
+        i = np.flatnonzero(digits.labels == k)[:10]
+        assert np.array_equal(grid[10 * k : 10 * k + 10], digits.images[torch.as_tensor(i)].numpy())

@@ -5,10 +5,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fastacgan import checkpoint as ckpt
+from fastacgan import plots
 from fastacgan.config import build_parser, parse_args
 from fastacgan.train import Trainer, TrainingError, main
 
@@ -36,6 +39,11 @@ def test_a_short_run_leaves_every_output(tiny_args, tmp_path, capsys):
     assert samples == [f"step_{s:08d}.png" for s in (0, 4, 8, 12)]
     assert (out / "samples.gif").stat().st_size > 0
     assert final_state(out)["step"] == 12
+    # the curves of metrics.jsonl, and real images in the sample grids' layout (10 classes x 10, 16x16, 1 channel)
+    assert Image.open(out / "curves.png").size == (plots.WIDTH, plots.PANEL_H * len(plots.PANELS))
+    real, sample = np.array(Image.open(out / "real.png")), np.array(Image.open(out / "samples" / samples[-1]))
+    assert real.shape == sample.shape == (10 * 18 + 2, 10 * 18 + 2)
+    assert real[2:18, 2:18].std() > 0  # a digit, not an empty tile
 
 
 def test_resume_reproduces_an_uninterrupted_run(tiny_args, tmp_path):
