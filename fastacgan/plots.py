@@ -38,8 +38,20 @@ SMOOTH_FROM = 60
 def _font(size: int = 13):
     try:
         return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # an older Pillow, or one without FreeType: the fixed bitmap font
+    except (TypeError, OSError):  # Pillow before 10.1, or one without FreeType: the fixed bitmap font
         return ImageFont.load_default()
+
+
+def _text(draw: ImageDraw.ImageDraw, xy, text: str, fill, font, anchor: str = "la") -> None:
+    """draw.text with an anchor (l/m/r, a/m for top/middle), also for the bitmap font, which takes none."""
+    if isinstance(font, ImageFont.FreeTypeFont):
+        draw.text(xy, text, fill=fill, font=font, anchor=anchor)
+        return
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left, bottom - top
+    x = xy[0] - {"l": 0, "m": w / 2, "r": w}[anchor[0]]
+    y = xy[1] - {"a": 0, "m": h / 2}[anchor[1]]
+    draw.text((x, y), text, fill=fill, font=font)
 
 
 def ema(ys: np.ndarray, weight: float = SMOOTH) -> np.ndarray:
@@ -89,16 +101,16 @@ def draw_panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title:
     def px(x, y):
         return x0 + (x - xlo) / (xhi - xlo) * (x1 - x0), y1 - (y - lo) / (hi - lo) * (y1 - y0)
 
-    draw.text((x0, top + 6), title, fill=(0, 0, 0), font=font)
+    _text(draw, (x0, top + 6), title, (0, 0, 0), font)
     for t in nice_ticks(lo, hi):
         _, y = px(xlo, t)
         draw.line([(x0, y), (x1, y)], fill=(225, 225, 225))
-        draw.text((x0 - 6, y), _label(t), fill=(60, 60, 60), font=font, anchor="rm")
+        _text(draw, (x0 - 6, y), _label(t), (60, 60, 60), font, "rm")
     for t in nice_ticks(xlo, xhi, 6):
         x, _ = px(t, lo)
         draw.line([(x, y1), (x, y1 + 4)], fill=(60, 60, 60))
-        draw.text((x, y1 + 6), _label(t), fill=(60, 60, 60), font=font, anchor="ma")
-    draw.text(((x0 + x1) / 2, bottom - 17), "step", fill=(60, 60, 60), font=font, anchor="ma")
+        _text(draw, (x, y1 + 6), _label(t), (60, 60, 60), font, "ma")
+    _text(draw, ((x0 + x1) / 2, bottom - 17), "step", (60, 60, 60), font, "ma")
     draw.rectangle([x0, y0, x1, y1], outline=(60, 60, 60))
     for _, colour, ys in series:
         smooth = len(ys) >= SMOOTH_FROM
@@ -109,7 +121,7 @@ def draw_panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title:
     lx = x1
     for name, colour, _ in reversed(series):  # the legend, right-aligned on the title's line (above the data)
         w = draw.textlength(name, font=font)
-        draw.text((lx, top + 6), name, fill=colour, font=font, anchor="ra")
+        _text(draw, (lx, top + 6), name, colour, font, "ra")
         draw.line([(lx - w - 22, top + 13), (lx - w - 6, top + 13)], fill=colour, width=3)
         lx -= w + 34
 

@@ -178,6 +178,7 @@ class Trainer:
         self.sample_y = torch.arange(rows).repeat_interleave(10).to(self.device)
 
         self.stop_requested = False  # agreed by every rank
+        self.curves_failed = False  # drawing curves.png failed once (said once)
         self.stop_signal = False  # Ctrl-C seen by this process
         if cfg.resume:
             self.load(existing[-1])
@@ -302,7 +303,12 @@ class Trainer:
             return
         grid = make_grid(to_uint8(self.gan.generate(self.sample_z, self.sample_y)), ncol=10)
         save_png(self.out / "samples" / f"step_{self.step:08d}.png", grid)
-        save_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        try:  # a convenience: whatever goes wrong drawing it must not stop the training
+            save_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        except Exception as e:  # noqa: BLE001
+            if not self.curves_failed:
+                self.log(f"warning: curves.png not drawn ({type(e).__name__}: {e}); training goes on")
+            self.curves_failed = True
 
     def save_real_grid(self) -> None:
         """real.png: real images in the sample grids' layout (a row per class, the first 10), to set beside them."""

@@ -79,3 +79,11 @@ def test_cli(tmp_path, capsys):
     assert "no metrics.jsonl" in capsys.readouterr().err
     assert plots.main([str(run), "--out", str(tmp_path / "x.jpg")]) == 2
     assert "written as .png" in capsys.readouterr().err
+
+
+def test_the_bitmap_font_of_an_older_pillow_draws_too(monkeypatch):
+    """Pillow before 10.1 (setup.py takes 9.5) has no sized default font: the bitmap one takes no anchors."""
+    monkeypatch.setattr(plots.ImageFont, "load_default", lambda *a, **k: plots.ImageFont.load_default_imagefont())
+    assert not isinstance(plots._font(), plots.ImageFont.FreeTypeFont)
+    img = plots.curves_image(records(8, acc_real=0.5))
+    assert img.shape == (plots.PANEL_H * len(plots.PANELS), plots.WIDTH, 3) and (img < 128).any()

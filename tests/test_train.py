@@ -260,3 +260,16 @@ def test_a_run_notes_the_reference_options_it_read(tiny_args, tmp_path, capsys):
     log = capsys.readouterr().out
     assert log.startswith("options read as fastacgan's: --batchSize as --batch-size, --outf as --out, --niter as")
     assert (tmp_path / "run" / "checkpoints").is_dir()
+
+
+def test_a_failure_drawing_the_curves_does_not_stop_training(tiny_args, tmp_path, capsys, monkeypatch):
+    import fastacgan.train as train_mod
+
+    def broken(*a):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train_mod, "save_curves", broken)
+    assert run(tiny_args + ["--steps", "6", "--sample-every", "2"]) == 0
+    log = capsys.readouterr().out
+    assert log.count("warning: curves.png not drawn (OSError: disk full); training goes on") == 1
+    assert final_state(tmp_path / "run")["step"] == 6
