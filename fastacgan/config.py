@@ -133,6 +133,9 @@ class TrainConfig:
     )
     sample_every: int = _f(0, "steps between sample grids; 0 = about 24 grids per run")
     ckpt_every: int = _f(0, "steps between checkpoints; 0 = every epoch, at most every 2000 steps")
+    ckpt_every_epochs: int = _f(
+        0, "epochs between checkpoints, instead of --ckpt-every (the ISIC AC-GAN's --save-model-interval); 0 = off"
+    )
     keep_ckpts: int = _f(3, "how many of the newest checkpoints to keep; 0 = all")
 
     def to_dict(self) -> dict:
@@ -147,7 +150,7 @@ _RANGES = {
     "lr_g": (0, None, False, True), "lr_d": (0, None, False, True), "beta1": (0, 1, True, False),
     "beta2": (0, 1, True, False), "cls_weight": (0, None, True, True), "real_label": (0, 1, False, True),
     "log_every": (1, None, True, True), "sample_every": (0, None, True, True), "ckpt_every": (0, None, True, True),
-    "keep_ckpts": (0, None, True, True), "width": (0, None, False, True),
+    "ckpt_every_epochs": (0, None, True, True), "keep_ckpts": (0, None, True, True), "width": (0, None, False, True),
 }  # fmt: skip
 
 
@@ -274,7 +277,8 @@ def build_parser(prog: str = "python -m fastacgan.train") -> argparse.ArgumentPa
         epilog="The reference implementations' option names work too, each read as fastacgan's: "
         + ", ".join(f"{k} ({v})" for k, v in REFERENCE_OPTIONS.items())
         + ", --lr (--lr-g and --lr-d), --cuda, --gpu/--gpu_id N (--device cuda:N), --dataset "
-        + "cifar10|imagenet|mnist (--preset), and every option with '_' for '-' (--batch_size).",
+        + "cifar10|imagenet|mnist (--preset), --load-model True|False (--resume), and every option with '_' for "
+        + "'-' (--batch_size).",
     )
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -291,11 +295,16 @@ def build_parser(prog: str = "python -m fastacgan.train") -> argparse.ArgumentPa
 
 
 # the option names of the reference implementations (../shared/seeds: the PyTorch ACGAN's main.py, the
-# ImageNet/CIFAR ACGAN's main.py, the ISIC AC-GAN's main.py), so their users' commands run unchanged
+# ImageNet/CIFAR ACGAN's main.py, the ISIC AC-GAN's main.py), so their users' commands run unchanged; a name
+# here is also taken with '-' and '_' swapped (--n_epochs)
 REFERENCE_OPTIONS = {
     "--root_dir": "--data", "--dataroot": "--data", "--path": "--data", "--batchSize": "--batch-size",
     "--imageSize": "--image-size", "--num_epochs": "--epochs", "--niter": "--epochs", "--outdir": "--out",
     "--outf": "--out", "--manualSeed": "--seed", "--num_workers": "--workers",
+    # the ISIC AC-GAN (its README: `python main.py -h`)
+    "--n-epochs": "--epochs", "--b1": "--beta1", "--b2": "--beta2", "--latent-dim": "--nz",
+    "--img-size": "--image-size", "--n-cpu": "--workers", "--sample-interval": "--sample-every",
+    "--print-interval": "--log-every", "--save-model-interval": "--ckpt-every-epochs",
 }  # fmt: skip
 REFERENCE_DATASETS = {"cifar10": "cifar10", "imagenet": "imagenet128", "mnist": "mnist"}  # --dataset -> --preset
 REFERENCE_WITHOUT_EQUIVALENT = {
@@ -304,6 +313,8 @@ REFERENCE_WITHOUT_EQUIVALENT = {
     "--ngf": "channel widths come from the preset; --width multiplies them (0.5 = half)",
     "--ndf": "channel widths come from the preset; --width multiplies them (0.5 = half)",
     "--num_classes": "the classes come from the data (one per class folder or label); --classes picks a subset",
+    "--n-classes": "the classes come from the data (one per class folder or label); --classes picks a subset",
+    "--eval": "images from a trained run: python -m fastacgan.sample --ckpt RUN (see the README, Generating images)",
 }
 
 
@@ -339,7 +350,9 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
             continue
         # fastacgan's own option, a reference's name for one, or one of ours spelt with '_' for '-'
         dashed = name.replace("_", "-")
-        new = name if name in ours else REFERENCE_OPTIONS.get(name) or (dashed if dashed in ours else None)
+        swapped = name[:2] + name[2:].translate(str.maketrans("-_", "_-"))
+        new = (name if name in ours else REFERENCE_OPTIONS.get(name) or REFERENCE_OPTIONS.get(swapped)
+               or (dashed if dashed in ours else None))  # fmt: skip
         if new:
             out.append(new + eq + value)
             if new in takes_value and not eq and i < len(argv):  # its value, whatever it looks like
@@ -358,13 +371,21 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
             i += 1
             return argv[i - 1]
 
-        if name in REFERENCE_WITHOUT_EQUIVALENT:
+        known = name if name in REFERENCE_WITHOUT_EQUIVALENT else swapped
+        if known in REFERENCE_WITHOUT_EQUIVALENT:
             raise ValueError(f"{name} (a reference implementation's option) has no equivalent here: "
-                             f"{REFERENCE_WITHOUT_EQUIVALENT[name]}")  # fmt: skip
+                             f"{REFERENCE_WITHOUT_EQUIVALENT[known]}")  # fmt: skip
         if name == "--lr":
             v = take_value()
             out += ["--lr-g", v, "--lr-d", v]
             new = "--lr-g and --lr-d"
+        elif name in ("--load-model", "--load_model"):  # the ISIC AC-GAN's: continue from its newest checkpoint
+            v = take_value() if eq or (i < len(argv) and not argv[i].startswith("-")) else "true"
+            yes = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(v.lower())
+            if yes is None:
+                raise ValueError(f"{name} {v}: expected True or False")
+            out.append("--resume" if yes else "--no-resume")
+            new = out[-1]
         elif name == "--cuda" and not eq:
             out += ["--device", "cuda"]
             new = "--device cuda"

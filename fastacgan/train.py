@@ -168,7 +168,7 @@ class Trainer:
         spe = self.loader.steps_per_epoch
         self.total_steps = cfg.steps or (cfg.epochs or PRESETS[self.preset].epochs) * spe
         self.sample_every = cfg.sample_every or max(1, self.total_steps // 24)
-        self.ckpt_every = cfg.ckpt_every or min(spe, 2000)
+        self.ckpt_every = cfg.ckpt_every or (cfg.ckpt_every_epochs * spe if cfg.ckpt_every_epochs else min(spe, 2000))
         self.step = 0
 
         # fixed noise for the sample grids: one row per class (the first 10), 10 columns
@@ -347,8 +347,8 @@ class Trainer:
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.step = state["step"]
-        skip = {"resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "out", "device",
-                "decode_cache"}  # fmt: skip
+        skip = {"resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every", "ckpt_every_epochs",
+                "keep_ckpts", "out", "device", "decode_cache"}  # fmt: skip
         changed = [f"--{k.replace('_', '-')} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
                    if k not in skip and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
         if changed:

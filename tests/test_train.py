@@ -154,7 +154,7 @@ def test_bad_data_gives_a_clear_error(tmp_path, capsys):
     [("--batch-size", 0, ">= 1, got 0"), ("--steps", -5, ">= 0"), ("--lr-g", -1, "> 0, got -1"),
      ("--lr-d", "nan", "> 0, got nan"), ("--beta2", 1, ">= 0 and < 1, got 1"), ("--real-label", 0, "> 0 and <= 1"),
      ("--log-every", 0, ">= 1"), ("--max-images", -1, ">= 0"), ("--workers", -2, ">= -1"), ("--nz", -4, ">= 0"),
-     ("--width", 0, "> 0, got 0"), ("--keep-ckpts", -1, ">= 0")],
+     ("--width", 0, "> 0, got 0"), ("--keep-ckpts", -1, ">= 0"), ("--ckpt-every-epochs", -1, ">= 0, got -1")],
 )  # fmt: skip
 def test_an_option_out_of_range_is_refused_before_any_work(tmp_path, capsys, option, value, want):
     assert run(["--out", tmp_path / "o", option, value]) == 2
@@ -222,6 +222,17 @@ def test_the_reference_implementations_commands_run_as_they_are(tmp_path, capsys
     # fastacgan's own spellings pass through untouched, and nothing is noted for them
     argv = ["--data", "x=1", "--lr-g", "3e-4", "--no-amp", "--classes", "--dataset", "--", "--dataset"]
     assert translate_reference_args(argv) == (argv, [])
+    # the ISIC AC-GAN's main.py (its README: `python main.py -h`), '_' spellings too
+    seed_000 = ("--path isic/ --n-epochs 3 --batch-size 16 --lr 1e-4 --b1 0.4 --b2 0.99 --n-cpu 4 --latent-dim 600 "
+                "--img-size 64 --channels 3 --sample-interval 100 --print-interval 5 --save-model-interval 10 "
+                "--load-model True").split()  # fmt: skip
+    cfg = parse_args(seed_000)
+    names = "data epochs batch_size lr_g lr_d beta1 beta2 workers nz image_size channels sample_every log_every"
+    got = tuple(getattr(cfg, k) for k in names.split() + ["ckpt_every_epochs", "resume"])
+    assert got == ("isic/", 3, 16, 1e-4, 1e-4, 0.4, 0.99, 4, 600, 64, 3, 100, 5, 10, True)
+    cfg = parse_args(["--path", "x", "--n_epochs", "2", "--load_model", "False", "--img_size", "32"])
+    assert (cfg.epochs, cfg.resume, cfg.image_size) == (2, False, 32)
+    assert parse_args(["--path", "x", "--load-model"]).resume
     notes = []
     cfg = parse_args(["--batchSize", "8", "--log_every", "3", "lr_g=3e-4", "--outdir", "a=b"], notes)
     assert (cfg.lr_g, cfg.out) == (3e-4, "a=b") and notes == [
@@ -236,6 +247,10 @@ def test_the_reference_implementations_commands_run_as_they_are(tmp_path, capsys
         (["--netG", "netG_epoch_9.pth"], "--netG .* has no equivalent here: fastacgan resumes its own checkpoints"),
         (["--ndf", "32"], "--ndf .* --width multiplies them"),
         (["--num_classes", "10"], "the classes come from the data"),
+        (["--n-classes", "2"], "--n-classes .* the classes come from the data"),
+        (["--n_classes", "2"], "--n_classes .* the classes come from the data"),
+        (["--eval", "True"], "--eval .* python -m fastacgan.sample --ckpt RUN"),
+        (["--load-model", "maybe"], "--load-model maybe: expected True or False"),
         (["--dataset", "cifar10"], "--dataset cifar10: fastacgan downloads nothing; give the images with --data"),
         (["--data", "d", "--dataset", "lsun"], "--dataset lsun: choose the architecture with --preset"),
         (["--ngpu", "4"], "--ngpu 4: several GPUs train with torchrun --nproc_per_node=4"),
@@ -273,3 +288,10 @@ def test_a_failure_drawing_the_curves_does_not_stop_training(tiny_args, tmp_path
     log = capsys.readouterr().out
     assert log.count("warning: curves.png not drawn (OSError: disk full); training goes on") == 1
     assert final_state(tmp_path / "run")["step"] == 6
+
+
+def test_checkpoints_every_n_epochs(tiny_args, tmp_path):
+    """--ckpt-every-epochs (the ISIC AC-GAN's --save-model-interval): 400 images / batch 16 = 25 steps an epoch."""
+    assert run(tiny_args + ["--steps", "60", "--ckpt-every-epochs", "2", "--keep-ckpts", "0"]) == 0
+    steps = [ckpt.load_checkpoint(p)["step"] for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")]
+    assert steps == [50, 60]  # every 2 epochs, and the last step
