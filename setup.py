@@ -24,6 +24,10 @@ setup(
     ],
     extras_require={"test": ["pytest>=7", "pytest-benchmark>=4"]},
     entry_points={
-        "console_scripts": ["fastacgan-train=fastacgan.train:main", "fastacgan-sample=fastacgan.sample:main"]
+        "console_scripts": [
+            "fastacgan-train=fastacgan.train:main",
+            "fastacgan-sample=fastacgan.sample:main",
+            "fastacgan-plots=fastacgan.plots:main",
+        ]
     },
 )
