@@ -94,10 +94,10 @@ class DaliLoader(BaseLoader):
         return pipe
 
     def cannot_run(self) -> str | None:
-        """Build the pipeline once to see that DALI runs on this device: None, or why not (a DALI build for a newer
-        CUDA than the driver has, say). The pipeline is built anew by the thread that uses it."""
+        """Build the pipeline now, to see that DALI runs on this device (and to have it ready): None, or why not (a
+        DALI build for a newer CUDA than the driver has, say)."""
         try:
-            self._build()
+            self.pipe = self.pipe or self._build()
         except Exception as e:  # noqa: BLE001 - whatever DALI raises, the caller reports it
             return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
         return None

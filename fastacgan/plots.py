@@ -188,17 +188,23 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     run = Path(args.run)
     metrics = run if run.is_file() else run / "metrics.jsonl"
-    if not metrics.is_file():
-        print(f"error: {args.run}: no metrics.jsonl (give a run folder, the --out of a training run)", file=sys.stderr)
-        return 2
     out = Path(args.out) if args.out else metrics.parent / "curves.png"
-    if out.suffix.lower() != ".png":
-        print(f"error: --out {out}: the curves are written as .png", file=sys.stderr)
+    try:
+        if not metrics.is_file():
+            raise ValueError(f"{args.run}: no metrics.jsonl (give a run folder, the --out of a training run)")
+        if out.suffix.lower() != ".png":
+            raise ValueError(f"--out {out}: the curves are written as .png")
+        records = read_records(metrics)
+        if not records:
+            raise ValueError(f"{metrics} holds no records yet")
+        save_png(out, curves_image(records), durable=False)
+    except OSError as e:
+        print(f"error: --out {out}: cannot write it ({e.strerror or e})", file=sys.stderr)
         return 2
-    if not save_curves(metrics, out):
-        print(f"error: {metrics} holds no records yet", file=sys.stderr)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {out} ({len(read_records(metrics))} records)")
+    print(f"wrote {out} ({len(records)} records)")
     return 0
 
 

@@ -87,3 +87,9 @@ def test_the_bitmap_font_of_an_older_pillow_draws_too(monkeypatch):
     assert not isinstance(plots._font(), plots.ImageFont.FreeTypeFont)
     img = plots.curves_image(records(8, acc_real=0.5))
     assert img.shape == (plots.PANEL_H * len(plots.PANELS), plots.WIDTH, 3) and (img < 128).any()
+
+
+def test_cli_says_when_it_cannot_write(tmp_path, capsys):
+    write(tmp_path / "metrics.jsonl", records(3))
+    assert plots.main([str(tmp_path), "--out", "/proc/no/c.png"]) == 2
+    assert "cannot write it" in capsys.readouterr().err
