@@ -406,3 +406,18 @@ def test_streamed_batches_keep_their_size_when_images_are_bad(tmp_path):
     assert len(batches) == 3 and torch.equal(batches[1][0], batches[0][0])
     with pytest.warns(UserWarning, match="skipped"), pytest.raises(DataError, match="none of the 4 images of a batch"):
         list(StreamLoader(cat, 16, 3, 4, 0, CPU, False, 0, "skip").epoch(0, start_step=1))
+
+
+@needs_dali
+def test_read_ahead_script_reports_both_ways(image_folder):
+    """benchmarks/read_ahead.py (the figures in the README's Data loading section) runs and reports each way twice."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "read_ahead.py"
+    out = subprocess.run([sys.executable, str(script), str(image_folder), "16", "1", "--batch", "4"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert [ln.split("read_ahead ")[1].split(":")[0] for ln in lines] == ["0", "2", "0", "2"]
+    assert all(float(ln.split(": ")[1].split()[0]) > 0 for ln in lines)
