@@ -39,6 +39,8 @@ except ImportError:  # not installed, or no wheel for this platform
 # batches an epoch prepares ahead of the step (loaders.read_ahead), on a GPU and on a CPU device. None on the CPU:
 # the step and the decoder share the cores there (a 2-core CPU trained 7% slower with it: isic64 at width 0.25)
 READ_AHEAD, READ_AHEAD_CPU = 2, 0
+# batches a loader serves from the caller's thread before it reads ahead (the steps that capture CUDA graphs)
+READ_AHEAD_AFTER = 8
 
 
 def dali_available() -> bool:
@@ -71,6 +73,7 @@ class DaliLoader(BaseLoader):
         self.threads = max(1, workers)
         default = READ_AHEAD if device.type == "cuda" else READ_AHEAD_CPU
         self.read_ahead = default if read_ahead is None else read_ahead
+        self.served = 0  # batches made so far (read-ahead starts after READ_AHEAD_AFTER of them)
         self.bad: set[int] = set()
         self.pipe = None
 
@@ -165,12 +168,26 @@ class DaliLoader(BaseLoader):
                 warnings.warn(f"skipped {msg}", stacklevel=4)
 
     def epoch(self, epoch: int, start_step: int = 0):
-        return read_ahead(self._epoch(epoch, start_step), self.read_ahead, self.device)
+        batches = self._epoch(epoch, start_step)
+        if self.read_ahead <= 0 or self.served >= READ_AHEAD_AFTER:
+            return read_ahead(batches, self.read_ahead, self.device)
+        return self._read_ahead_later(batches)
+
+    def _read_ahead_later(self, batches):
+        """The loader's first READ_AHEAD_AFTER batches made in the caller's thread, the rest read ahead: the first
+        steps are where torch.compile's CUDA graphs (and --graph-step's) are captured, and no other CUDA work may
+        run in the process meanwhile (PyTorch's rule for capture; DALI's own work is not capturable)."""
+        for batch in batches:
+            yield batch
+            if self.served >= READ_AHEAD_AFTER:
+                break
+        yield from read_ahead(batches, self.read_ahead, self.device)
 
     def _epoch(self, epoch: int, start_step: int):
         labels = torch.as_tensor(self.cat.labels)
         for _, idx, flips in self.batches(epoch, start_step):
             keep, x = self._batch(idx.tolist(), flips.tolist() if self.hflip else [False] * len(idx))
+            self.served += 1
             yield self.full_batch(x, labels[keep].to(self.device, non_blocking=True))
 
     def decode_all(self, log=print) -> tuple[torch.Tensor, torch.Tensor]:

@@ -104,14 +104,31 @@ def test_dali_reports_bad_files_by_name(tmp_path):
 
 @needs_dali
 @pytest.mark.parametrize("device", DALI_DEVICES)
-def test_dali_reads_ahead_the_batches_it_would_make_in_the_callers_thread(cifar_slice, device):
+@pytest.mark.parametrize("after", [0, 3])
+def test_dali_reads_ahead_the_batches_it_would_make_in_the_callers_thread(cifar_slice, device, after, monkeypatch):
     """The epoch's batches made in a thread of their own, ahead of the consumer: the same batches, bit for bit and
-    in order, as made in the caller's thread; also from a step part-way through the epoch (a resume)."""
+    in order, as made in the caller's thread; also from a step part-way through the epoch (a resume). The loader's
+    first READ_AHEAD_AFTER batches (the steps that capture CUDA graphs) are made in the caller's thread."""
+    import threading
+
+    import fastacgan.dali_pipeline as dp
+
+    monkeypatch.setattr(dp, "READ_AHEAD_AFTER", after)
+    made_in = []
+    batch = DaliLoader._batch
+    monkeypatch.setattr(DaliLoader, "_batch", lambda self, *a: made_in.append(threading.current_thread().name)
+                        or batch(self, *a))  # fmt: skip
     cat = open_catalog(str(cifar_slice))
     ahead, inline = (DaliLoader(cat, 24, 3, 8, seed=2, device=device, hflip=True, workers=2, policy="error",
                                 read_ahead=depth) for depth in (2, 0))  # fmt: skip
     for start in (0, 3):
-        got, want = list(ahead.epoch(1, start)), list(inline.epoch(1, start))
+        made_in.clear()
+        got = list(ahead.epoch(1, start))
+        if start == 0:  # the loader's first batches
+            assert made_in == ["MainThread"] * after + ["fastacgan-read-ahead"] * (len(got) - after)
+        else:
+            assert set(made_in) == {"fastacgan-read-ahead"}
+        want = list(inline.epoch(1, start))
         assert len(got) == len(want) == ahead.steps_per_epoch - start
         for (xa, ya), (xb, yb) in zip(got, want):
             assert xa.dtype == torch.uint8 and xa.shape == (8, 24, 24, 3) and xa.device.type == device.type
@@ -276,6 +293,7 @@ def test_short_training_run_with_each_loader(image_folder, tmp_path, loader, cap
         import fastacgan.dali_pipeline as dp
 
         monkeypatch.setattr(dp, "READ_AHEAD_CPU", 2)
+        monkeypatch.setattr(dp, "READ_AHEAD_AFTER", 1)
         made = []
         monkeypatch.setattr(dp, "read_ahead", lambda *a: made.append(a[1]) or read_ahead(*a))
     args = [
