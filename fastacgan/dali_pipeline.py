@@ -36,8 +36,8 @@ except ImportError:  # not installed, or no wheel for this platform
     HAS_DALI = False
 
 
-# batches an epoch prepares ahead of the step (loaders.read_ahead), on a GPU and on a CPU device. None on the CPU:
-# the step and the decoder share the cores there (a 2-core CPU trained 7% slower with it: isic64 at width 0.25)
+# batches an epoch prepares ahead of the step (loaders.read_ahead): READ_AHEAD on a GPU, READ_AHEAD_CPU (none) on a
+# CPU device, where the step and the decoder share the cores (a 2-core CPU trained 7% slower with it: isic64, 0.25)
 READ_AHEAD, READ_AHEAD_CPU = 2, 0
 # batches a loader serves from the caller's thread before it reads ahead (the steps that capture CUDA graphs)
 READ_AHEAD_AFTER = 8
