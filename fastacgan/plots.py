@@ -172,13 +172,13 @@ def curves_image(records: list[dict]) -> np.ndarray:
     return np.asarray(img)
 
 
-def save_curves(metrics: Path, out: Path) -> bool:
-    """Draw metrics.jsonl's records to `out` (written atomically); False if there is no record yet."""
+def save_curves(metrics: Path, out: Path) -> int:
+    """Draw metrics.jsonl's records to `out` (written atomically): how many were drawn, 0 (nothing written) if there
+    is no record yet."""
     records = read_records(metrics) if metrics.is_file() else []
-    if not records:
-        return False
-    save_png(out, curves_image(records), durable=False)
-    return True
+    if records:
+        save_png(out, curves_image(records), durable=False)
+    return len(records)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,17 +194,16 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.run}: no metrics.jsonl (give a run folder, the --out of a training run)")
         if out.suffix.lower() != ".png":
             raise ValueError(f"--out {out}: the curves are written as .png")
-        records = read_records(metrics)
-        if not records:
+        drawn = save_curves(metrics, out)
+        if not drawn:
             raise ValueError(f"{metrics} holds no records yet")
-        save_png(out, curves_image(records), durable=False)
     except OSError as e:
         print(f"error: --out {out}: cannot write it ({e.strerror or e})", file=sys.stderr)
         return 2
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {out} ({len(records)} records)")
+    print(f"wrote {out} ({drawn} records)")
     return 0
 
 
