@@ -22,6 +22,7 @@ import io
 import pickle
 import struct
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,11 @@ class _ArrayUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not part of a CIFAR batch")
 
 
-def _unpickle(blob: bytes, where: str) -> dict:
+def _unpickle(read: Callable[[], bytes], where: str) -> dict:
+    try:
+        blob = read()
+    except OSError as e:
+        raise DataError(f"{where}: cannot read ({e})") from e
     try:
         obj = _ArrayUnpickler(io.BytesIO(blob), encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 - any failure is a bad file, named
@@ -88,9 +93,10 @@ def _is_cifar_file(name: str) -> bool:
     return name.startswith("data_batch_") or name in CIFAR_FILES
 
 
-def _cifar(files: dict[str, bytes], where: str, split: str) -> Catalog:
-    """files: member name (no folder) -> bytes of a CIFAR-10 (data_batch_1..5, test_batch, batches.meta) or
-    CIFAR-100 (train, test, meta) python-version folder; where: the folder or archive, for messages."""
+def _cifar(files: dict[str, Callable[[], bytes]], where: str, split: str) -> Catalog:
+    """files: member name (no folder) -> reader of the bytes of a CIFAR-10 (data_batch_1..5, test_batch,
+    batches.meta) or CIFAR-100 (train, test, meta) python-version folder; only the split's members and the meta
+    file are read; where: the folder or archive, for messages."""
     hundred = "train" in files and "data_batch_1" not in files
     name = "cifar100" if hundred else "cifar10"
     if split == "test":
@@ -129,7 +135,7 @@ def _cifar(files: dict[str, bytes], where: str, split: str) -> Catalog:
 
 
 def _cifar_folder(d: Path, split: str) -> Catalog:
-    files = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file() and _is_cifar_file(p.name)}
+    files = {p.name: p.read_bytes for p in d.iterdir() if p.is_file() and _is_cifar_file(p.name)}
     return _cifar(files, str(d), split)
 
 
@@ -146,7 +152,8 @@ def cifar_archive(path: Path, split: str = "train") -> Catalog | None:
             for m in tf:
                 base = m.name.rsplit("/", 1)[-1]
                 if m.isfile() and _is_cifar_file(base):
-                    files[base] = tf.extractfile(m).read()
+                    blob = tf.extractfile(m).read()
+                    files[base] = lambda blob=blob: blob
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
     if not _cifar_members(list(files)):

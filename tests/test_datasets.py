@@ -8,6 +8,7 @@ import pickle
 import shutil
 import struct
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,7 +229,7 @@ def test_training_and_sampling_on_fashion_mnist(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["T-shirt_top_00000.png", "T-shirt_top_00001.png"]
 
 
-def test_the_test_splits(cifar10, tmp_path, image_folder):
+def test_the_test_splits(cifar10, tmp_path, image_folder, monkeypatch):
     """split="test" (what evaluate scores D on): CIFAR's test_batch / test, the t10k idx files, x_test."""
     d, _, _ = cifar10
     test = open_catalog(str(d.parent), split="test")
@@ -237,6 +238,21 @@ def test_the_test_splits(cifar10, tmp_path, image_folder):
     with tarfile.open(archive, "w:gz") as tf:
         tf.add(d, arcname="cifar-10-batches-py")
     assert torch.equal(open_catalog(str(archive), split="test").images, test.images)
+    read, read_bytes = [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda p: read.append(p.name) or read_bytes(p))
+    open_catalog(str(d))  # a folder's other split is not read (CIFAR-10's test_batch is 30 MB)
+    assert sorted(read) == ["batches.meta", "data_batch_1", "data_batch_2"]
+    monkeypatch.undo()
+    good = (d / "test_batch").read_bytes()
+    (d / "test_batch").write_bytes(b"damaged")
+    assert len(open_catalog(str(d))) == 24
+    with pytest.raises(DataError, match="test_batch: not a readable CIFAR batch"):
+        open_catalog(str(d), split="test")
+    (d / "test_batch").write_bytes(good)
+    (d / "data_batch_2").write_bytes(b"damaged")
+    assert len(open_catalog(str(d), split="test")) == 5
+    with pytest.raises(DataError, match="data_batch_2: not a readable CIFAR batch"):
+        open_catalog(str(d))
     (d / "test_batch").unlink()
     with pytest.raises(DataError, match="no test_batch \\(the test split of cifar10\\)"):
         open_catalog(str(d), split="test")
