@@ -1,7 +1,8 @@
 """Conditioning quality: how often a classifier trained on the real images (the judge) puts generated images in
 the class they were generated for; the Frechet distance between generated and held-out real images in the
 judge's features (FID's recipe without a downloaded network); and the discriminator on held-out real images
-(its class accuracy, D(x), the loss terms), the "test" figures the MNIST AC-GAN reports.
+(its class accuracy, D(x), the loss terms), the "test" figures the MNIST AC-GAN reports; and the ISIC AC-GAN's
+PSNR, SSIM, MS-GMSD, MDSI and HaarPSI between generated and real images (image_metrics.py).
 `python -m fastacgan.evaluate --ckpt RUN_OR_FILE [--data PATH] [--test-data PATH] [--n-per-class 100]`.
 
 Chance is 1/K; a well-conditioned AC-GAN is far above it. The classifier is a small CNN trained from
@@ -23,6 +24,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .data import DataError, open_catalog
 from .decode import decode_all, default_workers
+from .image_metrics import seed000_metrics
 from .imaging import to_uint8
 from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
@@ -187,6 +189,23 @@ def score_discriminator(d: Discriminator, images_u8: torch.Tensor, labels: torch
             "bce_real": mean["bce"], "ce_real": mean["ce"]}  # fmt: skip
 
 
+def image_metrics(g, images_u8: torch.Tensor, num_classes: int, pairs: int, seed: int = 0) -> dict:
+    """The ISIC AC-GAN's report (image_metrics.seed000_metrics) for `pairs` generated images (random classes,
+    noise from seed) against as many real images uint8 [N, H, W, C] drawn at random; and, as "real_vs_real", the
+    same figures between those real images and as many others: what a generator of perfect images would score,
+    since the pairs are unpaired. pairs is at most N / 2, so that no real image is drawn twice."""
+    rng = torch.Generator().manual_seed(seed)
+    pairs = min(pairs, max(1, len(images_u8) // 2))
+    labels = torch.randint(num_classes, (pairs,), generator=rng)
+    real = images_u8[torch.randperm(len(images_u8), generator=rng)[: 2 * pairs]].permute(0, 3, 1, 2).float()
+
+    def rounded(found):
+        return {k: None if v is None else round(v, 4) for k, v in found.items()}
+
+    floor = rounded(seed000_metrics(real[pairs:], real[:pairs])) if len(real) == 2 * pairs else None
+    return {"pairs": pairs, **rounded(seed000_metrics(generate(g, labels, seed), real[:pairs])), "real_vs_real": floor}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m fastacgan.evaluate",
@@ -215,11 +234,21 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="generated images per class for --cas; 0 = as many as the real set has per class",
     )
+    p.add_argument(
+        "--image-metrics",
+        type=int,
+        default=256,
+        metavar="PAIRS",
+        help="image pairs (generated, real; at most half the real images) for the ISIC AC-GAN's PSNR, SSIM, "
+        "MS-GMSD, MDSI and HaarPSI; 0 = none",
+    )
     p.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     a = p.parse_args(argv)
     try:
+        if a.image_metrics < 0:
+            raise ValueError(f"--image-metrics {a.image_metrics}: give a number of image pairs, or 0 for none")
         device = select_device(a.device)
         g, classes, file = load_generator(a.ckpt, device)
         state = ckpt.load_checkpoint(file, map_location="cpu")
@@ -236,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         images, labels = real(data, "--data", csv=cfg["csv"] if not a.data else "")
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, device=device)
         judged = judge_generator(g, clf, images, labels, len(classes), a.n_per_class)
+        pictures = image_metrics(g, images, len(classes), a.image_metrics) if a.image_metrics > 0 else None
         if a.test_data:
             held, held_name = real(a.test_data, "--test-data", csv=a.test_csv), a.test_data
         else:
@@ -271,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         **{k: judged[k] for k in ("judge_frechet_distance", "judge_frechet_images", "judge_frechet_real_vs_real")},
         "discriminator_held_out": d_score,
         **({"classification_accuracy_score": cas} if cas else {}),
+        **({"image_metrics": pictures} if pictures else {}),
     }
     print(json.dumps(report, indent=2))
     return 0

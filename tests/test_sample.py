@@ -95,6 +95,24 @@ def test_evaluate_cli(run_dir, capsys):
     # 200 real images: the judge holds out 20, all used against the 30 generated; too few for the real-real floor
     assert res["judge_frechet_images"] == [20, 30] and res["judge_frechet_distance"] > 0
     assert res["judge_frechet_real_vs_real"] is None
+    # the ISIC AC-GAN's figures, for 256 pairs by default: what image_metrics computes from the run's images
+    from fastacgan.data import open_catalog
+    from fastacgan.decode import decode_all
+    from fastacgan.evaluate import image_metrics
+
+    g, _, _ = load_generator(str(run_dir))
+    real, _ = decode_all(open_catalog("builtin:digits:200", image_size=16), 16, 1, 0, "skip", log=lambda m: None)
+    want = image_metrics(g, real, 10, 256)  # 256 by default, at most half the images: 100 pairs
+    names = ["psnr", "ssim", "ms_gmsd", "mdsi", "haarpsi"]
+    assert res["image_metrics"] == want and want["pairs"] == 100 and list(want) == ["pairs", *names, "real_vs_real"]
+    assert 0 < want["ssim"] < 1 and want["psnr"] > 0 and list(want["real_vs_real"]) == names
+    # digits against other digits are closer than 3 steps of training's images are to digits
+    assert want["real_vs_real"]["ssim"] > want["ssim"] and want["real_vs_real"]["ms_gmsd"] < want["ms_gmsd"]
+    assert image_metrics(g, real[:1], 10, 8)["real_vs_real"] is None  # one real image: nothing to compare it to
+    assert evaluate_main([*args, "--device", "cpu", "--image-metrics", "0"]) == 0
+    assert "image_metrics" not in json.loads(capsys.readouterr().out)
+    assert evaluate_main([*args, "--device", "cpu", "--image-metrics", "-1"]) == 2
+    assert "--image-metrics -1: give a number of image pairs, or 0 for none" in capsys.readouterr().err
     # --cas without held-out data: scored on the judge's held-out real images, beside the judge's own accuracy
     assert evaluate_main([*args, "--device", "cpu", "--cas", "--cas-per-class", "2"]) == 0
     res = json.loads(capsys.readouterr().out)
