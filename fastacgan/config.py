@@ -132,6 +132,11 @@ class TrainConfig:
         50, "steps between progress lines and metrics records (metrics are read from the device only then)"
     )
     sample_every: int = _f(0, "steps between sample grids; 0 = about 24 grids per run")
+    image_metrics: bool = _f(
+        False,
+        "with each sample grid, the ISIC AC-GAN's PSNR, SSIM, MS-GMSD, MDSI and HaarPSI between the grid's images "
+        "and real.png's, into image_metrics.jsonl (its metrics_report.log)",
+    )
     ckpt_every: int = _f(0, "steps between checkpoints; 0 = every epoch, at most every 2000 steps")
     ckpt_every_epochs: int = _f(
         0, "epochs between checkpoints, instead of --ckpt-every (the ISIC AC-GAN's --save-model-interval); 0 = off"
@@ -306,6 +311,9 @@ REFERENCE_OPTIONS = {
     "--img-size": "--image-size", "--n-cpu": "--workers", "--sample-interval": "--sample-every",
     "--print-interval": "--log-every", "--save-model-interval": "--ckpt-every-epochs",
 }  # fmt: skip
+# options that also switch on what the reference does with them: the ISIC AC-GAN computes its image metrics with
+# each sample (into metrics_report.log)
+REFERENCE_ALSO = {"--sample-interval": "--image-metrics"}
 REFERENCE_DATASETS = {"cifar10": "cifar10", "imagenet": "imagenet128", "mnist": "mnist"}  # --dataset -> --preset
 REFERENCE_WITHOUT_EQUIVALENT = {
     "--netG": "fastacgan resumes its own checkpoints (--resume); it does not load a reference's saved netG/netD",
@@ -358,8 +366,11 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
             if new in takes_value and not eq and i < len(argv):  # its value, whatever it looks like
                 out.append(argv[i])
                 i += 1
+            also = REFERENCE_ALSO.get(name) or REFERENCE_ALSO.get(swapped)
+            if also:
+                out.append(also)
             if new != name:
-                notes.append(f"{name} as {new}")
+                notes.append(f"{name} as {new}" + (f" (with {also})" if also else ""))
             continue
 
         def take_value() -> str:  # the option's value: after '=' or the next argument

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 NAMES = ("psnr", "ssim", "ms_gmsd", "mdsi", "haarpsi")
+LABELS = {"psnr": "PSNR", "ssim": "SSIM", "ms_gmsd": "MS-GMSD", "mdsi": "MDSI", "haarpsi": "HaarPSI"}
 HIGHER_IS_CLOSER = {"psnr": True, "ssim": True, "ms_gmsd": False, "mdsi": False, "haarpsi": True}
 
 # RGB -> luminance (GMSD), YIQ (HaarPSI) and LHM (MDSI), as rows of a 1x1 convolution

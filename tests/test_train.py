@@ -228,10 +228,13 @@ def test_the_reference_implementations_commands_run_as_they_are(tmp_path, capsys
                 "--load-model True").split()  # fmt: skip
     cfg = parse_args(seed_000)
     names = "data epochs batch_size lr_g lr_d beta1 beta2 workers nz image_size channels sample_every log_every"
-    got = tuple(getattr(cfg, k) for k in names.split() + ["ckpt_every_epochs", "resume"])
-    assert got == ("isic/", 3, 16, 1e-4, 1e-4, 0.4, 0.99, 4, 600, 64, 3, 100, 5, 10, True)
-    cfg = parse_args(["--path", "x", "--n_epochs", "2", "--load_model", "False", "--img_size", "32"])
-    assert (cfg.epochs, cfg.resume, cfg.image_size) == (2, False, 32)
+    got = tuple(getattr(cfg, k) for k in names.split() + ["ckpt_every_epochs", "resume", "image_metrics"])
+    assert got == ("isic/", 3, 16, 1e-4, 1e-4, 0.4, 0.99, 4, 600, 64, 3, 100, 5, 10, True, True)
+    notes = []
+    cfg = parse_args(["--path", "x", "--n_epochs", "2", "--load_model", "False", "--img_size", "32"], notes)
+    assert (cfg.epochs, cfg.resume, cfg.image_size, cfg.image_metrics) == (2, False, 32, False)
+    parse_args(["--path", "x", "--sample_interval", "9"], notes)
+    assert notes[-1].endswith("--sample_interval as --sample-every (with --image-metrics)")
     assert parse_args(["--path", "x", "--load-model"]).resume
     notes = []
     cfg = parse_args(["--batchSize", "8", "--log_every", "3", "lr_g=3e-4", "--outdir", "a=b"], notes)
@@ -295,3 +298,51 @@ def test_checkpoints_every_n_epochs(tiny_args, tmp_path):
     assert run(tiny_args + ["--steps", "60", "--ckpt-every-epochs", "2", "--keep-ckpts", "0"]) == 0
     steps = [ckpt.load_checkpoint(p)["step"] for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")]
     assert steps == [50, 60]  # every 2 epochs, and the last step
+
+
+def test_image_metrics_with_each_sample_grid(tmp_path, capsys, monkeypatch):
+    """--image-metrics (the ISIC AC-GAN's metrics_report.log): with each grid, its images against real.png's, tile
+    by tile; 45 digits fill 45 of real.png's 100 tiles (4 or 5 a class), the flat empty ones are left out."""
+    import fastacgan.train as train_mod
+    from fastacgan.image_metrics import seed000_metrics
+
+    seen = []
+    monkeypatch.setattr(train_mod, "seed000_metrics", lambda f, r: seen.append((f, r)) or seed000_metrics(f, r))
+    out = tmp_path / "run"
+    base = ["--data", "builtin:digits:45", "--image-size", "16", "--width", "0.25", "--batch-size", "8",
+            "--workers", "0", "--device", "cpu", "--out", out, "--sample-every", "3", "--image-metrics"]  # fmt: skip
+    assert run([*base, "--steps", "6", "--ckpt-every", "3"]) == 0
+    ckpt.list_checkpoints(out / "checkpoints")[-1].unlink()  # resumed from step 3: step 6's record is not repeated
+    assert run([*base, "--steps", "9", "--resume"]) == 0
+    log = capsys.readouterr().out
+    assert "image metrics at step 3 (45 pairs): PSNR " in log and "HaarPSI" in log
+    recs = [json.loads(x) for x in (out / "image_metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [0, 3, 6, 9] and {r["pairs"] for r in recs} == {45}
+
+    def tiles(png):  # the 100 16x16 tiles of a grid, [100, 1, 16, 16]
+        a = torch.from_numpy(np.array(Image.open(png))).float()
+        return torch.stack([a[2 + r * 18 : 18 + r * 18, 2 + c * 18 : 18 + c * 18] for r in range(10)
+                            for c in range(10)])[:, None]  # fmt: skip
+
+    real, fake = tiles(out / "real.png"), tiles(out / "samples" / "step_00000009.png")
+    filled = real.flatten(1).amax(1) > 0
+    assert int(filled.sum()) == 45
+    got_fake, got_real = seen[-1]  # step 9's: the grid's images in [-1, 1] and real.png's, the filled tiles
+    assert torch.equal(got_real, real[filled])
+    assert (((got_fake + 1) * 127.5).round() - fake[filled]).abs().max() <= 1  # the PNG holds them rounded
+    assert recs[-1] == {"step": 9, "pairs": 45, **seed000_metrics(got_fake, got_real)}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_image_metrics_on_cuda(tmp_path):
+    """On a GPU the figures are computed there (the grid's images never leave it); the same as on the host."""
+    from fastacgan.image_metrics import seed000_metrics
+
+    out = tmp_path / "run"
+    args = ["--data", "builtin:digits:200", "--image-size", "16", "--width", "0.25", "--batch-size", "16",
+            "--device", "cuda", "--no-compile", "--steps", "2", "--image-metrics", "--out", out]  # fmt: skip
+    assert run(args) == 0
+    rec = json.loads((out / "image_metrics.jsonl").read_text().splitlines()[-1])
+    f, r = torch.rand(4, 3, 32, 32, device="cuda"), torch.rand(4, 3, 32, 32, device="cuda")
+    on_gpu, on_cpu = seed000_metrics(f, r), seed000_metrics(f.cpu(), r.cpu())
+    assert rec["pairs"] == 100 and all(v == pytest.approx(on_cpu[k], rel=1e-9) for k, v in on_gpu.items())
