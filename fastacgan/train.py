@@ -301,7 +301,7 @@ class Trainer:
             f.write(json.dumps(rec) + "\n")
 
     def save_samples(self) -> None:
-        """The sample grid of this step, and curves.png redrawn from metrics.jsonl."""
+        """The sample grid of this step, its image metrics (--image-metrics), and curves.png redrawn."""
         if not self.dist.is_main:
             return
         fake = self.gan.generate(self.sample_z, self.sample_y)
