@@ -57,8 +57,8 @@ def train_reference(spec, images, labels, steps, batch_size, device, cfg: dict, 
     """The reference's loop over the decoded uint8 images, served by fastacgan's resident loader (so in the
     batches and order fastacgan's run saw), with the optimizer settings of fastacgan's resolved config `cfg`;
     -> (G in eval mode, seconds)."""
-    if cfg["cls_weight"] != 1 or cfg["real_label"] != 1:
-        raise ValueError("--fast-args: the reference has no --cls-weight or --real-label; leave them at 1")
+    if cfg["cls_weight"] != 1 or cfg["real_label"] != 1 or cfg.get("fake_label", 0) != 0:
+        raise ValueError("--fast-args: the reference has no --cls-weight, --real-label or --fake-label; leave them")
     torch.manual_seed(seed)
     ref = ReferenceACGAN(spec, device, lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
     for group in ref.opt_d.param_groups:

@@ -96,6 +96,9 @@ class TrainConfig:
     beta2: float = _f(0.999, "Adam beta2")
     cls_weight: float = _f(1.0, "weight of the auxiliary-classifier (cross-entropy) term in both losses")
     real_label: float = _f(1.0, "D's target for real images (0.9 = one-sided label smoothing)")
+    fake_label: float = _f(
+        0.0, "D's target for generated images (0.1, with --real-label 0.9: the ISIC AC-GAN's two-sided smoothing)"
+    )
     # --- speed
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     amp: bool = _f(
@@ -154,6 +157,7 @@ _RANGES = {
     "batch_size": (1, None, True, True), "epochs": (0, None, True, True), "steps": (0, None, True, True),
     "lr_g": (0, None, False, True), "lr_d": (0, None, False, True), "beta1": (0, 1, True, False),
     "beta2": (0, 1, True, False), "cls_weight": (0, None, True, True), "real_label": (0, 1, False, True),
+    "fake_label": (0, 1, True, False),
     "log_every": (1, None, True, True), "sample_every": (0, None, True, True), "ckpt_every": (0, None, True, True),
     "ckpt_every_epochs": (0, None, True, True), "keep_ckpts": (0, None, True, True), "width": (0, None, False, True),
 }  # fmt: skip
@@ -170,6 +174,9 @@ def validate_config(cfg: TrainConfig) -> None:
             right = "" if hi is None else f"{'<=' if hi_in else '<'} {hi:g}"
             want = " and ".join(x for x in (left, right) if x)
             raise ValueError(f"--{name.replace('_', '-')} must be {want}, got {v:g}")
+    if cfg.fake_label >= cfg.real_label:
+        raise ValueError(f"--fake-label {cfg.fake_label:g} must be below --real-label {cfg.real_label:g}: D's target "
+                         f"for generated images is the lower one")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """One AC-GAN training step, and every performance flag in one place.
 
-    D step: loss_D = L(D(x), real_label, y) + L(D(G(z, c).detach()), 0, c)      -> backward -> Adam(D)
+    D step: loss_D = L(D(x), real_label, y) + L(D(G(z, c).detach()), fake_label, c) -> backward -> Adam(D)
     G step: loss_G = L(D(G(z, c)), 1, c)        (the same fakes, now through G) -> backward -> Adam(G)
             (D's weights are frozen for the G step's backward: it only needs the gradient that flows to G)
 with L = acgan_loss (BCE-with-logits of the source head + cls_weight * cross-entropy of the class head).
@@ -35,11 +35,11 @@ class ACGANStep:
     def __init__(self, spec: ModelSpec, device: torch.device, *, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
                  amp_dtype: torch.dtype | None = None, channels_last: bool = False, compile: bool = False,
                  compile_backend: str = "inductor", fused_kernels: bool = True, cls_weight: float = 1.0,
-                 real_label: float = 1.0, seed: int = 0, dist: Dist | None = None, sync_bn: bool = False,
-                 graph_step: bool = False, fast_layers: bool = True):  # fmt: skip
+                 real_label: float = 1.0, fake_label: float = 0.0, seed: int = 0, dist: Dist | None = None,
+                 sync_bn: bool = False, graph_step: bool = False, fast_layers: bool = True):  # fmt: skip
         self.spec, self.device, self.amp_dtype, self.channels_last = spec, device, amp_dtype, channels_last
         self.dist = dist = dist or Dist()
-        self.cls_weight, self.real_label = cls_weight, real_label
+        self.cls_weight, self.real_label, self.fake_label = cls_weight, real_label, fake_label
         if fused_kernels and device.type == "cuda":
             why = check_fused_kernels(device)
             if why:
@@ -118,7 +118,7 @@ class ACGANStep:
             src_r, cls_r = self.D_run(real)
             src_f, cls_f = self.D_run(fake)
             loss_r, st_r = self.loss(src_r, cls_r, self.real_label, labels, self.cls_weight)
-            loss_f, st_f = self.loss(src_f, cls_f, 0.0, c, self.cls_weight)
+            loss_f, st_f = self.loss(src_f, cls_f, self.fake_label, c, self.cls_weight)
         return loss_r + loss_f, st_r, st_f
 
     def _g_losses(self, fake, c):

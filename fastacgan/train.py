@@ -128,8 +128,8 @@ class Trainer:
             self.spec, self.device, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
             amp_dtype=self.amp_dtype, channels_last=self.channels_last, compile=self.compile,
             compile_backend=cfg.compile_backend, fused_kernels=cfg.fused_kernels, cls_weight=cfg.cls_weight,
-            real_label=cfg.real_label, seed=cfg.seed, dist=self.dist, sync_bn=cfg.sync_bn, graph_step=cfg.graph_step,
-            fast_layers=cfg.fast_layers,
+            real_label=cfg.real_label, fake_label=cfg.fake_label, seed=cfg.seed, dist=self.dist, sync_bn=cfg.sync_bn,
+            graph_step=cfg.graph_step, fast_layers=cfg.fast_layers,
         )  # fmt: skip
         self.G, self.D = self.gan.G, self.gan.D
         log(

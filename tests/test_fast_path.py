@@ -194,6 +194,31 @@ def test_g_step_leaves_d_gradients_alone():
     assert all(p.grad is not None for p in gan.G.parameters())
 
 
+def test_the_label_targets_reach_the_d_loss():
+    """--real-label / --fake-label: D's BCE targets for real and generated images (the ISIC AC-GAN's 0.9 / 0.1); G's
+    target stays 1. Compared with torch's own BCE-with-logits + cross-entropy on the same D outputs (eval mode)."""
+    import torch.nn.functional as F
+
+    from fastacgan.step import ACGANStep
+
+    torch.manual_seed(0)
+    gan = ACGANStep(_spec(), torch.device("cpu"), real_label=0.9, fake_label=0.1)
+    gan.D.eval()
+    real, fake = torch.rand(8, 1, 16, 16) * 2 - 1, torch.rand(8, 1, 16, 16) * 2 - 1
+    labels, c = torch.randint(4, (8,)), torch.randint(4, (8,))
+    with torch.no_grad():
+        loss_d, _, _ = gan._d_losses(real, fake, labels, c)
+        loss_g, _ = gan._g_losses(fake, c)
+        (src_r, cls_r), (src_f, cls_f) = gan.D(real), gan.D(fake)
+
+    def want(src, cls, target, y):
+        return F.binary_cross_entropy_with_logits(src, torch.full_like(src, target)) + F.cross_entropy(cls, y)
+
+    torch.testing.assert_close(loss_d, want(src_r, cls_r, 0.9, labels) + want(src_f, cls_f, 0.1, c))
+    torch.testing.assert_close(loss_g, want(src_f, cls_f, 1.0, c))
+    assert not torch.allclose(loss_d, want(src_r, cls_r, 0.9, labels) + want(src_f, cls_f, 0.0, c))
+
+
 def test_graph_step_needs_cuda_and_says_so():
     from fastacgan.step import ACGANStep
 

@@ -154,13 +154,20 @@ def test_bad_data_gives_a_clear_error(tmp_path, capsys):
     [("--batch-size", 0, ">= 1, got 0"), ("--steps", -5, ">= 0"), ("--lr-g", -1, "> 0, got -1"),
      ("--lr-d", "nan", "> 0, got nan"), ("--beta2", 1, ">= 0 and < 1, got 1"), ("--real-label", 0, "> 0 and <= 1"),
      ("--log-every", 0, ">= 1"), ("--max-images", -1, ">= 0"), ("--workers", -2, ">= -1"), ("--nz", -4, ">= 0"),
-     ("--width", 0, "> 0, got 0"), ("--keep-ckpts", -1, ">= 0"), ("--ckpt-every-epochs", -1, ">= 0, got -1")],
+     ("--width", 0, "> 0, got 0"), ("--keep-ckpts", -1, ">= 0"), ("--ckpt-every-epochs", -1, ">= 0, got -1"),
+     ("--fake-label", 1, ">= 0 and < 1, got 1"), ("--fake-label", -0.1, ">= 0 and < 1, got -0.1")],
 )  # fmt: skip
 def test_an_option_out_of_range_is_refused_before_any_work(tmp_path, capsys, option, value, want):
     assert run(["--out", tmp_path / "o", option, value]) == 2
     captured = capsys.readouterr()
     assert f"error: {option} must be {want}" in captured.err and "drawing the built-in" not in captured.out
     assert not (tmp_path / "o").exists()
+
+
+def test_the_fake_label_must_be_below_the_real_one(tmp_path, capsys):
+    assert run(["--out", tmp_path / "o", "--real-label", "0.9", "--fake-label", "0.9"]) == 2
+    want = "error: --fake-label 0.9 must be below --real-label 0.9: D's target for generated images is the lower one"
+    assert want in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_cli_covers_every_config_field():
