@@ -1,7 +1,8 @@
 """Conditioning quality: how often a classifier trained on the real images (the judge) puts generated images in
 the class they were generated for; the Frechet distance between generated and held-out real images in the
-judge's features (FID's recipe without a downloaded network); and the discriminator on held-out real images
-(its class accuracy, D(x), the loss terms), the "test" figures the MNIST AC-GAN reports; and the ISIC AC-GAN's
+judge's features (FID's recipe without a downloaded network); the discriminator on held-out real images and
+generated ones (its class accuracy, D(x), D(G(z)), the loss terms), the "Test" figures the MNIST AC-GAN reports;
+and the ISIC AC-GAN's
 PSNR, SSIM, MS-GMSD, MDSI and HaarPSI between generated and real images (image_metrics.py).
 `python -m fastacgan.evaluate --ckpt RUN_OR_FILE [--data PATH] [--test-data PATH] [--n-per-class 100]`.
 
@@ -175,18 +176,39 @@ def discriminator_from(state: dict, device: str | torch.device = "cpu") -> Discr
 
 
 @torch.no_grad()
-def score_discriminator(d: Discriminator, images_u8: torch.Tensor, labels: torch.Tensor, batch: int = 512) -> dict:
+def score_discriminator(d: Discriminator, images_u8: torch.Tensor, labels: torch.Tensor, batch: int = 512,
+                        g=None, seed: int = 0) -> dict:  # fmt: skip
     """D on real uint8 [N, H, W, C] images: its class accuracy, mean D(x), and the mean BCE (target real) and CE
-    terms of its loss, with the training loss's own function."""
+    terms of its loss, with the training loss's own function. With a generator g, also D on as many generated
+    images (random classes, noise from seed): mean D(G(z)), the BCE (target fake) and CE terms, G's BCE (target
+    real), and the MNIST AC-GAN's "Test" rows made of them: G GANLoss, G NLLLoss, G Loss, D GANLoss, D NLLLoss,
+    D Loss (its D and G losses, each the sum of its BCE and CE terms: G Loss = G GANLoss + G NLLLoss)."""
     dev = next(d.parameters()).device
-    total = torch.zeros(len(STAT_NAMES), dtype=torch.float64)
-    for i in range(0, len(labels), batch):
-        src, cls = d(to_model_input(images_u8[i : i + batch].to(dev), channels_last=False))
-        _, stats = acgan_loss_reference(src.float(), cls.float(), 1.0, labels[i : i + batch].to(dev))
-        total += stats.double().cpu() * len(src)
-    mean = dict(zip(STAT_NAMES, (total / len(labels)).tolist()))
-    return {"images": len(labels), "class_accuracy": mean["acc"], "d_real": mean["d_prob"],
-            "bce_real": mean["bce"], "ce_real": mean["ce"]}  # fmt: skip
+
+    def mean_stats(images, targets, classes) -> dict:  # images: a function of (start, end) -> model input
+        total = torch.zeros(len(targets), len(STAT_NAMES), dtype=torch.float64)
+        for i in range(0, len(classes), batch):
+            src, cls = d(images(i, min(i + batch, len(classes))).to(dev))
+            for k, target in enumerate(targets):
+                _, stats = acgan_loss_reference(src.float(), cls.float(), target, classes[i : i + batch].to(dev))
+                total[k] += stats.double().cpu() * len(src)
+        return [dict(zip(STAT_NAMES, (t / len(classes)).tolist())) for t in total]
+
+    (real,) = mean_stats(lambda a, b: to_model_input(images_u8[a:b].to(dev), channels_last=False), [1.0], labels)
+    out = {"images": len(labels), "class_accuracy": real["acc"], "d_real": real["d_prob"],
+           "bce_real": real["bce"], "ce_real": real["ce"]}  # fmt: skip
+    if g is None:
+        return out
+    c = torch.randint(d.spec.num_classes, (len(labels),), generator=torch.Generator().manual_seed(seed))
+    fakes = generate_batches(g, c, seed, batch)
+    fake, as_real = mean_stats(lambda a, b: next(fakes)[1], [0.0, 1.0], c)
+    out.update({"class_accuracy_fake": fake["acc"], "d_fake": fake["d_prob"], "bce_fake": fake["bce"],
+                "ce_fake": fake["ce"], "bce_g": as_real["bce"]})  # fmt: skip
+    rows = {"g_gan_loss": as_real["bce"], "g_nll_loss": fake["ce"], "d_gan_loss": real["bce"] + fake["bce"],
+            "d_nll_loss": real["ce"] + fake["ce"]}  # fmt: skip
+    rows |= {"g_loss": rows["g_gan_loss"] + rows["g_nll_loss"], "d_loss": rows["d_gan_loss"] + rows["d_nll_loss"]}
+    out["mnist_acgan_test_rows"] = rows
+    return out
 
 
 def image_metrics(g, images_u8: torch.Tensor, num_classes: int, pairs: int, seed: int = 0) -> dict:
@@ -199,11 +221,15 @@ def image_metrics(g, images_u8: torch.Tensor, num_classes: int, pairs: int, seed
     labels = torch.randint(num_classes, (pairs,), generator=rng)
     real = images_u8[torch.randperm(len(images_u8), generator=rng)[: 2 * pairs]].permute(0, 3, 1, 2).float()
 
-    def rounded(found):
-        return {k: None if v is None else round(v, 4) for k, v in found.items()}
+    floor = seed000_metrics(real[pairs:], real[:pairs]) if len(real) == 2 * pairs else None
+    return _rounded({"pairs": pairs, **seed000_metrics(generate(g, labels, seed), real[:pairs]), "real_vs_real": floor})
 
-    floor = rounded(seed000_metrics(real[pairs:], real[:pairs])) if len(real) == 2 * pairs else None
-    return {"pairs": pairs, **rounded(seed000_metrics(generate(g, labels, seed), real[:pairs])), "real_vs_real": floor}
+
+def _rounded(report):
+    """The floats of a report (nested dicts too) to 4 decimals, for printing."""
+    if isinstance(report, dict):
+        return {k: _rounded(v) for k, v in report.items()}
+    return round(report, 4) if isinstance(report, float) else report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             except DataError as e:  # no test split, or a damaged or missing test file: said, not fatal
                 held, d_score = None, f"no held-out images ({e}); give them with --test-data"
         if held is not None:
-            d_score = {"data": held_name, **score_discriminator(discriminator_from(state, device), *held)}
-            d_score = {k: round(v, 4) if isinstance(v, float) else v for k, v in d_score.items()}
+            d_score = {"data": held_name, **score_discriminator(discriminator_from(state, device), *held, g=g)}
+            d_score = _rounded(d_score)
         cas = None
         if a.cas:  # scored on the held-out images, else on the real images the judge held out
             if held is not None:

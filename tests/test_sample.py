@@ -149,6 +149,25 @@ def test_discriminator_score_matches_its_definition(run_dir):
     }
     assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
 
+    # with G: D on as many generated images, and the MNIST AC-GAN's "Test" rows made of the terms
+    from fastacgan.sample import generate
+
+    g, _, _ = load_generator(str(run_dir))
+    both = score_discriminator(d, images, labels, batch=10, g=g, seed=5)
+    c = torch.randint(10, (37,), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        src_f, cls_f = d(generate(g, c, 5))
+    bce_f = F.binary_cross_entropy_with_logits(src_f, torch.zeros_like(src_f)).item()
+    bce_g = F.binary_cross_entropy_with_logits(src_f, torch.ones_like(src_f)).item()
+    ce_f = F.cross_entropy(cls_f, c).item()
+    want |= {"class_accuracy_fake": (cls_f.argmax(1) == c).float().mean().item(), "bce_fake": bce_f, "ce_fake": ce_f,
+             "d_fake": torch.sigmoid(src_f).mean().item(), "bce_g": bce_g}  # fmt: skip
+    rows = both.pop("mnist_acgan_test_rows")
+    assert both == pytest.approx(want, rel=1e-5, abs=1e-6)
+    assert rows == pytest.approx({"g_gan_loss": bce_g, "g_nll_loss": ce_f, "g_loss": bce_g + ce_f,
+                                  "d_gan_loss": want["bce_real"] + bce_f, "d_nll_loss": want["ce_real"] + ce_f,
+                                  "d_loss": want["bce_real"] + bce_f + want["ce_real"] + ce_f}, rel=1e-5)  # fmt: skip
+
 
 def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
     """--test-data (any --data form) or the test split of the run's data; without either, a note says so."""
@@ -168,6 +187,9 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
     held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
     assert held["data"] == str(tmp_path / "MNIST") and held["images"] == 20
     assert 0 <= held["class_accuracy"] <= 1 and 0 < held["d_real"] < 1 and held["bce_real"] > 0 and held["ce_real"] > 0
+    rows = held["mnist_acgan_test_rows"]  # G's images scored beside the held-out ones, as G Loss / D Loss rows
+    assert rows["g_loss"] == pytest.approx(rows["g_gan_loss"] + rows["g_nll_loss"], abs=2e-4)
+    assert rows["d_gan_loss"] == pytest.approx(held["bce_real"] + held["bce_fake"], abs=2e-4)
 
     # an archive of flat files labelled by a CSV: --test-csv, as --csv is to --data
     import zipfile
