@@ -2,8 +2,7 @@
 the class they were generated for; the Frechet distance between generated and held-out real images in the
 judge's features (FID's recipe without a downloaded network); the discriminator on held-out real images and
 generated ones (its class accuracy, D(x), D(G(z)), the loss terms), the "Test" figures the MNIST AC-GAN reports;
-and the ISIC AC-GAN's
-PSNR, SSIM, MS-GMSD, MDSI and HaarPSI between generated and real images (image_metrics.py).
+and the ISIC AC-GAN's PSNR, SSIM, MS-GMSD, MDSI and HaarPSI between generated and real images (image_metrics.py).
 `python -m fastacgan.evaluate --ckpt RUN_OR_FILE [--data PATH] [--test-data PATH] [--n-per-class 100]`.
 
 Chance is 1/K; a well-conditioned AC-GAN is far above it. The classifier is a small CNN trained from
@@ -185,7 +184,9 @@ def score_discriminator(d: Discriminator, images_u8: torch.Tensor, labels: torch
     D Loss (its D and G losses, each the sum of its BCE and CE terms: G Loss = G GANLoss + G NLLLoss)."""
     dev = next(d.parameters()).device
 
-    def mean_stats(images, targets, classes) -> dict:  # images: a function of (start, end) -> model input
+    def mean_stats(images, targets, classes) -> list[dict]:
+        """The mean stats of D's outputs against each target; images(start, end): the batch's model input, asked
+        for once per batch, in order."""
         total = torch.zeros(len(targets), len(STAT_NAMES), dtype=torch.float64)
         for i in range(0, len(classes), batch):
             src, cls = d(images(i, min(i + batch, len(classes))).to(dev))
