@@ -22,7 +22,7 @@ class ReferenceACGAN:
         torch.backends.cudnn.benchmark = True
         self.spec, self.device = spec, device
         self.G = Generator(spec, fast=False).to(device)
-        self.D = Discriminator(spec, sn_impl="torch").to(device)
+        self.D = Discriminator(spec, sn_impl="torch", fast_dropout=False).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr, betas=betas)
         self.source_loss = nn.BCEWithLogitsLoss()

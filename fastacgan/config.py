@@ -126,6 +126,11 @@ class TrainConfig:
         "G's exact rewrites: upsample + 3x3 conv as 2x2 sub-pixel convs (2.25x fewer FLOPs), the 1x1 stem as a "
         "matrix product; --no-fast-layers: PyTorch's plain layers (same weights and checkpoints)",
     )
+    fast_dropout: bool = _f(
+        True,
+        "on a CPU, D's dropout masks cut from 32-bit random words, a byte an element (the same distribution, "
+        "another random stream; 5x faster there); --no-fast-dropout: nn.Dropout's (CUDA always uses it)",
+    )
     sync_bn: bool = _f(False, "with several GPUs (torchrun): synchronised BatchNorm statistics across processes")
     # --- outputs
     out: str = _f("", "output folder; default runs/<data name>")

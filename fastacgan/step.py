@@ -36,7 +36,8 @@ class ACGANStep:
                  amp_dtype: torch.dtype | None = None, channels_last: bool = False, compile: bool = False,
                  compile_backend: str = "inductor", fused_kernels: bool = True, cls_weight: float = 1.0,
                  real_label: float = 1.0, fake_label: float = 0.0, seed: int = 0, dist: Dist | None = None,
-                 sync_bn: bool = False, graph_step: bool = False, fast_layers: bool = True):  # fmt: skip
+                 sync_bn: bool = False, graph_step: bool = False, fast_layers: bool = True,
+                 fast_dropout: bool = True):  # fmt: skip
         self.spec, self.device, self.amp_dtype, self.channels_last = spec, device, amp_dtype, channels_last
         self.dist = dist = dist or Dist()
         self.cls_weight, self.real_label, self.fake_label = cls_weight, real_label, fake_label
@@ -48,7 +49,8 @@ class ACGANStep:
                 fused_kernels = False
         self.fused_kernels = fused_kernels
         self.G = Generator(spec, fast=fast_layers).to(device)
-        self.D = Discriminator(spec, sn_impl="fused" if fused_kernels else "torch").to(device)
+        sn_impl = "fused" if fused_kernels else "torch"
+        self.D = Discriminator(spec, sn_impl=sn_impl, fast_dropout=fast_dropout).to(device)
         if channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)

@@ -129,7 +129,7 @@ class Trainer:
             amp_dtype=self.amp_dtype, channels_last=self.channels_last, compile=self.compile,
             compile_backend=cfg.compile_backend, fused_kernels=cfg.fused_kernels, cls_weight=cfg.cls_weight,
             real_label=cfg.real_label, fake_label=cfg.fake_label, seed=cfg.seed, dist=self.dist, sync_bn=cfg.sync_bn,
-            graph_step=cfg.graph_step, fast_layers=cfg.fast_layers,
+            graph_step=cfg.graph_step, fast_layers=cfg.fast_layers, fast_dropout=cfg.fast_dropout,
         )  # fmt: skip
         self.G, self.D = self.gan.G, self.gan.D
         log(
@@ -140,10 +140,12 @@ class Trainer:
         fused_on = self.gan.fused_kernels and self.device.type == "cuda"
         graphs = " (CUDA graphs)" if self.gan.cuda_graphs else ""
         whole = ", whole step in one CUDA graph" if self.gan.graph_step else ""
+        cpu_dropout = self.spec.d_dropout > 0 and self.device.type == "cpu"
+        dropout = f", fast CPU dropout {'on' if cfg.fast_dropout else 'off'}" if cpu_dropout else ""
         log(
             f"speed: compile {'on' if self.compile else 'off'}{graphs}, channels-last "
             f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}{whole}, "
-            f"fast G layers {'on' if cfg.fast_layers else 'off'}"
+            f"fast G layers {'on' if cfg.fast_layers else 'off'}{dropout}"
         )
 
         self.workers = default_workers(cfg.workers)

@@ -5,6 +5,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fastacgan.config import PRESETS, TrainConfig, resolve_spec
 from fastacgan.models import (
     Discriminator,
+    Dropout,
     Generator,
     ModelSpec,
     StemTranspose,
@@ -203,3 +204,77 @@ def test_generator_fast_and_plain_layers_agree(preset, channels):
                 g(z, y)
             flops.append(counter.get_total_flops())
         assert 0.45 < flops[0] / flops[1] < 0.7, flops
+
+
+# --- D's dropout on a CPU: masks cut from 32-bit random words (fastacgan.models.Dropout) ---
+
+
+def _masks(p: float, shape=(64, 256, 16, 16), dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    x = torch.ones(shape, dtype=dtype, requires_grad=True)
+    y = Dropout(p)(x)
+    return x, y
+
+
+@pytest.mark.parametrize("p", [0.25, 0.5, 0.75, 1 / 256])
+def test_dropout_keeps_each_element_with_probability_1_minus_p(p):
+    x, y = _masks(p)
+    kept = (y != 0).flatten().double()
+    n = kept.numel() // 4
+    sigma = (p * (1 - p) / n) ** 0.5
+    # each of the four bytes of a random word on its own (a biased byte, e.g. a word's sign bit, fails one)
+    for lane, rate in enumerate(kept.view(-1, 4).mean(0).tolist()):
+        assert abs(rate - (1 - p)) < 6 * sigma, (lane, rate)
+    # neighbours are independent: a pair is kept together with probability (1 - p)^2
+    pairs = (kept[:-1] * kept[1:]).mean().item()
+    assert abs(pairs - (1 - p) ** 2) < 6 * (2 * p * (1 - p) / n) ** 0.5 + 1e-3
+    assert torch.equal(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)))  # survivors scaled by 1 / (1 - p)
+
+
+def test_dropout_gradient_is_the_mask_and_draws_come_from_the_global_generator():
+    x, y = _masks(0.25, shape=(8, 16, 5, 7))
+    g = torch.randn_like(y)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, g * (y != 0) / 0.75)
+    _, again = _masks(0.25, shape=(8, 16, 5, 7))  # torch.manual_seed decides the mask (checkpoints restore it)
+    _, other = _masks(0.25, shape=(8, 16, 5, 7), seed=1)
+    assert torch.equal(y, again) and not torch.equal(y, other)
+
+
+def test_dropout_in_half_precision_rounds_as_nn_dropout():
+    x = torch.randn(4096, dtype=torch.bfloat16)
+    for p in (0.25, 0.5):  # 4/3 is not a bf16 number (scaled in float, rounded once), 2 is
+        torch.manual_seed(0)
+        y = Dropout(p)(x)
+        kept = y != 0
+        assert y.dtype == torch.bfloat16 and 0.4 < kept.float().mean() < 0.8
+        assert torch.equal(y[kept], (x[kept].float() * (1 / (1 - p))).bfloat16())
+
+
+def test_dropout_falls_back_to_nn_dropout():
+    x = torch.randn(64, 32, 8, 8)
+    for p in (0.2, 0.0, 1.0):  # not a multiple of 1/256, nothing, everything: nn.Dropout's own draws
+        torch.manual_seed(0)
+        ours = Dropout(p)(x)
+        torch.manual_seed(0)
+        assert torch.equal(ours, torch.nn.Dropout(p)(x)), p
+    assert torch.equal(Dropout(0.5).eval()(x), x)
+
+
+def test_dropout_compiled_draws_the_eager_masks():
+    """The compiled CPU step (aot_eager, as the tests run it) must see the masks the eager step sees."""
+    x = torch.randn(16, 32, 6, 6)
+    torch.manual_seed(3)
+    eager = Dropout(0.25)(x)
+    torch.manual_seed(3)
+    compiled = torch.compile(Dropout(0.25), backend="aot_eager", fullgraph=True)(x)
+    assert torch.equal(eager, compiled)
+
+
+def test_discriminator_dropout_choice():
+    spec = spec_for("cifar10", classes=4, width=0.25)
+    fast, plain = Discriminator(spec), Discriminator(spec, fast_dropout=False)
+    assert sum(isinstance(m, Dropout) for m in fast.modules()) == 5
+    drops = [m for m in plain.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(drops) == 5 and all(type(m) is torch.nn.Dropout for m in drops)
+    assert fast.state_dict().keys() == plain.state_dict().keys()

@@ -24,7 +24,7 @@ reference = load_benchmark_module("reference")
 def _twins(preset: str, channels: int, device: torch.device, **step_kw):
     spec = resolve_spec(TrainConfig(width=0.25, image_size=16), preset, channels, 5)
     torch.manual_seed(0)
-    gan = ACGANStep(spec, device, **step_kw)
+    gan = ACGANStep(spec, device, fast_dropout=False, **step_kw)  # nn.Dropout's masks, as the reference draws
     ref = reference.ReferenceACGAN(spec, device)
     ref.G.load_state_dict(gan.G.state_dict())  # the same keys: the fast G layers and the fused SN are drop-ins
     ref.D.load_state_dict(gan.D.state_dict())
