@@ -1,12 +1,11 @@
 """G's upsample convolutions, forward + backward: nn.Upsample(x2 nearest) + 3x3 nn.Conv2d (`reference`, what the
-reference implementations run) against UpsampleConv2d (`fused`: the same layer as one 2x2 sub-pixel
-convolution on the small map, 16 instead of 36 multiply-adds per output value and input channel; see
-fastacgan/models.py). Shapes: every such layer of the isic128 generator (isic64's are its last four).
+reference implementations run) against UpsampleConv2d (`fused`: the same layer as one stride-2 transposed
+convolution of the small map with folded 4x4 kernels, 16 instead of 36 multiply-adds per output value and input
+channel; see fastacgan/models.py). Shapes: every such layer of the isic128 generator (isic64's are its last four).
 
 On a GPU as the trainer runs them (bf16 autocast, channels-last, batch 256, cuDNN autotuned), replayed from a
 CUDA graph (device time); on a CPU at small sizes. `work_tflops` counts the reference layer's FLOPs, so the two
-providers' figures compare directly; the fused layer executes 0.44-0.69x of them (the small map's extra row and
-column cost most on the smallest maps)."""
+providers' figures compare directly; the fused layer executes 16/36 of them."""
 
 import pytest
 import torch

@@ -50,7 +50,7 @@ def make_runner(provider, spec):
 def step_flops(spec, batch, impl):
     """FLOPs of one AC-GAN step as `impl` ("reference" or "fastacgan") runs it, counted by PyTorch (convolutions
     and matrix products). The reference's count is the work itself; fastacgan does the same maths with fewer
-    (G's upsample convolutions as 2x2 sub-pixel convolutions, no D weight gradients in the G step)."""
+    (G's upsample convolutions as transposed convolutions of the small map, no D weight gradients in the G step)."""
     x = torch.randint(0, 256, (batch, spec.image_size, spec.image_size, spec.channels), dtype=torch.uint8,
                       device=DEVICE)  # fmt: skip
     y = torch.randint(0, spec.num_classes, (batch,), device=DEVICE)

@@ -123,8 +123,8 @@ class TrainConfig:
     )
     fast_layers: bool = _f(
         True,
-        "G's exact rewrites: upsample + 3x3 conv as 2x2 sub-pixel convs (2.25x fewer FLOPs), the 1x1 stem as a "
-        "matrix product; --no-fast-layers: PyTorch's plain layers (same weights and checkpoints)",
+        "G's exact rewrites: upsample + 3x3 conv as one stride-2 transposed conv (2.25x fewer FLOPs), the 1x1 stem "
+        "as a matrix product; --no-fast-layers: PyTorch's plain layers (same weights and checkpoints)",
     )
     fast_dropout: bool = _f(
         True,
