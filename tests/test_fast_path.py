@@ -8,7 +8,7 @@ import torch
 import torch._dynamo
 
 from fastacgan.config import parse_args
-from fastacgan.models import UpsampleConv2d
+from fastacgan.models import Dropout, UpsampleConv2d
 from fastacgan.train import Trainer
 
 
@@ -87,6 +87,17 @@ def test_fast_layers_learn_what_plain_layers_learn(tmp_path):
     plain, fast = records(tmp_path / "p"), run(BASE + ["--steps", "30"], tmp_path / "f")
     assert [r["step"] for r in plain] == [10, 20, 30]
     assert_same_training(plain, fast)
+
+
+def test_fast_dropout_option_reaches_the_discriminator(tmp_path):
+    """--no-fast-dropout builds nn.Dropout itself (the reference's draws); the default, the CPU's fast masks; the
+    speed line says which."""
+    for flag, fast in (([], True), (["--no-fast-dropout"], False)):
+        lines = []
+        t = Trainer(parse_args(BASE + flag + ["--out", str(tmp_path / str(fast))]), log=lines.append)
+        drops = [m for m in t.D.modules() if isinstance(m, torch.nn.Dropout)]
+        assert drops and all(isinstance(m, Dropout) == fast for m in drops)
+        assert any(f"fast CPU dropout {'on' if fast else 'off'}" in line for line in lines if line.startswith("speed"))
 
 
 @CUDA
