@@ -156,7 +156,7 @@ class Dropout(nn.Dropout):
         if not self.training or x.device.type != "cpu" or self.inplace or not 0 < q < 256 or q != int(q):
             return super().forward(x)
         n = x.numel()
-        byte = torch.randint(-(2**31), 2**31, ((n + 3) // 4,), dtype=torch.int32).view(torch.uint8)[:n]
+        byte = torch.randint(-(2**31), 2**31, ((n + 3) // 4,), dtype=torch.int32, device=x.device).view(torch.uint8)[:n]
         keep = (byte >= int(q)).view(x.shape)
         scale = 1 / (1 - self.p)
         m, _ = math.frexp(scale)  # scale = m 2^e, 0.5 <= m < 1: exact in x's dtype when m has few enough bits
