@@ -299,8 +299,7 @@ class Trainer:
         rec = {"step": self.step, "epoch": self.step / spe, "images_per_s": ips, "elapsed_s": elapsed, **m}
         if not self.dist.is_main:
             return
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        _append_record(self.out / "metrics.jsonl", rec)
 
     def save_samples(self) -> None:
         """The sample grid of this step, its image metrics (--image-metrics), and curves.png redrawn."""
@@ -339,8 +338,7 @@ class Trainer:
             return
         found = seed000_metrics(fake.float()[keep], real[keep])  # on the device: 3 s for 100 pairs of 128x128 on a CPU
         rec = {"step": self.step, "pairs": int(keep.sum()), **found}
-        with open(self.out / "image_metrics.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        _append_record(self.out / "image_metrics.jsonl", rec)
         shown = " ".join(f"{LABELS[k]} {v:.3f}" for k, v in found.items() if v is not None)
         self.log(f"image metrics at step {self.step} ({rec['pairs']} pairs): {shown}")
 
@@ -390,6 +388,12 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def _append_record(path: Path, rec: dict) -> None:
+    """One record, a JSON line, at the end of a run's metrics.jsonl or image_metrics.jsonl."""
+    with open(path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
