@@ -10,6 +10,8 @@ from fastacgan.models import (
     ModelSpec,
     StemTranspose,
     UpsampleConv2d,
+    _fold3,
+    _fold_by_matmul,
     count_params,
     d_layers,
     start_size,
@@ -138,10 +140,11 @@ def test_stem_matrix_product_is_the_transposed_convolution(channels_last):
 
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("shape", [(2, 5, 4, 4), (3, 8, 7, 5), (1, 16, 1, 1), (2, 3, 2, 9)])  # [B, C, H, W]
-def test_upsample_conv_is_upsample_then_convolution(shape, channels_last):
+def test_upsample_conv_is_upsample_then_convolution(shape, channels_last, monkeypatch):
     """UpsampleConv2d (a stride-2 transposed convolution of the small map) against nn.Upsample + nn.Conv2d with the
     same parameters: output and every gradient, float64, NCHW and channels-last (kept in the output), odd and
-    1-pixel maps."""
+    1-pixel maps (the transposed convolution at every size, as on a GPU: no small maps left to the plain form)."""
+    monkeypatch.setattr(UpsampleConv2d, "cpu_plain_max_pixels", 0)
     torch.manual_seed(0)
     b, ci, h, w = shape
     plain, fast = torch.nn.Conv2d(ci, 7, 3, 1, 1).double(), UpsampleConv2d(ci, 7, 3, 1, 1).double()
@@ -162,6 +165,43 @@ def test_upsample_conv_is_upsample_then_convolution(shape, channels_last):
         torch.testing.assert_close(gb, ga)
 
 
+def test_upsample_conv_small_maps_on_a_cpu_run_as_written():
+    """On a CPU, maps of at most cpu_plain_max_pixels pixels are upsampled and convolved as written (bit for bit
+    the plain layers' result, so also their gradients); one pixel more and the transposed convolution runs (equal
+    to rounding, not bit for bit)."""
+    torch.manual_seed(0)
+    fast, plain = UpsampleConv2d(8, 6, 3, 1, 1), torch.nn.Conv2d(8, 6, 3, 1, 1)
+    fast.load_state_dict(plain.state_dict())
+    assert UpsampleConv2d.cpu_plain_max_pixels == 16
+    for h, w, as_written in ((4, 4, True), (1, 1, True), (2, 8, True), (3, 6, False), (5, 4, False)):
+        x = torch.randn(16, 8, h, w)
+        want = plain(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"))
+        got = fast(x)
+        torch.testing.assert_close(got, want)
+        assert torch.equal(got, want) == as_written, (h, w)
+
+
+def test_fold_by_matmul_is_the_elementwise_fold():
+    """The CPU's fold (one matrix product with the 0/1 matrix kron(F, F)) against _fold3 on both axes, transposed
+    to [ci, co, 4, 4]: values and the gradient (float64); under bf16 autocast it still folds in the weight's
+    dtype (the convolution casts the folded taps once), bit for bit as without autocast."""
+    torch.manual_seed(0)
+    w = torch.randn(5, 7, 3, 3, dtype=torch.float64, requires_grad=True)
+    a = _fold_by_matmul(w)
+    b = _fold3(_fold3(w, 2), 3).transpose(0, 1)
+    assert a.shape == (7, 5, 4, 4) and a.is_contiguous()
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-15)
+    probe = torch.randn_like(b)
+    torch.testing.assert_close(
+        torch.autograd.grad((a * probe).sum(), w)[0], torch.autograd.grad((b * probe).sum(), w)[0]
+    )
+    w32 = w.detach().float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        in_autocast = _fold_by_matmul(w32)
+    assert in_autocast.dtype == torch.float32
+    assert torch.equal(in_autocast, _fold_by_matmul(w32))
+
+
 def test_upsample_conv_other_configurations_fall_back():
     """Not 3x3 / stride 1 / padding 1: upsample, then the convolution as configured."""
     torch.manual_seed(0)
@@ -174,10 +214,11 @@ def test_upsample_conv_other_configurations_fall_back():
 
 
 @pytest.mark.parametrize("preset, channels", [("cifar10", 3), ("mnist", 1), ("isic64", 3)])
-def test_generator_fast_and_plain_layers_agree(preset, channels):
+def test_generator_fast_and_plain_layers_agree(preset, channels, monkeypatch):
     """The fast rewrites (StemTranspose, UpsampleConv2d) against PyTorch's plain layers on one state_dict: output
     and gradients (float64: BatchNorm's backward over 6 samples amplifies fp32 rounding), NCHW and channels-last;
-    and the FLOPs they save."""
+    and the FLOPs they save (every upsample convolution as a transposed convolution, as on a GPU)."""
+    monkeypatch.setattr(UpsampleConv2d, "cpu_plain_max_pixels", 0)
     spec = resolve_spec(TrainConfig(width=0.25), preset, channels, 10)
     torch.manual_seed(0)
     fast, plain = Generator(spec).double(), Generator(spec, fast=False).double()
