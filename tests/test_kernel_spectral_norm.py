@@ -14,24 +14,29 @@ from fastacgan.kernels import (
     spectral_norm,
     spectral_norm_sigma_fused,
     spectral_norm_sigma_reference,
+    spectral_normalize,
     spectral_normalize_fused,
     spectral_normalize_reference,
 )
-from fastacgan.kernels.spectral_norm import weight_to_matrix
+from fastacgan.kernels.spectral_norm import spectral_normalize_eager, weight_to_matrix
 from fastacgan.models import Discriminator
 
 sn_mod = importlib.import_module("fastacgan.kernels.spectral_norm")  # the module; the package exports a function
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@pytest.fixture(params=["reference", "fused"])
+@pytest.fixture(params=["reference", "eager", "fused"])
 def impl(request, monkeypatch):
-    """Run a test with the PyTorch reference path forced, and with the Triton kernel forced (interpreted on CPU
-    tensors without a GPU; with one, for CUDA tensors: a module's initial power iterations run before .to())."""
+    """Run a test with the PyTorch reference path forced; with the eager CPU path (the reference's maths with a
+    hand-written backward: what CPU tensors get outside torch.compile; CUDA tensors get the reference there); and
+    with the Triton kernel forced (interpreted on CPU tensors without a GPU; with one, for CUDA tensors: a
+    module's initial power iterations run before .to())."""
     if request.param == "fused":
         monkeypatch.setattr(sn_mod, "_use_fused", lambda ws, *a: ws[0].is_cuda or not torch.cuda.is_available())
     else:
         monkeypatch.setattr(sn_mod, "_use_fused", lambda *a: False)
+    if request.param == "reference":
+        monkeypatch.setattr(sn_mod, "spectral_normalize_eager", spectral_normalize_reference)
     return request.param
 
 
@@ -230,6 +235,67 @@ def test_normalize_against_reference(n_iter, out_dtype, rtol):
         assert a.dtype == torch.float32 and torch.isfinite(a).all()
         # two terms that cancel, each summed in another order: rounding relative to the largest element
         assert_close(a, b, f"layer {i}: d/dW", atol=1e-5 * max(1.0, float(b.abs().max())), rtol=1e-4)
+
+
+@pytest.mark.parametrize("out_dtype", [None, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("n_iter", [0, 1, 2])
+def test_eager_normalize_is_the_reference(n_iter, out_dtype):
+    """spectral_normalize_eager (CPU tensors outside torch.compile) against the reference on every layout:
+    the same u, v and normalised weights bit for bit (the same ops forward, the division writing out_dtype
+    itself), and the raw weights' gradients from its hand-written backward to rounding, for given gradients of
+    the normalised weights, one in another layout than its weight's, one layer unused (its gradient zero)."""
+    ws, dims, us, vs, g = normalize_inputs(n_iter)
+    ref_u, ref_v = [u.clone() for u in us], [v.clone() for v in vs]
+    ye = spectral_normalize_eager(ws, us, vs, dims, n_iter, 1e-12, out_dtype)
+    yr = spectral_normalize_reference(ws, ref_u, ref_v, dims, n_iter, 1e-12, out_dtype)
+    for i, (a, b) in enumerate(zip(ye, yr)):
+        assert a.dtype == b.dtype == (out_dtype or torch.float32)
+        assert torch.equal(a, b), f"layer {i}: W / sigma"
+    for a, b in zip(us + vs, ref_u + ref_v):
+        assert torch.equal(a, b), "u/v"
+    gys = [torch.randn(y.shape, generator=g).to(DEVICE, y.dtype) for y in ye]
+    gys[0] = gys[0].contiguous()  # the channels-last conv's: another layout
+    used = [0, 1, 2, 3, 5]  # layer 4 takes no part in the loss
+    ge = torch.autograd.grad([ye[i] for i in used], ws, [gys[i] for i in used])
+    gr = torch.autograd.grad([yr[i] for i in used], ws, [gys[i] for i in used])
+    assert torch.count_nonzero(ge[4]) == torch.count_nonzero(gr[4]) == 0  # a zero gradient, not None: Adam steps
+    for i in used:
+        a, b = ge[i], gr[i]
+        assert a.dtype == torch.float32 and a.shape == ws[i].shape
+        assert_close(a, b, f"layer {i}: d/dW", atol=1e-6 * max(1.0, float(b.abs().max())), rtol=1e-5)
+
+
+def test_eager_normalize_gradcheck():
+    """The hand-written backward against finite differences, float64, no power iteration (so u and v are the
+    constants the gradient treats them as): dims 0 and 1, channels-last, a strided view, a Linear."""
+    g = torch.Generator().manual_seed(3)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    ws = [rand(5, 3, 3, 3).to(memory_format=torch.channels_last), rand(4, 6, 2, 2), rand(6, 14)[:, ::2], rand(3, 4)]
+    dims = [0, 1, 0, 0]
+    ws = [w.requires_grad_() for w in ws]
+    us, vs = unit_buffers(ws, dims, g)
+    us, vs = [u.double() for u in us], [v.double() for v in vs]
+    assert torch.autograd.gradcheck(lambda *w: tuple(spectral_normalize_eager(w, us, vs, dims, 0, 1e-12)), ws)
+
+
+def test_spectral_normalize_takes_the_eager_path_on_a_cpu_only_outside_compile(monkeypatch):
+    """CPU tensors called eagerly go to spectral_normalize_eager; under torch.compile to the reference, whose ops
+    the compiler fuses itself (the hand-written autograd.Function is not traced)."""
+    calls = []
+    monkeypatch.setattr(sn_mod, "_use_fused", lambda *a: False)
+    monkeypatch.setattr(
+        sn_mod, "spectral_normalize_eager", lambda *a: calls.append(1) or spectral_normalize_reference(*a)
+    )
+    w = torch.randn(6, 4, requires_grad=True)
+    (u,), (v,) = unit_buffers([w], [0], torch.Generator().manual_seed(0))
+    eager = spectral_normalize([w], [u.clone()], [v.clone()], [0], 1)[0]
+    assert calls == [1]
+    compiled = torch.compile(lambda w, u, v: spectral_normalize([w], [u], [v], [0], 1)[0], backend="aot_eager")
+    assert_close(compiled(w, u.clone(), v.clone()), eager, "compiled")
+    assert calls == [1]
 
 
 def test_normalize_gradient_of_unused_outputs_is_zero():
