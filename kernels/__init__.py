@@ -5,7 +5,8 @@
   every layer of a model at once (three launches per power iteration and one for all the divisions W / sigma,
   each spread over the whole GPU; two for the backward); a drop-in for
   torch.nn.utils.parametrizations.spectral_norm
-Each op falls back to its plain-PyTorch reference (`*_reference`) on non-CUDA tensors.
+Each op falls back to its plain-PyTorch reference (`*_reference`) on non-CUDA tensors (spectral_normalize, on CPU
+tensors outside torch.compile: `spectral_normalize_eager`, the reference's forward with a hand-written backward).
 """
 
 from .acgan_loss import STAT_NAMES, acgan_loss, acgan_loss_fused, acgan_loss_reference
@@ -17,6 +18,7 @@ from .spectral_norm import (
     spectral_norm_sigma_fused,
     spectral_norm_sigma_reference,
     spectral_normalize,
+    spectral_normalize_eager,
     spectral_normalize_fused,
     spectral_normalize_reference,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "spectral_norm_sigma_fused",
     "spectral_norm_sigma_reference",
     "spectral_normalize",
+    "spectral_normalize_eager",
     "spectral_normalize_fused",
     "spectral_normalize_reference",
 ]

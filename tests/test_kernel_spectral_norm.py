@@ -15,10 +15,11 @@ from fastacgan.kernels import (
     spectral_norm_sigma_fused,
     spectral_norm_sigma_reference,
     spectral_normalize,
+    spectral_normalize_eager,
     spectral_normalize_fused,
     spectral_normalize_reference,
 )
-from fastacgan.kernels.spectral_norm import spectral_normalize_eager, weight_to_matrix
+from fastacgan.kernels.spectral_norm import weight_to_matrix
 from fastacgan.models import Discriminator
 
 sn_mod = importlib.import_module("fastacgan.kernels.spectral_norm")  # the module; the package exports a function
