@@ -205,6 +205,27 @@ def test_g_step_leaves_d_gradients_alone():
     assert all(p.grad is not None for p in gan.G.parameters())
 
 
+def test_adam_is_fused_on_a_cpu_and_updates_as_adam_does():
+    """Both optimizers are PyTorch's fused Adam on a CPU (one kernel per update); an update equals the for-loop
+    Adam's from the same state to rounding, over a few steps."""
+    from fastacgan.step import ACGANStep
+
+    torch.manual_seed(0)
+    gan = ACGANStep(_spec(), torch.device("cpu"))
+    assert gan.opt_g.defaults["fused"] and gan.opt_d.defaults["fused"]
+    params = [p.detach().clone().requires_grad_() for p in gan.G.parameters()]
+    plain = torch.optim.Adam(params, 2e-4, betas=(0.5, 0.999))
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        for p, q in zip(gan.G.parameters(), params):
+            p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        gan.opt_g.step()
+        plain.step()
+    for p, q in zip(gan.G.parameters(), params):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-6, atol=1e-7)
+
+
 def test_the_label_targets_reach_the_d_loss():
     """--real-label / --fake-label: D's BCE targets for real and generated images (the ISIC AC-GAN's 0.9 / 0.1); G's
     target stays 1. Compared with torch's own BCE-with-logits + cross-entropy on the same D outputs (eval mode)."""
