@@ -4,8 +4,8 @@
 running n power iterations on the buffers u_l, v_l in place, with PyTorch's gradient (u, v held constant);
 `spectral_norm_sigma` returns the sigmas alone. On CUDA tensors they run the Triton kernels of
 spectral_norm_triton.py (how they work: its docstring), per group of up to 8 layers; elsewhere the reference
-in plain PyTorch. This file holds the launchers, the autograd and torch.library wiring, the reference and the
-nn API.
+in plain PyTorch (on CPU tensors outside torch.compile with a hand-written backward). This file holds the
+launchers, the autograd and torch.library wiring, the reference and the nn API.
 
 `spectral_norm(module, ...)` is a drop-in for torch.nn.utils.parametrizations.spectral_norm: the same
 buffers and state_dict keys (`parametrizations.weight.original`, `parametrizations.weight.0._u`, `._v`), the
@@ -385,8 +385,9 @@ def spectral_normalize(ws, us, vs, dims, n_power_iterations: int, eps: float = 1
     """The spectrally normalised weights [W_l / sigma_l] of every layer (any mix of shapes), running
     `n_power_iterations` on the buffers us, vs in place first (0 = eval), with PyTorch's gradient (u, v held
     constant). out_dtype: the dtype of the results (e.g. the autocast dtype, saving a cast of each weight; the
-    division is done in fp32 either way). Fused on CUDA (4 launches forward, 2 backward, for up to 8 layers),
-    the reference elsewhere."""
+    division is done in fp32 either way). Fused on CUDA (4 launches forward, 2 backward, for up to 8 layers);
+    on CPU tensors called eagerly spectral_normalize_eager (the reference's forward, a leaner backward); the
+    reference elsewhere (under torch.compile, which fuses its ops)."""
     if out_dtype is not None and not out_dtype.is_floating_point:
         raise ValueError(f"spectral_normalize: out_dtype must be a floating-point dtype, got {out_dtype}")
     if _use_fused(ws, us, vs, dims):
