@@ -1,0 +1,26 @@
+"""benchmarks/cpu_race.py: the reference's and fastacgan's training steps timed on a CPU at full size."""
+
+import pytest
+from conftest import load_benchmark_module
+
+race_mod = load_benchmark_module("cpu_race")
+
+
+def test_prints_one_row_per_implementation_with_the_speed_up(capsys, monkeypatch):
+    monkeypatch.setattr(race_mod, "cpu_has_bf16", lambda: True)  # the bf16 row whatever this CPU has
+    race_mod.main(["--runs", "digits:4", "--steps", "1", "--rounds", "1"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| digits")]
+    assert [r[2] for r in rows] == ["reference (eager fp32)", "fastacgan fp32", "fastacgan bf16"]
+    assert rows[0][-1].strip(" |") == "1.00x"
+    ms = [float(r[3].removesuffix(" ms")) for r in rows]
+    speedups = [float(r[-1].strip(" |x")) for r in rows]
+    for m, s in zip(ms, speedups):
+        assert m > 0 and s == pytest.approx(ms[0] / m, rel=0.02, abs=0.01)
+
+
+@pytest.mark.parametrize("bad", ["digits", "digits:0", "nope:4", "cifar10:x"])
+def test_bad_runs_are_refused_with_the_entry(bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        race_mod.main(["--runs", bad])
+    assert e.value.code == 2
+    assert repr(bad) in capsys.readouterr().err
