@@ -242,9 +242,9 @@ def test_normalize_against_reference(n_iter, out_dtype, rtol):
 @pytest.mark.parametrize("n_iter", [0, 1, 2])
 def test_eager_normalize_is_the_reference(n_iter, out_dtype):
     """spectral_normalize_eager (CPU tensors outside torch.compile) against the reference on every layout:
-    the same u, v and normalised weights bit for bit (the same ops forward, the division writing out_dtype
-    itself), and the raw weights' gradients from its hand-written backward to rounding, for given gradients of
-    the normalised weights, one in another layout than its weight's, one layer unused (its gradient zero)."""
+    the same u, v and normalised weights bit for bit (the same ops forward), and the raw weights' gradients from
+    its hand-written backward to rounding, for given gradients of the normalised weights, one in another layout
+    than its weight's, one layer unused (its gradient zero)."""
     ws, dims, us, vs, g = normalize_inputs(n_iter)
     ref_u, ref_v = [u.clone() for u in us], [v.clone() for v in vs]
     ye = spectral_normalize_eager(ws, us, vs, dims, n_iter, 1e-12, out_dtype)
