@@ -209,6 +209,16 @@ def normalize_inputs(seed: int):
     return ws, dims, *unit_buffers(ws, dims, g), g
 
 
+def normalize_both(fn, n_iter: int, out_dtype):
+    """fn and the reference on normalize_inputs(n_iter), each with its own copy of the buffers: the weights, the
+    generator, fn's normalised weights, the reference's, fn's buffers (every u, then every v), the reference's."""
+    ws, dims, us, vs, g = normalize_inputs(n_iter)
+    ref_u, ref_v = [u.clone() for u in us], [v.clone() for v in vs]
+    ys = fn(ws, us, vs, dims, n_iter, 1e-12, out_dtype)
+    yr = spectral_normalize_reference(ws, ref_u, ref_v, dims, n_iter, 1e-12, out_dtype)
+    return ws, g, ys, yr, us + vs, ref_u + ref_v
+
+
 @pytest.mark.parametrize("out_dtype,rtol", [(None, 1e-5), (torch.bfloat16, 8e-3), (torch.float16, 1e-3)])
 @pytest.mark.parametrize("n_iter", [0, 1, 2])
 def test_normalize_against_reference(n_iter, out_dtype, rtol):
@@ -217,16 +227,13 @@ def test_normalize_against_reference(n_iter, out_dtype, rtol):
     and values; in half precision both round the fp32 quotient, so at most an ulp apart where sigma's last bit
     differs), u and v, and the raw weights' gradients for given gradients of the normalised ones, one of them in
     another layout than its weight's (autograd can give that; the launcher copies it)."""
-    ws, dims, us, vs, g = normalize_inputs(n_iter)
-    ref_u, ref_v = [u.clone() for u in us], [v.clone() for v in vs]
-    yf = spectral_normalize_fused(ws, us, vs, dims, n_iter, 1e-12, out_dtype)
-    yr = spectral_normalize_reference(ws, ref_u, ref_v, dims, n_iter, 1e-12, out_dtype)
+    ws, g, yf, yr, uv, ref_uv = normalize_both(spectral_normalize_fused, n_iter, out_dtype)
     for i, (a, b) in enumerate(zip(yf, yr)):
         assert a.dtype == b.dtype == (out_dtype or torch.float32)
         if i != 3:  # the strided view's result is contiguous (so are the reference's)
             assert a.stride() == ws[i].stride(), f"layer {i}: not in its weight's layout"
         assert_close(a.float(), b.float(), f"layer {i}: W / sigma", atol=1e-6, rtol=rtol)
-    for a, b in zip(us + vs, ref_u + ref_v):
+    for a, b in zip(uv, ref_uv):
         assert_close(a, b, "u/v")
     gys = [torch.randn(y.shape, generator=g).to(DEVICE, y.dtype) for y in yf]
     gys[0] = gys[0].contiguous()  # the channels-last conv's: another layout
@@ -245,14 +252,11 @@ def test_eager_normalize_is_the_reference(n_iter, out_dtype):
     the same u, v and normalised weights bit for bit (the same ops forward), and the raw weights' gradients from
     its hand-written backward to rounding, for given gradients of the normalised weights, one in another layout
     than its weight's, one layer unused (its gradient zero)."""
-    ws, dims, us, vs, g = normalize_inputs(n_iter)
-    ref_u, ref_v = [u.clone() for u in us], [v.clone() for v in vs]
-    ye = spectral_normalize_eager(ws, us, vs, dims, n_iter, 1e-12, out_dtype)
-    yr = spectral_normalize_reference(ws, ref_u, ref_v, dims, n_iter, 1e-12, out_dtype)
+    ws, g, ye, yr, uv, ref_uv = normalize_both(spectral_normalize_eager, n_iter, out_dtype)
     for i, (a, b) in enumerate(zip(ye, yr)):
         assert a.dtype == b.dtype == (out_dtype or torch.float32)
         assert torch.equal(a, b), f"layer {i}: W / sigma"
-    for a, b in zip(us + vs, ref_u + ref_v):
+    for a, b in zip(uv, ref_uv):
         assert torch.equal(a, b), "u/v"
     gys = [torch.randn(y.shape, generator=g).to(DEVICE, y.dtype) for y in ye]
     gys[0] = gys[0].contiguous()  # the channels-last conv's: another layout
