@@ -3,7 +3,7 @@
 Each digit 0-9 is a set of strokes (polylines in a unit box). Every image gets its own random affine
 transform (rotation, scale, shear, translation) and stroke width, and is rendered anti-aliased as
 intensity = clamp((width - distance to the nearest stroke) / pixel + 0.5, 0, 1), vectorised over
-[images, segments, pixels]. 10,000 images of 28x28 take about a second; the result depends only on
+[images, segments, pixels]. 10,000 images of 28x28 take 1-3 s on a 2-core CPU; the result depends only on
 (count, size, seed), so every run and every test sees the same set.
 """
 
