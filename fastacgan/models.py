@@ -140,11 +140,11 @@ class UpsampleConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         foldable = (self.kernel_size, self.stride, self.padding, self.dilation, self.groups, self.padding_mode) == (
             (3, 3), (1, 1), (1, 1), (1, 1), 1, "zeros")  # fmt: skip
-        small = x.device.type == "cpu" and x.shape[-2] * x.shape[-1] <= self.cpu_plain_max_pixels
-        if small or not foldable:
+        cpu = x.device.type == "cpu"
+        if not foldable or (cpu and x.shape[-2] * x.shape[-1] <= self.cpu_plain_max_pixels):
             return super().forward(F.interpolate(x, scale_factor=2.0, mode="nearest"))
         channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        if x.device.type == "cpu" and not channels_last:
+        if cpu and not channels_last:
             k = _fold_by_matmul(self.weight)
         else:  # elementwise: one fused kernel under torch.compile on a GPU (and no TF32 matmul to round the taps)
             k = _fold3(_fold3(self.weight, 2), 3).transpose(0, 1)  # [ci, co, 4, 4]: a transposed convolution's

@@ -275,22 +275,21 @@ def weight_to_matrix(weight: torch.Tensor, dim: int) -> torch.Tensor:
 def spectral_norm_sigma_reference(ws, us, vs, dims, n_power_iterations: int, eps: float) -> torch.Tensor:
     """Plain PyTorch, op for op what torch.nn.utils.parametrizations.spectral_norm does: updates u, v in place
     (n iterations) and returns sigma [L] with the gradient d sigma / d W = u v^T."""
-    sigmas = []
-    for w, u, v, d in zip(ws, us, vs, dims):
-        mat, u_c, v_c = _power_iteration(w, u, v, d, n_power_iterations, eps)
-        sigmas.append(torch.vdot(u_c, torch.mv(mat, v_c)))
-    return torch.stack(sigmas)
+    return torch.stack([_sigma(w, u, v, d, n_power_iterations, eps)[0] for w, u, v, d in zip(ws, us, vs, dims)])
 
 
-def _power_iteration(w, u, v, dim: int, n_power_iterations: int, eps: float):
-    """PyTorch's power iteration on the buffers u, v (in place); returns W's matrix and copies of u and v (later
-    calls change the buffers before this call's backward)."""
+def _sigma(w, u, v, dim: int, n_power_iterations: int, eps: float):
+    """PyTorch's power iteration on the buffers u, v (in place), then sigma = u^T W v (differentiable in W where
+    grad mode is on); returns sigma and the copies of u and v it used (later calls change the buffers before this
+    call's backward)."""
     mat = weight_to_matrix(w, dim)
     with torch.no_grad():
         for _ in range(n_power_iterations):
             F.normalize(torch.mv(mat, v), dim=0, eps=eps, out=u)
             F.normalize(torch.mv(mat.H, u), dim=0, eps=eps, out=v)
-    return mat, u.clone(memory_format=torch.contiguous_format), v.clone(memory_format=torch.contiguous_format)
+    u_c = u.clone(memory_format=torch.contiguous_format)
+    v_c = v.clone(memory_format=torch.contiguous_format)
+    return torch.vdot(u_c, torch.mv(mat, v_c)), u_c, v_c
 
 
 def spectral_norm_sigma_fused(ws, us, vs, dims, n_power_iterations: int, eps: float) -> torch.Tensor:
@@ -318,20 +317,17 @@ def spectral_normalize_reference(ws, us, vs, dims, n_power_iterations: int, eps:
 class _EagerNormalize(torch.autograd.Function):
     """spectral_normalize_reference's maths with a hand-written backward, for eager calls off the GPU (a CPU):
     the same power iteration, sigma, division and cast op for op, so the same buffers and W / sigma bit for bit;
-    backward dW = G / sigma - (sum(G W) / sigma^2) u v^T in three passes
-    over each weight (the division, a dot product, a rank-1 update) where autograd's chain through the division,
-    the cast and sigma's matrix-vector product makes about eight (isic64's discriminator, forward + backward on a
-    2-core CPU: 19 -> 9 ms)."""
+    backward dW = G / sigma - (sum(G W) / sigma^2) u v^T in three passes over each weight (the division, a dot
+    product, a rank-1 update) where autograd's chain through the division, the cast and sigma's matrix-vector
+    product makes about eight (isic64's discriminator, forward + backward on a 2-core CPU: 19 -> 9 ms)."""
 
     @staticmethod
     def forward(ctx, us, vs, dims, n_iter, eps, out_dtype, *ws):
         ys, saved = [], []
         for w, u, v, d in zip(ws, us, vs, dims):
-            mat, u_c, v_c = _power_iteration(w, u, v, d, n_iter, eps)
-            sig = torch.vdot(u_c, torch.mv(mat, v_c))
-            y = w / sig
-            ys.append(y if out_dtype is None else y.to(out_dtype))  # (a division with out= in another dtype makes
-            # a temporary and copies it: no faster)
+            sig, u_c, v_c = _sigma(w, u, v, d, n_iter, eps)
+            y = w / sig  # then cast: a division with out= in another dtype copies a temporary, no faster
+            ys.append(y if out_dtype is None else y.to(out_dtype))
             saved += [sig, u_c, v_c]
         ctx.save_for_backward(*saved, *ws)
         ctx.dims = dims
