@@ -7,7 +7,9 @@ machine without a GPU. Prints a Markdown table: the median step time of each, an
 
 The pytest race (`pytest benchmarks/ --benchmark-only`) runs on a CPU at a quarter width and batch 16, so that the
 suite stays short; this script is the CPU's full-size figure. Implementations run in turns, `--rounds` times,
-and each keeps the least of its round medians (the machine's noise only ever adds time).
+and each keeps the least of its round medians (the machine's noise only ever adds time). glibc's malloc keeps
+freed memory for reuse (`--malloc-cache`, what `python -m fastacgan.train` sets on a CPU; `--no-malloc-cache`:
+malloc as it is): a process-wide setting, so the reference has it too, and the speed-ups are the steps' own.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import ReferenceACGAN  # noqa: E402
 
 from fastacgan.config import PRESETS, TrainConfig, resolve_spec  # noqa: E402
+from fastacgan.heap import keep_freed_memory  # noqa: E402
 from fastacgan.loaders import to_model_input  # noqa: E402
 from fastacgan.step import ACGANStep  # noqa: E402
 from fastacgan.train import cpu_has_bf16  # noqa: E402
@@ -78,11 +81,15 @@ def main(argv: list[str] | None = None) -> None:
                    metavar="PRESET:BATCH", help="presets and batch sizes (default: digits:64 cifar10:64 isic64:16)")  # fmt: skip  # noqa: E501
     p.add_argument("--steps", type=int, default=8, help="timed steps per round (default 8)")
     p.add_argument("--rounds", type=int, default=2, help="turns of every implementation (default 2)")
+    p.add_argument("--malloc-cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="glibc's malloc keeps freed memory for reuse, for both (default: on)")  # fmt: skip
     a = p.parse_args(argv)
     if a.steps < 1 or a.rounds < 1:
         p.error("--steps and --rounds must be >= 1")
     bf16 = cpu_has_bf16()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {'yes' if bf16 else 'no'}\n")
+    malloc = keep_freed_memory() if a.malloc_cache else "off"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {'yes' if bf16 else 'no'}, "
+          f"malloc cache: {malloc}\n")  # fmt: skip
     print("| preset | batch | implementation | step (median) | images/s | vs the reference |")
     print("| --- | --- | --- | --- | --- | --- |")
     for preset, batch in a.runs:

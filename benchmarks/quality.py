@@ -131,7 +131,8 @@ def run(a: argparse.Namespace) -> dict:
         raise ValueError(f"--data {a.data}: classes {cat.class_names[:10]} differ from the run's {classes[:10]}")
     images, labels = decode_all(cat, spec.image_size, spec.channels, default_workers(-1), "skip", log=log)
 
-    # 3. the reference, same spec, steps, batch and optimizer settings
+    # 3. the reference, same spec, steps, batch and optimizer settings (on a CPU with the malloc cache that
+    # fastacgan.train set: a setting of the process, fastacgan/heap.py)
     log(f"reference: {a.steps} steps, eager fp32 NCHW{', PyTorch spectral norm' if spec.d_sn else ''}, on {device}")
     g_ref, ref_seconds = train_reference(spec, images, labels, a.steps, a.batch_size, device, cfg, a.seed)
 

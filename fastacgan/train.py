@@ -24,6 +24,7 @@ from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec,
 from .data import DataError, open_catalog
 from .decode import class_examples, default_workers, probe
 from .distributed import all_reduce_, cleanup, setup
+from .heap import keep_freed_memory
 from .image_metrics import LABELS, seed000_metrics
 from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
@@ -89,6 +90,8 @@ class Trainer:
         self.device = select_device(device_name)
         self.amp_dtype, amp_note = select_amp(cfg, self.device)
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
+        # no result changes; CPU only: on a GPU the host makes few large tensors
+        malloc = keep_freed_memory() if cfg.malloc_cache and self.device.type == "cpu" else "off"
 
         # --- data: what it is, then the model that fits it, then the loader at the model's size
         builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only
@@ -146,6 +149,7 @@ class Trainer:
             f"speed: compile {'on' if self.compile else 'off'}{graphs}, channels-last "
             f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}{whole}, "
             f"fast G layers {'on' if cfg.fast_layers else 'off'}{dropout}"
+            + (f", malloc cache {malloc}" if self.device.type == "cpu" else "")
         )
 
         self.workers = default_workers(cfg.workers)
@@ -372,7 +376,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.step = state["step"]
         skip = {"resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every", "ckpt_every_epochs",
-                "keep_ckpts", "out", "device", "decode_cache"}  # fmt: skip
+                "keep_ckpts", "out", "device", "decode_cache", "malloc_cache"}  # fmt: skip
         changed = [f"--{k.replace('_', '-')} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
                    if k not in skip and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
         if changed:
