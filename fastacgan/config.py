@@ -134,8 +134,8 @@ class TrainConfig:
     malloc_cache: bool = _f(
         True,
         "on a CPU (Linux, glibc's malloc): keep memory that tensors free in the heap for the next step, instead of "
-        "returning it to the OS and faulting it in again (10-20%% of a step on a 2-core CPU); --no-malloc-cache: "
-        "malloc as it is",
+        "returning it to the OS and faulting it in again (15-25%% of a bf16 step on a 2-core CPU); "
+        "--no-malloc-cache: malloc as it is",
     )
     sync_bn: bool = _f(False, "with several GPUs (torchrun): synchronised BatchNorm statistics across processes")
     # --- outputs

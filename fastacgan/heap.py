@@ -4,16 +4,18 @@ PyTorch's CPU allocator takes every tensor from malloc and gives it back when th
 serves large blocks (from 128 KiB, its threshold creeping up to at most 32 MiB) with mmap and returns them with
 munmap at once, and returns freed memory at the top of the heap past a trim threshold; so a training step, which
 makes the same activations and gradients every step, has the kernel map and zero-fill their pages again each
-time. On this project's 2-core CPU that was 2,000-6,000 page faults and 5-55 ms of system time per step (digits,
-cifar10, isic64 in bf16; isic128: 47,000 faults, 140 ms), and 10-20% of the step's time: with the two settings
-below a bf16 step at batch 64 took 136 ms instead of 160 (cifar10) and 50 instead of 58 (digits), isic64's at
-batch 16 207 instead of 254, with the same peak memory (isic128: 13% more).
+time: 2,000-6,000 page faults per step for digits, cifar10 and isic64 (47,000 for isic128) and up to a fifth of
+the step's time. Measured with benchmarks/cpu_race.py on this project's 2-core CPU (AMD EPYC, AVX512-BF16), a
+bf16 step took 32-34 ms instead of 44 (digits, batch 64), 97 instead of 130 (cifar10, 64), 185 instead of 218
+(isic64, 16), with the same peak memory (isic128: 13% more); `python -m fastacgan.evaluate` of the default run
+17-18 s instead of 36-40 (14 million page faults fewer).
 
-`keep_freed_memory()` sets them with mallopt (glibc only): blocks up to 1 GiB come from the heap, and up to 1 GiB
-of free memory at its top stays mapped. It changes no result, only where memory comes from. It is skipped where
-malloc is not glibc's (another libc, or jemalloc / tcmalloc / mimalloc preloaded, which cache on their own) and
-where the user has tuned glibc's malloc through its environment variables. `python -m fastacgan.train` calls it
-on a CPU (`--no-malloc-cache` to leave malloc as it is).
+`keep_freed_memory()` sets two of malloc's options with mallopt (glibc only): blocks up to 1 GiB come from the
+heap, and up to 1 GiB of free memory at its top stays mapped. It changes no result, only where memory comes from.
+It is skipped where malloc is not glibc's (another libc, or jemalloc / tcmalloc / mimalloc preloaded, which cache
+on their own) and where the user has tuned glibc's malloc through its environment variables. `python -m
+fastacgan.train` calls it on a CPU (`--no-malloc-cache` to leave malloc as it is), as do `python -m
+fastacgan.evaluate` and `python -m fastacgan.sample`.
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ import torch
 
 from . import checkpoint as ckpt
 from .data import IMAGE_EXTS, Every, file_safe
+from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
 from .models import Generator, ModelSpec
+from .train import select_device
 
 
 def resolve_ckpt(path: str) -> Path:
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with a folder --out: write OUT/<class>/<class>_NNNNN.png, the layout --data reads",
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
     a = p.parse_args(argv)
     try:
         if a.n < 1 or a.per_class < 1:
@@ -113,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         grid = suffix in (".png", ".jpg", ".jpeg")
         if grid and a.image_folder:
             raise ValueError(f"--image-folder writes one PNG per image into a folder; --out {a.out} is a grid file")
-        g, classes, file = load_generator(a.ckpt, a.device)
+        device = select_device(a.device)
+        if device.type == "cpu":
+            keep_freed_memory()  # the same images, sooner (fastacgan/heap.py)
+        g, classes, file = load_generator(a.ckpt, device)
         if a.label is not None:
             labels = torch.full((a.n,), parse_label(a.label, classes), dtype=torch.long)
             ncol = math.ceil(math.sqrt(a.n))

@@ -62,6 +62,8 @@ def test_generator_loads_on_cpu_in_eval_mode(run_dir):
         (["--n", "0"], "--n and --per-class"),
         (["--out", "grid.gif"], "--out grid.gif: a grid is written as .png or .jpg"),
         (["--out", "/proc/no/grid.png"], "--out /proc/no/grid.png: cannot write the images"),
+        (["--device", "gpu0"], "--device 'gpu0': not a device"),
+        *([(["--device", "cuda"], "--device cuda: CUDA is not available")] if not torch.cuda.is_available() else []),
     ],
 )
 def test_bad_arguments(run_dir, tmp_path, capsys, args, msg):
