@@ -52,6 +52,11 @@ def keep_freed_memory(environ: dict[str, str] | None = None) -> str:
     return _done
 
 
+def is_set() -> bool:
+    """Whether keep_freed_memory() has set the cache in this process (a process-wide setting: it stays)."""
+    return _done == "on"
+
+
 def _why_not(env) -> str | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return "malloc is not glibc's"

@@ -20,11 +20,11 @@ import torch
 import torch.distributed as tdist
 
 from . import checkpoint as ckpt
+from . import heap
 from .config import PRESETS, TrainConfig, parse_args, pick_preset, resolve_spec, save_json, validate_config
 from .data import DataError, open_catalog
 from .decode import class_examples, default_workers, probe
 from .distributed import all_reduce_, cleanup, setup
-from .heap import keep_freed_memory
 from .image_metrics import LABELS, seed000_metrics
 from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
@@ -91,7 +91,9 @@ class Trainer:
         self.amp_dtype, amp_note = select_amp(cfg, self.device)
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         # no result changes; CPU only: on a GPU the host makes few large tensors
-        malloc = keep_freed_memory() if cfg.malloc_cache and self.device.type == "cpu" else "off"
+        malloc = heap.keep_freed_memory() if cfg.malloc_cache and self.device.type == "cpu" else "off"
+        if malloc == "off" and heap.is_set():  # a caller's earlier Trainer in this process set it
+            malloc = "on (set earlier in this process)"
 
         # --- data: what it is, then the model that fits it, then the loader at the model's size
         builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only

@@ -317,8 +317,8 @@ def spectral_normalize_reference(ws, us, vs, dims, n_power_iterations: int, eps:
 class _EagerNormalize(torch.autograd.Function):
     """spectral_normalize_reference's maths with a hand-written backward, for eager calls off the GPU (a CPU):
     the same power iteration, sigma, division and cast op for op, so the same buffers and W / sigma bit for bit;
-    backward dW = G / sigma - (sum(G W) / sigma^2) u v^T in three passes over each weight (the division, a dot
-    product, a rank-1 update) where autograd's chain through the division, the cast and sigma's matrix-vector
+    backward dW = G / sigma - (sum(G W) / sigma^2) u v^T in four passes over each weight (a product and its sum,
+    the division, a rank-1 update) where autograd's chain through the division, the cast and sigma's matrix-vector
     product makes about eight (isic64's discriminator, forward + backward on a 2-core CPU: 19 -> 9 ms)."""
 
     @staticmethod
@@ -341,10 +341,13 @@ class _EagerNormalize(torch.autograd.Function):
         dws = []
         for i, (g, w, d) in enumerate(zip(grads, ws, ctx.dims)):  # an unused output's g: zeros, as autograd fills
             sig, u, v = saved[3 * i : 3 * i + 3]
+            # sum(G W) / sigma^2, from G itself (in W's dtype: a product of tensors promotes), by torch's cascaded sum:
+            # its terms cancel (~1000x at a random u and v), and a BLAS dot of G / sigma (vdot) was there 3-4x less
+            # accurate than the reference on an AMD CPU, this 3x more (tests/test_kernel_spectral_norm.py)
+            c = (g * w).sum() / (sig * sig)
             dw = torch.div(g, sig.view(1))  # in w's dtype (a 1-d sigma takes part in type promotion)
             if dw.dtype != w.dtype:
                 dw = dw.to(w.dtype)
-            c = torch.vdot(dw.reshape(-1), w.reshape(-1)) / sig  # sum(G W) / sigma^2
             if d == 0 and dw.is_contiguous():
                 dw.view(dw.shape[0], -1).addr_(u * -c, v)
             else:  # u v^T in W's layout
