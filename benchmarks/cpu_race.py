@@ -91,7 +91,8 @@ def race(preset: str, batch: int, steps: int, rounds: int, bf16: bool, malloc: s
             if run.returncode != 0:
                 raise RuntimeError(f"{name}, {preset}:{batch}: the timing process failed:\n{run.stderr}")
             state, ms = run.stdout.strip().rsplit("\n", 1)
-            said.update([state] if cache else [])
+            if cache:
+                said.add(state)
             best[name] = min(best[name], float(ms))
     return list(best.items())
 

@@ -19,7 +19,7 @@ from fastacgan.kernels import (
     spectral_normalize_fused,
     spectral_normalize_reference,
 )
-from fastacgan.kernels.spectral_norm import weight_to_matrix
+from fastacgan.kernels.spectral_norm import _matrix_to_weight, weight_to_matrix
 from fastacgan.models import Discriminator
 
 sn_mod = importlib.import_module("fastacgan.kernels.spectral_norm")  # the module; the package exports a function
@@ -280,12 +280,10 @@ def test_eager_normalize_is_the_reference(n_iter, out_dtype):
 def sn_weight_grad64(w, gy, u, v, dim):
     """dW of sum(gy * W / sigma) in float64, sigma = u^T W v with u and v held constant (PyTorch's rule), W as the
     matrix [W.shape[dim], rest]."""
-    wm = w.detach().double().movedim(dim, 0).reshape(w.shape[dim], -1)
-    gm = gy.double().movedim(dim, 0).reshape(w.shape[dim], -1)
+    wm, gm = weight_to_matrix(w.detach().double(), dim), weight_to_matrix(gy.double(), dim)
     u, v = u.double(), v.double()
     sigma = u @ wm @ v
-    dm = gm / sigma - (gm * wm).sum() / sigma**2 * torch.outer(u, v)
-    return dm.reshape(w.movedim(dim, 0).shape).movedim(0, dim)
+    return _matrix_to_weight(gm / sigma - (gm * wm).sum() / sigma**2 * torch.outer(u, v), w, dim)
 
 
 def test_eager_normalize_gradcheck():
