@@ -14,6 +14,20 @@ def plain_eager(*tensors: torch.Tensor | None) -> bool:
     return not torch.compiler.is_compiling() and all(t is None or _plain(t) for t in tensors)
 
 
+def launcher(kernel):
+    """What a fused op launches `kernel` (a @triton.jit function) through: torch.library.wrap_triton's wrapper,
+    which torch.compile traces. Under TRITON_INTERPRET=1 @triton.jit makes an interpreted function, which
+    wrap_triton hands back as it is in torch 2.13 and refuses in 2.11 (the GPU machines' image): it is launched
+    directly."""
+    return kernel if isinstance(kernel, _Interpreted) else torch.library.wrap_triton(kernel)
+
+
+try:
+    from triton.runtime.interpreter import InterpretedFunction as _Interpreted
+except ImportError:  # no Triton (the fused ops are then never launched), or one without an interpreter
+    _Interpreted = ()
+
+
 def _plain(t: torch.Tensor) -> bool:
     """A torch.Tensor, or a Parameter holding one (the weights that spectral norm gets; a tracer's parameters
     hold its own tensors)."""

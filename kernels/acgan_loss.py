@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import cdiv, next_pow2, plain_eager
+from ._dispatch import cdiv, launcher, next_pow2, plain_eager
 
 try:  # the kernels need triton; the reference below does not
     import triton
@@ -190,7 +190,7 @@ def _fwd_impl(src, cls, labels, target, target_value: float, cls_weight: float):
     # program (B <= 64) gets an unread placeholder instead
     cnt = (torch.empty if single else torch.zeros)(1, device=src.device, dtype=torch.int32)
     tgt, tval, stride_t, has_t = _target_args(src, target, target_value)
-    torch.library.wrap_triton(_acgan_loss_fwd_kernel)[(n_prog,)](
+    launcher(_acgan_loss_fwd_kernel)[(n_prog,)](
         src, cls, labels, tgt, tval, lse, part, cnt, loss, stats,
         b, k, cls.stride(0), stride_t, float(cls_weight), n_prog,
         ROWS=rows, BLOCK_K=block_k, BLOCK_P=64, TGT_PTR=has_t, SINGLE=single, num_warps=_warps(block_k),
@@ -204,7 +204,7 @@ def _bwd_impl(grad, src, cls, labels, target, target_value: float, cls_weight: f
     dsrc = torch.empty_like(src)
     dcls = torch.empty_like(cls)
     tgt, tval, stride_t, has_t = _target_args(src, target, target_value)
-    torch.library.wrap_triton(_acgan_loss_bwd_kernel)[(cdiv(b, rows),)](
+    launcher(_acgan_loss_bwd_kernel)[(cdiv(b, rows),)](
         grad, src, cls, labels, tgt, tval, lse, dsrc, dcls,
         b, k, cls.stride(0), stride_t, float(cls_weight),
         ROWS=rows, BLOCK_K=block_k, TGT_PTR=has_t, num_warps=_warps(block_k, backward=True),

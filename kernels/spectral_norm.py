@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from . import spectral_norm_triton as _k
-from ._dispatch import cdiv, plain_eager
+from ._dispatch import cdiv, launcher, plain_eager
 
 HAS_TRITON = _k.HAS_TRITON
 GROUP = 8  # layers per launch (the kernels' argument slots)
@@ -114,15 +114,15 @@ def _power_impl(ws, us, vs, dims, n_iter: int, eps: float, layouts=None):
         finalize = [*_pad(us[sl], spare), *_pad(vs[sl], spare), *shape[: 3 * GROUP], p[sl], p.shape[1], q[sl],
                     q.shape[1], sig[sl], snap[sl], snap.shape[1], hmax, float(eps)]  # fmt: skip
         for _ in range(max(n_iter, 1)):  # eval (n_iter = 0): passes 1 and 3
-            torch.library.wrap_triton(_k._sn_wv_kernel)[(n1,)](
+            launcher(_k._sn_wv_kernel)[(n1,)](
                 *_pad(ws[sl]), *_pad(vs[sl]), *shape, *tiles1, p[sl], p.shape[1], DENSE=dense, **wv
             )
             if n_iter:
-                torch.library.wrap_triton(_k._sn_wtu_kernel)[(n2,)](
+                launcher(_k._sn_wtu_kernel)[(n2,)](
                     *_pad(ws[sl]), *shape, *tiles2, p[sl], p.shape[1], q[sl], q.shape[1], P_CW=_WV[1], DENSE=dense,
                     **wtu
                 )  # fmt: skip
-            torch.library.wrap_triton(_k._sn_finalize_kernel)[(len(lays),)](
+            launcher(_k._sn_finalize_kernel)[(len(lays),)](
                 *finalize, EVAL=n_iter == 0, P_CW=_WV[1], Q_BH=_WTU[0], BLOCK=2048, PARTS=4, num_warps=8
             )
     return sig, snap
@@ -151,7 +151,7 @@ def _normalize_impl(ws, us, vs, dims, n_iter: int, eps: float, out_dtype: torch.
     for g0 in range(0, len(ws), GROUP):
         sl = slice(g0, g0 + GROUP)
         tiles, n_tiles = _tile_args(layouts[sl], _WV)
-        torch.library.wrap_triton(_k._sn_scale_kernel)[(n_tiles,)](
+        launcher(_k._sn_scale_kernel)[(n_tiles,)](
             *_pad(ws[sl]), *_pad(ys[sl], spare), *_shape_args(layouts[sl]), *tiles, sig[sl],
             DENSE=all(lay[9] for lay in layouts[sl]), **_tile_kw(_WV),
         )  # fmt: skip
@@ -177,12 +177,12 @@ def _bwd_impl(ws, dims, snap, sig=None, coef=None, grads=None):
         dense = all(lay[9] for lay in layouts[sl])
         if normalized:
             gs, c, s = grads[sl], snap.new_empty(n_tiles), sig[sl]
-            torch.library.wrap_triton(_k._sn_gw_kernel)[(n_tiles,)](
+            launcher(_k._sn_gw_kernel)[(n_tiles,)](
                 *_pad(gs), *_pad(ws[sl]), *shape, *tiles, c, DENSE=dense, **_tile_kw(_WV)
             )
         else:
             gs, c, s = dws[sl], coef[sl], coef[sl]  # G and sigma: not read
-        torch.library.wrap_triton(_k._sn_bwd_kernel)[(n_tiles,)](
+        launcher(_k._sn_bwd_kernel)[(n_tiles,)](
             *_pad(dws[sl], spare), *_pad(gs), *shape, *tiles, n_tiles, c, s, snap[sl], snap.shape[1], hmax,
             NORMALIZED=normalized, DENSE=dense, PB=256, **_tile_kw(_WV),
         )  # fmt: skip

@@ -144,10 +144,16 @@ class _TargetOnly:
 
 
 def written_args(launches) -> dict[str, list[str]]:
-    """kernel name -> the arguments torch.compile's analysis (identify_accessed_tensors) finds written by any
-    of its launches (one analysis per set of constexpr values)."""
-    from torch._higher_order_ops.triton_kernel_wrap import identify_accessed_tensors
+    """kernel name -> the arguments torch.compile's analysis finds written by any of its launches (one analysis
+    per set of constexpr values): identify_accessed_tensors in torch 2.13, identify_mutated_tensors in 2.11 (the
+    GPU machines' torch)."""
+    from torch._higher_order_ops import triton_kernel_wrap as wrap
     from triton.runtime.driver import driver
+
+    def written(kernel, named):
+        if hasattr(wrap, "identify_accessed_tensors"):
+            return [d.name for d in wrap.identify_accessed_tensors(kernel, named, {}).read_writes.writes]
+        return wrap.identify_mutated_tensors(kernel, named, {})
 
     out, seen = {}, set()
     driver.set_active(_TargetOnly(90))  # for the rest of this process: there is no GPU driver to go back to
@@ -156,8 +162,7 @@ def written_args(launches) -> dict[str, list[str]]:
         if key not in seen:
             seen.add(key)
             named = {**dict(zip(kernel.arg_names, args)), **kwargs}
-            acc = identify_accessed_tensors(kernel, named, {})
-            out.setdefault(kernel.fn.__name__, set()).update(d.name for d in acc.read_writes.writes)
+            out.setdefault(kernel.fn.__name__, set()).update(written(kernel, named))
     return {name: sorted(w) for name, w in out.items()}
 
 

@@ -105,7 +105,10 @@ def inductor_interpreted():
         if not (self.triton_interpret and self.inductor_meta.get("grid_type") == "FixedGrid"):
             return run(self, *args, stream=stream, **kwargs)
         n = len(self.inductor_meta["extra_launcher_args"])  # the grid, after the kernel's own arguments
-        consts = {k: self.triton_meta["constants"][k] for k in self.inductor_meta.get("declared_constexpr_names", ())}
+        # the kernel's constexpr arguments, not among `args`: torch 2.13 names them in inductor_meta; 2.11 does not
+        # (they are the parameters after those passed, each kernel's last)
+        rest = self.fn.arg_names[len(args) - n :]
+        consts = {k: self.triton_meta["constants"][k] for k in self.inductor_meta.get("declared_constexpr_names", rest)}
         return self.fn[tuple(args[-n:])](*args[:-n], **consts)
 
     os.environ["TRITON_INTERPRET"] = "1"  # read when Inductor loads a kernel, not by the kernels already made
@@ -141,11 +144,17 @@ def recording_aot_eager(syncs: list):
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
     from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+    from torch.utils._pytree import tree_leaves
+
+    def data_dependent(val) -> bool:  # a node's value (a kernel's: a dict of tensors) has a data-dependent shape
+        sym = (torch.Tensor, torch.SymInt, torch.SymFloat, torch.SymBool)
+        return any(free_unbacked_symbols(v) for v in tree_leaves(val) if isinstance(v, sym))
 
     def record(gm, example_inputs):
         for n in gm.graph.nodes:
-            if n.op == "call_function" and (str(n.target).startswith(HOST_SYNC_OPS) or
-                                            free_unbacked_symbols(n.meta.get("val"))):  # fmt: skip
+            if n.op != "call_function":
+                continue
+            if str(n.target).startswith(HOST_SYNC_OPS) or data_dependent(n.meta.get("val")):
                 syncs.append(str(n.target))
         return make_boxed_func(gm.forward)
 
