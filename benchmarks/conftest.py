@@ -14,7 +14,16 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 
+import importlib.util  # noqa: E402
+
 import pytest  # noqa: E402
+
+if os.environ.get("TRITON_INTERPRET") == "1":  # Triton 3.6's interpreter beside numpy 2.4: tests/triton_compat.py
+    _compat = Path(__file__).resolve().parents[1] / "tests" / "triton_compat.py"
+    _spec = importlib.util.spec_from_file_location("triton_compat", _compat)
+    _module = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_module)
+    _module.fix_interpreter_index()
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 # the CIFAR-10 JPEG archives: ../shared/data beside the checkout, or $FASTACGAN_DATA (a GPU machine gets a copy)

@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 import torch._dynamo  # noqa: E402
+import triton_compat  # noqa: E402 - beside this file
 from torch import nn  # noqa: E402
 
 
@@ -320,6 +321,7 @@ def main(argv=None) -> int:
     # Inductor's caches in a fresh folder: code generated before a change (or without the patches) is not reused
     cache = tempfile.TemporaryDirectory(prefix="compiled-fused-inductor-")
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
+    triton_compat.fix_interpreter_index()
     interpret_launches()
     warned = AnalysisWarnings()
     runs = run_cases(args.steps)

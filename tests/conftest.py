@@ -18,6 +18,10 @@ from PIL import Image  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+if os.environ.get("TRITON_INTERPRET") == "1":
+    from triton_compat import fix_interpreter_index
+
+    fix_interpreter_index()  # Triton 3.6's interpreter beside numpy 2.4 (see there)
 
 CLASSES = ("circle", "square", "stripes")
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
