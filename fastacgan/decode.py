@@ -21,11 +21,20 @@ from .data import Catalog, DataError, Every, file_safe
 DRAFT_GAP = 3  # a JPEG is decoded at 1/2, 1/4 or 1/8 scale while it stays >= 3x the resize target
 
 
+# EXIF orientation (tag 0x0112) -> the transpose that shows the image upright, as ImageOps.exif_transpose maps it
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}  # fmt: skip
+_WIDE_GREY = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # 16-bit greyscale (PIL's "I" holds 16-bit PNGs too)
+
+
 def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray:
-    """Encoded bytes -> uint8 [size, size, channels]: short side resized to `size` (bicubic), centre crop.
-    A JPEG much larger than that is decoded at reduced scale by libjpeg (DCT scaling, `Image.draft`) while it
-    stays at least DRAFT_GAP times the resize target: full-size photos (ISIC's are 1-24 megapixels) then decode
-    2-3x faster, and the result stays within a grey level or two of a full decode and resize.
+    """Encoded bytes -> uint8 [size, size, channels]: turned upright by its EXIF orientation, short side resized to
+    `size` (bicubic), centre crop; what DALI's decoder, resize and crop make of the same file. A JPEG much larger
+    than that is decoded at reduced scale by libjpeg (DCT scaling, `Image.draft`) while it stays at least DRAFT_GAP
+    times the resize target: full-size photos (ISIC's are 1-24 megapixels) then decode 2-3x faster, and the result
+    stays within a grey level or two of a full decode and resize. 16-bit greyscale is scaled to 8 bits
+    (round(v * 255 / 65535), as DALI does; PIL's own conversion clips everything above 255 to white).
     Raises DataError naming the file if it is unreadable or truncated."""
     mode = "L" if channels == 1 else "RGB"
     try:
@@ -36,6 +45,15 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray
             if im.format == "JPEG" and min(w, h) >= 2 * DRAFT_GAP * size:
                 im.draft(mode, (nw * DRAFT_GAP, nh * DRAFT_GAP))
             im.load()  # decodes now, so truncated files fail here and not later
+            # a TIFF's orientation is one of its tags; other formats carry it in an EXIF block (parsed only then)
+            turn = im.getexif().get(0x0112, 1) if "exif" in im.info or im.format == "TIFF" else 1
+            if turn in _UPRIGHT:  # turned before the resize, as DALI does (a drafted JPEG is small by now)
+                im = im.transpose(_UPRIGHT[turn])
+                if turn >= 5:  # a quarter turn (5-8): width and height swap
+                    nw, nh = nh, nw
+            if im.mode in _WIDE_GREY:
+                wide = np.asarray(im).astype(np.int64).clip(0, 65535)
+                im = Image.fromarray(((wide + 128) // 257).astype(np.uint8), "L")
             im = im.convert(mode)
     except Exception as e:
         raise DataError(f"{name}: cannot decode image ({e})") from e
@@ -106,7 +124,7 @@ def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
         try:
             with Image.open(io.BytesIO(cat.read(int(i)))) as im:
                 first = first or min(im.size)
-                grey &= im.mode in ("1", "L", "LA", "I", "I;16", "F")
+                grey &= im.mode in ("1", "L", "LA", "F", *_WIDE_GREY)
         except Exception:
             continue
     if not first:
@@ -184,7 +202,7 @@ def decode_all(
 
 # ------------------------------------------------------------------------------------------ decoded cache
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: EXIF orientation applied, 16-bit greyscale scaled (2026-12-02)
 
 
 def decoded_cache(cache_dir: str, cat: Catalog, size: int, channels: int, decoder: str) -> tuple[Path, str]:

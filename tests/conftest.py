@@ -10,6 +10,7 @@ if not torch.cuda.is_available():
 import collections  # noqa: E402
 import importlib  # noqa: E402
 import importlib.util  # noqa: E402
+import io  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -62,6 +63,40 @@ def make_folder(root, n_per_class=8, size=(20, 24), ext=".png", grey=False, clas
 @pytest.fixture
 def image_folder(tmp_path):
     return make_folder(tmp_path / "shapes")
+
+
+def turned(pixels: np.ndarray, orientation: int, fmt: str = "PNG", **save) -> bytes:
+    """The encoded image of `pixels` (uint8 [H, W, C]) with EXIF orientation tag `orientation` (1-8): a viewer, and
+    decode_image, show it turned or mirrored by it."""
+    im = Image.fromarray(pixels)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, exif=exif.tobytes(), **save)
+    return buf.getvalue()
+
+
+def grey16(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """uint16 [h, w]: a smooth ramp over the whole 16-bit range with some grain (a 16-bit X-ray or scan)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 65535, h * w).reshape(h, w) + rng.normal(0, 500, (h, w))
+    return ramp.clip(0, 65535).astype(np.uint16)
+
+
+def make_awkward_folder(root, size=(48, 72)):
+    """Images that decoders treat differently: `turned/` JPEGs with each EXIF orientation (1-8) of one
+    asymmetric picture, `deep/` 16-bit greyscale PNGs."""
+    h, w = size
+    pic = np.zeros((h, w, 3), np.uint8)
+    pic[: h // 2, : w // 4] = (250, 40, 40)  # a red block top left, a dark-blue one bottom right, grey elsewhere
+    pic[h // 2 :, w // 2 :] = (20, 20, 160)
+    pic[h // 2 :, : w // 2] = 128
+    (root / "turned").mkdir(parents=True)
+    (root / "deep").mkdir()
+    for o in range(1, 9):
+        (root / "turned" / f"o{o}.jpg").write_bytes(turned(pic, o, "JPEG", quality=95))
+        Image.fromarray(grey16(h, w, seed=o)).save(root / "deep" / f"g{o}.png")
+    return root
 
 
 # a tiny, fast model on the built-in digits at 16x16; on the CPU everywhere, so exactness tests hold on GPU machines

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CLASSES, make_folder
+from conftest import CLASSES, grey16, make_folder, turned
 from PIL import Image
 
 import fastacgan.archives as archives
@@ -180,6 +180,72 @@ def test_decode_resizes_short_side_and_centre_crops():
     Image.fromarray(img).save(buf, format="PNG")
     out = decode_image(buf.getvalue(), "x.png", 10, 3)
     assert out.shape == (10, 10, 3) and out.min() > 200  # the crop kept only the white middle
+
+
+def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """What a viewer shows of `pixels` stored with that EXIF orientation (PIL's own mapping)."""
+    from PIL import ImageOps
+
+    return np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(turned(pixels, orientation)))))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("size", [40, 24])  # the native short side (no resize), and a resize with an odd crop margin
+def test_exif_orientation_is_applied(orientation, size):
+    """An image stored turned or mirrored, with the EXIF orientation that says so (phone and camera photos), is
+    decoded upright, as DALI's decoder and image viewers show it: the same as decoding the upright image."""
+    rng = np.random.default_rng(orientation)
+    pixels = np.zeros((40, 62, 3), np.uint8)  # 62 x 40 -> 37 x 24 at size 24: a margin of 13, not split evenly
+    pixels[:20, :15] = 255
+    pixels[25:, 40:] = (0, 0, 200)
+    pixels += rng.integers(0, 30, pixels.shape, dtype=np.uint8)
+    upright = _upright(pixels, orientation)
+    assert upright.shape[:2] == ((62, 40) if orientation >= 5 else (40, 62))
+    plain = io.BytesIO()
+    Image.fromarray(upright).save(plain, format="PNG")  # no EXIF: stored as shown
+    want = decode_image(plain.getvalue(), "upright.png", size, 3).astype(int)
+    got = decode_image(turned(pixels, orientation), "turned.png", size, 3).astype(int)
+    assert got.shape == want.shape == (size, size, 3) and np.array_equal(got, want)
+    if orientation > 1:  # the test can tell: the image as stored (orientation ignored) is far from upright
+        stored = decode_image(turned(pixels, 1), "stored.png", size, 3).astype(int)
+        assert np.abs(stored - want).max() > 100
+    # a JPEG too (its EXIF block sits in an APP1 marker): against its own decoded pixels, turned upright
+    jpeg = turned(pixels, orientation, "JPEG", quality=95)
+    plain = io.BytesIO()
+    Image.fromarray(_upright(np.asarray(Image.open(io.BytesIO(jpeg))), orientation)).save(plain, format="PNG")
+    want = decode_image(plain.getvalue(), "upright.png", size, 3).astype(int)
+    assert np.array_equal(decode_image(jpeg, "turned.jpg", size, 3).astype(int), want)
+
+
+def test_large_turned_jpeg_is_drafted_and_upright():
+    """The reduced-scale decode of a full-size photo (draft) and the EXIF turn together."""
+    big = np.asarray(Image.open(io.BytesIO(_photo_jpeg(800, 600))))
+    got = decode_image(turned(big, 6, "JPEG", quality=90), "photo.jpg", 32, 3).astype(int)
+    want_im = Image.fromarray(np.ascontiguousarray(np.rot90(big, -1))).resize((32, 43), Image.BICUBIC)
+    want = np.asarray(want_im.crop((0, 5, 32, 37))).astype(int)  # turned 90 degrees clockwise: 600 x 800
+    assert got.shape == (32, 32, 3) and np.abs(got - want).mean() < 1.5
+
+
+def test_16_bit_greyscale_is_scaled_not_clipped(tmp_path):
+    """16-bit greyscale PNGs (scans, X-rays): v -> round(v * 255 / 65535), as DALI converts them. PIL's own
+    conversion to 8 bits clips every value above 255, which would make nearly every pixel white."""
+    v = grey16(32, 32)
+    buf = io.BytesIO()
+    Image.fromarray(v).save(buf, format="PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
+    want = (v.astype(np.int64) + 128) // 257
+    assert np.array_equal(want, np.round(v.astype(np.float64) * 255 / 65535))
+    grey = decode_image(buf.getvalue(), "deep.png", 32, 1)
+    assert grey.dtype == np.uint8 and np.array_equal(grey[:, :, 0], want)
+    rgb = decode_image(buf.getvalue(), "deep.png", 32, 3)
+    assert all(np.array_equal(rgb[:, :, c], want) for c in range(3))
+    half = decode_image(buf.getvalue(), "deep.png", 16, 1).astype(float)
+    assert abs(half.mean() - want.mean()) < 2 and (half == 255).mean() < 0.05
+    # a folder of them is greyscale
+    for k in ("a", "b"):
+        (tmp_path / "scans" / k).mkdir(parents=True)
+        Image.fromarray(grey16(20, 24, seed=len(k))).save(tmp_path / "scans" / k / "x.png")
+    assert probe(open_catalog(str(tmp_path / "scans"))) == (20, 1)
 
 
 def _photo_jpeg(w: int, h: int, seed: int = 0) -> bytes:

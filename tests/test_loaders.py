@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_folder
+from conftest import make_awkward_folder, make_folder
 
 from fastacgan.dali_pipeline import DaliLoader, dali_available, looks_truncated
 from fastacgan.data import DataError, open_catalog
@@ -65,6 +65,24 @@ def test_dali_matches_pil(cifar_slice, size, max_mad, device):
     # native size: only the JPEG decoders differ (< 2/255); resized: the resampling filters differ too
     print(f"DALI vs PIL at {size}x{size}: mean absolute difference {mad:.3f}/255")
     assert mad < max_mad, f"mean absolute difference {mad:.2f}/255"
+
+
+@needs_dali
+@pytest.mark.parametrize("device", DALI_DEVICES)
+@pytest.mark.parametrize("size", [48, 32])
+def test_dali_and_pil_agree_on_exif_turns_and_16_bit_greyscale(tmp_path, device, size):
+    """The files decoders are known to treat differently: JPEGs with each EXIF orientation (DALI turns them
+    upright by default) and 16-bit greyscale PNGs (DALI scales them to 8 bits). PIL's path does the same, so the
+    resident set (decoded by PIL on a CPU, by DALI on a GPU) and every loader show a run the same images."""
+    cat = open_catalog(str(make_awkward_folder(tmp_path / "awkward")))
+    pil = StreamLoader(cat, size, 3, 8, seed=1, device=CPU, hflip=False, workers=0, policy="error")
+    dali = DaliLoader(cat, size, 3, 8, seed=1, device=device, hflip=False, workers=1, policy="error")
+    (xp, yp), (xd, yd) = collect(pil), collect(dali)
+    assert torch.equal(yp, yd) and xp.shape == xd.shape == (16, size, size, 3)
+    per_image = (xp - xd).abs().flatten(1).mean(1)
+    # a wrong turn moves the red block (~130 levels on a sixth of the image), unscaled 16 bits turn white (~127)
+    assert per_image.max() < 4.0, per_image.tolist()
+    assert (xp[yp == 0].mean((1, 2, 3)) - xp[yp == 0].mean()).abs().max() < 3  # every 16-bit ramp mid-grey
 
 
 @needs_dali
