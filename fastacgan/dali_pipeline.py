@@ -12,7 +12,10 @@ a float batch). On a GPU each epoch's batches are made READ_AHEAD batches ahead 
 On a machine without a GPU the same pipeline runs on the CPU (device_id=None), which is how CI tests it.
 
 A DALI pipeline that meets an undecodable file fails as a whole; the loader then finds the bad file(s) of
-that batch with PIL, reports them by name, and (--bad-images skip) rebuilds the pipeline without them.
+that batch with PIL, reports them by name, and (--bad-images skip) rebuilds the pipeline without them. Files that
+PIL decodes but DALI cannot (GIFs: DALI has no GIF decoder; anything else its decoder refuses, found one file at a
+time when a batch fails) are decoded by PIL on the host and take their place in the batch, so a folder that mixes
+them in still trains with DALI for the rest.
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ def dali_available() -> bool:
     return HAS_DALI
 
 
+def dali_cannot_decode(data: np.ndarray) -> bool:
+    """A format that DALI's image decoder does not read, told by its first bytes: GIF."""
+    return bytes(data[:4]) == b"GIF8"
+
+
 def looks_truncated(data: np.ndarray) -> bool:
     """Cheap check for a cut-off file, which some decoders accept silently: a JPEG must end with its EOI marker
     (0xFFD9, allowing a little trailing padding), a PNG with its IEND chunk."""
@@ -75,6 +83,8 @@ class DaliLoader(BaseLoader):
         self.read_ahead = default if read_ahead is None else read_ahead
         self.served = 0  # batches made so far (read-ahead starts after READ_AHEAD_AFTER of them)
         self.bad: set[int] = set()
+        self.host: set[int] = set()  # files DALI failed on that PIL decodes: PIL decodes them from then on
+        self.told_host = False
         self.pipe = None
 
     def _build(self):
@@ -147,16 +157,63 @@ class DaliLoader(BaseLoader):
         if not items:
             return [], None
         keep = [i for i, _, _ in items]
-        try:
-            return keep, self._run([blob for *_, blob in items], [f for _, f, _ in items])
-        except RuntimeError as e:  # the pipeline is dead after an operator error: find the file, rebuild
-            self.pipe = None
-            bad = self._find_bad(items)
-            if not bad:
-                names = ", ".join(self.cat.names[i] for i in keep[:5])
-                raise DataError(f"DALI failed on a batch that PIL decodes ({names} ...): {e}") from e
+        on_host = [k for k, (i, _, blob) in enumerate(items) if i in self.host or dali_cannot_decode(blob)]
+        if not on_host:
+            try:
+                return keep, self._run([blob for *_, blob in items], [f for _, f, _ in items])
+            except RuntimeError as e:  # the pipeline is dead after an operator error: find the file, rebuild
+                return self._after_failure(items, e)
+        # the files DALI cannot decode: PIL's decode (the same resize, crop, flip), in their places in the batch
+        pil = {}
+        for k in on_host:
+            i, f, blob = items[k]
+            try:
+                img = decode_image(blob.tobytes(), self.cat.names[i], self.size, self.channels)
+            except DataError as e:
+                self._reject([(i, str(e))])
+                return self._batch(keep, [f for _, f, _ in items])
+            pil[k] = np.ascontiguousarray(img[:, ::-1] if f else img)
+        self._tell_host(items, on_host)
+        x = torch.empty(len(items), self.size, self.size, self.channels, dtype=torch.uint8, device=self.device)
+        rest = [k for k in range(len(items)) if k not in pil]
+        if rest:
+            try:
+                x[rest] = self._run([items[k][2] for k in rest], [items[k][1] for k in rest])
+            except RuntimeError as e:
+                return self._after_failure(items, e)
+        x[list(pil)] = torch.from_numpy(np.stack(list(pil.values()))).to(self.device)
+        return keep, x
+
+    def _after_failure(self, items, error: RuntimeError) -> tuple[list[int], torch.Tensor | None]:
+        """A batch that DALI failed on: its files that PIL cannot decode either are rejected (--bad-images);
+        if there are none, each file is tried alone to find those DALI cannot decode, which PIL then decodes."""
+        self.pipe = None
+        bad = self._find_bad(items)
+        if bad:
             self._reject(bad)
-            return self._batch(keep, [f for _, f, _ in items])
+        else:
+            refused = []
+            for i, _, blob in items:
+                try:
+                    self._run([blob], [False])
+                except RuntimeError:
+                    self.pipe = None
+                    refused.append(i)
+            if not refused:
+                names = ", ".join(self.cat.names[i] for i, _, _ in items[:5])
+                raise DataError(f"DALI failed on a batch that PIL decodes ({names} ...) but on none of its files "
+                                f"alone: {error}; --loader torch decodes with PIL") from error  # fmt: skip
+            self.host.update(refused)
+        keep = [i for i, _, _ in items]
+        return self._batch(keep, [f for _, f, _ in items])
+
+    def _tell_host(self, items, on_host: list[int]) -> None:
+        if not self.told_host:
+            self.told_host = True
+            i = items[on_host[0]][0]
+            why = "a GIF: DALI has no GIF decoder" if dali_cannot_decode(items[on_host[0]][2]) else "DALI refused it"
+            warnings.warn(f"{self.cat.names[i]} and any like it are decoded with PIL on the host ({why}); DALI "
+                          "decodes the rest", stacklevel=4)  # fmt: skip
 
     def _reject(self, bad: list[tuple[int, str]]) -> None:
         if self.policy == "error":

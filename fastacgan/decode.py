@@ -61,7 +61,8 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray
 
 
 def _fit(im: Image.Image, size: int, resized: tuple[int, int] | None = None) -> np.ndarray:
-    """A PIL image -> uint8 [size, size, C]: short side resized to `size` (bicubic), centre crop. resized: the
+    """A PIL image -> uint8 [size, size, C]: short side resized to `size` (bicubic), centre crop (placed as DALI's
+    crop places it, so that both decoders cut the same pixels). resized: the
     (width, height) before the crop, when the caller computed it from the image's full size (a JPEG drafted)."""
     if im.size != (size, size):
         if resized is None:
@@ -69,7 +70,7 @@ def _fit(im: Image.Image, size: int, resized: tuple[int, int] | None = None) -> 
             resized = max(size, round(im.size[0] * s)), max(size, round(im.size[1] * s))
         nw, nh = resized
         im = im.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
-        left, top = (nw - size) // 2, (nh - size) // 2
+        left, top = (nw - size + 1) // 2, (nh - size + 1) // 2  # an odd margin's half pixel rounds up, as in DALI
         im = im.crop((left, top, left + size, top + size))
     arr = np.array(im, dtype=np.uint8)  # a writable copy
     return arr[:, :, None] if arr.ndim == 2 else arr
@@ -202,7 +203,7 @@ def decode_all(
 
 # ------------------------------------------------------------------------------------------ decoded cache
 
-CACHE_FORMAT = 2  # 2: EXIF orientation applied, 16-bit greyscale scaled (2026-12-02)
+CACHE_FORMAT = 2  # 2: EXIF orientation applied, 16-bit greyscale scaled, DALI's crop position (2026-12-02)
 
 
 def decoded_cache(cache_dir: str, cat: Catalog, size: int, channels: int, decoder: str) -> tuple[Path, str]:

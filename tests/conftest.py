@@ -83,7 +83,7 @@ def grey16(h: int, w: int, seed: int = 0) -> np.ndarray:
     return ramp.clip(0, 65535).astype(np.uint16)
 
 
-def make_awkward_folder(root, size=(48, 72)):
+def make_awkward_folder(root, size=(48, 71)):
     """Images that decoders treat differently: `turned/` JPEGs with each EXIF orientation (1-8) of one
     asymmetric picture, `deep/` 16-bit greyscale PNGs."""
     h, w = size

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_awkward_folder, make_folder
+from PIL import Image
 
 from fastacgan.dali_pipeline import DaliLoader, dali_available, looks_truncated
 from fastacgan.data import DataError, open_catalog
@@ -83,6 +84,89 @@ def test_dali_and_pil_agree_on_exif_turns_and_16_bit_greyscale(tmp_path, device,
     # a wrong turn moves the red block (~130 levels on a sixth of the image), unscaled 16 bits turn white (~127)
     assert per_image.max() < 4.0, per_image.tolist()
     assert (xp[yp == 0].mean((1, 2, 3)) - xp[yp == 0].mean()).abs().max() < 3  # every 16-bit ramp mid-grey
+
+
+@needs_dali
+@pytest.mark.parametrize("device", DALI_DEVICES)
+def test_dali_and_pil_crop_the_same_pixels(tmp_path, device):
+    """The centre crop of an image wider or taller than square: with an odd margin the half pixel goes the same
+    way in both (DALI rounds it up), so lossless images at the model's height or width come out bit for bit equal."""
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 3, 11):
+        for name, shape in ((f"wide{m}", (16, 16 + m, 3)), (f"tall{m}", (16 + m, 16, 3))):
+            (tmp_path / "c" / name).mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / "c" / name / "x.png")
+    cat = open_catalog(str(tmp_path / "c"))
+    pil = StreamLoader(cat, 16, 3, 8, seed=0, device=CPU, hflip=False, workers=0, policy="error")
+    dali = DaliLoader(cat, 16, 3, 8, seed=0, device=device, hflip=False, workers=1, policy="error")
+    (xp, yp), (xd, yd) = collect(pil), collect(dali)
+    assert torch.equal(yp, yd) and torch.equal(xp, xd)
+
+
+def _gif_folder(root):
+    """16x16 images, half of them GIFs (which DALI cannot decode), half PNGs, in two classes."""
+    rng = np.random.default_rng(3)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+                root / c / f"{i}.{'gif png'.split()[i % 2]}"
+            )
+    return root
+
+
+@needs_dali
+@pytest.mark.parametrize("device", DALI_DEVICES)
+@pytest.mark.parametrize("how", ["gif", "found"])
+def test_dali_hands_files_it_cannot_decode_to_pil(tmp_path, device, how, monkeypatch):
+    """GIFs (DALI has no GIF decoder) among DALI's files: PIL decodes them in their places in the batch, flipped as
+    the rest, and the batches are those of the PIL loader bit for bit (lossless files at their own size). `found`:
+    a format DALI refuses that the loader does not know beforehand: found file by file when the batch fails."""
+    import fastacgan.dali_pipeline as dp
+
+    if how == "found":
+        monkeypatch.setattr(dp, "dali_cannot_decode", lambda blob: False)
+    cat = open_catalog(str(_gif_folder(tmp_path / "g")))
+    pil = StreamLoader(cat, 16, 3, 4, seed=2, device=CPU, hflip=True, workers=0, policy="error")
+    dali = DaliLoader(cat, 16, 3, 4, seed=2, device=device, hflip=True, workers=1, policy="error")
+    with pytest.warns(UserWarning, match=r"\.gif and any like it are decoded with PIL on the host") as caught:
+        (xd, yd) = collect(dali)
+    assert sum("decoded with PIL on the host" in str(w.message) for w in caught) == 1  # said once
+    (xp, yp) = collect(pil)
+    assert torch.equal(yp, yd) and torch.equal(xp, xd)
+    assert (how == "found") == (dali.host == {i for i, n in enumerate(cat.names) if n.endswith(".gif")})
+    images, labels = dali.decode_all(log=lambda m: None)  # the resident set, as decoded on a GPU
+    ref, ref_labels = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
+    assert torch.equal(images.cpu(), ref) and torch.equal(labels.cpu(), ref_labels)
+
+
+@needs_dali
+def test_dali_rejects_a_bad_gif_by_name(tmp_path):
+    folder = _gif_folder(tmp_path / "g")
+    (folder / "a" / "2.gif").write_bytes((folder / "a" / "2.gif").read_bytes()[:40])  # cut short
+    cat = open_catalog(str(folder))
+    with pytest.raises(DataError, match=r"2.gif: cannot decode.*--bad-images skip"):
+        collect(DaliLoader(cat, 16, 3, 4, 0, CPU, False, 1, "error"))
+    with pytest.warns(UserWarning, match=r"skipped .*2.gif: cannot decode"):
+        x, _ = collect(DaliLoader(cat, 16, 3, 4, 0, CPU, False, 1, "skip"))
+    assert len(x) == 12 and len(cat.skipped) == 1  # 3 batches of 4, one filled back
+
+
+@needs_dali
+def test_dali_failing_only_on_whole_batches_says_so(tmp_path, monkeypatch):
+    cat = open_catalog(str(make_folder(tmp_path / "f", ext=".png", n_per_class=4)))
+    dali = DaliLoader(cat, 16, 3, 4, seed=0, device=CPU, hflip=False, workers=1, policy="error")
+    real_run = dali._run
+
+    def run(blobs, flips):
+        if len(blobs) > 1:
+            raise RuntimeError("Critical error in pipeline: (a test)")
+        return real_run(blobs, flips)
+
+    monkeypatch.setattr(dali, "_run", run)
+    whole = r"DALI failed on a batch that PIL decodes \(.*_00\d.png, .* \.\.\.\) but on none of its files alone: "
+    with pytest.raises(DataError, match=whole + r".*a test.*--loader torch decodes with PIL"):
+        collect(dali)
 
 
 @needs_dali
