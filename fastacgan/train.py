@@ -7,6 +7,7 @@ performance flags live in fastacgan.step. Metrics stay on the device and are rea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -175,6 +176,7 @@ class Trainer:
             total = cfg.batch_size * self.dist.world
             log(f"distributed: {self.dist.world} processes, batch {cfg.batch_size} each, {total} in all "
                 f"(the learning rate is not rescaled)")  # fmt: skip
+        self.data_seen = data_fingerprint(self.catalog, self.loader.n)
         spe = self.loader.steps_per_epoch
         self.total_steps = cfg.steps or (cfg.epochs or PRESETS[self.preset].epochs) * spe
         self.sample_every = cfg.sample_every or max(1, self.total_steps // 24)
@@ -357,6 +359,7 @@ class Trainer:
             "classes": self.class_names,
             "preset": self.preset,
             "config": self.cfg.to_dict(),
+            "data": self.data_seen,
             **self.gan.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
@@ -384,10 +387,26 @@ class Trainer:
         if changed:
             self.log("note: resuming with options that differ from the checkpoint's (the run will not be the one it "
                      "would have been): " + ", ".join(changed))  # fmt: skip
+        saved = state.get("data")  # (absent in checkpoints written before 2026-12-02)
+        if saved and saved != self.data_seen:
+            was, now = saved["images"], self.data_seen["images"]
+            what = f"{was} -> {now} images" if was != now else "as many images, but other files or labels"
+            self.log(f"note: the data differ from the checkpoint's ({what}): from here on the run sees another data "
+                     "order than the interrupted one would have")  # fmt: skip
         if self.dist.is_main:
             for name in ("metrics.jsonl", "image_metrics.jsonl"):
                 _truncate_metrics(self.out / name, self.step)
         self.log(f"resumed from {path} at step {self.step}")
+
+
+def data_fingerprint(cat, images: int) -> dict:
+    """What a checkpoint records of its data, to tell a resume that the data changed: the number of images the
+    loader serves and a digest of the images' file names and labels in order (file names only, so that a data
+    folder moved elsewhere is the same data)."""
+    h = hashlib.sha256()
+    for name, label in zip(cat.names, cat.labels.tolist()):
+        h.update(f"{name.replace(os.sep, '/').rsplit('/', 1)[-1]}\t{label}\n".encode())
+    return {"images": int(images), "listing": h.hexdigest()[:16]}
 
 
 def _in_main_thread() -> bool:

@@ -211,6 +211,33 @@ def test_resume_with_changed_options_says_so(tiny_args, capsys):
     assert "--batch-size 16 -> 8" in out and "--steps" not in out.split("differ")[1].split("\n")[0]
 
 
+def test_resume_on_changed_data_says_so(tmp_path, capsys):
+    """A checkpoint records the number of images and a digest of their file names and labels: resuming on other
+    data says so; the same folder moved elsewhere is the same data."""
+    import shutil
+
+    from conftest import TINY, make_folder
+
+    folder = make_folder(tmp_path / "shapes", size=(16, 16))
+    out = tmp_path / "run"
+
+    def resume(data, steps):
+        assert run(["--data", data, *TINY, "--out", out, "--steps", steps, "--resume"]) == 0
+        return capsys.readouterr().out
+
+    assert run(["--data", folder, *TINY, "--out", out, "--steps", 2]) == 0
+    assert final_state(out)["data"]["images"] == 24
+    capsys.readouterr()
+    moved = tmp_path / "elsewhere"
+    shutil.move(folder, moved)
+    assert "data differ" not in resume(moved, 3)
+    shutil.copy(moved / "circle" / "circle_000.png", moved / "circle" / "circle_100.png")
+    assert "note: the data differ from the checkpoint's (24 -> 25 images)" in resume(moved, 4)
+    (moved / "circle" / "circle_100.png").rename(moved / "circle" / "circle_101.png")
+    assert "(as many images, but other files or labels)" in resume(moved, 5)
+    assert "data differ" not in resume(moved, 6)
+
+
 def test_the_reference_implementations_commands_run_as_they_are(tmp_path, capsys):
     """The seeds' command lines (the ImageNet/CIFAR ACGAN's, the PyTorch ACGAN's), read as fastacgan's options."""
     from fastacgan.config import translate_reference_args
