@@ -46,6 +46,10 @@ READ_AHEAD, READ_AHEAD_CPU = 2, 0
 READ_AHEAD_AFTER = 8
 
 
+class DaliError(DataError):
+    """DALI failed where PIL would not: the files are fine, DALI is not (the caller may decode with PIL)."""
+
+
 def dali_available() -> bool:
     return HAS_DALI
 
@@ -85,6 +89,7 @@ class DaliLoader(BaseLoader):
         self.bad: set[int] = set()
         self.host: set[int] = set()  # files DALI failed on that PIL decodes: PIL decodes them from then on
         self.told_host = False
+        self.worked = False  # DALI has decoded a batch (or a file)
         self.pipe = None
 
     def _build(self):
@@ -121,6 +126,7 @@ class DaliLoader(BaseLoader):
         self.pipe.feed_input("enc", blobs)
         self.pipe.feed_input("flip", [np.array(int(f), dtype=np.int32) for f in flips])
         (out,) = self.pipe.run()
+        self.worked = True
         gpu = self.device.type == "cuda"
         x = torch.empty(len(blobs), self.size, self.size, self.channels, dtype=torch.uint8, device=self.device)
         feed_ndarray(out.as_tensor(), x, cuda_stream=torch.cuda.current_stream(self.device) if gpu else None)
@@ -199,10 +205,12 @@ class DaliLoader(BaseLoader):
                 except RuntimeError:
                     self.pipe = None
                     refused.append(i)
-            if not refused:
+            # none alone, or every one while DALI has decoded nothing yet: DALI is at fault, not the files
+            if not refused or (len(refused) == len(items) and not self.worked):
                 names = ", ".join(self.cat.names[i] for i, _, _ in items[:5])
-                raise DataError(f"DALI failed on a batch that PIL decodes ({names} ...) but on none of its files "
-                                f"alone: {error}; --loader torch decodes with PIL") from error  # fmt: skip
+                which = "none of its files alone" if not refused else "each of its files alone too"
+                raise DaliError(f"DALI failed on a batch that PIL decodes ({names} ...) and on {which}: {error}; "
+                                "--loader torch decodes with PIL") from error  # fmt: skip
             self.host.update(refused)
         keep = [i for i, _, _ in items]
         return self._batch(keep, [f for _, f, _ in items])

@@ -178,16 +178,21 @@ def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: f
     return "torch", f"{over} and DALI is not installed"
 
 
+def resident_decoder(cat: Catalog, device: torch.device, has_dali: bool) -> str:
+    """Who decodes the resident set: "DALI" (on the GPU) or "PIL" (worker processes)."""
+    return "DALI" if has_dali and device.type == "cuda" and cat.images is None else "PIL"
+
+
 def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
                 hflip: bool, workers: int, policy: str, cache_gb: float, kind: str = "auto", log=print,
                 shard: tuple[int, int] = (0, 1), decode_cache: str = ""):  # fmt: skip
     """The loader for --loader `kind`. decode_cache: a folder where the resident loader keeps the decoded set for
     later runs on the same data (see decode.decoded_cache); empty: none."""
-    from .dali_pipeline import DaliLoader, dali_available
+    from .dali_pipeline import DaliError, DaliLoader, dali_available
 
     has_dali = dali_available()
     name, why = choose_loader(kind, cat, size, channels, cache_gb, device, has_dali)
-    decoder = "DALI" if has_dali and device.type == "cuda" and cat.images is None else "PIL"
+    decoder = resident_decoder(cat, device, has_dali)
     once = "" if cat.images is not None else f"decode once with {decoder}, "
     detail = {"resident": f"{once}keep uint8 on {device}", "dali": f"{workers} DALI threads",
               "torch": f"PIL in {workers} worker processes"}[name]  # fmt: skip
@@ -205,11 +210,13 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
         if got is not None:
             images, labels = got
         elif decoder == "DALI":
+            dali = DaliLoader(cat, size, channels, min(256, len(cat)), seed, device, False, workers, policy)
             try:
-                images, labels = DaliLoader(
-                    cat, size, channels, min(256, len(cat)), seed, device, False, workers, policy
-                ).decode_all(log)
-            except RuntimeError as e:  # e.g. a driver too old for this DALI build: PIL still works
+                why_not = dali.cannot_run()  # e.g. a driver too old for this DALI build: PIL still works
+                if why_not:
+                    raise DaliError(why_not)
+                images, labels = dali.decode_all(log)
+            except DaliError as e:
                 log(f"DALI could not decode on {device} ({str(e).splitlines()[0]}); decoding with PIL instead")
                 decoder = "PIL"
                 entry = decoded_cache(decode_cache, cat, size, channels, decoder) if cached else None

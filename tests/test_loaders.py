@@ -165,7 +165,7 @@ def test_dali_failing_only_on_whole_batches_says_so(tmp_path, monkeypatch):
         return real_run(blobs, flips)
 
     monkeypatch.setattr(dali, "_run", run)
-    whole = r"DALI failed on a batch that PIL decodes \(.*_00\d.png, .* \.\.\.\) but on none of its files alone: "
+    whole = r"DALI failed on a batch that PIL decodes \(.*_00\d.png, .* \.\.\.\) and on none of its files alone: "
     with pytest.raises(DataError, match=whole + r".*a test.*--loader torch decodes with PIL"):
         collect(dali)
 
@@ -378,6 +378,36 @@ def test_dali_that_cannot_run_here_falls_back_or_says_why(image_folder, monkeypa
     assert "DALI cannot run on cpu (RuntimeError: CUDA driver version is insufficient" in lines[-1]
     assert "streaming with PIL in 0 worker processes instead" in lines[-1]
     assert next(iter(loader.epoch(0)))[0].shape == (4, 16, 16, 3)
+
+
+@needs_dali
+@pytest.mark.parametrize("trouble", [None, "build", "batches"])
+def test_resident_set_decoded_by_dali_or_by_pil_when_dali_fails(image_folder, monkeypatch, trouble):
+    """The resident set as a GPU decodes it, with DALI (here its CPU pipeline stands in for the GPU's): the PIL
+    decode's images to a resampling filter's rounding. When DALI cannot run (`build`: a driver too old for the
+    build) or fails on batches whose files are fine (`batches`), PIL decodes the set instead and the log says why."""
+    import fastacgan.loaders as loaders_mod
+
+    monkeypatch.setattr(loaders_mod, "resident_decoder", lambda *a: "DALI")
+    if trouble == "build":
+        monkeypatch.setattr(DaliLoader, "_build", lambda self: (_ for _ in ()).throw(RuntimeError("driver too old")))
+    if trouble == "batches":
+        monkeypatch.setattr(DaliLoader, "_run", lambda self, blobs, flips: (_ for _ in ()).throw(RuntimeError("no")))
+    cat = open_catalog(str(image_folder))
+    lines = []
+    loader = make_loader(cat, 16, 3, 4, 0, CPU, False, 0, "skip", 4.0, "resident", log=lines.append)
+    assert lines[0].startswith("loader: resident (decode once with DALI, keep uint8 on cpu)")
+    fell_back = [m for m in lines if "DALI could not decode on cpu" in m]
+    assert len(fell_back) == (trouble is not None)
+    if trouble:
+        assert (
+            "RuntimeError: driver too old" if trouble == "build" else "and on each of its files alone too: no"
+        ) in fell_back[0]
+        assert fell_back[0].endswith("decoding with PIL instead")
+    ref, ref_labels = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
+    assert torch.equal(loader.labels, ref_labels) and loader.images.shape == ref.shape
+    diff = (loader.images.float() - ref.float()).abs()
+    assert diff.max() == 0 if trouble else diff.mean() < 3  # PIL's own decode, or DALI's to rounding
 
 
 def test_make_loader_prints_its_choice(image_folder):
