@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import torch
 
+try:
+    from triton.runtime.interpreter import InterpretedFunction as _Interpreted
+except ImportError:  # no Triton (the fused ops are then never launched), or one without an interpreter
+    _Interpreted = ()
+
 
 def plain_eager(*tensors: torch.Tensor | None) -> bool:
     """Not being traced (torch.compile, make_fx, export: their tensors are subclasses) and only plain tensors
@@ -20,12 +25,6 @@ def launcher(kernel):
     wrap_triton hands back as it is in torch 2.13 and refuses in 2.11 (the GPU machines' image): it is launched
     directly."""
     return kernel if isinstance(kernel, _Interpreted) else torch.library.wrap_triton(kernel)
-
-
-try:
-    from triton.runtime.interpreter import InterpretedFunction as _Interpreted
-except ImportError:  # no Triton (the fused ops are then never launched), or one without an interpreter
-    _Interpreted = ()
 
 
 def _plain(t: torch.Tensor) -> bool:
