@@ -139,6 +139,32 @@ def test_class_ranges(tmp_path):
     assert open_catalog(str(odd), classes="1:2").class_names == ["1:2"]
 
 
+def test_class_subset_lists_only_its_folders(tmp_path, monkeypatch):
+    """--classes on an image folder walks only the class folders it names (a few of ImageNet's 1,000 are listed
+    at once); the catalog is the one made by listing everything and keeping those classes, in --classes' order.
+    Files anywhere under a class folder count; hidden files and folders do not."""
+    names = [f"n{k:08d}" for k in range(12)]
+    root = make_folder(tmp_path / "imagenet", n_per_class=2, size=(8, 8), classes=names)
+    (root / names[4] / "sub" / "deeper").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / names[4] / "sub" / "deeper" / "x.JPEG")
+    (root / names[4] / ".cache").mkdir()
+    Image.new("RGB", (8, 8)).save(root / names[4] / ".cache" / "hidden.png")
+    Image.new("RGB", (8, 8)).save(root / names[4] / ".hidden.png")
+    (root / "n99999999").mkdir()  # an empty class folder: an error when listed
+    with pytest.raises(DataError, match="n99999999 holds no images"):
+        open_catalog(str(root))
+    walked = []
+    real = data_mod._images_under
+    monkeypatch.setattr(data_mod, "_images_under", lambda d: walked.append(d.name) or real(d))
+    cat = open_catalog(str(root), classes="n00000007,3:5")
+    assert sorted(walked) == [names[3], names[4], names[7]]
+    assert cat.class_names == [names[7], names[3], names[4]] and len(cat) == 7
+    assert [Path(n).parent.name for n in cat.names] == [names[3]] * 2 + [names[4]] * 2 + ["deeper"] + [names[7]] * 2
+    assert cat.labels.tolist() == [1, 1, 2, 2, 2, 0, 0]
+    with pytest.raises(DataError, match=r"--classes: n00000099 not in the data \(classes: n00000000, n00000001"):
+        open_catalog(str(root), classes="n00000099")
+
+
 def test_max_images(image_folder):
     assert len(open_catalog(str(image_folder), max_images=5)) == 5
 
