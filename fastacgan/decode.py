@@ -45,8 +45,7 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray
             if im.format == "JPEG" and min(w, h) >= 2 * DRAFT_GAP * size:
                 im.draft(mode, (nw * DRAFT_GAP, nh * DRAFT_GAP))
             im.load()  # decodes now, so truncated files fail here and not later
-            # a TIFF's orientation is one of its tags; other formats carry it in an EXIF block (parsed only then)
-            turn = im.getexif().get(0x0112, 1) if "exif" in im.info or im.format == "TIFF" else 1
+            turn = _orientation(im)
             if turn in _UPRIGHT:  # turned before the resize, as DALI does (a drafted JPEG is small by now)
                 im = im.transpose(_UPRIGHT[turn])
                 if turn >= 5:  # a quarter turn (5-8): width and height swap
@@ -58,6 +57,17 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray
     except Exception as e:
         raise DataError(f"{name}: cannot decode image ({e})") from e
     return _fit(im, size, (nw, nh))
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1-8; 1: as stored). A TIFF's is one of its tags; other formats carry it in an EXIF
+    block, parsed only when there is one. Unreadable metadata counts as 1: an image whose pixels decode is kept."""
+    if "exif" not in im.info and im.format != "TIFF":
+        return 1
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - whatever a malformed EXIF block raises
+        return 1
 
 
 def _fit(im: Image.Image, size: int, resized: tuple[int, int] | None = None) -> np.ndarray:

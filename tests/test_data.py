@@ -243,6 +243,16 @@ def test_exif_orientation_is_applied(orientation, size):
     assert np.array_equal(decode_image(jpeg, "turned.jpg", size, 3).astype(int), want)
 
 
+def test_unreadable_exif_keeps_the_image(monkeypatch):
+    """An EXIF block that cannot be parsed costs the turn, not the image: its pixels decode as stored."""
+    pixels = np.zeros((40, 62, 3), np.uint8)
+    pixels[:, :20] = 255
+    blob = turned(pixels, 6, "JPEG", quality=95)
+    as_stored = decode_image(turned(pixels, 1, "JPEG", quality=95), "stored.jpg", 24, 3)
+    monkeypatch.setattr(Image.Image, "getexif", lambda self: (_ for _ in ()).throw(SyntaxError("corrupt EXIF")))
+    assert np.array_equal(decode_image(blob, "corrupt.jpg", 24, 3), as_stored)
+
+
 def test_large_turned_jpeg_is_drafted_and_upright():
     """The reduced-scale decode of a full-size photo (draft) and the EXIF turn together."""
     big = np.asarray(Image.open(io.BytesIO(_photo_jpeg(800, 600))))
