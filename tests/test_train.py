@@ -111,6 +111,29 @@ def test_truncated_checkpoint_is_reported(tmp_path):
         ckpt.load_checkpoint(p)
 
 
+@pytest.mark.parametrize("native", [(False, False), (True, False), (True, True)])  # (bf16, fp16) in hardware
+def test_amp_choice_and_what_it_says(monkeypatch, native):
+    """--amp picks bf16 where the hardware has it (on a CPU without, fp32, and says why); an explicit
+    --amp-dtype is done as asked, and on a CPU that would emulate it the log line says so."""
+    import fastacgan.train as train_mod
+
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: native[0])
+    monkeypatch.setattr(train_mod, "cpu_has_fp16", lambda: native[1])
+    cpu = torch.device("cpu")
+
+    def choose(*args):
+        return train_mod.select_amp(parse_args(["--amp", *args]), cpu)
+
+    assert train_mod.select_amp(parse_args([]), cpu) == (None, "fp32")
+    dtype, note = choose()
+    assert (dtype, "no native bf16" in note) == ((torch.bfloat16, False) if native[0] else (None, True))
+    dtype, note = choose("--amp-dtype", "bf16")
+    assert dtype == torch.bfloat16 and ("emulated" in note) == (not native[0])
+    dtype, note = choose("--amp-dtype", "fp16")
+    assert dtype == torch.float16 and note.startswith("fp16 autocast with a gradient scaler")
+    assert ("no native fp16 (AMX-FP16): it is emulated" in note) == (not native[1])
+
+
 @pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])
 def test_mixed_precision_runs(tiny_args, amp_dtype):
     assert run(tiny_args + ["--steps", "3", "--amp", "--amp-dtype", amp_dtype]) == 0
