@@ -69,6 +69,9 @@ class ACGANStep:
         self.loss = acgan_loss if fused_kernels else acgan_loss_reference
         # the modules the step runs: G and D themselves, or their DistributedDataParallel wrappers
         self.G_run, self.D_run = self.G, self.D
+        if sync_bn and not dist.enabled:
+            warnings.warn("--sync-bn is off: one process has no other batch statistics to synchronise with (it "
+                          "applies to runs started with torchrun)", stacklevel=2)  # fmt: skip
         if dist.enabled:
             if sync_bn:
                 if device.type != "cuda":

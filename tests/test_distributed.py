@@ -82,6 +82,11 @@ def test_resume_a_two_process_checkpoint_in_one_process(two_process_run, tmp_pat
     assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
 
 
+def test_sync_bn_in_one_process_says_it_does_nothing(tiny_args):
+    with pytest.warns(UserWarning, match="--sync-bn is off: one process has no other batch statistics"):
+        assert main(tiny_args + ["--steps", "1", "--sync-bn"]) == 0
+
+
 def test_sync_bn_without_cuda_is_a_clear_error(tmp_path):
     proc = torchrun(2, ARGS + ["--batch-size", "8", "--steps", "2", "--sync-bn", "--out", str(tmp_path / "s")])
     assert proc.returncode != 0 and "--sync-bn needs CUDA" in proc.stderr + proc.stdout
