@@ -62,8 +62,14 @@ def select_amp(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | No
     """(autocast dtype or None, a sentence for the log). What is asked for is done; on a CPU that would emulate
     the dtype the sentence says so (fp16 without AMX-FP16: digits steps 10-25x slower than fp32 on this project's
     CPU, which has native bf16 but not fp16)."""
-    if not cfg.amp:
+    if not cfg.amp and cfg.amp_dtype == "auto":
         return None, "fp32"
+    implied = "" if cfg.amp else " (--amp-dtype implies --amp)"
+    dtype, note = _amp_dtype(cfg, device)
+    return dtype, note + implied
+
+
+def _amp_dtype(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, str]:
     cpu = device.type == "cpu"
     if cfg.amp_dtype == "fp16":
         slow = cpu and not cpu_has_fp16()

@@ -132,6 +132,8 @@ def test_amp_choice_and_what_it_says(monkeypatch, native):
     dtype, note = choose("--amp-dtype", "fp16")
     assert dtype == torch.float16 and note.startswith("fp16 autocast with a gradient scaler")
     assert ("no native fp16 (AMX-FP16): it is emulated" in note) == (not native[1])
+    dtype, note = train_mod.select_amp(parse_args(["--amp-dtype", "bf16"]), cpu)  # a dtype without --amp
+    assert dtype == torch.bfloat16 and note.endswith("(--amp-dtype implies --amp)")
 
 
 @pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])
