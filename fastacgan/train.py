@@ -211,7 +211,7 @@ class Trainer:
         self.stop_requested = False  # agreed by every rank
         self.curves_failed = False  # drawing curves.png failed once (said once)
         self._real_examples: np.ndarray | None = None  # real.png's images, decoded once
-        self.stop_signal = False  # Ctrl-C seen by this process
+        self.stop_signal = 0  # the stop signal this process got (SIGINT: Ctrl-C, SIGTERM), 0: none
         if cfg.resume:
             self.load(existing[-1])
 
@@ -240,10 +240,11 @@ class Trainer:
             self.save_real_grid()
         if self.step == 0:
             self.save_samples()
-        old_handler = signal.getsignal(signal.SIGINT)
+        # Ctrl-C (SIGINT) and SIGTERM (a cluster's preemption, `kill`, `timeout`): finish the step, checkpoint, stop
         can_signal = _in_main_thread()
-        if can_signal:
-            signal.signal(signal.SIGINT, self._on_sigint)
+        old_handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} if can_signal else {}
+        for sig in old_handlers:
+            signal.signal(sig, self._on_stop_signal)
         t_last, steps_last, t_start = time.time(), self.step, time.time()
         first_step = self.step
         warmup_end = self.step + 3 if self.compile else -1
@@ -274,26 +275,28 @@ class Trainer:
                     if last or self.stop_requested:
                         break
         finally:
-            if can_signal:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             if self.dist.is_main:
                 save_gif(self.out / "samples.gif", sorted((self.out / "samples").glob("step_*.png")))
         if self.stop_requested:
             self.log(f"interrupted: checkpoint saved at step {self.step}; continue with the same command and --resume")
         else:
             self.log(f"done: {self.step} steps in {fmt_time(time.time() - t_start)}; outputs in {self.out}")
-        return {"step": self.step, "interrupted": self.stop_requested, "out": str(self.out)}
+        return {"step": self.step, "interrupted": self.stop_requested, "signal": self.stop_signal, "out": str(self.out)}
 
-    def _on_sigint(self, signum, frame):
-        if self.stop_signal:  # second Ctrl-C: stop now
+    def _on_stop_signal(self, signum, frame):
+        if self.stop_signal:  # a second Ctrl-C (or SIGTERM): stop now
             raise KeyboardInterrupt
-        self.stop_signal = True
-        self.log("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort without saving)")
+        self.stop_signal = signum
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self.log(f"\n{what}: finishing this step and saving a checkpoint ({what} again to abort without saving)")
 
     def _agree_to_stop(self, log_now: bool) -> bool:
-        """Ctrl-C takes effect after the current step; with several processes all stop at the next log step."""
+        """Ctrl-C or SIGTERM takes effect after the current step; with several processes all stop at the next log
+        step."""
         if not self.dist.enabled:
-            return self.stop_signal
+            return bool(self.stop_signal)
         if not log_now:
             return False
         flag = all_reduce_(torch.tensor([float(self.stop_signal)], device=self.device), tdist.ReduceOp.MAX)
@@ -428,6 +431,9 @@ def data_fingerprint(cat, images: int) -> dict:
     return {"images": int(images), "listing": h.hexdigest()[:16]}
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _in_main_thread() -> bool:
     import threading
 
@@ -463,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         cleanup()
-    return 130 if result["interrupted"] else 0
+    # stopped by a signal: the shell's status for it (130 for Ctrl-C, 143 for SIGTERM); another rank's: Ctrl-C's
+    return 128 + (result["signal"] or signal.SIGINT) if result["interrupted"] else 0
 
 
 if __name__ == "__main__":

@@ -207,7 +207,10 @@ def test_cli_covers_every_config_field():
     assert cfg.channels_last is False and cfg.amp is True and cfg.lr_d == 1e-4
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path, sig):
+    """Ctrl-C, or SIGTERM (a cluster preempting the job, `kill`, `timeout`): the step finishes, a checkpoint is
+    saved, the exit status is the shell's for that signal (130, 143), and --resume continues."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "fastacgan.train"] + tiny_args + ["--steps", "100000", "--log-every", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -216,11 +219,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path):
     for line in proc.stdout:
         lines.append(line)
         if "step 4/" in line or time.time() > deadline:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             break
     rest, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, "".join(lines) + rest
+    assert proc.returncode == 128 + sig, "".join(lines) + rest
     assert "checkpoint saved" in rest and "Traceback" not in rest
+    assert ("Ctrl-C" if sig == signal.SIGINT else "SIGTERM") + ": finishing this step and saving" in rest
     saved = final_state(tmp_path / "run")["step"]
     assert saved >= 4
     assert main(tiny_args + ["--steps", str(saved + 2), "--resume"]) == 0
