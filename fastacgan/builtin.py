@@ -73,7 +73,9 @@ def render_digits(count: int = 10_000, size: int = 28, seed: int = 1234, chunk: 
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size - 0.5
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
     pix = torch.stack([xx.reshape(-1), yy.reshape(-1)], -1)
-    out = torch.empty(count, size * size)
+    out = torch.empty(count, size * size, dtype=torch.uint8)
+    # images per chunk: its [n, S, P] float temporaries stay at 2**24 elements (64 MB) each, whatever the size
+    chunk = max(1, min(chunk, (1 << 24) // (segs.shape[1] * size * size)))
     for i0 in range(0, count, chunk):
         sl = slice(i0, min(count, i0 + chunk))
         seg = segs[labels[sl]]  # [n, S, 4]
@@ -87,6 +89,5 @@ def render_digits(count: int = 10_000, size: int = 28, seed: int = 1234, chunk: 
         t = ((rx * d[..., 0, None] + ry * d[..., 1, None]) * inv_len2[..., None]).clamp_(0, 1)
         dist = ((rx - t * d[..., 0, None]).square_() + (ry - t * d[..., 1, None]).square_()).amin(1).sqrt_()
         ink = ((width[sl, None] - dist) * size + 0.5).clamp(0, 1)
-        out[sl] = ink * bright[sl, None]
-    images = (out * 255).round().to(torch.uint8).view(count, size, size, 1)
-    return images, labels
+        out[sl] = (ink * bright[sl, None] * 255).round_().to(torch.uint8)
+    return out.view(count, size, size, 1), labels
