@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .models import ModelSpec
 
@@ -188,6 +190,22 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.fake_label >= cfg.real_label:
         raise ValueError(f"--fake-label {cfg.fake_label:g} must be below --real-label {cfg.real_label:g}: D's target "
                          f"for generated images is the lower one")  # fmt: skip
+
+
+def check_out(out: str) -> None:
+    """--out (default runs/<data name> in the working folder) must be a folder this process can write to, or
+    a path that can be made into one: said now, before the data is read and the model built."""
+    path = Path(out or "runs").expanduser()
+    what = f"--out {out}" if out else f"the default output folder ({Path.cwd() / 'runs'}/...)"
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} is a file, not a folder")
+    here = path
+    while not here.exists():  # the nearest folder that exists is where the output folders will be made
+        here = here.parent
+    if not here.is_dir():
+        raise ValueError(f"{what}: {here} is a file, not a folder")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise ValueError(f"{what}: no permission to write in {here}")
 
 
 @dataclass(frozen=True)

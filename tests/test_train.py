@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,6 +72,21 @@ def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tiny_args, tmp_
     assert run(tiny_args + ["--steps", "2"]) == 0
     assert run(tiny_args + ["--steps", "2"]) == 2
     assert "already holds checkpoints" in capsys.readouterr().err
+
+
+def test_an_out_that_cannot_be_a_folder_is_refused_first(tmp_path, capsys, monkeypatch):
+    """--out naming a file, or a path under one: a clear error before the data is read (not a traceback after)."""
+    import fastacgan.train as train_mod
+
+    monkeypatch.setattr(train_mod, "open_catalog", lambda *a, **k: pytest.fail("the data was read"))
+    (tmp_path / "notes.txt").write_text("x")
+    under = "notes.txt/run: .*notes.txt is a file, not a folder"
+    for out, msg in (
+        (tmp_path / "notes.txt", "notes.txt is a file, not a folder"),
+        (tmp_path / "notes.txt" / "run", under),
+    ):
+        assert run(["--data", "builtin:digits:100", "--out", out, "--steps", "1"]) == 2
+        assert re.search(f"error: --out .*{msg}", capsys.readouterr().err)
 
 
 def test_resume_with_an_incompatible_config(tiny_args, tmp_path, capsys):
