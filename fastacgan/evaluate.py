@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 import torch
@@ -285,8 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg, data = state["config"], a.data or state["config"]["data"]
 
         def real(where: str, opt: str, split: str = "train", csv: str = ""):
-            cat = open_catalog(where, csv, cfg["csv_image_col"], cfg["csv_label_col"], cfg["classes"], a.max_images,
-                               0, g.spec.image_size, split=split)  # fmt: skip
+            try:
+                cat = open_catalog(where, csv, cfg["csv_image_col"], cfg["csv_label_col"], cfg["classes"],
+                                   a.max_images, 0, g.spec.image_size, split=split)  # fmt: skip
+            except DataError as e:  # the data forms name --data: here it may be --test-data
+                raise type(e)(re.sub(r"--data(?![-\w])", opt, str(e))) from e
             if cat.class_names != classes:
                 raise ValueError(f"{opt} {where}: classes {cat.class_names[:10]} differ from the checkpoint's "
                                  f"{classes[:10]}")  # fmt: skip

@@ -181,6 +181,8 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
     assert note.startswith("no held-out images (--data builtin:digits:200: only CIFAR batches")
     assert note.endswith("give them with --test-data")
 
+    assert evaluate_main([*args, "--test-data", str(tmp_path / "nowhere")]) == 2
+    assert f"error: --test-data {tmp_path / 'nowhere'}: no such file or folder" in capsys.readouterr().err
     write_idx_set(tmp_path / "MNIST" / "raw", n=9, prefix="t10k")  # 28x28 digits: resized to the run's 16x16
     assert evaluate_main([*args, "--test-data", str(tmp_path / "MNIST")]) == 2
     assert "no train-images-idx3-ubyte" in capsys.readouterr().err  # --test-data reads the training split of a set
