@@ -132,7 +132,7 @@ class Trainer:
         )
         self.spec = resolve_spec(cfg, self.preset, cfg.channels or channels, len(self.catalog.class_names))
         self.class_names = self.catalog.class_names
-        self.out = Path(cfg.out or f"runs/{self.catalog.name}")
+        self.out = Path(cfg.out or f"runs/{self.catalog.name}").expanduser()
         self.ckpt_dir = self.out / "checkpoints"
         if self.preset in PRESETS:
             log(f"preset {self.preset}: {PRESETS[self.preset].about}")
