@@ -108,7 +108,8 @@ class TrainConfig:
         "mixed precision where the device has it: bf16 autocast on CUDA GPUs with bf16 and on "
         "CPUs with native bf16 (AVX512-BF16/AMX); elsewhere fp32 with a notice",
     )
-    amp_dtype: str = _f("auto", "auto, bf16, or fp16 (fp16 uses a gradient scaler)", choices=("auto", "bf16", "fp16"))
+    amp_dtype: str = _f("auto", "auto, bf16, or fp16 (fp16 uses a gradient scaler); bf16 or fp16 implies --amp",
+                        choices=("auto", "bf16", "fp16"))  # fmt: skip
     channels_last: bool = _f(True, "channels-last (NHWC) activations on CUDA")
     compile: bool = _f(True, "torch.compile the step on CUDA (mode reduce-overhead: CUDA graphs); --no-compile: eager")
     graph_step: bool = _f(
