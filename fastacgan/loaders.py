@@ -211,13 +211,14 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
             images, labels = got
         elif decoder == "DALI":
             dali = DaliLoader(cat, size, channels, min(256, len(cat)), seed, device, False, workers, policy)
-            try:
-                why_not = dali.cannot_run()  # e.g. a driver too old for this DALI build: PIL still works
-                if why_not:
-                    raise DaliError(why_not)
-                images, labels = dali.decode_all(log)
-            except DaliError as e:
-                log(f"DALI could not decode on {device} ({str(e).splitlines()[0]}); decoding with PIL instead")
+            why_not = dali.cannot_run()  # e.g. a driver too old for this DALI build: PIL still works
+            if why_not is None:
+                try:
+                    images, labels = dali.decode_all(log)
+                except DaliError as e:  # DALI failing on files that PIL reads
+                    why_not = str(e).splitlines()[0]
+            if why_not is not None:
+                log(f"DALI could not decode on {device} ({why_not}); decoding with PIL instead")
                 decoder = "PIL"
                 entry = decoded_cache(decode_cache, cat, size, channels, decoder) if cached else None
         if images is None:

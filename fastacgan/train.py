@@ -50,6 +50,9 @@ def select_device(name: str) -> torch.device:
     return dev
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a run finishes its step, saves a checkpoint and stops on these
+
+
 def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
@@ -430,9 +433,6 @@ def data_fingerprint(cat, images: int) -> dict:
     for name, label in zip(cat.names, cat.labels.tolist()):
         h.update(f"{name.replace(os.sep, '/').rsplit('/', 1)[-1]}\t{label}\n".encode())
     return {"images": int(images), "listing": h.hexdigest()[:16]}
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _in_main_thread() -> bool:
