@@ -156,7 +156,9 @@ class TrainConfig:
     )
     ckpt_every: int = _f(0, "steps between checkpoints; 0 = every epoch, at most every 2000 steps")
     ckpt_every_epochs: int = _f(
-        0, "epochs between checkpoints, instead of --ckpt-every (the ISIC AC-GAN's --save-model-interval); 0 = off"
+        0,
+        "epochs between checkpoints, instead of --ckpt-every (not with it; the ISIC AC-GAN's --save-model-interval); "
+        "0 = off",
     )
     keep_ckpts: int = _f(3, "how many of the newest checkpoints to keep; 0 = all")
 
@@ -191,6 +193,14 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.fake_label >= cfg.real_label:
         raise ValueError(f"--fake-label {cfg.fake_label:g} must be below --real-label {cfg.real_label:g}: D's target "
                          f"for generated images is the lower one")  # fmt: skip
+
+
+def check_run(cfg: TrainConfig) -> None:
+    """A training run's own checks (sampling from its checkpoint elsewhere reads its config without them)."""
+    if cfg.ckpt_every and cfg.ckpt_every_epochs:
+        raise ValueError(f"--ckpt-every {cfg.ckpt_every} and --ckpt-every-epochs {cfg.ckpt_every_epochs}: give one "
+                         "of the two (steps or epochs between checkpoints)")  # fmt: skip
+    check_out(cfg.out)
 
 
 def check_out(out: str) -> None:

@@ -22,7 +22,7 @@ import torch.distributed as tdist
 
 from . import checkpoint as ckpt
 from . import heap
-from .config import PRESETS, TrainConfig, check_out, parse_args, pick_preset, resolve_spec, save_json, validate_config
+from .config import PRESETS, TrainConfig, check_run, parse_args, pick_preset, resolve_spec, save_json, validate_config
 from .data import DataError, open_catalog
 from .decode import class_examples, default_workers, probe
 from .distributed import all_reduce_, cleanup, setup
@@ -105,7 +105,7 @@ def fmt_time(s: float) -> str:
 class Trainer:
     def __init__(self, cfg: TrainConfig, log=print):
         validate_config(cfg)
-        check_out(cfg.out)  # (a training run's own check: sampling from its checkpoint elsewhere needs no --out)
+        check_run(cfg)
         self.dist, device_name = setup(cfg.device)  # torchrun: one process per GPU
         if not self.dist.is_main:
             log = lambda msg: None  # noqa: E731 - only rank 0 speaks and writes

@@ -89,6 +89,14 @@ def test_an_out_that_cannot_be_a_folder_is_refused_first(tmp_path, capsys, monke
         assert re.search(f"error: --out .*{msg}", capsys.readouterr().err)
 
 
+def test_two_checkpoint_schedules_are_refused(tmp_path, capsys):
+    """--ckpt-every and --ckpt-every-epochs both set: which one holds would be a guess, so neither is taken."""
+    assert run(["--out", tmp_path / "o", "--ckpt-every", "100", "--ckpt-every-epochs", "2"]) == 2
+    captured = capsys.readouterr()
+    assert "error: --ckpt-every 100 and --ckpt-every-epochs 2: give one of the two" in captured.err
+    assert "drawing the built-in" not in captured.out and not (tmp_path / "o").exists()
+
+
 def test_resume_with_an_incompatible_config(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--steps", "2"]) == 0
     assert run(tiny_args + ["--steps", "4", "--resume", "--nz", "32"]) == 2
