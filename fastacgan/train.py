@@ -50,6 +50,14 @@ def select_device(name: str) -> torch.device:
     return dev
 
 
+class Aborted(KeyboardInterrupt):
+    """A second stop signal: the run stops at once, without finishing its step or saving."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a run finishes its step, saves a checkpoint and stops on these
 
 
@@ -291,7 +299,7 @@ class Trainer:
 
     def _on_stop_signal(self, signum, frame):
         if self.stop_signal:  # a second Ctrl-C (or SIGTERM): stop now
-            raise KeyboardInterrupt
+            raise Aborted(signum)
         self.stop_signal = signum
         what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         self.log(f"\n{what}: finishing this step and saving a checkpoint ({what} again to abort without saving)")
@@ -460,14 +468,18 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     for line in notes if os.environ.get("RANK", "0") == "0" else ():  # torchrun: rank 0 speaks
         log(line)
+    trainer = None
     try:
-        result = Trainer(cfg, log).train()
+        trainer = Trainer(cfg, log)
+        result = trainer.train()
     except (DataError, ValueError, FileNotFoundError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2 if not isinstance(e, TrainingError) else 1
-    except KeyboardInterrupt:
-        print("aborted without saving", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the run's handlers are set
+        kept = ckpt.list_checkpoints(trainer.ckpt_dir) if trainer is not None and trainer.dist.is_main else []
+        print("aborted without saving" + (f"; the newest checkpoint is {kept[-1]}" if kept else ""), file=sys.stderr,
+              flush=True)  # fmt: skip
+        return 128 + (e.signum if isinstance(e, Aborted) else signal.SIGINT)
     finally:
         cleanup()
     # stopped by a signal: the shell's status for it (130 for Ctrl-C, 143 for SIGTERM); another rank's: Ctrl-C's

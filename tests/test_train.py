@@ -255,6 +255,31 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path, sig)
     assert final_state(tmp_path / "run")["step"] == saved + 2
 
 
+def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkeypatch):
+    """SIGTERM twice (a scheduler's grace period running out, an impatient `kill`): the run stops inside the step,
+    saves nothing, exits 143, and names the checkpoint that a resume would start from."""
+    import fastacgan.train as train_mod
+
+    real_step = train_mod.Trainer.train_step
+
+    def step(self, real, labels):
+        if self.step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs when the call returns: finish and save
+            os.kill(os.getpid(), signal.SIGTERM)  # and this one aborts, here, before step 6 is computed
+            pytest.fail("the second SIGTERM did not abort")
+        return real_step(self, real, labels)
+
+    monkeypatch.setattr(train_mod.Trainer, "train_step", step)
+    before = signal.getsignal(signal.SIGTERM)
+    assert run(tiny_args + ["--steps", "100", "--ckpt-every", "2"]) == 128 + signal.SIGTERM
+    captured = capsys.readouterr()
+    newest = ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    assert "SIGTERM: finishing this step and saving a checkpoint (SIGTERM again to abort" in captured.out
+    assert f"aborted without saving; the newest checkpoint is {newest}" in captured.err
+    assert ckpt.load_checkpoint(newest)["step"] == 4
+    assert signal.getsignal(signal.SIGTERM) == before  # the run's handler is gone
+
+
 def test_resume_with_changed_options_says_so(tiny_args, capsys):
     assert run(tiny_args + ["--steps", "2"]) == 0
     capsys.readouterr()
