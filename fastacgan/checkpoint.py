@@ -31,9 +31,11 @@ def atomic_write_bytes(path, data: bytes, durable: bool = True) -> None:
                 os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            e.filename = str(path)  # the file being written, not its temporary name (or none: a failed write)
         raise
 
 

@@ -30,7 +30,7 @@ from .image_metrics import LABELS, seed000_metrics
 from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
 from .models import count_params
-from .plots import save_curves
+from .plots import read_records, save_curves
 from .step import ACGANStep
 
 
@@ -451,15 +451,30 @@ def _in_main_thread() -> bool:
 
 def _append_record(path: Path, rec: dict) -> None:
     """One record, a JSON line, at the end of a run's metrics.jsonl or image_metrics.jsonl."""
-    with open(path, "a") as f:
-        f.write(json.dumps(rec) + "\n")
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+    except OSError as e:
+        e.filename = e.filename or str(path)  # a failed write (a full disk) names no file
+        raise
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric records written after the checkpoint a run resumes from, so the log has no repeats."""
+    """Drop metric records written after the checkpoint a run resumes from, so the log has no repeats (and a
+    line cut short by a run killed mid-write, or by a full disk)."""
     if path.exists():
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        keep = [json.dumps(r) for r in read_records(path) if r["step"] <= step]
         ckpt.atomic_write_bytes(path, "".join(k + "\n" for k in keep).encode())
+
+
+def _newest_checkpoint(trainer: Trainer | None) -> str:
+    """For a run that stops without saving: where --resume would continue from."""
+    if trainer is None or not trainer.dist.is_main:
+        return ""
+    kept = ckpt.list_checkpoints(trainer.ckpt_dir)
+    return (
+        f"; the newest checkpoint is {kept[-1]} (--resume continues from it)" if kept else "; no checkpoint was saved"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -475,10 +490,12 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ValueError, FileNotFoundError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2 if not isinstance(e, TrainingError) else 1
+    except OSError as e:  # writing the run's outputs: a full disk, a lost mount, a permission taken away
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}{_newest_checkpoint(trainer)}", file=sys.stderr, flush=True)
+        return 1
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the run's handlers are set
-        kept = ckpt.list_checkpoints(trainer.ckpt_dir) if trainer is not None and trainer.dist.is_main else []
-        print("aborted without saving" + (f"; the newest checkpoint is {kept[-1]}" if kept else ""), file=sys.stderr,
-              flush=True)  # fmt: skip
+        print(f"aborted without saving{_newest_checkpoint(trainer)}", file=sys.stderr, flush=True)
         return 128 + (e.signum if isinstance(e, Aborted) else signal.SIGINT)
     finally:
         cleanup()

@@ -280,6 +280,42 @@ def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkey
     assert signal.getsignal(signal.SIGTERM) == before  # the run's handler is gone
 
 
+def test_a_full_disk_stops_the_run_with_the_file_and_the_checkpoint_to_resume_from(
+    tiny_args, tmp_path, capsys, monkeypatch
+):
+    """The disk fills up as the step-8 checkpoint is written: the run stops with the file and the reason (not a
+    traceback), leaves no temporary file, keeps step 4's checkpoint, and a resume goes on from there."""
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if "step_00000008.pt" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert run(tiny_args + ["--steps", "10", "--ckpt-every", "4", "--sample-every", "100"]) == 1
+    folder = tmp_path / "run" / "checkpoints"
+    err = capsys.readouterr().err
+    want = (f"error: {folder / 'step_00000008.pt'}: No space left on device; the newest checkpoint is "
+            f"{folder / 'step_00000004.pt'} (--resume continues from it)")  # fmt: skip
+    assert want in err and "Traceback" not in err
+    assert sorted(p.name for p in folder.iterdir()) == ["step_00000004.pt"]
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert run(tiny_args + ["--steps", "10", "--resume"]) == 0
+    assert final_state(tmp_path / "run")["step"] == 10
+
+
+def test_a_torn_metrics_line_does_not_stop_a_resume(tiny_args, tmp_path):
+    """A run killed as it appended to metrics.jsonl leaves half a line: the resume drops it with the records after
+    its checkpoint, instead of refusing to start (a JSON error, before)."""
+    assert run(tiny_args + ["--steps", "10"]) == 0
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    with open(metrics, "a") as f:
+        f.write('{"step": 12, "epo')
+    assert run(tiny_args + ["--steps", "15", "--resume"]) == 0
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [5, 10, 15]
+
+
 def test_resume_with_changed_options_says_so(tiny_args, capsys):
     assert run(tiny_args + ["--steps", "2"]) == 0
     capsys.readouterr()
