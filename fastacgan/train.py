@@ -407,7 +407,14 @@ class Trainer:
         ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_ckpts)
 
     def load(self, path: Path) -> None:
-        state = ckpt.load_checkpoint(path)
+        try:
+            state = ckpt.load_checkpoint(path)
+        except ValueError as e:  # damaged (a copy cut short, a disk error): the one before it may be whole
+            older = [p for p in ckpt.list_checkpoints(path.parent) if p != path]
+            if not older:
+                raise
+            raise ValueError(f"{e}; to resume from the checkpoint before it, {older[-1].name}, move {path.name} out "
+                             f"of {path.parent}") from e  # fmt: skip
         ckpt.check_compatible(path, state["spec"], self.spec.to_dict(), state["classes"], self.class_names)
         self.gan.load_state_dict(state, state["step"])
         torch.set_rng_state(state["rng_cpu"])

@@ -305,6 +305,21 @@ def test_a_full_disk_stops_the_run_with_the_file_and_the_checkpoint_to_resume_fr
     assert final_state(tmp_path / "run")["step"] == 10
 
 
+def test_a_damaged_newest_checkpoint_names_the_one_before_it(tiny_args, tmp_path, capsys):
+    assert run(tiny_args + ["--steps", "8", "--ckpt-every", "4"]) == 0
+    folder = tmp_path / "run" / "checkpoints"
+    newest = folder / "step_00000008.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # a copy cut short
+    capsys.readouterr()
+    assert run(tiny_args + ["--steps", "12", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: checkpoint {newest} cannot be read" in err
+    assert f"to resume from the checkpoint before it, step_00000004.pt, move step_00000008.pt out of {folder}" in err
+    newest.rename(tmp_path / "damaged.pt")
+    assert run(tiny_args + ["--steps", "12", "--resume"]) == 0
+    assert final_state(tmp_path / "run")["step"] == 12
+
+
 def test_a_torn_metrics_line_does_not_stop_a_resume(tiny_args, tmp_path):
     """A run killed as it appended to metrics.jsonl leaves half a line: the resume drops it with the records after
     its checkpoint, instead of refusing to start (a JSON error, before)."""
