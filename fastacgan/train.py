@@ -236,14 +236,19 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ the loop
 
     def train(self) -> dict:
-        cfg = self.cfg
+        cfg, spe = self.cfg, self.loader.steps_per_epoch
+        if self.step >= self.total_steps:  # a resume of a run that is already as long as asked
+            asked = (f"--steps {cfg.steps}" if cfg.steps else f"--epochs {cfg.epochs} of {spe} steps" if cfg.epochs
+                     else f"the preset's {self.total_steps // spe} epochs of {spe} steps")  # fmt: skip
+            self.log(f"nothing to train: the checkpoint is at step {self.step}, and the run was asked for "
+                     f"{self.total_steps} steps ({asked}); a larger --steps or --epochs trains on")  # fmt: skip
+            return {"step": self.step, "interrupted": False, "signal": 0, "out": str(self.out)}
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             resolved = {"config": cfg.to_dict(), "preset": self.preset, "spec": self.spec.to_dict(),
                         "classes": self.class_names, "device": str(self.device), "world_size": self.dist.world,
-                        "total_steps": self.total_steps, "steps_per_epoch": self.loader.steps_per_epoch}  # fmt: skip
+                        "total_steps": self.total_steps, "steps_per_epoch": spe}  # fmt: skip
             save_json(self.out / "config.json", resolved)
-        spe = self.loader.steps_per_epoch
         self.log(
             f"training {self.total_steps} steps ({self.total_steps / spe:.1f} epochs of {spe} steps, batch "
             f"{cfg.batch_size}) from step {self.step}; output in {self.out}"

@@ -320,6 +320,22 @@ def test_a_damaged_newest_checkpoint_names_the_one_before_it(tiny_args, tmp_path
     assert final_state(tmp_path / "run")["step"] == 12
 
 
+def test_a_resume_already_past_its_steps_trains_nothing_and_says_so(tiny_args, tmp_path, capsys):
+    assert run(tiny_args + ["--steps", "8"]) == 0
+    config = (tmp_path / "run" / "config.json").read_bytes()
+    capsys.readouterr()
+    assert run(tiny_args + ["--steps", "5", "--resume"]) == 0
+    want = "nothing to train: the checkpoint is at step 8, and the run was asked for 5 steps (--steps 5); a larger"
+    out = capsys.readouterr().out
+    assert want in out and "training 5 steps" not in out
+    assert (tmp_path / "run" / "config.json").read_bytes() == config  # the run's record is left as it was
+    assert final_state(tmp_path / "run")["step"] == 8
+    assert run(tiny_args + ["--steps", "30", "--resume"]) == 0
+    capsys.readouterr()
+    assert run(tiny_args + ["--epochs", "1", "--resume"]) == 0  # 400 images at batch 16: 25 steps an epoch
+    assert "the run was asked for 25 steps (--epochs 1 of 25 steps)" in capsys.readouterr().out
+
+
 def test_a_torn_metrics_line_does_not_stop_a_resume(tiny_args, tmp_path):
     """A run killed as it appended to metrics.jsonl leaves half a line: the resume drops it with the records after
     its checkpoint, instead of refusing to start (a JSON error, before)."""
