@@ -321,6 +321,19 @@ def resolve_spec(cfg: TrainConfig, preset_name: str, channels: int, num_classes:
     )
 
 
+class DefaultsHelp(argparse.HelpFormatter):
+    """--help with each option's default, where it has one that says something: not for required options, flags
+    that are off, empty strings, or where the help text already gives it (the tools' parsers; train's is built
+    from TrainConfig's fields)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if action.required or d is None or d is False or d == "" or d == argparse.SUPPRESS or "default" in text:
+            return text
+        return f"{text} (default: {d})"
+
+
 def build_parser(prog: str = "python -m fastacgan.train") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint as ckpt
+from .config import DefaultsHelp
 from .data import DataError, open_catalog
 from .decode import decode_all, default_workers
 from .heap import keep_freed_memory
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m fastacgan.evaluate",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
     p.add_argument("--data", default="", help="real data for the classifier (default: the run's --data)")

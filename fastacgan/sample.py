@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from .config import DefaultsHelp
 from .data import IMAGE_EXTS, Every, file_safe
 from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m fastacgan.sample",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     # -ckpt, -l, -o, -d: the spellings of the MNIST AC-GAN's inference script (seed 002)
     p.add_argument("--ckpt", "-ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")

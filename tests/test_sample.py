@@ -263,3 +263,22 @@ def _png(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def help_text(tool, capsys) -> str:
+    with pytest.raises(SystemExit):
+        tool(["--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_shows_the_defaults_that_say_something(capsys):
+    """Each option's default where it has one (0 included); none for the required --ckpt, empty strings or flags
+    that are off, and none twice where the help text gives it already."""
+    for tool in (sample_main, evaluate_main):
+        text = help_text(tool, capsys)
+        assert "(default: )" not in text and "(default: None)" not in text and "(default: False)" not in text
+    text = help_text(sample_main, capsys)
+    assert "noise seed (default: 0)" in text and "images per class without --label (default: 10)" in text
+    text = help_text(evaluate_main, capsys)
+    assert "as many as the real set has per class (default: 0)" in text and "(default: 100)" in text
+    assert "(default: the run's --data) --test-data" in text  # the help's own default, and nothing after it
