@@ -120,8 +120,14 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         loose = [p.name for p in root.iterdir() if is_image(p.name)]
+        packed = sorted(p.name for p in root.iterdir() if p.is_file() and p.name.lower().endswith(ARCHIVE_EXTS))
         hint = f" (it holds {len(loose)} loose images)" if loose else ""
-        raise DataError(f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>")
+        msg = f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>"
+        if packed:  # the data set as it was downloaded: train.tar.gz, test.tar.gz
+            shown = ", ".join(packed[:5]) + (f" and {len(packed) - 5} more" if len(packed) > 5 else "")
+            pick = next((n for n in packed if "train" in n.lower()), packed[0])
+            msg += f". It holds archives ({shown}): give one as --data, e.g. --data {root / pick}"
+        raise DataError(msg)
     names = [d.name for d in class_dirs]
     # the classes in the order --classes gives them (as open_catalog orders them for every other form)
     class_names = _known_classes(_wanted_classes(classes, names), names) if classes else names

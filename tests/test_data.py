@@ -187,6 +187,23 @@ def test_bad_paths(tmp_path, setup, match):
         open_catalog(str(p))
 
 
+def test_a_folder_of_archives_names_one_to_give(image_folder, tmp_path):
+    """The data set as downloaded (train.tar.gz and test.tar.gz side by side): --data at their folder says which
+    archive to give, the training one first."""
+    import tarfile
+
+    root = tmp_path / "downloads"
+    root.mkdir()
+    for name in ("test.tar.gz", "train.tar.gz"):
+        with tarfile.open(root / name, "w:gz") as tar:
+            tar.add(image_folder, arcname="data")
+    want = (r"no class folders found; expected .*downloads/<class>/<image>\. It holds archives \(test\.tar\.gz, "
+            r"train\.tar\.gz\): give one as --data, e.g\. --data .*downloads/train\.tar\.gz$")  # fmt: skip
+    with pytest.raises(DataError, match=want):
+        open_catalog(str(root))
+    assert len(open_catalog(str(root / "train.tar.gz"))) == len(open_catalog(str(image_folder)))
+
+
 def test_truncated_and_garbage_images(image_folder):
     victim = image_folder / "square" / "square_003.png"
     victim.write_bytes(victim.read_bytes()[:60])  # truncated
