@@ -105,8 +105,9 @@ class TrainConfig:
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     amp: bool = _f(
         False,
-        "mixed precision where the device has it: bf16 autocast on CUDA GPUs with bf16 and on "
-        "CPUs with native bf16 (AVX512-BF16/AMX); elsewhere fp32 with a notice",
+        "mixed precision where the device has it: bf16 autocast on GPUs with native bf16 (compute capability 8.0+: "
+        "A100, H100, RTX 30xx and later), fp16 with a gradient scaler on older GPUs (T4, V100), bf16 on CPUs with "
+        "native bf16 (AVX512-BF16/AMX); on other CPUs fp32 with a notice",
     )
     amp_dtype: str = _f("auto", "auto, bf16, or fp16 (fp16 uses a gradient scaler); bf16 or fp16 implies --amp",
                         choices=("auto", "bf16", "fp16"))  # fmt: skip

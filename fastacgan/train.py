@@ -69,6 +69,12 @@ def cpu_has_fp16() -> bool:
     return getattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)()
 
 
+def cuda_has_bf16(device: torch.device) -> bool:
+    """Native bf16: compute capability 8.0 (Ampere) and later, and ROCm's GPUs. torch.cuda.is_bf16_supported()
+    says yes on older GPUs too (a T4, a V100), where bf16 is emulated, slower than fp32 and far slower than fp16."""
+    return bool(torch.version.hip) or torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def select_amp(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, str]:
     """(autocast dtype or None, a sentence for the log). What is asked for is done; on a CPU that would emulate
     the dtype the sentence says so (fp16 without AMX-FP16: digits steps 10-25x slower than fp32 on this project's
@@ -88,14 +94,17 @@ def _amp_dtype(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | No
             " (this CPU has no native fp16 (AMX-FP16): it is emulated, many times slower than fp32; --amp alone "
             "picks bf16 where the CPU has it, else fp32)" if slow else "")  # fmt: skip
     if cfg.amp_dtype == "bf16":
-        slow = cpu and not cpu_has_bf16()
-        return torch.bfloat16, "bf16 autocast" + (
-            " (this CPU has no native bf16 (AVX512-BF16/AMX): it is emulated, slower than fp32)" if slow else ""
-        )
+        why = ""
+        if cpu and not cpu_has_bf16():
+            why = " (this CPU has no native bf16 (AVX512-BF16/AMX): it is emulated, slower than fp32)"
+        elif device.type == "cuda" and not cuda_has_bf16(device):
+            why = (f" (this GPU, {_gpu(device)}, has no native bf16: it is emulated, slower than fp32; --amp alone "
+                   "picks fp16 there)")  # fmt: skip
+        return torch.bfloat16, "bf16 autocast" + why
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
+        if cuda_has_bf16(device):
             return torch.bfloat16, "bf16 autocast"
-        return torch.float16, "fp16 autocast with a gradient scaler (this GPU has no bf16)"
+        return torch.float16, f"fp16 autocast with a gradient scaler (this GPU, {_gpu(device)}, has no native bf16)"
     if cpu_has_bf16():
         return torch.bfloat16, "bf16 autocast (CPU with native bf16)"
     return (
@@ -103,6 +112,11 @@ def _amp_dtype(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | No
         "fp32: --amp asked for mixed precision, but this CPU has no native bf16 (AVX512-BF16/AMX), "
         "where bf16 is slower than fp32; --amp-dtype bf16 forces it",
     )
+
+
+def _gpu(device: torch.device) -> str:
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{torch.cuda.get_device_name(device)}, compute capability {major}.{minor}"
 
 
 def fmt_time(s: float) -> str:

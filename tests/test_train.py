@@ -160,6 +160,28 @@ def test_amp_choice_and_what_it_says(monkeypatch, native):
     assert dtype == torch.bfloat16 and note.endswith("(--amp-dtype implies --amp)")
 
 
+@pytest.mark.parametrize("capability,name", [((7, 5), "Tesla T4"), ((7, 0), "Tesla V100"), ((9, 0), "H100")])
+def test_amp_on_a_gpu_picks_bf16_only_where_it_is_native(monkeypatch, capability, name):
+    """A T4 (Colab's) or a V100 has no bf16 arithmetic: torch.cuda.is_bf16_supported() still says yes (emulation),
+    so --amp picks by compute capability: fp16 with a gradient scaler before 8.0, bf16 from it."""
+    import fastacgan.train as train_mod
+
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what torch says on all three
+    gpu, native = torch.device("cuda", 0), capability >= (8, 0)
+    dtype, note = train_mod.select_amp(parse_args(["--amp"]), gpu)
+    if native:
+        assert (dtype, note) == (torch.bfloat16, "bf16 autocast")
+    else:
+        cc = "{}.{}".format(*capability)
+        want = f"fp16 autocast with a gradient scaler (this GPU, {name}, compute capability {cc}, has no native bf16)"
+        assert dtype == torch.float16 and note == want
+    dtype, note = train_mod.select_amp(parse_args(["--amp", "--amp-dtype", "bf16"]), gpu)  # as asked, said
+    assert dtype == torch.bfloat16 and ("has no native bf16: it is emulated" in note) == (not native)
+
+
 @pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])
 def test_mixed_precision_runs(tiny_args, amp_dtype):
     assert run(tiny_args + ["--steps", "3", "--amp", "--amp-dtype", amp_dtype]) == 0
