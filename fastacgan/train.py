@@ -39,6 +39,8 @@ class TrainingError(RuntimeError):
 
 
 def select_device(name: str) -> torch.device:
+    """--device as a torch.device. A GPU given by number (cuda:N) is checked against the machine's and made the
+    process's current CUDA device, which is where Triton kernels, CUDA graphs and new streams go."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -47,6 +49,11 @@ def select_device(name: str) -> torch.device:
         raise ValueError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None:
+        n = torch.cuda.device_count()
+        if dev.index >= n:
+            raise ValueError(f"--device {name}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+        torch.cuda.set_device(dev)
     return dev
 
 

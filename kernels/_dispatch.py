@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 try:
@@ -17,6 +19,15 @@ def plain_eager(*tensors: torch.Tensor | None) -> bool:
     wrapper, redispatch, the dynamo-disabled backend) costs more host time than the kernels take at training
     sizes. Everything that traces uses the registered ops."""
     return not torch.compiler.is_compiling() and all(t is None or _plain(t) for t in tensors)
+
+
+def on_device_of(t: torch.Tensor):
+    """Triton launches on the current CUDA device, not on the tensors' ("Pointer argument cannot be accessed from
+    Triton" for a tensor on cuda:1 while cuda:0 is current): a context that makes t's device current when it is
+    not. For the plain eager launches; under torch.compile Inductor's code sets the device itself."""
+    if t.is_cuda and t.device.index != torch.cuda.current_device():
+        return torch.cuda.device(t.device)
+    return nullcontext()
 
 
 def launcher(kernel):

@@ -1,5 +1,7 @@
 """The fused AC-GAN loss (Triton, run under TRITON_INTERPRET=1 on CPU) against the reference and plain torch."""
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -221,3 +223,42 @@ def test_one_launch_each_way_and_nothing_else(b, k, fwd_ops, device_work):
     assert (dict(device_work.ops), dict(device_work.launches)) == ({}, {"_acgan_loss_bwd_kernel": 1})
     with pytest.raises(RuntimeError, match="does not require grad"):  # stats carry no gradient
         torch.autograd.grad(stats.sum(), (src, cls))
+
+
+def test_plain_launches_go_to_the_tensors_gpu(monkeypatch):
+    """Triton launches on the current CUDA device: the fused ops' eager launches make their tensors' device current
+    for the launch when another one is (a tensor on cuda:1 while cuda:0 is current), and change nothing otherwise."""
+    from fastacgan.kernels import _dispatch
+
+    class OnGpu:  # what on_device_of reads of a tensor
+        is_cuda = True
+
+        def __init__(self, index):
+            self.device = torch.device("cuda", index)
+
+    entered = []
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "device", lambda d: entered.append(d) or contextlib.nullcontext())
+    with _dispatch.on_device_of(OnGpu(1)):
+        pass
+    assert entered == [torch.device("cuda", 1)]
+    for t in (OnGpu(0), torch.zeros(1)):  # already current; a CPU tensor (the interpreter's)
+        with _dispatch.on_device_of(t):
+            pass
+    assert entered == [torch.device("cuda", 1)]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+def test_fused_loss_on_the_second_gpu_while_the_first_is_current():
+    torch.manual_seed(0)
+    src, cls = torch.randn(300, device="cuda:1", requires_grad=True), torch.randn(300, 10, device="cuda:1")
+    labels = torch.randint(0, 10, (300,), device="cuda:1")
+    with torch.cuda.device(0):
+        loss, stats = acgan_loss_fused(src, cls, 0.9, labels)
+        loss.backward()
+    ref_src = src.detach().clone().requires_grad_()
+    ref, ref_stats = acgan_loss_reference(ref_src, cls, 0.9, labels)
+    ref.backward()
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(stats, ref_stats)
+    torch.testing.assert_close(src.grad, ref_src.grad)

@@ -523,3 +523,23 @@ def test_eager_fast_path_and_registered_ops_agree(monkeypatch):
         out.append([sig.detach(), *us, *vs, *grads, *[y.detach() for y in ys], *ygrads])
     for a, b in zip(*out):
         assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+def test_fused_spectral_norm_on_the_second_gpu_while_the_first_is_current():
+    g = torch.Generator().manual_seed(0)
+    ws = [torch.randn(6 + i, 5, generator=g).to("cuda:1").requires_grad_() for i in range(3)]
+    dims = [0] * len(ws)
+    us, vs = ([t.to("cuda:1") for t in ts] for ts in unit_buffers(ws, dims, g))
+    ref_u, ref_v = [u.clone() for u in us], [v.clone() for v in vs]
+    gys = [torch.randn(w.shape, generator=g).to("cuda:1") for w in ws]
+    with torch.cuda.device(0):
+        sf = spectral_norm_sigma_fused(ws, us, vs, dims, 2, 1e-12)
+        yf = spectral_normalize_fused(ws, us, vs, dims, 1, 1e-12)
+        gf = torch.autograd.grad(yf, ws, gys)
+    sr = spectral_norm_sigma_reference(ws, ref_u, ref_v, dims, 2, 1e-12)
+    yr = spectral_normalize_reference(ws, ref_u, ref_v, dims, 1, 1e-12)
+    assert_close(sf, sr, "sigma on cuda:1")
+    for a, b, ga, gb in zip(yf, yr, gf, torch.autograd.grad(yr, ws, gys)):
+        assert_close(a, b, "W / sigma on cuda:1")
+        assert_close(ga, gb, "d/dW on cuda:1")

@@ -182,6 +182,22 @@ def test_amp_on_a_gpu_picks_bf16_only_where_it_is_native(monkeypatch, capability
     assert dtype == torch.bfloat16 and ("has no native bf16: it is emulated" in note) == (not native)
 
 
+def test_a_numbered_gpu_is_checked_and_made_current(monkeypatch):
+    """--device cuda:N: a number the machine does not have is refused with the ones it has; a valid one becomes the
+    process's current CUDA device (Triton launches on the current device, whatever device its tensors are on)."""
+    import fastacgan.train as train_mod
+
+    made_current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", made_current.append)
+    assert train_mod.select_device("cuda:1") == torch.device("cuda", 1) and made_current == [torch.device("cuda", 1)]
+    assert train_mod.select_device("cuda") == torch.device("cuda") and len(made_current) == 1  # the current one
+    with pytest.raises(ValueError, match=r"--device cuda:2: this machine has 2 CUDA device\(s\), cuda:0 to cuda:1"):
+        train_mod.select_device("cuda:2")
+    assert len(made_current) == 1
+
+
 @pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])
 def test_mixed_precision_runs(tiny_args, amp_dtype):
     assert run(tiny_args + ["--steps", "3", "--amp", "--amp-dtype", amp_dtype]) == 0
