@@ -27,6 +27,7 @@ setup(
         "console_scripts": [
             "fastacgan-train=fastacgan.train:main",
             "fastacgan-sample=fastacgan.sample:main",
+            "fastacgan-evaluate=fastacgan.evaluate:main",
             "fastacgan-plots=fastacgan.plots:main",
         ]
     },

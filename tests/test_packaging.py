@@ -31,3 +31,17 @@ def test_source_checkout_finds_its_own_kernels(tmp_path, forget_installed):
     pkg, kern = out.stdout.split()[-2:]
     assert Path(pkg) == ROOT / "fastacgan" / "__init__.py"
     assert Path(kern) == ROOT / "kernels" / "__init__.py"
+
+
+def test_every_tool_has_a_console_script_that_resolves():
+    """setup.py's console scripts: each names a module's main (a function taking argv), and every tool that runs
+    as `python -m fastacgan.X` has one."""
+    import importlib
+    import re
+
+    scripts = dict(re.findall(r'"(fastacgan-[a-z]+)=([a-z.]+:main)"', (ROOT / "setup.py").read_text()))
+    for target in scripts.values():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), target
+    tools = {"train", "sample", "evaluate", "plots"}
+    assert {f"fastacgan-{t}": f"fastacgan.{t}:main" for t in tools}.items() <= scripts.items()
