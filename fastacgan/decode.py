@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -159,6 +160,14 @@ class DecodeSet(torch.utils.data.Dataset):
             return i, None, str(e)
 
 
+def leave_stop_signals_to_the_parent(worker_id: int = 0) -> None:
+    """A decoding worker process's start (DataLoader's worker_init_fn): Ctrl-C and SIGTERM go to a whole process
+    group (a terminal, Slurm preempting a job), and a worker they killed would stop the run with "DataLoader worker
+    exited unexpectedly" instead of its checkpoint. The workers ignore them; the main process stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def collate_decoded(items):
     """In the worker: (positions in the batch and indices of the good images, one uint8 tensor of them, the
     errors, the batch size). One tensor per batch: a tensor per image would cost a shared-memory segment each."""
@@ -190,7 +199,11 @@ def decode_all(
     ok = torch.zeros(len(cat), dtype=torch.bool)
     errors: list[str] = []
     loader = torch.utils.data.DataLoader(
-        DecodeSet(cat, size, channels), batch_size=256, num_workers=workers, collate_fn=collate_decoded
+        DecodeSet(cat, size, channels),
+        batch_size=256,
+        num_workers=workers,
+        collate_fn=collate_decoded,
+        worker_init_fn=leave_stop_signals_to_the_parent,
     )
     done, due = 0, Every(2.0)
     for _, idx, x, errs, n in loader:

@@ -17,7 +17,16 @@ from contextlib import nullcontext
 import torch
 
 from .data import Catalog, DataError
-from .decode import DecodeSet, collate_decoded, decode_all, decoded_cache, load_decoded, report_bad, save_decoded
+from .decode import (
+    DecodeSet,
+    collate_decoded,
+    decode_all,
+    decoded_cache,
+    leave_stop_signals_to_the_parent,
+    load_decoded,
+    report_bad,
+    save_decoded,
+)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +132,8 @@ class StreamLoader(BaseLoader):
         # epoch sets the plan its batch sampler reads
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=self.plan, num_workers=workers,
                                                   collate_fn=collate_decoded, pin_memory=device.type == "cuda",
-                                                  persistent_workers=workers > 0)  # fmt: skip
+                                                  persistent_workers=workers > 0,
+                                                  worker_init_fn=leave_stop_signals_to_the_parent)  # fmt: skip
 
     def epoch(self, epoch: int, start_step: int = 0):
         plan = list(self.batches(epoch, start_step))

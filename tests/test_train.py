@@ -293,6 +293,30 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path, sig)
     assert final_state(tmp_path / "run")["step"] == saved + 2
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_to_the_whole_process_group_still_saves(image_folder, tmp_path, sig):
+    """Ctrl-C in a terminal and Slurm's SIGTERM go to every process of the job, the DataLoader's decoding workers
+    too: a worker killed by SIGTERM used to stop the run with "DataLoader worker ... is killed by signal" and no
+    checkpoint. The workers leave the signal to the main process, which finishes its step and saves."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "fastacgan.train", "--data", str(image_folder), "--loader", "torch", "--workers", "2",
+           "--image-size", "16", "--width", "0.25", "--batch-size", "8", "--device", "cpu", "--steps", "100000",
+           "--log-every", "2", "--out", str(tmp_path / "run")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)  # fmt: skip
+    lines = []
+    deadline = time.time() + 120
+    for line in proc.stdout:
+        lines.append(line)
+        if "step 4/" in line or time.time() > deadline:
+            os.killpg(proc.pid, sig)  # the main process and its workers, as a terminal or Slurm sends it
+            break
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, "".join(lines) + rest
+    assert "checkpoint saved" in rest and "exited unexpectedly" not in rest and "killed by signal" not in rest
+    assert final_state(tmp_path / "run")["step"] >= 4
+
+
 def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkeypatch):
     """SIGTERM twice (a scheduler's grace period running out, an impatient `kill`): the run stops inside the step,
     saves nothing, exits 143, and names the checkpoint that a resume would start from."""
