@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from contextlib import nullcontext
 
 import torch
@@ -10,6 +11,14 @@ try:
     from triton.runtime.interpreter import InterpretedFunction as _Interpreted
 except ImportError:  # no Triton (the fused ops are then never launched), or one without an interpreter
     _Interpreted = ()
+
+
+# The registered ops' signature types, spelled as torch 2.6's torch.library schema inference knows them (typing's
+# List and Optional: it refuses list[...] and X | None, which later versions take)
+Tensors = typing.List[torch.Tensor]  # noqa: UP006
+Ints = typing.List[int]  # noqa: UP006
+OptTensor = typing.Optional[torch.Tensor]  # noqa: UP045
+OptDtype = typing.Optional[torch.dtype]  # noqa: UP045
 
 
 def plain_eager(*tensors: torch.Tensor | None) -> bool:

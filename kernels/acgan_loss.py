@@ -13,12 +13,10 @@ the softmax.
 All arithmetic is fp32 whatever the input dtype; nothing is read on the host.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import cdiv, launcher, next_pow2, on_device_of, plain_eager
+from ._dispatch import OptTensor, cdiv, launcher, next_pow2, on_device_of, plain_eager
 
 try:  # the kernels need triton; the reference below does not
     import triton
@@ -218,14 +216,14 @@ if HAS_TRITON:
 
     @torch.library.triton_op("fastacgan::acgan_loss_fwd", mutates_args=())
     def _acgan_loss_fwd(
-        src: torch.Tensor, cls: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None,
+        src: torch.Tensor, cls: torch.Tensor, labels: torch.Tensor, target: OptTensor,
         target_value: float, cls_weight: float,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         return _fwd_impl(src, cls, labels, target, target_value, cls_weight)
 
     @torch.library.triton_op("fastacgan::acgan_loss_bwd", mutates_args=())
     def _acgan_loss_bwd(
-        grad: torch.Tensor, src: torch.Tensor, cls: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None,
+        grad: torch.Tensor, src: torch.Tensor, cls: torch.Tensor, labels: torch.Tensor, target: OptTensor,
         target_value: float, cls_weight: float, lse: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         return _bwd_impl(grad, src, cls, labels, target, target_value, cls_weight, lse)

@@ -13,15 +13,13 @@ same initialisation (same RNG draws) and the same train/eval behaviour. `Spectra
 normalises all of a model's layers at once; each layer then takes its weight on its next access.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
 from . import spectral_norm_triton as _k
-from ._dispatch import cdiv, launcher, on_device_of, plain_eager
+from ._dispatch import Ints, OptDtype, Tensors, cdiv, launcher, on_device_of, plain_eager
 
 HAS_TRITON = _k.HAS_TRITON
 GROUP = 8  # layers per launch (the kernels' argument slots)
@@ -201,28 +199,22 @@ if HAS_TRITON:
 
     @torch.library.triton_op("fastacgan::sn_power_", mutates_args=("us", "vs"))
     def _sn_power_(
-        ws: list[torch.Tensor], us: list[torch.Tensor], vs: list[torch.Tensor], dims: list[int], n_iter: int,
-        eps: float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        ws: Tensors, us: Tensors, vs: Tensors, dims: Ints, n_iter: int, eps: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return _power_impl(ws, us, vs, dims, n_iter, eps)
 
     @torch.library.triton_op("fastacgan::sn_sigma_grad", mutates_args=())
-    def _sn_sigma_grad(
-        grad: torch.Tensor, snap: torch.Tensor, ws: list[torch.Tensor], dims: list[int]
-    ) -> list[torch.Tensor]:
+    def _sn_sigma_grad(grad: torch.Tensor, snap: torch.Tensor, ws: Tensors, dims: Ints) -> Tensors:
         return _sigma_grad_impl(grad, snap, ws, dims)
 
     @torch.library.triton_op("fastacgan::sn_normalize_", mutates_args=("us", "vs"))
     def _sn_normalize_(
-        ws: list[torch.Tensor], us: list[torch.Tensor], vs: list[torch.Tensor], dims: list[int], n_iter: int,
-        eps: float, out_dtype: torch.dtype | None,
-    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:  # fmt: skip
+        ws: Tensors, us: Tensors, vs: Tensors, dims: Ints, n_iter: int, eps: float, out_dtype: OptDtype
+    ) -> tuple[Tensors, torch.Tensor, torch.Tensor]:
         return _normalize_impl(ws, us, vs, dims, n_iter, eps, out_dtype)
 
     @torch.library.triton_op("fastacgan::sn_normalize_grad", mutates_args=())
-    def _sn_normalize_grad(
-        grads: list[torch.Tensor], sig: torch.Tensor, snap: torch.Tensor, ws: list[torch.Tensor], dims: list[int]
-    ) -> list[torch.Tensor]:
+    def _sn_normalize_grad(grads: Tensors, sig: torch.Tensor, snap: torch.Tensor, ws: Tensors, dims: Ints) -> Tensors:
         return _normalize_grad_impl(grads, sig, snap, ws, dims)
 
 

@@ -3,7 +3,8 @@
 Triton 3.6 (the GPU machines' image ships it with torch 2.11) turns a scalar of a kernel into a Python int with
 int() of a one-element array: a kernel argument used as a loop bound (`range(0, K, BLOCK_K)`). numpy 2.4 refuses
 that ("only 0-dimensional arrays can be converted to Python scalars"); Triton 3.9 squeezes the array first. This
-makes an older interpreter do what 3.9 does. Only the interpreter is touched: compiled kernels never see it.
+makes an older interpreter (3.2, torch 2.6's, too) do what 3.9 does. Only the interpreter is touched: compiled
+kernels never see it.
 """
 
 import inspect
@@ -21,9 +22,13 @@ def fix_interpreter_index() -> bool:
     if "squeeze" in inspect.getsource(patch_tensor):  # this Triton's interpreter does it already
         return False
 
-    def patched(tensor, scope):
-        patch_tensor(tensor, scope)
-        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
+    def patched(tensor, *scope):  # (tensor, scope) since Triton 3.3 or so; (tensor) in 3.2 (torch 2.6's)
+        patch_tensor(tensor, *scope)
+        index = lambda self: int(self.handle.data.squeeze())  # noqa: E731
+        if scope:
+            scope[0].set_attr(tensor, "__index__", index)
+        else:
+            tensor.__index__ = index
 
     patched.squeezes = True
     interpreter._patch_lang_tensor = patched  # looked up by name each time a kernel is interpreted
