@@ -39,6 +39,17 @@ def on_device_of(t: torch.Tensor):
     return nullcontext()
 
 
+def eager_on_gpu_of(impl, t: torch.Tensor):
+    """`impl` (a fused op's launcher-calling implementation), run with t's GPU current (on_device_of): what the
+    plain eager branch of a fused op calls, where the traced branch calls the registered op."""
+
+    def run(*args):
+        with on_device_of(t):
+            return impl(*args)
+
+    return run
+
+
 def launcher(kernel):
     """What a fused op launches `kernel` (a @triton.jit function) through: torch.library.wrap_triton's wrapper,
     which torch.compile traces. Under TRITON_INTERPRET=1 @triton.jit makes an interpreted function, which

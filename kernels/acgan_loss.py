@@ -16,7 +16,7 @@ All arithmetic is fp32 whatever the input dtype; nothing is read on the host.
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import OptTensor, cdiv, launcher, next_pow2, on_device_of, plain_eager
+from ._dispatch import OptTensor, cdiv, eager_on_gpu_of, launcher, next_pow2, plain_eager
 
 try:  # the kernels need triton; the reference below does not
     import triton
@@ -235,11 +235,8 @@ class _FusedLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, src, cls, labels, target, target_value, cls_weight):
-        if plain_eager(src, cls, labels, target):
-            with on_device_of(src):
-                loss, stats, lse = _fwd_impl(src, cls, labels, target, target_value, cls_weight)
-        else:
-            loss, stats, lse = _acgan_loss_fwd(src, cls, labels, target, target_value, cls_weight)
+        fwd = eager_on_gpu_of(_fwd_impl, src) if plain_eager(src, cls, labels, target) else _acgan_loss_fwd
+        loss, stats, lse = fwd(src, cls, labels, target, target_value, cls_weight)
         ctx.mark_non_differentiable(stats)
         # no zero-filled gradient for stats (by default autograd makes one, a launch in every backward)
         ctx.set_materialize_grads(False)
@@ -252,12 +249,9 @@ class _FusedLoss(torch.autograd.Function):
         if grad_loss is None:  # only stats reached the loss being differentiated: they carry no gradient
             return None, None, None, None, None, None
         src, cls, labels, lse = ctx.saved_tensors
-        args = (grad_loss.contiguous(), src, cls, labels, ctx.target, ctx.target_value, ctx.cls_weight, lse)
-        if plain_eager(grad_loss, src, cls, lse):
-            with on_device_of(src):
-                dsrc, dcls = _bwd_impl(*args)
-        else:
-            dsrc, dcls = _acgan_loss_bwd(*args)
+        bwd = eager_on_gpu_of(_bwd_impl, src) if plain_eager(grad_loss, src, cls, lse) else _acgan_loss_bwd
+        dsrc, dcls = bwd(grad_loss.contiguous(), src, cls, labels, ctx.target, ctx.target_value, ctx.cls_weight,
+                         lse)  # fmt: skip
         return dsrc, dcls, None, None, None, None
 
 

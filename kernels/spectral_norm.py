@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from . import spectral_norm_triton as _k
-from ._dispatch import Ints, OptDtype, Tensors, cdiv, launcher, on_device_of, plain_eager
+from ._dispatch import Ints, OptDtype, Tensors, cdiv, eager_on_gpu_of, launcher, plain_eager
 
 HAS_TRITON = _k.HAS_TRITON
 GROUP = 8  # layers per launch (the kernels' argument slots)
@@ -223,11 +223,8 @@ class _FusedSigma(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, us, vs, dims, n_iter, eps, *ws):
-        if plain_eager(*ws, *us, *vs):
-            with on_device_of(ws[0]):
-                sig, snap = _power_impl(list(ws), us, vs, dims, n_iter, eps)
-        else:
-            sig, snap = _sn_power_(list(ws), us, vs, dims, n_iter, eps)
+        power = eager_on_gpu_of(_power_impl, ws[0]) if plain_eager(*ws, *us, *vs) else _sn_power_
+        sig, snap = power(list(ws), us, vs, dims, n_iter, eps)
         ctx.save_for_backward(snap, *ws)
         ctx.dims = dims
         return sig
@@ -235,11 +232,8 @@ class _FusedSigma(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         snap, *ws = ctx.saved_tensors
-        if plain_eager(grad, snap, *ws):
-            with on_device_of(snap):
-                dws = _sigma_grad_impl(grad.contiguous(), snap, ws, ctx.dims)
-        else:
-            dws = _sn_sigma_grad(grad.contiguous(), snap, ws, ctx.dims)
+        grad_fn = eager_on_gpu_of(_sigma_grad_impl, snap) if plain_eager(grad, snap, *ws) else _sn_sigma_grad
+        dws = grad_fn(grad.contiguous(), snap, ws, ctx.dims)
         return (None, None, None, None, None, *dws)
 
 
@@ -249,11 +243,8 @@ class _FusedNormalize(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, us, vs, dims, n_iter, eps, out_dtype, *ws):
-        if plain_eager(*ws, *us, *vs):
-            with on_device_of(ws[0]):
-                ys, sig, snap = _normalize_impl(list(ws), us, vs, dims, n_iter, eps, out_dtype)
-        else:
-            ys, sig, snap = _sn_normalize_(list(ws), us, vs, dims, n_iter, eps, out_dtype)
+        fn = eager_on_gpu_of(_normalize_impl, ws[0]) if plain_eager(*ws, *us, *vs) else _sn_normalize_
+        ys, sig, snap = fn(list(ws), us, vs, dims, n_iter, eps, out_dtype)
         ctx.save_for_backward(sig, snap, *ws)
         ctx.dims = dims
         return tuple(ys)
@@ -261,11 +252,9 @@ class _FusedNormalize(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         sig, snap, *ws = ctx.saved_tensors
-        if plain_eager(sig, snap, *grads, *ws):
-            with on_device_of(sig):
-                dws = _normalize_grad_impl(list(grads), sig, snap, ws, ctx.dims)
-        else:
-            dws = _sn_normalize_grad(list(grads), sig, snap, ws, ctx.dims)
+        plain = plain_eager(sig, snap, *grads, *ws)
+        grad_fn = eager_on_gpu_of(_normalize_grad_impl, sig) if plain else _sn_normalize_grad
+        dws = grad_fn(list(grads), sig, snap, ws, ctx.dims)
         return (None, None, None, None, None, None, *dws)
 
 
