@@ -263,7 +263,7 @@ class Trainer:
                      else f"the preset's {self.total_steps // spe} epochs of {spe} steps")  # fmt: skip
             self.log(f"nothing to train: the checkpoint is at step {self.step}, and the run was asked for "
                      f"{self.total_steps} steps ({asked}); a larger --steps or --epochs trains on")  # fmt: skip
-            return {"step": self.step, "interrupted": False, "signal": 0, "out": str(self.out)}
+            return self.result()
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             resolved = {"config": cfg.to_dict(), "preset": self.preset, "spec": self.spec.to_dict(),
@@ -321,6 +321,10 @@ class Trainer:
             self.log(f"interrupted: checkpoint saved at step {self.step}; continue with the same command and --resume")
         else:
             self.log(f"done: {self.step} steps in {fmt_time(time.time() - t_start)}; outputs in {self.out}")
+        return self.result()
+
+    def result(self) -> dict:
+        """What train() returns: the step reached, and whether (and by which signal) the run was stopped."""
         return {"step": self.step, "interrupted": self.stop_requested, "signal": self.stop_signal, "out": str(self.out)}
 
     def _on_stop_signal(self, signum, frame):
