@@ -269,22 +269,33 @@ def test_cli_covers_every_config_field():
     assert cfg.channels_last is False and cfg.amp is True and cfg.lr_d == 1e-4
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path, sig):
-    """Ctrl-C, or SIGTERM (a cluster preempting the job, `kill`, `timeout`): the step finishes, a checkpoint is
-    saved, the exit status is the shell's for that signal (130, 143), and --resume continues."""
+def signal_at_step_4(args, sig, group: bool = False):
+    """`python -m fastacgan.train ARGS` in a subprocess, sent `sig` once it has logged step 4 (or after 2 minutes),
+    to its whole process group with `group`: (the finished process, the output up to then, the output after)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "fastacgan.train"] + tiny_args + ["--steps", "100000", "--log-every", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    cmd = [sys.executable, "-m", "fastacgan.train", *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=group)  # fmt: skip
     lines = []
     deadline = time.time() + 120
     for line in proc.stdout:
         lines.append(line)
         if "step 4/" in line or time.time() > deadline:
-            proc.send_signal(sig)
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
             break
     rest, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + sig, "".join(lines) + rest
+    return proc, "".join(lines), rest
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path, sig):
+    """Ctrl-C, or SIGTERM (a cluster preempting the job, `kill`, `timeout`): the step finishes, a checkpoint is
+    saved, the exit status is the shell's for that signal (130, 143), and --resume continues."""
+    proc, before, rest = signal_at_step_4(tiny_args + ["--steps", "100000", "--log-every", "2"], sig)
+    assert proc.returncode == 128 + sig, before + rest
     assert "checkpoint saved" in rest and "Traceback" not in rest
     assert ("Ctrl-C" if sig == signal.SIGINT else "SIGTERM") + ": finishing this step and saving" in rest
     saved = final_state(tmp_path / "run")["step"]
@@ -298,21 +309,31 @@ def test_a_stop_signal_to_the_whole_process_group_still_saves(image_folder, tmp_
     """Ctrl-C in a terminal and Slurm's SIGTERM go to every process of the job, the DataLoader's decoding workers
     too: a worker killed by SIGTERM used to stop the run with "DataLoader worker ... is killed by signal" and no
     checkpoint. The workers leave the signal to the main process, which finishes its step and saves."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "fastacgan.train", "--data", str(image_folder), "--loader", "torch", "--workers", "2",
-           "--image-size", "16", "--width", "0.25", "--batch-size", "8", "--device", "cpu", "--steps", "100000",
-           "--log-every", "2", "--out", str(tmp_path / "run")]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
-    lines = []
-    deadline = time.time() + 120
-    for line in proc.stdout:
-        lines.append(line)
-        if "step 4/" in line or time.time() > deadline:
-            os.killpg(proc.pid, sig)  # the main process and its workers, as a terminal or Slurm sends it
-            break
-    rest, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + sig, "".join(lines) + rest
+    args = [
+        "--data",
+        image_folder,
+        "--loader",
+        "torch",
+        "--workers",
+        "2",
+        "--image-size",
+        "16",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--steps",
+        "100000",
+        "--log-every",
+        "2",
+        "--out",
+        tmp_path / "run",
+    ]
+    # the main process and its workers, as a terminal or Slurm sends it
+    proc, before, rest = signal_at_step_4(args, sig, group=True)
+    assert proc.returncode == 128 + sig, before + rest
     assert "checkpoint saved" in rest and "exited unexpectedly" not in rest and "killed by signal" not in rest
     assert final_state(tmp_path / "run")["step"] >= 4
 
