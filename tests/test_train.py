@@ -309,28 +309,9 @@ def test_a_stop_signal_to_the_whole_process_group_still_saves(image_folder, tmp_
     """Ctrl-C in a terminal and Slurm's SIGTERM go to every process of the job, the DataLoader's decoding workers
     too: a worker killed by SIGTERM used to stop the run with "DataLoader worker ... is killed by signal" and no
     checkpoint. The workers leave the signal to the main process, which finishes its step and saves."""
-    args = [
-        "--data",
-        image_folder,
-        "--loader",
-        "torch",
-        "--workers",
-        "2",
-        "--image-size",
-        "16",
-        "--width",
-        "0.25",
-        "--batch-size",
-        "8",
-        "--device",
-        "cpu",
-        "--steps",
-        "100000",
-        "--log-every",
-        "2",
-        "--out",
-        tmp_path / "run",
-    ]
+    args = ["--data", image_folder, "--loader", "torch", "--workers", "2", "--image-size", "16", "--width", "0.25",
+            "--batch-size", "8", "--device", "cpu", "--steps", "100000", "--log-every", "2",
+            "--out", tmp_path / "run"]  # fmt: skip
     # the main process and its workers, as a terminal or Slurm sends it
     proc, before, rest = signal_at_step_4(args, sig, group=True)
     assert proc.returncode == 128 + sig, before + rest
