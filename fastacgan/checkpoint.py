@@ -3,10 +3,13 @@ and checked against the run's model before loading."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -55,6 +58,48 @@ def list_checkpoints(folder) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if CKPT_RE.match(p.name))
+
+
+LOCK_NAME = "train.lock"
+# a filesystem that cannot lock (some network and FUSE mounts): the run goes on unlocked, and says so
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+
+
+class RunInUse(ValueError):
+    """Another training run holds the output folder."""
+
+
+def lock_run_dir(folder, log=print):
+    """Claim a run's output folder for one training run: an exclusive flock on `folder`/train.lock, held until the
+    returned file is closed. The kernel drops the lock when its process ends, however it ends (a kill -9, a crash),
+    so a lock file left behind never blocks a later run; the file names the holder, for the message. Raises
+    RunInUse while another process holds it; returns None (after a note) where the filesystem cannot lock."""
+    import fcntl
+
+    path = Path(folder) / LOCK_NAME
+    f = open(path, "a+")  # (not "w": that would blank the holder's details before we know we may)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.seek(0)
+        holder = f.read().strip()
+        f.close()
+        if e.errno in _NO_LOCKS:
+            log(f"note: {path.parent} is on a filesystem that cannot lock files ({e.strerror}): a second training "
+                "run into the same --out would not be stopped")  # fmt: skip
+            return None
+        if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            raise
+        raise RunInUse(
+            f"--out {path.parent} is in use by another training run ({holder or 'its process is not named'}); "
+            f"wait for it to end or stop it (Ctrl-C or SIGTERM saves a checkpoint), or choose another --out"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n")
+    f.flush()
+    return f
 
 
 def prune_checkpoints(folder, keep: int) -> None:

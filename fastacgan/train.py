@@ -245,6 +245,7 @@ class Trainer:
         self.curves_failed = False  # drawing curves.png failed once (said once)
         self._real_examples: np.ndarray | None = None  # real.png's images, decoded once
         self.stop_signal = 0  # the stop signal this process got (SIGINT: Ctrl-C, SIGTERM), 0: none
+        self.resumed_from: Path | None = None  # the checkpoint loaded (--resume)
         if cfg.resume:
             self.load(existing[-1])
 
@@ -264,8 +265,37 @@ class Trainer:
             self.log(f"nothing to train: the checkpoint is at step {self.step}, and the run was asked for "
                      f"{self.total_steps} steps ({asked}); a larger --steps or --epochs trains on")  # fmt: skip
             return self.result()
+        lock = self._claim_out() if self.dist.is_main else None
+        try:
+            return self._train()
+        finally:
+            if lock is not None:
+                lock.close()
+
+    def _claim_out(self):
+        """Make --out and hold its lock for the run (see checkpoint.lock_run_dir); then, under the lock, check that
+        no other run wrote checkpoints since __init__ looked, and drop the metric records the resumed checkpoint
+        had not reached. (__init__ writes nothing, so a run refused here has changed nothing.)"""
+        self.out.mkdir(parents=True, exist_ok=True)
+        lock = ckpt.lock_run_dir(self.out, self.log)
+        try:
+            kept = ckpt.list_checkpoints(self.ckpt_dir)
+            if (kept[-1] if kept else None) != self.resumed_from:
+                what = f"wrote {kept[-1].name}" if kept else "removed the checkpoints"
+                raise ValueError(f"--out {self.out}: another run {what} while this one started; run again"
+                                 + (" (with --resume to continue from it)" if kept else ""))  # fmt: skip
+            if self.resumed_from is not None:
+                for name in ("metrics.jsonl", "image_metrics.jsonl"):
+                    _truncate_metrics(self.out / name, self.step)
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
+        return lock
+
+    def _train(self) -> dict:
+        cfg, spe = self.cfg, self.loader.steps_per_epoch
         if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
             resolved = {"config": cfg.to_dict(), "preset": self.preset, "spec": self.spec.to_dict(),
                         "classes": self.class_names, "device": str(self.device), "world_size": self.dist.world,
                         "total_steps": self.total_steps, "steps_per_epoch": spe}  # fmt: skip
@@ -464,9 +494,7 @@ class Trainer:
             what = f"{was} -> {now} images" if was != now else "as many images, but other files or labels"
             self.log(f"note: the data differ from the checkpoint's ({what}): from here on the run sees another data "
                      "order than the interrupted one would have")  # fmt: skip
-        if self.dist.is_main:
-            for name in ("metrics.jsonl", "image_metrics.jsonl"):
-                _truncate_metrics(self.out / name, self.step)
+        self.resumed_from = path
         self.log(f"resumed from {path} at step {self.step}")
 
 

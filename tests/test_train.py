@@ -384,6 +384,66 @@ def test_a_damaged_newest_checkpoint_names_the_one_before_it(tiny_args, tmp_path
     assert final_state(tmp_path / "run")["step"] == 12
 
 
+def test_a_second_run_into_a_busy_out_is_refused_and_changes_nothing(tiny_args, tmp_path, capsys):
+    """A run holds --out's lock while it trains: another process starting into the same folder (the same command
+    in a second terminal, a requeued job whose first attempt still runs) is refused before it writes anything, a
+    --resume included (which would have cut the live run's metrics back). kill -9 of the holder frees the folder."""
+    out = tmp_path / "run"
+    assert run(tiny_args + ["--steps", "4"]) == 0
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.name != ckpt.LOCK_NAME}
+    holder = subprocess.Popen(  # another process holding the lock, as a live run does, then killed without notice
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "f.truncate(0); f.write('pid 4242 on gpu7, since 2026-12-02 10:00:00 UTC'); f.flush(); "
+         "print('held', flush=True); time.sleep(600)", str(out / ckpt.LOCK_NAME)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert run(tiny_args + ["--resume", "--steps", "8"]) == 2
+        err = capsys.readouterr().err
+        assert f"error: --out {out} is in use by another training run (pid 4242 on gpu7, since 2026-12-02" in err
+        after = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.name != ckpt.LOCK_NAME}
+        assert after == before  # no checkpoint, no config.json, no metrics record touched
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run(tiny_args + ["--resume", "--steps", "8"]) == 0  # the kernel dropped the lock with its holder
+    assert final_state(out)["step"] == 8
+    assert (out / ckpt.LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")  # the last holder, named
+
+
+def test_the_lock_is_per_run_not_per_process(tiny_args, tmp_path, capsys):
+    """Held only while a run trains: runs one after another in one process (a notebook, a sweep) each get it,
+    and a run that checks out after another wrote checkpoints into its --out is refused rather than mixed in."""
+    (tmp_path / "run_a").mkdir()
+    lock = ckpt.lock_run_dir(tmp_path / "run_a")
+    with pytest.raises(ckpt.RunInUse, match="run_a is in use by another training run \\(pid "):
+        ckpt.lock_run_dir(tmp_path / "run_a")  # a second open file: flock is not reentrant, even in one process
+    lock.close()
+    ckpt.lock_run_dir(tmp_path / "run_a").close()
+    t = Trainer(parse_args(tiny_args + ["--steps", "2"]), log=lambda m: None)
+    assert not (tmp_path / "run").exists()  # a Trainer writes nothing before it trains
+    assert run(tiny_args + ["--steps", "2"]) == 0  # meanwhile, another run into the same --out
+    with pytest.raises(ValueError, match="another run wrote step_00000002.pt while this one started; run again"):
+        t.train()
+    assert run(tiny_args + ["--steps", "4", "--resume"]) == 0  # the refused run let the lock go
+
+
+def test_a_filesystem_without_locks_trains_unlocked_and_says_so(tiny_args, tmp_path, capsys, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(f, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert run(tiny_args + ["--steps", "2"]) == 0
+    assert "cannot lock files (No locks available): a second training run into the same --out would not be" in (
+        capsys.readouterr().out
+    )
+
+
 def test_a_resume_already_past_its_steps_trains_nothing_and_says_so(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--steps", "8"]) == 0
     config = (tmp_path / "run" / "config.json").read_bytes()
