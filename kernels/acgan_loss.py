@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - triton ships with CUDA torch and is a 
     HAS_TRITON = False
 
 STAT_NAMES = ("bce", "ce", "d_prob", "acc")
+_NO_IGNORE = -(2**62)  # cross_entropy's ignore_index, at a label no one gives: this loss has none
 
 if HAS_TRITON:
 
@@ -84,7 +85,8 @@ if HAS_TRITON:
         lsum = tl.log(ssum)
         tl.store(lse_ptr + rows, m, mask=rmask)
         tl.store(lse_ptr + B + rows, lsum, mask=rmask)
-        ce = (m - lab_logit) + lsum
+        # a label outside [0, K) makes its CE NaN (so the loss), where it would otherwise be silently wrong
+        ce = tl.where((lab >= 0) & (lab < K), (m - lab_logit) + lsum, float("nan"))
         hit = (best_idx == lab).to(tl.float32)
 
         p_bce = tl.sum(tl.where(rmask, bce, 0.0), axis=0)
@@ -141,6 +143,7 @@ if HAS_TRITON:
             offs = rows[:, None] * stride_cb + cols[None, :]
             x = tl.load(cls_ptr + offs, mask=mask2, other=float("-inf")).to(tl.float32)
             d = gw * (tl.exp((x - m[:, None]) - lsum[:, None]) - tl.where(cols[None, :] == lab[:, None], 1.0, 0.0))
+            d = tl.where(((lab >= 0) & (lab < K))[:, None], d, float("nan"))  # as the forward's CE
             tl.store(dcls_ptr + offs, d.to(dcls_ptr.dtype.element_ty), mask=mask2)
 
 
@@ -295,7 +298,7 @@ def acgan_loss_reference(
     else:  # a fill on the device: no host-to-device copy (which CUDA graph capture refuses)
         t = torch.full_like(s, float(target))
     bce = F.binary_cross_entropy_with_logits(s, t)
-    ce = F.cross_entropy(c, labels)
+    ce = F.cross_entropy(c, labels, ignore_index=_NO_IGNORE)  # a -100 label is refused too, not left out
     loss = bce + cls_weight * ce
     with torch.no_grad():
         stats = torch.stack([bce, ce, torch.sigmoid(s).mean(), (c.argmax(1) == labels).float().mean()])

@@ -137,6 +137,25 @@ def test_no_grad_and_shape_errors():
         acgan_loss_fused(src, cls, torch.ones(5, device=DEVICE), labels)
 
 
+@pytest.mark.parametrize("b", [5, 300])  # one program, and several (the counter reduction)
+def test_a_label_out_of_range_gives_nan_not_a_wrong_loss(b):
+    """No host check (it would be a sync): a label outside [0, K) makes the CE, the loss and that row's class
+    gradient NaN, where they would be silently wrong; every other row and the BCE side are untouched."""
+    src, cls, labels = inputs(b, 10)
+    for bad in (-1, 10, -100):  # -100: cross_entropy's ignore_index, which this loss does not have
+        lab = labels.clone()
+        lab[3] = bad
+        src.grad = cls.grad = None
+        loss, stats = acgan_loss_fused(src, cls, 1.0, lab)
+        loss.backward()
+        assert torch.isnan(loss) and torch.isnan(stats[1]), bad
+        assert torch.isfinite(stats[[0, 2, 3]]).all() and torch.isfinite(src.grad).all()
+        rows = torch.isnan(cls.grad).all(1)
+        assert rows[3] and not rows[torch.arange(b) != 3].any() and torch.isfinite(cls.grad[rows.logical_not()]).all()
+        with pytest.raises((IndexError, RuntimeError)):  # the reference on CPU refuses it, as cross_entropy does
+            acgan_loss_reference(src.detach().cpu(), cls.detach().cpu(), 1.0, lab.cpu())
+
+
 def test_public_entry_point_picks_by_device():
     src, cls, labels = inputs(4, 3)
     loss, _ = acgan_loss(src, cls, 1.0, labels)
