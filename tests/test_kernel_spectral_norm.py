@@ -268,13 +268,17 @@ def test_eager_normalize_is_the_reference(n_iter, out_dtype):
     assert torch.count_nonzero(ge[4]) == torch.count_nonzero(gr[4]) == 0  # a zero gradient, not None: Adam steps
     dims = normalize_inputs(n_iter)[1]
     k = len(ws)
+    # without a power iteration the terms cancel by ~1000x, and a threaded CPU sum's order varies from run to run:
+    # on one 2-core Intel CPU the same call erred by 6e-6 to 1e-5 (eager) and 4e-6 to 8e-6 (reference) of the largest
+    # element, either one ahead. Below 3e-5 (~250 fp32 ulps of it) that is rounding; with iterations, 1e-7 as before
+    floor = 3e-5 if n_iter == 0 else 0.0
     for i in used:
         a, b = ge[i], gr[i]
         assert a.dtype == torch.float32 and a.shape == ws[i].shape
         assert_close(a, b, f"layer {i}: d/dW", atol=1e-5 * max(1.0, float(b.abs().max())), rtol=1e-4)
         exact = sn_weight_grad64(ws[i], gys[i], uv[i], uv[k + i], dims[i])
         err_eager, err_ref = (float((x.double() - exact).abs().max() / exact.abs().max()) for x in (a, b))
-        assert err_eager <= 1.5 * err_ref + 3e-7, (i, err_eager, err_ref)
+        assert err_eager <= max(1.5 * err_ref + 3e-7, floor), (i, err_eager, err_ref, floor)
 
 
 def sn_weight_grad64(w, gy, u, v, dim):
