@@ -137,13 +137,14 @@ if HAS_TRITON:
         m = tl.load(lse_ptr + rows, mask=rmask, other=0.0)
         lsum = tl.load(lse_ptr + B + rows, mask=rmask, other=0.0)
         gw = g * cls_weight
+        valid = ((lab >= 0) & (lab < K))[:, None]  # a label outside [0, K): NaN, as the forward's CE
         for k0 in range(0, K, BLOCK_K):
             cols = k0 + tl.arange(0, BLOCK_K).to(tl.int64)
             mask2 = rmask[:, None] & (cols < K)[None, :]
             offs = rows[:, None] * stride_cb + cols[None, :]
             x = tl.load(cls_ptr + offs, mask=mask2, other=float("-inf")).to(tl.float32)
             d = gw * (tl.exp((x - m[:, None]) - lsum[:, None]) - tl.where(cols[None, :] == lab[:, None], 1.0, 0.0))
-            d = tl.where(((lab >= 0) & (lab < K))[:, None], d, float("nan"))  # as the forward's CE
+            d = tl.where(valid, d, float("nan"))
             tl.store(dcls_ptr + offs, d.to(dcls_ptr.dtype.element_ty), mask=mask2)
 
 

@@ -413,7 +413,7 @@ def test_a_second_run_into_a_busy_out_is_refused_and_changes_nothing(tiny_args, 
     assert (out / ckpt.LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")  # the last holder, named
 
 
-def test_the_lock_is_per_run_not_per_process(tiny_args, tmp_path, capsys):
+def test_the_lock_is_per_run_not_per_process(tiny_args, tmp_path):
     """Held only while a run trains: runs one after another in one process (a notebook, a sweep) each get it,
     and a run that checks out after another wrote checkpoints into its --out is refused rather than mixed in."""
     (tmp_path / "run_a").mkdir()
