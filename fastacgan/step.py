@@ -285,12 +285,31 @@ class ACGANStep:
         self._graphs = {}  # the optimizers' state tensors are replaced: a captured step would use the old ones
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
+        _load_optimizer(self.opt_g, state["opt_g"])
+        _load_optimizer(self.opt_d, state["opt_d"])
+        for scaler, saved in ((self.scaler_g, state["scaler_g"]), (self.scaler_d, state["scaler_d"])):
+            # empty when a disabled scaler (a bf16 or fp32 run) saved it: an fp16 resume starts its scaler afresh
+            if saved:
+                scaler.load_state_dict(saved)
         self.noise_gen.set_state(state["noise_gen"].to("cpu"))
         self.dev_step.fill_(step)
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
+    """The checkpoint's optimizer state (moments, step counts) under this run's settings. PyTorch's
+    load_state_dict takes each param group's settings from the checkpoint too: a resume with another --lr-d or
+    --beta1 (which the run names as changed) would have kept the old ones, and one with --graph-step after a
+    run without it the saved capturable=False, on which the step's CUDA-graph capture fails; an older
+    checkpoint's fused=None would have turned fused Adam off."""
+    own = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+    opt.load_state_dict(saved)
+    for group, settings in zip(opt.param_groups, own):
+        group.update(settings)
+        if settings.get("fused") or settings.get("capturable"):  # their step counts live beside the parameters
+            for p in group["params"]:
+                st = opt.state.get(p, {})
+                if torch.is_tensor(st.get("step")):
+                    st["step"] = st["step"].to(device=p.device, dtype=torch.float32)
 
 
 GRAPH_WARMUP = 3  # ordinary steps before the step is captured in a CUDA graph

@@ -471,13 +471,54 @@ def test_a_torn_metrics_line_does_not_stop_a_resume(tiny_args, tmp_path):
     assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [5, 10, 15]
 
 
-def test_resume_with_changed_options_says_so(tiny_args, capsys):
+def test_resume_with_changed_options_says_so(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--steps", "2"]) == 0
     capsys.readouterr()
     assert run(tiny_args + ["--steps", "4", "--resume", "--lr-d", "1e-4", "--batch-size", "8"]) == 0
     out = capsys.readouterr().out
     assert "resuming with options that differ" in out and "--lr-d 0.0002 -> 0.0001" in out
     assert "--batch-size 16 -> 8" in out and "--steps" not in out.split("differ")[1].split("\n")[0]
+    # and they are the ones in effect: the optimizers' settings are this run's, their moments the checkpoint's
+    assert run(tiny_args + ["--steps", "5", "--resume", "--lr-d", "5e-5", "--beta1", "0.3"]) == 0
+    state = final_state(tmp_path / "run")
+    (d_group,), (g_group,) = state["opt_d"]["param_groups"], state["opt_g"]["param_groups"]
+    assert d_group["lr"] == 5e-5 and g_group["lr"] == 2e-4 and d_group["betas"] == g_group["betas"] == (0.3, 0.999)
+    assert all(float(s["step"]) == 5 for s in state["opt_d"]["state"].values())
+
+
+@pytest.mark.parametrize("capturable", [True, False])
+def test_a_resume_keeps_this_runs_optimizer_implementation(tiny_args, tmp_path, capturable):
+    """A checkpoint's param groups also name how Adam ran (fused, capturable, foreach): an older checkpoint
+    (fused=None: for-each Adam), or one of a run without --graph-step (capturable=False, which a CUDA-graph
+    capture of the step refuses), must not switch this run's fused Adam off or its capturable Adam back."""
+    assert run(tiny_args + ["--steps", "2"]) == 0
+    path = ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    state = ckpt.load_checkpoint(path)
+    for key in ("opt_g", "opt_d"):
+        state[key]["param_groups"][0].update(fused=None, foreach=True, capturable=capturable)
+        for st in state[key]["state"].values():
+            st["step"] = st["step"].double()  # as a for-each Adam keeps it under float64 as the default dtype
+    ckpt.save_checkpoint(path, state)
+    t = Trainer(parse_args(tiny_args + ["--steps", "3", "--resume"]))
+    for opt, key in ((t.gan.opt_g, "opt_g"), (t.gan.opt_d, "opt_d")):
+        (group,) = opt.param_groups
+        assert (group["fused"], group["foreach"], group["capturable"]) == (True, None, False)
+        steps = [opt.state[p]["step"] for p in group["params"]]
+        assert all(s.dtype == torch.float32 and float(s) == 2 for s in steps)
+        saved = list(state[key]["state"].values())[0]["exp_avg"]
+        assert torch.equal(opt.state[group["params"][0]]["exp_avg"], saved)
+    assert t.train()["step"] == 3
+
+
+@pytest.mark.parametrize("first,then", [("fp32", "fp16"), ("fp16", "fp32"), ("bf16", "fp16")])
+def test_a_resume_may_change_the_precision(tiny_args, tmp_path, first, then):
+    """An fp16 run has gradient scalers, the others none: a resume across that line (a bf16 run on an A100
+    resumed on a T4, where --amp picks fp16) starts or drops them instead of failing to load them."""
+    amp = {"fp32": [], "bf16": ["--amp-dtype", "bf16"], "fp16": ["--amp-dtype", "fp16"]}
+    assert run(tiny_args + ["--steps", "2", *amp[first]]) == 0
+    assert run(tiny_args + ["--steps", "3", "--resume", *amp[then]]) == 0
+    state = final_state(tmp_path / "run")
+    assert state["step"] == 3 and bool(state["scaler_g"]) == (then == "fp16")
 
 
 def test_resume_on_changed_data_says_so(tmp_path, capsys):
