@@ -65,6 +65,7 @@ class ACGANStep:
         use_scaler = amp_dtype == torch.float16
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=use_scaler)
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        self.seed = seed
         self.noise_gen = torch.Generator(device).manual_seed(seed + 1)  # the same on every rank
         self.loss = acgan_loss if fused_kernels else acgan_loss_reference
         # the modules the step runs: G and D themselves, or their DistributedDataParallel wrappers
@@ -281,7 +282,8 @@ class ACGANStep:
                 "opt_d": self.opt_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
                 "scaler_d": self.scaler_d.state_dict(), "noise_gen": self.noise_gen.get_state()}  # fmt: skip
 
-    def load_state_dict(self, state: dict, step: int) -> None:
+    def load_state_dict(self, state: dict, step: int) -> bool:
+        """Load a checkpoint's state; False when G's noise stream could not be continued (see below)."""
         self._graphs = {}  # the optimizers' state tensors are replaced: a captured step would use the old ones
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
@@ -291,8 +293,15 @@ class ACGANStep:
             # empty when a disabled scaler (a bf16 or fp32 run) saved it: an fp16 resume starts its scaler afresh
             if saved:
                 scaler.load_state_dict(saved)
-        self.noise_gen.set_state(state["noise_gen"].to("cpu"))
         self.dev_step.fill_(step)
+        noise = state["noise_gen"].to("cpu")
+        if noise.numel() == self.noise_gen.get_state().numel():
+            self.noise_gen.set_state(noise)
+            return True
+        # written on another kind of device (a CPU generator's state is 5056 bytes, a GPU's 16), whose stream this
+        # generator cannot continue: a new one, the same on every rank and for every resume at this step
+        self.noise_gen.manual_seed(self.seed + 1 + step)
+        return False
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:

@@ -121,6 +121,19 @@ def _amp_dtype(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | No
     )
 
 
+def cuda_rng_to_restore(saved, device: torch.device) -> torch.Tensor | None:
+    """The CUDA RNG state a resume gives its GPU, or None (a CPU run or checkpoint). Checkpoints hold their
+    training GPU's state; older ones held every visible GPU's (torch.cuda.get_rng_state_all), 8 on an 8-GPU node,
+    which torch.cuda.set_rng_state_all failed to load on a machine with fewer (IndexError): of those, the state of
+    the GPU of this run's index when the saving machine had one, else the first."""
+    if device.type != "cuda" or saved is None or len(saved) == 0:
+        return None
+    if isinstance(saved, torch.Tensor):
+        return saved
+    index = device.index or 0
+    return saved[index] if index < len(saved) else saved[0]
+
+
 def _gpu(device: torch.device) -> str:
     major, minor = torch.cuda.get_device_capability(device)
     return f"{torch.cuda.get_device_name(device)}, compute capability {major}.{minor}"
@@ -456,7 +469,8 @@ class Trainer:
             "data": self.data_seen,
             **self.gan.state_dict(),
             "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            # the training GPU's alone (dropout's stream): a list of every visible GPU's did not load on fewer GPUs
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }
 
     def save(self) -> None:
@@ -476,10 +490,14 @@ class Trainer:
             raise ValueError(f"{e}; to resume from the checkpoint before it, {older[-1].name}, move {path.name} out "
                              f"of {path.parent}") from e  # fmt: skip
         ckpt.check_compatible(path, state["spec"], self.spec.to_dict(), state["classes"], self.class_names)
-        self.gan.load_state_dict(state, state["step"])
+        if not self.gan.load_state_dict(state, state["step"]):
+            self.log("note: the checkpoint was written on another kind of device (a GPU's random streams do not "
+                     "continue on a CPU, nor a CPU's on a GPU): G's noise and dropout draw new streams from here "
+                     "on")  # fmt: skip
         torch.set_rng_state(state["rng_cpu"])
-        if self.device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        rng_cuda = cuda_rng_to_restore(state.get("rng_cuda"), self.device)
+        if rng_cuda is not None:
+            torch.cuda.set_rng_state(rng_cuda, self.device)
         self.step = state["step"]
         skip = {"resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every", "ckpt_every_epochs",
                 "keep_ckpts", "out", "device", "decode_cache", "malloc_cache"}  # fmt: skip

@@ -510,6 +510,42 @@ def test_a_resume_keeps_this_runs_optimizer_implementation(tiny_args, tmp_path, 
     assert t.train()["step"] == 3
 
 
+def test_a_gpu_checkpoint_resumes_on_a_machine_with_fewer_gpus():
+    """Checkpoints hold their GPU's RNG state; older ones every visible GPU's (8 from an 8-GPU node), which the
+    resume gave to GPUs 0..7 and failed with IndexError on a machine with fewer."""
+    from fastacgan.train import cuda_rng_to_restore
+
+    states = [torch.full((16,), i, dtype=torch.uint8) for i in range(8)]
+    assert cuda_rng_to_restore(states, torch.device("cuda")) is states[0]
+    assert cuda_rng_to_restore(states, torch.device("cuda:3")) is states[3]
+    assert cuda_rng_to_restore(states[:2], torch.device("cuda:3")) is states[0]  # saved where there was no GPU 3
+    assert cuda_rng_to_restore(states[5], torch.device("cuda:1")) is states[5]  # a checkpoint of this version
+    assert cuda_rng_to_restore(None, torch.device("cuda")) is None  # a CPU run's checkpoint
+    assert cuda_rng_to_restore(states, torch.device("cpu")) is None  # a GPU run resumed on a CPU
+
+
+def test_a_gpu_runs_checkpoint_resumes_on_a_cpu(tiny_args, tmp_path, capsys):
+    """A GPU's noise generator state (philox: 16 bytes) does not fit a CPU generator (5056 bytes), which refused
+    it with a traceback: the resume draws a new noise stream instead, says so, and two such resumes agree."""
+    assert run(tiny_args + ["--steps", "2"]) == 0
+    ckpts = tmp_path / "run" / "checkpoints"
+    state = ckpt.load_checkpoint(ckpt.list_checkpoints(ckpts)[-1])
+    cuda_state = torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8)  # seed, offset
+    state["noise_gen"] = cuda_state
+    state["rng_cuda"] = [torch.zeros(16, dtype=torch.uint8)] * 2  # as an older version saved it on 2 GPUs
+    ckpt.save_checkpoint(ckpts / "step_00000002.pt", state)
+    capsys.readouterr()
+    finals = []
+    for _ in range(2):
+        assert run(tiny_args + ["--steps", "4", "--resume"]) == 0
+        assert "written on another kind of device" in capsys.readouterr().out
+        finals.append(final_state(tmp_path / "run"))
+        (ckpts / "step_00000004.pt").unlink()
+    assert finals[0]["step"] == 4 and finals[0]["noise_gen"].numel() == torch.Generator().get_state().numel()
+    for k, v in finals[0]["G"].items():
+        assert torch.equal(v, finals[1]["G"][k]), k
+
+
 @pytest.mark.parametrize("first,then", [("fp32", "fp16"), ("fp16", "fp32"), ("bf16", "fp16")])
 def test_a_resume_may_change_the_precision(tiny_args, tmp_path, first, then):
     """An fp16 run has gradient scalers, the others none: a resume across that line (a bf16 run on an A100
