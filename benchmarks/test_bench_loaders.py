@@ -18,7 +18,7 @@ from fastacgan.dali_pipeline import DaliLoader, dali_available
 from fastacgan.data import open_catalog
 from fastacgan.decode import decode_all
 from fastacgan.loaders import MemoryLoader, StreamLoader
-from fastacgan.step import ACGANStep
+from fastacgan.step import ACGANStep, set_cuda_flags
 
 SHARED = CIFAR / "train.tar.gz"
 COUNT = 50_000 if FULL else 512
@@ -95,6 +95,8 @@ def test_streamed_epoch_with_training(run_bench, benchmark, jpeg_sets, read_ahea
     benchmark.group = "streamed epoch isic64 (DALI)"
     spec = resolve_spec(TrainConfig(width=1.0 if FULL else 0.125), "isic64", 3, 10)
     torch.manual_seed(0)
+    if DEVICE.type == "cuda":  # what a training run sets
+        set_cuda_flags()
     step = ACGANStep(spec, DEVICE, amp_dtype=torch.bfloat16 if FULL else None, channels_last=FULL, compile=FULL)
     loader = DaliLoader(open_catalog(str(jpeg_sets["big128"])), spec.image_size, 3, BATCH, 0, DEVICE, True, WORKERS,
                         "skip", read_ahead=read_ahead)  # fmt: skip

@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fastacgan.config import TrainConfig, resolve_spec
 from fastacgan.data import open_catalog
 from fastacgan.loaders import make_loader, to_model_input
-from fastacgan.step import ACGANStep
+from fastacgan.step import ACGANStep, set_cuda_flags
 
 PRESETS = ["cifar10", "isic64", "isic128"] if FULL else ["cifar10"]
 BATCHES = [64, 256, 1024] if FULL else [16]
@@ -41,6 +41,8 @@ def make_runner(provider, spec):
     if provider == "reference":
         ref = ReferenceACGAN(spec, DEVICE)
         return lambda x_u8, y: ref.step(to_model_input(x_u8, channels_last=False), y)
+    if DEVICE.type == "cuda":  # what a training run sets (the reference sets cudnn.benchmark too)
+        set_cuda_flags()
     gan = ACGANStep(spec, DEVICE, amp_dtype=torch.bfloat16 if FULL else None, channels_last=FULL, compile=FULL,
                     fused_kernels=True, graph_step=provider == "fastacgan_graph")  # fmt: skip
     return gan  # takes the loader's uint8 batch, converted inside the step (as the trainer gives it)

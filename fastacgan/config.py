@@ -112,6 +112,11 @@ class TrainConfig:
     amp_dtype: str = _f("auto", "auto, bf16, or fp16 (fp16 uses a gradient scaler); bf16 or fp16 implies --amp",
                         choices=("auto", "bf16", "fp16"))  # fmt: skip
     channels_last: bool = _f(True, "channels-last (NHWC) activations on CUDA")
+    cudnn_benchmark: bool = _f(
+        True,
+        "CUDA: cuDNN times its convolution algorithms for each shape on first use and keeps the fastest "
+        "(torch.backends.cudnn.benchmark; the step's shapes are fixed); --no-cudnn-benchmark: cuDNN's heuristics",
+    )
     compile: bool = _f(True, "torch.compile the step on CUDA (mode reduce-overhead: CUDA graphs); --no-compile: eager")
     graph_step: bool = _f(
         False,

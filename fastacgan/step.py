@@ -336,6 +336,14 @@ class _StepGraph:
         self.stream = torch.cuda.Stream(real.device)
 
 
+def set_cuda_flags(cudnn_benchmark: bool = True) -> None:
+    """The process-wide settings of the fast path on CUDA (a training run's; the race's fastacgan the same):
+    cuDNN times its convolution algorithms for each shape on first use and keeps the fastest. The step's
+    shapes are fixed (the loaders keep one batch shape), and every shape is first met outside a CUDA-graph
+    capture (CUDA graph trees and --graph-step warm up eagerly), where timing is allowed."""
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+
+
 def _graph_step_possible(device: torch.device, dist: Dist, amp_dtype) -> bool:
     """The whole-step CUDA graph needs CUDA, one process (DDP's all-reduce runs between graphs) and no fp16
     gradient scaler (it reads an inf check on the host); where asked for but impossible, a warning says why."""

@@ -31,7 +31,7 @@ from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
 from .models import count_params
 from .plots import read_records, save_curves
-from .step import ACGANStep
+from .step import ACGANStep, set_cuda_flags
 
 
 class TrainingError(RuntimeError):
@@ -195,6 +195,8 @@ class Trainer:
             raise ValueError(f"--resume: no checkpoint in {self.ckpt_dir} to resume from")
 
         self.compile = cfg.compile and (self.device.type == "cuda" or cfg.compile_cpu)
+        if self.device.type == "cuda":
+            set_cuda_flags(cfg.cudnn_benchmark)
         self.gan = ACGANStep(
             self.spec, self.device, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
             amp_dtype=self.amp_dtype, channels_last=self.channels_last, compile=self.compile,
@@ -218,6 +220,7 @@ class Trainer:
             f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}{whole}, "
             f"fast G layers {'on' if cfg.fast_layers else 'off'}{dropout}"
             + (f", malloc cache {malloc}" if self.device.type == "cpu" else "")
+            + (f", cuDNN autotuning {'on' if cfg.cudnn_benchmark else 'off'}" if self.device.type == "cuda" else "")
         )
 
         self.workers = default_workers(cfg.workers)

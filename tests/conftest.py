@@ -60,6 +60,15 @@ def make_folder(root, n_per_class=8, size=(20, 24), ext=".png", grey=False, clas
     return root
 
 
+@pytest.fixture(autouse=True)
+def _cudnn_flags_restored():
+    """A training run on CUDA sets cuDNN's process-wide flags (set_cuda_flags): each test leaves them as found."""
+    cudnn = torch.backends.cudnn
+    saved = cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32
+    yield
+    cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32 = saved
+
+
 @pytest.fixture
 def image_folder(tmp_path):
     return make_folder(tmp_path / "shapes")

@@ -269,6 +269,25 @@ def test_cli_covers_every_config_field():
     assert cfg.channels_last is False and cfg.amp is True and cfg.lr_d == 1e-4
 
 
+def test_cudnn_autotuning_is_left_alone_off_cuda(tiny_args, monkeypatch, capsys):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    Trainer(parse_args(tiny_args + ["--steps", "1"]))
+    assert torch.backends.cudnn.benchmark is False and "cuDNN" not in capsys.readouterr().out
+    assert parse_args([]).cudnn_benchmark is True and parse_args(["--no-cudnn-benchmark"]).cudnn_benchmark is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("on", [True, False])
+def test_a_cuda_run_sets_cudnn_autotuning(tmp_path, monkeypatch, capsys, on):
+    """What the race's reference has (cudnn.benchmark), a training run has too, unless switched off."""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", not on)
+    args = ["--data", "builtin:digits:400", "--image-size", "16", "--width", "0.25", "--batch-size", "16",
+            "--device", "cuda", "--no-compile", "--out", str(tmp_path / "run")]  # fmt: skip
+    Trainer(parse_args(args + ([] if on else ["--no-cudnn-benchmark"])))
+    assert torch.backends.cudnn.benchmark is on
+    assert f"cuDNN autotuning {'on' if on else 'off'}" in capsys.readouterr().out
+
+
 def signal_at_step_4(args, sig, group: bool = False):
     """`python -m fastacgan.train ARGS` in a subprocess, sent `sig` once it has logged step 4 (or after 2 minutes),
     to its whole process group with `group`: (the finished process, the output up to then, the output after)."""
