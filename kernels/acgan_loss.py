@@ -170,12 +170,11 @@ def _tiling(b: int, k: int, rows_max: int) -> tuple[int, int]:
 
 
 def _target_args(src: torch.Tensor, target: torch.Tensor | None, target_value: float):
-    """(pointer tensor, scalar, stride, has pointer): a per-sample or 0-d tensor target is read on the device."""
+    """(pointer tensor, scalar, stride, has pointer): a per-sample or 0-d tensor target is read on the device
+    (its size checked by _checked_labels)."""
     if target is None:
         return src, float(target_value), 0, False
     t = target.reshape(-1)
-    if t.numel() not in (1, src.numel()):
-        raise ValueError(f"acgan_loss: target has {t.numel()} elements, expected 1 or B={src.numel()}")
     return t, 0.0, (0 if t.numel() == 1 else t.stride(0)), True
 
 
@@ -259,15 +258,25 @@ class _FusedLoss(torch.autograd.Function):
         return dsrc, dcls, None, None, None, None
 
 
-def acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight: float = 1.0):
-    """The Triton implementation (CUDA tensors; CPU tensors too under TRITON_INTERPRET=1)."""
-    if not HAS_TRITON:
-        raise RuntimeError("acgan_loss_fused needs triton")
+def _checked_labels(src_logits, cls_logits, target, labels) -> torch.Tensor:
+    """Both implementations' argument check (shapes only: nothing read on the host); the labels as int64."""
     if cls_logits.ndim != 2 or src_logits.shape != cls_logits.shape[:1] or labels.shape != src_logits.shape:
         raise ValueError(
             f"acgan_loss: expected src [B], cls [B, K], labels [B]; got {tuple(src_logits.shape)}, "
             f"{tuple(cls_logits.shape)}, {tuple(labels.shape)}"
         )
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"acgan_loss: labels must be integer class indices, got {labels.dtype}")
+    if isinstance(target, torch.Tensor) and target.numel() not in (1, src_logits.numel()):
+        raise ValueError(f"acgan_loss: target has {target.numel()} elements, expected 1 or B={src_logits.numel()}")
+    return labels.long()  # int32 labels too (a no-op for int64)
+
+
+def acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight: float = 1.0):
+    """The Triton implementation (CUDA tensors; CPU tensors too under TRITON_INTERPRET=1)."""
+    if not HAS_TRITON:
+        raise RuntimeError("acgan_loss_fused needs triton")
+    labels = _checked_labels(src_logits, cls_logits, target, labels)
     t = target if isinstance(target, torch.Tensor) else None
     tval = 0.0 if t is not None else float(target)
     if t is not None:
@@ -286,16 +295,17 @@ def acgan_loss_reference(
     labels: torch.Tensor,
     cls_weight: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """src_logits [B], cls_logits [B, K], target scalar or [B] in [0, 1], labels [B] int64 in [0, K).
+    """src_logits [B], cls_logits [B, K], target scalar or B values in [0, 1], labels [B] integers in [0, K).
 
     Returns (loss: scalar, stats: [4] as in STAT_NAMES), float32 for float32/bf16/fp16 inputs (float64 for
     float64, so gradcheck can run on it); half-precision logits are upcast, so it is stable at any magnitude.
     """
+    labels = _checked_labels(src_logits, cls_logits, target, labels)
     dt = torch.promote_types(src_logits.dtype, torch.float32)
     s = src_logits.to(dt)
     c = cls_logits.to(dt)
     if isinstance(target, torch.Tensor):
-        t = target.to(device=s.device, dtype=dt).expand_as(s)
+        t = target.to(device=s.device, dtype=dt).reshape(-1).expand_as(s)
     else:  # a fill on the device: no host-to-device copy (which CUDA graph capture refuses)
         t = torch.full_like(s, float(target))
     bce = F.binary_cross_entropy_with_logits(s, t)

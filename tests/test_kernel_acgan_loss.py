@@ -131,10 +131,28 @@ def test_no_grad_and_shape_errors():
     with torch.no_grad():
         loss, stats = acgan_loss_fused(src, cls, 1.0, labels)
     assert not loss.requires_grad and torch.isfinite(stats).all()
-    with pytest.raises(ValueError, match=r"expected src \[B\], cls \[B, K\]"):
-        acgan_loss_fused(src[:4], cls, 1.0, labels)
-    with pytest.raises(ValueError, match="target has 5 elements"):
-        acgan_loss_fused(src, cls, torch.ones(5, device=DEVICE), labels)
+    # both implementations refuse the same arguments: the reference took a src of another length silently (its
+    # BCE a mean over other rows), which the kernel would have read past the end of
+    for fn in (acgan_loss_fused, acgan_loss_reference):
+        for bad_src, bad_labels in ((src[:4], labels), (src[:, None], labels), (src, labels[:, None])):
+            with pytest.raises(ValueError, match=r"expected src \[B\], cls \[B, K\]"):
+                fn(bad_src, cls, 1.0, bad_labels)
+        with pytest.raises(ValueError, match="target has 5 elements"):
+            fn(src, cls, torch.ones(5, device=DEVICE), labels)
+        with pytest.raises(TypeError, match="labels must be integer class indices, got torch.float32"):
+            fn(src, cls, 1.0, labels.float())
+
+
+@pytest.mark.parametrize("b", [5, 300])  # one program, and several (the counter reduction)
+def test_int32_labels_and_a_column_of_targets(b):
+    """Labels of any integer type, and a per-sample target of B values in any shape ([B, 1] from a D that keeps
+    its last dimension), give what int64 labels and a [B] target give, in both implementations."""
+    src, cls, labels = inputs(b, 10)
+    t = torch.rand(b, 1, device=DEVICE)
+    want = both(src, cls, t.reshape(-1), labels, 0.7)
+    for got, ref in zip(both(src, cls, t, labels.int(), 0.7), want):
+        for a, r in zip(got, ref):
+            assert torch.equal(a, r)
 
 
 @pytest.mark.parametrize("b", [5, 300])  # one program, and several (the counter reduction)
