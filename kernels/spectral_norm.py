@@ -258,6 +258,23 @@ class _FusedNormalize(torch.autograd.Function):
         return (None, None, None, None, None, None, *dws)
 
 
+def _check_layers(ws, us, vs, dims) -> None:
+    """Every implementation's argument check (shapes only: nothing read on the host): a u, a v and a dim for each
+    weight, u of W.shape[dim] entries and v of the rest. A u of another size was resized by the reference's
+    normalize(out=u), and the kernels would have read and written past its end."""
+    if not len(ws) == len(us) == len(vs) == len(dims):
+        raise ValueError(f"spectral norm: {len(ws)} weights, {len(us)} u, {len(vs)} v and {len(dims)} dims: one "
+                         "of each per weight")  # fmt: skip
+    for i, (w, u, v, d) in enumerate(zip(ws, us, vs, dims)):
+        if not -w.ndim <= d < w.ndim:
+            raise ValueError(f"spectral norm: layer {i}: dim {d} is not a dimension of its {w.ndim}-d weight")
+        h = w.shape[d]
+        rest = w.numel() // h if h else 0
+        if u.shape != (h,) or v.shape != (rest,):
+            raise ValueError(f"spectral norm: layer {i} (weight {tuple(w.shape)}, dim {d}) needs u of {h} and v of "
+                             f"{rest} entries, got u {tuple(u.shape)} and v {tuple(v.shape)}")  # fmt: skip
+
+
 def weight_to_matrix(weight: torch.Tensor, dim: int) -> torch.Tensor:
     """W_mat: `dim` first, the rest flattened (PyTorch's convention)."""
     if dim != 0:
@@ -268,6 +285,7 @@ def weight_to_matrix(weight: torch.Tensor, dim: int) -> torch.Tensor:
 def spectral_norm_sigma_reference(ws, us, vs, dims, n_power_iterations: int, eps: float) -> torch.Tensor:
     """Plain PyTorch, op for op what torch.nn.utils.parametrizations.spectral_norm does: updates u, v in place
     (n iterations) and returns sigma [L] with the gradient d sigma / d W = u v^T."""
+    _check_layers(ws, us, vs, dims)
     return torch.stack([_sigma(w, u, v, d, n_power_iterations, eps)[0] for w, u, v, d in zip(ws, us, vs, dims)])
 
 
@@ -289,6 +307,7 @@ def spectral_norm_sigma_fused(ws, us, vs, dims, n_power_iterations: int, eps: fl
     """The Triton implementation (CUDA tensors; CPU tensors under TRITON_INTERPRET=1). fp32 buffers."""
     if not HAS_TRITON:
         raise RuntimeError("spectral_norm_sigma_fused needs triton")
+    _check_layers(ws, us, vs, dims)
     return _FusedSigma.apply(list(us), list(vs), list(dims), int(n_power_iterations), float(eps), *ws)
 
 
@@ -360,6 +379,7 @@ def spectral_normalize_eager(ws, us, vs, dims, n_power_iterations: int, eps: flo
                              out_dtype: torch.dtype | None = None) -> list[torch.Tensor]:  # fmt: skip
     """spectral_normalize_reference with a hand-written backward (`_EagerNormalize`): what spectral_normalize
     runs on CPU tensors outside torch.compile (which fuses the reference's ops itself)."""
+    _check_layers(ws, us, vs, dims)
     return list(_EagerNormalize.apply(list(us), list(vs), list(dims), int(n_power_iterations), float(eps),
                                       out_dtype, *ws))  # fmt: skip
 
@@ -369,6 +389,7 @@ def spectral_normalize_fused(ws, us, vs, dims, n_power_iterations: int, eps: flo
     """The Triton implementation of spectral_normalize (CUDA tensors; CPU tensors under TRITON_INTERPRET=1)."""
     if not HAS_TRITON:
         raise RuntimeError("spectral_normalize_fused needs triton")
+    _check_layers(ws, us, vs, dims)
     ys = _FusedNormalize.apply(list(us), list(vs), list(dims), int(n_power_iterations), float(eps), out_dtype, *ws)
     return list(ys)
 

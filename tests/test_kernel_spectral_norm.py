@@ -473,6 +473,29 @@ def test_normalize_rejects_a_non_float_out_dtype():
         sn_mod.spectral_normalize([w], [u], [v], [0], 1, out_dtype=torch.int32)
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [spectral_normalize, spectral_normalize_reference, spectral_normalize_eager, spectral_normalize_fused,
+     spectral_norm_sigma_reference, spectral_norm_sigma_fused],
+)  # fmt: skip
+def test_buffers_of_the_wrong_size_are_refused_by_every_implementation(fn):
+    """A u or v of the wrong size: the reference resized the caller's buffer (normalize(out=u)) and went on, the
+    kernels would have read and written past its end; so would one list shorter than the others."""
+    w = torch.randn(6, 2, 5, device=DEVICE)
+    u, v = torch.ones(6, device=DEVICE) / 6**0.5, torch.ones(10, device=DEVICE) / 10**0.5
+    for us, vs, dims, msg in (
+        ([u[:4]], [v], [0], r"layer 0 \(weight \(6, 2, 5\), dim 0\) needs u of 6 and v of 10 entries, got u \(4,\)"),
+        ([u], [torch.ones(12, device=DEVICE)], [0], r"got u \(6,\) and v \(12,\)"),
+        ([u], [v], [1], r"dim 1\) needs u of 2 and v of 30 entries"),
+        ([u], [v], [3], "dim 3 is not a dimension of its 3-d weight"),
+        ([u, u], [v], [0], "1 weights, 2 u, 1 v and 1 dims"),
+    ):
+        before = [x.clone() for x in (*us, *vs)]
+        with pytest.raises(ValueError, match=msg):
+            fn([w], us, vs, dims, 1, 1e-12)
+        assert all(torch.equal(a, b) for a, b in zip(before, (*us, *vs)))  # the buffers as they were
+
+
 def test_bad_arguments_like_pytorch():
     with pytest.raises(ValueError, match="no parameter or buffer"):
         spectral_norm(nn.Linear(2, 2), name="nope")
