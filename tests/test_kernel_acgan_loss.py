@@ -141,6 +141,11 @@ def test_no_grad_and_shape_errors():
             fn(src, cls, torch.ones(5, device=DEVICE), labels)
         with pytest.raises(TypeError, match="labels must be integer class indices, got torch.float32"):
             fn(src, cls, 1.0, labels.float())
+        # a mean over no rows: the kernel left the loss unwritten (what the allocator had there), the reference NaN
+        with pytest.raises(ValueError, match=r"an empty batch or no classes: cls \(0, 3\)"):
+            fn(src[:0], cls[:0], 1.0, labels[:0])
+        with pytest.raises(ValueError, match=r"an empty batch or no classes: cls \(8, 0\)"):
+            fn(src, cls[:, :0], 1.0, labels)
 
 
 @pytest.mark.parametrize("b", [5, 300])  # one program, and several (the counter reduction)
