@@ -265,6 +265,9 @@ def _checked_labels(src_logits, cls_logits, target, labels) -> torch.Tensor:
             f"acgan_loss: expected src [B], cls [B, K], labels [B]; got {tuple(src_logits.shape)}, "
             f"{tuple(cls_logits.shape)}, {tuple(labels.shape)}"
         )
+    if not src_logits.device == cls_logits.device == labels.device:  # (the kernels would get a foreign pointer)
+        raise ValueError(f"acgan_loss: src, cls and labels must be on one device, got {src_logits.device}, "
+                         f"{cls_logits.device}, {labels.device}")  # fmt: skip
     if cls_logits.numel() == 0:  # the kernels would leave the loss unwritten (a mean of nothing)
         raise ValueError(f"acgan_loss: an empty batch or no classes: cls {tuple(cls_logits.shape)}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:

@@ -268,6 +268,9 @@ def _check_layers(ws, us, vs, dims) -> None:
     for i, (w, u, v, d) in enumerate(zip(ws, us, vs, dims)):
         if not -w.ndim <= d < w.ndim:
             raise ValueError(f"spectral norm: layer {i}: dim {d} is not a dimension of its {w.ndim}-d weight")
+        if not w.device == u.device == v.device:  # (the kernels would get a foreign pointer)
+            raise ValueError(f"spectral norm: layer {i}: weight, u and v must be on one device, got {w.device}, "
+                             f"{u.device}, {v.device}")  # fmt: skip
         h = w.shape[d]
         rest = w.numel() // h if h else 0
         if u.shape != (h,) or v.shape != (rest,):

@@ -146,6 +146,8 @@ def test_no_grad_and_shape_errors():
             fn(src[:0], cls[:0], 1.0, labels[:0])
         with pytest.raises(ValueError, match=r"an empty batch or no classes: cls \(8, 0\)"):
             fn(src, cls[:, :0], 1.0, labels)
+        with pytest.raises(ValueError, match=r"src, cls and labels must be on one device, got .*, meta"):
+            fn(src, cls, 1.0, labels.to("meta"))  # (labels left on the CPU beside CUDA logits, say)
 
 
 @pytest.mark.parametrize("b", [5, 300])  # one program, and several (the counter reduction)

@@ -489,8 +489,9 @@ def test_buffers_of_the_wrong_size_are_refused_by_every_implementation(fn):
         ([u], [v], [1], r"dim 1\) needs u of 2 and v of 30 entries"),
         ([u], [v], [3], "dim 3 is not a dimension of its 3-d weight"),
         ([u, u], [v], [0], "1 weights, 2 u, 1 v and 1 dims"),
+        ([u], [v.to("meta")], [0], "layer 0: weight, u and v must be on one device, got .*, meta"),
     ):
-        before = [x.clone() for x in (*us, *vs)]
+        before = [x.clone() for x in (*us, *vs) if not x.is_meta]
         with pytest.raises(ValueError, match=msg):
             fn([w], us, vs, dims, 1, 1e-12)
         assert all(torch.equal(a, b) for a, b in zip(before, (*us, *vs)))  # the buffers as they were
