@@ -501,6 +501,10 @@ class Trainer:
         rng_cuda = cuda_rng_to_restore(state.get("rng_cuda"), self.device)
         if rng_cuda is not None:
             torch.cuda.set_rng_state(rng_cuda, self.device)
+        # the checkpoint holds rank 0's streams: the other ranks draw dropout masks of their own, as from the start
+        # (seed + rank), instead of all copying rank 0's from here on
+        if self.dist.rank:
+            torch.manual_seed(self.cfg.seed + self.dist.rank + 7919 * (state["step"] + 1))
         self.step = state["step"]
         skip = {"resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every", "ckpt_every_epochs",
                 "keep_ckpts", "out", "device", "decode_cache", "malloc_cache"}  # fmt: skip

@@ -82,6 +82,27 @@ def test_resume_a_two_process_checkpoint_in_one_process(two_process_run, tmp_pat
     assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
 
 
+def test_after_a_resume_each_rank_draws_dropout_of_its_own(tiny_args, tmp_path):
+    """A checkpoint holds rank 0's random streams: rank 0 continues them, every other rank draws its own (before,
+    every rank took rank 0's, so their dropout masks were the same from the resume on)."""
+    from fastacgan.config import parse_args
+    from fastacgan.distributed import Dist
+    from fastacgan.train import Trainer
+
+    assert main(tiny_args + ["--steps", "2"]) == 0
+    path = ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    saved = ckpt.load_checkpoint(path)["rng_cpu"]
+    t = Trainer(parse_args(tiny_args + ["--steps", "4", "--resume"]))
+    states = []
+    for rank in range(3):
+        t.dist = Dist(rank, 3)
+        t.load(path)
+        states.append(torch.get_rng_state())
+    assert torch.equal(states[0], saved)
+    assert not torch.equal(states[1], saved) and not torch.equal(states[2], saved)
+    assert not torch.equal(states[1], states[2])
+
+
 def test_sync_bn_in_one_process_says_it_does_nothing(tiny_args):
     with pytest.warns(UserWarning, match="--sync-bn is off: one process has no other batch statistics"):
         assert main(tiny_args + ["--steps", "1", "--sync-bn"]) == 0
