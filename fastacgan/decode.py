@@ -35,7 +35,9 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray
     than that is decoded at reduced scale by libjpeg (DCT scaling, `Image.draft`) while it stays at least DRAFT_GAP
     times the resize target: full-size photos (ISIC's are 1-24 megapixels) then decode 2-3x faster, and the result
     stays within a grey level or two of a full decode and resize. 16-bit greyscale is scaled to 8 bits
-    (round(v * 255 / 65535), as DALI does; PIL's own conversion clips everything above 255 to white).
+    (round(v * 255 / 65535), as DALI does; PIL's own conversion clips everything above 255 to white). A 32-bit
+    float greyscale image (a float TIFF) holds [0, 1]: round(v * 255), clipped, as DALI reads it (PIL's own
+    conversion would make such an image black).
     Raises DataError naming the file if it is unreadable or truncated."""
     mode = "L" if channels == 1 else "RGB"
     try:
@@ -54,10 +56,18 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray
             if im.mode in _WIDE_GREY:
                 wide = np.asarray(im).astype(np.int64).clip(0, 65535)
                 im = Image.fromarray(((wide + 128) // 257).astype(np.uint8), "L")
+            elif im.mode == "F":
+                im = Image.fromarray(_float_grey(np.asarray(im)), "L")
             im = im.convert(mode)
     except Exception as e:
         raise DataError(f"{name}: cannot decode image ({e})") from e
     return _fit(im, size, (nw, nh))
+
+
+def _float_grey(v: np.ndarray) -> np.ndarray:
+    """float greyscale in [0, 1] -> uint8: round(v * 255), clipped to [0, 255], NaN -> 0 (how DALI reads it)."""
+    v = np.nan_to_num(v.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0) * np.float32(255)
+    return np.floor(v + np.float32(0.5)).clip(0, 255).astype(np.uint8)  # in float32, halves up, as DALI
 
 
 def _orientation(im: Image.Image) -> int:
@@ -128,17 +138,27 @@ def class_examples(cat: Catalog, size: int, channels: int, rows: int, per_row: i
 
 
 def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
-    """(native size of the first readable image, channels: 1 if every probed image is greyscale else 3)."""
+    """(native size of the first readable image, channels: 1 if every probed image is greyscale else 3). Warns
+    if a probed float image has values outside [0, 1], which every decoder clips (float images are read as
+    [0, 1], as DALI reads them)."""
     if cat.images is not None:
         return cat.images.shape[1], cat.images.shape[3]
-    first, grey = 0, True
+    first, grey, wide_float = 0, True, None
     for i in np.linspace(0, len(cat) - 1, min(n, len(cat))).astype(int):
         try:
             with Image.open(io.BytesIO(cat.read(int(i)))) as im:
                 first = first or min(im.size)
                 grey &= im.mode in ("1", "L", "LA", "F", *_WIDE_GREY)
+                if im.mode == "F" and wide_float is None:
+                    lo, hi = np.nanmin(v := np.asarray(im)), np.nanmax(v)
+                    wide_float = (cat.names[i], lo, hi) if lo < 0 or hi > 1 else None
         except Exception:
             continue
+    if wide_float:
+        name, lo, hi = wide_float
+        warnings.warn(f"{name} is a float image with values from {lo:g} to {hi:g}: float images are read as [0, 1] "
+                      "(v * 255, as DALI reads them), so values outside it are clipped; scale such images to "
+                      "[0, 1], or save them as 8- or 16-bit", stacklevel=2)  # fmt: skip
     if not first:
         raise DataError(f"none of the {min(n, len(cat))} images probed in {cat.names[0]} ... could be opened")
     return first, 1 if grey else 3
@@ -226,7 +246,8 @@ def decode_all(
 
 # ------------------------------------------------------------------------------------------ decoded cache
 
-CACHE_FORMAT = 2  # 2: EXIF orientation applied, 16-bit greyscale scaled, DALI's crop position (2026-12-02)
+CACHE_FORMAT = 3  # 2: EXIF orientation applied, 16-bit greyscale scaled, DALI's crop position (2026-12-02);
+# 3: float greyscale read as [0, 1] (2026-12-05)
 
 
 def decoded_cache(cache_dir: str, cat: Catalog, size: int, channels: int, decoder: str) -> tuple[Path, str]:

@@ -92,6 +92,15 @@ def grey16(h: int, w: int, seed: int = 0) -> np.ndarray:
     return ramp.clip(0, 65535).astype(np.uint16)
 
 
+def float_grey(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """float32 [h, w] in [0, 1] (a float TIFF): a ramp with grain, and values on the rounding boundaries v * 255 =
+    k + 0.5 (k = 0, 1, 127, 254), where round-half-up and round-half-even part ways."""
+    rng = np.random.default_rng(seed)
+    v = (np.linspace(0, 1, h * w).reshape(h, w) + rng.normal(0, 0.02, (h, w))).clip(0, 1).astype(np.float32)
+    v[0, :4] = (np.array([0.5, 1.5, 127.5, 254.5]) / 255).astype(np.float32)
+    return v
+
+
 def make_awkward_folder(root, size=(48, 71)):
     """Images that decoders treat differently: `turned/` JPEGs with each EXIF orientation (1-8) of one
     asymmetric picture, `deep/` 16-bit greyscale PNGs."""

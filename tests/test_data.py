@@ -3,12 +3,13 @@ import io
 import subprocess
 import sys
 import tarfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import CLASSES, grey16, make_folder, turned
+from conftest import CLASSES, float_grey, grey16, make_folder, turned
 from PIL import Image
 
 import fastacgan.archives as archives
@@ -301,6 +302,34 @@ def test_16_bit_greyscale_is_scaled_not_clipped(tmp_path):
         (tmp_path / "scans" / k).mkdir(parents=True)
         Image.fromarray(grey16(20, 24, seed=len(k))).save(tmp_path / "scans" / k / "x.png")
     assert probe(open_catalog(str(tmp_path / "scans"))) == (20, 1)
+
+
+def test_float_greyscale_is_read_as_0_to_1(tmp_path):
+    """32-bit float TIFFs (microscopy, scans) hold [0, 1]: round(v * 255) computed in float32 with halves up, as
+    DALI reads them (the loaders' test checks the two bit for bit). PIL's own conversion clips such an image to
+    black. NaN reads as 0. A float image with values outside [0, 1] is clipped, and the probe warns about it."""
+    v = float_grey(24, 30)
+    v[1, 0] = np.nan
+    buf = io.BytesIO()
+    Image.fromarray(v, "F").save(buf, format="TIFF")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode == "F"
+    assert np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L")).max() <= 1  # PIL's conversion: black
+    want = np.floor(np.nan_to_num(v) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+    assert want[0, :4].tolist() == [1, 2, 128, 255] and want[1, 0] == 0
+    got = decode_image(buf.getvalue(), "scan.tif", 24, 1)
+    assert np.array_equal(got[:, :, 0], want[:, 3:27])  # 24 x 30: the centre crop drops 3 columns each side
+    assert np.array_equal(decode_image(buf.getvalue(), "scan.tif", 24, 3), np.repeat(got, 3, axis=2))
+    # a folder of them: greyscale; silent when in range, a warning naming the file when not
+    for k in ("a", "b"):
+        (tmp_path / "f" / k).mkdir(parents=True)
+        Image.fromarray(float_grey(20, 20, seed=len(k)), "F").save(tmp_path / "f" / k / "x.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert probe(open_catalog(str(tmp_path / "f"))) == (20, 1)
+    Image.fromarray(float_grey(20, 20) * 255, "F").save(tmp_path / "f" / "b" / "x.tif")
+    with pytest.warns(UserWarning, match=r"b/x\.tif is a float image with values from 0 to 255: .* clipped"):
+        assert probe(open_catalog(str(tmp_path / "f"))) == (20, 1)
+    assert (decode_image((tmp_path / "f" / "b" / "x.tif").read_bytes(), "x.tif", 20, 1) == 255).mean() > 0.9
 
 
 def _photo_jpeg(w: int, h: int, seed: int = 0) -> bytes:

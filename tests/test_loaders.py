@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_awkward_folder, make_folder
+from conftest import float_grey, make_awkward_folder, make_folder
 from PIL import Image
 
 from fastacgan.dali_pipeline import DaliLoader, dali_available, looks_truncated
@@ -101,6 +101,23 @@ def test_dali_and_pil_crop_the_same_pixels(tmp_path, device):
     dali = DaliLoader(cat, 16, 3, 8, seed=0, device=device, hflip=False, workers=1, policy="error")
     (xp, yp), (xd, yd) = collect(pil), collect(dali)
     assert torch.equal(yp, yd) and torch.equal(xp, xd)
+
+
+@needs_dali
+@pytest.mark.parametrize("device", DALI_DEVICES)
+def test_dali_and_pil_read_float_images_alike(tmp_path, device):
+    """32-bit float greyscale TIFFs: DALI reads them as [0, 1] (round(v * 255), clipped) and so does PIL's path,
+    bit for bit at their own size, the rounding boundaries included; out-of-range values clip the same way."""
+    for k in range(4):
+        (tmp_path / "f" / f"c{k}").mkdir(parents=True)
+        v = float_grey(16, 16 + 2 * k, seed=k)
+        Image.fromarray(v if k < 2 else v * 1.4 - 0.2, "F").save(tmp_path / "f" / f"c{k}" / "x.tif")
+    cat = open_catalog(str(tmp_path / "f"))
+    pil = StreamLoader(cat, 16, 1, 4, seed=0, device=CPU, hflip=False, workers=0, policy="error")
+    dali = DaliLoader(cat, 16, 1, 4, seed=0, device=device, hflip=False, workers=1, policy="error")
+    (xp, yp), (xd, yd) = collect(pil), collect(dali)
+    assert torch.equal(yp, yd) and torch.equal(xp, xd.cpu())
+    assert xp[yp == 0].float().mean() > 100 and not dali.host  # mid-grey on average, and decoded by DALI itself
 
 
 def _gif_folder(root):
