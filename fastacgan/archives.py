@@ -12,7 +12,20 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .data import ARCHIVE_EXTS, IMAGE_EXTS, Catalog, DataError, Every, NoImages, is_image, labels_from
+from .data import (
+    ARCHIVE_EXTS,
+    IMAGE_EXTS,
+    TEST_SPLITS,
+    Catalog,
+    DataError,
+    Every,
+    NoImages,
+    NoTestSplit,
+    is_image,
+    labels_from,
+    pick_split,
+    split_note,
+)
 from .labels_csv import csv_labels, name_index
 
 
@@ -105,10 +118,36 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
 
 
+class _Part:
+    """Bytes of the members of one part of a split archive, by their index in the part (picklable, as the readers)."""
+
+    def __init__(self, reader: Callable[[int], bytes], members: list[int]):
+        self.reader, self.members = reader, members
+
+    def __call__(self, k: int) -> bytes:
+        return self.reader(self.members[k])
+
+
+def _split_part(path: Path, names: list[str], reader: Callable[[int], bytes], split: str):
+    """(the names of the members in `split`'s part, their reader, the part's folder name, a description) when every
+    member sits in a part folder: .../<train|test|val...>/<class>/<image>. Else (names, reader, "", "") for the
+    training split, and (None, reader, "", "") for "test": the archive has no test part."""
+    parts = [Path(n).parts for n in names]
+    part, about = pick_split(sorted({p[-3] for p in parts}), split) if all(len(p) >= 3 for p in parts) else (None, "")
+    if not about:
+        return (names if split == "train" else None), reader, "", ""
+    if part is None:
+        raise NoTestSplit(f"--data {path}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
+    members = [i for i, p in enumerate(parts) if p[-3] == part]
+    return [names[i] for i in members], _Part(reader, members), part, about
+
+
 def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, csv_path: Path | None = None,
-                    image_col: str = "", label_col: str = "") -> Catalog:  # fmt: skip
+                    image_col: str = "", label_col: str = "", split: str = "train") -> Catalog | None:  # fmt: skip
     """A .zip or tar of an image folder: members .../<class>/<image>, the class is the image's parent folder; or,
-    with csv_path, members anywhere named by the CSV's image column, labelled by it (see csv_catalog)."""
+    with csv_path, members anywhere named by the CSV's image column, labelled by it (see csv_catalog). An image
+    folder split into parts (.../train/<class>/<image>, .../test/<class>/<image>; data.TRAIN_SPLITS, TEST_SPLITS):
+    the part of `split`, or None when split is "test" and there is no such part (nor a split)."""
     names, reader = _archive_listing(path, log)
     if not names:
         raise NoImages(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
@@ -120,6 +159,11 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}")
         return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
                        lambda k, _r=reader, _h=hits: _r(_h[k]), sources=[str(path)])  # fmt: skip
+    names, reader, part, about = _split_part(path, names, reader, split)
+    if names is None:
+        return None
+    if about:
+        log(split_note(path, about, part, split))
     flat = [n for n in names if len(Path(n).parts) < 2]
     if flat:
         raise DataError(f"--data {path}: {flat[0]} is not inside a class folder; expected <class>/<image> members, "

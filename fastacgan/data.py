@@ -20,6 +20,10 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
 TAR_EXTS = (".tar", ".tar.gz", ".tgz")
 ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
 LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
+# the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
+# test/<class>/...): the training split, and the held-out one in order of preference
+TRAIN_SPLITS = ("train", "training")
+TEST_SPLITS = ("test", "testing", "val", "valid", "validation")
 
 
 class DataError(ValueError):
@@ -146,6 +150,37 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     return Catalog(root.name, paths, labels, class_names, lambda i: read_file(paths[i]), sources=paths)
 
 
+def pick_split(parts: list[str], split: str) -> tuple[str | None, str]:
+    """Folder names -> (the one that holds `split`, or None; a description of the parts), when the names are those
+    of a data set split into parts: every one a split name (train, test, val, ...; any case) and one of them the
+    training split. (None, "") when they are something else: class names."""
+    low = {n.lower(): n for n in parts}
+    if not parts or len(low) < len(parts) or any(n not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in low):
+        return None, ""
+    train = [low[n] for n in TRAIN_SPLITS if n in low]
+    if len(train) != 1:
+        return None, ""
+    held = [low[n] for n in TEST_SPLITS if n in low]
+    about = f"split into {', '.join(sorted(parts))}"
+    return (train[0] if split == "train" else (held[0] if held else None)), about
+
+
+def split_note(data, about: str, part: str, split: str) -> str:
+    """The line that says which part of a set split into parts is read."""
+    return f"--data {data}: {about}; {'training on' if split == 'train' else 'held out:'} {part}/"
+
+
+def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
+    """root/<train|test|val...>/<class>/...: (the folder of `split`, or None when there is none; a description).
+    (root, "") when root is not laid out so: its folders are then the class folders."""
+    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    train, about = pick_split(list(subs), "train")
+    if train is None or not any(p.is_dir() and not p.name.startswith(".") for p in subs[train].iterdir()):
+        return root, ""  # a training part that holds no class folders: a set whose classes are named so
+    part = train if split == "train" else pick_split(list(subs), split)[0]
+    return (subs[part] if part else None), about
+
+
 def _images_under(folder: Path) -> list[str]:
     """The image files anywhere under `folder`, as sorted path strings. os.walk reads each directory's entry types
     with its listing, where a per-file is_file() costs a stat call (3.6x slower for 100,000 files here, more on a
@@ -205,9 +240,12 @@ def open_catalog(
     split: str = "train",
 ) -> Catalog:
     """Resolve --data (and --csv, --classes, --max-images) to a Catalog, or raise DataError. log: progress
-    lines for long work (listing a large folder, reading a compressed archive). split: "test" reads the test split
-    of the data sets that have one (torchvision's and Keras' files, datasets.py), else raises NoTestSplit."""
-    no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files and .npz sets have a test split")
+    lines for long work (listing a large folder, reading a compressed archive), and which part of a split set is
+    used. split: "test" reads the test split of the data sets that have one (torchvision's and Keras' files,
+    datasets.py; an image folder or archive split into train/ and test/ or val/ folders), else raises
+    NoTestSplit; "train" reads the training part of such a set."""
+    no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files, .npz sets, and image folders and archives "
+                           "split into train/ and test/ (or val/) folders have a test split")  # fmt: skip
     if split not in ("train", "test"):
         raise ValueError(f"split {split!r}: train or test")
     if data.startswith("builtin:"):
@@ -225,7 +263,7 @@ def open_catalog(
 
         if path.is_file():
             csv_path = find_csv(path.parent, csv_opt) if csv_opt else None
-            archive = lambda: archive_catalog(path, log, csv_path, image_col, label_col)  # noqa: E731
+            archive = lambda: archive_catalog(path, log, csv_path, image_col, label_col, split)  # noqa: E731
             if path.name.lower().endswith(".npz"):
                 cat = datasets.npz_catalog(path, split)
             elif not str(path).lower().endswith(ARCHIVE_EXTS):
@@ -233,7 +271,7 @@ def open_catalog(
                                 f"a CIFAR python-version archive, or an .npz with x_train and y_train")  # fmt: skip
             elif path.name.lower().startswith(("cifar-10-python", "cifar-100-python")):
                 cat = datasets.cifar_archive(path, split) or archive()
-            elif split == "test":  # an archive of an image folder (read no further)
+            elif split == "test" and csv_path:  # an archive labelled by a CSV has one part (read no further)
                 raise no_split
             else:
                 try:
@@ -244,14 +282,20 @@ def open_catalog(
         else:
             csv_path = find_csv(path, csv_opt)
             cat = None if csv_path else datasets.array_set_catalog(path, split)
-            if cat is None and split == "test":
+            part, about = (path, "") if csv_path or cat is not None else split_folder(path, split)
+            if part is None:
+                raise NoTestSplit(f"--data {data}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
+            if cat is None and split == "test" and not about:
                 raise no_split
             if cat is None:
                 if csv_path:
                     cat = csv_catalog(path, csv_path, image_col, label_col)
                 else:  # an image folder lists only the class folders of --classes
-                    cat, classes = folder_catalog(path, log, classes), ""
-        if split == "test" and cat.images is None:  # a tar that was named like CIFAR's but holds images
+                    cat, classes = folder_catalog(part, log, classes), ""
+                    if about:
+                        cat.name = path.name  # the output folder is named after the set, not after its part
+                        log(split_note(data, about, part.name, split))
+        if cat is None:  # split == "test" of an archive that is not split into parts
             raise no_split
     if len(cat) == 0:
         raise DataError(f"--data {data}: no images found")

@@ -1,5 +1,7 @@
 import csv
 import io
+import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -14,9 +16,10 @@ from PIL import Image
 
 import fastacgan.archives as archives
 import fastacgan.data as data_mod
-from fastacgan.data import DataError, open_catalog
+from fastacgan.data import DataError, NoTestSplit, open_catalog
 from fastacgan.decode import decode_all, decode_image, probe
 from fastacgan.loaders import MemoryLoader, StreamLoader, epoch_order, to_model_input
+from fastacgan.train import main
 
 
 def load(data, **kw):
@@ -504,6 +507,65 @@ def test_zip_archives_read_like_folders(image_folder, tmp_path):
         zf.write(image_folder / "circle" / "circle_000.png", "circle_000.png")
     with pytest.raises(DataError, match="circle_000.png is not inside a class folder.*or give the labels with --csv"):
         open_catalog(str(tmp_path / "flat.zip"))
+
+
+def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
+    """A folder or archive laid out as train/<class>/..., test/<class>/... (Kaggle's chest X-rays, many papers'
+    releases): training reads train/ and names the output folder after the set, evaluate's held-out split is test/
+    (else val/), and the log says which part is used. Before, the folder trained two classes named "test" and
+    "train", and an archive of it trained on both parts. Folders that are merely named so stay classes."""
+    import pickle
+    import zipfile
+
+    root = tmp_path / "xray"
+    make_folder(root / "train", n_per_class=3, seed=1)
+    make_folder(root / "val", n_per_class=1, seed=2)
+    make_folder(root / "test", n_per_class=2, seed=3, classes=CLASSES[:2])
+    (root / ".cache").mkdir()  # hidden folders are not a part
+    said = []
+    train = open_catalog(str(root), log=said.append)
+    assert train.name == "xray" and train.class_names == list(CLASSES) and len(train) == 9
+    assert all("/xray/train/" in n for n in train.names) and said == [f"--data {root}: split into test, train, val; "
+                                                                     "training on train/"]  # fmt: skip
+    test = open_catalog(str(root), split="test")
+    assert test.class_names == list(CLASSES[:2]) and len(test) == 4 and all("/xray/test/" in n for n in test.names)
+    zipped, tarred = tmp_path / "xray.zip", tmp_path / "xray.tar.gz"
+    with zipfile.ZipFile(zipped, "w") as zf, tarfile.open(tarred, "w:gz") as tf:
+        for p in sorted(root.rglob("*.png")):
+            zf.write(p, f"xray/{p.relative_to(root)}")
+            tf.add(p, f"xray/{p.relative_to(root)}")
+    for archive in (zipped, tarred):
+        for split, want in (("train", train), ("test", test)):
+            cat = open_catalog(str(archive), split=split)
+            assert cat.class_names == want.class_names and np.array_equal(cat.labels, want.labels)
+            assert [n.split(":", 1)[1] for n in cat.names] == [f"xray/{Path(n).relative_to(root)}" for n in want.names]
+            read = pickle.loads(pickle.dumps(cat.read))  # a spawned worker's copy reads the same members
+            assert all(read(i) == Path(want.names[i]).read_bytes() for i in range(len(cat)))
+    # val/ when there is no test/; none at all: refused for the test split, named
+    (root / "test").rename(tmp_path / "gone")
+    assert all("/xray/val/" in n for n in open_catalog(str(root), split="test").names)
+    (root / "val").rename(tmp_path / "gone2")
+    assert len(open_catalog(str(root))) == 9
+    with pytest.raises(NoTestSplit, match="xray: split into train, none of them a test split \\(test, testing, val"):
+        open_catalog(str(root), split="test")
+    # not a split: a folder beside them that is no part, or parts holding images instead of class folders
+    make_folder(root, n_per_class=1, classes=("other",))
+    assert open_catalog(str(root)).class_names == ["other", "train"]
+    named = tmp_path / "named"
+    for c in ("train", "test"):
+        (named / c).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(named / c / "x.png")
+    assert open_catalog(str(named)).class_names == ["test", "train"]
+    with pytest.raises(NoTestSplit):
+        open_catalog(str(named), split="test")
+    # a training run on the split set: its train/ part, the output folder named after the set
+    monkeypatch.chdir(tmp_path)
+    make_folder(root / "test", n_per_class=2, seed=3)
+    shutil.rmtree(root / "other")
+    assert main(["--data", str(root), "--image-size", "16", "--width", "0.25", "--batch-size", "4", "--workers", "0",
+                 "--device", "cpu", "--steps", "1"]) == 0  # fmt: skip
+    config = json.loads((tmp_path / "runs" / "xray" / "config.json").read_text())
+    assert config["config"]["data"] == str(root) and config["classes"] == list(CLASSES)
 
 
 def write_one_hot_csv(path, names, classes, label_of):

@@ -272,5 +272,6 @@ def test_the_test_splits(cifar10, tmp_path, image_folder, monkeypatch):
         open_catalog(str(tmp_path / "b.npz"), split="test")
 
     for data in (str(image_folder), "builtin:digits:20"):
-        with pytest.raises(NoTestSplit, match="only CIFAR batches, idx files and .npz sets have a test split"):
+        with pytest.raises(NoTestSplit, match="only CIFAR batches, idx files, .npz sets, and image folders and "
+                           r"archives split into train/ and test/ \(or val/\) folders have a test split"):  # fmt: skip
             open_catalog(data, split="test")

@@ -171,7 +171,7 @@ def test_discriminator_score_matches_its_definition(run_dir):
                                   "d_loss": want["bce_real"] + bce_f + want["ce_real"] + ce_f}, rel=1e-5)  # fmt: skip
 
 
-def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
+def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeypatch):
     """--test-data (any --data form) or the test split of the run's data; without either, a note says so."""
     from test_datasets import write_idx_set
 
@@ -222,6 +222,27 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys):
     cas = json.loads(capsys.readouterr().out)["classification_accuracy_score"]
     assert cas["test"] == held["data"] and cas["images"] == 9 and cas["generated_per_class"] == 4
     assert 0 <= cas["accuracy_trained_on_generated"] <= 1 and 0 <= cas["accuracy_trained_on_real"] <= 1
+
+    # a folder split into train/ and test/: the judge learns from train/, D is scored on test/ without being asked;
+    # a test part that lacks classes is scored with the checkpoint's class numbers (here 3 and 7, not 0 and 1)
+    import fastacgan.evaluate as evaluate_mod
+
+    digits = open_catalog("builtin:digits:60", image_size=16)
+    for i, (img, label) in enumerate(zip(digits.images[..., 0].numpy(), digits.labels)):
+        part = "test" if i % 3 == 0 else "train"
+        if part == "test" and label not in (3, 7):
+            continue
+        (tmp_path / "split" / part / str(label)).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "split" / part / str(label) / f"{i}.png").write_bytes(_png(img))
+    seen = []
+    real_score = evaluate_mod.score_discriminator
+    monkeypatch.setattr(evaluate_mod, "score_discriminator", lambda d, x, y, **kw: seen.append(y) or real_score(
+        d, x, y, **kw))  # fmt: skip
+    assert evaluate_main([*args, "--data", str(tmp_path / "split")]) == 0
+    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    want = sorted(int(v) for i, v in enumerate(digits.labels) if i % 3 == 0 and v in (3, 7))
+    assert held["data"] == f"{tmp_path / 'split'} (its test split)" and held["images"] == len(want)
+    assert sorted(seen[0].tolist()) == want
 
     # classes that differ from the checkpoint's are refused, naming the option
     np.savez(tmp_path / "letters.npz", x_train=np.zeros((3, 8, 8), np.uint8), y_train=np.array([20, 21, 22]))
