@@ -1,7 +1,7 @@
 """Archives of an image folder: .zip (members read on demand, each process opening the archive for itself), an
 uncompressed .tar (members read by offset) or a gzip/bzip2/xz-compressed tar (read once, in one pass, into
 memory, since a compressed stream cannot seek; refused beyond half of the machine's memory). Labels come from
-each image's parent folder, or from a CSV (labels_csv.py).
+each image's class folder, as in the image folder the archive was made of, or from a CSV (labels_csv.py).
 """
 
 from __future__ import annotations
@@ -128,26 +128,23 @@ class _Part:
         return self.reader(self.members[k])
 
 
-def _split_part(path: Path, names: list[str], reader: Callable[[int], bytes], split: str):
-    """(the names of the members in `split`'s part, their reader, the part's folder name, a description) when every
-    member sits in a part folder: .../<train|test|val...>/<class>/<image>. Else (names, reader, "", "") for the
-    training split, and (None, reader, "", "") for "test": the archive has no test part."""
-    parts = [Path(n).parts for n in names]
-    part, about = pick_split(sorted({p[-3] for p in parts}), split) if all(len(p) >= 3 for p in parts) else (None, "")
-    if not about:
-        return (names if split == "train" else None), reader, "", ""
-    if part is None:
-        raise NoTestSplit(f"--data {path}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
-    members = [i for i, p in enumerate(parts) if p[-3] == part]
-    return [names[i] for i in members], _Part(reader, members), part, about
+def _class_level(dirs: list[tuple[str, ...]]) -> int:
+    """The depth of the class folders in an archive's member folders: the first level at which they differ
+    (below the folders all members share, such as the folder the archive was made of), kept above the shallowest
+    image. Images in sub-folders of a class folder belong to that class, as in an image folder."""
+    k, shallowest = 0, min(len(d) for d in dirs)
+    while k < shallowest - 1 and len({d[k] for d in dirs}) == 1:
+        k += 1
+    return k
 
 
 def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, csv_path: Path | None = None,
                     image_col: str = "", label_col: str = "", split: str = "train") -> Catalog | None:  # fmt: skip
-    """A .zip or tar of an image folder: members .../<class>/<image>, the class is the image's parent folder; or,
-    with csv_path, members anywhere named by the CSV's image column, labelled by it (see csv_catalog). An image
-    folder split into parts (.../train/<class>/<image>, .../test/<class>/<image>; data.TRAIN_SPLITS, TEST_SPLITS):
-    the part of `split`, or None when split is "test" and there is no such part (nor a split)."""
+    """A .zip or tar of an image folder: members [<folder>/]<class>/.../<image>, labelled by their class folder, as
+    the folder's images would be (_class_level); or, with csv_path, members anywhere named by the CSV's image
+    column, labelled by it (see csv_catalog). An image folder split into parts ([<folder>/]train/<class>/...,
+    test/<class>/...; data.TRAIN_SPLITS, TEST_SPLITS): the part of `split`, or None when split is "test" and there
+    is no such part (nor a split)."""
     names, reader = _archive_listing(path, log)
     if not names:
         raise NoImages(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
@@ -159,14 +156,20 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}")
         return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
                        lambda k, _r=reader, _h=hits: _r(_h[k]), sources=[str(path)])  # fmt: skip
-    names, reader, part, about = _split_part(path, names, reader, split)
-    if names is None:
-        return None
-    if about:
-        log(split_note(path, about, part, split))
     flat = [n for n in names if len(Path(n).parts) < 2]
     if flat:
         raise DataError(f"--data {path}: {flat[0]} is not inside a class folder; expected <class>/<image> members, "
                         f"or give the labels with --csv")  # fmt: skip
-    labels, class_names = labels_from([Path(n).parts[-2] for n in names])
+    dirs = [Path(n).parts[:-1] for n in names]
+    k = _class_level(dirs)
+    part, about = pick_split(sorted({d[k] for d in dirs}), split)
+    if about and all(len(d) > k + 1 for d in dirs):  # parts that hold class folders: .../train/<class>/<image>
+        if part is None:
+            raise NoTestSplit(f"--data {path}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
+        log(split_note(path, about, part, split))
+        members = [i for i, d in enumerate(dirs) if d[k] == part]
+        names, reader, dirs, k = [names[i] for i in members], _Part(reader, members), [dirs[i] for i in members], k + 1
+    elif split != "train":
+        return None
+    labels, class_names = labels_from([d[k] for d in dirs])
     return Catalog(set_name, [f"{path}:{n}" for n in names], labels, class_names, reader, sources=[str(path)])

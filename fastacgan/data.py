@@ -82,7 +82,9 @@ def file_safe(name: str) -> str:
 
 
 def is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTS) and not Path(name).name.startswith(".")
+    """A file name, or an archive member's path: an image file, neither hidden nor in a hidden folder
+    (.ipynb_checkpoints/, which an image folder's listing passes over too)."""
+    return name.lower().endswith(IMAGE_EXTS) and not any(p.startswith(".") for p in Path(name).parts)
 
 
 def labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -509,6 +509,34 @@ def test_zip_archives_read_like_folders(image_folder, tmp_path):
         open_catalog(str(tmp_path / "flat.zip"))
 
 
+def test_archives_label_images_as_their_folder_does(image_folder, tmp_path):
+    """An archive of an image folder gives the folder's data set, whatever the archive's root: images in a
+    sub-folder of a class folder belong to that class (before, an archive took the sub-folder as a class of its
+    own), and hidden folders (.ipynb_checkpoints/) are passed over in both."""
+    import zipfile
+
+    (image_folder / "circle" / "2019").mkdir()
+    shutil.copy(image_folder / "circle" / "circle_000.png", image_folder / "circle" / "2019" / "late.png")
+    (image_folder / "square" / ".ipynb_checkpoints").mkdir()
+    shutil.copy(image_folder / "square" / "square_000.png", image_folder / "square" / ".ipynb_checkpoints" / "x.png")
+    folder = open_catalog(str(image_folder))
+    assert folder.class_names == list(CLASSES) and len(folder) == 25
+    assert folder.labels[folder.names.index(str(image_folder / "circle" / "2019" / "late.png"))] == 0
+    files = sorted(p for p in image_folder.rglob("*.png"))
+    with zipfile.ZipFile(tmp_path / "rooted.zip", "w") as a, zipfile.ZipFile(tmp_path / "bare.zip", "w") as b:
+        for p in files:
+            a.write(p, f"shapes/{p.relative_to(image_folder)}")
+            b.write(p, str(p.relative_to(image_folder)))
+    with tarfile.open(tmp_path / "dot.tar", "w") as tf:
+        tf.add(image_folder, arcname=".")  # tar -C shapes -cf dot.tar .: members ./circle/...
+    for archive in ("rooted.zip", "bare.zip", "dot.tar"):
+        cat = open_catalog(str(tmp_path / archive))
+        assert cat.class_names == folder.class_names and len(cat) == 25, archive
+        by_name = dict(zip((n.split(":", 1)[1].removeprefix("shapes/").removeprefix("./") for n in cat.names),
+                           cat.labels.tolist()))  # fmt: skip
+        assert by_name == {str(Path(n).relative_to(image_folder)): v for n, v in zip(folder.names, folder.labels)}
+
+
 def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
     """A folder or archive laid out as train/<class>/..., test/<class>/... (Kaggle's chest X-rays, many papers'
     releases): training reads train/ and names the output folder after the set, evaluate's held-out split is test/
