@@ -23,6 +23,7 @@ LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 # the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
 # test/<class>/...): the training split, and the held-out one in order of preference
 TRAIN_SPLITS = ("train", "training")
+RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
 TEST_SPLITS = ("test", "testing", "val", "valid", "validation")
 
 
@@ -50,6 +51,9 @@ class Catalog:
     images: torch.Tensor | None = None
     skipped: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # the files the images come from (a folder's, an archive)
+    # the image folder --data names, when the images are listed from one: anything written inside it (a run's
+    # outputs) would be listed with the data next time
+    folder: Path | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -73,6 +77,7 @@ class Catalog:
             None if base is None else (lambda i, _m=idx, _r=base: _r(int(_m[i]))),
             None if self.images is None else self.images[torch.as_tensor(idx)],
             sources=self.sources,
+            folder=self.folder,
         )
 
 
@@ -149,7 +154,8 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         if due():
             log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
     labels = np.asarray(ids, dtype=np.int64)
-    return Catalog(root.name, paths, labels, class_names, lambda i: read_file(paths[i]), sources=paths)
+    name = root.resolve().name or "data"  # --data . or .. names the folder it is
+    return Catalog(name, paths, labels, class_names, lambda i: read_file(paths[i]), sources=paths)
 
 
 def pick_split(parts: list[str], split: str) -> tuple[str | None, str]:
@@ -190,6 +196,10 @@ def _images_under(folder: Path) -> list[str]:
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [n for n in dirnames if not n.startswith(".")]
+        if RUN_MARKS <= {*filenames, *dirnames}:
+            marks = ", ".join(sorted(RUN_MARKS))
+            raise DataError(f"{dirpath} holds a training run's outputs ({marks}), whose images would be trained "
+                            f"on as class {folder.name}; move it out of the data folder")  # fmt: skip
         out += [os.path.join(dirpath, f) for f in filenames if is_image(f)]
     return sorted(out)
 
@@ -294,8 +304,9 @@ def open_catalog(
                     cat = csv_catalog(path, csv_path, image_col, label_col)
                 else:  # an image folder lists only the class folders of --classes
                     cat, classes = folder_catalog(part, log, classes), ""
+                    cat.folder = path
                     if about:
-                        cat.name = path.name  # the output folder is named after the set, not after its part
+                        cat.name = path.resolve().name or "data"  # the output folder: named after the set
                         log(split_note(data, about, part.name, split))
         if cat is None:  # split == "test" of an archive that is not split into parts
             raise no_split

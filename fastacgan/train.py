@@ -185,6 +185,11 @@ class Trainer:
             f"data: {cfg.data} -> {len(self.catalog)} images, {len(self.class_names)} classes, "
             f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}"
         )
+        folder = self.catalog.folder
+        if folder is not None and self.out.resolve().is_relative_to(folder.resolve()):
+            why = "" if cfg.out else " (the default: runs/<data name> in the working folder)"
+            raise ValueError(f"--out {self.out}{why} is inside --data {cfg.data}: the next run would list the run's "
+                             "images (samples, grids) as a class of the data; choose an --out outside it")  # fmt: skip
         existing = ckpt.list_checkpoints(self.ckpt_dir)
         if existing and not cfg.resume:
             raise ValueError(

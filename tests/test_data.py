@@ -537,6 +537,26 @@ def test_archives_label_images_as_their_folder_does(image_folder, tmp_path):
         assert by_name == {str(Path(n).relative_to(image_folder)): v for n, v in zip(folder.names, folder.labels)}
 
 
+def test_a_run_never_writes_into_its_image_folder(image_folder, tmp_path, monkeypatch, capsys):
+    """--out inside the --data folder is refused before anything is written (the next run would list the sample
+    grids as a class): given, or the default runs/<name> of a run started in the data folder (`--data .`, whose
+    name is the folder's). A run's outputs already inside a class folder are refused when the folder is listed."""
+    tiny = ["--image-size", "16", "--width", "0.25", "--batch-size", "4", "--workers", "0", "--device", "cpu",
+            "--steps", "1"]  # fmt: skip
+    monkeypatch.chdir(image_folder)
+    assert open_catalog(".").name == open_catalog("../shapes/").name == "shapes"
+    assert main(["--data", ".", *tiny]) == 2
+    assert "--out runs/shapes (the default: runs/<data name> in the working folder) is inside --data ." in (
+        capsys.readouterr().err)  # fmt: skip
+    assert main(["--data", str(image_folder), "--out", str(image_folder / "circle" / "run"), *tiny]) == 2
+    assert f"--out {image_folder / 'circle' / 'run'} is inside --data {image_folder}" in capsys.readouterr().err
+    assert sorted(p.name for p in image_folder.iterdir()) == sorted(CLASSES)  # nothing written
+    assert main(["--data", ".", "--out", str(tmp_path / "run"), *tiny]) == 0
+    shutil.copytree(tmp_path / "run", image_folder / "square" / "old_run")  # moved there by hand
+    with pytest.raises(DataError, match="square/old_run holds a training run's outputs .* trained on as class square"):
+        open_catalog(str(image_folder))
+
+
 def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
     """A folder or archive laid out as train/<class>/..., test/<class>/... (Kaggle's chest X-rays, many papers'
     releases): training reads train/ and names the output folder after the set, evaluate's held-out split is test/
