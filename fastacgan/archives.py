@@ -21,6 +21,7 @@ from .data import (
     Every,
     NoImages,
     NoTestSplit,
+    Picked,
     is_image,
     labels_from,
     pick_split,
@@ -118,16 +119,6 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
 
 
-class _Part:
-    """Bytes of the members of one part of a split archive, by their index in the part (picklable, as the readers)."""
-
-    def __init__(self, reader: Callable[[int], bytes], members: list[int]):
-        self.reader, self.members = reader, members
-
-    def __call__(self, k: int) -> bytes:
-        return self.reader(self.members[k])
-
-
 def _class_level(dirs: list[tuple[str, ...]]) -> int:
     """The depth of the class folders in an archive's member folders: the first level at which they differ
     (below the folders all members share, such as the folder the archive was made of), kept above the shallowest
@@ -155,7 +146,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         index = name_index((n, i) for i, n in enumerate(names))
         hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}")
         return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
-                       lambda k, _r=reader, _h=hits: _r(_h[k]), sources=[str(path)])  # fmt: skip
+                       Picked(reader, hits), sources=[str(path)])  # fmt: skip
     flat = [n for n in names if len(Path(n).parts) < 2]
     if flat:
         raise DataError(f"--data {path}: {flat[0]} is not inside a class folder; expected <class>/<image> members, "
@@ -168,7 +159,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
             raise NoTestSplit(f"--data {path}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
         log(split_note(path, about, part, split))
         members = [i for i, d in enumerate(dirs) if d[k] == part]
-        names, reader, dirs, k = [names[i] for i in members], _Part(reader, members), [dirs[i] for i in members], k + 1
+        names, reader, dirs, k = [names[i] for i in members], Picked(reader, members), [dirs[i] for i in members], k + 1
     elif split != "train":
         return None
     labels, class_names = labels_from([d[k] for d in dirs])

@@ -74,7 +74,7 @@ class Catalog:
             [self.names[i] for i in idx],
             self.labels[idx],
             self.class_names,
-            None if base is None else (lambda i, _m=idx, _r=base: _r(int(_m[i]))),
+            None if base is None else Picked(base, idx),
             None if self.images is None else self.images[torch.as_tensor(idx)],
             sources=self.sources,
             folder=self.folder,
@@ -125,6 +125,29 @@ def read_file(path: str) -> bytes:
         return f.read()
 
 
+# Catalog.read is called in the decoding worker processes. Where they are started by spawn or forkserver (macOS;
+# Python 3.14's default on Linux) it travels to them by pickle, which a lambda or a local function cannot: the
+# readers are these classes.
+class Files:
+    """i -> the bytes of the i-th file."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+
+    def __call__(self, i: int) -> bytes:
+        return read_file(self.paths[i])
+
+
+class Picked:
+    """k -> what `read` gives for the k-th of `picks` (a subset, a part of an archive, the CSV's rows)."""
+
+    def __init__(self, read: Callable[[int], bytes], picks):
+        self.read, self.picks = read, picks
+
+    def __call__(self, k: int) -> bytes:
+        return self.read(int(self.picks[k]))
+
+
 def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, classes: str = "") -> Catalog:
     """root/<class>/**/<image>; classes in sorted order, or in --classes' order (`classes`), and then only those
     class folders are listed (a few of ImageNet's 1,000 in a moment, not after a walk of 1.28 M files)."""
@@ -155,7 +178,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
     labels = np.asarray(ids, dtype=np.int64)
     name = root.resolve().name or "data"  # --data . or .. names the folder it is
-    return Catalog(name, paths, labels, class_names, lambda i: read_file(paths[i]), sources=paths)
+    return Catalog(name, paths, labels, class_names, Files(paths), sources=paths)
 
 
 def pick_split(parts: list[str], split: str) -> tuple[str | None, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Catalog, DataError, is_image, labels_from, read_file
+from .data import Catalog, DataError, Files, is_image, labels_from
 
 LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 
@@ -114,4 +114,4 @@ def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> C
     files = sorted(p for p in image_dir.rglob("*") if p.is_file() and is_image(p.name))
     index = name_index((str(p.relative_to(image_dir)), str(p)) for p in files)
     paths, labels, class_names = csv_labels(csv_path, image_col, label_col, index, str(image_dir))
-    return Catalog(root.name, paths, labels, class_names, lambda i: read_file(paths[i]), sources=paths)
+    return Catalog(root.name, paths, labels, class_names, Files(paths), sources=paths)

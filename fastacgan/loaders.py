@@ -26,6 +26,7 @@ from .decode import (
     load_decoded,
     report_bad,
     save_decoded,
+    worker_context,
 )
 
 
@@ -133,7 +134,8 @@ class StreamLoader(BaseLoader):
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=self.plan, num_workers=workers,
                                                   collate_fn=collate_decoded, pin_memory=device.type == "cuda",
                                                   persistent_workers=workers > 0,
-                                                  worker_init_fn=leave_stop_signals_to_the_parent)  # fmt: skip
+                                                  worker_init_fn=leave_stop_signals_to_the_parent,
+                                                  multiprocessing_context=worker_context(workers))  # fmt: skip
 
     def epoch(self, epoch: int, start_step: int = 0):
         plan = list(self.batches(epoch, start_step))

@@ -589,3 +589,46 @@ def test_read_ahead_script_reports_both_ways(image_folder):
     lines = out.stdout.splitlines()
     assert [ln.split("read_ahead ")[1].split(":")[0] for ln in lines] == ["0", "2", "0", "2"]
     assert all(float(ln.split(": ")[1].split()[0]) > 0 for ln in lines)
+
+
+def test_decoding_workers_started_by_spawn_or_forkserver(image_folder, tmp_path, monkeypatch):
+    """Where workers are not forked (macOS's spawn; Python 3.14 made forkserver Linux's default) the data set
+    travels to them by pickle: every form's reader pickles and reads the same bytes, and a spawned worker decodes
+    what the main process does. Before, a folder's reader was a lambda: "Can't pickle local object". On Linux the
+    workers are forked whatever the default (a compressed archive's bytes are shared, not copied to each)."""
+    import pickle
+    import sys
+    import zipfile
+
+    import fastacgan.decode as decode_mod
+    import fastacgan.loaders as loaders_mod
+
+    with zipfile.ZipFile(tmp_path / "shapes.zip", "w") as zf:
+        for p in sorted(image_folder.rglob("*.png")):
+            zf.write(p, f"shapes/{p.relative_to(image_folder)}")
+    for mode, name in (("w:gz", "shapes.tar.gz"), ("w", "shapes.tar")):
+        with tarfile.open(tmp_path / name, mode) as tf:
+            tf.add(image_folder, arcname="shapes")
+    (tmp_path / "isic" / "Images").mkdir(parents=True)
+    rows = []
+    for p in sorted(image_folder.rglob("*.png")):
+        (tmp_path / "isic" / "Images" / p.name).write_bytes(p.read_bytes())
+        rows.append(f"{p.stem},{p.parent.name}\n")
+    (tmp_path / "isic" / "labels.csv").write_text("image,label\n" + "".join(rows))
+    forms = [str(image_folder), *(str(tmp_path / n) for n in ("shapes.zip", "shapes.tar.gz", "shapes.tar", "isic"))]
+    for data in forms:
+        for cat in (open_catalog(data), open_catalog(data, max_images=7, seed=1)):
+            read = pickle.loads(pickle.dumps(cat.read))
+            assert all(read(i) == cat.read(i) for i in range(len(cat))), data
+    if sys.platform.startswith("linux"):
+        assert decode_mod.worker_context(2) == "fork"
+    assert decode_mod.worker_context(0) is None  # DataLoader refuses a context without workers
+    cat = open_catalog(str(tmp_path / "shapes.tar.gz"), max_images=9, seed=2)
+    want = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
+    for module in (decode_mod, loaders_mod):
+        monkeypatch.setattr(module, "worker_context", lambda workers: "spawn" if workers else None)
+    got = decode_all(cat, 16, 3, workers=1, log=lambda m: None)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    stream = StreamLoader(cat, 16, 3, 3, seed=0, device=torch.device("cpu"), hflip=False, workers=1, policy="error")
+    x, y = collect(stream)
+    assert x.shape == (9, 16, 16, 3) and sorted(y.tolist()) == sorted(want[1].tolist())
