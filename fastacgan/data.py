@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,5 +347,12 @@ def open_catalog(
         cat = sub
     if max_images and len(cat) > max_images:
         rng = np.random.default_rng(seed)
+        full = np.bincount(cat.labels, minlength=len(cat.class_names))
         cat = cat.subset(np.sort(rng.choice(len(cat), max_images, replace=False)))
+        lost = [f"{c} ({n} in the data)" for c, n, kept in zip(cat.class_names, full, np.bincount(
+            cat.labels, minlength=len(full))) if n and not kept]  # fmt: skip
+        if lost:
+            warnings.warn(f"--max-images {max_images}: the random subset holds no image of {', '.join(lost[:10])}"
+                          f"{' ...' if len(lost) > 10 else ''}; the model still has such a class and learns it from no "
+                          "real image. Raise --max-images, or leave them out with --classes", stacklevel=2)  # fmt: skip
     return cat

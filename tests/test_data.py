@@ -172,7 +172,21 @@ def test_class_subset_lists_only_its_folders(tmp_path, monkeypatch):
 
 
 def test_max_images(image_folder):
-    assert len(open_catalog(str(image_folder), max_images=5)) == 5
+    """A seeded random subset; one that leaves a class without images says which (the model still has the class)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        twelve = open_catalog(str(image_folder), max_images=12, seed=3)
+        assert len(twelve) == 12 and twelve.names == open_catalog(str(image_folder), max_images=12, seed=3).names
+    for p in sorted((image_folder / "square").iterdir())[1:]:
+        p.unlink()  # square keeps 1 image of 17
+    with pytest.warns(UserWarning) as caught:
+        cats = [open_catalog(str(image_folder), max_images=4, seed=s) for s in range(8)]
+    lost = [c for c in cats if len(set(c.labels.tolist())) < 3]
+    assert any(1 not in c.labels for c in lost) and len(caught) == len(lost)
+    assert all(c.class_names == list(CLASSES) for c in cats)
+    first = next(i for i, c in enumerate(lost) if 1 not in c.labels)
+    assert str(caught[first].message).startswith("--max-images 4: the random subset holds no image of square (1 in the "
+                                             "data); the model still has such a class")  # fmt: skip
 
 
 @pytest.mark.parametrize(
