@@ -47,8 +47,11 @@ class TrainConfig:
         "comma-separated subset of class names to train on, or START:END ranges of the sorted classes (10:20 = the "
         "11th to the 20th); default: all",
     )
-    max_images: int = _f(0, "use at most this many images (a seeded random subset; a warning names any class it "
-                            "leaves without images); 0 = all")
+    max_images: int = _f(
+        0,
+        "use at most this many images (a seeded random subset; a warning names any class it "
+        "leaves without images); 0 = all",
+    )
     bad_images: str = _f(
         "skip",
         "what to do with an unreadable or truncated image: skip (warn and count) or error",
