@@ -79,15 +79,26 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     for opt, col in (("--csv-image-col", image_col), ("--csv-label-col", label_col)):
         if col not in cols:
             raise DataError(f"{opt} {col!r}: no such column in {csv_path} (columns: {', '.join(cols)})")
-    hits, missing, raw_labels = [], [], []
-    for r in rows:
+    hits, missing, raw_labels, row_of = [], [], [], {}
+    for n, r in enumerate(rows, start=2):  # n: the row's line in the file (the header is line 1)
         key = (r[image_col] or "").strip()
         hit = index.get(key, index.get(Path(key).name, index.get(Path(key).stem)))
         if hit is None:
             missing.append(key)
             continue
+        label = next(c for c in one_hot if float(r[c]) == 1.0) if one_hot else (r[label_col] or "").strip()
+        if not label:
+            raise DataError(f"--csv {csv_path}: row {n} ({key!r}) has no label in column {label_col!r}; fill it in "
+                            "or remove the row")  # fmt: skip
+        if hit in row_of:  # the same image listed twice (CSVs merged from several sources)
+            first, was = row_of[hit]
+            if was != label:
+                raise DataError(f"--csv {csv_path}: rows {first} and {n} give {key!r} two labels, {was!r} and "
+                                f"{label!r}; keep one")  # fmt: skip
+            continue  # listed again with the same label: counted once
+        row_of[hit] = n, label
         hits.append(hit)
-        raw_labels.append(next(c for c in one_hot if float(r[c]) == 1.0) if one_hot else (r[label_col] or "").strip())
+        raw_labels.append(label)
     if missing:
         raise DataError(
             f"--csv {csv_path}: {len(missing)} of {len(rows)} names in column {image_col!r} match no image in "

@@ -115,6 +115,23 @@ def test_csv_names_that_match_no_file(tmp_path):
         open_catalog(str(tmp_path / "d"))
 
 
+def test_csv_rows_without_a_label_or_listed_twice(tmp_path):
+    """A row with an empty label is refused, naming it (it became a class named ""); an image listed twice with
+    the same label counts once (it counted twice), with two labels it is refused, naming both rows."""
+    write_isic(tmp_path / "d", [("a", 0), ("b", 1), ("c", 1)])
+    csv_file = tmp_path / "d" / "train_data.csv"
+    good = csv_file.read_text()
+    csv_file.write_text(good + "a,p,0\n")
+    cat = open_catalog(str(tmp_path / "d"))
+    assert len(cat) == 3 and cat.labels.tolist() == [0, 1, 1]
+    csv_file.write_text(good + "b,p,0\n")
+    with pytest.raises(DataError, match="train_data.csv: rows 3 and 5 give 'b' two labels, '1' and '0'; keep one"):
+        open_catalog(str(tmp_path / "d"))
+    csv_file.write_text(good.replace("b,p,1", "b,p,"))
+    with pytest.raises(DataError, match="train_data.csv: row 3 \\('b'\\) has no label in column 'target'"):
+        open_catalog(str(tmp_path / "d"))
+
+
 def test_csv_unknown_column(tmp_path):
     write_isic(tmp_path / "d", [("a", 0)])
     with pytest.raises(DataError, match="--csv-label-col 'nope'"):
