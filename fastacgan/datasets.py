@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import Catalog, DataError, file_safe
+from .data import Catalog, DataError, file_safe, labels_from
 
 CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
 IDX_IMAGES, IDX_LABELS = "{}-images-idx3-ubyte", "{}-labels-idx1-ubyte"  # .format("train" or "t10k")
@@ -207,14 +207,37 @@ def _grey_or_rgb(x: np.ndarray, where: str) -> np.ndarray:
     return x[..., None] if x.ndim == 3 else x
 
 
-def _arrays(images: np.ndarray, labels: np.ndarray, where: str, set_name: str, sources: list[str]) -> Catalog:
+def _label_vector(y: np.ndarray, n: int, where: str) -> np.ndarray:
+    """The labels of n images: class numbers [n] or [n, 1] (int64; whole floats such as 3.0 too), class names
+    (strings), or one-hot rows [n, K] (Keras' to_categorical: the column of the 1). Else a DataError that says
+    what was found: fractional labels would otherwise be truncated to class numbers."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[0] == n and y.shape[1] > 1:
+        if not (np.isin(y, (0, 1)).all() and (y.sum(1) == 1).all()):
+            raise DataError(f"{where}: labels {list(y.shape)} are not one-hot rows (a single 1 a row); give class "
+                            f"numbers [{n}] or one-hot rows")  # fmt: skip
+        return y.argmax(1).astype(np.int64)
+    y = y.reshape(-1)
+    if len(y) != n:
+        raise DataError(f"{where}: {len(y)} labels for {n} images")
+    if y.dtype.kind in "US":
+        return y
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            raise DataError(f"{where}: labels must be class numbers; label {int(np.argmax(bad))} is {y[bad][0]}")
+    elif y.dtype.kind not in "iub":
+        raise DataError(f"{where}: labels must be class numbers or names, found {y.dtype}")
+    return y.astype(np.int64)
+
+
+def _arrays(images: np.ndarray, labels: np.ndarray, where: str, set_name: str, sources: list[str],
+            labels_where: str = "") -> Catalog:  # fmt: skip
     images = _grey_or_rgb(images, where)
-    labels = np.asarray(labels).reshape(-1)
-    if len(labels) != len(images):
-        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels")
     if not len(images):
         raise DataError(f"{where}: no images")
-    labels, classes = _class_list(set_name, labels.astype(np.int64))
+    y = _label_vector(labels, len(images), labels_where or where)
+    labels, classes = labels_from(y.tolist()) if y.dtype.kind in "US" else _class_list(set_name, y)
     names = [f"{where}[{i}]" for i in range(len(images))]
     images_t = torch.from_numpy(np.require(images, requirements=["C", "W"]))  # a copy if read-only
     return Catalog(set_name, names, labels, classes, None, images_t, sources=sources)
@@ -228,7 +251,7 @@ def _idx_folder(d: Path, set_name: str, split: str) -> Catalog:
     if lab is None:
         raise DataError(f"--data {d}: {img.name} has no {labels}[.gz] beside it")
     name = file_safe(set_name.lower())
-    return _arrays(read_idx(img), read_idx(lab), str(img), name, [str(img), str(lab)])
+    return _arrays(read_idx(img), read_idx(lab), str(img), name, [str(img), str(lab)], str(lab))
 
 
 def npz_catalog(path: Path, split: str = "train") -> Catalog:
@@ -242,7 +265,7 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
         raise DataError(f"--data {path}: cannot read the .npz ({e})") from e
     if x is None:
         raise DataError(f"--data {path}: an .npz needs {xk} and {yk} arrays (it has {', '.join(keys)})")
-    return _arrays(x, y, f"{path}:{xk}", path.stem, [str(path)])
+    return _arrays(x, y, f"{path}:{xk}", path.stem, [str(path)], f"{path}:{yk}")
 
 
 # ------------------------------------------------------------------------------------------------ finding them

@@ -173,7 +173,7 @@ def test_damaged_idx_files_are_named(tmp_path):
     with pytest.raises(DataError, match="not an idx file of unsigned bytes"):
         open_catalog(str(d))
     path.write_bytes(idx_bytes(images[:29]))
-    with pytest.raises(DataError, match="29 images but 30 labels"):
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte: 30 labels for 29 images"):
         open_catalog(str(d))
     (d / "train-labels-idx1-ubyte").unlink()
     with pytest.raises(DataError, match="no train-labels-idx1-ubyte"):
@@ -193,6 +193,23 @@ def test_keras_npz(tmp_path):
     np.savez(tmp_path / "marks.npz", x_train=x, y_train=np.array([5, 9, 5, 7, 9, 5, 7, 7, 9]))
     marks = open_catalog(str(tmp_path / "marks.npz"))
     assert marks.class_names == ["5", "7", "9"] and marks.labels.tolist() == [0, 2, 0, 1, 2, 0, 1, 1, 2]
+    # the other ways labels are saved: one-hot rows (Keras' to_categorical), whole floats, [N, 1], class names
+    for y_other in (np.eye(10, dtype=np.float32)[y], y.astype(np.float64), y[:, None].astype(np.int32)):
+        (tmp_path / "alt").mkdir(exist_ok=True)
+        np.savez(tmp_path / "alt" / "mnist.npz", x_train=x, y_train=y_other)
+        alt = open_catalog(str(tmp_path / "alt" / "mnist.npz"))
+        assert alt.class_names == cat.class_names and np.array_equal(alt.labels, cat.labels)
+    np.savez(tmp_path / "names.npz", x_train=x[:3], y_train=np.array(["dog", "cat", "dog"]))
+    names = open_catalog(str(tmp_path / "names.npz"))
+    assert names.class_names == ["cat", "dog"] and names.labels.tolist() == [1, 0, 1]
+    # and what is refused, naming the labels: fractions (they were truncated to class numbers), NaN, rows that are
+    # not one-hot, a count that differs
+    for bad, match in ((np.array([0, 0.5, 1.0]), "label 1 is 0.5"), (np.array([0, np.nan, 1]), "label 1 is nan"),
+                       (np.array([[0.2, 0.8], [1, 0], [0, 1]]), r"labels \[3, 2\] are not one-hot rows"),
+                       (np.arange(4), "4 labels for 3 images")):  # fmt: skip
+        np.savez(tmp_path / "bad.npz", x_train=x[:3], y_train=bad)
+        with pytest.raises(DataError, match=f"bad.npz:y_train: .*{match}"):
+            open_catalog(str(tmp_path / "bad.npz"))
 
 
 def test_a_root_with_several_sets_asks_for_one(cifar10, tmp_path):
