@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+# JPEGs saved from browsers are often .jfif; .pbm/.pnm are Netpbm's bitmaps and any-map (PIL reads them all)
+IMAGE_EXTS = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
+              ".pbm", ".pnm")  # fmt: skip
 TAR_EXTS = (".tar", ".tar.gz", ".tgz")
 ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
 LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")

@@ -188,6 +188,20 @@ def test_class_subset_lists_only_its_folders(tmp_path, monkeypatch):
         open_catalog(str(root), classes="n00000099")
 
 
+def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
+    """.jfif and .jpe (JPEGs saved from browsers), and Netpbm's .pbm and .pnm: were passed over in silence (a class
+    of .jfif files: "holds no images"; mixed with .jpg files: fewer images than the folder holds)."""
+    rng = np.random.default_rng(0)
+    saves = {".jfif": "JPEG", ".jpe": "JPEG", ".pbm": "PPM", ".pnm": "PPM", ".jpg": "JPEG"}
+    for k, (ext, fmt) in enumerate(saves.items()):
+        (tmp_path / "web" / f"c{k}").mkdir(parents=True)
+        pixels = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+        im = Image.fromarray(pixels).convert("1" if ext == ".pbm" else "RGB")
+        im.save(tmp_path / "web" / f"c{k}" / f"x{ext.upper() if k % 2 else ext}", format=fmt)
+    cat, (x, y) = load(tmp_path / "web")
+    assert len(cat) == 5 and y.tolist() == [0, 1, 2, 3, 4] and x.float().std() > 20
+
+
 def test_max_images(image_folder):
     """A seeded random subset; one that leaves a class without images says which (the model still has the class)."""
     with warnings.catch_warnings():
