@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 # the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
 # test/<class>/...): the training split, and the held-out one in order of preference
 TRAIN_SPLITS = ("train", "training")
+WINDOWS_JUNK = ("thumbs.db", "desktop.ini")  # Explorer's thumbnail cache and folder settings
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
 TEST_SPLITS = ("test", "testing", "val", "valid", "validation")
 
@@ -170,15 +172,19 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     class_names = _known_classes(_wanted_classes(classes, names), names) if classes else names
     label_of = {c: k for k, c in enumerate(class_names)}
     class_dirs = [d for d in class_dirs if d.name in label_of]
-    paths, ids, due = [], [], Every()
+    paths, ids, due, others = [], [], Every(), Counter()
     for k, d in enumerate(class_dirs):
-        files = _images_under(d)
+        files = _images_under(d, others)
         if not files:
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)})")
         paths += files
         ids += [label_of[d.name]] * len(files)
         if due():
             log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
+    if others:  # a phone's .heic photos beside its .jpg ones: said, not passed over in silence
+        kinds = ", ".join(f"{ext or 'no extension'} ({n})" for ext, n in others.most_common(8))
+        log(f"--data {root}: passed over {others.total()} file(s) of kinds it does not read as images: {kinds}"
+            f"{' ...' if len(others) > 8 else ''}")  # fmt: skip
     labels = np.asarray(ids, dtype=np.int64)
     name = root.resolve().name or "data"  # --data . or .. names the folder it is
     return Catalog(name, paths, labels, class_names, Files(paths), sources=paths)
@@ -215,10 +221,11 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
     return (subs[part] if part else None), about
 
 
-def _images_under(folder: Path) -> list[str]:
-    """The image files anywhere under `folder`, as sorted path strings. os.walk reads each directory's entry types
-    with its listing, where a per-file is_file() costs a stat call (3.6x slower for 100,000 files here, more on a
-    network file system); symbolic links to folders inside a class folder are not followed."""
+def _images_under(folder: Path, others: Counter | None = None) -> list[str]:
+    """The image files anywhere under `folder`, as sorted path strings (`others` counts the other files by
+    extension). os.walk reads each directory's entry types with its listing, where a per-file is_file() costs a
+    stat call (3.6x slower for 100,000 files here, more on a network file system); symbolic links to folders inside
+    a class folder are not followed."""
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [n for n in dirnames if not n.startswith(".")]
@@ -227,6 +234,9 @@ def _images_under(folder: Path) -> list[str]:
             raise DataError(f"{dirpath} holds a training run's outputs ({marks}), whose images would be trained "
                             f"on as class {folder.name}; move it out of the data folder")  # fmt: skip
         out += [os.path.join(dirpath, f) for f in filenames if is_image(f)]
+        if others is not None:  # what else is there, Windows' thumbnail and folder files apart
+            others.update(os.path.splitext(f)[1].lower() for f in filenames
+                          if not (is_image(f) or f.startswith(".") or f.lower() in WINDOWS_JUNK))  # fmt: skip
     return sorted(out)
 
 

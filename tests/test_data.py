@@ -190,7 +190,8 @@ def test_class_subset_lists_only_its_folders(tmp_path, monkeypatch):
 
 def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
     """.jfif and .jpe (JPEGs saved from browsers), and Netpbm's .pbm and .pnm: were passed over in silence (a class
-    of .jfif files: "holds no images"; mixed with .jpg files: fewer images than the folder holds)."""
+    of .jfif files: "holds no images"; mixed with .jpg files: fewer images than the folder holds). Files of other
+    kinds are counted by extension in a line (Windows' Thumbs.db and hidden files apart)."""
     rng = np.random.default_rng(0)
     saves = {".jfif": "JPEG", ".jpe": "JPEG", ".pbm": "PPM", ".pnm": "PPM", ".jpg": "JPEG"}
     for k, (ext, fmt) in enumerate(saves.items()):
@@ -200,6 +201,13 @@ def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
         im.save(tmp_path / "web" / f"c{k}" / f"x{ext.upper() if k % 2 else ext}", format=fmt)
     cat, (x, y) = load(tmp_path / "web")
     assert len(cat) == 5 and y.tolist() == [0, 1, 2, 3, 4] and x.float().std() > 20
+    # the files it does not read are counted by kind in a line at the start (iPhone photos: .heic)
+    for name in ("IMG_1.HEIC", "IMG_2.heic", "notes.txt", "Thumbs.db", ".DS_Store"):
+        (tmp_path / "web" / "c0" / name).write_bytes(b"x")
+    said = []
+    assert len(open_catalog(str(tmp_path / "web"), log=said.append)) == 5
+    assert said == [f"--data {tmp_path / 'web'}: passed over 3 file(s) of kinds it does not read as images: .heic (2), "
+                    ".txt (1)"]  # fmt: skip
 
 
 def test_max_images(image_folder):
