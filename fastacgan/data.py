@@ -27,9 +27,9 @@ LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 # the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
 # test/<class>/...): the training split, and the held-out one in order of preference
 TRAIN_SPLITS = ("train", "training")
+TEST_SPLITS = ("test", "testing", "val", "valid", "validation")
 WINDOWS_JUNK = ("thumbs.db", "desktop.ini")  # Explorer's thumbnail cache and folder settings
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
-TEST_SPLITS = ("test", "testing", "val", "valid", "validation")
 
 
 class DataError(ValueError):

@@ -221,7 +221,7 @@ def _label_vector(y: np.ndarray, n: int, where: str) -> np.ndarray:
     if len(y) != n:
         raise DataError(f"{where}: {len(y)} labels for {n} images")
     if y.dtype.kind in "US":
-        return y
+        return y.astype(str)  # bytes (numpy's "S") as text
     if y.dtype.kind == "f":
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
