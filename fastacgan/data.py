@@ -8,6 +8,7 @@ loaders), and loaders.py serves batches in an order that depends only on (seed, 
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -59,6 +60,7 @@ class Catalog:
     # the image folder --data names, when the images are listed from one: anything written inside it (a run's
     # outputs) would be listed with the data next time
     folder: Path | None = None
+    origin: str = ""  # where the images come from when not from --data itself: the held-out set beside it
 
     def __len__(self) -> int:
         return len(self.names)
@@ -83,6 +85,7 @@ class Catalog:
             None if self.images is None else self.images[torch.as_tensor(idx)],
             sources=self.sources,
             folder=self.folder,
+            origin=self.origin,
         )
 
 
@@ -275,6 +278,24 @@ def _known_classes(wanted: list[str], names: list[str]) -> list[str]:
     return wanted
 
 
+def held_out_sibling(path: Path) -> Path | None:
+    """The held-out counterpart beside a training set named as one: train.tar.gz -> test.tar.gz (else val.tar.gz
+    ...: TEST_SPLITS' order), cifar10/train -> cifar10/test, isic_Train.zip -> isic_TEST.zip; the split name a word
+    of the name, matched in any case. None when there is none (or the name names no training split)."""
+    tail = next((e for e in ARCHIVE_EXTS if path.name.lower().endswith(e)), "") if path.is_file() else ""
+    stem = path.name[: len(path.name) - len(tail)]
+    words = re.split(r"([^A-Za-z]+)", stem)  # the name's words and what separates them
+    rank = {}
+    for k in (k for k, w in enumerate(words) if w.lower() in TRAIN_SPLITS):
+        for r, held in enumerate(TEST_SPLITS):
+            rank.setdefault(("".join([*words[:k], held, *words[k + 1 :]]) + tail).lower(), r)
+    if not rank:
+        return None
+    found = sorted((rank[p.name.lower()], p.name, p) for p in path.parent.iterdir()
+                   if p.name.lower() in rank and p.is_dir() == path.is_dir())  # fmt: skip
+    return found[0][2] if found else None
+
+
 def open_catalog(
     data: str,
     csv_opt: str = "",
@@ -290,10 +311,27 @@ def open_catalog(
     """Resolve --data (and --csv, --classes, --max-images) to a Catalog, or raise DataError. log: progress
     lines for long work (listing a large folder, reading a compressed archive), and which part of a split set is
     used. split: "test" reads the test split of the data sets that have one (torchvision's and Keras' files,
-    datasets.py; an image folder or archive split into train/ and test/ or val/ folders), else raises
-    NoTestSplit; "train" reads the training part of such a set."""
-    no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files, .npz sets, and image folders and archives "
-                           "split into train/ and test/ (or val/) folders have a test split")  # fmt: skip
+    datasets.py; an image folder or archive split into train/ and test/ or val/ folders; a training set with a
+    held-out one beside it, named like it: held_out_sibling), else raises NoTestSplit; "train" reads the training
+    part of such a set."""
+    args = (csv_opt, image_col, label_col, classes, max_images, seed, image_size, log)
+    try:
+        return _open_catalog(data, *args, split)
+    except NoTestSplit:
+        beside = None if csv_opt or data.startswith("builtin:") else held_out_sibling(Path(data).expanduser())
+        if beside is None:
+            raise
+        log(f"--data {data}: held out: {beside}, beside it")
+        cat = _open_catalog(str(beside), *args, "train")
+        cat.origin = str(beside)
+        return cat
+
+
+def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, classes: str, max_images: int, seed: int,
+                  image_size: int, log: Callable[[str], None], split: str) -> Catalog:  # fmt: skip
+    no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files, .npz sets, image folders and archives "
+                           "split into train/ and test/ (or val/) folders, and training sets with a held-out set "
+                           "beside them (train.tar.gz and test.tar.gz) have a test split")  # fmt: skip
     if split not in ("train", "test"):
         raise ValueError(f"split {split!r}: train or test")
     if data.startswith("builtin:"):

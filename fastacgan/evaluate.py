@@ -8,7 +8,8 @@ and the ISIC AC-GAN's PSNR, SSIM, MS-GMSD, MDSI and HaarPSI between generated an
 Chance is 1/K; a well-conditioned AC-GAN is far above it. The classifier is a small CNN trained from
 scratch on the run's data (decoded at the run's resolution), so the figure needs no downloaded weights.
 The held-out images are --test-data, or else the test split of the run's data when it has one (CIFAR batches,
-MNIST-style idx files, an .npz with x_test, an image folder or archive split into train/ and test/ or val/).
+MNIST-style idx files, an .npz with x_test, an image folder or archive split into train/ and test/ or val/, a
+training set with a held-out one beside it: test.tar.gz beside train.tar.gz).
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="held-out real images to score D on, any --data form (default: "
         "the test split of the run's data when it has one: CIFAR batches, idx files, .npz, an image folder or "
-        "archive split into train/ and test/ or val/)",
+        "archive split into train/ and test/ or val/, test.tar.gz beside a train.tar.gz)",
     )
     p.add_argument("--test-csv", default="", help="the labels CSV of --test-data, as --csv is to --data")
     p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
@@ -288,12 +289,15 @@ def main(argv: list[str] | None = None) -> int:
         state = ckpt.load_checkpoint(file, map_location="cpu")
         cfg, data = state["config"], a.data or state["config"]["data"]
 
+        origin = {}  # (where, split) -> the set read in its place (the held-out set beside a training set)
+
         def real(where: str, opt: str, split: str = "train", csv: str = "", held_out: bool = False):
             try:
                 cat = open_catalog(where, csv, cfg["csv_image_col"], cfg["csv_label_col"], cfg["classes"],
                                    a.max_images, 0, g.spec.image_size, split=split)  # fmt: skip
             except DataError as e:  # the data forms name --data: here it may be --test-data
                 raise type(e)(re.sub(r"--data(?![-\w])", opt, str(e))) from e
+            origin[where, split] = cat.origin
             if held_out and set(cat.class_names) < set(classes):  # a held-out set that lacks a class or two
                 cat.labels = np.array([classes.index(c) for c in cat.class_names], dtype=np.int64)[cat.labels]
                 cat.class_names = classes
@@ -310,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             held, held_name = real(a.test_data, "--test-data", csv=a.test_csv, held_out=True), a.test_data
         else:
             try:
-                held, held_name = real(data, "--data", "test", held_out=True), f"{data} (its test split)"
+                held, beside = real(data, "--data", "test", held_out=True), origin.get((data, "test"))
+                held_name = f"{beside} (the held-out set beside {data})" if beside else f"{data} (its test split)"
             except DataError as e:  # no test split, or a damaged or missing test file: said, not fatal
                 held, d_score = None, f"no held-out images ({e}); give them with --test-data"
         if held is not None:

@@ -590,6 +590,51 @@ def test_archives_label_images_as_their_folder_does(image_folder, tmp_path):
         assert by_name == {str(Path(n).relative_to(image_folder)): v for n, v in zip(folder.names, folder.labels)}
 
 
+def test_a_training_set_with_a_held_out_set_beside_it(image_folder, tmp_path):
+    """train.tar.gz beside test.tar.gz (this project's CIFAR-10 JPEGs, many downloads), cifar10/train beside
+    cifar10/test, isic_Train.zip beside isic_Test.zip or isic_VAL.zip: the test split (what evaluate scores D on)
+    is the set beside it, said in a line. Not for a name without the word train, nor across kinds (a folder and
+    an archive)."""
+    import zipfile
+
+    def zipped(folder, name):
+        with zipfile.ZipFile(tmp_path / name, "w") as zf:
+            for p in sorted(folder.rglob("*.png")):
+                zf.write(p, str(p.relative_to(folder)))
+        return tmp_path / name
+
+    held = make_folder(tmp_path / "held", n_per_class=2, seed=9)
+    for mode, (train, test) in {
+        "w:gz": ("train.tar.gz", "test.tar.gz"),
+        "w": ("cifar-train.tar", "cifar-val.tar"),
+    }.items():
+        for folder, name in ((image_folder, train), (held, test)):
+            with tarfile.open(tmp_path / name, mode) as tf:
+                tf.add(folder, arcname="shapes")
+        said = []
+        test_cat = open_catalog(str(tmp_path / train), split="test", log=said.append)
+        assert len(test_cat) == 6 and all(n.startswith(f"{tmp_path / test}:") for n in test_cat.names)
+        assert said == [f"--data {tmp_path / train}: held out: {tmp_path / test}, beside it"]
+    zipped(image_folder, "isic_Train.zip")
+    zipped(held, "isic_VAL.zip")
+    assert len(open_catalog(str(tmp_path / "isic_Train.zip"), split="test")) == 6
+    zipped(held, "isic_Test.zip")  # test before val
+    assert (
+        open_catalog(str(tmp_path / "isic_Train.zip"), split="test").names[0].startswith(f"{tmp_path}/isic_Test.zip:")
+    )
+    (tmp_path / "set").mkdir()
+    image_folder.rename(tmp_path / "set" / "train")
+    held.rename(tmp_path / "set" / "test")
+    assert len(open_catalog(str(tmp_path / "set" / "train"), split="test")) == 6
+    zipped(tmp_path / "set" / "test", "trainer.zip")  # "trainer" is not the word train
+    with pytest.raises(NoTestSplit):
+        open_catalog(str(tmp_path / "trainer.zip"), split="test")
+    (tmp_path / "set" / "test").rename(tmp_path / "set" / "test_moved")
+    zipped(tmp_path / "set" / "test_moved", "test.zip")
+    with pytest.raises(NoTestSplit):  # set/train beside a test.zip in another folder: nothing beside it
+        open_catalog(str(tmp_path / "set" / "train"), split="test")
+
+
 def test_a_run_never_writes_into_its_image_folder(image_folder, tmp_path, monkeypatch, capsys):
     """--out inside the --data folder is refused before anything is written (the next run would list the sample
     grids as a class): given, or the default runs/<name> of a run started in the data folder (`--data .`, whose

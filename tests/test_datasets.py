@@ -289,6 +289,7 @@ def test_the_test_splits(cifar10, tmp_path, image_folder, monkeypatch):
         open_catalog(str(tmp_path / "b.npz"), split="test")
 
     for data in (str(image_folder), "builtin:digits:20"):
-        with pytest.raises(NoTestSplit, match="only CIFAR batches, idx files, .npz sets, and image folders and "
-                           r"archives split into train/ and test/ \(or val/\) folders have a test split"):  # fmt: skip
+        with pytest.raises(NoTestSplit, match="only CIFAR batches, idx files, .npz sets, image folders and archives "
+                           r"split into train/ and test/ \(or val/\) folders, and training sets with a held-out set "
+                           r"beside them \(train.tar.gz and test.tar.gz\) have a test split"):  # fmt: skip
             open_catalog(data, split="test")

@@ -243,6 +243,15 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     want = sorted(int(v) for i, v in enumerate(digits.labels) if i % 3 == 0 and v in (3, 7))
     assert held["data"] == f"{tmp_path / 'split'} (its test split)" and held["images"] == len(want)
     assert sorted(seen[0].tolist()) == want
+    # a training set with a held-out set beside it, named like it: sets/train beside sets/val
+    import shutil
+
+    shutil.copytree(tmp_path / "split" / "train", tmp_path / "sets" / "train")
+    shutil.copytree(tmp_path / "split" / "test", tmp_path / "sets" / "val")
+    assert evaluate_main([*args, "--data", str(tmp_path / "sets" / "train")]) == 0
+    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    assert held["data"] == f"{tmp_path / 'sets' / 'val'} (the held-out set beside {tmp_path / 'sets' / 'train'})"
+    assert held["images"] == len(want)
 
     # classes that differ from the checkpoint's are refused, naming the option
     np.savez(tmp_path / "letters.npz", x_train=np.zeros((3, 8, 8), np.uint8), y_train=np.array([20, 21, 22]))
