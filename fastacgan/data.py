@@ -128,6 +128,11 @@ class Every:
         return count / max(1e-9, self.last - self.start)
 
 
+def folder_name(folder: Path) -> str:
+    """A data folder's name, which names the default output folder: its own, --data . and .. included."""
+    return folder.resolve().name or "data"
+
+
 def read_file(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
@@ -189,8 +194,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         log(f"--data {root}: passed over {others.total()} file(s) of kinds it does not read as images: {kinds}"
             f"{' ...' if len(others) > 8 else ''}")  # fmt: skip
     labels = np.asarray(ids, dtype=np.int64)
-    name = root.resolve().name or "data"  # --data . or .. names the folder it is
-    return Catalog(name, paths, labels, class_names, Files(paths), sources=paths)
+    return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
 
 
 def pick_split(parts: list[str], split: str) -> tuple[str | None, str]:
@@ -380,7 +384,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     cat, classes = folder_catalog(part, log, classes), ""
                     cat.folder = path
                     if about:
-                        cat.name = path.resolve().name or "data"  # the output folder: named after the set
+                        cat.name = folder_name(path)  # the output folder: named after the set, not its part
                         log(split_note(data, about, part.name, split))
         if cat is None:  # split == "test" of an archive that is not split into parts
             raise no_split

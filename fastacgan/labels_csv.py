@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Catalog, DataError, Files, is_image, labels_from
+from .data import Catalog, DataError, Files, folder_name, is_image, labels_from
 
 LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 
@@ -125,4 +125,4 @@ def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> C
     files = sorted(p for p in image_dir.rglob("*") if p.is_file() and is_image(p.name))
     index = name_index((str(p.relative_to(image_dir)), str(p)) for p in files)
     paths, labels, class_names = csv_labels(csv_path, image_col, label_col, index, str(image_dir))
-    return Catalog(root.name, paths, labels, class_names, Files(paths), sources=paths)
+    return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)

@@ -92,12 +92,14 @@ def write_isic(root, rows, label_col="target"):
         w.writerows([(n, "p", lab) for n, lab in rows])
 
 
-def test_csv_isic_layout_is_detected(tmp_path):
+def test_csv_isic_layout_is_detected(tmp_path, monkeypatch):
     rows = [(f"ISIC_{i:07d}", i % 2) for i in range(6)]
     write_isic(tmp_path / "isic", rows)
     cat, (x, y) = load(tmp_path / "isic")
     assert cat.class_names == ["0", "1"] and y.tolist() == [0, 1, 0, 1, 0, 1]
-    assert x.shape == (6, 16, 16, 3)
+    assert x.shape == (6, 16, 16, 3) and cat.name == "isic"
+    monkeypatch.chdir(tmp_path / "isic")
+    assert open_catalog(".").name == "isic"  # (it was "": the run's output went to runs/)
 
 
 def test_csv_with_string_labels_and_explicit_columns(tmp_path):
