@@ -59,6 +59,16 @@ def _one_hot_columns(cols: list[str], rows: list[dict], csv_path: Path) -> list[
     return cols
 
 
+def _whole(label: str) -> int | None:
+    """A label that is a whole number ("3", "-1", "3.0": pandas writes an integer column with a missing value as
+    floats) as an int, else None."""
+    try:
+        v = float(label)
+    except ValueError:
+        return None
+    return int(v) if v.is_integer() else None
+
+
 def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str):
     """(the index values of the CSV's images in row order, labels int64, class names) for a labels CSV: an image
     column (--csv-image-col, default the first) and a label column (--csv-label-col, default 'label', 'target',
@@ -108,11 +118,12 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         class_names = [c for c in one_hot if c in set(raw_labels)]  # the classes that occur, in column order
         order = {c: k for k, c in enumerate(class_names)}
         labels = np.array([order[c] for c in raw_labels], dtype=np.int64)
-    elif all(lab.lstrip("-").isdigit() for lab in raw_labels):  # numeric labels: classes in numeric order
-        values = sorted({int(v) for v in raw_labels})
+    elif all(_whole(lab) is not None for lab in raw_labels):  # numeric labels: classes in numeric order
+        numbers = [_whole(v) for v in raw_labels]  # "1" and "1.0" (a CSV written from floats) are one class
+        values = sorted(set(numbers))
         class_names = [str(v) for v in values]
         order = {v: k for k, v in enumerate(values)}
-        labels = np.array([order[int(v)] for v in raw_labels], dtype=np.int64)
+        labels = np.array([order[v] for v in numbers], dtype=np.int64)
     else:
         labels, class_names = labels_from(raw_labels)
     return hits, labels, class_names

@@ -102,6 +102,14 @@ def test_csv_isic_layout_is_detected(tmp_path, monkeypatch):
     assert open_catalog(".").name == "isic"  # (it was "": the run's output went to runs/)
 
 
+def test_csv_numeric_labels_written_as_floats(tmp_path):
+    """Labels a CSV holds as floats (pandas writes an int column with a gap as 1.0, 0.0): numbers, in numeric
+    order, and 1.0 beside 1 one class (they were names: classes "1.0" and "1", and "10.0" sorted before "2.0")."""
+    write_isic(tmp_path / "d", [("a", "1.0"), ("b", "10.0"), ("c", "2"), ("e", "1"), ("f", "0.0")])
+    cat = open_catalog(str(tmp_path / "d"))
+    assert cat.class_names == ["0", "1", "2", "10"] and cat.labels.tolist() == [1, 3, 2, 1, 0]
+
+
 def test_csv_with_string_labels_and_explicit_columns(tmp_path):
     rows = [("a", "nevus"), ("b", "melanoma"), ("c", "nevus")]
     write_isic(tmp_path / "d", rows, label_col="diagnosis_name")
