@@ -97,7 +97,9 @@ def file_safe(name: str) -> str:
 def is_image(name: str) -> bool:
     """A file name, or an archive member's path: an image file, neither hidden nor in a hidden folder
     (.ipynb_checkpoints/, which an image folder's listing passes over too)."""
-    return name.lower().endswith(IMAGE_EXTS) and not any(p.startswith(".") for p in Path(name).parts)
+    if not name.lower().endswith(IMAGE_EXTS):
+        return False
+    return not any(p.startswith(".") for p in name.replace("\\", "/").split("/") if p not in ("", "."))
 
 
 def labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -240,10 +242,11 @@ def _images_under(folder: Path, others: Counter | None = None) -> list[str]:
             marks = ", ".join(sorted(RUN_MARKS))
             raise DataError(f"{dirpath} holds a training run's outputs ({marks}), whose images would be trained "
                             f"on as class {folder.name}; move it out of the data folder")  # fmt: skip
-        out += [os.path.join(dirpath, f) for f in filenames if is_image(f)]
-        if others is not None:  # what else is there, Windows' thumbnail and folder files apart
-            others.update(os.path.splitext(f)[1].lower() for f in filenames
-                          if not (is_image(f) or f.startswith(".") or f.lower() in WINDOWS_JUNK))  # fmt: skip
+        for f in filenames:
+            if is_image(f):
+                out.append(os.path.join(dirpath, f))
+            elif others is not None and not (f.startswith(".") or f.lower() in WINDOWS_JUNK):
+                others[os.path.splitext(f)[1].lower()] += 1  # what else is there
     return sorted(out)
 
 
