@@ -188,7 +188,7 @@ def test_class_subset_lists_only_its_folders(tmp_path, monkeypatch):
         open_catalog(str(root))
     walked = []
     real = data_mod._images_under
-    monkeypatch.setattr(data_mod, "_images_under", lambda d: walked.append(d.name) or real(d))
+    monkeypatch.setattr(data_mod, "_images_under", lambda d, *more: walked.append(d.name) or real(d, *more))
     cat = open_catalog(str(root), classes="n00000007,3:5")
     assert sorted(walked) == [names[3], names[4], names[7]]
     assert cat.class_names == [names[7], names[3], names[4]] and len(cat) == 7
