@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tarfile
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,8 +23,10 @@ from .data import (
     NoImages,
     NoTestSplit,
     Picked,
+    count_other,
     is_image,
     labels_from,
+    others_note,
     pick_split,
     split_note,
 )
@@ -54,13 +57,15 @@ def memory_budget() -> int:
         return 1 << 62
 
 
-def _read_compressed(path: Path, log: Callable[[str], None]) -> list[tuple[str, bytes]]:
+def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) -> list[tuple[str, bytes]]:
     """(name, bytes) of every image member of a compressed archive, in one pass over the stream (a compressed stream
     cannot seek, so the bytes are kept in memory), refusing before they outgrow memory_budget()."""
     budget, total, out, due = memory_budget(), 0, [], Every()
     with tarfile.open(path, "r:*") as tf:
         for m in tf:
             if not (m.isfile() and is_image(m.name)):
+                if m.isfile():
+                    count_other(others, m.name)
                 continue
             total += m.size
             if total > budget:
@@ -102,21 +107,32 @@ class _ZipReader:
 
 
 def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str], Callable[[int], bytes]]:
-    """(the image members' names, sorted; i -> the bytes of member i) of a .zip or a tar archive."""
+    """(the image members' names, sorted; i -> the bytes of member i) of a .zip or a tar archive. Says what other
+    files it passes over (count_other)."""
+    others = Counter()
     try:
         if path.name.lower().endswith(".zip"):  # a zip's directory is at its end: members are read on demand
             with zipfile.ZipFile(path) as zf:
-                names = sorted(i.filename for i in zf.infolist() if not i.is_dir() and is_image(i.filename)
-                               and not i.filename.startswith("__MACOSX/"))  # fmt: skip
-            return names, _ZipReader(path, names)
-        if _compressed(path):
-            found = sorted(_read_compressed(path, log))
-            return [n for n, _ in found], _TarReader(path, None, [b for _, b in found])
-        with tarfile.open(path, "r:") as tf:  # the headers only: tarfile seeks over the members' data
-            members = sorted((m for m in tf.getmembers() if m.isfile() and is_image(m.name)), key=lambda m: m.name)
-        return [m.name for m in members], _TarReader(path, [(m.offset_data, m.size) for m in members])
+                files = [i.filename for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+            names = sorted(n for n in files if is_image(n))
+            reader = _ZipReader(path, names)
+            for n in files:
+                count_other(others, n)
+        elif _compressed(path):
+            found = sorted(_read_compressed(path, log, others))
+            names, reader = [n for n, _ in found], _TarReader(path, None, [b for _, b in found])
+        else:
+            with tarfile.open(path, "r:") as tf:  # the headers only: tarfile seeks over the members' data
+                files = [m for m in tf.getmembers() if m.isfile()]
+            members = sorted((m for m in files if is_image(m.name)), key=lambda m: m.name)
+            names, reader = [m.name for m in members], _TarReader(path, [(m.offset_data, m.size) for m in members])
+            for m in files:
+                count_other(others, m.name)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
+    if others and names:
+        log(others_note(path, others))
+    return names, reader
 
 
 def _class_level(dirs: list[tuple[str, ...]]) -> int:

@@ -97,9 +97,27 @@ def file_safe(name: str) -> str:
 def is_image(name: str) -> bool:
     """A file name, or an archive member's path: an image file, neither hidden nor in a hidden folder
     (.ipynb_checkpoints/, which an image folder's listing passes over too)."""
-    if not name.lower().endswith(IMAGE_EXTS):
-        return False
-    return not any(p.startswith(".") for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+    return name.lower().endswith(IMAGE_EXTS) and not _hidden(name)
+
+
+def _hidden(name: str) -> bool:
+    return any(p.startswith(".") for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+
+
+def count_other(others: Counter, name: str) -> None:
+    """Count a file (a name or a member's path) that is not an image, by extension: unless it is hidden or one of
+    Windows' folder files."""
+    if not (is_image(name) or _hidden(name) or name.replace("\\", "/").rsplit("/", 1)[-1].lower() in WINDOWS_JUNK):
+        others[os.path.splitext(name)[1].lower()] += 1
+
+
+def others_note(data, others: Counter) -> str:
+    """The line that says what a listing passed over (a phone's .heic photos beside its .jpg ones), "" if nothing."""
+    if not others:
+        return ""
+    kinds = ", ".join(f"{ext or 'no extension'} ({n})" for ext, n in others.most_common(8))
+    return (f"--data {data}: passed over {others.total()} file(s) of kinds it does not read as images: {kinds}"
+            f"{' ...' if len(others) > 8 else ''}")  # fmt: skip
 
 
 def labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -191,10 +209,8 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         ids += [label_of[d.name]] * len(files)
         if due():
             log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
-    if others:  # a phone's .heic photos beside its .jpg ones: said, not passed over in silence
-        kinds = ", ".join(f"{ext or 'no extension'} ({n})" for ext, n in others.most_common(8))
-        log(f"--data {root}: passed over {others.total()} file(s) of kinds it does not read as images: {kinds}"
-            f"{' ...' if len(others) > 8 else ''}")  # fmt: skip
+    if others:
+        log(others_note(root, others))
     labels = np.asarray(ids, dtype=np.int64)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
 
@@ -245,8 +261,8 @@ def _images_under(folder: Path, others: Counter | None = None) -> list[str]:
         for f in filenames:
             if is_image(f):
                 out.append(os.path.join(dirpath, f))
-            elif others is not None and not (f.startswith(".") or f.lower() in WINDOWS_JUNK):
-                others[os.path.splitext(f)[1].lower()] += 1  # what else is there
+            elif others is not None:
+                count_other(others, f)
     return sorted(out)
 
 

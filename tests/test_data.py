@@ -218,6 +218,21 @@ def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
     assert len(open_catalog(str(tmp_path / "web"), log=said.append)) == 5
     assert said == [f"--data {tmp_path / 'web'}: passed over 3 file(s) of kinds it does not read as images: .heic (2), "
                     ".txt (1)"]  # fmt: skip
+    # and in archives of it (a zip, a tar, a compressed tar)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "web.zip", "w") as zf:
+        for p in sorted((tmp_path / "web").rglob("*")):
+            if p.is_file():
+                zf.write(p, f"web/{p.relative_to(tmp_path / 'web')}")
+    for mode, name in (("w", "web.tar"), ("w:gz", "web.tgz")):
+        with tarfile.open(tmp_path / name, mode) as tf:
+            tf.add(tmp_path / "web", arcname="web")
+    for name in ("web.zip", "web.tar", "web.tgz"):
+        said = []
+        assert len(open_catalog(str(tmp_path / name), log=said.append)) == 5
+        assert said == [f"--data {tmp_path / name}: passed over 3 file(s) of kinds it does not read as images: "
+                        ".heic (2), .txt (1)"], name  # fmt: skip
 
 
 def test_max_images(image_folder):
