@@ -235,6 +235,26 @@ def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
                         ".heic (2), .txt (1)"], name  # fmt: skip
 
 
+def test_a_folder_that_cannot_be_listed_is_named(image_folder, monkeypatch):
+    """A sub-folder of a class folder that cannot be listed (no permission, a lost network mount) stops the listing
+    with its name and the reason; os.walk's default passed it over, and its images were left out in silence."""
+    import os
+
+    (image_folder / "circle" / "2020").mkdir()
+    shutil.copy(image_folder / "circle" / "circle_000.png", image_folder / "circle" / "2020" / "x.png")
+    assert len(open_catalog(str(image_folder))) == 25
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("2020"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(DataError, match="cannot list .*circle/2020: Permission denied"):
+        open_catalog(str(image_folder))
+
+
 def test_max_images(image_folder):
     """A seeded random subset; one that leaves a class without images says which (the model still has the class)."""
     with warnings.catch_warnings():
