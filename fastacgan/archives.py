@@ -112,10 +112,11 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
     others = Counter()
     try:
         if path.name.lower().endswith(".zip"):  # a zip's directory is at its end: members are read on demand
-            with zipfile.ZipFile(path) as zf:
-                files = [i.filename for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+            with zipfile.ZipFile(path) as zf:  # (PowerShell's Compress-Archive writes \ between folders)
+                files = {i.filename.replace("\\", "/"): i.filename for i in zf.infolist() if not i.is_dir()}
+            files = {n: m for n, m in files.items() if not (n.startswith("__MACOSX/") or n.endswith("/"))}
             names = sorted(n for n in files if is_image(n))
-            reader = _ZipReader(path, names)
+            reader = _ZipReader(path, [files[n] for n in names])
             for n in files:
                 count_other(others, n)
         elif _compressed(path):

@@ -700,6 +700,22 @@ def test_a_run_never_writes_into_its_image_folder(image_folder, tmp_path, monkey
         open_catalog(str(image_folder))
 
 
+def test_a_zip_written_with_backslashes(image_folder, tmp_path):
+    """A zip whose member names separate folders with \\ (PowerShell 5's Compress-Archive writes them so): read as
+    the folder it was made of (it was refused: "not inside a class folder")."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "win.zip", "w") as zf:
+        zf.writestr("shapes\\circle\\", b"")  # a folder entry, as such tools write one
+        for p in sorted(image_folder.rglob("*.png")):
+            zf.write(p, "shapes\\" + str(p.relative_to(image_folder)).replace("/", "\\"))
+    said = []
+    cat, folder = open_catalog(str(tmp_path / "win.zip"), log=said.append), open_catalog(str(image_folder))
+    assert cat.class_names == folder.class_names and np.array_equal(cat.labels, folder.labels) and not said
+    assert cat.names[0] == f"{tmp_path / 'win.zip'}:shapes/circle/circle_000.png"
+    assert all(cat.read(i) == Path(folder.names[i]).read_bytes() for i in range(len(cat)))
+
+
 def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
     """A folder or archive laid out as train/<class>/..., test/<class>/... (Kaggle's chest X-rays, many papers'
     releases): training reads train/ and names the output folder after the set, evaluate's held-out split is test/
