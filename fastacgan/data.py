@@ -242,7 +242,7 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
     train, about = pick_split(list(subs), "train")
     if train is None or not any(p.is_dir() and not p.name.startswith(".") for p in subs[train].iterdir()):
         return root, ""  # a training part that holds no class folders: a set whose classes are named so
-    part = train if split == "train" else pick_split(list(subs), split)[0]
+    part = pick_split(list(subs), split)[0]
     return (subs[part] if part else None), about
 
 
@@ -260,7 +260,7 @@ def _images_under(folder: Path, others: Counter | None = None) -> list[str]:
     out = []
     for dirpath, dirnames, filenames in os.walk(folder, onerror=_unlistable):
         dirnames[:] = [n for n in dirnames if not n.startswith(".")]
-        if RUN_MARKS <= {*filenames, *dirnames}:
+        if "checkpoints" in dirnames and RUN_MARKS <= {*filenames, *dirnames}:
             marks = ", ".join(sorted(RUN_MARKS))
             raise DataError(f"{dirpath} holds a training run's outputs ({marks}), whose images would be trained "
                             f"on as class {folder.name}; move it out of the data folder")  # fmt: skip

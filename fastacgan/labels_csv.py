@@ -118,9 +118,8 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         class_names = [c for c in one_hot if c in set(raw_labels)]  # the classes that occur, in column order
         order = {c: k for k, c in enumerate(class_names)}
         labels = np.array([order[c] for c in raw_labels], dtype=np.int64)
-    elif all(_whole(lab) is not None for lab in raw_labels):  # numeric labels: classes in numeric order
-        numbers = [_whole(v) for v in raw_labels]  # "1" and "1.0" (a CSV written from floats) are one class
-        values = sorted(set(numbers))
+    elif None not in (numbers := [_whole(v) for v in raw_labels]):  # numeric labels: in numeric order
+        values = sorted(set(numbers))  # "1" and "1.0" (a CSV written from floats) are one class
         class_names = [str(v) for v in values]
         order = {v: k for k, v in enumerate(values)}
         labels = np.array([order[v] for v in numbers], dtype=np.int64)
