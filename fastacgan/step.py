@@ -41,6 +41,10 @@ class ACGANStep:
         self.spec, self.device, self.amp_dtype, self.channels_last = spec, device, amp_dtype, channels_last
         self.dist = dist = dist or Dist()
         self.cls_weight, self.real_label, self.fake_label = cls_weight, real_label, fake_label
+        if device.type == "cuda" and not kernels.triton_supports(device):  # a GPU older than Triton's: the trainer
+            fused_kernels = False  # says so (triton_unsupported); Inductor would refuse it
+            compile = compile and compile_backend != "inductor"
+        self.compile = compile
         if fused_kernels and device.type == "cuda":
             why = check_fused_kernels(device)
             if why:

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as tdist
 
 from . import checkpoint as ckpt
-from . import heap
+from . import heap, kernels
 from .config import PRESETS, TrainConfig, check_run, parse_args, pick_preset, resolve_spec, save_json, validate_config
 from .data import DataError, open_catalog
 from .decode import class_examples, default_workers, probe
@@ -139,6 +139,16 @@ def _gpu(device: torch.device) -> str:
     return f"{torch.cuda.get_device_name(device)}, compute capability {major}.{minor}"
 
 
+def triton_unsupported(device: torch.device) -> str | None:
+    """Why torch.compile (Inductor) and the fused kernels are off on this GPU, or None: both generate Triton code,
+    which is compiled for compute capability 7.0 (Volta) and later. A Pascal GPU (P100, GTX 10xx) trains with eager
+    PyTorch ops; the other speed features stay."""
+    if device.type != "cuda" or kernels.triton_supports(device):
+        return None
+    return (f"this GPU, {_gpu(device)}, is older than Triton supports (7.0+): torch.compile and the fused kernels "
+            "are off, PyTorch's eager ops run the step")  # fmt: skip
+
+
 def fmt_time(s: float) -> str:
     s = int(max(0, s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -210,6 +220,7 @@ class Trainer:
             graph_step=cfg.graph_step, fast_layers=cfg.fast_layers, fast_dropout=cfg.fast_dropout,
         )  # fmt: skip
         self.G, self.D = self.gan.G, self.gan.D
+        self.compile = self.gan.compile
         log(
             f"model: G {count_params(self.G) / 1e6:.2f}M params, D {count_params(self.D) / 1e6:.2f}M params "
             f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
@@ -227,6 +238,9 @@ class Trainer:
             + (f", malloc cache {malloc}" if self.device.type == "cpu" else "")
             + (f", cuDNN autotuning {'on' if cfg.cudnn_benchmark else 'off'}" if self.device.type == "cuda" else "")
         )
+        too_old = triton_unsupported(self.device)
+        if too_old and (cfg.compile or cfg.fused_kernels):
+            log(f"note: {too_old}")
 
         self.workers = default_workers(cfg.workers)
         self.loader = make_loader(

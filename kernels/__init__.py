@@ -5,10 +5,12 @@
   every layer of a model at once (three launches per power iteration and one for all the divisions W / sigma,
   each spread over the whole GPU; two for the backward); a drop-in for
   torch.nn.utils.parametrizations.spectral_norm
-Each op falls back to its plain-PyTorch reference (`*_reference`) on non-CUDA tensors (spectral_normalize, on CPU
-tensors outside torch.compile: `spectral_normalize_eager`, the reference's forward with a hand-written backward).
+Each op falls back to its plain-PyTorch reference (`*_reference`) on non-CUDA tensors, and on GPUs older than
+Triton supports (compute capability below 7.0: `triton_supports(device)` says); spectral_normalize, on CPU tensors
+outside torch.compile, runs `spectral_normalize_eager`, the reference's forward with a hand-written backward.
 """
 
+from ._dispatch import triton_supports
 from .acgan_loss import STAT_NAMES, acgan_loss, acgan_loss_fused, acgan_loss_reference
 from .spectral_norm import (
     SpectralNorm,
@@ -38,4 +40,5 @@ __all__ = [
     "spectral_normalize_eager",
     "spectral_normalize_fused",
     "spectral_normalize_reference",
+    "triton_supports",
 ]

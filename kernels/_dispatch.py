@@ -21,6 +21,27 @@ OptTensor = typing.Optional[torch.Tensor]  # noqa: UP045
 OptDtype = typing.Optional[torch.dtype]  # noqa: UP045
 
 
+# Triton's NVIDIA backend compiles for compute capability 7.0 (Volta) and later: the loss's cross-program reduction
+# needs sm_70's memory-order atomics (ptxas: "Feature '.acq_rel' requires .target sm_70 or higher"), and
+# PyTorch's Inductor refuses older GPUs too. On those (Pascal: P100, GTX 10xx) the ops run their references.
+MIN_CAPABILITY = (7, 0)
+_capable: dict[int, bool] = {}
+
+
+def triton_supports(device: torch.device) -> bool:
+    """Whether the fused ops launch their Triton kernels for tensors on `device`: a CUDA GPU of compute
+    capability 7.0+ (or a ROCm GPU). Traced code (torch.compile) takes the kernels: Inductor checks the GPU."""
+    if device.type != "cuda":
+        return False
+    if torch.version.hip or torch.compiler.is_compiling():
+        return True
+    index = torch.cuda.current_device() if device.index is None else device.index
+    ok = _capable.get(index)
+    if ok is None:
+        ok = _capable[index] = torch.cuda.get_device_capability(index) >= MIN_CAPABILITY
+    return ok
+
+
 def plain_eager(*tensors: torch.Tensor | None) -> bool:
     """Not being traced (torch.compile, make_fx, export: their tensors are subclasses) and only plain tensors
     (or parameters).

@@ -16,7 +16,7 @@ All arithmetic is fp32 whatever the input dtype; nothing is read on the host.
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import OptTensor, cdiv, eager_on_gpu_of, launcher, next_pow2, plain_eager
+from ._dispatch import OptTensor, cdiv, eager_on_gpu_of, launcher, next_pow2, plain_eager, triton_supports
 
 try:  # the kernels need triton; the reference below does not
     import triton
@@ -323,7 +323,8 @@ def acgan_loss_reference(
 
 def acgan_loss(src_logits, cls_logits, target, labels, cls_weight: float = 1.0):
     """The AC-GAN loss and its statistics (see the module docstring): the fused Triton kernels on CUDA tensors,
-    the reference elsewhere. target: a float (1.0 real, 0.0 fake, 0.9 smoothed) or a per-sample tensor [B]."""
-    if HAS_TRITON and src_logits.is_cuda:
+    the reference elsewhere (and on GPUs older than Triton supports: compute capability below 7.0). target: a float
+    (1.0 real, 0.0 fake, 0.9 smoothed) or a per-sample tensor [B]."""
+    if HAS_TRITON and src_logits.is_cuda and triton_supports(src_logits.device):
         return acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight)
     return acgan_loss_reference(src_logits, cls_logits, target, labels, cls_weight)

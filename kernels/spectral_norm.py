@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from . import spectral_norm_triton as _k
-from ._dispatch import Ints, OptDtype, Tensors, cdiv, eager_on_gpu_of, launcher, plain_eager
+from ._dispatch import Ints, OptDtype, Tensors, cdiv, eager_on_gpu_of, launcher, plain_eager, triton_supports
 
 HAS_TRITON = _k.HAS_TRITON
 GROUP = 8  # layers per launch (the kernels' argument slots)
@@ -417,11 +417,12 @@ def spectral_normalize(ws, us, vs, dims, n_power_iterations: int, eps: float = 1
 
 
 def _use_fused(ws, us, vs, dims) -> bool:
-    """The kernel takes CUDA tensors, 2-D/4-D weights of one dtype, dim 0 or 1, fp32 buffers, and weights whose
-    offsets fit in 32 bits (the kernels' index arithmetic: 8 GiB of fp32 in one layer)."""
+    """The kernel takes CUDA tensors on a GPU that Triton supports, 2-D/4-D weights of one dtype, dim 0 or 1, fp32
+    buffers, and weights whose offsets fit in 32 bits (the kernels' index arithmetic: 8 GiB of fp32 in one layer)."""
     return (
         HAS_TRITON
         and ws[0].is_cuda
+        and triton_supports(ws[0].device)
         and all(
             w.ndim in (2, 4)
             and d in (0, 1)

@@ -410,3 +410,64 @@ def test_graph_step_bookkeeping_with_stand_in_graphs(monkeypatch, fail_capture, 
     for a, b in zip(p_graph, p_plain):  # the same noise and batches in the same order: the same training
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert m_graph == pytest.approx(m_plain, rel=1e-6)
+
+
+@pytest.fixture
+def gpu_of_capability(monkeypatch):
+    """Make torch report cuda:0 as a GPU of the given compute capability (a P100 is 6.0), afresh for each call."""
+    from fastacgan.kernels import _dispatch
+
+    def make(capability, name="Tesla P100-PCIE-16GB"):
+        monkeypatch.setattr(_dispatch, "_capable", {})
+        monkeypatch.setattr(torch.version, "hip", None)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+
+    return make
+
+
+def test_gpus_older_than_triton_supports_are_told_apart(gpu_of_capability):
+    """Triton (and Inductor) compile for compute capability 7.0+; on a Pascal GPU the loss kernel does not even
+    assemble (ptxas: ".acq_rel requires sm_70"), so the fused ops take their references and the trainer says why."""
+    from fastacgan.kernels import triton_supports
+    from fastacgan.train import triton_unsupported
+
+    assert not triton_supports(torch.device("cpu")) and triton_unsupported(torch.device("cpu")) is None
+    for capability, ok in (((6, 0), False), ((6, 1), False), ((7, 0), True), ((7, 5), True), ((9, 0), True)):
+        gpu_of_capability(capability)
+        assert triton_supports(torch.device("cuda")) is ok and triton_supports(torch.device("cuda:0")) is ok
+        note = triton_unsupported(torch.device("cuda:0"))
+        if ok:
+            assert note is None
+        else:
+            assert f"Tesla P100-PCIE-16GB, compute capability {capability[0]}.{capability[1]}" in note
+            assert "torch.compile and the fused kernels are off" in note
+    gpu_of_capability((6, 0))
+    torch.version.hip = "6.2"  # ROCm: Triton's AMD backend
+    assert triton_supports(torch.device("cuda:0"))
+
+
+@CUDA
+def test_on_a_gpu_older_than_triton_supports_everything_runs_without_it(gpu_of_capability, monkeypatch):
+    """This GPU reported as a P100: the public ops give their references' results without launching a kernel, and
+    the step runs with neither the fused kernels nor Inductor (which would refuse the GPU)."""
+    from fastacgan import kernels
+    from fastacgan.kernels import acgan_loss as AL
+    from fastacgan.kernels import spectral_norm as SN
+    from fastacgan.step import ACGANStep
+
+    gpu_of_capability((6, 0))
+    for mod, name in ((AL, "acgan_loss_fused"), (SN, "spectral_normalize_fused"), (SN, "spectral_norm_sigma_fused")):
+        monkeypatch.setattr(mod, name, lambda *a, **k: pytest.fail("a Triton kernel was launched"))
+    src, cls, labels = torch.randn(9, device="cuda"), torch.randn(9, 5, device="cuda"), torch.arange(9).cuda() % 5
+    want = kernels.acgan_loss_reference(src, cls, 0.9, labels)
+    assert all(torch.equal(a, b) for a, b in zip(kernels.acgan_loss(src, cls, 0.9, labels), want))
+    w = torch.randn(6, 4, device="cuda")
+    u, v = torch.nn.functional.normalize(torch.ones(6, device="cuda"), dim=0), torch.ones(4, device="cuda") / 2
+    got = kernels.spectral_normalize([w], [u.clone()], [v.clone()], [0], 3)
+    assert torch.equal(got[0], kernels.spectral_normalize_reference([w], [u.clone()], [v.clone()], [0], 3)[0])
+    gan = ACGANStep(_spec(), torch.device("cuda"), compile=True, fused_kernels=True)
+    assert not gan.fused_kernels and not gan.compile and not gan.cuda_graphs
+    gan((torch.rand(8, 1, 16, 16) * 2 - 1).cuda(), torch.randint(4, (8,)).cuda())
+    assert gan.metric_steps == 1

@@ -1,4 +1,5 @@
-"""Every Triton kernel specialisation fastacgan launches compiles for real NVIDIA GPUs (sm_90 H100, sm_80 A100).
+"""Every Triton kernel specialisation fastacgan launches compiles for real NVIDIA GPUs (sm_90 H100, sm_80 A100, and
+sm_75: the T4 of Colab's and Kaggle's free tiers, where --amp trains in fp16; older GPUs run the references).
 
 The other kernel tests run the kernels under the interpreter, which accepts code the compiler rejects and
 cannot see register use. This one needs no GPU: tests/aot_compile.py captures the launches of the real
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.skipif(not _ptxas_available(), reason="triton has no NV
 
 KERNELS = {"_acgan_loss_fwd_kernel", "_acgan_loss_bwd_kernel", "_sn_wv_kernel", "_sn_wtu_kernel",
            "_sn_finalize_kernel", "_sn_scale_kernel", "_sn_gw_kernel", "_sn_bwd_kernel"}  # fmt: skip
+ARCHS = ("sm_90a", "sm_80", "sm_75")
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,9 @@ def aot(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(out / "cache")  # compile for real, not from an earlier run's cache
     script = Path(__file__).with_name("aot_compile.py")
-    proc = subprocess.run([sys.executable, str(script), "--arch", "90", "--arch", "80", "--json", str(out / "r.json")],
-                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    archs = [a for arch in ARCHS for a in ("--arch", arch.removeprefix("sm_").removesuffix("a"))]
+    proc = subprocess.run([sys.executable, str(script), *archs, "--json", str(out / "r.json")],
+                          env=env, capture_output=True, text=True, timeout=1200)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return json.loads((out / "r.json").read_text())
 
@@ -54,8 +57,8 @@ def writes(aot):
     return aot["writes"]
 
 
-def test_every_kernel_compiles_for_both_archs(compiled):
-    for arch in ("sm_90a", "sm_80"):
+def test_every_kernel_compiles_for_every_arch(compiled):
+    for arch in ARCHS:
         assert {r["kernel"] for r in compiled if r["arch"] == arch} == KERNELS
     assert all(r["cubin_bytes"] > 0 for r in compiled)
 
@@ -65,7 +68,7 @@ def test_kernels_compile_with_the_scalar_types_inductor_gives_them(compiled):
     kernels cast them to fp32 first; before they did, the spectral-norm finalize kernel failed to compile there
     (an fp32 loop accumulator turned fp64) and the fused loss computed its targets in fp64."""
     floats = {"_acgan_loss_fwd_kernel", "_acgan_loss_bwd_kernel", "_sn_finalize_kernel"}
-    for arch in ("sm_90a", "sm_80"):
+    for arch in ARCHS:
         assert {r["kernel"] for r in compiled if r["scalars"] == "inductor" and r["arch"] == arch} == floats
 
 
@@ -98,15 +101,18 @@ def test_loss_reduction_is_ordered_across_programs(compiled):
 def test_half_precision_gradients_are_stored_as_half(compiled):
     """The backward kernels write the gradient in the input's dtype, the spectral-norm division its output in the
     dtype asked for: for bf16/fp16 the fp32 result is converted to 16 bits and stored as such (16-bit stores, or
-    pairs packed into 32-bit words where the compiler vectorises the store); for fp32 nothing is converted."""
+    pairs packed into 32-bit words where the compiler vectorises the store); for fp32 nothing is converted. sm_75
+    has no bf16 conversion instruction (Triton rounds to nearest even with integer operations there, as torch does:
+    u + 0x7fff + the kept lowest bit, NaN kept quiet): only the 16-bit stores show."""
     dtype_in_case = {"_acgan_loss_bwd_kernel": r"\bK=\d+ (\w+)", "_sn_bwd_kernel": r"\blayers (\w+)",
                      "_sn_scale_kernel": r"\bnormalize to (\w+)"}  # fmt: skip
     seen = set()
     for r in compiled:
         if r["kernel"] in dtype_in_case:
-            half = re.search(dtype_in_case[r["kernel"]], r["case"])[1] in ("bfloat16", "float16")
+            dtype = re.search(dtype_in_case[r["kernel"]], r["case"])[1]
+            half = dtype in ("bfloat16", "float16")
             seen.add((r["kernel"], half))
-            assert bool(r["to_half"]) == half, r
+            assert bool(r["to_half"]) == (half and not (dtype == "bfloat16" and r["arch"] == "sm_75")), r
             if half:
                 assert any(s.endswith("16") for s in r["stores"]) or any("x2" in c for c in r["to_half"]), r
     assert seen == {(k, h) for k in dtype_in_case for h in (False, True)}
