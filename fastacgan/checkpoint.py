@@ -69,6 +69,33 @@ class RunInUse(ValueError):
     """Another training run holds the output folder."""
 
 
+def _in_use(path: Path, holder: str) -> RunInUse:
+    return RunInUse(
+        f"--out {path.parent} is in use by another training run ({holder or 'its process is not named'}); "
+        f"wait for it to end or stop it (Ctrl-C or SIGTERM saves a checkpoint), or choose another --out"
+    )
+
+
+def check_run_dir_free(folder) -> None:
+    """Raise RunInUse now if another process holds `folder`'s run lock, before a run spends minutes decoding its
+    data only to be refused by lock_run_dir. Writes nothing: the lock file, if there is one, is opened to read, and
+    the shared lock tried on it is dropped at once. A run that takes the lock after this look is still caught by
+    lock_run_dir; a filesystem that cannot lock is left to it to report."""
+    import fcntl
+
+    path = Path(folder) / LOCK_NAME
+    try:
+        f = open(path)
+    except OSError:  # no lock file (no run yet), or none we may read: lock_run_dir decides
+        return
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise _in_use(path, f.read().strip()) from None
+
+
 def lock_run_dir(folder, log=print):
     """Claim a run's output folder for one training run: an exclusive flock on `folder`/train.lock, held until the
     returned file is closed. The kernel drops the lock when its process ends, however it ends (a kill -9, a crash),
@@ -90,10 +117,7 @@ def lock_run_dir(folder, log=print):
             return None
         if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
             raise
-        raise RunInUse(
-            f"--out {path.parent} is in use by another training run ({holder or 'its process is not named'}); "
-            f"wait for it to end or stop it (Ctrl-C or SIGTERM saves a checkpoint), or choose another --out"
-        ) from None
+        raise _in_use(path, holder) from None
     f.seek(0)
     f.truncate()
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -208,6 +208,7 @@ class Trainer:
             )
         if cfg.resume and not existing:
             raise ValueError(f"--resume: no checkpoint in {self.ckpt_dir} to resume from")
+        ckpt.check_run_dir_free(self.out)  # a live run there refuses this one now, not after the data is decoded
 
         self.compile = cfg.compile and (self.device.type == "cuda" or cfg.compile_cpu)
         if self.device.type == "cuda":

@@ -432,6 +432,28 @@ def test_a_second_run_into_a_busy_out_is_refused_and_changes_nothing(tiny_args, 
     assert (out / ckpt.LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")  # the last holder, named
 
 
+def test_a_busy_out_is_refused_before_the_data_is_loaded(tiny_args, tmp_path, monkeypatch):
+    """The refusal comes before the loader is made: a second run would otherwise decode the whole data set (CIFAR-10's
+    JPEGs: 15 s on a 2-core CPU, competing with the live run for it; an ImageNet subset: minutes) to be refused.
+    The early look writes nothing: the holder's details stay in the lock file, and a free folder stays free."""
+    import fastacgan.train as train_mod
+
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = ckpt.lock_run_dir(out)
+    held = (out / ckpt.LOCK_NAME).read_text()
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "make_loader", lambda *a, **k: pytest.fail("the data was loaded before the refusal"))
+        with pytest.raises(ckpt.RunInUse, match=f"--out {re.escape(str(out))} is in use by another training run"):
+            Trainer(parse_args(tiny_args + ["--steps", "2"]), log=lambda m: None)
+    assert (out / ckpt.LOCK_NAME).read_text() == held
+    lock.close()
+    t = Trainer(parse_args(tiny_args + ["--steps", "2"]), log=lambda m: None)
+    ckpt.lock_run_dir(out).close()  # the look took no lock that outlives it
+    t.train()
+    assert final_state(out)["step"] == 2
+
+
 def test_the_lock_is_per_run_not_per_process(tiny_args, tmp_path):
     """Held only while a run trains: runs one after another in one process (a notebook, a sweep) each get it,
     and a run that checks out after another wrote checkpoints into its --out is refused rather than mixed in."""
