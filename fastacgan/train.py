@@ -149,6 +149,19 @@ def triton_unsupported(device: torch.device) -> str | None:
             "are off, PyTorch's eager ops run the step")  # fmt: skip
 
 
+def check_out(out: Path, resume: bool) -> list[Path]:
+    """--out's checkpoints (oldest first), after checking them against --resume and that no live run holds the
+    folder: refusals that come before the data is listed and decoded (minutes, for a large set)."""
+    existing = ckpt.list_checkpoints(out / "checkpoints")
+    if existing and not resume:
+        raise ValueError(f"--out {out} already holds checkpoints ({existing[-1].name}); pass --resume to continue "
+                         "that run, or choose another --out")  # fmt: skip
+    if resume and not existing:
+        raise ValueError(f"--resume: no checkpoint in {out / 'checkpoints'} to resume from")
+    ckpt.check_run_dir_free(out)
+    return existing
+
+
 def fmt_time(s: float) -> str:
     s = int(max(0, s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -170,6 +183,9 @@ class Trainer:
         malloc = heap.keep_freed_memory() if cfg.malloc_cache and self.device.type == "cpu" else "off"
         if malloc == "off" and heap.is_set():  # a caller's earlier Trainer in this process set it
             malloc = "on (set earlier in this process)"
+
+        if cfg.out:  # known before the data: a run refused for its --out is refused before the data is listed
+            check_out(Path(cfg.out).expanduser(), cfg.resume)
 
         # --- data: what it is, then the model that fits it, then the loader at the model's size
         builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only
@@ -200,15 +216,7 @@ class Trainer:
             why = "" if cfg.out else " (the default: runs/<data name> in the working folder)"
             raise ValueError(f"--out {self.out}{why} is inside --data {cfg.data}: the next run would list the run's "
                              "images (samples, grids) as a class of the data; choose an --out outside it")  # fmt: skip
-        existing = ckpt.list_checkpoints(self.ckpt_dir)
-        if existing and not cfg.resume:
-            raise ValueError(
-                f"--out {self.out} already holds checkpoints ({existing[-1].name}); pass --resume to "
-                f"continue that run, or choose another --out"
-            )
-        if cfg.resume and not existing:
-            raise ValueError(f"--resume: no checkpoint in {self.ckpt_dir} to resume from")
-        ckpt.check_run_dir_free(self.out)  # a live run there refuses this one now, not after the data is decoded
+        existing = check_out(self.out, cfg.resume)
 
         self.compile = cfg.compile and (self.device.type == "cuda" or cfg.compile_cpu)
         if self.device.type == "cuda":

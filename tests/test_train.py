@@ -432,26 +432,33 @@ def test_a_second_run_into_a_busy_out_is_refused_and_changes_nothing(tiny_args, 
     assert (out / ckpt.LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")  # the last holder, named
 
 
-def test_a_busy_out_is_refused_before_the_data_is_loaded(tiny_args, tmp_path, monkeypatch):
-    """The refusal comes before the loader is made: a second run would otherwise decode the whole data set (CIFAR-10's
+def test_a_refused_out_costs_no_data_loading(tiny_args, tmp_path, monkeypatch):
+    """A run refused for its --out (a live run holds it; checkpoints there without --resume, or none with it) is
+    refused before its data is listed or decoded: a second run would otherwise decode the whole set (CIFAR-10's
     JPEGs: 15 s on a 2-core CPU, competing with the live run for it; an ImageNet subset: minutes) to be refused.
-    The early look writes nothing: the holder's details stay in the lock file, and a free folder stays free."""
+    The look at the lock writes nothing: the holder's details stay in the lock file, and a free folder stays free."""
     import fastacgan.train as train_mod
+
+    def refused(args, error, match):
+        with monkeypatch.context() as m:
+            m.setattr(train_mod, "open_catalog", lambda *a, **k: pytest.fail("the data was listed before the refusal"))
+            m.setattr(train_mod, "make_loader", lambda *a, **k: pytest.fail("the data was loaded before the refusal"))
+            with pytest.raises(error, match=match):
+                Trainer(parse_args(tiny_args + args), log=lambda m: None)
 
     out = tmp_path / "run"
     out.mkdir()
+    refused(["--resume"], ValueError, "--resume: no checkpoint in .*run/checkpoints to resume from")
     lock = ckpt.lock_run_dir(out)
     held = (out / ckpt.LOCK_NAME).read_text()
-    with monkeypatch.context() as m:
-        m.setattr(train_mod, "make_loader", lambda *a, **k: pytest.fail("the data was loaded before the refusal"))
-        with pytest.raises(ckpt.RunInUse, match=f"--out {re.escape(str(out))} is in use by another training run"):
-            Trainer(parse_args(tiny_args + ["--steps", "2"]), log=lambda m: None)
+    refused(["--steps", "2"], ckpt.RunInUse, f"--out {re.escape(str(out))} is in use by another training run")
     assert (out / ckpt.LOCK_NAME).read_text() == held
     lock.close()
     t = Trainer(parse_args(tiny_args + ["--steps", "2"]), log=lambda m: None)
     ckpt.lock_run_dir(out).close()  # the look took no lock that outlives it
     t.train()
     assert final_state(out)["step"] == 2
+    refused(["--steps", "4"], ValueError, "already holds checkpoints .step_00000002.pt.; pass --resume")
 
 
 def test_the_lock_is_per_run_not_per_process(tiny_args, tmp_path):
