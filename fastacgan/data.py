@@ -272,14 +272,22 @@ def _images_under(folder: Path, others: Counter | None = None) -> list[str]:
     return sorted(out)
 
 
-def builtin_catalog(spec: str, image_size: int) -> Catalog:
-    from .builtin import CLASS_NAMES, render_digits
+def builtin_catalog(spec: str, image_size: int, split: str = "train") -> Catalog:
+    """builtin:digits[:COUNT]: COUNT digits (10,000) drawn from seed 1234; its test split, a fifth as many (at least
+    10) drawn from another seed: images of the same kind that training never saw, as MNIST's t10k files are."""
+    from .builtin import CLASS_NAMES, TEST_SEED, render_digits
 
     kind, _, count = spec.partition(":")[2].partition(":")
     if kind != "digits":
         raise DataError(f"--data {spec}: unknown built-in data set (available: builtin:digits[:COUNT])")
-    images, labels = render_digits(int(count) if count else 10_000, image_size or 28)
-    names = [f"builtin:digits/{i}" for i in range(len(labels))]
+    if not (count == "" or count.isdigit() and int(count) > 0):
+        raise DataError(f"--data {spec}: COUNT in builtin:digits:COUNT must be a whole number of images, 1 or more")
+    n = int(count) if count else 10_000
+    if split == "test":
+        images, labels = render_digits(max(10, n // 5), image_size or 28, seed=TEST_SEED)
+    else:
+        images, labels = render_digits(n, image_size or 28)
+    names = [f"builtin:digits{'/test' if split == 'test' else ''}/{i}" for i in range(len(labels))]
     return Catalog("digits", names, labels.numpy(), list(CLASS_NAMES), None, images)
 
 
@@ -359,14 +367,12 @@ def open_catalog(
 def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, classes: str, max_images: int, seed: int,
                   image_size: int, log: Callable[[str], None], split: str) -> Catalog:  # fmt: skip
     no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files, .npz sets, image folders and archives "
-                           "split into train/ and test/ (or val/) folders, and training sets with a held-out set "
-                           "beside them (train.tar.gz and test.tar.gz) have a test split")  # fmt: skip
+                           "split into train/ and test/ (or val/) folders, training sets with a held-out set beside "
+                           "them (train.tar.gz and test.tar.gz) and the built-in digits have a test split")  # fmt: skip
     if split not in ("train", "test"):
         raise ValueError(f"split {split!r}: train or test")
     if data.startswith("builtin:"):
-        if split == "test":
-            raise no_split
-        cat = builtin_catalog(data, image_size)
+        cat = builtin_catalog(data, image_size, split)
     else:
         path = Path(data).expanduser()
         if not path.exists():

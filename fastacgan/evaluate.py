@@ -9,7 +9,7 @@ Chance is 1/K; a well-conditioned AC-GAN is far above it. The classifier is a sm
 scratch on the run's data (decoded at the run's resolution), so the figure needs no downloaded weights.
 The held-out images are --test-data, or else the test split of the run's data when it has one (CIFAR batches,
 MNIST-style idx files, an .npz with x_test, an image folder or archive split into train/ and test/ or val/, a
-training set with a held-out one beside it: test.tar.gz beside train.tar.gz).
+training set with a held-out one beside it: test.tar.gz beside train.tar.gz; the built-in digits).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="held-out real images to score D on, any --data form (default: "
         "the test split of the run's data when it has one: CIFAR batches, idx files, .npz, an image folder or "
-        "archive split into train/ and test/ or val/, test.tar.gz beside a train.tar.gz)",
+        "archive split into train/ and test/ or val/, test.tar.gz beside a train.tar.gz, the built-in digits)",
     )
     p.add_argument("--test-csv", default="", help="the labels CSV of --test-data, as --csv is to --data")
     p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")

@@ -486,6 +486,22 @@ def test_builtin_digits():
     assert torch.equal(cat.images, again.images)  # deterministic
     with pytest.raises(DataError, match="unknown built-in"):
         open_catalog("builtin:faces")
+    for bad in ("abc", "0", "-5"):  # a traceback for -5, a bare "invalid literal for int()" for abc
+        with pytest.raises(DataError, match=f"builtin:digits:{bad}: COUNT in builtin:digits:COUNT must be a whole"):
+            open_catalog(f"builtin:digits:{bad}")
+
+
+def test_builtin_digits_have_a_test_split_that_training_never_saw():
+    """A fifth as many digits (at least 10), balanced, drawn from another seed: no image of it is a training image."""
+    train = open_catalog("builtin:digits:300", image_size=20)
+    test = open_catalog("builtin:digits:300", image_size=20, split="test")
+    assert test.images.shape == (60, 20, 20, 1) and test.class_names == train.class_names
+    assert np.bincount(test.labels).tolist() == [6] * 10
+    assert torch.equal(test.images, open_catalog("builtin:digits:300", image_size=20, split="test").images)
+    seen = {bytes(im.numpy()) for im in train.images}
+    assert not any(bytes(im.numpy()) in seen for im in test.images)
+    assert not set(test.names) & set(train.names)
+    assert len(open_catalog("builtin:digits:20", image_size=20, split="test")) == 10
 
 
 def test_builtin_digits_at_a_large_size_keep_memory_bounded():

@@ -115,12 +115,11 @@ def test_evaluate_cli(run_dir, capsys):
     assert "image_metrics" not in json.loads(capsys.readouterr().out)
     assert evaluate_main([*args, "--device", "cpu", "--image-metrics", "-1"]) == 2
     assert "--image-metrics -1: give a number of image pairs, or 0 for none" in capsys.readouterr().err
-    # --cas without held-out data: scored on the judge's held-out real images, beside the judge's own accuracy
+    # --cas: scored on the held-out images (the built-in digits' test split)
     assert evaluate_main([*args, "--device", "cpu", "--cas", "--cas-per-class", "2"]) == 0
-    res = json.loads(capsys.readouterr().out)
-    cas = res["classification_accuracy_score"]
-    assert cas["test"] == "the real images the judge held out" and cas["images"] == 20
-    assert cas["accuracy_trained_on_real"] == res["classifier_real_accuracy"] and cas["generated_per_class"] == 2
+    cas = json.loads(capsys.readouterr().out)["classification_accuracy_score"]
+    assert cas["test"] == "builtin:digits:200 (its test split)" and cas["images"] == 40
+    assert cas["generated_per_class"] == 2 and 0 <= cas["accuracy_trained_on_generated"] <= 1
     assert evaluate_main([*args, "--device", "gpu0"]) == 2
     assert "--device 'gpu0': not a device" in capsys.readouterr().err
 
@@ -175,11 +174,28 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     """--test-data (any --data form) or the test split of the run's data; without either, a note says so."""
     from test_datasets import write_idx_set
 
+    from fastacgan.data import open_catalog
+
     args = ["--ckpt", str(run_dir), "--epochs", "1", "--n-per-class", "2", "--max-images", "100", "--device", "cpu"]
+    # the built-in digits' test split: 40 digits (a fifth of the run's 200) that training never saw
     assert evaluate_main(args) == 0
+    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    assert held["data"] == "builtin:digits:200 (its test split)" and held["images"] == 40
+    assert 0 <= held["class_accuracy"] <= 1 and 0 < held["d_real"] < 1
+    digits = open_catalog("builtin:digits:100", image_size=16)
+    for i, (img, label) in enumerate(zip(digits.images[..., 0].numpy(), digits.labels)):
+        (tmp_path / "flat" / str(label)).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "flat" / str(label) / f"{i}.png").write_bytes(_png(img))
+    assert evaluate_main([*args, "--data", str(tmp_path / "flat")]) == 0  # an image folder in one part
     note = json.loads(capsys.readouterr().out)["discriminator_held_out"]
-    assert note.startswith("no held-out images (--data builtin:digits:200: only CIFAR batches")
+    assert note.startswith(f"no held-out images (--data {tmp_path / 'flat'}: only CIFAR batches")
     assert note.endswith("give them with --test-data")
+    # --cas without held-out data: scored on the judge's held-out real images, beside the judge's own accuracy
+    assert evaluate_main([*args, "--data", str(tmp_path / "flat"), "--cas", "--cas-per-class", "2"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    cas = res["classification_accuracy_score"]
+    assert cas["test"] == "the real images the judge held out" and cas["images"] == 10
+    assert cas["accuracy_trained_on_real"] == res["classifier_real_accuracy"] and cas["generated_per_class"] == 2
 
     assert evaluate_main([*args, "--test-data", str(tmp_path / "nowhere")]) == 2
     assert f"error: --test-data {tmp_path / 'nowhere'}: no such file or folder" in capsys.readouterr().err
@@ -197,8 +213,6 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
 
     # an archive of flat files labelled by a CSV: --test-csv, as --csv is to --data
     import zipfile
-
-    from fastacgan.data import open_catalog
 
     digits = open_catalog("builtin:digits:10", image_size=16)
     with zipfile.ZipFile(tmp_path / "held.zip", "w") as zf:
