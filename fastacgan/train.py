@@ -47,6 +47,9 @@ def select_device(name: str) -> torch.device:
         dev = torch.device(name)
     except RuntimeError:
         raise ValueError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):  # mps, xpu, meta...: a traceback from the first tensor moved there, before
+        raise ValueError(f"--device {name}: fastacgan runs on cpu or cuda (NVIDIA GPUs, and AMD's with ROCm's "
+                         "PyTorch); use auto, cpu, cuda or cuda:N")  # fmt: skip
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
     if dev.type == "cuda" and dev.index is not None:

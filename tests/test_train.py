@@ -196,6 +196,9 @@ def test_a_numbered_gpu_is_checked_and_made_current(monkeypatch):
     with pytest.raises(ValueError, match=r"--device cuda:2: this machine has 2 CUDA device\(s\), cuda:0 to cuda:1"):
         train_mod.select_device("cuda:2")
     assert len(made_current) == 1
+    for other in ("mps", "xpu", "meta"):  # tracebacks before, from the first tensor moved there
+        with pytest.raises(ValueError, match=f"--device {other}: fastacgan runs on cpu or cuda"):
+            train_mod.select_device(other)
 
 
 @pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])
