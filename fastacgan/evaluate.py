@@ -18,6 +18,7 @@ import argparse
 import json
 import re
 import sys
+import time
 
 import numpy as np
 import torch
@@ -279,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     a = p.parse_args(argv)
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress; stdout is the JSON report
+    t0 = time.perf_counter()
     try:
         if a.image_metrics < 0:
             raise ValueError(f"--image-metrics {a.image_metrics}: give a number of image pairs, or 0 for none")
@@ -294,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         def real(where: str, opt: str, split: str = "train", csv: str = "", held_out: bool = False):
             try:
                 cat = open_catalog(where, csv, cfg["csv_image_col"], cfg["csv_label_col"], cfg["classes"],
-                                   a.max_images, 0, g.spec.image_size, split=split)  # fmt: skip
+                                   a.max_images, 0, g.spec.image_size, say, split)  # fmt: skip
             except DataError as e:  # the data forms name --data: here it may be --test-data
                 raise type(e)(re.sub(r"--data(?![-\w])", opt, str(e))) from e
             origin[where, split] = cat.origin
@@ -304,11 +307,17 @@ def main(argv: list[str] | None = None) -> int:
             if cat.class_names != classes:
                 raise ValueError(f"{opt} {where}: classes {cat.class_names[:10]} differ from the checkpoint's "
                                  f"{classes[:10]}")  # fmt: skip
-            return decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=lambda m: None)
+            say(f"{opt} {cat.origin or where}: {len(cat)} images{' (held out)' if held_out else ''}")
+            return decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=say)
 
+        say(f"evaluating {file}")
         images, labels = real(data, "--data", csv=cfg["csv"] if not a.data else "")
-        clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, device=device)
+        say(f"training the judge (a classifier) on them: {a.epochs} epoch(s)")
+        clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, log=say, device=device)
+        say(f"judging {a.n_per_class * len(classes)} generated images")
         judged = judge_generator(g, clf, images, labels, len(classes), a.n_per_class)
+        if a.image_metrics > 0:
+            say("image metrics (PSNR, SSIM, MS-GMSD, MDSI, HaarPSI) between generated and real images")
         pictures = image_metrics(g, images, len(classes), a.image_metrics) if a.image_metrics > 0 else None
         if a.test_data:
             held, held_name = real(a.test_data, "--test-data", csv=a.test_csv, held_out=True), a.test_data
@@ -319,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             except DataError as e:  # no test split, or a damaged or missing test file: said, not fatal
                 held, d_score = None, f"no held-out images ({e}); give them with --test-data"
         if held is not None:
+            say(f"scoring the discriminator on {held_name}")
             d_score = {"data": held_name, **score_discriminator(discriminator_from(state, device), *held, g=g)}
             d_score = _rounded(d_score)
         cas = None
@@ -330,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
                 val = held_out_split(len(labels), torch.Generator().manual_seed(0))[1]
                 test, test_name, on_real = (images[val], labels[val]), "the real images the judge held out", real_acc
             per_class = a.cas_per_class or max(1, len(labels) // len(classes))
+            say(
+                f"classification accuracy score: a classifier trained on {per_class * len(classes)} generated "
+                f"images, scored on {test_name}"
+            )
             on_fake = classification_accuracy_score(g, len(classes), per_class, *test, a.epochs, device)
             cas = {"test": test_name, "images": len(test[1]), "generated_per_class": per_class,
                    "accuracy_trained_on_generated": round(on_fake, 4),
@@ -337,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        say("interrupted: no report")
+        return 130
+    say(f"done in {time.perf_counter() - t0:.0f} s")
     report = {
         "checkpoint": str(file),
         "classifier_real_accuracy": round(real_acc, 4),

@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
     a = p.parse_args(argv)
+    done, total = 0, 0  # images written, and to write (for an interrupted run's message)
     try:
         if a.n < 1 or a.per_class < 1:
             raise ValueError("--n and --per-class must be at least 1")
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             labels = torch.arange(len(classes)).repeat_interleave(a.per_class)
             ncol = a.per_class
-        out = Path(a.out)
+        out, total = Path(a.out), len(labels)
         try:
             if grid:
                 save_png(out, make_grid(to_uint8(generate(g, labels, a.seed)), ncol))
@@ -139,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                 due = Every()
                 for start, x in generate_batches(g, labels, a.seed):
                     for path, im in zip(paths[start:], to_uint8(x)):
-                        save_png(path, im, durable=False)
-                    done = start + len(x)
+                        save_png(path, im, durable=False)  # (a file cut short by Ctrl-C is removed)
+                        done += 1
                     if due(done == len(paths)) and len(paths) > 1000:
                         print(f"generated {done}/{len(paths)} images ({due.rate(done):.0f}/s)", flush=True)
         except OSError as e:
@@ -148,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        kept = f" into {a.out}: remove them, or choose another --out, to write the set again" if done else ""
+        print(f"interrupted: wrote {done} of {total} image(s){kept}", file=sys.stderr)
+        return 130
     print(f"wrote {len(labels)} image(s) from {file} to {out}")
     return 0
 

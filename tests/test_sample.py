@@ -91,7 +91,12 @@ def test_evaluate_cli(run_dir, capsys):
     """python -m fastacgan.evaluate: a classifier trained on the run's real images judges the generator."""
     args = ["--ckpt", str(run_dir), "--epochs", "1", "--n-per-class", "3", "--max-images", "200"]
     assert evaluate_main([*args, "--device", "cpu"]) == 0
-    res = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    res = json.loads(printed.out)  # the report alone on stdout; what it is doing on stderr, as it goes
+    for line in ("evaluating ", "builtin:digits:200: 200 images\n", "training the judge (a classifier) on them: 1 ep",
+                 "judging 30 generated images\n", "scoring the discriminator on builtin:digits:200 (its test split)",
+                 "done in "):  # fmt: skip
+        assert line in printed.err, line
     assert res["chance"] == 0.1 and list(res["per_class"]) == [str(i) for i in range(10)]
     assert 0 <= res["generated_class_accuracy"] <= 1 and 0 <= res["classifier_real_accuracy"] <= 1
     assert all(v * 3 == pytest.approx(round(v * 3)) for v in res["per_class"].values())  # 3 images per class
@@ -123,6 +128,19 @@ def test_evaluate_cli(run_dir, capsys):
     assert cas["generated_per_class"] == 2 and 0 <= cas["accuracy_trained_on_generated"] <= 1
     assert evaluate_main([*args, "--device", "gpu0"]) == 2
     assert "--device 'gpu0': not a device" in capsys.readouterr().err
+
+
+def test_evaluate_interrupted_says_so(run_dir, capsys, monkeypatch):
+    """Ctrl-C during the judge's training: a line and the shell's status for it, not a traceback."""
+    import fastacgan.evaluate as evaluate_mod
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_mod, "train_classifier", interrupted)
+    assert evaluate_main(["--ckpt", str(run_dir), "--epochs", "1", "--max-images", "100", "--device", "cpu"]) == 130
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.endswith("interrupted: no report\n")
 
 
 def test_discriminator_score_matches_its_definition(run_dir):
@@ -300,6 +318,28 @@ def test_a_synthetic_image_folder_reads_back_as_data(run_dir, tmp_path, capsys):
     assert "0_00000.png exists (30 of the 30 images would be overwritten)" in capsys.readouterr().err
     assert sample_main(["--ckpt", str(run_dir), "--out", str(tmp_path / "g.png"), "--image-folder"]) == 2
     assert "is a grid file" in capsys.readouterr().err
+
+
+def test_an_interrupted_image_folder_says_what_it_wrote(run_dir, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the PNGs are written: how many were, where, and what to do, instead of a traceback; the files
+    written are whole (each is written to a temporary name, then renamed)."""
+    import fastacgan.sample as sample_mod
+
+    real_save, saved = sample_mod.save_png, []
+
+    def save(path, im, durable=True):
+        if len(saved) == 7:
+            raise KeyboardInterrupt
+        real_save(path, im, durable)
+        saved.append(path)
+
+    monkeypatch.setattr(sample_mod, "save_png", save)
+    out = tmp_path / "synth"
+    assert sample_main(["--ckpt", str(run_dir), "--per-class", "3", "--out", str(out), "--image-folder"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted: wrote 7 of 30 image(s) into {out}: remove them, or choose another --out" in err
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == sorted(saved)
+    assert all(Image.open(p).size == (16, 16) for p in saved)
 
 
 def _png(a: np.ndarray) -> bytes:
