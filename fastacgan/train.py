@@ -363,6 +363,8 @@ class Trainer:
         t_last, steps_last, t_start = time.time(), self.step, time.time()
         first_step = self.step
         warmup_end = self.step + 3 if self.compile else -1
+        if self.compile:  # tens of seconds without a line otherwise
+            self.log("compiling the step (torch.compile) during the first 3 steps; a line says how long they took")
         try:
             while self.step < self.total_steps and not self.stop_requested:
                 epoch, start = divmod(self.step, spe)

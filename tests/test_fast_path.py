@@ -18,8 +18,8 @@ def records(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def run(args, out, steps_hook=None):
-    t = Trainer(parse_args(args + ["--out", str(out)]), log=lambda m: None)
+def run(args, out, steps_hook=None, log=None):
+    t = Trainer(parse_args(args + ["--out", str(out)]), log=log or (lambda m: None))
     if steps_hook:
         real_step = t.train_step
 
@@ -64,8 +64,11 @@ def test_no_recompilation_after_warm_up(tmp_path, fast):
     graphs = []
     hook = lambda t: graphs.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])  # noqa: E731
     # 30 steps cross an epoch boundary (20 steps/epoch), sampling (G in eval) and logging in between
-    run(BASE + ["--steps", "30", *fast], tmp_path / "c", hook)
+    lines = []
+    run(BASE + ["--steps", "30", *fast], tmp_path / "c", hook, lines.append)
     assert graphs[2] > 0, "nothing was compiled"
+    said = [i for i, line in enumerate(lines) if line.startswith(("compiling the step", "first 3 steps"))]
+    assert len(said) == 2 and lines[said[0]].startswith("compiling") and said[1] > said[0]  # before, then how long
     assert graphs[-1] == graphs[2], f"recompiled after warm-up: graphs per step {graphs}"
     if "cuda" in fast:  # the D and G losses run as CUDA graphs: Inductor did not fall back (e.g. mutated inputs)
         assert torch._dynamo.utils.counters["inductor"]["cudagraph_skips"] == 0
