@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.distributed as tdist
 
+from . import __version__, heap, kernels
 from . import checkpoint as ckpt
-from . import heap, kernels
 from .config import PRESETS, TrainConfig, check_run, parse_args, pick_preset, resolve_spec, save_json, validate_config
 from .data import DataError, open_catalog
 from .decode import class_examples, default_workers, probe
@@ -170,6 +170,53 @@ def fmt_time(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+class RunLog:
+    """The run's lines: printed, and appended to --out/train.log from the moment the run holds its folder; the lines
+    before that moment are kept until then (a run refused before it trains writes nothing). A log file that cannot
+    be written is given up with a note: the printed lines, the checkpoints and the metrics are what matter."""
+
+    def __init__(self, show):
+        self.show, self.early, self.file = show, [], None
+
+    def __call__(self, msg: str) -> None:
+        self.show(msg)
+        self.record(msg)
+
+    def record(self, msg: str) -> None:
+        """Into the file only (what the caller reports on the terminal in its own way: an error)."""
+        if self.file is not None:
+            self._write(msg)
+        elif self.early is not None:
+            self.early.append(msg)
+
+    def start(self, path: Path, header: str) -> None:
+        try:
+            self.file = open(path, "a", encoding="utf-8")
+        except OSError as e:
+            self.show(f"note: cannot write {path} ({e.strerror or e}); the run goes on without it")
+        else:
+            for msg in [header, *(self.early or [])]:
+                self._write(msg)
+        self.early = None
+
+    def _write(self, msg: str) -> None:
+        try:
+            self.file.write(msg + "\n")
+            self.file.flush()
+        except OSError as e:
+            self.show(f"note: writing {self.file.name} failed ({e.strerror or e}); the run goes on without it")
+            self.stop()
+
+    def stop(self) -> None:
+        self.early = []  # another run given this log keeps its own early lines again
+        if self.file is not None:
+            file, self.file = self.file, None
+            try:
+                file.close()
+            except OSError:
+                pass
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, log=print):
         validate_config(cfg)
@@ -177,6 +224,8 @@ class Trainer:
         self.dist, device_name = setup(cfg.device)  # torchrun: one process per GPU
         if not self.dist.is_main:
             log = lambda msg: None  # noqa: E731 - only rank 0 speaks and writes
+        elif not isinstance(log, RunLog):
+            log = RunLog(log)
         self.cfg, self.log = cfg, log
         torch.manual_seed(cfg.seed + self.dist.rank)  # dropout differs per rank; DDP broadcasts rank 0's weights
         self.device = select_device(device_name)
@@ -313,9 +362,19 @@ class Trainer:
                      f"{self.total_steps} steps ({asked}); a larger --steps or --epochs trains on")  # fmt: skip
             return self.result()
         lock = self._claim_out() if self.dist.is_main else None
+        if isinstance(self.log, RunLog):
+            how = f"resumed from {self.resumed_from.name}" if self.resumed_from else "started"
+            self.log.start(self.out / "train.log", f"--- {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: run {how}, "
+                           f"pid {os.getpid()}, fastacgan {__version__}, torch {torch.__version__}")  # fmt: skip
         try:
             return self._train()
+        except BaseException as e:  # main() prints it; the log file keeps it too
+            if isinstance(self.log, RunLog):
+                self.log.record("aborted without saving" if isinstance(e, KeyboardInterrupt) else f"error: {e}")
+            raise
         finally:
+            if isinstance(self.log, RunLog):
+                self.log.stop()
             if lock is not None:
                 lock.close()
 
@@ -603,7 +662,7 @@ def _newest_checkpoint(trainer: Trainer | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     cfg = parse_args(argv, notes)
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    log = RunLog(lambda msg: print(msg, flush=True))  # and into --out/train.log once the run holds --out
     for line in notes if os.environ.get("RANK", "0") == "0" else ():  # torchrun: rank 0 speaks
         log(line)
     trainer = None

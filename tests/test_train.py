@@ -45,6 +45,10 @@ def test_a_short_run_leaves_every_output(tiny_args, tmp_path, capsys):
     real, sample = np.array(Image.open(out / "real.png")), np.array(Image.open(out / "samples" / samples[-1]))
     assert real.shape == sample.shape == (10 * 18 + 2, 10 * 18 + 2)
     assert real[2:18, 2:18].std() > 0  # a digit, not an empty tile
+    # train.log: what was printed, after a line that dates the run
+    kept = (out / "train.log").read_text().splitlines()
+    assert re.fullmatch(r"--- \d{4}-\d\d-\d\d [\d:]{8} \w+: run started, pid \d+, fastacgan .*, torch .*", kept[0])
+    assert kept[1:] == log.splitlines()
 
 
 def test_resume_reproduces_an_uninterrupted_run(tiny_args, tmp_path):
@@ -54,6 +58,8 @@ def test_resume_reproduces_an_uninterrupted_run(tiny_args, tmp_path):
     assert run(a + ["--steps", "30"]) == 0
     assert run(b + ["--steps", "7"]) == 0
     assert run(b + ["--steps", "30", "--resume"]) == 0
+    runs = [line for line in (tmp_path / "b" / "train.log").read_text().splitlines() if line.startswith("--- ")]
+    assert [r.split(": ", 1)[1].split(",")[0] for r in runs] == ["run started", "run resumed from step_00000007.pt"]
     sa, sb = final_state(tmp_path / "a"), final_state(tmp_path / "b")
     assert sa["step"] == sb["step"] == 30
     for part in ("G", "D"):
@@ -119,6 +125,7 @@ def test_nan_stops_the_run_at_the_right_step_without_saving_it(tiny_args, tmp_pa
     with pytest.raises(TrainingError, match="non-finite loss .* at step 5"):
         t.train()
     assert [ckpt.load_checkpoint(p)["step"] for p in ckpt.list_checkpoints(t.ckpt_dir)] == [3]
+    assert re.search(r"\nerror: .*non-finite loss .* at step 5.*\n$", (t.out / "train.log").read_text())
 
 
 def test_checkpoints_are_pruned_and_written_atomically(tiny_args, tmp_path):
