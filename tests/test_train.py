@@ -51,6 +51,44 @@ def test_a_short_run_leaves_every_output(tiny_args, tmp_path, capsys):
     assert kept[1:] == log.splitlines()
 
 
+def test_a_log_file_that_cannot_be_written_costs_the_run_nothing(tmp_path):
+    """train.log is a convenience: where it cannot be opened, or a write fails (a full disk), a note says so and the
+    run's lines are still printed; nothing is raised."""
+    import errno
+
+    from fastacgan.train import RunLog
+
+    shown = []
+    log = RunLog(shown.append)
+    log("before")
+    (tmp_path / "train.log").mkdir()  # a folder where the file would be
+    log.start(tmp_path / "train.log", "--- header")
+    log("after")
+    assert shown[0] == "before" and shown[1].startswith(f"note: cannot write {tmp_path / 'train.log'}")
+    assert shown[2] == "after" and log.file is None
+    shown.clear()
+    log = RunLog(shown.append)
+    log.start(tmp_path / "other.log", "--- header")
+    log("kept")
+
+    class Full:
+        name = str(tmp_path / "other.log")
+
+        def write(self, s):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            pass
+
+    log.file.close()
+    log.file = Full()
+    log("lost")
+    log("after")
+    assert shown == ["kept", "lost", f"note: writing {tmp_path / 'other.log'} failed (No space left on device); the "
+                     "run goes on without it", "after"]  # fmt: skip
+    assert (tmp_path / "other.log").read_text() == "--- header\nkept\n"
+
+
 def test_resume_reproduces_an_uninterrupted_run(tiny_args, tmp_path):
     # 400 images / batch 16 = 25 steps per epoch: stop mid-epoch at 7, resume across the epoch boundary to 30
     a = [x.replace(str(tmp_path / "run"), str(tmp_path / "a")) for x in tiny_args]
