@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -665,6 +666,13 @@ def main(argv: list[str] | None = None) -> int:
     log = RunLog(lambda msg: print(msg, flush=True))  # and into --out/train.log once the run holds --out
     for line in notes if os.environ.get("RANK", "0") == "0" else ():  # torchrun: rank 0 speaks
         log(line)
+    show_warning = warnings.showwarning
+
+    def also_in_log(message, category, filename, lineno, file=None, line=None):  # (skipped images, fallbacks)
+        show_warning(message, category, filename, lineno, file, line)
+        log.record(f"warning: {message}")
+
+    warnings.showwarning = also_in_log
     trainer = None
     try:
         trainer = Trainer(cfg, log)
@@ -680,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aborted without saving{_newest_checkpoint(trainer)}", file=sys.stderr, flush=True)
         return 128 + (e.signum if isinstance(e, Aborted) else signal.SIGINT)
     finally:
+        warnings.showwarning = show_warning
         cleanup()
     # stopped by a signal: the shell's status for it (130 for Ctrl-C, 143 for SIGTERM); another rank's: Ctrl-C's
     return 128 + (result["signal"] or signal.SIGINT) if result["interrupted"] else 0

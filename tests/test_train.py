@@ -51,6 +51,15 @@ def test_a_short_run_leaves_every_output(tiny_args, tmp_path, capsys):
     assert kept[1:] == log.splitlines()
 
 
+def test_warnings_are_kept_in_the_log_too(tiny_args, tmp_path):
+    """A warning (here: --graph-step on a CPU) is shown on stderr and kept in train.log, in its place."""
+    with pytest.warns(UserWarning, match="--graph-step is off: it needs CUDA"):  # what is shown, as before
+        assert run(tiny_args + ["--steps", "2", "--graph-step"]) == 0
+    kept = (tmp_path / "run" / "train.log").read_text()
+    assert "\nwarning: --graph-step is off: it needs CUDA\n" in kept
+    assert kept.index("data: ") < kept.index("warning: --graph-step") < kept.index("done: 2 steps")
+
+
 def test_a_log_file_that_cannot_be_written_costs_the_run_nothing(tmp_path):
     """train.log is a convenience: where it cannot be opened, or a write fails (a full disk), a note says so and the
     run's lines are still printed; nothing is raised."""
