@@ -32,6 +32,7 @@ from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
 from .models import count_params
 from .plots import read_records, save_curves
+from .runlog import RunLog
 from .step import ACGANStep, set_cuda_flags
 
 
@@ -169,53 +170,6 @@ def check_out(out: Path, resume: bool) -> list[Path]:
 def fmt_time(s: float) -> str:
     s = int(max(0, s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-class RunLog:
-    """The run's lines: printed, and appended to --out/train.log from the moment the run holds its folder; the lines
-    before that moment are kept until then (a run refused before it trains writes nothing). A log file that cannot
-    be written is given up with a note: the printed lines, the checkpoints and the metrics are what matter."""
-
-    def __init__(self, show):
-        self.show, self.early, self.file = show, [], None
-
-    def __call__(self, msg: str) -> None:
-        self.show(msg)
-        self.record(msg)
-
-    def record(self, msg: str) -> None:
-        """Into the file only (what the caller reports on the terminal in its own way: an error)."""
-        if self.file is not None:
-            self._write(msg)
-        elif self.early is not None:
-            self.early.append(msg)
-
-    def start(self, path: Path, header: str) -> None:
-        try:
-            self.file = open(path, "a", encoding="utf-8")
-        except OSError as e:
-            self.show(f"note: cannot write {path} ({e.strerror or e}); the run goes on without it")
-        else:
-            for msg in [header, *(self.early or [])]:
-                self._write(msg)
-        self.early = None
-
-    def _write(self, msg: str) -> None:
-        try:
-            self.file.write(msg + "\n")
-            self.file.flush()
-        except OSError as e:
-            self.show(f"note: writing {self.file.name} failed ({e.strerror or e}); the run goes on without it")
-            self.stop()
-
-    def stop(self) -> None:
-        self.early = []  # another run given this log keeps its own early lines again
-        if self.file is not None:
-            file, self.file = self.file, None
-            try:
-                file.close()
-            except OSError:
-                pass
 
 
 class Trainer:

@@ -65,7 +65,7 @@ def test_a_log_file_that_cannot_be_written_costs_the_run_nothing(tmp_path):
     run's lines are still printed; nothing is raised."""
     import errno
 
-    from fastacgan.train import RunLog
+    from fastacgan.runlog import RunLog
 
     shown = []
     log = RunLog(shown.append)
