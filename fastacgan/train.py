@@ -154,7 +154,7 @@ def triton_unsupported(device: torch.device) -> str | None:
             "are off, PyTorch's eager ops run the step")  # fmt: skip
 
 
-def check_out(out: Path, resume: bool) -> list[Path]:
+def check_out_state(out: Path, resume: bool) -> list[Path]:
     """--out's checkpoints (oldest first), after checking them against --resume and that no live run holds the
     folder: refusals that come before the data is listed and decoded (minutes, for a large set)."""
     existing = ckpt.list_checkpoints(out / "checkpoints")
@@ -192,7 +192,7 @@ class Trainer:
             malloc = "on (set earlier in this process)"
 
         if cfg.out:  # known before the data: a run refused for its --out is refused before the data is listed
-            check_out(Path(cfg.out).expanduser(), cfg.resume)
+            check_out_state(Path(cfg.out).expanduser(), cfg.resume)
 
         # --- data: what it is, then the model that fits it, then the loader at the model's size
         builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only
@@ -223,7 +223,7 @@ class Trainer:
             why = "" if cfg.out else " (the default: runs/<data name> in the working folder)"
             raise ValueError(f"--out {self.out}{why} is inside --data {cfg.data}: the next run would list the run's "
                              "images (samples, grids) as a class of the data; choose an --out outside it")  # fmt: skip
-        existing = check_out(self.out, cfg.resume)
+        existing = check_out_state(self.out, cfg.resume)
 
         self.compile = cfg.compile and (self.device.type == "cuda" or cfg.compile_cpu)
         if self.device.type == "cuda":
