@@ -154,6 +154,11 @@ class TrainConfig:
     # --- outputs
     out: str = _f("", "output folder; default runs/<data name>")
     resume: bool = _f(False, "continue from the newest checkpoint in --out")
+    auto_resume: bool = _f(
+        False,
+        "continue from the newest checkpoint in --out if it has one, else start a new run there: one command for a "
+        "job that a cluster may stop and requeue",
+    )
     seed: int = _f(0, "seed for weights, data order, noise and dropout")
     log_every: int = _f(
         50, "steps between progress lines and metrics records (metrics are read from the device only then)"

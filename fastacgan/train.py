@@ -154,11 +154,12 @@ def triton_unsupported(device: torch.device) -> str | None:
             "are off, PyTorch's eager ops run the step")  # fmt: skip
 
 
-def check_out_state(out: Path, resume: bool) -> list[Path]:
-    """--out's checkpoints (oldest first), after checking them against --resume and that no live run holds the
-    folder: refusals that come before the data is listed and decoded (minutes, for a large set)."""
+def check_out_state(out: Path, resume: bool, auto: bool = False) -> list[Path]:
+    """--out's checkpoints (oldest first), after checking them against --resume (with --auto-resume, any are fine)
+    and that no live run holds the folder: refusals that come before the data is listed and decoded (minutes, for a
+    large set)."""
     existing = ckpt.list_checkpoints(out / "checkpoints")
-    if existing and not resume:
+    if existing and not resume and not auto:
         raise ValueError(f"--out {out} already holds checkpoints ({existing[-1].name}); pass --resume to continue "
                          "that run, or choose another --out")  # fmt: skip
     if resume and not existing:
@@ -192,7 +193,7 @@ class Trainer:
             malloc = "on (set earlier in this process)"
 
         if cfg.out:  # known before the data: a run refused for its --out is refused before the data is listed
-            check_out_state(Path(cfg.out).expanduser(), cfg.resume)
+            check_out_state(Path(cfg.out).expanduser(), cfg.resume, cfg.auto_resume)
 
         # --- data: what it is, then the model that fits it, then the loader at the model's size
         builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only
@@ -223,7 +224,7 @@ class Trainer:
             why = "" if cfg.out else " (the default: runs/<data name> in the working folder)"
             raise ValueError(f"--out {self.out}{why} is inside --data {cfg.data}: the next run would list the run's "
                              "images (samples, grids) as a class of the data; choose an --out outside it")  # fmt: skip
-        existing = check_out_state(self.out, cfg.resume)
+        existing = check_out_state(self.out, cfg.resume, cfg.auto_resume)
 
         self.compile = cfg.compile and (self.device.type == "cuda" or cfg.compile_cpu)
         if self.device.type == "cuda":
@@ -296,8 +297,8 @@ class Trainer:
         self.curves_failed = False  # drawing curves.png failed once (said once)
         self._real_examples: np.ndarray | None = None  # real.png's images, decoded once
         self.stop_signal = 0  # the stop signal this process got (SIGINT: Ctrl-C, SIGTERM), 0: none
-        self.resumed_from: Path | None = None  # the checkpoint loaded (--resume)
-        if cfg.resume:
+        self.resumed_from: Path | None = None  # the checkpoint loaded (--resume, or --auto-resume where there is one)
+        if existing and (cfg.resume or cfg.auto_resume):
             self.load(existing[-1])
 
     # ------------------------------------------------------------------------------------------ one step
@@ -335,8 +336,8 @@ class Trainer:
 
     def _claim_out(self):
         """Make --out and hold its lock for the run (see checkpoint.lock_run_dir); then, under the lock, check that
-        no other run wrote checkpoints since __init__ looked, and drop the metric records the resumed checkpoint
-        had not reached. (__init__ writes nothing, so a run refused here has changed nothing.)"""
+        no other run wrote checkpoints since __init__ looked, and drop the metric records the run starts before (a
+        resume: those after its checkpoint). (__init__ writes nothing, so a run refused here has changed nothing.)"""
         self.out.mkdir(parents=True, exist_ok=True)
         lock = ckpt.lock_run_dir(self.out, self.log)
         try:
@@ -345,9 +346,8 @@ class Trainer:
                 what = f"wrote {kept[-1].name}" if kept else "removed the checkpoints"
                 raise ValueError(f"--out {self.out}: another run {what} while this one started; run again"
                                  + (" (with --resume to continue from it)" if kept else ""))  # fmt: skip
-            if self.resumed_from is not None:
-                for name in ("metrics.jsonl", "image_metrics.jsonl"):
-                    _truncate_metrics(self.out / name, self.step)
+            for name in ("metrics.jsonl", "image_metrics.jsonl"):  # a new run: those of one that left no checkpoint
+                _truncate_metrics(self.out / name, self.step)
         except BaseException:
             if lock is not None:
                 lock.close()
@@ -411,7 +411,8 @@ class Trainer:
             if self.dist.is_main:
                 save_gif(self.out / "samples.gif", sorted((self.out / "samples").glob("step_*.png")))
         if self.stop_requested:
-            self.log(f"interrupted: checkpoint saved at step {self.step}; continue with the same command and --resume")
+            again = "the same command" + ("" if self.cfg.auto_resume else " and --resume")
+            self.log(f"interrupted: checkpoint saved at step {self.step}; continue with {again}")
         else:
             self.log(f"done: {self.step} steps in {fmt_time(time.time() - t_start)}; outputs in {self.out}")
         return self.result()
@@ -553,8 +554,8 @@ class Trainer:
         if self.dist.rank:
             torch.manual_seed(self.cfg.seed + self.dist.rank + 7919 * (state["step"] + 1))
         self.step = state["step"]
-        skip = {"resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every", "ckpt_every_epochs",
-                "keep_ckpts", "out", "device", "decode_cache", "malloc_cache"}  # fmt: skip
+        skip = {"resume", "auto_resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every",
+                "ckpt_every_epochs", "keep_ckpts", "out", "device", "decode_cache", "malloc_cache"}  # fmt: skip
         changed = [f"--{k.replace('_', '-')} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
                    if k not in skip and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
         if changed:
@@ -597,8 +598,9 @@ def _append_record(path: Path, rec: dict) -> None:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric records written after the checkpoint a run resumes from, so the log has no repeats (and a
-    line cut short by a run killed mid-write, or by a full disk)."""
+    """Drop metric records written after the checkpoint a run resumes from (for a new run, step 0: all, those of an
+    earlier run stopped before its first checkpoint), so the log has no repeats, nor a line cut short by a run killed
+    mid-write or by a full disk."""
     if path.exists():
         keep = [json.dumps(r) for r in read_records(path) if r["step"] <= step]
         ckpt.atomic_write_bytes(path, "".join(k + "\n" for k in keep).encode())

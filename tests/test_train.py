@@ -127,6 +127,28 @@ def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tiny_args, tmp_
     assert "already holds checkpoints" in capsys.readouterr().err
 
 
+def test_auto_resume_starts_or_continues_with_one_command(tiny_args, tmp_path, capsys):
+    """--auto-resume: the command a cluster job runs on every attempt (the first, and each requeue after a
+    preemption). Without a checkpoint it starts a run (and drops the metric records of an attempt stopped before its
+    first checkpoint); with one it continues exactly as --resume does."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 5, "loss_d": 9.0}\n{"step": 10, "loss_d": 9.0}\n')  # a lost attempt
+    assert run(tiny_args + ["--steps", "7", "--auto-resume"]) == 0
+    steps = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps] == [5, 7] and steps[0]["loss_d"] != 9.0
+    assert "interrupted" not in capsys.readouterr().out
+    assert run(tiny_args + ["--steps", "30", "--auto-resume"]) == 0
+    assert "resumed from " in capsys.readouterr().out
+    twin = [x.replace(str(out), str(tmp_path / "twin")) for x in tiny_args]
+    assert run(twin + ["--steps", "30"]) == 0  # the run never interrupted
+    a, b = final_state(out), final_state(tmp_path / "twin")
+    assert a["step"] == b["step"] == 30
+    assert all(torch.equal(v, b["G"][k]) for k, v in a["G"].items())
+    assert run(tiny_args + ["--steps", "30", "--auto-resume"]) == 0
+    assert "nothing to train: the checkpoint is at step 30" in capsys.readouterr().out
+
+
 def test_an_out_that_cannot_be_a_folder_is_refused_first(tmp_path, capsys, monkeypatch):
     """--out naming a file, or a path under one: a clear error before the data is read (not a traceback after)."""
     import fastacgan.train as train_mod
