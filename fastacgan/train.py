@@ -192,8 +192,8 @@ class Trainer:
         if malloc == "off" and heap.is_set():  # a caller's earlier Trainer in this process set it
             malloc = "on (set earlier in this process)"
 
-        if cfg.out:  # known before the data: a run refused for its --out is refused before the data is listed
-            check_out_state(Path(cfg.out).expanduser(), cfg.resume, cfg.auto_resume)
+        # an --out given is checked before the data is listed: a run refused for it costs no listing or decoding
+        existing = check_out_state(Path(cfg.out).expanduser(), cfg.resume, cfg.auto_resume) if cfg.out else None
 
         # --- data: what it is, then the model that fits it, then the loader at the model's size
         builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only
@@ -224,7 +224,8 @@ class Trainer:
             why = "" if cfg.out else " (the default: runs/<data name> in the working folder)"
             raise ValueError(f"--out {self.out}{why} is inside --data {cfg.data}: the next run would list the run's "
                              "images (samples, grids) as a class of the data; choose an --out outside it")  # fmt: skip
-        existing = check_out_state(self.out, cfg.resume, cfg.auto_resume)
+        if existing is None:  # the default --out, named after the data
+            existing = check_out_state(self.out, cfg.resume, cfg.auto_resume)
 
         self.compile = cfg.compile and (self.device.type == "cuda" or cfg.compile_cpu)
         if self.device.type == "cuda":

@@ -325,6 +325,6 @@ def acgan_loss(src_logits, cls_logits, target, labels, cls_weight: float = 1.0):
     """The AC-GAN loss and its statistics (see the module docstring): the fused Triton kernels on CUDA tensors,
     the reference elsewhere (and on GPUs older than Triton supports: compute capability below 7.0). target: a float
     (1.0 real, 0.0 fake, 0.9 smoothed) or a per-sample tensor [B]."""
-    if HAS_TRITON and src_logits.is_cuda and triton_supports(src_logits.device):
+    if HAS_TRITON and triton_supports(src_logits.device):
         return acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight)
     return acgan_loss_reference(src_logits, cls_logits, target, labels, cls_weight)

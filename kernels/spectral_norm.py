@@ -421,7 +421,6 @@ def _use_fused(ws, us, vs, dims) -> bool:
     buffers, and weights whose offsets fit in 32 bits (the kernels' index arithmetic: 8 GiB of fp32 in one layer)."""
     return (
         HAS_TRITON
-        and ws[0].is_cuda
         and triton_supports(ws[0].device)
         and all(
             w.ndim in (2, 4)
