@@ -3,7 +3,7 @@ the class they were generated for; the Frechet distance between generated and he
 judge's features (FID's recipe without a downloaded network); the discriminator on held-out real images and
 generated ones (its class accuracy, D(x), D(G(z)), the loss terms), the "Test" figures the MNIST AC-GAN reports;
 and the ISIC AC-GAN's PSNR, SSIM, MS-GMSD, MDSI and HaarPSI between generated and real images (image_metrics.py).
-`python -m fastacgan.evaluate --ckpt RUN_OR_FILE [--data PATH] [--test-data PATH] [--n-per-class 100]`.
+`python -m fastacgan.evaluate RUN_OR_FILE [--data PATH] [--test-data PATH] [--n-per-class 100]`.
 
 Chance is 1/K; a well-conditioned AC-GAN is far above it. The classifier is a small CNN trained from
 scratch on the run's data (decoded at the run's resolution), so the figure needs no downloaded weights.
@@ -35,7 +35,7 @@ from .imaging import to_uint8
 from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
-from .sample import generate, generate_batches, load_generator
+from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
 from .train import select_device
 
 
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=DefaultsHelp,
     )
-    p.add_argument("--ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
+    add_ckpt_arguments(p)
     p.add_argument("--data", default="", help="real data for the classifier (default: the run's --data)")
     p.add_argument(
         "--test-data",
@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     a = p.parse_args(argv)
+    a.ckpt = ckpt_argument(p, a)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress; stdout is the JSON report
     t0 = time.perf_counter()
     try:

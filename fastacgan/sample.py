@@ -1,9 +1,9 @@
-"""Generate images from a checkpoint: `python -m fastacgan.sample --ckpt PATH [--label 7] [--n 64] --out result.png`.
+"""Generate images from a checkpoint: `python -m fastacgan.sample RUN [--label 7] [--n 64] --out result.png`.
 
---ckpt is a checkpoint file or a run folder (its newest checkpoint). With --label (a class index or name), writes
---n images of that class: one grid if --out ends in .png/.jpg, else one PNG per image into the folder --out.
-Without --label, writes a grid with one row per class (--per-class images each), or --per-class PNGs per class
-into the folder --out. With --image-folder the PNGs go to --out/<class>/, the image-folder layout that --data
+RUN (or --ckpt RUN) is a checkpoint file or a run folder (its newest checkpoint). With --label (a class index or
+name), writes --n images of that class: one grid if --out ends in .png/.jpg, else one PNG per image into the folder
+--out. Without --label, writes a grid with one row per class (--per-class images each), or --per-class PNGs per
+class into the folder --out. With --image-folder the PNGs go to --out/<class>/, the image-folder layout that --data
 reads: a synthetic data set (for augmentation, or to train on). Runs on any device, whatever device wrote the
 checkpoint; images are generated and written batch by batch, so any number fits in memory.
 """
@@ -36,6 +36,22 @@ def resolve_ckpt(path: str) -> Path:
     if not p.exists():
         raise FileNotFoundError(f"--ckpt {path}: no such file or folder")
     return p
+
+
+def add_ckpt_arguments(p: argparse.ArgumentParser, *flags: str) -> None:
+    """The checkpoint to read: `--ckpt PATH`, or PATH alone (as `fastacgan.plots RUN` takes a run)."""
+    help = "checkpoint file, or a run folder (its newest checkpoint)"
+    p.add_argument("run", nargs="?", metavar="RUN", help=f"{help}: the same as --ckpt")
+    p.add_argument("--ckpt", *flags, help=help)
+
+
+def ckpt_argument(p: argparse.ArgumentParser, a: argparse.Namespace) -> str:
+    """The path add_ckpt_arguments' options give; a parser error (exit 2) for none, or two that differ."""
+    if a.run and a.ckpt and a.run != a.ckpt:
+        p.error(f"two checkpoints: {a.run} and --ckpt {a.ckpt}; give one")
+    if not (a.run or a.ckpt):
+        p.error("give the checkpoint: a run folder (its newest checkpoint) or a checkpoint file, as RUN or --ckpt")
+    return a.ckpt or a.run
 
 
 def load_generator(path: str, device: str | torch.device = "cpu") -> tuple[Generator, list[str], Path]:
@@ -93,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=DefaultsHelp,
     )
     # -ckpt, -l, -o, -d: the spellings of the MNIST AC-GAN's inference script (seed 002)
-    p.add_argument("--ckpt", "-ckpt", required=True, help="checkpoint file, or a run folder (its newest checkpoint)")
+    add_ckpt_arguments(p, "-ckpt")
     p.add_argument("--label", "-l", default=None, help="class index or name; omit for one row per class")
     p.add_argument("--n", type=int, default=64, help="images to generate with --label")
     p.add_argument("--per-class", type=int, default=10, help="images per class without --label")
@@ -106,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
     a = p.parse_args(argv)
+    a.ckpt = ckpt_argument(p, a)
     done, total = 0, 0  # images written, and to write (for an interrupted run's message)
     try:
         if a.n < 1 or a.per_class < 1:

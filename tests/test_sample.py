@@ -79,6 +79,25 @@ def test_missing_checkpoint(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_the_run_may_be_given_without_ckpt(run_dir, tmp_path, capsys):
+    # as fastacgan.plots takes it: `python -m fastacgan.sample runs/digits` was refused ("required: --ckpt")
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    assert sample_main([str(run_dir), "--label", "1", "--n", "4", "--out", str(a)]) == 0
+    assert sample_main(["--ckpt", str(run_dir), "--label", "1", "--n", "4", "--out", str(b)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert sample_main([str(run_dir), "--ckpt", str(run_dir), "--out", str(tmp_path / "c.png")]) == 0  # the same
+    for cli in (sample_main, evaluate_main):
+        with pytest.raises(SystemExit) as e:
+            cli(["--device", "cpu"])
+        assert e.value.code == 2 and "give the checkpoint: a run folder" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as e:
+            cli([str(run_dir), "--ckpt", str(tmp_path / "other")])
+        assert e.value.code == 2 and f"two checkpoints: {run_dir} and --ckpt" in capsys.readouterr().err
+    args = ["--epochs", "1", "--n-per-class", "2", "--max-images", "100", "--image-metrics", "0", "--device", "cpu"]
+    assert evaluate_main([str(run_dir), *args]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoint"].startswith(str(run_dir))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_checkpoint_samples_on_cpu(tmp_path):
     out = tmp_path / "gpu"
@@ -357,8 +376,8 @@ def help_text(tool, capsys) -> str:
 
 
 def test_help_shows_the_defaults_that_say_something(capsys):
-    """Each option's default where it has one (0 included); none for the required --ckpt, empty strings or flags
-    that are off, and none twice where the help text gives it already."""
+    """Each option's default where it has one (0 included); none for the checkpoint (RUN or --ckpt), empty strings
+    or flags that are off, and none twice where the help text gives it already."""
     for tool in (sample_main, evaluate_main):
         text = help_text(tool, capsys)
         assert "(default: )" not in text and "(default: None)" not in text and "(default: False)" not in text
