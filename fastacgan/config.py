@@ -153,7 +153,9 @@ class TrainConfig:
     sync_bn: bool = _f(False, "with several GPUs (torchrun): synchronised BatchNorm statistics across processes")
     # --- outputs
     out: str = _f("", "output folder; default runs/<data name>")
-    resume: bool = _f(False, "continue from the newest checkpoint in --out")
+    resume: bool = _f(
+        False, "continue from the newest checkpoint in --out; the options not given are the run's (not --device)"
+    )
     auto_resume: bool = _f(
         False,
         "continue from the newest checkpoint in --out if it has one, else start a new run there: one command for a "
@@ -349,7 +351,8 @@ class DefaultsHelp(argparse.HelpFormatter):
         return f"{text} (default: {d})"
 
 
-def build_parser(prog: str = "python -m fastacgan.train") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m fastacgan.train", defaults: bool = True) -> argparse.ArgumentParser:
+    """The training command's parser; defaults=False: one whose result holds only the options given."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Train an AC-GAN (fastacgan). Every option is a field of "
@@ -365,7 +368,7 @@ def build_parser(prog: str = "python -m fastacgan.train") -> argparse.ArgumentPa
         text = f.metadata["help"]
         if f.default not in ("", None) and "default" not in text:
             text += f" (default: {'on' if f.default is True else 'off' if f.default is False else f.default})"
-        kw = {"default": f.default, "help": text, "dest": f.name}
+        kw = {"default": f.default if defaults else argparse.SUPPRESS, "help": text, "dest": f.name}
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         else:
@@ -502,9 +505,12 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return out, notes
 
 
-def parse_args(argv: list[str] | None = None, notes: list[str] | None = None) -> TrainConfig:
+def parse_args(
+    argv: list[str] | None = None, notes: list[str] | None = None, given: set[str] | None = None
+) -> TrainConfig:
     """The TrainConfig of a command line (sys.argv's when None). The reference implementations' option names are
-    accepted; when any was used, one line in `notes` says how each was read."""
+    accepted; when any was used, one line in `notes` says how each was read. `given` receives the names of the
+    options the command line set (TrainConfig's field names), for a resume to take the others from its run."""
     parser = build_parser()
     try:
         argv, said = translate_reference_args(list(sys.argv[1:] if argv is None else argv))
@@ -512,7 +518,41 @@ def parse_args(argv: list[str] | None = None, notes: list[str] | None = None) ->
         parser.error(str(e))
     if notes is not None and said:
         notes.append(f"options read as fastacgan's: {', '.join(said)}")
-    return TrainConfig(**vars(parser.parse_args(argv)))
+    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    if given is not None:
+        given.update(vars(build_parser(defaults=False).parse_args(argv)))
+    return cfg
+
+
+# what a resume does not take from the run it continues when the command line leaves it out: whether and where it
+# resumes, and where this process runs (a run may move to another machine) rather than what the run is
+NOT_CONTINUED = {"resume", "auto_resume", "out", "device", "malloc_cache"}
+# options that make one choice together: where the command line gives one, neither is taken from the run (--steps
+# would override the --epochs given; --ckpt-every beside --ckpt-every-epochs is refused; --amp-dtype fp16 taken
+# would keep the --no-amp given from turning autocast off)
+CHOSEN_TOGETHER = ({"steps", "epochs"}, {"ckpt_every", "ckpt_every_epochs"}, {"amp", "amp_dtype"})
+
+
+def continue_config(cfg: TrainConfig, saved: dict, given: set[str]) -> tuple[TrainConfig, dict]:
+    """A resume's config: cfg with each option the command line did not give set to its value in `saved` (the
+    config of the run it continues, from its checkpoint; fields of another version's config that this one lacks
+    are passed over). -> (that config, {option: the run's value} for each one that changed)."""
+    keep = set(given) | NOT_CONTINUED
+    for group in CHOSEN_TOGETHER:
+        if keep & group:
+            keep |= group
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    taken = {k: v for k, v in saved.items() if k in names and k not in keep and getattr(cfg, k) != v}
+    return dataclasses.replace(cfg, **taken), taken
+
+
+def as_flags(options: dict) -> str:
+    """{option: value} as the command line would give them: --amp, --no-hflip, --data X."""
+    flag = lambda k: "--" + k.replace("_", "-")  # noqa: E731
+    return ", ".join(
+        (flag(k) if v else f"--no-{flag(k)[2:]}") if isinstance(v, bool) else f"{flag(k)} {v}"
+        for k, v in options.items()
+    )
 
 
 def save_json(path, obj) -> None:

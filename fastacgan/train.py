@@ -23,7 +23,18 @@ import torch.distributed as tdist
 
 from . import __version__, heap, kernels
 from . import checkpoint as ckpt
-from .config import PRESETS, TrainConfig, check_run, parse_args, pick_preset, resolve_spec, save_json, validate_config
+from .config import (
+    PRESETS,
+    TrainConfig,
+    as_flags,
+    check_run,
+    continue_config,
+    parse_args,
+    pick_preset,
+    resolve_spec,
+    save_json,
+    validate_config,
+)
 from .data import DataError, open_catalog
 from .decode import class_examples, default_workers, probe
 from .distributed import all_reduce_, cleanup, setup
@@ -174,7 +185,9 @@ def fmt_time(s: float) -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, log=print):
+    def __init__(self, cfg: TrainConfig, log=print, given: set[str] | None = None):
+        """given: the options the command line set (parse_args'); a resume (--resume, or --auto-resume that finds
+        a checkpoint) takes the others from the run it continues. None: every option is cfg's."""
         validate_config(cfg)
         check_run(cfg)
         self.dist, device_name = setup(cfg.device)  # torchrun: one process per GPU
@@ -182,27 +195,34 @@ class Trainer:
             log = lambda msg: None  # noqa: E731 - only rank 0 speaks and writes
         elif not isinstance(log, RunLog):
             log = RunLog(log)
-        self.cfg, self.log = cfg, log
-        torch.manual_seed(cfg.seed + self.dist.rank)  # dropout differs per rank; DDP broadcasts rank 0's weights
+        self.log = log
         self.device = select_device(device_name)
-        self.amp_dtype, amp_note = select_amp(cfg, self.device)
-        self.channels_last = cfg.channels_last and self.device.type == "cuda"
         # no result changes; CPU only: on a GPU the host makes few large tensors
         malloc = heap.keep_freed_memory() if cfg.malloc_cache and self.device.type == "cpu" else "off"
         if malloc == "off" and heap.is_set():  # a caller's earlier Trainer in this process set it
             malloc = "on (set earlier in this process)"
+        self._checkpoint: tuple[Path, dict] | None = None  # the one a resume continues from, read once
 
         # an --out given is checked before the data is listed: a run refused for it costs no listing or decoding
+        resuming = (cfg.resume or cfg.auto_resume) and given is not None
         existing = check_out_state(Path(cfg.out).expanduser(), cfg.resume, cfg.auto_resume) if cfg.out else None
+        if existing and resuming:
+            cfg = self._continue(cfg, existing[-1], given)
 
         # --- data: what it is, then the model that fits it, then the loader at the model's size
-        builtin_size = cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size  # built-in set only
-        if cfg.data.startswith("builtin:"):
-            log(f"drawing the built-in data set {cfg.data} at {builtin_size}x{builtin_size} (a few seconds)")
-        self.catalog = open_catalog(
-            cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images, cfg.seed,
-            builtin_size, log,
-        )  # fmt: skip
+        self.catalog = self._open_catalog(cfg)
+        self.out = Path(cfg.out or f"runs/{self.catalog.name}").expanduser()
+        if existing is None:  # the default --out, named after the data
+            existing = check_out_state(self.out, cfg.resume, cfg.auto_resume)
+            if existing and resuming:
+                first, cfg = cfg, self._continue(cfg, existing[-1], given)
+                if _catalog_options(first) != _catalog_options(cfg):
+                    log("reading the data again, as the run being resumed read it")
+                    self.catalog = self._open_catalog(cfg)
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed + self.dist.rank)  # dropout differs per rank; DDP broadcasts rank 0's weights
+        self.amp_dtype, amp_note = select_amp(cfg, self.device)
+        self.channels_last = cfg.channels_last and self.device.type == "cuda"
         native, channels = probe(self.catalog)
         self.preset = (
             cfg.preset
@@ -211,7 +231,6 @@ class Trainer:
         )
         self.spec = resolve_spec(cfg, self.preset, cfg.channels or channels, len(self.catalog.class_names))
         self.class_names = self.catalog.class_names
-        self.out = Path(cfg.out or f"runs/{self.catalog.name}").expanduser()
         self.ckpt_dir = self.out / "checkpoints"
         if self.preset in PRESETS:
             log(f"preset {self.preset}: {PRESETS[self.preset].about}")
@@ -224,8 +243,6 @@ class Trainer:
             why = "" if cfg.out else " (the default: runs/<data name> in the working folder)"
             raise ValueError(f"--out {self.out}{why} is inside --data {cfg.data}: the next run would list the run's "
                              "images (samples, grids) as a class of the data; choose an --out outside it")  # fmt: skip
-        if existing is None:  # the default --out, named after the data
-            existing = check_out_state(self.out, cfg.resume, cfg.auto_resume)
 
         self.compile = cfg.compile and (self.device.type == "cuda" or cfg.compile_cpu)
         if self.device.type == "cuda":
@@ -301,6 +318,36 @@ class Trainer:
         self.resumed_from: Path | None = None  # the checkpoint loaded (--resume, or --auto-resume where there is one)
         if existing and (cfg.resume or cfg.auto_resume):
             self.load(existing[-1])
+
+    def _open_catalog(self, cfg: TrainConfig):
+        size = _catalog_options(cfg)[-1]
+        if cfg.data.startswith("builtin:"):
+            self.log(f"drawing the built-in data set {cfg.data} at {size}x{size} (a few seconds)")
+        return open_catalog(cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images,
+                            cfg.seed, size, self.log)  # fmt: skip
+
+    def _continue(self, cfg: TrainConfig, path: Path, given: set[str]) -> TrainConfig:
+        """A resume's config: the options not given are those of the run it continues (its newest checkpoint's)."""
+        cfg, taken = continue_config(cfg, self._read_checkpoint(path)["config"], given)
+        validate_config(cfg)
+        check_run(cfg)
+        if taken:
+            self.log(f"resuming {path.parent.parent}: the options not given are the run's: {as_flags(taken)}")
+        return cfg
+
+    def _read_checkpoint(self, path: Path) -> dict:
+        if self._checkpoint is not None and self._checkpoint[0] == path:
+            return self._checkpoint[1]
+        try:
+            state = ckpt.load_checkpoint(path)
+        except ValueError as e:  # damaged (a copy cut short, a disk error): the one before it may be whole
+            older = [p for p in ckpt.list_checkpoints(path.parent) if p != path]
+            if not older:
+                raise
+            raise ValueError(f"{e}; to resume from the checkpoint before it, {older[-1].name}, move {path.name} out "
+                             f"of {path.parent}") from e  # fmt: skip
+        self._checkpoint = path, state
+        return state
 
     # ------------------------------------------------------------------------------------------ one step
 
@@ -533,14 +580,8 @@ class Trainer:
         ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_ckpts)
 
     def load(self, path: Path) -> None:
-        try:
-            state = ckpt.load_checkpoint(path)
-        except ValueError as e:  # damaged (a copy cut short, a disk error): the one before it may be whole
-            older = [p for p in ckpt.list_checkpoints(path.parent) if p != path]
-            if not older:
-                raise
-            raise ValueError(f"{e}; to resume from the checkpoint before it, {older[-1].name}, move {path.name} out "
-                             f"of {path.parent}") from e  # fmt: skip
+        state = self._read_checkpoint(path)
+        self._checkpoint = None  # (its memory is the model's and the optimizers' from here on)
         ckpt.check_compatible(path, state["spec"], self.spec.to_dict(), state["classes"], self.class_names)
         if not self.gan.load_state_dict(state, state["step"]):
             self.log("note: the checkpoint was written on another kind of device (a GPU's random streams do not "
@@ -570,6 +611,16 @@ class Trainer:
                      "order than the interrupted one would have")  # fmt: skip
         self.resumed_from = path
         self.log(f"resumed from {path} at step {self.step}")
+
+
+def _catalog_options(cfg: TrainConfig) -> tuple:
+    """The options that decide what open_catalog lists, last the size the built-in set is drawn at."""
+    size = (
+        cfg.image_size or PRESETS.get(cfg.preset, PRESETS["digits"]).image_size
+        if cfg.data.startswith("builtin:")
+        else 0
+    )
+    return (cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images, cfg.seed, size)
 
 
 def data_fingerprint(cat, images: int) -> dict:
@@ -619,7 +670,8 @@ def _newest_checkpoint(trainer: Trainer | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
-    cfg = parse_args(argv, notes)
+    given: set[str] = set()
+    cfg = parse_args(argv, notes, given)
     log = RunLog(lambda msg: print(msg, flush=True))  # and into --out/train.log once the run holds --out
     for line in notes if os.environ.get("RANK", "0") == "0" else ():  # torchrun: rank 0 speaks
         log(line)
@@ -632,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = also_in_log
     trainer = None
     try:
-        trainer = Trainer(cfg, log)
+        trainer = Trainer(cfg, log, given)
         result = trainer.train()
     except (DataError, ValueError, FileNotFoundError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from PIL import Image
 
 from fastacgan import checkpoint as ckpt
@@ -117,6 +118,47 @@ def test_resume_reproduces_an_uninterrupted_run(tiny_args, tmp_path):
         assert torch.equal(ka["exp_avg"], kb["exp_avg"])
     steps_b = [json.loads(x)["step"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert steps_b == sorted(set(steps_b))  # no duplicated records after resuming
+
+
+def test_a_resume_takes_the_options_not_given_from_its_run(tiny_args, tmp_path, capsys):
+    """`--resume --out RUN` alone continues RUN as it was started (its data, model, options): each option took its
+    default before, and the resume was refused (another data set, an incompatible model) or trained another run."""
+    opts = ["--lr-d", "1e-4", "--hflip", "--real-label", "0.9", "--steps", "20"]
+    twin = [x.replace(str(tmp_path / "run"), str(tmp_path / "twin")) for x in tiny_args]
+    assert run(twin + opts) == 0  # the run never interrupted
+    assert run(tiny_args + opts[:-1] + ["7"]) == 0
+    capsys.readouterr()
+    assert run(["--out", tmp_path / "run", "--resume", "--steps", "20", "--device", "cpu"]) == 0  # (not taken)
+    out = capsys.readouterr().out
+    assert f"resuming {tmp_path / 'run'}: the options not given are the run's: " in out
+    said = out.split("the options not given are the run's: ")[1].split("\n")[0].split(", ")
+    assert {"--data builtin:digits:400", "--image-size 16", "--width 0.25", "--lr-d 0.0001", "--hflip",
+            "--workers 0", "--log-every 5"} <= set(said)  # fmt: skip
+    assert not any(x.startswith(("--steps", "--device", "--out", "--resume")) for x in said)
+    a, b = final_state(tmp_path / "run"), final_state(tmp_path / "twin")
+    assert a["step"] == b["step"] == 20 and a["config"] == {**b["config"], "out": a["config"]["out"], "resume": True}
+    assert all(torch.equal(v, b["G"][k]) for k, v in a["G"].items())
+    # an option given is this run's; --epochs given: the run's --steps is not taken (it would override it)
+    assert run(["--out", tmp_path / "run", "--resume", "--epochs", "1", "--lr-d", "5e-5", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "--lr-d 0.0001 -> 5e-05" in out and "--steps" not in out.split("not given are the run's")[1].split("\n")[0]
+    state = final_state(tmp_path / "run")
+    assert state["step"] == 25 and state["opt_d"]["param_groups"][0]["lr"] == 5e-5  # an epoch of 400 / 16 steps
+
+
+def test_a_resume_into_the_default_out_reads_the_data_as_its_run_did(tmp_path, monkeypatch, capsys):
+    """Without --out the run folder is named after the data, so the data are listed before the run is known: where
+    the run listed them with options the resume leaves out (--classes here), they are listed again with those."""
+    monkeypatch.chdir(tmp_path)
+    args = ["--data", "builtin:digits:200", *TINY]
+    assert run(args + ["--classes", "2:6", "--max-images", "60", "--steps", "2"]) == 0
+    capsys.readouterr()
+    assert run(args + ["--resume", "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "--classes 2:6, --max-images 60" in out and "reading the data again, as the run being resumed" in out
+    assert "data: builtin:digits:200 -> 60 images, 4 classes" in out and "note: the data differ" not in out
+    state = final_state(tmp_path / "runs" / "digits")
+    assert state["step"] == 3 and state["classes"] == ["2", "3", "4", "5"]
 
 
 def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tiny_args, tmp_path, capsys):
@@ -677,8 +719,8 @@ def test_a_gpu_runs_checkpoint_resumes_on_a_cpu(tiny_args, tmp_path, capsys):
 def test_a_resume_may_change_the_precision(tiny_args, tmp_path, first, then):
     """An fp16 run has gradient scalers, the others none: a resume across that line (a bf16 run on an A100
     resumed on a T4, where --amp picks fp16) starts or drops them instead of failing to load them."""
-    amp = {"fp32": [], "bf16": ["--amp-dtype", "bf16"], "fp16": ["--amp-dtype", "fp16"]}
-    assert run(tiny_args + ["--steps", "2", *amp[first]]) == 0
+    amp = {"fp32": ["--no-amp"], "bf16": ["--amp-dtype", "bf16"], "fp16": ["--amp-dtype", "fp16"]}
+    assert run(tiny_args + ["--steps", "2", *amp[first]]) == 0  # (--no-amp: --amp-dtype is not the run's either)
     assert run(tiny_args + ["--steps", "3", "--resume", *amp[then]]) == 0
     state = final_state(tmp_path / "run")
     assert state["step"] == 3 and bool(state["scaler_g"]) == (then == "fp16")
