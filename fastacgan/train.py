@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -202,6 +203,7 @@ class Trainer:
         if malloc == "off" and heap.is_set():  # a caller's earlier Trainer in this process set it
             malloc = "on (set earlier in this process)"
         self._checkpoint: tuple[Path, dict] | None = None  # the one a resume continues from, read once
+        self.short_resume = given is not None  # `--out OUT --resume` continues the run (its options taken)
 
         # an --out given is checked before the data is listed: a run refused for it costs no listing or decoding
         resuming = (cfg.resume or cfg.auto_resume) and given is not None
@@ -460,6 +462,8 @@ class Trainer:
                 save_gif(self.out / "samples.gif", sorted((self.out / "samples").glob("step_*.png")))
         if self.stop_requested:
             again = "the same command" + ("" if self.cfg.auto_resume else " and --resume")
+            if self.short_resume and not self.cfg.auto_resume and not self.dist.enabled:  # the run's options
+                again = f"python -m fastacgan.train --out {shlex.quote(str(self.out))} --resume (or {again})"
             self.log(f"interrupted: checkpoint saved at step {self.step}; continue with {again}")
         else:
             self.log(f"done: {self.step} steps in {fmt_time(time.time() - t_start)}; outputs in {self.out}")

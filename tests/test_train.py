@@ -440,7 +440,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path, sig)
     assert ("Ctrl-C" if sig == signal.SIGINT else "SIGTERM") + ": finishing this step and saving" in rest
     saved = final_state(tmp_path / "run")["step"]
     assert saved >= 4
-    assert main(tiny_args + ["--steps", str(saved + 2), "--resume"]) == 0
+    again = f"continue with python -m fastacgan.train --out {tmp_path / 'run'} --resume (or the same command and"
+    assert again in rest
+    assert main(["--out", str(tmp_path / "run"), "--resume", "--steps", str(saved + 2)]) == 0
     assert final_state(tmp_path / "run")["step"] == saved + 2
 
 
