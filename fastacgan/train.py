@@ -236,10 +236,14 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         if self.preset in PRESETS:
             log(f"preset {self.preset}: {PRESETS[self.preset].about}")
+        k = len(self.class_names)
         log(
-            f"data: {cfg.data} -> {len(self.catalog)} images, {len(self.class_names)} classes, "
+            f"data: {cfg.data} -> {len(self.catalog)} images, {k} class{'es' if k > 1 else ''}, "
             f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}"
         )
+        if k == 1:
+            log(f"note: one class ({self.class_names[0]}): the auxiliary classifier has nothing to tell apart, and "
+                "the run trains an unconditional GAN; an image folder's classes are its sub-folders")  # fmt: skip
         folder = self.catalog.folder
         if folder is not None and self.out.resolve().is_relative_to(folder.resolve()):
             why = "" if cfg.out else " (the default: runs/<data name> in the working folder)"

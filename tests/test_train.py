@@ -161,6 +161,19 @@ def test_a_resume_into_the_default_out_reads_the_data_as_its_run_did(tmp_path, m
     assert state["step"] == 3 and state["classes"] == ["2", "3", "4", "5"]
 
 
+def test_a_data_set_of_one_class_trains_and_says_what_that_means(tmp_path, capsys):
+    """One class folder (a folder of a single set's photos, or --classes naming one): AC-GAN's class term is
+    constant, so the run is a plain GAN; it trains, and says so (it said "1 classes")."""
+    from conftest import make_folder
+
+    folder = make_folder(tmp_path / "data", n_per_class=16, classes=("cat",))
+    assert run(["--data", folder, *TINY, "--steps", "2", "--out", tmp_path / "run"]) == 0
+    out = capsys.readouterr().out
+    assert "-> 16 images, 1 class, 3 channel(s)" in out
+    assert "note: one class (cat): the auxiliary classifier has nothing to tell apart" in out
+    assert final_state(tmp_path / "run")["classes"] == ["cat"]
+
+
 def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--resume", "--steps", "2"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
