@@ -36,7 +36,7 @@ from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
-from .train import select_device
+from .train import run_path, select_device
 
 
 def make_classifier(channels: int, num_classes: int) -> nn.Module:
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_freed_memory()  # the judge trains faster, the same (see fastacgan/heap.py)
         g, classes, file = load_generator(a.ckpt, device)
         state = ckpt.load_checkpoint(file, map_location="cpu")
-        cfg, data = state["config"], a.data or state["config"]["data"]
+        cfg, data = state["config"], a.data or run_path(state["config"]["data"], state)
 
         origin = {}  # (where, split) -> the set read in its place (the held-out set beside a training set)
 
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             return decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=say)
 
         say(f"evaluating {file}")
-        images, labels = real(data, "--data", csv=cfg["csv"] if not a.data else "")
+        images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data and cfg["csv"] else "")
         say(f"training the judge (a classifier) on them: {a.epochs} epoch(s)")
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, log=say, device=device)
         say(f"judging {a.n_per_class * len(classes)} generated images")

@@ -7,6 +7,7 @@ performance flags live in fastacgan.step. Metrics stay on the device and are rea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -203,6 +204,7 @@ class Trainer:
         if malloc == "off" and heap.is_set():  # a caller's earlier Trainer in this process set it
             malloc = "on (set earlier in this process)"
         self._checkpoint: tuple[Path, dict] | None = None  # the one a resume continues from, read once
+        self._taken: set[str] = set()  # the options a resume took from its run
         self.short_resume = given is not None  # `--out OUT --resume` continues the run (its options taken)
 
         # an --out given is checked before the data is listed: a run refused for it costs no listing or decoding
@@ -334,9 +336,15 @@ class Trainer:
 
     def _continue(self, cfg: TrainConfig, path: Path, given: set[str]) -> TrainConfig:
         """A resume's config: the options not given are those of the run it continues (its newest checkpoint's)."""
-        cfg, taken = continue_config(cfg, self._read_checkpoint(path)["config"], given)
+        state = self._read_checkpoint(path)
+        cfg, taken = continue_config(cfg, state["config"], given)
+        for k in ("data", "csv", "decode_cache"):  # a relative path of the run's, resumed from another folder
+            if taken.get(k) and (found := run_path(taken[k], state)) != taken[k]:
+                taken[k] = found
+                cfg = dataclasses.replace(cfg, **{k: found})
         validate_config(cfg)
         check_run(cfg)
+        self._taken |= set(taken)
         if taken:
             self.log(f"resuming {path.parent.parent}: the options not given are the run's: {as_flags(taken)}")
         return cfg
@@ -573,6 +581,7 @@ class Trainer:
             "classes": self.class_names,
             "preset": self.preset,
             "config": self.cfg.to_dict(),
+            "cwd": os.getcwd(),  # where the config's relative paths are (a resume elsewhere finds them)
             "data": self.data_seen,
             **self.gan.state_dict(),
             "rng_cpu": torch.get_rng_state(),
@@ -607,7 +616,7 @@ class Trainer:
         skip = {"resume", "auto_resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every",
                 "ckpt_every_epochs", "keep_ckpts", "out", "device", "decode_cache", "malloc_cache"}  # fmt: skip
         changed = [f"--{k.replace('_', '-')} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
-                   if k not in skip and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
+                   if k not in skip | self._taken and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
         if changed:
             self.log("note: resuming with options that differ from the checkpoint's (the run will not be the one it "
                      "would have been): " + ", ".join(changed))  # fmt: skip
@@ -619,6 +628,15 @@ class Trainer:
                      "order than the interrupted one would have")  # fmt: skip
         self.resumed_from = path
         self.log(f"resumed from {path} at step {self.step}")
+
+
+def run_path(value: str, state: dict) -> str:
+    """A path from a checkpoint's config, as found from here: a relative one that is not here but is in the folder
+    the run started in (its "cwd", absent before 2026-12-06) is given from there."""
+    where = state.get("cwd")
+    if not where or value.startswith("builtin:") or Path(value).expanduser().is_absolute() or Path(value).exists():
+        return value
+    return str(Path(where) / value) if (Path(where) / value).exists() else value
 
 
 def _catalog_options(cfg: TrainConfig) -> tuple:

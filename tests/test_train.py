@@ -161,6 +161,27 @@ def test_a_resume_into_the_default_out_reads_the_data_as_its_run_did(tmp_path, m
     assert state["step"] == 3 and state["classes"] == ["2", "3", "4", "5"]
 
 
+def test_a_resume_from_another_folder_finds_the_runs_relative_data(tmp_path, monkeypatch, capsys):
+    """--data given relative to the folder the run started in: a resume started elsewhere (a job script that
+    cd's somewhere else) takes it from there, and does not call it changed; fastacgan.evaluate finds it too."""
+    from conftest import make_folder
+
+    make_folder(tmp_path / "data", n_per_class=8)
+    monkeypatch.chdir(tmp_path)
+    assert run(["--data", "data", *TINY, "--steps", "2", "--out", "run"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    from fastacgan.evaluate import main as evaluate_main  # (its real images: the run's data, found the same way)
+
+    args = [str(tmp_path / "run"), "--epochs", "1", "--n-per-class", "2", "--image-metrics", "0", "--device", "cpu"]
+    assert evaluate_main(args) == 0
+    assert f"--data {tmp_path / 'data'}: 24 images" in capsys.readouterr().err
+    assert run(["--out", tmp_path / "run", "--resume", "--steps", "3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"the options not given are the run's: --data {tmp_path / 'data'}, " in out
+    assert "differ" not in out and final_state(tmp_path / "run")["step"] == 3
+
+
 def test_a_data_set_of_one_class_trains_and_says_what_that_means(tmp_path, capsys):
     """One class folder (a folder of a single set's photos, or --classes naming one): AC-GAN's class term is
     constant, so the run is a plain GAN; it trains, and says so (it said "1 classes")."""
