@@ -167,18 +167,31 @@ def triton_unsupported(device: torch.device) -> str | None:
             "are off, PyTorch's eager ops run the step")  # fmt: skip
 
 
-def check_out_state(out: Path, resume: bool, auto: bool = False) -> list[Path]:
+def check_out_state(out: Path, resume: bool, auto: bool = False, data: str = "") -> list[Path]:
     """--out's checkpoints (oldest first), after checking them against --resume (with --auto-resume, any are fine)
     and that no live run holds the folder: refusals that come before the data is listed and decoded (minutes, for a
-    large set)."""
+    large set). data: this run's --data, where `out` is the default one named after it."""
     existing = ckpt.list_checkpoints(out / "checkpoints")
     if existing and not resume and not auto:
-        raise ValueError(f"--out {out} already holds checkpoints ({existing[-1].name}); pass --resume to continue "
-                         "that run, or choose another --out")  # fmt: skip
+        try:  # which run it is (config.json: a small file, written as the run started)
+            theirs = json.loads((out / "config.json").read_text())["config"]["data"]
+        except (OSError, ValueError, KeyError, TypeError):
+            theirs = ""
+        hint = ""
+        if data and theirs and not theirs.startswith("builtin:") and _where(theirs) != _where(data):
+            hint = (f"; the default --out is named after the data's folder, and {data} is not that run's data: give "
+                    f"--out to keep the runs apart")  # fmt: skip
+        of = f" of a run on --data {theirs}" if theirs else ""
+        raise ValueError(f"--out {out} already holds checkpoints ({existing[-1].name}){of}; pass --resume to "
+                         f"continue that run, or choose another --out{hint}")  # fmt: skip
     if resume and not existing:
         raise ValueError(f"--resume: no checkpoint in {out / 'checkpoints'} to resume from")
     ckpt.check_run_dir_free(out)
     return existing
+
+
+def _where(path: str) -> Path:
+    return Path(path).expanduser().resolve()
 
 
 def fmt_time(s: float) -> str:
@@ -217,7 +230,7 @@ class Trainer:
         self.catalog = self._open_catalog(cfg)
         self.out = Path(cfg.out or f"runs/{self.catalog.name}").expanduser()
         if existing is None:  # the default --out, named after the data
-            existing = check_out_state(self.out, cfg.resume, cfg.auto_resume)
+            existing = check_out_state(self.out, cfg.resume, cfg.auto_resume, cfg.data)
             if existing and resuming:
                 first, cfg = cfg, self._continue(cfg, existing[-1], given)
                 if _catalog_options(first) != _catalog_options(cfg):

@@ -182,6 +182,25 @@ def test_a_resume_from_another_folder_finds_the_runs_relative_data(tmp_path, mon
     assert "differ" not in out and final_state(tmp_path / "run")["step"] == 3
 
 
+def test_two_data_sets_named_alike_are_told_apart_in_the_default_out(tmp_path, monkeypatch, capsys):
+    """cifar/train and mnist/train both default to runs/train: the second is refused, naming the run there and
+    why (it said "pass --resume to continue that run", which would resume the other data set's run)."""
+    from conftest import make_folder
+
+    for name in ("cifar", "mnist"):
+        make_folder(tmp_path / name / "train", n_per_class=8)
+    monkeypatch.chdir(tmp_path)
+    assert run(["--data", "cifar/train", *TINY, "--steps", "1"]) == 0
+    capsys.readouterr()
+    assert run(["--data", "mnist/train", *TINY, "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--out runs/train already holds checkpoints (step_00000001.pt) of a run on --data cifar/train" in err
+    assert "mnist/train is not that run's data: give --out to keep the runs apart" in err
+    assert run(["--data", "cifar/train", *TINY, "--steps", "1"]) == 2  # the same data: no such hint
+    err = capsys.readouterr().err
+    assert "of a run on --data cifar/train; pass --resume" in err and "keep the runs apart" not in err
+
+
 def test_a_data_set_of_one_class_trains_and_says_what_that_means(tmp_path, capsys):
     """One class folder (a folder of a single set's photos, or --classes naming one): AC-GAN's class term is
     constant, so the run is a plain GAN; it trains, and says so (it said "1 classes")."""
@@ -615,7 +634,7 @@ def test_a_refused_out_costs_no_data_loading(tiny_args, tmp_path, monkeypatch):
     ckpt.lock_run_dir(out).close()  # the look took no lock that outlives it
     t.train()
     assert final_state(out)["step"] == 2
-    refused(["--steps", "4"], ValueError, "already holds checkpoints .step_00000002.pt.; pass --resume")
+    refused(["--steps", "4"], ValueError, "already holds checkpoints .step_00000002.pt. of a run on --data builtin")
 
 
 def test_the_lock_is_per_run_not_per_process(tiny_args, tmp_path):
