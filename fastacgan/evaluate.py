@@ -36,7 +36,7 @@ from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
-from .train import run_path, select_device
+from .train import RUNS_DATA, run_path, select_device
 
 
 def make_classifier(channels: int, num_classes: int) -> nn.Module:
@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                 cat = open_catalog(where, csv, cfg["csv_image_col"], cfg["csv_label_col"], cfg["classes"],
                                    a.max_images, 0, g.spec.image_size, say, split)  # fmt: skip
             except DataError as e:  # the data forms name --data: here it may be --test-data
-                raise type(e)(re.sub(r"--data(?![-\w])", opt, str(e))) from e
+                hint = f" {RUNS_DATA}" if where == data and not a.data and split == "train" else ""
+                raise type(e)(re.sub(r"--data(?![-\w])", opt, str(e)) + hint) from e
             origin[where, split] = cat.origin
             if held_out and set(cat.class_names) < set(classes):  # a held-out set that lacks a class or two
                 cat.labels = np.array([classes.index(c) for c in cat.class_names], dtype=np.int64)[cat.labels]

@@ -344,8 +344,13 @@ class Trainer:
         size = _catalog_options(cfg)[-1]
         if cfg.data.startswith("builtin:"):
             self.log(f"drawing the built-in data set {cfg.data} at {size}x{size} (a few seconds)")
-        return open_catalog(cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images,
-                            cfg.seed, size, self.log)  # fmt: skip
+        try:
+            return open_catalog(cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes,
+                                cfg.max_images, cfg.seed, size, self.log)  # fmt: skip
+        except DataError as e:
+            if "data" not in self._taken:
+                raise
+            raise type(e)(f"{e} {RUNS_DATA}") from e
 
     def _continue(self, cfg: TrainConfig, path: Path, given: set[str]) -> TrainConfig:
         """A resume's config: the options not given are those of the run it continues (its newest checkpoint's)."""
@@ -641,6 +646,9 @@ class Trainer:
                      "order than the interrupted one would have")  # fmt: skip
         self.resumed_from = path
         self.log(f"resumed from {path} at step {self.step}")
+
+
+RUNS_DATA = "(the run's --data, from its checkpoint: give --data where its images are now)"
 
 
 def run_path(value: str, state: dict) -> str:

@@ -180,6 +180,13 @@ def test_a_resume_from_another_folder_finds_the_runs_relative_data(tmp_path, mon
     out = capsys.readouterr().out
     assert f"the options not given are the run's: --data {tmp_path / 'data'}, " in out
     assert "differ" not in out and final_state(tmp_path / "run")["step"] == 3
+    # the run's data moved away: both say whose --data it was, and what to do
+    (tmp_path / "data").rename(tmp_path / "moved")
+    hint = "no such file or folder (the run's --data, from its checkpoint: give --data where its images are now)"
+    assert run(["--out", tmp_path / "run", "--resume", "--steps", "4", "--device", "cpu"]) == 2
+    assert hint in capsys.readouterr().err
+    assert evaluate_main(args) == 2 and hint in capsys.readouterr().err
+    assert run(["--out", tmp_path / "run", "--resume", "--steps", "4", "--data", tmp_path / "moved"]) == 0
 
 
 def test_two_data_sets_named_alike_are_told_apart_in_the_default_out(tmp_path, monkeypatch, capsys):
