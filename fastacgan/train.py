@@ -185,7 +185,13 @@ def check_out_state(out: Path, resume: bool, auto: bool = False, data: str = "")
         raise ValueError(f"--out {out} already holds checkpoints ({existing[-1].name}){of}; pass --resume to "
                          f"continue that run, or choose another --out{hint}")  # fmt: skip
     if resume and not existing:
-        raise ValueError(f"--resume: no checkpoint in {out / 'checkpoints'} to resume from")
+        try:  # the runs beside it that have one (a --resume without --out looks in runs/<the default data's name>)
+            runs = sorted(p for p in out.parent.iterdir() if p != out and ckpt.list_checkpoints(p / "checkpoints"))
+        except OSError:
+            runs = []
+        names = ", ".join(map(str, runs[:5])) + (" ..." if len(runs) > 5 else "")
+        beside = f"; runs beside it that have one: {names} (give --out)" if runs else ""
+        raise ValueError(f"--resume: no checkpoint in {out / 'checkpoints'} to resume from{beside}")
     ckpt.check_run_dir_free(out)
     return existing
 

@@ -223,8 +223,13 @@ def test_a_data_set_of_one_class_trains_and_says_what_that_means(tmp_path, capsy
 
 def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--resume", "--steps", "2"]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "beside it" not in err
     assert run(tiny_args + ["--steps", "2"]) == 0
+    # a --resume into another folder (without --out: runs/<the default data's name>) names the runs beside it
+    other = [x.replace(str(tmp_path / "run"), str(tmp_path / "other")) for x in tiny_args]
+    assert run(other + ["--resume"]) == 2
+    assert f"runs beside it that have one: {tmp_path / 'run'} (give --out)" in capsys.readouterr().err
     assert run(tiny_args + ["--steps", "2"]) == 2
     assert "already holds checkpoints" in capsys.readouterr().err
 
