@@ -40,9 +40,9 @@ def resolve_ckpt(path: str) -> Path:
 
 def add_ckpt_arguments(p: argparse.ArgumentParser, *flags: str) -> None:
     """The checkpoint to read: `--ckpt PATH`, or PATH alone (as `fastacgan.plots RUN` takes a run)."""
-    help = "checkpoint file, or a run folder (its newest checkpoint)"
-    p.add_argument("run", nargs="?", metavar="RUN", help=f"{help}: the same as --ckpt")
-    p.add_argument("--ckpt", *flags, help=help)
+    what = "checkpoint file, or a run folder (its newest checkpoint)"
+    p.add_argument("run", nargs="?", metavar="RUN", help=f"{what}: the same as --ckpt")
+    p.add_argument("--ckpt", *flags, help=what)
 
 
 def ckpt_argument(p: argparse.ArgumentParser, a: argparse.Namespace) -> str:
