@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import ReferenceACGAN  # noqa: E402
 
 from fastacgan.config import PRESETS, TrainConfig, resolve_spec  # noqa: E402
+from fastacgan.devices import cpu_has_bf16  # noqa: E402
 from fastacgan.heap import keep_freed_memory  # noqa: E402
 from fastacgan.loaders import to_model_input  # noqa: E402
 from fastacgan.step import ACGANStep  # noqa: E402
-from fastacgan.train import cpu_has_bf16  # noqa: E402
 
 CHANNELS = {"digits": 1, "mnist": 1}  # the others: RGB
 

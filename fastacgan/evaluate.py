@@ -29,14 +29,15 @@ from . import checkpoint as ckpt
 from .config import DefaultsHelp
 from .data import DataError, open_catalog
 from .decode import decode_all, default_workers
+from .devices import select_device
 from .heap import keep_freed_memory
 from .image_metrics import seed000_metrics
 from .imaging import to_uint8
 from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
+from .runs import RUNS_DATA, run_path
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
-from .train import RUNS_DATA, run_path, select_device
 
 
 def make_classifier(channels: int, num_classes: int) -> nn.Module:

@@ -20,10 +20,10 @@ import torch
 from . import checkpoint as ckpt
 from .config import DefaultsHelp
 from .data import IMAGE_EXTS, Every, file_safe
+from .devices import select_device
 from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
 from .models import Generator, ModelSpec
-from .train import select_device
 
 
 def resolve_ckpt(path: str) -> Path:

@@ -8,8 +8,6 @@ performance flags live in fastacgan.step. Metrics stay on the device and are rea
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import shlex
@@ -23,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as tdist
 
-from . import __version__, heap, kernels
+from . import __version__, heap
 from . import checkpoint as ckpt
 from .config import (
     PRESETS,
@@ -39,40 +37,20 @@ from .config import (
 )
 from .data import DataError, open_catalog
 from .decode import class_examples, default_workers, probe
+from .devices import cuda_rng_to_restore, select_amp, select_device, triton_unsupported
 from .distributed import all_reduce_, cleanup, setup
 from .image_metrics import LABELS, seed000_metrics
 from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
 from .models import count_params
-from .plots import read_records, save_curves
+from .plots import save_curves
 from .runlog import RunLog
+from .runs import RUNS_DATA, append_record, check_out_state, data_fingerprint, run_path, truncate_metrics
 from .step import ACGANStep, set_cuda_flags
 
 
 class TrainingError(RuntimeError):
     """The run cannot go on (non-finite loss, ...); the message says why and what was kept."""
-
-
-def select_device(name: str) -> torch.device:
-    """--device as a torch.device. A GPU given by number (cuda:N) is checked against the machine's and made the
-    process's current CUDA device, which is where Triton kernels, CUDA graphs and new streams go."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda"):  # mps, xpu, meta...: a traceback from the first tensor moved there, before
-        raise ValueError(f"--device {name}: fastacgan runs on cpu or cuda (NVIDIA GPUs, and AMD's with ROCm's "
-                         "PyTorch); use auto, cpu, cuda or cuda:N")  # fmt: skip
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    if dev.type == "cuda" and dev.index is not None:
-        n = torch.cuda.device_count()
-        if dev.index >= n:
-            raise ValueError(f"--device {name}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
-        torch.cuda.set_device(dev)
-    return dev
 
 
 class Aborted(KeyboardInterrupt):
@@ -84,120 +62,6 @@ class Aborted(KeyboardInterrupt):
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a run finishes its step, saves a checkpoint and stops on these
-
-
-def cpu_has_bf16() -> bool:
-    return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
-def cpu_has_fp16() -> bool:
-    return getattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)()
-
-
-def cuda_has_bf16(device: torch.device) -> bool:
-    """Native bf16: compute capability 8.0 (Ampere) and later, and ROCm's GPUs. torch.cuda.is_bf16_supported()
-    says yes on older GPUs too (a T4, a V100), where bf16 is emulated, slower than fp32 and far slower than fp16."""
-    return bool(torch.version.hip) or torch.cuda.get_device_capability(device) >= (8, 0)
-
-
-def select_amp(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, str]:
-    """(autocast dtype or None, a sentence for the log). What is asked for is done; on a CPU that would emulate
-    the dtype the sentence says so (fp16 without AMX-FP16: digits steps 10-25x slower than fp32 on this project's
-    CPU, which has native bf16 but not fp16)."""
-    if not cfg.amp and cfg.amp_dtype == "auto":
-        return None, "fp32"
-    implied = "" if cfg.amp else " (--amp-dtype implies --amp)"
-    dtype, note = _amp_dtype(cfg, device)
-    return dtype, note + implied
-
-
-def _amp_dtype(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, str]:
-    cpu = device.type == "cpu"
-    if cfg.amp_dtype == "fp16":
-        slow = cpu and not cpu_has_fp16()
-        return torch.float16, "fp16 autocast with a gradient scaler" + (
-            " (this CPU has no native fp16 (AMX-FP16): it is emulated, many times slower than fp32; --amp alone "
-            "picks bf16 where the CPU has it, else fp32)" if slow else "")  # fmt: skip
-    if cfg.amp_dtype == "bf16":
-        why = ""
-        if cpu and not cpu_has_bf16():
-            why = " (this CPU has no native bf16 (AVX512-BF16/AMX): it is emulated, slower than fp32)"
-        elif device.type == "cuda" and not cuda_has_bf16(device):
-            why = (f" (this GPU, {_gpu(device)}, has no native bf16: it is emulated, slower than fp32; --amp alone "
-                   "picks fp16 there)")  # fmt: skip
-        return torch.bfloat16, "bf16 autocast" + why
-    if device.type == "cuda":
-        if cuda_has_bf16(device):
-            return torch.bfloat16, "bf16 autocast"
-        return torch.float16, f"fp16 autocast with a gradient scaler (this GPU, {_gpu(device)}, has no native bf16)"
-    if cpu_has_bf16():
-        return torch.bfloat16, "bf16 autocast (CPU with native bf16)"
-    return (
-        None,
-        "fp32: --amp asked for mixed precision, but this CPU has no native bf16 (AVX512-BF16/AMX), "
-        "where bf16 is slower than fp32; --amp-dtype bf16 forces it",
-    )
-
-
-def cuda_rng_to_restore(saved, device: torch.device) -> torch.Tensor | None:
-    """The CUDA RNG state a resume gives its GPU, or None (a CPU run or checkpoint). Checkpoints hold their
-    training GPU's state; older ones held every visible GPU's (torch.cuda.get_rng_state_all), 8 on an 8-GPU node,
-    which torch.cuda.set_rng_state_all failed to load on a machine with fewer (IndexError): of those, the state of
-    the GPU of this run's index when the saving machine had one, else the first."""
-    if device.type != "cuda" or saved is None or len(saved) == 0:
-        return None
-    if isinstance(saved, torch.Tensor):
-        return saved
-    index = device.index or 0
-    return saved[index] if index < len(saved) else saved[0]
-
-
-def _gpu(device: torch.device) -> str:
-    major, minor = torch.cuda.get_device_capability(device)
-    return f"{torch.cuda.get_device_name(device)}, compute capability {major}.{minor}"
-
-
-def triton_unsupported(device: torch.device) -> str | None:
-    """Why torch.compile (Inductor) and the fused kernels are off on this GPU, or None: both generate Triton code,
-    which is compiled for compute capability 7.0 (Volta) and later. A Pascal GPU (P100, GTX 10xx) trains with eager
-    PyTorch ops; the other speed features stay."""
-    if device.type != "cuda" or kernels.triton_supports(device):
-        return None
-    return (f"this GPU, {_gpu(device)}, is older than Triton supports (7.0+): torch.compile and the fused kernels "
-            "are off, PyTorch's eager ops run the step")  # fmt: skip
-
-
-def check_out_state(out: Path, resume: bool, auto: bool = False, data: str = "") -> list[Path]:
-    """--out's checkpoints (oldest first), after checking them against --resume (with --auto-resume, any are fine)
-    and that no live run holds the folder: refusals that come before the data is listed and decoded (minutes, for a
-    large set). data: this run's --data, where `out` is the default one named after it."""
-    existing = ckpt.list_checkpoints(out / "checkpoints")
-    if existing and not resume and not auto:
-        try:  # which run it is (config.json: a small file, written as the run started)
-            theirs = json.loads((out / "config.json").read_text())["config"]["data"]
-        except (OSError, ValueError, KeyError, TypeError):
-            theirs = ""
-        hint = ""
-        if data and theirs and not theirs.startswith("builtin:") and _where(theirs) != _where(data):
-            hint = (f"; the default --out is named after the data's folder, and {data} is not that run's data: give "
-                    f"--out to keep the runs apart")  # fmt: skip
-        of = f" of a run on --data {theirs}" if theirs else ""
-        raise ValueError(f"--out {out} already holds checkpoints ({existing[-1].name}){of}; pass --resume to "
-                         f"continue that run, or choose another --out{hint}")  # fmt: skip
-    if resume and not existing:
-        try:  # the runs beside it that have one (a --resume without --out looks in runs/<the default data's name>)
-            runs = sorted(p for p in out.parent.iterdir() if p != out and ckpt.list_checkpoints(p / "checkpoints"))
-        except OSError:
-            runs = []
-        names = ", ".join(map(str, runs[:5])) + (" ..." if len(runs) > 5 else "")
-        beside = f"; runs beside it that have one: {names} (give --out)" if runs else ""
-        raise ValueError(f"--resume: no checkpoint in {out / 'checkpoints'} to resume from{beside}")
-    ckpt.check_run_dir_free(out)
-    return existing
-
-
-def _where(path: str) -> Path:
-    return Path(path).expanduser().resolve()
 
 
 def fmt_time(s: float) -> str:
@@ -433,7 +297,7 @@ class Trainer:
                 raise ValueError(f"--out {self.out}: another run {what} while this one started; run again"
                                  + (" (with --resume to continue from it)" if kept else ""))  # fmt: skip
             for name in ("metrics.jsonl", "image_metrics.jsonl"):  # a new run: those of one that left no checkpoint
-                _truncate_metrics(self.out / name, self.step)
+                truncate_metrics(self.out / name, self.step)
         except BaseException:
             if lock is not None:
                 lock.close()
@@ -553,7 +417,7 @@ class Trainer:
         rec = {"step": self.step, "epoch": self.step / spe, "images_per_s": ips, "elapsed_s": elapsed, **m}
         if not self.dist.is_main:
             return
-        _append_record(self.out / "metrics.jsonl", rec)
+        append_record(self.out / "metrics.jsonl", rec)
 
     def save_samples(self) -> None:
         """The sample grid of this step, its image metrics (--image-metrics), and curves.png redrawn."""
@@ -592,7 +456,7 @@ class Trainer:
             return
         found = seed000_metrics(fake.float()[keep], real[keep])  # on the device: 3 s for 100 pairs of 128x128 on a CPU
         rec = {"step": self.step, "pairs": int(keep.sum()), **found}
-        _append_record(self.out / "image_metrics.jsonl", rec)
+        append_record(self.out / "image_metrics.jsonl", rec)
         shown = " ".join(f"{LABELS[k]} {v:.3f}" for k, v in found.items() if v is not None)
         self.log(f"image metrics at step {self.step} ({rec['pairs']} pairs): {shown}")
 
@@ -654,18 +518,6 @@ class Trainer:
         self.log(f"resumed from {path} at step {self.step}")
 
 
-RUNS_DATA = "(the run's --data, from its checkpoint: give --data where its images are now)"
-
-
-def run_path(value: str, state: dict) -> str:
-    """A path from a checkpoint's config, as found from here: a relative one that is not here but is in the folder
-    the run started in (its "cwd", absent before 2026-12-06) is given from there."""
-    where = state.get("cwd")
-    if not where or value.startswith("builtin:") or Path(value).expanduser().is_absolute() or Path(value).exists():
-        return value
-    return str(Path(where) / value) if (Path(where) / value).exists() else value
-
-
 def _catalog_options(cfg: TrainConfig) -> tuple:
     """The options that decide what open_catalog lists, last the size the built-in set is drawn at."""
     size = (
@@ -676,39 +528,10 @@ def _catalog_options(cfg: TrainConfig) -> tuple:
     return (cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images, cfg.seed, size)
 
 
-def data_fingerprint(cat, images: int) -> dict:
-    """What a checkpoint records of its data, to tell a resume that the data changed: the number of images the
-    loader serves and a digest of the images' file names and labels in order (file names only, so that a data
-    folder moved elsewhere is the same data)."""
-    h = hashlib.sha256()
-    for name, label in zip(cat.names, cat.labels.tolist()):
-        h.update(f"{name.replace(os.sep, '/').rsplit('/', 1)[-1]}\t{label}\n".encode())
-    return {"images": int(images), "listing": h.hexdigest()[:16]}
-
-
 def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _append_record(path: Path, rec: dict) -> None:
-    """One record, a JSON line, at the end of a run's metrics.jsonl or image_metrics.jsonl."""
-    try:
-        with open(path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-    except OSError as e:
-        e.filename = e.filename or str(path)  # a failed write (a full disk) names no file
-        raise
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric records written after the checkpoint a run resumes from (for a new run, step 0: all, those of an
-    earlier run stopped before its first checkpoint), so the log has no repeats, nor a line cut short by a run killed
-    mid-write or by a full disk."""
-    if path.exists():
-        keep = [json.dumps(r) for r in read_records(path) if r["step"] <= step]
-        ckpt.atomic_write_bytes(path, "".join(k + "\n" for k in keep).encode())
 
 
 def _newest_checkpoint(trainer: Trainer | None) -> str:

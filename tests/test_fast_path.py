@@ -433,8 +433,8 @@ def gpu_of_capability(monkeypatch):
 def test_gpus_older_than_triton_supports_are_told_apart(gpu_of_capability):
     """Triton (and Inductor) compile for compute capability 7.0+; on a Pascal GPU the loss kernel does not even
     assemble (ptxas: ".acq_rel requires sm_70"), so the fused ops take their references and the trainer says why."""
+    from fastacgan.devices import triton_unsupported
     from fastacgan.kernels import triton_supports
-    from fastacgan.train import triton_unsupported
 
     assert not triton_supports(torch.device("cpu")) and triton_unsupported(torch.device("cpu")) is None
     for capability, ok in (((6, 0), False), ((6, 1), False), ((7, 0), True), ((7, 5), True), ((9, 0), True)):

@@ -322,16 +322,16 @@ def test_truncated_checkpoint_is_reported(tmp_path):
 def test_amp_choice_and_what_it_says(monkeypatch, native):
     """--amp picks bf16 where the hardware has it (on a CPU without, fp32, and says why); an explicit
     --amp-dtype is done as asked, and on a CPU that would emulate it the log line says so."""
-    import fastacgan.train as train_mod
+    import fastacgan.devices as devices
 
-    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: native[0])
-    monkeypatch.setattr(train_mod, "cpu_has_fp16", lambda: native[1])
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: native[0])
+    monkeypatch.setattr(devices, "cpu_has_fp16", lambda: native[1])
     cpu = torch.device("cpu")
 
     def choose(*args):
-        return train_mod.select_amp(parse_args(["--amp", *args]), cpu)
+        return devices.select_amp(parse_args(["--amp", *args]), cpu)
 
-    assert train_mod.select_amp(parse_args([]), cpu) == (None, "fp32")
+    assert devices.select_amp(parse_args([]), cpu) == (None, "fp32")
     dtype, note = choose()
     assert (dtype, "no native bf16" in note) == ((torch.bfloat16, False) if native[0] else (None, True))
     dtype, note = choose("--amp-dtype", "bf16")
@@ -339,7 +339,7 @@ def test_amp_choice_and_what_it_says(monkeypatch, native):
     dtype, note = choose("--amp-dtype", "fp16")
     assert dtype == torch.float16 and note.startswith("fp16 autocast with a gradient scaler")
     assert ("no native fp16 (AMX-FP16): it is emulated" in note) == (not native[1])
-    dtype, note = train_mod.select_amp(parse_args(["--amp-dtype", "bf16"]), cpu)  # a dtype without --amp
+    dtype, note = devices.select_amp(parse_args(["--amp-dtype", "bf16"]), cpu)  # a dtype without --amp
     assert dtype == torch.bfloat16 and note.endswith("(--amp-dtype implies --amp)")
 
 
@@ -347,41 +347,41 @@ def test_amp_choice_and_what_it_says(monkeypatch, native):
 def test_amp_on_a_gpu_picks_bf16_only_where_it_is_native(monkeypatch, capability, name):
     """A T4 (Colab's) or a V100 has no bf16 arithmetic: torch.cuda.is_bf16_supported() still says yes (emulation),
     so --amp picks by compute capability: fp16 with a gradient scaler before 8.0, bf16 from it."""
-    import fastacgan.train as train_mod
+    import fastacgan.devices as devices
 
     monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what torch says on all three
     gpu, native = torch.device("cuda", 0), capability >= (8, 0)
-    dtype, note = train_mod.select_amp(parse_args(["--amp"]), gpu)
+    dtype, note = devices.select_amp(parse_args(["--amp"]), gpu)
     if native:
         assert (dtype, note) == (torch.bfloat16, "bf16 autocast")
     else:
         cc = "{}.{}".format(*capability)
         want = f"fp16 autocast with a gradient scaler (this GPU, {name}, compute capability {cc}, has no native bf16)"
         assert dtype == torch.float16 and note == want
-    dtype, note = train_mod.select_amp(parse_args(["--amp", "--amp-dtype", "bf16"]), gpu)  # as asked, said
+    dtype, note = devices.select_amp(parse_args(["--amp", "--amp-dtype", "bf16"]), gpu)  # as asked, said
     assert dtype == torch.bfloat16 and ("has no native bf16: it is emulated" in note) == (not native)
 
 
 def test_a_numbered_gpu_is_checked_and_made_current(monkeypatch):
     """--device cuda:N: a number the machine does not have is refused with the ones it has; a valid one becomes the
     process's current CUDA device (Triton launches on the current device, whatever device its tensors are on)."""
-    import fastacgan.train as train_mod
+    import fastacgan.devices as devices
 
     made_current = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", made_current.append)
-    assert train_mod.select_device("cuda:1") == torch.device("cuda", 1) and made_current == [torch.device("cuda", 1)]
-    assert train_mod.select_device("cuda") == torch.device("cuda") and len(made_current) == 1  # the current one
+    assert devices.select_device("cuda:1") == torch.device("cuda", 1) and made_current == [torch.device("cuda", 1)]
+    assert devices.select_device("cuda") == torch.device("cuda") and len(made_current) == 1  # the current one
     with pytest.raises(ValueError, match=r"--device cuda:2: this machine has 2 CUDA device\(s\), cuda:0 to cuda:1"):
-        train_mod.select_device("cuda:2")
+        devices.select_device("cuda:2")
     assert len(made_current) == 1
     for other in ("mps", "xpu", "meta"):  # tracebacks before, from the first tensor moved there
         with pytest.raises(ValueError, match=f"--device {other}: fastacgan runs on cpu or cuda"):
-            train_mod.select_device(other)
+            devices.select_device(other)
 
 
 @pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])
@@ -749,7 +749,7 @@ def test_a_resume_keeps_this_runs_optimizer_implementation(tiny_args, tmp_path, 
 def test_a_gpu_checkpoint_resumes_on_a_machine_with_fewer_gpus():
     """Checkpoints hold their GPU's RNG state; older ones every visible GPU's (8 from an 8-GPU node), which the
     resume gave to GPUs 0..7 and failed with IndexError on a machine with fewer."""
-    from fastacgan.train import cuda_rng_to_restore
+    from fastacgan.devices import cuda_rng_to_restore
 
     states = [torch.full((16,), i, dtype=torch.uint8) for i in range(8)]
     assert cuda_rng_to_restore(states, torch.device("cuda")) is states[0]
