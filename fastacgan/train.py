@@ -503,8 +503,10 @@ class Trainer:
         self.step = state["step"]
         skip = {"resume", "auto_resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every",
                 "ckpt_every_epochs", "keep_ckpts", "out", "device", "decode_cache", "malloc_cache"}  # fmt: skip
+        # (a --preset given as what the run's auto chose is no change)
         changed = [f"--{k.replace('_', '-')} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
-                   if k not in skip | self._taken and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
+                   if k not in skip | self._taken and hasattr(self.cfg, k) and getattr(self.cfg, k) != v
+                   and not (k == "preset" and self.preset == state.get("preset"))]  # fmt: skip
         if changed:
             self.log("note: resuming with options that differ from the checkpoint's (the run will not be the one it "
                      "would have been): " + ", ".join(changed))  # fmt: skip
