@@ -501,12 +501,14 @@ class Trainer:
         if self.dist.rank:
             torch.manual_seed(self.cfg.seed + self.dist.rank + 7919 * (state["step"] + 1))
         self.step = state["step"]
+        # not named: what does not change the run's course, what the resume took from the run, and the options
+        # that only shape the model, which check_compatible found the same (--preset digits where the run's auto
+        # chose it, --image-size 28 where 0 meant the preset's 28)
         skip = {"resume", "auto_resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every",
-                "ckpt_every_epochs", "keep_ckpts", "out", "device", "decode_cache", "malloc_cache"}  # fmt: skip
-        # (a --preset given as what the run's auto chose is no change)
+                "ckpt_every_epochs", "keep_ckpts", "out", "device", "decode_cache", "malloc_cache", "preset",
+                "image_size", "channels", "nz", "conditioning", "width"} | self._taken  # fmt: skip
         changed = [f"--{k.replace('_', '-')} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
-                   if k not in skip | self._taken and hasattr(self.cfg, k) and getattr(self.cfg, k) != v
-                   and not (k == "preset" and self.preset == state.get("preset"))]  # fmt: skip
+                   if k not in skip and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
         if changed:
             self.log("note: resuming with options that differ from the checkpoint's (the run will not be the one it "
                      "would have been): " + ", ".join(changed))  # fmt: skip

@@ -140,10 +140,10 @@ def test_a_resume_takes_the_options_not_given_from_its_run(tiny_args, tmp_path, 
     assert all(torch.equal(v, b["G"][k]) for k, v in a["G"].items())
     # an option given is this run's; --epochs given: the run's --steps is not taken (it would override it)
     assert run(["--out", tmp_path / "run", "--resume", "--epochs", "1", "--lr-d", "5e-5", "--device", "cpu",
-                "--preset", "digits"]) == 0  # fmt: skip
+                "--preset", "digits", "--nz", "64"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "--lr-d 0.0001 -> 5e-05" in out and "--steps" not in out.split("not given are the run's")[1].split("\n")[0]
-    assert "--preset" not in out  # (given as `digits`: what the run's `auto` chose, not a change)
+    assert "--preset" not in out and "--nz" not in out  # (what the run's `auto` and 0 chose: the same model)
     state = final_state(tmp_path / "run")
     assert state["step"] == 25 and state["opt_d"]["param_groups"][0]["lr"] == 5e-5  # an epoch of 400 / 16 steps
 
