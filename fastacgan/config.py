@@ -196,6 +196,11 @@ _RANGES = {
 }  # fmt: skip
 
 
+def flag(name: str) -> str:
+    """A TrainConfig field's command-line option: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")
+
+
 def validate_config(cfg: TrainConfig) -> None:
     """Raise ValueError naming the first option whose value is out of its range (before any work is done)."""
     for name, (lo, hi, lo_in, hi_in) in _RANGES.items():
@@ -206,7 +211,7 @@ def validate_config(cfg: TrainConfig) -> None:
             left = "" if lo is None else f"{'>=' if lo_in else '>'} {lo:g}"
             right = "" if hi is None else f"{'<=' if hi_in else '<'} {hi:g}"
             want = " and ".join(x for x in (left, right) if x)
-            raise ValueError(f"--{name.replace('_', '-')} must be {want}, got {v:g}")
+            raise ValueError(f"{flag(name)} must be {want}, got {v:g}")
     if cfg.fake_label >= cfg.real_label:
         raise ValueError(f"--fake-label {cfg.fake_label:g} must be below --real-label {cfg.real_label:g}: D's target "
                          f"for generated images is the lower one")  # fmt: skip
@@ -364,16 +369,16 @@ def build_parser(prog: str = "python -m fastacgan.train", defaults: bool = True)
         + "'-' (--batch_size).",
     )
     for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
+        option = flag(f.name)
         text = f.metadata["help"]
         if f.default not in ("", None) and "default" not in text:
             text += f" (default: {'on' if f.default is True else 'off' if f.default is False else f.default})"
         kw = {"default": f.default if defaults else argparse.SUPPRESS, "help": text, "dest": f.name}
         if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, **kw)
         else:
             typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            parser.add_argument(flag, type=typ, choices=f.metadata.get("choices"), **kw)
+            parser.add_argument(option, type=typ, choices=f.metadata.get("choices"), **kw)
     return parser
 
 
@@ -409,8 +414,8 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
     rewritten to fastacgan's, "OLD as NEW" for each rewrite). Raises ValueError for a reference option that has no
     equivalent, saying what to use instead."""
     fields = dataclasses.fields(TrainConfig)
-    ours = {"--" + f.name.replace("_", "-") for f in fields}
-    takes_value = {"--" + f.name.replace("_", "-") for f in fields if f.type not in ("bool", bool)}
+    ours = {flag(f.name) for f in fields}
+    takes_value = {flag(f.name) for f in fields if f.type not in ("bool", bool)}
     ours |= {"--no-" + o[2:] for o in ours}
     out, notes, i = [], [], 0
     has_data = any(a.split("=", 1)[0] in ("--data", *[k for k, v in REFERENCE_OPTIONS.items() if v == "--data"])
@@ -423,13 +428,13 @@ def translate_reference_args(argv: list[str]) -> tuple[list[str], list[str]]:
             break
         name, eq, value = arg.partition("=")
         if eq and not name.startswith("-"):  # a Hydra-style override (the MNIST AC-GAN: experiment=mnist_ACGAN.yaml)
-            flag = "--" + name.replace("_", "-")
-            if flag not in ours:
+            option = flag(name)
+            if option not in ours:
                 hint = ("; its experiments are presets here: --preset mnist --data <the MNIST folder>"
                         if name == "experiment" else "")  # fmt: skip
                 raise ValueError(f"{arg}: fastacgan takes options (--name value), and {name} is not one{hint}")
-            out += [flag, value]
-            notes.append(f"{name}= as {flag}")
+            out += [option, value]
+            notes.append(f"{name}= as {option}")
             continue
         if not name.startswith("--"):
             out.append(arg)
@@ -548,7 +553,6 @@ def continue_config(cfg: TrainConfig, saved: dict, given: set[str]) -> tuple[Tra
 
 def as_flags(options: dict) -> str:
     """{option: value} as the command line would give them: --amp, --no-hflip, --data X."""
-    flag = lambda k: "--" + k.replace("_", "-")  # noqa: E731
     return ", ".join(
         (flag(k) if v else f"--no-{flag(k)[2:]}") if isinstance(v, bool) else f"{flag(k)} {v}"
         for k, v in options.items()

@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             return decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=say)
 
         say(f"evaluating {file}")
-        images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data and cfg["csv"] else "")
+        images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data else "")
         say(f"training the judge (a classifier) on them: {a.epochs} epoch(s)")
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, log=say, device=device)
         say(f"judging {a.n_per_class * len(classes)} generated images")

@@ -29,6 +29,7 @@ from .config import (
     as_flags,
     check_run,
     continue_config,
+    flag,
     parse_args,
     pick_preset,
     resolve_spec,
@@ -507,7 +508,7 @@ class Trainer:
         skip = {"resume", "auto_resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every",
                 "ckpt_every_epochs", "keep_ckpts", "out", "device", "decode_cache", "malloc_cache", "preset",
                 "image_size", "channels", "nz", "conditioning", "width"} | self._taken  # fmt: skip
-        changed = [f"--{k.replace('_', '-')} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
+        changed = [f"{flag(k)} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
                    if k not in skip and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
         if changed:
             self.log("note: resuming with options that differ from the checkpoint's (the run will not be the one it "
