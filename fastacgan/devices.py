@@ -1,7 +1,10 @@
 """Where and in what precision a run computes: --device resolved and checked, what the CPU or GPU does natively
-(bf16, fp16, Triton), the autocast dtype --amp picks, and the CUDA random state a resume gives its GPU."""
+(bf16, fp16, Triton), the autocast dtype --amp picks, the CUDA random state a resume gives its GPU, and what a
+device running out of memory said."""
 
 from __future__ import annotations
+
+import re
 
 import torch
 
@@ -110,3 +113,30 @@ def triton_unsupported(device: torch.device) -> str | None:
         return None
     return (f"this GPU, {_gpu(device)}, is older than Triton supports (7.0+): torch.compile and the fused kernels "
             "are off, PyTorch's eager ops run the step")  # fmt: skip
+
+
+def memory_error(e: BaseException | None) -> BaseException | None:
+    """The exception in e's chain (e, what it was raised from or while handling) that is a device running out of
+    memory, or None: a GPU's (torch.OutOfMemoryError), the CPU allocator's (a RuntimeError "can't allocate memory"),
+    numpy's (MemoryError). torch.compile and its CUDA graphs may wrap the allocator's error in their own."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or (
+            isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
+        ):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n < 2**40 else f"{n / 2**40:.1f} TiB"
+
+
+def memory_error_text(e: BaseException) -> str:
+    """The allocator's own words, short: what was asked and what the device has (PyTorch's CUDA message goes on
+    with advice on fragmentation and a link; the CPU's starts with the C++ check that failed)."""
+    text = re.sub(r"^\[enforce fail at [^\]]*\][^.]*\.\s*", "", " ".join(str(memory_error(e) or e).split()))
+    text = re.sub(r"(\d{7,}) bytes", lambda m: _size(int(m[1])), text)
+    return ". ".join(text.split(". ")[:4]).rstrip(".")[:400] or type(e).__name__

@@ -29,7 +29,7 @@ from . import checkpoint as ckpt
 from .config import DefaultsHelp
 from .data import DataError, open_catalog
 from .decode import decode_all, default_workers
-from .devices import select_device
+from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .image_metrics import seed000_metrics
 from .imaging import to_uint8
@@ -354,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - the rest goes on as a traceback
+        if not memory_error(e):
+            raise
+        print(f"error: out of memory: {memory_error_text(e)}; --max-images (now {a.max_images}) and --n-per-class "
+              f"(now {a.n_per_class}) bound the images it holds", file=sys.stderr)  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         say("interrupted: no report")
         return 130

@@ -20,7 +20,7 @@ import torch
 from . import checkpoint as ckpt
 from .config import DefaultsHelp
 from .data import IMAGE_EXTS, Every, file_safe
-from .devices import select_device
+from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
 from .models import Generator, ModelSpec
@@ -166,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - the rest goes on as a traceback
+        if not memory_error(e):
+            raise
+        whole = (f"; a grid ({total} images) is made whole in memory, a folder (--out DIR) is written batch by batch"
+                 if total and Path(a.out).suffix.lower() in (".png", ".jpg", ".jpeg") else "")  # fmt: skip
+        print(f"error: out of memory: {memory_error_text(e)}{whole}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         kept = f" into {a.out}: remove them, or choose another --out, to write the set again" if done else ""
         print(f"interrupted: wrote {done} of {total} image(s){kept}", file=sys.stderr)

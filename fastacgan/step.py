@@ -21,6 +21,7 @@ import torch
 import torch.distributed as tdist
 
 from . import kernels
+from .devices import memory_error
 from .distributed import Dist, all_reduce_
 from .kernels import acgan_loss, acgan_loss_reference
 from .loaders import to_model_input
@@ -233,6 +234,8 @@ class ACGANStep:
             with torch.cuda.graph(graph, stream=g.stream, capture_error_mode="thread_local"):
                 self._step(g.real, g.labels, g.z, g.c)
         except Exception as e:  # noqa: BLE001 - any capture failure: report it and go on without a graph
+            if memory_error(e):  # the batch does not fit: not a capture problem (train.main says what to do)
+                raise
             why = " ".join(str(e).split())[:240]
             warnings.warn(f"capturing the training step in a CUDA graph failed ({type(e).__name__}: {why}); "
                           f"it runs without one (--no-graph-step silences this)", stacklevel=3)  # fmt: skip
@@ -365,7 +368,9 @@ def _graph_step_possible(device: torch.device, dist: Dist, amp_dtype) -> bool:
 
 class CompiledRegion:
     """torch.compile of one region of the step. Compilation happens on the first call; if it fails there, the
-    region warns once and runs eagerly from then on, so a compiler problem costs speed, not the run."""
+    region warns once and runs eagerly from then on, so a compiler problem costs speed, not the run. Running out of
+    memory is not a compiler problem: it is raised (the batch does not fit, and running eagerly would hide that
+    behind a warning, a slower run and, as likely as not, the same error)."""
 
     def __init__(self, fn, **compile_kwargs):
         self.eager = fn
@@ -379,6 +384,8 @@ class CompiledRegion:
         try:
             return self.fn(*args)
         except Exception as e:  # noqa: BLE001 - any compiler failure: report it and go on eagerly
+            if memory_error(e):  # the batch does not fit, compiled or not (train.main says what to do)
+                raise
             name = getattr(self.eager, "__name__", "a region").lstrip("_")
             why = " ".join(line.strip() for line in str(e).splitlines()[:2])[:240]
             warnings.warn(f"torch.compile of {name} failed ({type(e).__name__}: {why}); "

@@ -38,7 +38,14 @@ from .config import (
 )
 from .data import DataError, open_catalog
 from .decode import class_examples, default_workers, probe
-from .devices import cuda_rng_to_restore, select_amp, select_device, triton_unsupported
+from .devices import (
+    cuda_rng_to_restore,
+    memory_error,
+    memory_error_text,
+    select_amp,
+    select_device,
+    triton_unsupported,
+)
 from .distributed import all_reduce_, cleanup, setup
 from .image_metrics import LABELS, seed000_metrics
 from .imaging import make_grid, save_gif, save_png, to_uint8
@@ -549,6 +556,22 @@ def _newest_checkpoint(trainer: Trainer | None) -> str:
     )
 
 
+def _out_of_memory(trainer: Trainer | None, cfg: TrainConfig, e: BaseException) -> str:
+    """The error line of a run that ran out of memory: where, with what, and what fits in less."""
+    said = memory_error_text(e)
+    if trainer is None:  # reading, decoding and placing the data
+        return (f"out of memory before training, reading the data: {said}. --cache-gb (now {cfg.cache_gb:g}) bounds "
+                "the decoded images kept in memory; --loader torch decodes them as it goes")  # fmt: skip
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
+    size = trainer.spec.image_size
+    amp = ", as may --amp (half-precision activations)" if trainer.amp_dtype is None else ""
+    kept = ckpt.list_checkpoints(trainer.ckpt_dir) if trainer.dist.is_main else []
+    then = f"; the newest checkpoint is {kept[-1]}: --resume --batch-size N continues from it" if kept else ""
+    return (f"out of memory on {trainer.device} in step {trainer.step + 1} (batch {cfg.batch_size} of {size}x{size} "
+            f"images, preset {trainer.preset}, {precision}): {said}. The memory a step takes grows with the batch: a "
+            f"smaller --batch-size fits{amp}{then}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     given: set[str] = set()
@@ -573,6 +596,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # writing the run's outputs: a full disk, a lost mount, a permission taken away
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}{_newest_checkpoint(trainer)}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as e:  # noqa: BLE001 - the rest goes on as a traceback
+        if not memory_error(e):
+            raise
+        print(f"error: {_out_of_memory(trainer, cfg, e)}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the run's handlers are set
         print(f"aborted without saving{_newest_checkpoint(trainer)}", file=sys.stderr, flush=True)

@@ -146,6 +146,34 @@ def test_a_compiler_failure_costs_speed_not_the_run():
     assert gan.metric_steps == 2 and all(v == v for v in gan.read_metrics().values())
 
 
+@pytest.mark.parametrize("when", ["compiling", "running"])
+def test_running_out_of_memory_is_not_a_compiler_failure(when):
+    """A batch too large for the GPU fails in the first (compiled) step, while CUDA graphs record or while Inductor
+    compiles: that is raised, not warned about as a compiler failure and hidden behind an eager run (slower, and
+    as likely as not out of memory too)."""
+    from fastacgan.step import ACGANStep
+
+    def oom(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+                                     "15.77 GiB of which 1.02 GiB is free")  # fmt: skip
+
+    def backend(gm, example_inputs):
+        return oom(gm) if when == "compiling" else oom
+
+    torch._dynamo.reset()
+    gan = ACGANStep(_spec(), torch.device("cpu"), compile=True, compile_backend=backend)
+    real, labels = torch.rand(8, 1, 16, 16) * 2 - 1, torch.randint(4, (8,))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with pytest.raises(Exception) as raised:
+            gan(real, labels)
+    from fastacgan.devices import memory_error, memory_error_text
+
+    assert not [w for w in record if "torch.compile of" in str(w.message)]
+    assert memory_error(raised.value) is not None
+    assert memory_error_text(raised.value).startswith("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
 def test_fused_kernel_self_check(monkeypatch):
     """On CUDA the step checks the fused kernels once before using them; here under the Triton interpreter."""
     import importlib

@@ -162,6 +162,27 @@ def test_evaluate_interrupted_says_so(run_dir, capsys, monkeypatch):
     assert printed.out == "" and printed.err.endswith("interrupted: no report\n")
 
 
+def test_out_of_memory_says_so_and_what_bounds_it(run_dir, tmp_path, capsys, monkeypatch):
+    """The allocator's error (the real one: more than the machine has), not a traceback: for a grid, that a folder
+    is written batch by batch; for evaluate, the options that bound what it holds."""
+    import fastacgan.evaluate as evaluate_mod
+    import fastacgan.sample as sample_mod
+
+    def too_much(*a, **k):
+        return torch.empty(1 << 45)
+
+    monkeypatch.setattr(sample_mod, "make_grid", too_much)
+    assert sample_main([str(run_dir), "--label", "1", "--n", "400", "--out", str(tmp_path / "grid.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory: DefaultCPUAllocator: can't allocate memory: you tried to allocate")
+    assert "a grid (400 images) is made whole in memory, a folder (--out DIR) is written batch by batch" in err
+    monkeypatch.setattr(evaluate_mod, "train_classifier", too_much)
+    assert evaluate_main([str(run_dir), "--epochs", "1", "--max-images", "100", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "error: out of memory: DefaultCPUAllocator" in err and "Traceback" not in err
+    assert "--max-images (now 100) and --n-per-class (now 100) bound the images it holds" in err
+
+
 def test_discriminator_score_matches_its_definition(run_dir):
     """score_discriminator in batches = D in eval mode on all the images at once, scored with torch's own ops."""
     import torch.nn.functional as F

@@ -14,6 +14,7 @@ from PIL import Image
 
 from fastacgan import checkpoint as ckpt
 from fastacgan import plots
+from fastacgan import train as train_mod
 from fastacgan.config import build_parser, parse_args
 from fastacgan.train import Trainer, TrainingError, main
 
@@ -260,7 +261,6 @@ def test_auto_resume_starts_or_continues_with_one_command(tiny_args, tmp_path, c
 
 def test_an_out_that_cannot_be_a_folder_is_refused_first(tmp_path, capsys, monkeypatch):
     """--out naming a file, or a path under one: a clear error before the data is read (not a traceback after)."""
-    import fastacgan.train as train_mod
 
     monkeypatch.setattr(train_mod, "open_catalog", lambda *a, **k: pytest.fail("the data was read"))
     (tmp_path / "notes.txt").write_text("x")
@@ -531,7 +531,6 @@ def test_a_stop_signal_to_the_whole_process_group_still_saves(image_folder, tmp_
 def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkeypatch):
     """SIGTERM twice (a scheduler's grace period running out, an impatient `kill`): the run stops inside the step,
     saves nothing, exits 143, and names the checkpoint that a resume would start from."""
-    import fastacgan.train as train_mod
 
     real_step = train_mod.Trainer.train_step
 
@@ -576,6 +575,41 @@ def test_a_full_disk_stops_the_run_with_the_file_and_the_checkpoint_to_resume_fr
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert run(tiny_args + ["--steps", "10", "--resume"]) == 0
     assert final_state(tmp_path / "run")["step"] == 10
+
+
+def test_running_out_of_memory_says_what_fits_and_where_to_resume(tiny_args, tmp_path, capsys, monkeypatch):
+    """Step 7 asks the CPU's allocator for more than the machine has (the real error, not a stand-in): the run stops
+    with where, with what batch and precision, the allocator's own words (without its C++ check), what fits in
+    less, and the checkpoint that --resume --batch-size continues from; not a traceback. Out of memory while
+    reading the data names the options that bound it."""
+    real_step = train_mod.Trainer.train_step
+
+    def step(self, real, labels):
+        if self.step == 6:
+            torch.empty(1 << 45)  # 128 TiB
+        return real_step(self, real, labels)
+
+    monkeypatch.setattr(train_mod.Trainer, "train_step", step)
+    assert run(tiny_args + ["--steps", "10", "--ckpt-every", "4", "--sample-every", "100"]) == 1
+    err = capsys.readouterr().err
+    newest = tmp_path / "run" / "checkpoints" / "step_00000004.pt"
+    assert "Traceback" not in err and "enforce fail" not in err
+    assert "error: out of memory on cpu in step 7 (batch 16 of 16x16 images, preset digits, fp32): " in err
+    assert "can't allocate memory: you tried to allocate 128.0 TiB" in err
+    assert "a smaller --batch-size fits, as may --amp" in err
+    assert f"the newest checkpoint is {newest}: --resume --batch-size N continues from it" in err
+    monkeypatch.setattr(train_mod.Trainer, "train_step", real_step)
+    assert run(tiny_args + ["--steps", "10", "--resume", "--batch-size", "8"]) == 0
+    assert final_state(tmp_path / "run")["step"] == 10
+
+    def no_room(*args, **kwargs):
+        raise MemoryError("Unable to allocate 3.00 GiB for an array with shape (100000, 3, 64, 64) and data type uint8")
+
+    monkeypatch.setattr(train_mod, "make_loader", no_room)
+    assert run(tiny_args + ["--steps", "10", "--out", tmp_path / "other"]) == 1
+    err = capsys.readouterr().err
+    assert "error: out of memory before training, reading the data: Unable to allocate 3.00 GiB" in err
+    assert "--cache-gb (now 4) bounds" in err and "Traceback" not in err
 
 
 def test_a_damaged_newest_checkpoint_names_the_one_before_it(tiny_args, tmp_path, capsys):
@@ -627,7 +661,6 @@ def test_a_refused_out_costs_no_data_loading(tiny_args, tmp_path, monkeypatch):
     refused before its data is listed or decoded: a second run would otherwise decode the whole set (CIFAR-10's
     JPEGs: 15 s on a 2-core CPU, competing with the live run for it; an ImageNet subset: minutes) to be refused.
     The look at the lock writes nothing: the holder's details stay in the lock file, and a free folder stays free."""
-    import fastacgan.train as train_mod
 
     def refused(args, error, match):
         with monkeypatch.context() as m:
@@ -899,7 +932,6 @@ def test_a_run_notes_the_reference_options_it_read(tiny_args, tmp_path, capsys):
 
 
 def test_a_failure_drawing_the_curves_does_not_stop_training(tiny_args, tmp_path, capsys, monkeypatch):
-    import fastacgan.train as train_mod
 
     def broken(*a):
         raise OSError("disk full")
@@ -921,7 +953,6 @@ def test_checkpoints_every_n_epochs(tiny_args, tmp_path):
 def test_image_metrics_with_each_sample_grid(tmp_path, capsys, monkeypatch):
     """--image-metrics (the ISIC AC-GAN's metrics_report.log): with each grid, its images against real.png's, tile
     by tile; 45 digits fill 45 of real.png's 100 tiles (4 or 5 a class), the flat empty ones are left out."""
-    import fastacgan.train as train_mod
     from fastacgan.image_metrics import seed000_metrics
 
     seen = []
