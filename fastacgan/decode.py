@@ -5,6 +5,7 @@ worker processes (`DecodeSet`), and the decoded-set cache that later runs and re
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import multiprocessing
@@ -187,9 +188,56 @@ def worker_context(workers: int) -> str | None:
     forkserver the default. Forked workers share the listing and a compressed archive's bytes with the main process
     (forkserver would pickle a copy of them into every worker) and start without importing torch again; they use
     no threads and no GPU. Elsewhere (macOS: spawn) the platform's own, and none without workers."""
+    if workers > 0 and not _kill_workers_left_at_exit.registered:
+        atexit.register(_kill_workers_left_at_exit)  # after multiprocessing's own, so it runs before it
+        _kill_workers_left_at_exit.registered = True
     if workers > 0 and sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
         return "fork"
     return None
+
+
+def _kill_workers_left_at_exit() -> None:
+    """At exit, multiprocessing stops daemonic child processes with SIGTERM and waits for them. The decoding workers
+    ignore SIGTERM (leave_stop_signals_to_the_parent), so one whose DataLoader was never shut down (an uncaught
+    exception's traceback keeps it alive) made the process print its traceback and then wait forever: a job that
+    never ends. Here, first, the daemonic children get SIGTERM as multiprocessing would send it, and those still
+    there a second later (the workers) SIGKILL: at exit they have nothing left to do. (Only where the DataLoader
+    was not shut down: a run that ends, however, as main() returns it leaves no workers.)"""
+    left = [p for p in multiprocessing.active_children() if p.daemon]
+    if left and hasattr(signal, "SIGCHLD"):  # the DataLoader's handler would take their end for a failure
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for p in left:
+        p.terminate()
+    deadline = time.monotonic() + 1.0
+    for p in left:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+
+
+_kill_workers_left_at_exit.registered = False
+
+
+def lost_worker(e: BaseException, workers: int) -> str | None:
+    """What a decoding worker's death most likely means, for the error line, or None for another error. The
+    DataLoader says only "DataLoader worker (pid N) is killed by signal: Killed." (or "... exited unexpectedly")."""
+    text = " ".join(str(e).split()).split(". ")[0].rstrip(". ")  # (a bus error's advice follows: ours is below)
+    if not isinstance(e, RuntimeError) or not text.startswith("DataLoader worker (pid"):
+        return None
+    if "signal: Killed" in text:
+        why = ("SIGKILL, most often from the kernel's out-of-memory killer (`dmesg` names it): each worker decodes "
+               "images of its own, so fewer --workers take less memory")  # fmt: skip
+    elif "signal: Bus error" in text:
+        why = (
+            "a bus error in a worker is most often shared memory (/dev/shm) too small for the batches it hands "
+            "over: a Docker container's is 64 MB (docker run --shm-size 2g, or --ipc host); --workers 0 needs none"
+        )
+    else:  # the DataLoader iterated in a thread (the streaming loader's) does not learn the signal
+        why = ("most often the kernel's out-of-memory killer (`dmesg` names it: fewer --workers take less memory) or, "
+               "after \"Unexpected bus error\", shared memory (/dev/shm) too small for the batches a worker hands over "
+               "(a Docker container's is 64 MB: docker run --shm-size 2g, or --ipc host); --workers 0 decodes in "
+               "this process, where an error shows")  # fmt: skip
+    return f"a decoding worker process stopped ({text}; --workers {workers}): {why}"
 
 
 def leave_stop_signals_to_the_parent(worker_id: int = 0) -> None:

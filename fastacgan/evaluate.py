@@ -28,7 +28,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .config import DefaultsHelp
 from .data import DataError, open_catalog
-from .decode import decode_all, default_workers
+from .decode import decode_all, default_workers, lost_worker
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .image_metrics import seed000_metrics
@@ -280,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
+    p.add_argument("--workers", type=int, default=-1, help="image-decoding worker processes; -1 = one per CPU core "
+                   "(at most 8)")  # fmt: skip
     a = p.parse_args(argv)
     a.ckpt = ckpt_argument(p, a)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress; stdout is the JSON report
@@ -311,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"{opt} {where}: classes {cat.class_names[:10]} differ from the checkpoint's "
                                  f"{classes[:10]}")  # fmt: skip
             say(f"{opt} {cat.origin or where}: {len(cat)} images{' (held out)' if held_out else ''}")
-            return decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(-1), "skip", log=say)
+            return decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(a.workers), "skip", log=say)
 
         say(f"evaluating {file}")
         images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data else "")
@@ -355,10 +357,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - the rest goes on as a traceback
-        if not memory_error(e):
+        lost = lost_worker(e, default_workers(a.workers))
+        if lost is None and not memory_error(e):
             raise
-        print(f"error: out of memory: {memory_error_text(e)}; --max-images (now {a.max_images}) and --n-per-class "
-              f"(now {a.n_per_class}) bound the images it holds", file=sys.stderr)  # fmt: skip
+        bounds = f"--max-images (now {a.max_images}) and --n-per-class (now {a.n_per_class}) bound the images it holds"
+        print(f"error: {lost or f'out of memory: {memory_error_text(e)}; {bounds}'}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         say("interrupted: no report")

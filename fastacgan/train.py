@@ -37,7 +37,7 @@ from .config import (
     validate_config,
 )
 from .data import DataError, open_catalog
-from .decode import class_examples, default_workers, probe
+from .decode import class_examples, default_workers, lost_worker, probe
 from .devices import (
     cuda_rng_to_restore,
     memory_error,
@@ -598,9 +598,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {where}{e.strerror or e}{_newest_checkpoint(trainer)}", file=sys.stderr, flush=True)
         return 1
     except Exception as e:  # noqa: BLE001 - the rest goes on as a traceback
-        if not memory_error(e):
+        lost = lost_worker(e, default_workers(cfg.workers))
+        if lost is None and not memory_error(e):
             raise
-        print(f"error: {_out_of_memory(trainer, cfg, e)}", file=sys.stderr, flush=True)
+        why = _out_of_memory(trainer, cfg, e) if lost is None else lost + _newest_checkpoint(trainer)
+        print(f"error: {why}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the run's handlers are set
         print(f"aborted without saving{_newest_checkpoint(trainer)}", file=sys.stderr, flush=True)

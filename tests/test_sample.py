@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -181,6 +183,28 @@ def test_out_of_memory_says_so_and_what_bounds_it(run_dir, tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert "error: out of memory: DefaultCPUAllocator" in err and "Traceback" not in err
     assert "--max-images (now 100) and --n-per-class (now 100) bound the images it holds" in err
+
+
+def test_evaluate_explains_a_decoding_worker_that_dies(image_folder, tmp_path, capsys, monkeypatch):
+    """evaluate decodes the real images with --workers processes: one killed (the out-of-memory killer) is said
+    so, with what to change, as in training; not a traceback."""
+    import fastacgan.decode as decode_mod
+
+    out = tmp_path / "run"
+    assert train_main(["--data", str(image_folder), *TINY, "--steps", "2", "--out", str(out)]) == 0
+    parent, real_decode = os.getpid(), decode_mod.decode_image
+
+    def decode(*args):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_decode(*args)
+
+    monkeypatch.setattr(decode_mod, "decode_image", decode)
+    capsys.readouterr()
+    assert evaluate_main([str(out), "--epochs", "1", "--device", "cpu", "--workers", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "error: a decoding worker process stopped (DataLoader worker (pid" in err and "--workers 2)" in err
+    assert "out-of-memory killer" in err and "Traceback" not in err
 
 
 def test_discriminator_score_matches_its_definition(run_dir):

@@ -612,6 +612,62 @@ def test_running_out_of_memory_says_what_fits_and_where_to_resume(tiny_args, tmp
     assert "--cache-gb (now 4) bounds" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGBUS])
+def test_a_decoding_worker_that_dies_is_explained(image_folder, tmp_path, capsys, monkeypatch, sig):
+    """A decoding worker killed by the kernel's out-of-memory killer (SIGKILL), or by a bus error (a Docker
+    container's 64 MB /dev/shm), stopped the run with a traceback ending in "DataLoader worker (pid N) is killed by
+    signal: Killed.": the error line says what that most likely is and what to change, and where to resume from."""
+    import fastacgan.decode as decode_mod
+
+    parent, real_decode, decoded = os.getpid(), decode_mod.decode_image, {}
+
+    def decode(*args):
+        pid = os.getpid()
+        decoded[pid] = decoded.get(pid, 0) + 1
+        if pid != parent and decoded[pid] > 30:  # in a worker, after the first checkpoint's batches
+            os.kill(pid, sig)
+        return real_decode(*args)
+
+    monkeypatch.setattr(decode_mod, "decode_image", decode)
+    args = ["--data", image_folder, "--loader", "torch", "--workers", "2", "--image-size", "16", "--width", "0.25",
+            "--batch-size", "8", "--device", "cpu", "--steps", "100", "--ckpt-every", "2", "--log-every", "2",
+            "--out", tmp_path / "run"]  # fmt: skip
+    assert run(args) == 1
+    err = capsys.readouterr().err
+    # (the worker's signal is in the DataLoader's message only where it is iterated in the main thread)
+    said = r"(is killed by signal: (Killed|Bus error)|exited unexpectedly)"
+    assert re.search(rf"error: a decoding worker process stopped \(DataLoader worker \(pid(\(s\))? \d+\) {said}; "
+                     r"--workers 2\): ", err), err  # fmt: skip
+    assert ("out-of-memory killer" if sig == signal.SIGKILL else "shared memory (/dev/shm)") in err
+    assert "Traceback" not in err
+    assert re.search(r"; the newest checkpoint is \S+step_0+\d+\.pt \(--resume continues from it\)", err), err
+
+
+def test_an_unexpected_error_with_decoding_workers_still_ends_the_process(image_folder, tmp_path):
+    """A bug's traceback keeps the DataLoader alive to the end, and the decoding workers ignore SIGTERM (so that a
+    terminal's Ctrl-C or Slurm's SIGTERM leaves the stopping to the main process): the process printed the
+    traceback and then waited for them forever in multiprocessing's exit, a job that never ends. It ends now."""
+    code = (
+        "import sys, fastacgan.train as t\n"
+        "step = t.Trainer.train_step\n"
+        "def broken(self, real, labels):\n"
+        "    if self.step == 3:\n"
+        "        raise RuntimeError('a bug in step 4')\n"
+        "    return step(self, real, labels)\n"
+        "t.Trainer.train_step = broken\n"
+        "sys.exit(t.main(sys.argv[1:]))\n"
+    )
+    args = ["--data", image_folder, "--loader", "torch", "--workers", "2", "--image-size", "16", "--width", "0.25",
+            "--batch-size", "8", "--device", "cpu", "--steps", "100", "--out", tmp_path / "run"]  # fmt: skip
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the process did not end: {e.stderr}")
+    assert proc.returncode == 1
+    assert proc.stderr.rstrip().endswith("RuntimeError: a bug in step 4"), proc.stderr  # nothing after it
+
+
 def test_a_damaged_newest_checkpoint_names_the_one_before_it(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--steps", "8", "--ckpt-every", "4"]) == 0
     folder = tmp_path / "run" / "checkpoints"
