@@ -160,18 +160,21 @@ class Trainer:
             f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
             f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
         )
-        fused_on = self.gan.fused_kernels and self.device.type == "cuda"
+        cuda, onoff = self.device.type == "cuda", lambda on: "on" if on else "off"
         graphs = " (CUDA graphs)" if self.gan.cuda_graphs else ""
-        whole = ", whole step in one CUDA graph" if self.gan.graph_step else ""
-        cpu_dropout = self.spec.d_dropout > 0 and self.device.type == "cpu"
-        dropout = f", fast CPU dropout {'on' if cfg.fast_dropout else 'off'}" if cpu_dropout else ""
-        log(
-            f"speed: compile {'on' if self.compile else 'off'}{graphs}, channels-last "
-            f"{'on' if self.channels_last else 'off'}, fused kernels {'on' if fused_on else 'off'}{whole}, "
-            f"fast G layers {'on' if cfg.fast_layers else 'off'}{dropout}"
-            + (f", malloc cache {malloc}" if self.device.type == "cpu" else "")
-            + (f", cuDNN autotuning {'on' if cfg.cudnn_benchmark else 'off'}" if self.device.type == "cuda" else "")
-        )
+        speed = [f"compile {onoff(self.compile)}{graphs}"] if cuda or self.compile else []
+        if cuda:
+            whole = ", whole step in one CUDA graph" if self.gan.graph_step else ""
+            speed += [
+                f"channels-last {onoff(self.channels_last)}",
+                f"fused kernels {onoff(self.gan.fused_kernels)}{whole}",
+            ]
+        speed.append(f"fast G layers {onoff(cfg.fast_layers)}")
+        if self.spec.d_dropout > 0 and not cuda:
+            speed.append(f"fast CPU dropout {onoff(cfg.fast_dropout)}")
+        speed.append(f"cuDNN autotuning {onoff(cfg.cudnn_benchmark)}" if cuda else f"malloc cache {malloc}")
+        gpu_only = ("" if self.compile else "torch.compile, ") + "channels-last and the fused kernels are for CUDA GPUs"
+        log(f"speed: {', '.join(speed)}" + ("" if cuda else f" ({gpu_only})"))
         too_old = triton_unsupported(self.device)
         if too_old and (cfg.compile or cfg.fused_kernels):
             log(f"note: {too_old}")
