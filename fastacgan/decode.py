@@ -6,6 +6,7 @@ worker processes (`DecodeSet`), and the decoded-set cache that later runs and re
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import io
 import multiprocessing
@@ -248,14 +249,58 @@ def leave_stop_signals_to_the_parent(worker_id: int = 0) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def collate_decoded(items):
-    """In the worker: (positions in the batch and indices of the good images, one uint8 tensor of them, the
-    errors, the batch size). One tensor per batch: a tensor per image would cost a shared-memory segment each."""
+class DecodedBatch:
+    """A batch as a decoding worker sends it: the positions in the batch and the indices of the good images, their
+    pixels (uint8 [n, size, size, C]) or None, the errors, the batch size; unpacked in that order, as tensors. The
+    pixels cross from the worker as a tensor, through shared memory (/dev/shm), or, where that has too little room
+    (see pixels_through_shared_memory), as a numpy array pickled through the worker's pipe."""
+
+    def __init__(self, pos: np.ndarray, idx: np.ndarray, x, errors: list[str], n: int):
+        self.pos, self.idx, self.x, self.errors, self.n = pos, idx, x, errors, n
+
+    def pin_memory(self) -> DecodedBatch:
+        """In the DataLoader's pinning thread (a CUDA run): the pixels into page-locked memory, for an asynchronous
+        copy to the GPU."""
+        if self.x is not None:
+            self.x = torch.as_tensor(self.x).pin_memory()
+        return self
+
+    def __iter__(self):
+        x = None if self.x is None else torch.as_tensor(self.x)
+        return iter((torch.from_numpy(self.pos), torch.from_numpy(self.idx), x, self.errors, self.n))
+
+
+def collate_decoded(items, shared_memory: bool = True) -> DecodedBatch:
+    """In the worker: the batch's decoded images as one tensor (a tensor per image would cost a shared-memory
+    segment each) or, without shared_memory, one numpy array; and what could not be decoded."""
     good = [(k, i, a) for k, (i, a, _) in enumerate(items) if a is not None]
-    pos = torch.tensor([k for k, _, _ in good], dtype=torch.long)
-    idx = torch.tensor([i for _, i, _ in good], dtype=torch.long)
-    x = torch.from_numpy(np.stack([a for _, _, a in good])) if good else None
-    return pos, idx, x, [e for _, a, e in items if a is None], len(items)
+    pos = np.array([k for k, _, _ in good], dtype=np.int64)
+    idx = np.array([i for _, i, _ in good], dtype=np.int64)
+    x = np.stack([a for _, _, a in good]) if good else None
+    if x is not None and shared_memory:
+        x = torch.from_numpy(x)
+    return DecodedBatch(pos, idx, x, [e for _, a, e in items if a is None], len(items))
+
+
+def pixels_through_shared_memory(workers: int, batch: int, size: int, channels: int, log=print) -> bool:
+    """Whether the decoding workers send their pixels as tensors, through /dev/shm (the faster way), or as numpy
+    arrays through their pipes: where /dev/shm has less room than twice what is in flight (two batches a worker
+    and two taken), as in a Docker container (64 MB: a few batches of 128x128 images). There a worker's send failed
+    with "unable to allocate shared memory", its batch was lost, and the run waited for it forever."""
+    if workers == 0:
+        return True  # decoded in this process: nothing crosses
+    try:
+        st = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):  # no /dev/shm (macOS: POSIX shared memory, no such limit to read)
+        return True
+    free, need = st.f_bavail * st.f_frsize, (2 * workers + 2) * batch * size * size * channels
+    if 2 * need <= free:
+        return True
+    mb = lambda n: f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n >> 10} KB"  # noqa: E731
+    log(f"note: /dev/shm has {mb(free)} free, too little for the decoding workers' batches ({mb(need)} in flight), "
+        "which go through pipes instead, a copy or two more for this process (docker run --shm-size 2g, or --ipc "
+        "host, gives room)")  # fmt: skip
+    return False
 
 
 def default_workers(workers: int) -> int:
@@ -278,11 +323,13 @@ def decode_all(
     out = torch.empty(len(cat), size, size, channels, dtype=torch.uint8)
     ok = torch.zeros(len(cat), dtype=torch.bool)
     errors: list[str] = []
+    batch = 256
+    shm = pixels_through_shared_memory(workers, batch, size, channels, log)
     loader = torch.utils.data.DataLoader(
         DecodeSet(cat, size, channels),
-        batch_size=256,
+        batch_size=batch,
         num_workers=workers,
-        collate_fn=collate_decoded,
+        collate_fn=functools.partial(collate_decoded, shared_memory=shm),
         worker_init_fn=leave_stop_signals_to_the_parent,
         multiprocessing_context=worker_context(workers),
     )

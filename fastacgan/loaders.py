@@ -9,6 +9,7 @@ Epoch e visits randperm(N, seed, e) drop-last; rank r of W takes every W-th imag
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from .decode import (
     decoded_cache,
     leave_stop_signals_to_the_parent,
     load_decoded,
+    pixels_through_shared_memory,
     report_bad,
     save_decoded,
     worker_context,
@@ -124,15 +126,17 @@ class StreamLoader(BaseLoader):
     is filled back to full size (BaseLoader.full_batch)."""
 
     def __init__(self, cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
-                 hflip: bool, workers: int, policy: str, shard: tuple[int, int] = (0, 1)):  # fmt: skip
+                 hflip: bool, workers: int, policy: str, shard: tuple[int, int] = (0, 1), log=print):  # fmt: skip
         super().__init__(len(cat), batch_size, seed, device, hflip, shard)
         self.cat, self.policy, self.workers = cat, policy, workers
+        shm = pixels_through_shared_memory(workers, batch_size, size, channels, log)
         self.dataset = DecodeSet(cat, size, channels)
         self.plan = _Plan()
         # one DataLoader for the run: its workers live from epoch to epoch (no new processes per epoch); each
         # epoch sets the plan its batch sampler reads
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=self.plan, num_workers=workers,
-                                                  collate_fn=collate_decoded, pin_memory=device.type == "cuda",
+                                                  collate_fn=functools.partial(collate_decoded, shared_memory=shm),
+                                                  pin_memory=device.type == "cuda",
                                                   persistent_workers=workers > 0,
                                                   worker_init_fn=leave_stop_signals_to_the_parent,
                                                   multiprocessing_context=worker_context(workers))  # fmt: skip
@@ -247,7 +251,7 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
             raise DataError(f"--loader dali: DALI cannot run on {device} ({why_not}); use --loader torch")
         # e.g. nvidia-dali-cuda130 on a driver for CUDA 12: training goes on, with the PIL workers
         log(f"DALI cannot run on {device} ({why_not}); streaming with PIL in {workers} worker processes instead")
-    return StreamLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard)
+    return StreamLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard, log)
 
 
 def to_model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:

@@ -632,3 +632,70 @@ def test_decoding_workers_started_by_spawn_or_forkserver(image_folder, tmp_path,
     stream = StreamLoader(cat, 16, 3, 3, seed=0, device=torch.device("cpu"), hflip=False, workers=1, policy="error")
     x, y = collect(stream)
     assert x.shape == (9, 16, 16, 3) and sorted(y.tolist()) == sorted(want[1].tolist())
+
+
+def test_decoding_workers_send_their_pixels_by_pipe_where_shared_memory_is_short(image_folder, monkeypatch):
+    """Tensors from worker processes travel through /dev/shm. Where it has too little room for the batches in
+    flight (a Docker container's 64 MB), they go as numpy arrays through the workers' pipes, said once; the
+    batches are the same."""
+    import types
+
+    from fastacgan.decode import collate_decoded, pixels_through_shared_memory
+
+    cat = open_catalog(str(image_folder))
+    want = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
+    want_stream = collect(StreamLoader(cat, 16, 3, 5, 9, CPU, True, 0, "error"))
+    real_statvfs, room = os.statvfs, [64 << 20]
+    monkeypatch.setattr(os, "statvfs", lambda p: types.SimpleNamespace(f_bavail=room[0] >> 12, f_frsize=4096)
+                        if p == "/dev/shm" else real_statvfs(p))  # fmt: skip
+    notes = []
+    assert not pixels_through_shared_memory(8, 256, 128, 3, notes.append)  # 18 batches of 12 MB
+    assert notes == ["note: /dev/shm has 64 MB free, too little for the decoding workers' batches (216 MB in flight), "
+                     "which go through pipes instead, a copy or two more for this process (docker run --shm-size 2g, "
+                     "or --ipc host, gives room)"]  # fmt: skip
+    assert pixels_through_shared_memory(8, 256, 32, 3, notes.append) and len(notes) == 1  # 14 MB in flight
+    assert pixels_through_shared_memory(0, 256, 128, 3, notes.append)  # no workers, nothing crosses
+    items = [(0, np.zeros((4, 4, 3), np.uint8), ""), (5, None, "bad.png: truncated")]
+    for shared, kind in ((True, torch.Tensor), (False, np.ndarray)):
+        batch = collate_decoded(items, shared_memory=shared)
+        assert isinstance(batch.x, kind)
+        pos, idx, x, errors, n = batch
+        assert pos.tolist() == [0] and idx.tolist() == [0] and x.shape == (1, 4, 4, 3) and errors[0].startswith("bad")
+    room[0] = 1 << 20
+    notes.clear()
+    got = decode_all(cat, 16, 3, workers=2, log=notes.append)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    assert notes[0].startswith("note: /dev/shm has 1 MB free")
+    room[0] = 32 << 10  # the stream's 6 batches of 5 images take 23 KB
+    stream = collect(StreamLoader(cat, 16, 3, 5, 9, CPU, True, 2, "error", log=notes.append))
+    assert torch.equal(stream[0], want_stream[0]) and torch.equal(stream[1], want_stream[1])
+    assert len(notes) == 3 and notes[2].startswith("note: /dev/shm has 32 KB free")
+
+
+@pytest.mark.parametrize("loader", ["resident", "torch"])
+def test_a_run_in_a_container_with_little_shared_memory_trains(image_folder, tmp_path, loader):
+    """A real /dev/shm of 1 MB (a mount namespace of its own; skipped where one cannot be made): the decoding
+    workers' batches of 128x128 images do not fit it. Before, a worker's send failed ("unable to allocate shared
+    memory"), the batch was lost, and the run waited for it forever."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare")
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /dev/shm"],
+                           capture_output=True)  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip("cannot mount a /dev/shm of its own here (needs root or user namespaces)")
+    args = ["--data", image_folder, "--loader", loader, "--workers", "2", "--image-size", "128", "--width", "0.0625",
+            "--batch-size", "8", "--steps", "4", "--device", "cpu", "--out", tmp_path / "run"]  # fmt: skip
+    run = shlex.join([sys.executable, "-m", "fastacgan.train", *map(str, args)])
+    try:
+        proc = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs /dev/shm && exec {run}"],
+                              capture_output=True, text=True, timeout=180)  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the run did not end: {e.stdout}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "note: /dev/shm has 1 MB free" in proc.stdout and "done: 4 steps" in proc.stdout
+    assert "unable to allocate shared memory" not in proc.stderr
