@@ -4,7 +4,6 @@ the resident set. On the CIFAR-10 JPEGs in ../shared/data and on 128x128 JPEGs m
 streamed through DALI with a training step on every batch, the batches made ahead of the step or not."""
 
 import io
-import os
 import tarfile
 from pathlib import Path
 
@@ -16,13 +15,13 @@ from PIL import Image
 from fastacgan.config import TrainConfig, resolve_spec
 from fastacgan.dali_pipeline import DaliLoader, dali_available
 from fastacgan.data import open_catalog
-from fastacgan.decode import decode_all
+from fastacgan.decode import decode_all, default_workers
 from fastacgan.loaders import MemoryLoader, StreamLoader
 from fastacgan.step import ACGANStep, set_cuda_flags
 
 SHARED = CIFAR / "train.tar.gz"
 COUNT = 50_000 if FULL else 512
-WORKERS = min(8, os.cpu_count() or 1)
+WORKERS = default_workers(-1)
 BATCH = 256 if FULL else 64
 
 

@@ -7,7 +7,6 @@ GPU: the whole set decoded into GPU memory, its time reported as one_time_setup_
 
 import functools
 import itertools
-import os
 import tarfile
 import time
 
@@ -19,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fastacgan.config import TrainConfig, resolve_spec
 from fastacgan.data import open_catalog
+from fastacgan.decode import default_workers
 from fastacgan.loaders import make_loader, to_model_input
 from fastacgan.step import ACGANStep, set_cuda_flags
 
@@ -132,7 +132,7 @@ def test_cifar10_epoch_with_data_loading(run_bench, benchmark, cifar_folder, pro
     benchmark.group = f"cifar10 epoch from JPEG x{WIDTH:g}"
     spec = resolve_spec(TrainConfig(width=WIDTH), "cifar10", 3, 10)
     batch = 256 if FULL else 16
-    workers = min(8, os.cpu_count() or 1)
+    workers = default_workers(-1)
     if provider == "reference":
         torch.manual_seed(0)
         ref = ReferenceACGAN(spec, DEVICE)

@@ -58,7 +58,7 @@ class TrainConfig:
         choices=("skip", "error"),
     )
     hflip: bool = _f(False, "random horizontal flips of real images")
-    workers: int = _f(-1, "image-decoding worker processes; -1 = one per CPU core (at most 8)")
+    workers: int = _f(-1, "image-decoding worker processes; -1 = one per CPU core this process may use (at most 8)")
     loader: str = _f(
         "auto",
         "auto, resident (decode once, keep on the device), dali (NVIDIA DALI, GPU decoding), "

@@ -303,8 +303,18 @@ def pixels_through_shared_memory(workers: int, batch: int, size: int, channels: 
     return False
 
 
+def usable_cpus() -> int:
+    """The CPU cores this process may run on: a Slurm job's or `taskset`'s share of the node, not the node's count
+    (os.cpu_count: 128 on a node where the job has 4, and 8 workers would share them, as the DataLoader warns)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def default_workers(workers: int) -> int:
-    return min(8, os.cpu_count() or 1) if workers < 0 else workers
+    """--workers -1: one decoding worker process per usable core, at most 8."""
+    return min(8, usable_cpus()) if workers < 0 else workers
 
 
 def report_bad(errors: list[str], policy: str) -> None:

@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     p.add_argument("--workers", type=int, default=-1, help="image-decoding worker processes; -1 = one per CPU core "
-                   "(at most 8)")  # fmt: skip
+                   "this process may use (at most 8)")  # fmt: skip
     a = p.parse_args(argv)
     a.ckpt = ckpt_argument(p, a)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress; stdout is the JSON report

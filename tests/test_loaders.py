@@ -699,3 +699,16 @@ def test_a_run_in_a_container_with_little_shared_memory_trains(image_folder, tmp
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "note: /dev/shm has 1 MB free" in proc.stdout and "done: 4 steps" in proc.stdout
     assert "unable to allocate shared memory" not in proc.stderr
+
+
+def test_default_workers_follow_the_cores_the_job_has(monkeypatch):
+    """--workers -1 is one worker per core this process may use (a Slurm job's 3 of a node's 128), at most 8."""
+    from fastacgan.decode import default_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 128)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert default_workers(-1) == 3 and default_workers(5) == 5 and default_workers(0) == 0
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert default_workers(-1) == 8
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS
+    assert default_workers(-1) == 8
