@@ -374,14 +374,14 @@ def decoded_cache(cache_dir: str, cat: Catalog, size: int, channels: int, decode
     the decoder and the decoding rules, so a changed file or rule means a new decode (which replaces the file)."""
     h = hashlib.sha256()
     for name, label in zip(cat.names, cat.labels.tolist()):
-        h.update(f"{name}\t{label}\n".encode())
+        h.update(f"{name}\t{label}\n".encode("utf-8", "surrogateescape"))
     listing = h.hexdigest()
     for src in cat.sources:
         try:
             st = os.stat(src)
-            h.update(f"{src}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+            h.update(f"{src}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         except OSError:
-            h.update(f"{src}\tmissing\n".encode())
+            h.update(f"{src}\tmissing\n".encode("utf-8", "surrogateescape"))
     h.update(f"{CACHE_FORMAT} {size} {channels} {decoder} draft-gap {DRAFT_GAP}".encode())
     safe = file_safe(cat.name)[:60]
     return Path(cache_dir).expanduser() / f"{safe}-{size}px-{channels}c-{listing[:12]}.pt", h.hexdigest()

@@ -36,6 +36,7 @@ from .imaging import to_uint8
 from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
+from .runlog import tolerant_console
 from .runs import RUNS_DATA, run_path
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
 
@@ -241,6 +242,7 @@ def _rounded(report):
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerant_console()
     p = argparse.ArgumentParser(
         prog="python -m fastacgan.evaluate",
         description=__doc__.split("\n\n")[0],

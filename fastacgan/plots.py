@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .imaging import save_png
+from .runlog import tolerant_console
 
 # (title, y range or None for the data's, [(metrics key, legend, colour)]); colours as the seeds' plots name them
 PANELS = [
@@ -182,6 +183,7 @@ def save_curves(metrics: Path, out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerant_console()
     ap = argparse.ArgumentParser(prog="python -m fastacgan.plots", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="a run folder (--out of the training run) or its metrics.jsonl")
     ap.add_argument("--out", default="", help="the PNG to write (default: curves.png in the run folder)")

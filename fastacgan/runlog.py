@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -26,7 +27,7 @@ class RunLog:
 
     def start(self, path: Path, header: str) -> None:
         try:
-            self.file = open(path, "a", encoding="utf-8")
+            self.file = open(path, "a", encoding="utf-8", errors="backslashreplace")
         except OSError as e:
             self.show(f"note: cannot write {path} ({e.strerror or e}); the run goes on without it")
         else:
@@ -49,4 +50,16 @@ class RunLog:
             try:
                 file.close()
             except OSError:
+                pass
+
+
+def tolerant_console() -> None:
+    """File names that are not UTF-8 (a Latin-1 name from an old archive or a Windows share: Python holds its bytes
+    as surrogates) are printed with the odd bytes escaped (\\udce9) instead of stopping the command with
+    UnicodeEncodeError, where the terminal's locale makes stdout strict (en_US.UTF-8; C.UTF-8 escapes already)."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # (a stream that cannot change now)
                 pass

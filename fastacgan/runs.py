@@ -63,7 +63,7 @@ def data_fingerprint(cat, images: int) -> dict:
     folder moved elsewhere is the same data)."""
     h = hashlib.sha256()
     for name, label in zip(cat.names, cat.labels.tolist()):
-        h.update(f"{name.replace(os.sep, '/').rsplit('/', 1)[-1]}\t{label}\n".encode())
+        h.update(f"{name.replace(os.sep, '/').rsplit('/', 1)[-1]}\t{label}\n".encode("utf-8", "surrogateescape"))
     return {"images": int(images), "listing": h.hexdigest()[:16]}
 
 

@@ -24,6 +24,7 @@ from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
 from .models import Generator, ModelSpec
+from .runlog import tolerant_console
 
 
 def resolve_ckpt(path: str) -> Path:
@@ -103,6 +104,7 @@ def image_paths(out: Path, classes: list[str], labels: torch.Tensor, image_folde
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerant_console()
     p = argparse.ArgumentParser(
         prog="python -m fastacgan.sample",
         description=__doc__.split("\n\n")[0],

@@ -52,7 +52,7 @@ from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
 from .models import count_params
 from .plots import save_curves
-from .runlog import RunLog
+from .runlog import RunLog, tolerant_console
 from .runs import RUNS_DATA, append_record, check_out_state, data_fingerprint, run_path, truncate_metrics
 from .step import ACGANStep, set_cuda_flags
 
@@ -576,6 +576,7 @@ def _out_of_memory(trainer: Trainer | None, cfg: TrainConfig, e: BaseException) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerant_console()
     notes: list[str] = []
     given: set[str] = set()
     cfg = parse_args(argv, notes, given)

@@ -671,6 +671,38 @@ def test_an_unexpected_error_with_decoding_workers_still_ends_the_process(image_
     assert proc.stderr.rstrip().endswith("RuntimeError: a bug in step 4"), proc.stderr  # nothing after it
 
 
+def test_file_names_that_are_not_utf8_train_sample_and_resume(tmp_path):
+    """A class folder and images named in Latin-1 (an old archive, a Windows share: Python holds the odd bytes as
+    surrogates), one of them unreadable, under a terminal whose stdout is strict UTF-8 (en_US.UTF-8). Before,
+    the run stopped with "'utf-8' codec can't encode character '\\udce9'" (the data's fingerprint, the log file,
+    the printed warning), naming nothing."""
+    root = os.fsencode(tmp_path / "latin")
+    rng = np.random.default_rng(0)
+    for c in (b"caf\xe9", b"tea"):
+        os.makedirs(root + b"/" + c)
+        for i in range(6):
+            pixels = rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(os.fsdecode(root + b"/" + c + b"/img\xe9%d.png" % i))
+    with open(root + b"/tea/bad\xe9.png", "wb") as f:
+        f.write(b"not a png")
+    out = tmp_path / "run"
+    args = ["--data", os.fsdecode(root), *TINY, "--batch-size", "4", "--out", str(out), "--decode-cache",
+            str(tmp_path / "cache")]  # fmt: skip
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    for more in (["--steps", "4"], ["--steps", "6", "--resume"]):
+        proc = subprocess.run([sys.executable, "-m", "fastacgan.train", *args, *more], capture_output=True, text=True,
+                              env=env, errors="backslashreplace", timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "tea/bad\\udce9.png: cannot decode" in proc.stderr  # the warning, its odd byte escaped
+    log = (out / "train.log").read_text(encoding="utf-8")
+    assert "tea/bad\\udce9.png: cannot decode" in log and "run resumed from step_00000004.pt" in log
+    assert final_state(out)["classes"] == ["caf\udce9", "tea"]
+    from fastacgan.sample import main as sample_main
+
+    assert sample_main([str(out), "--per-class", "1", "--out", str(tmp_path / "synth"), "--image-folder"]) == 0
+    assert sorted(p.name for p in (tmp_path / "synth").iterdir()) == ["caf_", "tea"]
+
+
 def test_a_damaged_newest_checkpoint_names_the_one_before_it(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--steps", "8", "--ckpt-every", "4"]) == 0
     folder = tmp_path / "run" / "checkpoints"
