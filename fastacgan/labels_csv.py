@@ -5,6 +5,8 @@ ground truth), matched to the images of a folder or an archive by relative name,
 from __future__ import annotations
 
 import csv
+import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,15 +71,36 @@ def _whole(label: str) -> int | None:
     return int(v) if v.is_integer() else None
 
 
+def csv_text(path: Path) -> str:
+    """The CSV's text: UTF-8 (with or without Excel's BOM), UTF-16 with its BOM (Excel's "Unicode Text"), or else,
+    with a warning, Windows-1252, in which Excel saves "CSV (Comma delimited)" on a Western Windows (a label
+    `mélanome`, a file name `café.jpg`); any other bytes as Latin-1. Before, such a file stopped the run with
+    "'utf-8' codec can't decode byte 0xe9", naming no file."""
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        try:
+            text, read_as = raw.decode("cp1252"), "Windows-1252 (Excel's CSV on a Western Windows)"
+        except UnicodeDecodeError:
+            text, read_as = raw.decode("latin-1"), "Latin-1"
+        why = f"byte {raw[e.start]:#04x} in line {line}"
+        warnings.warn(f"--csv {path} is not UTF-8 ({why}): read as {read_as}; if its names or labels look wrong, "
+                      "save it as UTF-8 (Excel: 'CSV UTF-8')", stacklevel=3)  # fmt: skip
+        return text
+
+
 def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str):
     """(the index values of the CSV's images in row order, labels int64, class names) for a labels CSV: an image
     column (--csv-image-col, default the first) and a label column (--csv-label-col, default 'label', 'target',
     'class', 'diagnosis' or 'dx'), or else one-hot columns (a 1 in the column of the image's class), or else the
     last column. Numeric labels give classes in numeric order, names in sorted order, one-hot columns in theirs."""
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        rows = list(reader)
+    reader = csv.DictReader(io.StringIO(csv_text(csv_path), newline=""))
+    cols = reader.fieldnames or []
+    rows = list(reader)
     if not rows or len(cols) < 2:
         raise DataError(f"--csv {csv_path}: needs a header and at least one row with two columns")
     lower = {c.lower(): c for c in cols}

@@ -117,6 +117,29 @@ def test_csv_with_string_labels_and_explicit_columns(tmp_path):
     assert cat.class_names == ["melanoma", "nevus"] and cat.labels.tolist() == [1, 0, 1]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252"])
+def test_csv_saved_by_excel_in_any_of_its_encodings(tmp_path, encoding):
+    """Excel saves "CSV (Comma delimited)" in the machine's code page (Windows-1252 on a Western Windows), "CSV
+    UTF-8" with a BOM, "Unicode Text" as UTF-16. Labels and file names with accents read the same from each; the
+    code page is said (before: "'utf-8' codec can't decode byte 0xe9", naming no file)."""
+    write_isic(tmp_path / "d", [("a", 0), ("b", 1), ("c", 0)])
+    (tmp_path / "d" / "Images" / "a.jpg").rename(tmp_path / "d" / "Images" / "café.jpg")
+    text = "image,diagnosis\r\ncafé,mélanome\r\nb,nævus\r\nc,mélanome\r\n"
+    (tmp_path / "d" / "train_data.csv").write_bytes(text.encode(encoding))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        cat = open_catalog(str(tmp_path / "d"))
+    assert cat.class_names == ["mélanome", "nævus"] and cat.labels.tolist() == [0, 1, 0]
+    assert sorted(Path(n).name for n in cat.names) == ["b.jpg", "c.jpg", "café.jpg"]
+    notes = [str(w.message) for w in said if "--csv" in str(w.message)]
+    if encoding == "cp1252":
+        assert notes == [f"--csv {tmp_path / 'd' / 'train_data.csv'} is not UTF-8 (byte 0xe9 in line 2): read as "
+                         "Windows-1252 (Excel's CSV on a Western Windows); if its names or labels look wrong, save it "
+                         "as UTF-8 (Excel: 'CSV UTF-8')"]  # fmt: skip
+    else:
+        assert notes == []
+
+
 def test_csv_names_that_match_no_file(tmp_path):
     write_isic(tmp_path / "d", [("a", 0), ("b", 1)])
     with open(tmp_path / "d" / "train_data.csv", "a") as f:
