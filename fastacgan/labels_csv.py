@@ -98,7 +98,14 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     column (--csv-image-col, default the first) and a label column (--csv-label-col, default 'label', 'target',
     'class', 'diagnosis' or 'dx'), or else one-hot columns (a 1 in the column of the image's class), or else the
     last column. Numeric labels give classes in numeric order, names in sorted order, one-hot columns in theirs."""
-    reader = csv.DictReader(io.StringIO(csv_text(csv_path), newline=""))
+    text = csv_text(csv_path)
+    header = text.split("\n", 1)[0]
+    # ',' or, without one in the header, ';' (Excel's CSV where the decimal mark is a comma: German, French...) or a
+    # tab (Excel's "Unicode Text", a .tsv)
+    sep = ","
+    if "," not in header and (";" in header or "\t" in header):
+        sep = max(";\t", key=header.count)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sep)
     cols = reader.fieldnames or []
     rows = list(reader)
     if not rows or len(cols) < 2:

@@ -117,14 +117,15 @@ def test_csv_with_string_labels_and_explicit_columns(tmp_path):
     assert cat.class_names == ["melanoma", "nevus"] and cat.labels.tolist() == [1, 0, 1]
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252"])
-def test_csv_saved_by_excel_in_any_of_its_encodings(tmp_path, encoding):
-    """Excel saves "CSV (Comma delimited)" in the machine's code page (Windows-1252 on a Western Windows), "CSV
-    UTF-8" with a BOM, "Unicode Text" as UTF-16. Labels and file names with accents read the same from each; the
-    code page is said (before: "'utf-8' codec can't decode byte 0xe9", naming no file)."""
+@pytest.mark.parametrize("encoding, sep", [("utf-8", ","), ("utf-8-sig", ","), ("utf-16", "\t"), ("cp1252", ";")])
+def test_csv_saved_by_excel_in_any_of_its_encodings(tmp_path, encoding, sep):
+    """Excel saves "CSV (Comma delimited)" in the machine's code page (Windows-1252 on a Western Windows) and, where
+    the decimal mark is a comma (German, French), separated by ';'; "CSV UTF-8" with a BOM; "Unicode Text" as UTF-16
+    separated by tabs. Labels and file names with accents read the same from each; the code page is said (before:
+    "'utf-8' codec can't decode byte 0xe9", naming no file; ';' and tabs: "needs a header and ... two columns")."""
     write_isic(tmp_path / "d", [("a", 0), ("b", 1), ("c", 0)])
     (tmp_path / "d" / "Images" / "a.jpg").rename(tmp_path / "d" / "Images" / "café.jpg")
-    text = "image,diagnosis\r\ncafé,mélanome\r\nb,nævus\r\nc,mélanome\r\n"
+    text = "image,diagnosis\r\ncafé,mélanome\r\nb,nævus\r\nc,mélanome\r\n".replace(",", sep)
     (tmp_path / "d" / "train_data.csv").write_bytes(text.encode(encoding))
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
