@@ -415,10 +415,14 @@ def save_decoded(path: Path, key: str, images: torch.Tensor, labels: torch.Tenso
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key, "images": images.cpu(), "labels": labels.cpu(), "skipped": list(skipped)}, tmp)
+        # into a file object, whose writes fail with the OSError (a full disk); torch.save's zip writer then fails
+        # too, with a RuntimeError ("unexpected pos 576 vs 534"), which stopped the run after the whole decode
+        with open(tmp, "wb") as f:
+            torch.save({"key": key, "images": images.cpu(), "labels": labels.cpu(), "skipped": list(skipped)}, f)
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
-        log(f"could not save the decoded set to {path} ({e}); the run goes on without the cache")
+        why = e.__context__ if isinstance(e, RuntimeError) and isinstance(e.__context__, OSError) else e
+        log(f"could not save the decoded set to {path} ({why}); the run goes on without the cache")
         return
     log(f"saved the decoded set to {path} ({images.nbytes / 2**20:,.0f} MiB): later runs with --decode-cache load it")

@@ -712,3 +712,31 @@ def test_default_workers_follow_the_cores_the_job_has(monkeypatch):
     assert default_workers(-1) == 8
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS
     assert default_workers(-1) == 8
+
+
+def test_a_decode_cache_on_a_full_disk_costs_the_run_nothing(image_folder, tmp_path):
+    """--decode-cache on a disk that fills up (a real 64 KB tmpfs, in a mount namespace of its own; skipped where
+    one cannot be made): the run says so and trains on. torch.save given a path failed there with a RuntimeError
+    ("unexpected pos 576 vs 534") that stopped the run after it had decoded the whole set."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare")
+    small = tmp_path / "small"
+    small.mkdir()
+    mount = f"mount -t tmpfs -o size=64k tmpfs {shlex.quote(str(small))}"
+    if subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a file system of its own here (needs root or user namespaces)")
+    args = ["--data", image_folder, "--image-size", "32", "--width", "0.25", "--batch-size", "8", "--steps", "2",
+            "--device", "cpu", "--workers", "0", "--decode-cache", small / "cache",
+            "--out", tmp_path / "run"]  # fmt: skip
+    run = shlex.join([sys.executable, "-m", "fastacgan.train", *map(str, args)])
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", f"{mount} && exec {run}"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"could not save the decoded set to {small / 'cache'}" in proc.stdout
+    assert "No space left on device" in proc.stdout and "the run goes on without the cache" in proc.stdout
+    assert "done: 2 steps" in proc.stdout
