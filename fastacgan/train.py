@@ -174,7 +174,7 @@ class Trainer:
             speed.append(f"fast CPU dropout {onoff(cfg.fast_dropout)}")
         speed.append(f"cuDNN autotuning {onoff(cfg.cudnn_benchmark)}" if cuda else f"malloc cache {malloc}")
         gpu_only = ("" if self.compile else "torch.compile, ") + "channels-last and the fused kernels are for CUDA GPUs"
-        log(f"speed: {', '.join(speed)}" + ("" if cuda else f" ({gpu_only})"))
+        log(f"speed: {', '.join(speed)}" + ("" if cuda else f"; {gpu_only}"))
         too_old = triton_unsupported(self.device)
         if too_old and (cfg.compile or cfg.fused_kernels):
             log(f"note: {too_old}")

@@ -33,8 +33,8 @@ def test_a_short_run_leaves_every_output(tiny_args, tmp_path, capsys):
     log = capsys.readouterr().out
     assert "step 10/12" in log and "img/s" in log and "ETA" in log and "D(x)" in log
     # on a CPU the speed line names what runs there, and says what is for GPUs (--compile is on by default)
-    assert "speed: fast G layers on, fast CPU dropout on, malloc cache on (torch.compile, channels-last and the " \
-        "fused kernels are for CUDA GPUs)" in log  # fmt: skip
+    assert "speed: fast G layers on, fast CPU dropout on, malloc cache on; torch.compile, channels-last and the " \
+        "fused kernels are for CUDA GPUs\n" in log  # fmt: skip
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["preset"] == "digits" and cfg["spec"]["image_size"] == 16 and cfg["config"]["steps"] == 12
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
