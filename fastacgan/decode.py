@@ -285,15 +285,17 @@ def collate_decoded(items, shared_memory: bool = True) -> DecodedBatch:
 def pixels_through_shared_memory(workers: int, batch: int, size: int, channels: int, log=print) -> bool:
     """Whether the decoding workers send their pixels as tensors, through /dev/shm (the faster way), or as numpy
     arrays through their pipes: where /dev/shm has less room than twice what is in flight (two batches a worker
-    and two taken), as in a Docker container (64 MB: a few batches of 128x128 images). There a worker's send failed
-    with "unable to allocate shared memory", its batch was lost, and the run waited for it forever."""
+    and two taken, in each of torchrun's processes on this machine), as in a Docker container (64 MB: a few
+    batches of 128x128 images). There a worker's send failed with "unable to allocate shared memory", its batch
+    was lost, and the run waited for it forever."""
     if workers == 0:
         return True  # decoded in this process: nothing crosses
     try:
         st = os.statvfs("/dev/shm")
     except (OSError, AttributeError):  # no /dev/shm (macOS: POSIX shared memory, no such limit to read)
         return True
-    free, need = st.f_bavail * st.f_frsize, (2 * workers + 2) * batch * size * size * channels
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)  # torchrun's processes on this machine share it
+    free, need = st.f_bavail * st.f_frsize, ranks * (2 * workers + 2) * batch * size * size * channels
     if 2 * need <= free:
         return True
     mb = lambda n: f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n >> 10} KB"  # noqa: E731

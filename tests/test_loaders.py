@@ -654,6 +654,9 @@ def test_decoding_workers_send_their_pixels_by_pipe_where_shared_memory_is_short
                      "which go through pipes instead, a copy or two more for this process (docker run --shm-size 2g, "
                      "or --ipc host, gives room)"]  # fmt: skip
     assert pixels_through_shared_memory(8, 256, 32, 3, notes.append) and len(notes) == 1  # 14 MB in flight
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun's 4 processes on this machine: 4 x 14 MB
+    assert not pixels_through_shared_memory(8, 256, 32, 3, notes.append) and "(54 MB in flight)" in notes.pop()
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert pixels_through_shared_memory(0, 256, 128, 3, notes.append)  # no workers, nothing crosses
     items = [(0, np.zeros((4, 4, 3), np.uint8), ""), (5, None, "bad.png: truncated")]
     for shared, kind in ((True, torch.Tensor), (False, np.ndarray)):
