@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -93,11 +94,16 @@ def generate(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256) ->
 
 def image_paths(out: Path, classes: list[str], labels: torch.Tensor, image_folder: bool) -> list[Path]:
     """Where each generated image goes: OUT/<class>_<i>.png (i: the image's number), or with image_folder
-    OUT/<class>/<class>_<k>.png (k: its number within the class). Class names are made safe for file names."""
+    OUT/<class>/<class>_<k>.png (k: its number within the class). Class names are made safe for file names, and
+    told apart where two would be one name (`a b` and `a_b`; `Cat` and `cat` on macOS and Windows): `a_b_0`, `a_b_1`
+    (the class numbers), where --image-folder would have merged two classes into one folder."""
+    safe = [file_safe(c) for c in classes]
+    shared = Counter(n.lower() for n in safe)
+    safe = [n if shared[n.lower()] == 1 else f"{n}_{k}" for k, n in enumerate(safe)]
     seen: dict[int, int] = {}
     paths = []
     for i, lab in enumerate(labels.tolist()):
-        name = file_safe(classes[lab])
+        name = safe[lab]
         k = seen[lab] = seen.get(lab, -1) + 1
         paths.append(out / name / f"{name}_{k:05d}.png" if image_folder else out / f"{name}_{i:05d}.png")
     return paths

@@ -164,6 +164,18 @@ def test_evaluate_interrupted_says_so(run_dir, capsys, monkeypatch):
     assert printed.out == "" and printed.err.endswith("interrupted: no report\n")
 
 
+def test_class_names_alike_as_file_names_keep_their_own_folders(tmp_path):
+    """Class names that would be one folder (`a b` and `a_b`; `Cat` and `cat` where file names ignore case): each
+    keeps its own (before, --image-folder merged them, and the set read back had one class fewer)."""
+    from fastacgan.sample import image_paths
+
+    classes = ["a b", "a_b", "Cat", "cat", "T-shirt/top"]
+    paths = image_paths(tmp_path, classes, torch.arange(5).repeat(2), image_folder=True)
+    assert [p.parent.name for p in paths[:5]] == ["a_b_0", "a_b_1", "Cat_2", "cat_3", "T-shirt_top"]
+    assert [p.name for p in paths[5:]] == ["a_b_0_00001.png", "a_b_1_00001.png", "Cat_2_00001.png",
+                                           "cat_3_00001.png", "T-shirt_top_00001.png"]  # fmt: skip
+
+
 def test_out_of_memory_says_so_and_what_bounds_it(run_dir, tmp_path, capsys, monkeypatch):
     """The allocator's error (the real one: more than the machine has), not a traceback: for a grid, that a folder
     is written batch by batch; for evaluate, the options that bound what it holds."""
