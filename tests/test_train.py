@@ -703,6 +703,20 @@ def test_file_names_that_are_not_utf8_train_sample_and_resume(tmp_path):
     assert sorted(p.name for p in (tmp_path / "synth").iterdir()) == ["caf_", "tea"]
 
 
+def test_images_enlarged_to_the_model_are_said_to_be(image_folder, tmp_path):
+    """20-pixel images trained at 64x64 (--preset isic64 on CIFAR-10's 32, --image-size 64 on MNIST): a note says
+    so; at 32 (less than 2x) and 16, nothing."""
+    for size, said in ((64, True), (32, False), (16, False)):
+        lines = []
+        args = ["--data", str(image_folder), *TINY, "--image-size", str(size), "--out", str(tmp_path / str(size))]
+        Trainer(parse_args(args), log=lines.append)
+        note = [line for line in lines if line.startswith("note: the images are")]
+        want = ["note: the images are 20 pixels on their short side (the first one read) and are enlarged 3.2x to "
+                "the model's 64x64: G learns the enlargement's blur; a smaller --image-size (or --preset) trains "
+                "nearer their own size"]  # fmt: skip
+        assert note == (want if said else []), (size, note)
+
+
 def test_a_damaged_newest_checkpoint_names_the_one_before_it(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--steps", "8", "--ckpt-every", "4"]) == 0
     folder = tmp_path / "run" / "checkpoints"
