@@ -202,8 +202,8 @@ def _kill_workers_left_at_exit() -> None:
     ignore SIGTERM (leave_stop_signals_to_the_parent), so one whose DataLoader was never shut down (an uncaught
     exception's traceback keeps it alive) made the process print its traceback and then wait forever: a job that
     never ends. Here, first, the daemonic children get SIGTERM as multiprocessing would send it, and those still
-    there a second later (the workers) SIGKILL: at exit they have nothing left to do. (Only where the DataLoader
-    was not shut down: a run that ends, however, as main() returns it leaves no workers.)"""
+    there a second later (the workers) SIGKILL: at exit they have nothing left to do. (A command that returns from
+    main() has shut its DataLoaders down already: this acts only after an uncaught exception.)"""
     left = [p for p in multiprocessing.active_children() if p.daemon]
     if left and hasattr(signal, "SIGCHLD"):  # the DataLoader's handler would take their end for a failure
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)

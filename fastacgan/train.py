@@ -570,6 +570,7 @@ def _out_of_memory(trainer: Trainer | None, cfg: TrainConfig, e: BaseException) 
     if trainer is None:  # reading, decoding and placing the data
         return (f"out of memory before training, reading the data: {said}. --cache-gb (now {cfg.cache_gb:g}) bounds "
                 "the decoded images kept in memory; --loader torch decodes them as it goes")  # fmt: skip
+    cfg = trainer.cfg  # (a resume's: the options it took from its checkpoint too)
     precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
     size = trainer.spec.image_size
     amp = ", as may --amp (half-precision activations)" if trainer.amp_dtype is None else ""
