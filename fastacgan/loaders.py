@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 
@@ -156,12 +157,62 @@ class StreamLoader(BaseLoader):
 LOADERS = ("auto", "resident", "dali", "torch")
 
 
-def resident_budget_gb(cache_gb: float, device: torch.device) -> float:
-    """How much decoded data may stay resident: --cache-gb, and on a GPU at most half of its free memory."""
+def resident_budget_gb(cache_gb: float, device: torch.device) -> tuple[float, str]:
+    """(how much decoded data may stay resident, what set it): --cache-gb, and at most half of the memory where it
+    stays: a GPU's free memory, or on a CPU what this process may still take (host_memory_available: in a 4 GB
+    container the default 4 GB budget was taken whole, and the kernel killed the run while it decoded)."""
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return min(cache_gb, free / 2 / 2**30)
-    return cache_gb
+        free, what = torch.cuda.mem_get_info(device)[0], "half the GPU's free memory"
+    else:
+        free, what = host_memory_available(), "half the memory this process may still take"
+    if free is None or cache_gb <= free / 2 / 2**30:
+        return cache_gb, "--cache-gb"
+    return free / 2 / 2**30, what
+
+
+def host_memory_available(proc: Path = Path("/proc"), cgroups: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes of memory this process may still take, or None where that cannot be read (macOS): /proc/meminfo's
+    MemAvailable and, under a memory limit (a container's, a Slurm job's --mem: its cgroup's or an ancestor's), the
+    limit less what the cgroup holds beyond its reclaimable file cache (as `docker stats` counts it)."""
+    found = []
+    try:
+        with open(proc / "meminfo") as f:
+            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
+        lines = (proc / "self" / "cgroup").read_text().splitlines()
+    except (OSError, ValueError, IndexError):
+        lines = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2
+            root, files = cgroups, ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            root, files = cgroups / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        else:
+            continue
+        folder = root / path.lstrip("/")
+        for d in (folder, *folder.parents):  # its own cgroup, up to the root of the hierarchy
+            found += [left for left in [_cgroup_left(d, *files)] if left is not None]
+            if d == root:
+                break
+    return min(found) if found else None
+
+
+def _cgroup_left(d: Path, limit_file: str, usage_file: str, inactive_key: str) -> int | None:
+    """What is left under cgroup folder d's memory limit, or None (no limit, or nothing to read)."""
+    try:
+        limit, usage = (d / limit_file).read_text().strip(), int((d / usage_file).read_text())
+    except (OSError, ValueError):
+        return None
+    if not limit.isdigit() or int(limit) >= 2**60:  # v2's "max"; v1's unlimited is 2**63 rounded to a page
+        return None
+    inactive = 0
+    try:
+        for line in (d / "memory.stat").read_text().splitlines():
+            key, value = line.split()
+            inactive = int(value) if key == inactive_key else inactive
+    except (OSError, ValueError):
+        pass
+    return int(limit) - (usage - inactive)
 
 
 def _size(gib: float) -> str:
@@ -183,10 +234,10 @@ def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: f
         raise DataError("--loader dali: NVIDIA DALI is not installed here (pip install nvidia-dali-cuda130)")
     if kind != "auto":
         return kind, "asked for with --loader"
-    budget = resident_budget_gb(cache_gb, device)
+    budget, by = resident_budget_gb(cache_gb, device)
     if need <= budget:
-        return "resident", f"{_size(need)} decoded fits the {_size(budget)} budget (--cache-gb)"
-    over = f"{_size(need)} decoded exceeds the {_size(budget)} resident budget (--cache-gb)"
+        return "resident", f"{_size(need)} decoded fits the {_size(budget)} budget ({by})"
+    over = f"{_size(need)} decoded exceeds the {_size(budget)} resident budget ({by})"
     if has_dali and device.type == "cuda":
         return "dali", f"{over}; DALI streams it, decoding on the GPU"
     if has_dali:  # DALI's CPU pipeline decodes every JPEG at full size; PIL decodes large ones at reduced scale

@@ -743,3 +743,44 @@ def test_a_decode_cache_on_a_full_disk_costs_the_run_nothing(image_folder, tmp_p
     assert f"could not save the decoded set to {small / 'cache'}" in proc.stdout
     assert "No space left on device" in proc.stdout and "the run goes on without the cache" in proc.stdout
     assert "done: 2 steps" in proc.stdout
+
+
+def test_the_resident_budget_keeps_to_the_memory_a_container_or_job_has(image_folder, tmp_path, monkeypatch):
+    """On a CPU the resident set may take at most half the memory this process may still take: MemAvailable, and
+    under a cgroup memory limit (a container's, a Slurm job's --mem) the limit less what the cgroup holds beyond
+    its reclaimable file cache. Before, a 4 GB container took the default 4 GB budget whole, and the kernel killed
+    the run while it decoded."""
+    import fastacgan.loaders as loaders_mod
+    from fastacgan.loaders import host_memory_available, resident_budget_gb
+
+    gib = 2**30
+    proc, cg = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "self").mkdir(parents=True)
+    (proc / "meminfo").write_text(f"MemTotal: {64 * gib >> 10} kB\nMemAvailable: {16 * gib >> 10} kB\n")
+    (proc / "self" / "cgroup").write_text("0::/job_7/step_0\n")
+    (cg / "job_7" / "step_0").mkdir(parents=True)
+    (cg / "job_7" / "step_0" / "memory.max").write_text("max\n")
+    (cg / "job_7" / "step_0" / "memory.current").write_text(f"{gib}\n")
+    (cg / "job_7" / "memory.max").write_text(f"{4 * gib}\n")  # the job's --mem=4G
+    (cg / "job_7" / "memory.current").write_text(f"{3 * gib // 2}\n")
+    (cg / "job_7" / "memory.stat").write_text(f"anon 123\ninactive_file {gib // 2}\n")
+    assert host_memory_available(proc, cg) == 3 * gib  # 4 GiB - (1.5 - 0.5 of file cache)
+    (proc / "self" / "cgroup").write_text("4:memory:/docker/abc\n0::/\n")  # cgroup v1, no limit set
+    (cg / "memory" / "docker" / "abc").mkdir(parents=True)
+    (cg / "memory" / "docker" / "abc" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (cg / "memory" / "docker" / "abc" / "memory.usage_in_bytes").write_text(f"{gib}\n")
+    assert host_memory_available(proc, cg) == 16 * gib
+    assert host_memory_available(tmp_path / "none", cg) is None  # no /proc (macOS)
+
+    monkeypatch.setattr(loaders_mod, "host_memory_available", lambda: 3 * gib)
+    assert resident_budget_gb(4.0, CPU) == (1.5, "half the memory this process may still take")
+    assert resident_budget_gb(1.0, CPU) == (1.0, "--cache-gb")
+    cat = open_catalog(str(image_folder))
+    monkeypatch.setattr(loaders_mod, "host_memory_available", lambda: 2048)  # 1 KB for 18 KB of 16x16 images
+    name, why = choose_loader("auto", cat, 16, 3, 4.0, CPU, False)
+    assert (
+        name == "torch" and "exceeds the 0.0 MiB resident budget (half the memory this process may still take)" in why
+    )
+    monkeypatch.setattr(loaders_mod, "host_memory_available", lambda: None)
+    assert choose_loader("auto", cat, 16, 3, 4.0, CPU, False) == ("resident", "0.0 MiB decoded fits the 4.00 GiB "
+                                                                  "budget (--cache-gb)")  # fmt: skip
