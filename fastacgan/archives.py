@@ -30,6 +30,7 @@ from .data import (
     pick_split,
     split_note,
 )
+from .heap import host_memory_available
 from .labels_csv import csv_labels, name_index
 
 
@@ -50,11 +51,13 @@ class _TarReader:
 
 
 def memory_budget() -> int:
-    """Bytes a compressed archive's images may take in memory: half of this machine's physical memory."""
+    """Bytes a compressed archive's images may take in memory: half of what this process may still take (within
+    its container's or job's memory limit: heap.host_memory_available), else half of the machine's memory."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not a POSIX system that says
-        return 1 << 62
+        physical = 1 << 63
+    return min(physical, host_memory_available() or physical) // 2
 
 
 def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) -> list[tuple[str, bytes]]:
@@ -71,8 +74,8 @@ def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) ->
             if total > budget:
                 raise DataError(
                     f"--data {path}: a compressed archive is held in memory (a compressed stream cannot seek), and its "
-                    f"images pass {budget / 2**30:.1f} GiB, half of this machine's memory; extract it and give the "
-                    f"folder, or re-pack it as an uncompressed .tar (read from disk as needed)"
+                    f"images pass {budget / 2**30:.1f} GiB, half of the memory this process may take; extract it and "
+                    f"give the folder, or re-pack it as an uncompressed .tar (read from disk as needed)"
                 )
             out.append((m.name, tf.extractfile(m).read()))
             if due():

@@ -14,7 +14,6 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 
@@ -31,6 +30,7 @@ from .decode import (
     save_decoded,
     worker_context,
 )
+from .heap import host_memory_available
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,51 +168,6 @@ def resident_budget_gb(cache_gb: float, device: torch.device) -> tuple[float, st
     if free is None or cache_gb <= free / 2 / 2**30:
         return cache_gb, "--cache-gb"
     return free / 2 / 2**30, what
-
-
-def host_memory_available(proc: Path = Path("/proc"), cgroups: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """Bytes of memory this process may still take, or None where that cannot be read (macOS): /proc/meminfo's
-    MemAvailable and, under a memory limit (a container's, a Slurm job's --mem: its cgroup's or an ancestor's), the
-    limit less what the cgroup holds beyond its reclaimable file cache (as `docker stats` counts it)."""
-    found = []
-    try:
-        with open(proc / "meminfo") as f:
-            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
-        lines = (proc / "self" / "cgroup").read_text().splitlines()
-    except (OSError, ValueError, IndexError):
-        lines = []
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controllers == "":  # cgroup v2
-            root, files = cgroups, ("memory.max", "memory.current", "inactive_file")
-        elif "memory" in controllers.split(","):
-            root, files = cgroups / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
-        else:
-            continue
-        folder = root / path.lstrip("/")
-        for d in (folder, *folder.parents):  # its own cgroup, up to the root of the hierarchy
-            found += [left for left in [_cgroup_left(d, *files)] if left is not None]
-            if d == root:
-                break
-    return min(found) if found else None
-
-
-def _cgroup_left(d: Path, limit_file: str, usage_file: str, inactive_key: str) -> int | None:
-    """What is left under cgroup folder d's memory limit, or None (no limit, or nothing to read)."""
-    try:
-        limit, usage = (d / limit_file).read_text().strip(), int((d / usage_file).read_text())
-    except (OSError, ValueError):
-        return None
-    if not limit.isdigit() or int(limit) >= 2**60:  # v2's "max"; v1's unlimited is 2**63 rounded to a page
-        return None
-    inactive = 0
-    try:
-        for line in (d / "memory.stat").read_text().splitlines():
-            key, value = line.split()
-            inactive = int(value) if key == inactive_key else inactive
-    except (OSError, ValueError):
-        pass
-    return int(limit) - (usage - inactive)
 
 
 def _size(gib: float) -> str:

@@ -751,7 +751,8 @@ def test_the_resident_budget_keeps_to_the_memory_a_container_or_job_has(image_fo
     its reclaimable file cache. Before, a 4 GB container took the default 4 GB budget whole, and the kernel killed
     the run while it decoded."""
     import fastacgan.loaders as loaders_mod
-    from fastacgan.loaders import host_memory_available, resident_budget_gb
+    from fastacgan.heap import host_memory_available
+    from fastacgan.loaders import resident_budget_gb
 
     gib = 2**30
     proc, cg = tmp_path / "proc", tmp_path / "cgroup"
