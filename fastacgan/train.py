@@ -69,7 +69,10 @@ class Aborted(KeyboardInterrupt):
         self.signum = signum
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a run finishes its step, saves a checkpoint and stops on these
+# a run finishes its step, saves a checkpoint and stops on these: Ctrl-C; SIGTERM (a cluster's preemption, `kill`,
+# `timeout`); SIGUSR1 (Slurm's warning before a job's time limit, `#SBATCH --signal=USR1@120`, whose default action
+# would end the run at once, unsaved)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
 
 def fmt_time(s: float) -> str:
@@ -335,7 +338,7 @@ class Trainer:
             self.save_real_grid()
         if self.step == 0:
             self.save_samples()
-        # Ctrl-C (SIGINT) and SIGTERM (a cluster's preemption, `kill`, `timeout`): finish the step, checkpoint, stop
+        # Ctrl-C (SIGINT), SIGTERM and SIGUSR1 (STOP_SIGNALS): finish the step, checkpoint, stop
         can_signal = _in_main_thread()
         old_handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} if can_signal else {}
         for sig in old_handlers:

@@ -500,14 +500,15 @@ def signal_at_step_4(args, sig, group: bool = False):
     return proc, "".join(lines), rest
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1])
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path, sig):
-    """Ctrl-C, or SIGTERM (a cluster preempting the job, `kill`, `timeout`): the step finishes, a checkpoint is
-    saved, the exit status is the shell's for that signal (130, 143), and --resume continues."""
+    """Ctrl-C, SIGTERM (a cluster preempting the job, `kill`, `timeout`) or SIGUSR1 (Slurm's warning before the
+    time limit: its default action ended the run unsaved): the step finishes, a checkpoint is saved, the exit status
+    is the shell's for that signal (130, 143, 138), and --resume continues."""
     proc, before, rest = signal_at_step_4(tiny_args + ["--steps", "100000", "--log-every", "2"], sig)
     assert proc.returncode == 128 + sig, before + rest
     assert "checkpoint saved" in rest and "Traceback" not in rest
-    assert ("Ctrl-C" if sig == signal.SIGINT else "SIGTERM") + ": finishing this step and saving" in rest
+    assert ("Ctrl-C" if sig == signal.SIGINT else signal.Signals(sig).name) + ": finishing this step and saving" in rest
     saved = final_state(tmp_path / "run")["step"]
     assert saved >= 4
     again = f"continue with python -m fastacgan.train --out {tmp_path / 'run'} --resume (or the same command and"
@@ -516,7 +517,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path, sig)
     assert final_state(tmp_path / "run")["step"] == saved + 2
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1])
 def test_a_stop_signal_to_the_whole_process_group_still_saves(image_folder, tmp_path, sig):
     """Ctrl-C in a terminal and Slurm's SIGTERM go to every process of the job, the DataLoader's decoding workers
     too: a worker killed by SIGTERM used to stop the run with "DataLoader worker ... is killed by signal" and no
