@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -32,12 +33,21 @@ def find_csv(root: Path, csv_opt: str) -> Path | None:
 
 
 def name_index(items) -> dict:
-    """(relative name, value) pairs -> a lookup by relative name, file name and stem (the first of each wins)."""
+    """(relative name, value) pairs -> a lookup by relative name, file name and stem (the first of each wins), in
+    Unicode's composed form (see csv_key)."""
     index: dict = {}
     for rel, value in items:
+        rel = unicodedata.normalize("NFC", rel)
         for key in (rel, Path(rel).name, Path(rel).stem):
             index.setdefault(key, value)
     return index
+
+
+def csv_key(name: str) -> str:
+    """A CSV's image name as name_index looks it up: Windows' `Images\\a.jpg` as `Images/a.jpg`, and `café` in
+    Unicode's composed form (NFC), as a keyboard types it, where macOS has written the file name decomposed (NFD: e +
+    a combining accent) or the other way round."""
+    return unicodedata.normalize("NFC", name.strip().replace("\\", "/"))
 
 
 def _one_hot_columns(cols: list[str], rows: list[dict], csv_path: Path) -> list[str] | None:
@@ -121,7 +131,7 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
             raise DataError(f"{opt} {col!r}: no such column in {csv_path} (columns: {', '.join(cols)})")
     hits, missing, raw_labels, row_of = [], [], [], {}
     for n, r in enumerate(rows, start=2):  # n: the row's line in the file (the header is line 1)
-        key = (r[image_col] or "").strip()
+        key = csv_key(r[image_col] or "")
         hit = index.get(key, index.get(Path(key).name, index.get(Path(key).stem)))
         if hit is None:
             missing.append(key)

@@ -141,6 +141,25 @@ def test_csv_saved_by_excel_in_any_of_its_encodings(tmp_path, encoding, sep):
         assert notes == []
 
 
+def test_csv_names_written_on_windows_or_typed_against_macos_file_names(tmp_path):
+    """A CSV written on Windows names `Images\\b.jpg`; a file copied from macOS is named decomposed (`cafe` + a
+    combining accent, NFD) while the CSV has it as typed (NFC), or the other way round. Both match (before: "2 of 3
+    names ... match no image")."""
+    import unicodedata
+
+    write_isic(tmp_path / "d", [("a", 0), ("b", 1), ("c", 0)])
+    images = tmp_path / "d" / "Images"
+    (images / "a.jpg").rename(images / (unicodedata.normalize("NFD", "café") + ".jpg"))
+    (images / "c.jpg").rename(images / "thé.jpg")
+    text = f"image,label\n{unicodedata.normalize('NFC', 'café')}.jpg,x\nImages\\b.jpg,y\n"
+    text += f"{unicodedata.normalize('NFD', 'thé')},x\n"
+    (tmp_path / "d" / "train_data.csv").write_text(text, encoding="utf-8")
+    cat = open_catalog(str(tmp_path / "d"))
+    assert cat.class_names == ["x", "y"] and len(cat) == 3
+    named = {unicodedata.normalize("NFC", Path(n).name): int(y) for n, y in zip(cat.names, cat.labels)}
+    assert named == {"café.jpg": 0, "b.jpg": 1, "thé.jpg": 0}
+
+
 def test_csv_names_that_match_no_file(tmp_path):
     write_isic(tmp_path / "d", [("a", 0), ("b", 1)])
     with open(tmp_path / "d" / "train_data.csv", "a") as f:
