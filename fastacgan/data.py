@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -309,10 +310,19 @@ def _wanted_classes(classes: str, names: list[str]) -> list[str]:
 
 
 def _known_classes(wanted: list[str], names: list[str]) -> list[str]:
-    unknown = [c for c in wanted if c not in names]
+    """The data's names of the classes --classes names: a name typed `café` (composed, NFC) is the class folder
+    that macOS named decomposed (NFD), and the other way round."""
+    found = [c if c in names else same_text(c, names) for c in wanted]
+    unknown = [c for c, f in zip(wanted, found) if f is None]
     if unknown:
         raise DataError(f"--classes: {', '.join(unknown)} not in the data (classes: {', '.join(names)})")
-    return wanted
+    return found
+
+
+def same_text(name: str, names: list[str]) -> str | None:
+    """The one of `names` that is `name` in another Unicode form (NFC / NFD), or None."""
+    form = unicodedata.normalize("NFC", name)
+    return next((n for n in names if unicodedata.normalize("NFC", n) == form), None)
 
 
 def held_out_sibling(path: Path) -> Path | None:

@@ -20,7 +20,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import DefaultsHelp
-from .data import IMAGE_EXTS, Every, file_safe
+from .data import IMAGE_EXTS, Every, file_safe, same_text
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
@@ -66,8 +66,9 @@ def load_generator(path: str, device: str | torch.device = "cpu") -> tuple[Gener
 
 
 def parse_label(label: str, classes: list[str]) -> int:
-    if label in classes:
-        return classes.index(label)
+    named = label if label in classes else same_text(label, classes)  # (`café` typed for macOS's decomposed name)
+    if named is not None:
+        return classes.index(named)
     if label.lstrip("-").isdigit() and 0 <= int(label) < len(classes):
         return int(label)
     raise ValueError(

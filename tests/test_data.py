@@ -160,6 +160,20 @@ def test_csv_names_written_on_windows_or_typed_against_macos_file_names(tmp_path
     assert named == {"café.jpg": 0, "b.jpg": 1, "thé.jpg": 0}
 
 
+def test_class_names_typed_in_another_unicode_form(tmp_path):
+    """A class folder that macOS named decomposed (NFD) is found by `--classes café` and `sample --label café` as
+    typed (NFC); before: "not in the data"."""
+    import unicodedata
+
+    from fastacgan.sample import parse_label
+
+    nfd = unicodedata.normalize("NFD", "café")
+    make_folder(tmp_path / "d", n_per_class=2, classes=("circle", nfd, "square"))
+    cat = open_catalog(str(tmp_path / "d"), classes=f"{unicodedata.normalize('NFC', 'café')},square")
+    assert cat.class_names == [nfd, "square"] and len(cat) == 4
+    assert parse_label(unicodedata.normalize("NFC", "café"), ["circle", nfd]) == 1
+
+
 def test_csv_names_that_match_no_file(tmp_path):
     write_isic(tmp_path / "d", [("a", 0), ("b", 1)])
     with open(tmp_path / "d" / "train_data.csv", "a") as f:
