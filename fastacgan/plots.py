@@ -188,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", help="a run folder (--out of the training run) or its metrics.jsonl")
     ap.add_argument("--out", default="", help="the PNG to write (default: curves.png in the run folder)")
     args = ap.parse_args(argv)
-    run = Path(args.run)
+    run = Path(args.run).expanduser()  # (`--out=~/x.png`: the shell leaves a ~ after = as it is)
     metrics = run if run.is_file() else run / "metrics.jsonl"
-    out = Path(args.out) if args.out else metrics.parent / "curves.png"
+    out = Path(args.out).expanduser() if args.out else metrics.parent / "curves.png"
     try:
         if not metrics.is_file():
             raise ValueError(f"{args.run}: no metrics.jsonl (give a run folder, the --out of a training run)")

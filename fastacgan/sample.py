@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -53,7 +54,7 @@ def ckpt_argument(p: argparse.ArgumentParser, a: argparse.Namespace) -> str:
         p.error(f"two checkpoints: {a.run} and --ckpt {a.ckpt}; give one")
     if not (a.run or a.ckpt):
         p.error("give the checkpoint: a run folder (its newest checkpoint) or a checkpoint file, as RUN or --ckpt")
-    return a.ckpt or a.run
+    return os.path.expanduser(a.ckpt or a.run)  # (`--ckpt=~/runs/x`: the shell leaves a ~ after = as it is)
 
 
 def load_generator(path: str, device: str | torch.device = "cpu") -> tuple[Generator, list[str], Path]:
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
     a = p.parse_args(argv)
-    a.ckpt = ckpt_argument(p, a)
+    a.ckpt, a.out = ckpt_argument(p, a), os.path.expanduser(a.out)
     done, total = 0, 0  # images written, and to write (for an interrupted run's message)
     try:
         if a.n < 1 or a.per_class < 1:

@@ -100,6 +100,19 @@ def test_the_run_may_be_given_without_ckpt(run_dir, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["checkpoint"].startswith(str(run_dir))
 
 
+def test_a_tilde_after_an_equals_sign_is_the_home_folder(run_dir, tmp_path, monkeypatch):
+    """`--ckpt=~/runs/x` (the seeds' `--opt=value` style): the shell expands a ~ only at a word's start, so the
+    path came as `~/...` and was "no such file or folder" (train's --data and --out took it already)."""
+    from fastacgan.plots import main as plots_main
+
+    monkeypatch.setenv("HOME", str(run_dir.parent))
+    monkeypatch.chdir(tmp_path)
+    assert sample_main([f"--ckpt=~/{run_dir.name}", "--label", "1", "--n", "4", f"--out=~/{tmp_path.name}.png"]) == 0
+    assert (run_dir.parent / f"{tmp_path.name}.png").is_file() and not (tmp_path / "~").exists()
+    assert plots_main([f"~/{run_dir.name}", f"--out=~/{tmp_path.name}-curves.png"]) == 0
+    assert (run_dir.parent / f"{tmp_path.name}-curves.png").is_file()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_checkpoint_samples_on_cpu(tmp_path):
     out = tmp_path / "gpu"
