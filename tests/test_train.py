@@ -590,7 +590,7 @@ def test_running_out_of_memory_says_what_fits_and_where_to_resume(tiny_args, tmp
 
     def step(self, real, labels):
         if self.step == 6:
-            torch.empty(1 << 45)  # 128 TiB
+            torch.empty(1 << 55)  # 128 PiB: more than any address space (47 bits, 56 with 5-level paging)
         return real_step(self, real, labels)
 
     monkeypatch.setattr(train_mod.Trainer, "train_step", step)
@@ -599,7 +599,7 @@ def test_running_out_of_memory_says_what_fits_and_where_to_resume(tiny_args, tmp
     newest = tmp_path / "run" / "checkpoints" / "step_00000004.pt"
     assert "Traceback" not in err and "enforce fail" not in err
     assert "error: out of memory on cpu in step 7 (batch 16 of 16x16 images, preset digits, fp32): " in err
-    assert "can't allocate memory: you tried to allocate 128.0 TiB" in err
+    assert "can't allocate memory: you tried to allocate 131072.0 TiB" in err
     assert "a smaller --batch-size fits, as may --amp" in err
     assert f"the newest checkpoint is {newest}: --resume --batch-size N continues from it" in err
     # the short resume takes the run's options: the batch named is the run's 16, not the default 64
