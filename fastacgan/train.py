@@ -557,14 +557,14 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _newest_checkpoint(trainer: Trainer | None) -> str:
-    """For a run that stops without saving: where --resume would continue from."""
+def _newest_checkpoint(trainer: Trainer | None, resume: str = "--resume") -> str:
+    """For a run that stops without saving: where `resume` (the options to give) would continue from."""
     if trainer is None or not trainer.dist.is_main:
         return ""
     kept = ckpt.list_checkpoints(trainer.ckpt_dir)
-    return (
-        f"; the newest checkpoint is {kept[-1]} (--resume continues from it)" if kept else "; no checkpoint was saved"
-    )
+    if not kept:
+        return "; no checkpoint was saved"
+    return f"; the newest checkpoint is {kept[-1]} ({resume} continues from it)"
 
 
 def _out_of_memory(trainer: Trainer | None, cfg: TrainConfig, e: BaseException) -> str:
@@ -577,8 +577,7 @@ def _out_of_memory(trainer: Trainer | None, cfg: TrainConfig, e: BaseException) 
     precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
     size = trainer.spec.image_size
     amp = ", as may --amp (half-precision activations)" if trainer.amp_dtype is None else ""
-    kept = ckpt.list_checkpoints(trainer.ckpt_dir) if trainer.dist.is_main else []
-    then = f"; the newest checkpoint is {kept[-1]}: --resume --batch-size N continues from it" if kept else ""
+    then = _newest_checkpoint(trainer, "--resume --batch-size N")
     return (f"out of memory on {trainer.device} in step {trainer.step + 1} (batch {cfg.batch_size} of {size}x{size} "
             f"images, preset {trainer.preset}, {precision}): {said}. The memory a step takes grows with the batch: a "
             f"smaller --batch-size fits{amp}{then}")  # fmt: skip

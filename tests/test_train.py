@@ -601,7 +601,7 @@ def test_running_out_of_memory_says_what_fits_and_where_to_resume(tiny_args, tmp
     assert "error: out of memory on cpu in step 7 (batch 16 of 16x16 images, preset digits, fp32): " in err
     assert "can't allocate memory: you tried to allocate 131072.0 TiB" in err
     assert "a smaller --batch-size fits, as may --amp" in err
-    assert f"the newest checkpoint is {newest}: --resume --batch-size N continues from it" in err
+    assert f"; the newest checkpoint is {newest} (--resume --batch-size N continues from it)" in err
     # the short resume takes the run's options: the batch named is the run's 16, not the default 64
     assert run(["--out", tmp_path / "run", "--resume", "--steps", "10"]) == 1
     assert "out of memory on cpu in step 7 (batch 16 of 16x16 images" in capsys.readouterr().err
