@@ -196,6 +196,11 @@ _RANGES = {
 }  # fmt: skip
 
 
+def field_help(name: str) -> str:
+    """A TrainConfig field's help text, for another command's option of the same meaning (evaluate's --workers)."""
+    return TrainConfig.__dataclass_fields__[name].metadata["help"]
+
+
 def flag(name: str) -> str:
     """A TrainConfig field's command-line option: batch_size -> --batch-size."""
     return "--" + name.replace("_", "-")

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import DefaultsHelp
+from .config import DefaultsHelp, field_help
 from .data import DataError, open_catalog
 from .decode import decode_all, default_workers, lost_worker
 from .devices import memory_error, memory_error_text, select_device
@@ -282,8 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
-    p.add_argument("--workers", type=int, default=-1, help="image-decoding worker processes; -1 = one per CPU core "
-                   "this process may use (at most 8)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=-1, help=field_help("workers"))
     a = p.parse_args(argv)
     a.ckpt = ckpt_argument(p, a)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress; stdout is the JSON report

@@ -110,11 +110,9 @@ def _cgroup_left(d: Path, limit_file: str, usage_file: str, inactive_key: str) -
         return None
     if not limit.isdigit() or int(limit) >= 2**60:  # v2's "max"; v1's unlimited is 2**63 rounded to a page
         return None
-    inactive = 0
     try:
-        for line in (d / "memory.stat").read_text().splitlines():
-            key, value = line.split()
-            inactive = int(value) if key == inactive_key else inactive
+        stat = dict(line.split() for line in (d / "memory.stat").read_text().splitlines())
+        inactive = int(stat.get(inactive_key, 0))
     except (OSError, ValueError):
-        pass
+        inactive = 0
     return int(limit) - (usage - inactive)
