@@ -242,10 +242,11 @@ def lost_worker(e: BaseException, workers: int) -> str | None:
 
 
 def leave_stop_signals_to_the_parent(worker_id: int = 0) -> None:
-    """A decoding worker process's start (DataLoader's worker_init_fn): Ctrl-C and SIGTERM go to a whole process
-    group (a terminal, Slurm preempting a job), and a worker they killed would stop the run with "DataLoader worker
-    exited unexpectedly" instead of its checkpoint. The workers ignore them; the main process stops them."""
-    for name in ("SIGINT", "SIGTERM", "SIGUSR1"):  # (the run's stop signals: Slurm sends SIGUSR1 to every process)
+    """A decoding worker process's start (DataLoader's worker_init_fn): Ctrl-C, SIGTERM and SIGHUP go to a whole
+    process group (a terminal, its closing, Slurm preempting a job), and a worker they killed would stop the run with
+    "DataLoader worker exited unexpectedly" instead of its checkpoint. The workers ignore them; the main process stops
+    them."""
+    for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGHUP"):  # (train.STOP_SIGNALS: Slurm sends SIGUSR1 to them all)
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 

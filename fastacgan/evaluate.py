@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 import time
 
@@ -36,7 +37,7 @@ from .imaging import to_uint8
 from .kernels import STAT_NAMES, acgan_loss_reference
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
-from .runlog import tolerant_console
+from .runlog import echo, echo_quietly, tolerant_console
 from .runs import RUNS_DATA, run_path
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
 
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=-1, help=field_help("workers"))
     a = p.parse_args(argv)
     a.ckpt = ckpt_argument(p, a)
-    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress; stdout is the JSON report
+    say = lambda msg: echo_quietly(msg, sys.stderr)  # noqa: E731 - progress; stdout is the JSON report
     t0 = time.perf_counter()
     try:
         if a.image_metrics < 0:
@@ -355,14 +356,14 @@ def main(argv: list[str] | None = None) -> int:
                    "accuracy_trained_on_generated": round(on_fake, 4),
                    "accuracy_trained_on_real": round(on_real, 4)}  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        echo_quietly(f"error: {e}", sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - the rest goes on as a traceback
         lost = lost_worker(e, default_workers(a.workers))
         if lost is None and not memory_error(e):
             raise
         bounds = f"--max-images (now {a.max_images}) and --n-per-class (now {a.n_per_class}) bound the images it holds"
-        print(f"error: {lost or f'out of memory: {memory_error_text(e)}; {bounds}'}", file=sys.stderr)
+        echo_quietly(f"error: {lost or f'out of memory: {memory_error_text(e)}; {bounds}'}", sys.stderr)
         return 1
     except KeyboardInterrupt:
         say("interrupted: no report")
@@ -379,7 +380,13 @@ def main(argv: list[str] | None = None) -> int:
         **({"classification_accuracy_score": cas} if cas else {}),
         **({"image_metrics": pictures} if pictures else {}),
     }
-    print(json.dumps(report, indent=2))
+    try:
+        echo(json.dumps(report, indent=2))
+    except BrokenPipeError:  # `| head` that has its lines: ended as other commands end then, without a traceback
+        return 128 + getattr(signal, "SIGPIPE", 13)
+    except OSError as e:  # `> report.json` on a full disk
+        echo_quietly(f"error: writing the report failed ({e.strerror or e})", sys.stderr)
+        return 1
     return 0
 
 

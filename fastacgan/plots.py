@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .imaging import save_png
-from .runlog import tolerant_console
+from .runlog import echo_quietly, tolerant_console
 
 # (title, y range or None for the data's, [(metrics key, legend, colour)]); colours as the seeds' plots name them
 PANELS = [
@@ -200,12 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         if not drawn:
             raise ValueError(f"{metrics} holds no records yet")
     except OSError as e:
-        print(f"error: --out {out}: cannot write it ({e.strerror or e})", file=sys.stderr)
+        echo_quietly(f"error: --out {out}: cannot write it ({e.strerror or e})", sys.stderr)
         return 2
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        echo_quietly(f"error: {e}", sys.stderr)
         return 2
-    print(f"wrote {out} ({drawn} records)")
+    echo_quietly(f"wrote {out} ({drawn} records)")
     return 0
 
 

@@ -2,21 +2,72 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+
+def echo(msg: str, stream=None) -> None:
+    """print(msg), flushed. Where the console is gone (the reader of a pipe ended: `| tee` stopped by the same
+    Ctrl-C, `| head` that has its lines; the terminal closed: EIO; a redirect to a full disk), the stream is sent to
+    /dev/null, so that neither later prints nor the flush at exit fail again, and the OSError raised for the caller
+    to say so once."""
+    stream = stream or sys.stdout
+    try:
+        print(msg, file=stream, flush=True)
+    except OSError:
+        mute(stream)
+        raise
+
+
+def echo_quietly(msg: str, stream=None) -> bool:
+    """echo, giving up silently on a console that is gone (the last words of a command: nowhere else to say them).
+    Returns whether it was printed."""
+    try:
+        echo(msg, stream)
+    except OSError:
+        return False
+    return True
+
+
+def mute(stream) -> None:
+    """Point the stream's file descriptor at /dev/null (its pending bytes go there too)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # (no descriptor: a test's capture; it fails again, is caught again)
+        pass
 
 
 class RunLog:
     """The run's lines: printed, and appended to --out/train.log from the moment the run holds its folder; the lines
     before that moment are kept until then (a run refused before it trains writes nothing). A log file that cannot
-    be written is given up with a note: the printed lines, the checkpoints and the metrics are what matter."""
+    be written is given up with a note: the printed lines, the checkpoints and the metrics are what matter. A console
+    that goes away (the terminal closed, `| tee` ended by the Ctrl-C that stops the run) ends the printing, not the
+    run: the log file goes on."""
 
-    def __init__(self, show):
+    def __init__(self, show=echo):
         self.show, self.early, self.file = show, [], None
 
     def __call__(self, msg: str) -> None:
-        self.show(msg)
+        self._show(msg)
         self.record(msg)
+
+    def _show(self, msg: str) -> None:
+        if self.show is None:
+            return
+        try:
+            self.show(msg)
+        except OSError as e:  # the console is gone (see echo): the run goes on, and so does its log file
+            self.show = None
+            kept = (f"; its lines go on into {self.file.name}" if self.file is not None
+                    else "; its lines go on into train.log" if self.early is not None else "")  # fmt: skip
+            note = f"note: printing failed ({e.strerror or e}): the run goes on{kept}"
+            echo_quietly(note, sys.stderr)
+            self.record(note)
 
     def record(self, msg: str) -> None:
         """Into the file only (what the caller reports on the terminal in its own way: an error)."""
@@ -29,7 +80,7 @@ class RunLog:
         try:
             self.file = open(path, "a", encoding="utf-8", errors="backslashreplace")
         except OSError as e:
-            self.show(f"note: cannot write {path} ({e.strerror or e}); the run goes on without it")
+            self._show(f"note: cannot write {path} ({e.strerror or e}); the run goes on without it")
         else:
             for msg in [header, *(self.early or [])]:
                 self._write(msg)
@@ -40,7 +91,7 @@ class RunLog:
             self.file.write(msg + "\n")
             self.file.flush()
         except OSError as e:
-            self.show(f"note: writing {self.file.name} failed ({e.strerror or e}); the run goes on without it")
+            self._show(f"note: writing {self.file.name} failed ({e.strerror or e}); the run goes on without it")
             self.stop()
 
     def stop(self) -> None:

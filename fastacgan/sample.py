@@ -26,7 +26,7 @@ from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
 from .models import Generator, ModelSpec
-from .runlog import tolerant_console
+from .runlog import echo_quietly, tolerant_console
 
 
 def resolve_ckpt(path: str) -> Path:
@@ -170,24 +170,24 @@ def main(argv: list[str] | None = None) -> int:
                         save_png(path, im, durable=False)  # (a file cut short by Ctrl-C is removed)
                         done += 1
                     if due(done == len(paths)) and len(paths) > 1000:
-                        print(f"generated {done}/{len(paths)} images ({due.rate(done):.0f}/s)", flush=True)
+                        echo_quietly(f"generated {done}/{len(paths)} images ({due.rate(done):.0f}/s)")
         except OSError as e:
             raise ValueError(f"--out {a.out}: cannot write the images ({e.strerror or e})") from e
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        echo_quietly(f"error: {e}", sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - the rest goes on as a traceback
         if not memory_error(e):
             raise
         whole = (f"; a grid ({total} images) is made whole in memory, a folder (--out DIR) is written batch by batch"
                  if total and Path(a.out).suffix.lower() in (".png", ".jpg", ".jpeg") else "")  # fmt: skip
-        print(f"error: out of memory: {memory_error_text(e)}{whole}", file=sys.stderr)
+        echo_quietly(f"error: out of memory: {memory_error_text(e)}{whole}", sys.stderr)
         return 1
     except KeyboardInterrupt:
         kept = f" into {a.out}: remove them, or choose another --out, to write the set again" if done else ""
-        print(f"interrupted: wrote {done} of {total} image(s){kept}", file=sys.stderr)
+        echo_quietly(f"interrupted: wrote {done} of {total} image(s){kept}", sys.stderr)
         return 130
-    print(f"wrote {len(labels)} image(s) from {file} to {out}")
+    echo_quietly(f"wrote {len(labels)} image(s) from {file} to {out}")
     return 0
 
 

@@ -52,7 +52,7 @@ from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
 from .models import count_params
 from .plots import save_curves
-from .runlog import RunLog, tolerant_console
+from .runlog import RunLog, echo, echo_quietly, tolerant_console
 from .runs import RUNS_DATA, append_record, check_out_state, data_fingerprint, run_path, truncate_metrics
 from .step import ACGANStep, set_cuda_flags
 
@@ -71,8 +71,11 @@ class Aborted(KeyboardInterrupt):
 
 # a run finishes its step, saves a checkpoint and stops on these: Ctrl-C; SIGTERM (a cluster's preemption, `kill`,
 # `timeout`); SIGUSR1 (Slurm's warning before a job's time limit, `#SBATCH --signal=USR1@120`, whose default action
-# would end the run at once, unsaved)
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
+# would end the run at once, unsaved); SIGHUP (the terminal closed: an ssh connection dropped), unless the run was
+# started to ignore it (nohup)
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def fmt_time(s: float) -> str:
@@ -81,7 +84,7 @@ def fmt_time(s: float) -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, log=print, given: set[str] | None = None):
+    def __init__(self, cfg: TrainConfig, log=echo, given: set[str] | None = None):
         """given: the options the command line set (parse_args'); a resume (--resume, or --auto-resume that finds
         a checkpoint) takes the others from the run it continues. None: every option is cfg's."""
         validate_config(cfg)
@@ -338,9 +341,11 @@ class Trainer:
             self.save_real_grid()
         if self.step == 0:
             self.save_samples()
-        # Ctrl-C (SIGINT), SIGTERM and SIGUSR1 (STOP_SIGNALS): finish the step, checkpoint, stop
+        # Ctrl-C (SIGINT), SIGTERM, SIGUSR1 and SIGHUP (STOP_SIGNALS): finish the step, checkpoint, stop
         can_signal = _in_main_thread()
         old_handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} if can_signal else {}
+        if old_handlers.get(getattr(signal, "SIGHUP", None)) == signal.SIG_IGN:  # nohup: the run outlives its terminal
+            del old_handlers[signal.SIGHUP]
         for sig in old_handlers:
             signal.signal(sig, self._on_stop_signal)
         t_last, steps_last, t_start = time.time(), self.step, time.time()
@@ -588,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     given: set[str] = set()
     cfg = parse_args(argv, notes, given)
-    log = RunLog(lambda msg: print(msg, flush=True))  # and into --out/train.log once the run holds --out
+    log = RunLog()  # printed, and into --out/train.log once the run holds --out
     for line in notes if os.environ.get("RANK", "0") == "0" else ():  # torchrun: rank 0 speaks
         log(line)
     show_warning = warnings.showwarning
@@ -603,21 +608,21 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(cfg, log, given)
         result = trainer.train()
     except (DataError, ValueError, FileNotFoundError, TrainingError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
+        echo_quietly(f"error: {e}", sys.stderr)
         return 2 if not isinstance(e, TrainingError) else 1
     except OSError as e:  # writing the run's outputs: a full disk, a lost mount, a permission taken away
         where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}{_newest_checkpoint(trainer)}", file=sys.stderr, flush=True)
+        echo_quietly(f"error: {where}{e.strerror or e}{_newest_checkpoint(trainer)}", sys.stderr)
         return 1
     except Exception as e:  # noqa: BLE001 - the rest goes on as a traceback
         lost = lost_worker(e, default_workers(cfg.workers))
         if lost is None and not memory_error(e):
             raise
         why = _out_of_memory(trainer, cfg, e) if lost is None else lost + _newest_checkpoint(trainer)
-        print(f"error: {why}", file=sys.stderr, flush=True)
+        echo_quietly(f"error: {why}", sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the run's handlers are set
-        print(f"aborted without saving{_newest_checkpoint(trainer)}", file=sys.stderr, flush=True)
+        echo_quietly(f"aborted without saving{_newest_checkpoint(trainer)}", sys.stderr)
         return 128 + (e.signum if isinstance(e, Aborted) else signal.SIGINT)
     finally:
         warnings.showwarning = show_warning

@@ -113,6 +113,32 @@ def test_a_tilde_after_an_equals_sign_is_the_home_folder(run_dir, tmp_path, monk
     assert (run_dir.parent / f"{tmp_path.name}-curves.png").is_file()
 
 
+def test_a_reader_that_ends_first_costs_no_traceback(run_dir, tmp_path):
+    """`python -m fastacgan.evaluate RUN | head` (the JSON report's first lines), `sample ... | head`: the reader has
+    ended when the command prints. They ended with a BrokenPipeError traceback (sample's after writing every image,
+    its progress line stopped the images with "cannot write the images (Broken pipe)"). Now evaluate ends as other
+    commands do then (status 141, SIGPIPE's), and sample and plots, whose work is done, with 0."""
+    import subprocess
+    import sys
+
+    args = ["--epochs", "1", "--n-per-class", "2", "--max-images", "100", "--image-metrics", "0", "--device", "cpu"]
+    for module, argv, status in [
+        ("evaluate", [str(run_dir), *args], 141),
+        ("sample", [str(run_dir), "--per-class", "2", "--out", str(tmp_path / "images")], 0),
+        ("plots", [str(run_dir), "--out", str(tmp_path / "curves.png")], 0),
+    ]:
+        read, write = os.pipe()
+        os.close(read)  # `head` has its lines
+        try:
+            done = subprocess.run([sys.executable, "-m", f"fastacgan.{module}", *argv], stdout=write,
+                                  stderr=subprocess.PIPE, text=True, timeout=300)  # fmt: skip
+        finally:
+            os.close(write)
+        assert done.returncode == status, (module, done.stderr)
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, (module, done.stderr)
+    assert len(list((tmp_path / "images").rglob("*.png"))) == 20 and (tmp_path / "curves.png").is_file()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_checkpoint_samples_on_cpu(tmp_path):
     out = tmp_path / "gpu"

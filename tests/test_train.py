@@ -103,6 +103,46 @@ def test_a_log_file_that_cannot_be_written_costs_the_run_nothing(tmp_path):
     assert (tmp_path / "other.log").read_text() == "--- header\nkept\n"
 
 
+def test_a_console_that_goes_away_costs_the_run_nothing(tmp_path, capsys):
+    """The terminal closed (EIO) or the reader of a pipe ended (`| tee` stopped by the Ctrl-C that stops the run):
+    printing raised in the middle of a step. Now it ends the printing, once said on stderr, and the lines go on into
+    train.log; the stream is pointed at /dev/null, so that Python's flush at exit has nothing to fail on."""
+    import errno
+
+    from fastacgan.runlog import RunLog, echo, echo_quietly
+
+    def without_reader():
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone
+        return os.fdopen(write, "w")
+
+    stream = without_reader()
+    with pytest.raises(BrokenPipeError):
+        echo("lost", stream)
+    echo("then nothing", stream)  # into /dev/null now
+    stream.close()  # (what Python's exit does with sys.stdout)
+    assert echo_quietly("x", without_reader()) is False and echo_quietly("shown") is True
+    assert capsys.readouterr().out == "shown\n"
+
+    shown = []
+
+    def show(msg):
+        if len(shown) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        shown.append(msg)
+
+    log = RunLog(show)
+    log("early")
+    log.start(tmp_path / "train.log", "--- header")
+    log("one")
+    log("two")  # the terminal is gone
+    log("three")
+    note = f"note: printing failed (Input/output error): the run goes on; its lines go on into {tmp_path / 'train.log'}"
+    assert shown == ["early", "one"] and capsys.readouterr().err == note + "\n"
+    log.stop()
+    assert (tmp_path / "train.log").read_text() == f"--- header\nearly\none\n{note}\ntwo\nthree\n"
+
+
 def test_resume_reproduces_an_uninterrupted_run(tiny_args, tmp_path):
     # 400 images / batch 16 = 25 steps per epoch: stop mid-epoch at 7, resume across the epoch boundary to 30
     a = [x.replace(str(tmp_path / "run"), str(tmp_path / "a")) for x in tiny_args]
@@ -479,13 +519,14 @@ def test_a_cuda_run_sets_cudnn_autotuning(tmp_path, monkeypatch, capsys, on):
     assert f"cuDNN autotuning {'on' if on else 'off'}" in capsys.readouterr().out
 
 
-def signal_at_step_4(args, sig, group: bool = False):
+def signal_at_step_4(args, sig, group: bool = False, hup=signal.SIG_DFL):
     """`python -m fastacgan.train ARGS` in a subprocess, sent `sig` once it has logged step 4 (or after 2 minutes),
-    to its whole process group with `group`: (the finished process, the output up to then, the output after)."""
+    to its whole process group with `group`: (the finished process, the output up to then, the output after).
+    `hup`: what SIGHUP does in it (SIG_IGN: as `nohup` starts it), whatever pytest's own SIGHUP does."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "fastacgan.train", *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=group)  # fmt: skip
+                            start_new_session=group, preexec_fn=lambda: signal.signal(signal.SIGHUP, hup))  # fmt: skip
     lines = []
     deadline = time.time() + 120
     for line in proc.stdout:
@@ -530,6 +571,75 @@ def test_a_stop_signal_to_the_whole_process_group_still_saves(image_folder, tmp_
     assert proc.returncode == 128 + sig, before + rest
     assert "checkpoint saved" in rest and "exited unexpectedly" not in rest and "killed by signal" not in rest
     assert final_state(tmp_path / "run")["step"] >= 4
+
+
+def test_a_closed_terminal_saves_a_checkpoint(image_folder, tmp_path):
+    """A run in a terminal that closes (an ssh connection dropped, the window closed): the kernel sends SIGHUP to
+    the run and its decoding workers, and writes to the terminal fail (EIO). SIGHUP's default action ended the run at
+    once, unsaved. Now it stops as Ctrl-C does: the step finishes, a checkpoint is saved (train.log says so, the
+    terminal being gone), exit 129."""
+    import fcntl
+    import select
+    import termios
+
+    master, terminal = os.openpty()
+
+    def its_terminal():  # the run leads a session whose controlling terminal is this one, as a login's jobs do
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    args = ["--data", image_folder, "--loader", "torch", "--workers", "2", "--image-size", "16", "--width", "0.25",
+            "--batch-size", "8", "--device", "cpu", "--steps", "100000", "--log-every", "2",
+            "--out", tmp_path / "run"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "fastacgan.train", *map(str, args)], stdin=terminal,
+                            stdout=terminal, stderr=terminal, preexec_fn=its_terminal)  # fmt: skip
+    os.close(terminal)
+    shown, deadline = b"", time.time() + 120
+    while b"step 4/" not in shown and time.time() < deadline:
+        if select.select([master], [], [], 1)[0]:
+            try:
+                shown += os.read(master, 65536)
+            except OSError:  # (EIO: the run ended)
+                break
+    os.close(master)  # the terminal goes away
+    assert proc.wait(timeout=120) == 128 + signal.SIGHUP, shown.decode(errors="replace")
+    log = (tmp_path / "run" / "train.log").read_text()
+    saved = final_state(tmp_path / "run")["step"]
+    assert "SIGHUP: finishing this step and saving a checkpoint" in log and "note: printing failed (" in log
+    assert f"interrupted: checkpoint saved at step {saved};" in log and saved >= 4
+    assert "exited unexpectedly" not in log and "killed by signal" not in log
+
+
+def test_nohup_keeps_the_run_going_when_its_terminal_closes(tiny_args, tmp_path):
+    """`nohup python -m fastacgan.train ...`: SIGHUP is ignored, as the user asked; the run trains on to its end."""
+    proc, before, rest = signal_at_step_4(tiny_args + ["--steps", "12", "--log-every", "2"], signal.SIGHUP,
+                                          hup=signal.SIG_IGN)  # fmt: skip
+    assert proc.returncode == 0, before + rest
+    assert "done: 12 steps" in rest and "SIGHUP" not in rest
+    assert final_state(tmp_path / "run")["step"] == 12
+
+
+def test_ctrl_c_after_the_reader_of_the_output_has_gone_still_saves(tiny_args, tmp_path):
+    """`python -m fastacgan.train ... | tee run.txt`, then Ctrl-C: the same Ctrl-C ends tee, so the run's next line
+    met a closed pipe: "error: Broken pipe", exit 1, and the checkpoint the Ctrl-C asked for was never saved. Now the
+    printing ends, not the run: the step finishes, the checkpoint is saved, exit 130, no traceback."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "fastacgan.train", *tiny_args, "--steps", "100000", "--log-every", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    for line in proc.stdout:
+        if "step 4/" in line or time.time() > deadline:
+            break
+    proc.stdout.close()  # tee has ended
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGINT, err
+    log = (tmp_path / "run" / "train.log").read_text()
+    saved = final_state(tmp_path / "run")["step"]
+    assert f"note: printing failed (Broken pipe): the run goes on; its lines go on into {tmp_path / 'run'}" in err
+    assert "Traceback" not in err and "Exception ignored" not in err and "error" not in err
+    assert "Ctrl-C: finishing this step" in log and f"interrupted: checkpoint saved at step {saved};" in log
+    assert saved >= 4
 
 
 def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkeypatch):
