@@ -27,6 +27,29 @@ def final_state(out):
     return ckpt.load_checkpoint(ckpt.list_checkpoints(out / "checkpoints")[-1])
 
 
+def test_the_animation_shows_at_most_25_grids_evenly_spread(tmp_path):
+    """samples.gif is made at the end of a run and at each Ctrl-C from every grid in samples/: with a small
+    --sample-every (300 grids of 128x128 images) that took minutes and GBs. It shows 25 of them, the first and the
+    last among them, evenly spread; the PNGs are all kept."""
+    from fastacgan.imaging import GIF_FRAMES, save_gif, save_png
+
+    frames = []
+    for i in range(60):  # a grid a shade lighter each time: the shade tells which grid a frame is
+        frames.append(tmp_path / f"step_{i:08d}.png")
+        save_png(frames[-1], np.full((6, 6, 3), 4 * i, dtype=np.uint8))
+    assert save_gif(tmp_path / "samples.gif", frames) and GIF_FRAMES == 25
+    gif = Image.open(tmp_path / "samples.gif")
+    shown, durations = [], []
+    for k in range(gif.n_frames):
+        gif.seek(k)
+        shown.append(gif.convert("RGB").getpixel((0, 0))[0] // 4)
+        durations.append(gif.info["duration"])
+    assert shown == [round(i * 59 / 24) for i in range(25)] and shown[0] == 0 and shown[-1] == 59
+    assert durations == [250] * 24 + [1000]
+    assert save_gif(tmp_path / "few.gif", frames[:3]) and Image.open(tmp_path / "few.gif").n_frames == 3
+    assert not save_gif(tmp_path / "none.gif", []) and not (tmp_path / "none.gif").exists()
+
+
 def test_a_short_run_leaves_every_output(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--steps", "12", "--sample-every", "4"]) == 0
     out = tmp_path / "run"
