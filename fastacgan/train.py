@@ -383,7 +383,7 @@ class Trainer:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
             if self.dist.is_main:
-                save_gif(self.out / "samples.gif", sorted((self.out / "samples").glob("step_*.png")))
+                self.save_animation()
         if self.stop_requested:
             again = "the same command" + ("" if self.cfg.auto_resume else " and --resume")
             if self.short_resume and not self.cfg.auto_resume and not self.dist.enabled:  # the run's options
@@ -457,6 +457,14 @@ class Trainer:
             if not self.curves_failed:
                 self.log(f"warning: curves.png not drawn ({type(e).__name__}: {e}); training goes on")
             self.curves_failed = True
+
+    def save_animation(self) -> None:
+        """samples.gif, at the run's end (an error's too): a convenience, whose failure (a full disk) must neither
+        turn a finished run into a failed one nor hide the error that ends it."""
+        try:
+            save_gif(self.out / "samples.gif", sorted((self.out / "samples").glob("step_*.png")))
+        except Exception as e:  # noqa: BLE001
+            self.log(f"warning: samples.gif not written ({type(e).__name__}: {e}); the grids are in samples/")
 
     def real_examples(self) -> np.ndarray:
         """real.png's images, uint8 [rows * 10, H, W, C]: the sample grids' layout (a row per class, the first 10)."""

@@ -50,6 +50,21 @@ def test_the_animation_shows_at_most_25_grids_evenly_spread(tmp_path):
     assert not save_gif(tmp_path / "none.gif", []) and not (tmp_path / "none.gif").exists()
 
 
+def test_an_animation_that_cannot_be_written_costs_the_run_nothing(tiny_args, tmp_path, capsys, monkeypatch):
+    """samples.gif is written last, in the run's `finally`: a full disk there turned a finished run into "error: No
+    space left on device" (exit 1), and would have hidden the error that ended a failed one. A warning now."""
+    import errno
+
+    def full(path, frames):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(train_mod, "save_gif", full)
+    assert run(tiny_args + ["--steps", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: samples.gif not written (OSError: [Errno 28] No space left on device: " in out
+    assert final_state(tmp_path / "run")["step"] == 4 and "done: 4 steps" in out
+
+
 def test_a_short_run_leaves_every_output(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--steps", "12", "--sample-every", "4"]) == 0
     out = tmp_path / "run"
