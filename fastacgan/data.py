@@ -374,6 +374,37 @@ def open_catalog(
         return cat
 
 
+# data sets by the names their users call them, which are not paths here: what to give instead
+_KNOWN_SETS = {
+    **dict.fromkeys(
+        ("cifar10", "cifar100"),
+        "torchvision's download folder (its root), the cifar-*-python.tar.gz or an image folder of it",
+    ),  # fmt: skip
+    **dict.fromkeys(
+        ("mnist", "fashionmnist", "kmnist"), "torchvision's download folder (its root), Keras' .npz or idx files"
+    ),  # fmt: skip
+    **dict.fromkeys(
+        ("imagenet", "tinyimagenet", "isic", "celeba", "svhn", "stl10", "lsun"), "an image folder or an archive of it"
+    ),  # fmt: skip
+}
+
+
+def _not_found_hint(data: str) -> str:
+    """What a --data that is not there most likely meant: a URL, a pattern the shell did not expand, a data set's
+    name."""
+    if "://" in data:
+        return "; fastacgan reads local files and downloads nothing: download it, then give the file or folder"
+    if any(c in data for c in "*?["):
+        return "; a pattern is not expanded here: give the folder that holds the images (or an archive)"
+    known = _KNOWN_SETS.get(re.sub(r"[-_ ]", "", data.lower()))
+    if known:
+        return (
+            f"; fastacgan downloads nothing: {data} is read from a downloaded copy, {known} (the README's "
+            '"Training on your data"); builtin:digits is the built-in set'
+        )
+    return ""
+
+
 def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, classes: str, max_images: int, seed: int,
                   image_size: int, log: Callable[[str], None], split: str) -> Catalog:  # fmt: skip
     no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files, .npz sets, image folders and archives "
@@ -381,12 +412,14 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                            "them (train.tar.gz and test.tar.gz) and the built-in digits have a test split")  # fmt: skip
     if split not in ("train", "test"):
         raise ValueError(f"split {split!r}: train or test")
+    if not data.strip():  # `--data "$DIR"` with DIR unset: the working folder would be listed as an image folder
+        raise DataError("--data is empty: give an image folder, an archive, a data set's files or builtin:digits")
     if data.startswith("builtin:"):
         cat = builtin_catalog(data, image_size, split)
     else:
         path = Path(data).expanduser()
         if not path.exists():
-            raise DataError(f"--data {data}: no such file or folder")
+            raise DataError(f"--data {data}: no such file or folder{_not_found_hint(data)}")
         # the forms' modules import this one (Catalog, DataError), so they are imported here
         from . import datasets  # torchvision's and Keras' on-disk formats
         from .archives import archive_catalog

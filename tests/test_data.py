@@ -346,6 +346,46 @@ def test_bad_paths(tmp_path, setup, match):
         open_catalog(str(p))
 
 
+@pytest.mark.parametrize(
+    "data,said",
+    [
+        ("", "--data is empty: give an image folder, an archive, a data set's files or builtin:digits"),
+        (
+            "https://x.org/cifar10.tar.gz",
+            "--data https://x.org/cifar10.tar.gz: no such file or folder; fastacgan "
+            "reads local files and downloads nothing: download it, then give the file or folder",
+        ),
+        (
+            "{tmp}/cat/*.jpg",
+            "--data {tmp}/cat/*.jpg: no such file or folder; a pattern is not expanded here: give "
+            "the folder that holds the images (or an archive)",
+        ),
+        (
+            "CIFAR-10",
+            "--data CIFAR-10: no such file or folder; fastacgan downloads nothing: CIFAR-10 is read from a "
+            "downloaded copy, torchvision's download folder (its root), the cifar-*-python.tar.gz or an image "
+            'folder of it (the README\'s "Training on your data"); builtin:digits is the built-in set',
+        ),
+        (
+            "fashion_mnist",
+            "downloads nothing: fashion_mnist is read from a downloaded copy, torchvision's download "
+            "folder (its root), Keras' .npz or idx files",
+        ),
+        ("imagenet", "downloads nothing: imagenet is read from a downloaded copy, an image folder or an archive of"),
+        ("{tmp}/nowhere", "--data {tmp}/nowhere: no such file or folder"),
+    ],
+)
+def test_a_data_that_is_not_there_says_what_it_most_likely_meant(tmp_path, monkeypatch, data, said):
+    """`--data "$DIR"` with DIR unset listed the working folder as an image folder ("class folder bash_jobs.0 holds
+    no images"); a URL, a quoted pattern or a data set's name were only "no such file or folder"."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as e:
+        open_catalog(data.format(tmp=tmp_path))
+    assert said.format(tmp=tmp_path) in str(e.value) and str(e.value).startswith("--data ")
+    if data.endswith("nowhere"):  # no guess where there is nothing to go by
+        assert str(e.value) == said.format(tmp=tmp_path)
+
+
 def test_a_folder_of_archives_names_one_to_give(image_folder, tmp_path):
     """The data set as downloaded (train.tar.gz and test.tar.gz side by side): --data at their folder says which
     archive to give, the training one first."""
