@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.image_metrics < 0:
             raise ValueError(f"--image-metrics {a.image_metrics}: give a number of image pairs, or 0 for none")
+        for opt, least in (("epochs", 1), ("n_per_class", 1), ("max_images", 0), ("cas_per_class", 0), ("workers", -1)):
+            if getattr(a, opt) < least:  # (else torch's or numpy's words, or a traceback, after the data is read)
+                raise ValueError(f"--{opt.replace('_', '-')} must be >= {least}, got {getattr(a, opt)}")
         device = select_device(a.device)
         if device.type == "cpu":
             keep_freed_memory()  # the judge trains faster, the same (see fastacgan/heap.py)

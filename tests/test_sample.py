@@ -190,6 +190,26 @@ def test_evaluate_cli(run_dir, capsys):
     assert "--device 'gpu0': not a device" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "opt,value,least",
+    [
+        ("--epochs", 0, 1),
+        ("--n-per-class", 0, 1),
+        ("--max-images", -1, 0),
+        ("--cas-per-class", -2, 0),
+        ("--workers", -2, -1),
+    ],  # fmt: skip
+)
+def test_evaluate_refuses_counts_out_of_range_by_name(run_dir, capsys, opt, value, least):
+    """Were taken, and failed after the data was read: "Expected positive integer total_steps, but got 0" (the
+    learning-rate schedule's words), "torch.cat(): expected a non-empty list of Tensors", "negative dimensions are
+    not allowed", a traceback for --cas-per-class."""
+    args = [str(run_dir), "--device", "cpu", "--image-metrics", "0", "--cas", opt, str(value)]
+    assert evaluate_main(args) == 2
+    printed = capsys.readouterr()
+    assert printed.err == f"error: {opt} must be >= {least}, got {value}\n" and printed.out == ""
+
+
 def test_evaluate_interrupted_says_so(run_dir, capsys, monkeypatch):
     """Ctrl-C during the judge's training: a line and the shell's status for it, not a traceback."""
     import fastacgan.evaluate as evaluate_mod
