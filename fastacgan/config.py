@@ -161,7 +161,7 @@ class TrainConfig:
         "continue from the newest checkpoint in --out if it has one, else start a new run there: one command for a "
         "job that a cluster may stop and requeue",
     )
-    seed: int = _f(0, "seed for weights, data order, noise and dropout")
+    seed: int = _f(0, "seed for weights, data order, noise and dropout (0 to 4294967295)")
     log_every: int = _f(
         50, "steps between progress lines and metrics records (metrics are read from the device only then)"
     )
@@ -193,6 +193,8 @@ _RANGES = {
     "fake_label": (0, 1, True, False),
     "log_every": (1, None, True, True), "sample_every": (0, None, True, True), "ckpt_every": (0, None, True, True),
     "ckpt_every_epochs": (0, None, True, True), "keep_ckpts": (0, None, True, True), "width": (0, None, False, True),
+    # numpy's seeds are not negative (--max-images' subset), and a seed past 64 bits overflowed torch's
+    "seed": (0, 2**32 - 1, True, True),
 }  # fmt: skip
 
 
@@ -206,6 +208,10 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _number(x) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)  # (an int in full: --seed 4294967295, not 4.29497e+09)
+
+
 def validate_config(cfg: TrainConfig) -> None:
     """Raise ValueError naming the first option whose value is out of its range (before any work is done)."""
     for name, (lo, hi, lo_in, hi_in) in _RANGES.items():
@@ -213,10 +219,10 @@ def validate_config(cfg: TrainConfig) -> None:
         low_ok = lo is None or (v >= lo if lo_in else v > lo)
         high_ok = hi is None or (v <= hi if hi_in else v < hi)
         if not (low_ok and high_ok) or v != v:  # v != v: NaN
-            left = "" if lo is None else f"{'>=' if lo_in else '>'} {lo:g}"
-            right = "" if hi is None else f"{'<=' if hi_in else '<'} {hi:g}"
+            left = "" if lo is None else f"{'>=' if lo_in else '>'} {_number(lo)}"
+            right = "" if hi is None else f"{'<=' if hi_in else '<'} {_number(hi)}"
             want = " and ".join(x for x in (left, right) if x)
-            raise ValueError(f"{flag(name)} must be {want}, got {v:g}")
+            raise ValueError(f"{flag(name)} must be {want}, got {_number(v)}")
     if cfg.fake_label >= cfg.real_label:
         raise ValueError(f"--fake-label {cfg.fake_label:g} must be below --real-label {cfg.real_label:g}: D's target "
                          f"for generated images is the lower one")  # fmt: skip

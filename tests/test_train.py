@@ -511,7 +511,10 @@ def test_bad_data_gives_a_clear_error(tmp_path, capsys):
      ("--lr-d", "nan", "> 0, got nan"), ("--beta2", 1, ">= 0 and < 1, got 1"), ("--real-label", 0, "> 0 and <= 1"),
      ("--log-every", 0, ">= 1"), ("--max-images", -1, ">= 0"), ("--workers", -2, ">= -1"), ("--nz", -4, ">= 0"),
      ("--width", 0, "> 0, got 0"), ("--keep-ckpts", -1, ">= 0"), ("--ckpt-every-epochs", -1, ">= 0, got -1"),
-     ("--fake-label", 1, ">= 0 and < 1, got 1"), ("--fake-label", -0.1, ">= 0 and < 1, got -0.1")],
+     ("--fake-label", 1, ">= 0 and < 1, got 1"), ("--fake-label", -0.1, ">= 0 and < 1, got -0.1"),
+     # --seed -5 failed with numpy's "expected non-negative integer" (--max-images' subset), a seed past 64 bits
+     # with "Overflow when unpacking long long"
+     ("--seed", -5, ">= 0 and <= 4294967295, got -5"), ("--seed", 2**64, f">= 0 and <= 4294967295, got {2**64}")],
 )  # fmt: skip
 def test_an_option_out_of_range_is_refused_before_any_work(tmp_path, capsys, option, value, want):
     assert run(["--out", tmp_path / "o", option, value]) == 2
