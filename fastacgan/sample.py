@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with a folder --out: write OUT/<class>/<class>_NNNNN.png, the layout --data reads",
     )
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (0 to 4294967295)")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
     a = p.parse_args(argv)
     a.ckpt, a.out = ckpt_argument(p, a), os.path.expanduser(a.out)
@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.n < 1 or a.per_class < 1:
             raise ValueError("--n and --per-class must be at least 1")
+        if not 0 <= a.seed <= 2**32 - 1:  # (as training's; past 64 bits torch said "Overflow when unpacking long long")
+            raise ValueError(f"--seed must be >= 0 and <= {2**32 - 1}, got {a.seed}")
         suffix = Path(a.out).suffix.lower()
         if suffix in IMAGE_EXTS and suffix not in (".png", ".jpg", ".jpeg"):
             raise ValueError(f"--out {a.out}: a grid is written as .png or .jpg; a name without an image extension "

@@ -62,6 +62,7 @@ def test_generator_loads_on_cpu_in_eval_mode(run_dir):
         (["--label", "12"], "--label '12': not a class name or an index in 0..9"),
         (["--label", "cat"], "--label 'cat'"),
         (["--n", "0"], "--n and --per-class"),
+        (["--seed", str(2**64)], f"--seed must be >= 0 and <= 4294967295, got {2**64}"),  # torch: "Overflow when ..."
         (["--out", "grid.gif"], "--out grid.gif: a grid is written as .png or .jpg"),
         (["--out", "/proc/no/grid.png"], "--out /proc/no/grid.png: cannot write the images"),
         (["--device", "gpu0"], "--device 'gpu0': not a device"),
