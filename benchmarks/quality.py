@@ -38,8 +38,8 @@ from fastacgan.devices import select_device  # noqa: E402
 from fastacgan.evaluate import judge_generator, train_classifier  # noqa: E402
 from fastacgan.imaging import make_grid, save_png, to_uint8  # noqa: E402
 from fastacgan.loaders import MemoryLoader, to_model_input  # noqa: E402
+from fastacgan.outputs import fmt_time  # noqa: E402
 from fastacgan.sample import generate, load_generator  # noqa: E402
-from fastacgan.train import fmt_time  # noqa: E402
 from fastacgan.train import main as train_main  # noqa: E402
 
 DATA = Path(os.environ.get("FASTACGAN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")

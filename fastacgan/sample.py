@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with a folder --out: write OUT/<class>/<class>_NNNNN.png, the layout --data reads",
     )
-    p.add_argument("--seed", type=int, default=0, help="noise seed (0 to 4294967295)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
     a = p.parse_args(argv)
     a.ckpt, a.out = ckpt_argument(p, a), os.path.expanduser(a.out)

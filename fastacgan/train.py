@@ -1,14 +1,14 @@
 """Train an AC-GAN: `python -m fastacgan.train [--amp] [--data PATH] [--out DIR] [--resume] ...`.
 
-The data, the loop, and what a run leaves behind (progress, metrics, samples, checkpoints, resume, Ctrl-C,
-NaN detection). The step itself (D maximises L_S + L_C, G maximises L_C - L_S; Odena et al. 2017) and the
-performance flags live in fastacgan.step. Metrics stay on the device and are read every --log-every steps.
+The data, the model and the loop: a run's set-up, its output folder, Ctrl-C and the other stop signals, and the
+command line's error reporting. What it leaves behind as it goes (progress, metrics, samples) is in
+fastacgan.outputs, its checkpoints and resume in fastacgan.run_state. The step itself (D maximises L_S + L_C, G
+maximises L_C - L_S; Odena et al. 2017) and the performance flags live in fastacgan.step. Metrics stay on the device
+and are read every --log-every steps.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import shlex
 import signal
@@ -26,10 +26,7 @@ from . import checkpoint as ckpt
 from .config import (
     PRESETS,
     TrainConfig,
-    as_flags,
     check_run,
-    continue_config,
-    flag,
     parse_args,
     pick_preset,
     resolve_spec,
@@ -37,9 +34,8 @@ from .config import (
     validate_config,
 )
 from .data import DataError, open_catalog
-from .decode import class_examples, default_workers, lost_worker, probe
+from .decode import default_workers, lost_worker, probe
 from .devices import (
-    cuda_rng_to_restore,
     memory_error,
     memory_error_text,
     select_amp,
@@ -47,18 +43,13 @@ from .devices import (
     triton_unsupported,
 )
 from .distributed import all_reduce_, cleanup, setup
-from .image_metrics import LABELS, seed000_metrics
-from .imaging import make_grid, save_gif, save_png, to_uint8
 from .loaders import make_loader
 from .models import count_params
-from .plots import save_curves
+from .outputs import RunOutputs, fmt_time
+from .run_state import RunState, TrainingError
 from .runlog import RunLog, echo, echo_quietly, tolerant_console
-from .runs import RUNS_DATA, append_record, check_out_state, data_fingerprint, run_path, truncate_metrics
+from .runs import RUNS_DATA, check_out_state, data_fingerprint, truncate_metrics
 from .step import ACGANStep, set_cuda_flags
-
-
-class TrainingError(RuntimeError):
-    """The run cannot go on (non-finite loss, ...); the message says why and what was kept."""
 
 
 class Aborted(KeyboardInterrupt):
@@ -78,12 +69,7 @@ STOP_SIGNALS = tuple(
 )
 
 
-def fmt_time(s: float) -> str:
-    s = int(max(0, s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-class Trainer:
+class Trainer(RunState, RunOutputs):
     def __init__(self, cfg: TrainConfig, log=echo, given: set[str] | None = None):
         """given: the options the command line set (parse_args'); a resume (--resume, or --auto-resume that finds
         a checkpoint) takes the others from the run it continues. None: every option is cfg's."""
@@ -244,35 +230,6 @@ class Trainer:
                 raise
             raise type(e)(f"{e} {RUNS_DATA}") from e
 
-    def _continue(self, cfg: TrainConfig, path: Path, given: set[str]) -> TrainConfig:
-        """A resume's config: the options not given are those of the run it continues (its newest checkpoint's)."""
-        state = self._read_checkpoint(path)
-        cfg, taken = continue_config(cfg, state["config"], given)
-        for k in ("data", "csv", "decode_cache"):  # a relative path of the run's, resumed from another folder
-            if taken.get(k) and (found := run_path(taken[k], state)) != taken[k]:
-                taken[k] = found
-                cfg = dataclasses.replace(cfg, **{k: found})
-        validate_config(cfg)
-        check_run(cfg)
-        self._taken |= set(taken)
-        if taken:
-            self.log(f"resuming {path.parent.parent}: the options not given are the run's: {as_flags(taken)}")
-        return cfg
-
-    def _read_checkpoint(self, path: Path) -> dict:
-        if self._checkpoint is not None and self._checkpoint[0] == path:
-            return self._checkpoint[1]
-        try:
-            state = ckpt.load_checkpoint(path)
-        except ValueError as e:  # damaged (a copy cut short, a disk error): the one before it may be whole
-            older = [p for p in ckpt.list_checkpoints(path.parent) if p != path]
-            if not older:
-                raise
-            raise ValueError(f"{e}; to resume from the checkpoint before it, {older[-1].name}, move {path.name} out "
-                             f"of {path.parent}") from e  # fmt: skip
-        self._checkpoint = path, state
-        return state
-
     # ------------------------------------------------------------------------------------------ one step
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> None:
@@ -413,145 +370,6 @@ class Trainer:
             return False
         flag = all_reduce_(torch.tensor([float(self.stop_signal)], device=self.device), tdist.ReduceOp.MAX)
         return bool(flag.item())
-
-    def check_finite(self) -> None:
-        bad = self.gan.first_bad_step()
-        if bad >= 0:
-            kept = ckpt.list_checkpoints(self.ckpt_dir)
-            raise TrainingError(
-                f"non-finite loss (NaN/Inf) at step {bad}; the run stopped without saving that state. Last good "
-                f"checkpoint: {kept[-1] if kept else 'none'}. Lower --lr-d/--lr-g, or try without --amp or with "
-                f"--amp-dtype bf16"
-            )
-
-    def report(self, dt: float, steps: int, elapsed: float) -> None:
-        """Read the device metrics (the only host sync), print a progress line, append to metrics.jsonl."""
-        self.check_finite()
-        m = self.gan.read_metrics()
-        ips = steps * self.cfg.batch_size / max(dt, 1e-9)
-        spe = self.loader.steps_per_epoch
-        eta = (self.total_steps - self.step) * dt / max(steps, 1)
-        epoch, epochs = (self.step - 1) // spe + 1, math.ceil(self.total_steps / spe)
-        self.log(
-            f"epoch {epoch}/{epochs} step {self.step}/{self.total_steps}"
-            f" | {ips:,.0f} img/s | D {m['loss_d']:.3f} G {m['loss_g']:.3f} | D(x) {m['d_real']:.2f} "
-            f"D(G(z)) {m['d_fake']:.2f}/{m['d_fake_g']:.2f} | acc real {m['acc_real']:.2f} fake "
-            f"{m['acc_fake']:.2f} | ETA {fmt_time(eta)}"
-        )
-        rec = {"step": self.step, "epoch": self.step / spe, "images_per_s": ips, "elapsed_s": elapsed, **m}
-        if not self.dist.is_main:
-            return
-        append_record(self.out / "metrics.jsonl", rec)
-
-    def save_samples(self) -> None:
-        """The sample grid of this step, its image metrics (--image-metrics), and curves.png redrawn."""
-        if not self.dist.is_main:
-            return
-        fake = self.gan.generate(self.sample_z, self.sample_y)
-        save_png(self.out / "samples" / f"step_{self.step:08d}.png", make_grid(to_uint8(fake), ncol=10))
-        if self.cfg.image_metrics:
-            self.save_image_metrics(fake)
-        try:  # a convenience: whatever goes wrong drawing it must not stop the training
-            save_curves(self.out / "metrics.jsonl", self.out / "curves.png")
-        except Exception as e:  # noqa: BLE001
-            if not self.curves_failed:
-                self.log(f"warning: curves.png not drawn ({type(e).__name__}: {e}); training goes on")
-            self.curves_failed = True
-
-    def save_animation(self) -> None:
-        """samples.gif, at the run's end (an error's too): a convenience, whose failure (a full disk) must neither
-        turn a finished run into a failed one nor hide the error that ends it."""
-        try:
-            save_gif(self.out / "samples.gif", sorted((self.out / "samples").glob("step_*.png")))
-        except Exception as e:  # noqa: BLE001
-            self.log(f"warning: samples.gif not written ({type(e).__name__}: {e}); the grids are in samples/")
-
-    def real_examples(self) -> np.ndarray:
-        """real.png's images, uint8 [rows * 10, H, W, C]: the sample grids' layout (a row per class, the first 10)."""
-        if self._real_examples is None:
-            rows = len(self.sample_y) // 10
-            self._real_examples = class_examples(self.catalog, self.spec.image_size, self.spec.channels, rows)
-        return self._real_examples
-
-    def save_real_grid(self) -> None:
-        """real.png: real images in the sample grids' layout, to set beside them."""
-        if self.dist.is_main:
-            save_png(self.out / "real.png", make_grid(self.real_examples(), ncol=10))
-
-    def save_image_metrics(self, fake: torch.Tensor) -> None:
-        """The ISIC AC-GAN's figures (image_metrics.seed000_metrics) between the grid's images and real.png's, tile
-        by tile (so each pair is of one class); real tiles that are flat (a class short of 10 images leaves black
-        ones) have no min-max normalisation and are left out. A line of image_metrics.jsonl and of the log."""
-        real = torch.from_numpy(self.real_examples()).permute(0, 3, 1, 2).to(fake.device, torch.float32)
-        keep = real.flatten(1).amax(1) > real.flatten(1).amin(1)
-        if not keep.any():
-            return
-        found = seed000_metrics(fake.float()[keep], real[keep])  # on the device: 3 s for 100 pairs of 128x128 on a CPU
-        rec = {"step": self.step, "pairs": int(keep.sum()), **found}
-        append_record(self.out / "image_metrics.jsonl", rec)
-        shown = " ".join(f"{LABELS[k]} {v:.3f}" for k, v in found.items() if v is not None)
-        self.log(f"image metrics at step {self.step} ({rec['pairs']} pairs): {shown}")
-
-    # ------------------------------------------------------------------------------------------ state
-
-    def state_dict(self) -> dict:
-        return {
-            "step": self.step,
-            "spec": self.spec.to_dict(),
-            "classes": self.class_names,
-            "preset": self.preset,
-            "config": self.cfg.to_dict(),
-            "cwd": os.getcwd(),  # where the config's relative paths are (a resume elsewhere finds them)
-            "data": self.data_seen,
-            **self.gan.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            # the training GPU's alone (dropout's stream): a list of every visible GPU's did not load on fewer GPUs
-            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-        }
-
-    def save(self) -> None:
-        self.check_finite()  # never write a NaN state (a collective: every rank gets here)
-        if not self.dist.is_main:
-            return
-        ckpt.save_checkpoint(ckpt.checkpoint_path(self.ckpt_dir, self.step), self.state_dict())
-        ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_ckpts)
-
-    def load(self, path: Path) -> None:
-        state = self._read_checkpoint(path)
-        self._checkpoint = None  # (its memory is the model's and the optimizers' from here on)
-        ckpt.check_compatible(path, state["spec"], self.spec.to_dict(), state["classes"], self.class_names)
-        if not self.gan.load_state_dict(state, state["step"]):
-            self.log("note: the checkpoint was written on another kind of device (a GPU's random streams do not "
-                     "continue on a CPU, nor a CPU's on a GPU): G's noise and dropout draw new streams from here "
-                     "on")  # fmt: skip
-        torch.set_rng_state(state["rng_cpu"])
-        rng_cuda = cuda_rng_to_restore(state.get("rng_cuda"), self.device)
-        if rng_cuda is not None:
-            torch.cuda.set_rng_state(rng_cuda, self.device)
-        # the checkpoint holds rank 0's streams: the other ranks draw dropout masks of their own, as from the start
-        # (seed + rank), instead of all copying rank 0's from here on
-        if self.dist.rank:
-            torch.manual_seed(self.cfg.seed + self.dist.rank + 7919 * (state["step"] + 1))
-        self.step = state["step"]
-        # not named: what does not change the run's course, what the resume took from the run, and the options
-        # that only shape the model, which check_compatible found the same (--preset digits where the run's auto
-        # chose it, --image-size 28 where 0 meant the preset's 28)
-        skip = {"resume", "auto_resume", "steps", "epochs", "log_every", "sample_every", "ckpt_every",
-                "ckpt_every_epochs", "keep_ckpts", "out", "device", "decode_cache", "malloc_cache", "preset",
-                "image_size", "channels", "nz", "conditioning", "width"} | self._taken  # fmt: skip
-        changed = [f"{flag(k)} {v!r} -> {getattr(self.cfg, k)!r}" for k, v in state["config"].items()
-                   if k not in skip and hasattr(self.cfg, k) and getattr(self.cfg, k) != v]  # fmt: skip
-        if changed:
-            self.log("note: resuming with options that differ from the checkpoint's (the run will not be the one it "
-                     "would have been): " + ", ".join(changed))  # fmt: skip
-        saved = state.get("data")  # (absent in checkpoints written before 2026-12-02)
-        if saved and saved != self.data_seen:
-            was, now = saved["images"], self.data_seen["images"]
-            what = f"{was} -> {now} images" if was != now else "as many images, but other files or labels"
-            self.log(f"note: the data differ from the checkpoint's ({what}): from here on the run sees another data "
-                     "order than the interrupted one would have")  # fmt: skip
-        self.resumed_from = path
-        self.log(f"resumed from {path} at step {self.step}")
 
 
 def _catalog_options(cfg: TrainConfig) -> tuple:

@@ -13,7 +13,7 @@ from conftest import TINY
 from PIL import Image
 
 from fastacgan import checkpoint as ckpt
-from fastacgan import plots
+from fastacgan import outputs, plots
 from fastacgan import train as train_mod
 from fastacgan.config import build_parser, parse_args
 from fastacgan.train import Trainer, TrainingError, main
@@ -58,7 +58,7 @@ def test_an_animation_that_cannot_be_written_costs_the_run_nothing(tiny_args, tm
     def full(path, frames):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(train_mod, "save_gif", full)
+    monkeypatch.setattr(outputs, "save_gif", full)
     assert run(tiny_args + ["--steps", "4"]) == 0
     out = capsys.readouterr().out
     assert "warning: samples.gif not written (OSError: [Errno 28] No space left on device: " in out
@@ -1196,7 +1196,7 @@ def test_a_failure_drawing_the_curves_does_not_stop_training(tiny_args, tmp_path
     def broken(*a):
         raise OSError("disk full")
 
-    monkeypatch.setattr(train_mod, "save_curves", broken)
+    monkeypatch.setattr(outputs, "save_curves", broken)
     assert run(tiny_args + ["--steps", "6", "--sample-every", "2"]) == 0
     log = capsys.readouterr().out
     assert log.count("warning: curves.png not drawn (OSError: disk full); training goes on") == 1
@@ -1216,7 +1216,7 @@ def test_image_metrics_with_each_sample_grid(tmp_path, capsys, monkeypatch):
     from fastacgan.image_metrics import seed000_metrics
 
     seen = []
-    monkeypatch.setattr(train_mod, "seed000_metrics", lambda f, r: seen.append((f, r)) or seed000_metrics(f, r))
+    monkeypatch.setattr(outputs, "seed000_metrics", lambda f, r: seen.append((f, r)) or seed000_metrics(f, r))
     out = tmp_path / "run"
     base = ["--data", "builtin:digits:45", "--image-size", "16", "--width", "0.25", "--batch-size", "8",
             "--workers", "0", "--device", "cpu", "--out", out, "--sample-every", "3", "--image-metrics"]  # fmt: skip
