@@ -25,6 +25,7 @@ setup(
     extras_require={"test": ["pytest>=7", "pytest-benchmark>=4"]},
     entry_points={
         "console_scripts": [
+            "fastacgan=fastacgan.__main__:main",
             "fastacgan-train=fastacgan.train:main",
             "fastacgan-sample=fastacgan.sample:main",
             "fastacgan-evaluate=fastacgan.evaluate:main",

@@ -48,6 +48,29 @@ def test_every_tool_has_a_console_script_that_resolves():
     assert {f"fastacgan-{t}": f"fastacgan.{t}:main" for t in tools}.items() <= scripts.items()
 
 
+def test_python_m_fastacgan_names_the_commands_and_runs_them(tmp_path, capsys):
+    """`python -m fastacgan` said only "'fastacgan' is a package and cannot be directly executed". It lists the
+    commands, runs one given by name (`python -m fastacgan train --amp`, `fastacgan train` once installed), and says
+    where options without a command go."""
+    import re
+
+    from fastacgan.__main__ import COMMANDS, main
+
+    assert set(COMMANDS) == {"train", "sample", "evaluate", "plots"}
+    assert '"fastacgan=fastacgan.__main__:main"' in (ROOT / "setup.py").read_text()
+    assert main([]) == 2
+    listed = capsys.readouterr().err
+    assert listed.startswith("usage: python -m fastacgan COMMAND [options]")
+    assert re.findall(r"^  (\w+) ", listed, re.M) == list(COMMANDS)
+    assert main(["--amp"]) == 2
+    assert capsys.readouterr().err.endswith("error: options follow a command: python -m fastacgan train --amp\n")
+    assert main(["trian"]) == 2 and capsys.readouterr().err.endswith("error: 'trian' is not a command\n")
+    assert main(["plots", str(tmp_path / "nowhere")]) == 2  # plots' own main ran, and refused the folder
+    assert "no metrics.jsonl (give a run folder" in capsys.readouterr().err
+    out = subprocess.run([sys.executable, "-m", "fastacgan", "--help"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.startswith("usage: python -m fastacgan COMMAND"), out.stderr
+
+
 _NO_TRITON = """
 import sys
 
