@@ -219,11 +219,24 @@ def _kill_workers_left_at_exit() -> None:
 _kill_workers_left_at_exit.registered = False
 
 
+def _through_the_dataloader(e: BaseException) -> bool:
+    tb, where = e.__traceback__, os.path.join("torch", "utils", "data", "")
+    while tb is not None:
+        if where in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def lost_worker(e: BaseException, workers: int) -> str | None:
     """What a decoding worker's death most likely means, for the error line, or None for another error. The
-    DataLoader says only "DataLoader worker (pid N) is killed by signal: Killed." (or "... exited unexpectedly")."""
+    DataLoader says only "DataLoader worker (pid N) is killed by signal: Killed." (or "... exited unexpectedly"),
+    and where the worker died while its last batch was being received, before the DataLoader saw it gone, what
+    receiving it met: EOFError, or "Connection reset by peer" from the worker's end of a shared-memory handle."""
     text = " ".join(str(e).split()).split(". ")[0].rstrip(". ")  # (a bus error's advice follows: ours is below)
-    if not isinstance(e, RuntimeError) or not text.startswith("DataLoader worker (pid"):
+    if isinstance(e, (EOFError, ConnectionError)) and _through_the_dataloader(e):
+        text = f"its last batch could not be received: {type(e).__name__}{': ' * bool(text)}{text}"
+    elif not isinstance(e, RuntimeError) or not text.startswith("DataLoader worker (pid"):
         return None
     if "signal: Killed" in text:
         why = ("SIGKILL, most often from the kernel's out-of-memory killer (`dmesg` names it): each worker decodes "

@@ -414,6 +414,24 @@ def _out_of_memory(trainer: Trainer | None, cfg: TrainConfig, e: BaseException) 
             f"smaller --batch-size fits{amp}{then}")  # fmt: skip
 
 
+def _say_why(e: Exception, trainer: Trainer | None, cfg: TrainConfig) -> int | None:
+    """The error line of what stopped a run, and the exit status; None for a bug (its traceback is the report)."""
+    lost = lost_worker(e, default_workers(cfg.workers))  # (first: receiving a dead worker's batch raises OSErrors)
+    if lost is not None:
+        why = lost + _newest_checkpoint(trainer)
+    elif isinstance(e, (DataError, ValueError, FileNotFoundError, TrainingError)):
+        echo_quietly(f"error: {e}", sys.stderr)
+        return 2 if not isinstance(e, TrainingError) else 1
+    elif isinstance(e, OSError):  # writing the run's outputs: a full disk, a lost mount, a permission taken away
+        why = f"{f'{e.filename}: ' if e.filename else ''}{e.strerror or e}{_newest_checkpoint(trainer)}"
+    elif memory_error(e):
+        why = _out_of_memory(trainer, cfg, e)
+    else:
+        return None
+    echo_quietly(f"error: {why}", sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     tolerant_console()
     notes: list[str] = []
@@ -433,20 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trainer = Trainer(cfg, log, given)
         result = trainer.train()
-    except (DataError, ValueError, FileNotFoundError, TrainingError) as e:
-        echo_quietly(f"error: {e}", sys.stderr)
-        return 2 if not isinstance(e, TrainingError) else 1
-    except OSError as e:  # writing the run's outputs: a full disk, a lost mount, a permission taken away
-        where = f"{e.filename}: " if e.filename else ""
-        echo_quietly(f"error: {where}{e.strerror or e}{_newest_checkpoint(trainer)}", sys.stderr)
-        return 1
-    except Exception as e:  # noqa: BLE001 - the rest goes on as a traceback
-        lost = lost_worker(e, default_workers(cfg.workers))
-        if lost is None and not memory_error(e):
+    except Exception as e:  # noqa: BLE001 - what is not said here goes on as a traceback
+        status = _say_why(e, trainer, cfg)
+        if status is None:
             raise
-        why = _out_of_memory(trainer, cfg, e) if lost is None else lost + _newest_checkpoint(trainer)
-        echo_quietly(f"error: {why}", sys.stderr)
-        return 1
+        return status
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the run's handlers are set
         echo_quietly(f"aborted without saving{_newest_checkpoint(trainer)}", sys.stderr)
         return 128 + (e.signum if isinstance(e, Aborted) else signal.SIGINT)
