@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from .data import Catalog, DataError, Every, file_safe
+from .heap import byte_size
 
 DRAFT_GAP = 3  # a JPEG is decoded at 1/2, 1/4 or 1/8 scale while it stays >= 3x the resize target
 
@@ -313,8 +314,8 @@ def pixels_through_shared_memory(workers: int, batch: int, size: int, channels: 
     free, need = st.f_bavail * st.f_frsize, ranks * (2 * workers + 2) * batch * size * size * channels
     if 2 * need <= free:
         return True
-    mb = lambda n: f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n >> 10} KB"  # noqa: E731
-    log(f"note: /dev/shm has {mb(free)} free, too little for the decoding workers' batches ({mb(need)} in flight), "
+    log(f"note: /dev/shm has {byte_size(free)} free, too little for the decoding workers' batches ({byte_size(need)} "
+        "in flight), "
         "which go through pipes instead, a copy or two more for this process (docker run --shm-size 2g, or --ipc "
         "host, gives room)")  # fmt: skip
     return False

@@ -10,6 +10,7 @@ import torch
 
 from . import kernels
 from .config import TrainConfig
+from .heap import byte_size
 
 
 def select_device(name: str) -> torch.device:
@@ -130,13 +131,9 @@ def memory_error(e: BaseException | None) -> BaseException | None:
     return None
 
 
-def _size(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n < 2**40 else f"{n / 2**40:.1f} TiB"
-
-
 def memory_error_text(e: BaseException) -> str:
     """The allocator's own words, short: what was asked and what the device has (PyTorch's CUDA message goes on
     with advice on fragmentation and a link; the CPU's starts with the C++ check that failed)."""
     text = re.sub(r"^\[enforce fail at [^\]]*\][^.]*\.\s*", "", " ".join(str(memory_error(e) or e).split()))
-    text = re.sub(r"(\d{7,}) bytes", lambda m: _size(int(m[1])), text)
+    text = re.sub(r"(\d{7,}) bytes", lambda m: byte_size(int(m[1])), text)
     return ". ".join(text.split(". ")[:4]).rstrip(".")[:400] or type(e).__name__

@@ -18,7 +18,8 @@ fastacgan.train` calls it on a CPU (`--no-malloc-cache` to leave malloc as it is
 fastacgan.evaluate` and `python -m fastacgan.sample`.
 
 `host_memory_available()` says how much memory the process may still take (within its container's or job's
-limit): the resident loader's budget and a compressed archive's keep to half of it.
+limit): the resident loader's budget and a compressed archive's keep to half of it. `byte_size()` writes an amount
+of memory for the messages that name one.
 """
 
 from __future__ import annotations
@@ -116,3 +117,15 @@ def _cgroup_left(d: Path, limit_file: str, usage_file: str, inactive_key: str) -
     except (OSError, ValueError):
         inactive = 0
     return int(limit) - (usage - inactive)
+
+
+def byte_size(n: float) -> str:
+    """An amount of memory as the messages give it: 4.00 GiB, 216 MiB, 32 KiB (binary units, as free -h, Docker's
+    --shm-size and PyTorch's allocator count)."""
+    if n >= 2**40:
+        return f"{n / 2**40:.1f} TiB"
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    if n >= 2**20:
+        return f"{n / 2**20:.0f} MiB"
+    return f"{n / 2**10:.0f} KiB" if n >= 2**10 else f"{n:.0f} bytes"

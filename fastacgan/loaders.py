@@ -30,7 +30,7 @@ from .decode import (
     save_decoded,
     worker_context,
 )
-from .heap import host_memory_available
+from .heap import byte_size, host_memory_available
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,10 +170,6 @@ def resident_budget_gb(cache_gb: float, device: torch.device) -> tuple[float, st
     return free / 2 / 2**30, what
 
 
-def _size(gib: float) -> str:
-    return f"{gib:.2f} GiB" if gib >= 0.1 or gib == 0 else f"{gib * 1024:.1f} MiB"
-
-
 IN_MEMORY = "the images are in memory already decoded (the built-in set, CIFAR batches, idx files, .npz)"
 
 
@@ -182,17 +178,18 @@ def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: f
     """(loader, the reason) for --loader `kind`."""
     if kind not in LOADERS:
         raise DataError(f"--loader {kind!r}: choose from {', '.join(LOADERS)}")
-    need = len(cat) * size * size * channels / 2**30
+    need = len(cat) * size * size * channels  # bytes decoded
     if cat.images is not None:
         return "resident", IN_MEMORY
     if kind == "dali" and not has_dali:
         raise DataError("--loader dali: NVIDIA DALI is not installed here (pip install nvidia-dali-cuda130)")
     if kind != "auto":
         return kind, "asked for with --loader"
-    budget, by = resident_budget_gb(cache_gb, device)
+    budget_gb, by = resident_budget_gb(cache_gb, device)
+    budget = budget_gb * 2**30
     if need <= budget:
-        return "resident", f"{_size(need)} decoded fits the {_size(budget)} budget ({by})"
-    over = f"{_size(need)} decoded exceeds the {_size(budget)} resident budget ({by})"
+        return "resident", f"{byte_size(need)} decoded fits the {byte_size(budget)} budget ({by})"
+    over = f"{byte_size(need)} decoded exceeds the {byte_size(budget)} resident budget ({by})"
     if has_dali and device.type == "cuda":
         return "dali", f"{over}; DALI streams it, decoding on the GPU"
     if has_dali:  # DALI's CPU pipeline decodes every JPEG at full size; PIL decodes large ones at reduced scale

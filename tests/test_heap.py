@@ -93,3 +93,12 @@ def test_it_changes_no_result(tmp_path):
     assert len(rec_a) == 2 and rec_a == rec_b
     for a, b in ((g_a, g_b), (d_a, d_b)):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_byte_size_writes_amounts_as_the_messages_give_them():
+    """One way of writing an amount of memory in every message (the loader's budget, /dev/shm's room, an
+    allocation that failed): binary units, as free -h, Docker's --shm-size and PyTorch's allocator count."""
+    from fastacgan.heap import byte_size
+
+    assert [byte_size(n) for n in (0, 1023, 1024, 18 * 1024, 2**20, 216 * 2**20, 2**30, 1.5 * 2**30, 3 * 2**40)] == [
+        "0 bytes", "1023 bytes", "1 KiB", "18 KiB", "1 MiB", "216 MiB", "1.00 GiB", "1.50 GiB", "3.0 TiB"]  # fmt: skip

@@ -650,12 +650,12 @@ def test_decoding_workers_send_their_pixels_by_pipe_where_shared_memory_is_short
                         if p == "/dev/shm" else real_statvfs(p))  # fmt: skip
     notes = []
     assert not pixels_through_shared_memory(8, 256, 128, 3, notes.append)  # 18 batches of 12 MB
-    assert notes == ["note: /dev/shm has 64 MB free, too little for the decoding workers' batches (216 MB in flight), "
-                     "which go through pipes instead, a copy or two more for this process (docker run --shm-size 2g, "
-                     "or --ipc host, gives room)"]  # fmt: skip
+    assert notes == ["note: /dev/shm has 64 MiB free, too little for the decoding workers' batches (216 MiB in "
+                     "flight), which go through pipes instead, a copy or two more for this process (docker run "
+                     "--shm-size 2g, or --ipc host, gives room)"]  # fmt: skip
     assert pixels_through_shared_memory(8, 256, 32, 3, notes.append) and len(notes) == 1  # 14 MB in flight
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun's 4 processes on this machine: 4 x 14 MB
-    assert not pixels_through_shared_memory(8, 256, 32, 3, notes.append) and "(54 MB in flight)" in notes.pop()
+    assert not pixels_through_shared_memory(8, 256, 32, 3, notes.append) and "(54 MiB in flight)" in notes.pop()
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert pixels_through_shared_memory(0, 256, 128, 3, notes.append)  # no workers, nothing crosses
     items = [(0, np.zeros((4, 4, 3), np.uint8), ""), (5, None, "bad.png: truncated")]
@@ -668,11 +668,11 @@ def test_decoding_workers_send_their_pixels_by_pipe_where_shared_memory_is_short
     notes.clear()
     got = decode_all(cat, 16, 3, workers=2, log=notes.append)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
-    assert notes[0].startswith("note: /dev/shm has 1 MB free")
+    assert notes[0].startswith("note: /dev/shm has 1 MiB free")
     room[0] = 32 << 10  # the stream's 6 batches of 5 images take 23 KB
     stream = collect(StreamLoader(cat, 16, 3, 5, 9, CPU, True, 2, "error", log=notes.append))
     assert torch.equal(stream[0], want_stream[0]) and torch.equal(stream[1], want_stream[1])
-    assert len(notes) == 3 and notes[2].startswith("note: /dev/shm has 32 KB free")
+    assert len(notes) == 3 and notes[2].startswith("note: /dev/shm has 32 KiB free")
 
 
 @pytest.mark.parametrize("loader", ["resident", "torch"])
@@ -700,7 +700,7 @@ def test_a_run_in_a_container_with_little_shared_memory_trains(image_folder, tmp
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"the run did not end: {e.stdout}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "note: /dev/shm has 1 MB free" in proc.stdout and "done: 4 steps" in proc.stdout
+    assert "note: /dev/shm has 1 MiB free" in proc.stdout and "done: 4 steps" in proc.stdout
     assert "unable to allocate shared memory" not in proc.stderr
 
 
@@ -779,9 +779,7 @@ def test_the_resident_budget_keeps_to_the_memory_a_container_or_job_has(image_fo
     cat = open_catalog(str(image_folder))
     monkeypatch.setattr(loaders_mod, "host_memory_available", lambda: 2048)  # 1 KB for 18 KB of 16x16 images
     name, why = choose_loader("auto", cat, 16, 3, 4.0, CPU, False)
-    assert (
-        name == "torch" and "exceeds the 0.0 MiB resident budget (half the memory this process may still take)" in why
-    )
+    assert name == "torch" and "exceeds the 1 KiB resident budget (half the memory this process may still take)" in why
     monkeypatch.setattr(loaders_mod, "host_memory_available", lambda: None)
-    assert choose_loader("auto", cat, 16, 3, 4.0, CPU, False) == ("resident", "0.0 MiB decoded fits the 4.00 GiB "
+    assert choose_loader("auto", cat, 16, 3, 4.0, CPU, False) == ("resident", "18 KiB decoded fits the 4.00 GiB "
                                                                   "budget (--cache-gb)")  # fmt: skip
