@@ -109,6 +109,29 @@ class _ZipReader:
         self.__init__(state["path"], state["names"])
 
 
+# the compression methods Python's zipfile reads (stored, deflate, bzip2, lzma), and some it does not: 7-Zip's and
+# WinZip's options, Windows' own Deflate64 for large files
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_ZIP_METHOD_NAMES = {9: "Deflate64", 93: "Zstandard", 95: "xz", 98: "PPMd"}
+
+
+def _check_zip_members(path: Path, images: list[zipfile.ZipInfo]) -> None:
+    """Refuse, at once and by name, a zip whose images cannot be read here: every read would fail, and the images
+    were counted as unreadable one by one ("none of the images probed could be opened")."""
+    locked = [i for i in images if i.flag_bits & 0x1]
+    if locked:
+        raise DataError(f"--data {path}: {len(locked)} of its {len(images)} images are encrypted (a zip with a "
+                        "password): extract it with the password and give the folder, or zip it again without "
+                        "one")  # fmt: skip
+    odd = [i for i in images if i.compress_type not in _ZIP_METHODS]
+    if odd:
+        method = odd[0].compress_type
+        name = _ZIP_METHOD_NAMES.get(method, f"method {method}")
+        raise DataError(f"--data {path}: {len(odd)} of its {len(images)} images are compressed with {name}, which "
+                        "Python's zipfile cannot read: extract it (7-Zip) and give the folder, or zip it again with "
+                        "Deflate (or as a .tar)")  # fmt: skip
+
+
 def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str], Callable[[int], bytes]]:
     """(the image members' names, sorted; i -> the bytes of member i) of a .zip or a tar archive. Says what other
     files it passes over (count_other)."""
@@ -116,9 +139,11 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
     try:
         if path.name.lower().endswith(".zip"):  # a zip's directory is at its end: members are read on demand
             with zipfile.ZipFile(path) as zf:  # (PowerShell's Compress-Archive writes \ between folders)
-                files = {i.filename.replace("\\", "/"): i.filename for i in zf.infolist() if not i.is_dir()}
-            files = {n: m for n, m in files.items() if not (n.startswith("__MACOSX/") or n.endswith("/"))}
+                infos = {i.filename.replace("\\", "/"): i for i in zf.infolist() if not i.is_dir()}
+            infos = {n: i for n, i in infos.items() if not (n.startswith("__MACOSX/") or n.endswith("/"))}
+            files = {n: i.filename for n, i in infos.items()}
             names = sorted(n for n in files if is_image(n))
+            _check_zip_members(path, [infos[n] for n in names])
             reader = _ZipReader(path, [files[n] for n in names])
             for n in files:
                 count_other(others, n)

@@ -148,7 +148,7 @@ def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
     [0, 1], as DALI reads them)."""
     if cat.images is not None:
         return cat.images.shape[1], cat.images.shape[3]
-    first, grey, wide_float = 0, True, None
+    first, grey, wide_float, failed = 0, True, None, ""
     for i in np.linspace(0, len(cat) - 1, min(n, len(cat))).astype(int):
         try:
             with Image.open(io.BytesIO(cat.read(int(i)))) as im:
@@ -157,7 +157,8 @@ def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
                 if im.mode == "F" and wide_float is None:
                     lo, hi = np.nanmin(v := np.asarray(im)), np.nanmax(v)
                     wide_float = (cat.names[i], lo, hi) if lo < 0 or hi > 1 else None
-        except Exception:
+        except Exception as e:  # noqa: BLE001 - whatever PIL or the reader raises: said if none opens
+            failed = failed or f"{cat.names[i]}: {type(e).__name__}: {e}"
             continue
     if wide_float:
         name, lo, hi = wide_float
@@ -165,7 +166,8 @@ def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
                       "(v * 255, as DALI reads them), so values outside it are clipped; scale such images to "
                       "[0, 1], or save them as 8- or 16-bit", stacklevel=2)  # fmt: skip
     if not first:
-        raise DataError(f"none of the {min(n, len(cat))} images probed in {cat.names[0]} ... could be opened")
+        raise DataError(f"none of the {min(n, len(cat))} images probed in {cat.names[0]} ... could be opened (the "
+                        f"first: {failed})")  # fmt: skip
     return first, 1 if grey else 3
 
 

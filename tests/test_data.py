@@ -829,6 +829,45 @@ def test_a_zip_written_with_backslashes(image_folder, tmp_path):
     assert all(cat.read(i) == Path(folder.names[i]).read_bytes() for i in range(len(cat)))
 
 
+def test_a_zip_that_cannot_be_read_here_is_refused_by_what_it_is(image_folder, tmp_path):
+    """A zip with a password, or one whose images 7-Zip compressed with a method Python's zipfile does not read
+    (Zstandard, PPMd; Windows' Deflate64): every image failed on its own, and the run said only "none of the 24
+    images probed ... could be opened". Said at once, with what to do; and where images cannot be opened for another
+    reason, the first one's error is given."""
+    import re
+    import zipfile
+
+    images = sorted(image_folder.rglob("*.png"))
+
+    def zipped(name, field, value):
+        """A zip of the images whose entries' `field` ("flags": bit 0 says encrypted; "method") holds `value`, set in
+        each local header and central record (zipfile writes neither as given); the bytes stay as they are."""
+        with zipfile.ZipFile(tmp_path / name, "w") as zf:
+            for p in images:
+                zf.write(p, str(p.relative_to(image_folder)))
+        data = bytearray((tmp_path / name).read_bytes())
+        for sig, at in ((b"PK\x03\x04", {"flags": 6, "method": 8}), (b"PK\x01\x02", {"flags": 8, "method": 10})):
+            for m in re.finditer(re.escape(sig), data):
+                data[m.start() + at[field] : m.start() + at[field] + 2] = value.to_bytes(2, "little")
+        (tmp_path / name).write_bytes(bytes(data))
+        return str(tmp_path / name)
+
+    with pytest.raises(DataError) as e:
+        open_catalog(zipped("locked.zip", "flags", 1))
+    assert str(e.value) == (f"--data {tmp_path / 'locked.zip'}: {len(images)} of its {len(images)} images are "
+                            "encrypted (a zip with a password): extract it with the password and give the folder, or "
+                            "zip it again without one")  # fmt: skip
+    for method, name in ((93, "Zstandard"), (9, "Deflate64"), (77, "method 77")):
+        with pytest.raises(DataError, match=rf"images are compressed with {name}, which Python's zipfile cannot read"):
+            open_catalog(zipped(f"m{method}.zip", "method", method))
+    broken = tmp_path / "broken"
+    for c in ("a", "b"):
+        (broken / c).mkdir(parents=True)
+        (broken / c / "x.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"could be opened \(the first: .*a/x\.png: UnidentifiedImageError: cannot "):
+        probe(open_catalog(str(broken)))
+
+
 def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
     """A folder or archive laid out as train/<class>/..., test/<class>/... (Kaggle's chest X-rays, many papers'
     releases): training reads train/ and names the output folder after the set, evaluate's held-out split is test/
