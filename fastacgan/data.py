@@ -23,7 +23,8 @@ import torch
 # JPEGs saved from browsers are often .jfif; .pbm/.pnm are Netpbm's bitmaps and any-map (PIL reads them all)
 IMAGE_EXTS = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
               ".pbm", ".pnm")  # fmt: skip
-TAR_EXTS = (".tar", ".tar.gz", ".tgz")
+# a tar, uncompressed or compressed with gzip, bzip2 or xz (Python reads each; zstd it reads from 3.14 only)
+TAR_EXTS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
 LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 # the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
@@ -431,8 +432,11 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
             if path.name.lower().endswith(".npz"):
                 cat = datasets.npz_catalog(path, split)
             elif not str(path).lower().endswith(ARCHIVE_EXTS):
-                raise DataError(f"--data {data}: a file must be a .zip, .tar, .tar.gz or .tgz of an image folder, "
-                                f"a CIFAR python-version archive, or an .npz with x_train and y_train")  # fmt: skip
+                zst = path.name.lower().endswith((".zst", ".tzst"))
+                hint = f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)" if zst else ""
+                raise DataError(f"--data {data}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
+                                f".tar.xz) of an image folder, a CIFAR python-version archive, or an .npz with "
+                                f"x_train and y_train{hint}")  # fmt: skip
             elif path.name.lower().startswith(("cifar-10-python", "cifar-100-python")):
                 cat = datasets.cifar_archive(path, split) or archive()
             elif split == "test" and csv_path:  # an archive labelled by a CSV has one part (read no further)

@@ -42,10 +42,13 @@ def test_greyscale_is_detected(tmp_path):
     assert probe(cat) == (20, 1)
 
 
+# .tar.bz2 and .tar.xz were refused by their names ("a file must be a .zip, .tar, .tar.gz or .tgz"); the last three
+# are named for another compression than they hold: the file's first bytes decide
 @pytest.mark.parametrize(
     "suffix,mode",
-    [(".tar", "w"), (".tar.gz", "w:gz"), (".tgz", "w:gz"), (".tar.gz", "w:bz2"), (".tar", "w:xz"), (".tgz", "w")],
-)  # the last three named for another compression than they hold: the file's first bytes decide
+    [(".tar", "w"), (".tar.gz", "w:gz"), (".tgz", "w:gz"), (".tar.bz2", "w:bz2"), (".tbz2", "w:bz2"),
+     (".tar.xz", "w:xz"), (".txz", "w:xz"), (".tar.gz", "w:bz2"), (".tar", "w:xz"), (".tgz", "w")],
+)  # fmt: skip
 def test_tar_archives_match_the_folder(image_folder, tmp_path, suffix, mode):
     archive = tmp_path / f"shapes{suffix}"
     with tarfile.open(archive, mode) as tf:
@@ -336,7 +339,7 @@ def test_max_images(image_folder):
         (lambda p: None, "no such file or folder"),
         (lambda p: p.mkdir(), "no class folders"),
         (lambda p: (p / "cat").mkdir(parents=True), r"class folder .*cat holds no images"),
-        (lambda p: p.write_text("x"), "must be a .zip, .tar"),
+        (lambda p: p.write_text("x"), r"must be a \.zip or a tar \(\.tar, \.tar\.gz, \.tgz, \.tar\.bz2, \.tar\.xz\)"),
     ],
 )
 def test_bad_paths(tmp_path, setup, match):
