@@ -237,7 +237,8 @@ def lost_worker(e: BaseException, workers: int) -> str | None:
     and where the worker died while its last batch was being received, before the DataLoader saw it gone, what
     receiving it met: EOFError, or "Connection reset by peer" from the worker's end of a shared-memory handle."""
     text = " ".join(str(e).split()).split(". ")[0].rstrip(". ")  # (a bus error's advice follows: ours is below)
-    if isinstance(e, (EOFError, ConnectionError)) and _through_the_dataloader(e):
+    # (not one a worker raised itself, which the DataLoader raises again as "Caught EOFError in DataLoader worker...")
+    if isinstance(e, (EOFError, ConnectionError)) and _through_the_dataloader(e) and not text.startswith("Caught "):
         text = f"its last batch could not be received: {type(e).__name__}{': ' * bool(text)}{text}"
     elif not isinstance(e, RuntimeError) or not text.startswith("DataLoader worker (pid"):
         return None

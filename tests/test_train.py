@@ -835,6 +835,8 @@ def test_a_worker_lost_while_its_batch_is_received_is_explained(tiny_args, tmp_p
     assert said.startswith(f"a decoding worker process stopped (its last batch could not be received: {what}; "
                            "--workers 2): most often the kernel's out-of-memory killer")  # fmt: skip
     assert lost_worker(type(error)(*error.args), 2) is None  # the same error elsewhere (a pipe, a socket) is not
+    in_the_worker = dataloader_error(type(error)("Caught EOFError in DataLoader worker process 0."))
+    assert lost_worker(in_the_worker, 2) is None  # nor one a worker raised, which the DataLoader raises again
 
     def step(self, real, labels):
         if self.step == 3:
