@@ -623,7 +623,10 @@ def test_a_closed_terminal_saves_a_checkpoint(image_folder, tmp_path):
     import select
     import termios
 
-    master, terminal = os.openpty()
+    try:
+        master, terminal = os.openpty()
+    except OSError as e:  # (a sandbox without /dev/ptmx)
+        pytest.skip(f"no pseudo-terminal here: {e}")
 
     def its_terminal():  # the run leads a session whose controlling terminal is this one, as a login's jobs do
         os.setsid()
