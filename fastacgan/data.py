@@ -305,6 +305,8 @@ def _wanted_classes(classes: str, names: list[str]) -> list[str]:
             wanted += names[int(a) : int(b)]
         elif c:
             wanted.append(c)
+    if not wanted:  # (`--classes ,`: "no images found" followed, as if the data had none)
+        raise DataError(f"--classes {classes!r} names no class (comma-separated names, or START:END)")
     if len(set(wanted)) != len(wanted):
         raise DataError(f"--classes {classes}: a class is named twice")
     return wanted

@@ -225,7 +225,8 @@ def test_class_ranges(tmp_path):
     cat = open_catalog(str(root), classes="10:20")
     assert cat.class_names == names[10:20] and len(cat) == 10 and cat.labels.tolist() == list(range(10))
     assert open_catalog(str(root), classes="n00000003,0:2").class_names == [names[3], names[0], names[1]]
-    for bad, msg in (("5:5", "START < END <= 25"), ("20:26", "START < END <= 25"), ("0:2,n00000001", "named twice")):
+    for bad, msg in (("5:5", "START < END <= 25"), ("20:26", "START < END <= 25"), ("0:2,n00000001", "named twice"),
+                     (" , ", "--classes ' , ' names no class")):  # (was "no images found") # fmt: skip
         with pytest.raises(DataError, match=msg):
             open_catalog(str(root), classes=bad)
     odd = make_folder(tmp_path / "odd", n_per_class=1, size=(8, 8), classes=("1:2", "a", "b"))
