@@ -16,6 +16,7 @@ def check_out_state(out: Path, resume: bool, auto: bool = False, data: str = "")
     """--out's checkpoints (oldest first), after checking them against --resume (with --auto-resume, any are fine)
     and that no live run holds the folder: refusals that come before the data is listed and decoded (minutes, for a
     large set). data: this run's --data, where `out` is the default one named after it."""
+    check_not_foreign(out)
     existing = ckpt.list_checkpoints(out / "checkpoints")
     if existing and not resume and not auto:
         try:  # which run it is (config.json: a small file, written as the run started)
@@ -39,6 +40,28 @@ def check_out_state(out: Path, resume: bool, auto: bool = False, data: str = "")
         raise ValueError(f"--resume: no checkpoint in {out / 'checkpoints'} to resume from{beside}")
     ckpt.check_run_dir_free(out)
     return existing
+
+
+# the files a run writes at its folder's top (overwritten, truncated or appended to)
+RUN_FILES = ("config.json", "metrics.jsonl", "image_metrics.jsonl", "train.log", "curves.png", "real.png",
+             "samples.gif")  # fmt: skip
+
+
+def check_not_foreign(out: Path) -> None:
+    """Refuse an --out that holds files of a run's names that are not a run's: `--out .` in a project whose
+    config.json the run would have overwritten (the ImageNet/CIFAR ACGAN's --outf is '.' by default). A run's
+    folder is told by its lock file or its config.json; other files beside a run's are left alone."""
+    if not out.is_dir() or (out / ckpt.LOCK_NAME).exists():
+        return
+    try:
+        ours = {"config", "spec", "classes"} <= set(json.loads((out / "config.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        ours = False
+    taken = [] if ours else [name for name in RUN_FILES if (out / name).exists()]
+    if taken:
+        raise ValueError(f"--out {out} holds {', '.join(taken)}, not a fastacgan run's: a run writes files of "
+                         f"{'that name' if len(taken) == 1 else 'those names'} there; give a new or empty folder "
+                         f"(--out {out / 'run'})")  # fmt: skip
 
 
 def _where(path: str) -> Path:

@@ -325,6 +325,7 @@ def test_auto_resume_starts_or_continues_with_one_command(tiny_args, tmp_path, c
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.jsonl").write_text('{"step": 5, "loss_d": 9.0}\n{"step": 10, "loss_d": 9.0}\n')  # a lost attempt
+    (out / "train.lock").write_text("pid 1 on node7, since 2026-12-06 03:00:00 UTC\n")  # (as it leaves its lock file)
     assert run(tiny_args + ["--steps", "7", "--auto-resume"]) == 0
     steps = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in steps] == [5, 7] and steps[0]["loss_d"] != 9.0
@@ -708,6 +709,35 @@ def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkey
     assert f"aborted without saving; the newest checkpoint is {newest}" in captured.err
     assert ckpt.load_checkpoint(newest)["step"] == 4
     assert signal.getsignal(signal.SIGTERM) == before  # the run's handler is gone
+
+
+def test_an_out_holding_files_of_a_runs_names_that_are_not_a_runs_is_refused(tmp_path, capsys):
+    """`--out .` in a project folder (the ImageNet/CIFAR ACGAN's --outf is '.' by default): the run overwrote its
+    config.json, and would have truncated a metrics.jsonl and appended to a train.log. Refused before the data is
+    read, nothing written; other files beside a run's are left alone, and a run's own folder resumes as before."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.json").write_text('{"my": "settings"}')
+    (project / "notes.txt").write_text("mine")
+    args = ["--data", "builtin:digits:400", *TINY, "--steps", "2"]
+    assert run(args + ["--out", project]) == 2
+    printed = capsys.readouterr()
+    assert printed.err == (f"error: --out {project} holds config.json, not a fastacgan run's: a run writes files of "
+                           f"that name there; give a new or empty folder (--out {project / 'run'})\n")  # fmt: skip
+    assert "drawing the built-in" not in printed.out
+    assert sorted(p.name for p in project.iterdir()) == ["config.json", "notes.txt"]
+    assert (project / "config.json").read_text() == '{"my": "settings"}'
+    (project / "config.json").unlink()
+    (project / "train.log").write_text("my own log")
+    (project / "curves.png").write_bytes(b"x")
+    assert run(args + ["--out", project]) == 2
+    assert f"--out {project} holds train.log, curves.png, not a fastacgan run's: a run writes files of those names" \
+        in capsys.readouterr().err  # fmt: skip
+    (project / "train.log").unlink()
+    (project / "curves.png").unlink()
+    assert run(args + ["--out", project]) == 0  # beside other files: fine
+    assert (project / "notes.txt").read_text() == "mine" and final_state(project)["step"] == 2
+    assert run(args + ["--out", project, "--resume", "--steps", "4"]) == 0 and final_state(project)["step"] == 4
 
 
 def test_a_full_disk_stops_the_run_with_the_file_and_the_checkpoint_to_resume_from(
