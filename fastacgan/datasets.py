@@ -202,8 +202,13 @@ def _class_list(set_name: str, labels: np.ndarray) -> tuple[np.ndarray, list[str
 
 def _grey_or_rgb(x: np.ndarray, where: str) -> np.ndarray:
     if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3)):
+        fix = []  # how to save it so (the two most common: a float array in [0, 1], PyTorch's channels-first)
+        if x.dtype.kind == "f":
+            fix.append("(x * 255).round().astype('uint8') for values in [0, 1]")
+        if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[3] not in (1, 3):
+            fix.append("x.transpose(0, 2, 3, 1) for channels first")
         raise DataError(f"{where}: expected uint8 images [N, H, W] or [N, H, W, 1 or 3], found {x.dtype} "
-                        f"{list(x.shape)}")  # fmt: skip
+                        f"{list(x.shape)}{' (save it as ' + ', and '.join(fix) + ')' if fix else ''}")  # fmt: skip
     return x[..., None] if x.ndim == 3 else x
 
 

@@ -210,6 +210,17 @@ def test_keras_npz(tmp_path):
         np.savez(tmp_path / "bad.npz", x_train=x[:3], y_train=bad)
         with pytest.raises(DataError, match=f"bad.npz:y_train: .*{match}"):
             open_catalog(str(tmp_path / "bad.npz"))
+    # images that are not uint8 [N, H, W(, C)]: the two most common ways, said with how to save them so
+    floats = x[:3, None].repeat(3, 1) / np.float32(255)  # [3, 3, 28, 28] in [0, 1]: normalised, channels first
+    for bad, fix in ((x[:3] / 255.0, "(x * 255).round().astype('uint8') for values in [0, 1])"),
+                     (x[:3, None].repeat(3, 1), "x.transpose(0, 2, 3, 1) for channels first)"),
+                     (floats, "(x * 255).round().astype('uint8') for values in [0, 1], and x.transpose(0, 2, 3, 1) "
+                      "for channels first)"), (x[:3].astype(np.int64), "found int64 [3, 28, 28]")):  # fmt: skip
+        np.savez(tmp_path / "bad.npz", x_train=bad, y_train=y[:3])
+        with pytest.raises(DataError) as e:
+            open_catalog(str(tmp_path / "bad.npz"))
+        assert str(e.value).startswith(f"{tmp_path / 'bad.npz'}:x_train: expected uint8 images [N, H, W] or [N, H, W, "
+                                       "1 or 3], found ") and str(e.value).endswith(fix)  # fmt: skip
 
 
 def test_a_root_with_several_sets_asks_for_one(cifar10, tmp_path):
