@@ -382,13 +382,13 @@ _KNOWN_SETS = {
     **dict.fromkeys(
         ("cifar10", "cifar100"),
         "torchvision's download folder (its root), the cifar-*-python.tar.gz or an image folder of it",
-    ),  # fmt: skip
+    ),
     **dict.fromkeys(
         ("mnist", "fashionmnist", "kmnist"), "torchvision's download folder (its root), Keras' .npz or idx files"
-    ),  # fmt: skip
+    ),
     **dict.fromkeys(
         ("imagenet", "tinyimagenet", "isic", "celeba", "svhn", "stl10", "lsun"), "an image folder or an archive of it"
-    ),  # fmt: skip
+    ),
 }
 
 

@@ -317,10 +317,9 @@ def pixels_through_shared_memory(workers: int, batch: int, size: int, channels: 
     free, need = st.f_bavail * st.f_frsize, ranks * (2 * workers + 2) * batch * size * size * channels
     if 2 * need <= free:
         return True
-    log(f"note: /dev/shm has {byte_size(free)} free, too little for the decoding workers' batches ({byte_size(need)} "
-        "in flight), "
-        "which go through pipes instead, a copy or two more for this process (docker run --shm-size 2g, or --ipc "
-        "host, gives room)")  # fmt: skip
+    log(f"note: /dev/shm has {byte_size(free)} free, too little for the decoding workers' batches "
+        f"({byte_size(need)} in flight), which go through pipes instead, a copy or two more for this process "
+        "(docker run --shm-size 2g, or --ipc host, gives room)")  # fmt: skip
     return False
 
 
