@@ -214,6 +214,7 @@ class Trainer(RunState, RunOutputs):
         self.curves_failed = False  # drawing curves.png failed once (said once)
         self._real_examples: np.ndarray | None = None  # real.png's images, decoded once
         self.stop_signal = 0  # the stop signal this process got (SIGINT: Ctrl-C, SIGTERM), 0: none
+        self.stop_said = False  # and whether the loop has said so
         self.resumed_from: Path | None = None  # the checkpoint loaded (--resume, or --auto-resume where there is one)
         if existing and (cfg.resume or cfg.auto_resume):
             self.load(existing[-1])
@@ -317,6 +318,7 @@ class Trainer(RunState, RunOutputs):
                 for real, labels in self.loader.epoch(epoch, start):
                     self.train_step(real, labels)
                     self.step += 1
+                    self._say_stop()
                     if self.step == warmup_end:  # compilation and CUDA-graph capture happen in these steps
                         self.gan.first_bad_step()  # a sync, once, so the time is real
                         self.log(
@@ -357,9 +359,16 @@ class Trainer(RunState, RunOutputs):
     def _on_stop_signal(self, signum, frame):
         if self.stop_signal:  # a second Ctrl-C (or SIGTERM): stop now
             raise Aborted(signum)
+        # noted only, and said by the loop once the step returns: a handler that printed could run inside a write of
+        # the same stream or log file, which Python refuses ("reentrant call inside <_io.BufferedWriter ...>": the
+        # run stopped with that error instead of its checkpoint)
         self.stop_signal = signum
-        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        self.log(f"\n{what}: finishing this step and saving a checkpoint ({what} again to abort without saving)")
+
+    def _say_stop(self) -> None:
+        if self.stop_signal and not self.stop_said:
+            self.stop_said = True
+            what = "Ctrl-C" if self.stop_signal == signal.SIGINT else signal.Signals(self.stop_signal).name
+            self.log(f"\n{what}: finishing this step and saving a checkpoint ({what} again to abort without saving)")
 
     def _agree_to_stop(self, log_now: bool) -> bool:
         """Ctrl-C or SIGTERM takes effect after the current step; with several processes all stop at the next log

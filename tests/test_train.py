@@ -687,6 +687,31 @@ def test_ctrl_c_after_the_reader_of_the_output_has_gone_still_saves(tiny_args, t
     assert saved >= 4
 
 
+def test_a_stop_signal_is_said_after_the_step_not_inside_it(tiny_args, monkeypatch):
+    """The handler of a stop signal printed its line itself: where the signal came during a write of the same
+    stream or of train.log (a terminal closing as the run logged a step, seen in CI), Python refused the nested
+    write, "reentrant call inside <_io.BufferedWriter name='.../train.log'>", and the run stopped with that error
+    (exit 1) instead of its checkpoint. The handler only notes the signal; the loop says it once the step returns."""
+    inside, said = [False], []
+    real_step = train_mod.Trainer.train_step
+
+    def step(self, real, labels):
+        inside[0] = True
+        try:
+            if self.step == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, inside the step
+            return real_step(self, real, labels)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(train_mod.Trainer, "train_step", step)
+    trainer = Trainer(parse_args(tiny_args + ["--steps", "100"]), log=lambda msg: said.append((msg, inside[0])))
+    result = trainer.train()
+    assert result["interrupted"] and result["signal"] == signal.SIGTERM and result["step"] == 4
+    stop = [m for m, _ in said if "SIGTERM: finishing this step and saving a checkpoint" in m]
+    assert len(stop) == 1 and not any(during for _, during in said)  # said once, and nothing from inside the step
+
+
 def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkeypatch):
     """SIGTERM twice (a scheduler's grace period running out, an impatient `kill`): the run stops inside the step,
     saves nothing, exits 143, and names the checkpoint that a resume would start from."""
@@ -705,7 +730,8 @@ def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkey
     assert run(tiny_args + ["--steps", "100", "--ckpt-every", "2"]) == 128 + signal.SIGTERM
     captured = capsys.readouterr()
     newest = ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
-    assert "SIGTERM: finishing this step and saving a checkpoint (SIGTERM again to abort" in captured.out
+    # (the first signal's line is said when the step returns, and this one never did)
+    assert "SIGTERM: finishing this step" not in captured.out
     assert f"aborted without saving; the newest checkpoint is {newest}" in captured.err
     assert ckpt.load_checkpoint(newest)["step"] == 4
     assert signal.getsignal(signal.SIGTERM) == before  # the run's handler is gone
