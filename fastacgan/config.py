@@ -185,6 +185,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+SEED_MAX = 2**32 - 1  # the largest --seed (train's and sample's)
+
 # the allowed range of each numeric option: (lowest, highest, lowest included, highest included), None: no bound
 _RANGES = {
     "max_images": (0, None, True, True), "workers": (-1, None, True, True), "cache_gb": (0, None, True, True),
@@ -196,7 +198,7 @@ _RANGES = {
     "log_every": (1, None, True, True), "sample_every": (0, None, True, True), "ckpt_every": (0, None, True, True),
     "ckpt_every_epochs": (0, None, True, True), "keep_ckpts": (0, None, True, True), "width": (0, None, False, True),
     # numpy's seeds are not negative (--max-images' subset), and a seed past 64 bits overflowed torch's
-    "seed": (0, 2**32 - 1, True, True),
+    "seed": (0, SEED_MAX, True, True),
 }  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .config import DefaultsHelp
+from .config import SEED_MAX, DefaultsHelp
 from .data import IMAGE_EXTS, Every, file_safe, same_text
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.n < 1 or a.per_class < 1:
             raise ValueError("--n and --per-class must be at least 1")
-        if not 0 <= a.seed <= 2**32 - 1:  # (as training's; past 64 bits torch said "Overflow when unpacking long long")
-            raise ValueError(f"--seed must be >= 0 and <= {2**32 - 1}, got {a.seed}")
+        if not 0 <= a.seed <= SEED_MAX:  # (as training's; past 64 bits torch said "Overflow when unpacking long long")
+            raise ValueError(f"--seed must be >= 0 and <= {SEED_MAX}, got {a.seed}")
         suffix = Path(a.out).suffix.lower()
         if suffix in IMAGE_EXTS and suffix not in (".png", ".jpg", ".jpeg"):
             raise ValueError(f"--out {a.out}: a grid is written as .png or .jpg; a name without an image extension "
