@@ -232,6 +232,17 @@ if HAS_TRITON:
         return _bwd_impl(grad, src, cls, labels, target, target_value, cls_weight, lse)
 
 
+def _backward_with_graph(ctx, grad_loss, src, cls, labels) -> list:
+    """d loss / d (src, cls) where create_graph=True asks for the gradients' own graph (a gradient penalty on
+    the loss's gradient, a Hessian-vector product): the reference's, by autograd. The kernel's backward makes
+    no graph, so a penalty's gradient left out the path through the loss, silently."""
+    target = ctx.target if ctx.target is not None else ctx.target_value
+    needs = ctx.needs_input_grad[:2]
+    loss = acgan_loss_reference(src, cls, target, labels, ctx.cls_weight)[0]
+    got = iter(torch.autograd.grad(loss, [t for t, n in zip((src, cls), needs) if n], grad_loss, create_graph=True))
+    return [next(got) if n else None for n in needs]
+
+
 class _FusedLoss(torch.autograd.Function):
     """The loss and its backward (one launch each). Plain eager calls run the launchers directly, anything that
     traces (torch.compile, make_fx) the registered ops (see _dispatch.plain_eager); the same kernels either way."""
@@ -252,6 +263,8 @@ class _FusedLoss(torch.autograd.Function):
         if grad_loss is None:  # only stats reached the loss being differentiated: they carry no gradient
             return None, None, None, None, None, None
         src, cls, labels, lse = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            return (*_backward_with_graph(ctx, grad_loss, src, cls, labels), None, None, None, None)
         bwd = eager_on_gpu_of(_bwd_impl, src) if plain_eager(grad_loss, src, cls, lse) else _acgan_loss_bwd
         dsrc, dcls = bwd(grad_loss.contiguous(), src, cls, labels, ctx.target, ctx.target_value, ctx.cls_weight,
                          lse)  # fmt: skip

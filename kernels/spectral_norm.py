@@ -218,6 +218,34 @@ if HAS_TRITON:
         return _normalize_grad_impl(grads, sig, snap, ws, dims)
 
 
+def _snapshot_uvs(snap: torch.Tensor, ws, dims) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's (u, v) from the forward's snapshot [L, hmax + wmax]: u at [:h], v at [hmax : hmax + w]."""
+    hmax = max(w.shape[d] for w, d in zip(ws, dims))
+    uvs = []
+    for i, (w, d) in enumerate(zip(ws, dims)):
+        h = w.shape[d]
+        uvs.append((snap[i, :h], snap[i, hmax : hmax + w.numel() // h]))
+    return uvs
+
+
+def _grads_with_graph(ws, dims, uvs, grads, needs, normalized: bool) -> tuple:
+    """The backward where create_graph=True asks for the gradients' own graph (a penalty on the gradient of the
+    weights, a Hessian-vector product): autograd through PyTorch's graph, sigma = u^T W v with u and v held
+    constant and Y = W / sigma (normalized) or sigma itself, so that second derivatives are PyTorch's too. The
+    kernels' backward makes no graph: differentiating its result again gave an error or a gradient short of
+    the path through this op. needs: which weights want a gradient; grads: d loss / d output, per layer."""
+    outs, inputs, gouts = [], [], []
+    for w, d, (u, v), g, need in zip(ws, dims, uvs, grads, needs):
+        if need and g is not None:
+            mat = weight_to_matrix(w, d)
+            sig = torch.vdot(u.to(mat.dtype), torch.mv(mat, v.to(mat.dtype)))
+            outs.append((w / sig).to(g.dtype) if normalized else sig)
+            inputs.append(w)
+            gouts.append(g)
+    got = iter(torch.autograd.grad(outs, inputs, gouts, create_graph=True) if outs else ())
+    return tuple(next(got) if need and g is not None else None for need, g in zip(needs, grads))
+
+
 class _FusedSigma(torch.autograd.Function):
     """sigma for every layer (one launch, buffers updated in place); backward d sigma_l / d W_l = u_l v_l^T."""
 
@@ -232,6 +260,9 @@ class _FusedSigma(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         snap, *ws = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            uvs = _snapshot_uvs(snap, ws, ctx.dims)
+            return (None,) * 5 + _grads_with_graph(ws, ctx.dims, uvs, list(grad), ctx.needs_input_grad[5:], False)
         grad_fn = eager_on_gpu_of(_sigma_grad_impl, snap) if plain_eager(grad, snap, *ws) else _sn_sigma_grad
         dws = grad_fn(grad.contiguous(), snap, ws, ctx.dims)
         return (None, None, None, None, None, *dws)
@@ -252,6 +283,9 @@ class _FusedNormalize(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         sig, snap, *ws = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            uvs = _snapshot_uvs(snap, ws, ctx.dims)
+            return (None,) * 6 + _grads_with_graph(ws, ctx.dims, uvs, grads, ctx.needs_input_grad[6:], True)
         plain = plain_eager(sig, snap, *grads, *ws)
         grad_fn = eager_on_gpu_of(_normalize_grad_impl, sig) if plain else _sn_normalize_grad
         dws = grad_fn(list(grads), sig, snap, ws, ctx.dims)
@@ -349,10 +383,12 @@ class _EagerNormalize(torch.autograd.Function):
         return tuple(ys)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, *grads):
         n = len(ctx.dims)
         saved, ws = ctx.saved_tensors[: 3 * n], ctx.saved_tensors[3 * n :]
+        if torch.is_grad_enabled():  # create_graph=True
+            uvs = [saved[3 * i + 1 : 3 * i + 3] for i in range(n)]
+            return (None,) * 6 + _grads_with_graph(ws, ctx.dims, uvs, grads, ctx.needs_input_grad[6:], True)
         dws = []
         for i, (g, w, d) in enumerate(zip(grads, ws, ctx.dims)):  # an unused output's g: zeros, as autograd fills
             sig, u, v = saved[3 * i : 3 * i + 3]

@@ -150,6 +150,30 @@ def test_no_grad_and_shape_errors():
             fn(src, cls, 1.0, labels.to("meta"))  # (labels left on the CPU beside CUDA logits, say)
 
 
+@pytest.mark.parametrize("target", [0.9, "per-sample"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_second_derivatives_through_the_loss(target, dtype):
+    """create_graph=True, as a gradient penalty on the loss's gradient makes it (DRAGAN, R1 written on the loss):
+    the penalty's gradient with respect to the input and to the weights before the loss is the reference's. The
+    kernel's backward made no graph: the gradient lacked the path through the loss, silently."""
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.randn(6, 5, generator=g).to(DEVICE, dtype)
+    lin = torch.nn.Linear(5, 1 + 4).to(DEVICE, dtype)
+    labels = torch.randint(4, (6,), generator=g).to(DEVICE)
+    t = torch.rand(6, generator=g).to(DEVICE) if target == "per-sample" else target
+    got = []
+    for fn in (acgan_loss_fused, acgan_loss_reference):
+        x = x0.clone().requires_grad_()
+        out = lin(x)
+        loss, _ = fn(out[:, 0], out[:, 1:], t, labels, 0.7)
+        (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+        penalty = gx.float().square().sum()
+        got.append(torch.autograd.grad(penalty, (x, lin.weight, lin.bias)))
+    for name, a, b in zip(("x", "weight", "bias"), *got):
+        assert b.abs().max() > 0
+        assert_close(a, b, 1e-6, 1e-2 if dtype == torch.bfloat16 else 1e-5, f"d penalty / d {name}")
+
+
 @pytest.mark.parametrize("b", [5, 300])  # one program, and several (the counter reduction)
 def test_int32_labels_and_a_column_of_targets(b):
     """Labels of any integer type, and a per-sample target of B values in any shape ([B, 1] from a D that keeps

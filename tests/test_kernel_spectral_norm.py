@@ -107,6 +107,48 @@ def test_eval_mode_does_not_update_and_matches(kind, impl):
     assert_close(wa, wb, "eval weight")
 
 
+INPUTS = {"linear": (4, 7), "conv": (2, 6, 7, 7), "conv_channels_last": (2, 5, 6, 6), "conv_transpose": (2, 6, 4, 4)}
+
+
+@pytest.mark.parametrize("kind", sorted(INPUTS))
+def test_second_derivatives_match_pytorch(kind, impl):
+    """create_graph=True, as a gradient penalty makes it: one on the input (R1, WGAN-GP) and one on the weight's
+    own gradient (a Hessian-vector product, which differentiates the normalisation's backward): the penalty's
+    gradient with respect to the raw weight is PyTorch's (the kernels' backward made no graph: an error, or a
+    gradient short of the path through sigma)."""
+    a, b = make_pair(kind)
+    x = torch.randn(*INPUTS[kind], generator=torch.Generator().manual_seed(2)).to(DEVICE)
+    got = []
+    for m in (a, b):
+        w, xi = m.parametrizations.weight.original, x.clone().requires_grad_()
+        gx, gw = torch.autograd.grad(torch.tanh(m(xi)).square().sum(), (xi, w), create_graph=True)
+        got.append(torch.autograd.grad(gx.square().sum() + gw.square().sum(), w)[0])
+    assert got[1].abs().max() > 0
+    assert_close(got[0], got[1], f"{kind}: d penalty / d W", atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("normalized", [True, False], ids=["normalize", "sigma"])
+def test_grouped_second_derivatives_match_the_reference(normalized, impl):
+    """The same for every implementation's grouped call, over layers of different shapes (each layer's u and v
+    found in the shared snapshot): the gradient of a penalty on the weights' gradients."""
+    ws, dims, us, vs, _ = normalize_inputs(7)
+    got = []
+    for fn in ("impl", "reference"):
+        u2, v2 = [u.clone() for u in us], [v.clone() for v in vs]
+        if normalized:
+            call = spectral_normalize if fn == "impl" else spectral_normalize_reference
+            outs = call(ws, u2, v2, dims, 1, 1e-12)
+            loss = sum(torch.tanh(y).square().sum() for y in outs)
+        else:
+            call = sn_mod.spectral_norm_sigma if fn == "impl" else spectral_norm_sigma_reference
+            loss = call(ws, u2, v2, dims, 1, 1e-12).pow(3).sum()  # (tanh would saturate: sigma is 1 to 40 here)
+        gws = torch.autograd.grad(loss, ws, create_graph=True)
+        got.append(torch.autograd.grad(sum(g.square().sum() for g in gws), ws))
+    assert all(ref.abs().max() > 0 for ref in got[1][:4])  # (the 1x1 layer's W / sigma is constant)
+    for i, (g, ref) in enumerate(zip(*got)):
+        assert_close(g, ref, f"layer {i}", atol=1e-4, rtol=1e-3)
+
+
 def test_state_dict_round_trips_both_ways():
     a, b = make_pair("conv")
     assert (
