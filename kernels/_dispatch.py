@@ -79,6 +79,17 @@ def launcher(kernel):
     return kernel if isinstance(kernel, _Interpreted) else torch.library.wrap_triton(kernel)
 
 
+def check_device(op: str, public: str, kernel, device: torch.device) -> None:
+    """A fused op's own entry point (acgan_loss_fused, ...) called on tensors its kernels cannot run on: said by
+    name. They run on CUDA tensors, and on any under TRITON_INTERPRET=1 (then `kernel` is interpreted); Triton's
+    own words for a CPU tensor were "0 active drivers ([]). There should only be one."."""
+    if device.type != "cuda" and not isinstance(kernel, _Interpreted):
+        raise ValueError(
+            f"{op} runs Triton kernels on CUDA tensors, got tensors on {device} (CPU tensors only under "
+            f"TRITON_INTERPRET=1, set before triton is imported); {public} runs its PyTorch reference there"
+        )
+
+
 def _plain(t: torch.Tensor) -> bool:
     """A torch.Tensor, or a Parameter holding one (the weights that spectral norm gets; a tracer's parameters
     hold its own tensors)."""

@@ -16,7 +16,7 @@ All arithmetic is fp32 whatever the input dtype; nothing is read on the host.
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import OptTensor, cdiv, eager_on_gpu_of, launcher, next_pow2, plain_eager, triton_supports
+from ._dispatch import OptTensor, cdiv, check_device, eager_on_gpu_of, launcher, next_pow2, plain_eager, triton_supports
 
 try:  # the kernels need triton; the reference below does not
     import triton
@@ -295,6 +295,7 @@ def acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight: float =
     if not HAS_TRITON:
         raise RuntimeError("acgan_loss_fused needs triton")
     labels = _checked_labels(src_logits, cls_logits, target, labels)
+    check_device("acgan_loss_fused", "acgan_loss", _acgan_loss_fwd_kernel, src_logits.device)
     t = target if isinstance(target, torch.Tensor) else None
     tval = 0.0 if t is not None else float(target)
     if t is not None:

@@ -19,7 +19,17 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from . import spectral_norm_triton as _k
-from ._dispatch import Ints, OptDtype, Tensors, cdiv, eager_on_gpu_of, launcher, plain_eager, triton_supports
+from ._dispatch import (
+    Ints,
+    OptDtype,
+    Tensors,
+    cdiv,
+    check_device,
+    eager_on_gpu_of,
+    launcher,
+    plain_eager,
+    triton_supports,
+)
 
 HAS_TRITON = _k.HAS_TRITON
 GROUP = 8  # layers per launch (the kernels' argument slots)
@@ -345,6 +355,7 @@ def spectral_norm_sigma_fused(ws, us, vs, dims, n_power_iterations: int, eps: fl
     if not HAS_TRITON:
         raise RuntimeError("spectral_norm_sigma_fused needs triton")
     _check_layers(ws, us, vs, dims)
+    check_device("spectral_norm_sigma_fused", "spectral_norm_sigma", _k._sn_wv_kernel, ws[0].device)
     return _FusedSigma.apply(list(us), list(vs), list(dims), int(n_power_iterations), float(eps), *ws)
 
 
@@ -429,6 +440,7 @@ def spectral_normalize_fused(ws, us, vs, dims, n_power_iterations: int, eps: flo
     if not HAS_TRITON:
         raise RuntimeError("spectral_normalize_fused needs triton")
     _check_layers(ws, us, vs, dims)
+    check_device("spectral_normalize_fused", "spectral_normalize", _k._sn_wv_kernel, ws[0].device)
     ys = _FusedNormalize.apply(list(us), list(vs), list(dims), int(n_power_iterations), float(eps), out_dtype, *ws)
     return list(ys)
 

@@ -107,3 +107,40 @@ print("triton imported:", "triton" in sys.modules, "supported:", triton_supports
     assert out.returncode == 0, out.stderr[-3000:]
     assert "triton imported: False supported: False" in out.stdout
     assert (tmp_path / "run" / "checkpoints").is_dir() and (tmp_path / "grid.png").is_file()
+
+
+def test_fused_entry_points_name_the_device_they_need(tmp_path):
+    """The fused ops' own entry points, called on CPU tensors without the interpreter (a user's script that takes
+    acgan_loss_fused for acgan_loss): an error that names the op, the device and what to call instead, not
+    Triton's "0 active drivers ([]). There should only be one."."""
+    probe = """
+import torch
+from fastacgan.kernels import spectral_norm_sigma_fused, spectral_normalize_fused
+from fastacgan.kernels.acgan_loss import acgan_loss_fused
+calls = {
+    "acgan_loss": lambda: acgan_loss_fused(torch.randn(3), torch.randn(3, 2), 1.0, torch.zeros(3, dtype=torch.long)),
+    "spectral_normalize": lambda: spectral_normalize_fused([torch.randn(3, 2)], [torch.ones(3)], [torch.ones(2)],
+                                                           [0], 1, 1e-12),
+    "spectral_norm_sigma": lambda: spectral_norm_sigma_fused([torch.randn(3, 2)], [torch.ones(3)], [torch.ones(2)],
+                                                             [0], 1, 1e-12),
+}
+for public, call in calls.items():
+    try:
+        call()
+        print(public, "ran")
+    except ValueError as e:
+        print(public, "->", e)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    if "needs triton" in out.stderr:
+        pytest.skip("no triton")
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3, out.stdout
+    for public, line in zip(("acgan_loss", "spectral_normalize", "spectral_norm_sigma"), lines):
+        assert line.startswith(f"{public} -> {public}_fused runs Triton kernels on CUDA tensors, got tensors on cpu"), (
+            line
+        )
+        assert f"{public} runs its PyTorch reference there" in line
