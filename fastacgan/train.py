@@ -215,6 +215,7 @@ class Trainer(RunState, RunOutputs):
         self._real_examples: np.ndarray | None = None  # real.png's images, decoded once
         self.stop_signal = 0  # the stop signal this process got (SIGINT: Ctrl-C, SIGTERM), 0: none
         self.stop_said = False  # and whether the loop has said so
+        self.saved_step = -1  # the step of the newest checkpoint this run saved or resumed from
         self.resumed_from: Path | None = None  # the checkpoint loaded (--resume, or --auto-resume where there is one)
         if existing and (cfg.resume or cfg.auto_resume):
             self.load(existing[-1])
@@ -256,7 +257,7 @@ class Trainer(RunState, RunOutputs):
             return self._train()
         except BaseException as e:  # main() prints it; the log file keeps it too
             if isinstance(self.log, RunLog):
-                self.log.record("aborted without saving" if isinstance(e, KeyboardInterrupt) else f"error: {e}")
+                self.log.record(_aborted(self) if isinstance(e, KeyboardInterrupt) else f"error: {e}")
             raise
         finally:
             if isinstance(self.log, RunLog):
@@ -407,6 +408,18 @@ def _newest_checkpoint(trainer: Trainer | None, resume: str = "--resume") -> str
     return f"; the newest checkpoint is {kept[-1]} ({resume} continues from it)"
 
 
+def _aborted(trainer: Trainer | None) -> str:
+    """The line of a run that a second stop signal (or a Ctrl-C before the run's handlers or after them) ended:
+    what it lost. A signal that came after the checkpoint of the step reached (while samples.gif was written, say)
+    lost nothing trained."""
+    if trainer is not None and trainer.dist.is_main and trainer.saved_step == trainer.step:
+        path = ckpt.checkpoint_path(trainer.ckpt_dir, trainer.step)
+        return (
+            f"aborted; nothing trained is lost: {path} holds step {trainer.step}, the last (--resume continues from it)"
+        )
+    return f"aborted without saving{_newest_checkpoint(trainer)}"
+
+
 def _out_of_memory(trainer: Trainer | None, cfg: TrainConfig, e: BaseException) -> str:
     """The error line of a run that ran out of memory: where, with what, and what fits in less."""
     said = memory_error_text(e)
@@ -466,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return status
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the run's handlers are set
-        echo_quietly(f"aborted without saving{_newest_checkpoint(trainer)}", sys.stderr)
+        echo_quietly(_aborted(trainer), sys.stderr)
         return 128 + (e.signum if isinstance(e, Aborted) else signal.SIGINT)
     finally:
         warnings.showwarning = show_warning

@@ -737,6 +737,31 @@ def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkey
     assert signal.getsignal(signal.SIGTERM) == before  # the run's handler is gone
 
 
+def test_a_ctrl_c_after_the_last_checkpoint_says_nothing_was_lost(tiny_args, tmp_path, capsys, monkeypatch):
+    """SIGTERM stops the run, its checkpoint is saved, and a Ctrl-C lands while samples.gif is being written (a
+    slow GIF of large grids): the run said "aborted without saving", though the checkpoint it had just saved held
+    every step trained. A Ctrl-C before that checkpoint still says what it lost."""
+    real_step = train_mod.Trainer.train_step
+
+    def step(self, real, labels):
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self, real, labels)
+
+    def gif(self):
+        os.kill(os.getpid(), signal.SIGINT)  # the run's handlers are gone by now: Python's own, KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod.Trainer, "train_step", step)
+    monkeypatch.setattr(train_mod.Trainer, "save_animation", gif)
+    assert run(tiny_args + ["--steps", "100", "--ckpt-every", "50"]) == 128 + signal.SIGINT
+    err = capsys.readouterr().err
+    saved = ckpt.checkpoint_path(tmp_path / "run" / "checkpoints", 3)
+    assert ckpt.load_checkpoint(saved)["step"] == 3
+    line = f"aborted; nothing trained is lost: {saved} holds step 3, the last (--resume continues from it)"
+    assert line in err and "without saving" not in err
+    assert line in (tmp_path / "run" / "train.log").read_text()
+
+
 def test_an_out_holding_files_of_a_runs_names_that_are_not_a_runs_is_refused(tmp_path, capsys):
     """`--out .` in a project folder (the ImageNet/CIFAR ACGAN's --outf is '.' by default): the run overwrote its
     config.json, and would have truncated a metrics.jsonl and appended to a train.log. Refused before the data is
