@@ -1,8 +1,9 @@
 """Train an AC-GAN: `python -m fastacgan.train [--amp] [--data PATH] [--out DIR] [--resume] ...`.
 
-The data, the model and the loop: a run's set-up, its output folder, Ctrl-C and the other stop signals, and the
-command line's error reporting. What it leaves behind as it goes (progress, metrics, samples) is in
-fastacgan.outputs, its checkpoints and resume in fastacgan.run_state. The step itself (D maximises L_S + L_C, G
+The data, the model and the loop: a run's set-up, its output folder, and the loop's handling of Ctrl-C and the other
+stop signals. What it leaves behind as it goes (progress, metrics, samples) is in fastacgan.outputs, its checkpoints
+and resume in fastacgan.run_state, the stop signals and the error lines of a run that stops early in
+fastacgan.run_end. The step itself (D maximises L_S + L_C, G
 maximises L_C - L_S; Odena et al. 2017) and the performance flags live in fastacgan.step. Metrics stay on the device
 and are read every --log-every steps.
 """
@@ -34,10 +35,8 @@ from .config import (
     validate_config,
 )
 from .data import DataError, open_catalog
-from .decode import default_workers, lost_worker, probe
+from .decode import default_workers, probe
 from .devices import (
-    memory_error,
-    memory_error_text,
     select_amp,
     select_device,
     triton_unsupported,
@@ -46,27 +45,11 @@ from .distributed import all_reduce_, cleanup, setup
 from .loaders import make_loader
 from .models import count_params
 from .outputs import RunOutputs, fmt_time
-from .run_state import RunState, TrainingError
+from .run_end import STOP_SIGNALS, Aborted, aborted_line, in_main_thread, say_why
+from .run_state import RunState, TrainingError  # noqa: F401 - TrainingError: also fastacgan.train's name
 from .runlog import RunLog, echo, echo_quietly, tolerant_console
 from .runs import RUNS_DATA, check_out_state, data_fingerprint, truncate_metrics
 from .step import ACGANStep, set_cuda_flags
-
-
-class Aborted(KeyboardInterrupt):
-    """A second stop signal: the run stops at once, without finishing its step or saving."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-# a run finishes its step, saves a checkpoint and stops on these: Ctrl-C; SIGTERM (a cluster's preemption, `kill`,
-# `timeout`); SIGUSR1 (Slurm's warning before a job's time limit, `#SBATCH --signal=USR1@120`, whose default action
-# would end the run at once, unsaved); SIGHUP (the terminal closed: an ssh connection dropped), unless the run was
-# started to ignore it (nohup)
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGHUP") if hasattr(signal, name)
-)
 
 
 class Trainer(RunState, RunOutputs):
@@ -257,7 +240,7 @@ class Trainer(RunState, RunOutputs):
             return self._train()
         except BaseException as e:  # main() prints it; the log file keeps it too
             if isinstance(self.log, RunLog):
-                self.log.record(_aborted(self) if isinstance(e, KeyboardInterrupt) else f"error: {e}")
+                self.log.record(aborted_line(self) if isinstance(e, KeyboardInterrupt) else f"error: {e}")
             raise
         finally:
             if isinstance(self.log, RunLog):
@@ -301,7 +284,7 @@ class Trainer(RunState, RunOutputs):
         if self.step == 0:
             self.save_samples()
         # Ctrl-C (SIGINT), SIGTERM, SIGUSR1 and SIGHUP (STOP_SIGNALS): finish the step, checkpoint, stop
-        can_signal = _in_main_thread()
+        can_signal = in_main_thread()
         old_handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} if can_signal else {}
         if old_handlers.get(getattr(signal, "SIGHUP", None)) == signal.SIG_IGN:  # nohup: the run outlives its terminal
             del old_handlers[signal.SIGHUP]
@@ -392,68 +375,6 @@ def _catalog_options(cfg: TrainConfig) -> tuple:
     return (cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images, cfg.seed, size)
 
 
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _newest_checkpoint(trainer: Trainer | None, resume: str = "--resume") -> str:
-    """For a run that stops without saving: where `resume` (the options to give) would continue from."""
-    if trainer is None or not trainer.dist.is_main:
-        return ""
-    kept = ckpt.list_checkpoints(trainer.ckpt_dir)
-    if not kept:
-        return "; no checkpoint was saved"
-    return f"; the newest checkpoint is {kept[-1]} ({resume} continues from it)"
-
-
-def _aborted(trainer: Trainer | None) -> str:
-    """The line of a run that a second stop signal (or a Ctrl-C before the run's handlers or after them) ended:
-    what it lost. A signal that came after the checkpoint of the step reached (while samples.gif was written, say)
-    lost nothing trained."""
-    if trainer is not None and trainer.dist.is_main and trainer.saved_step == trainer.step:
-        path = ckpt.checkpoint_path(trainer.ckpt_dir, trainer.step)
-        return (
-            f"aborted; nothing trained is lost: {path} holds step {trainer.step}, the last (--resume continues from it)"
-        )
-    return f"aborted without saving{_newest_checkpoint(trainer)}"
-
-
-def _out_of_memory(trainer: Trainer | None, cfg: TrainConfig, e: BaseException) -> str:
-    """The error line of a run that ran out of memory: where, with what, and what fits in less."""
-    said = memory_error_text(e)
-    if trainer is None:  # reading, decoding and placing the data
-        return (f"out of memory before training, reading the data: {said}. --cache-gb (now {cfg.cache_gb:g}) bounds "
-                "the decoded images kept in memory; --loader torch decodes them as it goes")  # fmt: skip
-    cfg = trainer.cfg  # (a resume's: the options it took from its checkpoint too)
-    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
-    size = trainer.spec.image_size
-    amp = ", as may --amp (half-precision activations)" if trainer.amp_dtype is None else ""
-    then = _newest_checkpoint(trainer, "--resume --batch-size N")
-    return (f"out of memory on {trainer.device} in step {trainer.step + 1} (batch {cfg.batch_size} of {size}x{size} "
-            f"images, preset {trainer.preset}, {precision}): {said}. The memory a step takes grows with the batch: a "
-            f"smaller --batch-size fits{amp}{then}")  # fmt: skip
-
-
-def _say_why(e: Exception, trainer: Trainer | None, cfg: TrainConfig) -> int | None:
-    """The error line of what stopped a run, and the exit status; None for a bug (its traceback is the report)."""
-    lost = lost_worker(e, default_workers(cfg.workers))  # (first: receiving a dead worker's batch raises OSErrors)
-    if lost is not None:
-        why = lost + _newest_checkpoint(trainer)
-    elif isinstance(e, (DataError, ValueError, FileNotFoundError, TrainingError)):
-        echo_quietly(f"error: {e}", sys.stderr)
-        return 2 if not isinstance(e, TrainingError) else 1
-    elif isinstance(e, OSError):  # writing the run's outputs: a full disk, a lost mount, a permission taken away
-        why = f"{f'{e.filename}: ' if e.filename else ''}{e.strerror or e}{_newest_checkpoint(trainer)}"
-    elif memory_error(e):
-        why = _out_of_memory(trainer, cfg, e)
-    else:
-        return None
-    echo_quietly(f"error: {why}", sys.stderr)
-    return 1
-
-
 def main(argv: list[str] | None = None) -> int:
     tolerant_console()
     notes: list[str] = []
@@ -474,12 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(cfg, log, given)
         result = trainer.train()
     except Exception as e:  # noqa: BLE001 - what is not said here goes on as a traceback
-        status = _say_why(e, trainer, cfg)
+        status = say_why(e, trainer, cfg)
         if status is None:
             raise
         return status
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the run's handlers are set
-        echo_quietly(_aborted(trainer), sys.stderr)
+        echo_quietly(aborted_line(trainer), sys.stderr)
         return 128 + (e.signum if isinstance(e, Aborted) else signal.SIGINT)
     finally:
         warnings.showwarning = show_warning
