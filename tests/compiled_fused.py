@@ -25,7 +25,8 @@ It forces the fused paths on CPU tensors and reports, as JSON, for
 - `step_inductor`, `group_inductor`: the fp32 cases compiled with Inductor;
 how far apart the results end up (every parameter, buffer and gradient), the graphs and graph breaks, the ops
 in the aot_eager graphs that make the host wait for the device (`host_syncs`: a value read on the host, a shape
-that depends on the data; none may be in a step), and `analysis_warnings`: what torch's kernel analysis logged.
+that depends on the data; none may be in a step), the Triton kernels the aot_eager forward and backward graphs
+launch (`kernels`), and `analysis_warnings`: what torch's kernel analysis logged.
 
     python tests/compiled_fused.py [--steps 3] [--json OUT]
 
@@ -55,8 +56,12 @@ from torch import nn  # noqa: E402
 
 
 def interpret_launches() -> None:
-    """Launch every triton.jit kernel through the interpreter (the kernels stay JITFunctions for tracing)."""
+    """Launch every triton.jit kernel through the interpreter (the kernels stay JITFunctions for tracing); the
+    fused ops' entry points, which refuse CPU tensors unless their kernels are interpreted ones, take them."""
     import triton.runtime.interpreter as interp
+
+    for name in ("acgan_loss", "spectral_norm"):
+        importlib.import_module(f"fastacgan.kernels.{name}").check_device = lambda *a: None
     from triton.backends.compiler import GPUTarget
     from triton.runtime.driver import driver
     from triton.runtime.jit import JITFunction
@@ -139,27 +144,38 @@ class AnalysisWarnings(logging.Handler):
 HOST_SYNC_OPS = ("aten._local_scalar_dense", "aten.item", "aten.is_nonzero", "aten.equal", "aten.nonzero")
 
 
-def recording_aot_eager(syncs: list):
+def recording_aot_eager(syncs: list, kernels: dict | None = None):
     """aot_eager that lists into `syncs` every op of the forward and backward graphs that makes the host wait
-    for the device: reading a value (.item(), a tensor as a bool) or a shape that depends on the data."""
+    for the device: reading a value (.item(), a tensor as a bool) or a shape that depends on the data; and into
+    `kernels` ("forward", "backward": sets) the names of the Triton kernels each graph launches (a backward that
+    traced the reference's ops instead of the fused kernels would be slower, with the same numbers)."""
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
+    from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
     from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
     from torch.utils._pytree import tree_leaves
+
+    kernels = {"forward": set(), "backward": set()} if kernels is None else kernels
 
     def data_dependent(val) -> bool:  # a node's value (a kernel's: a dict of tensors) has a data-dependent shape
         sym = (torch.Tensor, torch.SymInt, torch.SymFloat, torch.SymBool)
         return any(free_unbacked_symbols(v) for v in tree_leaves(val) if isinstance(v, sym))
 
-    def record(gm, example_inputs):
-        for n in gm.graph.nodes:
-            if n.op != "call_function":
-                continue
-            if str(n.target).startswith(HOST_SYNC_OPS) or data_dependent(n.meta.get("val")):
-                syncs.append(str(n.target))
-        return make_boxed_func(gm.forward)
+    def record(phase: str):
+        def compiler(gm, example_inputs):
+            for n in gm.graph.nodes:
+                if n.op != "call_function":
+                    continue
+                if str(n.target).startswith(HOST_SYNC_OPS) or data_dependent(n.meta.get("val")):
+                    syncs.append(str(n.target))
+                if "kernel_idx" in n.kwargs:  # a triton_kernel_wrapper_{mutation,functional} node
+                    kernel = kernel_side_table.get_kernel(n.kwargs["kernel_idx"])
+                    kernels[phase].add(getattr(kernel, "fn", kernel).__name__)
+            return make_boxed_func(gm.forward)
 
-    return aot_autograd(fw_compiler=record, bw_compiler=record)
+        return compiler
+
+    return aot_autograd(fw_compiler=record("forward"), bw_compiler=record("backward"))
 
 
 SN = importlib.import_module("fastacgan.kernels.spectral_norm")
@@ -215,9 +231,9 @@ def run_step(mode: str, steps: int = 3, amp: torch.dtype | None = None, device: 
     from fastacgan.config import TrainConfig, resolve_spec
 
     reset()
-    fused, syncs = mode != "reference", []
+    fused, syncs, kernels = mode != "reference", [], {"forward": set(), "backward": set()}
     if backend == "aot_eager":
-        backend = recording_aot_eager(syncs)
+        backend = recording_aot_eager(syncs, kernels)
     spec = resolve_spec(TrainConfig(width=0.25, image_size=16), "isic64", 3, 4)
     torch.manual_seed(0)
     with use_fused(False, loss=fused):  # SN's 15 initial power iterations: not under test, slow when interpreted
@@ -231,7 +247,7 @@ def run_step(mode: str, steps: int = 3, amp: torch.dtype | None = None, device: 
             gan(x, torch.randint(4, (8,), generator=g).to(device))
             graphs.append(counters()[0])
     return {"state": step_state(gan), "graphs": graphs, "graph_breaks": counters()[1], "host_syncs": sorted(set(syncs)),
-            "seconds": time.perf_counter() - t0}  # fmt: skip
+            "kernels": {k: sorted(v) for k, v in kernels.items()}, "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
 def sn_layers() -> nn.ModuleList:
@@ -266,9 +282,9 @@ def run_group(mode: str, iters: int = 3, device: str = "cpu", backend: str = "ao
         group.update(False)
         return torch.cat([m.weight.flatten() for m in layers])
 
-    syncs = []
+    syncs, kernels = [], {"forward": set(), "backward": set()}
     if mode == "compiled":
-        be = recording_aot_eager(syncs) if backend == "aot_eager" else backend
+        be = recording_aot_eager(syncs, kernels) if backend == "aot_eager" else backend
         loss_fn, eval_fn = (torch.compile(f, backend=be, fullgraph=True) for f in (loss_fn, eval_fn))
     graphs, state, t0 = [], {}, time.perf_counter()
     with use_fused(mode != "reference"):  # one switch for all iterations (a new one would be a new guard)
@@ -285,7 +301,7 @@ def run_group(mode: str, iters: int = 3, device: str = "cpu", backend: str = "ao
             state["eval.weights"] = eval_fn()
     state |= {k: v for k, v in layers.state_dict().items() if k.endswith(("_u", "_v"))}
     return {"state": state, "graphs": graphs, "graph_breaks": counters()[1], "host_syncs": sorted(set(syncs)),
-            "seconds": time.perf_counter() - t0}  # fmt: skip
+            "kernels": {k: sorted(v) for k, v in kernels.items()}, "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
 def compare(runs: dict) -> dict:

@@ -21,11 +21,23 @@ import torch
 pytest.importorskip("triton")
 
 
+# the Triton kernels of the fused ops' backward: a compiled step or group must launch them, not trace autograd
+# through the reference's ops (the same numbers, more launches: seen possible where a backward that builds a graph
+# for second derivatives under create_graph=True were taken while tracing)
+BACKWARD_KERNELS = {"group": {"_sn_gw_kernel", "_sn_bwd_kernel"},
+                    "step": {"_sn_gw_kernel", "_sn_bwd_kernel", "_acgan_loss_bwd_kernel"}}  # fmt: skip
+
+
 def check(report: dict, exact: dict, loose: float) -> None:
     """compiled vs eager fused within `exact[case]`, eager fused vs the references within `loose` (fp32 cases);
-    no graph breaks; nothing compiled after the first step; nothing in the graphs that makes the host wait."""
+    no graph breaks; nothing compiled after the first step; nothing in the graphs that makes the host wait; the
+    fused backward kernels in the backward graphs (aot_eager's, which list them)."""
     for case, runs in report.items():
         assert runs["compiled"]["graphs"][0] > 0, f"{case}: nothing was compiled"
+        kernels = runs["compiled"].get("kernels", {})
+        if kernels.get("forward"):  # (recorded by the aot_eager backend only)
+            want = BACKWARD_KERNELS[case.split("_")[0]]
+            assert want <= set(kernels["backward"]), f"{case}: backward launches {kernels['backward']}, not {want}"
         for name, r in runs.items():
             assert r["graph_breaks"] == {}, f"{case} {name}: graph breaks {r['graph_breaks']}"
             assert len(set(r["graphs"])) == 1, f"{case} {name}: recompiled, graphs after each step {r['graphs']}"
