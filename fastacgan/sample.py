@@ -5,7 +5,8 @@ name), writes --n images of that class: one grid if --out ends in .png/.jpg, els
 --out. Without --label, writes a grid with one row per class (--per-class images each), or --per-class PNGs per
 class into the folder --out. With --image-folder the PNGs go to --out/<class>/, the image-folder layout that --data
 reads: a synthetic data set (for augmentation, or to train on). Runs on any device, whatever device wrote the
-checkpoint; images are generated and written batch by batch, so any number fits in memory.
+checkpoint. A folder's images are generated and written batch by batch, so any number fits in memory; a grid is
+made whole, and refused before any image is made where it would be too large to open (check_grid).
 """
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ def load_generator(path: str, device: str | torch.device = "cpu") -> tuple[Gener
     g = Generator(ModelSpec(**state["spec"]))
     g.load_state_dict(state["G"])
     return g.to(device).eval(), list(state["classes"]), file
+
+
+# a grid past this many pixels is one that PIL refuses to open (a "decompression bomb": twice its
+# Image.MAX_IMAGE_PIXELS), and so torchvision, and fastacgan's own --data; JPEG's side at most 65,500 pixels (PIL)
+GRID_MAX_PIXELS = 178_956_970
+JPEG_MAX_SIDE = 65_500  # (libjpeg: 65,535; PIL says 65,500)
+
+
+def check_grid(out: str, n: int, ncol: int, size: int) -> None:
+    """Refuse a grid too large to be opened (or, as a JPEG, written), before any image is made: one PNG per image
+    into a folder takes any number (the grid is made whole in memory: 100,000 128x128 images were 20 GB)."""
+    nrow = -(-n // ncol)
+    h, w = nrow * (size + 2) + 2, ncol * (size + 2) + 2  # (imaging.make_grid's 2-pixel padding)
+    jpeg = Path(out).suffix.lower() in (".jpg", ".jpeg")
+    if h * w > GRID_MAX_PIXELS or (jpeg and max(h, w) > JPEG_MAX_SIDE):
+        why = f"more than JPEG's {JPEG_MAX_SIDE:,} per side" if h * w <= GRID_MAX_PIXELS else (
+            f"{h * w / 1e6:,.0f} megapixels: more than PIL, and so most tools, will open")  # fmt: skip
+        raise ValueError(f"--out {out}: a grid of {n:,} {size}x{size} images would be {w:,} x {h:,} pixels ({why}); "
+                         f"give a folder as --out for one PNG per image, or fewer images")  # fmt: skip
 
 
 def parse_label(label: str, classes: list[str]) -> int:
@@ -157,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             labels = torch.arange(len(classes)).repeat_interleave(a.per_class)
             ncol = a.per_class
         out, total = Path(a.out), len(labels)
+        if grid:
+            check_grid(a.out, total, ncol, g.spec.image_size)
         try:
             if grid:
                 save_png(out, make_grid(to_uint8(generate(g, labels, a.seed)), ncol))

@@ -1,3 +1,4 @@
+import importlib
 import json
 import os
 import signal
@@ -13,6 +14,8 @@ from fastacgan.imaging import to_uint8
 from fastacgan.sample import load_generator
 from fastacgan.sample import main as sample_main
 from fastacgan.train import main as train_main
+
+sample_mod = importlib.import_module("fastacgan.sample")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +76,29 @@ def test_generator_loads_on_cpu_in_eval_mode(run_dir):
 def test_bad_arguments(run_dir, tmp_path, capsys, args, msg):
     assert sample_main(["--ckpt", str(run_dir), "--out", str(tmp_path / "x.png")] + args) == 2  # the last --out wins
     assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name,args,msg",
+    [
+        ("g.png", ["--label", "1", "--n", "600000"],
+         "a grid of 600,000 16x16 images would be 13,952 x 13,952 pixels (195 megapixels: more than PIL"),
+        ("g.jpg", ["--per-class", "3700"],
+         "a grid of 37,000 16x16 images would be 66,602 x 182 pixels (more than JPEG's 65,500 per side)"),
+    ],
+)  # fmt: skip
+def test_a_grid_too_large_to_open_is_refused_before_any_image_is_made(
+    run_dir, tmp_path, capsys, monkeypatch, name, args, msg
+):
+    """A grid that PIL would refuse to open (a decompression bomb to it), or that JPEG cannot hold: refused at once
+    with the folder --out that takes any number. It was generated whole first (100,000 128x128 images: 20 GB), then
+    written, or failed as "cannot write the images (broken data stream when writing image file)" after 27 s."""
+    monkeypatch.setattr(sample_mod, "generate_batches", lambda *a, **k: pytest.fail("images were generated"))
+    out = tmp_path / name
+    assert sample_main(["--ckpt", str(run_dir), *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: {msg}" in err and "give a folder as --out for one PNG per image" in err
+    assert not out.exists()
 
 
 def test_missing_checkpoint(tmp_path, capsys):
