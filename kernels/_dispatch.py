@@ -79,6 +79,14 @@ def launcher(kernel):
     return kernel if isinstance(kernel, _Interpreted) else torch.library.wrap_triton(kernel)
 
 
+def functorch_active() -> bool:
+    """Inside a torch.func transform (grad, vmap, jacrev, ...: per-sample gradients, say): the fused ops' own
+    autograd.Functions (the Triton launches, and the CPU path's hand-written backward) cannot run there ("it must
+    override the setup_context staticmethod"), so the public entry points take their references, PyTorch's ops.
+    (Not asked while torch.compile traces: the compiled graph's ops are what a transform sees.)"""
+    return not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active()
+
+
 def check_device(op: str, public: str, kernel, device: torch.device) -> None:
     """A fused op's own entry point (acgan_loss_fused, ...) called on tensors its kernels cannot run on: said by
     name. They run on CUDA tensors, and on any under TRITON_INTERPRET=1 (then `kernel` is interpreted); Triton's

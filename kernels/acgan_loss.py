@@ -16,7 +16,17 @@ All arithmetic is fp32 whatever the input dtype; nothing is read on the host.
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import OptTensor, cdiv, check_device, eager_on_gpu_of, launcher, next_pow2, plain_eager, triton_supports
+from ._dispatch import (
+    OptTensor,
+    cdiv,
+    check_device,
+    eager_on_gpu_of,
+    functorch_active,
+    launcher,
+    next_pow2,
+    plain_eager,
+    triton_supports,
+)
 
 try:  # the kernels need triton; the reference below does not
     import triton
@@ -338,7 +348,7 @@ def acgan_loss_reference(
 def acgan_loss(src_logits, cls_logits, target, labels, cls_weight: float = 1.0):
     """The AC-GAN loss and its statistics (see the module docstring): the fused Triton kernels on CUDA tensors,
     the reference elsewhere (and on GPUs older than Triton supports: compute capability below 7.0). target: a float
-    (1.0 real, 0.0 fake, 0.9 smoothed) or a per-sample tensor [B]."""
-    if HAS_TRITON and triton_supports(src_logits.device):
+    (1.0 real, 0.0 fake, 0.9 smoothed) or a per-sample tensor [B]. Inside torch.func transforms, the reference."""
+    if HAS_TRITON and triton_supports(src_logits.device) and not functorch_active():
         return acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight)
     return acgan_loss_reference(src_logits, cls_logits, target, labels, cls_weight)

@@ -26,6 +26,7 @@ from ._dispatch import (
     cdiv,
     check_device,
     eager_on_gpu_of,
+    functorch_active,
     launcher,
     plain_eager,
     triton_supports,
@@ -362,7 +363,8 @@ def spectral_norm_sigma_fused(ws, us, vs, dims, n_power_iterations: int, eps: fl
 def spectral_norm_sigma(ws, us, vs, dims, n_power_iterations: int, eps: float = 1e-12) -> torch.Tensor:
     """sigma [L] for the weights `ws` (any mix of shapes), running `n_power_iterations` on the buffers us, vs
     in place first (0 = eval: use them as they are). Fused on CUDA, the reference elsewhere."""
-    fn = spectral_norm_sigma_fused if _use_fused(ws, us, vs, dims) else spectral_norm_sigma_reference
+    fused = not functorch_active() and _use_fused(ws, us, vs, dims)
+    fn = spectral_norm_sigma_fused if fused else spectral_norm_sigma_reference
     return fn(ws, us, vs, dims, n_power_iterations, eps)
 
 
@@ -455,7 +457,9 @@ def spectral_normalize(ws, us, vs, dims, n_power_iterations: int, eps: float = 1
     reference elsewhere (under torch.compile, which fuses its ops)."""
     if out_dtype is not None and not out_dtype.is_floating_point:
         raise ValueError(f"spectral_normalize: out_dtype must be a floating-point dtype, got {out_dtype}")
-    if _use_fused(ws, us, vs, dims):
+    if functorch_active():  # (torch.func.grad, vmap, ...: only PyTorch's own ops run there)
+        fn = spectral_normalize_reference
+    elif _use_fused(ws, us, vs, dims):
         fn = spectral_normalize_fused
     elif not torch.compiler.is_compiling() and all(w.device.type == "cpu" for w in ws):
         fn = spectral_normalize_eager

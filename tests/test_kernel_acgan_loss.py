@@ -1,6 +1,7 @@
 """The fused AC-GAN loss (Triton, run under TRITON_INTERPRET=1 on CPU) against the reference and plain torch."""
 
 import contextlib
+import importlib
 
 import pytest
 import torch
@@ -8,6 +9,8 @@ import torch.nn.functional as F
 
 from fastacgan.kernels import acgan_loss, acgan_loss_reference
 from fastacgan.kernels.acgan_loss import acgan_loss_fused
+
+loss_mod = importlib.import_module("fastacgan.kernels.acgan_loss")
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TOL = {  # dtype: (atol, rtol) for the loss and stats, and for gradients (in the input dtype)
@@ -172,6 +175,29 @@ def test_second_derivatives_through_the_loss(target, dtype):
     for name, a, b in zip(("x", "weight", "bias"), *got):
         assert b.abs().max() > 0
         assert_close(a, b, 1e-6, 1e-2 if dtype == torch.bfloat16 else 1e-5, f"d penalty / d {name}")
+
+
+def test_torch_func_transforms_take_the_reference(monkeypatch):
+    """acgan_loss on a GPU inside torch.func.grad, and vmap over it (per-sample gradients): the reference's
+    gradients. The fused op's autograd.Function cannot run in a transform ("it must override the setup_context
+    staticmethod"): the entry point takes the reference there."""
+    from torch.func import grad, vmap
+
+    monkeypatch.setattr(loss_mod, "triton_supports", lambda device: True)  # the fused path, as on a GPU
+    src, cls, labels = inputs(6, 5)
+    src, cls = src.detach(), cls.detach()
+    t = torch.rand(6, device=DEVICE)
+
+    def loss(fn, s, c, lab, tt):
+        return fn(s, c, tt, lab, 0.7)[0]
+
+    for args, dims in (((src, cls, labels, t), None), ((src[:, None], cls[:, None], labels[:, None], t[:, None]), 0)):
+        got = []
+        for fn in (acgan_loss, acgan_loss_reference):
+            g = grad(lambda s, c, lab, tt, fn=fn: loss(fn, s, c, lab, tt), argnums=(0, 1))
+            got.append(g(*args) if dims is None else vmap(g)(*args))
+        for a, b, what in zip(*got, ("src", "cls")):
+            assert_close(a, b, 1e-7, 1e-5, f"d loss / d {what}{' per sample' if dims is not None else ''}")
 
 
 @pytest.mark.parametrize("b", [5, 300])  # one program, and several (the counter reduction)

@@ -149,6 +149,37 @@ def test_grouped_second_derivatives_match_the_reference(normalized, impl):
         assert_close(g, ref, f"layer {i}", atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.parametrize("kind", ["linear", "conv", "conv_transpose"])
+def test_torch_func_transforms_match_pytorch(kind, impl):
+    """torch.func.grad through the layer in training mode (the power iteration runs), and per-sample gradients in
+    eval mode (vmap over grad, as DP-SGD takes them): PyTorch's gradients and buffers. The fused ops' own
+    autograd.Functions cannot run inside a transform ("it must override the setup_context staticmethod"): their
+    references do."""
+    from torch.func import functional_call, grad, vmap
+
+    a, b = make_pair(kind)
+    x = torch.randn(*INPUTS[kind], generator=torch.Generator().manual_seed(3)).to(DEVICE)
+    got = []
+    for m in (a, b):
+        buffers = dict(m.named_buffers())
+
+        def loss(params, xi, m=m, buffers=buffers):
+            return torch.tanh(functional_call(m, {**params, **buffers}, (xi,))).square().sum()
+
+        params = {k: v.detach() for k, v in m.named_parameters()}
+        trained = grad(loss)(params, x)
+        m.eval()
+        per_sample = vmap(grad(loss), in_dims=(None, 0))(params, x.unsqueeze(1))
+        got.append((trained, per_sample, sn_state(m)[:2]))
+    (ta, pa, ba), (tb, pb, bb) = got
+    for k in tb:
+        assert pb[k].shape[0] == x.shape[0]
+        assert_close(ta[k], tb[k], f"{k}: gradient")
+        assert_close(pa[k], pb[k], f"{k}: per-sample gradients")
+    for ours, theirs, name in zip(ba, bb, "uv"):
+        assert_close(ours, theirs, f"{name} after the training-mode call")
+
+
 def test_state_dict_round_trips_both_ways():
     a, b = make_pair("conv")
     assert (
