@@ -131,6 +131,23 @@ def prune_checkpoints(folder, keep: int) -> None:
         p.unlink(missing_ok=True)
 
 
+# atomic_write_bytes' temporary name for a checkpoint: what a process killed while saving (SIGKILL: the OOM killer,
+# a scheduler's hard kill after its grace period) leaves behind, as large as a checkpoint
+_PARTIAL_RE = re.compile(r"^\.step_\d{8}\.pt\..+\.tmp$")
+
+
+def remove_partial_checkpoints(folder) -> tuple[int, int]:
+    """Remove the partial checkpoints (temporary files) that saves cut short left in `folder`; call it holding the
+    run's lock, so that no save is under way. -> (files removed, their bytes)."""
+    folder, n, size = Path(folder), 0, 0
+    for p in folder.iterdir() if folder.is_dir() else ():
+        if _PARTIAL_RE.match(p.name) and p.is_file():
+            size += p.stat().st_size
+            p.unlink(missing_ok=True)
+            n += 1
+    return n, size
+
+
 def load_checkpoint(path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():

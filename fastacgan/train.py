@@ -275,6 +275,10 @@ class Trainer(RunState, RunOutputs):
                         "classes": self.class_names, "device": str(self.device), "world_size": self.dist.world,
                         "total_steps": self.total_steps, "steps_per_epoch": spe}  # fmt: skip
             save_json(self.out / "config.json", resolved)
+            n, size = ckpt.remove_partial_checkpoints(self.ckpt_dir)  # (the run's lock is held: no save is under way)
+            if n:
+                self.log(f"removed {n} partial checkpoint file(s) ({heap.byte_size(size)}) in {self.ckpt_dir}, left by "
+                         "a save that was cut short (the process killed while writing)")  # fmt: skip
         self.log(
             f"training {self.total_steps} steps ({self.total_steps / spe:.1f} epochs of {spe} steps, batch "
             f"{cfg.batch_size}) from step {self.step}; output in {self.out}"

@@ -4,6 +4,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -735,6 +736,26 @@ def test_a_second_stop_signal_aborts_at_once(tiny_args, tmp_path, capsys, monkey
     assert f"aborted without saving; the newest checkpoint is {newest}" in captured.err
     assert ckpt.load_checkpoint(newest)["step"] == 4
     assert signal.getsignal(signal.SIGTERM) == before  # the run's handler is gone
+
+
+def test_a_resume_removes_the_partial_checkpoints_of_a_killed_save(tiny_args, tmp_path, capsys):
+    """A run killed while writing a checkpoint (SIGKILL: the OOM killer, a scheduler's hard kill) leaves the
+    temporary file of that save, as large as a checkpoint; every later kill added one. The next run in the folder,
+    holding its lock (so no save is under way), removes them and says so; other files stay."""
+    assert run(tiny_args + ["--steps", "4"]) == 0
+    ckpts = tmp_path / "run" / "checkpoints"
+    fd, partial = tempfile.mkstemp(dir=ckpts, prefix=".step_00000008.pt.", suffix=".tmp")  # atomic_write_bytes' name
+    os.write(fd, b"x" * 3_000_000)
+    os.close(fd)
+    others = [ckpts / ".notes.tmp", ckpts / "step_00000004.pt.bak"]
+    for p in others:
+        p.write_bytes(b"mine")
+    capsys.readouterr()
+    assert run(tiny_args + ["--steps", "6", "--resume"]) == 0
+    line = f"removed 1 partial checkpoint file(s) (3 MiB) in {ckpts}, left by a save that was cut short"
+    assert line in capsys.readouterr().out and line in (tmp_path / "run" / "train.log").read_text()
+    assert not os.path.exists(partial) and all(p.read_bytes() == b"mine" for p in others)
+    assert [p.name for p in ckpt.list_checkpoints(ckpts)] == ["step_00000004.pt", "step_00000006.pt"]
 
 
 def test_a_ctrl_c_after_the_last_checkpoint_says_nothing_was_lost(tiny_args, tmp_path, capsys, monkeypatch):
