@@ -232,6 +232,7 @@ class Trainer(RunState, RunOutputs):
                      f"{self.total_steps} steps ({asked}); a larger --steps or --epochs trains on")  # fmt: skip
             return self.result()
         lock = self._claim_out() if self.dist.is_main else None
+        self.holds_lock = lock is not None  # (None on a filesystem that cannot lock files, and on other ranks)
         if isinstance(self.log, RunLog):
             how = f"resumed from {self.resumed_from.name}" if self.resumed_from else "started"
             self.log.start(self.out / "train.log", f"--- {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: run {how}, "
@@ -275,7 +276,8 @@ class Trainer(RunState, RunOutputs):
                         "classes": self.class_names, "device": str(self.device), "world_size": self.dist.world,
                         "total_steps": self.total_steps, "steps_per_epoch": spe}  # fmt: skip
             save_json(self.out / "config.json", resolved)
-            n, size = ckpt.remove_partial_checkpoints(self.ckpt_dir)  # (the run's lock is held: no save is under way)
+        if self.holds_lock:  # so no other run's save is under way
+            n, size = ckpt.remove_partial_checkpoints(self.ckpt_dir)
             if n:
                 self.log(f"removed {n} partial checkpoint file(s) ({heap.byte_size(size)}) in {self.ckpt_dir}, left by "
                          "a save that was cut short (the process killed while writing)")  # fmt: skip
