@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import glob
 import hashlib
 import io
 import multiprocessing
@@ -429,19 +430,37 @@ def load_decoded(path: Path, key: str, policy: str, log) -> tuple[torch.Tensor, 
     return images, labels
 
 
+STALE_PARTIAL_S = 3600  # a cache file's temporary file unchanged this long: its writer was killed (a writer writes)
+
+
+def remove_stale_partials(path: Path) -> None:
+    """Remove the temporary files of `path` that writers killed mid-write (SIGKILL: the OOM killer) left, each as
+    large as the decoded set; not those of a run writing it now (another process, maybe on another machine sharing
+    the folder), whose file changes as it writes."""
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if time.time() - p.stat().st_mtime > STALE_PARTIAL_S:
+                p.unlink()
+        except OSError:  # gone already, or not ours to remove
+            pass
+
+
 def save_decoded(path: Path, key: str, images: torch.Tensor, labels: torch.Tensor, skipped: list[str], log) -> None:
     """Write the decoded set atomically (a temporary file, then a rename); a failure to write is reported, not
     raised: the run has its data either way."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(path)
         # into a file object, whose writes fail with the OSError (a full disk); torch.save's zip writer then fails
         # too, with a RuntimeError ("unexpected pos 576 vs 534"), which stopped the run after the whole decode
         with open(tmp, "wb") as f:
             torch.save({"key": key, "images": images.cpu(), "labels": labels.cpu(), "skipped": list(skipped)}, f)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:
+    except BaseException as e:  # (a Ctrl-C while gigabytes are written, too: it left them behind)
         tmp.unlink(missing_ok=True)
+        if not isinstance(e, (OSError, RuntimeError)):
+            raise
         why = e.__context__ if isinstance(e, RuntimeError) and isinstance(e.__context__, OSError) else e
         log(f"could not save the decoded set to {path} ({why}); the run goes on without the cache")
         return

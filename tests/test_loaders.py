@@ -2,6 +2,7 @@
 
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -535,6 +536,39 @@ def test_decode_cache_saves_loads_and_notices_a_changed_file(image_folder, tmp_p
     assert [ln.split(": not used")[1] for ln in lines if "--decode-cache" in ln] == [
         f" ({loaders_mod.IN_MEMORY})", " (the torch loader streams)"]  # fmt: skip
     assert len(list(cache.iterdir())) == 2  # the folder's and the archive's
+
+
+def test_a_decode_cache_write_cut_short_leaves_no_partial_file(image_folder, tmp_path, monkeypatch):
+    """A Ctrl-C while the decoded set is written (gigabytes: tens of seconds) left its temporary file, as large as
+    the set; now it is removed and the Ctrl-C goes on. One that SIGKILL left (unchanged for over an hour) is removed
+    by the next save of that file; one being written now by another run (recent) is left to it."""
+    import fastacgan.decode as decode_mod
+
+    cache = tmp_path / "cache"
+
+    def resident():
+        make_loader(open_catalog(str(image_folder)), 16, 3, 4, 0, CPU, False, 0, "skip", 4.0, "resident",
+                    log=lambda *a: None, decode_cache=str(cache))  # fmt: skip
+
+    def interrupted(obj, f, *a, **k):
+        f.write(b"x" * 1000)  # part of the set is on disk
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(decode_mod.torch, "save", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            resident()
+    assert list(cache.iterdir()) == []  # no temporary file, no cache file
+
+    resident()
+    (made,) = cache.iterdir()
+    stale, live = (cache / f".{made.name}.{pid}.tmp" for pid in (111, 222))
+    for p in (stale, live):
+        p.write_bytes(b"x" * 1000)
+    os.utime(stale, (time.time() - 2 * 3600,) * 2)
+    made.write_bytes(b"not a cache")  # so the next run decodes and saves again
+    resident()
+    assert sorted(p.name for p in cache.iterdir()) == sorted([made.name, live.name])
 
 
 def test_training_runs_share_the_decode_cache(image_folder, tmp_path, capsys):
