@@ -116,6 +116,7 @@ def test_second_derivatives_match_pytorch(kind, impl):
     own gradient (a Hessian-vector product, which differentiates the normalisation's backward): the penalty's
     gradient with respect to the raw weight is PyTorch's (the kernels' backward made no graph: an error, or a
     gradient short of the path through sigma)."""
+    torch.backends.cudnn.allow_tf32 = False  # (a GPU's TF32 convolutions would round W / sigma's last bits apart)
     a, b = make_pair(kind)
     x = torch.randn(*INPUTS[kind], generator=torch.Generator().manual_seed(2)).to(DEVICE)
     got = []
@@ -157,6 +158,7 @@ def test_torch_func_transforms_match_pytorch(kind, impl):
     references do."""
     from torch.func import functional_call, grad, vmap
 
+    torch.backends.cudnn.allow_tf32 = False  # (restored after the test: conftest's _cudnn_flags_restored)
     a, b = make_pair(kind)
     x = torch.randn(*INPUTS[kind], generator=torch.Generator().manual_seed(3)).to(DEVICE)
     got = []
