@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = run if run.is_file() else run / "metrics.jsonl"
     out = Path(args.out).expanduser() if args.out else metrics.parent / "curves.png"
     try:
+        if not run.exists():
+            raise ValueError(f"{args.run}: no such file or folder (give a run folder, the --out of a training run)")
         if not metrics.is_file():
             raise ValueError(f"{args.run}: no metrics.jsonl (give a run folder, the --out of a training run)")
         if out.suffix.lower() != ".png":

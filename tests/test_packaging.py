@@ -66,7 +66,7 @@ def test_python_m_fastacgan_names_the_commands_and_runs_them(tmp_path, capsys):
     assert capsys.readouterr().err.endswith("error: options follow a command: python -m fastacgan train --amp\n")
     assert main(["trian"]) == 2 and capsys.readouterr().err.endswith("error: 'trian' is not a command\n")
     assert main(["plots", str(tmp_path / "nowhere")]) == 2  # plots' own main ran, and refused the folder
-    assert "no metrics.jsonl (give a run folder" in capsys.readouterr().err
+    assert "nowhere: no such file or folder (give a run folder" in capsys.readouterr().err
     out = subprocess.run([sys.executable, "-m", "fastacgan", "--help"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.startswith("usage: python -m fastacgan COMMAND"), out.stderr
 

@@ -76,7 +76,10 @@ def test_cli(tmp_path, capsys):
     assert "70 records" in capsys.readouterr().out
     assert plots.main([str(run / "metrics.jsonl"), "--out", str(tmp_path / "x.png")]) == 0
     assert plots.main([str(tmp_path / "nowhere")]) == 2
-    assert "no metrics.jsonl" in capsys.readouterr().err
+    assert "nowhere: no such file or folder (give a run folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert plots.main([str(tmp_path / "empty")]) == 2
+    assert "empty: no metrics.jsonl (give a run folder" in capsys.readouterr().err
     assert plots.main([str(run), "--out", str(tmp_path / "x.jpg")]) == 2
     assert "written as .png" in capsys.readouterr().err
 
