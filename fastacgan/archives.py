@@ -30,8 +30,8 @@ from .data import (
     pick_split,
     split_note,
 )
-from .heap import host_memory_available
 from .labels_csv import csv_labels, name_index
+from .limits import host_memory_available
 
 
 class _TarReader:
@@ -52,7 +52,7 @@ class _TarReader:
 
 def memory_budget() -> int:
     """Bytes a compressed archive's images may take in memory: half of what this process may still take (within
-    its container's or job's memory limit: heap.host_memory_available), else half of the machine's memory."""
+    its container's or job's memory limit: limits.host_memory_available), else half of the machine's memory."""
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not a POSIX system that says

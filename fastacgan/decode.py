@@ -24,6 +24,7 @@ from PIL import Image
 
 from .data import Catalog, DataError, Every, file_safe
 from .heap import byte_size
+from .limits import cpus_within_limit
 
 DRAFT_GAP = 3  # a JPEG is decoded at 1/2, 1/4 or 1/8 scale while it stays >= 3x the resize target
 
@@ -326,11 +327,13 @@ def pixels_through_shared_memory(workers: int, batch: int, size: int, channels: 
 
 def usable_cpus() -> int:
     """The CPU cores this process may run on: a Slurm job's or `taskset`'s share of the node, not the node's count
-    (os.cpu_count: 128 on a node where the job has 4, and 8 workers would share them, as the DataLoader warns)."""
+    (os.cpu_count: 128 on a node where the job has 4, and 8 workers would share them, as the DataLoader warns),
+    and at most its cgroup's CPU limit (a container's --cpus 2 on a 32-core host: 2)."""
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        cores = len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):  # macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return cpus_within_limit(cores)
 
 
 def default_workers(workers: int) -> int:

@@ -35,6 +35,7 @@ from .heap import keep_freed_memory
 from .image_metrics import seed000_metrics
 from .imaging import to_uint8
 from .kernels import STAT_NAMES, acgan_loss_reference
+from .limits import fit_threads
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
 from .runlog import echo, echo_quietly, tolerant_console
@@ -295,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(a, opt) < least:  # (else torch's or numpy's words, or a traceback, after the data is read)
                 raise ValueError(f"--{opt.replace('_', '-')} must be >= {least}, got {getattr(a, opt)}")
         device = select_device(a.device)
+        fit_threads(say)  # (a container's --cpus: torch's threads to its CPU limit)
         if device.type == "cpu":
             keep_freed_memory()  # the judge trains faster, the same (see fastacgan/heap.py)
         g, classes, file = load_generator(a.ckpt, device)

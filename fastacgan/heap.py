@@ -17,9 +17,8 @@ on their own) and where the user has tuned glibc's malloc through its environmen
 fastacgan.train` calls it on a CPU (`--no-malloc-cache` to leave malloc as it is), as do `python -m
 fastacgan.evaluate` and `python -m fastacgan.sample`.
 
-`host_memory_available()` says how much memory the process may still take (within its container's or job's
-limit): the resident loader's budget and a compressed archive's keep to half of it. `byte_size()` writes an amount
-of memory for the messages that name one.
+`byte_size()` writes an amount of memory for the messages that name one (what a container or job lets the process
+take: fastacgan.limits).
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-from pathlib import Path
 
 LIMIT = 1 << 30  # bytes: the largest block taken from the heap, and the free memory its top may keep
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
@@ -74,49 +72,6 @@ def _why_not(env) -> str | None:
     if tuned:
         return f"{tuned[0]} is set"
     return None
-
-
-def host_memory_available(proc: Path = Path("/proc"), cgroups: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """Bytes of memory this process may still take, or None where that cannot be read (macOS): /proc/meminfo's
-    MemAvailable and, under a memory limit (a container's, a Slurm job's --mem: its cgroup's or an ancestor's), the
-    limit less what the cgroup holds beyond its reclaimable file cache (as `docker stats` counts it)."""
-    found = []
-    try:
-        with open(proc / "meminfo") as f:
-            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
-        lines = (proc / "self" / "cgroup").read_text().splitlines()
-    except (OSError, ValueError, IndexError):
-        lines = []
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controllers == "":  # cgroup v2
-            root, files = cgroups, ("memory.max", "memory.current", "inactive_file")
-        elif "memory" in controllers.split(","):
-            root, files = cgroups / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
-        else:
-            continue
-        folder = root / path.lstrip("/")
-        for d in (folder, *folder.parents):  # its own cgroup, up to the root of the hierarchy
-            found += [left for left in [_cgroup_left(d, *files)] if left is not None]
-            if d == root:
-                break
-    return min(found) if found else None
-
-
-def _cgroup_left(d: Path, limit_file: str, usage_file: str, inactive_key: str) -> int | None:
-    """What is left under cgroup folder d's memory limit, or None (no limit, or nothing to read)."""
-    try:
-        limit, usage = (d / limit_file).read_text().strip(), int((d / usage_file).read_text())
-    except (OSError, ValueError):
-        return None
-    if not limit.isdigit() or int(limit) >= 2**60:  # v2's "max"; v1's unlimited is 2**63 rounded to a page
-        return None
-    try:
-        stat = dict(line.split() for line in (d / "memory.stat").read_text().splitlines())
-        inactive = int(stat.get(inactive_key, 0))
-    except (OSError, ValueError):
-        inactive = 0
-    return int(limit) - (usage - inactive)
 
 
 def byte_size(n: float) -> str:

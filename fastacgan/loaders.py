@@ -30,7 +30,8 @@ from .decode import (
     save_decoded,
     worker_context,
 )
-from .heap import byte_size, host_memory_available
+from .heap import byte_size
+from .limits import host_memory_available
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,6 +26,7 @@ from .data import IMAGE_EXTS, Every, file_safe, same_text
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
+from .limits import fit_threads
 from .models import Generator, ModelSpec
 from .runlog import echo_quietly, tolerant_console
 
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if grid and a.image_folder:
             raise ValueError(f"--image-folder writes one PNG per image into a folder; --out {a.out} is a grid file")
         device = select_device(a.device)
+        fit_threads(lambda msg: None)  # (a container's --cpus: torch's threads to its CPU limit; said by train)
         if device.type == "cpu":
             keep_freed_memory()  # the same images, 20x fewer page faults (writing the PNGs takes most of the time)
         g, classes, file = load_generator(a.ckpt, device)

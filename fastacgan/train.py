@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as tdist
 
-from . import __version__, heap
+from . import __version__, heap, limits
 from . import checkpoint as ckpt
 from .config import (
     PRESETS,
@@ -65,6 +65,7 @@ class Trainer(RunState, RunOutputs):
             log = RunLog(log)
         self.log = log
         self.device = select_device(device_name)
+        limits.fit_threads(log)  # (a container's --cpus: torch's threads to its CPU limit)
         # no result changes; CPU only: on a GPU the host makes few large tensors
         malloc = heap.keep_freed_memory() if cfg.malloc_cache and self.device.type == "cpu" else "off"
         if malloc == "off" and heap.is_set():  # a caller's earlier Trainer in this process set it

@@ -122,28 +122,35 @@ def test_goals_take_the_fastest_variant_of_ours(tmp_path):
     assert rows["step cifar10 x1 batch 64: fastacgan_graph >= 10x reference"] == ("12.00x", True)
 
 
+def run_loss_suite(tmp_path, plugin: str, code: str, **env) -> tuple[subprocess.CompletedProcess, list]:
+    """The fused loss's forward+backward benchmarks in a pytest of their own, with the plugin `code` (a module
+    named `plugin`) loaded -> (the process, the benchmarks its --benchmark-json holds)."""
+    (tmp_path / f"{plugin}.py").write_text(code)
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", plugin,
+         str(BENCHMARKS / "test_bench_acgan_loss.py"), "-k", "fwd_bwd", "--benchmark-only",
+         f"--benchmark-json={out}"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tmp_path), **env},
+        cwd=BENCHMARKS.parent, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc, json.loads(out.read_text())["benchmarks"]
+
+
 def test_a_suite_past_its_deadline_saves_what_ran(tmp_path):
     """FASTACGAN_BENCH_DEADLINE (set by gpu_session.sh a little before a stage's time limit): the benchmarks not
     started by then are skipped, so pytest ends normally and writes the JSON of those that ran. Here the deadline
     is moved to the past once the first benchmark has run."""
-    (tmp_path / "deadline_now.py").write_text(
+    deadline_now = (
         "import sys\n"
         "def pytest_runtest_teardown(item):\n"
         "    for mod in list(sys.modules.values()):\n"
         "        if getattr(mod, '__file__', '') and mod.__file__.endswith('benchmarks/conftest.py'):\n"
         "            mod.DEADLINE = 0.0\n"
     )  # fmt: skip
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "FASTACGAN_BENCH_DEADLINE": "1e12"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", "deadline_now",
-         str(BENCHMARKS / "test_bench_acgan_loss.py"), "-k", "fwd_bwd", "--benchmark-only",
-         f"--benchmark-json={out}"],
-        capture_output=True, text=True, env=env, cwd=BENCHMARKS.parent, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc, ran = run_loss_suite(tmp_path, "deadline_now", deadline_now, FASTACGAN_BENCH_DEADLINE="1e12")
     assert "FASTACGAN_BENCH_DEADLINE has passed" in proc.stdout
-    ran = json.loads(out.read_text())["benchmarks"]
     assert len(ran) == 1 and ran[0]["stats"]["median"] > 0
 
 
@@ -151,7 +158,7 @@ def test_a_benchmark_out_of_gpu_memory_is_skipped_and_the_suite_goes_on(tmp_path
     """On a GPU too small for a benchmark (the batch-1024 128x128 steps on an 8 GB card), its CUDA out-of-memory
     error failed it; now it is skipped with what it asked for, the rest run, and the JSON is written. Here the
     first benchmark's call raises torch's error."""
-    (tmp_path / "oom_once.py").write_text(
+    oom_once = (
         "import torch\n"
         "seen = []\n"
         "def pytest_runtest_call(item):\n"
@@ -159,15 +166,7 @@ def test_a_benchmark_out_of_gpu_memory_is_skipped_and_the_suite_goes_on(tmp_path
         "        seen.append(item)\n"
         "        raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has ...')\n"
     )  # fmt: skip
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", "oom_once",
-         str(BENCHMARKS / "test_bench_acgan_loss.py"), "-k", "fwd_bwd", "--benchmark-only",
-         f"--benchmark-json={out}"],
-        capture_output=True, text=True, env=env, cwd=BENCHMARKS.parent, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc, ran = run_loss_suite(tmp_path, "oom_once", oom_once)
     assert ": out of the GPU's memory (CUDA out of memory. Tried to allocate 2.00 GiB)" in proc.stdout  # (-rs)
     assert "1 skipped" in proc.stdout and "failed" not in proc.stdout
-    assert len(json.loads(out.read_text())["benchmarks"]) >= 1
+    assert len(ran) >= 1

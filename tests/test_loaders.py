@@ -785,7 +785,7 @@ def test_the_resident_budget_keeps_to_the_memory_a_container_or_job_has(image_fo
     its reclaimable file cache. Before, a 4 GB container took the default 4 GB budget whole, and the kernel killed
     the run while it decoded."""
     import fastacgan.loaders as loaders_mod
-    from fastacgan.heap import host_memory_available
+    from fastacgan.limits import host_memory_available
     from fastacgan.loaders import resident_budget_gb
 
     gib = 2**30
