@@ -45,7 +45,7 @@ from .distributed import all_reduce_, cleanup, setup
 from .loaders import make_loader
 from .models import count_params
 from .outputs import RunOutputs, fmt_time
-from .run_end import STOP_SIGNALS, Aborted, aborted_line, in_main_thread, say_why
+from .run_end import STOP_SIGNALS, Aborted, aborted_line, in_main_thread, let_go_quietly, say_why
 from .run_state import RunState, TrainingError  # noqa: F401 - TrainingError: also fastacgan.train's name
 from .runlog import RunLog, echo, echo_quietly, tolerant_console
 from .runs import RUNS_DATA, check_out_state, data_fingerprint, truncate_metrics
@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return status
     except KeyboardInterrupt as e:  # a second signal, or Ctrl-C before the run's handlers are set
+        let_go_quietly(e)
         echo_quietly(aborted_line(trainer), sys.stderr)
         return 128 + (e.signum if isinstance(e, Aborted) else signal.SIGINT)
     finally:

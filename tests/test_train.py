@@ -758,6 +758,39 @@ def test_a_resume_removes_the_partial_checkpoints_of_a_killed_save(tiny_args, tm
     assert [p.name for p in ckpt.list_checkpoints(ckpts)] == ["step_00000004.pt", "step_00000006.pt"]
 
 
+def test_a_second_ctrl_c_while_the_decoding_workers_shut_down_is_quiet(tmp_path):
+    """Ctrl-C twice while the images are decoded (seen with `timeout -s INT`, which signals the run and then its
+    whole process group): the first aborts the run; the second landed in the DataLoader's shutdown of its
+    workers, which ran in its finalizer once the abort line was said, and printed "Exception ignored in:
+    <function _MultiProcessingDataLoaderIter.__del__ ...>" and a KeyboardInterrupt traceback after it. The
+    interrupted work is let go of before the line, where a second Ctrl-C cuts the shutdown short quietly. Here a
+    stand-in for the loader's iterator, held by the interrupted frame, takes that second Ctrl-C in its finalizer."""
+    probe = """
+import signal, sys
+import fastacgan.train as train_mod
+
+class Workers:  # what the decoding loop holds: its finalizer shuts the workers down
+    def __del__(self):
+        print("shutting down", file=sys.stderr)
+        raise KeyboardInterrupt  # the second Ctrl-C, during the shutdown
+
+def decoding(*a, **k):
+    workers = Workers()
+    raise KeyboardInterrupt  # the first Ctrl-C, before the run's handlers are set
+
+train_mod.Trainer = decoding
+status = train_mod.main(["--data", "builtin:digits:100", "--out", sys.argv[1]])
+print("main returned", status, file=sys.stderr)
+sys.exit(status)
+"""
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "run")], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert out.returncode == 130, out.stderr
+    lines = out.stderr.splitlines()
+    assert lines[-3:] == ["shutting down", "aborted without saving", "main returned 130"], out.stderr
+    assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr
+
+
 def test_a_ctrl_c_after_the_last_checkpoint_says_nothing_was_lost(tiny_args, tmp_path, capsys, monkeypatch):
     """SIGTERM stops the run, its checkpoint is saved, and a Ctrl-C lands while samples.gif is being written (a
     slow GIF of large grids): the run said "aborted without saving", though the checkpoint it had just saved held
