@@ -38,7 +38,7 @@ from .kernels import STAT_NAMES, acgan_loss_reference
 from .limits import fit_threads
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
-from .runlog import echo, echo_quietly, tolerant_console
+from .runlog import echo, echo_quietly, let_go_quietly, tolerant_console
 from .runs import RUNS_DATA, run_path
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
 
@@ -370,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         bounds = f"--max-images (now {a.max_images}) and --n-per-class (now {a.n_per_class}) bound the images it holds"
         echo_quietly(f"error: {lost or f'out of memory: {memory_error_text(e)}; {bounds}'}", sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        let_go_quietly(e)  # (the decoding workers, shut down here: a second Ctrl-C there is not a traceback)
         say("interrupted: no report")
         return 130
     say(f"done in {time.perf_counter() - t0:.0f} s")

@@ -4,11 +4,9 @@ write that failed, memory. The Trainer's handler and the loop that honours a sig
 
 from __future__ import annotations
 
-import gc
 import signal
 import sys
 import threading
-import traceback
 from typing import TYPE_CHECKING
 
 import torch
@@ -67,23 +65,6 @@ def aborted_line(trainer: Trainer | None) -> str:
             f"aborted; nothing trained is lost: {path} holds step {trainer.step}, the last (--resume continues from it)"
         )
     return f"aborted without saving{newest_checkpoint(trainer)}"
-
-
-def let_go_quietly(e: BaseException) -> None:
-    """Free what the interrupted work held (the decoding loop's DataLoader iterator, whose finalizer shuts its
-    workers down) now, before the abort line, where another Ctrl-C cuts that shutdown short silently: it ran when
-    the exception was let go of, after the line, and printed "Exception ignored in: <function
-    _MultiProcessingDataLoaderIter.__del__ ...>" with a KeyboardInterrupt traceback. (The workers are daemons: they
-    end with the process either way.)"""
-    hook = sys.unraisablehook
-    sys.unraisablehook = lambda u: None if issubclass(u.exc_type, KeyboardInterrupt) else hook(u)
-    try:
-        traceback.clear_frames(e.__traceback__)  # (the frames still running, main's own, are left as they are)
-        gc.collect()  # (what a reference cycle holds)
-    except KeyboardInterrupt:  # one more, outside any finalizer: the rest is freed at exit
-        pass
-    finally:
-        sys.unraisablehook = hook
 
 
 def out_of_memory_line(trainer: Trainer | None, cfg: TrainConfig, e: BaseException) -> str:

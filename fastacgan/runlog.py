@@ -1,9 +1,12 @@
-"""A training run's log: what it prints, kept in --out/train.log."""
+"""A training run's log: what it prints, kept in --out/train.log; and what the commands print, or do not, when the
+console has gone or a Ctrl-C ends them."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -114,3 +117,20 @@ def tolerant_console() -> None:
                 stream.reconfigure(errors="backslashreplace")
             except (ValueError, OSError):  # (a stream that cannot change now)
                 pass
+
+
+def let_go_quietly(e: BaseException) -> None:
+    """Free what the interrupted work held (the decoding loop's DataLoader iterator, whose finalizer shuts its
+    workers down) now, before the abort line, where another Ctrl-C cuts that shutdown short silently: it ran when
+    the exception was let go of, after the line, and printed "Exception ignored in: <function
+    _MultiProcessingDataLoaderIter.__del__ ...>" with a KeyboardInterrupt traceback. (The workers are daemons: they
+    end with the process either way.)"""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: None if issubclass(u.exc_type, KeyboardInterrupt) else hook(u)
+    try:
+        traceback.clear_frames(e.__traceback__)  # (the frames still running, main's own, are left as they are)
+        gc.collect()  # (what a reference cycle holds)
+    except KeyboardInterrupt:  # one more, outside any finalizer: the rest is freed at exit
+        pass
+    finally:
+        sys.unraisablehook = hook

@@ -45,9 +45,9 @@ from .distributed import all_reduce_, cleanup, setup
 from .loaders import make_loader
 from .models import count_params
 from .outputs import RunOutputs, fmt_time
-from .run_end import STOP_SIGNALS, Aborted, aborted_line, in_main_thread, let_go_quietly, say_why
+from .run_end import STOP_SIGNALS, Aborted, aborted_line, in_main_thread, say_why
 from .run_state import RunState, TrainingError  # noqa: F401 - TrainingError: also fastacgan.train's name
-from .runlog import RunLog, echo, echo_quietly, tolerant_console
+from .runlog import RunLog, echo, echo_quietly, let_go_quietly, tolerant_console
 from .runs import RUNS_DATA, check_out_state, data_fingerprint, truncate_metrics
 from .step import ACGANStep, set_cuda_flags
 
