@@ -79,12 +79,15 @@ def launcher(kernel):
     return kernel if isinstance(kernel, _Interpreted) else torch.library.wrap_triton(kernel)
 
 
-def functorch_active() -> bool:
-    """Inside a torch.func transform (grad, vmap, jacrev, ...: per-sample gradients, say): the fused ops' own
-    autograd.Functions (the Triton launches, and the CPU path's hand-written backward) cannot run there ("it must
-    override the setup_context staticmethod"), so the public entry points take their references, PyTorch's ops.
-    (Not asked while torch.compile traces: the compiled graph's ops are what a transform sees.)"""
-    return not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active()
+def plain_ops_only() -> bool:
+    """Inside a torch.func transform (grad, vmap, jacrev, ...: per-sample gradients, say) or torch.jit.trace (a
+    TorchScript or ONNX export of a model): the fused ops' own autograd.Functions (the Triton launches, and the CPU
+    path's hand-written backward) cannot run there ("it must override the setup_context staticmethod"; the tracer's
+    "unordered_map::at"), so the public entry points take their references, PyTorch's ops. (Not asked while
+    torch.compile traces: the compiled graph's ops are what a transform sees.)"""
+    if torch.compiler.is_compiling():
+        return False
+    return torch._C._are_functorch_transforms_active() or torch.jit.is_tracing()
 
 
 def check_device(op: str, public: str, kernel, device: torch.device) -> None:

@@ -21,10 +21,10 @@ from ._dispatch import (
     cdiv,
     check_device,
     eager_on_gpu_of,
-    functorch_active,
     launcher,
     next_pow2,
     plain_eager,
+    plain_ops_only,
     triton_supports,
 )
 
@@ -349,6 +349,6 @@ def acgan_loss(src_logits, cls_logits, target, labels, cls_weight: float = 1.0):
     """The AC-GAN loss and its statistics (see the module docstring): the fused Triton kernels on CUDA tensors,
     the reference elsewhere (and on GPUs older than Triton supports: compute capability below 7.0). target: a float
     (1.0 real, 0.0 fake, 0.9 smoothed) or a per-sample tensor [B]. Inside torch.func transforms, the reference."""
-    if HAS_TRITON and triton_supports(src_logits.device) and not functorch_active():
+    if HAS_TRITON and triton_supports(src_logits.device) and not plain_ops_only():
         return acgan_loss_fused(src_logits, cls_logits, target, labels, cls_weight)
     return acgan_loss_reference(src_logits, cls_logits, target, labels, cls_weight)

@@ -26,9 +26,9 @@ from ._dispatch import (
     cdiv,
     check_device,
     eager_on_gpu_of,
-    functorch_active,
     launcher,
     plain_eager,
+    plain_ops_only,
     triton_supports,
 )
 
@@ -306,7 +306,10 @@ class _FusedNormalize(torch.autograd.Function):
 def _check_layers(ws, us, vs, dims) -> None:
     """Every implementation's argument check (shapes only: nothing read on the host): a u, a v and a dim for each
     weight, u of W.shape[dim] entries and v of the rest. A u of another size was resized by the reference's
-    normalize(out=u), and the kernels would have read and written past its end."""
+    normalize(out=u), and the kernels would have read and written past its end. (Not under torch.jit.trace, whose
+    sizes are traced values: each comparison warned that the trace might not generalize.)"""
+    if torch.jit.is_tracing():
+        return
     if not len(ws) == len(us) == len(vs) == len(dims):
         raise ValueError(f"spectral norm: {len(ws)} weights, {len(us)} u, {len(vs)} v and {len(dims)} dims: one "
                          "of each per weight")  # fmt: skip
@@ -363,7 +366,7 @@ def spectral_norm_sigma_fused(ws, us, vs, dims, n_power_iterations: int, eps: fl
 def spectral_norm_sigma(ws, us, vs, dims, n_power_iterations: int, eps: float = 1e-12) -> torch.Tensor:
     """sigma [L] for the weights `ws` (any mix of shapes), running `n_power_iterations` on the buffers us, vs
     in place first (0 = eval: use them as they are). Fused on CUDA, the reference elsewhere."""
-    fused = not functorch_active() and _use_fused(ws, us, vs, dims)
+    fused = not plain_ops_only() and _use_fused(ws, us, vs, dims)
     fn = spectral_norm_sigma_fused if fused else spectral_norm_sigma_reference
     return fn(ws, us, vs, dims, n_power_iterations, eps)
 
@@ -457,7 +460,7 @@ def spectral_normalize(ws, us, vs, dims, n_power_iterations: int, eps: float = 1
     reference elsewhere (under torch.compile, which fuses its ops)."""
     if out_dtype is not None and not out_dtype.is_floating_point:
         raise ValueError(f"spectral_normalize: out_dtype must be a floating-point dtype, got {out_dtype}")
-    if functorch_active():  # (torch.func.grad, vmap, ...: only PyTorch's own ops run there)
+    if plain_ops_only():  # (torch.func.grad, vmap, torch.jit.trace: only PyTorch's own ops run there)
         fn = spectral_normalize_reference
     elif _use_fused(ws, us, vs, dims):
         fn = spectral_normalize_fused

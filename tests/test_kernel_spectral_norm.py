@@ -2,6 +2,7 @@
 
 import copy
 import importlib
+import warnings
 
 import pytest
 import torch
@@ -180,6 +181,27 @@ def test_torch_func_transforms_match_pytorch(kind, impl):
         assert_close(pa[k], pb[k], f"{k}: per-sample gradients")
     for ours, theirs, name in zip(ba, bb, "uv"):
         assert_close(ours, theirs, f"{name} after the training-mode call")
+
+
+def test_jit_trace_matches_pytorch(impl):
+    """torch.jit.trace of a model with spectral-norm layers in eval mode (a TorchScript or legacy ONNX export of a
+    generator that uses them, BigGAN-style): the traced model computes what PyTorch's does, without a tracer
+    warning. It failed with "unordered_map::at" (the fused ops' autograd.Functions: the references run there)."""
+    torch.backends.cudnn.allow_tf32 = False
+    models = []
+    for sn in (spectral_norm, parametrizations.spectral_norm):
+        torch.manual_seed(4)
+        models.append(nn.Sequential(sn(nn.Conv2d(3, 8, 3, padding=1)), nn.ReLU(),
+                                    sn(nn.ConvTranspose2d(8, 4, 4, 2, 1)), nn.Flatten(), sn(nn.Linear(4 * 8 * 8, 5)))
+                      .to(DEVICE).eval())  # fmt: skip
+    x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # (torch 2.13 deprecates jit.trace; it still runs)
+        traced = torch.jit.trace(models[0], x)
+    y = torch.randn(3, 3, 4, 4, generator=torch.Generator().manual_seed(6)).to(DEVICE)  # (another batch)
+    assert_close(traced(y), models[1](y), "traced, against PyTorch's")
+    assert_close(models[0](y), models[1](y), "eager, against PyTorch's")
 
 
 def test_state_dict_round_trips_both_ways():
