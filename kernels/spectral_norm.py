@@ -527,6 +527,12 @@ class SpectralNorm(nn.Module):
     def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
         return value
 
+    def __getstate__(self):
+        """A copy (copy.deepcopy: an EMA model, a snapshot) leaves out the W / sigma a SpectralNormGroup made for the
+        next forward: a tensor of the original's graph, which deepcopy refused ("Only Tensors created explicitly by
+        the user ... support the deepcopy protocol"); the copy computes its own."""
+        return {**super().__getstate__(), "pending": None}
+
 
 def spectral_norm(module: nn.Module, name: str = "weight", n_power_iterations: int = 1, eps: float = 1e-12,
                   dim: int | None = None) -> nn.Module:  # fmt: skip

@@ -204,6 +204,22 @@ def test_jit_trace_matches_pytorch(impl):
     assert_close(models[0](y), models[1](y), "eager, against PyTorch's")
 
 
+def test_a_copy_made_between_a_group_update_and_the_forward():
+    """copy.deepcopy of a model after SpectralNormGroup.update() and before its forward (an EMA model, a snapshot)
+    failed: the pending W / sigma is a tensor of the original's graph. The copy leaves it out and computes its own,
+    the same values; the original still takes its pending one."""
+    torch.manual_seed(0)
+    model = nn.Sequential(spectral_norm(nn.Linear(8, 5)), nn.Tanh(), spectral_norm(nn.Linear(5, 2))).to(DEVICE)
+    group = SpectralNormGroup(model)
+    ys = group.update(True)
+    twin = copy.deepcopy(model)
+    assert all(p.pending is None for *_, p in SpectralNormGroup(twin).entries)
+    assert all(p.pending is y for y, (*_, p) in zip(ys, group.entries))  # the original's, untouched
+    twin.eval()  # (no further power iteration: the buffers are the original's after its update)
+    x = torch.randn(3, 8, device=DEVICE)
+    assert_close(twin(x), model(x), "the copy against the original")
+
+
 def test_state_dict_round_trips_both_ways():
     a, b = make_pair("conv")
     assert (
