@@ -101,10 +101,15 @@ def cpu_limit(proc: Path = PROC, cgroups: Path = CGROUPS) -> float | None:
     return min(found) if found else None
 
 
+def _whole(limit: float) -> int:
+    """A CPU limit as a number of threads: rounded up (1.5 CPUs: 2), at least 1."""
+    return max(1, math.ceil(limit - 1e-9))
+
+
 def cpus_within_limit(cores: int) -> int:
     """`cores` (those the process may run on), at most the cgroup's CPU limit rounded up."""
     limit = cpu_limit()
-    return cores if limit is None else max(1, min(cores, math.ceil(limit - 1e-9)))
+    return cores if limit is None else min(cores, _whole(limit))
 
 
 def fit_threads(log) -> None:
@@ -113,7 +118,7 @@ def fit_threads(log) -> None:
     threads, limit = torch.get_num_threads(), cpu_limit()
     if limit is None or os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
         return
-    fit = max(1, math.ceil(limit - 1e-9))
+    fit = _whole(limit)
     if threads > fit:
         torch.set_num_threads(fit)
         log(f"note: this process may use {limit:g} CPU(s) (its cgroup's CPU limit: a container's --cpus), fewer "

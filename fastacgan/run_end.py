@@ -58,12 +58,14 @@ def newest_checkpoint(trainer: Trainer | None, resume: str = "--resume") -> str:
 def aborted_line(trainer: Trainer | None) -> str:
     """The line of a run that a second stop signal (or a Ctrl-C before the run's handlers or after them) ended:
     what it lost. A signal that came after the checkpoint of the step reached (while samples.gif was written, say)
-    lost nothing trained."""
-    if trainer is not None and trainer.dist.is_main and trainer.saved_step == trainer.step:
+    lost nothing trained: the checkpoint of the step reached is there (saved by this run, or resumed from)."""
+    if trainer is not None and trainer.dist.is_main:
         path = ckpt.checkpoint_path(trainer.ckpt_dir, trainer.step)
-        return (
-            f"aborted; nothing trained is lost: {path} holds step {trainer.step}, the last (--resume continues from it)"
-        )
+        if path.is_file():  # (written whole or not at all: atomic_write_bytes)
+            return (
+                f"aborted; nothing trained is lost: {path} holds step {trainer.step}, the last (--resume continues "
+                "from it)"
+            )
     return f"aborted without saving{newest_checkpoint(trainer)}"
 
 

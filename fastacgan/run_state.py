@@ -82,7 +82,6 @@ class RunState:
         if not self.dist.is_main:
             return
         ckpt.save_checkpoint(ckpt.checkpoint_path(self.ckpt_dir, self.step), self.state_dict())
-        self.saved_step = self.step
         ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_ckpts)
 
     def load(self, path: Path) -> None:
@@ -101,7 +100,7 @@ class RunState:
         # (seed + rank), instead of all copying rank 0's from here on
         if self.dist.rank:
             torch.manual_seed(self.cfg.seed + self.dist.rank + 7919 * (state["step"] + 1))
-        self.step = self.saved_step = state["step"]
+        self.step = state["step"]
         # not named: what does not change the run's course, what the resume took from the run, and the options
         # that only shape the model, which check_compatible found the same (--preset digits where the run's auto
         # chose it, --image-size 28 where 0 meant the preset's 28)

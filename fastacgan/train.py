@@ -199,7 +199,6 @@ class Trainer(RunState, RunOutputs):
         self._real_examples: np.ndarray | None = None  # real.png's images, decoded once
         self.stop_signal = 0  # the stop signal this process got (SIGINT: Ctrl-C, SIGTERM), 0: none
         self.stop_said = False  # and whether the loop has said so
-        self.saved_step = -1  # the step of the newest checkpoint this run saved or resumed from
         self.resumed_from: Path | None = None  # the checkpoint loaded (--resume, or --auto-resume where there is one)
         if existing and (cfg.resume or cfg.auto_resume):
             self.load(existing[-1])
@@ -233,12 +232,13 @@ class Trainer(RunState, RunOutputs):
                      f"{self.total_steps} steps ({asked}); a larger --steps or --epochs trains on")  # fmt: skip
             return self.result()
         lock = self._claim_out() if self.dist.is_main else None
-        self.holds_lock = lock is not None  # (None on a filesystem that cannot lock files, and on other ranks)
         if isinstance(self.log, RunLog):
             how = f"resumed from {self.resumed_from.name}" if self.resumed_from else "started"
             self.log.start(self.out / "train.log", f"--- {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: run {how}, "
                            f"pid {os.getpid()}, fastacgan {__version__}, torch {torch.__version__}")  # fmt: skip
         try:
+            if lock is not None:  # (None on a filesystem that cannot lock files, and on other ranks)
+                self._remove_partial_checkpoints()  # holding the lock: no other run's save is under way
             return self._train()
         except BaseException as e:  # main() prints it; the log file keeps it too
             if isinstance(self.log, RunLog):
@@ -270,6 +270,12 @@ class Trainer(RunState, RunOutputs):
             raise
         return lock
 
+    def _remove_partial_checkpoints(self) -> None:
+        n, size = ckpt.remove_partial_checkpoints(self.ckpt_dir)
+        if n:
+            self.log(f"removed {n} partial checkpoint file(s) ({heap.byte_size(size)}) in {self.ckpt_dir}, left by a "
+                     "save that was cut short (the process killed while writing)")  # fmt: skip
+
     def _train(self) -> dict:
         cfg, spe = self.cfg, self.loader.steps_per_epoch
         if self.dist.is_main:
@@ -277,11 +283,6 @@ class Trainer(RunState, RunOutputs):
                         "classes": self.class_names, "device": str(self.device), "world_size": self.dist.world,
                         "total_steps": self.total_steps, "steps_per_epoch": spe}  # fmt: skip
             save_json(self.out / "config.json", resolved)
-        if self.holds_lock:  # so no other run's save is under way
-            n, size = ckpt.remove_partial_checkpoints(self.ckpt_dir)
-            if n:
-                self.log(f"removed {n} partial checkpoint file(s) ({heap.byte_size(size)}) in {self.ckpt_dir}, left by "
-                         "a save that was cut short (the process killed while writing)")  # fmt: skip
         self.log(
             f"training {self.total_steps} steps ({self.total_steps / spe:.1f} epochs of {spe} steps, batch "
             f"{cfg.batch_size}) from step {self.step}; output in {self.out}"
