@@ -27,9 +27,8 @@ from .data import (
     is_image,
     labels_from,
     others_note,
-    pick_split,
-    split_note,
 )
+from .folders import pick_split, split_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 

@@ -1,5 +1,5 @@
-"""The one training config, its presets, and the CLI generated from it (which also reads the reference
-implementations' option names: fastacgan.reference_options).
+"""The one training config, the model spec it resolves to with a preset (presets.py), and the CLI generated from
+it (which also reads the reference implementations' option names: fastacgan.reference_options).
 
 Every field of `TrainConfig` carries its help text in `metadata["help"]`; `build_parser` turns the
 dataclass into an argparse parser (booleans get --flag / --no-flag), so the CLI and the config never
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .models import ModelSpec
+from .presets import PRESETS
 from .reference_options import REFERENCE_OPTIONS, translate_reference_args
 
 
@@ -254,90 +255,6 @@ def check_out(out: str) -> None:
         raise ValueError(f"{what}: {here} is a file, not a folder")
     if not os.access(here, os.W_OK | os.X_OK):
         raise ValueError(f"{what}: no permission to write in {here}")
-
-
-@dataclass(frozen=True)
-class Preset:
-    image_size: int
-    nz: int
-    conditioning: str
-    epochs: int
-    arch: dict  # the remaining ModelSpec fields
-    about: str
-
-
-# fmt: off
-_DCGAN_PAIRS = dict(g_arch="tconv", g_base=48, g_cap=1024, d_arch="pairs", d_base=16, d_cap=512, d_kernel=3,
-                    d_tail=False, d_bn=True, d_dropout=0.5, d_sn=False)
-_KERAS_MNIST = dict(g_arch="upconv", g_base=64, g_cap=512, d_arch="strided", d_base=16, d_cap=512, d_kernel=3,
-                    d_tail=True, d_bn=True, d_dropout=0.25, d_sn=False)
-_ISIC_SN = dict(g_arch="upconv", g_base=64, g_cap=512, d_arch="strided", d_base=64, d_cap=512, d_kernel=4,
-                d_tail=False, d_bn=False, d_dropout=0.0, d_sn=True)
-# fmt: on
-
-PRESETS: dict[str, Preset] = {
-    "digits": Preset(
-        28,
-        64,
-        "embed-mul",
-        8,
-        {**_KERAS_MNIST, "g_base": 32, "d_base": 16},
-        "built-in synthetic digits, a half-width MNIST network sized for a CPU",
-    ),
-    "mnist": Preset(
-        28,
-        100,
-        "embed-mul",
-        50,
-        _KERAS_MNIST,
-        "28x28 MNIST: Keras-style upsample+conv G with embedding x noise, strided-conv D (seeds 002/003)",
-    ),
-    "cifar10": Preset(
-        32,
-        100,
-        "onehot-concat",
-        100,
-        _DCGAN_PAIRS,
-        "32x32 CIFAR-10: the PyTorch ACGAN (transposed convs + BN in G, BN + dropout in D; seed 001)",
-    ),
-    "isic64": Preset(
-        64,
-        100,
-        "embed-mul",
-        200,
-        _ISIC_SN,
-        "64x64 ISIC: upsample+conv G, spectral-norm D, embedding x noise (seed 000)",
-    ),
-    "isic128": Preset(
-        128,
-        100,
-        "embed-mul",
-        200,
-        _ISIC_SN,
-        "128x128 ISIC: upsample+conv G, spectral-norm D, embedding x noise (seed 000)",
-    ),
-    "imagenet128": Preset(
-        128,
-        110,
-        "onehot-replace",
-        100,
-        {**_DCGAN_PAIRS, "g_base": 32, "g_cap": 768},
-        "128x128 ImageNet subsets: transposed-conv G, one-hot in the first K noise entries (seed 004)",
-    ),
-}
-
-
-def pick_preset(is_builtin: bool, first_image_size: int, channels: int) -> str:
-    """The preset `auto` resolves to: built-in -> digits; else by the data's native resolution."""
-    if is_builtin:
-        return "digits"
-    if first_image_size <= 28 and channels == 1:
-        return "mnist"
-    if first_image_size <= 48:
-        return "cifar10"
-    if first_image_size <= 96:
-        return "isic64"
-    return "isic128"
 
 
 def resolve_spec(cfg: TrainConfig, preset_name: str, channels: int, num_classes: int) -> ModelSpec:

@@ -13,9 +13,9 @@ On a machine without a GPU the same pipeline runs on the CPU (device_id=None), w
 
 A DALI pipeline that meets an undecodable file fails as a whole; the loader then finds the bad file(s) of
 that batch with PIL, reports them by name, and (--bad-images skip) rebuilds the pipeline without them. Files that
-PIL decodes but DALI cannot (GIFs: DALI has no GIF decoder; anything else its decoder refuses, found one file at a
-time when a batch fails) are decoded by PIL on the host and take their place in the batch, so a folder that mixes
-them in still trains with DALI for the rest.
+PIL decodes but DALI cannot (GIFs and AVIFs, which DALI has no decoder for; anything else it refuses, found one
+file at a time when a batch fails) are decoded by PIL on the host and take their place in the batch, so a folder
+that mixes them in still trains with DALI for the rest.
 """
 
 from __future__ import annotations
@@ -54,9 +54,17 @@ def dali_available() -> bool:
     return HAS_DALI
 
 
-def dali_cannot_decode(data: np.ndarray) -> bool:
-    """A format that DALI's image decoder does not read, told by its first bytes: GIF."""
-    return bytes(data[:4]) == b"GIF8"
+def dali_cannot_decode(data: np.ndarray) -> str | None:
+    """The format of a file that DALI's image decoder does not read, told by its first bytes (GIF; AVIF: an ISO
+    media file whose `ftyp` box names the avif or avis brand), else None."""
+    head = bytes(data[:64])
+    if head[:4] == b"GIF8":
+        return "GIF"
+    if head[4:8] == b"ftyp":  # box size, "ftyp", major brand, minor version, compatible brands
+        box = head[8 : int.from_bytes(head[:4], "big")]
+        if {box[k : k + 4] for k in range(0, len(box), 4)} & {b"avif", b"avis"}:
+            return "AVIF"
+    return None
 
 
 def looks_truncated(data: np.ndarray) -> bool:
@@ -219,7 +227,8 @@ class DaliLoader(BaseLoader):
         if not self.told_host:
             self.told_host = True
             i = items[on_host[0]][0]
-            why = "a GIF: DALI has no GIF decoder" if dali_cannot_decode(items[on_host[0]][2]) else "DALI refused it"
+            fmt = dali_cannot_decode(items[on_host[0]][2])
+            why = f"{fmt}: DALI has no {fmt} decoder" if fmt else "DALI refused it"
             warnings.warn(f"{self.cat.names[i]} and any like it are decoded with PIL on the host ({why}); DALI "
                           "decodes the rest", stacklevel=4)  # fmt: skip
 

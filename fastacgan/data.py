@@ -1,6 +1,6 @@
 """Data: what --data names, as a `Catalog` (names, labels, classes, how to read each image's bytes, or the pixels
-of a set stored decoded). `open_catalog` resolves every form: an image folder and the built-in set here, archives
-(archives.py), CSV labels (labels_csv.py), torchvision's and Keras' files (datasets.py); then --classes and
+of a set stored decoded). `open_catalog` resolves every form: the built-in set here, image folders (folders.py),
+archives (archives.py), CSV labels (labels_csv.py), torchvision's and Keras' files (datasets.py); then --classes and
 --max-images. Nothing is decoded here: decode.py decodes (the whole set once, or per batch in the streaming
 loaders), and loaders.py serves batches in an order that depends only on (seed, epoch, rank).
 """
@@ -19,10 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import features
 
-# JPEGs saved from browsers are often .jfif; .pbm/.pnm are Netpbm's bitmaps and any-map (PIL reads them all)
+
+def pil_reads(module: str) -> bool:
+    """Whether this Pillow has the decoder `module` (PIL.features' name): "avif" from Pillow 11.3 on, in its wheels."""
+    try:
+        return features.check_module(module)
+    except ValueError:  # an older Pillow, which does not know the name
+        return False
+
+
+# JPEGs saved from browsers are often .jfif; .pbm/.pnm are Netpbm's bitmaps and any-map (PIL reads them all); AVIF
+# (web images) where this Pillow reads it, else such files are passed over, saying so (others_note)
 IMAGE_EXTS = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
-              ".pbm", ".pnm")  # fmt: skip
+              ".pbm", ".pnm", *((".avif",) if pil_reads("avif") else ()))  # fmt: skip
 # a tar, uncompressed or compressed with gzip, bzip2 or xz (Python reads each; zstd it reads from 3.14 only)
 TAR_EXTS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
@@ -32,7 +43,6 @@ LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 TRAIN_SPLITS = ("train", "training")
 TEST_SPLITS = ("test", "testing", "val", "valid", "validation")
 WINDOWS_JUNK = ("thumbs.db", "desktop.ini")  # Explorer's thumbnail cache and folder settings
-RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
 
 
 class DataError(ValueError):
@@ -118,8 +128,9 @@ def others_note(data, others: Counter) -> str:
     if not others:
         return ""
     kinds = ", ".join(f"{ext or 'no extension'} ({n})" for ext, n in others.most_common(8))
+    avif = " (.avif: Pillow 11.3 or newer reads it, `pip install -U pillow`)" if ".avif" in others else ""
     return (f"--data {data}: passed over {others.total()} file(s) of kinds it does not read as images: {kinds}"
-            f"{' ...' if len(others) > 8 else ''}")  # fmt: skip
+            f"{' ...' if len(others) > 8 else ''}{avif}")  # fmt: skip
 
 
 def labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -183,97 +194,6 @@ class Picked:
         return self.read(int(self.picks[k]))
 
 
-def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, classes: str = "") -> Catalog:
-    """root/<class>/**/<image>; classes in sorted order, or in --classes' order (`classes`), and then only those
-    class folders are listed (a few of ImageNet's 1,000 in a moment, not after a walk of 1.28 M files)."""
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
-        loose = [p.name for p in root.iterdir() if is_image(p.name)]
-        packed = sorted(p.name for p in root.iterdir() if p.is_file() and p.name.lower().endswith(ARCHIVE_EXTS))
-        hint = f" (it holds {len(loose)} loose images)" if loose else ""
-        msg = f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>"
-        if packed:  # the data set as it was downloaded: train.tar.gz, test.tar.gz
-            shown = ", ".join(packed[:5]) + (f" and {len(packed) - 5} more" if len(packed) > 5 else "")
-            pick = next((n for n in packed if "train" in n.lower()), packed[0])
-            msg += f". It holds archives ({shown}): give one as --data, e.g. --data {root / pick}"
-        raise DataError(msg)
-    names = [d.name for d in class_dirs]
-    # the classes in the order --classes gives them (as open_catalog orders them for every other form)
-    class_names = _known_classes(_wanted_classes(classes, names), names) if classes else names
-    label_of = {c: k for k, c in enumerate(class_names)}
-    class_dirs = [d for d in class_dirs if d.name in label_of]
-    paths, ids, due, others = [], [], Every(), Counter()
-    for k, d in enumerate(class_dirs):
-        files = _images_under(d, others)
-        if not files:
-            raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)})")
-        paths += files
-        ids += [label_of[d.name]] * len(files)
-        if due():
-            log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
-    if others:
-        log(others_note(root, others))
-    labels = np.asarray(ids, dtype=np.int64)
-    return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
-
-
-def pick_split(parts: list[str], split: str) -> tuple[str | None, str]:
-    """Folder names -> (the one that holds `split`, or None; a description of the parts), when the names are those
-    of a data set split into parts: every one a split name (train, test, val, ...; any case) and one of them the
-    training split. (None, "") when they are something else: class names."""
-    low = {n.lower(): n for n in parts}
-    if not parts or len(low) < len(parts) or any(n not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in low):
-        return None, ""
-    train = [low[n] for n in TRAIN_SPLITS if n in low]
-    if len(train) != 1:
-        return None, ""
-    held = [low[n] for n in TEST_SPLITS if n in low]
-    about = f"split into {', '.join(sorted(parts))}"
-    return (train[0] if split == "train" else (held[0] if held else None)), about
-
-
-def split_note(data, about: str, part: str, split: str) -> str:
-    """The line that says which part of a set split into parts is read."""
-    return f"--data {data}: {about}; {'training on' if split == 'train' else 'held out:'} {part}/"
-
-
-def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
-    """root/<train|test|val...>/<class>/...: (the folder of `split`, or None when there is none; a description).
-    (root, "") when root is not laid out so: its folders are then the class folders."""
-    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    train, about = pick_split(list(subs), "train")
-    if train is None or not any(p.is_dir() and not p.name.startswith(".") for p in subs[train].iterdir()):
-        return root, ""  # a training part that holds no class folders: a set whose classes are named so
-    part = pick_split(list(subs), split)[0]
-    return (subs[part] if part else None), about
-
-
-def _unlistable(e: OSError) -> None:
-    """os.walk's error handler: a folder that cannot be listed (no permission, a lost mount) is an error naming it,
-    not a folder of no images (os.walk's default passes it over in silence)."""
-    raise DataError(f"cannot list {e.filename}: {e.strerror or e}")
-
-
-def _images_under(folder: Path, others: Counter | None = None) -> list[str]:
-    """The image files anywhere under `folder`, as sorted path strings (`others` counts the other files by
-    extension). os.walk reads each directory's entry types with its listing, where a per-file is_file() costs a
-    stat call (3.6x slower for 100,000 files here, more on a network file system); symbolic links to folders inside
-    a class folder are not followed."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=_unlistable):
-        dirnames[:] = [n for n in dirnames if not n.startswith(".")]
-        if "checkpoints" in dirnames and RUN_MARKS <= {*filenames, *dirnames}:
-            marks = ", ".join(sorted(RUN_MARKS))
-            raise DataError(f"{dirpath} holds a training run's outputs ({marks}), whose images would be trained "
-                            f"on as class {folder.name}; move it out of the data folder")  # fmt: skip
-        for f in filenames:
-            if is_image(f):
-                out.append(os.path.join(dirpath, f))
-            elif others is not None:
-                count_other(others, f)
-    return sorted(out)
-
-
 def builtin_catalog(spec: str, image_size: int, split: str = "train") -> Catalog:
     """builtin:digits[:COUNT]: COUNT digits (10,000) drawn from seed 1234; its test split, a fifth as many (at least
     10) drawn from another seed: images of the same kind that training never saw, as MNIST's t10k files are."""
@@ -293,7 +213,7 @@ def builtin_catalog(spec: str, image_size: int, split: str = "train") -> Catalog
     return Catalog("digits", names, labels.numpy(), list(CLASS_NAMES), None, images)
 
 
-def _wanted_classes(classes: str, names: list[str]) -> list[str]:
+def wanted_classes(classes: str, names: list[str]) -> list[str]:
     """--classes: comma-separated class names, or START:END ranges of positions in the sorted class list (END
     excluded: the ImageNet ACGAN's classes_idx=(10, 20) is 10:20); a class named like a range is taken by name."""
     wanted = []
@@ -312,7 +232,7 @@ def _wanted_classes(classes: str, names: list[str]) -> list[str]:
     return wanted
 
 
-def _known_classes(wanted: list[str], names: list[str]) -> list[str]:
+def known_classes(wanted: list[str], names: list[str]) -> list[str]:
     """The data's names of the classes --classes names: a name typed `café` (composed, NFC) is the class folder
     that macOS named decomposed (NFD), and the other way round."""
     found = [c if c in names else same_text(c, names) for c in wanted]
@@ -326,24 +246,6 @@ def same_text(name: str, names: list[str]) -> str | None:
     """The one of `names` that is `name` in another Unicode form (NFC / NFD), or None."""
     form = unicodedata.normalize("NFC", name)
     return next((n for n in names if unicodedata.normalize("NFC", n) == form), None)
-
-
-def held_out_sibling(path: Path) -> Path | None:
-    """The held-out counterpart beside a training set named as one: train.tar.gz -> test.tar.gz (else val.tar.gz
-    ...: TEST_SPLITS' order), cifar10/train -> cifar10/test, isic_Train.zip -> isic_TEST.zip; the split name a word
-    of the name, matched in any case. None when there is none (or the name names no training split)."""
-    tail = next((e for e in ARCHIVE_EXTS if path.name.lower().endswith(e)), "") if path.is_file() else ""
-    stem = path.name[: len(path.name) - len(tail)]
-    words = re.split(r"([^A-Za-z]+)", stem)  # the name's words and what separates them
-    rank = {}
-    for k in (k for k, w in enumerate(words) if w.lower() in TRAIN_SPLITS):
-        for r, held in enumerate(TEST_SPLITS):
-            rank.setdefault(("".join([*words[:k], held, *words[k + 1 :]]) + tail).lower(), r)
-    if not rank:
-        return None
-    found = sorted((rank[p.name.lower()], p.name, p) for p in path.parent.iterdir()
-                   if p.name.lower() in rank and p.is_dir() == path.is_dir())  # fmt: skip
-    return found[0][2] if found else None
 
 
 def open_catalog(
@@ -364,6 +266,8 @@ def open_catalog(
     datasets.py; an image folder or archive split into train/ and test/ or val/ folders; a training set with a
     held-out one beside it, named like it: held_out_sibling), else raises NoTestSplit; "train" reads the training
     part of such a set."""
+    from .folders import held_out_sibling
+
     args = (csv_opt, image_col, label_col, classes, max_images, seed, image_size, log)
     try:
         return _open_catalog(data, *args, split)
@@ -426,6 +330,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         # the forms' modules import this one (Catalog, DataError), so they are imported here
         from . import datasets  # torchvision's and Keras' on-disk formats
         from .archives import archive_catalog
+        from .folders import folder_catalog, split_folder, split_note
         from .labels_csv import csv_catalog, find_csv
 
         if path.is_file():
@@ -471,7 +376,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
     if len(cat) == 0:
         raise DataError(f"--data {data}: no images found")
     if classes:
-        wanted = _known_classes(_wanted_classes(classes, cat.class_names), cat.class_names)
+        wanted = known_classes(wanted_classes(classes, cat.class_names), cat.class_names)
         keep_ids = [cat.class_names.index(c) for c in wanted]
         idx = np.flatnonzero(np.isin(cat.labels, keep_ids))
         remap = {old: new for new, old in enumerate(keep_ids)}

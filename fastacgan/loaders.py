@@ -22,14 +22,12 @@ from .decode import (
     DecodeSet,
     collate_decoded,
     decode_all,
-    decoded_cache,
     leave_stop_signals_to_the_parent,
-    load_decoded,
     pixels_through_shared_memory,
     report_bad,
-    save_decoded,
     worker_context,
 )
+from .decode_cache import decoded_cache, load_decoded, save_decoded
 from .heap import byte_size
 from .limits import host_memory_available
 
@@ -207,7 +205,7 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
                 hflip: bool, workers: int, policy: str, cache_gb: float, kind: str = "auto", log=print,
                 shard: tuple[int, int] = (0, 1), decode_cache: str = ""):  # fmt: skip
     """The loader for --loader `kind`. decode_cache: a folder where the resident loader keeps the decoded set for
-    later runs on the same data (see decode.decoded_cache); empty: none."""
+    later runs on the same data (see decode_cache.decoded_cache); empty: none."""
     from .dali_pipeline import DaliError, DaliLoader, dali_available
 
     has_dali = dali_available()

@@ -1,6 +1,7 @@
-"""What a training run leaves behind as it goes: the progress line and metrics.jsonl, the sample grids (with their
-image metrics and curves.png), real.png and samples.gif. A mixin of fastacgan.train.Trainer, whose attributes it
-reads: cfg, log, out, dist, gan, step, total_steps, loader, catalog, spec, sample_z, sample_y."""
+"""What a training run says and leaves behind as it goes: the start-up lines of the model and its speed features,
+the progress line and metrics.jsonl, the sample grids (with their image metrics and curves.png), real.png and
+samples.gif. A mixin of fastacgan.train.Trainer, whose attributes it reads: cfg, log, out, dist, gan, step,
+total_steps, loader, catalog, spec, sample_z, sample_y (the start-up lines: G, D, device, compile, channels_last)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 import torch
 
 from .decode import class_examples
+from .devices import triton_unsupported
 from .image_metrics import LABELS, seed000_metrics
 from .imaging import make_grid, save_gif, save_png, to_uint8
+from .models import count_params
 from .plots import save_curves
 from .runs import append_record
 
@@ -23,6 +26,33 @@ def fmt_time(s: float) -> str:
 
 class RunOutputs:
     """The trainer's outputs as it goes (its curves_failed and _real_examples are set in Trainer.__init__)."""
+
+    def say_model(self, amp_note: str, malloc: str) -> None:
+        """The start-up lines of the model (sizes, architecture, device, precision: amp_note) and of the speed
+        features on or off (malloc: what became of --malloc-cache), and why a GPU cannot run Triton's code."""
+        self.log(
+            f"model: G {count_params(self.G) / 1e6:.2f}M params, D {count_params(self.D) / 1e6:.2f}M params "
+            f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
+            f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
+        )
+        cuda, onoff = self.device.type == "cuda", lambda on: "on" if on else "off"
+        graphs = " (CUDA graphs)" if self.gan.cuda_graphs else ""
+        speed = [f"compile {onoff(self.compile)}{graphs}"] if cuda or self.compile else []
+        if cuda:
+            whole = ", whole step in one CUDA graph" if self.gan.graph_step else ""
+            speed += [
+                f"channels-last {onoff(self.channels_last)}",
+                f"fused kernels {onoff(self.gan.fused_kernels)}{whole}",
+            ]
+        speed.append(f"fast G layers {onoff(self.cfg.fast_layers)}")
+        if self.spec.d_dropout > 0 and not cuda:
+            speed.append(f"fast CPU dropout {onoff(self.cfg.fast_dropout)}")
+        speed.append(f"cuDNN autotuning {onoff(self.cfg.cudnn_benchmark)}" if cuda else f"malloc cache {malloc}")
+        gpu_only = ("" if self.compile else "torch.compile, ") + "channels-last and the fused kernels are for CUDA GPUs"
+        self.log(f"speed: {', '.join(speed)}" + ("" if cuda else f"; {gpu_only}"))
+        too_old = triton_unsupported(self.device)
+        if too_old and (self.cfg.compile or self.cfg.fused_kernels):
+            self.log(f"note: {too_old}")
 
     def report(self, dt: float, steps: int, elapsed: float) -> None:
         """Read the device metrics (the only host sync), print a progress line, append to metrics.jsonl."""

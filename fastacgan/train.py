@@ -29,7 +29,6 @@ from .config import (
     TrainConfig,
     check_run,
     parse_args,
-    pick_preset,
     resolve_spec,
     save_json,
     validate_config,
@@ -39,12 +38,11 @@ from .decode import default_workers, probe
 from .devices import (
     select_amp,
     select_device,
-    triton_unsupported,
 )
 from .distributed import all_reduce_, cleanup, setup
 from .loaders import make_loader
-from .models import count_params
 from .outputs import RunOutputs, fmt_time
+from .presets import pick_preset
 from .run_end import STOP_SIGNALS, Aborted, aborted_line, in_main_thread, say_why
 from .run_state import RunState, TrainingError  # noqa: F401 - TrainingError: also fastacgan.train's name
 from .runlog import RunLog, echo, echo_quietly, let_go_quietly, tolerant_console
@@ -136,29 +134,7 @@ class Trainer(RunState, RunOutputs):
         )  # fmt: skip
         self.G, self.D = self.gan.G, self.gan.D
         self.compile = self.gan.compile
-        log(
-            f"model: G {count_params(self.G) / 1e6:.2f}M params, D {count_params(self.D) / 1e6:.2f}M params "
-            f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
-            f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
-        )
-        cuda, onoff = self.device.type == "cuda", lambda on: "on" if on else "off"
-        graphs = " (CUDA graphs)" if self.gan.cuda_graphs else ""
-        speed = [f"compile {onoff(self.compile)}{graphs}"] if cuda or self.compile else []
-        if cuda:
-            whole = ", whole step in one CUDA graph" if self.gan.graph_step else ""
-            speed += [
-                f"channels-last {onoff(self.channels_last)}",
-                f"fused kernels {onoff(self.gan.fused_kernels)}{whole}",
-            ]
-        speed.append(f"fast G layers {onoff(cfg.fast_layers)}")
-        if self.spec.d_dropout > 0 and not cuda:
-            speed.append(f"fast CPU dropout {onoff(cfg.fast_dropout)}")
-        speed.append(f"cuDNN autotuning {onoff(cfg.cudnn_benchmark)}" if cuda else f"malloc cache {malloc}")
-        gpu_only = ("" if self.compile else "torch.compile, ") + "channels-last and the fused kernels are for CUDA GPUs"
-        log(f"speed: {', '.join(speed)}" + ("" if cuda else f"; {gpu_only}"))
-        too_old = triton_unsupported(self.device)
-        if too_old and (cfg.compile or cfg.fused_kernels):
-            log(f"note: {too_old}")
+        self.say_model(amp_note, malloc)
 
         self.workers = default_workers(cfg.workers)
         self.loader = make_loader(

@@ -16,6 +16,7 @@ from PIL import Image
 
 import fastacgan.archives as archives
 import fastacgan.data as data_mod
+import fastacgan.folders as folders_mod
 from fastacgan.data import DataError, NoTestSplit, open_catalog
 from fastacgan.decode import decode_all, decode_image, probe
 from fastacgan.loaders import MemoryLoader, StreamLoader, epoch_order, to_model_input
@@ -248,8 +249,8 @@ def test_class_subset_lists_only_its_folders(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="n99999999 holds no images"):
         open_catalog(str(root))
     walked = []
-    real = data_mod._images_under
-    monkeypatch.setattr(data_mod, "_images_under", lambda d, *more: walked.append(d.name) or real(d, *more))
+    real = folders_mod._images_under
+    monkeypatch.setattr(folders_mod, "_images_under", lambda d, *more: walked.append(d.name) or real(d, *more))
     cat = open_catalog(str(root), classes="n00000007,3:5")
     assert sorted(walked) == [names[3], names[4], names[7]]
     assert cat.class_names == [names[7], names[3], names[4]] and len(cat) == 7
@@ -257,6 +258,35 @@ def test_class_subset_lists_only_its_folders(tmp_path, monkeypatch):
     assert cat.labels.tolist() == [1, 1, 2, 2, 2, 0, 0]
     with pytest.raises(DataError, match=r"--classes: n00000099 not in the data \(classes: n00000000, n00000001"):
         open_catalog(str(root), classes="n00000099")
+
+
+def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
+    """AVIF (web images): listed and decoded where Pillow reads it (11.3 and newer); a folder of them was "holds no
+    images". Where this Pillow does not, they are passed over, and the line says which Pillow reads them."""
+    rng, pixels = np.random.default_rng(1), {}
+    for c in ("a", "b"):
+        (tmp_path / "web" / c).mkdir(parents=True)
+        for i in range(3):
+            ramp = np.linspace(0, 1, 30)[None, :, None] * np.linspace(0, 1, 24)[:, None, None]  # smooth: lossy-safe
+            pixels[c, i] = (ramp * rng.integers(60, 256, 3) + rng.integers(0, 60, 3)).astype(np.uint8)
+            im = Image.fromarray(pixels[c, i])
+            if data_mod.pil_reads("avif"):
+                im.save(tmp_path / "web" / c / f"{i}.avif", quality=100)
+            else:
+                (tmp_path / "web" / c / f"{i}.avif").write_bytes(b"\x00\x00\x00\x18ftypavif")
+        im.save(tmp_path / "web" / c / "x.png")
+    if data_mod.pil_reads("avif"):
+        cat = open_catalog(str(tmp_path / "web"))
+        x, y = decode_all(cat, 24, 3, workers=0, log=lambda m: None)
+        assert len(cat) == 8 and y.tolist() == [0] * 4 + [1] * 4
+        with Image.open(tmp_path / "web" / "a" / "1.avif") as im:  # short side 24: only the centre crop
+            assert torch.equal(x[1], torch.as_tensor(np.array(im.convert("RGB"))[:, 3:27]))
+        assert (x[1].int() - torch.as_tensor(pixels["a", 1][:, 3:27]).int()).abs().float().mean() < 4  # (lossy)
+    monkeypatch.setattr(data_mod, "IMAGE_EXTS", tuple(e for e in data_mod.IMAGE_EXTS if e != ".avif"))
+    said = []
+    assert len(open_catalog(str(tmp_path / "web"), log=said.append)) == 2
+    assert said == [f"--data {tmp_path / 'web'}: passed over 6 file(s) of kinds it does not read as images: .avif (6) "
+                    "(.avif: Pillow 11.3 or newer reads it, `pip install -U pillow`)"]  # fmt: skip
 
 
 def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):

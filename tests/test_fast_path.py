@@ -178,20 +178,20 @@ def test_fused_kernel_self_check(monkeypatch):
     """On CUDA the step checks the fused kernels once before using them; here under the Triton interpreter."""
     import importlib
 
-    from fastacgan import step as step_mod
+    from fastacgan import fallbacks
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    assert step_mod.check_fused_kernels(dev) is None
-    sn_real = step_mod.kernels.spectral_normalize_fused
-    monkeypatch.setattr(step_mod.kernels, "spectral_normalize_fused", lambda *a: [y * 1.01 for y in sn_real(*a)])
-    assert "differs from the reference" in step_mod.check_fused_kernels(dev)
-    monkeypatch.setattr(step_mod.kernels, "spectral_normalize_fused", sn_real)
+    assert fallbacks.check_fused_kernels(dev) is None
+    sn_real = fallbacks.kernels.spectral_normalize_fused
+    monkeypatch.setattr(fallbacks.kernels, "spectral_normalize_fused", lambda *a: [y * 1.01 for y in sn_real(*a)])
+    assert "differs from the reference" in fallbacks.check_fused_kernels(dev)
+    monkeypatch.setattr(fallbacks.kernels, "spectral_normalize_fused", sn_real)
     loss_mod = importlib.import_module("fastacgan.kernels.acgan_loss")
     real = loss_mod.acgan_loss_fused
-    monkeypatch.setattr(step_mod.kernels, "acgan_loss_fused", lambda *a: (real(*a)[0] * 1.01, real(*a)[1]))
-    assert "differs from the reference" in step_mod.check_fused_kernels(dev)
-    monkeypatch.setattr(step_mod.kernels, "acgan_loss_fused", lambda *a: 1 / 0)
-    assert step_mod.check_fused_kernels(dev).startswith("ZeroDivisionError")
+    monkeypatch.setattr(fallbacks.kernels, "acgan_loss_fused", lambda *a: (real(*a)[0] * 1.01, real(*a)[1]))
+    assert "differs from the reference" in fallbacks.check_fused_kernels(dev)
+    monkeypatch.setattr(fallbacks.kernels, "acgan_loss_fused", lambda *a: 1 / 0)
+    assert fallbacks.check_fused_kernels(dev).startswith("ZeroDivisionError")
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -12,7 +12,7 @@ from conftest import float_grey, make_awkward_folder, make_folder
 from PIL import Image
 
 from fastacgan.dali_pipeline import DaliLoader, dali_available, looks_truncated
-from fastacgan.data import DataError, open_catalog
+from fastacgan.data import DataError, open_catalog, pil_reads
 from fastacgan.decode import decode_all
 from fastacgan.loaders import MemoryLoader, StreamLoader, choose_loader, epoch_indices, make_loader, read_ahead
 from fastacgan.train import main
@@ -121,37 +121,44 @@ def test_dali_and_pil_read_float_images_alike(tmp_path, device):
     assert xp[yp == 0].float().mean() > 100 and not dali.host  # mid-grey on average, and decoded by DALI itself
 
 
-def _gif_folder(root):
-    """16x16 images, half of them GIFs (which DALI cannot decode), half PNGs, in two classes."""
+def _gif_folder(root, kind="gif"):
+    """16x16 images, half of them GIFs (or AVIFs: DALI decodes neither), half PNGs, in two classes."""
     rng = np.random.default_rng(3)
     for c in ("a", "b"):
         (root / c).mkdir(parents=True)
         for i in range(6):
-            ext = ("gif", "png")[i % 2]
+            ext = (kind, "png")[i % 2]
             Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / c / f"{i}.{ext}")
     return root
 
 
 @needs_dali
 @pytest.mark.parametrize("device", DALI_DEVICES)
-@pytest.mark.parametrize("how", ["gif", "found"])
+@pytest.mark.parametrize("how", ["gif", "found", "avif"])
 def test_dali_hands_files_it_cannot_decode_to_pil(tmp_path, device, how, monkeypatch):
     """GIFs (DALI has no GIF decoder) among DALI's files: PIL decodes them in their places in the batch, flipped as
     the rest, and the batches are those of the PIL loader bit for bit (lossless files at their own size). `found`:
-    a format DALI refuses that the loader does not know beforehand: found file by file when the batch fails."""
+    a format DALI refuses that the loader does not know beforehand: found file by file when the batch fails. AVIFs
+    (read where Pillow reads them; DALI's decoder fails on them) the same way as GIFs."""
     import fastacgan.dali_pipeline as dp
 
+    kind = "avif" if how == "avif" else "gif"
+    if kind == "avif" and not pil_reads("avif"):
+        pytest.skip("this Pillow reads no AVIF (11.3 and newer do)")
     if how == "found":
-        monkeypatch.setattr(dp, "dali_cannot_decode", lambda blob: False)
-    cat = open_catalog(str(_gif_folder(tmp_path / "g")))
+        monkeypatch.setattr(dp, "dali_cannot_decode", lambda blob: None)
+    cat = open_catalog(str(_gif_folder(tmp_path / "g", kind)))
     pil = StreamLoader(cat, 16, 3, 4, seed=2, device=CPU, hflip=True, workers=0, policy="error")
     dali = DaliLoader(cat, 16, 3, 4, seed=2, device=device, hflip=True, workers=1, policy="error")
-    with pytest.warns(UserWarning, match=r"\.gif and any like it are decoded with PIL on the host") as caught:
+    why = {"gif": "GIF: DALI has no GIF decoder", "found": "DALI refused it", "avif": "AVIF: DALI has no AVIF decoder"}
+    with pytest.warns(
+        UserWarning, match=rf"\.{kind} and any like it are decoded with PIL on the host \({why[how]}\)"
+    ) as caught:
         (xd, yd) = collect(dali)
     assert sum("decoded with PIL on the host" in str(w.message) for w in caught) == 1  # said once
     (xp, yp) = collect(pil)
     assert torch.equal(yp, yd) and torch.equal(xp, xd)
-    gifs = {i for i, n in enumerate(cat.names) if n.endswith(".gif")}
+    gifs = {i for i, n in enumerate(cat.names) if n.endswith(f".{kind}")}
     assert dali.host == (gifs if how == "found" else set())  # known GIFs are never sent to DALI
     images, labels = dali.decode_all(log=lambda m: None)  # the resident set, as decoded on a GPU
     ref, ref_labels = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
