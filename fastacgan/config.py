@@ -235,6 +235,11 @@ def validate_config(cfg: TrainConfig) -> None:
 
 def check_run(cfg: TrainConfig) -> None:
     """A training run's own checks (sampling from its checkpoint elsewhere reads its config without them)."""
+    import torch._dynamo  # (imported with the kernels already: their torch.library registration)
+
+    if cfg.compile_backend not in torch._dynamo.list_backends(exclude_tags=()):  # (a backend of a package too)
+        raise ValueError(f"--compile-backend {cfg.compile_backend!r} is not a torch.compile backend: inductor, "
+                         "aot_eager or eager (this torch's: torch._dynamo.list_backends(exclude_tags=()))")  # fmt: skip
     if cfg.ckpt_every and cfg.ckpt_every_epochs:
         raise ValueError(f"--ckpt-every {cfg.ckpt_every} and --ckpt-every-epochs {cfg.ckpt_every_epochs}: give one "
                          "of the two (steps or epochs between checkpoints)")  # fmt: skip

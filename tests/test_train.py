@@ -531,6 +531,17 @@ def test_the_fake_label_must_be_below_the_real_one(tmp_path, capsys):
     assert want in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
+def test_an_unknown_compile_backend_is_refused_before_any_work(tmp_path, capsys):
+    """A misspelt backend (`aot-eager`) stopped a run (on a GPU, where --compile is on) with dynamo's InvalidBackend
+    traceback after the data was read and the models were made."""
+    assert run(["--out", tmp_path / "o", "--compile-backend", "aot-eager", "--compile-cpu"]) == 2
+    captured = capsys.readouterr()
+    assert "error: --compile-backend 'aot-eager' is not a torch.compile backend: inductor, aot_eager or eager" in (
+        captured.err
+    )
+    assert "drawing the built-in" not in captured.out and not (tmp_path / "o").exists()
+
+
 def test_cli_covers_every_config_field():
     parser = build_parser()
     opts = {a.dest for a in parser._actions}
