@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import pickle
 import re
 import socket
 import tempfile
@@ -149,12 +150,24 @@ def remove_partial_checkpoints(folder) -> tuple[int, int]:
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
+    """A checkpoint's state, read as tensors and plain values only (torch.load's weights_only): a checkpoint from
+    elsewhere (a shared run, a download) cannot run code when `sample`, `evaluate` or `--resume` reads it; what
+    fastacgan saves is nothing else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # torch.save writes a zip
+            raise ValueError(f"{path} is not a fastacgan checkpoint (a run's are RUN/checkpoints/step_*.pt)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # truncated or foreign file
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused something in it (or a damaged pickle)
+        refused = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if refused is None:
+            raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
+        raise ValueError(f"checkpoint {path} holds {refused[1]}, not tensors and plain values only: it is not loaded, "
+                         "since loading it could run code") from e  # fmt: skip
+    except Exception as e:  # truncated or damaged
         raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION or "spec" not in state:
         raise ValueError(f"{path} is not a fastacgan checkpoint (format {FORMAT_VERSION})")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -401,6 +402,37 @@ def test_truncated_checkpoint_is_reported(tmp_path):
     p.write_bytes(b"PK\x03\x04 broken")
     with pytest.raises(ValueError, match="cannot be read"):
         ckpt.load_checkpoint(p)
+
+
+class _Touch:
+    """Pickled as a call of Path.touch: what a tampered checkpoint could make torch.load(weights_only=False) run."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
+def test_a_checkpoint_from_elsewhere_cannot_run_code(tiny_args, tmp_path, capsys):
+    """sample, evaluate and --resume read checkpoints that may come from elsewhere (a shared run, a download); they
+    were loaded with weights_only=False, which ran whatever call the file's pickle named."""
+    assert run(tiny_args + ["--steps", "2"]) == 0
+    file = ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    state = ckpt.load_checkpoint(file)  # what fastacgan saves is read as it is
+    assert state["step"] == 2 and torch.is_tensor(state["rng_cpu"])
+    marker = tmp_path / "code-ran"
+    torch.save({**state, "extra": _Touch(marker)}, file)
+    with pytest.raises(ValueError, match=r"holds getattr, not tensors and plain values only: it is not loaded"):
+        ckpt.load_checkpoint(file)
+    capsys.readouterr()
+    from fastacgan.sample import main as sample_main
+
+    assert sample_main([str(file), "--out", str(tmp_path / "s.png")]) == 2
+    assert "could run code" in capsys.readouterr().err and not marker.exists()
+    png = tmp_path / "run" / "real.png"
+    with pytest.raises(ValueError, match=f"{png} is not a fastacgan checkpoint \\(a run's are RUN/checkpoints/"):
+        ckpt.load_checkpoint(png)
 
 
 @pytest.mark.parametrize("native", [(False, False), (True, False), (True, True)])  # (bf16, fp16) in hardware
