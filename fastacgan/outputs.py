@@ -58,7 +58,7 @@ class RunOutputs:
         """Read the device metrics (the only host sync), print a progress line, append to metrics.jsonl."""
         self.check_finite()
         m = self.gan.read_metrics()
-        ips = steps * self.cfg.batch_size / max(dt, 1e-9)
+        ips = steps * self.cfg.batch_size * self.dist.world / max(dt, 1e-9)  # every process's images (torchrun)
         spe = self.loader.steps_per_epoch
         eta = (self.total_steps - self.step) * dt / max(steps, 1)
         epoch, epochs = (self.step - 1) // spe + 1, math.ceil(self.total_steps / spe)
