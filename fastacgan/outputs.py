@@ -58,15 +58,16 @@ class RunOutputs:
         """Read the device metrics (the only host sync), print a progress line, append to metrics.jsonl."""
         self.check_finite()
         m = self.gan.read_metrics()
-        ips = steps * self.cfg.batch_size * self.dist.world / max(dt, 1e-9)  # every process's images (torchrun)
+        # steps: timed since the last line (0 where the compiling steps just ended: no rate yet, none is made up)
+        ips = steps * self.cfg.batch_size * self.dist.world / max(dt, 1e-9) if steps else None  # every process's
         spe = self.loader.steps_per_epoch
-        eta = (self.total_steps - self.step) * dt / max(steps, 1)
+        eta = fmt_time((self.total_steps - self.step) * dt / steps) if steps else "--"
         epoch, epochs = (self.step - 1) // spe + 1, math.ceil(self.total_steps / spe)
         self.log(
             f"epoch {epoch}/{epochs} step {self.step}/{self.total_steps}"
-            f" | {ips:,.0f} img/s | D {m['loss_d']:.3f} G {m['loss_g']:.3f} | D(x) {m['d_real']:.2f} "
-            f"D(G(z)) {m['d_fake']:.2f}/{m['d_fake_g']:.2f} | acc real {m['acc_real']:.2f} fake "
-            f"{m['acc_fake']:.2f} | ETA {fmt_time(eta)}"
+            f" | {'--' if ips is None else f'{ips:,.0f}'} img/s | D {m['loss_d']:.3f} G {m['loss_g']:.3f} | D(x) "
+            f"{m['d_real']:.2f} D(G(z)) {m['d_fake']:.2f}/{m['d_fake_g']:.2f} | acc real {m['acc_real']:.2f} fake "
+            f"{m['acc_fake']:.2f} | ETA {eta}"
         )
         rec = {"step": self.step, "epoch": self.step / spe, "images_per_s": ips, "elapsed_s": elapsed, **m}
         if not self.dist.is_main:

@@ -70,24 +70,6 @@ def test_only_rank_zero_speaks_and_writes(two_process_run):
     assert not any(k.startswith("module.") for k in state["G"])  # unwrapped: resumable on any number of processes
 
 
-def test_the_progress_line_counts_every_process_images(tmp_path):
-    """img/s (and metrics.jsonl's images_per_s) is the job's: N processes x --batch-size images a step. It counted
-    one process's batch, so a 2-process run said half the images/s it trained at."""
-    from types import SimpleNamespace
-
-    from fastacgan.outputs import RunOutputs
-
-    lines, metrics = [], {k: 0.5 for k in ("loss_d", "loss_g", "d_real", "d_fake", "d_fake_g", "acc_real", "acc_fake")}
-    run = SimpleNamespace(
-        cfg=SimpleNamespace(batch_size=8), dist=SimpleNamespace(world=2, is_main=True), step=4, total_steps=8,
-        loader=SimpleNamespace(steps_per_epoch=4), log=lines.append, out=tmp_path, check_finite=lambda: None,
-        gan=SimpleNamespace(read_metrics=lambda: metrics),
-    )  # fmt: skip
-    RunOutputs.report(run, 0.5, 2, 3.0)  # 2 steps in 0.5 s, 2 processes of 8 images each
-    assert " | 64 img/s | " in lines[0]
-    assert json.loads((tmp_path / "metrics.jsonl").read_text())["images_per_s"] == 64
-
-
 def test_resume_a_two_process_checkpoint_in_one_process(two_process_run, tmp_path):
     out, _ = two_process_run
     resumed = tmp_path / "resumed"

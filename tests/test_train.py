@@ -563,6 +563,37 @@ def test_the_fake_label_must_be_below_the_real_one(tmp_path, capsys):
     assert want in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
+def _progress(tmp_path, world: int, dt: float, steps: int) -> tuple[str, dict]:
+    """The progress line and metrics record of a run at step 4 of 8 (batch 8 in each of `world` processes) that
+    took dt seconds for its last `steps` steps."""
+    from types import SimpleNamespace
+
+    from fastacgan.outputs import RunOutputs
+
+    lines, metrics = [], {k: 0.5 for k in ("loss_d", "loss_g", "d_real", "d_fake", "d_fake_g", "acc_real", "acc_fake")}
+    run = SimpleNamespace(
+        cfg=SimpleNamespace(batch_size=8), dist=SimpleNamespace(world=world, is_main=True), step=4, total_steps=8,
+        loader=SimpleNamespace(steps_per_epoch=4), log=lines.append, out=tmp_path, check_finite=lambda: None,
+        gan=SimpleNamespace(read_metrics=lambda: metrics),
+    )  # fmt: skip
+    RunOutputs.report(run, dt, steps, 3.0)
+    return lines[0], json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+def test_the_progress_line_counts_every_process_images(tmp_path):
+    """img/s (and metrics.jsonl's images_per_s) is the job's: N processes x --batch-size images a step. It counted
+    one process's batch, so a 2-process run (torchrun) said half the images/s it trained at."""
+    line, record = _progress(tmp_path, world=2, dt=0.5, steps=2)
+    assert " | 64 img/s | " in line and line.endswith(" | ETA 0m01s") and record["images_per_s"] == 64
+
+
+def test_a_line_at_the_end_of_the_compiling_steps_makes_up_no_rate(tmp_path):
+    """With --compile, the timing starts again after the 3 compiling steps; a line due at that very step (--log-every
+    1 or 3) has no step timed: it said "0 img/s" and "ETA 0m00s"."""
+    line, record = _progress(tmp_path, world=1, dt=0.0, steps=0)
+    assert " | -- img/s | " in line and line.endswith(" | ETA --") and record["images_per_s"] is None
+
+
 def test_an_unknown_compile_backend_is_refused_before_any_work(tmp_path, capsys):
     """A misspelt backend (`aot-eager`) stopped a run (on a GPU, where --compile is on) with dynamo's InvalidBackend
     traceback after the data was read and the models were made."""
