@@ -170,6 +170,14 @@ def resident_budget_gb(cache_gb: float, device: torch.device) -> tuple[float, st
 
 
 IN_MEMORY = "the images are in memory already decoded (the built-in set, CIFAR batches, idx files, .npz)"
+NOT_FOR_DALI = (".gif", ".avif")  # DALI has no decoder for these: its loaders hand them to PIL one by one
+MOSTLY_NOT_FOR_DALI = "most images are GIFs or AVIFs, which DALI has no decoder for"
+
+
+def mostly_not_for_dali(cat: Catalog) -> bool:
+    """Most of the images are files DALI cannot decode (told by their names): DALI's loaders would decode them with
+    PIL one at a time in their own thread, where the PIL loaders decode in --workers processes."""
+    return 2 * sum(n.lower().endswith(NOT_FOR_DALI) for n in cat.names) > len(cat)
 
 
 def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: float, device: torch.device,
@@ -189,6 +197,8 @@ def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: f
     if need <= budget:
         return "resident", f"{byte_size(need)} decoded fits the {byte_size(budget)} budget ({by})"
     over = f"{byte_size(need)} decoded exceeds the {byte_size(budget)} resident budget ({by})"
+    if has_dali and device.type == "cuda" and mostly_not_for_dali(cat):
+        return "torch", f"{over}; {MOSTLY_NOT_FOR_DALI}: PIL workers decode them"
     if has_dali and device.type == "cuda":
         return "dali", f"{over}; DALI streams it, decoding on the GPU"
     if has_dali:  # DALI's CPU pipeline decodes every JPEG at full size; PIL decodes large ones at reduced scale
@@ -198,7 +208,8 @@ def choose_loader(kind: str, cat: Catalog, size: int, channels: int, cache_gb: f
 
 def resident_decoder(cat: Catalog, device: torch.device, has_dali: bool) -> str:
     """Who decodes the resident set: "DALI" (on the GPU) or "PIL" (worker processes)."""
-    return "DALI" if has_dali and device.type == "cuda" and cat.images is None else "PIL"
+    gpu_decodes = has_dali and device.type == "cuda" and cat.images is None
+    return "DALI" if gpu_decodes and not mostly_not_for_dali(cat) else "PIL"
 
 
 def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
@@ -212,6 +223,8 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
     name, why = choose_loader(kind, cat, size, channels, cache_gb, device, has_dali)
     decoder = resident_decoder(cat, device, has_dali)
     once = "" if cat.images is not None else f"decode once with {decoder}, "
+    if decoder == "PIL" and has_dali and device.type == "cuda" and cat.images is None:
+        once = f"decode once with PIL ({MOSTLY_NOT_FOR_DALI}), "
     detail = {"resident": f"{once}keep uint8 on {device}", "dali": f"{workers} DALI threads",
               "torch": f"PIL in {workers} worker processes"}[name]  # fmt: skip
     log(f"loader: {name} ({detail}): {why}")

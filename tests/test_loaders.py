@@ -14,7 +14,15 @@ from PIL import Image
 from fastacgan.dali_pipeline import DaliLoader, dali_available, looks_truncated
 from fastacgan.data import DataError, open_catalog, pil_reads
 from fastacgan.decode import decode_all
-from fastacgan.loaders import MemoryLoader, StreamLoader, choose_loader, epoch_indices, make_loader, read_ahead
+from fastacgan.loaders import (
+    MemoryLoader,
+    StreamLoader,
+    choose_loader,
+    epoch_indices,
+    make_loader,
+    read_ahead,
+    resident_decoder,
+)
 from fastacgan.train import main
 
 # ../shared/data beside the checkout, or $FASTACGAN_DATA (where a GPU machine is given a copy)
@@ -376,6 +384,22 @@ def test_choose_loader(image_folder):
         name, why = choose_loader("auto", cat, 16, 3, 0.0, gpu, True)
         assert name == "dali" and "decoding on the GPU" in why
         assert choose_loader("auto", cat, 16, 3, 0.0, gpu, False)[0] == "torch"
+        assert resident_decoder(cat, gpu, True) == "DALI" and resident_decoder(cat, CPU, True) == "PIL"
+        # a set of GIFs or AVIFs, which DALI has no decoder for (it handed them to PIL one by one, in its thread):
+        # streamed and decoded by the PIL workers; more than half of them decides
+        for k in range(len(cat) // 2 + 1):
+            cat.names[k] = cat.names[k].rsplit(".", 1)[0] + (".gif", ".AVIF")[k % 2]
+        name, why = choose_loader("auto", cat, 16, 3, 0.0, gpu, True)
+        assert name == "torch" and why.endswith("most images are GIFs or AVIFs, which DALI has no decoder for: PIL "
+                                                "workers decode them")  # fmt: skip
+        assert (
+            resident_decoder(cat, gpu, True) == "PIL" and choose_loader("dali", cat, 16, 3, 0.0, gpu, True)[0] == "dali"
+        )
+        cat.names[0] = cat.names[0].rsplit(".", 1)[0] + ".png"  # half of them only
+        assert (
+            choose_loader("auto", cat, 16, 3, 0.0, gpu, True)[0] == "dali"
+            and resident_decoder(cat, gpu, True) == "DALI"
+        )
 
 
 @needs_dali
