@@ -161,13 +161,11 @@ def load_checkpoint(path, map_location="cpu") -> dict:
             raise ValueError(f"{path} is not a fastacgan checkpoint (a run's are RUN/checkpoints/step_*.pt)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:  # weights_only refused something in it (or a damaged pickle)
-        refused = re.search(r"GLOBAL ([\w.]+)", str(e))
-        if refused is None:
-            raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
-        raise ValueError(f"checkpoint {path} holds {refused[1]}, not tensors and plain values only: it is not loaded, "
-                         "since loading it could run code") from e  # fmt: skip
-    except Exception as e:  # truncated or damaged
+    except Exception as e:  # weights_only refused something in it; or truncated, damaged
+        refused = re.search(r"GLOBAL ([\w.]+)", str(e)) if isinstance(e, pickle.UnpicklingError) else None
+        if refused:
+            raise ValueError(f"checkpoint {path} holds {refused[1]}, not tensors and plain values only: it is not "
+                             "loaded, since loading it could run code") from e  # fmt: skip
         raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION or "spec" not in state:
         raise ValueError(f"{path} is not a fastacgan checkpoint (format {FORMAT_VERSION})")

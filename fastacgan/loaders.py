@@ -223,7 +223,7 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
     name, why = choose_loader(kind, cat, size, channels, cache_gb, device, has_dali)
     decoder = resident_decoder(cat, device, has_dali)
     once = "" if cat.images is not None else f"decode once with {decoder}, "
-    if decoder == "PIL" and has_dali and device.type == "cuda" and cat.images is None:
+    if once and decoder == "PIL" and has_dali and device.type == "cuda":
         once = f"decode once with PIL ({MOSTLY_NOT_FOR_DALI}), "
     detail = {"resident": f"{once}keep uint8 on {device}", "dali": f"{workers} DALI threads",
               "torch": f"PIL in {workers} worker processes"}[name]  # fmt: skip
