@@ -144,3 +144,38 @@ for public, call in calls.items():
             line
         )
         assert f"{public} runs its PyTorch reference there" in line
+
+
+_LIFTED = """
+import sys
+sys.modules["fastacgan"] = None  # the rest of fastacgan is not there: any import of it fails
+import torch
+from torch import nn
+import liftedkernels as k
+
+torch.manual_seed(0)
+src, cls, labels = torch.randn(5, requires_grad=True), torch.randn(5, 4, requires_grad=True), torch.arange(5) % 4
+loss, stats = k.acgan_loss(src, cls, 0.9, labels, 1.0)
+want = (torch.nn.functional.binary_cross_entropy_with_logits(src, torch.full((5,), 0.9))
+        + torch.nn.functional.cross_entropy(cls, labels))
+assert torch.allclose(loss, want), (loss, want)
+loss.backward()
+d = nn.Sequential(k.spectral_norm(nn.Conv2d(3, 4, 3)), nn.Flatten(), k.spectral_norm(nn.Linear(4 * 4 * 4, 1)))
+group = k.SpectralNormGroup(d)
+group.update(True)
+d(torch.randn(2, 3, 6, 6)).sum().backward()
+assert len(group) == 2 and d[0].parametrizations.weight.original.grad is not None
+print("lifted ok")
+"""
+
+
+def test_the_kernels_folder_lifts_into_another_project(tmp_path):
+    """DESIGN.md: kernels/ imports only torch and triton, never the rest of fastacgan, so that it can be copied into
+    another project under another name: it imports and its ops run there (on the CPU: the references)."""
+    import shutil
+
+    shutil.copytree(ROOT / "kernels", tmp_path / "liftedkernels", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", _LIFTED], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == "lifted ok", out.stderr[-3000:]
