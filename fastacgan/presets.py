@@ -1,6 +1,7 @@
-"""The architecture presets: one per set-up of the reference implementations (../shared/seeds/), each a
-resolution, noise size, conditioning, length and the ModelSpec fields of its networks; `pick_preset` is what
---preset auto resolves to. config.resolve_spec turns a preset and the options into a ModelSpec."""
+"""The architecture presets: one per set-up of the reference implementations (../shared/seeds/), and the built-in
+digits' small one, each a resolution, noise size, conditioning, length and the ModelSpec fields of its networks;
+`pick_preset` is what --preset auto resolves to. config.resolve_spec turns a preset and the options into a
+ModelSpec."""
 
 from __future__ import annotations
 
