@@ -7,6 +7,7 @@ loaders), and loaders.py serves batches in an order that depends only on (seed, 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import time
@@ -238,7 +239,10 @@ def known_classes(wanted: list[str], names: list[str]) -> list[str]:
     found = [c if c in names else same_text(c, names) for c in wanted]
     unknown = [c for c, f in zip(wanted, found) if f is None]
     if unknown:
-        raise DataError(f"--classes: {', '.join(unknown)} not in the data (classes: {', '.join(names)})")
+        close = [m for c in unknown for m in difflib.get_close_matches(c, names, n=2, cutoff=0.8)]
+        hint = f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
+        shown = ", ".join(names[:20]) + (f" ... ({len(names)} in all)" if len(names) > 20 else "")
+        raise DataError(f"--classes: {', '.join(unknown)} not in the data (classes: {shown}){hint}")
     return found
 
 
@@ -283,17 +287,13 @@ def open_catalog(
 
 # data sets by the names their users call them, which are not paths here: what to give instead
 _KNOWN_SETS = {
-    **dict.fromkeys(
-        ("cifar10", "cifar100"),
-        "torchvision's download folder (its root), the cifar-*-python.tar.gz or an image folder of it",
-    ),
-    **dict.fromkeys(
-        ("mnist", "fashionmnist", "kmnist"), "torchvision's download folder (its root), Keras' .npz or idx files"
-    ),
-    **dict.fromkeys(
-        ("imagenet", "tinyimagenet", "isic", "celeba", "svhn", "stl10", "lsun"), "an image folder or an archive of it"
-    ),
-}
+    **dict.fromkeys(("cifar10", "cifar100"),
+                    "torchvision's download folder (its root), the cifar-*-python.tar.gz or an image folder of it"),
+    **dict.fromkeys(("mnist", "fashionmnist", "kmnist"),
+                    "torchvision's download folder (its root), Keras' .npz or idx files"),
+    **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "svhn", "stl10", "lsun"),
+                    "an image folder or an archive of it"),
+}  # fmt: skip
 
 
 def _not_found_hint(data: str) -> str:

@@ -258,6 +258,15 @@ def test_class_subset_lists_only_its_folders(tmp_path, monkeypatch):
     assert cat.labels.tolist() == [1, 1, 2, 2, 2, 0, 0]
     with pytest.raises(DataError, match=r"--classes: n00000099 not in the data \(classes: n00000000, n00000001"):
         open_catalog(str(root), classes="n00000099")
+    # ImageNet's 1,000 classes were all listed in the line; and a near miss is named
+    (root / "n01440764").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "n01440764" / "x.JPEG")
+    for n in range(12, 40):
+        shutil.copytree(root / names[0], root / f"n{n:08d}")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(root), classes="n0144076,n00000003")
+    assert str(e.value) == ("--classes: n0144076 not in the data (classes: " + ", ".join(f"n{n:08d}" for n in range(20))
+                            + " ... (42 in all)); did you mean n01440764?")  # fmt: skip
 
 
 def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
