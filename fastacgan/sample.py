@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.n < 1 or a.per_class < 1:
             raise ValueError("--n and --per-class must be at least 1")
+        if not a.out.strip():  # (`--out "$DIR"` with DIR unset: the images went into the working folder)
+            raise ValueError("--out is empty: give a .png or .jpg grid, or a folder for one PNG per image")
         if not 0 <= a.seed <= SEED_MAX:  # (as training's; past 64 bits torch said "Overflow when unpacking long long")
             raise ValueError(f"--seed must be >= 0 and <= {SEED_MAX}, got {a.seed}")
         suffix = Path(a.out).suffix.lower()

@@ -78,6 +78,18 @@ def test_bad_arguments(run_dir, tmp_path, capsys, args, msg):
     assert msg in capsys.readouterr().err
 
 
+def test_an_empty_out_is_refused(run_dir, tmp_path, capsys, monkeypatch):
+    """`--out "$DIR"` with DIR unset: the images were written into the working folder (with --image-folder, a folder
+    per class there), as --data "" once listed it."""
+    monkeypatch.chdir(tmp_path)
+    for out, more in (("", []), ("", ["--image-folder"]), (" ", ["--label", "3"])):
+        assert sample_main([str(run_dir), "--out", out, *more]) == 2
+        assert "error: --out is empty: give a .png or .jpg grid, or a folder for one PNG per image" in (
+            capsys.readouterr().err
+        )
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     "name,args,msg",
     [
