@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from .data import Catalog, DataError
+
 CLASS_NAMES = [str(d) for d in range(10)]
 TEST_SEED = 4321  # the test split's draws (the training set's: 1234)
 
@@ -92,3 +94,20 @@ def render_digits(count: int = 10_000, size: int = 28, seed: int = 1234, chunk: 
         ink = ((width[sl, None] - dist) * size + 0.5).clamp(0, 1)
         out[sl] = (ink * bright[sl, None] * 255).round_().to(torch.uint8)
     return out.view(count, size, size, 1), labels
+
+
+def builtin_catalog(spec: str, image_size: int, split: str = "train") -> Catalog:
+    """builtin:digits[:COUNT]: COUNT digits (10,000) drawn from seed 1234; its test split, a fifth as many (at least
+    10) drawn from another seed: images of the same kind that training never saw, as MNIST's t10k files are."""
+    kind, _, count = spec.partition(":")[2].partition(":")
+    if kind != "digits":
+        raise DataError(f"--data {spec}: unknown built-in data set (available: builtin:digits[:COUNT])")
+    if not (count == "" or count.isdigit() and int(count) > 0):
+        raise DataError(f"--data {spec}: COUNT in builtin:digits:COUNT must be a whole number of images, 1 or more")
+    n = int(count) if count else 10_000
+    if split == "test":
+        images, labels = render_digits(max(10, n // 5), image_size or 28, seed=TEST_SEED)
+    else:
+        images, labels = render_digits(n, image_size or 28)
+    names = [f"builtin:digits{'/test' if split == 'test' else ''}/{i}" for i in range(len(labels))]
+    return Catalog("digits", names, labels.numpy(), list(CLASS_NAMES), None, images)

@@ -1,8 +1,8 @@
 """Data: what --data names, as a `Catalog` (names, labels, classes, how to read each image's bytes, or the pixels
-of a set stored decoded). `open_catalog` resolves every form: the built-in set here, image folders (folders.py),
-archives (archives.py), CSV labels (labels_csv.py), torchvision's and Keras' files (datasets.py); then --classes and
---max-images. Nothing is decoded here: decode.py decodes (the whole set once, or per batch in the streaming
-loaders), and loaders.py serves batches in an order that depends only on (seed, epoch, rank).
+of a set stored decoded). `open_catalog` resolves every form: the built-in set (builtin.py), image folders
+(folders.py), archives (archives.py), CSV labels (labels_csv.py), torchvision's and Keras' files (datasets.py); then
+--classes and --max-images. Nothing is decoded here: decode.py decodes (the whole set once, or per batch in the
+streaming loaders), and loaders.py serves batches in an order that depends only on (seed, epoch, rank).
 """
 
 from __future__ import annotations
@@ -195,25 +195,6 @@ class Picked:
         return self.read(int(self.picks[k]))
 
 
-def builtin_catalog(spec: str, image_size: int, split: str = "train") -> Catalog:
-    """builtin:digits[:COUNT]: COUNT digits (10,000) drawn from seed 1234; its test split, a fifth as many (at least
-    10) drawn from another seed: images of the same kind that training never saw, as MNIST's t10k files are."""
-    from .builtin import CLASS_NAMES, TEST_SEED, render_digits
-
-    kind, _, count = spec.partition(":")[2].partition(":")
-    if kind != "digits":
-        raise DataError(f"--data {spec}: unknown built-in data set (available: builtin:digits[:COUNT])")
-    if not (count == "" or count.isdigit() and int(count) > 0):
-        raise DataError(f"--data {spec}: COUNT in builtin:digits:COUNT must be a whole number of images, 1 or more")
-    n = int(count) if count else 10_000
-    if split == "test":
-        images, labels = render_digits(max(10, n // 5), image_size or 28, seed=TEST_SEED)
-    else:
-        images, labels = render_digits(n, image_size or 28)
-    names = [f"builtin:digits{'/test' if split == 'test' else ''}/{i}" for i in range(len(labels))]
-    return Catalog("digits", names, labels.numpy(), list(CLASS_NAMES), None, images)
-
-
 def wanted_classes(classes: str, names: list[str]) -> list[str]:
     """--classes: comma-separated class names, or START:END ranges of positions in the sorted class list (END
     excluded: the ImageNet ACGAN's classes_idx=(10, 20) is 10:20); a class named like a range is taken by name."""
@@ -312,6 +293,19 @@ def _not_found_hint(data: str) -> str:
     return ""
 
 
+def _file_hint(path: Path) -> str:
+    """What a --data file that is none of the forms most likely meant: a zstd tar, the labels' CSV, one image."""
+    name = path.name.lower()
+    if name.endswith((".zst", ".tzst")):
+        return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
+    if name.endswith((".csv", ".tsv")):
+        return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
+    if is_image(path.name):
+        where = f"{path.parent.parent}, if {path.parent.name}/ is one"
+        return f" (one image: --data takes the folder of the class folders: {where})"
+    return ""
+
+
 def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, classes: str, max_images: int, seed: int,
                   image_size: int, log: Callable[[str], None], split: str) -> Catalog:  # fmt: skip
     no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files, .npz sets, image folders and archives "
@@ -322,6 +316,8 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
     if not data.strip():  # `--data "$DIR"` with DIR unset: the working folder would be listed as an image folder
         raise DataError("--data is empty: give an image folder, an archive, a data set's files or builtin:digits")
     if data.startswith("builtin:"):
+        from .builtin import builtin_catalog
+
         cat = builtin_catalog(data, image_size, split)
     else:
         path = Path(data).expanduser()
@@ -339,11 +335,9 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
             if path.name.lower().endswith(".npz"):
                 cat = datasets.npz_catalog(path, split)
             elif not str(path).lower().endswith(ARCHIVE_EXTS):
-                zst = path.name.lower().endswith((".zst", ".tzst"))
-                hint = f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)" if zst else ""
                 raise DataError(f"--data {data}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
                                 f".tar.xz) of an image folder, a CIFAR python-version archive, or an .npz with "
-                                f"x_train and y_train{hint}")  # fmt: skip
+                                f"x_train and y_train{_file_hint(path)}")  # fmt: skip
             elif path.name.lower().startswith(("cifar-10-python", "cifar-100-python")):
                 cat = datasets.cifar_archive(path, split) or archive()
             elif split == "test" and csv_path:  # an archive labelled by a CSV has one part (read no further)

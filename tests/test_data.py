@@ -390,6 +390,27 @@ def test_bad_paths(tmp_path, setup, match):
 
 
 @pytest.mark.parametrize(
+    "name,hint",
+    [
+        ("set.tar.zst", " (a zstd-compressed tar: `zstd -d set.tar.zst` gives the .tar)"),
+        ("train_data.csv", " (a CSV of labels goes to --csv: --data {tmp} --csv train_data.csv)"),
+        ("cat/0001.jpg", " (one image: --data takes the folder of the class folders: {tmp}, if cat/ is one)"),
+        ("notes.txt", ""),
+    ],
+)
+def test_a_data_file_of_no_form_says_what_it_most_likely_meant(tmp_path, name, hint):
+    """The labels' CSV or one image given as --data (for --csv, or the folder): only "a file must be a .zip or a
+    tar ..."."""
+    (tmp_path / name).parent.mkdir(exist_ok=True)
+    (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(tmp_path / name))
+    assert str(e.value) == (f"--data {tmp_path / name}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
+                            ".tar.xz) of an image folder, a CIFAR python-version archive, or an .npz with x_train and "
+                            f"y_train{hint.format(tmp=tmp_path)}")  # fmt: skip
+
+
+@pytest.mark.parametrize(
     "data,said",
     [
         ("", "--data is empty: give an image folder, an archive, a data set's files or builtin:digits"),
