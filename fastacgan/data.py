@@ -220,11 +220,18 @@ def known_classes(wanted: list[str], names: list[str]) -> list[str]:
     found = [c if c in names else same_text(c, names) for c in wanted]
     unknown = [c for c, f in zip(wanted, found) if f is None]
     if unknown:
-        close = [m for c in unknown for m in difflib.get_close_matches(c, names, n=2, cutoff=0.8)]
-        hint = f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
         shown = ", ".join(names[:20]) + (f" ... ({len(names)} in all)" if len(names) > 20 else "")
+        hint = near_misses(unknown, names)
         raise DataError(f"--classes: {', '.join(unknown)} not in the data (classes: {shown}){hint}")
     return found
+
+
+def near_misses(typed: list[str], names: list[str]) -> str:
+    """The end of an error line naming the classes close to what was typed (a letter off, another case): "; did you
+    mean X?", or "" where none is."""
+    close = [m for t in typed for m in difflib.get_close_matches(t, names, n=2, cutoff=0.8) if m != t]
+    close += [n for t in typed for n in names if n.lower() == t.lower() and n != t and n not in close]
+    return f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
 
 
 def same_text(name: str, names: list[str]) -> str | None:

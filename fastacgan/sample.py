@@ -22,7 +22,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import SEED_MAX, DefaultsHelp
-from .data import IMAGE_EXTS, Every, file_safe, same_text
+from .data import IMAGE_EXTS, Every, file_safe, near_misses, same_text
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
@@ -95,7 +95,7 @@ def parse_label(label: str, classes: list[str]) -> int:
         return int(label)
     raise ValueError(
         f"--label {label!r}: not a class name or an index in 0..{len(classes) - 1} "
-        f"(classes: {', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''})"
+        f"(classes: {', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''}){near_misses([label], classes)}"
     )
 
 

@@ -78,6 +78,21 @@ def test_bad_arguments(run_dir, tmp_path, capsys, args, msg):
     assert msg in capsys.readouterr().err
 
 
+def test_a_label_near_a_class_name_names_it():
+    """--label names a class by its name: a letter off or in another case, the error names the class meant."""
+    from fastacgan.sample import parse_label
+
+    classes = ["cat", "dog", "melanoma", "nevus"]
+    assert parse_label("dog", classes) == 1 and parse_label("3", classes) == 3
+    for typed, meant in (("Cat", "cat"), ("melanomma", "melanoma"), ("NEVUS", "nevus")):
+        with pytest.raises(ValueError) as e:
+            parse_label(typed, classes)
+        assert str(e.value).endswith(f"(classes: cat, dog, melanoma, nevus); did you mean {meant}?")
+    with pytest.raises(ValueError) as e:
+        parse_label("horse", classes)
+    assert str(e.value).endswith("(classes: cat, dog, melanoma, nevus)")
+
+
 def test_an_empty_out_is_refused(run_dir, tmp_path, capsys, monkeypatch):
     """`--out "$DIR"` with DIR unset: the images were written into the working folder (with --image-folder, a folder
     per class there), as --data "" once listed it."""
