@@ -221,12 +221,13 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
 
     has_dali = dali_available()
     name, why = choose_loader(kind, cat, size, channels, cache_gb, device, has_dali)
-    decoder = resident_decoder(cat, device, has_dali)
-    once = "" if cat.images is not None else f"decode once with {decoder}, "
-    if once and decoder == "PIL" and has_dali and device.type == "cuda":
-        once = f"decode once with PIL ({MOSTLY_NOT_FOR_DALI}), "
-    detail = {"resident": f"{once}keep uint8 on {device}", "dali": f"{workers} DALI threads",
-              "torch": f"PIL in {workers} worker processes"}[name]  # fmt: skip
+    if name == "resident":  # (who decodes it: asked here only, since it reads every name on a GPU with DALI)
+        decoder = resident_decoder(cat, device, has_dali)
+        why_pil = f" ({MOSTLY_NOT_FOR_DALI})" if decoder == "PIL" and has_dali and device.type == "cuda" else ""
+        once = "" if cat.images is not None else f"decode once with {decoder}{why_pil}, "
+        detail = f"{once}keep uint8 on {device}"
+    else:
+        detail = f"{workers} DALI threads" if name == "dali" else f"PIL in {workers} worker processes"
     log(f"loader: {name} ({detail}): {why}")
     cached = bool(decode_cache) and name == "resident" and cat.images is None
     if decode_cache and not cached:
