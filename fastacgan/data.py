@@ -230,7 +230,7 @@ def near_misses(typed: list[str], names: list[str]) -> str:
     """The end of an error line naming the classes close to what was typed (a letter off, another case): "; did you
     mean X?", or "" where none is."""
     close = [m for t in typed for m in difflib.get_close_matches(t, names, n=2, cutoff=0.8) if m != t]
-    close += [n for t in typed for n in names if n.lower() == t.lower() and n != t and n not in close]
+    close += [n for t in typed for n in names if n.lower() == t.lower() and n != t]
     return f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
 
 
