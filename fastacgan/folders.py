@@ -104,14 +104,30 @@ def _unlistable(e: OSError) -> None:
     raise DataError(f"cannot list {e.filename}: {e.strerror or e}")
 
 
+def walk(folder: Path, hidden: bool = False):
+    """os.walk of `folder` (its (dirpath, dirnames, filenames) triples), following symbolic links to folders as
+    torchvision's ImageFolder does (a data set put together from links: cat/extra -> /data/more_cats), each real
+    folder once: a link to a folder already walked, or to one that holds `folder` (a link back up the tree, which
+    would walk forever or take in the other classes), is passed over. Hidden folders (.ipynb_checkpoints, .git)
+    are passed over too unless `hidden`. A folder that cannot be listed is a DataError naming it."""
+    top = os.path.realpath(folder)
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=_unlistable, followlinks=True):
+        real = top if dirpath == str(folder) else os.path.realpath(dirpath)
+        if real in seen or (real != top and top.startswith(real.rstrip(os.sep) + os.sep)):
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(n for n in dirnames if hidden or not n.startswith("."))  # (the first of two links wins)
+        yield dirpath, dirnames, filenames
+
+
 def _images_under(folder: Path, others: Counter | None = None) -> list[str]:
-    """The image files anywhere under `folder`, as sorted path strings (`others` counts the other files by
-    extension). os.walk reads each directory's entry types with its listing, where a per-file is_file() costs a
-    stat call (3.6x slower for 100,000 files here, more on a network file system); symbolic links to folders inside
-    a class folder are not followed."""
+    """The image files anywhere under `folder` (walk: links to folders followed), as sorted path strings (`others`
+    counts the other files by extension). os.walk reads each directory's entry types with its listing, where a
+    per-file is_file() costs a stat call (3.6x slower for 100,000 files here, more on a network file system)."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=_unlistable):
-        dirnames[:] = [n for n in dirnames if not n.startswith(".")]
+    for dirpath, dirnames, filenames in walk(folder):
         if "checkpoints" in dirnames and RUN_MARKS <= {*filenames, *dirnames}:
             marks = ", ".join(sorted(RUN_MARKS))
             raise DataError(f"{dirpath} holds a training run's outputs ({marks}), whose images would be trained "

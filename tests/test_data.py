@@ -209,6 +209,33 @@ def test_csv_unknown_column(tmp_path):
         open_catalog(str(tmp_path / "d"), label_col="nope")
 
 
+def test_folders_made_of_symbolic_links(tmp_path):
+    """A data set put together from links (a class folder, or a folder inside one, linking to images kept
+    elsewhere) is read as torchvision's ImageFolder reads it, links followed: a linked sub-folder was passed over
+    (a class of only such links "held no images"), and so was an ISIC Images/ folder's. A link back up the tree
+    and a second link to a folder already read are passed over, and a walk of them ends."""
+    store = make_folder(tmp_path / "store", n_per_class=3, size=(8, 8), classes=["cats", "dogs", "more"])
+    root = tmp_path / "pets"
+    (root / "dog").mkdir(parents=True)
+    (root / "cat").symlink_to(store / "cats")  # a linked class folder (read before too)
+    (root / "dog" / "mine").symlink_to(store / "dogs")
+    (root / "dog" / "again").symlink_to(store / "dogs")  # the same folder twice: read once
+    (root / "dog" / "up").symlink_to(root)  # a cycle, which would take in the cats
+    (root / "dog" / ".hidden").symlink_to(store / "more")
+    (root / "cat" / "sub").mkdir()
+    (root / "cat" / "sub" / "more").symlink_to(store / "more")
+    cat = open_catalog(str(root))
+    assert cat.class_names == ["cat", "dog"] and cat.labels.tolist() == [0] * 6 + [1] * 3
+    assert [Path(n).parent.name for n in cat.names] == ["cat"] * 3 + ["more"] * 3 + ["again"] * 3
+    # the CSV form: the names are looked for in linked folders too
+    write_isic(tmp_path / "isic", [("a", 0), ("b", 1)])
+    (tmp_path / "isic" / "Images" / "part2").symlink_to(store / "dogs")
+    with open(tmp_path / "isic" / "train_data.csv", "a") as f:
+        f.write("dogs_000,p,1\ndogs_002,p,0\n")
+    cat = open_catalog(str(tmp_path / "isic"))
+    assert len(cat) == 4 and Path(cat.names[3]).name == "dogs_002.png" and cat.labels.tolist() == [0, 1, 1, 0]
+
+
 def test_class_subset(image_folder):
     cat = open_catalog(str(image_folder), classes="stripes,circle")
     assert cat.class_names == ["stripes", "circle"] and len(cat) == 16
