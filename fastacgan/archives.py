@@ -28,7 +28,7 @@ from .data import (
     labels_from,
     others_note,
 )
-from .folders import pick_split, split_note
+from .folders import loose_note, pick_split, split_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 
@@ -163,12 +163,11 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
     return names, reader
 
 
-def _class_level(dirs: list[tuple[str, ...]]) -> int:
-    """The depth of the class folders in an archive's member folders: the first level at which they differ
-    (below the folders all members share, such as the folder the archive was made of), kept above the shallowest
-    image. Images in sub-folders of a class folder belong to that class, as in an image folder."""
+def _root_level(dirs: list[tuple[str, ...]]) -> int:
+    """How many folders all the images share: those of the folder the archive was made of (shapes/ in
+    shapes/circle/x.png), 0 when it was made of the folder's contents. The class folders are one level below."""
     k, shallowest = 0, min(len(d) for d in dirs)
-    while k < shallowest - 1 and len({d[k] for d in dirs}) == 1:
+    while k < shallowest and len({d[k] for d in dirs}) == 1:
         k += 1
     return k
 
@@ -176,10 +175,10 @@ def _class_level(dirs: list[tuple[str, ...]]) -> int:
 def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, csv_path: Path | None = None,
                     image_col: str = "", label_col: str = "", split: str = "train") -> Catalog | None:  # fmt: skip
     """A .zip or tar of an image folder: members [<folder>/]<class>/.../<image>, labelled by their class folder, as
-    the folder's images would be (_class_level); or, with csv_path, members anywhere named by the CSV's image
-    column, labelled by it (see csv_catalog). An image folder split into parts ([<folder>/]train/<class>/...,
-    test/<class>/...; data.TRAIN_SPLITS, TEST_SPLITS): the part of `split`, or None when split is "test" and there
-    is no such part (nor a split)."""
+    the folder's images would be (_root_level; images beside the class folders are passed over, said in a line); or,
+    with csv_path, members anywhere named by the CSV's image column, labelled by it (see csv_catalog). An image
+    folder split into parts ([<folder>/]train/<class>/..., test/<class>/...; data.TRAIN_SPLITS, TEST_SPLITS): the
+    part of `split`, or None when split is "test" and there is no such part (nor a split)."""
     names, reader = _archive_listing(path, log)
     if not names:
         raise NoImages(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
@@ -191,20 +190,33 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}")
         return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
                        Picked(reader, hits), sources=[str(path)])  # fmt: skip
-    flat = [n for n in names if len(Path(n).parts) < 2]
-    if flat:
-        raise DataError(f"--data {path}: {flat[0]} is not inside a class folder; expected <class>/<image> members, "
-                        f"or give the labels with --csv")  # fmt: skip
     dirs = [Path(n).parts[:-1] for n in names]
-    k = _class_level(dirs)
-    part, about = pick_split(sorted({d[k] for d in dirs}), split)
-    if about and all(len(d) > k + 1 for d in dirs):  # parts that hold class folders: .../train/<class>/<image>
+    k = _root_level(dirs)  # the class folders' level: images beside them are passed over, as in a folder
+    keep = [i for i, d in enumerate(dirs) if len(d) > k]
+    if not keep:  # every image in the one folder that all share: an archive of one class folder, or of no folder
+        if k == 0:
+            raise DataError(f"--data {path}: {names[0]} is not inside a class folder; expected <class>/<image> "
+                            f"members, or give the labels with --csv")  # fmt: skip
+        k, keep = k - 1, range(len(names))
+    loose = [names[i] for i, d in enumerate(dirs) if len(d) == k]
+    parts = sorted({dirs[i][k] for i in keep})
+    part, about = pick_split(parts, split)
+    train = pick_split(parts, "train")[0]
+    if about and any(len(dirs[i]) > k + 1 for i in keep if dirs[i][k] == train):  # .../train/<class>/<image>
         if part is None:
             raise NoTestSplit(f"--data {path}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
         log(split_note(path, about, part, split))
-        members = [i for i, d in enumerate(dirs) if d[k] == part]
-        names, reader, dirs, k = [names[i] for i in members], Picked(reader, members), [dirs[i] for i in members], k + 1
+        keep = [i for i in keep if dirs[i][k] == part]
+        loose += [names[i] for i in keep if len(dirs[i]) == k + 1]
+        keep, k = [i for i in keep if len(dirs[i]) > k + 1], k + 1
+        if not keep:  # a part of unlabelled images (Kaggle's test/), as the folder form says it
+            raise DataError(f"--data {path}: no class folders found in {part}/ (it holds {len(loose)} loose images); "
+                            f"expected {part}/<class>/<image>")  # fmt: skip
     elif split != "train":
         return None
+    if loose:
+        log(loose_note(path, loose))
+    if len(keep) < len(names):
+        names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
     labels, class_names = labels_from([d[k] for d in dirs])
     return Catalog(set_name, [f"{path}:{n}" for n in names], labels, class_names, reader, sources=[str(path)])

@@ -367,11 +367,12 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                 if csv_path:
                     cat = csv_catalog(path, csv_path, image_col, label_col)
                 else:  # an image folder lists only the class folders of --classes
+                    if about:
+                        log(split_note(data, about, part.name, split))
                     cat, classes = folder_catalog(part, log, classes), ""
                     cat.folder = path
                     if about:
                         cat.name = folder_name(path)  # the output folder: named after the set, not its part
-                        log(split_note(data, about, part.name, split))
         if cat is None:  # split == "test" of an archive that is not split into parts
             raise no_split
     if len(cat) == 0:

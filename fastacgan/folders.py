@@ -36,10 +36,11 @@ RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training r
 def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, classes: str = "") -> Catalog:
     """root/<class>/**/<image>; classes in sorted order, or in --classes' order (`classes`), and then only those
     class folders are listed (a few of ImageNet's 1,000 in a moment, not after a walk of 1.28 M files)."""
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    entries = list(root.iterdir())
+    class_dirs = sorted(p for p in entries if p.is_dir() and not p.name.startswith("."))
+    loose = sorted(p.name for p in entries if is_image(p.name) and not p.is_dir())
     if not class_dirs:
-        loose = [p.name for p in root.iterdir() if is_image(p.name)]
-        packed = sorted(p.name for p in root.iterdir() if p.is_file() and p.name.lower().endswith(ARCHIVE_EXTS))
+        packed = sorted(p.name for p in entries if p.is_file() and p.name.lower().endswith(ARCHIVE_EXTS))
         hint = f" (it holds {len(loose)} loose images)" if loose else ""
         msg = f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>"
         if packed:  # the data set as it was downloaded: train.tar.gz, test.tar.gz
@@ -61,10 +62,20 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         ids += [label_of[d.name]] * len(files)
         if due():
             log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
+    if loose:
+        log(loose_note(root, loose))
     if others:
         log(others_note(root, others))
     labels = np.asarray(ids, dtype=np.int64)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
+
+
+def loose_note(data, names: list[str]) -> str:
+    """The line that says which images an image folder or archive passed over for lying beside its class folders
+    (a preview.jpg next to cat/ and dog/): in no class folder, they have no class."""
+    shown = ", ".join(n.replace("\\", "/").rsplit("/", 1)[-1] for n in names[:3]) + (" ..." if len(names) > 3 else "")
+    return (f"--data {data}: passed over {len(names)} image(s) beside the class folders ({shown}): an image's class "
+            "is the folder it is in")  # fmt: skip
 
 
 def pick_split(parts: list[str], split: str) -> tuple[str | None, str]:

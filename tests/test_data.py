@@ -839,6 +839,48 @@ def test_archives_label_images_as_their_folder_does(image_folder, tmp_path):
         assert by_name == {str(Path(n).relative_to(image_folder)): v for n, v in zip(folder.names, folder.labels)}
 
 
+def test_images_beside_the_class_folders_are_passed_over_in_an_archive_as_in_the_folder(image_folder, tmp_path):
+    """One image beside the class folders (a preview.jpg next to circle/, square/, ...) or a split set's unlabelled
+    test/ (as Kaggle ships them: train/<class>/, test/*.jpg) changed what an archive of the folder was: one class
+    named after the folder, or the classes "test" and "train" with the unlabelled images trained on. The folder
+    gave its class folders' set. Both now give it, the images in no class folder passed over, said in a line."""
+    import zipfile
+
+    shutil.copy(image_folder / "circle" / "circle_000.png", image_folder / "preview.png")
+    said = []
+    folder = open_catalog(str(image_folder), log=said.append)
+    assert folder.class_names == sorted(CLASSES) and len(folder) == 24
+    note = "passed over 1 image(s) beside the class folders (preview.png): an image's class is the folder it is in"
+    assert said == [f"--data {image_folder}: {note}"]
+    with tarfile.open(tmp_path / "shapes.tar", "w") as tf:
+        tf.add(image_folder, arcname="shapes")
+    with zipfile.ZipFile(tmp_path / "shapes.zip", "w") as zf:  # made of the folder's contents: preview.png at the top
+        for p in sorted(image_folder.rglob("*.png")):
+            zf.write(p, str(p.relative_to(image_folder)))
+    for archive in (tmp_path / "shapes.tar", tmp_path / "shapes.zip"):
+        said.clear()
+        cat = open_catalog(str(archive), log=said.append)
+        assert cat.class_names == folder.class_names and np.array_equal(cat.labels, folder.labels), archive
+        assert [n.rsplit("/", 1)[-1] for n in cat.names] == [Path(n).name for n in folder.names]
+        assert said == [f"--data {archive}: {note}"]
+        assert decode_all(cat, 16, 3, workers=0, log=lambda m: None)[0].shape[0] == 24
+
+    kaggle = tmp_path / "kaggle"  # train/<class>/ with a stray image, test/ unlabelled
+    shutil.copytree(image_folder, kaggle / "train")
+    (kaggle / "test").mkdir()
+    for k in range(3):
+        shutil.copy(image_folder / "square" / f"square_00{k}.png", kaggle / "test" / f"{k}.png")
+    with tarfile.open(tmp_path / "kaggle.tar", "w") as tf:
+        tf.add(kaggle, arcname="kaggle")
+    for data in (kaggle, tmp_path / "kaggle.tar"):
+        said.clear()
+        cat = open_catalog(str(data), log=said.append)
+        assert cat.class_names == folder.class_names and np.array_equal(cat.labels, folder.labels), data
+        assert said[0] == f"--data {data}: split into test, train; training on train/" and note in said[1]
+        with pytest.raises(DataError, match=r"no class folders found.* \(it holds 3 loose images\)"):
+            open_catalog(str(data), split="test")  # (evaluate: "no held-out images (...)", not fatal)
+
+
 def test_a_training_set_with_a_held_out_set_beside_it(image_folder, tmp_path):
     """train.tar.gz beside test.tar.gz (this project's CIFAR-10 JPEGs, many downloads), cifar10/train beside
     cifar10/test, isic_Train.zip beside isic_Test.zip or isic_VAL.zip: the test split (what evaluate scores D on)
