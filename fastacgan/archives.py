@@ -139,7 +139,7 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
         if path.name.lower().endswith(".zip"):  # a zip's directory is at its end: members are read on demand
             with zipfile.ZipFile(path) as zf:  # (PowerShell's Compress-Archive writes \ between folders)
                 infos = {i.filename.replace("\\", "/"): i for i in zf.infolist() if not i.is_dir()}
-            infos = {n: i for n, i in infos.items() if not (n.startswith("__MACOSX/") or n.endswith("/"))}
+            infos = {n: i for n, i in infos.items() if not n.endswith("/")}  # (__MACOSX/: data.hidden)
             files = {n: i.filename for n, i in infos.items()}
             names = sorted(n for n in files if is_image(n))
             _check_zip_members(path, [infos[n] for n in names])

@@ -44,6 +44,8 @@ LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 TRAIN_SPLITS = ("train", "training")
 TEST_SPLITS = ("test", "testing", "val", "valid", "validation")
 WINDOWS_JUNK = ("thumbs.db", "desktop.ini")  # Explorer's thumbnail cache and folder settings
+# folders systems put beside a set's own, passed over as hidden ones (hidden()): a Mac zip's, a NAS's JPEG thumbnails
+SYSTEM_DIRS = {"__MACOSX", "$RECYCLE.BIN", "System Volume Information", "@eaDir", "lost+found"}
 
 
 class DataError(ValueError):
@@ -108,19 +110,18 @@ def file_safe(name: str) -> str:
 
 
 def is_image(name: str) -> bool:
-    """A file name, or an archive member's path: an image file, neither hidden nor in a hidden folder
-    (.ipynb_checkpoints/, which an image folder's listing passes over too)."""
-    return name.lower().endswith(IMAGE_EXTS) and not _hidden(name)
+    """A file name, or an archive member's path: an image file, not hidden() nor in a hidden() folder (__MACOSX/)."""
+    return name.lower().endswith(IMAGE_EXTS) and not hidden(name)
 
 
-def _hidden(name: str) -> bool:
-    return any(p.startswith(".") for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+def hidden(name: str) -> bool:  # a name, or a path with a part, that starts with a dot or is one of SYSTEM_DIRS
+    return any(p.startswith(".") or p in SYSTEM_DIRS for p in name.replace("\\", "/").split("/") if p not in ("", "."))
 
 
 def count_other(others: Counter, name: str) -> None:
     """Count a file (a name or a member's path) that is not an image, by extension: unless it is hidden or one of
     Windows' folder files."""
-    if not (is_image(name) or _hidden(name) or name.replace("\\", "/").rsplit("/", 1)[-1].lower() in WINDOWS_JUNK):
+    if not (is_image(name) or hidden(name) or name.replace("\\", "/").rsplit("/", 1)[-1].lower() in WINDOWS_JUNK):
         others[os.path.splitext(name)[1].lower()] += 1
 
 

@@ -24,6 +24,7 @@ from .data import (
     Files,
     count_other,
     folder_name,
+    hidden,
     is_image,
     known_classes,
     others_note,
@@ -37,7 +38,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     """root/<class>/**/<image>; classes in sorted order, or in --classes' order (`classes`), and then only those
     class folders are listed (a few of ImageNet's 1,000 in a moment, not after a walk of 1.28 M files)."""
     entries = list(root.iterdir())
-    class_dirs = sorted(p for p in entries if p.is_dir() and not p.name.startswith("."))
+    class_dirs = sorted(p for p in entries if p.is_dir() and not hidden(p.name))
     loose = sorted(p.name for p in entries if is_image(p.name) and not p.is_dir())
     if not class_dirs:
         packed = sorted(p.name for p in entries if p.is_file() and p.name.lower().endswith(ARCHIVE_EXTS))
@@ -101,9 +102,9 @@ def split_note(data, about: str, part: str, split: str) -> str:
 def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
     """root/<train|test|val...>/<class>/...: (the folder of `split`, or None when there is none; a description).
     (root, "") when root is not laid out so: its folders are then the class folders."""
-    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
     train, about = pick_split(list(subs), "train")
-    if train is None or not any(p.is_dir() and not p.name.startswith(".") for p in subs[train].iterdir()):
+    if train is None or not any(p.is_dir() and not hidden(p.name) for p in subs[train].iterdir()):
         return root, ""  # a training part that holds no class folders: a set whose classes are named so
     part = pick_split(list(subs), split)[0]
     return (subs[part] if part else None), about
@@ -115,12 +116,13 @@ def _unlistable(e: OSError) -> None:
     raise DataError(f"cannot list {e.filename}: {e.strerror or e}")
 
 
-def walk(folder: Path, hidden: bool = False):
+def walk(folder: Path, keep_hidden: bool = False):
     """os.walk of `folder` (its (dirpath, dirnames, filenames) triples), following symbolic links to folders as
     torchvision's ImageFolder does (a data set put together from links: cat/extra -> /data/more_cats), each real
     folder once: a link to a folder already walked, or to one that holds `folder` (a link back up the tree, which
-    would walk forever or take in the other classes), is passed over. Hidden folders (.ipynb_checkpoints, .git)
-    are passed over too unless `hidden`. A folder that cannot be listed is a DataError naming it."""
+    would walk forever or take in the other classes), is passed over; with two links to one folder, the first in
+    name order is read. Hidden folders (.ipynb_checkpoints, .git) are passed over too unless `keep_hidden`, and
+    SYSTEM_DIRS' always. A folder that cannot be listed is a DataError naming it."""
     top = os.path.realpath(folder)
     seen = set()
     for dirpath, dirnames, filenames in os.walk(folder, onerror=_unlistable, followlinks=True):
@@ -129,7 +131,7 @@ def walk(folder: Path, hidden: bool = False):
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = sorted(n for n in dirnames if hidden or not n.startswith("."))  # (the first of two links wins)
+        dirnames[:] = sorted(n for n in dirnames if not hidden(n) or (keep_hidden and n.startswith(".")))
         yield dirpath, dirnames, filenames
 
 

@@ -173,7 +173,7 @@ def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> C
     """Images in root/Images (or root) named by a CSV column, labels from another column or one-hot columns (ISIC
     layouts)."""
     image_dir = root / "Images" if (root / "Images").is_dir() else root
-    files = sorted(Path(d, f) for d, _, names in walk(image_dir, hidden=True) for f in names if is_image(f))
+    files = sorted(Path(d, f) for d, _, names in walk(image_dir, keep_hidden=True) for f in names if is_image(f))
     index = name_index((str(p.relative_to(image_dir)), str(p)) for p in files)
     paths, labels, class_names = csv_labels(csv_path, image_col, label_col, index, str(image_dir))
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)

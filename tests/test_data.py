@@ -839,6 +839,23 @@ def test_archives_label_images_as_their_folder_does(image_folder, tmp_path):
         assert by_name == {str(Path(n).relative_to(image_folder)): v for n, v in zip(folder.names, folder.labels)}
 
 
+def test_folders_that_systems_add_are_passed_over(image_folder, tmp_path):
+    """Folders an OS or a NAS puts beside a set's own: __MACOSX/ (a Mac zip, unzipped: its resource forks were a
+    class that "holds no images", a stop), a Synology NAS's @eaDir/ (JPEG thumbnails of every image, trained on as
+    more images of the class), ext4's lost+found/ (a disk's root) and a drive's $RECYCLE.BIN/. Passed over as hidden
+    folders are, in a folder and in an archive of it."""
+    for junk in ("__MACOSX/circle", "lost+found", "$RECYCLE.BIN", "square/@eaDir/square_000.png"):
+        (image_folder / junk).mkdir(parents=True)
+    (image_folder / "__MACOSX" / "circle" / "._circle_000.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    shutil.copy(image_folder / "square" / "square_000.png", image_folder / "square/@eaDir/square_000.png/THUMB_M.jpg")
+    with tarfile.open(tmp_path / "shapes.tar", "w") as tf:
+        tf.add(image_folder, arcname="shapes")
+    for data in (image_folder, tmp_path / "shapes.tar"):
+        cat = open_catalog(str(data))
+        assert cat.class_names == sorted(CLASSES) and len(cat) == 24, data
+        assert not any("@eaDir" in n for n in cat.names)
+
+
 def test_images_beside_the_class_folders_are_passed_over_in_an_archive_as_in_the_folder(image_folder, tmp_path):
     """One image beside the class folders (a preview.jpg next to circle/, square/, ...) or a split set's unlabelled
     test/ (as Kaggle ships them: train/<class>/, test/*.jpg) changed what an archive of the folder was: one class
