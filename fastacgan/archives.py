@@ -200,7 +200,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         k, keep = k - 1, range(len(names))
     loose = [names[i] for i, d in enumerate(dirs) if len(d) == k]
     parts = sorted({dirs[i][k] for i in keep})
-    part, about = pick_split(parts, split)
+    part, about = pick_split(parts, split, lambda n: {d[k + 1] for d in dirs if len(d) > k + 1 and d[k] == n})
     train = pick_split(parts, "train")[0]
     if about and any(len(dirs[i]) > k + 1 for i in keep if dirs[i][k] == train):  # .../train/<class>/<image>
         if part is None:

@@ -316,21 +316,14 @@ def main(argv: list[str] | None = None) -> int:
             if held_out and set(cat.class_names) < set(classes):  # a held-out set that lacks a class or two
                 cat.labels = np.array([classes.index(c) for c in cat.class_names], dtype=np.int64)[cat.labels]
                 cat.class_names = classes
-            if cat.class_names != classes:
-                raise ValueError(f"{opt} {where}: classes {cat.class_names[:10]} differ from the checkpoint's "
+            if cat.class_names != classes:  # (a held-out part of other folders, Tiny ImageNet test/images/: not fatal)
+                raise DataError(f"{opt} {where}: classes {cat.class_names[:10]} differ from the checkpoint's "
                                  f"{classes[:10]}")  # fmt: skip
             say(f"{opt} {cat.origin or where}: {len(cat)} images{' (held out)' if held_out else ''}")
             return decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(a.workers), "skip", log=say)
 
         say(f"evaluating {file}")
         images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data else "")
-        say(f"training the judge (a classifier) on them: {a.epochs} epoch(s)")
-        clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, log=say, device=device)
-        say(f"judging {a.n_per_class * len(classes)} generated images")
-        judged = judge_generator(g, clf, images, labels, len(classes), a.n_per_class)
-        if a.image_metrics > 0:
-            say("image metrics (PSNR, SSIM, MS-GMSD, MDSI, HaarPSI) between generated and real images")
-        pictures = image_metrics(g, images, len(classes), a.image_metrics) if a.image_metrics > 0 else None
         if a.test_data:
             held, held_name = real(a.test_data, "--test-data", csv=a.test_csv, held_out=True), a.test_data
         else:
@@ -339,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
                 held_name = f"{beside} (the held-out set beside {data})" if beside else f"{data} (its test split)"
             except DataError as e:  # no test split, or a damaged or missing test file: said, not fatal
                 held, d_score = None, f"no held-out images ({e}); give them with --test-data"
+        say(f"training the judge (a classifier) on the {len(labels)} --data images: {a.epochs} epoch(s)")
+        clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, log=say, device=device)
+        say(f"judging {a.n_per_class * len(classes)} generated images")
+        judged = judge_generator(g, clf, images, labels, len(classes), a.n_per_class)
+        if a.image_metrics > 0:
+            say("image metrics (PSNR, SSIM, MS-GMSD, MDSI, HaarPSI) between generated and real images")
+        pictures = image_metrics(g, images, len(classes), a.image_metrics) if a.image_metrics > 0 else None
         if held is not None:
             say(f"scoring the discriminator on {held_name}")
             d_score = {"data": held_name, **score_discriminator(discriminator_from(state, device), *held, g=g)}

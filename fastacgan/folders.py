@@ -79,10 +79,13 @@ def loose_note(data, names: list[str]) -> str:
             "is the folder it is in")  # fmt: skip
 
 
-def pick_split(parts: list[str], split: str) -> tuple[str | None, str]:
+def pick_split(parts: list[str], split: str, classes_of: Callable[[str], set] | None = None) -> tuple[str | None, str]:
     """Folder names -> (the one that holds `split`, or None; a description of the parts), when the names are those
     of a data set split into parts: every one a split name (train, test, val, ...; any case) and one of them the
-    training split. (None, "") when they are something else: class names."""
+    training split. (None, "") when they are something else: class names. For "test", of several held-out parts
+    the first (TEST_SPLITS' order) whose class folders (`classes_of`: a part's name -> their names) share one with
+    the training part's: an unlabelled test/ (Kaggle's test/*.jpg, Tiny ImageNet's test/images/) is passed over
+    for a labelled val/."""
     low = {n.lower(): n for n in parts}
     if not parts or len(low) < len(parts) or any(n not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in low):
         return None, ""
@@ -90,6 +93,9 @@ def pick_split(parts: list[str], split: str) -> tuple[str | None, str]:
     if len(train) != 1:
         return None, ""
     held = [low[n] for n in TEST_SPLITS if n in low]
+    if split != "train" and classes_of is not None and len(held) > 1:
+        known = classes_of(train[0])
+        held = [n for n in held if classes_of(n) & known] + held
     about = f"split into {', '.join(sorted(parts))}"
     return (train[0] if split == "train" else (held[0] if held else None)), about
 
@@ -106,7 +112,11 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
     train, about = pick_split(list(subs), "train")
     if train is None or not any(p.is_dir() and not hidden(p.name) for p in subs[train].iterdir()):
         return root, ""  # a training part that holds no class folders: a set whose classes are named so
-    part = pick_split(list(subs), split)[0]
+
+    def folders(n: str) -> set:
+        return {p.name for p in subs[n].iterdir() if p.is_dir() and not hidden(p.name)}
+
+    part = pick_split(list(subs), split, folders)[0]
     return (subs[part] if part else None), about
 
 

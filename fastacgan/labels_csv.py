@@ -116,22 +116,30 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     sep = ","
     if "," not in header and (";" in header or "\t" in header):
         sep = max(";\t", key=header.count)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sep)
+    elif sep not in header and " " in header.strip():  # a list of `name label` lines (space-separated)
+        text, sep = "\n".join(",".join(line.split()) for line in text.splitlines()), ","
+        header = text.split("\n", 1)[0]
+    row1 = next(csv.reader(io.StringIO(header), delimiter=sep), [""])
+    # no header: the first row names an image (Tiny ImageNet's val_annotations.txt): columns by number, 1 and 2
+    bare = is_image(row1[0]) and index.get(Path(csv_key(row1[0])).name) is not None
+    fields = [str(k + 1) for k in range(len(row1))] if bare else None
+    reader = csv.DictReader(io.StringIO(text, newline=""), fieldnames=fields, delimiter=sep)
     cols = reader.fieldnames or []
     rows = list(reader)
     if not rows or len(cols) < 2:
         raise DataError(f"--csv {csv_path}: needs a header and at least one row with two columns")
     lower = {c.lower(): c for c in cols}
-    image_col = image_col or cols[0]
+    image_col, label_col = image_col or cols[0], label_col or ("2" if bare else "")
     one_hot = None
     if not label_col and not any(c in lower for c in LABEL_COLUMNS):
         one_hot = _one_hot_columns([c for c in cols if c != image_col], rows, csv_path)
     label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), cols[-1])
     for opt, col in (("--csv-image-col", image_col), ("--csv-label-col", label_col)):
         if col not in cols:
-            raise DataError(f"{opt} {col!r}: no such column in {csv_path} (columns: {', '.join(cols)})")
+            raise DataError(f"{opt} {col!r}: no such column in {csv_path} (columns: {', '.join(cols)}"
+                            f"{'; it has no header: columns by number' if bare else ''})")  # fmt: skip
     hits, missing, raw_labels, row_of = [], [], [], {}
-    for n, r in enumerate(rows, start=2):  # n: the row's line in the file (the header is line 1)
+    for n, r in enumerate(rows, start=1 if bare else 2):  # n: the row's line in the file (a header is line 1)
         key = csv_key(r[image_col] or "")
         hit = index.get(key, index.get(Path(key).name, index.get(Path(key).stem)))
         if hit is None:

@@ -203,6 +203,24 @@ def test_csv_rows_without_a_label_or_listed_twice(tmp_path):
         open_catalog(str(tmp_path / "d"))
 
 
+def test_label_lists_without_a_header(tmp_path):
+    """A list with no header, its first row naming an image (Tiny ImageNet's val_annotations.txt: name, label, box,
+    tab-separated; `name label` lines separated by spaces): columns by number, the images in 1, the labels in 2.
+    The first row was taken for a header (an image lost) and the labels from the last column (a box coordinate)."""
+    write_isic(tmp_path / "d", [("a", 0), ("b", 1), ("c", 1)])
+    (tmp_path / "d" / "train_data.csv").unlink()
+    (tmp_path / "d" / "ann.txt").write_text("a.jpg\tcat\t0\t0\t9\t9\nb.jpg\tdog\t0\t0\t9\t8\nc.jpg\tdog\t1\t0\t9\t9\n")
+    (tmp_path / "d" / "list.txt").write_text("b.jpg  dog\nc.jpg dog\na.jpg cat\n")
+    for name, order in (("ann.txt", ["a", "b", "c"]), ("list.txt", ["b", "c", "a"])):
+        cat = open_catalog(str(tmp_path / "d"), csv_opt=name)
+        assert cat.class_names == ["cat", "dog"] and [Path(n).stem for n in cat.names] == order, name
+        assert cat.labels.tolist() == [["cat", "dog"].index("cat" if n == "a" else "dog") for n in order]
+    assert open_catalog(str(tmp_path / "d"), csv_opt="ann.txt", label_col="6").class_names == ["8", "9"]
+    with pytest.raises(DataError, match=r"--csv-label-col 'label': no such column .*\(columns: 1, 2, 3, 4, 5, 6; it "
+                                        r"has no header: columns by number\)"):  # fmt: skip
+        open_catalog(str(tmp_path / "d"), csv_opt="ann.txt", label_col="label")
+
+
 def test_csv_unknown_column(tmp_path):
     write_isic(tmp_path / "d", [("a", 0)])
     with pytest.raises(DataError, match="--csv-label-col 'nope'"):

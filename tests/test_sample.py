@@ -207,9 +207,9 @@ def test_evaluate_cli(run_dir, capsys):
     assert evaluate_main([*args, "--device", "cpu"]) == 0
     printed = capsys.readouterr()
     res = json.loads(printed.out)  # the report alone on stdout; what it is doing on stderr, as it goes
-    for line in ("evaluating ", "builtin:digits:200: 200 images\n", "training the judge (a classifier) on them: 1 ep",
-                 "judging 30 generated images\n", "scoring the discriminator on builtin:digits:200 (its test split)",
-                 "done in "):  # fmt: skip
+    for line in ("evaluating ", "builtin:digits:200: 200 images\n",
+                 "training the judge (a classifier) on the 200 --data images: 1 ep", "judging 30 generated images\n",
+                 "scoring the discriminator on builtin:digits:200 (its test split)", "done in "):  # fmt: skip
         assert line in printed.err, line
     assert res["chance"] == 0.1 and list(res["per_class"]) == [str(i) for i in range(10)]
     assert 0 <= res["generated_class_accuracy"] <= 1 and 0 <= res["classifier_real_accuracy"] <= 1
@@ -475,11 +475,41 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     assert held["data"] == f"{tmp_path / 'sets' / 'val'} (the held-out set beside {tmp_path / 'sets' / 'train'})"
     assert held["images"] == len(want)
 
-    # classes that differ from the checkpoint's are refused, naming the option
+    # an unlabelled test/ (Kaggle's test/*.png) beside a labelled val/: D is scored on val/ (it was an error: test/
+    # held "no class folders"); where no part has the run's classes (Tiny ImageNet: test/images/, val/images/, the
+    # labels in val_annotations.txt), on none, said, not fatal (it was a stop, after the judge had trained)
+    kaggle, tiny = tmp_path / "kaggle", tmp_path / "tiny"
+    shutil.copytree(tmp_path / "split" / "train", kaggle / "train")
+    shutil.copytree(tmp_path / "split" / "test", kaggle / "val")
+    for k, p in enumerate(sorted((tmp_path / "split" / "test").rglob("*.png"))):
+        for where in (kaggle / "test", tiny / "test" / "images", tiny / "val" / "images"):
+            where.mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, where / f"val_{k}.png")
+    assert evaluate_main([*args, "--data", str(kaggle)]) == 0
+    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    assert held["data"] == f"{kaggle} (its test split)" and held["images"] == len(want)
+    for c in (tmp_path / "split" / "train").iterdir():
+        shutil.copytree(c, tiny / "train" / c.name / "images")
+    assert evaluate_main([*args, "--data", str(tiny)]) == 0
+    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    assert held.startswith(f"no held-out images (--data {tiny}: classes ['images'] differ from the checkpoint's")
+    (tiny / "val" / "val_annotations.txt").write_text("".join(  # no header, tab-separated: name, label, box
+        f"val_{k}.png\t{p.parent.name}\t0\t0\t8\t8\n"
+        for k, p in enumerate(sorted((tmp_path / "split" / "test").rglob("*.png")))))  # fmt: skip
+    cli = ["--data", str(tiny), "--test-data", str(tiny / "val"), "--test-csv", "val_annotations.txt"]
+    monkeypatch.setattr(evaluate_mod, "score_discriminator", lambda d, x, y, **kw: seen.append(y) or real_score(
+        d, x, y, **kw))  # fmt: skip
+    seen.clear()
+    assert evaluate_main([*args, *cli]) == 0
+    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    assert held["images"] == len(want) and sorted(seen[0].tolist()) == want
+
+    # classes that differ from the checkpoint's are refused, naming the option, before the judge trains
     np.savez(tmp_path / "letters.npz", x_train=np.zeros((3, 8, 8), np.uint8), y_train=np.array([20, 21, 22]))
     assert evaluate_main([*args, "--test-data", str(tmp_path / "letters.npz")]) == 2
     err = capsys.readouterr().err
     assert f"--test-data {tmp_path / 'letters.npz'}: classes ['20', '21', '22'] differ" in err
+    assert "training the judge" not in err
 
 
 def test_a_synthetic_image_folder_reads_back_as_data(run_dir, tmp_path, capsys):
