@@ -10,6 +10,7 @@ import functools
 import io
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
@@ -17,7 +18,7 @@ import warnings
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .data import Catalog, DataError, Every
 from .heap import byte_size
@@ -64,8 +65,15 @@ def decode_image(data: bytes, name: str, size: int, channels: int) -> np.ndarray
                 im = Image.fromarray(_float_grey(np.asarray(im)), "L")
             im = im.convert(mode)
     except Exception as e:
-        raise DataError(f"{name}: cannot decode image ({e})") from e
+        raise DataError(f"{name}: cannot decode image ({pil_words(e)})") from e
     return _fit(im, size, (nw, nh))
+
+
+def pil_words(e: Exception) -> str:
+    """PIL's error, without the in-memory file it names ("cannot identify image file <_io.BytesIO object at
+    0x7f...>"), and what the one it gives for a file it cannot tell means."""
+    text = re.sub(r" <_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e))
+    return f"{text}: not an image, or of a format PIL does not read" if isinstance(e, UnidentifiedImageError) else text
 
 
 def _float_grey(v: np.ndarray) -> np.ndarray:
@@ -157,7 +165,7 @@ def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
                     lo, hi = np.nanmin(v := np.asarray(im)), np.nanmax(v)
                     wide_float = (cat.names[i], lo, hi) if lo < 0 or hi > 1 else None
         except Exception as e:  # noqa: BLE001 - whatever PIL or the reader raises: said if none opens
-            failed = failed or f"{cat.names[i]}: {type(e).__name__}: {e}"
+            failed = failed or f"{cat.names[i]}: {type(e).__name__}: {pil_words(e)}"
             continue
     if wide_float:
         name, lo, hi = wide_float

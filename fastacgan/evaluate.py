@@ -38,7 +38,7 @@ from .kernels import STAT_NAMES, acgan_loss_reference
 from .limits import fit_threads
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
-from .runlog import echo, echo_quietly, let_go_quietly, tolerant_console
+from .runlog import echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
 from .runs import RUNS_DATA, run_path
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
 
@@ -243,13 +243,11 @@ def _rounded(report):
     return round(report, 4) if isinstance(report, float) else report
 
 
+@plain_warnings
 def main(argv: list[str] | None = None) -> int:
     tolerant_console()
-    p = argparse.ArgumentParser(
-        prog="python -m fastacgan.evaluate",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=DefaultsHelp,
-    )
+    doc = __doc__.split("\n\n")[0]
+    p = argparse.ArgumentParser(prog="python -m fastacgan.evaluate", description=doc, formatter_class=DefaultsHelp)
     add_ckpt_arguments(p)
     p.add_argument("--data", default="", help="real data for the classifier (default: the run's --data)")
     p.add_argument(

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .imaging import save_png
-from .runlog import echo_quietly, tolerant_console
+from .runlog import echo_quietly, plain_warnings, tolerant_console
 
 # (title, y range or None for the data's, [(metrics key, legend, colour)]); colours as the seeds' plots name them
 PANELS = [
@@ -182,6 +182,7 @@ def save_curves(metrics: Path, out: Path) -> int:
     return len(records)
 
 
+@plain_warnings
 def main(argv: list[str] | None = None) -> int:
     tolerant_console()
     ap = argparse.ArgumentParser(prog="python -m fastacgan.plots", description=__doc__.split("\n\n")[0])

@@ -3,10 +3,12 @@ console has gone or a Ctrl-C ends them."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 
@@ -134,3 +136,34 @@ def let_go_quietly(e: BaseException) -> None:
         pass
     finally:
         sys.unraisablehook = hook
+
+
+def _own(filename: str) -> bool:
+    """Whether a warning was given in fastacgan's code (or its kernels', a package of their own in a checkout)."""
+    kernels = sys.modules.get("fastacgan.kernels")
+    where = [os.path.dirname(os.path.abspath(p)) for p in (__file__, getattr(kernels, "__file__", None)) if p]
+    return any(os.path.abspath(filename).startswith(d + os.sep) for d in where)
+
+
+def plain_warnings(main):
+    """A command's main, whose warnings from fastacgan's code (an image skipped, a fallback taken) print as
+    `warning: ...` lines, as its other lines do, not in Python's form (`/.../fastacgan/decode.py:345: UserWarning:
+    skipped ...` and the source line of the call, which read as a crash); other packages' keep Python's form, which
+    says where they come from. (warnings.formatwarning: a test's pytest.warns still records them.)"""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        default = warnings.formatwarning
+
+        def plain(message, category, filename, lineno, line=None):
+            if category is UserWarning and _own(filename):
+                return f"warning: {message}\n"
+            return default(message, category, filename, lineno, line)
+
+        warnings.formatwarning = plain
+        try:
+            return main(*args, **kwargs)
+        finally:
+            warnings.formatwarning = default
+
+    return run

@@ -28,7 +28,7 @@ from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8
 from .limits import fit_threads
 from .models import Generator, ModelSpec
-from .runlog import echo_quietly, tolerant_console
+from .runlog import echo_quietly, plain_warnings, tolerant_console
 
 
 def resolve_ckpt(path: str) -> Path:
@@ -132,6 +132,7 @@ def image_paths(out: Path, classes: list[str], labels: torch.Tensor, image_folde
     return paths
 
 
+@plain_warnings
 def main(argv: list[str] | None = None) -> int:
     tolerant_console()
     p = argparse.ArgumentParser(

@@ -45,7 +45,7 @@ from .outputs import RunOutputs, fmt_time
 from .presets import pick_preset
 from .run_end import STOP_SIGNALS, Aborted, aborted_line, in_main_thread, say_why
 from .run_state import RunState, TrainingError  # noqa: F401 - TrainingError: also fastacgan.train's name
-from .runlog import RunLog, echo, echo_quietly, let_go_quietly, tolerant_console
+from .runlog import RunLog, echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
 from .runs import RUNS_DATA, check_out_state, data_fingerprint, truncate_metrics
 from .step import ACGANStep, set_cuda_flags
 
@@ -359,6 +359,7 @@ def _catalog_options(cfg: TrainConfig) -> tuple:
     return (cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes, cfg.max_images, cfg.seed, size)
 
 
+@plain_warnings
 def main(argv: list[str] | None = None) -> int:
     tolerant_console()
     notes: list[str] = []

@@ -1517,3 +1517,40 @@ def test_image_metrics_on_cuda(tmp_path):
     f, r = torch.rand(4, 3, 32, 32, device="cuda"), torch.rand(4, 3, 32, 32, device="cuda")
     on_gpu, on_cpu = seed000_metrics(f, r), seed000_metrics(f.cpu(), r.cpu())
     assert rec["pairs"] == 100 and all(v == pytest.approx(on_cpu[k], rel=1e-9) for k, v in on_gpu.items())
+
+
+def test_warnings_of_fastacgan_read_as_its_other_lines(tmp_path):
+    """A warning fastacgan gives (an image skipped, a fallback taken) is printed `warning: ...`, as in train.log,
+    not in Python's form: the path of the module that warned, "UserWarning:", and the source line of the call
+    under it, which read as a crash. Other packages' warnings keep Python's form, which says where they come from."""
+    import warnings
+
+    from conftest import make_folder
+
+    from fastacgan import runlog
+
+    data = make_folder(tmp_path / "shapes", n_per_class=6)
+    (data / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    args = ["--data", data, *TINY, "--steps", "1", "--workers", "0", "--out", tmp_path / "run"]
+    done = subprocess.run([sys.executable, "-m", "fastacgan.train", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = f"warning: skipped {data / 'circle' / 'broken.png'}: "
+    assert any(line.startswith(said) for line in done.stderr.splitlines()), done.stderr
+    assert "UserWarning" not in done.stderr and "warnings.warn(" not in done.stderr and "decode_all(" not in done.stderr
+    # (PIL's words named the file object it was given: "cannot identify image file <_io.BytesIO object at 0x7f...>")
+    pil = "cannot identify image file: not an image, or of a format PIL does not read"
+    assert f"{said}cannot decode image ({pil})" in done.stderr
+    assert said in (tmp_path / "run" / "train.log").read_text()
+
+    default, shown = warnings.formatwarning, {}
+
+    @runlog.plain_warnings
+    def command():
+        for who, where in (("ours", runlog.__file__), ("torch's", torch.__file__)):
+            shown[who] = warnings.formatwarning(f"{who} words", UserWarning, where, 7, "warnings.warn(...)")
+        return 3
+
+    assert command() == 3 and warnings.formatwarning is default
+    assert shown["ours"] == "warning: ours words\n"
+    assert shown["torch's"] == f"{torch.__file__}:7: UserWarning: torch's words\n  warnings.warn(...)\n"
