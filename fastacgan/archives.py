@@ -17,6 +17,7 @@ from .data import (
     ARCHIVE_EXTS,
     IMAGE_EXTS,
     TEST_SPLITS,
+    TRAIN_SPLITS,
     Catalog,
     DataError,
     Every,
@@ -28,7 +29,7 @@ from .data import (
     labels_from,
     others_note,
 )
-from .folders import loose_note, pick_split, split_note
+from .folders import loose_note, pick_split, split_like, split_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 
@@ -214,6 +215,9 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
                             f"expected {part}/<class>/<image>")  # fmt: skip
     elif split != "train":
         return None
+    else:  # classes named as parts, holding folders: a likely mistake (folders.split_like)
+        named = [p for p in parts if p.lower() in (*TRAIN_SPLITS, *TEST_SPLITS)]
+        split_like(path, {p: any(len(d) > k + 1 and d[k] == p for d in dirs) for p in named}, parts)
     if loose:
         log(loose_note(path, loose))
     if len(keep) < len(names):

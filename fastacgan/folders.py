@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -54,11 +55,13 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     class_names = known_classes(wanted_classes(classes, names), names) if classes else names
     label_of = {c: k for k, c in enumerate(class_names)}
     class_dirs = [d for d in class_dirs if d.name in label_of]
-    paths, ids, due, others = [], [], Every(), Counter()
+    paths, ids, due, others, deep = [], [], Every(), Counter(), {}
     for k, d in enumerate(class_dirs):
         files = _images_under(d, others)
         if not files:
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)})")
+        if d.name.lower() in (*TRAIN_SPLITS, *TEST_SPLITS):
+            deep[d.name] = any(os.sep in f[len(str(d)) + 1 :] for f in files)
         paths += files
         ids += [label_of[d.name]] * len(files)
         if due():
@@ -67,8 +70,21 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         log(loose_note(root, loose))
     if others:
         log(others_note(root, others))
+    split_like(root, deep, names)
     labels = np.asarray(ids, dtype=np.int64)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
+
+
+def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
+    """Warn where classes are named as a split set's parts and hold folders (`deep`: such a class -> whether its
+    images lie in folders inside it) beside a folder that is no part (the chest X-ray download's chest_xray/ holds
+    train/, test/, val/ and a copy of them all in chest_xray/chest_xray/): read as classes, a likely mistake."""
+    if any(deep.get(c) for c in classes if c.lower() in TRAIN_SPLITS):
+        other = [c for c in classes if c not in deep]
+        warnings.warn(f"--data {data}: {', '.join(sorted(deep))} are read as classes beside {', '.join(other[:3])}"
+                      f"{' ...' if len(other) > 3 else ''}, which is no part of a set split into train/ and test/ or "
+                      f"val/; if it is such a set, move {other[0]} out of {data}, or give the folder that holds only "
+                      "the parts", stacklevel=3)  # fmt: skip
 
 
 def loose_note(data, names: list[str]) -> str:

@@ -874,6 +874,35 @@ def test_folders_that_systems_add_are_passed_over(image_folder, tmp_path):
         assert not any("@eaDir" in n for n in cat.names)
 
 
+def test_parts_of_a_split_set_beside_another_folder_are_classes_with_a_warning(image_folder, tmp_path):
+    """The chest X-ray download (Kaggle): chest_xray/ holds train/, test/, val/ (each with NORMAL/, PNEUMONIA/) and a
+    copy of them all in chest_xray/chest_xray/. The folder beside the parts makes them classes (as documented),
+    which trained a 4-class GAN on "chest_xray", "test", "train" and "val" in silence: now with a warning that says
+    what to do, in the folder and in an archive of it."""
+    root = tmp_path / "chest_xray"
+    for part in ("train", "test", "val"):
+        shutil.copytree(image_folder, root / part)
+        shutil.copytree(image_folder, root / "chest_xray" / part)
+    with tarfile.open(tmp_path / "chest_xray.tar", "w") as tf:
+        tf.add(root, arcname="chest_xray")
+    for data in (root, tmp_path / "chest_xray.tar"):
+        with pytest.warns(UserWarning) as said:
+            cat = open_catalog(str(data))
+        assert cat.class_names == ["chest_xray", "test", "train", "val"]
+        assert [str(w.message) for w in said] == [
+            f"--data {data}: test, train, val are read as classes beside chest_xray, which is no part of a set split "
+            f"into train/ and test/ or val/; if it is such a set, move chest_xray out of {data}, or give the folder "
+            "that holds only the parts"
+        ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the set itself, and classes merely named so (images in them): no warning
+        assert open_catalog(str(root / "chest_xray")).class_names == sorted(CLASSES)
+        flat = tmp_path / "flat"
+        for c in ("train", "test", "bus"):
+            shutil.copytree(image_folder / "circle", flat / c)
+        assert open_catalog(str(flat)).class_names == ["bus", "test", "train"]
+
+
 def test_images_beside_the_class_folders_are_passed_over_in_an_archive_as_in_the_folder(image_folder, tmp_path):
     """One image beside the class folders (a preview.jpg next to circle/, square/, ...) or a split set's unlabelled
     test/ (as Kaggle ships them: train/<class>/, test/*.jpg) changed what an archive of the folder was: one class
