@@ -1106,7 +1106,8 @@ def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
         open_catalog(str(root), split="test")
     # not a split: a folder beside them that is no part, or parts holding images instead of class folders
     make_folder(root, n_per_class=1, classes=("other",))
-    assert open_catalog(str(root)).class_names == ["other", "train"]
+    with pytest.warns(UserWarning, match="train are read as classes beside other, which is no part of a set split"):
+        assert open_catalog(str(root)).class_names == ["other", "train"]
     named = tmp_path / "named"
     for c in ("train", "test"):
         (named / c).mkdir(parents=True)
