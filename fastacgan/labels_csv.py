@@ -72,6 +72,19 @@ def _one_hot_columns(cols: list[str], rows: list[dict], csv_path: Path) -> list[
     return cols
 
 
+def _look_up(index: dict, key: str):
+    """A CSV's image name (csv_key) in name_index's lookup: as written, by file name, by stem; None if no image."""
+    return index.get(key, index.get(Path(key).name, index.get(Path(key).stem)))
+
+
+def _image_column(cols: list[str], rows: list[dict], index: dict) -> str:
+    """The image column where --csv-image-col is not given: the first, unless its names match no image and another
+    column's do (HAM10000's metadata: lesion_id, then image_id); of those, the one that matches most of 100 rows."""
+    sample = rows[:100]
+    hits = [sum(_look_up(index, csv_key(r[c] or "")) is not None for r in sample) for c in cols]
+    return cols[0] if hits[0] or not any(hits) else cols[hits.index(max(hits))]
+
+
 def _whole(label: str) -> int | None:
     """A label that is a whole number ("3", "-1", "3.0": pandas writes an integer column with a missing value as
     floats) as an int, else None."""
@@ -129,7 +142,7 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     if not rows or len(cols) < 2:
         raise DataError(f"--csv {csv_path}: needs a header and at least one row with two columns")
     lower = {c.lower(): c for c in cols}
-    image_col, label_col = image_col or cols[0], label_col or ("2" if bare else "")
+    image_col, label_col = image_col or _image_column(cols, rows, index), label_col or ("2" if bare else "")
     one_hot = None
     if not label_col and not any(c in lower for c in LABEL_COLUMNS):
         one_hot = _one_hot_columns([c for c in cols if c != image_col], rows, csv_path)
@@ -141,7 +154,7 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     hits, missing, raw_labels, row_of = [], [], [], {}
     for n, r in enumerate(rows, start=1 if bare else 2):  # n: the row's line in the file (a header is line 1)
         key = csv_key(r[image_col] or "")
-        hit = index.get(key, index.get(Path(key).name, index.get(Path(key).stem)))
+        hit = _look_up(index, key)
         if hit is None:
             missing.append(key)
             continue

@@ -203,6 +203,19 @@ def test_csv_rows_without_a_label_or_listed_twice(tmp_path):
         open_catalog(str(tmp_path / "d"))
 
 
+def test_csv_whose_images_are_not_in_its_first_column(tmp_path):
+    """HAM10000's metadata (lesion_id, image_id, dx, ...): the first column names lesions, not images, and the run
+    stopped with "12 of 12 names in column 'lesion_id' match no image" until --csv-image-col was given. The column
+    whose names match the images is taken; given, the option still decides."""
+    write_isic(tmp_path / "ham", [(f"ISIC_{i:07d}", "nv mel bkl".split()[i % 3]) for i in range(6)])
+    rows = [f"HAM_{i // 2:07d},ISIC_{i:07d},{'nv mel bkl'.split()[i % 3]},histo" for i in range(6)]
+    (tmp_path / "ham" / "train_data.csv").write_text("lesion_id,image_id,dx,dx_type\n" + "\n".join(rows) + "\n")
+    cat = open_catalog(str(tmp_path / "ham"))
+    assert cat.class_names == ["bkl", "mel", "nv"] and cat.labels.tolist() == [2, 1, 0, 2, 1, 0]
+    with pytest.raises(DataError, match="6 of 6 names in column 'lesion_id' match no image"):
+        open_catalog(str(tmp_path / "ham"), image_col="lesion_id")
+
+
 def test_label_lists_without_a_header(tmp_path):
     """A list with no header, its first row naming an image (Tiny ImageNet's val_annotations.txt: name, label, box,
     tab-separated; `name label` lines separated by spaces): columns by number, the images in 1, the labels in 2.
