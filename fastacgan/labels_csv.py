@@ -19,13 +19,17 @@ LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 
 
 def find_csv(root: Path, csv_opt: str) -> Path | None:
-    """--csv, relative to the working folder or to root (a folder, or the folder of an archive); without it, the
-    one *.csv in a folder that holds Images/ (the ISIC layout)."""
+    """--csv, relative to the working folder, to root (a folder, or the folder of an archive) or to root's parent (a
+    labels file beside the folder of the images); without it, the one *.csv in a folder that holds Images/ (the ISIC
+    layout)."""
     if csv_opt:
-        p = Path(csv_opt).expanduser()
-        p = p if p.is_absolute() or p.exists() else root / p
+        p = looked = Path(csv_opt).expanduser()
+        if not (p.is_absolute() or p.exists()):
+            looked = [root / p, root.parent / p]
+            p = next((q for q in looked if q.exists()), looked[0])
         if not p.is_file():
-            raise DataError(f"--csv {csv_opt}: file not found (looked at {p})")
+            where = " and ".join(map(str, looked)) if isinstance(looked, list) else looked
+            raise DataError(f"--csv {csv_opt}: file not found (looked at {where})")
         return p
     csvs = sorted(root.glob("*.csv"))
     if len(csvs) == 1 and (root / "Images").is_dir():
@@ -33,15 +37,22 @@ def find_csv(root: Path, csv_opt: str) -> Path | None:
     return None
 
 
+class Ambiguous(tuple):
+    """name_index's entry for a name or stem that two images share (train/1.png and test/1.png: Kaggle's CIFAR-10,
+    whose trainLabels.csv names them "1"): their relative names."""
+
+
 def name_index(items) -> dict:
-    """(relative name, value) pairs -> a lookup by relative name, file name and stem (the first of each wins), in
-    Unicode's composed form (see csv_key)."""
+    """(relative name, value) pairs -> a lookup by relative name, file name and stem, in Unicode's composed form (see
+    csv_key); a file name or stem that several images share is Ambiguous (a CSV that names one so is refused)."""
     index: dict = {}
     for rel, value in items:
         rel = unicodedata.normalize("NFC", rel)
         for key in (rel, Path(rel).name, Path(rel).stem):
-            index.setdefault(key, value)
-    return index
+            was = index.setdefault(key, (value, rel))
+            if was[0] != value and not isinstance(was[0], Ambiguous):
+                index[key] = (Ambiguous((was[1], rel)), rel)
+    return {key: value for key, (value, _) in index.items()}
 
 
 def csv_key(name: str) -> str:
@@ -155,6 +166,11 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     for n, r in enumerate(rows, start=1 if bare else 2):  # n: the row's line in the file (a header is line 1)
         key = csv_key(r[image_col] or "")
         hit = _look_up(index, key)
+        if isinstance(hit, Ambiguous):
+            folders = " or ".join(dict.fromkeys(f"{where}/{Path(h).parent}".removesuffix("/.") for h in hit))
+            raise DataError(f"--csv {csv_path}: row {n} names {key!r}, which is {hit[0]} and {hit[1]} (and maybe more) "
+                            f"in {where}: give as --data the folder of the CSV's images ({folders}; the CSV is looked "
+                            "for beside it too), or name them by their path in the CSV")  # fmt: skip
         if hit is None:
             missing.append(key)
             continue

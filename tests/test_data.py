@@ -216,6 +216,30 @@ def test_csv_whose_images_are_not_in_its_first_column(tmp_path):
         open_catalog(str(tmp_path / "ham"), image_col="lesion_id")
 
 
+def test_csv_names_that_two_images_share_are_refused(tmp_path):
+    """Kaggle's CIFAR-10: train/1.png ... and test/1.png ... beside trainLabels.csv, whose ids ("1") are stems that
+    both folders hold. The first image in sorted order took the name, so the labels went to the test images, in
+    silence. Refused now, naming both, and --data train/ finds the CSV beside it."""
+    root = tmp_path / "cifar-10"
+    for part in ("train", "test"):
+        make_folder(root / part, n_per_class=2, size=(8, 8), classes=["x"])
+        for k, f in enumerate(sorted((root / part / "x").iterdir())):
+            f.rename(root / part / f"{k + 1}.png")
+    (root / "trainLabels.csv").write_text("id,label\n1,cat\n2,dog\n")
+    with tarfile.open(tmp_path / "cifar-10.tar", "w") as tf:
+        tf.add(root, arcname="cifar-10")
+    for data in (root, tmp_path / "cifar-10.tar"):
+        with pytest.raises(DataError) as e:
+            open_catalog(str(data), csv_opt=str(root / "trainLabels.csv"))
+        assert f"row 2 names '1', which is {'' if data == root else 'cifar-10/'}test/1.png and " in str(e.value)
+        assert f"give as --data the folder of the CSV's images ({data}/" in str(e.value)
+    cat = open_catalog(str(root / "train"), csv_opt="trainLabels.csv")  # (the CSV beside the folder)
+    assert [Path(n).relative_to(root).as_posix() for n in cat.names] == ["train/1.png", "train/2.png"]
+    assert cat.class_names == ["cat", "dog"]
+    with pytest.raises(DataError, match=rf"--csv nope.csv: file not found \(looked at {root / 'train' / 'nope.csv'} "):
+        open_catalog(str(root / "train"), csv_opt="nope.csv")
+
+
 def test_label_lists_without_a_header(tmp_path):
     """A list with no header, its first row naming an image (Tiny ImageNet's val_annotations.txt: name, label, box,
     tab-separated; `name label` lines separated by spaces): columns by number, the images in 1, the labels in 2.
