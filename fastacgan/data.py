@@ -340,12 +340,12 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         if path.is_file():
             csv_path = find_csv(path.parent, csv_opt) if csv_opt else None
             archive = lambda: archive_catalog(path, log, csv_path, image_col, label_col, split)  # noqa: E731
-            if path.name.lower().endswith(".npz"):
-                cat = datasets.npz_catalog(path, split)
+            if (cat := datasets.array_file_catalog(path, split)) is not None:
+                pass  # an .npz, or a CSV of pixel rows (Kaggle's MNIST)
             elif not str(path).lower().endswith(ARCHIVE_EXTS):
                 raise DataError(f"--data {data}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
-                                f".tar.xz) of an image folder, a CIFAR python-version archive, or an .npz with "
-                                f"x_train and y_train{_file_hint(path)}")  # fmt: skip
+                                f".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train "
+                                f"and y_train, or a CSV of pixel rows and labels{_file_hint(path)}")  # fmt: skip
             elif path.name.lower().startswith(("cifar-10-python", "cifar-100-python")):
                 cat = datasets.cifar_archive(path, split) or archive()
             elif split == "test" and csv_path:  # an archive labelled by a CSV has one part (read no further)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
+import re
 import struct
 import tarfile
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import Catalog, DataError, file_safe, labels_from
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, labels_from
 
 CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
 IDX_IMAGES, IDX_LABELS = "{}-images-idx3-ubyte", "{}-labels-idx1-ubyte"  # .format("train" or "t10k")
@@ -271,6 +273,50 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
     if x is None:
         raise DataError(f"--data {path}: an .npz needs {xk} and {yk} arrays (it has {', '.join(keys)})")
     return _arrays(x, y, f"{path}:{xk}", path.stem, [str(path)], f"{path}:{yk}")
+
+
+PIXEL_LABELS = ("label", "labels", "class", "target", "y")  # a pixel CSV's label column, by its name in any case
+
+
+def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
+    """A CSV whose rows are images, a label column beside their pixel values: Kaggle's MNIST train.csv (label,
+    pixel0 ... pixel783), Fashion-MNIST's and Sign Language MNIST's, "MNIST in CSV" (label, 1x1 ... 28x28, or no
+    header and the label first), HAM10000's hmnist_28_28_RGB.csv (pixel0000 ... pixel2351, label). An image is s x s
+    values (greyscale) or s x s x 3 (RGB, pixel by pixel), 0-255 or in [0, 1]. None where the file is no such CSV
+    (at least 8 x 8 pixel columns: a CSV of image names and labels is not)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        header = [h.strip().strip('"').lower() for h in f.readline().split(",")]
+    bare = all(re.fullmatch(r"-?[\d.]+(e-?\d+)?", h) for h in header)  # no header: the label first
+    at = 0 if bare else next((header.index(c) for c in PIXEL_LABELS if c in header), None)
+    pixels = [h for k, h in enumerate(header) if k != at]
+    grey, rgb = math.isqrt(len(pixels)), math.isqrt(len(pixels) // 3)
+    side = grey if grey * grey == len(pixels) else rgb if 3 * rgb * rgb == len(pixels) else 0
+    if side < 8 or not (bare or all(re.fullmatch(r"(pixel_?)?\d+|\d+x\d+", h) for h in pixels)):
+        return None
+    if split != "train":
+        raise NoTestSplit(f"--data {path}: a CSV of pixel rows is one split")
+    if at is None:
+        raise DataError(f"--data {path}: a CSV of pixel rows needs a label column ({', '.join(PIXEL_LABELS)}); this "
+                        "one has none (Kaggle's test.csv is unlabelled)")  # fmt: skip
+    try:
+        try:
+            rows = np.loadtxt(path, delimiter=",", skiprows=0 if bare else 1, dtype=np.int32, ndmin=2)
+        except ValueError:  # values in [0, 1]
+            rows = np.loadtxt(path, delimiter=",", skiprows=0 if bare else 1, dtype=np.float32, ndmin=2)
+    except ValueError as e:
+        raise DataError(f"--data {path}: cannot read its rows as numbers ({e})") from e
+    x = np.delete(rows, at, axis=1)
+    x = x * 255 if x.dtype.kind == "f" and x.max(initial=0) <= 1 else x
+    x = np.rint(x).clip(0, 255).astype(np.uint8).reshape(len(x), side, side, -1)
+    name = "_".join(w for w in re.split(r"[^A-Za-z0-9]+", path.stem) if w.lower() not in (*TRAIN_SPLITS, *TEST_SPLITS))
+    return _arrays(x, rows[:, at], str(path), name or path.stem, [str(path)])
+
+
+def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:
+    """An .npz (npz_catalog) or a CSV of pixel rows (pixel_csv_catalog); None for other files."""
+    if path.name.lower().endswith(".npz"):
+        return npz_catalog(path, split)
+    return pixel_csv_catalog(path, split) if path.name.lower().endswith(".csv") else None
 
 
 # ------------------------------------------------------------------------------------------------ finding them

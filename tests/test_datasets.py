@@ -223,6 +223,54 @@ def test_keras_npz(tmp_path):
                                        "1 or 3], found ") and str(e.value).endswith(fix)  # fmt: skip
 
 
+def write_pixel_csv(path, x, y, header=True, label_last=False, fmt="%d"):
+    """x: [N, H, W(, 3)] values; y: [N] labels, as Kaggle's MNIST-like CSVs hold them (a row an image)."""
+    pixels = x.reshape(len(x), -1)
+    rows = np.c_[pixels, y] if label_last else np.c_[y, pixels]
+    names = [f"pixel{i}" for i in range(pixels.shape[1])]
+    with open(path, "w") as f:
+        if header:
+            f.write(",".join([*names, "label"] if label_last else ["label", *names]) + "\n")
+        np.savetxt(f, rows, fmt=fmt, delimiter=",")
+
+
+def test_csv_of_pixel_rows(tmp_path, capsys):
+    """Kaggle's MNIST-like sets as CSVs, a row an image (label, pixel0 ... pixel783; Fashion-MNIST's, with its
+    names; "MNIST in CSV" without a header; HAM10000's RGB hmnist, the label last; values in [0, 1]). They were
+    refused ("a CSV of labels goes to --csv"). The test split: the _test.csv beside the _train.csv."""
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8), rng.integers(0, 10, 12)
+    write_pixel_csv(tmp_path / "fashion-mnist_train.csv", x, y)
+    write_pixel_csv(tmp_path / "fashion-mnist_test.csv", x[:5], y[:5])
+    cat = open_catalog(str(tmp_path / "fashion-mnist_train.csv"))
+    assert torch.equal(cat.images[..., 0], torch.from_numpy(x)) and cat.name == "fashion_mnist"
+    assert cat.class_names == IDX_CLASSES["fashionmnist"] and cat.labels.tolist() == y.tolist()
+    held = open_catalog(str(tmp_path / "fashion-mnist_train.csv"), split="test")
+    assert torch.equal(held.images[..., 0], torch.from_numpy(x[:5])) and held.origin.endswith("fashion-mnist_test.csv")
+    write_pixel_csv(tmp_path / "mnist_in_csv.csv", x, y, header=False)
+    write_pixel_csv(tmp_path / "floats.csv", x / 255.0, y, fmt="%.6f")
+    rgb = rng.integers(0, 256, (12, 28, 28, 3), dtype=np.uint8)
+    write_pixel_csv(tmp_path / "hmnist_28_28_RGB.csv", rgb, y % 7, label_last=True)
+    for name, want in (("mnist_in_csv.csv", x[..., None]), ("floats.csv", x[..., None]),
+                       ("hmnist_28_28_RGB.csv", rgb)):  # fmt: skip
+        cat = open_catalog(str(tmp_path / name))
+        assert torch.equal(cat.images, torch.from_numpy(want)), name
+        assert cat.class_names == sorted({str(v) for v in (y % 7 if "RGB" in name else y)}), name
+    write_pixel_csv(tmp_path / "test.csv", x, y)  # Kaggle's test.csv: pixels only
+    with open(tmp_path / "test.csv") as f:
+        rows = [line.split(",", 1)[1] for line in f]
+    (tmp_path / "test.csv").write_text("".join(rows))
+    with pytest.raises(DataError, match=r"test.csv: a CSV of pixel rows needs a label column \(label, "):
+        open_catalog(str(tmp_path / "test.csv"))
+    (tmp_path / "labels.csv").write_text("image,label\na.png,cat\n")  # a labels CSV: what to do with it, as before
+    with pytest.raises(DataError, match=r"\(a CSV of labels goes to --csv: --data "):
+        open_catalog(str(tmp_path / "labels.csv"))
+    out = tmp_path / "run"
+    assert main(["--data", str(tmp_path / "fashion-mnist_train.csv"), *TINY, "--batch-size", "4", "--steps", "2",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert "data: " in capsys.readouterr().out and (out / "checkpoints" / "step_00000002.pt").is_file()
+
+
 def test_a_root_with_several_sets_asks_for_one(cifar10, tmp_path):
     d, _, _ = cifar10
     write_idx_set(d.parent / "MNIST" / "raw")
