@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import time
 import unicodedata
 import warnings
@@ -274,46 +273,6 @@ def open_catalog(
         return cat
 
 
-# data sets by the names their users call them, which are not paths here: what to give instead
-_KNOWN_SETS = {
-    **dict.fromkeys(("cifar10", "cifar100"),
-                    "torchvision's download folder (its root), the cifar-*-python.tar.gz or an image folder of it"),
-    **dict.fromkeys(("mnist", "fashionmnist", "kmnist"),
-                    "torchvision's download folder (its root), Keras' .npz or idx files"),
-    **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "svhn", "stl10", "lsun"),
-                    "an image folder or an archive of it"),
-}  # fmt: skip
-
-
-def _not_found_hint(data: str) -> str:
-    """What a --data that is not there most likely meant: a URL, a pattern the shell did not expand, a data set's
-    name."""
-    if "://" in data:
-        return "; fastacgan reads local files and downloads nothing: download it, then give the file or folder"
-    if any(c in data for c in "*?["):
-        return "; a pattern is not expanded here: give the folder that holds the images (or an archive)"
-    known = _KNOWN_SETS.get(re.sub(r"[-_ ]", "", data.lower()))
-    if known:
-        return (
-            f"; fastacgan downloads nothing: {data} is read from a downloaded copy, {known} (the README's "
-            '"Training on your data"); builtin:digits is the built-in set'
-        )
-    return ""
-
-
-def _file_hint(path: Path) -> str:
-    """What a --data file that is none of the forms most likely meant: a zstd tar, the labels' CSV, one image."""
-    name = path.name.lower()
-    if name.endswith((".zst", ".tzst")):
-        return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
-    if name.endswith((".csv", ".tsv")):
-        return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
-    if is_image(path.name):
-        where = f"{path.parent.parent}, if {path.parent.name}/ is one"
-        return f" (one image: --data takes the folder of the class folders: {where})"
-    return ""
-
-
 def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, classes: str, max_images: int, seed: int,
                   image_size: int, log: Callable[[str], None], split: str) -> Catalog:  # fmt: skip
     no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files, .npz sets, image folders and archives "
@@ -328,9 +287,11 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
 
         cat = builtin_catalog(data, image_size, split)
     else:
+        from .hints import file_hint, not_found_hint
+
         path = Path(data).expanduser()
         if not path.exists():
-            raise DataError(f"--data {data}: no such file or folder{_not_found_hint(data)}")
+            raise DataError(f"--data {data}: no such file or folder{not_found_hint(data)}")
         # the forms' modules import this one (Catalog, DataError), so they are imported here
         from . import datasets  # torchvision's and Keras' on-disk formats
         from .archives import archive_catalog
@@ -345,7 +306,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
             elif not str(path).lower().endswith(ARCHIVE_EXTS):
                 raise DataError(f"--data {data}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
                                 f".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train "
-                                f"and y_train, or a CSV of pixel rows and labels{_file_hint(path)}")  # fmt: skip
+                                f"and y_train, or a CSV of pixel rows and labels{file_hint(path)}")  # fmt: skip
             elif path.name.lower().startswith(("cifar-10-python", "cifar-100-python")):
                 cat = datasets.cifar_archive(path, split) or archive()
             elif split == "test" and csv_path:  # an archive labelled by a CSV has one part (read no further)

@@ -477,9 +477,11 @@ def test_bad_paths(tmp_path, setup, match):
         ("set.tar.zst", " (a zstd-compressed tar: `zstd -d set.tar.zst` gives the .tar)"),
         ("train_data.csv", " (a CSV of labels goes to --csv: --data {tmp} --csv train_data.csv)"),
         ("cat/0001.jpg", " (one image: --data takes the folder of the class folders: {tmp}, if cat/ is one)"),
+        ("cifar10/train-00000-of-00001.parquet", " (a Hugging Face data set's file, which fastacgan does not read: "
+         "save its images as an image folder, out/<label>/<n>.png, and give that folder)"),
         ("notes.txt", ""),
     ],
-)
+)  # fmt: skip
 def test_a_data_file_of_no_form_says_what_it_most_likely_meant(tmp_path, name, hint):
     """The labels' CSV or one image given as --data (for --csv, or the folder): only "a file must be a .zip or a
     tar ..."."""
@@ -488,8 +490,8 @@ def test_a_data_file_of_no_form_says_what_it_most_likely_meant(tmp_path, name, h
     with pytest.raises(DataError) as e:
         open_catalog(str(tmp_path / name))
     assert str(e.value) == (f"--data {tmp_path / name}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
-                            ".tar.xz) of an image folder, a CIFAR python-version archive, or an .npz with x_train and "
-                            f"y_train{hint.format(tmp=tmp_path)}")  # fmt: skip
+                            ".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train and "
+                            f"y_train, or a CSV of pixel rows and labels{hint.format(tmp=tmp_path)}")  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -515,7 +517,7 @@ def test_a_data_file_of_no_form_says_what_it_most_likely_meant(tmp_path, name, h
         (
             "fashion_mnist",
             "downloads nothing: fashion_mnist is read from a downloaded copy, torchvision's download "
-            "folder (its root), Keras' .npz or idx files",
+            "folder (its root), Keras' .npz, idx files or Kaggle's CSV",
         ),
         ("imagenet", "downloads nothing: imagenet is read from a downloaded copy, an image folder or an archive of"),
         ("{tmp}/nowhere", "--data {tmp}/nowhere: no such file or folder"),

@@ -1,0 +1,51 @@
+"""What a --data that is not one of the forms most likely meant, said in the error: a URL, an unexpanded pattern,
+a data set's name, a zstd tar, a labels CSV, one image, a Hugging Face file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .data import is_image
+
+# data sets by the names their users call them, which are not paths here: what to give instead
+_KNOWN_SETS = {
+    **dict.fromkeys(("cifar10", "cifar100"),
+                    "torchvision's download folder (its root), the cifar-*-python.tar.gz or an image folder of it"),
+    **dict.fromkeys(("mnist", "fashionmnist", "kmnist"),
+                    "torchvision's download folder (its root), Keras' .npz, idx files or Kaggle's CSV"),
+    **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "svhn", "stl10", "lsun"),
+                    "an image folder or an archive of it"),
+}  # fmt: skip
+
+
+def not_found_hint(data: str) -> str:
+    """What a --data that is not there most likely meant: a URL, a pattern the shell did not expand, a data set's
+    name."""
+    if "://" in data:
+        return "; fastacgan reads local files and downloads nothing: download it, then give the file or folder"
+    if any(c in data for c in "*?["):
+        return "; a pattern is not expanded here: give the folder that holds the images (or an archive)"
+    known = _KNOWN_SETS.get(re.sub(r"[-_ ]", "", data.lower()))
+    if known:
+        return (
+            f"; fastacgan downloads nothing: {data} is read from a downloaded copy, {known} (the README's "
+            '"Training on your data"); builtin:digits is the built-in set'
+        )
+    return ""
+
+
+def file_hint(path: Path) -> str:
+    """What a --data file that is none of the forms most likely meant: a zstd tar, the labels' CSV, one image."""
+    name = path.name.lower()
+    if name.endswith((".zst", ".tzst")):
+        return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
+    if name.endswith((".csv", ".tsv")):
+        return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
+    if name.endswith((".parquet", ".arrow")):  # Hugging Face datasets' files
+        return (" (a Hugging Face data set's file, which fastacgan does not read: save its images as an image folder, "
+                "out/<label>/<n>.png, and give that folder)")  # fmt: skip
+    if is_image(path.name):
+        where = f"{path.parent.parent}, if {path.parent.name}/ is one"
+        return f" (one image: --data takes the folder of the class folders: {where})"
+    return ""
