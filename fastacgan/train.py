@@ -104,8 +104,9 @@ class Trainer(RunState, RunOutputs):
         if self.preset in PRESETS:
             log(f"preset {self.preset}: {PRESETS[self.preset].about}")
         k = len(self.class_names)
+        shown = ", ".join(self.class_names[:6]) + (" ..." if k > 6 else "")
         log(
-            f"data: {cfg.data} -> {len(self.catalog)} images, {k} class{'es' if k > 1 else ''}, "
+            f"data: {cfg.data} -> {len(self.catalog)} images, {k} class{'es' if k > 1 else ''} ({shown}), "
             f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}"
         )
         size = self.spec.image_size
