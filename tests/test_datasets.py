@@ -299,7 +299,8 @@ def test_training_and_sampling_on_fashion_mnist(tmp_path, capsys):
     args = ["--data", str(tmp_path), *TINY, "--steps", "2", "--out", str(out)]
     assert main(args) == 0
     log = capsys.readouterr().out
-    assert "preset mnist" in log and "40 images, 10 classes, 1 channel(s), 16x16" in log
+    assert "preset mnist" in log
+    assert "40 images, 10 classes (T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal ...), 1 channel(s), 16x16" in log
     assert "loader: resident (keep uint8 on cpu)" in log
     assert sample_main([f"-o={tmp_path / 'gen'}", "-d=cpu", f"-ckpt={out}", "-l=T-shirt/top", "--n", "2"]) == 0
     assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["T-shirt_top_00000.png", "T-shirt_top_00001.png"]
