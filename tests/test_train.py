@@ -304,7 +304,7 @@ def test_a_data_set_of_one_class_trains_and_says_what_that_means(tmp_path, capsy
     folder = make_folder(tmp_path / "data", n_per_class=16, classes=("cat",))
     assert run(["--data", folder, *TINY, "--steps", "2", "--out", tmp_path / "run"]) == 0
     out = capsys.readouterr().out
-    assert "-> 16 images, 1 class, 3 channel(s)" in out
+    assert "-> 16 images, 1 class (cat), 3 channel(s)" in out
     assert "note: one class (cat): the auxiliary classifier has nothing to tell apart" in out
     assert final_state(tmp_path / "run")["classes"] == ["cat"]
 
