@@ -49,7 +49,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             shown = ", ".join(packed[:5]) + (f" and {len(packed) - 5} more" if len(packed) > 5 else "")
             pick = next((n for n in packed if "train" in n.lower()), packed[0])
             msg += f". It holds archives ({shown}): give one as --data, e.g. --data {root / pick}"
-        raise DataError(msg)
+        raise DataError(msg + (_unsorted_hint(root, loose) if loose else ""))
     names = [d.name for d in class_dirs]
     # the classes in the order --classes gives them (as open_catalog orders them for every other form)
     class_names = known_classes(wanted_classes(classes, names), names) if classes else names
@@ -85,6 +85,20 @@ def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
                       f"{' ...' if len(other) > 3 else ''}, which is no part of a set split into train/ and test/ or "
                       f"val/; if it is such a set, move {other[0]} out of {data}, or give the folder that holds only "
                       "the parts", stacklevel=3)  # fmt: skip
+
+
+def _unsorted_hint(root: Path, loose: list[str]) -> str:
+    """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
+    train.csv), or the classes their names begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
+    csvs = sorted({p.name for d in (root, root.parent) for p in d.glob("*.csv")})
+    if csvs:
+        return f". If a CSV labels them, give it: --data {root} --csv {csvs[0]}"
+    heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)
+    if 2 <= len(heads) <= 200 and min(heads.values()) >= 2:
+        shown = ", ".join(f"{h} ({n})" for h, n in heads.most_common(5)) + (" ..." if len(heads) > 5 else "")
+        return (f". Their names begin with what look like classes, {shown}: put each class's images in a folder of "
+                f"its own ({root}/{heads.most_common(1)[0][0]}/...)")  # fmt: skip
+    return ""
 
 
 def loose_note(data, names: list[str]) -> str:

@@ -471,6 +471,30 @@ def test_bad_paths(tmp_path, setup, match):
         open_catalog(str(p))
 
 
+def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
+    """Kaggle's Dogs vs. Cats (train/cat.0.jpg, train/dog.0.jpg: the class in the name) and ISIC 2020 (train/*.jpg
+    beside train.csv): "no class folders found (it holds 6 loose images)", and nothing on what to do."""
+    root = tmp_path / "train"
+    root.mkdir()
+    for name in ("cat.0.jpg", "cat.1.jpg", "cat.2.jpg", "dog.0.jpg", "dog.1.jpg", "dog (2).jpg"):
+        Image.new("RGB", (8, 8)).save(root / name)
+    start = f"--data {root}: no class folders found (it holds 6 loose images); expected {root}/<class>/<image>. "
+    with pytest.raises(DataError) as e:
+        open_catalog(str(root))
+    assert str(e.value) == start + (f"Their names begin with what look like classes, cat (3), dog (3): put each "
+                                     f"class's images in a folder of its own ({root}/cat/...)")  # fmt: skip
+    (tmp_path / "train.csv").write_text("image_name,target\ncat.0,0\n")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(root))
+    assert str(e.value) == start + f"If a CSV labels them, give it: --data {root} --csv train.csv"
+    for k, p in enumerate(sorted(root.iterdir())):  # a camera's names: no hint
+        p.rename(root / f"IMG_{k:04d}.jpg")
+    (tmp_path / "train.csv").unlink()
+    with pytest.raises(DataError) as e:
+        open_catalog(str(root))
+    assert str(e.value) == start[:-2]
+
+
 @pytest.mark.parametrize(
     "name,hint",
     [
