@@ -306,8 +306,9 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
     except ValueError as e:
         raise DataError(f"--data {path}: cannot read its rows as numbers ({e})") from e
     x = np.delete(rows, at, axis=1)
-    x = x * 255 if x.dtype.kind == "f" and x.max(initial=0) <= 1 else x
-    x = np.rint(x).clip(0, 255).astype(np.uint8).reshape(len(x), side, side, -1)
+    if x.dtype.kind == "f":  # (whole numbers are read as int32: no float copy of a 60,000-row set)
+        x = np.rint(x * 255 if x.max(initial=0) <= 1 else x)
+    x = x.clip(0, 255).astype(np.uint8).reshape(len(x), side, side, -1)
     name = "_".join(w for w in re.split(r"[^A-Za-z0-9]+", path.stem) if w.lower() not in (*TRAIN_SPLITS, *TEST_SPLITS))
     return _arrays(x, rows[:, at], str(path), name or path.stem, [str(path)])
 
