@@ -130,9 +130,11 @@ def csv_text(path: Path) -> str:
 
 def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str):
     """(the index values of the CSV's images in row order, labels int64, class names) for a labels CSV: an image
-    column (--csv-image-col, default the first) and a label column (--csv-label-col, default 'label', 'target',
-    'class', 'diagnosis' or 'dx'), or else one-hot columns (a 1 in the column of the image's class), or else the
-    last column. Numeric labels give classes in numeric order, names in sorted order, one-hot columns in theirs."""
+    column (--csv-image-col, default the first, or the one whose names match images: _image_column) and a label
+    column (--csv-label-col, default 'label', 'target', 'class', 'diagnosis' or 'dx'), or else one-hot columns (a 1
+    in the column of the image's class), or else the last column; a file without a header has its columns by number
+    (images 1, labels 2). Numeric labels give classes in numeric order, names in sorted order, one-hot columns in
+    theirs."""
     text = csv_text(csv_path)
     header = text.split("\n", 1)[0]
     # ',' or, without one in the header, ';' (Excel's CSV where the decimal mark is a comma: German, French...) or a
