@@ -36,7 +36,8 @@ def not_found_hint(data: str) -> str:
 
 
 def file_hint(path: Path) -> str:
-    """What a --data file that is none of the forms most likely meant: a zstd tar, the labels' CSV, one image."""
+    """What a --data file that is none of the forms most likely meant: a zstd tar, the labels' CSV, a Hugging Face
+    file, one image."""
     name = path.name.lower()
     if name.endswith((".zst", ".tzst")):
         return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
