@@ -201,9 +201,12 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         k, keep = k - 1, range(len(names))
     loose = [names[i] for i, d in enumerate(dirs) if len(d) == k]
     parts = sorted({dirs[i][k] for i in keep})
-    part, about = pick_split(parts, split, lambda n: {d[k + 1] for d in dirs if len(d) > k + 1 and d[k] == n})
-    train = pick_split(parts, "train")[0]
-    if about and any(len(dirs[i]) > k + 1 for i in keep if dirs[i][k] == train):  # .../train/<class>/<image>
+
+    def folders(n: str) -> set:  # the folders in part (or class) n
+        return {d[k + 1] for d in dirs if len(d) > k + 1 and d[k] == n}
+
+    part, about = pick_split(parts, split, folders)
+    if about and folders(pick_split(parts, "train")[0]):  # .../train/<class>/<image>
         if part is None:
             raise NoTestSplit(f"--data {path}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
         log(split_note(path, about, part, split))
@@ -217,7 +220,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         return None
     else:  # classes named as parts, holding folders: a likely mistake (folders.split_like)
         named = [p for p in parts if p.lower() in (*TRAIN_SPLITS, *TEST_SPLITS)]
-        split_like(path, {p: any(len(d) > k + 1 and d[k] == p for d in dirs) for p in named}, parts)
+        split_like(path, {p: bool(folders(p)) for p in named}, parts)
     if loose:
         log(loose_note(path, loose))
     if len(keep) < len(names):

@@ -139,13 +139,13 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
     """root/<train|test|val...>/<class>/...: (the folder of `split`, or None when there is none; a description).
     (root, "") when root is not laid out so: its folders are then the class folders."""
     subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
-    train, about = pick_split(list(subs), "train")
-    if train is None or not any(p.is_dir() and not hidden(p.name) for p in subs[train].iterdir()):
-        return root, ""  # a training part that holds no class folders: a set whose classes are named so
 
-    def folders(n: str) -> set:
+    def folders(n: str) -> set:  # the folders in part n
         return {p.name for p in subs[n].iterdir() if p.is_dir() and not hidden(p.name)}
 
+    train, about = pick_split(list(subs), "train")
+    if train is None or not folders(train):
+        return root, ""  # a training part that holds no class folders: a set whose classes are named so
     part = pick_split(list(subs), split, folders)[0]
     return (subs[part] if part else None), about
 

@@ -23,13 +23,11 @@ def find_csv(root: Path, csv_opt: str) -> Path | None:
     labels file beside the folder of the images); without it, the one *.csv in a folder that holds Images/ (the ISIC
     layout)."""
     if csv_opt:
-        p = looked = Path(csv_opt).expanduser()
-        if not (p.is_absolute() or p.exists()):
-            looked = [root / p, root.parent / p]
-            p = next((q for q in looked if q.exists()), looked[0])
+        p = Path(csv_opt).expanduser()
+        looked = [p] if p.is_absolute() or p.exists() else [root / p, root.parent / p]
+        p = next((q for q in looked if q.exists()), looked[0])
         if not p.is_file():
-            where = " and ".join(map(str, looked)) if isinstance(looked, list) else looked
-            raise DataError(f"--csv {csv_opt}: file not found (looked at {where})")
+            raise DataError(f"--csv {csv_opt}: file not found (looked at {' and '.join(map(str, looked))})")
         return p
     csvs = sorted(root.glob("*.csv"))
     if len(csvs) == 1 and (root / "Images").is_dir():
@@ -147,7 +145,7 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         header = text.split("\n", 1)[0]
     row1 = next(csv.reader(io.StringIO(header), delimiter=sep), [""])
     # no header: the first row names an image (Tiny ImageNet's val_annotations.txt): columns by number, 1 and 2
-    bare = is_image(row1[0]) and index.get(Path(csv_key(row1[0])).name) is not None
+    bare = is_image(row1[0]) and _look_up(index, csv_key(row1[0])) is not None
     fields = [str(k + 1) for k in range(len(row1))] if bare else None
     reader = csv.DictReader(io.StringIO(text, newline=""), fieldnames=fields, delimiter=sep)
     cols = reader.fieldnames or []
