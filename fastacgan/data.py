@@ -275,9 +275,10 @@ def open_catalog(
 
 def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, classes: str, max_images: int, seed: int,
                   image_size: int, log: Callable[[str], None], split: str) -> Catalog:  # fmt: skip
-    no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files, .npz sets, image folders and archives "
-                           "split into train/ and test/ (or val/) folders, training sets with a held-out set beside "
-                           "them (train.tar.gz and test.tar.gz) and the built-in digits have a test split")  # fmt: skip
+    no_split = NoTestSplit(f"--data {data}: only CIFAR batches, idx files, .npz sets, SVHN and STL-10 files, image "
+                           "folders and archives split into train/ and test/ (or val/) folders, training sets with a "
+                           "held-out set beside them (train.tar.gz and test.tar.gz) and the built-in digits have a "
+                           "test split")  # fmt: skip
     if split not in ("train", "test"):
         raise ValueError(f"split {split!r}: train or test")
     if not data.strip():  # `--data "$DIR"` with DIR unset: the working folder would be listed as an image folder
@@ -306,7 +307,11 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
             elif not str(path).lower().endswith(ARCHIVE_EXTS):
                 raise DataError(f"--data {data}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
                                 f".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train "
-                                f"and y_train, or a CSV of pixel rows and labels{file_hint(path)}")  # fmt: skip
+                                f"and y_train, a CSV of pixel rows and labels, SVHN's .mat or STL-10's _X.bin"
+                                f"{file_hint(path)}")  # fmt: skip
+            elif path.name.lower().startswith("stl10_binary"):  # 2.6 GB to decompress, and no image files in it
+                raise DataError(f"--data {data}: STL-10's download is read unpacked: tar xzf {path.name}, then give "
+                                "the stl10_binary folder it makes")  # fmt: skip
             elif path.name.lower().startswith(("cifar-10-python", "cifar-100-python")):
                 cat = datasets.cifar_archive(path, split) or archive()
             elif split == "test" and csv_path:  # an archive labelled by a CSV has one part (read no further)

@@ -5,7 +5,8 @@
 - MNIST, Fashion-MNIST, KMNIST as idx files (`train-images-idx3-ubyte` and `train-labels-idx1-ubyte`, plain or
   .gz): the folder holding them, torchvision's `root/MNIST/raw` layout from `root` or `root/MNIST`, or Keras'
   `~/.keras/datasets/fashion-mnist`;
-- an .npz with `x_train` and `y_train` arrays (Keras' `mnist.npz`).
+- an .npz with `x_train` and `y_train` arrays (Keras' `mnist.npz`);
+- SVHN's .mat files and STL-10's binary files (their readers are in binary_sets.py).
 
 Training uses the training split (as the references do); `split="test"` gives the test split (CIFAR's
 `test_batch` / `test`, the `t10k-*` idx files, `x_test` / `y_test`), on which `fastacgan.evaluate` scores D.
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import binary_sets
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, labels_from
 
 CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
@@ -238,13 +240,18 @@ def _label_vector(y: np.ndarray, n: int, where: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _arrays(images: np.ndarray, labels: np.ndarray, where: str, set_name: str, sources: list[str],
-            labels_where: str = "") -> Catalog:  # fmt: skip
+def arrays_catalog(images: np.ndarray, labels: np.ndarray, where: str, set_name: str, sources: list[str],
+                   labels_where: str = "", class_names: list[str] | None = None) -> Catalog:  # fmt: skip
+    """A Catalog of decoded images (uint8 [N, H, W] or [N, H, W, 1 or 3]) and their labels (_label_vector's
+    forms); class_names: the names of the label values 0..K-1, where the set has them."""
     images = _grey_or_rgb(images, where)
     if not len(images):
         raise DataError(f"{where}: no images")
     y = _label_vector(labels, len(images), labels_where or where)
-    labels, classes = labels_from(y.tolist()) if y.dtype.kind in "US" else _class_list(set_name, y)
+    if class_names is not None and y.dtype.kind in "iu" and 0 <= y.min() and y.max() < len(class_names):
+        labels, classes = y.astype(np.int64), list(class_names)
+    else:
+        labels, classes = labels_from(y.tolist()) if y.dtype.kind in "US" else _class_list(set_name, y)
     names = [f"{where}[{i}]" for i in range(len(images))]
     images_t = torch.from_numpy(np.require(images, requirements=["C", "W"]))  # a copy if read-only
     return Catalog(set_name, names, labels, classes, None, images_t, sources=sources)
@@ -258,7 +265,7 @@ def _idx_folder(d: Path, set_name: str, split: str) -> Catalog:
     if lab is None:
         raise DataError(f"--data {d}: {img.name} has no {labels}[.gz] beside it")
     name = file_safe(set_name.lower())
-    return _arrays(read_idx(img), read_idx(lab), str(img), name, [str(img), str(lab)], str(lab))
+    return arrays_catalog(read_idx(img), read_idx(lab), str(img), name, [str(img), str(lab)], str(lab))
 
 
 def npz_catalog(path: Path, split: str = "train") -> Catalog:
@@ -272,7 +279,7 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
         raise DataError(f"--data {path}: cannot read the .npz ({e})") from e
     if x is None:
         raise DataError(f"--data {path}: an .npz needs {xk} and {yk} arrays (it has {', '.join(keys)})")
-    return _arrays(x, y, f"{path}:{xk}", path.stem, [str(path)], f"{path}:{yk}")
+    return arrays_catalog(x, y, f"{path}:{xk}", path.stem, [str(path)], f"{path}:{yk}")
 
 
 PIXEL_LABELS = ("label", "labels", "class", "target", "y")  # a pixel CSV's label column, by its name in any case
@@ -310,11 +317,14 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
         x = np.rint(x * 255 if x.max(initial=0) <= 1 else x)
     x = x.clip(0, 255).astype(np.uint8).reshape(len(x), side, side, -1)
     name = "_".join(w for w in re.split(r"[^A-Za-z0-9]+", path.stem) if w.lower() not in (*TRAIN_SPLITS, *TEST_SPLITS))
-    return _arrays(x, rows[:, at], str(path), name or path.stem, [str(path)])
+    return arrays_catalog(x, rows[:, at], str(path), name or path.stem, [str(path)])
 
 
 def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:
-    """An .npz (npz_catalog) or a CSV of pixel rows (pixel_csv_catalog); None for other files."""
+    """An .npz (npz_catalog), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat or STL-10's _X.bin
+    (binary_sets); None for other files."""
+    if (cat := binary_sets.binary_file_catalog(path, split)) is not None:
+        return cat
     if path.name.lower().endswith(".npz"):
         return npz_catalog(path, split)
     return pixel_csv_catalog(path, split) if path.name.lower().endswith(".csv") else None
@@ -328,11 +338,15 @@ def _has_idx(d: Path) -> bool:
 
 
 def _found_in(d: Path) -> tuple[str, Path] | None:
-    """('cifar' | 'idx', folder) if folder d itself is one of these data sets."""
+    """('cifar' | 'idx' | 'svhn' | 'stl10', folder) if folder d itself is one of these data sets."""
     if (d / "data_batch_1").is_file() or ((d / "train").is_file() and (d / "meta").is_file()):
         return "cifar", d
     if _has_idx(d):
         return "idx", d
+    if binary_sets.has_svhn(d):
+        return "svhn", d
+    if binary_sets.has_stl(d):
+        return "stl10", d
     if (d / "raw").is_dir() and _has_idx(d / "raw"):
         return "idx", d / "raw"
     return None
@@ -353,4 +367,6 @@ def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
     kind, folder = hit
     if kind == "cifar":
         return _cifar_folder(folder, split)
+    if kind in ("svhn", "stl10"):
+        return (binary_sets.svhn_in if kind == "svhn" else binary_sets.stl_in)(folder, split)
     return _idx_folder(folder, (folder.parent if folder.name == "raw" else folder).name, split)

@@ -14,7 +14,9 @@ _KNOWN_SETS = {
                     "torchvision's download folder (its root), the cifar-*-python.tar.gz or an image folder of it"),
     **dict.fromkeys(("mnist", "fashionmnist", "kmnist"),
                     "torchvision's download folder (its root), Keras' .npz, idx files or Kaggle's CSV"),
-    **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "svhn", "stl10", "lsun"),
+    "svhn": "torchvision's download folder (its root) or its train_32x32.mat",
+    "stl10": "torchvision's download folder (its root) or its stl10_binary folder",
+    **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "lsun"),
                     "an image folder or an archive of it"),
 }  # fmt: skip
 

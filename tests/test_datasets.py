@@ -348,8 +348,9 @@ def test_the_test_splits(cifar10, tmp_path, image_folder, monkeypatch):
     with pytest.raises(DataError, match="b.npz: an .npz needs x_test and y_test"):
         open_catalog(str(tmp_path / "b.npz"), split="test")
 
-    with pytest.raises(NoTestSplit, match="only CIFAR batches, idx files, .npz sets, image folders and archives "
-                       r"split into train/ and test/ \(or val/\) folders, training sets with a held-out set beside "
-                       r"them \(train.tar.gz and test.tar.gz\) and the built-in digits have a test split"):  # fmt: skip
+    with pytest.raises(NoTestSplit, match="only CIFAR batches, idx files, .npz sets, SVHN and STL-10 files, image "
+                       r"folders and archives split into train/ and test/ \(or val/\) folders, training sets with a "
+                       r"held-out set beside them \(train.tar.gz and test.tar.gz\) and the built-in digits have a "
+                       "test split"):  # fmt: skip
         open_catalog(str(image_folder), split="test")
     assert len(open_catalog("builtin:digits:20", split="test")) == 10  # (tests/test_data.py: what it holds)

@@ -1,0 +1,210 @@
+"""SVHN and STL-10 as torchvision downloads them, read without torchvision or scipy.
+
+- SVHN: `train_32x32.mat` / `test_32x32.mat` / `extra_32x32.mat` in torchvision's `root`, MATLAB 5 files holding
+  X (uint8 [32, 32, 3, N], column-major) and y ([N, 1], the digits 1..10, where 10 is the digit 0, as the set's
+  authors number them; torchvision maps 10 to 0, and so does this). `--data root` or `--data train_32x32.mat`.
+- STL-10: `root/stl10_binary/` with `train_X.bin` (uint8, each image 3 x 96 x 96, column-major), `train_y.bin`
+  (labels 1..10), `test_X.bin` / `test_y.bin` and `class_names.txt`. `--data root`, `root/stl10_binary` or
+  `.../train_X.bin`. Its `unlabeled_X.bin` has no labels, which an AC-GAN needs.
+
+The MAT reader takes what MATLAB's `save` (and scipy's `savemat`) writes in the version 5 format, compressed or
+not: numeric matrices by name, each read in the class it was saved as (MATLAB stores a double array of whole
+numbers in the smallest integer type that holds them). MATLAB 7.3 files are HDF5 and are refused by name.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .data import Catalog, DataError, NoTestSplit
+
+# ------------------------------------------------------------------------------------------------ MAT version 5
+
+_MI = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8"}  # data types
+_MX = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2", 12: "i4", 13: "u4", 14: "i8", 15: "u8"}  # classes
+_MI_MATRIX, _MI_COMPRESSED, _COMPLEX = 14, 15, 0x800
+
+
+def _element(buf, pos: int, order: str) -> tuple[int, int, int, int]:
+    """(type, size in bytes, where its data starts, where the next element starts) of the data element at pos.
+    A small element (at most 4 bytes) keeps its size in the tag's upper 16 bits and its data in the tag's second
+    word; the data of the others is padded to 8 bytes."""
+    (word,) = struct.unpack_from(order + "I", buf, pos)
+    if word >> 16:
+        return word & 0xFFFF, word >> 16, pos + 4, pos + 8
+    typ, size = struct.unpack_from(order + "II", buf, pos)
+    return typ, size, pos + 8, pos + 8 + size + (-size % 8)
+
+
+def _matrix(buf, order: str, where: str) -> tuple[str, np.ndarray | None]:
+    """(name, array) of the miMATRIX element at the start of buf; the array is None for what is not a real
+    numeric matrix (a cell, a struct, text, a sparse or complex matrix)."""
+    typ, size, pos, _ = _element(buf, 0, order)
+    if typ != _MI_MATRIX:
+        raise DataError(f"{where}: a variable of data type {typ}, not a matrix: not a MATLAB 5 file as saved")
+    _, _, at, pos = _element(buf, pos, order)  # array flags: the class in the low byte
+    (flags,) = struct.unpack_from(order + "I", buf, at)
+    typ, n, at, pos = _element(buf, pos, order)  # dimensions
+    dims = struct.unpack_from(f"{order}{n // 4}i", buf, at)
+    _, n, at, pos = _element(buf, pos, order)  # the name
+    name = bytes(buf[at : at + n]).decode("ascii", "replace")
+    cls = flags & 0xFF
+    if cls not in _MX or flags & _COMPLEX:
+        return name, None
+    typ, n, at, _ = _element(buf, pos, order)  # the real part, stored as `typ`, read as its class
+    if typ not in _MI:
+        raise DataError(f"{where}: variable {name!r} is stored as data type {typ}, which MATLAB 5 files do not use")
+    data = np.frombuffer(buf, order + _MI[typ], count=n // np.dtype(_MI[typ]).itemsize, offset=at)
+    if data.size != int(np.prod(dims)):
+        raise DataError(f"{where}: variable {name!r} holds {data.size} values for its size {list(dims)}: damaged")
+    return name, data.astype(_MX[cls], copy=False).reshape(dims, order="F")
+
+
+def read_mat(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The numeric matrices of a MATLAB 5 .mat file that are named in `names` (the others are not decompressed
+    further than their names), as numpy arrays of their MATLAB shapes; and the names of the variables it read
+    (all of the file's where one of `names` is missing)."""
+    try:
+        blob = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"--data {path}: cannot read ({e})") from e
+    return _read_mat(memoryview(blob), names, str(path))
+
+
+def _read_mat(buf: memoryview, names: tuple[str, ...], where: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    head = bytes(buf[:128])
+    if head.startswith(b"MATLAB 7.3"):
+        raise DataError(f"--data {where}: a MATLAB 7.3 (HDF5) file, which is not read here; in MATLAB, save it again "
+                        "with save(..., '-v7')")  # fmt: skip
+    if len(head) < 128 or not head.startswith(b"MATLAB") or head[126:128] not in (b"IM", b"MI"):
+        raise DataError(f"--data {where}: not a MATLAB 5 .mat file (its first bytes: {head[:20]!r})")
+    order = "<" if head[126:128] == b"IM" else ">"
+    out, seen, pos = {}, [], 128
+    try:
+        while pos + 8 <= len(buf) and len(out) < len(names):
+            typ, size, start, _ = _element(buf, pos, order)
+            body = buf[start : start + size]
+            if typ == _MI_COMPRESSED:  # its tag, flags, dimensions and name come first: 256 bytes hold them
+                name = _matrix_name(zlib.decompressobj().decompress(body, 256), order)
+                if name in names:
+                    body = memoryview(zlib.decompress(body))
+            else:
+                body = buf[pos : start + size]
+                name = _matrix_name(body, order)
+            seen.append(name)
+            if name in names:
+                name, array = _matrix(body, order, where)
+                if array is None:
+                    raise DataError(f"--data {where}: variable {name!r} is not a real numeric matrix")
+                out[name] = array
+            pos = start + size + (0 if typ == _MI_COMPRESSED else -size % 8)
+    except DataError:
+        raise
+    except (struct.error, zlib.error, ValueError) as e:  # ValueError: numpy, on data cut short
+        raise DataError(f"--data {where}: cut short or damaged ({type(e).__name__}: {e})") from e
+    return out, seen
+
+
+def _matrix_name(buf, order: str) -> str:
+    """The name of the miMATRIX element at the start of buf (its tag, flags, dimensions, then the name); "" for an
+    element of another type."""
+    typ, _, pos, _ = _element(buf, 0, order)
+    if typ != _MI_MATRIX:
+        return ""
+    for _ in range(2):  # past the flags and the dimensions
+        pos = _element(buf, pos, order)[3]
+    _, n, at, _ = _element(buf, pos, order)
+    return bytes(buf[at : at + n]).decode("ascii", "replace")
+
+
+# ------------------------------------------------------------------------------------------------ the sets
+
+SVHN_FILE = re.compile(r"(train|test|extra)_32x32\.mat", re.I)
+STL_X, STL_Y = "{}_X.bin", "{}_y.bin"  # .format("train" or "test")
+STL_SIDE = 96
+
+
+def svhn_catalog(path: Path) -> Catalog:
+    """The images of one SVHN .mat file (or any MATLAB 5 file with SVHN's X [H, W, C, N] and y [N] or [N, 1]),
+    labelled by the digits they show (SVHN's 10 read as 0)."""
+    from .datasets import arrays_catalog
+
+    got, seen = read_mat(path, ("X", "y"))
+    if set(got) != {"X", "y"}:
+        raise DataError(f"--data {path}: a .mat file needs the variables X (images [H, W, C, N]) and y (labels), "
+                        f"as SVHN's; it has {', '.join(seen) or 'no variables'}")  # fmt: skip
+    x, y = got["X"], got["y"].reshape(-1)
+    if x.ndim not in (3, 4):
+        raise DataError(f"--data {path}: X is {list(x.shape)}; expected images [H, W, C, N] or [H, W, N]")
+    images = np.moveaxis(x, -1, 0)  # [N, H, W(, C)]: one image after another
+    svhn = SVHN_FILE.fullmatch(path.name) is not None
+    if svhn and y.size and y.min() >= 1 and y.max() <= 10:
+        y = y % 10  # the digit 0 is labelled 10
+    digits = [str(d) for d in range(10)] if svhn else None
+    return arrays_catalog(images, y, f"{path}:X", "svhn" if svhn else path.stem, [str(path)], f"{path}:y", digits)
+
+
+def svhn_in(d: Path, split: str) -> Catalog:
+    """The SVHN split in torchvision's root folder d (train_32x32.mat; test: test_32x32.mat)."""
+    path = d / f"{split}_32x32.mat"
+    if not path.is_file():
+        have = ", ".join(sorted(p.name for p in d.iterdir() if SVHN_FILE.fullmatch(p.name)))
+        raise NoTestSplit(f"--data {d}: no {path.name} (SVHN's {split} split; it holds {have})")
+    return svhn_catalog(path)
+
+
+def has_svhn(d: Path) -> bool:
+    return any((d / f"{s}_32x32.mat").is_file() for s in ("train", "test", "extra"))
+
+
+def has_stl(d: Path) -> bool:
+    return any((d / STL_X.format(s)).is_file() for s in ("train", "test"))
+
+
+def stl_catalog(x_path: Path) -> Catalog:
+    """STL-10's images in x_path (..._X.bin) and their labels in the ..._y.bin beside it; the class names from
+    class_names.txt beside them where it is there."""
+    from .datasets import arrays_catalog
+
+    y_path = x_path.with_name(x_path.name[: -len("_X.bin")] + "_y.bin")
+    if not y_path.is_file():
+        raise DataError(f"--data {x_path}: no {y_path.name} beside it: an AC-GAN needs labels (STL-10's "
+                        "unlabeled_X.bin has none; train_X.bin and test_X.bin do)")  # fmt: skip
+    one = 3 * STL_SIDE * STL_SIDE
+    try:
+        raw, y = np.fromfile(x_path, np.uint8), np.fromfile(y_path, np.uint8).astype(np.int64)
+    except OSError as e:
+        raise DataError(f"--data {x_path}: cannot read ({e})") from e
+    if raw.size % one:
+        raise DataError(f"--data {x_path}: {raw.size} bytes is not a whole number of {STL_SIDE}x{STL_SIDE} RGB images "
+                        f"({one} bytes each): cut short or not STL-10's")  # fmt: skip
+    images = raw.reshape(-1, 3, STL_SIDE, STL_SIDE).transpose(0, 3, 2, 1)  # each image is stored column-major
+    names_file = x_path.with_name("class_names.txt")
+    names = names_file.read_text(errors="replace").split() if names_file.is_file() else None
+    if len(y) == len(images) and y.size and y.min() >= 1 and (names is None or y.max() <= len(names)):
+        y = y - 1  # numbered from 1
+    return arrays_catalog(images, y, str(x_path), "stl10", [str(x_path), str(y_path)], str(y_path), names)
+
+
+def stl_in(d: Path, split: str) -> Catalog:
+    """The STL-10 split in its stl10_binary folder d."""
+    path = d / STL_X.format(split)
+    if not path.is_file():
+        raise NoTestSplit(f"--data {d}: no {path.name} (STL-10's {split} split)")
+    return stl_catalog(path)
+
+
+def binary_file_catalog(path: Path, split: str) -> Catalog | None:
+    """An SVHN-style .mat file or an STL-10 ..._X.bin file given as --data (one split: a test split is the file of
+    that name beside it, held_out_sibling), else None."""
+    lower = path.name.lower()
+    if not lower.endswith(".mat") and not path.name.endswith("_X.bin"):
+        return None
+    if split != "train":
+        raise NoTestSplit(f"--data {path}: one split of its set")
+    return svhn_catalog(path) if lower.endswith(".mat") else stl_catalog(path)
