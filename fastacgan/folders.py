@@ -70,6 +70,10 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         log(loose_note(root, loose))
     if others:
         log(others_note(root, others))
+    lists = sorted(p.name for p in entries if p.suffix.lower() in (".csv", ".txt", ".tsv") and p.is_file())
+    if len(names) == 1 and lists:  # CelebA: img_align_celeba/ beside list_attr_celeba.txt
+        log(f"note: {root} holds one class folder, {class_dirs[0].name}, beside {', '.join(lists[:4])}: where those "
+            "hold its labels, give one with --csv (and the column with --csv-label-col)")  # fmt: skip
     split_like(root, deep, names)
     labels = np.asarray(ids, dtype=np.int64)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)

@@ -134,6 +134,9 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     (images 1, labels 2). Numeric labels give classes in numeric order, names in sorted order, one-hot columns in
     theirs."""
     text = csv_text(csv_path)
+    first, _, rest = text.partition("\n")
+    counted = first.strip().isdigit() and rest.strip()  # CelebA's lists: a line with the count of rows first
+    text = rest if counted else text
     header = text.split("\n", 1)[0]
     # ',' or, without one in the header, ';' (Excel's CSV where the decimal mark is a comma: German, French...) or a
     # tab (Excel's "Unicode Text", a .tsv)
@@ -144,6 +147,8 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         text, sep = "\n".join(",".join(line.split()) for line in text.splitlines()), ","
         header = text.split("\n", 1)[0]
     row1 = next(csv.reader(io.StringIO(header), delimiter=sep), [""])
+    if counted and len(next(csv.reader(io.StringIO(text.split("\n", 2)[1]), delimiter=sep), [])) == len(row1) + 1:
+        text, row1 = f"image{sep}{text}", ["image", *row1]  # list_attr_celeba.txt's header has no image column
     # no header: the first row names an image (Tiny ImageNet's val_annotations.txt): columns by number, 1 and 2
     bare = is_image(row1[0]) and _look_up(index, csv_key(row1[0])) is not None
     fields = [str(k + 1) for k in range(len(row1))] if bare else None
@@ -157,6 +162,11 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     one_hot = None
     if not label_col and not any(c in lower for c in LABEL_COLUMNS):
         one_hot = _one_hot_columns([c for c in cols if c != image_col], rows, csv_path)
+        attributes = [c for c in cols if c != image_col and all(r[c] in ("-1", "1") for r in rows[:100])]
+        if one_hot is None and len(attributes) >= 2:  # CelebA's 40: the last would be taken for the label in silence
+            raise DataError(f"--csv {csv_path}: its columns {', '.join(attributes[:4])}{' ...' * (len(attributes) > 4)}"
+                            f" are {len(attributes)} attributes, each -1 or 1: name the one to train on (its classes "
+                            f"-1 and 1) with --csv-label-col, e.g. --csv-label-col {attributes[-1]}")  # fmt: skip
     label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), cols[-1])
     for opt, col in (("--csv-image-col", image_col), ("--csv-label-col", label_col)):
         if col not in cols:

@@ -258,6 +258,34 @@ def test_label_lists_without_a_header(tmp_path):
         open_catalog(str(tmp_path / "d"), csv_opt="ann.txt", label_col="label")
 
 
+def test_celeba_attribute_lists(tmp_path):
+    """CelebA's list_attr_celeba.txt (torchvision's download): a line with the count, a header of the attribute names
+    without the image column, then `000001.jpg -1  1 ...` rows padded with spaces; Kaggle's list_attr_celeba.csv has
+    an image_id column. One attribute is the class (-1 and 1). It was "needs a header and at least one row", and the
+    CSV form took the last attribute for the label in silence; a folder of img_align_celeba/ alone was one class."""
+    root = tmp_path / "celeba"
+    (root / "img_align_celeba").mkdir(parents=True)
+    attrs, values = ["Male", "Smiling", "Young"], [(1, -1, 1), (-1, 1, 1), (1, 1, -1), (-1, -1, -1)]
+    for i in range(1, 5):
+        Image.new("RGB", (17, 21), (i * 40, 0, 0)).save(root / "img_align_celeba" / f"{i:06d}.jpg")
+    rows = [f"{i:06d}.jpg " + " ".join(f"{v:2d}" for v in vs) for i, vs in enumerate(values, start=1)]
+    (root / "list_attr_celeba.txt").write_text("\n".join(["4", " ".join(attrs) + " ", *rows]) + "\n")
+    (root / "list_attr_celeba.csv").write_text("\n".join(["image_id," + ",".join(attrs)]
+                                                         + [",".join(r.split()) for r in rows]) + "\n")  # fmt: skip
+    for name in ("list_attr_celeba.txt", "list_attr_celeba.csv"):
+        cat = open_catalog(str(root), csv_opt=name, label_col="Smiling")
+        assert cat.class_names == ["-1", "1"] and cat.labels.tolist() == [0, 1, 1, 0], name
+        assert [Path(n).name for n in cat.names] == [f"{i:06d}.jpg" for i in range(1, 5)]
+        said = r"its columns Male, Smiling, Young are 3 attributes, each -1 or 1: name the one to train on \(its"
+        with pytest.raises(DataError, match=said + r" classes -1 and 1\) with --csv-label-col"):
+            open_catalog(str(root), csv_opt=name)
+    lines = []
+    assert open_catalog(str(root), log=lines.append).class_names == ["img_align_celeba"]
+    assert lines == [f"note: {root} holds one class folder, img_align_celeba, beside list_attr_celeba.csv, "
+                     "list_attr_celeba.txt: where those hold its labels, give one with --csv (and the column with "
+                     "--csv-label-col)"]  # fmt: skip
+
+
 def test_csv_unknown_column(tmp_path):
     write_isic(tmp_path / "d", [("a", 0)])
     with pytest.raises(DataError, match="--csv-label-col 'nope'"):
