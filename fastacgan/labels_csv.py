@@ -134,6 +134,8 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     (images 1, labels 2). Numeric labels give classes in numeric order, names in sorted order, one-hot columns in
     theirs."""
     text = csv_text(csv_path)
+    while text.startswith("#"):  # comment lines before the rows (Oxford-IIIT Pet's annotations/list.txt)
+        text = text.partition("\n")[2]
     first, _, rest = text.partition("\n")
     counted = first.strip().isdigit() and rest.strip()  # CelebA's lists: a line with the count of rows first
     text = rest if counted else text
@@ -149,8 +151,9 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     row1 = next(csv.reader(io.StringIO(header), delimiter=sep), [""])
     if counted and len(next(csv.reader(io.StringIO(text.split("\n", 2)[1]), delimiter=sep), [])) == len(row1) + 1:
         text, row1 = f"image{sep}{text}", ["image", *row1]  # list_attr_celeba.txt's header has no image column
-    # no header: the first row names an image (Tiny ImageNet's val_annotations.txt): columns by number, 1 and 2
-    bare = is_image(row1[0]) and _look_up(index, csv_key(row1[0])) is not None
+    # no header: the first row names an image, with its extension (Tiny ImageNet's val_annotations.txt) or without
+    # (Oxford-IIIT Pet's trainval.txt: `Abyssinian_100 1 1 1`): columns by number, 1 and 2
+    bare = _look_up(index, csv_key(row1[0])) is not None
     fields = [str(k + 1) for k in range(len(row1))] if bare else None
     reader = csv.DictReader(io.StringIO(text, newline=""), fieldnames=fields, delimiter=sep)
     cols = reader.fieldnames or []

@@ -258,6 +258,28 @@ def test_label_lists_without_a_header(tmp_path):
         open_catalog(str(tmp_path / "d"), csv_opt="ann.txt", label_col="label")
 
 
+def test_oxford_pet_lists_name_images_without_extension_after_comments(tmp_path):
+    """Oxford-IIIT Pet's annotations: trainval.txt rows `Abyssinian_100 1 1 1` (image stem, class id, species, breed
+    id within the species), list.txt the same after `#` comment lines. The first row was taken for a header (an
+    image lost) and the labels from the last column, where a cat breed and a dog breed share each number; list.txt
+    stopped at its comments."""
+    root = tmp_path / "oxford-iiit-pet"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    rows = []
+    for cls, species, breed, name in ((1, 1, 1, "Abyssinian"), (2, 2, 1, "american_bulldog"), (3, 1, 2, "Bengal")):
+        for i in (1, 2):
+            Image.new("RGB", (20, 16), (cls * 60, 0, 0)).save(root / "images" / f"{name}_{i}.jpg")
+            rows.append(f"{name}_{i} {cls} {species} {breed}")
+    (root / "annotations" / "trainval.txt").write_text("\n".join(rows) + "\n")
+    (root / "annotations" / "list.txt").write_text("#Image CLASS-ID SPECIES BREED ID\n#ID: 1:37 Class ids\n"
+                                                   + "\n".join(rows) + "\n")  # fmt: skip
+    for name in ("trainval.txt", "list.txt"):
+        cat = open_catalog(str(root), csv_opt=f"annotations/{name}")
+        assert cat.class_names == ["1", "2", "3"] and cat.labels.tolist() == [0, 0, 1, 1, 2, 2], name
+        assert [Path(n).stem for n in cat.names] == [r.split()[0] for r in rows]
+
+
 def test_celeba_attribute_lists(tmp_path):
     """CelebA's list_attr_celeba.txt (torchvision's download): a line with the count, a header of the attribute names
     without the image column, then `000001.jpg -1  1 ...` rows padded with spaces; Kaggle's list_attr_celeba.csv has
