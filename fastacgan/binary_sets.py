@@ -1,4 +1,5 @@
-"""SVHN and STL-10 as torchvision downloads them, read without torchvision or scipy.
+"""SVHN, STL-10 and EMNIST as torchvision downloads them, and idx files given one by one, read without
+torchvision or scipy.
 
 - SVHN: `train_32x32.mat` / `test_32x32.mat` / `extra_32x32.mat` in torchvision's `root`, MATLAB 5 files holding
   X (uint8 [32, 32, 3, N], column-major) and y ([N, 1], the digits 1..10, where 10 is the digit 0, as the set's
@@ -6,6 +7,9 @@
 - STL-10: `root/stl10_binary/` with `train_X.bin` (uint8, each image 3 x 96 x 96, column-major), `train_y.bin`
   (labels 1..10), `test_X.bin` / `test_y.bin` and `class_names.txt`. `--data root`, `root/stl10_binary` or
   `.../train_X.bin`. Its `unlabeled_X.bin` has no labels, which an AC-GAN needs.
+- An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
+  beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
+  file), its images turned upright (they are stored transposed) and its classes named as torchvision names them.
 
 The MAT reader takes what MATLAB's `save` (and scipy's `savemat`) writes in the version 5 format, compressed or
 not: numeric matrices by name, each read in the class it was saved as (MATLAB stores a double array of whole
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Catalog, DataError, NoTestSplit
+from .data import Catalog, DataError, NoTestSplit, file_safe
 
 # ------------------------------------------------------------------------------------------------ MAT version 5
 
@@ -199,10 +203,77 @@ def stl_in(d: Path, split: str) -> Catalog:
     return stl_catalog(path)
 
 
+# ------------------------------------------------------------------------------------------------ idx files, EMNIST
+
+IDX_IMAGES_FILE = re.compile(r"(.*)images([-.])idx3-ubyte(\.gz)?", re.I)  # Kaggle's copies: train-images.idx3-ubyte
+EMNIST_FILE = re.compile(r"emnist-([a-z]+)-(?:train|test)-images-idx3-ubyte(?:\.gz)?")
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# torchvision's EMNIST class names by split; bymerge and balanced merge the lower-case letters written as the
+# capitals are; letters labels a..z as 1..26 (read as 0..25 here: torchvision's class 0 is "N/A", of no image)
+EMNIST_CLASSES = {
+    "byclass": list(_ALNUM),
+    **dict.fromkeys(("bymerge", "balanced"), [c for c in _ALNUM if c not in "cijklmopsuvwxyz"]),
+    "letters": list(_ALNUM[36:]),
+    **dict.fromkeys(("digits", "mnist"), list(_ALNUM[:10])),
+}
+
+
+def emnist_splits(d: Path) -> list[str]:
+    """The EMNIST splits whose training images are in folder d (a stat per split, no listing: this is asked of
+    every sub-folder of a --data folder)."""
+    return [
+        s for s in EMNIST_CLASSES if any((d / f"emnist-{s}-train-images-idx3-ubyte{z}").is_file() for z in ("", ".gz"))
+    ]
+
+
+def emnist_in(d: Path, split: str) -> Catalog:
+    """EMNIST's folder holds six data sets: --data names one by its images file."""
+    found = emnist_splits(d)
+    example = next(d.glob(f"emnist-{found[0]}-train-images-idx3-ubyte*"))
+    raise DataError(f"--data {d} holds EMNIST's splits {', '.join(found)}, each a data set of its own: give the "
+                    f"training images of one, e.g. --data {example} (balanced: 47 classes of digits and letters; "
+                    "letters: 26)")  # fmt: skip
+
+
+def _beside(path: Path, name: str) -> Path | None:
+    """The file `name` beside path, or in a folder of its name beside path's folder (Kaggle's MNIST copy holds
+    train-images-idx3-ubyte/train-images-idx3-ubyte and train-labels-idx1-ubyte/train-labels-idx1-ubyte)."""
+    return next((p for p in (path.with_name(name), path.parent.parent / name / name) if p.is_file()), None)
+
+
+def idx_file_catalog(path: Path, split: str) -> Catalog | None:
+    """An idx images file given as --data (train-images-idx3-ubyte[.gz], EMNIST's emnist-letters-train-images-...),
+    its labels file beside it; the test split is the t10k-/test- file beside it. EMNIST's images are stored
+    transposed (each column-major): they are turned back, as NIST shows them. None for other files."""
+    from .datasets import arrays_catalog, read_idx
+
+    m = IDX_IMAGES_FILE.fullmatch(path.name)
+    if m is None:
+        return None
+    if split != "train":  # MNIST's t10k- file (EMNIST's test-: held_out_sibling's)
+        t10k = _beside(path, path.name.replace("train", "t10k", 1)) if "train" in path.name else None
+        if t10k is None:
+            raise NoTestSplit(f"--data {path}: one split of its set")
+        path, m = t10k, IDX_IMAGES_FILE.fullmatch(t10k.name)
+    stem = f"{m[1]}labels{m[2]}idx1-ubyte"
+    labels = _beside(path, stem) or _beside(path, stem + ".gz")
+    if labels is None:
+        raise DataError(f"--data {path}: no {stem}[.gz] beside it (the labels)")
+    x, y = read_idx(path), read_idx(labels)
+    folder = path.parent.parent if path.parent.name == "raw" else path.parent  # torchvision's MNIST/raw
+    name, classes = file_safe(folder.name.lower()), None  # (MNIST, Fashion-MNIST, KMNIST: torchvision's names)
+    if em := EMNIST_FILE.fullmatch(path.name):
+        name, classes, x = f"emnist_{em[1]}", EMNIST_CLASSES.get(em[1]), x.transpose(0, 2, 1)
+        y = y - 1 if em[1] == "letters" and y.size and y.min() >= 1 else y
+    return arrays_catalog(x, y, str(path), name, [str(path), str(labels)], str(labels), classes)
+
+
 def binary_file_catalog(path: Path, split: str) -> Catalog | None:
-    """An SVHN-style .mat file or an STL-10 ..._X.bin file given as --data (one split: a test split is the file of
-    that name beside it, held_out_sibling), else None."""
+    """An SVHN-style .mat file, an STL-10 ..._X.bin file or an idx images file given as --data (one split: a test
+    split is the file of that name beside it, held_out_sibling), else None."""
     lower = path.name.lower()
+    if IDX_IMAGES_FILE.fullmatch(path.name):
+        return idx_file_catalog(path, split)
     if not lower.endswith(".mat") and not path.name.endswith("_X.bin"):
         return None
     if split != "train":

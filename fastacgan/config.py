@@ -31,8 +31,8 @@ class TrainConfig:
     data: str = _f(
         "builtin:digits",
         "image folder (PATH/<class>/*.jpg|png...), a .zip/.tar/.tar.gz of one, a folder or archive with a CSV "
-        "of file names and labels, torchvision's or Keras' CIFAR/MNIST files (and torchvision's SVHN and STL-10), a "
-        "CSV of pixel rows (Kaggle's MNIST train.csv), or builtin:digits (made on the fly, no download)",
+        "of file names and labels, torchvision's or Keras' CIFAR/MNIST files (and torchvision's SVHN, STL-10,"
+        " EMNIST), a CSV of pixel rows (Kaggle's MNIST train.csv), or builtin:digits (made on the fly, no download)",
     )
     csv: str = _f(
         "",

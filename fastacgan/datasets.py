@@ -169,9 +169,11 @@ def cifar_archive(path: Path, split: str = "train") -> Catalog | None:
 
 
 def _idx_file(d: Path, stem: str) -> Path | None:
-    for p in (d / stem, d / f"{stem}.gz"):
-        if p.is_file():
-            return p
+    """d/stem, plain or .gz, also named as Kaggle's copies are (train-images.idx3-ubyte)."""
+    for name in (stem, stem.replace("-idx", ".idx")):
+        for p in (d / name, d / f"{name}.gz"):
+            if p.is_file():
+                return p
     return None
 
 
@@ -338,7 +340,7 @@ def _has_idx(d: Path) -> bool:
 
 
 def _found_in(d: Path) -> tuple[str, Path] | None:
-    """('cifar' | 'idx' | 'svhn' | 'stl10', folder) if folder d itself is one of these data sets."""
+    """('cifar' | 'idx' | 'svhn' | 'stl10' | 'emnist', folder) if folder d itself is one of these data sets."""
     if (d / "data_batch_1").is_file() or ((d / "train").is_file() and (d / "meta").is_file()):
         return "cifar", d
     if _has_idx(d):
@@ -349,6 +351,9 @@ def _found_in(d: Path) -> tuple[str, Path] | None:
         return "stl10", d
     if (d / "raw").is_dir() and _has_idx(d / "raw"):
         return "idx", d / "raw"
+    for folder in (d, d / "raw"):  # torchvision's EMNIST/raw
+        if binary_sets.emnist_splits(folder):
+            return "emnist", folder
     return None
 
 
@@ -367,6 +372,8 @@ def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
     kind, folder = hit
     if kind == "cifar":
         return _cifar_folder(folder, split)
-    if kind in ("svhn", "stl10"):
-        return (binary_sets.svhn_in if kind == "svhn" else binary_sets.stl_in)(folder, split)
+    if kind in ("svhn", "stl10", "emnist"):
+        return {"svhn": binary_sets.svhn_in, "stl10": binary_sets.stl_in, "emnist": binary_sets.emnist_in}[kind](
+            folder, split
+        )
     return _idx_folder(folder, (folder.parent if folder.name == "raw" else folder).name, split)

@@ -14,6 +14,7 @@ _KNOWN_SETS = {
                     "torchvision's download folder (its root), the cifar-*-python.tar.gz or an image folder of it"),
     **dict.fromkeys(("mnist", "fashionmnist", "kmnist"),
                     "torchvision's download folder (its root), Keras' .npz, idx files or Kaggle's CSV"),
+    "emnist": "the images file of one of its splits, EMNIST/raw/emnist-balanced-train-images-idx3-ubyte.gz",
     "svhn": "torchvision's download folder (its root) or its train_32x32.mat",
     "stl10": "torchvision's download folder (its root) or its stl10_binary folder",
     **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "lsun"),

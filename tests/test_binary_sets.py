@@ -4,6 +4,7 @@ tests/data/svhn/ holds two files written by scipy.io.savemat (train: compressed,
 compressed, labels double), the images X[r, c, ch, n] = (7r + 3c + 50ch + 11n) % 256. STL-10's files are written
 here as its authors describe them and read back, for the reference, with torchvision's own code."""
 
+import gzip
 import shutil
 import struct
 from pathlib import Path
@@ -181,6 +182,59 @@ def test_their_names_and_stl10_s_archive_say_what_to_give(tmp_path, monkeypatch)
         open_catalog("svhn")
     with pytest.raises(DataError, match=r"STL-10 is read from a downloaded copy, .* or its stl10_binary folder"):
         open_catalog("STL-10")
+    with pytest.raises(DataError, match=r"EMNIST is read from a downloaded copy, the images file of one of its"):
+        open_catalog("EMNIST")
     (tmp_path / "stl10_binary.tar.gz").write_bytes(bytes(64))  # 2.6 GB, and the reading would find no images
     with pytest.raises(DataError, match=r"STL-10's download is read unpacked: tar xzf stl10_binary\.tar\.gz, then"):
         open_catalog("stl10_binary.tar.gz")
+
+
+def write_idx(path: Path, arr: np.ndarray) -> None:
+    raw = b"\x00\x00\x08" + bytes([arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+
+
+def test_emnist_as_torchvision_downloads_it(tmp_path):
+    """torchvision's EMNIST/raw: six splits' idx files, emnist-<split>-<train|test>-<images|labels>-...; each image
+    stored transposed (torchvision hands them on so: its issue 8783), labels by split (letters: 1..26). It was
+    'class folder data/EMNIST holds no images', and an idx file given as --data 'a file must be a .zip ...'."""
+    raw = tmp_path / "data" / "EMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    stored = rng.integers(0, 256, (10, 28, 28), dtype=np.uint8)
+    for split, labels in (("letters", np.arange(1, 11)), ("balanced", np.arange(36, 46))):
+        for part, n in (("train", 10), ("test", 3)):
+            write_idx(raw / f"emnist-{split}-{part}-images-idx3-ubyte.gz", stored[:n])
+            write_idx(raw / f"emnist-{split}-{part}-labels-idx1-ubyte.gz", labels[:n].astype(np.uint8))
+    for data in (tmp_path / "data", raw):  # six data sets: which one is the user's to say
+        said = r"holds EMNIST's splits balanced, letters, each a data set of its own: give the training images of"
+        with pytest.raises(DataError, match=said + r" one, e.g. --data .*emnist-balanced-train-images-idx3-ubyte"):
+            open_catalog(str(data))
+    letters = open_catalog(str(raw / "emnist-letters-train-images-idx3-ubyte.gz"))
+    assert letters.name == "emnist_letters" and letters.class_names == list("abcdefghijklmnopqrstuvwxyz")
+    assert letters.labels.tolist() == list(range(10))  # a is 1 in the file
+    assert np.array_equal(letters.images[..., 0].numpy(), stored.transpose(0, 2, 1))  # upright, as NIST shows them
+    balanced = open_catalog(str(raw / "emnist-balanced-train-images-idx3-ubyte.gz"), split="test")  # the test file
+    assert len(balanced) == 3 and len(balanced.class_names) == 47 and balanced.class_names[36:39] == ["a", "b", "d"]
+    assert [balanced.class_names[k] for k in balanced.labels] == ["a", "b", "d"]
+
+
+def test_idx_files_as_kaggle_copies_them(tmp_path):
+    """Kaggle's MNIST copy: train-images.idx3-ubyte (a dot), and each file again in a folder of its name with a dash.
+    It was 'holds several data sets'; an idx file given as --data is read with its labels beside it."""
+    root = tmp_path / "mnist-dataset"
+    rng = np.random.default_rng(1)
+    images, labels = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), np.array([3, 1, 4, 1, 5, 9], np.uint8)
+    for prefix, n in (("train", 6), ("t10k", 2)):
+        for kind, arr in (("images-idx3", images[:n]), ("labels-idx1", labels[:n])):
+            (root / f"{prefix}-{kind}-ubyte").mkdir(parents=True)
+            write_idx(root / f"{prefix}-{kind}-ubyte" / f"{prefix}-{kind}-ubyte", arr)
+            write_idx(root / f"{prefix}-{kind.replace('-', '.')}-ubyte", arr)
+    for data in (root, root / "train-images.idx3-ubyte", root / "train-images-idx3-ubyte" / "train-images-idx3-ubyte"):
+        for split, n in (("train", 6), ("test", 2)):
+            cat = open_catalog(str(data), split=split)
+            assert np.array_equal(cat.images[..., 0].numpy(), images[:n]), (data, split)
+            assert [cat.class_names[k] for k in cat.labels] == [str(v) for v in labels[:n]]
+    (root / "train-labels.idx1-ubyte").unlink()
+    with pytest.raises(DataError, match=r"train-images\.idx3-ubyte: no train-labels\.idx1-ubyte\[\.gz\] beside it"):
+        open_catalog(str(root / "train-images.idx3-ubyte"))
