@@ -158,7 +158,9 @@ def svhn_in(d: Path, split: str) -> Catalog:
     path = d / f"{split}_32x32.mat"
     if not path.is_file():
         have = ", ".join(sorted(p.name for p in d.iterdir() if SVHN_FILE.fullmatch(p.name)))
-        raise NoTestSplit(f"--data {d}: no {path.name} (SVHN's {split} split; it holds {have})")
+        raise (NoTestSplit if split == "test" else DataError)(
+            f"--data {d}: no {path.name} (SVHN's {split} split; it holds {have})"
+        )
     return svhn_catalog(path)
 
 
@@ -199,7 +201,7 @@ def stl_in(d: Path, split: str) -> Catalog:
     """The STL-10 split in its stl10_binary folder d."""
     path = d / STL_X.format(split)
     if not path.is_file():
-        raise NoTestSplit(f"--data {d}: no {path.name} (STL-10's {split} split)")
+        raise (NoTestSplit if split == "test" else DataError)(f"--data {d}: no {path.name} (STL-10's {split} split)")
     return stl_catalog(path)
 
 

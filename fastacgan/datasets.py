@@ -6,7 +6,7 @@
   .gz): the folder holding them, torchvision's `root/MNIST/raw` layout from `root` or `root/MNIST`, or Keras'
   `~/.keras/datasets/fashion-mnist`;
 - an .npz with `x_train` and `y_train` arrays (Keras' `mnist.npz`);
-- SVHN's .mat files and STL-10's binary files (their readers are in binary_sets.py).
+- SVHN's .mat files, STL-10's binary files, EMNIST's idx files and idx files given one by one (binary_sets.py).
 
 Training uses the training split (as the references do); `split="test"` gives the test split (CIFAR's
 `test_batch` / `test`, the `t10k-*` idx files, `x_test` / `y_test`), on which `fastacgan.evaluate` scores D.
@@ -323,8 +323,8 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
 
 
 def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:
-    """An .npz (npz_catalog), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat or STL-10's _X.bin
-    (binary_sets); None for other files."""
+    """An .npz (npz_catalog), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat, STL-10's _X.bin or an idx
+    images file (binary_sets); None for other files."""
     if (cat := binary_sets.binary_file_catalog(path, split)) is not None:
         return cat
     if path.name.lower().endswith(".npz"):

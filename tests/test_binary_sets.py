@@ -50,6 +50,10 @@ def test_svhn_as_torchvision_downloads_it(svhn_root):
     (svhn_root / "test_32x32.mat").unlink()
     with pytest.raises(NoTestSplit, match=r"no test_32x32\.mat \(SVHN's test split; it holds train_32x32\.mat\)"):
         open_catalog(str(svhn_root), split="test")
+    (svhn_root / "train_32x32.mat").rename(svhn_root / "extra_32x32.mat")
+    with pytest.raises(DataError, match=r"no train_32x32\.mat \(SVHN's train split; it holds extra_32x32\.mat\)") as e:
+        open_catalog(str(svhn_root))
+    assert not isinstance(e.value, NoTestSplit)
 
 
 def test_a_run_trains_on_svhn(svhn_root, tmp_path, capsys):
