@@ -188,6 +188,8 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
             missing.append(key)
             continue
         label = next(c for c in one_hot if float(r[c]) == 1.0) if one_hot else (r[label_col] or "").strip()
+        if label_col.lower() == "predictionstring":  # Kaggle's boxes, `n01751748 111 68 289 228 ...`: the class first
+            label = label.split(" ", 1)[0]
         if not label:
             raise DataError(f"--csv {csv_path}: row {n} ({key!r}) has no label in column {label_col!r}; fill it in "
                             "or remove the row")  # fmt: skip

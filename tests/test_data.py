@@ -280,6 +280,21 @@ def test_oxford_pet_lists_name_images_without_extension_after_comments(tmp_path)
         assert [Path(n).stem for n in cat.names] == [r.split()[0] for r in rows]
 
 
+def test_imagenet_val_labelled_by_kaggle_s_box_list(tmp_path):
+    """Kaggle's ImageNet: val/ holds the images flat, LOC_val_solution.csv labels them with boxes (ImageId,
+    PredictionString `wnid x1 y1 x2 y2 wnid ...`): the class is the first word. Each box list was a class of its own
+    (as many classes as images), so the held-out set never matched the training classes."""
+    val = tmp_path / "val"
+    val.mkdir()
+    rows = []
+    for i, wnid in enumerate(["n01440764", "n01443537", "n01440764"], start=1):
+        Image.new("RGB", (24, 20), (i * 50, 0, 0)).save(val / f"ILSVRC2012_val_{i:08d}.JPEG")
+        rows.append(f"ILSVRC2012_val_{i:08d},{wnid} 10 12 200 180 {wnid} 0 0 50 60 ")
+    (tmp_path / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "\n".join(rows) + "\n")
+    cat = open_catalog(str(val), csv_opt="LOC_val_solution.csv")
+    assert cat.class_names == ["n01440764", "n01443537"] and cat.labels.tolist() == [0, 1, 0]
+
+
 def test_celeba_attribute_lists(tmp_path):
     """CelebA's list_attr_celeba.txt (torchvision's download): a line with the count, a header of the attribute names
     without the image column, then `000001.jpg -1  1 ...` rows padded with spaces; Kaggle's list_attr_celeba.csv has
