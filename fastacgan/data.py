@@ -124,11 +124,16 @@ def count_other(others: Counter, name: str) -> None:
         others[os.path.splitext(name)[1].lower()] += 1
 
 
+def file_kinds(counts: Counter, most: int = 8) -> str:
+    """Files counted by extension, the most common first: ".txt (3), .json (1)"."""
+    return ", ".join(f"{ext or 'no extension'} ({n})" for ext, n in counts.most_common(most))
+
+
 def others_note(data, others: Counter) -> str:
     """The line that says what a listing passed over (a phone's .heic photos beside its .jpg ones), "" if nothing."""
     if not others:
         return ""
-    kinds = ", ".join(f"{ext or 'no extension'} ({n})" for ext, n in others.most_common(8))
+    kinds = file_kinds(others)
     avif = " (.avif: Pillow 11.3 or newer reads it, `pip install -U pillow`)" if ".avif" in others else ""
     return (f"--data {data}: passed over {others.total()} file(s) of kinds it does not read as images: {kinds}"
             f"{' ...' if len(others) > 8 else ''}{avif}")  # fmt: skip

@@ -24,6 +24,7 @@ from .data import (
     Every,
     Files,
     count_other,
+    file_kinds,
     folder_name,
     hidden,
     is_image,
@@ -31,6 +32,7 @@ from .data import (
     others_note,
     wanted_classes,
 )
+from .hints import LMDB
 
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
 
@@ -49,6 +51,8 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             shown = ", ".join(packed[:5]) + (f" and {len(packed) - 5} more" if len(packed) > 5 else "")
             pick = next((n for n in packed if "train" in n.lower()), packed[0])
             msg += f". It holds archives ({shown}): give one as --data, e.g. --data {root / pick}"
+        if any(p.name == "data.mdb" for p in entries):
+            msg += LMDB
         raise DataError(msg + (_unsorted_hint(root, loose) if loose else ""))
     names = [d.name for d in class_dirs]
     # the classes in the order --classes gives them (as open_catalog orders them for every other form)
@@ -57,9 +61,11 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     class_dirs = [d for d in class_dirs if d.name in label_of]
     paths, ids, due, others, deep = [], [], Every(), Counter(), {}
     for k, d in enumerate(class_dirs):
-        files = _images_under(d, others)
-        if not files:
-            raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)})")
+        files = _images_under(d, mine := Counter())
+        others += mine
+        if not files:  # (what it holds instead: Food-101's meta/, LSUN's data.mdb)
+            held = f"; it holds {file_kinds(mine, 5)}{LMDB if '.mdb' in mine else ''}" if mine else ""
+            raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)}){held}{_classes_in(d)}")
         if d.name.lower() in (*TRAIN_SPLITS, *TEST_SPLITS):
             deep[d.name] = any(os.sep in f[len(str(d)) + 1 :] for f in files)
         paths += files
@@ -77,6 +83,16 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     split_like(root, deep, names)
     labels = np.asarray(ids, dtype=np.int64)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
+
+
+def _classes_in(empty: Path) -> str:
+    """Where a folder beside a class folder of no images holds folders of images, the data set is likely one level
+    down (Food-101: images/<class>/ beside meta/; CUB-200: images/<class>/ beside attributes/): what to give."""
+    for d in sorted(p for p in empty.parent.iterdir() if p.is_dir() and p != empty and not hidden(p.name)):
+        subs = sorted(p for p in d.iterdir() if p.is_dir() and not hidden(p.name))
+        if subs and any(is_image(f.name) for f in subs[0].iterdir()):
+            return f"; {d} holds folders of images ({subs[0].name}, ...): if those are the classes, give --data {d}"
+    return ""
 
 
 def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:

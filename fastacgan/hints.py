@@ -38,9 +38,14 @@ def not_found_hint(data: str) -> str:
     return ""
 
 
+# LSUN's form (data.mdb, lock.mdb), which fastacgan does not read
+LMDB = (" (data.mdb is an LMDB database, as LSUN ships its images: fastacgan reads image files; export them to a "
+        "folder first, with LSUN's `python data.py export`, and give that)")  # fmt: skip
+
+
 def file_hint(path: Path) -> str:
     """What a --data file that is none of the forms most likely meant: a zstd tar, the labels' CSV, a Hugging Face
-    file, one image."""
+    file, an LMDB database, one image."""
     name = path.name.lower()
     if name.endswith((".zst", ".tzst")):
         return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
@@ -49,6 +54,8 @@ def file_hint(path: Path) -> str:
     if name.endswith((".parquet", ".arrow")):  # Hugging Face datasets' files
         return (" (a Hugging Face data set's file, which fastacgan does not read: save its images as an image folder, "
                 "out/<label>/<n>.png, and give that folder)")  # fmt: skip
+    if name.endswith(".mdb"):
+        return LMDB
     if is_image(path.name):
         where = f"{path.parent.parent}, if {path.parent.name}/ is one"
         return f" (one image: --data takes the folder of the class folders: {where})"

@@ -536,6 +536,31 @@ def test_bad_paths(tmp_path, setup, match):
         open_catalog(str(p))
 
 
+def test_a_folder_of_no_images_beside_a_folder_of_classes_says_where_they_are(tmp_path):
+    """Food-101 (food-101/images/<class>/ beside meta/*.txt) and LSUN (bedroom_train_lmdb/data.mdb, an LMDB database)
+    as --data: "class folder meta holds no images", and nothing on what it holds or where the classes are."""
+    food = tmp_path / "food-101"
+    for cls in ("apple_pie", "baklava"):
+        (food / "images" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(food / "images" / cls / "1.jpg")
+    (food / "meta").mkdir()
+    for name in ("train.txt", "test.txt", "classes.txt", "train.json"):
+        (food / "meta" / name).write_text("apple_pie/1\n")
+    with pytest.raises(DataError, match=rf"class folder {food / 'meta'} holds no images \(.*\); it holds \.txt \(3\), "
+                       rf"\.json \(1\); {food / 'images'} holds folders of images \(apple_pie, ...\): if those are "
+                       rf"the classes, give --data {food / 'images'}$"):  # fmt: skip
+        open_catalog(str(food))
+    lsun = tmp_path / "lsun" / "bedroom_train_lmdb"
+    lsun.mkdir(parents=True)
+    (lsun / "data.mdb").write_bytes(bytes(64))
+    (lsun / "lock.mdb").write_bytes(b"")
+    lmdb = r"\(data\.mdb is an LMDB database, as LSUN ships its images: fastacgan reads image files; export them"
+    for data, said in ((lsun, "no class folders found; expected"), (lsun / "data.mdb", "a file must be"),
+                       (lsun.parent, r"holds no images .*; it holds \.mdb \(2\)")):  # fmt: skip
+        with pytest.raises(DataError, match=f"{said}.* {lmdb}"):
+            open_catalog(str(data))
+
+
 def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
     """Kaggle's Dogs vs. Cats (train/cat.0.jpg, train/dog.0.jpg: the class in the name) and ISIC 2020 (train/*.jpg
     beside train.csv): "no class folders found (it holds 6 loose images)", and nothing on what to do."""
