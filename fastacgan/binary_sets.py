@@ -1,4 +1,4 @@
-"""SVHN, STL-10 and EMNIST as torchvision downloads them, and idx files given one by one, read without
+"""SVHN, STL-10, Flowers-102 and EMNIST as torchvision downloads them, and idx files given one by one, read without
 torchvision or scipy.
 
 - SVHN: `train_32x32.mat` / `test_32x32.mat` / `extra_32x32.mat` in torchvision's `root`, MATLAB 5 files holding
@@ -7,6 +7,8 @@ torchvision or scipy.
 - STL-10: `root/stl10_binary/` with `train_X.bin` (uint8, each image 3 x 96 x 96, column-major), `train_y.bin`
   (labels 1..10), `test_X.bin` / `test_y.bin` and `class_names.txt`. `--data root`, `root/stl10_binary` or
   `.../train_X.bin`. Its `unlabeled_X.bin` has no labels, which an AC-GAN needs.
+- Oxford 102 Flowers: `root/flowers-102/` with `jpg/image_00001.jpg` ... and `imagelabels.mat`: all 8,189 images
+  (a GAN's data: setid.mat's train/val/test split is a classifier's). `--data root` or `root/flowers-102`.
 - An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
   beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
   file), its images turned upright (they are stored transposed) and its classes named as torchvision names them.
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Catalog, DataError, NoTestSplit, file_safe
+from .data import Catalog, DataError, Files, NoTestSplit, file_safe
 
 # ------------------------------------------------------------------------------------------------ MAT version 5
 
@@ -205,6 +207,30 @@ def stl_in(d: Path, split: str) -> Catalog:
     return stl_catalog(path)
 
 
+def has_flowers(d: Path) -> bool:
+    return (d / "imagelabels.mat").is_file() and (d / "jpg").is_dir()
+
+
+def flowers_in(d: Path, split: str) -> Catalog:
+    """Oxford 102 Flowers in torchvision's flowers-102 folder d: jpg/image_00001.jpg ... and imagelabels.mat (labels
+    1..102, one per image in number order), all of its images: setid.mat's split is a classifier's (1,020 training
+    images, 10 a class), so there is no test split here."""
+    from .datasets import _class_list
+
+    if split != "train":
+        raise NoTestSplit(f"--data {d}: Flowers-102's images all train the GAN (setid.mat's split is a classifier's)")
+    got, seen = read_mat(d / "imagelabels.mat", ("labels",))
+    if "labels" not in got:
+        raise DataError(f"--data {d}: imagelabels.mat has no variable 'labels' (it has {', '.join(seen) or 'none'})")
+    labels, classes = _class_list("flowers102", got["labels"].reshape(-1).astype(np.int64))  # names: 1..102
+    paths = [str(d / "jpg" / f"image_{i:05d}.jpg") for i in range(1, len(labels) + 1)]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise DataError(f"--data {d}: {len(missing)} of the {len(paths)} images that imagelabels.mat labels are not "
+                        f"in jpg/, e.g. {Path(missing[0]).name}")  # fmt: skip
+    return Catalog("flowers102", paths, labels, classes, Files(paths), sources=paths)
+
+
 # ------------------------------------------------------------------------------------------------ idx files, EMNIST
 
 IDX_IMAGES_FILE = re.compile(r"(.*)images([-.])idx3-ubyte(\.gz)?", re.I)  # Kaggle's copies: train-images.idx3-ubyte
@@ -268,6 +294,16 @@ def idx_file_catalog(path: Path, split: str) -> Catalog | None:
         name, classes, x = f"emnist_{em[1]}", EMNIST_CLASSES.get(em[1]), x.transpose(0, 2, 1)
         y = y - 1 if em[1] == "letters" and y.size and y.min() >= 1 else y
     return arrays_catalog(x, y, str(path), name, [str(path), str(labels)], str(labels), classes)
+
+
+READERS = {"svhn": svhn_in, "stl10": stl_in, "flowers102": flowers_in, "emnist": emnist_in}  # a folder's set
+
+
+def set_in(d: Path) -> str | None:
+    """Which of READERS' sets folder d holds, or None (a few stat calls: this is asked of every sub-folder of a
+    --data folder)."""
+    found = {"svhn": has_svhn, "stl10": has_stl, "flowers102": has_flowers, "emnist": emnist_splits}
+    return next((kind for kind, has in found.items() if has(d)), None)
 
 
 def binary_file_catalog(path: Path, split: str) -> Catalog | None:

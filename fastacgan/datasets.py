@@ -6,7 +6,8 @@
   .gz): the folder holding them, torchvision's `root/MNIST/raw` layout from `root` or `root/MNIST`, or Keras'
   `~/.keras/datasets/fashion-mnist`;
 - an .npz with `x_train` and `y_train` arrays (Keras' `mnist.npz`);
-- SVHN's .mat files, STL-10's binary files, EMNIST's idx files and idx files given one by one (binary_sets.py).
+- SVHN's .mat files, STL-10's binary files, Flowers-102, EMNIST's idx files and idx files given one by one
+  (binary_sets.py).
 
 Training uses the training split (as the references do); `split="test"` gives the test split (CIFAR's
 `test_batch` / `test`, the `t10k-*` idx files, `x_test` / `y_test`), on which `fastacgan.evaluate` scores D.
@@ -340,20 +341,18 @@ def _has_idx(d: Path) -> bool:
 
 
 def _found_in(d: Path) -> tuple[str, Path] | None:
-    """('cifar' | 'idx' | 'svhn' | 'stl10' | 'emnist', folder) if folder d itself is one of these data sets."""
+    """('cifar' | 'idx' | 'svhn' | 'stl10' | 'flowers102' | 'emnist', folder) if folder d itself is one of these
+    data sets."""
     if (d / "data_batch_1").is_file() or ((d / "train").is_file() and (d / "meta").is_file()):
         return "cifar", d
     if _has_idx(d):
         return "idx", d
-    if binary_sets.has_svhn(d):
-        return "svhn", d
-    if binary_sets.has_stl(d):
-        return "stl10", d
     if (d / "raw").is_dir() and _has_idx(d / "raw"):
         return "idx", d / "raw"
-    for folder in (d, d / "raw"):  # torchvision's EMNIST/raw
-        if binary_sets.emnist_splits(folder):
-            return "emnist", folder
+    if kind := binary_sets.set_in(d):
+        return kind, d
+    if (d / "raw").is_dir() and binary_sets.emnist_splits(d / "raw"):  # torchvision's EMNIST/raw
+        return "emnist", d / "raw"
     return None
 
 
@@ -372,8 +371,6 @@ def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
     kind, folder = hit
     if kind == "cifar":
         return _cifar_folder(folder, split)
-    if kind in ("svhn", "stl10", "emnist"):
-        return {"svhn": binary_sets.svhn_in, "stl10": binary_sets.stl_in, "emnist": binary_sets.emnist_in}[kind](
-            folder, split
-        )
+    if kind != "idx":
+        return binary_sets.READERS[kind](folder, split)
     return _idx_folder(folder, (folder.parent if folder.name == "raw" else folder).name, split)

@@ -17,6 +17,8 @@ _KNOWN_SETS = {
     "emnist": "the images file of one of its splits, EMNIST/raw/emnist-balanced-train-images-idx3-ubyte.gz",
     "svhn": "torchvision's download folder (its root) or its train_32x32.mat",
     "stl10": "torchvision's download folder (its root) or its stl10_binary folder",
+    **dict.fromkeys(("flowers102", "oxfordflowers", "oxford102flowers"),
+                    "torchvision's download folder (its root) or its flowers-102 folder"),
     **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "lsun"),
                     "an image folder or an archive of it"),
 }  # fmt: skip

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY
+from PIL import Image
 
 from fastacgan.binary_sets import read_mat
 from fastacgan.data import DataError, NoTestSplit, open_catalog
+from fastacgan.decode import decode_image
 from fastacgan.train import main
 
 SVHN = Path(__file__).parent / "data" / "svhn"
@@ -242,3 +244,39 @@ def test_idx_files_as_kaggle_copies_them(tmp_path):
     (root / "train-labels.idx1-ubyte").unlink()
     with pytest.raises(DataError, match=r"train-images\.idx3-ubyte: no train-labels\.idx1-ubyte\[\.gz\] beside it"):
         open_catalog(str(root / "train-images.idx3-ubyte"))
+
+
+def matlab_labels(path: Path, name: str, values: list[int]) -> None:
+    """A MAT file of one double row vector stored as bytes, as MATLAB's save writes whole numbers (see above)."""
+    body = (_mat_element(6, struct.pack("<II", 6, 0)) + _mat_element(5, struct.pack("<ii", 1, len(values)))
+            + _mat_element(1, name.encode()) + _mat_element(2, bytes(values)))  # fmt: skip
+    path.write_bytes(b"MATLAB 5.0 MAT-file".ljust(116) + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+                     + _mat_element(14, body))  # fmt: skip
+
+
+def test_flowers102_as_torchvision_downloads_it(tmp_path):
+    """flowers-102/jpg/image_00001.jpg ... and imagelabels.mat (labels 1..102, one per image in number order): all
+    of its images train (setid.mat's split is a classifier's). It was one class, flowers-102 (the root as --data)
+    or jpg (the folder): an unconditional GAN, with a note."""
+    root = tmp_path / "data"
+    folder = root / "flowers-102"
+    (folder / "jpg").mkdir(parents=True)
+    labels = [77, 3, 77, 102, 3]
+    for i, lab in enumerate(labels, start=1):
+        Image.new("RGB", (30, 20), (lab, i * 40, 0)).save(folder / "jpg" / f"image_{i:05d}.jpg")
+    matlab_labels(folder / "imagelabels.mat", "labels", labels)
+    for data in (root, folder):
+        cat = open_catalog(str(data))
+        assert cat.name == "flowers102" and cat.class_names == ["3", "77", "102"]  # the authors' numbers
+        assert cat.labels.tolist() == [1, 0, 1, 2, 0] and [Path(n).name for n in cat.names][:2] == [
+            "image_00001.jpg", "image_00002.jpg"]  # fmt: skip
+        assert decode_image(cat.read_bytes(3), cat.names[3], 8, 3)[0, 0, 0].item() in range(98, 107)  # image 4: red 102
+    with pytest.raises(NoTestSplit, match="Flowers-102's images all train the GAN"):
+        open_catalog(str(folder), split="test")
+    (folder / "jpg" / "image_00004.jpg").unlink()
+    with pytest.raises(DataError, match=r"1 of the 5 images that imagelabels\.mat labels are not in jpg/, e\.g\. "
+                       r"image_00004\.jpg"):  # fmt: skip
+        open_catalog(str(folder))
+    matlab_labels(folder / "imagelabels.mat", "lab", labels)
+    with pytest.raises(DataError, match=r"imagelabels\.mat has no variable 'labels' \(it has lab\)"):
+        open_catalog(str(folder))
