@@ -299,11 +299,12 @@ def idx_file_catalog(path: Path, split: str) -> Catalog | None:
 READERS = {"svhn": svhn_in, "stl10": stl_in, "flowers102": flowers_in, "emnist": emnist_in}  # a folder's set
 
 
-def set_in(d: Path) -> str | None:
-    """Which of READERS' sets folder d holds, or None (a few stat calls: this is asked of every sub-folder of a
-    --data folder)."""
+def set_in(d: Path, named: str | None = None) -> str | None:
+    """Which of READERS' sets folder d holds, or None. named: only the sets whose folders are usually so named
+    (a sub-folder of --data: each check is a few stat calls, and ImageNet has 1,000 class folders)."""
     found = {"svhn": has_svhn, "stl10": has_stl, "flowers102": has_flowers, "emnist": emnist_splits}
-    return next((kind for kind, has in found.items() if has(d)), None)
+    names = {"svhn": "svhn", "stl10": "stl", "flowers102": "flower", "emnist": "emnist"}
+    return next((k for k, has in found.items() if (named is None or names[k] in named.lower()) and has(d)), None)
 
 
 def binary_file_catalog(path: Path, split: str) -> Catalog | None:

@@ -169,13 +169,10 @@ def cifar_archive(path: Path, split: str = "train") -> Catalog | None:
 # ------------------------------------------------------------------------------------------------ idx files
 
 
-def _idx_file(d: Path, stem: str) -> Path | None:
-    """d/stem, plain or .gz, also named as Kaggle's copies are (train-images.idx3-ubyte)."""
-    for name in (stem, stem.replace("-idx", ".idx")):
-        for p in (d / name, d / f"{name}.gz"):
-            if p.is_file():
-                return p
-    return None
+def _idx_file(d: Path, stem: str, dots: bool = True) -> Path | None:
+    """d/stem, plain or .gz, or (dots) named as Kaggle's copy names it (train-images.idx3-ubyte)."""
+    names = (stem, f"{stem}.gz", stem.replace("-idx", ".idx"))
+    return next((d / n for n in names[: 3 if dots else 2] if (d / n).is_file()), None)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -336,24 +333,26 @@ def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:
 # ------------------------------------------------------------------------------------------------ finding them
 
 
-def _has_idx(d: Path) -> bool:
-    return any(_idx_file(d, IDX_IMAGES.format(p)) for p in IDX_PREFIX.values())
+def _has_idx(d: Path, dots: bool = True) -> bool:
+    return any(_idx_file(d, IDX_IMAGES.format(p), dots) for p in IDX_PREFIX.values())
 
 
-def _found_in(d: Path) -> tuple[str, Path] | None:
-    """('cifar' | 'idx' | 'svhn' | 'stl10' | 'flowers102' | 'emnist', folder) if folder d itself is one of these
-    data sets."""
+def _found_in(d: Path, sub: bool = False) -> tuple[str, Path] | None:
+    """('cifar' | 'idx' | a binary_sets kind, folder) if folder d itself is one of these data sets. sub: d is a
+    sub-folder of --data (one of ImageNet's 1,000 class folders, say), probed with fewer stat calls: the other sets
+    only where its name is theirs (stl10_binary, flowers-102, ...), no Kaggle names of idx files."""
     if (d / "data_batch_1").is_file() or ((d / "train").is_file() and (d / "meta").is_file()):
         return "cifar", d
-    if _has_idx(d):
+    if _has_idx(d, dots=not sub):
         return "idx", d
-    if (d / "raw").is_dir() and _has_idx(d / "raw"):
-        return "idx", d / "raw"
-    if kind := binary_sets.set_in(d):
-        return kind, d
-    if (d / "raw").is_dir() and binary_sets.emnist_splits(d / "raw"):  # torchvision's EMNIST/raw
-        return "emnist", d / "raw"
-    return None
+    raw = d / "raw"  # torchvision's MNIST/raw, EMNIST/raw
+    if raw.is_dir():
+        if _has_idx(raw):
+            return "idx", raw
+        if binary_sets.emnist_splits(raw):
+            return "emnist", raw
+    kind = binary_sets.set_in(d, d.name if sub else None)
+    return (kind, d) if kind else None
 
 
 def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
@@ -361,7 +360,7 @@ def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
     hit = _found_in(d)
     if hit is None:
         subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-        found = [h for h in map(_found_in, subs) if h is not None]
+        found = [h for h in (_found_in(p, sub=True) for p in subs) if h is not None]
         if len(found) > 1:
             raise DataError(f"--data {d} holds several data sets ({', '.join(str(f) for _, f in found)}); "
                             f"give the one to train on")  # fmt: skip
