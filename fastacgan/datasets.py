@@ -269,16 +269,19 @@ def _idx_folder(d: Path, set_name: str, split: str) -> Catalog:
 
 
 def npz_catalog(path: Path, split: str = "train") -> Catalog:
-    """x_train / y_train (x_test / y_test) of an .npz (Keras' mnist.npz)."""
-    xk, yk = f"x_{split}", f"y_{split}"
+    """x_train / y_train (x_test / y_test) of an .npz (Keras' mnist.npz), or train_images / train_labels (test_...)
+    as MedMNIST ships its sets (pathmnist.npz, bloodmnist_64.npz, ...)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.files)
+            xk, yk = next(((x, y) for x, y in ((f"x_{split}", f"y_{split}"), (f"{split}_images", f"{split}_labels"))
+                           if {x, y} <= set(keys)), (f"x_{split}", f"y_{split}"))  # fmt: skip
             x, y = (z[xk], z[yk]) if {xk, yk} <= set(keys) else (None, None)
     except (OSError, ValueError) as e:
         raise DataError(f"--data {path}: cannot read the .npz ({e})") from e
     if x is None:
-        raise DataError(f"--data {path}: an .npz needs {xk} and {yk} arrays (it has {', '.join(keys)})")
+        raise DataError(f"--data {path}: an .npz needs {xk} and {yk} arrays, or {split}_images and {split}_labels "
+                        f"(it has {', '.join(keys)})")  # fmt: skip
     return arrays_catalog(x, y, f"{path}:{xk}", path.stem, [str(path)], f"{path}:{yk}")
 
 

@@ -187,8 +187,18 @@ def test_keras_npz(tmp_path):
     cat = open_catalog(str(tmp_path / "mnist.npz"))
     assert cat.name == "mnist" and torch.equal(cat.images[..., 0], torch.from_numpy(x)) and len(cat.class_names) == 10
     np.savez(tmp_path / "other.npz", images=x)
-    with pytest.raises(DataError, match="other.npz: an .npz needs x_train and y_train"):
+    with pytest.raises(DataError, match=r"other.npz: an .npz needs x_train and y_train arrays, or train_images and "
+                       r"train_labels \(it has images\)"):  # fmt: skip
         open_catalog(str(tmp_path / "other.npz"))
+    # MedMNIST's: train_images [N, H, W(, 3)], train_labels [N, 1], val_..., test_... (it was "needs x_train")
+    rgb = rng.integers(0, 256, (9, 28, 28, 3), dtype=np.uint8)
+    np.savez(tmp_path / "bloodmnist.npz", train_images=rgb, train_labels=y[:, None], val_images=rgb[:1],
+             val_labels=y[:1, None], test_images=rgb[:4], test_labels=y[:4, None])  # fmt: skip
+    med = open_catalog(str(tmp_path / "bloodmnist.npz"))
+    assert med.name == "bloodmnist" and torch.equal(med.images, torch.from_numpy(rgb))
+    assert [med.class_names[k] for k in med.labels] == [str(v) for v in y]
+    med_test = open_catalog(str(tmp_path / "bloodmnist.npz"), split="test")
+    assert torch.equal(med_test.images, torch.from_numpy(rgb[:4]))
     # labels of another set: classes are the values found, in order
     np.savez(tmp_path / "marks.npz", x_train=x, y_train=np.array([5, 9, 5, 7, 9, 5, 7, 7, 9]))
     marks = open_catalog(str(tmp_path / "marks.npz"))
