@@ -76,10 +76,14 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         log(loose_note(root, loose))
     if others:
         log(others_note(root, others))
-    lists = sorted(p.name for p in entries if p.suffix.lower() in (".csv", ".txt", ".tsv") and p.is_file())
-    if len(names) == 1 and lists:  # CelebA: img_align_celeba/ beside list_attr_celeba.txt
-        log(f"note: {root} holds one class folder, {class_dirs[0].name}, beside {', '.join(lists[:4])}: where those "
-            "hold its labels, give one with --csv (and the column with --csv-label-col)")  # fmt: skip
+    # labels beside folders that may be no classes: CelebA's img_align_celeba/ beside list_attr_celeba.txt,
+    # HAM10000's HAM10000_images_part_1/ and _part_2/ beside HAM10000_metadata.csv
+    lists = sorted(p.name for p in entries if p.suffix.lower() in (".csv", ".tsv", ".txt") and p.is_file())
+    lists = lists if len(names) == 1 else [n for n in lists if not n.lower().endswith(".txt")]  # (a readme.txt)
+    if lists:
+        shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        log(f"note: {root} holds {', '.join(lists[:4])} beside its class folder{'s' * (len(names) > 1)} ({shown}): "
+            "where that holds the labels, give it with --csv (and the column with --csv-label-col)")  # fmt: skip
     split_like(root, deep, names)
     labels = np.asarray(ids, dtype=np.int64)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)

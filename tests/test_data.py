@@ -318,8 +318,20 @@ def test_celeba_attribute_lists(tmp_path):
             open_catalog(str(root), csv_opt=name)
     lines = []
     assert open_catalog(str(root), log=lines.append).class_names == ["img_align_celeba"]
-    assert lines == [f"note: {root} holds one class folder, img_align_celeba, beside list_attr_celeba.csv, "
-                     "list_attr_celeba.txt: where those hold its labels, give one with --csv (and the column with "
+    assert lines == [f"note: {root} holds list_attr_celeba.csv, list_attr_celeba.txt beside its class folder "
+                     "(img_align_celeba): where that holds the labels, give it with --csv (and the column with "
+                     "--csv-label-col)"]  # fmt: skip
+    # HAM10000 as Kaggle ships it: its images in two parts beside the metadata, which holds the labels
+    ham = tmp_path / "ham10000"
+    for part in ("HAM10000_images_part_1", "HAM10000_images_part_2"):
+        (ham / part).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(ham / part / "ISIC_0024306.jpg")
+    (ham / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\nHAM_1,ISIC_0024306,nv\n")
+    (ham / "readme.txt").write_text("x")
+    lines.clear()
+    assert len(open_catalog(str(ham), log=lines.append).class_names) == 2
+    assert lines == [f"note: {ham} holds HAM10000_metadata.csv beside its class folders (HAM10000_images_part_1, "
+                     "HAM10000_images_part_2): where that holds the labels, give it with --csv (and the column with "
                      "--csv-label-col)"]  # fmt: skip
 
 
