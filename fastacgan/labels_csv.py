@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import unicodedata
 import warnings
 from pathlib import Path
@@ -35,9 +36,9 @@ def find_csv(root: Path, csv_opt: str) -> Path | None:
     return None
 
 
-class Ambiguous(tuple):
-    """name_index's entry for a name or stem that two images share (train/1.png and test/1.png: Kaggle's CIFAR-10,
-    whose trainLabels.csv names them "1"): their relative names."""
+class Ambiguous(list):
+    """name_index's entry for a name or stem that several images share (train/1.png and test/1.png: Kaggle's
+    CIFAR-10, whose trainLabels.csv names them "1"): their relative names."""
 
 
 def name_index(items) -> dict:
@@ -48,9 +49,31 @@ def name_index(items) -> dict:
         rel = unicodedata.normalize("NFC", rel)
         for key in (rel, Path(rel).name, Path(rel).stem):
             was = index.setdefault(key, (value, rel))
-            if was[0] != value and not isinstance(was[0], Ambiguous):
-                index[key] = (Ambiguous((was[1], rel)), rel)
+            if isinstance(was[0], Ambiguous):
+                if was[0][-1] != rel:  # (a file's name and stem may be one key)
+                    was[0].append(rel)
+            elif was[0] != value:
+                index[key] = (Ambiguous([was[1], rel]), rel)
     return {key: value for key, (value, _) in index.items()}
+
+
+def _copies(found: list) -> bool:
+    """Whether the files (paths; an archive's member numbers are not compared) are copies of one file: the same
+    size, the same first and last 8 KiB."""
+    if not all(isinstance(f, str) for f in found):
+        return False
+    try:
+        if len({os.path.getsize(f) for f in found}) != 1:
+            return False
+        ends = set()
+        for f in found:
+            with open(f, "rb") as fh:
+                head = fh.read(8192)
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - 8192))
+                ends.add(head + fh.read(8192))
+    except OSError:
+        return False
+    return len(ends) == 1
 
 
 def csv_key(name: str) -> str:
@@ -179,9 +202,12 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     for n, r in enumerate(rows, start=1 if bare else 2):  # n: the row's line in the file (a header is line 1)
         key = csv_key(r[image_col] or "")
         hit = _look_up(index, key)
+        if isinstance(hit, Ambiguous) and _copies([index[rel] for rel in hit]):
+            hit = index[hit[0]]  # the same file twice (HAM10000 on Kaggle: each image part also in lower case)
         if isinstance(hit, Ambiguous):
             folders = " or ".join(dict.fromkeys(f"{where}/{Path(h).parent}".removesuffix("/.") for h in hit))
-            raise DataError(f"--csv {csv_path}: row {n} names {key!r}, which is {hit[0]} and {hit[1]} (and maybe more) "
+            which = f"{hit[0]} and {hit[1]}" if len(hit) == 2 else f"{hit[0]}, {hit[1]} and {len(hit) - 2} more"
+            raise DataError(f"--csv {csv_path}: row {n} names {key!r}, which is {which} "
                             f"in {where}: give as --data the folder of the CSV's images ({folders}; the CSV is looked "
                             "for beside it too), or name them by their path in the CSV")  # fmt: skip
         if hit is None:

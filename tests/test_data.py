@@ -221,8 +221,8 @@ def test_csv_names_that_two_images_share_are_refused(tmp_path):
     both folders hold. The first image in sorted order took the name, so the labels went to the test images, in
     silence. Refused now, naming both, and --data train/ finds the CSV beside it."""
     root = tmp_path / "cifar-10"
-    for part in ("train", "test"):
-        make_folder(root / part, n_per_class=2, size=(8, 8), classes=["x"])
+    for seed, part in enumerate(("train", "test")):
+        make_folder(root / part, n_per_class=2, size=(8, 8), classes=["x"], seed=seed)  # other images: not copies
         for k, f in enumerate(sorted((root / part / "x").iterdir())):
             f.rename(root / part / f"{k + 1}.png")
     (root / "trainLabels.csv").write_text("id,label\n1,cat\n2,dog\n")
@@ -238,6 +238,33 @@ def test_csv_names_that_two_images_share_are_refused(tmp_path):
     assert cat.class_names == ["cat", "dog"]
     with pytest.raises(DataError, match=rf"--csv nope.csv: file not found \(looked at {root / 'train' / 'nope.csv'} "):
         open_catalog(str(root / "train"), csv_opt="nope.csv")
+
+
+def test_csv_names_of_copies_in_two_folders_are_the_one_image(tmp_path):
+    """HAM10000 as Kaggle ships it holds each image part twice (HAM10000_images_part_1/ and ham10000_images_part_1/):
+    a name two files share is not ambiguous where the files are copies (the same size, the same first and last
+    8 KiB). It was refused as ambiguous: no folder to give held all of the CSV's images."""
+    root = tmp_path / "ham10000"
+    for part, seed in (("part_1", 0), ("part_2", 1)):
+        make_folder(root / f"HAM10000_images_{part}", n_per_class=2, size=(8, 8), classes=["x"], seed=seed)
+        shutil.copytree(root / f"HAM10000_images_{part}", root / f"ham10000_images_{part}")
+    names = sorted(p.stem for p in root.glob("HAM10000_images_*/x/*.png"))
+    (root / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "".join(
+        f"HAM_{k},{n},{'nv' if k % 2 else 'mel'}\n" for k, n in enumerate(names)))  # fmt: skip
+    with pytest.raises(DataError, match="which is .* and .*: give as --data the folder"):  # two images, one name
+        open_catalog(str(root), csv_opt="HAM10000_metadata.csv")
+    for part in ("part_1", "part_2"):  # (make_folder names each part's images alike: named apart here)
+        for f in (root / f"HAM10000_images_{part}" / "x").iterdir():
+            for copy in (f, root / f"ham10000_images_{part}" / "x" / f.name):
+                copy.rename(copy.with_name(f"{part}_{f.name}"))
+    names = sorted(p.stem for p in root.glob("HAM10000_images_*/x/*.png"))
+    (root / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "".join(
+        f"HAM_{k},{n},{'nv' if k % 2 else 'mel'}\n" for k, n in enumerate(names)))  # fmt: skip
+    cat = open_catalog(str(root), csv_opt="HAM10000_metadata.csv")
+    assert len(cat) == 4 and [Path(n).stem for n in cat.names] == names and cat.class_names == ["mel", "nv"]
+    (root / "ham10000_images_part_2" / "x" / "part_2_x_001.png").write_bytes(b"other bytes")
+    with pytest.raises(DataError, match=r"names 'part_2_x_001', which is .*part_2_x_001\.png and "):
+        open_catalog(str(root), csv_opt="HAM10000_metadata.csv")
 
 
 def test_label_lists_without_a_header(tmp_path):
