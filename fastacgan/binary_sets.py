@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import downsampled_imagenet
 from .data import Catalog, DataError, Files, NoTestSplit, file_safe
 
 # ------------------------------------------------------------------------------------------------ MAT version 5
@@ -296,14 +297,21 @@ def idx_file_catalog(path: Path, split: str) -> Catalog | None:
     return arrays_catalog(x, y, str(path), name, [str(path), str(labels)], str(labels), classes)
 
 
-READERS = {"svhn": svhn_in, "stl10": stl_in, "flowers102": flowers_in, "emnist": emnist_in}  # a folder's set
+READERS = {
+    "svhn": svhn_in,
+    "stl10": stl_in,
+    "flowers102": flowers_in,
+    "emnist": emnist_in,
+    "imagenet_ds": downsampled_imagenet.batches_in,
+}  # a folder's set (fmt: skip)
 
 
 def set_in(d: Path, named: str | None = None) -> str | None:
     """Which of READERS' sets folder d holds, or None. named: only the sets whose folders are usually so named
     (a sub-folder of --data: each check is a few stat calls, and ImageNet has 1,000 class folders)."""
-    found = {"svhn": has_svhn, "stl10": has_stl, "flowers102": has_flowers, "emnist": emnist_splits}
-    names = {"svhn": "svhn", "stl10": "stl", "flowers102": "flower", "emnist": "emnist"}
+    found = {"svhn": has_svhn, "stl10": has_stl, "flowers102": has_flowers, "emnist": emnist_splits,
+             "imagenet_ds": downsampled_imagenet.has_batches}  # fmt: skip
+    names = {"svhn": "svhn", "stl10": "stl", "flowers102": "flower", "emnist": "emnist", "imagenet_ds": "imagenet"}
     return next((k for k, has in found.items() if (named is None or names[k] in named.lower()) and has(d)), None)
 
 
@@ -313,6 +321,8 @@ def binary_file_catalog(path: Path, split: str) -> Catalog | None:
     lower = path.name.lower()
     if IDX_IMAGES_FILE.fullmatch(path.name):
         return idx_file_catalog(path, split)
+    if (cat := downsampled_imagenet.batch_file_catalog(path, split)) is not None:
+        return cat
     if not lower.endswith(".mat") and not path.name.endswith("_X.bin"):
         return None
     if split != "train":

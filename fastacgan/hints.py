@@ -15,6 +15,8 @@ _KNOWN_SETS = {
     **dict.fromkeys(("mnist", "fashionmnist", "kmnist"),
                     "torchvision's download folder (its root), Keras' .npz, idx files or Kaggle's CSV"),
     "emnist": "the images file of one of its splits, EMNIST/raw/emnist-balanced-train-images-idx3-ubyte.gz",
+    **dict.fromkeys(("imagenet32", "imagenet64", "imagenet16", "imagenet8", "downsampledimagenet"),
+                    "its authors' Imagenet32_train folder (train_data_batch_1 ...) or one batch file"),
     "svhn": "torchvision's download folder (its root) or its train_32x32.mat",
     "stl10": "torchvision's download folder (its root) or its stl10_binary folder",
     **dict.fromkeys(("flowers102", "oxfordflowers", "oxford102flowers"),

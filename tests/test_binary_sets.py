@@ -6,6 +6,7 @@ here as its authors describe them and read back, for the reference, with torchvi
 
 import gzip
 import os
+import pickle
 import shutil
 import struct
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from conftest import TINY
 from PIL import Image
 
+from fastacgan import archives
 from fastacgan.binary_sets import read_mat
 from fastacgan.data import DataError, NoTestSplit, open_catalog
 from fastacgan.datasets import array_set_catalog
@@ -64,7 +66,7 @@ def test_a_run_trains_on_svhn(svhn_root, tmp_path, capsys):
     main(["--data", str(svhn_root), *TINY, "--batch-size", "4", "--steps", "2", "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert "-> 6 images, 10 classes (0, 1, 2, 3, 4, 5 ...), 3 channel(s)" in out
-    assert "SVHN and STL-10 files" in out  # the resident loader: already decoded
+    assert "SVHN, STL-10 and Downsampled ImageNet files" in out  # the resident loader: already decoded
     assert (tmp_path / "run" / "checkpoints" / "step_00000002.pt").is_file()
 
 
@@ -296,3 +298,58 @@ def test_class_folders_are_probed_with_few_stat_calls(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "stat", lambda *a, **kw: calls.append(a[0]) or real_stat(*a, **kw))
     assert array_set_catalog(tmp_path / "imagenet") is None
     assert len(calls) <= 9 * 40 + 40, len(calls)
+
+
+def test_downsampled_imagenet_as_its_authors_ship_it(tmp_path, monkeypatch):
+    """Imagenet32_train/train_data_batch_1 ... (pickles of data [N, 3 s s], labels 1..1000, mean),
+    Imagenet32_val/val_data, their .npz form (64x64); map_clsloc.txt names the classes. It was one class or 'class
+    folder ... holds no images'. The reference for the pixel layout is the authors' loader (below)."""
+    root = tmp_path / "data"
+    rng = np.random.default_rng(3)
+    side, batches = 8, []
+    for name, n in (("Imagenet8_train/train_data_batch_1", 5), ("Imagenet8_train/train_data_batch_2", 4),
+                    ("Imagenet8_train/train_data_batch_10", 3), ("Imagenet8_val/val_data", 2)):  # fmt: skip
+        data = rng.integers(0, 256, (n, 3 * side * side), dtype=np.uint8)
+        labels = rng.integers(1, 1001, n).tolist()
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(pickle.dumps({"data": data, "labels": labels, "mean": data.mean(0)}, protocol=2))
+        batches.append((data, labels))
+    wnids = [f"n{k:08d}" for k in range(1, 1001)]
+    (root / "map_clsloc.txt").write_text("".join(f"{w} {k} name_{k}\n" for k, w in enumerate(wnids, start=1)))
+
+    def authors_loader(data):  # Chrabaszcz et al.'s load_databatch, without the mean and the scaling
+        s2 = side * side
+        return np.dstack((data[:, :s2], data[:, s2 : 2 * s2], data[:, 2 * s2 :])).reshape((-1, side, side, 3))
+
+    train = np.concatenate([authors_loader(d) for d, _ in batches[:3]])  # batches 1, 2, 10: in numeric order
+    train_labels = sum((lab for _, lab in batches[:3]), [])
+    with pytest.raises(DataError, match=r"holds several data sets \(.*Imagenet8_train, .*Imagenet8_val\)"):
+        open_catalog(str(root))  # (which of the two: said)
+    cat = open_catalog(str(root / "Imagenet8_train"))
+    assert cat.name == "imagenet8" and cat.class_names == wnids and np.array_equal(cat.images.numpy(), train)
+    assert (cat.labels + 1).tolist() == train_labels
+    val = open_catalog(str(root / "Imagenet8_train"), split="test")  # the val folder beside it
+    assert (
+        np.array_equal(val.images.numpy(), authors_loader(batches[3][0])) and (val.labels + 1).tolist() == batches[3][1]
+    )
+    one = open_catalog(str(root / "Imagenet8_train" / "train_data_batch_2"))
+    assert np.array_equal(one.images.numpy(), authors_loader(batches[1][0]))
+    monkeypatch.setattr(archives, "memory_budget", lambda: 2000)  # (64x64: 15 GiB in all)
+    said = r"its 3 batches take 0\.0 GiB, more than half the memory this process may take \(0\.0 GiB\): give one"
+    with pytest.raises(DataError, match=said + r" batch file, --data .*train_data_batch_1, or the 32x32 set"):
+        open_catalog(str(root / "Imagenet8_train"))
+    monkeypatch.undo()
+    # the .npz form (64x64's), and without map_clsloc.txt: the classes by number
+    (root / "map_clsloc.txt").unlink()
+    npz = root / "Imagenet8_train_npz"
+    npz.mkdir()
+    np.savez(npz / "train_data_batch_1.npz", data=batches[0][0], labels=np.array(batches[0][1]), mean=np.zeros(3))
+    cat = open_catalog(str(npz))
+    assert cat.class_names == [str(k) for k in range(1, 1001)] and np.array_equal(cat.images.numpy(), train[:5])
+    np.savez(npz / "train_data_batch_2.npz", data=rng.integers(0, 256, (2, 3 * 4 * 4), dtype=np.uint8),
+             labels=np.array([1, 2]), mean=np.zeros(3))  # fmt: skip
+    with pytest.raises(DataError, match=r"images of 4x4 pixels beside batches of 8x8: give the batches of one size"):
+        open_catalog(str(npz))
+    np.savez(npz / "train_data_batch_2.npz", data=batches[0][0], labels=np.array([0] * 5), mean=np.zeros(3))
+    with pytest.raises(DataError, match=r"labels from 0 to 0; Downsampled ImageNet's are 1\.\.1000"):
+        open_catalog(str(npz))
