@@ -46,8 +46,9 @@ class TrainConfig:
     )
     csv_label_col: str = _f(
         "",
-        "CSV column with the labels (default: 'label', 'target', 'class', 'diagnosis' or 'dx'; else one-hot "
-        "0/1 columns; else the last column); of CelebA's -1/1 attributes, the one to train on (Smiling)",
+        "CSV column with the labels (default: 'label', 'labels', 'target', 'class', 'category', 'diagnosis', 'dx' "
+        "or 'Finding Labels', in any case; else one-hot 0/1 columns; else the last column); of CelebA's -1/1 "
+        "attributes, the one to train on (Smiling)",
     )
     classes: str = _f(
         "",

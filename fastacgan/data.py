@@ -37,7 +37,6 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".webp",
 # a tar, uncompressed or compressed with gzip, bzip2 or xz (Python reads each; zstd it reads from 3.14 only)
 TAR_EXTS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
-LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
 # the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
 # test/<class>/...): the training split, and the held-out one in order of preference
 TRAIN_SPLITS = ("train", "training")

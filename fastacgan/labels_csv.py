@@ -16,7 +16,8 @@ import numpy as np
 from .data import Catalog, DataError, Files, folder_name, is_image, labels_from
 from .folders import walk
 
-LABEL_COLUMNS = ("label", "target", "class", "diagnosis", "dx")
+# a label column by its name, in any case (NIH ChestX-ray14's Data_Entry_2017.csv: "Finding Labels")
+LABEL_COLUMNS = ("label", "labels", "target", "class", "category", "diagnosis", "dx", "finding labels")
 
 
 def find_csv(root: Path, csv_opt: str) -> Path | None:
@@ -152,8 +153,8 @@ def csv_text(path: Path) -> str:
 def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str):
     """(the index values of the CSV's images in row order, labels int64, class names) for a labels CSV: an image
     column (--csv-image-col, default the first, or the one whose names match images: _image_column) and a label
-    column (--csv-label-col, default 'label', 'target', 'class', 'diagnosis' or 'dx'), or else one-hot columns (a 1
-    in the column of the image's class), or else the last column; a file without a header has its columns by number
+    column (--csv-label-col, default one named as in LABEL_COLUMNS), or else one-hot columns (a 1 in the column of
+    the image's class), or else the last named column; a file without a header has its columns by number
     (images 1, labels 2). Numeric labels give classes in numeric order, names in sorted order, one-hot columns in
     theirs."""
     text = csv_text(csv_path)
@@ -193,7 +194,8 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
             raise DataError(f"--csv {csv_path}: its columns {', '.join(attributes[:4])}{' ...' * (len(attributes) > 4)}"
                             f" are {len(attributes)} attributes, each -1 or 1: name the one to train on (its classes "
                             f"-1 and 1) with --csv-label-col, e.g. --csv-label-col {attributes[-1]}")  # fmt: skip
-    label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), cols[-1])
+    last = next((c for c in reversed(cols) if c.strip() and c != image_col), cols[-1])  # (not a trailing comma's)
+    label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), last)
     for opt, col in (("--csv-image-col", image_col), ("--csv-label-col", label_col)):
         if col not in cols:
             raise DataError(f"{opt} {col!r}: no such column in {csv_path} (columns: {', '.join(cols)}"

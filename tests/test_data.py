@@ -362,6 +362,23 @@ def test_celeba_attribute_lists(tmp_path):
                      "--csv-label-col)"]  # fmt: skip
 
 
+def test_csv_label_columns_by_other_names_and_a_trailing_comma(tmp_path):
+    """NIH ChestX-ray14's Data_Entry_2017.csv: labels in "Finding Labels", every line ending in a comma (an unnamed
+    last column). It was "row 2 has no label in column ''"; a `labels` or `category` column was passed over for the
+    last one."""
+    write_isic(tmp_path / "d", [("a", 0), ("b", 1), ("c", 1)])
+    (tmp_path / "d" / "train_data.csv").unlink()
+    (tmp_path / "d" / "Data_Entry_2017.csv").write_text(
+        "Image Index,Finding Labels,Patient Age,View Position,\n"
+        "a.jpg,Effusion,58,PA,\nb.jpg,No Finding,81,AP,\nc.jpg,Cardiomegaly|Effusion,40,PA,\n")  # fmt: skip
+    cat = open_catalog(str(tmp_path / "d"), csv_opt="Data_Entry_2017.csv")
+    assert cat.class_names == ["Cardiomegaly|Effusion", "Effusion", "No Finding"] and cat.labels.tolist() == [1, 2, 0]
+    (tmp_path / "d" / "list.csv").write_text("image,category,source,\na.jpg,cat,web,\nb.jpg,dog,web,\nc.jpg,dog,x,\n")
+    assert open_catalog(str(tmp_path / "d"), csv_opt="list.csv").class_names == ["cat", "dog"]
+    (tmp_path / "d" / "list.csv").write_text("image,source,\na.jpg,web,\nb.jpg,web,\nc.jpg,x,\n")  # the last named
+    assert open_catalog(str(tmp_path / "d"), csv_opt="list.csv").class_names == ["web", "x"]
+
+
 def test_csv_unknown_column(tmp_path):
     write_isic(tmp_path / "d", [("a", 0)])
     with pytest.raises(DataError, match="--csv-label-col 'nope'"):
