@@ -97,7 +97,7 @@ def _read_mat(buf: memoryview, names: tuple[str, ...], where: str) -> tuple[dict
             typ, size, start, _ = _element(buf, pos, order)
             body = buf[start : start + size]
             if typ == _MI_COMPRESSED:  # its tag, flags, dimensions and name come first: 256 bytes hold them
-                name = _matrix_name(zlib.decompressobj().decompress(body, 256), order)
+                name = _matrix_name(zlib.decompressobj().decompress(body[:65536], 256), order)  # (no copy of the rest)
                 if name in names:
                     body = memoryview(zlib.decompress(body))
             else:
