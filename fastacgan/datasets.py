@@ -51,12 +51,15 @@ IDX_CLASSES = {
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Builds only what the CIFAR batches hold: numpy arrays (and their dtypes), containers, numbers, strings."""
+    """Builds only what the CIFAR (and Downsampled ImageNet) batches hold: numpy arrays and scalars (a label list of
+    numpy integers) and their dtypes, containers, numbers, strings."""
 
     _reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's array rebuild function, without naming its module
+    _scalar = np.int64(0).__reduce__()[0]  # numpy's scalar from a dtype and its bytes
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # the name numpy 1 writes
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # numpy 2
+        ("numpy.core.multiarray", "scalar"): _scalar, ("numpy._core.multiarray", "scalar"): _scalar,
         ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
     }  # fmt: skip
 
@@ -67,7 +70,7 @@ class _ArrayUnpickler(pickle.Unpickler):
             import codecs
 
             return codecs.encode
-        raise pickle.UnpicklingError(f"{module}.{name} is not part of a CIFAR batch")
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a data batch")
 
 
 def _unpickle(read: Callable[[], bytes], where: str) -> dict:
@@ -78,7 +81,7 @@ def _unpickle(read: Callable[[], bytes], where: str) -> dict:
     try:
         obj = _ArrayUnpickler(io.BytesIO(blob), encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 - any failure is a bad file, named
-        raise DataError(f"{where}: not a readable CIFAR batch ({type(e).__name__}: {e})") from e
+        raise DataError(f"{where}: not a readable data batch, as CIFAR's ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):
         raise DataError(f"{where}: not a CIFAR batch (a {type(obj).__name__}, expected a dict)")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}

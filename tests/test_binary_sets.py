@@ -312,7 +312,8 @@ def test_downsampled_imagenet_as_its_authors_ship_it(tmp_path, monkeypatch):
         data = rng.integers(0, 256, (n, 3 * side * side), dtype=np.uint8)
         labels = rng.integers(1, 1001, n).tolist()
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(pickle.dumps({"data": data, "labels": labels, "mean": data.mean(0)}, protocol=2))
+        listed = [np.int64(v) for v in labels] if n == 5 else labels  # a list of numpy integers, pickled as such
+        (root / name).write_bytes(pickle.dumps({"data": data, "labels": listed, "mean": data.mean(0)}, protocol=2))
         batches.append((data, labels))
     wnids = [f"n{k:08d}" for k in range(1, 1001)]
     (root / "map_clsloc.txt").write_text("".join(f"{w} {k} name_{k}\n" for k, w in enumerate(wnids, start=1)))

@@ -134,14 +134,14 @@ def test_a_batch_that_would_run_code_is_refused(cifar10, tmp_path, monkeypatch):
     d, _, _ = cifar10
     monkeypatch.chdir(tmp_path)
     (d / "data_batch_2").write_bytes(pickle.dumps({b"data": _Payload(), b"labels": []}, protocol=2))
-    with pytest.raises(DataError, match="data_batch_2: not a readable CIFAR batch.*system"):
+    with pytest.raises(DataError, match="data_batch_2: not a readable data batch, as CIFAR's.*system"):
         open_catalog(str(d))
     assert not (tmp_path / "pwned").exists()
     (d / "data_batch_2").write_bytes(pickle.dumps({b"labels": [1]}, protocol=2))
     with pytest.raises(DataError, match="data_batch_2: no 'data' entry"):
         open_catalog(str(d))
     (d / "data_batch_2").write_bytes(b"\x80\x02}q\x00(")  # cut short
-    with pytest.raises(DataError, match="data_batch_2: not a readable CIFAR batch"):
+    with pytest.raises(DataError, match="data_batch_2: not a readable data batch, as CIFAR's"):
         open_catalog(str(d))
 
 
@@ -333,12 +333,12 @@ def test_the_test_splits(cifar10, tmp_path, image_folder, monkeypatch):
     good = (d / "test_batch").read_bytes()
     (d / "test_batch").write_bytes(b"damaged")
     assert len(open_catalog(str(d))) == 24
-    with pytest.raises(DataError, match="test_batch: not a readable CIFAR batch"):
+    with pytest.raises(DataError, match="test_batch: not a readable data batch, as CIFAR's"):
         open_catalog(str(d), split="test")
     (d / "test_batch").write_bytes(good)
     (d / "data_batch_2").write_bytes(b"damaged")
     assert len(open_catalog(str(d), split="test")) == 5
-    with pytest.raises(DataError, match="data_batch_2: not a readable CIFAR batch"):
+    with pytest.raises(DataError, match="data_batch_2: not a readable data batch, as CIFAR's"):
         open_catalog(str(d))
     (d / "test_batch").unlink()
     with pytest.raises(DataError, match="no test_batch \\(the test split of cifar10\\)"):
