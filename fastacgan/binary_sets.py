@@ -272,10 +272,8 @@ def _beside(path: Path, name: str) -> Path | None:
 
 def idx_file_catalog(path: Path, split: str) -> Catalog | None:
     """An idx images file given as --data (train-images-idx3-ubyte[.gz], EMNIST's emnist-letters-train-images-...),
-    its labels file beside it; the test split is the t10k-/test- file beside it. EMNIST's images are stored
-    transposed (each column-major): they are turned back, as NIST shows them. None for other files."""
-    from .datasets import arrays_catalog, read_idx
-
+    its labels file beside it (idx_catalog); the test split is the t10k-/test- file beside it. None for other
+    files."""
     m = IDX_IMAGES_FILE.fullmatch(path.name)
     if m is None:
         return None
@@ -288,31 +286,39 @@ def idx_file_catalog(path: Path, split: str) -> Catalog | None:
     labels = _beside(path, stem) or _beside(path, stem + ".gz")
     if labels is None:
         raise DataError(f"--data {path}: no {stem}[.gz] beside it (the labels)")
-    x, y = read_idx(path), read_idx(labels)
-    folder = path.parent.parent if path.parent.name == "raw" else path.parent  # torchvision's MNIST/raw
-    name, classes = file_safe(folder.name.lower()), None  # (MNIST, Fashion-MNIST, KMNIST: torchvision's names)
-    if em := EMNIST_FILE.fullmatch(path.name):
+    return idx_catalog(path, labels)
+
+
+def idx_catalog(images: Path, labels: Path) -> Catalog:
+    """An idx images file and its labels file, named after their folder (torchvision's MNIST/raw: MNIST; MNIST,
+    Fashion-MNIST and KMNIST get torchvision's class names). EMNIST's images are stored transposed (each
+    column-major): they are turned back, as NIST shows them, and its classes named per split."""
+    from .datasets import arrays_catalog, read_idx
+
+    x, y = read_idx(images), read_idx(labels)
+    folder = images.parent.parent if images.parent.name == "raw" else images.parent
+    name, classes = file_safe(folder.name.lower()), None
+    if em := EMNIST_FILE.fullmatch(images.name):
         name, classes, x = f"emnist_{em[1]}", EMNIST_CLASSES.get(em[1]), x.transpose(0, 2, 1)
         y = y - 1 if em[1] == "letters" and y.size and y.min() >= 1 else y
-    return arrays_catalog(x, y, str(path), name, [str(path), str(labels)], str(labels), classes)
+    return arrays_catalog(x, y, str(images), name, [str(images), str(labels)], str(labels), classes)
 
 
-READERS = {
-    "svhn": svhn_in,
-    "stl10": stl_in,
-    "flowers102": flowers_in,
-    "emnist": emnist_in,
-    "imagenet_ds": downsampled_imagenet.batches_in,
-}  # a folder's set (fmt: skip)
+# the sets a folder may be: kind -> (whether folder d holds it, its reader, a word of the folder's usual name)
+FOLDER_SETS = {
+    "svhn": (has_svhn, svhn_in, "svhn"),
+    "stl10": (has_stl, stl_in, "stl"),
+    "flowers102": (has_flowers, flowers_in, "flower"),
+    "emnist": (emnist_splits, emnist_in, "emnist"),
+    "imagenet_ds": (downsampled_imagenet.has_batches, downsampled_imagenet.batches_in, "imagenet"),
+}
 
 
 def set_in(d: Path, named: str | None = None) -> str | None:
-    """Which of READERS' sets folder d holds, or None. named: only the sets whose folders are usually so named
+    """Which of FOLDER_SETS folder d holds, or None. named: only the sets whose folders are usually so named
     (a sub-folder of --data: each check is a few stat calls, and ImageNet has 1,000 class folders)."""
-    found = {"svhn": has_svhn, "stl10": has_stl, "flowers102": has_flowers, "emnist": emnist_splits,
-             "imagenet_ds": downsampled_imagenet.has_batches}  # fmt: skip
-    names = {"svhn": "svhn", "stl10": "stl", "flowers102": "flower", "emnist": "emnist", "imagenet_ds": "imagenet"}
-    return next((k for k, has in found.items() if (named is None or names[k] in named.lower()) and has(d)), None)
+    return next((kind for kind, (has, _, word) in FOLDER_SETS.items()
+                 if (named is None or word in named.lower()) and has(d)), None)  # fmt: skip
 
 
 def binary_file_catalog(path: Path, split: str) -> Catalog | None:

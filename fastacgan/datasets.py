@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from . import binary_sets
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, labels_from
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, labels_from
 
 CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
 IDX_IMAGES, IDX_LABELS = "{}-images-idx3-ubyte", "{}-labels-idx1-ubyte"  # .format("train" or "t10k")
@@ -260,30 +260,29 @@ def arrays_catalog(images: np.ndarray, labels: np.ndarray, where: str, set_name:
     return Catalog(set_name, names, labels, classes, None, images_t, sources=sources)
 
 
-def _idx_folder(d: Path, set_name: str, split: str) -> Catalog:
+def _idx_folder(d: Path, split: str) -> Catalog:
     images, labels = IDX_IMAGES.format(IDX_PREFIX[split]), IDX_LABELS.format(IDX_PREFIX[split])
     img, lab = _idx_file(d, images), _idx_file(d, labels)
     if img is None:
         raise DataError(f"--data {d}: no {images}[.gz] (the {split} split)")
     if lab is None:
         raise DataError(f"--data {d}: {img.name} has no {labels}[.gz] beside it")
-    name = file_safe(set_name.lower())
-    return arrays_catalog(read_idx(img), read_idx(lab), str(img), name, [str(img), str(lab)], str(lab))
+    return binary_sets.idx_catalog(img, lab)
 
 
 def npz_catalog(path: Path, split: str = "train") -> Catalog:
     """x_train / y_train (x_test / y_test) of an .npz (Keras' mnist.npz), or train_images / train_labels (test_...)
     as MedMNIST ships its sets (pathmnist.npz, bloodmnist_64.npz, ...)."""
+    forms = ((f"x_{split}", f"y_{split}"), (f"{split}_images", f"{split}_labels"))
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.files)
-            xk, yk = next(((x, y) for x, y in ((f"x_{split}", f"y_{split}"), (f"{split}_images", f"{split}_labels"))
-                           if {x, y} <= set(keys)), (f"x_{split}", f"y_{split}"))  # fmt: skip
-            x, y = (z[xk], z[yk]) if {xk, yk} <= set(keys) else (None, None)
+            xk, yk = next((f for f in forms if set(f) <= set(keys)), (None, None))
+            x, y = (z[xk], z[yk]) if xk else (None, None)
     except (OSError, ValueError) as e:
         raise DataError(f"--data {path}: cannot read the .npz ({e})") from e
     if x is None:
-        raise DataError(f"--data {path}: an .npz needs {xk} and {yk} arrays, or {split}_images and {split}_labels "
+        raise DataError(f"--data {path}: an .npz needs {' and '.join(forms[0])} arrays, or {' and '.join(forms[1])} "
                         f"(it has {', '.join(keys)})")  # fmt: skip
     return arrays_catalog(x, y, f"{path}:{xk}", path.stem, [str(path)], f"{path}:{yk}")
 
@@ -377,5 +376,5 @@ def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
     if kind == "cifar":
         return _cifar_folder(folder, split)
     if kind != "idx":
-        return binary_sets.READERS[kind](folder, split)
-    return _idx_folder(folder, (folder.parent if folder.name == "raw" else folder).name, split)
+        return binary_sets.FOLDER_SETS[kind][1](folder, split)
+    return _idx_folder(folder, split)
