@@ -1,6 +1,7 @@
 """Loaders: serve batches of decoded images to the training device, in an order that depends only on
 (seed, epoch, rank). Three kinds, chosen by --loader (see `choose_loader`):
-- resident (MemoryLoader): the decoded uint8 set held on the training device; a batch is a gather + flip there;
+- resident (MemoryLoader): the decoded uint8 set held on the training device; a batch is a gather + flip there
+  (a set already in memory that would take over half a GPU's free memory: gathered on the host, then copied);
 - torch (StreamLoader): PIL decoding in DataLoader worker processes, batch by batch;
 - dali (fastacgan.dali_pipeline.DaliLoader): NVIDIA DALI decodes on the GPU, batches read ahead in a thread.
 Every loader serves uint8 [B, H, W, C] batches; the step converts them (to_model_input) in its compiled region.
@@ -96,16 +97,27 @@ class MemoryLoader(BaseLoader):
     on the device, with no host work and no host sync."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int, device: torch.device,
-                 hflip: bool, shard: tuple[int, int] = (0, 1)):  # fmt: skip
+                 hflip: bool, shard: tuple[int, int] = (0, 1), on_host: bool = False):  # fmt: skip
         super().__init__(len(labels), batch_size, seed, device, hflip, shard)
-        self.images = images.to(device)
+        self.on_host = on_host  # the set stays in host memory; each batch is gathered there and copied (see host_kept)
+        self.images = images if on_host else images.to(device)
         self.labels = labels.to(device)
 
     def epoch(self, epoch: int, start_step: int = 0):
+        if self.on_host:
+            yield from self._from_host(epoch, start_step)
+            return
         # the epoch's order goes to the device in one copy: a batch is a slice of it, a gather and a flip there
         for _, idx, flips in self.batches(epoch, start_step, self.device):
             x = self.images[idx]  # uint8 [B, H, W, C]
             yield (_flip(x, flips) if self.hflip else x), self.labels[idx]
+
+    def _from_host(self, epoch: int, start_step: int):
+        pin = self.device.type == "cuda"  # a pinned batch is copied while the host goes on
+        for _, idx, flips in self.batches(epoch, start_step):
+            x = torch.empty((len(idx), *self.images.shape[1:]), dtype=torch.uint8, pin_memory=pin)
+            x = torch.index_select(self.images, 0, idx, out=x).to(self.device, non_blocking=True)
+            yield (_flip(x, flips) if self.hflip else x), self.labels[idx.to(self.device, non_blocking=True)]
 
 
 class _Plan:
@@ -177,6 +189,19 @@ NOT_FOR_DALI = (".gif", ".avif")  # DALI has no decoder for these: its loaders h
 MOSTLY_NOT_FOR_DALI = "most images are GIFs or AVIFs, which DALI has no decoder for"
 
 
+def host_kept(need: int, device: torch.device) -> str | None:
+    """Why a set already in memory (IN_MEMORY), `need` bytes at the model's size, stays in host memory with each
+    batch copied to the GPU, or None: it goes to the device whole. It does where it takes at most half the GPU's
+    free memory (--cache-gb bounds what is decoded, which such a set is not); the 64x64 Downsampled ImageNet's half,
+    7.9 GB, went to the GPU whole whatever its size, and took the memory that training needs on a smaller GPU."""
+    if device.type != "cuda":
+        return None  # in host memory already
+    budget_gb, by = resident_budget_gb(float("inf"), device)
+    if need <= budget_gb * 2**30:
+        return None
+    return f"{byte_size(need)} exceeds {by} ({byte_size(budget_gb * 2**30)}): kept in host memory"
+
+
 def mostly_not_for_dali(cat: Catalog) -> bool:
     """Most of the images are files DALI cannot decode (told by their names): DALI's loaders would decode them with
     PIL one at a time in their own thread, where the PIL loaders decode in --workers processes."""
@@ -224,11 +249,15 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
 
     has_dali = dali_available()
     name, why = choose_loader(kind, cat, size, channels, cache_gb, device, has_dali)
+    on_host = None
     if name == "resident":  # (who decodes it: asked here only, since it reads every name on a GPU with DALI)
         decoder = resident_decoder(cat, device, has_dali)
         why_pil = f" ({MOSTLY_NOT_FOR_DALI})" if decoder == "PIL" and has_dali and device.type == "cuda" else ""
         once = "" if cat.images is not None else f"decode once with {decoder}{why_pil}, "
+        on_host = host_kept(len(cat) * size * size * channels, device) if cat.images is not None else None
         detail = f"{once}keep uint8 on {device}"
+        if on_host is not None:
+            detail, why = f"keep uint8 on the host, copy each batch to {device}", f"{why}; {on_host}"
     else:
         detail = f"{workers} DALI threads" if name == "dali" else f"PIL in {workers} worker processes"
     log(f"loader: {name} ({detail}): {why}")
@@ -260,7 +289,7 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
             images, labels = decode_all(cat, size, channels, workers, policy, log)
         if entry is not None and got is None:
             save_decoded(*entry, images, labels, cat.skipped, log)
-        return MemoryLoader(images, labels, batch_size, seed, device, hflip, shard)
+        return MemoryLoader(images, labels, batch_size, seed, device, hflip, shard, on_host is not None)
     if name == "dali":
         loader = DaliLoader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, shard)
         why_not = loader.cannot_run()

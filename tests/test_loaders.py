@@ -344,13 +344,14 @@ def test_resident_batches_are_the_data_set(image_folder):
         assert torch.equal(xb, x[idx[s * 6 : (s + 1) * 6]]) and torch.equal(yb, y[idx[s * 6 : (s + 1) * 6]])
 
 
+@pytest.mark.parametrize("on_host", [False, True])
 @pytest.mark.parametrize("start_step", [0, 2])
-def test_resident_and_pil_serve_the_same_batches(image_folder, start_step):
+def test_resident_and_pil_serve_the_same_batches(image_folder, start_step, on_host):
     """Same images, labels, order and flips from the resident set and the PIL loader (PNGs: lossless), also when
-    an epoch is resumed part-way (start_step)."""
+    an epoch is resumed part-way (start_step), and from a resident set kept in host memory (host_kept)."""
     cat = open_catalog(str(image_folder))
     x, y = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
-    resident = list(MemoryLoader(x, y, 5, 9, CPU, True).epoch(3, start_step))
+    resident = list(MemoryLoader(x, y, 5, 9, CPU, True, on_host=on_host).epoch(3, start_step))
     pil = list(StreamLoader(cat, 16, 3, 5, 9, CPU, True, 0, "error").epoch(3, start_step))
     assert len(resident) == len(pil) == 24 // 5 - start_step
     for (xr, yr), (xp, yp) in zip(resident, pil):
@@ -362,6 +363,30 @@ def test_resident_and_pil_serve_the_same_batches(image_folder, start_step):
     mirrored = flips[start_step * 5 : start_step * 5 + len(served)]
     assert 0 < int(mirrored.sum()) < len(served)
     assert torch.equal(served, torch.where(mirrored[:, None, None, None], src.flip(2), src))
+
+
+def test_a_set_in_memory_over_half_the_gpus_free_memory_stays_on_the_host(monkeypatch):
+    """A set already decoded in memory (CIFAR batches, SVHN, the Downsampled ImageNet) went to the GPU whole, however
+    large: the 64x64 Downsampled ImageNet's half, 7.9 GB, took the memory that training needs on a smaller GPU.
+    Over half the GPU's free memory it stays in host memory, and each batch is gathered there and copied."""
+    import fastacgan.loaders as loaders_mod
+    from fastacgan.loaders import host_kept
+
+    gpu, gib = torch.device("cuda", 0), 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * gib, 16 * gib))
+    assert host_kept(4 * gib, gpu) is None and host_kept(10**12, CPU) is None  # a CPU's set is in host memory
+    assert host_kept(5 * gib, gpu) == "5.00 GiB exceeds half the GPU's free memory (4.00 GiB): kept in host memory"
+    made = []
+    monkeypatch.setattr(loaders_mod, "MemoryLoader", lambda *a: made.append(a))
+    cat = open_catalog("builtin:digits:200", image_size=16)  # 200 images of 16 x 16 x 1: 50 KiB
+    lines = []
+    for free, on_host in [(2 * gib, False), (64 * 2**10, True)]:
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 16 * gib))
+        make_loader(cat, 16, 1, 4, 0, gpu, False, 0, "skip", 4.0, log=lines.append)
+        assert made[-1][-1] is on_host
+    assert lines[0].startswith("loader: resident (keep uint8 on cuda:0): the images are in memory already decoded")
+    assert lines[1].startswith("loader: resident (keep uint8 on the host, copy each batch to cuda:0): the images are")
+    assert lines[1].endswith("; 50 KiB exceeds half the GPU's free memory (32 KiB): kept in host memory")
 
 
 def test_choose_loader(image_folder):
