@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import binary_sets
+from . import binary_sets, downsampled_imagenet
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, labels_from
 
 CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
@@ -366,6 +366,10 @@ def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
     if hit is None:
         subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
         found = [h for h in (_found_in(p, sub=True) for p in subs) if h is not None]
+        if len(found) > 1 and {k for k, _ in found} == {"imagenet_ds"}:  # its train and val folders, its parts
+            cat = downsampled_imagenet.parts_catalog(d, [f for _, f in found], split)
+            if cat is not None:
+                return cat
         if len(found) > 1:
             raise DataError(f"--data {d} holds several data sets ({', '.join(str(f) for _, f in found)}); "
                             f"give the one to train on")  # fmt: skip

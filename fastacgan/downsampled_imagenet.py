@@ -5,9 +5,10 @@ the class-conditional GAN benchmark) as its authors ship it, read without their 
 `Imagenet64_train_part1_npz/train_data_batch_1.npz` ...; `Imagenet32_val/` holds `val_data` (`.npz`). Each is a
 dict of `data` (uint8 [N, 3 s s]: the red plane, then green, then blue, as CIFAR's rows), `labels` (1..1000) and
 `mean`. `--data Imagenet32_train` reads every batch, `--data .../train_data_batch_1` one (128,116 images: a part
-of the set that fits where the whole does not); the held-out set is `Imagenet32_val` beside it. The classes are
-named by their WordNet ids where ILSVRC's `map_clsloc.txt` (`n02119789 1 kit_fox`) lies beside the batches or a
-folder up, else by their numbers, 1 to 1000.
+of the set that fits where the whole does not); the held-out set is `Imagenet32_val` beside it. --data naming the
+folder that holds them reads them all (the 64x64 set's two training parts, its val folder held out). The classes
+are named by their WordNet ids where ILSVRC's `map_clsloc.txt` (`n02119789 1 kit_fox`) lies beside the batches or
+a folder up, else by their numbers, 1 to 1000.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ BATCH_FILE = re.compile(r"(?:train_data_batch_(\d+)|val_data)(\.npz)?")
 
 
 def has_batches(d: Path) -> bool:
-    return any((d / f"{stem}{z}").is_file() for stem in ("train_data_batch_1", "val_data") for z in ("", ".npz"))
+    """Folder d holds batch files: val_data or train_data_batch_1 to _10 (the 64x64 set's second part: 6 to 10)."""
+    stems = ("val_data", *(f"train_data_batch_{k}" for k in range(1, 11)))
+    return any((d / f"{stem}{z}").is_file() for stem in stems for z in ("", ".npz"))
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -89,14 +92,55 @@ def batches_catalog(files: list[Path], where: Path) -> Catalog:
                           class_names=names)  # fmt: skip
 
 
+def _batch_files(d: Path) -> list[tuple[int, Path]]:
+    """(number, file) of the batch files in folder d; val_data is number 0."""
+    found = [(BATCH_FILE.fullmatch(p.name), p) for p in d.iterdir()]
+    return [(int(m[1] or 0), p) for m, p in found if m and p.is_file()]
+
+
+def _set_key(name: str) -> str:
+    """A folder's name without its part's words: Imagenet64_train_part1_npz, Imagenet64_val_npz -> Imagenet64_npz."""
+    return re.sub(r"(?i)_?(?:train(?:_?part\d+)?|val)", "", name)
+
+
+def _held_out(folders: list[Path]) -> Catalog:
+    """The val_data of the one validation folder among `folders` (the training set's siblings), as a held-out set."""
+    val = [d for d in folders if "val" in d.name.lower() and any(k == 0 for k, _ in _batch_files(d))]
+    if len(val) != 1:
+        where = folders[0].parent if val else folders[0]
+        raise NoTestSplit(f"--data {where}: Downsampled ImageNet's held-out set is its val_data, in a folder of its "
+                          f"own beside the training one (Imagenet32_val); " + ("several: " + ", ".join(map(str, val))
+                          if val else "none found"))  # fmt: skip
+    cat = batches_catalog([p for k, p in _batch_files(val[0]) if k == 0], val[0])
+    cat.origin = str(val[0])
+    return cat
+
+
 def batches_in(d: Path, split: str) -> Catalog:
     """The training batches in folder d (train_data_batch_1 ..., in their numbers' order), or its val_data where
-    it holds only that (the validation folder, as the held-out set beside the training one)."""
-    found = [p for p in d.iterdir() if BATCH_FILE.fullmatch(p.name) and p.is_file()]
-    train = sorted((int(BATCH_FILE.fullmatch(p.name)[1]), p) for p in found if p.name.startswith("train"))
+    it holds only that (the validation folder). The test split: the val_data of the validation folder beside d
+    (Imagenet32_val beside Imagenet32_train; Imagenet64_val_npz beside Imagenet64_train_part1_npz)."""
+    files = sorted(_batch_files(d))
+    if split != "train" and not any(k for k, _ in files):
+        raise NoTestSplit(f"--data {d} holds only val_data, Downsampled ImageNet's held-out set itself")
     if split != "train":
-        raise NoTestSplit(f"--data {d}: Downsampled ImageNet's held-out set is its val_data, in a folder of its own")
-    return batches_catalog([p for _, p in train] or sorted(found), d)
+        return _held_out([p for p in d.parent.iterdir() if p.is_dir() and _set_key(p.name) == _set_key(d.name)])
+    return batches_catalog([p for k, p in files if k] or [p for _, p in files], d)
+
+
+def parts_catalog(root: Path, folders: list[Path], split: str) -> Catalog | None:
+    """The set whose parts are `folders`, all Downsampled ImageNet folders in --data `root`, as its authors' archives
+    unpack (Imagenet32_train/ and Imagenet32_val/; Imagenet64_train_part1_npz/, ..._part2_npz/, Imagenet64_val_npz/):
+    the training batches of every train folder, the val folder the test split. None where they are of several sets
+    (Imagenet32_train/ beside Imagenet64_train_part1_npz/)."""
+    if len({_set_key(d.name) for d in folders}) != 1:
+        return None
+    if split != "train":
+        return _held_out(folders)
+    train = sorted(f for d in folders if "train" in d.name.lower() for f in _batch_files(d) if f[0])
+    if not train:
+        return None
+    return batches_catalog([p for _, p in train], root)
 
 
 def batch_file_catalog(path: Path, split: str) -> Catalog | None:

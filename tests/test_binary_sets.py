@@ -324,15 +324,15 @@ def test_downsampled_imagenet_as_its_authors_ship_it(tmp_path, monkeypatch):
 
     train = np.concatenate([authors_loader(d) for d, _ in batches[:3]])  # batches 1, 2, 10: in numeric order
     train_labels = sum((lab for _, lab in batches[:3]), [])
-    with pytest.raises(DataError, match=r"holds several data sets \(.*Imagenet8_train, .*Imagenet8_val\)"):
-        open_catalog(str(root))  # (which of the two: said)
-    cat = open_catalog(str(root / "Imagenet8_train"))
-    assert cat.name == "imagenet8" and cat.class_names == wnids and np.array_equal(cat.images.numpy(), train)
-    assert (cat.labels + 1).tolist() == train_labels
-    val = open_catalog(str(root / "Imagenet8_train"), split="test")  # the val folder beside it
-    assert (
-        np.array_equal(val.images.numpy(), authors_loader(batches[3][0])) and (val.labels + 1).tolist() == batches[3][1]
-    )
+    for where in (root / "Imagenet8_train", root):  # the folder, or the one its authors' two archives unpack into
+        cat = open_catalog(str(where))  # (the root was "several data sets": Imagenet8_train and Imagenet8_val)
+        assert cat.name == "imagenet8" and cat.class_names == wnids and np.array_equal(cat.images.numpy(), train)
+        assert (cat.labels + 1).tolist() == train_labels
+        val = open_catalog(str(where), split="test")  # the val folder beside it
+        assert np.array_equal(val.images.numpy(), authors_loader(batches[3][0]))
+        assert (val.labels + 1).tolist() == batches[3][1] and val.origin == str(root / "Imagenet8_val")
+    with pytest.raises(NoTestSplit, match=r"Imagenet8_val holds only val_data, Downsampled ImageNet's held-out set"):
+        open_catalog(str(root / "Imagenet8_val"), split="test")
     one = open_catalog(str(root / "Imagenet8_train" / "train_data_batch_2"))
     assert np.array_equal(one.images.numpy(), authors_loader(batches[1][0]))
     monkeypatch.setattr(archives, "memory_budget", lambda: 2000)  # (64x64: 15 GiB in all)
@@ -340,6 +340,27 @@ def test_downsampled_imagenet_as_its_authors_ship_it(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=said + r" batch file, --data .*train_data_batch_1, or the 32x32 set"):
         open_catalog(str(root / "Imagenet8_train"))
     monkeypatch.undo()
+    # the 64x64 set's archives unpack into two training parts and a val folder (Imagenet64_train_part1_npz, ...,
+    # Imagenet64_val_npz): the root reads both parts, and either part's held-out set is the val folder (the
+    # sibling named as the part, Imagenet64_val_part1_npz, is not there: it had none)
+    parts = tmp_path / "i64"
+    for name, (data, labels) in (("Imagenet8_train_part1_npz/train_data_batch_1.npz", batches[0]),
+                                 ("Imagenet8_train_part2_npz/train_data_batch_10.npz", batches[2]),
+                                 ("Imagenet8_train_part2_npz/train_data_batch_2.npz", batches[1]),
+                                 ("Imagenet8_val_npz/val_data.npz", batches[3])):  # fmt: skip
+        (parts / name).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(parts / name, data=data, labels=np.array(labels), mean=np.zeros(3))
+    assert np.array_equal(open_catalog(str(parts)).images.numpy(), train)
+    second = open_catalog(str(parts / "Imagenet8_train_part2_npz"))  # batches 6 to 10 there: none numbered 1
+    assert np.array_equal(second.images.numpy(), train[5:])
+    for where in (parts, parts / "Imagenet8_train_part1_npz"):
+        val = open_catalog(str(where), split="test")
+        assert val.origin == str(parts / "Imagenet8_val_npz") and (val.labels + 1).tolist() == batches[3][1]
+    (parts / "Imagenet16_train").mkdir()
+    (parts / "Imagenet16_train" / "train_data_batch_1").write_bytes((root / "Imagenet8_train/train_data_batch_1")
+                                                                    .read_bytes())  # fmt: skip
+    with pytest.raises(DataError, match=r"holds several data sets \(.*Imagenet16_train, .*Imagenet8_train_part1"):
+        open_catalog(str(parts))  # (which: said)
     # the .npz form (64x64's), and without map_clsloc.txt: the classes by number
     (root / "map_clsloc.txt").unlink()
     npz = root / "Imagenet8_train_npz"
