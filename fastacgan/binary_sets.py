@@ -1,5 +1,5 @@
-"""SVHN, STL-10, Flowers-102 and EMNIST as torchvision downloads them, and idx files given one by one, read without
-torchvision or scipy.
+"""SVHN, STL-10, Flowers-102, Oxford-IIIT Pet and EMNIST as torchvision downloads them, and idx files given one by
+one, read without torchvision or scipy.
 
 - SVHN: `train_32x32.mat` / `test_32x32.mat` / `extra_32x32.mat` in torchvision's `root`, MATLAB 5 files holding
   X (uint8 [32, 32, 3, N], column-major) and y ([N, 1], the digits 1..10, where 10 is the digit 0, as the set's
@@ -9,6 +9,8 @@ torchvision or scipy.
   `.../train_X.bin`. Its `unlabeled_X.bin` has no labels, which an AC-GAN needs.
 - Oxford 102 Flowers: `root/flowers-102/` with `jpg/image_00001.jpg` ... and `imagelabels.mat`: all 8,189 images
   (a GAN's data: setid.mat's train/val/test split is a classifier's). `--data root` or `root/flowers-102`.
+- Oxford-IIIT Pet: `root/oxford-iiit-pet/` with `images/*.jpg` and `annotations/trainval.txt` / `test.txt` (the
+  splits torchvision reads), classes named by breed. `--data root` or `root/oxford-iiit-pet`.
 - An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
   beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
   file), its images turned upright (they are stored transposed) and its classes named as torchvision names them.
@@ -232,6 +234,39 @@ def flowers_in(d: Path, split: str) -> Catalog:
     return Catalog("flowers102", paths, labels, classes, Files(paths), sources=paths)
 
 
+PET_SPLITS = {"train": "trainval.txt", "test": "test.txt"}
+
+
+def has_pets(d: Path) -> bool:
+    return (d / "annotations" / "trainval.txt").is_file() and (d / "images").is_dir()
+
+
+def pets_in(d: Path, split: str) -> Catalog:
+    """Oxford-IIIT Pet in torchvision's oxford-iiit-pet folder d: images/<Breed>_<n>.jpg and annotations/trainval.txt
+    (`Abyssinian_100 1 1 1`: the image, its class 1..37, species, breed id), the training split as torchvision's;
+    test.txt the test split. The classes are named as torchvision names them, by the breed in the images' names
+    (american_bulldog_12: "American Bulldog"). As an image folder it was two classes, "annotations" (the trimaps)
+    and "images"."""
+    lst = d / "annotations" / PET_SPLITS[split]
+    if not lst.is_file():
+        raise (NoTestSplit if split == "test" else DataError)(f"--data {d}: no annotations/{lst.name} (Oxford-IIIT "
+                                                              f"Pet's {split} split)")  # fmt: skip
+    rows = [line.split() for line in lst.read_text(errors="replace").splitlines() if line.strip()[:1] not in "#"]
+    bad = next((r for r in rows if len(r) < 2 or not r[1].isdigit()), None)
+    if bad is not None or not rows:
+        raise DataError(f"{lst}: {'no rows' if bad is None else repr(' '.join(bad))}; expected lines 'image class-id "
+                        f"...' (Abyssinian_100 1 1 1)")  # fmt: skip
+    breeds = {int(r[1]): " ".join(w.title() for w in r[0].rsplit("_", 1)[0].split("_")) for r in rows}
+    ids = sorted(breeds)
+    labels = np.searchsorted(ids, [int(r[1]) for r in rows]).astype(np.int64)
+    paths = [str(d / "images" / f"{r[0]}.jpg") for r in rows]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise DataError(f"--data {d}: {len(missing)} of the {len(paths)} images that annotations/{lst.name} lists are "
+                        f"not in images/, e.g. {Path(missing[0]).name}")  # fmt: skip
+    return Catalog("oxford_pet", paths, labels, [breeds[k] for k in ids], Files(paths), sources=paths)
+
+
 # ------------------------------------------------------------------------------------------------ idx files, EMNIST
 
 IDX_IMAGES_FILE = re.compile(r"(.*)images([-.])idx3-ubyte(\.gz)?", re.I)  # Kaggle's copies: train-images.idx3-ubyte
@@ -309,6 +344,7 @@ FOLDER_SETS = {
     "svhn": (has_svhn, svhn_in, "svhn"),
     "stl10": (has_stl, stl_in, "stl"),
     "flowers102": (has_flowers, flowers_in, "flower"),
+    "oxford_pet": (has_pets, pets_in, "pet"),
     "emnist": (emnist_splits, emnist_in, "emnist"),
     "imagenet_ds": (downsampled_imagenet.has_batches, downsampled_imagenet.batches_in, "imagenet"),
 }

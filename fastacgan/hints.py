@@ -21,6 +21,8 @@ _KNOWN_SETS = {
     "stl10": "torchvision's download folder (its root) or its stl10_binary folder",
     **dict.fromkeys(("flowers102", "oxfordflowers", "oxford102flowers"),
                     "torchvision's download folder (its root) or its flowers-102 folder"),
+    **dict.fromkeys(("oxfordiiitpet", "oxfordpet", "oxfordpets"),
+                    "torchvision's download folder (its root) or its oxford-iiit-pet folder"),
     **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "lsun"),
                     "an image folder or an archive of it"),
 }  # fmt: skip

@@ -286,6 +286,46 @@ def test_flowers102_as_torchvision_downloads_it(tmp_path):
         open_catalog(str(folder))
 
 
+def test_oxford_iiit_pet_as_torchvision_downloads_it(tmp_path):
+    """oxford-iiit-pet/images/<Breed>_<n>.jpg, annotations/trainval.txt and test.txt (`Abyssinian_100 1 1 1`), and
+    the trimaps beside them (annotations/trimaps/*.png): it was an image folder of two classes, "annotations" (the
+    trimaps) and "images", trained on in silence. The classes are named as torchvision names them."""
+    root = tmp_path / "data"
+    folder = root / "oxford-iiit-pet"
+    (folder / "images").mkdir(parents=True)
+    (folder / "annotations" / "trimaps").mkdir(parents=True)
+    rows = []
+    for breed, class_id, species in (("Abyssinian", 1, 1), ("american_bulldog", 2, 2), ("Bengal", 6, 1)):
+        for k in range(1, 4):
+            Image.new("RGB", (30, 20), (class_id * 40, k * 60, 0)).save(folder / "images" / f"{breed}_{k}.jpg")
+            Image.new("L", (30, 20), 2).save(folder / "annotations" / "trimaps" / f"{breed}_{k}.png")
+            rows.append(f"{breed}_{k} {class_id} {species} {k}")
+    (folder / "annotations" / "trainval.txt").write_text("\n".join(rows[::2]) + "\n")  # 1 and 3 of each breed
+    (folder / "annotations" / "test.txt").write_text("\n".join(rows[1::2]) + "\n")
+    (folder / "images" / "Abyssinian_1.mat").write_bytes(b"MATLAB")  # (the download's images/ holds three .mat files)
+    for data in (root, folder):
+        cat = open_catalog(str(data))
+        assert cat.name == "oxford_pet" and cat.class_names == ["Abyssinian", "American Bulldog", "Bengal"]
+        assert [Path(n).name for n in cat.names] == ["Abyssinian_1.jpg", "Abyssinian_3.jpg", "american_bulldog_2.jpg",
+                                                     "Bengal_1.jpg", "Bengal_3.jpg"]  # fmt: skip
+        assert cat.labels.tolist() == [0, 0, 1, 2, 2]
+        assert decode_image(cat.read_bytes(3), cat.names[3], 8, 3)[0, 0, 0].item() in range(235, 245)  # Bengal: red 240
+        test = open_catalog(str(data), split="test")
+        assert [Path(n).name for n in test.names] == ["Abyssinian_2.jpg", "american_bulldog_1.jpg",
+                                                      "american_bulldog_3.jpg", "Bengal_2.jpg"]  # fmt: skip
+        assert test.class_names == cat.class_names and test.labels.tolist() == [0, 1, 1, 2]
+    (folder / "images" / "Bengal_3.jpg").unlink()
+    with pytest.raises(DataError, match=r"1 of the 5 images that annotations/trainval\.txt lists are not in images/, "
+                       r"e\.g\. Bengal_3\.jpg"):  # fmt: skip
+        open_catalog(str(folder))
+    (folder / "annotations" / "test.txt").unlink()
+    with pytest.raises(NoTestSplit, match=r"no annotations/test\.txt \(Oxford-IIIT Pet's test split\)"):
+        open_catalog(str(folder), split="test")
+    (folder / "annotations" / "trainval.txt").write_text("Abyssinian_1 cat\n")
+    with pytest.raises(DataError, match=r"trainval\.txt: 'Abyssinian_1 cat'; expected lines 'image class-id \.\.\.'"):
+        open_catalog(str(folder))
+
+
 def test_class_folders_are_probed_with_few_stat_calls(tmp_path, monkeypatch):
     """Every sub-folder of a --data folder is asked whether it is one of these sets (torchvision's root holds them
     in sub-folders): for an image folder's class folders (ImageNet's 1,000) the new sets' checks are made only where

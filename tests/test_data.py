@@ -691,6 +691,7 @@ def test_a_data_file_of_no_form_says_what_it_most_likely_meant(tmp_path, name, h
             "folder (its root), Keras' .npz, idx files or Kaggle's CSV",
         ),
         ("imagenet", "downloads nothing: imagenet is read from a downloaded copy, an image folder or an archive of"),
+        ("oxford-iiit-pet", "from a downloaded copy, torchvision's download folder (its root) or its oxford-iiit-pet "),
         ("{tmp}/nowhere", "--data {tmp}/nowhere: no such file or folder"),
     ],
 )
