@@ -346,6 +346,16 @@ def default_workers(workers: int) -> int:
     return min(8, usable_cpus()) if workers < 0 else workers
 
 
+def workers_note(workers: int) -> str | None:
+    """The line that says --workers is more than the cores this process may use (PyTorch's DataLoader warned so
+    twice, with its source path; the commands hide that: runlog.plain_warnings), or None."""
+    cpus = usable_cpus()
+    if workers <= cpus:
+        return None
+    return (f"note: --workers {workers} is more than the {cpus} CPU core(s) this process may use: the decoding "
+            "workers share them (no faster; more memory)")  # fmt: skip
+
+
 def report_bad(errors: list[str], policy: str) -> None:
     if errors and policy == "error":
         raise DataError(errors[0] + "; pass --bad-images skip to skip such files")

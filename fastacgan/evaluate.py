@@ -29,7 +29,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .config import DefaultsHelp, field_help
 from .data import DataError, open_catalog
-from .decode import decode_all, default_workers, lost_worker
+from .decode import decode_all, default_workers, lost_worker, workers_note
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .image_metrics import seed000_metrics
@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--{opt.replace('_', '-')} must be >= {least}, got {getattr(a, opt)}")
         device = select_device(a.device)
         fit_threads(say)  # (a container's --cpus: torch's threads to its CPU limit)
+        (note := workers_note(default_workers(a.workers))) and say(note)
         if device.type == "cpu":
             keep_freed_memory()  # the judge trains faster, the same (see fastacgan/heap.py)
         g, classes, file = load_generator(a.ckpt, device)

@@ -27,6 +27,7 @@ from .decode import (
     pixels_through_shared_memory,
     report_bad,
     worker_context,
+    workers_note,
 )
 from .decode_cache import decoded_cache, load_decoded, save_decoded
 from .heap import byte_size
@@ -261,6 +262,8 @@ def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: i
     else:
         detail = f"{workers} DALI threads" if name == "dali" else f"PIL in {workers} worker processes"
     log(f"loader: {name} ({detail}): {why}")
+    if cat.images is None and (note := workers_note(workers)):
+        log(note)
     cached = bool(decode_cache) and name == "resident" and cat.images is None
     if decode_cache and not cached:
         what = IN_MEMORY if cat.images is not None else f"the {name} loader streams"

@@ -145,6 +145,10 @@ def _own(filename: str) -> bool:
     return any(os.path.abspath(filename).startswith(d + os.sep) for d in where)
 
 
+# PyTorch's DataLoader on more workers than cores, said twice (at its start and at its first batch) with its path
+DATALOADER_WORKERS = r"This DataLoader will create \d+ worker processes in total"
+
+
 def plain_warnings(main):
     """A command's main, whose warnings from fastacgan's code (an image skipped, a fallback taken) print as
     `warning: ...` lines, as its other lines do, not in Python's form (`/.../fastacgan/decode.py:345: UserWarning:
@@ -162,7 +166,9 @@ def plain_warnings(main):
 
         warnings.formatwarning = plain
         try:
-            return main(*args, **kwargs)
+            with warnings.catch_warnings():  # said once by decode.workers_note, in a line of ours
+                warnings.filterwarnings("ignore", DATALOADER_WORKERS, UserWarning)
+                return main(*args, **kwargs)
         finally:
             warnings.formatwarning = default
 

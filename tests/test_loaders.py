@@ -807,6 +807,23 @@ def test_default_workers_follow_the_cores_the_job_has(monkeypatch):
     assert default_workers(-1) == 8
 
 
+def test_more_workers_than_cores_is_said_once_in_a_line_of_ours(image_folder, tmp_path, monkeypatch, capsys):
+    """--workers above the cores the process may use: PyTorch's DataLoader warned twice (at its start and at its
+    first batch), each time with its source path and line; now one note line, in the run's words."""
+    import warnings
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)  # one core (a Slurm job's share)
+    args = ["--data", str(image_folder), "--image-size", "16", "--width", "0.25", "--batch-size", "4", "--workers", "2",
+            "--device", "cpu", "--loader", "torch", "--steps", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(args) == 0
+    out = capsys.readouterr().out
+    said = "note: --workers 2 is more than the 1 CPU core(s) this process may use: the decoding workers share them"
+    assert out.count(said) == 1 and "done: 1 steps" in out
+    assert not [w for w in seen if "DataLoader will create" in str(w.message)]
+
+
 def test_a_decode_cache_on_a_full_disk_costs_the_run_nothing(image_folder, tmp_path):
     """--decode-cache on a disk that fills up (a real 64 KB tmpfs, in a mount namespace of its own; skipped where
     one cannot be made): the run says so and trains on. torch.save given a path failed there with a RuntimeError
