@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     # -ckpt, -l, -o, -d: the spellings of the MNIST AC-GAN's inference script (seed 002)
     add_ckpt_arguments(p, "-ckpt")
     p.add_argument("--label", "-l", default=None, help="class index or name; omit for one row per class")
-    p.add_argument("--n", type=int, default=64, help="images to generate with --label")
-    p.add_argument("--per-class", type=int, default=10, help="images per class without --label")
+    p.add_argument("--n", type=int, default=None, help="images to generate with --label (default: 64)")
+    p.add_argument("--per-class", type=int, default=None, help="images per class without --label (default: 10)")
     p.add_argument("--out", "-o", default="samples.png", help="a .png/.jpg grid, or a folder for one PNG per image")
     p.add_argument(
         "--image-folder",
@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     a.ckpt, a.out = ckpt_argument(p, a), os.path.expanduser(a.out)
     done, total = 0, 0  # images written, and to write (for an interrupted run's message)
+    unused = (a.n, "--n", "one class (--label)") if a.label is None else (a.per_class, "--per-class", "all, no --label")
+    if unused[0] is not None:  # (--n 4 without --label wrote 10 images of each class, and said nothing of --n)
+        echo_quietly(f"note: {unused[1]} is for {unused[2]}: not used", sys.stderr)
+    a.n, a.per_class = 64 if a.n is None else a.n, 10 if a.per_class is None else a.per_class
     try:
         if a.n < 1 or a.per_class < 1:
             raise ValueError("--n and --per-class must be at least 1")

@@ -39,6 +39,18 @@ def test_grid_with_one_row_per_class(run_dir, tmp_path):
     assert np.array(Image.open(out)).shape == (10 * 18 + 2, 3 * 18 + 2)
 
 
+@pytest.mark.parametrize("args,unused,shape", [(["--n", "4"], "--n is for one class (--label)", (182, 182)),
+                                               (["--label", "7", "--per-class", "4"], "--per-class is for all, no "
+                                                "--label", (8 * 18 + 2, 8 * 18 + 2))])  # fmt: skip
+def test_a_count_for_the_other_form_is_said_to_be_unused(run_dir, tmp_path, capsys, args, unused, shape):
+    """--n 4 without --label wrote the grid of 10 images of each class, and said nothing of --n (nor did
+    --per-class with --label)."""
+    out = tmp_path / "g.png"
+    assert sample_main(["--ckpt", str(run_dir), *args, "--out", str(out)]) == 0
+    assert f"note: {unused}: not used" in capsys.readouterr().err
+    assert np.array(Image.open(out)).shape == shape  # the defaults: 10 of each class; 64 of the one
+
+
 def test_one_file_per_image_and_label_by_name(run_dir, tmp_path):
     ckpt_file = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
     assert sample_main(["--ckpt", str(ckpt_file), "--label", "3", "--n", "5", "--out", str(tmp_path / "imgs")]) == 0
