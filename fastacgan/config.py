@@ -32,8 +32,8 @@ class TrainConfig:
         "builtin:digits",
         "image folder (PATH/<class>/*.jpg|png...), a .zip/.tar/.tar.gz of one, a folder or archive with a CSV "
         "of file names and labels, torchvision's or Keras' CIFAR/MNIST files (and torchvision's SVHN, STL-10,"
-        " Flowers-102, EMNIST; Downsampled ImageNet), a CSV of pixel rows (Kaggle's MNIST train.csv), or "
-        "builtin:digits (made on the fly, no download)",
+        " Flowers-102, Oxford-IIIT Pet, EMNIST; Downsampled ImageNet), a CSV of pixel rows (Kaggle's MNIST "
+        "train.csv), or builtin:digits (made on the fly, no download)",
     )
     csv: str = _f(
         "",

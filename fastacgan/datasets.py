@@ -6,8 +6,8 @@
   .gz): the folder holding them, torchvision's `root/MNIST/raw` layout from `root` or `root/MNIST`, or Keras'
   `~/.keras/datasets/fashion-mnist`;
 - an .npz with `x_train` and `y_train` arrays (Keras' `mnist.npz`);
-- SVHN's .mat files, STL-10's binary files, Flowers-102, EMNIST's idx files and idx files given one by one
-  (binary_sets.py).
+- SVHN's .mat files, STL-10's binary files, Flowers-102, Oxford-IIIT Pet, EMNIST's idx files and idx files given
+  one by one (binary_sets.py).
 
 Training uses the training split (as the references do); `split="test"` gives the test split (CIFAR's
 `test_batch` / `test`, the `t10k-*` idx files, `x_test` / `y_test`), on which `fastacgan.evaluate` scores D.
