@@ -54,6 +54,8 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         if any(p.name == "data.mdb" for p in entries):
             msg += LMDB
         raise DataError(msg + (_unsorted_hint(root, loose) if loose else ""))
+    if _by_initial(class_dirs):
+        return _initials_catalog(root, class_dirs, classes, log)
     names = [d.name for d in class_dirs]
     # the classes in the order --classes gives them (as open_catalog orders them for every other form)
     class_names = known_classes(wanted_classes(classes, names), names) if classes else names
@@ -86,6 +88,41 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             "where that holds the labels, give it with --csv (and the column with --csv-label-col)")  # fmt: skip
     split_like(root, deep, names)
     labels = np.asarray(ids, dtype=np.int64)
+    return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
+
+
+def _by_initial(class_dirs: list[Path]) -> bool:
+    """The folders are initial letters holding the class folders, as SUN397 and Places365 ship them (a/abbey/,
+    a/apartment_building/outdoor/, b/bakery/shop/): no image lies in a letter folder itself (a set of handwritten
+    letters has its images in A/, B/ ...)."""
+    return len(class_dirs) >= 3 and all(len(d.name) == 1 and d.name.isalpha() for d in class_dirs) and not any(
+        is_image(f.name) and not f.is_dir() for d in class_dirs for f in d.iterdir())  # fmt: skip
+
+
+def _initials_catalog(root: Path, letters: list[Path], classes: str, log: Callable[[str], None]) -> Catalog:
+    """root/<letter>/<class>/<image>: an image's class is the path between its letter folder and itself (abbey,
+    apartment_building/outdoor), as torchvision's SUN397 names them. As an image folder, the classes were the
+    letters."""
+    paths, of, others, due = [], [], Counter(), Every()
+    for k, d in enumerate(letters):
+        for f in _images_under(d, others):
+            paths.append(f)
+            of.append(os.path.relpath(os.path.dirname(f), d).replace(os.sep, "/"))
+        if due():
+            log(f"listing {root}: {len(paths)} images in {k + 1} of {len(letters)} letter folders")
+    if not paths:
+        raise DataError(f"--data {root}: its folders {', '.join(d.name for d in letters[:5])} ... hold no images")
+    names = sorted(set(of))
+    class_names = known_classes(wanted_classes(classes, names), names) if classes else names
+    label_of = {c: k for k, c in enumerate(class_names)}
+    keep = [i for i, c in enumerate(of) if c in label_of]
+    shown = ", ".join(f"{d.name}/" for d in letters[:3])
+    log(f"note: {root}'s folders are initial letters ({shown} ...), as SUN397 and Places365 ship them: the classes "
+        f"are the folders in them ({', '.join(names[:3])} ...: {len(names)})")  # fmt: skip
+    if others:
+        log(others_note(root, others))
+    labels = np.asarray([label_of[of[i]] for i in keep], dtype=np.int64)
+    paths = [paths[i] for i in keep]
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
 
 

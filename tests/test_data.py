@@ -617,6 +617,40 @@ def test_a_folder_of_no_images_beside_a_folder_of_classes_says_where_they_are(tm
             open_catalog(str(data))
 
 
+def test_class_folders_in_initial_letter_folders_as_sun397_ships_them(tmp_path):
+    """SUN397 and Places365 keep their classes in folders of their initial letters (a/abbey/, a/apartment_building/
+    outdoor/, b/bakery/shop/): as an image folder the classes were the letters, trained on in silence. Now the
+    classes are the paths inside them, as torchvision's SUN397 names them; a set of letters (images in A/, B/ ...)
+    keeps its letters."""
+    sun = tmp_path / "SUN397"
+    where = {"abbey": "a/abbey", "apartment_building/outdoor": "a/apartment_building/outdoor", "bakery/shop":
+             "b/bakery/shop", "castle": "c/castle"}  # fmt: skip
+    for k, rel in enumerate(where.values()):
+        (sun / rel).mkdir(parents=True)
+        for i in range(k + 1):
+            Image.new("RGB", (8, 8), (k * 60, i, 0)).save(sun / rel / f"sun_{k}{i}.jpg")
+    (sun / "ClassName.txt").write_text("".join(f"/{rel}\n" for rel in where.values()))
+    (sun / "c" / "castle" / "notes.md").write_text("")
+    lines = []
+    cat = open_catalog(str(sun), log=lines.append)
+    assert cat.class_names == sorted(where) and cat.labels.tolist() == [0, 1, 1, 2, 2, 2, 3, 3, 3, 3]
+    assert [Path(n).name for n in cat.names][:3] == ["sun_00.jpg", "sun_10.jpg", "sun_11.jpg"]
+    assert any(
+        f"{sun}'s folders are initial letters (a/, b/, c/ ...), as SUN397 and Places365 ship them: the classes"
+        " are the folders in them (abbey, apartment_building/outdoor, bakery/shop ...: 4)" in m
+        for m in lines
+    )
+    assert any("passed over 1 file(s) of kinds it does not read as images: .md (1)" in m for m in lines)
+    sub = open_catalog(str(sun), classes="castle,abbey")
+    assert sub.class_names == ["castle", "abbey"] and sub.labels.tolist() == [1, 0, 0, 0, 0]
+    letters = tmp_path / "letters"  # handwritten letters, one folder each: the letters are the classes
+    for c in "ABC":
+        (letters / c / "more").mkdir(parents=True)
+        Image.new("L", (8, 8)).save(letters / c / "1.png")
+        Image.new("L", (8, 8)).save(letters / c / "more" / "2.png")
+    assert open_catalog(str(letters)).class_names == ["A", "B", "C"]
+
+
 def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
     """Kaggle's Dogs vs. Cats (train/cat.0.jpg, train/dog.0.jpg: the class in the name) and ISIC 2020 (train/*.jpg
     beside train.csv): "no class folders found (it holds 6 loose images)", and nothing on what to do."""
