@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import binary_sets
 from .data import (
     ARCHIVE_EXTS,
     IMAGE_EXTS,
@@ -53,6 +54,8 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             msg += f". It holds archives ({shown}): give one as --data, e.g. --data {root / pick}"
         if any(p.name == "data.mdb" for p in entries):
             msg += LMDB
+        if loose and (kind := binary_sets.set_in(root.parent)):  # flowers-102/jpg, oxford-iiit-pet/images
+            raise DataError(f"{msg}. {root.parent} holds them with their labels ({kind}): give --data {root.parent}")
         raise DataError(msg + (_unsorted_hint(root, loose) if loose else ""))
     if _by_initial(class_dirs):
         return _initials_catalog(root, class_dirs, classes, log)

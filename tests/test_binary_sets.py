@@ -275,6 +275,9 @@ def test_flowers102_as_torchvision_downloads_it(tmp_path):
         assert cat.labels.tolist() == [1, 0, 1, 2, 0] and [Path(n).name for n in cat.names][:2] == [
             "image_00001.jpg", "image_00002.jpg"]  # fmt: skip
         assert decode_image(cat.read_bytes(3), cat.names[3], 8, 3)[0, 0, 0].item() in range(98, 107)  # image 4: red 102
+    with pytest.raises(DataError, match=rf"\. {folder} holds them with their labels \(flowers102\): give --data "
+                       rf"{folder}$"):  # fmt: skip
+        open_catalog(str(folder / "jpg"))
     with pytest.raises(NoTestSplit, match="Flowers-102's images all train the GAN"):
         open_catalog(str(folder), split="test")
     (folder / "jpg" / "image_00004.jpg").unlink()
@@ -314,6 +317,9 @@ def test_oxford_iiit_pet_as_torchvision_downloads_it(tmp_path):
         assert [Path(n).name for n in test.names] == ["Abyssinian_2.jpg", "american_bulldog_1.jpg",
                                                       "american_bulldog_3.jpg", "Bengal_2.jpg"]  # fmt: skip
         assert test.class_names == cat.class_names and test.labels.tolist() == [0, 1, 1, 2]
+    with pytest.raises(DataError, match=rf"\(it holds 9 loose images\); .*\. {folder} holds them with their labels "
+                       rf"\(oxford_pet\): give --data {folder}$"):  # fmt: skip
+        open_catalog(str(folder / "images"))  # (the folder of the images alone: their labels are beside it)
     (folder / "images" / "Bengal_3.jpg").unlink()
     with pytest.raises(DataError, match=r"1 of the 5 images that annotations/trainval\.txt lists are not in images/, "
                        r"e\.g\. Bengal_3\.jpg"):  # fmt: skip
