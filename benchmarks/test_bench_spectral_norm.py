@@ -8,7 +8,7 @@ fused kernels on channels-last conv weights, the layout the trainer gives them o
 torch.compile of spectral_normalize_fused (as inside the trainer's compiled D). `test_sn_update` times sigma
 alone (power iteration, sigma, the backward through sigma). Each is timed launched from Python and, on a GPU,
 from a CUDA graph (device time; conftest.LAUNCHES). On a GPU, a sweep of the kernels' tile shapes (`_WV`,
-`_WTU` in kernels/spectral_norm.py) for the largest model shows which is best."""
+`_WTU` in kernels/spectral_norm_fused.py) for the largest model shows which is best."""
 
 import copy
 import dataclasses
@@ -34,6 +34,7 @@ PRESETS = ["isic64", "isic128"] if FULL else ["isic64"]
 WIDTH = 1.0 if FULL else 0.125
 PROVIDERS = ["parametrization", "hook", "compiled", "fused", "fused_channels_last", "fused_compiled"]
 SN = importlib.import_module("fastacgan.kernels.spectral_norm")
+SN_FUSED = importlib.import_module("fastacgan.kernels.spectral_norm_fused")  # the launchers, which read the tiles
 
 
 def sn_layers(model):
@@ -158,7 +159,7 @@ TILES = [((32, 512, 64), (128, 128, 32)), ((64, 256, 64), (128, 128, 32)), ((16,
 def test_sn_tile_sweep(run_bench, benchmark, monkeypatch, tiles):
     """The fused update of the largest model (channels-last, as the trainer has it) under other tile shapes
     (rows, columns, columns per step) for pass 1 (W v) and pass 2 (W^T t); the first is the default."""
-    monkeypatch.setattr(SN, "_WV", tiles[0])
-    monkeypatch.setattr(SN, "_WTU", tiles[1])
+    monkeypatch.setattr(SN_FUSED, "_WV", tiles[0])
+    monkeypatch.setattr(SN_FUSED, "_WTU", tiles[1])
     benchmark.group = f"spectral_norm tiles {PRESETS[-1]} x{WIDTH:g} graph"
     bench(run_bench, *build(PRESETS[-1], "fused_channels_last", monkeypatch), "graph")

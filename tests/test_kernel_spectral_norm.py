@@ -24,6 +24,7 @@ from fastacgan.kernels.spectral_norm import _matrix_to_weight, weight_to_matrix
 from fastacgan.models import Discriminator
 
 sn_mod = importlib.import_module("fastacgan.kernels.spectral_norm")  # the module; the package exports a function
+fused_mod = importlib.import_module("fastacgan.kernels.spectral_norm_fused")  # its launchers and autograd functions
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -291,8 +292,8 @@ def test_group_of_multi_tile_layers(n_iter, tiles, monkeypatch):
     column tile) mapping of the later slots, channels-last addressing, and eval mode (n_iter = 0); and under
     other tile shapes (the benchmark sweeps them on a GPU: any of its shapes must give the same numbers)."""
     if tiles:
-        monkeypatch.setattr(sn_mod, "_WV", tiles[0])
-        monkeypatch.setattr(sn_mod, "_WTU", tiles[1])
+        monkeypatch.setattr(fused_mod, "_WV", tiles[0])
+        monkeypatch.setattr(fused_mod, "_WTU", tiles[1])
     g = torch.Generator().manual_seed(n_iter)
     conv = torch.randn(40, 20, 3, 3, generator=g).to(memory_format=torch.channels_last)
     ws = [torch.randn(5, 9, generator=g), torch.randn(70, 600, generator=g), conv, torch.randn(2100, 40, generator=g)]
@@ -654,7 +655,7 @@ def test_eager_fast_path_and_registered_ops_agree(monkeypatch):
     u0, v0 = unit_buffers(ws, dims, g)
     out = []
     for eager in (True, False):
-        monkeypatch.setattr(sn_mod, "plain_eager", lambda *t, e=eager: e)
+        monkeypatch.setattr(fused_mod, "plain_eager", lambda *t, e=eager: e)
         w = [x.clone().requires_grad_() for x in ws]
         us, vs = [x.clone() for x in u0], [x.clone() for x in v0]
         sig = spectral_norm_sigma_fused(w, us, vs, dims, 2, 1e-12)
