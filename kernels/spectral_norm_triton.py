@@ -1,5 +1,5 @@
-"""The Triton kernels of `fastacgan.kernels.spectral_norm`, which launches them: the power iteration of every
-spectrally normalised layer of a model in a few launches, W / sigma, and their backward.
+"""The Triton kernels of `fastacgan.kernels.spectral_norm` (launched by spectral_norm_fused.py): the power
+iteration of every spectrally normalised layer of a model in a few launches, W / sigma, and their backward.
 
 For a weight W viewed as a matrix W_mat [h, w] (dim `dim` first, the rest flattened, as PyTorch does), one
 training-mode call runs n power iterations on the persistent buffers u [h], v [w] and returns sigma:
