@@ -170,7 +170,13 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     if "," not in header and (";" in header or "\t" in header):
         sep = max(";\t", key=header.count)
     elif sep not in header and " " in header.strip():  # a list of `name label` lines (space-separated)
-        text, sep = "\n".join(",".join(line.split()) for line in text.splitlines()), ","
+        rows = [line.split() for line in text.splitlines()]
+        widths = {len(r) for r in rows[1:] if r}  # (the rows after a header: CelebA's is a word short)
+        if len(widths) > 1 and min(widths) >= 2:  # a label of several words: FGVC-Aircraft's `1340192 Cessna 172`
+            rows = [r[:1] + [" ".join(r[1:])] if r else r for r in rows]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        text, sep = out.getvalue(), ","
         header = text.split("\n", 1)[0]
     row1 = next(csv.reader(io.StringIO(header), delimiter=sep), [""])
     if counted and len(next(csv.reader(io.StringIO(text.split("\n", 2)[1]), delimiter=sep), [])) == len(row1) + 1:

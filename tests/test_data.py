@@ -285,6 +285,21 @@ def test_label_lists_without_a_header(tmp_path):
         open_catalog(str(tmp_path / "d"), csv_opt="ann.txt", label_col="label")
 
 
+def test_a_label_list_whose_labels_are_several_words(tmp_path):
+    """FGVC-Aircraft's images_variant_trainval.txt: `1340192 Cessna 172`, `1025794 707-320` (image stem, then the
+    variant, which may have spaces; no header). The label was the second word: Cessna 172 and Cessna 208 were one
+    class, "Cessna"."""
+    root = tmp_path / "fgvc-aircraft-2013b" / "data"
+    (root / "images").mkdir(parents=True)
+    rows = [("1340192", "Cessna 172"), ("0056978", "Cessna 208"), ("1025794", "707-320"), ("0062781", "Cessna 172")]
+    for k, (stem, _) in enumerate(rows):
+        Image.new("RGB", (8, 8), (k * 50, 0, 0)).save(root / "images" / f"{stem}.jpg")
+    (root / "images_variant_trainval.txt").write_text("".join(f"{stem} {label}\n" for stem, label in rows))
+    cat = open_catalog(str(root), csv_opt="images_variant_trainval.txt")
+    assert cat.class_names == ["707-320", "Cessna 172", "Cessna 208"] and cat.labels.tolist() == [1, 2, 0, 1]
+    assert [Path(n).stem for n in cat.names] == [stem for stem, _ in rows]
+
+
 def test_oxford_pet_lists_name_images_without_extension_after_comments(tmp_path):
     """Oxford-IIIT Pet's annotations: trainval.txt rows `Abyssinian_100 1 1 1` (image stem, class id, species, breed
     id within the species), list.txt the same after `#` comment lines. The first row was taken for a header (an
