@@ -29,7 +29,7 @@ from .data import (
     labels_from,
     others_note,
 )
-from .folders import loose_note, pick_split, split_like, split_note
+from .folders import loose_note, pick_split, shard_note, split_like, split_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 
@@ -226,4 +226,6 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     if len(keep) < len(names):
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
     labels, class_names = labels_from([d[k] for d in dirs])
+    if note := shard_note(class_names):
+        log(note)
     return Catalog(set_name, [f"{path}:{n}" for n in names], labels, class_names, reader, sources=[str(path)])

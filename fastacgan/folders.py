@@ -90,8 +90,23 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         log(f"note: {root} holds {', '.join(lists[:4])} beside its class folder{'s' * (len(names) > 1)} ({shown}): "
             "where that holds the labels, give it with --csv (and the column with --csv-label-col)")  # fmt: skip
     split_like(root, deep, names)
+    if note := shard_note(names):
+        log(note)
     labels = np.asarray(ids, dtype=np.int64)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
+
+
+def shard_note(names: list[str]) -> str:
+    """The line that says that the class folders (sorted) number the shards of one set (00000, 01000, 02000 ...:
+    equal widths of 4 digits or more, 0, s, 2s ... with s >= 100), else ""."""
+    if len(names) < 3 or not all(n.isdigit() and len(n) == len(names[0]) >= 4 for n in names):
+        return ""
+    step = int(names[1]) - int(names[0])
+    if step < 100 or [int(n) for n in names] != list(range(0, step * len(names), step)):
+        return ""
+    return (f"note: the class folders {', '.join(names[:3])} ... are numbered in steps of {step}, as the shards of "
+            "one set are (FFHQ's images1024x1024/00000/, 01000/ ...): the AC-GAN learns them as classes, which such "
+            "shards are not; give folders of classes, or --csv with the labels")  # fmt: skip
 
 
 def _by_initial(class_dirs: list[Path]) -> bool:

@@ -666,6 +666,26 @@ def test_class_folders_in_initial_letter_folders_as_sun397_ships_them(tmp_path):
     assert open_catalog(str(letters)).class_names == ["A", "B", "C"]
 
 
+def test_class_folders_that_number_shards_are_said_to_be_no_classes(tmp_path):
+    """FFHQ's images1024x1024/ holds 00000/, 01000/ ... 69000/, shards of 1,000 images of one unlabelled set: an
+    AC-GAN trained on them as 70 classes, in silence. Numbered classes of another kind (MNIST's 0-9, years) are
+    not shards."""
+    for names, said in ((["00000", "01000", "02000"], True), (["0", "1", "2"], False), (["1990", "1991", "1992"],
+                        False), (["0000", "0100", "0300"], False)):  # fmt: skip
+        root = tmp_path / "-".join(names)
+        for n in names:
+            (root / n).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(root / n / f"{n}.png")
+        lines = []
+        assert open_catalog(str(root), log=lines.append).class_names == names
+        shutil.make_archive(str(root), "zip", root)  # the archive of it (Kaggle's FFHQ is a zip)
+        assert open_catalog(f"{root}.zip", log=lines.append).class_names == names
+        note = ("note: the class folders 00000, 01000, 02000 ... are numbered in steps of 1000, as the shards of one "
+                "set are (FFHQ's images1024x1024/00000/, 01000/ ...): the AC-GAN learns them as classes, which such "
+                "shards are not; give folders of classes, or --csv with the labels")  # fmt: skip
+        assert lines == ([note] * 2 if said else []), names
+
+
 def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
     """Kaggle's Dogs vs. Cats (train/cat.0.jpg, train/dog.0.jpg: the class in the name) and ISIC 2020 (train/*.jpg
     beside train.csv): "no class folders found (it holds 6 loose images)", and nothing on what to do."""
