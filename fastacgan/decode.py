@@ -73,6 +73,8 @@ def pil_words(e: Exception) -> str:
     """PIL's error, without the in-memory file it names ("cannot identify image file <_io.BytesIO object at
     0x7f...>"), and what the one it gives for a file it cannot tell means."""
     text = re.sub(r" <_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e))
+    if isinstance(e, Image.DecompressionBombError):  # (a scan or an aerial photo of over 179 megapixels)
+        return f"{text.removesuffix('.')}; PIL reads no larger image: scale it down first"
     return f"{text}: not an image, or of a format PIL does not read" if isinstance(e, UnidentifiedImageError) else text
 
 

@@ -11,6 +11,8 @@ import traceback
 import warnings
 from pathlib import Path
 
+from PIL import Image
+
 
 def echo(msg: str, stream=None) -> None:
     """print(msg), flushed. Where the console is gone (the reader of a pipe ended: `| tee` stopped by the same
@@ -168,6 +170,9 @@ def plain_warnings(main):
         try:
             with warnings.catch_warnings():  # said once by decode.workers_note, in a line of ours
                 warnings.filterwarnings("ignore", DATALOADER_WORKERS, UserWarning)
+                # PIL's warning for an image of 89 to 179 megapixels ("could be decompression bomb DOS attack"),
+                # which is read (and scaled down) all the same; a larger one is skipped, saying so
+                warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
                 return main(*args, **kwargs)
         finally:
             warnings.formatwarning = default

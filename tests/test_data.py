@@ -792,6 +792,29 @@ def test_a_folder_of_archives_names_one_to_give(image_folder, tmp_path):
     assert len(open_catalog(str(root / "train.tar.gz"))) == len(open_catalog(str(image_folder)))
 
 
+def test_very_large_images_are_read_or_skipped_in_the_run_s_words(tmp_path, monkeypatch, capsys):
+    """PIL warns of an image of 89 to 179 megapixels ("could be decompression bomb DOS attack", in Python's form
+    with its source path) and reads it; one beyond that is skipped, and the line now says what to do. PIL's limit
+    is lowered here so that small images stand for them."""
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # warns over 100 pixels, refuses over 200
+    for c in "ab":
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for k in range(4):  # 0.png: 15 x 15 (refused), the others 12 x 12 (warned of)
+            Image.new("RGB", (12, 12) if k else (15, 15), (60 * k, 0, 0)).save(tmp_path / "d" / c / f"{k}.png")
+    args = ["--data", str(tmp_path / "d"), "--image-size", "8", "--width", "0.25", "--batch-size", "4", "--workers",
+            "0", "--device", "cpu", "--steps", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(args) == 0
+    out = capsys.readouterr()
+    assert not [w for w in seen if w.category is Image.DecompressionBombWarning]  # 12 x 12: read, in silence
+    assert "skipped 2 unreadable image(s) of 8" in out.out and "0.png: cannot decode image (Image size (225 pixels) " \
+        "exceeds limit of 200 pixels, could be decompression bomb DOS attack; PIL reads no larger image: scale it " \
+        "down first)" in out.out  # fmt: skip
+
+
 def test_truncated_and_garbage_images(image_folder):
     victim = image_folder / "square" / "square_003.png"
     victim.write_bytes(victim.read_bytes()[:60])  # truncated
