@@ -37,9 +37,9 @@ class TrainConfig:
     )
     csv: str = _f(
         "",
-        "CSV of image file names and labels: a path, or relative to --data's folder or beside it (an archive's: "
-        "beside it); auto-detected when a --data folder holds exactly one *.csv next to an Images/ folder (the ISIC "
-        "layout)",
+        "CSV (or JSON Lines: metadata.jsonl) of image file names and labels: a path, or relative to --data's folder "
+        "or beside it (an archive's: beside it); auto-detected when a --data folder holds exactly one *.csv next to "
+        "an Images/ folder (the ISIC layout)",
     )
     csv_image_col: str = _f(
         "", "CSV column with the image file names (default: the first column, or the one whose names match images)"

@@ -169,7 +169,7 @@ def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
 def _unsorted_hint(root: Path, loose: list[str]) -> str:
     """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
     train.csv), or the classes their names begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
-    csvs = sorted({p.name for d in (root, root.parent) for p in d.glob("*.csv")})
+    csvs = sorted({p.name for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)})
     if csvs:
         return f". If a CSV labels them, give it: --data {root} --csv {csvs[0]}"
     heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)

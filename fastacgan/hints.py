@@ -55,7 +55,7 @@ def file_hint(path: Path) -> str:
     name = path.name.lower()
     if name.endswith((".zst", ".tzst")):
         return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
-    if name.endswith((".csv", ".tsv")):
+    if name.endswith((".csv", ".tsv", ".jsonl")):
         return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
     if name.endswith((".parquet", ".arrow")):  # Hugging Face datasets' files
         return (" (a Hugging Face data set's file, which fastacgan does not read: save its images as an image folder, "

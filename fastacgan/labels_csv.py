@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import unicodedata
 import warnings
@@ -150,6 +151,26 @@ def csv_text(path: Path) -> str:
         return text
 
 
+def jsonl_as_csv(path: Path) -> str:
+    """A JSON Lines labels file (Hugging Face's imagefolder: `metadata.jsonl`, {"file_name": "0001.png", "label":
+    3} a line) as CSV text: the keys in their first order are the header."""
+    rows = []
+    for n, line in enumerate(csv_text(path).splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"--csv {path}: line {n} is not JSON ({e.msg})") from e
+            if not isinstance(row, dict):
+                raise DataError(f'--csv {path}: line {n} is not a JSON object ({{"file_name": ..., "label": ...}})')
+            rows.append(row)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    out = io.StringIO()
+    cell = lambda v: "" if v is None else v if isinstance(v, str) else json.dumps(v)  # noqa: E731
+    csv.writer(out, lineterminator="\n").writerows([cols, *([cell(r.get(c)) for c in cols] for r in rows)])
+    return out.getvalue()
+
+
 def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str):
     """(the index values of the CSV's images in row order, labels int64, class names) for a labels CSV: an image
     column (--csv-image-col, default the first, or the one whose names match images: _image_column) and a label
@@ -157,7 +178,7 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     the image's class), or else the last named column; a file without a header has its columns by number
     (images 1, labels 2). Numeric labels give classes in numeric order, names in sorted order, one-hot columns in
     theirs."""
-    text = csv_text(csv_path)
+    text = jsonl_as_csv(csv_path) if csv_path.suffix.lower() == ".jsonl" else csv_text(csv_path)
     while text.startswith("#"):  # comment lines before the rows (Oxford-IIIT Pet's annotations/list.txt)
         text = text.partition("\n")[2]
     first, _, rest = text.partition("\n")
@@ -252,6 +273,10 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         labels = np.array([order[v] for v in numbers], dtype=np.int64)
     else:
         labels, class_names = labels_from(raw_labels)
+    if not one_hot and len(class_names) == len(hits) >= 50:  # a caption, an id: no classes to learn
+        raise DataError(f"--csv {csv_path}: column {label_col!r} gives each of the {len(hits)} images a label of its "
+                        f"own ({', '.join(class_names[:3])} ...), which are no classes; name the column of the classes "
+                        f"with --csv-label-col (columns: {', '.join(cols)})")  # fmt: skip
     return hits, labels, class_names
 
 

@@ -300,6 +300,41 @@ def test_a_label_list_whose_labels_are_several_words(tmp_path):
     assert [Path(n).stem for n in cat.names] == [stem for stem, _ in rows]
 
 
+def test_hugging_face_imagefolder_metadata_and_labels_of_one_image_each(tmp_path):
+    """Hugging Face's imagefolder layout: images and a metadata.jsonl (`{"file_name": "0.png", "label": 1}` a line)
+    or metadata.csv beside them. The JSONL was not read ("a file must be ..." as --data; the folder's hint named
+    CSVs only). A label column that gives every image a label of its own (a caption, an id: here the last column,
+    taken where none is named `label`) trained an AC-GAN of as many classes as images: refused, naming the columns."""
+    import json
+
+    d = tmp_path / "train"
+    d.mkdir()
+    rows = [{"file_name": f"{i}.png", "label": i % 3, "text": f"a photo, number {i}"} for i in range(60)]
+    for r in rows:
+        Image.new("RGB", (8, 8), (r["label"] * 80, 0, 0)).save(d / r["file_name"])
+    (d / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"If a CSV labels them, give it: --data .*train --csv metadata\.jsonl"):
+        open_catalog(str(d))
+    cat = open_catalog(str(d), csv_opt="metadata.jsonl")
+    assert cat.class_names == ["0", "1", "2"] and cat.labels.tolist() == [i % 3 for i in range(60)]
+    assert [Path(n).name for n in cat.names] == [r["file_name"] for r in rows]
+    said = (r"column 'text' gives each of the 60 images a label of its own \(a photo, number 0, a photo, number 1, a "
+            r"photo, number 10 \.\.\.\), which are no classes; name the column of the classes with --csv-label-col "
+            r"\(columns: file_name, text\)")  # fmt: skip
+    (d / "metadata.jsonl").write_text("".join(json.dumps({"file_name": r["file_name"], "text": r["text"]}) + "\n"
+                                             for r in rows))  # fmt: skip
+    with pytest.raises(DataError, match=said):
+        open_catalog(str(d), csv_opt="metadata.jsonl")
+    (d / "metadata.jsonl").write_text('{"file_name": "0.png", "label": 0}\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"metadata\.jsonl: line 2 is not a JSON object"):
+        open_catalog(str(d), csv_opt="metadata.jsonl")
+    (d / "metadata.jsonl").unlink()
+    with open(d / "metadata.csv", "w", newline="") as f:  # the CSV form; a caption with a comma, quoted
+        csv.writer(f).writerows([["file_name", "text", "label"], *([r[k] for k in ("file_name", "text", "label")]
+                                                                    for r in rows)])  # fmt: skip
+    assert open_catalog(str(d), csv_opt="metadata.csv").labels.tolist() == [i % 3 for i in range(60)]
+
+
 def test_oxford_pet_lists_name_images_without_extension_after_comments(tmp_path):
     """Oxford-IIIT Pet's annotations: trainval.txt rows `Abyssinian_100 1 1 1` (image stem, class id, species, breed
     id within the species), list.txt the same after `#` comment lines. The first row was taken for a header (an
