@@ -750,6 +750,7 @@ def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
     [
         ("set.tar.zst", " (a zstd-compressed tar: `zstd -d set.tar.zst` gives the .tar)"),
         ("train_data.csv", " (a CSV of labels goes to --csv: --data {tmp} --csv train_data.csv)"),
+        ("metadata.jsonl", " (a CSV of labels goes to --csv: --data {tmp} --csv metadata.jsonl)"),
         ("cat/0001.jpg", " (one image: --data takes the folder of the class folders: {tmp}, if cat/ is one)"),
         ("cifar10/train-00000-of-00001.parquet", " (a Hugging Face data set's file, which fastacgan does not read: "
          "save its images as an image folder, out/<label>/<n>.png, and give that folder)"),
