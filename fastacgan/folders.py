@@ -111,10 +111,16 @@ def shard_note(names: list[str]) -> str:
 
 def _by_initial(class_dirs: list[Path]) -> bool:
     """The folders are initial letters holding the class folders, as SUN397 and Places365 ship them (a/abbey/,
-    a/apartment_building/outdoor/, b/bakery/shop/): no image lies in a letter folder itself (a set of handwritten
-    letters has its images in A/, B/ ...)."""
-    return len(class_dirs) >= 3 and all(len(d.name) == 1 and d.name.isalpha() for d in class_dirs) and not any(
-        is_image(f.name) and not f.is_dir() for d in class_dirs for f in d.iterdir())  # fmt: skip
+    a/apartment_building/outdoor/, b/bakery/shop/): each letter folder holds folders whose names begin with its
+    letter, and no image (a set of handwritten letters has its images in A/, B/ ..., or in A/writer_1/ ...)."""
+    if len(class_dirs) < 3 or not all(len(d.name) == 1 and d.name.isalpha() for d in class_dirs):
+        return False
+    for d in class_dirs:
+        entries = list(d.iterdir())
+        subs = [f.name.lower() for f in entries if f.is_dir() and not hidden(f.name)]
+        if not subs or any(not n.startswith(d.name.lower()) for n in subs) or any(is_image(f.name) for f in entries):
+            return False
+    return True
 
 
 def _initials_catalog(root: Path, letters: list[Path], classes: str, log: Callable[[str], None]) -> Catalog:

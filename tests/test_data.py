@@ -699,6 +699,10 @@ def test_class_folders_in_initial_letter_folders_as_sun397_ships_them(tmp_path):
         Image.new("L", (8, 8)).save(letters / c / "1.png")
         Image.new("L", (8, 8)).save(letters / c / "more" / "2.png")
     assert open_catalog(str(letters)).class_names == ["A", "B", "C"]
+    for c in "ABC":  # by writer inside each letter: still the letters (the writers' folders are no classes)
+        (letters / c / "more").rename(letters / c / "writer_1")
+        (letters / c / "1.png").rename(letters / c / "writer_1" / "1.png")
+    assert open_catalog(str(letters)).class_names == ["A", "B", "C"]
 
 
 def test_class_folders_that_number_shards_are_said_to_be_no_classes(tmp_path):
