@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--{opt.replace('_', '-')} must be >= {least}, got {getattr(a, opt)}")
         device = select_device(a.device)
         fit_threads(say)  # (a container's --cpus: torch's threads to its CPU limit)
-        (note := workers_note(default_workers(a.workers))) and say(note)
+        if note := workers_note(default_workers(a.workers)):
+            say(note)
         if device.type == "cpu":
             keep_freed_memory()  # the judge trains faster, the same (see fastacgan/heap.py)
         g, classes, file = load_generator(a.ckpt, device)
