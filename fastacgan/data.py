@@ -328,7 +328,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                         raise
         else:
             csv_path = find_csv(path, csv_opt)
-            cat = None if csv_path else datasets.array_set_catalog(path, split)
+            cat = None if csv_path else datasets.array_set_catalog(path, split, log)
             part, about = (path, "") if csv_path or cat is not None else split_folder(path, split)
             if part is None:
                 raise NoTestSplit(f"--data {data}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")

@@ -360,14 +360,15 @@ def _found_in(d: Path, sub: bool = False) -> tuple[str, Path] | None:
     return (kind, d) if kind else None
 
 
-def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
-    """The torchvision/Keras data set in folder d (or in one of its sub-folders: torchvision's root), or None."""
+def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] = lambda msg: None) -> Catalog | None:
+    """The torchvision/Keras data set in folder d (or in one of its sub-folders: torchvision's root), or None; log:
+    progress lines where reading it takes a while (the Downsampled ImageNet)."""
     hit = _found_in(d)
     if hit is None:
         subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
         found = [h for h in (_found_in(p, sub=True) for p in subs) if h is not None]
         if len(found) > 1 and {k for k, _ in found} == {"imagenet_ds"}:  # its train and val folders, its parts
-            cat = downsampled_imagenet.parts_catalog(d, [f for _, f in found], split)
+            cat = downsampled_imagenet.parts_catalog(d, [f for _, f in found], split, log)
             if cat is not None:
                 return cat
         if len(found) > 1:
@@ -379,6 +380,8 @@ def array_set_catalog(d: Path, split: str = "train") -> Catalog | None:
     kind, folder = hit
     if kind == "cifar":
         return _cifar_folder(folder, split)
+    if kind == "imagenet_ds":
+        return downsampled_imagenet.batches_in(folder, split, log)
     if kind != "idx":
         return binary_sets.FOLDER_SETS[kind][1](folder, split)
     return _idx_folder(folder, split)

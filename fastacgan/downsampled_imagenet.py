@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .data import Catalog, DataError, NoTestSplit
+from .data import Catalog, DataError, Every, NoTestSplit
 
 BATCH_FILE = re.compile(r"(?:train_data_batch_(\d+)|val_data)(\.npz)?")
 
@@ -67,8 +68,9 @@ def _class_names(d: Path) -> list[str]:
     return [str(k) for k in range(1, 1001)]
 
 
-def batches_catalog(files: list[Path], where: Path) -> Catalog:
-    """The images of the batch files, in order; where: their folder (or the one file), for names and messages."""
+def batches_catalog(files: list[Path], where: Path, log: Callable[[str], None] = lambda msg: None) -> Catalog:
+    """The images of the batch files, in order; where: their folder (or the one file), for names and messages;
+    log: progress lines while they are read (the 64x64 set's ten files hold 15 GB)."""
     from .archives import memory_budget
     from .datasets import arrays_catalog
 
@@ -77,8 +79,8 @@ def batches_catalog(files: list[Path], where: Path) -> Catalog:
         raise DataError(f"--data {where}: its {len(files)} batches take {need / 2**30:.1f} GiB, more than half the "
                         f"memory this process may take ({memory_budget() / 2**30:.1f} GiB): give one batch file, "
                         f"--data {files[0]}, or the 32x32 set")  # fmt: skip
-    x, labels, n = None, [], 0
-    for f in files:  # into one array sized by the files (their tail pages never touched): no second copy of the set
+    x, labels, n, due = None, [], 0, Every()
+    for k, f in enumerate(files, start=1):  # into one array sized by the files (their tail pages never touched)
         images, lab = _read_batch(f)
         if x is None:
             x = np.empty((need // images[0].size + 1, *images.shape[1:]), np.uint8)
@@ -87,6 +89,8 @@ def batches_catalog(files: list[Path], where: Path) -> Catalog:
                             f"{x.shape[1]}x{x.shape[2]}: give the batches of one size")  # fmt: skip
         x[n : n + len(images)], n = images, n + len(images)
         labels.append(lab)
+        if due():
+            log(f"reading {where}: {k} of {len(files)} batch files, {n:,} images")
     names = _class_names(files[0].parent)
     return arrays_catalog(x[:n], np.concatenate(labels), str(where), f"imagenet{x.shape[1]}", [str(f) for f in files],
                           class_names=names)  # fmt: skip
@@ -116,7 +120,7 @@ def _held_out(folders: list[Path]) -> Catalog:
     return cat
 
 
-def batches_in(d: Path, split: str) -> Catalog:
+def batches_in(d: Path, split: str, log: Callable[[str], None] = lambda msg: None) -> Catalog:
     """The training batches in folder d (train_data_batch_1 ..., in their numbers' order), or its val_data where
     it holds only that (the validation folder). The test split: the val_data of the validation folder beside d
     (Imagenet32_val beside Imagenet32_train; Imagenet64_val_npz beside Imagenet64_train_part1_npz)."""
@@ -125,10 +129,10 @@ def batches_in(d: Path, split: str) -> Catalog:
         raise NoTestSplit(f"--data {d} holds only val_data, Downsampled ImageNet's held-out set itself")
     if split != "train":
         return _held_out([p for p in d.parent.iterdir() if p.is_dir() and _set_key(p.name) == _set_key(d.name)])
-    return batches_catalog([p for k, p in files if k] or [p for _, p in files], d)
+    return batches_catalog([p for k, p in files if k] or [p for _, p in files], d, log)
 
 
-def parts_catalog(root: Path, folders: list[Path], split: str) -> Catalog | None:
+def parts_catalog(root: Path, folders: list[Path], split: str, log: Callable[[str], None]) -> Catalog | None:
     """The set whose parts are `folders`, all Downsampled ImageNet folders in --data `root`, as its authors' archives
     unpack (Imagenet32_train/ and Imagenet32_val/; Imagenet64_train_part1_npz/, ..._part2_npz/, Imagenet64_val_npz/):
     the training batches of every train folder, the val folder the test split. None where they are of several sets
@@ -140,7 +144,7 @@ def parts_catalog(root: Path, folders: list[Path], split: str) -> Catalog | None
     train = sorted(f for d in folders if "train" in d.name.lower() for f in _batch_files(d) if f[0])
     if not train:
         return None
-    return batches_catalog([p for _, p in train], root)
+    return batches_catalog([p for _, p in train], root, log)
 
 
 def batch_file_catalog(path: Path, split: str) -> Catalog | None:

@@ -379,6 +379,13 @@ def test_downsampled_imagenet_as_its_authors_ship_it(tmp_path, monkeypatch):
         assert (val.labels + 1).tolist() == batches[3][1] and val.origin == str(root / "Imagenet8_val")
     with pytest.raises(NoTestSplit, match=r"Imagenet8_val holds only val_data, Downsampled ImageNet's held-out set"):
         open_catalog(str(root / "Imagenet8_val"), split="test")
+    from fastacgan import downsampled_imagenet
+
+    monkeypatch.setattr(downsampled_imagenet, "Every", lambda: lambda done=False: True)  # a line at every file
+    lines = []
+    open_catalog(str(root), log=lines.append)  # (the 64x64 set's ten files hold 15 GB: progress while they load)
+    assert lines == [f"reading {root}: {k} of 3 batch files, {n} images" for k, n in ((1, 5), (2, 9), (3, 12))]
+    monkeypatch.undo()
     one = open_catalog(str(root / "Imagenet8_train" / "train_data_batch_2"))
     assert np.array_equal(one.images.numpy(), authors_loader(batches[1][0]))
     monkeypatch.setattr(archives, "memory_budget", lambda: 2000)  # (64x64: 15 GiB in all)
