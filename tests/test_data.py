@@ -421,8 +421,16 @@ def test_csv_label_columns_by_other_names_and_a_trailing_comma(tmp_path):
     (tmp_path / "d" / "Data_Entry_2017.csv").write_text(
         "Image Index,Finding Labels,Patient Age,View Position,\n"
         "a.jpg,Effusion,58,PA,\nb.jpg,No Finding,81,AP,\nc.jpg,Cardiomegaly|Effusion,40,PA,\n")  # fmt: skip
-    cat = open_catalog(str(tmp_path / "d"), csv_opt="Data_Entry_2017.csv")
+    with pytest.warns(UserWarning) as seen:  # several findings an image: each combination a class, said
+        cat = open_catalog(str(tmp_path / "d"), csv_opt="Data_Entry_2017.csv")
     assert cat.class_names == ["Cardiomegaly|Effusion", "Effusion", "No Finding"] and cat.labels.tolist() == [1, 2, 0]
+    assert [str(w.message) for w in seen] == [f"--data {tmp_path / 'd'}: its labels are lists (Cardiomegaly|Effusion)"
+        ": each combination is a class of its own (1 of the 3 classes); --classes picks the ones to train on, e.g. "
+        "--classes 'Effusion,No Finding'"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # with --classes: not said again
+        picked = open_catalog(str(tmp_path / "d"), csv_opt="Data_Entry_2017.csv", classes="No Finding,Effusion")
+    assert picked.class_names == ["No Finding", "Effusion"] and picked.labels.tolist() == [1, 0]
     (tmp_path / "d" / "list.csv").write_text("image,category,source,\na.jpg,cat,web,\nb.jpg,dog,web,\nc.jpg,dog,x,\n")
     assert open_catalog(str(tmp_path / "d"), csv_opt="list.csv").class_names == ["cat", "dog"]
     (tmp_path / "d" / "list.csv").write_text("image,source,\na.jpg,web,\nb.jpg,web,\nc.jpg,x,\n")  # the last named
