@@ -1434,6 +1434,11 @@ def test_the_reference_implementations_commands_run_as_they_are(tmp_path, capsys
         (["--ngpu", "4"], "--ngpu 4: several GPUs train with torchrun --nproc_per_node=4"),
         (["--lr"], "--lr: expected a value"),
         (["--batchsize", "8"], "unrecognized arguments: --batchsize"),
+        # `--data imgs/*.jpg` unquoted: argparse said "unrecognized arguments: imgs/b.jpg imgs/c.jpg"
+        (["--data", "imgs/a.jpg", "imgs/b.jpg", "imgs/c.jpg", "--steps", "3"], r"--data takes one path, got 3 "
+         r"\(imgs/a\.jpg, imgs/b\.jpg \.\.\.\): a pattern the shell expanded\? give the folder that holds them"),
+        (["--csv", "a.csv", "b.csv"], r"--csv takes one path, got 2 \(a\.csv, b\.csv \.\.\.\)"),
+        (["--data", "d", "--steps", "3", "stray"], "unrecognized arguments: stray"),
         (["experiment=mnist_ACGAN.yaml"], "experiment=mnist_ACGAN.yaml: fastacgan takes options .* --preset mnist"),
         (["trainer.max_epochs=3"], "trainer.max_epochs=3: fastacgan takes options .*and trainer.max_epochs is not"),
     ],
