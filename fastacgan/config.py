@@ -344,7 +344,7 @@ def parse_args(
         at = argv.index(opt) + 2 if opt in argv[:-1] else -1
         if at > 0 and extra and argv[at : at + len(extra)][:1] == extra[:1] and not extra[0].startswith("-"):
             n = next((k for k, a in enumerate(argv[at:], start=1) if a.startswith("-")), len(argv) - at + 1)
-            parser.error(f"{opt} takes one path, got {n} ({argv[at - 1]}, {argv[at]} ...): a pattern the shell "
+            parser.error(f"{opt} takes one path, got {n:,} ({argv[at - 1]}, {argv[at]} ...): a pattern the shell "
                          f"expanded? give the folder that holds them")  # fmt: skip
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
     if given is not None:
