@@ -95,7 +95,8 @@ def _flip(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
 
 class MemoryLoader(BaseLoader):
     """The resident loader: a decoded uint8 set held on the training device; each batch is a gather (and a flip)
-    on the device, with no host work and no host sync."""
+    on the device, with no host work and no host sync. on_host: the set stays in host memory (host_kept), each batch
+    gathered there into pinned memory and copied."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int, device: torch.device,
                  hflip: bool, shard: tuple[int, int] = (0, 1), on_host: bool = False):  # fmt: skip

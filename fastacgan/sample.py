@@ -156,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     a.ckpt, a.out = ckpt_argument(p, a), os.path.expanduser(a.out)
     done, total = 0, 0  # images written, and to write (for an interrupted run's message)
-    unused = (a.n, "--n", "one class (--label)") if a.label is None else (a.per_class, "--per-class", "all, no --label")
-    if unused[0] is not None:  # (--n 4 without --label wrote 10 images of each class, and said nothing of --n)
-        echo_quietly(f"note: {unused[1]} is for {unused[2]}: not used", sys.stderr)
+    unused = ("--n is not used without --label (--per-class counts each class's images)" if a.label is None
+              else "--per-class is not used with --label (--n counts that class's images)")  # fmt: skip
+    if (a.n if a.label is None else a.per_class) is not None:  # (--n 4 without --label wrote 10 of each class)
+        echo_quietly(f"note: {unused}", sys.stderr)
     a.n, a.per_class = 64 if a.n is None else a.n, 10 if a.per_class is None else a.per_class
     try:
         if a.n < 1 or a.per_class < 1:

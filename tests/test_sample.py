@@ -39,15 +39,16 @@ def test_grid_with_one_row_per_class(run_dir, tmp_path):
     assert np.array(Image.open(out)).shape == (10 * 18 + 2, 3 * 18 + 2)
 
 
-@pytest.mark.parametrize("args,unused,shape", [(["--n", "4"], "--n is for one class (--label)", (182, 182)),
-                                               (["--label", "7", "--per-class", "4"], "--per-class is for all, no "
-                                                "--label", (8 * 18 + 2, 8 * 18 + 2))])  # fmt: skip
+@pytest.mark.parametrize("args,unused,shape", [
+    (["--n", "4"], "--n is not used without --label (--per-class counts each class's images)", (182, 182)),
+    (["--label", "7", "--per-class", "4"], "--per-class is not used with --label (--n counts that class's images)",
+     (8 * 18 + 2, 8 * 18 + 2))])  # fmt: skip
 def test_a_count_for_the_other_form_is_said_to_be_unused(run_dir, tmp_path, capsys, args, unused, shape):
     """--n 4 without --label wrote the grid of 10 images of each class, and said nothing of --n (nor did
     --per-class with --label)."""
     out = tmp_path / "g.png"
     assert sample_main(["--ckpt", str(run_dir), *args, "--out", str(out)]) == 0
-    assert f"note: {unused}: not used" in capsys.readouterr().err
+    assert f"note: {unused}\n" in capsys.readouterr().err
     assert np.array(Image.open(out)).shape == shape  # the defaults: 10 of each class; 64 of the one
 
 
