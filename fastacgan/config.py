@@ -48,7 +48,8 @@ class TrainConfig:
         "",
         "CSV column with the labels (default: 'label', 'labels', 'target', 'class', 'category', 'diagnosis', 'dx' "
         "or 'Finding Labels', in any case; else one-hot 0/1 columns; else the last column); of CelebA's -1/1 "
-        "attributes, the one to train on (Smiling)",
+        "attributes, the one to train on (Smiling); several, comma-separated, make their combinations the classes "
+        "(Male,Smiling)",
     )
     classes: str = _f(
         "",

@@ -220,10 +220,13 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         if one_hot is None and len(attributes) >= 2:  # CelebA's 40: the last would be taken for the label in silence
             raise DataError(f"--csv {csv_path}: its columns {', '.join(attributes[:4])}{' ...' * (len(attributes) > 4)}"
                             f" are {len(attributes)} attributes, each -1 or 1: name the one to train on (its classes "
-                            f"-1 and 1) with --csv-label-col, e.g. --csv-label-col {attributes[-1]}")  # fmt: skip
+                            f"-1 and 1) with --csv-label-col, e.g. --csv-label-col {attributes[-1]}, or several (their "
+                            f"combinations the classes): --csv-label-col {','.join(attributes[:2])}")  # fmt: skip
     last = next((c for c in reversed(cols) if c.strip() and c != image_col), cols[-1])  # (not a trailing comma's)
     label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), last)
-    for opt, col in (("--csv-image-col", image_col), ("--csv-label-col", label_col)):
+    # several label columns (CelebA's Male,Smiling): each combination of their values is a class
+    label_cols = [c.strip() for c in label_col.split(",")] if label_col not in cols else [label_col]
+    for opt, col in (("--csv-image-col", image_col), *(("--csv-label-col", c) for c in label_cols)):
         if col not in cols:
             raise DataError(f"{opt} {col!r}: no such column in {csv_path} (columns: {', '.join(cols)}"
                             f"{'; it has no header: columns by number' if bare else ''})")  # fmt: skip
@@ -242,7 +245,13 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         if hit is None:
             missing.append(key)
             continue
-        label = next(c for c in one_hot if float(r[c]) == 1.0) if one_hot else (r[label_col] or "").strip()
+        if one_hot:
+            label = next(c for c in one_hot if float(r[c]) == 1.0)
+        elif len(label_cols) > 1:
+            values = [(r[c] or "").strip() for c in label_cols]  # (a missing one: no label, said below)
+            label = " ".join(f"{c}={v}" for c, v in zip(label_cols, values)) if all(values) else ""
+        else:
+            label = (r[label_col] or "").strip()
         if label_col.lower() == "predictionstring":  # Kaggle's boxes, `n01751748 111 68 289 228 ...`: the class first
             label = label.split(" ", 1)[0]
         if not label:

@@ -391,8 +391,17 @@ def test_celeba_attribute_lists(tmp_path):
         assert cat.class_names == ["-1", "1"] and cat.labels.tolist() == [0, 1, 1, 0], name
         assert [Path(n).name for n in cat.names] == [f"{i:06d}.jpg" for i in range(1, 5)]
         said = r"its columns Male, Smiling, Young are 3 attributes, each -1 or 1: name the one to train on \(its"
-        with pytest.raises(DataError, match=said + r" classes -1 and 1\) with --csv-label-col"):
+        with pytest.raises(
+            DataError,
+            match=said + r" classes -1 and 1\) with --csv-label-col, e.g\. --csv-label-col "
+            r"Young, or several \(their combinations the classes\): --csv-label-col Male,Smiling$",
+        ):
             open_catalog(str(root), csv_opt=name)
+        both = open_catalog(str(root), csv_opt=name, label_col="Male,Smiling")  # male x smiling: four classes
+        assert both.class_names == ["Male=-1 Smiling=-1", "Male=-1 Smiling=1", "Male=1 Smiling=-1", "Male=1 Smiling=1"]
+        assert both.labels.tolist() == [2, 1, 3, 0], name
+        with pytest.raises(DataError, match=r"--csv-label-col 'Smile': no such column"):
+            open_catalog(str(root), csv_opt=name, label_col="Male,Smile")
     lines = []
     assert open_catalog(str(root), log=lines.append).class_names == ["img_align_celeba"]
     assert lines == [f"note: {root} holds list_attr_celeba.csv, list_attr_celeba.txt beside its class folder "
