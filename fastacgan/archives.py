@@ -202,17 +202,24 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     loose = [names[i] for i, d in enumerate(dirs) if len(d) == k]
     parts = sorted({dirs[i][k] for i in keep})
 
+    def inner(n: str) -> int:  # the level of part n's class folders: one more in a folder of its name (n/n/<class>)
+        mine = [d for d in dirs if len(d) > k and d[k] == n]
+        subs = {d[k + 1] for d in mine if len(d) > k + 1}
+        own = len(subs) == 1 and next(iter(subs)).lower() == n.lower() and all(len(d) > k + 1 for d in mine)
+        return k + 2 if own else k + 1
+
     def folders(n: str) -> set:  # the folders in part (or class) n
-        return {d[k + 1] for d in dirs if len(d) > k + 1 and d[k] == n}
+        at = inner(n)
+        return {d[at] for d in dirs if len(d) > at and d[k] == n}
 
     part, about = pick_split(parts, split, folders)
     if about and folders(pick_split(parts, "train")[0]):  # .../train/<class>/<image>
         if part is None:
             raise NoTestSplit(f"--data {path}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
         log(split_note(path, about, part, split))
-        keep = [i for i in keep if dirs[i][k] == part]
-        loose += [names[i] for i in keep if len(dirs[i]) == k + 1]
-        keep, k = [i for i in keep if len(dirs[i]) > k + 1], k + 1
+        keep, at = [i for i in keep if dirs[i][k] == part], inner(part)
+        loose += [names[i] for i in keep if len(dirs[i]) == at]
+        keep, k = [i for i in keep if len(dirs[i]) > at], at
         if not keep:  # a part of unlabelled images (Kaggle's test/), as the folder form says it
             raise DataError(f"--data {path}: no class folders found in {part}/ (it holds {len(loose)} loose images); "
                             f"expected {part}/<class>/<image>")  # fmt: skip

@@ -194,25 +194,49 @@ def loose_note(data, names: list[str]) -> str:
             "is the folder it is in")  # fmt: skip
 
 
+# the words of a part of unlabelled images beside the training part (Intel's seg_pred/): neither trained on nor held out
+UNLABELLED_PART = ("pred", "predict", "prediction", "unlabeled", "unlabelled")
+
+
+def split_word(name: str) -> str | None:
+    """The split that a folder's name names: train, test, val ... (any case), as the name itself or as the one
+    split word among its words (Kaggle's training_set/ and test_set/, Intel's seg_train/ and seg_test/); "pred"
+    for a part of unlabelled images (seg_pred/); else None."""
+    low = name.lower()
+    words = [w for w in re.split(r"[^a-z]+", low) if w]
+    found = [w for w in words if w in (*TRAIN_SPLITS, *TEST_SPLITS)]
+    if low in (*TRAIN_SPLITS, *TEST_SPLITS) or len(found) == 1:
+        return found[0] if found else low
+    return "pred" if not found and any(w in UNLABELLED_PART for w in words) else None
+
+
 def pick_split(parts: list[str], split: str, classes_of: Callable[[str], set] | None = None) -> tuple[str | None, str]:
     """Folder names -> (the one that holds `split`, or None; a description of the parts), when the names are those
-    of a data set split into parts: every one a split name (train, test, val, ...; any case) and one of them the
-    training split. (None, "") when they are something else: class names. For "test", of several held-out parts
-    the first (TEST_SPLITS' order) whose class folders (`classes_of`: a part's name -> their names) share one with
-    the training part's: an unlabelled test/ (Kaggle's test/*.jpg, Tiny ImageNet's test/images/) is passed over
-    for a labelled val/."""
-    low = {n.lower(): n for n in parts}
-    if not parts or len(low) < len(parts) or any(n not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in low):
+    of a data set split into parts: every one names a split (split_word: train, test, val, ...; any case; as a word,
+    training_set; a part of unlabelled images, seg_pred, is passed over) and one of them the training split.
+    (None, "") when they are something else: class names. For "test", of several held-out parts the first
+    (TEST_SPLITS' order) whose class folders (`classes_of`: a part's name -> their names) share one with the
+    training part's: an unlabelled test/ (Kaggle's test/*.jpg, Tiny ImageNet's test/images/) is passed over for a
+    labelled val/."""
+    kind = {n: split_word(n) for n in parts}
+    if not parts or None in kind.values():
         return None, ""
-    train = [low[n] for n in TRAIN_SPLITS if n in low]
+    train = [n for n in parts if kind[n] in TRAIN_SPLITS]
     if len(train) != 1:
         return None, ""
-    held = [low[n] for n in TEST_SPLITS if n in low]
+    held = sorted((n for n in parts if kind[n] in TEST_SPLITS), key=lambda n: (TEST_SPLITS.index(kind[n]), n))
     if split != "train" and classes_of is not None and len(held) > 1:
         known = classes_of(train[0])
         held = [n for n in held if classes_of(n) & known] + held
     about = f"split into {', '.join(sorted(parts))}"
     return (train[0] if split == "train" else (held[0] if held else None)), about
+
+
+def unwrapped(part: Path) -> Path:
+    """A part's one folder of its own name, as Kaggle's archives unpack (training_set/training_set/<class>/), else
+    the part."""
+    subs = [p for p in part.iterdir() if not hidden(p.name)]
+    return subs[0] if len(subs) == 1 and subs[0].is_dir() and subs[0].name.lower() == part.name.lower() else part
 
 
 def split_note(data, about: str, part: str, split: str) -> str:
@@ -225,14 +249,14 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
     (root, "") when root is not laid out so: its folders are then the class folders."""
     subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
 
-    def folders(n: str) -> set:  # the folders in part n
-        return {p.name for p in subs[n].iterdir() if p.is_dir() and not hidden(p.name)}
+    def folders(n: str) -> set:  # the folders in part n (in its one folder of its name: training_set/training_set/)
+        return {p.name for p in unwrapped(subs[n]).iterdir() if p.is_dir() and not hidden(p.name)}
 
     train, about = pick_split(list(subs), "train")
     if train is None or not folders(train):
         return root, ""  # a training part that holds no class folders: a set whose classes are named so
     part = pick_split(list(subs), split, folders)[0]
-    return (subs[part] if part else None), about
+    return (unwrapped(subs[part]) if part else None), about
 
 
 def _unlistable(e: OSError) -> None:

@@ -1485,6 +1485,39 @@ def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
     assert config["config"]["data"] == str(root) and config["classes"] == list(CLASSES)
 
 
+def test_parts_named_by_a_word_each_in_a_folder_of_its_name(tmp_path):
+    """Kaggle's cat-and-dog set (training_set/training_set/<class>/, test_set/test_set/<class>/) and Intel's scenes
+    (seg_train/seg_train/, seg_test/seg_test/, and seg_pred/seg_pred/ of unlabelled images), as folders and as
+    zips: the parts were the classes (training_set and test_set; seg_pred, seg_test and seg_train), in silence."""
+    import zipfile
+
+    for name, parts in (("catdog", ("training_set", "test_set")), ("intel", ("seg_train", "seg_test", "seg_pred"))):
+        root = tmp_path / name
+        for k, part in enumerate(parts):
+            if part == "seg_pred":
+                (root / part / part).mkdir(parents=True)
+                Image.new("RGB", (8, 8)).save(root / part / part / "0.png")
+            else:
+                make_folder(root / part / part, n_per_class=2 + k, size=(8, 8), seed=k)
+        with zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as zf:
+            for f in sorted(root.rglob("*.png")):
+                zf.write(f, f"{name}/{f.relative_to(root)}")
+        for data in (root, tmp_path / f"{name}.zip"):
+            said = []
+            train = open_catalog(str(data), log=said.append)
+            assert train.class_names == list(CLASSES) and len(train) == 6 and train.name == name, data
+            assert all(f"/{parts[0]}/{parts[0]}/" in n for n in train.names)
+            assert said == [f"--data {data}: split into {', '.join(sorted(parts))}; training on {parts[0]}/"]
+            test = open_catalog(str(data), split="test")
+            assert test.class_names == list(CLASSES) and len(test) == 9
+            assert all(f"/{parts[1]}/{parts[1]}/" in n for n in test.names)
+    for names in (("train_a", "train_b"), ("test_tube", "beaker")):  # two training parts, a word beside no split
+        for c in names:
+            (tmp_path / "lab" / "-".join(names) / c).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / "lab" / "-".join(names) / c / "x.png")
+        assert open_catalog(str(tmp_path / "lab" / "-".join(names))).class_names == sorted(names)
+
+
 def write_one_hot_csv(path, names, classes, label_of):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
