@@ -300,7 +300,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         # the forms' modules import this one (Catalog, DataError), so they are imported here
         from . import datasets  # torchvision's and Keras' on-disk formats
         from .archives import archive_catalog
-        from .folders import folder_catalog, split_folder, split_note
+        from .folders import folder_catalog, split_folder, split_note, unwrapped
         from .labels_csv import csv_catalog, find_csv
 
         if path.is_file():
@@ -327,6 +327,10 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     if path.name.lower().endswith(".zip") or (cat := datasets.cifar_archive(path, split)) is None:
                         raise
         else:
+            top, inner = path, unwrapped(path)
+            if inner != path and any(p.is_dir() for p in inner.iterdir()):  # Kaggle's set/set/<class>/ (unzipped)
+                log(f"--data {data}: reading {inner.name}/ in it, the one folder it holds, of its name")
+                path = inner
             csv_path = find_csv(path, csv_opt)
             cat = None if csv_path else datasets.array_set_catalog(path, split, log)
             part, about = (path, "") if csv_path or cat is not None else split_folder(path, split)
@@ -341,7 +345,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     if about:
                         log(split_note(data, about, part.name, split))
                     cat, classes = folder_catalog(part, log, classes), ""
-                    cat.folder = path
+                    cat.folder = top
                     if about:
                         cat.name = folder_name(path)  # the output folder: named after the set, not its part
         if cat is None:  # split == "test" of an archive that is not split into parts

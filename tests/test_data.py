@@ -1518,6 +1518,24 @@ def test_parts_named_by_a_word_each_in_a_folder_of_its_name(tmp_path):
         assert open_catalog(str(tmp_path / "lab" / "-".join(names))).class_names == sorted(names)
 
 
+def test_a_folder_holding_only_a_folder_of_its_own_name(tmp_path):
+    """Kaggle's archives often unpack into a folder that holds one folder of the same name (Garbage classification/
+    Garbage classification/<class>/): that was one class, an unconditional GAN with a note. Its inner folder is read
+    (said); a class folder of images alone (cats/cats/*.png) stays one class; a split set inside one is read so."""
+    outer = tmp_path / "Garbage classification"
+    make_folder(outer / outer.name, n_per_class=2, size=(8, 8))
+    said = []
+    cat = open_catalog(str(outer), log=said.append)
+    assert cat.class_names == list(CLASSES) and len(cat) == 6 and cat.name == outer.name and cat.folder == outer
+    assert said == [f"--data {outer}: reading Garbage classification/ in it, the one folder it holds, of its name"]
+    (tmp_path / "cats" / "cats").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "cats" / "cats" / "0.png")
+    assert open_catalog(str(tmp_path / "cats")).class_names == ["cats"]
+    make_folder(tmp_path / "set" / "set" / "train", n_per_class=2, size=(8, 8))
+    make_folder(tmp_path / "set" / "set" / "test", n_per_class=1, size=(8, 8), seed=1)
+    assert len(open_catalog(str(tmp_path / "set"))) == 6 and len(open_catalog(str(tmp_path / "set"), split="test")) == 3
+
+
 def write_one_hot_csv(path, names, classes, label_of):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
