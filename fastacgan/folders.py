@@ -152,9 +152,10 @@ def _initials_catalog(root: Path, letters: list[Path], classes: str, log: Callab
 
 def _classes_in(empty: Path) -> str:
     """Where a folder beside a class folder of no images holds folders of images, the data set is likely one level
-    down (Food-101: images/<class>/ beside meta/; CUB-200: images/<class>/ beside attributes/): what to give."""
+    down (Food-101: images/<class>/ beside meta/; CUB-200: images/<class>/ beside attributes/; Stanford Dogs:
+    images/Images/<class>/ beside annotations/, read through its folder of its name: unwrapped): what to give."""
     for d in sorted(p for p in empty.parent.iterdir() if p.is_dir() and p != empty and not hidden(p.name)):
-        subs = sorted(p for p in d.iterdir() if p.is_dir() and not hidden(p.name))
+        subs = sorted(p for p in unwrapped(d).iterdir() if p.is_dir() and not hidden(p.name))
         if subs and any(is_image(f.name) for f in subs[0].iterdir()):
             return f"; {d} holds folders of images ({subs[0].name}, ...): if those are the classes, give --data {d}"
     return ""

@@ -673,6 +673,16 @@ def test_a_folder_of_no_images_beside_a_folder_of_classes_says_where_they_are(tm
                        rf"\.json \(1\); {food / 'images'} holds folders of images \(apple_pie, ...\): if those are "
                        rf"the classes, give --data {food / 'images'}$"):  # fmt: skip
         open_catalog(str(food))
+    dogs = tmp_path / "stanford-dogs"  # images/Images/<class>/ beside annotations/Annotation/<class>/ (no extension)
+    for cls in ("n02085620-Chihuahua", "n02085782-Japanese_spaniel"):
+        (dogs / "images" / "Images" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(dogs / "images" / "Images" / cls / f"{cls}_1.jpg")
+        (dogs / "annotations" / "Annotation" / cls).mkdir(parents=True)
+        (dogs / "annotations" / "Annotation" / cls / f"{cls}_1").write_text("<annotation/>")
+    with pytest.raises(DataError, match=rf"; {dogs / 'images'} holds folders of images \(n02085620-Chihuahua, ...\): "
+                       rf"if those are the classes, give --data {dogs / 'images'}$"):  # fmt: skip
+        open_catalog(str(dogs))
+    assert open_catalog(str(dogs / "images")).class_names == ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
     lsun = tmp_path / "lsun" / "bedroom_train_lmdb"
     lsun.mkdir(parents=True)
     (lsun / "data.mdb").write_bytes(bytes(64))
