@@ -327,6 +327,20 @@ def build_parser(prog: str = "python -m fastacgan.train", defaults: bool = True)
     return parser
 
 
+def one_path_each(parser: argparse.ArgumentParser, argv: list[str] | None, opts: tuple[str, ...]) -> list[str]:
+    """argv (sys.argv's when None), after refusing an option of `opts` followed by more paths: `--data imgs/*.jpg`
+    unquoted, which the shell expands into every file (argparse said "unrecognized arguments: imgs/b.jpg ...")."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = parser.parse_known_args(argv)[1]
+    for opt in opts:
+        at = argv.index(opt) + 2 if opt in argv[:-1] else -1
+        if at > 0 and extra and argv[at : at + len(extra)][:1] == extra[:1] and not extra[0].startswith("-"):
+            n = next((k for k, a in enumerate(argv[at:], start=1) if a.startswith("-")), len(argv) - at + 1)
+            parser.error(f"{opt} takes one path, got {n:,} ({argv[at - 1]}, {argv[at]} ...): a pattern the shell "
+                         f"expanded? give the folder that holds them")  # fmt: skip
+    return argv
+
+
 def parse_args(
     argv: list[str] | None = None, notes: list[str] | None = None, given: set[str] | None = None
 ) -> TrainConfig:
@@ -340,14 +354,7 @@ def parse_args(
         parser.error(str(e))
     if notes is not None and said:
         notes.append(f"options read as fastacgan's: {', '.join(said)}")
-    extra = parser.parse_known_args(argv)[1]
-    for opt in ("--data", "--csv"):  # `--data imgs/*.jpg` unquoted: the shell gave every file (argparse: unrecognized)
-        at = argv.index(opt) + 2 if opt in argv[:-1] else -1
-        if at > 0 and extra and argv[at : at + len(extra)][:1] == extra[:1] and not extra[0].startswith("-"):
-            n = next((k for k, a in enumerate(argv[at:], start=1) if a.startswith("-")), len(argv) - at + 1)
-            parser.error(f"{opt} takes one path, got {n:,} ({argv[at - 1]}, {argv[at]} ...): a pattern the shell "
-                         f"expanded? give the folder that holds them")  # fmt: skip
-    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    cfg = TrainConfig(**vars(parser.parse_args(one_path_each(parser, argv, ("--data", "--csv")))))
     if given is not None:
         given.update(vars(build_parser(defaults=False).parse_args(argv)))
     return cfg

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import DefaultsHelp, field_help
+from .config import DefaultsHelp, field_help, one_path_each
 from .data import DataError, open_catalog
 from .decode import decode_all, default_workers, lost_worker, workers_note
 from .devices import memory_error, memory_error_text, select_device
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     p.add_argument("--workers", type=int, default=-1, help=field_help("workers"))
-    a = p.parse_args(argv)
+    a = p.parse_args(one_path_each(p, argv, ("--data", "--test-data", "--test-csv")))
     a.ckpt = ckpt_argument(p, a)
     say = lambda msg: echo_quietly(msg, sys.stderr)  # noqa: E731 - progress; stdout is the JSON report
     t0 = time.perf_counter()

@@ -162,6 +162,10 @@ def test_the_run_may_be_given_without_ckpt(run_dir, tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             cli([str(run_dir), "--ckpt", str(tmp_path / "other")])
         assert e.value.code == 2 and f"two checkpoints: {run_dir} and --ckpt" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # `--test-data imgs/*.png` unquoted: argparse's "unrecognized arguments"
+        evaluate_main([str(run_dir), "--test-data", "imgs/a.png", "imgs/b.png", "--epochs", "1"])
+    assert e.value.code == 2 and "--test-data takes one path, got 2 (imgs/a.png, imgs/b.png ...): a pattern the " \
+        "shell expanded? give the folder that holds them" in capsys.readouterr().err  # fmt: skip
     args = ["--epochs", "1", "--n-per-class", "2", "--max-images", "100", "--image-metrics", "0", "--device", "cpu"]
     assert evaluate_main([str(run_dir), *args]) == 0
     assert json.loads(capsys.readouterr().out)["checkpoint"].startswith(str(run_dir))
