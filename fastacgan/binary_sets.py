@@ -158,14 +158,29 @@ def svhn_catalog(path: Path) -> Catalog:
     return arrays_catalog(images, y, f"{path}:X", "svhn" if svhn else path.stem, [str(path)], f"{path}:y", digits)
 
 
+def _no_split(split: str, msg: str) -> DataError:
+    """The error for a split whose file is not there: NoTestSplit for the test split (evaluate says it and goes on),
+    else a DataError."""
+    return (NoTestSplit if split == "test" else DataError)(msg)
+
+
+def _listed_catalog(name: str, d: Path, paths: list[str], labels, classes: list[str], listed_by: str) -> Catalog:
+    """The Catalog of the image files that a labels file in folder d lists, all of which must be there (listed_by:
+    the file and its verb, "imagelabels.mat labels")."""
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        where = Path(missing[0]).parent.name
+        raise DataError(f"--data {d}: {len(missing)} of the {len(paths)} images that {listed_by} are not in "
+                        f"{where}/, e.g. {Path(missing[0]).name}")  # fmt: skip
+    return Catalog(name, paths, labels, classes, Files(paths), sources=paths)
+
+
 def svhn_in(d: Path, split: str) -> Catalog:
     """The SVHN split in torchvision's root folder d (train_32x32.mat; test: test_32x32.mat)."""
     path = d / f"{split}_32x32.mat"
     if not path.is_file():
         have = ", ".join(sorted(p.name for p in d.iterdir() if SVHN_FILE.fullmatch(p.name)))
-        raise (NoTestSplit if split == "test" else DataError)(
-            f"--data {d}: no {path.name} (SVHN's {split} split; it holds {have})"
-        )
+        raise _no_split(split, f"--data {d}: no {path.name} (SVHN's {split} split; it holds {have})")
     return svhn_catalog(path)
 
 
@@ -206,7 +221,7 @@ def stl_in(d: Path, split: str) -> Catalog:
     """The STL-10 split in its stl10_binary folder d."""
     path = d / STL_X.format(split)
     if not path.is_file():
-        raise (NoTestSplit if split == "test" else DataError)(f"--data {d}: no {path.name} (STL-10's {split} split)")
+        raise _no_split(split, f"--data {d}: no {path.name} (STL-10's {split} split)")
     return stl_catalog(path)
 
 
@@ -227,11 +242,7 @@ def flowers_in(d: Path, split: str) -> Catalog:
         raise DataError(f"--data {d}: imagelabels.mat has no variable 'labels' (it has {', '.join(seen) or 'none'})")
     labels, classes = _class_list("flowers102", got["labels"].reshape(-1).astype(np.int64))  # names: 1..102
     paths = [str(d / "jpg" / f"image_{i:05d}.jpg") for i in range(1, len(labels) + 1)]
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        raise DataError(f"--data {d}: {len(missing)} of the {len(paths)} images that imagelabels.mat labels are not "
-                        f"in jpg/, e.g. {Path(missing[0]).name}")  # fmt: skip
-    return Catalog("flowers102", paths, labels, classes, Files(paths), sources=paths)
+    return _listed_catalog("flowers102", d, paths, labels, classes, "imagelabels.mat labels")
 
 
 PET_SPLITS = {"train": "trainval.txt", "test": "test.txt"}
@@ -249,8 +260,7 @@ def pets_in(d: Path, split: str) -> Catalog:
     and "images"."""
     lst = d / "annotations" / PET_SPLITS[split]
     if not lst.is_file():
-        raise (NoTestSplit if split == "test" else DataError)(f"--data {d}: no annotations/{lst.name} (Oxford-IIIT "
-                                                              f"Pet's {split} split)")  # fmt: skip
+        raise _no_split(split, f"--data {d}: no annotations/{lst.name} (Oxford-IIIT Pet's {split} split)")
     rows = [line.split() for line in lst.read_text(errors="replace").splitlines() if line.strip()[:1] not in "#"]
     bad = next((r for r in rows if len(r) < 2 or not r[1].isdigit()), None)
     if bad is not None or not rows:
@@ -260,11 +270,7 @@ def pets_in(d: Path, split: str) -> Catalog:
     ids = sorted(breeds)
     labels = np.searchsorted(ids, [int(r[1]) for r in rows]).astype(np.int64)
     paths = [str(d / "images" / f"{r[0]}.jpg") for r in rows]
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        raise DataError(f"--data {d}: {len(missing)} of the {len(paths)} images that annotations/{lst.name} lists are "
-                        f"not in images/, e.g. {Path(missing[0]).name}")  # fmt: skip
-    return Catalog("oxford_pet", paths, labels, [breeds[k] for k in ids], Files(paths), sources=paths)
+    return _listed_catalog("oxford_pet", d, paths, labels, [breeds[k] for k in ids], f"annotations/{lst.name} lists")
 
 
 # ------------------------------------------------------------------------------------------------ idx files, EMNIST
@@ -361,8 +367,8 @@ def binary_file_catalog(path: Path, split: str) -> Catalog | None:
     """An SVHN-style .mat file, an STL-10 ..._X.bin file or an idx images file given as --data (one split: a test
     split is the file of that name beside it, held_out_sibling), else None."""
     lower = path.name.lower()
-    if IDX_IMAGES_FILE.fullmatch(path.name):
-        return idx_file_catalog(path, split)
+    if (cat := idx_file_catalog(path, split)) is not None:
+        return cat
     if (cat := downsampled_imagenet.batch_file_catalog(path, split)) is not None:
         return cat
     if not lower.endswith(".mat") and not path.name.endswith("_X.bin"):
