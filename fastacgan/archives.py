@@ -200,17 +200,19 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
                             f"members, or give the labels with --csv")  # fmt: skip
         k, keep = k - 1, range(len(names))
     loose = [names[i] for i, d in enumerate(dirs) if len(d) == k]
-    parts = sorted({dirs[i][k] for i in keep})
+    under: dict[str, list[tuple]] = {}  # part (or class) -> its members' folders: each part's asked of its own
+    for i in keep:
+        under.setdefault(dirs[i][k], []).append(dirs[i])
+    parts = sorted(under)
 
     def inner(n: str) -> int:  # the level of part n's class folders: one more in a folder of its name (n/n/<class>)
-        mine = [d for d in dirs if len(d) > k and d[k] == n]
-        subs = {d[k + 1] for d in mine if len(d) > k + 1}
-        own = len(subs) == 1 and next(iter(subs)).lower() == n.lower() and all(len(d) > k + 1 for d in mine)
+        subs = {d[k + 1] for d in under[n] if len(d) > k + 1}
+        own = len(subs) == 1 and next(iter(subs)).lower() == n.lower() and all(len(d) > k + 1 for d in under[n])
         return k + 2 if own else k + 1
 
     def folders(n: str) -> set:  # the folders in part (or class) n
         at = inner(n)
-        return {d[at] for d in dirs if len(d) > at and d[k] == n}
+        return {d[at] for d in under[n] if len(d) > at}
 
     part, about = pick_split(parts, split, folders)
     if about and folders(pick_split(parts, "train")[0]):  # .../train/<class>/<image>
