@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import ReferenceACGAN  # noqa: E402
 
 from fastacgan.data import open_catalog  # noqa: E402
-from fastacgan.decode import decode_all, default_workers  # noqa: E402
+from fastacgan.decode import decode_all  # noqa: E402
 from fastacgan.devices import select_device  # noqa: E402
 from fastacgan.evaluate import judge_generator, train_classifier  # noqa: E402
 from fastacgan.imaging import make_grid, save_png, to_uint8  # noqa: E402
@@ -41,6 +41,7 @@ from fastacgan.loaders import MemoryLoader, to_model_input  # noqa: E402
 from fastacgan.outputs import fmt_time  # noqa: E402
 from fastacgan.sample import generate, load_generator  # noqa: E402
 from fastacgan.train import main as train_main  # noqa: E402
+from fastacgan.workers import default_workers  # noqa: E402
 
 DATA = Path(os.environ.get("FASTACGAN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 SHARED = DATA / "cifar10-jpeg" / "train.tar.gz"  # ../shared/data beside the checkout, or $FASTACGAN_DATA

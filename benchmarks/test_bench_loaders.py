@@ -15,9 +15,10 @@ from PIL import Image
 from fastacgan.config import TrainConfig, resolve_spec
 from fastacgan.dali_pipeline import DaliLoader, dali_available
 from fastacgan.data import open_catalog
-from fastacgan.decode import decode_all, default_workers
+from fastacgan.decode import decode_all
 from fastacgan.loaders import MemoryLoader, StreamLoader
 from fastacgan.step import ACGANStep, set_cuda_flags
+from fastacgan.workers import default_workers
 
 SHARED = CIFAR / "train.tar.gz"
 COUNT = 50_000 if FULL else 512

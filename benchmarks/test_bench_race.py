@@ -18,9 +18,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fastacgan.config import TrainConfig, resolve_spec
 from fastacgan.data import open_catalog
-from fastacgan.decode import default_workers
 from fastacgan.loaders import make_loader, to_model_input
 from fastacgan.step import ACGANStep, set_cuda_flags
+from fastacgan.workers import default_workers
 
 PRESETS = ["cifar10", "isic64", "isic128"] if FULL else ["cifar10"]
 BATCHES = [64, 256, 1024] if FULL else [16]

@@ -29,7 +29,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .config import DefaultsHelp, field_help, one_path_each
 from .data import DataError, open_catalog
-from .decode import decode_all, default_workers, lost_worker, workers_note
+from .decode import decode_all
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .image_metrics import seed000_metrics
@@ -41,6 +41,7 @@ from .models import Discriminator, ModelSpec
 from .runlog import echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
 from .runs import RUNS_DATA, run_path
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
+from .workers import default_workers, lost_worker, workers_note
 
 
 def make_classifier(channels: int, num_classes: int) -> nn.Module:
@@ -295,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--{opt.replace('_', '-')} must be >= {least}, got {getattr(a, opt)}")
         device = select_device(a.device)
         fit_threads(say)  # (a container's --cpus: torch's threads to its CPU limit)
-        if note := workers_note(default_workers(a.workers)):
+        a.workers = default_workers(a.workers)  # (-1: one a core)
+        if note := workers_note(a.workers):
             say(note)
         if device.type == "cpu":
             keep_freed_memory()  # the judge trains faster, the same (see fastacgan/heap.py)
@@ -320,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise DataError(f"{opt} {where}: classes {cat.class_names[:10]} differ from the checkpoint's "
                                  f"{classes[:10]}")  # fmt: skip
             say(f"{opt} {cat.origin or where}: {len(cat)} images{' (held out)' if held_out else ''}")
-            return decode_all(cat, g.spec.image_size, g.spec.channels, default_workers(a.workers), "skip", log=say)
+            return decode_all(cat, g.spec.image_size, g.spec.channels, a.workers, "skip", log=say)
 
         say(f"evaluating {file}")
         images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data else "")
@@ -352,10 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                 val = held_out_split(len(labels), torch.Generator().manual_seed(0))[1]
                 test, test_name, on_real = (images[val], labels[val]), "the real images the judge held out", real_acc
             per_class = a.cas_per_class or max(1, len(labels) // len(classes))
-            say(
-                f"classification accuracy score: a classifier trained on {per_class * len(classes)} generated "
-                f"images, scored on {test_name}"
-            )
+            say(f"classification accuracy score: a classifier trained on {per_class * len(classes)} generated "
+                f"images, scored on {test_name}")  # fmt: skip
             on_fake = classification_accuracy_score(g, len(classes), per_class, *test, a.epochs, device)
             cas = {"test": test_name, "images": len(test[1]), "generated_per_class": per_class,
                    "accuracy_trained_on_generated": round(on_fake, 4),

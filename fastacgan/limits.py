@@ -7,7 +7,7 @@ On a CPU limit, fewer threads than cores is faster: PyTorch starts one thread pe
 cgroup's quota is spent by all of them at once, after which every thread waits for the next period (100 ms). On
 this project's 2-core machine, in a cgroup of 1 CPU, the default digits run trained at 485 images/s with torch's 2
 threads and 570 with 1; where a 32-core node gives a container 2 CPUs, torch starts 16. `fit_threads` sets
-torch's threads (and `decode.usable_cpus` the decoding workers) to the limit.
+torch's threads (and `workers.usable_cpus` the decoding workers) to the limit.
 """
 
 from __future__ import annotations

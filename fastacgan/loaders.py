@@ -19,19 +19,17 @@ from contextlib import nullcontext
 import torch
 
 from .data import Catalog, DataError
-from .decode import (
-    DecodeSet,
-    collate_decoded,
-    decode_all,
-    leave_stop_signals_to_the_parent,
-    pixels_through_shared_memory,
-    report_bad,
-    worker_context,
-    workers_note,
-)
+from .decode import DecodeSet, decode_all, report_bad
 from .decode_cache import decoded_cache, load_decoded, save_decoded
 from .heap import byte_size
 from .limits import host_memory_available
+from .workers import (
+    collate_decoded,
+    leave_stop_signals_to_the_parent,
+    pixels_through_shared_memory,
+    worker_context,
+    workers_note,
+)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:

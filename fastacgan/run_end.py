@@ -14,10 +14,10 @@ import torch
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .data import DataError
-from .decode import default_workers, lost_worker
 from .devices import memory_error, memory_error_text
 from .run_state import TrainingError
 from .runlog import echo_quietly
+from .workers import default_workers, lost_worker
 
 if TYPE_CHECKING:
     from .train import Trainer

@@ -168,7 +168,7 @@ def plain_warnings(main):
 
         warnings.formatwarning = plain
         try:
-            with warnings.catch_warnings():  # said once by decode.workers_note, in a line of ours
+            with warnings.catch_warnings():  # said once by workers.workers_note, in a line of ours
                 warnings.filterwarnings("ignore", DATALOADER_WORKERS, UserWarning)
                 # PIL's warning for an image of 89 to 179 megapixels ("could be decompression bomb DOS attack"),
                 # which is read (and scaled down) all the same; a larger one is skipped, saying so

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as tdist
 
-from . import __version__, heap, limits
+from . import __version__, heap, limits, workers
 from . import checkpoint as ckpt
 from .config import (
     PRESETS,
@@ -34,7 +34,7 @@ from .config import (
     validate_config,
 )
 from .data import DataError, open_catalog
-from .decode import default_workers, probe
+from .decode import probe
 from .devices import (
     select_amp,
     select_device,
@@ -137,7 +137,7 @@ class Trainer(RunState, RunOutputs):
         self.compile = self.gan.compile
         self.say_model(amp_note, malloc)
 
-        self.workers = default_workers(cfg.workers)
+        self.workers = workers.default_workers(cfg.workers)
         self.loader = make_loader(
             self.catalog,
             self.spec.image_size,

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import fastacgan.limits as limits
-from fastacgan.decode import default_workers
 from fastacgan.limits import cpu_limit, cpus_within_limit, fit_threads
+from fastacgan.workers import default_workers
 
 
 def cgroup_tree(tmp_path, proc_line: str, files: dict) -> tuple[Path, Path]:

@@ -730,7 +730,7 @@ def test_decoding_workers_send_their_pixels_by_pipe_where_shared_memory_is_short
     batches are the same."""
     import types
 
-    from fastacgan.decode import collate_decoded, pixels_through_shared_memory
+    from fastacgan.workers import collate_decoded, pixels_through_shared_memory
 
     cat = open_catalog(str(image_folder))
     want = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
@@ -796,7 +796,7 @@ def test_a_run_in_a_container_with_little_shared_memory_trains(image_folder, tmp
 
 def test_default_workers_follow_the_cores_the_job_has(monkeypatch):
     """--workers -1 is one worker per core this process may use (a Slurm job's 3 of a node's 128), at most 8."""
-    from fastacgan.decode import default_workers
+    from fastacgan.workers import default_workers
 
     monkeypatch.setattr(os, "cpu_count", lambda: 128)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)

@@ -1041,7 +1041,7 @@ def test_a_worker_lost_while_its_batch_is_received_is_explained(tiny_args, tmp_p
     """A worker that dies while the main process receives its last batch, before the DataLoader has seen it gone:
     what receiving met came out raw, 1 time in 30 or so in the test above: an EOFError traceback, or "error:
     Connection reset by peer" (taken for a write of the run's outputs that failed). Both are a lost worker."""
-    from fastacgan.decode import lost_worker
+    from fastacgan.workers import lost_worker
 
     raised = dataloader_error(error)
     said = lost_worker(raised, 2)
@@ -1061,7 +1061,7 @@ def test_a_worker_lost_while_its_batch_is_received_is_explained(tiny_args, tmp_p
     monkeypatch.setattr(train_mod.Trainer, "train_step", step)
     assert run(tiny_args + ["--steps", "10", "--ckpt-every", "2"]) == 1
     err = capsys.readouterr().err
-    said_here = lost_worker(raised, train_mod.default_workers(parse_args(tiny_args).workers))
+    said_here = lost_worker(raised, train_mod.workers.default_workers(parse_args(tiny_args).workers))
     assert err.startswith(f"error: {said_here}; the newest checkpoint is ") and "Traceback" not in err
 
 
