@@ -328,8 +328,8 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                         raise
         else:
             top, inner = path, unwrapped(path)
-            if inner != path and any(p.is_dir() for p in inner.iterdir()):  # Kaggle's set/set/<class>/ (unzipped)
-                log(f"--data {data}: reading {inner.name}/ in it, the one folder it holds, of its name")
+            if inner != path:  # Kaggle's set/set/<class>/ (unzipped), GTSRB/Final_Training/Images/<class>/
+                log(f"--data {data}: reading {inner.relative_to(path).as_posix()}/ in it, the one folder it holds")
                 path = inner
             csv_path = find_csv(path, csv_opt)
             cat = None if csv_path else datasets.array_set_catalog(path, split, log)
@@ -343,11 +343,9 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     cat = csv_catalog(path, csv_path, image_col, label_col)
                 else:  # an image folder lists only the class folders of --classes
                     if about:
-                        log(split_note(data, about, part.name, split))
+                        log(split_note(data, about, part.relative_to(path).parts[0], split))  # (not a folder in it)
                     cat, classes = folder_catalog(part, log, classes), ""
-                    cat.folder = top
-                    if about:
-                        cat.name = folder_name(path)  # the output folder: named after the set, not its part
+                    cat.folder, cat.name = top, folder_name(top)  # the output folder: named after the set, not a part
         if cat is None:  # split == "test" of an archive that is not split into parts
             raise no_split
     if len(cat) == 0:

@@ -233,11 +233,29 @@ def pick_split(parts: list[str], split: str, classes_of: Callable[[str], set] | 
     return (train[0] if split == "train" else (held[0] if held else None)), about
 
 
+def a_note(name: str) -> bool:
+    """A file that says what a data set is (a README, its licence, a paper's PDF): no part of its data."""
+    name = name.lower()
+    return name.endswith((".md", ".pdf", ".html", ".rtf")) or name.startswith(("readme", "licen", "copying", "cita"))
+
+
+def _has_folders(folder: Path) -> bool:
+    return any(p.is_dir() and not hidden(p.name) for p in folder.iterdir())
+
+
 def unwrapped(part: Path) -> Path:
-    """A part's one folder of its own name, as Kaggle's archives unpack (training_set/training_set/<class>/), else
-    the part."""
-    subs = [p for p in part.iterdir() if not hidden(p.name)]
-    return subs[0] if len(subs) == 1 and subs[0].is_dir() and subs[0].name.lower() == part.name.lower() else part
+    """The folder whose folders are the classes: `part`, or, where it holds one folder and nothing else but notes
+    (a_note), that folder's, as deep as such lone folders go: Kaggle's archives unpack so (training_set/training_set/
+    <class>/; PetImages/<class>/ beside a licence and a readme), and GTSRB's (Final_Training/Images/<class>/). A lone
+    folder with no folders in it (cats/cats/*.png) is a class: not entered; nor one named as a split's part."""
+    for _ in range(8):  # (a link to a folder above would nest forever)
+        subs = [p for p in part.iterdir() if not hidden(p.name) and not (a_note(p.name) and p.is_file())]
+        lone = subs[0] if len(subs) == 1 and subs[0].is_dir() else None
+        # (a lone part of a split set, xray/train/ alone, is left to split_folder: it says there is no test part)
+        if lone is None or not _has_folders(lone) or (split_word(lone.name) and lone.name.lower() != part.name.lower()):
+            break
+        part = lone
+    return part
 
 
 def split_note(data, about: str, part: str, split: str) -> str:

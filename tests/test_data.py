@@ -1537,13 +1537,41 @@ def test_a_folder_holding_only_a_folder_of_its_own_name(tmp_path):
     said = []
     cat = open_catalog(str(outer), log=said.append)
     assert cat.class_names == list(CLASSES) and len(cat) == 6 and cat.name == outer.name and cat.folder == outer
-    assert said == [f"--data {outer}: reading Garbage classification/ in it, the one folder it holds, of its name"]
+    assert said == [f"--data {outer}: reading Garbage classification/ in it, the one folder it holds"]
     (tmp_path / "cats" / "cats").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "cats" / "cats" / "0.png")
     assert open_catalog(str(tmp_path / "cats")).class_names == ["cats"]
     make_folder(tmp_path / "set" / "set" / "train", n_per_class=2, size=(8, 8))
     make_folder(tmp_path / "set" / "set" / "test", n_per_class=1, size=(8, 8), seed=1)
     assert len(open_catalog(str(tmp_path / "set"))) == 6 and len(open_catalog(str(tmp_path / "set"), split="test")) == 3
+
+
+def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
+    """Other lone folders: Microsoft's cats and dogs (kagglecatsanddogs_5340/PetImages/{Cat,Dog}/ beside a licence
+    PDF and a readme) and GTSRB (GTSRB/Final_Training/Images/00000/ ...: a lone part, its classes in a folder of
+    another name) were one class each (PetImages; Images), an unconditional GAN with a note. They are read through
+    the lone folders (said), the run named after --data; a README or licence beside does not count, a labels file
+    does; a lone part of a split set stays one (it has no held-out part, said)."""
+    pets = tmp_path / "kagglecatsanddogs_5340"
+    make_folder(pets / "PetImages", n_per_class=2, size=(8, 8))
+    (pets / "CDLA-Permissive-2.0.pdf").write_bytes(b"%PDF")
+    (pets / "readme[1].txt").write_text("Microsoft's cats and dogs")
+    said = []
+    cat = open_catalog(str(pets), log=said.append)
+    assert cat.class_names == list(CLASSES) and len(cat) == 6 and cat.name == pets.name and cat.folder == pets
+    assert said == [f"--data {pets}: reading PetImages/ in it, the one folder it holds"]
+    gtsrb = tmp_path / "GTSRB"
+    make_folder(gtsrb / "Final_Training" / "Images", n_per_class=2, size=(8, 8))
+    for data, said_first in ((gtsrb, "split into Final_Training; training on Final_Training/"),
+                             (gtsrb / "Final_Training", "reading Images/ in it, the one folder it holds")):  # fmt: skip
+        said = []
+        cat = open_catalog(str(data), log=said.append)
+        assert cat.class_names == list(CLASSES) and len(cat) == 6 and cat.name == data.name, data
+        assert said == [f"--data {data}: {said_first}"]
+    with pytest.raises(NoTestSplit, match="GTSRB: split into Final_Training, none of them a test split"):
+        open_catalog(str(gtsrb), split="test")
+    (pets / "labels.csv").write_text("image,label\n")  # a labels file beside: the folder is no wrapping
+    assert open_catalog(str(pets)).class_names == ["PetImages"]
 
 
 def write_one_hot_csv(path, names, classes, label_of):
