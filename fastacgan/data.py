@@ -302,6 +302,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         from .archives import archive_catalog
         from .folders import folder_catalog, split_folder, split_note, unwrapped
         from .labels_csv import csv_catalog, find_csv
+        from .npy_folder import class_files_catalog, npy_files, pair_catalog
 
         if path.is_file():
             csv_path = find_csv(path.parent, csv_opt) if csv_opt else None
@@ -333,6 +334,10 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                 path = inner
             csv_path = find_csv(path, csv_opt)
             cat = None if csv_path else datasets.array_set_catalog(path, split, log)
+            if cat is None and not csv_path and (npys := npy_files(path)):  # x_train.npy; Quick, Draw!'s <class>.npy
+                cat = pair_catalog(path, split, npys)
+                if cat is None and split == "train":  # (--classes picks the files to read: applied)
+                    cat, classes = class_files_catalog(path, npys, classes, log), ""
             part, about = (path, "") if csv_path or cat is not None else split_folder(path, split)
             if part is None:
                 raise NoTestSplit(f"--data {data}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")

@@ -182,8 +182,8 @@ def resident_budget_gb(cache_gb: float, device: torch.device) -> tuple[float, st
 
 
 IN_MEMORY = (
-    "the images are in memory already decoded (the built-in set, CIFAR batches, idx files, .npz, pixel CSVs, "
-    "SVHN, STL-10 and Downsampled ImageNet files)"
+    "the images are in memory already decoded (the built-in set, CIFAR batches, idx files, .npz, .npy, pixel "
+    "CSVs, SVHN, STL-10 and Downsampled ImageNet files)"
 )
 NOT_FOR_DALI = (".gif", ".avif")  # DALI has no decoder for these: its loaders hand them to PIL one by one
 MOSTLY_NOT_FOR_DALI = "most images are GIFs or AVIFs, which DALI has no decoder for"

@@ -233,6 +233,70 @@ def test_keras_npz(tmp_path):
                                        "1 or 3], found ") and str(e.value).endswith(fix)  # fmt: skip
 
 
+def test_a_folder_of_npy_files(tmp_path, monkeypatch, capsys):
+    """Quick, Draw!'s numpy bitmaps (cat.npy, or full_numpy_bitmap_cat.npy as its tutorials save them: uint8
+    [N, 784], 28x28 drawings), one file a class, and an .npz's arrays saved one by one (x_train.npy, y_train.npy)
+    were "no class folders found". Read as classes (--classes picks the files, applied before any is read) and as
+    an .npz's pairs; a selection over half the memory the process may take is refused, naming --classes; one .npy
+    given as --data names its folder."""
+    import fastacgan.npy_folder as npy_folder
+
+    rng = np.random.default_rng(5)
+    draw = tmp_path / "quickdraw"
+    draw.mkdir()
+    bitmaps = {c: rng.integers(0, 256, (n, 784), dtype=np.uint8) for c, n in (("cat", 7), ("dog", 5), ("The Eiffel "
+               "Tower", 3))}  # fmt: skip
+    for c, x in bitmaps.items():
+        np.save(draw / f"full_numpy_bitmap_{c}.npy" if c != "dog" else draw / "dog.npy", x)
+    said = []
+    cat = open_catalog(str(draw), log=said.append)
+    assert cat.class_names == ["The Eiffel Tower", "cat", "dog"] and cat.name == "quickdraw" and len(cat) == 15
+    assert cat.images.shape == (15, 28, 28, 1) and said == [f"reading {draw}: 3 of 3 .npy files (11 KiB)"]
+    for k, c in enumerate(cat.class_names):
+        assert torch.equal(cat.images[torch.from_numpy(cat.labels == k), ..., 0].reshape(-1, 784),
+                           torch.from_numpy(bitmaps[c])), c  # fmt: skip
+    loaded = []
+    real_load = npy_folder._load
+    monkeypatch.setattr(npy_folder, "_load", lambda p: loaded.append(p.name) or real_load(p))
+    picked = open_catalog(str(draw), classes="dog,cat")
+    assert picked.class_names == ["dog", "cat"] and picked.labels.tolist() == [0] * 5 + [1] * 7
+    assert sorted(loaded) == ["dog.npy", "full_numpy_bitmap_cat.npy"]  # the Eiffel Tower's file was not opened
+    assert open_catalog(str(draw), classes="1:3").class_names == ["cat", "dog"]  # (a range: applied once)
+    with pytest.raises(NoTestSplit):
+        open_catalog(str(draw), split="test")
+    monkeypatch.setattr(npy_folder, "host_memory_available", lambda: 20_000)  # 11 KiB is over half of it
+    with pytest.raises(DataError, match=r"quickdraw: the 3 files' images take 11 KiB, more than half of the 20 KiB "
+                       r"of memory this process may take; --classes picks the classes \(files\) to train on, e.g. "
+                       r"--classes The Eiffel Tower,cat,dog"):  # fmt: skip
+        open_catalog(str(draw))
+    assert len(open_catalog(str(draw), classes="dog")) == 5  # 3.8 KiB fits
+    monkeypatch.undo()
+    np.save(draw / "snail.npy", rng.integers(0, 256, (2, 32, 32), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"images differ in shape \(cat: \[28, 28\], snail: \[32, 32\]\)"):
+        open_catalog(str(draw), classes="cat,snail")
+    np.save(draw / "snail.npy", rng.random((2, 784)))
+    with pytest.raises(DataError, match=r"snail.npy: expected images, uint8 \[N, H, W\] .* found float64 \[2, 784\]"):
+        open_catalog(str(draw), classes="snail")
+    with pytest.raises(DataError, match=r"an .npy file is read in its folder: --data .*quickdraw, where each"):
+        open_catalog(str(draw / "dog.npy"))
+    # an .npz's arrays one file each: the training pair, the test pair held out
+    pairs = tmp_path / "arrays"
+    pairs.mkdir()
+    x, y = rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8), np.array([0, 1, 2, 0, 1, 2])
+    for name, arr in (("x_train", x), ("y_train", y), ("x_test", x[:2]), ("y_test", y[:2])):
+        np.save(pairs / f"{name}.npy", arr)
+    train, test = open_catalog(str(pairs)), open_catalog(str(pairs), split="test")
+    assert torch.equal(train.images, torch.from_numpy(x)) and train.labels.tolist() == y.tolist() and len(test) == 2
+    assert open_catalog(str(pairs), classes="2").labels.tolist() == [0, 0]  # --classes applies to pairs too
+    (pairs / "y_train.npy").unlink()
+    with pytest.raises(DataError, match=r"arrays: its .npy files \(x_test, x_train, y_test\) have no training pair"):
+        open_catalog(str(pairs))
+    run = tmp_path / "run"
+    assert main(["--data", str(draw), "--classes", "cat,dog", "--steps", "2", *TINY, "--batch-size", "4", "--out",
+                 str(run)]) == 0  # fmt: skip
+    assert "3 classes" not in capsys.readouterr().out and (run / "checkpoints").is_dir()
+
+
 def write_pixel_csv(path, x, y, header=True, label_last=False, fmt="%d"):
     """x: [N, H, W(, 3)] values; y: [N] labels, as Kaggle's MNIST-like CSVs hold them (a row an image)."""
     pixels = x.reshape(len(x), -1)

@@ -1,0 +1,113 @@
+"""A folder of NumPy .npy files, read as a data set:
+
+- one file a class, named after it: Quick, Draw!'s numpy bitmaps (`numpy_bitmap/cat.npy`, saved by the tutorials as
+  `full_numpy_bitmap_cat.npy`: uint8 [N, 784], 28x28 drawings, white on black), or any uint8 [N, H, W] or
+  [N, H, W, C] arrays; --classes picks the files to read (all 345 of Quick, Draw! take 38 GB);
+- the arrays of an .npz saved one by one: `x_train.npy` and `y_train.npy` (`x_test.npy`, `y_test.npy`), or
+  `train_images.npy` and `train_labels.npy`, as datasets.npz_catalog reads them from an .npz.
+
+The files are mapped, not read, until the classes to train on are known; a selection larger than half the memory
+this process may take is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .data import Catalog, DataError, Every, folder_name, hidden, is_image, known_classes, wanted_classes
+from .heap import byte_size
+from .limits import host_memory_available
+
+PREFIX = "full_numpy_bitmap_"  # Quick, Draw!'s files as its tutorials save them
+FORMS = (("x_{}", "y_{}"), ("{}_images", "{}_labels"))  # an .npz's arrays (datasets.npz_catalog), one file each
+PAIRED = {f.format(s) for form in FORMS for f in form for s in ("train", "test")}
+
+
+def npy_files(d: Path) -> dict[str, Path]:
+    """The .npy files in d by name (without .npy) where they are its data: d holds them and no images or folders;
+    else {}."""
+    found, others = {}, False
+    for p in d.iterdir():
+        if hidden(p.name):
+            continue
+        if p.name.lower().endswith(".npy") and p.is_file():
+            found[p.name[:-4]] = p
+        elif p.is_dir() or is_image(p.name):
+            others = True
+    return {} if others else found
+
+
+def _load(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"--data {path}: cannot read the .npy ({e})") from e
+
+
+def _images(x: np.ndarray, path: Path) -> np.ndarray:
+    """A file's images as [N, H, W] or [N, H, W, C]: a flat row each ([N, 784]: Quick, Draw!) is a square."""
+    if x.dtype == np.uint8 and x.ndim == 2 and x.shape[1] > 1 and math.isqrt(x.shape[1]) ** 2 == x.shape[1]:
+        side = math.isqrt(x.shape[1])
+        return x.reshape(len(x), side, side)
+    if x.ndim in (3, 4) and x.dtype == np.uint8:
+        return x
+    raise DataError(f"--data {path}: expected images, uint8 [N, H, W] or [N, H, W, C] or a flat square row each "
+                    f"([N, 784]: 28x28), found {x.dtype} {list(x.shape)}")  # fmt: skip
+
+
+def _fits(nbytes: int, what: str, hint: str) -> None:
+    room = host_memory_available()
+    if room is not None and nbytes > room // 2:
+        raise DataError(f"{what} take {byte_size(nbytes)}, more than half of the {byte_size(room)} of memory this "
+                        f"process may take; {hint}")  # fmt: skip
+
+
+def pair_catalog(d: Path, split: str, files: dict[str, Path]) -> Catalog | None:
+    """The x_<split>.npy and y_<split>.npy pair in d (files: npy_files(d)), or None where d holds no such files (or,
+    for "test", no test pair)."""
+    from .datasets import arrays_catalog
+
+    low = {n.lower(): n for n in files}
+    for xf, yf in FORMS:
+        xk, yk = low.get(xf.format(split)), low.get(yf.format(split))
+        if xk and yk:
+            x, y = _load(files[xk]), _load(files[yk])
+            _fits(x.nbytes, f"--data {files[xk]}: its images", "save a part of them")
+            return arrays_catalog(np.array(x), np.array(y), str(files[xk]), folder_name(d), [str(files[xk])],
+                                  str(files[yk]))  # fmt: skip
+    if split == "train" and PAIRED & set(low):
+        raise DataError(f"--data {d}: its .npy files ({', '.join(sorted(files)[:6])}) have no training pair: "
+                        "x_train.npy with y_train.npy (or train_images.npy with train_labels.npy)")  # fmt: skip
+    return None
+
+
+def class_files_catalog(d: Path, files: dict[str, Path], classes: str = "", log=lambda msg: None) -> Catalog:
+    """One class a file (files: npy_files(d)), named by the file (Quick, Draw!'s prefix dropped); classes:
+    --classes, applied before any file is read."""
+    from .datasets import arrays_catalog
+
+    by_class = {n.removeprefix(PREFIX): p for n, p in files.items()}
+    names = sorted(by_class)
+    wanted = known_classes(wanted_classes(classes, names), names) if classes else names
+    arrays = [_images(_load(by_class[c]), by_class[c]) for c in wanted]
+    shapes = {a.shape[1:] for a in arrays}
+    if len(shapes) > 1:
+        one = {a.shape[1:]: c for c, a in zip(wanted, arrays)}  # a class of each shape
+        raise DataError(f"--data {d}: the files' images differ in shape ("
+                        + ", ".join(f"{one[s]}: {list(s)}" for s in sorted(shapes)) + ")")  # fmt: skip
+    total = sum(a.nbytes for a in arrays)
+    pick = f"--classes picks the classes (files) to train on, e.g. --classes {','.join(names[:3])}"
+    _fits(total, f"--data {d}: the {len(arrays)} files' images", pick)
+    out = np.empty((sum(len(a) for a in arrays), *arrays[0].shape[1:]), dtype=arrays[0].dtype)
+    at, due = 0, Every()
+    for k, a in enumerate(arrays):
+        out[at : at + len(a)] = a
+        at += len(a)
+        if due(k == len(arrays) - 1):
+            log(f"reading {d}: {k + 1} of {len(arrays)} .npy files ({byte_size(out[:at].nbytes)})")
+    labels = np.repeat(np.arange(len(arrays)), [len(a) for a in arrays])
+    return arrays_catalog(out, labels, str(d), folder_name(d), [str(by_class[c]) for c in wanted],
+                          class_names=wanted)  # fmt: skip
