@@ -176,7 +176,10 @@ def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
 def _unsorted_hint(root: Path, loose: list[str]) -> str:
     """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
     train.csv), or the classes their names begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
-    csvs = sorted({p.name for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)})
+    csvs = sorted(
+        {p.name for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)},
+        key=lambda n: (Path(n).stem.lower() != root.name.lower(), n),
+    )  # GTSRB's Test.csv for Test/ first
     if csvs:
         return f". If a CSV labels them, give it: --data {root} --csv {csvs[0]}"
     heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)
@@ -195,8 +198,9 @@ def loose_note(data, names: list[str]) -> str:
             "is the folder it is in")  # fmt: skip
 
 
-# the words of a part of unlabelled images beside the training part (Intel's seg_pred/): neither trained on nor held out
-UNLABELLED_PART = ("pred", "predict", "prediction", "unlabeled", "unlabelled")
+# the words of a part of unlabelled images beside the training part (Intel's seg_pred/; GTSRB's Meta/, a sign a class):
+# neither trained on nor held out
+UNLABELLED_PART = ("pred", "predict", "prediction", "unlabeled", "unlabelled", "meta")
 
 
 def split_word(name: str) -> str | None:

@@ -1528,6 +1528,31 @@ def test_parts_named_by_a_word_each_in_a_folder_of_its_name(tmp_path):
         assert open_catalog(str(tmp_path / "lab" / "-".join(names))).class_names == sorted(names)
 
 
+def test_gtsrb_as_kaggle_ships_it(tmp_path):
+    """GTSRB on Kaggle: Train/<class id>/, Test/ (images alone, labelled by Test.csv beside it) and Meta/ (one
+    pictogram a class), with Train.csv, Test.csv, Meta.csv. Meta, Test and Train were the classes (a warning said
+    so). Meta/ is passed over as a part of no training images; the held-out Test/ names Test.csv to give."""
+    root = tmp_path / "gtsrb"
+    make_folder(root / "Train", n_per_class=2, size=(8, 8))
+    make_folder(root / "Meta", n_per_class=1, size=(8, 8))
+    (root / "Test").mkdir()
+    rows = ["Width,Height,ClassId,Path"]
+    for i, c in enumerate(CLASSES):
+        Image.new("RGB", (8, 8)).save(root / "Test" / f"{i:05d}.png")
+        rows.append(f"8,8,{c},Test/{i:05d}.png")
+    for name in ("Meta.csv", "Test.csv", "Train.csv"):
+        (root / name).write_text("\n".join(rows) + "\n")
+    said = []
+    train = open_catalog(str(root), log=said.append)
+    assert train.class_names == list(CLASSES) and len(train) == 6 and all("/gtsrb/Train/" in n for n in train.names)
+    assert said == [f"--data {root}: split into Meta, Test, Train; training on Train/"]
+    with pytest.raises(DataError, match=r"gtsrb/Test: no class folders found \(it holds 3 loose images\).*If a CSV "
+                       r"labels them, give it: --data .*gtsrb/Test --csv Test.csv$"):  # fmt: skip
+        open_catalog(str(root), split="test")
+    held = open_catalog(str(root / "Test"), csv_opt="Test.csv")
+    assert held.class_names == list(CLASSES) and len(held) == 3
+
+
 def test_a_folder_holding_only_a_folder_of_its_own_name(tmp_path):
     """Kaggle's archives often unpack into a folder that holds one folder of the same name (Garbage classification/
     Garbage classification/<class>/): that was one class, an unconditional GAN with a note. Its inner folder is read
