@@ -1595,8 +1595,20 @@ def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
         assert said == [f"--data {data}: {said_first}"]
     with pytest.raises(NoTestSplit, match="GTSRB: split into Final_Training, none of them a test split"):
         open_catalog(str(gtsrb), split="test")
-    (pets / "labels.csv").write_text("image,label\n")  # a labels file beside: the folder is no wrapping
-    assert open_catalog(str(pets)).class_names == ["PetImages"]
+    (pets / "labels.csv").write_text("image,label\n")  # a labels file beside: the folder is no wrapping, but said
+    said = []
+    assert open_catalog(str(pets), log=said.append).class_names == ["PetImages"]
+    assert said[-1] == (f"note: the one class folder of {pets}, PetImages/, holds folders (circle, square, stripes): "
+                        f"--data {pets / 'PetImages'} reads them as classes or parts")  # fmt: skip
+    cars = tmp_path / "cars"  # Kaggle's Stanford Cars by class folder: car_data/car_data/{train,test}/<class>/
+    for part in ("train", "test"):
+        make_folder(cars / "car_data" / "car_data" / part, n_per_class=1, size=(8, 8))
+    (cars / "anno_train.csv").write_text("00001.jpg,39,116,569,375,14\n")
+    said = []
+    assert open_catalog(str(cars), log=said.append).class_names == ["car_data"]
+    assert said[-1] == (f"note: the one class folder of {cars}, car_data/, holds folders (test, train): --data "
+                        f"{cars / 'car_data'} reads them as classes or parts")  # fmt: skip
+    assert open_catalog(str(cars / "car_data")).class_names == list(CLASSES)
 
 
 def write_one_hot_csv(path, names, classes, label_of):
