@@ -223,6 +223,7 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
                             f"-1 and 1) with --csv-label-col, e.g. --csv-label-col {attributes[-1]}, or several (their "
                             f"combinations the classes): --csv-label-col {','.join(attributes[:2])}")  # fmt: skip
     last = next((c for c in reversed(cols) if c.strip() and c != image_col), cols[-1])  # (not a trailing comma's)
+    by_default = not label_col and not one_hot and not any(c in lower for c in LABEL_COLUMNS)  # the last one
     label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), last)
     # several label columns (CelebA's Male,Smiling): each combination of their values is a class
     label_cols = [c.strip() for c in label_col.split(",")] if label_col not in cols else [label_col]
@@ -255,8 +256,11 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         if label_col.lower() == "predictionstring":  # Kaggle's boxes, `n01751748 111 68 289 228 ...`: the class first
             label = label.split(" ", 1)[0]
         if not label:
-            raise DataError(f"--csv {csv_path}: row {n} ({key!r}) has no label in column {label_col!r}; fill it in "
-                            "or remove the row")  # fmt: skip
+            others = ", ".join(c for c in cols if c not in (image_col, label_col))
+            how = (f" (the last, taken as no column is named label, class ...: --csv-label-col names another of "
+                   f"{others})") if by_default else ""  # fmt: skip
+            raise DataError(f"--csv {csv_path}: row {n} ({key!r}) has no label in column {label_col!r}{how}; fill it "
+                            "in or remove the row")  # fmt: skip
         if hit in row_of:  # the same image listed twice (CSVs merged from several sources)
             first, was = row_of[hit]
             if was != label:

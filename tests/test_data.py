@@ -444,6 +444,19 @@ def test_csv_label_columns_by_other_names_and_a_trailing_comma(tmp_path):
     assert open_catalog(str(tmp_path / "d"), csv_opt="list.csv").class_names == ["cat", "dog"]
     (tmp_path / "d" / "list.csv").write_text("image,source,\na.jpg,web,\nb.jpg,web,\nc.jpg,x,\n")  # the last named
     assert open_catalog(str(tmp_path / "d"), csv_opt="list.csv").class_names == ["web", "x"]
+    # Kaggle's Pokemon list (Name,Type1,Type2): the last column, taken by default, is empty where a Pokemon has one
+    # type; the error said to fill it in, not that another column may be named
+    (tmp_path / "d" / "list.csv").write_text("Name,Type1,Type2\na,Grass,Poison\nb,Fire,\nc,Water,\n")
+    with pytest.raises(
+        DataError,
+        match=r"row 3 \('b'\) has no label in column 'Type2' \(the last, taken as no "
+        r"column is named label, class ...: --csv-label-col names another of Type1\); fill",
+    ):
+        open_catalog(str(tmp_path / "d"), csv_opt="list.csv")
+    with pytest.raises(DataError, match=r"row 3 \('b'\) has no label in column 'Type2'; fill it in"):  # as named
+        open_catalog(str(tmp_path / "d"), csv_opt="list.csv", label_col="Type2")
+    types = open_catalog(str(tmp_path / "d"), csv_opt="list.csv", label_col="Type1")
+    assert types.class_names == ["Fire", "Grass", "Water"]
 
 
 def test_csv_unknown_column(tmp_path):
@@ -1609,6 +1622,13 @@ def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
     assert said[-1] == (f"note: the one class folder of {cars}, car_data/, holds folders (test, train): --data "
                         f"{cars / 'car_data'} reads them as classes or parts")  # fmt: skip
     assert open_catalog(str(cars / "car_data")).class_names == list(CLASSES)
+    poke = tmp_path / "pokemon"  # Kaggle's Pokemon: images/images/*.png beside pokemon.csv: no folders to name
+    (poke / "images" / "images").mkdir(parents=True)
+    Image.new("RGBA", (8, 8)).save(poke / "images" / "images" / "bulbasaur.png")
+    (poke / "pokemon.csv").write_text("Name,Type1,Type2\nbulbasaur,Grass,Poison\n")
+    said = []
+    assert open_catalog(str(poke), log=said.append).class_names == ["images"]
+    assert not any("one class folder" in line for line in said)
 
 
 def write_one_hot_csv(path, names, classes, label_of):
