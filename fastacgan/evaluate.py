@@ -266,12 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         help="also the Classification Accuracy Score: a classifier trained "
         "on generated images only, scored on held-out real ones (as long again as the judge)",
     )
-    p.add_argument(
-        "--cas-per-class",
-        type=int,
-        default=0,
-        help="generated images per class for --cas; 0 = as many as the real set has per class",
-    )
+    p.add_argument("--cas-per-class", type=int, default=0,
+                   help="generated images per class for --cas; 0 = as many as the real set has per class")  # fmt: skip
     p.add_argument(
         "--image-metrics",
         type=int,
@@ -333,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                 held, beside = real(data, "--data", "test", held_out=True), origin.get((data, "test"))
                 held_name = f"{beside} (the held-out set beside {data})" if beside else f"{data} (its test split)"
             except DataError as e:  # no test split, or a damaged or missing test file: said, not fatal
-                held, d_score = None, f"no held-out images ({e}); give them with --test-data"
+                why = re.sub(r"give it: --data (.+) --csv ", r"give it: --test-data \1 --test-csv ", str(e))
+                held, d_score = None, f"no held-out images ({why}); give them with --test-data"
         say(f"training the judge (a classifier) on the {len(labels)} --data images: {a.epochs} epoch(s)")
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, log=say, device=device)
         say(f"judging {a.n_per_class * len(classes)} generated images")

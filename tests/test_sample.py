@@ -1,6 +1,7 @@
 import importlib
 import json
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -415,6 +416,22 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     note = json.loads(capsys.readouterr().out)["discriminator_held_out"]
     assert note.startswith(f"no held-out images (--data {tmp_path / 'flat'}: only CIFAR batches")
     assert note.endswith("give them with --test-data")
+    # a held-out part of images alone, labelled by a CSV beside it (GTSRB's Test/ and Test.csv): the note named
+    # --data and --csv, which are the training data's options here
+    shutil.copytree(tmp_path / "flat", tmp_path / "gtsrb" / "Train")
+    (tmp_path / "gtsrb" / "Test").mkdir()
+    for i, img in enumerate(digits.images[:10, ..., 0].numpy()):
+        (tmp_path / "gtsrb" / "Test" / f"{i:05d}.png").write_bytes(_png(img))
+    (tmp_path / "gtsrb" / "Test.csv").write_text("Path,ClassId\n" + "".join(f"Test/{i:05d}.png,{digits.labels[i]}\n"
+                                                                             for i in range(10)))  # fmt: skip
+    assert evaluate_main([*args, "--data", str(tmp_path / "gtsrb")]) == 0
+    note = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    gt_test = tmp_path / "gtsrb" / "Test"
+    assert note.endswith(f"If a CSV labels them, give it: --test-data {gt_test} --test-csv Test.csv); give them with "
+                         "--test-data")  # fmt: skip
+    assert evaluate_main([*args, "--data", str(tmp_path / "gtsrb"), "--test-data", str(gt_test), "--test-csv",
+                          "Test.csv"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["discriminator_held_out"]["images"] == 10
     # --cas without held-out data: scored on the judge's held-out real images, beside the judge's own accuracy
     assert evaluate_main([*args, "--data", str(tmp_path / "flat"), "--cas", "--cas-per-class", "2"]) == 0
     res = json.loads(capsys.readouterr().out)
@@ -483,8 +500,6 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     assert held["data"] == f"{tmp_path / 'split'} (its test split)" and held["images"] == len(want)
     assert sorted(seen[0].tolist()) == want
     # a training set with a held-out set beside it, named like it: sets/train beside sets/val
-    import shutil
-
     shutil.copytree(tmp_path / "split" / "train", tmp_path / "sets" / "train")
     shutil.copytree(tmp_path / "split" / "test", tmp_path / "sets" / "val")
     assert evaluate_main([*args, "--data", str(tmp_path / "sets" / "train")]) == 0
