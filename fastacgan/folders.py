@@ -157,7 +157,8 @@ def _classes_in(empty: Path) -> str:
     """Where a folder beside a class folder of no images holds folders of images, the data set is likely one level
     down (Food-101: images/<class>/ beside meta/; CUB-200: images/<class>/ beside attributes/; Stanford Dogs:
     images/Images/<class>/ beside annotations/, read through its folder of its name: unwrapped): what to give."""
-    for d in sorted(p for p in empty.parent.iterdir() if p.is_dir() and p != empty and not hidden(p.name)):
+    found = (p for p in empty.parent.iterdir() if p.is_dir() and p != empty and not hidden(p.name))
+    for d in sorted(found, key=lambda p: (split_word(p.name) not in TRAIN_SPLITS, p.name)):  # a training part first
         subs = sorted(p for p in unwrapped(d).iterdir() if p.is_dir() and not hidden(p.name))
         if subs and any(is_image(f.name) for f in subs[0].iterdir()):
             return f"; {d} holds folders of images ({subs[0].name}, ...): if those are the classes, give --data {d}"
@@ -270,6 +271,10 @@ def split_note(data, about: str, part: str, split: str) -> str:
     return f"--data {data}: {about}; {'training on' if split == 'train' else 'held out:'} {part}/"
 
 
+def _any_image(folder: Path) -> bool:
+    return any(is_image(f) for _, _, files in walk(folder) for f in files)
+
+
 def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
     """root/<train|test|val...>/<class>/...: (the folder of `split`, or None when there is none; a description).
     (root, "") when root is not laid out so: its folders are then the class folders."""
@@ -279,6 +284,11 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
         return {p.name for p in unwrapped(subs[n]).iterdir() if p.is_dir() and not hidden(p.name)}
 
     train, about = pick_split(list(subs), "train")
+    bare = [n for n in subs if split_word(n) is None]  # beside the parts, folders of no images (Fruits 360's papers/)
+    if train is None and 0 < len(bare) <= 3 and len(bare) < len(subs) and not any(_any_image(subs[n]) for n in bare):
+        subs = {n: p for n, p in subs.items() if n not in bare}
+        train, about = pick_split(list(subs), "train")
+        about += f" ({', '.join(sorted(bare))}: no images)" if about else ""
     if train is None or not folders(train):
         return root, ""  # a training part that holds no class folders: a set whose classes are named so
     part = pick_split(list(subs), split, folders)[0]

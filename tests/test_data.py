@@ -1541,6 +1541,36 @@ def test_parts_named_by_a_word_each_in_a_folder_of_its_name(tmp_path):
         assert open_catalog(str(tmp_path / "lab" / "-".join(names))).class_names == sorted(names)
 
 
+def test_a_split_set_with_a_folder_of_no_images_beside_its_parts(tmp_path):
+    """Fruits 360: Training/<class>/, Test/<class>/, test-multiple_fruits/ (images alone) and papers/ (a PDF). The
+    papers/ folder made it no split set: an image folder whose class papers/ held no images, and the error's hint
+    named Test/ to give. A folder of no images beside the parts is passed over, said; one that holds images (a
+    class named beaker/) is not. A hint for a folder one level down names a training part first."""
+    root = tmp_path / "fruits-360"
+    make_folder(root / "Training", n_per_class=2, size=(8, 8))
+    make_folder(root / "Test", n_per_class=1, size=(8, 8), seed=1)
+    (root / "test-multiple_fruits").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "test-multiple_fruits" / "apple_banana.jpg")
+    (root / "papers").mkdir()
+    (root / "papers" / "paper.pdf").write_bytes(b"%PDF")
+    said = []
+    train = open_catalog(str(root), log=said.append)
+    assert train.class_names == list(CLASSES) and len(train) == 6 and all("/Training/" in n for n in train.names)
+    assert said == [f"--data {root}: split into Test, Training, test-multiple_fruits (papers: no images); training on "
+                    "Training/"]  # fmt: skip
+    test = open_catalog(str(root), split="test")
+    assert test.class_names == list(CLASSES) and len(test) == 3 and all("/Test/" in n for n in test.names)
+    Image.new("RGB", (8, 8)).save(root / "papers" / "figure.png")  # a folder of images: a class, as before
+    with pytest.warns(UserWarning, match="are read as classes beside papers"):
+        assert open_catalog(str(root)).class_names == ["Test", "Training", "papers", "test-multiple_fruits"]
+    (root / "papers" / "figure.png").unlink()
+    for name in ("code", "docs", "licenses"):  # more than 3 such folders: a folder of classes, one without images
+        (root / name).mkdir()
+    with pytest.raises(DataError, match=r"Training holds folders of images \(circle, ...\): if those are the classes, "
+                       r"give --data .*fruits-360/Training$"):  # fmt: skip
+        open_catalog(str(root))
+
+
 def test_gtsrb_as_kaggle_ships_it(tmp_path):
     """GTSRB on Kaggle: Train/<class id>/, Test/ (images alone, labelled by Test.csv beside it) and Meta/ (one
     pictogram a class), with Train.csv, Test.csv, Meta.csv. Meta, Test and Train were the classes (a warning said
