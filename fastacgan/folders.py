@@ -64,7 +64,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     class_names = known_classes(wanted_classes(classes, names), names) if classes else names
     label_of = {c: k for k, c in enumerate(class_names)}
     class_dirs = [d for d in class_dirs if d.name in label_of]
-    paths, ids, due, others, deep = [], [], Every(), Counter(), {}
+    paths, ids, due, others, deep, inner = [], [], Every(), Counter(), {}, {}
     for k, d in enumerate(class_dirs):
         files = _images_under(d, mine := Counter())
         others += mine
@@ -73,6 +73,8 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)}){held}{_classes_in(d)}")
         if d.name.lower() in (*TRAIN_SPLITS, *TEST_SPLITS):
             deep[d.name] = any(os.sep in f[len(str(d)) + 1 :] for f in files)
+        if len(class_dirs) <= 20:  # the folders in it that hold its images (see same_folders_note)
+            inner[d.name] = {f[len(str(d)) + 1 :].split(os.sep, 1)[0] for f in files if os.sep in f[len(str(d)) + 1 :]}
         paths += files
         ids += [label_of[d.name]] * len(files)
         if due():
@@ -93,10 +95,26 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         log(f"note: the one class folder of {root}, {names[0]}/, holds folders ({', '.join(subs[:3])}"
             f"{' ...' * (len(subs) > 3)}): --data {root / names[0]} reads them as classes or parts")  # fmt: skip
     split_like(root, deep, names)
-    if note := shard_note(names):
-        log(note)
+    for note in (shard_note(names), same_folders_note(root, inner)):
+        if note:
+            log(note)
     labels = np.asarray(ids, dtype=np.int64)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
+
+
+def same_folders_note(root: Path, inner: dict[str, set]) -> str:
+    """The line that says that every class folder holds the same folders (inner: class -> the folders in it that
+    hold images), or "": PlantVillage's color/, grayscale/ and segmented/ each hold its 38 classes, and class
+    folders may each be split into train/ and test/; either way a class is every image under its folder."""
+    sets = list(inner.values())
+    if len(sets) < 2 or len(sets[0]) < 2 or any(s != sets[0] for s in sets):
+        return ""
+    shown = ", ".join(sorted(sets[0])[:4]) + (" ..." if len(sets[0]) > 4 else "")
+    if all(split_word(n) for n in sets[0]):
+        return f"note: each class folder of {root} is split into the same parts ({shown}): all are read as its class"
+    return (f"note: each class folder of {root} holds the same {len(sets[0])} folders ({shown}): a class is every "
+            f"image under its folder; if those folders are the classes, give one class folder as --data (--data "
+            f"{root / next(iter(inner))})")  # fmt: skip
 
 
 def shard_note(names: list[str]) -> str:

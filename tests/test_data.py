@@ -1571,6 +1571,32 @@ def test_a_split_set_with_a_folder_of_no_images_beside_its_parts(tmp_path):
         open_catalog(str(root))
 
 
+def test_class_folders_that_each_hold_the_same_folders(tmp_path):
+    """PlantVillage: color/, grayscale/ and segmented/, each holding the 38 classes, were 3 classes in silence; class
+    folders each split into train/ and test/ read both in silence. Both are said; folders that differ from one class
+    folder to the next (a patient's each) and a single folder each (Tiny ImageNet's images/) are not."""
+    root = tmp_path / "plantvillage dataset"
+    for variant in ("color", "grayscale", "segmented"):
+        make_folder(root / variant, n_per_class=1, size=(8, 8))
+    said = []
+    assert open_catalog(str(root), log=said.append).class_names == ["color", "grayscale", "segmented"]
+    assert said == [f"note: each class folder of {root} holds the same 3 folders (circle, square, stripes): a class is "
+                    f"every image under its folder; if those folders are the classes, give one class folder as --data "
+                    f"(--data {root / 'color'})"]  # fmt: skip
+    assert open_catalog(str(root / "color")).class_names == list(CLASSES)
+    inner = tmp_path / "inner"
+    for c in ("cat", "dog"):
+        make_folder(inner / c, n_per_class=1, size=(8, 8), classes=["train", "test"])
+    said = []
+    assert open_catalog(str(inner), log=said.append).class_names == ["cat", "dog"]
+    assert said == [f"note: each class folder of {inner} is split into the same parts (test, train): all are read as "
+                    "its class"]  # fmt: skip
+    for c, sub in (("cat", "patient_1"), ("dog", "patient_2"), ("owl", "images")):
+        make_folder(tmp_path / "other" / c, n_per_class=1, size=(8, 8), classes=[sub, f"{sub}b"][: 1 + (c != "owl")])
+    said = []
+    assert open_catalog(str(tmp_path / "other"), log=said.append).class_names == ["cat", "dog", "owl"] and not said
+
+
 def test_gtsrb_as_kaggle_ships_it(tmp_path):
     """GTSRB on Kaggle: Train/<class id>/, Test/ (images alone, labelled by Test.csv beside it) and Meta/ (one
     pictogram a class), with Train.csv, Test.csv, Meta.csv. Meta, Test and Train were the classes (a warning said
