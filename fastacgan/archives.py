@@ -29,7 +29,7 @@ from .data import (
     labels_from,
     others_note,
 )
-from .folders import loose_note, pick_split, shard_note, split_like, split_note
+from .folders import loose_note, pick_split, same_folders_note, shard_note, split_like, split_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 
@@ -235,6 +235,10 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     if len(keep) < len(names):
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
     labels, class_names = labels_from([d[k] for d in dirs])
-    if note := shard_note(class_names):
-        log(note)
+    inner: dict[str, set] = {c: set() for c in class_names} if len(class_names) <= 20 else {}
+    for d in dirs if inner else ():  # (the folders in each class folder: folders.same_folders_note)
+        inner[d[k]].update(d[k + 1 : k + 2])
+    for note in (shard_note(class_names), same_folders_note(path, inner, archive=True)):
+        if note:
+            log(note)
     return Catalog(set_name, [f"{path}:{n}" for n in names], labels, class_names, reader, sources=[str(path)])

@@ -102,7 +102,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
 
 
-def same_folders_note(root: Path, inner: dict[str, set]) -> str:
+def same_folders_note(root: Path, inner: dict[str, set], archive: bool = False) -> str:
     """The line that says that every class folder holds the same folders (inner: class -> the folders in it that
     hold images), or "": PlantVillage's color/, grayscale/ and segmented/ each hold its 38 classes, and class
     folders may each be split into train/ and test/; either way a class is every image under its folder."""
@@ -112,9 +112,9 @@ def same_folders_note(root: Path, inner: dict[str, set]) -> str:
     shown = ", ".join(sorted(sets[0])[:4]) + (" ..." if len(sets[0]) > 4 else "")
     if all(split_word(n) for n in sets[0]):
         return f"note: each class folder of {root} is split into the same parts ({shown}): all are read as its class"
+    give = ", unpacked, as --data" if archive else f" as --data (--data {root / next(iter(inner))})"
     return (f"note: each class folder of {root} holds the same {len(sets[0])} folders ({shown}): a class is every "
-            f"image under its folder; if those folders are the classes, give one class folder as --data (--data "
-            f"{root / next(iter(inner))})")  # fmt: skip
+            f"image under its folder; if those folders are the classes, give one class folder{give}")  # fmt: skip
 
 
 def shard_note(names: list[str]) -> str:

@@ -1575,6 +1575,8 @@ def test_class_folders_that_each_hold_the_same_folders(tmp_path):
     """PlantVillage: color/, grayscale/ and segmented/, each holding the 38 classes, were 3 classes in silence; class
     folders each split into train/ and test/ read both in silence. Both are said; folders that differ from one class
     folder to the next (a patient's each) and a single folder each (Tiny ImageNet's images/) are not."""
+    import zipfile
+
     root = tmp_path / "plantvillage dataset"
     for variant in ("color", "grayscale", "segmented"):
         make_folder(root / variant, n_per_class=1, size=(8, 8))
@@ -1591,6 +1593,14 @@ def test_class_folders_that_each_hold_the_same_folders(tmp_path):
     assert open_catalog(str(inner), log=said.append).class_names == ["cat", "dog"]
     assert said == [f"note: each class folder of {inner} is split into the same parts (test, train): all are read as "
                     "its class"]  # fmt: skip
+    with zipfile.ZipFile(tmp_path / "pv.zip", "w") as zf:  # a zip of it: the same, less the folder to give
+        for p in sorted(root.rglob("*.png")):
+            zf.write(p, f"pv/{p.relative_to(root)}")
+    said = []
+    assert open_catalog(str(tmp_path / "pv.zip"), log=said.append).class_names == ["color", "grayscale", "segmented"]
+    assert said == [f"note: each class folder of {tmp_path / 'pv.zip'} holds the same 3 folders (circle, square, "
+                    "stripes): a class is every image under its folder; if those folders are the classes, give one "
+                    "class folder, unpacked, as --data"]  # fmt: skip
     for c, sub in (("cat", "patient_1"), ("dog", "patient_2"), ("owl", "images")):
         make_folder(tmp_path / "other" / c, n_per_class=1, size=(8, 8), classes=[sub, f"{sub}b"][: 1 + (c != "owl")])
     said = []
