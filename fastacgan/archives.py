@@ -29,7 +29,16 @@ from .data import (
     labels_from,
     others_note,
 )
-from .folders import loose_note, pick_split, same_folders_note, shard_note, split_like, split_note
+from .folders import (
+    MASK_DIRS,
+    loose_note,
+    masks_note,
+    pick_split,
+    same_folders_note,
+    shard_note,
+    split_like,
+    split_note,
+)
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 
@@ -232,13 +241,21 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         split_like(path, {p: bool(folders(p)) for p in named}, parts)
     if loose:
         log(loose_note(path, loose))
+    masks = {
+        d: next(j for j in range(k + 1, len(d)) if d[j].lower() in MASK_DIRS)
+        for d in {dirs[i] for i in keep}
+        if any(p.lower() in MASK_DIRS for p in d[k + 1 :])
+    }  # folder -> the level of its folder of masks
+    if masks:  # (COVID-19 Radiography's <class>/masks/ beside <class>/images/)
+        log(masks_note(path, sorted({"/".join(d[: j + 1]) for d, j in masks.items()})))
+        keep = [i for i in keep if dirs[i] not in masks]
     if len(keep) < len(names):
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
     labels, class_names = labels_from([d[k] for d in dirs])
-    inner: dict[str, set] = {c: set() for c in class_names} if len(class_names) <= 20 else {}
-    for d in dirs if inner else ():  # (the folders in each class folder: folders.same_folders_note)
-        inner[d[k]].update(d[k + 1 : k + 2])
-    for note in (shard_note(class_names), same_folders_note(path, inner, archive=True)):
+    within: dict[str, set] = {c: set() for c in class_names} if len(class_names) <= 20 else {}
+    for d in dirs if within else ():  # (the folders in each class folder: folders.same_folders_note)
+        within[d[k]].update(d[k + 1 : k + 2])
+    for note in (shard_note(class_names), same_folders_note(path, within, archive=True)):
         if note:
             log(note)
     return Catalog(set_name, [f"{path}:{n}" for n in names], labels, class_names, reader, sources=[str(path)])

@@ -64,9 +64,9 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     class_names = known_classes(wanted_classes(classes, names), names) if classes else names
     label_of = {c: k for k, c in enumerate(class_names)}
     class_dirs = [d for d in class_dirs if d.name in label_of]
-    paths, ids, due, others, deep, inner = [], [], Every(), Counter(), {}, {}
+    paths, ids, due, others, deep, inner, masks = [], [], Every(), Counter(), {}, {}, []
     for k, d in enumerate(class_dirs):
-        files = _images_under(d, mine := Counter())
+        files = _images_under(d, mine := Counter(), masks)
         others += mine
         if not files:  # (what it holds instead: Food-101's meta/, LSUN's data.mdb)
             held = f"; it holds {file_kinds(mine, 5)}{LMDB if '.mdb' in mine else ''}" if mine else ""
@@ -81,6 +81,8 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             log(f"listing {root}: {len(paths)} images in {k + 1} of {len(class_dirs)} class folders")
     if loose:
         log(loose_note(root, loose))
+    if masks:
+        log(masks_note(root, [os.path.relpath(m, root) for m in masks]))
     if others:
         log(others_note(root, others))
     # labels beside folders that may be no classes: CelebA's img_align_celeba/ beside list_attr_celeba.txt,
@@ -212,6 +214,16 @@ def _unsorted_hint(root: Path, loose: list[str]) -> str:
     return ""
 
 
+# folders of segmentation masks inside a class folder (COVID-19 Radiography's <class>/images/ and <class>/masks/)
+MASK_DIRS = ("mask", "masks")
+
+
+def masks_note(data, folders: list[str]) -> str:
+    """The line that says which folders of masks (MASK_DIRS) inside the class folders were passed over."""
+    shown = ", ".join(f.replace("\\", "/") + "/" for f in folders[:3]) + (" ..." if len(folders) > 3 else "")
+    return f"--data {data}: passed over {len(folders)} folder(s) of masks ({shown}): masks are no training images"
+
+
 def loose_note(data, names: list[str]) -> str:
     """The line that says which images an image folder or archive passed over for lying beside its class folders
     (a preview.jpg next to cat/ and dog/): in no class folder, they have no class."""
@@ -338,12 +350,16 @@ def walk(folder: Path, keep_hidden: bool = False):
         yield dirpath, dirnames, filenames
 
 
-def _images_under(folder: Path, others: Counter | None = None) -> list[str]:
+def _images_under(folder: Path, others: Counter | None = None, masks: list[str] | None = None) -> list[str]:
     """The image files anywhere under `folder` (walk: links to folders followed), as sorted path strings (`others`
-    counts the other files by extension). os.walk reads each directory's entry types with its listing, where a
-    per-file is_file() costs a stat call (3.6x slower for 100,000 files here, more on a network file system)."""
+    counts the other files by extension), but those in folders of masks (MASK_DIRS), which are passed over and
+    added to `masks`. os.walk reads each directory's entry types with its listing, where a per-file is_file()
+    costs a stat call (3.6x slower for 100,000 files here, more on a network file system)."""
     out = []
     for dirpath, dirnames, filenames in walk(folder):
+        if masks is not None and (found := [n for n in dirnames if n.lower() in MASK_DIRS]):
+            dirnames[:] = [n for n in dirnames if n not in found]
+            masks += [os.path.join(dirpath, n) for n in found]
         if "checkpoints" in dirnames and RUN_MARKS <= {*filenames, *dirnames}:
             marks = ", ".join(sorted(RUN_MARKS))
             raise DataError(f"{dirpath} holds a training run's outputs ({marks}), whose images would be trained "

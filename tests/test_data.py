@@ -1607,6 +1607,29 @@ def test_class_folders_that_each_hold_the_same_folders(tmp_path):
     assert open_catalog(str(tmp_path / "other"), log=said.append).class_names == ["cat", "dog", "owl"] and not said
 
 
+def test_folders_of_masks_inside_the_class_folders_are_passed_over(tmp_path):
+    """COVID-19 Radiography: <class>/images/ and <class>/masks/ (the lungs' segmentation masks, one per image). The
+    masks were read as images of their class, half of each class, in silence. Folders named mask or masks inside the
+    class folders are passed over, said, in a folder and in an archive; a class named masks is a class."""
+    import zipfile
+
+    root = tmp_path / "COVID-19_Radiography_Dataset"
+    for c in ("COVID", "Normal"):
+        make_folder(root / c, n_per_class=2, size=(8, 8), classes=["images"])
+        make_folder(root / c, n_per_class=2, size=(8, 8), classes=["masks"], grey=True)
+    with zipfile.ZipFile(tmp_path / "covid.zip", "w") as zf:
+        for p in sorted(root.rglob("*.png")):
+            zf.write(p, f"{root.name}/{p.relative_to(root)}")
+    for data, where in ((root, ""), (tmp_path / "covid.zip", f"{root.name}/")):
+        said = []
+        cat = open_catalog(str(data), log=said.append)
+        assert cat.class_names == ["COVID", "Normal"] and len(cat) == 4 and all("/images/" in n for n in cat.names)
+        assert said == [f"--data {data}: passed over 2 folder(s) of masks ({where}COVID/masks/, {where}Normal/masks/): "
+                        "masks are no training images"], data  # fmt: skip
+    make_folder(tmp_path / "faces", n_per_class=2, size=(8, 8), classes=["masks", "no_masks"])
+    assert open_catalog(str(tmp_path / "faces")).class_names == ["masks", "no_masks"]
+
+
 def test_gtsrb_as_kaggle_ships_it(tmp_path):
     """GTSRB on Kaggle: Train/<class id>/, Test/ (images alone, labelled by Test.csv beside it) and Meta/ (one
     pictogram a class), with Train.csv, Test.csv, Meta.csv. Meta, Test and Train were the classes (a warning said
