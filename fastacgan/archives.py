@@ -30,9 +30,7 @@ from .data import (
     others_note,
 )
 from .folders import (
-    MASK_DIRS,
     loose_note,
-    masks_note,
     pick_split,
     same_folders_note,
     shard_note,
@@ -41,6 +39,7 @@ from .folders import (
 )
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
+from .masks import archive_masks, masks_note
 
 
 class _TarReader:
@@ -241,14 +240,9 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         split_like(path, {p: bool(folders(p)) for p in named}, parts)
     if loose:
         log(loose_note(path, loose))
-    masks = {
-        d: next(j for j in range(k + 1, len(d)) if d[j].lower() in MASK_DIRS)
-        for d in {dirs[i] for i in keep}
-        if any(p.lower() in MASK_DIRS for p in d[k + 1 :])
-    }  # folder -> the level of its folder of masks
+    keep, masks = archive_masks(names, dirs, keep, k)
     if masks:  # (COVID-19 Radiography's <class>/masks/ beside <class>/images/)
-        log(masks_note(path, sorted({"/".join(d[: j + 1]) for d, j in masks.items()})))
-        keep = [i for i in keep if dirs[i] not in masks]
+        log(masks_note(path, masks))
     if len(keep) < len(names):
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
     labels, class_names = labels_from([d[k] for d in dirs])

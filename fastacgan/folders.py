@@ -34,6 +34,7 @@ from .data import (
     wanted_classes,
 )
 from .hints import LMDB
+from .masks import MASK_DIRS, mask_files, masks_note
 
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
 
@@ -82,7 +83,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     if loose:
         log(loose_note(root, loose))
     if masks:
-        log(masks_note(root, [os.path.relpath(m, root) for m in masks]))
+        log(masks_note(root, [os.path.relpath(m, root) + os.sep * m.endswith(os.sep) for m in masks]))
     if others:
         log(others_note(root, others))
     # labels beside folders that may be no classes: CelebA's img_align_celeba/ beside list_attr_celeba.txt,
@@ -214,16 +215,6 @@ def _unsorted_hint(root: Path, loose: list[str]) -> str:
     return ""
 
 
-# folders of segmentation masks inside a class folder (COVID-19 Radiography's <class>/images/ and <class>/masks/)
-MASK_DIRS = ("mask", "masks")
-
-
-def masks_note(data, folders: list[str]) -> str:
-    """The line that says which folders of masks (MASK_DIRS) inside the class folders were passed over."""
-    shown = ", ".join(f.replace("\\", "/") + "/" for f in folders[:3]) + (" ..." if len(folders) > 3 else "")
-    return f"--data {data}: passed over {len(folders)} folder(s) of masks ({shown}): masks are no training images"
-
-
 def loose_note(data, names: list[str]) -> str:
     """The line that says which images an image folder or archive passed over for lying beside its class folders
     (a preview.jpg next to cat/ and dog/): in no class folder, they have no class."""
@@ -352,14 +343,17 @@ def walk(folder: Path, keep_hidden: bool = False):
 
 def _images_under(folder: Path, others: Counter | None = None, masks: list[str] | None = None) -> list[str]:
     """The image files anywhere under `folder` (walk: links to folders followed), as sorted path strings (`others`
-    counts the other files by extension), but those in folders of masks (MASK_DIRS), which are passed over and
-    added to `masks`. os.walk reads each directory's entry types with its listing, where a per-file is_file()
-    costs a stat call (3.6x slower for 100,000 files here, more on a network file system)."""
+    counts the other files by extension); with `masks`, but the masks (fastacgan/masks.py), which are added to it
+    (a folder's path ending in a separator). os.walk reads each directory's entry types with its listing, where a
+    per-file is_file() costs a stat call (3.6x slower for 100,000 files here, more on a network file system)."""
     out = []
     for dirpath, dirnames, filenames in walk(folder):
         if masks is not None and (found := [n for n in dirnames if n.lower() in MASK_DIRS]):
             dirnames[:] = [n for n in dirnames if n not in found]
-            masks += [os.path.join(dirpath, n) for n in found]
+            masks += [os.path.join(dirpath, n, "") for n in found]
+        if masks is not None and (skip := mask_files(filenames)):
+            filenames = [f for f in filenames if f not in skip]
+            masks += sorted(os.path.join(dirpath, f) for f in skip)
         if "checkpoints" in dirnames and RUN_MARKS <= {*filenames, *dirnames}:
             marks = ", ".join(sorted(RUN_MARKS))
             raise DataError(f"{dirpath} holds a training run's outputs ({marks}), whose images would be trained "

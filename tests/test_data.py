@@ -1608,9 +1608,11 @@ def test_class_folders_that_each_hold_the_same_folders(tmp_path):
 
 
 def test_folders_of_masks_inside_the_class_folders_are_passed_over(tmp_path):
-    """COVID-19 Radiography: <class>/images/ and <class>/masks/ (the lungs' segmentation masks, one per image). The
-    masks were read as images of their class, half of each class, in silence. Folders named mask or masks inside the
-    class folders are passed over, said, in a folder and in an archive; a class named masks is a class."""
+    """COVID-19 Radiography: <class>/images/ and <class>/masks/ (the lungs' segmentation masks, one per image); BUSI:
+    `benign (1).png` beside `benign (1)_mask.png`. The masks were read as images of their class, half of each class,
+    in silence. Folders named mask or masks inside the class folders, and files named as an image beside them with
+    _mask added, are passed over, said, in a folder and in an archive; a class named masks is a class, and x_mask.png
+    without an x.png is an image."""
     import zipfile
 
     root = tmp_path / "COVID-19_Radiography_Dataset"
@@ -1628,6 +1630,22 @@ def test_folders_of_masks_inside_the_class_folders_are_passed_over(tmp_path):
                         "masks are no training images"], data  # fmt: skip
     make_folder(tmp_path / "faces", n_per_class=2, size=(8, 8), classes=["masks", "no_masks"])
     assert open_catalog(str(tmp_path / "faces")).class_names == ["masks", "no_masks"]
+    # BUSI: `benign (1).png` beside `benign (1)_mask.png` and `benign (1)_mask_1.png`, in the class folder itself
+    busi = tmp_path / "Dataset_BUSI_with_GT"
+    for c in ("benign", "normal"):
+        (busi / c).mkdir(parents=True)
+        for name in (f"{c} (1)", f"{c} (1)_mask", f"{c} (1)_mask_1", f"{c} (2)", f"{c} (2)_mask", "x_mask"):
+            Image.new("RGB", (8, 8)).save(busi / c / f"{name}.png")
+    with tarfile.open(tmp_path / "busi.tar", "w") as tf:
+        tf.add(busi, arcname=busi.name)
+    for data, where in ((busi, ""), (tmp_path / "busi.tar", f"{busi.name}/")):
+        said = []
+        cat = open_catalog(str(data), log=said.append)
+        want = [f"{c} ({i}).png" for c in ("benign", "normal") for i in (1, 2)] + ["x_mask.png"] * 2  # (no x.png)
+        assert sorted(n.rsplit("/", 1)[1] for n in cat.names) == sorted(want), data
+        assert said == [f"--data {data}: passed over 6 mask(s) named after an image ({where}benign/benign (1)_mask.png"
+                        f", {where}benign/benign (1)_mask_1.png, {where}benign/benign (2)_mask.png ...): masks are no "
+                        "training images"], data  # fmt: skip
 
 
 def test_gtsrb_as_kaggle_ships_it(tmp_path):

@@ -1,0 +1,39 @@
+"""Segmentation masks kept with a classification set's images, which are no training images of their class: folders
+named mask or masks inside the class folders (COVID-19 Radiography's <class>/masks/ beside <class>/images/), and
+files named as an image beside them with _mask added (the breast ultrasound set BUSI's `benign (1)_mask.png`, and
+`benign (4)_mask_1.png` for a second lesion). An image folder and an archive pass them over and say so."""
+
+from __future__ import annotations
+
+import os
+import re
+
+MASK_DIRS = ("mask", "masks")
+_MASK_FILE = re.compile(r"(.+)_mask(?:_\d+)?", re.IGNORECASE)
+
+
+def mask_files(names: list[str]) -> set[str]:
+    """Of file names (or archive members' paths), those of masks: <stem>_mask[_N].<ext> with <stem>.<ext'> among
+    them (in the same folder)."""
+    stems = {os.path.splitext(n)[0] for n in names}
+    return {n for n in names if "_mask" in n.lower() and (m := _MASK_FILE.fullmatch(os.path.splitext(n)[0]))
+            and m.group(1) in stems}  # fmt: skip
+
+
+def archive_masks(names: list[str], dirs: list[tuple[str, ...]], keep, k: int) -> tuple[list[int], list[str]]:
+    """An archive's members `keep` (indices into names, whose folders are dirs; the class folders at level k) less
+    the masks', and the masks passed over: the folders of masks (as "a/b/masks/") and the mask files."""
+    level = {d: next(j for j in range(k + 1, len(d)) if d[j].lower() in MASK_DIRS) for d in {dirs[i] for i in keep}
+             if any(p.lower() in MASK_DIRS for p in d[k + 1 :])}  # fmt: skip  # folder -> the level of its masks'
+    files = mask_files([names[i] for i in keep if dirs[i] not in level])
+    kept = [i for i in keep if dirs[i] not in level and names[i] not in files]
+    return kept, sorted({"/".join(d[: j + 1]) + "/" for d, j in level.items()}) + sorted(files)
+
+
+def masks_note(data, found: list[str]) -> str:
+    """The line that says which masks were passed over (found: folders, ending in "/", and files)."""
+    folders = sum(f.endswith("/") for f in found)
+    files = len(found) - folders
+    what = [f"{folders} folder(s) of masks" * bool(folders), f"{files} mask(s) named after an image" * bool(files)]
+    shown = ", ".join(f.replace("\\", "/") for f in found[:3]) + (" ..." if len(found) > 3 else "")
+    return f"--data {data}: passed over {' and '.join(w for w in what if w)} ({shown}): masks are no training images"
