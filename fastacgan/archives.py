@@ -30,6 +30,7 @@ from .data import (
     others_note,
 )
 from .folders import (
+    flat_parts,
     loose_note,
     pick_split,
     same_folders_note,
@@ -235,6 +236,9 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
                             f"expected {part}/<class>/<image>")  # fmt: skip
     elif split != "train":
         return None
+    elif about:  # parts that hold images alone (folders.flat_parts)
+        flat_parts(path, parts, "; where a CSV labels the training part's images, unpack it and give that part "
+                   "with --csv")  # fmt: skip
     else:  # classes named as parts, holding folders: a likely mistake (folders.split_like)
         named = [p for p in parts if p.lower() in (*TRAIN_SPLITS, *TEST_SPLITS)]
         split_like(path, {p: bool(folders(p)) for p in named}, parts)

@@ -186,6 +186,13 @@ def _classes_in(empty: Path) -> str:
     return ""
 
 
+def flat_parts(data, parts: list[str], hint: str) -> None:
+    """Warn where the class folders are all named as a split set's parts, one the training part, and hold images
+    alone (Kaggle's butterflies: train/*.jpg, test/*.jpg, their labels in Training_set.csv): read as classes."""
+    warnings.warn(f"--data {data}: {', '.join(sorted(parts))} are named as a split set's parts but hold images alone, "
+                  f"read as classes of those names{hint}", stacklevel=4)  # fmt: skip
+
+
 def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
     """Warn where classes are named as a split set's parts and hold folders (`deep`: such a class -> whether its
     images lie in folders inside it) beside a folder that is no part (the chest X-ray download's chest_xray/ holds
@@ -201,10 +208,12 @@ def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
 def _unsorted_hint(root: Path, loose: list[str]) -> str:
     """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
     train.csv), or the classes their names begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
+    kind = lambda n: (split_word(n) in TRAIN_SPLITS) - (split_word(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
+    # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/)
     csvs = sorted(
         {p.name for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)},
-        key=lambda n: (Path(n).stem.lower() != root.name.lower(), n),
-    )  # GTSRB's Test.csv for Test/ first
+        key=lambda n: (Path(n).stem.lower() != root.name.lower(), kind(Path(n).stem) != kind(root.name), n),
+    )
     if csvs:
         return f". If a CSV labels them, give it: --data {root} --csv {csvs[0]}"
     heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)
@@ -310,8 +319,10 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
         subs = {n: p for n, p in subs.items() if n not in bare}
         train, about = pick_split(list(subs), "train")
         about += f" ({', '.join(sorted(bare))}: no images)" if about else ""
+    if train is not None and not folders(train):  # Kaggle's butterflies: train/*.jpg, test/*.jpg, Training_set.csv
+        flat_parts(root, list(subs), _unsorted_hint(subs[train], []))
     if train is None or not folders(train):
-        return root, ""  # a training part that holds no class folders: a set whose classes are named so
+        return root, ""  # (a training part that holds no class folders: classes merely named so)
     part = pick_split(list(subs), split, folders)[0]
     return (unwrapped(subs[part]) if part else None), about
 

@@ -1491,13 +1491,25 @@ def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
     make_folder(root, n_per_class=1, classes=("other",))
     with pytest.warns(UserWarning, match="train are read as classes beside other, which is no part of a set split"):
         assert open_catalog(str(root)).class_names == ["other", "train"]
-    named = tmp_path / "named"
+    named = tmp_path / "named"  # parts of images alone (Kaggle's butterflies, labelled by Training_set.csv): said
     for c in ("train", "test"):
         (named / c).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(named / c / "x.png")
-    assert open_catalog(str(named)).class_names == ["test", "train"]
+    (named / "Testing_set.csv").write_text("filename\nx.png\n")
+    (named / "Training_set.csv").write_text("filename,label\nx.png,MONARCH\n")
+    with zipfile.ZipFile(tmp_path / "named.zip", "w") as zf:
+        for c in ("train", "test"):
+            zf.write(named / c / "x.png", f"{c}/x.png")
+    for data, hint in ((named, f". If a CSV labels them, give it: --data {named / 'train'} --csv Training_set.csv"),
+                       (tmp_path / "named.zip", "; where a CSV labels the training part's images, unpack it and give "
+                        "that part with --csv")):  # fmt: skip
+        with pytest.warns(UserWarning) as seen:
+            assert open_catalog(str(data)).class_names == ["test", "train"]
+        said = f"--data {data}: test, train are named as a split set's parts but hold images alone, read as classes"
+        assert [str(w.message) for w in seen] == [f"{said} of those names{hint}"]
     with pytest.raises(NoTestSplit):
         open_catalog(str(named), split="test")
+    assert open_catalog(str(named / "train"), csv_opt="Training_set.csv").class_names == ["MONARCH"]
     # a training run on the split set: its train/ part, the output folder named after the set
     monkeypatch.chdir(tmp_path)
     make_folder(root / "test", n_per_class=2, seed=3)
