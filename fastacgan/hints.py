@@ -51,7 +51,7 @@ LMDB = (" (data.mdb is an LMDB database, as LSUN ships its images: fastacgan rea
 
 def file_hint(path: Path) -> str:
     """What a --data file that is none of the forms most likely meant: a zstd tar, the labels' CSV, a Hugging Face
-    file, an LMDB database, an .npy, one image."""
+    file, an LMDB database, HDF5, an .npy, one image."""
     name = path.name.lower()
     if name.endswith((".zst", ".tzst")):
         return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
@@ -62,6 +62,9 @@ def file_hint(path: Path) -> str:
                 "out/<label>/<n>.png, and give that folder)")  # fmt: skip
     if name.endswith(".mdb"):
         return LMDB
+    if name.endswith((".h5", ".hdf5", ".he5")):  # Galaxy10 DECals, PatchCamelyon
+        return (" (an HDF5 file, which fastacgan does not read: save its images and labels with h5py as an .npz, "
+                "np.savez('set.npz', x_train=f['images'][:], y_train=f['labels'][:]), and give that)")  # fmt: skip
     if name.endswith(".npy"):  # Quick, Draw!'s cat.npy: one class
         return (f" (an .npy file is read in its folder: --data {path.parent}, where each .npy holds a class's images, "
                 "or x_train.npy and y_train.npy the images and their labels)")  # fmt: skip

@@ -798,6 +798,10 @@ def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
         ("cat/0001.jpg", " (one image: --data takes the folder of the class folders: {tmp}, if cat/ is one)"),
         ("cifar10/train-00000-of-00001.parquet", " (a Hugging Face data set's file, which fastacgan does not read: "
          "save its images as an image folder, out/<label>/<n>.png, and give that folder)"),
+        ("Galaxy10_DECals.h5", " (an HDF5 file, which fastacgan does not read: save its images and labels with h5py "
+         "as an .npz, np.savez('set.npz', x_train=f['images'][:], y_train=f['labels'][:]), and give that)"),
+        ("quickdraw/cat.npy", " (an .npy file is read in its folder: --data {tmp}/quickdraw, where each .npy holds a "
+         "class's images, or x_train.npy and y_train.npy the images and their labels)"),
         ("notes.txt", ""),
     ],
 )  # fmt: skip
