@@ -94,7 +94,8 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
         log(f"note: {root} holds {', '.join(lists[:4])} beside its class folder{'s' * (len(names) > 1)} ({shown}): "
             "where that holds the labels, give it with --csv (and the column with --csv-label-col)")  # fmt: skip
-    if len(names) == 1 and len(subs := sorted(p.name for p in unwrapped(root / names[0]).iterdir() if p.is_dir())) > 1:
+    in_one = unwrapped(root / names[0]).iterdir() if len(names) == 1 else ()  # (a labels file beside kept it)
+    if len(subs := sorted(p.name for p in in_one if p.is_dir() and not hidden(p.name))) > 1:
         log(f"note: the one class folder of {root}, {names[0]}/, holds folders ({', '.join(subs[:3])}"
             f"{' ...' * (len(subs) > 3)}): --data {root / names[0]} reads them as classes or parts")  # fmt: skip
     split_like(root, deep, names)
