@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import binary_sets, downsampled_imagenet
+from . import binary_sets, downsampled_imagenet, npy_folder
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, labels_from
 
 CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
@@ -326,10 +326,11 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
 
 
 def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:
-    """An .npz (npz_catalog), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat, STL-10's _X.bin or an idx
-    images file (binary_sets); None for other files."""
-    if (cat := binary_sets.binary_file_catalog(path, split)) is not None:
-        return cat
+    """An .npz (npz_catalog; Kuzushiji's pairs: npy_folder), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat,
+    STL-10's _X.bin or an idx images file (binary_sets); None for other files."""
+    for read in (binary_sets.binary_file_catalog, npy_folder.kuzushiji_file_catalog):  # (k49-train-imgs.npz)
+        if (cat := read(path, split)) is not None:
+            return cat
     if path.name.lower().endswith(".npz"):
         return npz_catalog(path, split)
     return pixel_csv_catalog(path, split) if path.name.lower().endswith(".csv") else None

@@ -4,7 +4,9 @@
   `full_numpy_bitmap_cat.npy`: uint8 [N, 784], 28x28 drawings, white on black), or any uint8 [N, H, W] or
   [N, H, W, C] arrays; --classes picks the files to read (all 345 of Quick, Draw! take 38 GB);
 - the arrays of an .npz saved one by one: `x_train.npy` and `y_train.npy` (`x_test.npy`, `y_test.npy`), or
-  `train_images.npy` and `train_labels.npy`, as datasets.npz_catalog reads them from an .npz.
+  `train_images.npy` and `train_labels.npy`, as datasets.npz_catalog reads them from an .npz;
+- Kuzushiji-MNIST's and Kuzushiji-49's .npz pairs, an array each (`k49-train-imgs.npz`, `k49-train-labels.npz`,
+  `k49-test-...`), their classes named by the characters of `k49_classmap.csv` beside them.
 
 The files are mapped, not read, until the classes to train on are known; a selection larger than half the memory
 this process may take is refused before it is read.
@@ -12,18 +14,21 @@ this process may take is refused before it is read.
 
 from __future__ import annotations
 
+import csv
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 
-from .data import Catalog, DataError, Every, folder_name, hidden, is_image, known_classes, wanted_classes
+from .data import Catalog, DataError, Every, NoTestSplit, folder_name, hidden, is_image, known_classes, wanted_classes
 from .heap import byte_size
 from .limits import host_memory_available
 
 PREFIX = "full_numpy_bitmap_"  # Quick, Draw!'s files as its tutorials save them
 FORMS = (("x_{}", "y_{}"), ("{}_images", "{}_labels"))  # an .npz's arrays (datasets.npz_catalog), one file each
 PAIRED = {f.format(s) for form in FORMS for f in form for s in ("train", "test")}
+KUZUSHIJI = re.compile(r"(.+)-(train|test)-(imgs|labels)\.npz", re.IGNORECASE)  # k49-train-imgs.npz: (k49, train, imgs)
 
 
 def npy_files(d: Path) -> dict[str, Path]:
@@ -33,7 +38,7 @@ def npy_files(d: Path) -> dict[str, Path]:
     for p in d.iterdir():
         if hidden(p.name):
             continue
-        if p.name.lower().endswith(".npy") and p.is_file():
+        if (p.name.lower().endswith(".npy") or KUZUSHIJI.fullmatch(p.name)) and p.is_file():
             found[p.name[:-4]] = p
         elif p.is_dir() or is_image(p.name):
             others = True
@@ -41,10 +46,28 @@ def npy_files(d: Path) -> dict[str, Path]:
 
 
 def _load(path: Path) -> np.ndarray:
+    """An .npy's array (mapped), or the one array of an .npz (Kuzushiji's, read)."""
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        if path.suffix.lower() != ".npz":
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        with np.load(path, allow_pickle=False) as z:
+            if len(z.files) != 1:
+                raise DataError(f"--data {path}: expected one array, found {len(z.files)} ({', '.join(z.files[:5])})")
+            return z[z.files[0]]
     except (OSError, ValueError) as e:
-        raise DataError(f"--data {path}: cannot read the .npy ({e})") from e
+        raise DataError(f"--data {path}: cannot read the {path.suffix} ({e})") from e
+
+
+def _kuzushiji_names(files: dict[str, Path], prefix: str) -> list[str] | None:
+    """The characters that name a Kuzushiji set's classes, from <prefix>_classmap.csv beside its files
+    (index,codepoint,char), or None."""
+    path = next(iter(files.values())).parent / f"{prefix}_classmap.csv"
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = {int(r["index"]): r["char"] for r in csv.DictReader(f)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [rows[k] for k in range(len(rows))] if set(rows) == set(range(len(rows))) else None
 
 
 def _images(x: np.ndarray, path: Path) -> np.ndarray:
@@ -71,17 +94,38 @@ def pair_catalog(d: Path, split: str, files: dict[str, Path]) -> Catalog | None:
     from .datasets import arrays_catalog
 
     low = {n.lower(): n for n in files}
-    for xf, yf in FORMS:
+    kuzushiji = sorted({m[1] for n in low if (m := KUZUSHIJI.fullmatch(n + ".npz"))})
+    forms = [*FORMS, *((f"{p}-{{}}-imgs", f"{p}-{{}}-labels") for p in kuzushiji)]
+    for xf, yf in forms:
         xk, yk = low.get(xf.format(split)), low.get(yf.format(split))
         if xk and yk:
             x, y = _load(files[xk]), _load(files[yk])
             _fits(x.nbytes, f"--data {files[xk]}: its images", "save a part of them")
+            names = _kuzushiji_names(files, xk.rsplit("-", 2)[0]) if xf.endswith("-imgs") else None
             return arrays_catalog(np.array(x), np.array(y), str(files[xk]), folder_name(d), [str(files[xk])],
-                                  str(files[yk]))  # fmt: skip
-    if split == "train" and PAIRED & set(low):
-        raise DataError(f"--data {d}: its .npy files ({', '.join(sorted(files)[:6])}) have no training pair: "
-                        "x_train.npy with y_train.npy (or train_images.npy with train_labels.npy)")  # fmt: skip
+                                  str(files[yk]), class_names=names)  # fmt: skip
+    if split == "train" and (PAIRED & set(low) or kuzushiji):
+        raise DataError(f"--data {d}: its NumPy files ({', '.join(sorted(files)[:6])}) have no training pair: "
+                        "x_train.npy with y_train.npy (or train_images.npy with train_labels.npy; Kuzushiji's "
+                        "k49-train-imgs.npz with k49-train-labels.npz)")  # fmt: skip
     return None
+
+
+def kuzushiji_file_catalog(path: Path, split: str) -> Catalog | None:
+    """A Kuzushiji images .npz given as --data (k49-train-imgs.npz): it, with its labels beside it; the test split
+    is the -test- pair beside a -train- file. None for other files."""
+    m = KUZUSHIJI.fullmatch(path.name)
+    if m is None or m[3].lower() != "imgs":
+        return None
+    if split != "train":
+        path = path.with_name(f"{m[1]}-test-{m[3]}.npz")
+        if m[2].lower() != "train" or not path.is_file():
+            raise NoTestSplit(f"--data {path}: one split of its set")
+    labels = path.with_name(f"{path.name[: -len('imgs.npz')]}labels.npz")
+    if not labels.is_file():
+        raise DataError(f"--data {path}: no {labels.name} beside it (the labels)")
+    pair = {path.name[:-4]: path, labels.name[:-4]: labels}
+    return pair_catalog(path.parent, KUZUSHIJI.fullmatch(path.name)[2].lower(), pair)
 
 
 def class_files_catalog(d: Path, files: dict[str, Path], classes: str = "", log=lambda msg: None) -> Catalog:

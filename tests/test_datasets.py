@@ -289,12 +289,42 @@ def test_a_folder_of_npy_files(tmp_path, monkeypatch, capsys):
     assert torch.equal(train.images, torch.from_numpy(x)) and train.labels.tolist() == y.tolist() and len(test) == 2
     assert open_catalog(str(pairs), classes="2").labels.tolist() == [0, 0]  # --classes applies to pairs too
     (pairs / "y_train.npy").unlink()
-    with pytest.raises(DataError, match=r"arrays: its .npy files \(x_test, x_train, y_test\) have no training pair"):
+    with pytest.raises(DataError, match=r"arrays: its NumPy files \(x_test, x_train, y_test\) have no training pair"):
         open_catalog(str(pairs))
     run = tmp_path / "run"
     assert main(["--data", str(draw), "--classes", "cat,dog", "--steps", "2", *TINY, "--batch-size", "4", "--out",
                  str(run)]) == 0  # fmt: skip
     assert "3 classes" not in capsys.readouterr().out and (run / "checkpoints").is_dir()
+
+
+def test_kuzushiji_npz_pairs(tmp_path):
+    """Kuzushiji-49 ships only as .npz pairs of one array each (k49-train-imgs.npz, k49-train-labels.npz, the test
+    pair, k49_classmap.csv naming the characters); Kuzushiji-MNIST too (kmnist-...). Given as the folder or as the
+    images file: "an .npz needs x_train and y_train arrays (it has arr_0)" before. Read, the test pair held out,
+    the classes named by the characters."""
+    rng = np.random.default_rng(4)
+    d = tmp_path / "k49"
+    d.mkdir()
+    x, y = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8), np.arange(12) % 3
+    np.savez_compressed(d / "k49-train-imgs.npz", x)
+    np.savez_compressed(d / "k49-train-labels.npz", y)
+    np.savez_compressed(d / "k49-test-imgs.npz", x[:4])
+    np.savez_compressed(d / "k49-test-labels.npz", y[:4])
+    (d / "k49_classmap.csv").write_text("index,codepoint,char\n0,U+3042,あ\n1,U+3044,い\n2,U+3046,う\n", "utf-8")
+    for data in (d, d / "k49-train-imgs.npz"):
+        train, test = open_catalog(str(data)), open_catalog(str(data), split="test")
+        assert train.class_names == ["あ", "い", "う"] and train.name == "k49", data
+        assert torch.equal(train.images[..., 0], torch.from_numpy(x)) and train.labels.tolist() == y.tolist()
+        assert len(test) == 4 and test.class_names == train.class_names
+    with pytest.raises(NoTestSplit):
+        open_catalog(str(d / "k49-test-imgs.npz"), split="test")
+    (d / "k49_classmap.csv").unlink()  # no class map: the label values
+    assert open_catalog(str(d)).class_names == ["0", "1", "2"]
+    (d / "k49-train-labels.npz").unlink()
+    with pytest.raises(DataError, match=r"k49-train-imgs.npz: no k49-train-labels.npz beside it"):
+        open_catalog(str(d / "k49-train-imgs.npz"))
+    with pytest.raises(DataError, match=r"k49: its NumPy files .* have no training pair"):
+        open_catalog(str(d))
 
 
 def write_pixel_csv(path, x, y, header=True, label_last=False, fmt="%d"):
