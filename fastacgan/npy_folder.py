@@ -1,4 +1,4 @@
-"""A folder of NumPy .npy files, read as a data set:
+"""NumPy files read as a data set (a folder of them, or one of Kuzushiji's .npz files):
 
 - one file a class, named after it: Quick, Draw!'s numpy bitmaps (`numpy_bitmap/cat.npy`, saved by the tutorials as
   `full_numpy_bitmap_cat.npy`: uint8 [N, 784], 28x28 drawings, white on black), or any uint8 [N, H, W] or
