@@ -37,6 +37,7 @@ from .folders import (
     shard_note,
     split_like,
     split_note,
+    split_word,
 )
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
@@ -240,7 +241,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         flat_parts(path, parts, "; where a CSV labels the training part's images, unpack it and give that part "
                    "with --csv")  # fmt: skip
     else:  # classes named as parts, holding folders: a likely mistake (folders.split_like)
-        named = [p for p in parts if p.lower() in (*TRAIN_SPLITS, *TEST_SPLITS)]
+        named = [p for p in parts if split_word(p) in (*TRAIN_SPLITS, *TEST_SPLITS)]  # (training_set/ too)
         split_like(path, {p: bool(folders(p)) for p in named}, parts)
     if loose:
         log(loose_note(path, loose))

@@ -72,7 +72,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         if not files:  # (what it holds instead: Food-101's meta/, LSUN's data.mdb)
             held = f"; it holds {file_kinds(mine, 5)}{LMDB if '.mdb' in mine else ''}" if mine else ""
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)}){held}{_classes_in(d)}")
-        if d.name.lower() in (*TRAIN_SPLITS, *TEST_SPLITS):
+        if split_word(d.name) in (*TRAIN_SPLITS, *TEST_SPLITS):  # (training_set/ too)
             deep[d.name] = any(os.sep in f[len(str(d)) + 1 :] for f in files)
         if len(class_dirs) <= 20:  # the folders in it that hold its images (see same_folders_note)
             inner[d.name] = {f[len(str(d)) + 1 :].split(os.sep, 1)[0] for f in files if os.sep in f[len(str(d)) + 1 :]}
@@ -198,7 +198,7 @@ def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
     """Warn where classes are named as a split set's parts and hold folders (`deep`: such a class -> whether its
     images lie in folders inside it) beside a folder that is no part (the chest X-ray download's chest_xray/ holds
     train/, test/, val/ and a copy of them all in chest_xray/chest_xray/): read as classes, a likely mistake."""
-    if any(deep.get(c) for c in classes if c.lower() in TRAIN_SPLITS):
+    if any(deep.get(c) for c in classes if split_word(c) in TRAIN_SPLITS):
         other = [c for c in classes if c not in deep]
         warnings.warn(f"--data {data}: {', '.join(sorted(deep))} are read as classes beside {', '.join(other[:3])}"
                       f"{' ...' if len(other) > 3 else ''}, which is no part of a set split into train/ and test/ or "

@@ -1554,7 +1554,16 @@ def test_parts_named_by_a_word_each_in_a_folder_of_its_name(tmp_path):
         for c in names:
             (tmp_path / "lab" / "-".join(names) / c).mkdir(parents=True)
             Image.new("RGB", (8, 8)).save(tmp_path / "lab" / "-".join(names) / c / "x.png")
-        assert open_catalog(str(tmp_path / "lab" / "-".join(names))).class_names == sorted(names)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert open_catalog(str(tmp_path / "lab" / "-".join(names))).class_names == sorted(names)
+    make_folder(tmp_path / "catdog", n_per_class=1, size=(8, 8), classes=["extra"])  # a folder beside the parts: said
+    with zipfile.ZipFile(tmp_path / "catdog2.zip", "w") as zf:
+        for f in sorted((tmp_path / "catdog").rglob("*.png")):
+            zf.write(f, f"catdog/{f.relative_to(tmp_path / 'catdog')}")
+    for data in (tmp_path / "catdog", tmp_path / "catdog2.zip"):
+        with pytest.warns(UserWarning, match="test_set, training_set are read as classes beside extra, which is no"):
+            assert open_catalog(str(data)).class_names == ["extra", "test_set", "training_set"]
 
 
 def test_a_split_set_with_a_folder_of_no_images_beside_its_parts(tmp_path):
