@@ -6,6 +6,7 @@ each image's class folder, as in the image folder the archive was made of, or fr
 
 from __future__ import annotations
 
+import functools
 import os
 import tarfile
 import zipfile
@@ -215,10 +216,15 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         under.setdefault(dirs[i][k], []).append(dirs[i])
     parts = sorted(under)
 
-    def inner(n: str) -> int:  # the level of part n's class folders: one more in a folder of its name (n/n/<class>)
-        subs = {d[k + 1] for d in under[n] if len(d) > k + 1}
-        own = len(subs) == 1 and next(iter(subs)).lower() == n.lower() and all(len(d) > k + 1 for d in under[n])
-        return k + 2 if own else k + 1
+    @functools.cache
+    def inner(n: str) -> int:  # the level of part n's class folders: below lone folders, as folders.unwrapped reads
+        at, ds = k + 1, under[n]  # them (n/n/<class>/, n/images/<class>/; not a lone part, train/ alone)
+        while all(len(d) > at for d in ds) and any(len(d) > at + 1 for d in ds):
+            lone = {d[at] for d in ds}
+            if len(lone) != 1 or (split_word(name := lone.pop()) and name.lower() != ds[0][at - 1].lower()):
+                break
+            at += 1
+        return at
 
     def folders(n: str) -> set:  # the folders in part (or class) n
         at = inner(n)

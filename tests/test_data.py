@@ -1740,6 +1740,13 @@ def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
         assert said == [f"--data {data}: {said_first}"]
     with pytest.raises(NoTestSplit, match="GTSRB: split into Final_Training, none of them a test split"):
         open_catalog(str(gtsrb), split="test")
+    mri = tmp_path / "mri"  # the parts of a split set, each with its classes in a lone folder: in a folder and a zip
+    make_folder(mri / "Training" / "images", n_per_class=2, size=(8, 8))
+    make_folder(mri / "Testing" / "images", n_per_class=1, size=(8, 8))
+    shutil.make_archive(str(tmp_path / "mri"), "zip", mri)
+    for data in (mri, tmp_path / "mri.zip"):
+        train, test = open_catalog(str(data)), open_catalog(str(data), split="test")
+        assert train.class_names == test.class_names == list(CLASSES) and (len(train), len(test)) == (6, 3), data
     (pets / "labels.csv").write_text("image,label\n")  # a labels file beside: the folder is no wrapping, but said
     said = []
     assert open_catalog(str(pets), log=said.append).class_names == ["PetImages"]
