@@ -30,19 +30,11 @@ from .data import (
     labels_from,
     others_note,
 )
-from .folders import (
-    flat_parts,
-    loose_note,
-    pick_split,
-    same_folders_note,
-    shard_note,
-    split_like,
-    split_note,
-    split_word,
-)
+from .folders import loose_note, same_folders_note, shard_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, masks_note
+from .splits import flat_parts, pick_split, split_like, split_note, split_word
 
 
 class _TarReader:
@@ -243,10 +235,10 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
                             f"expected {part}/<class>/<image>")  # fmt: skip
     elif split != "train":
         return None
-    elif about:  # parts that hold images alone (folders.flat_parts)
+    elif about and all(map(split_word, parts)):  # parts named so that hold images alone (splits.flat_parts)
         flat_parts(path, parts, "; where a CSV labels the training part's images, unpack it and give that part "
                    "with --csv")  # fmt: skip
-    else:  # classes named as parts, holding folders: a likely mistake (folders.split_like)
+    else:  # classes named as parts, holding folders: a likely mistake (splits.split_like)
         named = [p for p in parts if split_word(p) in (*TRAIN_SPLITS, *TEST_SPLITS)]  # (training_set/ too)
         split_like(path, {p: bool(folders(p)) for p in named}, parts)
     if loose:

@@ -262,7 +262,7 @@ def open_catalog(
     datasets.py; an image folder or archive split into train/ and test/ or val/ folders; a training set with a
     held-out one beside it, named like it: held_out_sibling), else raises NoTestSplit; "train" reads the training
     part of such a set."""
-    from .folders import held_out_sibling
+    from .splits import held_out_sibling
 
     args = (csv_opt, image_col, label_col, classes, max_images, seed, image_size, log)
     try:
@@ -300,9 +300,10 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         # the forms' modules import this one (Catalog, DataError), so they are imported here
         from . import datasets  # torchvision's and Keras' on-disk formats
         from .archives import archive_catalog
-        from .folders import folder_catalog, split_folder, split_note, unwrapped
+        from .folders import folder_catalog, split_folder, unwrapped
         from .labels_csv import csv_catalog, find_csv
         from .npy_folder import class_files_catalog, npy_files, pair_catalog
+        from .splits import split_note
 
         if path.is_file():
             csv_path = find_csv(path.parent, csv_opt) if csv_opt else None

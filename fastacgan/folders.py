@@ -1,13 +1,12 @@
 """The image-folder form of --data: root/<class>/**/<image> listed into a Catalog (class folders in sorted order,
-or only those --classes names), a folder split into parts (train/, test/ or val/, each holding class folders), and
-the held-out set beside a training set named as one (train.tar.gz -> test.tar.gz).
+or only those --classes names), read through lone folders (unwrapped), and a folder split into parts (train/, test/
+or val/, each holding class folders; the words and the choice of part: splits.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from .data import (
 )
 from .hints import LMDB
 from .masks import MASK_DIRS, mask_files, masks_note
+from .splits import flat_parts, pick_split, split_like, split_word
 
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
 
@@ -187,25 +187,6 @@ def _classes_in(empty: Path) -> str:
     return ""
 
 
-def flat_parts(data, parts: list[str], hint: str) -> None:
-    """Warn where the class folders are all named as a split set's parts, one the training part, and hold images
-    alone (Kaggle's butterflies: train/*.jpg, test/*.jpg, their labels in Training_set.csv): read as classes."""
-    warnings.warn(f"--data {data}: {', '.join(sorted(parts))} are named as a split set's parts but hold images alone, "
-                  f"read as classes of those names{hint}", stacklevel=4)  # fmt: skip
-
-
-def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
-    """Warn where classes are named as a split set's parts and hold folders (`deep`: such a class -> whether its
-    images lie in folders inside it) beside a folder that is no part (the chest X-ray download's chest_xray/ holds
-    train/, test/, val/ and a copy of them all in chest_xray/chest_xray/): read as classes, a likely mistake."""
-    if any(deep.get(c) for c in classes if split_word(c) in TRAIN_SPLITS):
-        other = [c for c in classes if c not in deep]
-        warnings.warn(f"--data {data}: {', '.join(sorted(deep))} are read as classes beside {', '.join(other[:3])}"
-                      f"{' ...' if len(other) > 3 else ''}, which is no part of a set split into train/ and test/ or "
-                      f"val/; if it is such a set, move {other[0]} out of {data}, or give the folder that holds only "
-                      "the parts", stacklevel=3)  # fmt: skip
-
-
 def _unsorted_hint(root: Path, loose: list[str]) -> str:
     """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
     train.csv), or the classes their names begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
@@ -233,45 +214,6 @@ def loose_note(data, names: list[str]) -> str:
             "is the folder it is in")  # fmt: skip
 
 
-# the words of a part of unlabelled images beside the training part (Intel's seg_pred/; GTSRB's Meta/, a sign a class):
-# neither trained on nor held out
-UNLABELLED_PART = ("pred", "predict", "prediction", "unlabeled", "unlabelled", "meta")
-
-
-def split_word(name: str) -> str | None:
-    """The split that a folder's name names: train, test, val ... (any case), as the name itself or as the one
-    split word among its words (Kaggle's training_set/ and test_set/, Intel's seg_train/ and seg_test/); "pred"
-    for a part of unlabelled images (seg_pred/); else None."""
-    low = name.lower()
-    words = [w for w in re.split(r"[^a-z]+", low) if w]
-    found = [w for w in words if w in (*TRAIN_SPLITS, *TEST_SPLITS)]
-    if low in (*TRAIN_SPLITS, *TEST_SPLITS) or len(found) == 1:
-        return found[0] if found else low
-    return "pred" if not found and any(w in UNLABELLED_PART for w in words) else None
-
-
-def pick_split(parts: list[str], split: str, classes_of: Callable[[str], set] | None = None) -> tuple[str | None, str]:
-    """Folder names -> (the one that holds `split`, or None; a description of the parts), when the names are those
-    of a data set split into parts: every one names a split (split_word: train, test, val, ...; any case; as a word,
-    training_set; a part of unlabelled images, seg_pred, is passed over) and one of them the training split.
-    (None, "") when they are something else: class names. For "test", of several held-out parts the first
-    (TEST_SPLITS' order) whose class folders (`classes_of`: a part's name -> their names) share one with the
-    training part's: an unlabelled test/ (Kaggle's test/*.jpg, Tiny ImageNet's test/images/) is passed over for a
-    labelled val/."""
-    kind = {n: split_word(n) for n in parts}
-    if not parts or None in kind.values():
-        return None, ""
-    train = [n for n in parts if kind[n] in TRAIN_SPLITS]
-    if len(train) != 1:
-        return None, ""
-    held = sorted((n for n in parts if kind[n] in TEST_SPLITS), key=lambda n: (TEST_SPLITS.index(kind[n]), n))
-    if split != "train" and classes_of is not None and len(held) > 1:
-        known = classes_of(train[0])
-        held = [n for n in held if classes_of(n) & known] + held
-    about = f"split into {', '.join(sorted(parts))}"
-    return (train[0] if split == "train" else (held[0] if held else None)), about
-
-
 def a_note(name: str) -> bool:
     """A file that says what a data set is (a README, its licence, a paper's PDF): no part of its data."""
     name = name.lower()
@@ -297,11 +239,6 @@ def unwrapped(part: Path) -> Path:
     return part
 
 
-def split_note(data, about: str, part: str, split: str) -> str:
-    """The line that says which part of a set split into parts is read."""
-    return f"--data {data}: {about}; {'training on' if split == 'train' else 'held out:'} {part}/"
-
-
 def _any_image(folder: Path) -> bool:
     return any(is_image(f) for _, _, files in walk(folder) for f in files)
 
@@ -320,7 +257,7 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
         subs = {n: p for n, p in subs.items() if n not in bare}
         train, about = pick_split(list(subs), "train")
         about += f" ({', '.join(sorted(bare))}: no images)" if about else ""
-    if train is not None and not folders(train):  # Kaggle's butterflies: train/*.jpg, test/*.jpg, Training_set.csv
+    if train is not None and split_word(train) and not folders(train):  # Kaggle's butterflies: train/*.jpg, test/*.jpg
         flat_parts(root, list(subs), _unsorted_hint(subs[train], []))
     if train is None or not folders(train):
         return root, ""  # (a training part that holds no class folders: classes merely named so)
@@ -376,21 +313,3 @@ def _images_under(folder: Path, others: Counter | None = None, masks: list[str] 
             elif others is not None:
                 count_other(others, f)
     return sorted(out)
-
-
-def held_out_sibling(path: Path) -> Path | None:
-    """The held-out counterpart beside a training set named as one: train.tar.gz -> test.tar.gz (else val.tar.gz
-    ...: TEST_SPLITS' order), cifar10/train -> cifar10/test, isic_Train.zip -> isic_TEST.zip; the split name a word
-    of the name, matched in any case. None when there is none (or the name names no training split)."""
-    tail = next((e for e in ARCHIVE_EXTS if path.name.lower().endswith(e)), "") if path.is_file() else ""
-    stem = path.name[: len(path.name) - len(tail)]
-    words = re.split(r"([^A-Za-z]+)", stem)  # the name's words and what separates them
-    rank = {}
-    for k in (k for k, w in enumerate(words) if w.lower() in TRAIN_SPLITS):
-        for r, held in enumerate(TEST_SPLITS):
-            rank.setdefault(("".join([*words[:k], held, *words[k + 1 :]]) + tail).lower(), r)
-    if not rank:
-        return None
-    found = sorted((rank[p.name.lower()], p.name, p) for p in path.parent.iterdir()
-                   if p.name.lower() in rank and p.is_dir() == path.is_dir())  # fmt: skip
-    return found[0][2] if found else None

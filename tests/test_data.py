@@ -1673,6 +1673,38 @@ def test_folders_of_masks_inside_the_class_folders_are_passed_over(tmp_path):
                         "training images"], data  # fmt: skip
 
 
+def test_a_training_part_not_named_as_one_beside_held_out_parts(tmp_path):
+    """Places365 as torchvision downloads it: data_256_standard/ (a/abbey/ ...) beside val_256/ (images alone,
+    labelled by places365_val.txt); a set's images/<class>/ beside test/<class>/. They were two classes (the two
+    folders), in silence. The one folder not named as a part, holding folders, beside held-out parts is the training
+    part; a folder of images beside a test/ stays a class."""
+    root = tmp_path / "places"
+    for letter, names in (("a", ("abbey", "airfield")), ("b", ("bakery",)), ("c", ("canyon",))):
+        make_folder(root / "data_256_standard" / letter, n_per_class=1, size=(8, 8), classes=names)
+    (root / "val_256").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "val_256" / "Places365_val_00000001.jpg")
+    said = []
+    cat = open_catalog(str(root), log=said.append)
+    assert cat.class_names == ["abbey", "airfield", "bakery", "canyon"] and cat.name == "places"
+    assert said[0] == f"--data {root}: split into data_256_standard, val_256; training on data_256_standard/"
+    with pytest.raises(DataError, match=r"val_256: no class folders found \(it holds 1 loose images\)"):
+        open_catalog(str(root), split="test")
+    sets = tmp_path / "sets"
+    make_folder(sets / "images", n_per_class=2, size=(8, 8))
+    make_folder(sets / "test", n_per_class=1, size=(8, 8))
+    shutil.make_archive(str(sets), "zip", sets)
+    for data in (sets, tmp_path / "sets.zip"):
+        train, test = open_catalog(str(data)), open_catalog(str(data), split="test")
+        assert train.class_names == test.class_names == list(CLASSES) and (len(train), len(test)) == (6, 3), data
+    flat = tmp_path / "flat"  # classes bird and test, images in each: classes, nothing said
+    make_folder(flat, n_per_class=1, size=(8, 8), classes=["bird", "test"])
+    shutil.make_archive(str(flat), "zip", flat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for data in (flat, tmp_path / "flat.zip"):
+            assert open_catalog(str(data)).class_names == ["bird", "test"]
+
+
 def test_gtsrb_as_kaggle_ships_it(tmp_path):
     """GTSRB on Kaggle: Train/<class id>/, Test/ (images alone, labelled by Test.csv beside it) and Meta/ (one
     pictogram a class), with Train.csv, Test.csv, Meta.csv. Meta, Test and Train were the classes (a warning said
