@@ -89,8 +89,9 @@ def _fits(nbytes: int, what: str, hint: str) -> None:
 
 
 def pair_catalog(d: Path, split: str, files: dict[str, Path]) -> Catalog | None:
-    """The x_<split>.npy and y_<split>.npy pair in d (files: npy_files(d)), or None where d holds no such files (or,
-    for "test", no test pair)."""
+    """The images and labels of `split` in d (files: npy_files(d)): an .npz's arrays saved one by one (x_train.npy
+    and y_train.npy: FORMS) or Kuzushiji's pair (k49-train-imgs.npz, k49-train-labels.npz); None where d holds no
+    such files (or, for "test", no test pair)."""
     from .datasets import arrays_catalog
 
     low = {n.lower(): n for n in files}
@@ -102,7 +103,7 @@ def pair_catalog(d: Path, split: str, files: dict[str, Path]) -> Catalog | None:
             x, y = _load(files[xk]), _load(files[yk])
             _fits(x.nbytes, f"--data {files[xk]}: its images", "save a part of them")
             names = _kuzushiji_names(files, xk.rsplit("-", 2)[0]) if xf.endswith("-imgs") else None
-            return arrays_catalog(np.array(x), np.array(y), str(files[xk]), folder_name(d), [str(files[xk])],
+            return arrays_catalog(np.asarray(x), np.asarray(y), str(files[xk]), folder_name(d), [str(files[xk])],
                                   str(files[yk]), class_names=names)  # fmt: skip
     if split == "train" and (PAIRED & set(low) or kuzushiji):
         raise DataError(f"--data {d}: its NumPy files ({', '.join(sorted(files)[:6])}) have no training pair: "
