@@ -30,7 +30,7 @@ from .data import (
     labels_from,
     others_note,
 )
-from .folders import loose_note, same_folders_note, shard_note
+from .folders import initials_note, loose_note, same_folders_note, shard_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, masks_note
@@ -248,8 +248,13 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         log(masks_note(path, masks))
     if len(keep) < len(names):
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
-    labels, class_names = labels_from([d[k] for d in dirs])
-    within: dict[str, set] = {c: set() for c in class_names} if len(class_names) <= 20 else {}
+    letters = sorted({d[k] for d in dirs})  # SUN397's and Places365's a/abbey/, b/bakery/shop/: folders._by_initial
+    initials = len(letters) >= 3 and all(len(x) == 1 and x.isalpha() for x in letters) and all(
+        len(d) > k + 1 and d[k + 1].lower().startswith(d[k].lower()) for d in dirs)  # fmt: skip
+    labels, class_names = labels_from(["/".join(d[k + 1 :]) if initials else d[k] for d in dirs])
+    if initials:
+        log(initials_note(path, letters, class_names))
+    within: dict[str, set] = {c: set() for c in class_names} if len(class_names) <= 20 and not initials else {}
     for d in dirs if within else ():  # (the folders in each class folder: folders.same_folders_note)
         within[d[k]].update(d[k + 1 : k + 2])
     for note in (shard_note(class_names), same_folders_note(path, within, archive=True)):

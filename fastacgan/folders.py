@@ -148,6 +148,14 @@ def _by_initial(class_dirs: list[Path]) -> bool:
     return True
 
 
+def initials_note(data, letters: list[str], names: list[str]) -> str:
+    """The line that says the class folders are initial letters and the classes the folders in them."""
+    return (
+        f"note: {data}'s folders are initial letters ({', '.join(f'{x}/' for x in letters[:3])} ...), as SUN397 "
+        f"and Places365 ship them: the classes are the folders in them ({', '.join(names[:3])} ...: {len(names)})"
+    )
+
+
 def _initials_catalog(root: Path, letters: list[Path], classes: str, log: Callable[[str], None]) -> Catalog:
     """root/<letter>/<class>/<image>: an image's class is the path between its letter folder and itself (abbey,
     apartment_building/outdoor), as torchvision's SUN397 names them. As an image folder, the classes were the
@@ -165,9 +173,7 @@ def _initials_catalog(root: Path, letters: list[Path], classes: str, log: Callab
     class_names = known_classes(wanted_classes(classes, names), names) if classes else names
     label_of = {c: k for k, c in enumerate(class_names)}
     keep = [i for i, c in enumerate(of) if c in label_of]
-    shown = ", ".join(f"{d.name}/" for d in letters[:3])
-    log(f"note: {root}'s folders are initial letters ({shown} ...), as SUN397 and Places365 ship them: the classes "
-        f"are the folders in them ({', '.join(names[:3])} ...: {len(names)})")  # fmt: skip
+    log(initials_note(root, [d.name for d in letters], names))
     if others:
         log(others_note(root, others))
     labels = np.asarray([label_of[of[i]] for i in keep], dtype=np.int64)

@@ -733,6 +733,12 @@ def test_class_folders_in_initial_letter_folders_as_sun397_ships_them(tmp_path):
     assert any("passed over 1 file(s) of kinds it does not read as images: .md (1)" in m for m in lines)
     sub = open_catalog(str(sun), classes="castle,abbey")
     assert sub.class_names == ["castle", "abbey"] and sub.labels.tolist() == [1, 0, 0, 0, 0]
+    with tarfile.open(tmp_path / "SUN397.tar", "w") as tf:  # an archive of it (Places365's data_256.tar): the same
+        tf.add(sun, arcname="SUN397")
+    lines = []
+    packed = open_catalog(str(tmp_path / "SUN397.tar"), log=lines.append)
+    assert packed.class_names == cat.class_names and packed.labels.tolist() == cat.labels.tolist()
+    assert any(f"{tmp_path / 'SUN397.tar'}'s folders are initial letters (a/, b/, c/ ...)" in m for m in lines)
     letters = tmp_path / "letters"  # handwritten letters, one folder each: the letters are the classes
     for c in "ABC":
         (letters / c / "more").mkdir(parents=True)
@@ -743,6 +749,8 @@ def test_class_folders_in_initial_letter_folders_as_sun397_ships_them(tmp_path):
         (letters / c / "more").rename(letters / c / "writer_1")
         (letters / c / "1.png").rename(letters / c / "writer_1" / "1.png")
     assert open_catalog(str(letters)).class_names == ["A", "B", "C"]
+    shutil.make_archive(str(letters), "zip", letters)
+    assert open_catalog(str(tmp_path / "letters.zip")).class_names == ["A", "B", "C"]
 
 
 def test_class_folders_that_number_shards_are_said_to_be_no_classes(tmp_path):
