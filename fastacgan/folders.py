@@ -221,9 +221,11 @@ def loose_note(data, names: list[str]) -> str:
 
 
 def a_note(name: str) -> bool:
-    """A file that says what a data set is (a README, its licence, a paper's PDF): no part of its data."""
+    """A file that says what a data set is or how it was made (a README, its licence, a paper's PDF, a script:
+    Animals-10's translate.py beside raw-img/): no part of its data."""
     name = name.lower()
-    return name.endswith((".md", ".pdf", ".html", ".rtf")) or name.startswith(("readme", "licen", "copying", "cita"))
+    notes = (".md", ".pdf", ".html", ".rtf", ".py", ".ipynb", ".sh")
+    return name.endswith(notes) or name.startswith(("readme", "licen", "copying", "cita"))
 
 
 def _has_folders(folder: Path) -> bool:

@@ -1766,6 +1766,7 @@ def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
     make_folder(pets / "PetImages", n_per_class=2, size=(8, 8))
     (pets / "CDLA-Permissive-2.0.pdf").write_bytes(b"%PDF")
     (pets / "readme[1].txt").write_text("Microsoft's cats and dogs")
+    (pets / "translate.py").write_text("# Animals-10's names, beside raw-img/")
     said = []
     cat = open_catalog(str(pets), log=said.append)
     assert cat.class_names == list(CLASSES) and len(cat) == 6 and cat.name == pets.name and cat.folder == pets
