@@ -235,7 +235,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
                             f"expected {part}/<class>/<image>")  # fmt: skip
     elif split != "train":
         return None
-    elif about and all(map(split_word, parts)):  # parts named so that hold images alone (splits.flat_parts)
+    elif about and len(parts) > 1 and all(map(split_word, parts)):  # parts named so, images alone (splits.flat_parts)
         flat_parts(path, parts, "; where a CSV labels the training part's images, unpack it and give that part "
                    "with --csv")  # fmt: skip
     else:  # classes named as parts, holding folders: a likely mistake (splits.split_like)

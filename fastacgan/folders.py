@@ -265,7 +265,7 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
         subs = {n: p for n, p in subs.items() if n not in bare}
         train, about = pick_split(list(subs), "train")
         about += f" ({', '.join(sorted(bare))}: no images)" if about else ""
-    if train is not None and split_word(train) and not folders(train):  # Kaggle's butterflies: train/*.jpg, test/*.jpg
+    if len(subs) > 1 and train is not None and split_word(train) and not folders(train):  # butterflies: train/*.jpg
         flat_parts(root, list(subs), _unsorted_hint(subs[train], []))
     if train is None or not folders(train):
         return root, ""  # (a training part that holds no class folders: classes merely named so)

@@ -703,7 +703,8 @@ def test_a_folder_of_no_images_beside_a_folder_of_classes_says_where_they_are(tm
     lmdb = r"\(data\.mdb is an LMDB database, as LSUN ships its images: fastacgan reads image files; export them"
     for data, said in ((lsun, "no class folders found; expected"), (lsun / "data.mdb", "a file must be"),
                        (lsun.parent, r"holds no images .*; it holds \.mdb \(2\)")):  # fmt: skip
-        with pytest.raises(DataError, match=f"{said}.* {lmdb}"):
+        with pytest.raises(DataError, match=f"{said}.* {lmdb}"), warnings.catch_warnings():
+            warnings.simplefilter("error")  # (one folder named as a training part, of no images: no split said)
             open_catalog(str(data))
 
 
@@ -1519,7 +1520,7 @@ def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
             assert open_catalog(str(data)).class_names == ["test", "train"]
         said = f"--data {data}: test, train are named as a split set's parts but hold images alone, read as classes"
         assert [str(w.message) for w in seen] == [f"{said} of those names{hint}"]
-    with pytest.raises(NoTestSplit):
+    with pytest.raises(NoTestSplit), pytest.warns(UserWarning, match="are named as a split set's parts"):
         open_catalog(str(named), split="test")
     assert open_catalog(str(named / "train"), csv_opt="Training_set.csv").class_names == ["MONARCH"]
     # a training run on the split set: its train/ part, the output folder named after the set
