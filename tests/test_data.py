@@ -1498,7 +1498,7 @@ def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
     assert all("/xray/val/" in n for n in open_catalog(str(root), split="test").names)
     (root / "val").rename(tmp_path / "gone2")
     assert len(open_catalog(str(root))) == 9
-    with pytest.raises(NoTestSplit, match="xray: split into train, none of them a test split \\(test, testing, val"):
+    with pytest.raises(NoTestSplit, match="xray: split into train, none of them a test split \\(test, testing, tests"):
         open_catalog(str(root), split="test")
     # not a split: a folder beside them that is no part, or parts holding images instead of class folders
     make_folder(root, n_per_class=1, classes=("other",))
@@ -1705,6 +1705,13 @@ def test_a_training_part_not_named_as_one_beside_held_out_parts(tmp_path):
     for data in (sets, tmp_path / "sets.zip"):
         train, test = open_catalog(str(data)), open_catalog(str(data), split="test")
         assert train.class_names == test.class_names == list(CLASSES) and (len(train), len(test)) == (6, 3), data
+    simpsons = tmp_path / "simpsons"  # Kaggle's Simpsons: simpsons_dataset/<character>/ beside kaggle_simpson_testset/
+    make_folder(simpsons / "simpsons_dataset", n_per_class=1, size=(8, 8))
+    make_folder(simpsons / "kaggle_simpson_testset", n_per_class=1, size=(8, 8))
+    said = []
+    assert open_catalog(str(simpsons), log=said.append).class_names == list(CLASSES)
+    assert said == [f"--data {simpsons}: split into kaggle_simpson_testset, simpsons_dataset; training on "
+                    "simpsons_dataset/"]  # fmt: skip
     flat = tmp_path / "flat"  # classes bird and test, images in each: classes, nothing said
     make_folder(flat, n_per_class=1, size=(8, 8), classes=["bird", "test"])
     shutil.make_archive(str(flat), "zip", flat)
