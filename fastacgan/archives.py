@@ -30,7 +30,7 @@ from .data import (
     labels_from,
     others_note,
 )
-from .folders import initials_note, loose_note, same_folders_note, shard_note
+from .folders import folders_within, initials_note, loose_note, same_folders_note, shard_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, masks_note
@@ -254,9 +254,10 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     labels, class_names = labels_from(["/".join(d[k + 1 :]) if initials else d[k] for d in dirs])
     if initials:
         log(initials_note(path, letters, class_names))
-    within: dict[str, set] = {c: set() for c in class_names} if len(class_names) <= 20 and not initials else {}
-    for d in dirs if within else ():  # (the folders in each class folder: folders.same_folders_note)
-        within[d[k]].update(d[k + 1 : k + 2])
+    below: dict[str, list] = {c: [] for c in class_names} if len(class_names) <= 20 and not initials else {}
+    for d in dirs if below else ():  # (the folders in each class folder: folders.same_folders_note)
+        below[d[k]].append(d[k + 1 :])
+    within = {c: folders_within(b) for c, b in below.items()}
     for note in (shard_note(class_names), same_folders_note(path, within, archive=True)):
         if note:
             log(note)

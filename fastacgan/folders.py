@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         if split_word(d.name) in (*TRAIN_SPLITS, *TEST_SPLITS):  # (training_set/ too)
             deep[d.name] = any(os.sep in f[len(str(d)) + 1 :] for f in files)
         if len(class_dirs) <= 20:  # the folders in it that hold its images (see same_folders_note)
-            inner[d.name] = {f[len(str(d)) + 1 :].split(os.sep, 1)[0] for f in files if os.sep in f[len(str(d)) + 1 :]}
+            inner[d.name] = folders_within(tuple(f[len(str(d)) + 1 :].split(os.sep)[:-1]) for f in files)
         paths += files
         ids += [label_of[d.name]] * len(files)
         if due():
@@ -106,10 +106,20 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
 
 
+def folders_within(below: Iterable[tuple[str, ...]]) -> set[str]:
+    """The folders that hold a class's images (below: each image's folders inside the class folder), under lone
+    folders (Office-31's amazon/images/<class>/: the classes, not images)."""
+    below, at = list(below), 0
+    while len(names := {b[at] for b in below if len(b) > at}) == 1 and all(len(b) > at + 1 for b in below):
+        at += 1
+    return names
+
+
 def same_folders_note(root: Path, inner: dict[str, set], archive: bool = False) -> str:
     """The line that says that every class folder holds the same folders (inner: class -> the folders in it that
-    hold images), or "": PlantVillage's color/, grayscale/ and segmented/ each hold its 38 classes, and class
-    folders may each be split into train/ and test/; either way a class is every image under its folder."""
+    hold images: folders_within), or "": PlantVillage's color/, grayscale/ and segmented/ each hold its 38 classes,
+    Office-31's amazon/, dslr/, webcam/ its 31 (in images/), and class folders may each be split into train/ and
+    test/; either way a class is every image under its folder."""
     sets = list(inner.values())
     if len(sets) < 2 or len(sets[0]) < 2 or any(s != sets[0] for s in sets):
         return ""

@@ -1635,6 +1635,15 @@ def test_class_folders_that_each_hold_the_same_folders(tmp_path):
     assert said == [f"note: each class folder of {tmp_path / 'pv.zip'} holds the same 3 folders (circle, square, "
                     "stripes): a class is every image under its folder; if those folders are the classes, give one "
                     "class folder, unpacked, as --data"]  # fmt: skip
+    office = tmp_path / "Office31"  # the same folders inside lone folders: amazon/images/<class>/, dslr/images/ ...
+    for domain in ("amazon", "dslr"):
+        make_folder(office / domain / "images", n_per_class=1, size=(8, 8))
+    said = []
+    assert open_catalog(str(office), log=said.append).class_names == ["amazon", "dslr"]
+    assert said == [f"note: each class folder of {office} holds the same 3 folders (circle, square, stripes): a class "
+                    f"is every image under its folder; if those folders are the classes, give one class folder as "
+                    f"--data (--data {office / 'amazon'})"]  # fmt: skip
+    assert open_catalog(str(office / "amazon")).class_names == list(CLASSES)
     for c, sub in (("cat", "patient_1"), ("dog", "patient_2"), ("owl", "images")):
         make_folder(tmp_path / "other" / c, n_per_class=1, size=(8, 8), classes=[sub, f"{sub}b"][: 1 + (c != "owl")])
     said = []
