@@ -133,9 +133,17 @@ def others_note(data, others: Counter) -> str:
     if not others:
         return ""
     kinds = file_kinds(others)
-    avif = " (.avif: Pillow 11.3 or newer reads it, `pip install -U pillow`)" if ".avif" in others else ""
     return (f"--data {data}: passed over {others.total()} file(s) of kinds it does not read as images: {kinds}"
-            f"{' ...' if len(others) > 8 else ''}{avif}")  # fmt: skip
+            f"{' ...' if len(others) > 8 else ''}{kinds_hint(others)}")  # fmt: skip
+
+
+def kinds_hint(others: Counter) -> str:
+    """What to do with files of kinds that are images, but not ones PIL reads here: AVIF, DICOM (medical scans)."""
+    hints = {
+        ".avif": "Pillow 11.3 or newer reads it, `pip install -U pillow`",
+        ".dcm": "DICOM, which fastacgan does not read: save them as PNG first (pydicom's dcmread(f).pixel_array)",
+    }
+    return "".join(f" ({ext}: {hint})" for ext, hint in hints.items() if ext in others)  # fmt: skip
 
 
 def labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -28,6 +28,7 @@ from .data import (
     folder_name,
     hidden,
     is_image,
+    kinds_hint,
     known_classes,
     others_note,
     wanted_classes,
@@ -70,7 +71,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         files = _images_under(d, mine := Counter(), masks)
         others += mine
         if not files:  # (what it holds instead: Food-101's meta/, LSUN's data.mdb)
-            held = f"; it holds {file_kinds(mine, 5)}{LMDB if '.mdb' in mine else ''}" if mine else ""
+            held = f"; it holds {file_kinds(mine, 5)}{LMDB if '.mdb' in mine else ''}{kinds_hint(mine)}" if mine else ""
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)}){held}{_classes_in(d)}")
         if split_word(d.name) in (*TRAIN_SPLITS, *TEST_SPLITS):  # (training_set/ too)
             deep[d.name] = any(os.sep in f[len(str(d)) + 1 :] for f in files)

@@ -579,6 +579,17 @@ def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
     assert len(open_catalog(str(tmp_path / "web"), log=said.append)) == 2
     assert said == [f"--data {tmp_path / 'web'}: passed over 6 file(s) of kinds it does not read as images: .avif (6) "
                     "(.avif: Pillow 11.3 or newer reads it, `pip install -U pillow`)"]  # fmt: skip
+    dicom = " (.dcm: DICOM, which fastacgan does not read: save them as PNG first (pydicom's dcmread(f).pixel_array))"
+    (tmp_path / "web" / "a" / "scan.dcm").write_bytes(b"DICM")  # RSNA's chest X-rays, a medical folder's scans
+    said.clear()
+    assert len(open_catalog(str(tmp_path / "web"), log=said.append)) == 2
+    avif = " (.avif: Pillow 11.3 or newer reads it, `pip install -U pillow`)"
+    assert said[0].endswith(f".avif (6), .dcm (1){avif}{dicom}")
+    (tmp_path / "scans" / "PNEUMONIA").mkdir(parents=True)
+    (tmp_path / "scans" / "PNEUMONIA" / "0.dcm").write_bytes(b"DICM")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(tmp_path / "scans"))
+    assert str(e.value).endswith(f"; it holds .dcm (1){dicom}")
 
 
 def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
