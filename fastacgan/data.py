@@ -137,11 +137,20 @@ def others_note(data, others: Counter) -> str:
             f"{' ...' if len(others) > 8 else ''}{kinds_hint(others)}")  # fmt: skip
 
 
+HF_FILES = (
+    "a Hugging Face data set's file, which fastacgan does not read: save its images as an image folder, "
+    "out/<label>/<n>.png, and give that folder"
+)
+
+
 def kinds_hint(others: Counter) -> str:
-    """What to do with files of kinds that are images, but not ones PIL reads here: AVIF, DICOM (medical scans)."""
+    """What to do with files that hold images, but not in a form read here: AVIF (a newer Pillow reads it), DICOM
+    (medical scans), Hugging Face's data files."""
     hints = {
         ".avif": "Pillow 11.3 or newer reads it, `pip install -U pillow`",
         ".dcm": "DICOM, which fastacgan does not read: save them as PNG first (pydicom's dcmread(f).pixel_array)",
+        ".arrow": HF_FILES,
+        ".parquet": HF_FILES,
     }
     return "".join(f" ({ext}: {hint})" for ext, hint in hints.items() if ext in others)  # fmt: skip
 

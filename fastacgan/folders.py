@@ -50,6 +50,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         packed = sorted(p.name for p in entries if p.is_file() and p.name.lower().endswith(ARCHIVE_EXTS))
         hint = f" (it holds {len(loose)} loose images)" if loose else ""
         msg = f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>"
+        msg += kinds_hint(Counter(os.path.splitext(p.name)[1].lower() for p in entries if p.is_file()))  # .dcm, .arrow
         if packed:  # the data set as it was downloaded: train.tar.gz, test.tar.gz
             shown = ", ".join(packed[:5]) + (f" and {len(packed) - 5} more" if len(packed) > 5 else "")
             pick = next((n for n in packed if "train" in n.lower()), packed[0])
@@ -276,7 +277,8 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
         subs = {n: p for n, p in subs.items() if n not in bare}
         train, about = pick_split(list(subs), "train")
         about += f" ({', '.join(sorted(bare))}: no images)" if about else ""
-    if len(subs) > 1 and train is not None and split_word(train) and not folders(train):  # butterflies: train/*.jpg
+    flat = train is not None and split_word(train) and not folders(train) and _any_image(subs[train])
+    if len(subs) > 1 and flat:  # Kaggle's butterflies: train/*.jpg, test/*.jpg, Training_set.csv
         flat_parts(root, list(subs), _unsorted_hint(subs[train], []))
     if train is None or not folders(train):
         return root, ""  # (a training part that holds no class folders: classes merely named so)

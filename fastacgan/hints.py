@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .data import is_image
+from .data import HF_FILES, is_image
 
 # data sets by the names their users call them, which are not paths here: what to give instead
 _KNOWN_SETS = {
@@ -58,8 +58,7 @@ def file_hint(path: Path) -> str:
     if name.endswith((".csv", ".tsv", ".jsonl")):
         return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
     if name.endswith((".parquet", ".arrow")):  # Hugging Face datasets' files
-        return (" (a Hugging Face data set's file, which fastacgan does not read: save its images as an image folder, "
-                "out/<label>/<n>.png, and give that folder)")  # fmt: skip
+        return f" ({HF_FILES})"
     if name.endswith(".mdb"):
         return LMDB
     if name.endswith((".h5", ".hdf5", ".he5")):  # Galaxy10 DECals, PatchCamelyon

@@ -590,6 +590,21 @@ def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
     with pytest.raises(DataError) as e:
         open_catalog(str(tmp_path / "scans"))
     assert str(e.value).endswith(f"; it holds .dcm (1){dicom}")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(tmp_path / "scans" / "PNEUMONIA"))
+    assert str(e.value).endswith(f"no class folders found; expected {tmp_path / 'scans' / 'PNEUMONIA'}/<class>/<image>"
+                                 f"{dicom}")  # fmt: skip
+    # a Hugging Face data set saved with save_to_disk: train/ and test/ of .arrow and .json files (no split warning)
+    hf = " (.arrow: a Hugging Face data set's file, which fastacgan does not read: save its images as an image "
+    for part in ("train", "test"):
+        (tmp_path / "hf" / part).mkdir(parents=True)
+        (tmp_path / "hf" / part / "state.json").write_text("{}")
+        (tmp_path / "hf" / part / "data-00000-of-00001.arrow").write_bytes(b"ARROW1")
+    for data, said in ((tmp_path / "hf", "holds no images"), (tmp_path / "hf" / "train", "no class folders found")):
+        with pytest.raises(DataError) as e, warnings.catch_warnings():
+            warnings.simplefilter("error")
+            open_catalog(str(data))
+        assert said in str(e.value) and str(e.value).endswith(f"{hf}folder, out/<label>/<n>.png, and give that folder)")
 
 
 def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
