@@ -38,6 +38,7 @@ from .masks import MASK_DIRS, mask_files, masks_note
 from .splits import flat_parts, pick_split, split_like, split_word
 
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
+CLUTTER = "BACKGROUND_Google"  # Caltech-101's folder of clutter images beside its 101 object classes
 
 
 def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, classes: str = "") -> Catalog:
@@ -63,6 +64,10 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     if _by_initial(class_dirs):
         return _initials_catalog(root, class_dirs, classes, log)
     names = [d.name for d in class_dirs]
+    if CLUTTER in names and len(names) > 1 and CLUTTER not in classes.split(","):  # (--classes may name it)
+        names.remove(CLUTTER)
+        log(f"note: {root}'s {CLUTTER}/ is Caltech-101's background clutter, no object class: passed over, as "
+            "torchvision's Caltech101 passes it over")  # fmt: skip
     # the classes in the order --classes gives them (as open_catalog orders them for every other form)
     class_names = known_classes(wanted_classes(classes, names), names) if classes else names
     label_of = {c: k for k, c in enumerate(class_names)}

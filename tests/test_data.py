@@ -1756,6 +1756,20 @@ def test_a_training_part_not_named_as_one_beside_held_out_parts(tmp_path):
             assert open_catalog(str(data)).class_names == ["bird", "test"]
 
 
+def test_caltech101s_clutter_is_passed_over_as_torchvision_passes_it_over(tmp_path):
+    """Caltech-101's 101_ObjectCategories/ holds BACKGROUND_Google/ (clutter images) beside its 101 object classes:
+    it was trained on as a class. It is passed over, said (torchvision's Caltech101 leaves it out too), unless
+    --classes names it; --classes' ranges count the object classes."""
+    root = make_folder(tmp_path / "101_ObjectCategories", n_per_class=1, size=(8, 8),
+                       classes=["BACKGROUND_Google", "Faces", "accordion", "airplanes"])  # fmt: skip
+    said = []
+    assert open_catalog(str(root), log=said.append).class_names == ["Faces", "accordion", "airplanes"]
+    assert said == [f"note: {root}'s BACKGROUND_Google/ is Caltech-101's background clutter, no object class: passed "
+                    "over, as torchvision's Caltech101 passes it over"]  # fmt: skip
+    assert open_catalog(str(root), classes="0:2").class_names == ["Faces", "accordion"]
+    assert open_catalog(str(root), classes="BACKGROUND_Google,Faces").class_names == ["BACKGROUND_Google", "Faces"]
+
+
 def test_gtsrb_as_kaggle_ships_it(tmp_path):
     """GTSRB on Kaggle: Train/<class id>/, Test/ (images alone, labelled by Test.csv beside it) and Meta/ (one
     pictogram a class), with Train.csv, Test.csv, Meta.csv. Meta, Test and Train were the classes (a warning said
