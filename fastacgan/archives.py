@@ -28,9 +28,9 @@ from .data import (
     count_other,
     is_image,
     labels_from,
-    others_note,
 )
 from .folders import folders_within, initials_note, loose_note, same_folders_note, shard_note
+from .hints import others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, masks_note

@@ -123,38 +123,6 @@ def count_other(others: Counter, name: str) -> None:
         others[os.path.splitext(name)[1].lower()] += 1
 
 
-def file_kinds(counts: Counter, most: int = 8) -> str:
-    """Files counted by extension, the most common first: ".txt (3), .json (1)"."""
-    return ", ".join(f"{ext or 'no extension'} ({n})" for ext, n in counts.most_common(most))
-
-
-def others_note(data, others: Counter) -> str:
-    """The line that says what a listing passed over (a phone's .heic photos beside its .jpg ones), "" if nothing."""
-    if not others:
-        return ""
-    kinds = file_kinds(others)
-    return (f"--data {data}: passed over {others.total()} file(s) of kinds it does not read as images: {kinds}"
-            f"{' ...' if len(others) > 8 else ''}{kinds_hint(others)}")  # fmt: skip
-
-
-HF_FILES = (
-    "a Hugging Face data set's file, which fastacgan does not read: save its images as an image folder, "
-    "out/<label>/<n>.png, and give that folder"
-)
-
-
-def kinds_hint(others: Counter) -> str:
-    """What to do with files that hold images, but not in a form read here: AVIF (a newer Pillow reads it), DICOM
-    (medical scans), Hugging Face's data files."""
-    hints = {
-        ".avif": "Pillow 11.3 or newer reads it, `pip install -U pillow`",
-        ".dcm": "DICOM, which fastacgan does not read: save them as PNG first (pydicom's dcmread(f).pixel_array)",
-        ".arrow": HF_FILES,
-        ".parquet": HF_FILES,
-    }
-    return "".join(f" ({ext}: {hint})" for ext, hint in hints.items() if ext in others)  # fmt: skip
-
-
 def labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:
     classes = sorted(set(class_of_item))
     index = {c: i for i, c in enumerate(classes)}

@@ -24,16 +24,13 @@ from .data import (
     Every,
     Files,
     count_other,
-    file_kinds,
     folder_name,
     hidden,
     is_image,
-    kinds_hint,
     known_classes,
-    others_note,
     wanted_classes,
 )
-from .hints import LMDB
+from .hints import LMDB, file_kinds, kinds_hint, others_note
 from .masks import MASK_DIRS, mask_files, masks_note
 from .splits import flat_parts, pick_split, split_like, split_word
 

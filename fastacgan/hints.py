@@ -1,12 +1,14 @@
 """What a --data that is not one of the forms most likely meant, said in the error: a URL, an unexpanded pattern,
-a data set's name, a zstd tar, a labels CSV, one image, a Hugging Face file."""
+a data set's name, a zstd tar, a labels CSV, one image, a Hugging Face file; and the line that says which files a
+listing passed over, with what to do with those that hold images in a form not read here (DICOM, AVIF)."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
-from .data import HF_FILES, is_image
+from .data import is_image
 
 # data sets by the names their users call them, which are not paths here: what to give instead
 _KNOWN_SETS = {
@@ -49,6 +51,12 @@ LMDB = (" (data.mdb is an LMDB database, as LSUN ships its images: fastacgan rea
         "folder first, with LSUN's `python data.py export`, and give that)")  # fmt: skip
 
 
+HF_FILES = (
+    "a Hugging Face data set's file, which fastacgan does not read: save its images as an image folder, "
+    "out/<label>/<n>.png, and give that folder"
+)
+
+
 def file_hint(path: Path) -> str:
     """What a --data file that is none of the forms most likely meant: a zstd tar, the labels' CSV, a Hugging Face
     file, an LMDB database, HDF5, an .npy, one image."""
@@ -71,3 +79,29 @@ def file_hint(path: Path) -> str:
         where = f"{path.parent.parent}, if {path.parent.name}/ is one"
         return f" (one image: --data takes the folder of the class folders: {where})"
     return ""
+
+
+def file_kinds(counts: Counter, most: int = 8) -> str:
+    """Files counted by extension, the most common first: ".txt (3), .json (1)"."""
+    return ", ".join(f"{ext or 'no extension'} ({n})" for ext, n in counts.most_common(most))
+
+
+def others_note(data, others: Counter) -> str:
+    """The line that says what a listing passed over (a phone's .heic photos beside its .jpg ones), "" if nothing."""
+    if not others:
+        return ""
+    kinds = file_kinds(others)
+    return (f"--data {data}: passed over {others.total()} file(s) of kinds it does not read as images: {kinds}"
+            f"{' ...' if len(others) > 8 else ''}{kinds_hint(others)}")  # fmt: skip
+
+
+def kinds_hint(others: Counter) -> str:
+    """What to do with files that hold images, but not in a form read here: AVIF (a newer Pillow reads it), DICOM
+    (medical scans), Hugging Face's data files."""
+    hints = {
+        ".avif": "Pillow 11.3 or newer reads it, `pip install -U pillow`",
+        ".dcm": "DICOM, which fastacgan does not read: save them as PNG first (pydicom's dcmread(f).pixel_array)",
+        ".arrow": HF_FILES,
+        ".parquet": HF_FILES,
+    }
+    return "".join(f" ({ext}: {hint})" for ext, hint in hints.items() if ext in others)  # fmt: skip
