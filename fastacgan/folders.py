@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -221,8 +222,17 @@ def _unsorted_hint(root: Path, loose: list[str]) -> str:
     heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)
     if 2 <= len(heads) <= 200 and min(heads.values()) >= 2:
         shown = ", ".join(f"{h} ({n})" for h, n in heads.most_common(5)) + (" ..." if len(heads) > 5 else "")
-        return (f". Their names begin with what look like classes, {shown}: put each class's images in a folder of "
+        hint = (f". Their names begin with what look like classes, {shown}: put each class's images in a folder of "
                 f"its own ({root}/{heads.most_common(1)[0][0]}/...)")  # fmt: skip
+        plain = all(re.fullmatch(r"[A-Za-z0-9]+", h) for h in heads) and len(heads) <= 20  # (cat_toy would take cat's)
+        return (
+            hint
+            + (
+                f', e.g.: cd {shlex.quote(str(root))} && for c in {" ".join(sorted(heads))}; do mkdir -p "$c" '
+                '&& find . -maxdepth 1 -type f -name "$c[ ._-]*" -exec mv -t "$c" {} +; done'
+            )
+            * plain
+        )
     return ""
 
 

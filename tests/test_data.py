@@ -810,8 +810,14 @@ def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
     start = f"--data {root}: no class folders found (it holds 6 loose images); expected {root}/<class>/<image>. "
     with pytest.raises(DataError) as e:
         open_catalog(str(root))
-    assert str(e.value) == start + (f"Their names begin with what look like classes, cat (3), dog (3): put each "
-                                     f"class's images in a folder of its own ({root}/cat/...)")  # fmt: skip
+    assert str(e.value).startswith(start + f"Their names begin with what look like classes, cat (3), dog (3): put each "
+                                   f"class's images in a folder of its own ({root}/cat/...), e.g.: cd ")  # fmt: skip
+    sort = str(e.value).split(", e.g.: ", 1)[1]  # the command it gives sorts them (a copy of the folder, here)
+    shutil.copytree(root, tmp_path / "sorted")
+    sort = sort.replace(f"cd {root}", f"cd {tmp_path / 'sorted'}")
+    subprocess.run(["bash", "-c", sort], check=True, timeout=60)
+    sorted_cat = open_catalog(str(tmp_path / "sorted"))
+    assert sorted_cat.class_names == ["cat", "dog"] and sorted_cat.labels.tolist() == [0, 0, 0, 1, 1, 1]
     (tmp_path / "train.csv").write_text("image_name,target\ncat.0,0\n")
     with pytest.raises(DataError) as e:
         open_catalog(str(root))
