@@ -29,7 +29,7 @@ from .data import (
     is_image,
     labels_from,
 )
-from .folders import folders_within, initials_note, loose_note, same_folders_note, shard_note
+from .folders import by_initial, folders_within, initials_note, loose_note, same_folders_note, shard_note
 from .hints import others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
@@ -248,9 +248,16 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         log(masks_note(path, masks))
     if len(keep) < len(names):
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
-    letters = sorted({d[k] for d in dirs})  # SUN397's and Places365's a/abbey/, b/bakery/shop/: folders._by_initial
-    initials = len(letters) >= 3 and all(len(x) == 1 and x.isalpha() for x in letters) and all(
-        len(d) > k + 1 and d[k + 1].lower().startswith(d[k].lower()) for d in dirs)  # fmt: skip
+
+    @functools.cache
+    def held() -> dict[str, set]:  # class folder -> the folders in it, "" for an image (one pass, asked of letters)
+        by: dict[str, set] = {}
+        for d in dirs:
+            by.setdefault(d[k], set()).add(d[k + 1] if len(d) > k + 1 else "")
+        return by
+
+    letters = sorted({d[k] for d in dirs})  # SUN397's and Places365's a/abbey/, b/bakery/shop/: folders.by_initial
+    initials = by_initial(letters, lambda x: held()[x])
     labels, class_names = labels_from(["/".join(d[k + 1 :]) if initials else d[k] for d in dirs])
     if initials:
         log(initials_note(path, letters, class_names))

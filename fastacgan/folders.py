@@ -59,7 +59,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         if loose and (kind := binary_sets.set_in(root.parent)):  # flowers-102/jpg, oxford-iiit-pet/images
             raise DataError(f"{msg}. {root.parent} holds them with their labels ({kind}): give --data {root.parent}")
         raise DataError(msg + (_unsorted_hint(root, loose) if loose else ""))
-    if _by_initial(class_dirs):
+    if by_initial([d.name for d in class_dirs], lambda x: _held(root / x)):
         return _initials_catalog(root, class_dirs, classes, log)
     names = [d.name for d in class_dirs]
     if CLUTTER in names and len(names) > 1 and CLUTTER not in classes.split(","):  # (--classes may name it)
@@ -149,18 +149,21 @@ def shard_note(names: list[str]) -> str:
             "shards are not; give folders of classes, or --csv with the labels")  # fmt: skip
 
 
-def _by_initial(class_dirs: list[Path]) -> bool:
-    """The folders are initial letters holding the class folders, as SUN397 and Places365 ship them (a/abbey/,
-    a/apartment_building/outdoor/, b/bakery/shop/): each letter folder holds folders whose names begin with its
-    letter, and no image (a set of handwritten letters has its images in A/, B/ ..., or in A/writer_1/ ...)."""
-    if len(class_dirs) < 3 or not all(len(d.name) == 1 and d.name.isalpha() for d in class_dirs):
+def by_initial(letters: list[str], held: Callable[[str], Iterable[str]]) -> bool:
+    """The class folders (their names: letters) are initial letters holding the class folders, as SUN397 and
+    Places365 ship them (a/abbey/, a/apartment_building/outdoor/, b/bakery/shop/): each letter folder holds folders
+    whose names begin with its letter, and no image (a set of handwritten letters has its images in A/, B/ ..., or
+    in A/writer_1/ ...). held(letter): the names of the folders in it, "" for an image; asked only where the names
+    are letters (an image folder's and an archive's listing)."""
+    if len(letters) < 3 or not all(len(x) == 1 and x.isalpha() for x in letters):
         return False
-    for d in class_dirs:
-        entries = list(d.iterdir())
-        subs = [f.name.lower() for f in entries if f.is_dir() and not hidden(f.name)]
-        if not subs or any(not n.startswith(d.name.lower()) for n in subs) or any(is_image(f.name) for f in entries):
-            return False
-    return True
+    return all((subs := list(held(x))) and all(n.lower().startswith(x.lower()) for n in subs) for x in letters)
+
+
+def _held(folder: Path) -> list[str]:
+    """by_initial's held for a folder: its folders' names, "" for each image in it."""
+    return ["" if is_image(p.name) else p.name for p in folder.iterdir()
+            if is_image(p.name) or (p.is_dir() and not hidden(p.name))]  # fmt: skip
 
 
 def initials_note(data, letters: list[str], names: list[str]) -> str:
