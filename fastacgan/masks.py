@@ -15,9 +15,11 @@ _MASK_FILE = re.compile(r"(.+)_mask(?:_\d+)?", re.IGNORECASE)
 def mask_files(names: list[str]) -> set[str]:
     """Of file names (or archive members' paths), those of masks: <stem>_mask[_N].<ext> with <stem>.<ext'> among
     them (in the same folder)."""
+    named = [n for n in names if "_mask" in n.lower()]  # (a listing of no masks costs one pass, no stems)
+    if not named:
+        return set()
     stems = {os.path.splitext(n)[0] for n in names}
-    return {n for n in names if "_mask" in n.lower() and (m := _MASK_FILE.fullmatch(os.path.splitext(n)[0]))
-            and m.group(1) in stems}  # fmt: skip
+    return {n for n in named if (m := _MASK_FILE.fullmatch(os.path.splitext(n)[0])) and m.group(1) in stems}
 
 
 def archive_masks(names: list[str], dirs: list[tuple[str, ...]], keep, k: int) -> tuple[list[int], list[str]]:
