@@ -227,15 +227,10 @@ def _unsorted_hint(root: Path, loose: list[str]) -> str:
         shown = ", ".join(f"{h} ({n})" for h, n in heads.most_common(5)) + (" ..." if len(heads) > 5 else "")
         hint = (f". Their names begin with what look like classes, {shown}: put each class's images in a folder of "
                 f"its own ({root}/{heads.most_common(1)[0][0]}/...)")  # fmt: skip
-        plain = all(re.fullmatch(r"[A-Za-z0-9]+", h) for h in heads) and len(heads) <= 20  # (cat_toy would take cat's)
-        return (
-            hint
-            + (
-                f', e.g.: cd {shlex.quote(str(root))} && for c in {" ".join(sorted(heads))}; do mkdir -p "$c" '
-                '&& find . -maxdepth 1 -type f -name "$c[ ._-]*" -exec mv -t "$c" {} +; done'
-            )
-            * plain
-        )
+        if len(heads) > 20 or not all(re.fullmatch(r"[A-Za-z0-9]+", h) for h in heads):  # (cat_toy would take cat's)
+            return hint
+        return (f'{hint}, e.g.: cd {shlex.quote(str(root))} && for c in {" ".join(sorted(heads))}; do mkdir -p "$c" '
+                '&& find . -maxdepth 1 -type f -name "$c[ ._-]*" -exec mv -t "$c" {} +; done')  # fmt: skip
     return ""
 
 
