@@ -99,16 +99,33 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
         log(f"note: {root} holds {', '.join(lists[:4])} beside its class folder{'s' * (len(names) > 1)} ({shown}): "
             "where that holds the labels, give it with --csv (and the column with --csv-label-col)")  # fmt: skip
-    in_one = unwrapped(root / names[0]).iterdir() if len(names) == 1 else ()  # (a labels file beside kept it)
-    if len(subs := sorted(p.name for p in in_one if p.is_dir() and not hidden(p.name))) > 1:
-        log(f"note: the one class folder of {root}, {names[0]}/, holds folders ({', '.join(subs[:3])}"
-            f"{' ...' * (len(subs) > 3)}): --data {root / names[0]} reads them as classes or parts")  # fmt: skip
+    if len(names) == 1 and (note := _one_class_note(root, names[0], paths)):  # (a labels file beside kept it)
+        log(note)
     split_like(root, deep, names)
     for note in (shard_note(names), same_folders_note(root, inner)):
         if note:
             log(note)
     labels = np.asarray(ids, dtype=np.int64)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)
+
+
+def _one_class_note(root: Path, name: str, paths: list[str]) -> str:
+    """Where the one class folder holds its images in folders, which may be the classes or a split set's parts, the
+    --data that reads them: the folder where they part, by its shortest name (read through lone folders), past
+    folders of no images (Kaggle's ImageNet: ILSVRC/ beside LOC_val_solution.csv holds Annotations/ and ImageSets/
+    beside Data/, whose CLS-LOC/ holds train/, val/, test/: --data .../ILSVRC/Data)."""
+    dirs = {os.path.dirname(p) for p in paths}
+    top = Path(os.path.commonpath(dirs)) if dirs else root
+    subs = sorted({Path(d).relative_to(top).parts[0] for d in dirs if Path(d) != top})
+    if len(subs) < 2:
+        return ""
+    at, rel = root / name, top.relative_to(root / name).parts
+    give = next((p for p in (at.joinpath(*rel[:k]) for k in range(len(rel))) if unwrapped(p) == top), top)
+    where = "" if unwrapped(at) == top else f" of {top.relative_to(root).as_posix()}/"
+    return (
+        f"note: the one class folder of {root}, {name}/, holds {'its images in ' * bool(where)}folders "
+        f"({', '.join(subs[:3])}{' ...' * (len(subs) > 3)}){where}: --data {give} reads them as classes or parts"
+    )
 
 
 def folders_within(below: Iterable[tuple[str, ...]]) -> set[str]:

@@ -1872,6 +1872,23 @@ def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
     said = []
     assert open_catalog(str(poke), log=said.append).class_names == ["images"]
     assert not any("one class folder" in line for line in said)
+    # Kaggle's ImageNet: ILSVRC/{Annotations,Data,ImageSets}/ beside LOC_val_solution.csv, the images in
+    # Data/CLS-LOC/{train/<class>/,val/,test/}: the note named --data .../ILSVRC, whose Annotations/ holds no images
+    kaggle = tmp_path / "imagenet"
+    make_folder(kaggle / "ILSVRC" / "Data" / "CLS-LOC" / "train", n_per_class=1, size=(8, 8))
+    for part in ("val", "test"):
+        (kaggle / "ILSVRC" / "Data" / "CLS-LOC" / part).mkdir()
+        Image.new("RGB", (8, 8)).save(kaggle / "ILSVRC" / "Data" / "CLS-LOC" / part / f"{part}_1.JPEG")
+    for no_images in ("Annotations/CLS-LOC/val/val_1.xml", "ImageSets/CLS-LOC/train_cls.txt"):
+        (kaggle / "ILSVRC" / no_images).parent.mkdir(parents=True)
+        (kaggle / "ILSVRC" / no_images).write_text("x")
+    (kaggle / "LOC_val_solution.csv").write_text("ImageId,PredictionString\nval_1,circle 1 2 3 4\n")
+    said = []
+    assert open_catalog(str(kaggle), log=said.append).class_names == ["ILSVRC"]
+    data = kaggle / "ILSVRC" / "Data"
+    assert said[-1] == (f"note: the one class folder of {kaggle}, ILSVRC/, holds its images in folders (test, train, "
+                        f"val) of ILSVRC/Data/CLS-LOC/: --data {data} reads them as classes or parts")  # fmt: skip
+    assert open_catalog(str(data)).class_names == list(CLASSES)
 
 
 def write_one_hot_csv(path, names, classes, label_of):
