@@ -41,6 +41,7 @@ from .models import Discriminator, ModelSpec
 from .runlog import echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
 from .runs import RUNS_DATA, run_path
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
+from .splits import listed_part
 from .workers import default_workers, lost_worker, workers_note
 
 
@@ -330,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                 held_name = f"{beside} (the held-out set beside {data})" if beside else f"{data} (its test split)"
             except DataError as e:  # no test split, or a damaged or missing test file: said, not fatal
                 why = re.sub(r"give it: --data (.+) --csv ", r"give it: --test-data \1 --test-csv ", str(e))
-                held, d_score = None, f"no held-out images ({why}); give them with --test-data"
+                listed = "" if "--test-csv" in why else listed_part(data)  # (Tiny ImageNet's val_annotations.txt)
+                held, d_score = None, f"no held-out images ({why}); give them with --test-data{listed}"
         say(f"training the judge (a classifier) on the {len(labels)} --data images: {a.epochs} epoch(s)")
         clf, real_acc = train_classifier(images, labels, len(classes), a.epochs, log=say, device=device)
         say(f"judging {a.n_per_class * len(classes)} generated images")

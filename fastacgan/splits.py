@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS
+from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS, hidden
 
 
 def flat_parts(data, parts: list[str], hint: str) -> None:
@@ -94,3 +94,23 @@ def held_out_sibling(path: Path) -> Path | None:
     found = sorted((rank[p.name.lower()], p.name, p) for p in path.parent.iterdir()
                    if p.name.lower() in rank and p.is_dir() == path.is_dir())  # fmt: skip
     return found[0][2] if found else None
+
+
+def listed_part(data: str) -> str:
+    """Where a folder split into parts holds no held-out part of class folders, one whose labels may be in a list
+    named as that part (Tiny ImageNet's val/ and val/val_annotations.txt; Kaggle's ImageNet: Data/CLS-LOC/val/ and
+    LOC_val_solution.csv three folders above): the options that read it; "" where there is none."""
+    from .folders import unwrapped  # (folders imports this module)
+
+    root = Path(data).expanduser()
+    root = unwrapped(root) if root.is_dir() else None
+    parts = [p.name for p in root.iterdir() if p.is_dir() and not hidden(p.name)] if root else []
+    if pick_split(parts, "train")[0] is None:
+        return ""
+    kind = lambda n: (split_word(n) or "")[:3]  # noqa: E731 - val, valid, validation: one kind
+    for part in sorted((n for n in parts if split_word(n) in TEST_SPLITS), key=lambda n: (kind(n) != "val", n)):
+        for d in (root / part, root, *list(root.parents)[:3]):
+            lists = sorted(f for f in d.iterdir() if f.suffix.lower() in (".csv", ".tsv", ".txt") and f.is_file())
+            if found := [f for f in lists if kind(f.stem) == kind(part)]:
+                return f"; {part}/ may be labelled by {found[0].name}: --test-data {root / part} --test-csv {found[0]}"
+    return ""

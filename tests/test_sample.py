@@ -525,10 +525,16 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     assert evaluate_main([*args, "--data", str(tiny)]) == 0
     held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
     assert held.startswith(f"no held-out images (--data {tiny}: classes ['images'] differ from the checkpoint's")
+    assert held.endswith("give them with --test-data")  # (no list of labels yet)
     (tiny / "val" / "val_annotations.txt").write_text("".join(  # no header, tab-separated: name, label, box
         f"val_{k}.png\t{p.parent.name}\t0\t0\t8\t8\n"
         for k, p in enumerate(sorted((tmp_path / "split" / "test").rglob("*.png")))))  # fmt: skip
-    cli = ["--data", str(tiny), "--test-data", str(tiny / "val"), "--test-csv", "val_annotations.txt"]
+    assert evaluate_main([*args, "--data", str(tiny)]) == 0  # the note names the options that read it
+    listed = tiny / "val" / "val_annotations.txt"
+    assert json.loads(capsys.readouterr().out)["discriminator_held_out"].endswith(
+        f"give them with --test-data; val/ may be labelled by val_annotations.txt: --test-data {tiny / 'val'} "
+        f"--test-csv {listed}")  # fmt: skip
+    cli = ["--data", str(tiny), "--test-data", str(tiny / "val"), "--test-csv", str(listed)]
     monkeypatch.setattr(evaluate_mod, "score_discriminator", lambda d, x, y, **kw: seen.append(y) or real_score(
         d, x, y, **kw))  # fmt: skip
     seen.clear()
