@@ -277,6 +277,7 @@ def pets_in(d: Path, split: str) -> Catalog:
 
 IDX_IMAGES_FILE = re.compile(r"(.*)images([-.])idx3-ubyte(\.gz)?", re.I)  # Kaggle's copies: train-images.idx3-ubyte
 EMNIST_FILE = re.compile(r"emnist-([a-z]+)-(?:train|test)-images-idx3-ubyte(?:\.gz)?")
+EMNIST_CSV = re.compile(r"emnist-([a-z]+)-(?:train|test)\.csv", re.I)  # Kaggle's copy of each split
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # torchvision's EMNIST class names by split; bymerge and balanced merge the lower-case letters written as the
 # capitals are; letters labels a..z as 1..26 (read as 0..25 here: torchvision's class 0 is "N/A", of no image)
@@ -286,6 +287,14 @@ EMNIST_CLASSES = {
     "letters": list(_ALNUM[36:]),
     **dict.fromkeys(("digits", "mnist"), list(_ALNUM[:10])),
 }
+
+
+def emnist_upright(x: np.ndarray, y: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray, str, list | None]:
+    """EMNIST's images are stored transposed (each column-major), in its idx files and in Kaggle's CSVs of them
+    (emnist-letters-train.csv): turned back, as NIST shows them; letters' labels 1..26 read as 0..25; (images,
+    labels, the set's name, the split's class names)."""
+    y = y - 1 if split == "letters" and y.size and y.min() >= 1 else y
+    return x.swapaxes(1, 2), y, f"emnist_{split}", EMNIST_CLASSES.get(split)
 
 
 def emnist_splits(d: Path) -> list[str]:
@@ -340,8 +349,7 @@ def idx_catalog(images: Path, labels: Path) -> Catalog:
     folder = images.parent.parent if images.parent.name == "raw" else images.parent
     name, classes = file_safe(folder.name.lower()), None
     if em := EMNIST_FILE.fullmatch(images.name):
-        name, classes, x = f"emnist_{em[1]}", EMNIST_CLASSES.get(em[1]), x.transpose(0, 2, 1)
-        y = y - 1 if em[1] == "letters" and y.size and y.min() >= 1 else y
+        x, y, name, classes = emnist_upright(x, y, em[1])
     return arrays_catalog(x, y, str(images), name, [str(images), str(labels)], str(labels), classes)
 
 

@@ -322,7 +322,10 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
         x = np.rint(x * 255 if x.max(initial=0) <= 1 else x)
     x = x.clip(0, 255).astype(np.uint8).reshape(len(x), side, side, -1)
     name = "_".join(w for w in re.split(r"[^A-Za-z0-9]+", path.stem) if w.lower() not in (*TRAIN_SPLITS, *TEST_SPLITS))
-    return arrays_catalog(x, rows[:, at], str(path), name or path.stem, [str(path)])
+    y, classes = rows[:, at], None
+    if em := binary_sets.EMNIST_CSV.fullmatch(path.name):  # stored as EMNIST's idx files store them: transposed
+        x, y, name, classes = binary_sets.emnist_upright(x, y, em[1].lower())
+    return arrays_catalog(x, y, str(path), name or path.stem, [str(path)], class_names=classes)
 
 
 def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:

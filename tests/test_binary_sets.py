@@ -227,6 +227,20 @@ def test_emnist_as_torchvision_downloads_it(tmp_path):
     balanced = open_catalog(str(raw / "emnist-balanced-train-images-idx3-ubyte.gz"), split="test")  # the test file
     assert len(balanced) == 3 and len(balanced.class_names) == 47 and balanced.class_names[36:39] == ["a", "b", "d"]
     assert [balanced.class_names[k] for k in balanced.labels] == ["a", "b", "d"]
+    # Kaggle's EMNIST: the same images as CSV rows (no header, the label first), stored as transposed; they were read
+    # as stored, the letters' classes named 1 ... 26
+    kaggle = tmp_path / "kaggle"
+    kaggle.mkdir()
+    for split, labels in (("letters", np.arange(1, 11)), ("balanced", np.arange(36, 46))):
+        rows = np.c_[labels, stored.reshape(10, -1)]
+        np.savetxt(kaggle / f"emnist-{split}-train.csv", rows, fmt="%d", delimiter=",")
+        np.savetxt(kaggle / f"emnist-{split}-test.csv", rows[:3], fmt="%d", delimiter=",")
+    for split in ("letters", "balanced"):
+        idx = open_catalog(str(raw / f"emnist-{split}-train-images-idx3-ubyte.gz"))
+        csv = open_catalog(str(kaggle / f"emnist-{split}-train.csv"))
+        assert (csv.name, csv.class_names, csv.labels.tolist()) == (idx.name, idx.class_names, idx.labels.tolist())
+        assert np.array_equal(csv.images.numpy(), idx.images.numpy())
+    assert len(open_catalog(str(kaggle / "emnist-letters-train.csv"), split="test")) == 3  # the file beside
 
 
 def test_idx_files_as_kaggle_copies_them(tmp_path):
