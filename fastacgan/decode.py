@@ -144,18 +144,20 @@ def class_examples(cat: Catalog, size: int, channels: int, rows: int, per_row: i
     return out
 
 
-def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
-    """(native size of the first readable image, channels: 1 if every probed image is greyscale else 3). Warns
-    if a probed float image has values outside [0, 1], which every decoder clips (float images are read as
-    [0, 1], as DALI reads them)."""
+def probe(cat: Catalog, n: int = 32, log=lambda msg: None) -> tuple[int, int]:
+    """(native size of the first readable image, channels: 1 if every probed image is greyscale else 3: stored so,
+    or in colour with grey alone in it, which is said). Warns if a probed float image has values outside [0, 1],
+    which every decoder clips (float images are read as [0, 1], as DALI reads them)."""
     if cat.images is not None:
         return cat.images.shape[1], cat.images.shape[3]
-    first, grey, wide_float, failed = 0, True, None, ""
+    first, grey, wide_float, failed, in_colour = 0, True, None, "", 0
     for i in np.linspace(0, len(cat) - 1, min(n, len(cat))).astype(int):
         try:
             with Image.open(io.BytesIO(cat.read(int(i)))) as im:
                 first = first or min(im.size)
-                grey &= im.mode in ("1", "L", "LA", "F", *_WIDE_GREY)
+                if grey and im.mode not in ("1", "L", "LA", "F", *_WIDE_GREY):
+                    grey = _grey_alone(im)
+                    in_colour += grey
                 if im.mode == "F" and wide_float is None:
                     lo, hi = np.nanmin(v := np.asarray(im)), np.nanmax(v)
                     wide_float = (cat.names[i], lo, hi) if lo < 0 or hi > 1 else None
@@ -167,10 +169,24 @@ def probe(cat: Catalog, n: int = 32) -> tuple[int, int]:
         warnings.warn(f"{name} is a float image with values from {lo:g} to {hi:g}: float images are read as [0, 1] "
                       "(v * 255, as DALI reads them), so values outside it are clipped; scale such images to "
                       "[0, 1], or save them as 8- or 16-bit", stacklevel=2)  # fmt: skip
+    if grey and in_colour:
+        log(f"note: {in_colour} of the {min(n, len(cat))} images probed are stored in colour but hold grey alone (R = "
+            "G = B): the model is greyscale, 1 channel (--channels 3 for RGB)")  # fmt: skip
     if not first:
         raise DataError(f"none of the {min(n, len(cat))} images probed in {cat.names[0]} ... could be opened (the "
                         f"first: {failed})")  # fmt: skip
     return first, 1 if grey else 3
+
+
+def _grey_alone(im: Image.Image) -> bool:
+    """Whether an image stored in colour (RGB, a palette) holds grey alone: R = G = B in every pixel, within 2
+    levels (chest X-rays saved as RGB JPEGs). A JPEG is decoded at reduced scale for it."""
+    if im.mode not in ("RGB", "RGBA", "P", "PA"):
+        return False
+    if im.format == "JPEG":
+        im.draft("RGB", (64, 64))
+    rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+    return int(np.ptp(rgb, axis=2).max(initial=0)) <= 2
 
 
 class DecodeSet(torch.utils.data.Dataset):

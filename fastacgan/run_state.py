@@ -12,6 +12,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, as_flags, check_run, continue_config, flag, validate_config
+from .decode import probe
 from .devices import cuda_rng_to_restore
 from .runs import run_path
 
@@ -23,6 +24,15 @@ class TrainingError(RuntimeError):
 class RunState:
     """The trainer's checkpoints: written, read, resumed from."""
 
+    _run_channels = 0  # a resume's: its checkpoint's model's channels
+
+    def _probe(self, cfg: TrainConfig) -> tuple[int, int]:
+        """(the images' native size, the model's channels): --channels, else a resumed run's (grey images stored in
+        colour made RGB models before 2026-12-07), else the data's, as probe finds them."""
+        quiet = cfg.channels or self._run_channels
+        native, channels = probe(self.catalog, log=lambda msg: None if quiet else self.log(msg))
+        return native, quiet or channels
+
     def _continue(self, cfg: TrainConfig, path: Path, given: set[str]) -> TrainConfig:
         """A resume's config: the options not given are those of the run it continues (its newest checkpoint's)."""
         state = self._read_checkpoint(path)
@@ -31,6 +41,7 @@ class RunState:
             if taken.get(k) and (found := run_path(taken[k], state)) != taken[k]:
                 taken[k] = found
                 cfg = dataclasses.replace(cfg, **{k: found})
+        self._run_channels = state["spec"]["channels"]
         validate_config(cfg)
         check_run(cfg)
         self._taken |= set(taken)

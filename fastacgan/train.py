@@ -34,7 +34,6 @@ from .config import (
     validate_config,
 )
 from .data import DataError, open_catalog
-from .decode import probe
 from .devices import (
     select_amp,
     select_device,
@@ -92,7 +91,7 @@ class Trainer(RunState, RunOutputs):
         torch.manual_seed(cfg.seed + self.dist.rank)  # dropout differs per rank; DDP broadcasts rank 0's weights
         self.amp_dtype, amp_note = select_amp(cfg, self.device)
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
-        native, channels = probe(self.catalog)
+        native, channels = self._probe(cfg)
         self.preset = (
             cfg.preset
             if cfg.preset != "auto"

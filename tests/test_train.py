@@ -1561,3 +1561,41 @@ def test_warnings_of_fastacgan_read_as_its_other_lines(tmp_path):
     assert command() == 3 and warnings.formatwarning is default
     assert shown["ours"] == "warning: ours words\n"
     assert shown["torch's"] == f"{torch.__file__}:7: UserWarning: torch's words\n  warnings.warn(...)\n"
+
+
+def test_grey_images_stored_in_colour_make_a_greyscale_model(tmp_path, capsys, monkeypatch):
+    """Chest X-rays are greyscale, some saved as RGB JPEGs (R = G = B): the model was RGB wherever one of those was
+    probed; now greyscale, said. A run made RGB so before resumes as it was (its checkpoint's channels)."""
+    from conftest import TINY
+
+    import fastacgan.run_state as run_state
+    from fastacgan.data import open_catalog
+    from fastacgan.decode import probe
+
+    rng = np.random.default_rng(0)
+    for c in ("NORMAL", "PNEUMONIA"):
+        (tmp_path / "xray" / c).mkdir(parents=True)
+        for i in range(6):
+            grey = Image.fromarray(rng.integers(0, 256, (16, 20), dtype=np.uint8))
+            (grey.convert("RGB") if i % 2 else grey).save(tmp_path / "xray" / c / f"{i}.jpeg", quality=90)
+    said = []
+    assert probe(open_catalog(str(tmp_path / "xray")), log=said.append) == (16, 1)
+    assert said == ["note: 6 of the 12 images probed are stored in colour but hold grey alone (R = G = B): the model "
+                    "is greyscale, 1 channel (--channels 3 for RGB)"]  # fmt: skip
+    tinted = rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    Image.fromarray(tinted).save(tmp_path / "xray" / "NORMAL" / "9.png")
+    assert probe(open_catalog(str(tmp_path / "xray"))) == (16, 3)  # one in colour: RGB, as before
+    (tmp_path / "xray" / "NORMAL" / "9.png").unlink()
+
+    out, args = tmp_path / "run", ["--data", tmp_path / "xray", *TINY, "--batch-size", 4, "--out", tmp_path / "run"]
+    real_probe = run_state.probe
+    monkeypatch.setattr(run_state, "probe", lambda cat, log: (real_probe(cat)[0], 3))  # as the run was made before
+    assert run([*args, "--steps", 2]) == 0
+    monkeypatch.setattr(run_state, "probe", real_probe)
+    assert final_state(out)["spec"]["channels"] == 3
+    assert run([*args, "--steps", 3, "--resume"]) == 0
+    assert final_state(out)["spec"]["channels"] == 3 and final_state(out)["step"] == 3
+    capsys.readouterr()
+    assert run([*args[:-1], tmp_path / "grey", "--steps", 2]) == 0
+    assert final_state(tmp_path / "grey")["spec"]["channels"] == 1
+    assert "hold grey alone" in capsys.readouterr().out
