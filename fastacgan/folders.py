@@ -225,16 +225,22 @@ def _classes_in(empty: Path) -> str:
         subs = sorted(p for p in unwrapped(d).iterdir() if p.is_dir() and not hidden(p.name))
         if subs and any(is_image(f.name) for f in subs[0].iterdir()):
             return f"; {d} holds folders of images ({subs[0].name}, ...): if those are the classes, give --data {d}"
+        if not subs and (loose := [f.name for f in d.iterdir() if is_image(f.name)]):  # ISIC 2018's _Input/
+            return f"; {d} holds images alone{_unsorted_hint(d, loose)}"
     return ""
 
 
 def _unsorted_hint(root: Path, loose: list[str]) -> str:
     """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
-    train.csv), or the classes their names begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
+    train.csv; ISIC 2018's in a folder beside, ISIC2018_Task3_Training_GroundTruth/), or the classes their names
+    begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
     kind = lambda n: (split_word(n) in TRAIN_SPLITS) - (split_word(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
-    # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/)
+    # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/),
+    # then one in a folder beside (named as --csv finds it: from the folder's parent)
+    found = [p for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)]
+    found = found or [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x) if not hidden(p.parent.name)]
     csvs = sorted(
-        {p.name for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)},
+        {p.name if p.parent in (root, root.parent) else f"{p.parent.name}/{p.name}" for p in found},
         key=lambda n: (Path(n).stem.lower() != root.name.lower(), kind(Path(n).stem) != kind(root.name), n),
     )
     if csvs:

@@ -830,6 +830,36 @@ def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
     assert str(e.value) == start[:-2]
 
 
+def test_isic_2018_names_its_labels_in_the_folder_beside(tmp_path):
+    """ISIC 2018 (Task 3) unpacks to ISIC2018_Task3_Training_Input/ (the images alone) beside
+    ISIC2018_Task3_Training_GroundTruth/ (the one-hot CSV), and the same for Validation: given either the images or
+    the folder of both, the error named no CSV; now the one of the same split, as --csv finds it."""
+    root = tmp_path / "isic2018"
+    for part, n in (("Training", 4), ("Validation", 2)):
+        images, truth = root / f"ISIC2018_Task3_{part}_Input", root / f"ISIC2018_Task3_{part}_GroundTruth"
+        images.mkdir(parents=True)
+        truth.mkdir()
+        for i in range(n):
+            Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(images / f"ISIC_{part[0]}{i:06d}.jpg")
+        (truth / f"{truth.name}.csv").write_text("image,MEL,NV\n" + "".join(
+            f"ISIC_{part[0]}{i:06d},{i % 2}.0,{1 - i % 2}.0\n" for i in range(n)))  # fmt: skip
+        (images / "LICENSE.txt").write_text("CC-BY-NC")
+    for part in ("Training", "Validation"):
+        images, csv = root / f"ISIC2018_Task3_{part}_Input", f"ISIC2018_Task3_{part}_GroundTruth"
+        hint = f"If a CSV labels them, give it: --data {images} --csv {csv}/{csv}.csv"
+        with pytest.raises(DataError) as e:
+            open_catalog(str(images))
+        assert str(e.value).endswith(hint)
+        cat = open_catalog(str(images), f"{csv}/{csv}.csv")  # what it names reads them
+        assert cat.class_names == ["MEL", "NV"] and len(cat) == (4 if part == "Training" else 2)
+    with pytest.raises(DataError) as e:
+        open_catalog(str(root))
+    truth = root / "ISIC2018_Task3_Training_GroundTruth"
+    assert str(e.value).startswith(f"class folder {truth} holds no images")
+    assert str(e.value).endswith(f"it holds .csv (1); {root / 'ISIC2018_Task3_Training_Input'} holds images alone. "
+                                 + hint.replace("Validation", "Training"))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "name,hint",
     [
