@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import gzip
 import io
-import math
 import pickle
-import re
 import struct
 import tarfile
 from collections.abc import Callable
@@ -33,7 +31,8 @@ import numpy as np
 import torch
 
 from . import binary_sets, downsampled_imagenet, npy_folder
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, labels_from
+from .data import Catalog, DataError, labels_from
+from .pixel_csv import pixel_csv_catalog
 
 CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
 IDX_IMAGES, IDX_LABELS = "{}-images-idx3-ubyte", "{}-labels-idx1-ubyte"  # .format("train" or "t10k")
@@ -285,47 +284,6 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
         raise DataError(f"--data {path}: an .npz needs {' and '.join(forms[0])} arrays, or {' and '.join(forms[1])} "
                         f"(it has {', '.join(keys)})")  # fmt: skip
     return arrays_catalog(x, y, f"{path}:{xk}", path.stem, [str(path)], f"{path}:{yk}")
-
-
-PIXEL_LABELS = ("label", "labels", "class", "target", "y")  # a pixel CSV's label column, by its name in any case
-
-
-def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
-    """A CSV whose rows are images, a label column beside their pixel values: Kaggle's MNIST train.csv (label,
-    pixel0 ... pixel783), Fashion-MNIST's and Sign Language MNIST's, "MNIST in CSV" (label, 1x1 ... 28x28, or no
-    header and the label first), HAM10000's hmnist_28_28_RGB.csv (pixel0000 ... pixel2351, label). An image is s x s
-    values (greyscale) or s x s x 3 (RGB, pixel by pixel), 0-255 or in [0, 1]. None where the file is no such CSV
-    (at least 8 x 8 pixel columns: a CSV of image names and labels is not)."""
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        header = [h.strip().strip('"').lower() for h in f.readline().split(",")]
-    bare = all(re.fullmatch(r"-?[\d.]+(e-?\d+)?", h) for h in header)  # no header: the label first
-    at = 0 if bare else next((header.index(c) for c in PIXEL_LABELS if c in header), None)
-    pixels = [h for k, h in enumerate(header) if k != at]
-    grey, rgb = math.isqrt(len(pixels)), math.isqrt(len(pixels) // 3)
-    side = grey if grey * grey == len(pixels) else rgb if 3 * rgb * rgb == len(pixels) else 0
-    if side < 8 or not (bare or all(re.fullmatch(r"(pixel_?)?\d+|\d+x\d+", h) for h in pixels)):
-        return None
-    if split != "train":
-        raise NoTestSplit(f"--data {path}: a CSV of pixel rows is one split")
-    if at is None:
-        raise DataError(f"--data {path}: a CSV of pixel rows needs a label column ({', '.join(PIXEL_LABELS)}); this "
-                        "one has none (Kaggle's test.csv is unlabelled)")  # fmt: skip
-    try:
-        try:
-            rows = np.loadtxt(path, delimiter=",", skiprows=0 if bare else 1, dtype=np.int32, ndmin=2)
-        except ValueError:  # values in [0, 1]
-            rows = np.loadtxt(path, delimiter=",", skiprows=0 if bare else 1, dtype=np.float32, ndmin=2)
-    except ValueError as e:
-        raise DataError(f"--data {path}: cannot read its rows as numbers ({e})") from e
-    x = np.delete(rows, at, axis=1)
-    if x.dtype.kind == "f":  # (whole numbers are read as int32: no float copy of a 60,000-row set)
-        x = np.rint(x * 255 if x.max(initial=0) <= 1 else x)
-    x = x.clip(0, 255).astype(np.uint8).reshape(len(x), side, side, -1)
-    name = "_".join(w for w in re.split(r"[^A-Za-z0-9]+", path.stem) if w.lower() not in (*TRAIN_SPLITS, *TEST_SPLITS))
-    y, classes = rows[:, at], None
-    if em := binary_sets.EMNIST_CSV.fullmatch(path.name):  # stored as EMNIST's idx files store them: transposed
-        x, y, name, classes = binary_sets.emnist_upright(x, y, em[1].lower())
-    return arrays_catalog(x, y, str(path), name or path.stem, [str(path)], class_names=classes)
 
 
 def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:

@@ -375,6 +375,43 @@ def test_csv_of_pixel_rows(tmp_path, capsys):
     assert "data: " in capsys.readouterr().out and (out / "checkpoints" / "step_00000002.pt").is_file()
 
 
+def test_fer2013_an_image_a_field(tmp_path, capsys):
+    """FER2013 as Kaggle ships it: `emotion, pixels, Usage`, the 48x48 pixels of an image one quoted field of
+    space-separated values (fer2013.csv; icml_face_data.csv names its columns with a space first); the challenge's
+    train.csv without Usage, test.csv without labels. It was refused ("a CSV of labels goes to --csv"). Training
+    rows train; PublicTest and PrivateTest are held out; the emotions are named."""
+    rng = np.random.default_rng(4)
+    x, y = rng.integers(0, 256, (9, 48, 48), dtype=np.uint8), np.array([0, 3, 6, 3, 4, 2, 5, 1, 6])
+    usage = ["Training"] * 6 + ["PublicTest", "PrivateTest", "PublicTest"]
+    rows = [f'{y[i]},"{" ".join(map(str, x[i].ravel()))}",{usage[i]}\n' for i in range(9)]
+    (tmp_path / "fer2013.csv").write_text("emotion,pixels,Usage\n" + "".join(rows))
+    (tmp_path / "icml_face_data.csv").write_text("emotion, Usage, pixels\n" + "".join(
+        f'{y[i]},{usage[i]},"{" ".join(map(str, x[i].ravel()))}"\n' for i in range(9)))  # fmt: skip
+    for name in ("fer2013.csv", "icml_face_data.csv"):
+        train, held = open_catalog(str(tmp_path / name)), open_catalog(str(tmp_path / name), split="test")
+        assert train.class_names == ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"], name
+        assert torch.equal(train.images[..., 0], torch.from_numpy(x[:6])) and train.labels.tolist() == y[:6].tolist()
+        assert torch.equal(held.images[..., 0], torch.from_numpy(x[6:])) and held.labels.tolist() == y[6:].tolist()
+    (tmp_path / "train.csv").write_text("emotion,pixels\n" + "".join(r.rsplit(",", 1)[0] + "\n" for r in rows))
+    assert len(open_catalog(str(tmp_path / "train.csv"))) == 9
+    with pytest.raises(NoTestSplit, match="train.csv: a CSV of images without a Usage column is one split"):
+        open_catalog(str(tmp_path / "train.csv"), split="test")
+    (tmp_path / "test.csv").write_text("pixels\n" + "".join(f'"{" ".join(map(str, v.ravel()))}"\n' for v in x))
+    with pytest.raises(DataError, match=r"test.csv: a CSV of images in its `pixels` column needs a label column"):
+        open_catalog(str(tmp_path / "test.csv"))
+    (tmp_path / "odd.csv").write_text('label,pixels\n1,"1 2 3"\n')
+    with pytest.raises(DataError, match=r"odd.csv: its `pixels` are not square images of 8 x 8 or more, all of one "
+                                        r"size \(3 values in the first rows\)"):  # fmt: skip
+        open_catalog(str(tmp_path / "odd.csv"))
+    (tmp_path / "odd.csv").write_text('label,pixels\n1,"' + " ".join(["7"] * 63 + ["x"]) + '"\n')
+    with pytest.raises(DataError, match=r"odd.csv: cannot read its `pixels` as numbers"):
+        open_catalog(str(tmp_path / "odd.csv"))
+    out = tmp_path / "run"
+    assert main(["--data", str(tmp_path / "fer2013.csv"), *TINY, "--batch-size", "2", "--steps", "2",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert "data: " in capsys.readouterr().out and (out / "checkpoints" / "step_00000002.pt").is_file()
+
+
 def test_a_root_with_several_sets_asks_for_one(cifar10, tmp_path):
     d, _, _ = cifar10
     write_idx_set(d.parent / "MNIST" / "raw")
