@@ -58,11 +58,14 @@ HF_FILES = (
 
 
 def file_hint(path: Path) -> str:
-    """What a --data file that is none of the forms most likely meant: a zstd tar, the labels' CSV, a Hugging Face
-    file, an LMDB database, HDF5, an .npy, one image."""
+    """What a --data file that is none of the forms most likely meant: a zstd tar, a RAR or 7z archive, the labels'
+    CSV, a Hugging Face file, an LMDB database, HDF5, an .npy, one image."""
     name = path.name.lower()
     if name.endswith((".zst", ".tzst")):
         return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
+    if name.endswith((".rar", ".7z")):  # (Kaggle and Google Drive shares come so)
+        kind, unpack = ("RAR", "unrar x") if name.endswith(".rar") else ("7-Zip", "7z x")
+        return f" (a {kind} archive, which is not read here: `{unpack} {path.name}` unpacks it; give the folder)"
     if name.endswith((".csv", ".tsv", ".jsonl")):
         return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
     if name.endswith((".parquet", ".arrow")):  # Hugging Face datasets' files

@@ -864,6 +864,8 @@ def test_isic_2018_names_its_labels_in_the_folder_beside(tmp_path):
     "name,hint",
     [
         ("set.tar.zst", " (a zstd-compressed tar: `zstd -d set.tar.zst` gives the .tar)"),
+        ("Dataset.rar", " (a RAR archive, which is not read here: `unrar x Dataset.rar` unpacks it; give the folder)"),
+        ("set.7z", " (a 7-Zip archive, which is not read here: `7z x set.7z` unpacks it; give the folder)"),
         ("train_data.csv", " (a CSV of labels goes to --csv: --data {tmp} --csv train_data.csv)"),
         ("metadata.jsonl", " (a CSV of labels goes to --csv: --data {tmp} --csv metadata.jsonl)"),
         ("cat/0001.jpg", " (one image: --data takes the folder of the class folders: {tmp}, if cat/ is one)"),
