@@ -266,11 +266,15 @@ def loose_note(data, names: list[str]) -> str:
 
 
 def a_note(name: str) -> bool:
-    """A file that says what a data set is or how it was made (a README, its licence, a paper's PDF, a script:
-    Animals-10's translate.py beside raw-img/): no part of its data."""
+    """A file that says what a data set is or how it was made (a README, its licence, how to cite it, a paper's PDF,
+    a script: Animals-10's translate.py beside raw-img/; the Rice Image Dataset's Rice_Citation_Request.txt): no
+    part of its data. A CSV is none, whatever its name."""
     name = name.lower()
     notes = (".md", ".pdf", ".html", ".rtf", ".py", ".ipynb", ".sh")
-    return name.endswith(notes) or name.startswith(("readme", "licen", "copying", "cita"))
+    said = ("readme", "licen", "copying", "cita", "cite", "attribution")  # (as a word of the name: Rice_Citation_...)
+    if name.endswith((".csv", ".tsv", ".jsonl")):
+        return False
+    return name.endswith(notes) or any(w.startswith(said) for w in re.split(r"[^a-z]+", name))
 
 
 def _has_folders(folder: Path) -> bool:

@@ -1855,13 +1855,14 @@ def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
     """Other lone folders: Microsoft's cats and dogs (kagglecatsanddogs_5340/PetImages/{Cat,Dog}/ beside a licence
     PDF and a readme) and GTSRB (GTSRB/Final_Training/Images/00000/ ...: a lone part, its classes in a folder of
     another name) were one class each (PetImages; Images), an unconditional GAN with a note. They are read through
-    the lone folders (said), the run named after --data; a README or licence beside does not count, a labels file
-    does; a lone part of a split set stays one (it has no held-out part, said)."""
+    the lone folders (said), the run named after --data; a README, licence or citation request beside does not
+    count, a labels file does; a lone part of a split set stays one (it has no held-out part, said)."""
     pets = tmp_path / "kagglecatsanddogs_5340"
     make_folder(pets / "PetImages", n_per_class=2, size=(8, 8))
     (pets / "CDLA-Permissive-2.0.pdf").write_bytes(b"%PDF")
     (pets / "readme[1].txt").write_text("Microsoft's cats and dogs")
     (pets / "translate.py").write_text("# Animals-10's names, beside raw-img/")
+    (pets / "Rice_Citation_Request.txt").write_text("Please cite ...")  # (the Rice Image Dataset's: it was a list)
     said = []
     cat = open_catalog(str(pets), log=said.append)
     assert cat.class_names == list(CLASSES) and len(cat) == 6 and cat.name == pets.name and cat.folder == pets
