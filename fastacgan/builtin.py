@@ -3,8 +3,9 @@
 Each digit 0-9 is a set of strokes (polylines in a unit box). Every image gets its own random affine
 transform (rotation, scale, shear, translation) and stroke width, and is rendered anti-aliased as
 intensity = clamp((width - distance to the nearest stroke) / pixel + 0.5, 0, 1), vectorised over
-[images, segments, pixels]. 10,000 images of 28x28 take 1-3 s on a 2-core CPU; the result depends only on
-(count, size, seed), so every run and every test sees the same set.
+[images, segments, pixels]. 10,000 images of 28x28 take 1-3 s on a 2-core CPU, and the time grows with the pixels
+(128x128: about 50 s): larger sizes are drawn at DRAW_MAX and resized, as larger images are. The result depends
+only on (count, size, seed), so every run and every test sees the same set.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import math
 
 import torch
 
-from .data import Catalog, DataError
+from .data import Catalog, DataError, Every
 
 CLASS_NAMES = [str(d) for d in range(10)]
 TEST_SEED = 4321  # the test split's draws (the training set's: 1234)
+DRAW_MAX = 128  # the largest size drawn; a larger --image-size resizes these (512x512 drawn took over 10 minutes)
 
 
 def _arc(cx, cy, rx, ry, a0, a1, n=10):
@@ -55,8 +57,9 @@ def _segments() -> tuple[torch.Tensor, torch.Tensor]:
     return padded, s_max
 
 
-def render_digits(count: int = 10_000, size: int = 28, seed: int = 1234, chunk: int = 1000):
-    """-> (images uint8 [N, size, size, 1], labels int64 [N]), classes balanced (label = i % 10)."""
+def render_digits(count: int = 10_000, size: int = 28, seed: int = 1234, chunk: int = 1000, log=lambda msg: None):
+    """-> (images uint8 [N, size, size, 1], labels int64 [N]), classes balanced (label = i % 10); a progress line
+    every few seconds where it takes longer."""
     g = torch.Generator().manual_seed(seed)
     segs, _ = _segments()
     labels = torch.arange(count) % 10
@@ -79,6 +82,7 @@ def render_digits(count: int = 10_000, size: int = 28, seed: int = 1234, chunk: 
     out = torch.empty(count, size * size, dtype=torch.uint8)
     # images per chunk: its [n, S, P] float temporaries stay at 2**24 elements (64 MB) each, whatever the size
     chunk = max(1, min(chunk, (1 << 24) // (segs.shape[1] * size * size)))
+    due, said = Every(), False
     for i0 in range(0, count, chunk):
         sl = slice(i0, min(count, i0 + chunk))
         seg = segs[labels[sl]]  # [n, S, 4]
@@ -93,21 +97,28 @@ def render_digits(count: int = 10_000, size: int = 28, seed: int = 1234, chunk: 
         dist = ((rx - t * d[..., 0, None]).square_() + (ry - t * d[..., 1, None]).square_()).amin(1).sqrt_()
         ink = ((width[sl, None] - dist) * size + 0.5).clamp(0, 1)
         out[sl] = (ink * bright[sl, None] * 255).round_().to(torch.uint8)
+        if due() or said and sl.stop == count:  # (the last line only after others)
+            said = True
+            log(f"drawing digits at {size}x{size}: {sl.stop}/{count}")
     return out.view(count, size, size, 1), labels
 
 
-def builtin_catalog(spec: str, image_size: int, split: str = "train") -> Catalog:
+def builtin_catalog(spec: str, image_size: int, split: str = "train", log=lambda msg: None) -> Catalog:
     """builtin:digits[:COUNT]: COUNT digits (10,000) drawn from seed 1234; its test split, a fifth as many (at least
-    10) drawn from another seed: images of the same kind that training never saw, as MNIST's t10k files are."""
+    10) drawn from another seed: images of the same kind that training never saw, as MNIST's t10k files are.
+    Larger than DRAW_MAX, drawn at DRAW_MAX and resized (bicubic)."""
     kind, _, count = spec.partition(":")[2].partition(":")
     if kind != "digits":
         raise DataError(f"--data {spec}: unknown built-in data set (available: builtin:digits[:COUNT])")
     if not (count == "" or count.isdigit() and int(count) > 0):
         raise DataError(f"--data {spec}: COUNT in builtin:digits:COUNT must be a whole number of images, 1 or more")
-    n = int(count) if count else 10_000
+    n, size = int(count) if count else 10_000, image_size or 28
     if split == "test":
-        images, labels = render_digits(max(10, n // 5), image_size or 28, seed=TEST_SEED)
-    else:
-        images, labels = render_digits(n, image_size or 28)
+        n = max(10, n // 5)
+    images, labels = render_digits(n, min(size, DRAW_MAX), seed=TEST_SEED if split == "test" else 1234, log=log)
+    if size > DRAW_MAX:
+        from .decode import fit_images
+
+        images = fit_images(images, size, 1, log)
     names = [f"builtin:digits{'/test' if split == 'test' else ''}/{i}" for i in range(len(labels))]
     return Catalog("digits", names, labels.numpy(), list(CLASS_NAMES), None, images)

@@ -275,7 +275,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
     if data.startswith("builtin:"):
         from .builtin import builtin_catalog
 
-        cat = builtin_catalog(data, image_size, split)
+        cat = builtin_catalog(data, image_size, split, log)
     else:
         from .hints import file_hint, not_found_hint
 

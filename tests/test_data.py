@@ -1185,6 +1185,25 @@ def test_builtin_digits_at_a_large_size_keep_memory_bounded():
     assert int(out.stdout.split()[-1]) < 1500  # MB at peak, torch included (before: about 4 GB)
 
 
+def test_builtin_digits_larger_than_128_are_drawn_at_128_and_resized(monkeypatch):
+    """Drawing takes time with the pixels (10,000 digits: 2 s at 28x28, 50 s at 128x128, over 10 minutes at
+    512x512, with no line after "(a few seconds)"): larger sizes are drawn at 128 and resized as decoded images
+    are; a drawing that takes a while says how far it is."""
+    import fastacgan.builtin as builtin
+    from fastacgan.decode import fit_images
+
+    said = []
+    cat = open_catalog("builtin:digits:20", image_size=136, log=said.append)
+    drawn, labels = builtin.render_digits(20, 128)
+    assert torch.equal(cat.images, fit_images(drawn, 136, 1)) and cat.labels.tolist() == labels.tolist()
+    assert said == ["resizing images 128x128x1 -> 136x136x1: 20/20"]
+    assert open_catalog("builtin:digits:20", image_size=128).images.shape == (20, 128, 128, 1)
+    monkeypatch.setattr(builtin, "Every", lambda: lambda: True)  # a line at every chunk, as after 5 s each
+    said = []
+    builtin.render_digits(30, 24, chunk=10, log=said.append)
+    assert said == [f"drawing digits at 24x24: {n}/30" for n in (10, 20, 30)]
+
+
 def test_epoch_order_visits_every_image_once_and_is_seeded():
     perm, flips = epoch_order(100, seed=3, epoch=2)
     assert sorted(perm.tolist()) == list(range(100))
