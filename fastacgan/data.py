@@ -129,6 +129,7 @@ def labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[c] for c in class_of_item], dtype=np.int64), classes
 
 
+LARGE_FILE_MB = 100  # a data file this large is said before it is read (an archive says its progress itself)
 PROGRESS_EVERY_S = 5.0  # progress lines while a large folder is listed, an archive read or a set decoded
 
 
@@ -293,6 +294,8 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         if path.is_file():
             csv_path = find_csv(path.parent, csv_opt) if csv_opt else None
             archive = lambda: archive_catalog(path, log, csv_path, image_col, label_col, split)  # noqa: E731
+            if (mb := path.stat().st_size >> 20) >= LARGE_FILE_MB and not str(path).lower().endswith(ARCHIVE_EXTS):
+                log(f"--data {data}: reading its {mb:,} MB")  # (EMNIST's byclass CSV: half a minute, no other line)
             if (cat := datasets.array_file_catalog(path, split)) is not None:
                 pass  # an .npz, or a CSV of pixel rows (Kaggle's MNIST)
             elif not str(path).lower().endswith(ARCHIVE_EXTS):

@@ -338,7 +338,7 @@ def write_pixel_csv(path, x, y, header=True, label_last=False, fmt="%d"):
         np.savetxt(f, rows, fmt=fmt, delimiter=",")
 
 
-def test_csv_of_pixel_rows(tmp_path, capsys):
+def test_csv_of_pixel_rows(tmp_path, capsys, monkeypatch):
     """Kaggle's MNIST-like sets as CSVs, a row an image (label, pixel0 ... pixel783; Fashion-MNIST's, with its
     names; "MNIST in CSV" without a header; HAM10000's RGB hmnist, the label last; values in [0, 1]). They were
     refused ("a CSV of labels goes to --csv"). The test split: the _test.csv beside the _train.csv."""
@@ -360,6 +360,12 @@ def test_csv_of_pixel_rows(tmp_path, capsys):
         cat = open_catalog(str(tmp_path / name))
         assert torch.equal(cat.images, torch.from_numpy(want)), name
         assert cat.class_names == sorted({str(v) for v in (y % 7 if "RGB" in name else y)}), name
+    import fastacgan.data as data_mod
+
+    monkeypatch.setattr(data_mod, "LARGE_FILE_MB", 0)  # a large file is said before it is read (EMNIST's: 30 s)
+    said = []
+    open_catalog(str(tmp_path / "mnist_in_csv.csv"), log=said.append)
+    assert said[0] == f"--data {tmp_path / 'mnist_in_csv.csv'}: reading its 0 MB"
     write_pixel_csv(tmp_path / "test.csv", x, y)  # Kaggle's test.csv: pixels only
     with open(tmp_path / "test.csv") as f:
         rows = [line.split(",", 1)[1] for line in f]
