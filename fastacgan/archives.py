@@ -33,7 +33,7 @@ from .folders import by_initial, folders_within, initials_note, loose_note, same
 from .hints import others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
-from .masks import archive_masks, masks_note
+from .masks import archive_masks, mask_class_note, mask_classes, masks_note
 from .splits import flat_parts, pick_split, split_like, split_note, split_word
 
 
@@ -248,6 +248,12 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         log(masks_note(path, masks))
     if len(keep) < len(names):
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
+    firsts = lambda c: [reader(i) for i in [j for j, d in enumerate(dirs) if d[k] == c][:3]]  # noqa: E731
+    if gone := mask_classes(sorted({d[k] for d in dirs}), firsts):  # (Kvasir-SEG's masks/ beside images/)
+        keep = [i for i, d in enumerate(dirs) if d[k] not in gone]
+        names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
+        for m in gone:
+            log(mask_class_note(path, m))
 
     @functools.cache
     def held() -> dict[str, set]:  # class folder -> the folders in it, "" for an image (one pass, asked of letters)

@@ -29,10 +29,11 @@ from .data import (
     hidden,
     is_image,
     known_classes,
+    read_file,
     wanted_classes,
 )
 from .hints import LMDB, file_kinds, kinds_hint, others_note
-from .masks import MASK_DIRS, mask_files, masks_note
+from .masks import MASK_DIRS, mask_class_note, mask_classes, mask_files, masks_note
 from .splits import flat_parts, pick_split, split_like, split_word
 
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
@@ -62,6 +63,9 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     if by_initial([d.name for d in class_dirs], lambda x: _held(root / x)):
         return _initials_catalog(root, class_dirs, classes, log)
     names = [d.name for d in class_dirs]
+    for m in mask_classes(names, lambda n: _first_images(root / n)):  # (Kvasir-SEG's masks/ beside images/)
+        names.remove(m)
+        log(mask_class_note(root, m))
     if CLUTTER in names and len(names) > 1 and CLUTTER not in classes.split(","):  # (--classes may name it)
         names.remove(CLUTTER)
         log(f"note: {root}'s {CLUTTER}/ is Caltech-101's background clutter, no object class: passed over, as "
@@ -294,6 +298,12 @@ def unwrapped(part: Path) -> Path:
             break
         part = lone
     return part
+
+
+def _first_images(folder: Path, most: int = 3) -> list[bytes]:
+    """The bytes of the first few images under a folder (in its listing's order)."""
+    found = (os.path.join(d, f) for d, _, files in walk(folder) for f in sorted(files) if is_image(f))
+    return [read_file(p) for _, p in zip(range(most), found)]
 
 
 def _any_image(folder: Path) -> bool:

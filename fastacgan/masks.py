@@ -1,12 +1,18 @@
 """Segmentation masks kept with a classification set's images, which are no training images of their class: folders
 named mask or masks inside the class folders (COVID-19 Radiography's <class>/masks/ beside <class>/images/), and
 files named as an image beside them with _mask added (the breast ultrasound set BUSI's `benign (1)_mask.png`, and
-`benign (4)_mask_1.png` for a second lesion). An image folder and an archive pass them over and say so."""
+`benign (4)_mask_1.png` for a second lesion). An image folder and an archive pass them over and say so. So are
+the class folders of a segmentation set's masks beside its images (Kvasir-SEG's masks/ beside images/): no class.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import re
+from collections.abc import Callable
+
+from PIL import Image
 
 MASK_DIRS = ("mask", "masks")
 _MASK_FILE = re.compile(r"(.+)_mask(?:_\d+)?", re.IGNORECASE)
@@ -39,3 +45,39 @@ def masks_note(data, found: list[str]) -> str:
     what = [f"{folders} folder(s) of masks" * bool(folders), f"{files} mask(s) named after an image" * bool(files)]
     shown = ", ".join(f.replace("\\", "/") for f in found[:3]) + (" ..." if len(found) > 3 else "")
     return f"--data {data}: passed over {' and '.join(w for w in what if w)} ({shown}): masks are no training images"
+
+
+def _mask_named(name: str) -> bool:
+    """A folder named as a segmentation set's masks: mask(s) its last word (masks/, train_masks/), or ground truth
+    (ISIC 2018 Task 1's ISIC2018_Task1_Training_GroundTruth/) or segmentation a word of it."""
+    words = [w for w in re.split(r"[^a-z]+", name.lower()) if w]
+    return bool(words) and (words[-1] in MASK_DIRS or bool({"groundtruth", "segmentation"} & set(words))
+                            or words[-2:] == ["ground", "truth"])  # fmt: skip
+
+
+def two_toned(blob: bytes) -> bool:
+    """Whether an image is a mask: black and white, or a few label values, with under a tenth of its pixels in the
+    greys between (a JPEG's ringing, a resized mask's edges); a photo has far more."""
+    try:
+        with Image.open(io.BytesIO(blob)) as im:
+            hist = im.convert("L").histogram()
+    except Exception:  # noqa: BLE001 - an image that does not open is no mask (its class reports it)
+        return False
+    return sum(hist[24:232]) < 0.1 * max(1, sum(hist))
+
+
+def mask_classes(names: list[str], samples: Callable[[str], list[bytes]]) -> list[str]:
+    """Of the class folders, those that hold a segmentation set's masks beside its images (Kvasir-SEG's masks/
+    beside images/): named as masks, beside a folder that is not, and the first images (`samples`: a class's
+    name -> a few of its images' bytes) masks; photos in folders so named (a face-mask set's with_mask/ beside
+    mask_weared_incorrect/) are classes."""
+    named = [n for n in names if _mask_named(n)]
+    if len(named) == len(names):
+        return []
+    return [n for n in named if (blobs := samples(n)) and all(map(two_toned, blobs))]
+
+
+def mask_class_note(data, name: str) -> str:
+    """The line that says a class folder of masks was passed over."""
+    return (f"note: --data {data}: {name}/ holds a segmentation set's masks (named so, black and white): no class, "
+            "passed over")  # fmt: skip

@@ -1774,6 +1774,43 @@ def test_folders_of_masks_inside_the_class_folders_are_passed_over(tmp_path):
                         "training images"], data  # fmt: skip
 
 
+def test_a_class_folder_of_a_segmentation_sets_masks_is_passed_over(tmp_path):
+    """Kvasir-SEG: images/ beside masks/ (black and white, one per image); ISIC 2018 Task 1: ..._Input/ beside
+    ..._GroundTruth/ (ISIC_0000000_segmentation.png). The masks were a class, in silence; now passed over, said, in a
+    folder and an archive. Photos in folders named as masks (a face-mask set's with_mask/, without_mask/ beside
+    mask_weared_incorrect/) are classes."""
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    photo = lambda: Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))  # noqa: E731
+    mask = np.zeros((24, 24), np.uint8)
+    mask[5:15, 8:20] = 255
+    kvasir, isic = tmp_path / "Kvasir-SEG", tmp_path / "isic2018_task1"
+    for i in range(3):
+        for root, images, masks, suffix in ((kvasir, "images", "masks", ""),
+                                            (isic, "ISIC2018_Task1-2_Training_Input",
+                                             "ISIC2018_Task1_Training_GroundTruth", "_segmentation")):  # fmt: skip
+            (root / images).mkdir(parents=True, exist_ok=True)
+            (root / masks).mkdir(exist_ok=True)
+            photo().save(root / images / f"x{i}.jpg")
+            Image.fromarray(mask).convert("RGB").save(root / masks / f"x{i}{suffix}.jpg", quality=75)  # (JPEG's rings)
+    with zipfile.ZipFile(tmp_path / "kvasir.zip", "w") as zf:
+        for p in sorted(kvasir.rglob("*.jpg")):
+            zf.write(p, f"{kvasir.name}/{p.relative_to(kvasir)}")
+    for data, gone in ((kvasir, "masks"), (tmp_path / "kvasir.zip", "masks"),
+                       (isic, "ISIC2018_Task1_Training_GroundTruth")):  # fmt: skip
+        said = []
+        cat = open_catalog(str(data), log=said.append)
+        assert len(cat.class_names) == 1 and len(cat) == 3 and all("mask" not in n.lower() for n in cat.names), data
+        assert (f"note: --data {data}: {gone}/ holds a segmentation set's masks (named so, black and white): no class, "
+                "passed over") in said, data  # fmt: skip
+    faces = tmp_path / "faces"
+    for c in ("with_mask", "without_mask", "mask_weared_incorrect"):
+        (faces / c).mkdir(parents=True)
+        photo().save(faces / c / "0.png")
+    assert open_catalog(str(faces)).class_names == ["mask_weared_incorrect", "with_mask", "without_mask"]
+
+
 def test_a_training_part_not_named_as_one_beside_held_out_parts(tmp_path):
     """Places365 as torchvision downloads it: data_256_standard/ (a/abbey/ ...) beside val_256/ (images alone,
     labelled by places365_val.txt); a set's images/<class>/ beside test/<class>/. They were two classes (the two
