@@ -100,10 +100,12 @@ def others_note(data, others: Counter) -> str:
 
 def kinds_hint(others: Counter) -> str:
     """What to do with files that hold images, but not in a form read here: AVIF (a newer Pillow reads it), DICOM
-    (medical scans), Hugging Face's data files."""
+    (medical scans), HEIF (phone photos), Hugging Face's data files."""
     hints = {
         ".avif": "Pillow 11.3 or newer reads it, `pip install -U pillow`",
         ".dcm": "DICOM, which fastacgan does not read: save them as PNG first (pydicom's dcmread(f).pixel_array)",
+        ".heic": "HEIF, as iPhones save photos, which Pillow does not read: convert them to JPEG first, e.g. "
+        "`magick mogrify -format jpg *.heic`, or `heif-convert` from libheif",
         ".arrow": HF_FILES,
         ".parquet": HF_FILES,
     }

@@ -585,6 +585,12 @@ def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
     assert len(open_catalog(str(tmp_path / "web"), log=said.append)) == 2
     avif = " (.avif: Pillow 11.3 or newer reads it, `pip install -U pillow`)"
     assert said[0].endswith(f".avif (6), .dcm (1){avif}{dicom}")
+    (tmp_path / "web" / "b" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # an iPhone's photo
+    said.clear()
+    assert len(open_catalog(str(tmp_path / "web"), log=said.append)) == 2
+    heif = (" (.heic: HEIF, as iPhones save photos, which Pillow does not read: convert them to JPEG first, e.g. "
+            "`magick mogrify -format jpg *.heic`, or `heif-convert` from libheif)")  # fmt: skip
+    assert said[0].endswith(heif)
     (tmp_path / "scans" / "PNEUMONIA").mkdir(parents=True)
     (tmp_path / "scans" / "PNEUMONIA" / "0.dcm").write_bytes(b"DICM")
     with pytest.raises(DataError) as e:
