@@ -5,6 +5,7 @@ or val/, each holding class folders; the words and the choice of part: splits.py
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -301,9 +302,15 @@ def unwrapped(part: Path) -> Path:
 
 
 def _first_images(folder: Path, most: int = 3) -> list[bytes]:
-    """The bytes of the first few images under a folder (in its listing's order)."""
+    """The bytes of the first few readable images under a folder (in its listing's order)."""
     found = (os.path.join(d, f) for d, _, files in walk(folder) for f in sorted(files) if is_image(f))
-    return [read_file(p) for _, p in zip(range(most), found)]
+    blobs = []
+    for path in found:
+        with contextlib.suppress(OSError):  # (an unreadable file is named where the class is read)
+            blobs.append(read_file(path))
+        if len(blobs) == most:
+            break
+    return blobs
 
 
 def _any_image(folder: Path) -> bool:

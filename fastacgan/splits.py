@@ -110,7 +110,10 @@ def listed_part(data: str) -> str:
     kind = lambda n: (split_word(n) or "")[:3]  # noqa: E731 - val, valid, validation: one kind
     for part in sorted((n for n in parts if split_word(n) in TEST_SPLITS), key=lambda n: (kind(n) != "val", n)):
         for d in (root / part, root, *list(root.parents)[:3]):
-            lists = sorted(f for f in d.iterdir() if f.suffix.lower() in (".csv", ".tsv", ".txt") and f.is_file())
+            try:
+                lists = sorted(f for f in d.iterdir() if f.suffix.lower() in (".csv", ".tsv", ".txt") and f.is_file())
+            except OSError:  # (a folder above that this user may not list)
+                continue
             if found := [f for f in lists if kind(f.stem) == kind(part)]:
                 return f"; {part}/ may be labelled by {found[0].name}: --test-data {root / part} --test-csv {found[0]}"
     return ""
