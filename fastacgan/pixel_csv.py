@@ -83,16 +83,20 @@ def pixel_strings_catalog(path: Path, header: list[str], split: str = "train") -
     if usage is None and split != "train":
         raise NoTestSplit(f"--data {path}: a CSV of images without a Usage column is one split")
     pixels, labels = [], []
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))  # (a 128x128 RGB image's field: 200 KB; csv's 128 KB)
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         rows = csv.reader(f)
         next(rows, None)
-        for n, row in enumerate(rows, 2):
-            if not row or (usage is not None and (row[usage].strip().lower() == "training") != (split == "train")):
-                continue
-            if len(row) <= max(at, label) or not row[label].strip().isdigit():
-                raise DataError(f"--data {path}: row {n} has no class number in column {header[label]!r}")
-            pixels.append(row[at])
-            labels.append(int(row[label]))
+        try:
+            for n, row in enumerate(rows, 2):
+                if not row or (usage is not None and (row[usage].strip().lower() == "training") != (split == "train")):
+                    continue
+                if len(row) <= max(at, label) or not row[label].strip().isdigit():
+                    raise DataError(f"--data {path}: row {n} has no class number in column {header[label]!r}")
+                pixels.append(row[at])
+                labels.append(int(row[label]))
+        except csv.Error as e:
+            raise DataError(f"--data {path}: cannot read row {rows.line_num} ({e})") from e
     if not pixels:
         raise DataError(f"--data {path}: no rows of the {'training' if split == 'train' else 'held-out'} split")
     counts = {len(p.split()) for p in pixels[:100]}
