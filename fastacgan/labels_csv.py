@@ -18,7 +18,19 @@ from .data import Catalog, DataError, Files, folder_name, is_image, labels_from
 from .folders import walk
 
 # a label column by its name, in any case (NIH ChestX-ray14's Data_Entry_2017.csv: "Finding Labels")
-LABEL_COLUMNS = ("label", "labels", "target", "class", "category", "diagnosis", "dx", "finding labels")
+LABEL_COLUMNS = (
+    "label",
+    "labels",
+    "target",
+    "class",
+    "category",
+    "diagnosis",
+    "dx",
+    "finding labels",
+    "diagnostic",
+    "classid",
+    "class_id",
+)  # (PAD-UFES-20's diagnostic; GTSRB's ClassId)
 
 
 def find_csv(root: Path, csv_opt: str) -> Path | None:
@@ -224,6 +236,13 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
                             f"combinations the classes): --csv-label-col {','.join(attributes[:2])}")  # fmt: skip
     last = next((c for c in reversed(cols) if c.strip() and c != image_col), cols[-1])  # (not a trailing comma's)
     by_default = not label_col and not one_hot and not any(c in lower for c in LABEL_COLUMNS)  # the last one
+    named = [lower[c] for c in LABEL_COLUMNS if c in lower and lower[c] != image_col]
+    also = named[1:] if named else [c for c in cols if c.strip() and c not in (image_col, last)]
+    if not label_col and not one_hot and also:  # several columns it might be: said, which it took
+        taken = named[0] if named else last
+        why = "the first named as labels" if named else f"the last: none is named {', '.join(LABEL_COLUMNS[:6])} ..."
+        warnings.warn(f"--csv {csv_path}: the labels are column {taken!r} ({why}); --csv-label-col names another: "
+                      f"{', '.join(also[:8])}{' ...' * (len(also) > 8)}", stacklevel=2)  # fmt: skip
     label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), last)
     # several label columns (CelebA's Male,Smiling): each combination of their values is a class
     label_cols = [c.strip() for c in label_col.split(",")] if label_col not in cols else [label_col]

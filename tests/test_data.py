@@ -457,6 +457,28 @@ def test_csv_label_columns_by_other_names_and_a_trailing_comma(tmp_path):
         open_catalog(str(tmp_path / "d"), csv_opt="list.csv", label_col="Type2")
     types = open_catalog(str(tmp_path / "d"), csv_opt="list.csv", label_col="Type1")
     assert types.class_names == ["Fire", "Grass", "Water"]
+    # PAD-UFES-20's metadata.csv (26 columns, the labels in `diagnostic`, the last `biopsed`): the last was taken, in
+    # silence, as the label; where it is taken by default, or several columns are named as labels (ISIC 2020's
+    # `diagnosis` and `target`), it is said which, with the others
+    (tmp_path / "d" / "list.csv").write_text("patient_id,age,diagnostic,img_id,biopsed\np1,40,BCC,a.jpg,True\n"
+                                             "p2,50,NEV,b.jpg,False\np3,60,NEV,c.jpg,True\n")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_catalog(str(tmp_path / "d"), csv_opt="list.csv").class_names == ["BCC", "NEV"]
+    (tmp_path / "d" / "list.csv").write_text("patient_id,age,diag,img_id,biopsed\np1,40,BCC,a.jpg,True\n"
+                                             "p2,50,NEV,b.jpg,False\np3,60,NEV,c.jpg,True\n")  # fmt: skip
+    with pytest.warns(UserWarning) as seen:
+        assert open_catalog(str(tmp_path / "d"), csv_opt="list.csv").class_names == ["False", "True"]
+    assert [str(w.message) for w in seen] == [f"--csv {tmp_path / 'd' / 'list.csv'}: the labels are column 'biopsed' "
+        "(the last: none is named label, labels, target, class, category, diagnosis ...); --csv-label-col names "
+        "another: patient_id, age, diag"]  # fmt: skip
+    (tmp_path / "d" / "list.csv").write_text("image_name,diagnosis,target\na,nevus,0\nb,melanoma,1\nc,nevus,0\n")
+    with pytest.warns(UserWarning, match=r"list.csv: the labels are column 'target' \(the first named as labels\); "
+                                         r"--csv-label-col names another: diagnosis$"):  # fmt: skip
+        assert open_catalog(str(tmp_path / "d"), csv_opt="list.csv").class_names == ["0", "1"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named: nothing to say
+        open_catalog(str(tmp_path / "d"), csv_opt="list.csv", label_col="diagnosis")
 
 
 def test_csv_unknown_column(tmp_path):
