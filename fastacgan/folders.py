@@ -243,7 +243,9 @@ def _unsorted_hint(root: Path, loose: list[str]) -> str:
     # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/),
     # then one in a folder beside (named as --csv finds it: from the folder's parent)
     found = [p for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)]
-    found = found or [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x) if not hidden(p.parent.name)]
+    words = lambda n: {w for w in re.split(r"[^a-z0-9]+", n.lower()) if len(w) >= 4}  # noqa: E731
+    found = found or [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x)  # (a folder of its set's)
+                      if not hidden(p.parent.name) and words(p.parent.name) & words(root.name)]  # fmt: skip
     csvs = sorted(
         {p.name if p.parent in (root, root.parent) else f"{p.parent.name}/{p.name}" for p in found},
         key=lambda n: (Path(n).stem.lower() != root.name.lower(), kind(Path(n).stem) != kind(root.name), n),

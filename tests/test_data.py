@@ -884,6 +884,14 @@ def test_isic_2018_names_its_labels_in_the_folder_beside(tmp_path):
     assert str(e.value).startswith(f"class folder {truth} holds no images")
     assert str(e.value).endswith(f"it holds .csv (1); {root / 'ISIC2018_Task3_Training_Input'} holds images alone. "
                                  + hint.replace("Validation", "Training"))  # fmt: skip
+    downloads = tmp_path / "Downloads"  # a CSV in a folder beside of another name is another thing's
+    (downloads / "holiday_photos").mkdir(parents=True)
+    (downloads / "budget").mkdir()
+    (downloads / "budget" / "costs.csv").write_text("item,cost\nfood,3\n")
+    Image.new("RGB", (8, 8)).save(downloads / "holiday_photos" / "IMG_0001.jpg")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(downloads / "holiday_photos"))
+    assert "--csv" not in str(e.value)
 
 
 @pytest.mark.parametrize(
