@@ -40,7 +40,7 @@ ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
 # the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
 # test/<class>/...): the training split, and the held-out one in order of preference
 TRAIN_SPLITS = ("train", "training", "trainset")
-TEST_SPLITS = ("test", "testing", "testset", "val", "valid", "validation", "valset")
+TEST_SPLITS = ("test", "testing", "testset", "val", "valid", "validation", "valset", "eval", "evaluation")
 WINDOWS_JUNK = ("thumbs.db", "desktop.ini")  # Explorer's thumbnail cache and folder settings
 # folders systems put beside a set's own, passed over as hidden ones (hidden()): a Mac zip's, a NAS's JPEG thumbnails
 SYSTEM_DIRS = {"__MACOSX", "$RECYCLE.BIN", "System Volume Information", "@eaDir", "lost+found"}

@@ -1692,6 +1692,23 @@ def test_parts_named_by_a_word_each_in_a_folder_of_its_name(tmp_path):
             assert open_catalog(str(data)).class_names == ["extra", "test_set", "training_set"]
 
 
+def test_an_evaluation_part_is_a_held_out_part(tmp_path):
+    """Food-11: training/, validation/, evaluation/, each of the 11 classes; Omniglot as torchvision downloads it:
+    images_background/ and images_evaluation/ (its training and test alphabets). They were three and two classes
+    (the parts), with a warning for Food-11 and in silence for Omniglot."""
+    food = tmp_path / "food11"
+    for part in ("training", "validation", "evaluation"):
+        make_folder(food / part, n_per_class=1, size=(8, 8))
+    said = []
+    assert open_catalog(str(food), log=said.append).class_names == list(CLASSES)
+    assert said == [f"--data {food}: split into evaluation, training, validation; training on training/"]
+    assert all("/validation/" in n for n in open_catalog(str(food), split="test").names)
+    omniglot = tmp_path / "omniglot-py"
+    make_folder(omniglot / "images_background", n_per_class=1, size=(8, 8), classes=["Arcadian", "Braille"])
+    make_folder(omniglot / "images_evaluation", n_per_class=1, size=(8, 8), classes=["Angelic", "Kannada"])
+    assert open_catalog(str(omniglot)).class_names == ["Arcadian", "Braille"]
+
+
 def test_a_split_set_with_a_folder_of_no_images_beside_its_parts(tmp_path):
     """Fruits 360: Training/<class>/, Test/<class>/, test-multiple_fruits/ (images alone) and papers/ (a PDF). The
     papers/ folder made it no split set: an image folder whose class papers/ held no images, and the error's hint
