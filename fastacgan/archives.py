@@ -29,7 +29,15 @@ from .data import (
     is_image,
     labels_from,
 )
-from .folders import by_initial, folders_within, initials_note, loose_note, same_folders_note, shard_note
+from .folders import (
+    by_initial,
+    folders_within,
+    initials_note,
+    loose_note,
+    nested_note,
+    same_folders_note,
+    shard_note,
+)
 from .hints import others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
@@ -271,7 +279,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     for d in dirs if below else ():  # (the folders in each class folder: folders.same_folders_note)
         below[d[k]].append(d[k + 1 :])
     within = {c: folders_within(b) for c, b in below.items()}
-    for note in (shard_note(class_names), same_folders_note(path, within, archive=True)):
+    for note in (shard_note(class_names), same_folders_note(path, within, True), nested_note(path, within, True)):
         if note:
             log(note)
     return Catalog(set_name, [f"{path}:{n}" for n in names], labels, class_names, reader, sources=[str(path)])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,7 +32,7 @@ from .data import (
     read_file,
     wanted_classes,
 )
-from .hints import LMDB, file_kinds, kinds_hint, others_note
+from .hints import LMDB, file_kinds, kinds_hint, others_note, unsorted_hint
 from .masks import MASK_DIRS, mask_class_note, mask_classes, mask_files, masks_note
 from .splits import flat_parts, pick_split, split_like, split_word
 
@@ -60,7 +59,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             msg += LMDB
         if loose and (kind := binary_sets.set_in(root.parent)):  # flowers-102/jpg, oxford-iiit-pet/images
             raise DataError(f"{msg}. {root.parent} holds them with their labels ({kind}): give --data {root.parent}")
-        raise DataError(msg + (_unsorted_hint(root, loose) if loose else ""))
+        raise DataError(msg + (unsorted_hint(root, loose) if loose else ""))
     if by_initial([d.name for d in class_dirs], lambda x: _held(root / x)):
         return _initials_catalog(root, class_dirs, classes, log)
     names = [d.name for d in class_dirs]
@@ -107,7 +106,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     if len(names) == 1 and (note := _one_class_note(root, names[0], paths)):  # (a labels file beside kept it)
         log(note)
     split_like(root, deep, names)
-    for note in (shard_note(names), same_folders_note(root, inner)):
+    for note in (shard_note(names), same_folders_note(root, inner), nested_note(root, inner)):
         if note:
             log(note)
     labels = np.asarray(ids, dtype=np.int64)
@@ -156,6 +155,22 @@ def same_folders_note(root: Path, inner: dict[str, set], archive: bool = False) 
     give = ", unpacked, as --data" if archive else f" as --data (--data {root / next(iter(inner))})"
     return (f"note: each class folder of {root} holds the same {len(sets[0])} folders ({shown}): a class is every "
             f"image under its folder; if those folders are the classes, give one class folder{give}")  # fmt: skip
+
+
+def nested_note(root: Path, inner: dict[str, set], archive: bool = False) -> str:
+    """The line that says that every class folder holds its images in a few folders of its own (LC25000's
+    colon_image_sets/ holds colon_aca/ and colon_n/, lung_image_sets/ lung_aca/, lung_n/ and lung_scc/: the tissue
+    classes, two levels down), or "": a class is every image under its folder. Many folders in a class (a patient's
+    each, a day's each) are no classes: not said."""
+    sets = list(inner.values())
+    if len(sets) < 2 or not all(2 <= len(s) <= 20 for s in sets) or all(s == sets[0] for s in sets):
+        return ""
+    shown = "; ".join(f"{c}/: {', '.join(sorted(s)[:3])}{' ...' * (len(s) > 3)}" for c, s in list(inner.items())[:3])
+    give = ", unpacked, as --data" if archive else f" as --data (--data {root / next(iter(inner))})"
+    return (
+        f"note: each class folder of {root} holds its images in folders of its own ({shown}{' ...' * (len(sets) > 3)}"
+        f"): a class is every image under its folder; if those folders are the classes, give one class folder{give}"
+    )
 
 
 def shard_note(names: list[str]) -> str:
@@ -231,36 +246,7 @@ def _classes_in(empty: Path) -> str:
         if subs and any(is_image(f.name) for f in subs[0].iterdir()):
             return f"; {d} holds folders of images ({subs[0].name}, ...): if those are the classes, give --data {d}"
         if not subs and (loose := [f.name for f in d.iterdir() if is_image(f.name)]):  # ISIC 2018's _Input/
-            return f"; {d} holds images alone{_unsorted_hint(d, loose)}"
-    return ""
-
-
-def _unsorted_hint(root: Path, loose: list[str]) -> str:
-    """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
-    train.csv; ISIC 2018's in a folder beside, ISIC2018_Task3_Training_GroundTruth/), or the classes their names
-    begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
-    kind = lambda n: (split_word(n) in TRAIN_SPLITS) - (split_word(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
-    # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/),
-    # then one in a folder beside (named as --csv finds it: from the folder's parent)
-    found = [p for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)]
-    words = lambda n: {w for w in re.split(r"[^a-z0-9]+", n.lower()) if len(w) >= 4}  # noqa: E731
-    found = found or [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x)  # (a folder of its set's)
-                      if not hidden(p.parent.name) and words(p.parent.name) & words(root.name)]  # fmt: skip
-    csvs = sorted(
-        {p.name if p.parent in (root, root.parent) else f"{p.parent.name}/{p.name}" for p in found},
-        key=lambda n: (Path(n).stem.lower() != root.name.lower(), kind(Path(n).stem) != kind(root.name), n),
-    )
-    if csvs:
-        return f". If a CSV labels them, give it: --data {root} --csv {csvs[0]}"
-    heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)
-    if 2 <= len(heads) <= 200 and min(heads.values()) >= 2:
-        shown = ", ".join(f"{h} ({n})" for h, n in heads.most_common(5)) + (" ..." if len(heads) > 5 else "")
-        hint = (f". Their names begin with what look like classes, {shown}: put each class's images in a folder of "
-                f"its own ({root}/{heads.most_common(1)[0][0]}/...)")  # fmt: skip
-        if len(heads) > 20 or not all(re.fullmatch(r"[A-Za-z0-9]+", h) for h in heads):  # (cat_toy would take cat's)
-            return hint
-        return (f'{hint}, e.g.: cd {shlex.quote(str(root))} && for c in {" ".join(sorted(heads))}; do mkdir -p "$c" '
-                '&& find . -maxdepth 1 -type f -name "$c[ ._-]*" -exec mv -t "$c" {} +; done')  # fmt: skip
+            return f"; {d} holds images alone{unsorted_hint(d, loose)}"
     return ""
 
 
@@ -335,7 +321,7 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
         about += f" ({', '.join(sorted(bare))}: no images)" if about else ""
     flat = train is not None and split_word(train) and not folders(train) and _any_image(subs[train])
     if len(subs) > 1 and flat:  # Kaggle's butterflies: train/*.jpg, test/*.jpg, Training_set.csv
-        flat_parts(root, list(subs), _unsorted_hint(subs[train], []))
+        flat_parts(root, list(subs), unsorted_hint(subs[train], []))
     if train is None or not folders(train):
         return root, ""  # (a training part that holds no class folders: classes merely named so)
     part = pick_split(list(subs), split, folders)[0]

@@ -5,10 +5,12 @@ listing passed over, with what to do with those that hold images in a form not r
 from __future__ import annotations
 
 import re
+import shlex
 from collections import Counter
 from pathlib import Path
 
-from .data import is_image
+from .data import TEST_SPLITS, TRAIN_SPLITS, hidden, is_image
+from .splits import split_word
 
 # data sets by the names their users call them, which are not paths here: what to give instead
 _KNOWN_SETS = {
@@ -110,3 +112,32 @@ def kinds_hint(others: Counter) -> str:
         ".parquet": HF_FILES,
     }
     return "".join(f" ({ext}: {hint})" for ext, hint in hints.items() if ext in others)  # fmt: skip
+
+
+def unsorted_hint(root: Path, loose: list[str]) -> str:
+    """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
+    train.csv; ISIC 2018's in a folder beside, ISIC2018_Task3_Training_GroundTruth/), or the classes their names
+    begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
+    kind = lambda n: (split_word(n) in TRAIN_SPLITS) - (split_word(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
+    # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/),
+    # then one in a folder beside (named as --csv finds it: from the folder's parent)
+    found = [p for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)]
+    words = lambda n: {w for w in re.split(r"[^a-z0-9]+", n.lower()) if len(w) >= 4}  # noqa: E731
+    found = found or [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x)  # (a folder of its set's)
+                      if not hidden(p.parent.name) and words(p.parent.name) & words(root.name)]  # fmt: skip
+    csvs = sorted(
+        {p.name if p.parent in (root, root.parent) else f"{p.parent.name}/{p.name}" for p in found},
+        key=lambda n: (Path(n).stem.lower() != root.name.lower(), kind(Path(n).stem) != kind(root.name), n),
+    )
+    if csvs:
+        return f". If a CSV labels them, give it: --data {root} --csv {csvs[0]}"
+    heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)
+    if 2 <= len(heads) <= 200 and min(heads.values()) >= 2:
+        shown = ", ".join(f"{h} ({n})" for h, n in heads.most_common(5)) + (" ..." if len(heads) > 5 else "")
+        hint = (f". Their names begin with what look like classes, {shown}: put each class's images in a folder of "
+                f"its own ({root}/{heads.most_common(1)[0][0]}/...)")  # fmt: skip
+        if len(heads) > 20 or not all(re.fullmatch(r"[A-Za-z0-9]+", h) for h in heads):  # (cat_toy would take cat's)
+            return hint
+        return (f'{hint}, e.g.: cd {shlex.quote(str(root))} && for c in {" ".join(sorted(heads))}; do mkdir -p "$c" '
+                '&& find . -maxdepth 1 -type f -name "$c[ ._-]*" -exec mv -t "$c" {} +; done')  # fmt: skip
+    return ""

@@ -1742,7 +1742,8 @@ def test_a_split_set_with_a_folder_of_no_images_beside_its_parts(tmp_path):
 def test_class_folders_that_each_hold_the_same_folders(tmp_path):
     """PlantVillage: color/, grayscale/ and segmented/, each holding the 38 classes, were 3 classes in silence; class
     folders each split into train/ and test/ read both in silence. Both are said; folders that differ from one class
-    folder to the next (a patient's each) and a single folder each (Tiny ImageNet's images/) are not."""
+    folder to the next (a patient's each) and a single folder each (Tiny ImageNet's images/) are not, unless every
+    class holds a few folders of its own (LC25000's tissue classes in each organ's folder)."""
     import zipfile
 
     root = tmp_path / "plantvillage dataset"
@@ -1782,6 +1783,21 @@ def test_class_folders_that_each_hold_the_same_folders(tmp_path):
         make_folder(tmp_path / "other" / c, n_per_class=1, size=(8, 8), classes=[sub, f"{sub}b"][: 1 + (c != "owl")])
     said = []
     assert open_catalog(str(tmp_path / "other"), log=said.append).class_names == ["cat", "dog", "owl"] and not said
+    # LC25000: colon_image_sets/{colon_aca,colon_n}/, lung_image_sets/{lung_aca,lung_n,lung_scc}/: the tissue classes
+    # two levels down, each organ's own; read as the organs, in silence. Said (a folder and an archive)
+    lc = tmp_path / "lung_colon_image_set"
+    make_folder(lc / "colon_image_sets", n_per_class=1, size=(8, 8), classes=["colon_aca", "colon_n"])
+    make_folder(lc / "lung_image_sets", n_per_class=1, size=(8, 8), classes=["lung_aca", "lung_n", "lung_scc"])
+    shutil.make_archive(str(tmp_path / "lc"), "zip", lc)
+    for data, give in ((lc, f" as --data (--data {lc / 'colon_image_sets'})"), (tmp_path / "lc.zip", ", unpacked, as "
+                                                                                  "--data")):  # fmt: skip
+        said = []
+        assert open_catalog(str(data), log=said.append).class_names == ["colon_image_sets", "lung_image_sets"]
+        assert said == [
+            f"note: each class folder of {data} holds its images in folders of its own (colon_image_sets/"
+            ": colon_aca, colon_n; lung_image_sets/: lung_aca, lung_n, lung_scc): a class is every image "
+            f"under its folder; if those folders are the classes, give one class folder{give}"
+        ], data
 
 
 def test_folders_of_masks_inside_the_class_folders_are_passed_over(tmp_path):
