@@ -17,20 +17,10 @@ import numpy as np
 from .data import Catalog, DataError, Files, folder_name, is_image, labels_from
 from .folders import walk
 
-# a label column by its name, in any case (NIH ChestX-ray14's Data_Entry_2017.csv: "Finding Labels")
-LABEL_COLUMNS = (
-    "label",
-    "labels",
-    "target",
-    "class",
-    "category",
-    "diagnosis",
-    "dx",
-    "finding labels",
-    "diagnostic",
-    "classid",
-    "class_id",
-)  # (PAD-UFES-20's diagnostic; GTSRB's ClassId)
+# a label column by its name, in any case (NIH ChestX-ray14's Data_Entry_2017.csv: "Finding Labels"; PAD-UFES-20's
+# diagnostic; GTSRB's ClassId)
+LABEL_COLUMNS = ("label", "labels", "target", "class", "category", "diagnosis", "dx", "finding labels", "diagnostic",
+                 "classid", "class_id")  # fmt: skip
 
 
 def find_csv(root: Path, csv_opt: str) -> Path | None:
