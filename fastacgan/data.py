@@ -286,7 +286,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         # the forms' modules import this one (Catalog, DataError), so they are imported here
         from . import datasets  # torchvision's and Keras' on-disk formats
         from .archives import archive_catalog
-        from .folders import folder_catalog, split_folder, unwrapped
+        from .folders import LISTS, a_note, folder_catalog, split_folder, unwrapped
         from .labels_csv import csv_catalog, find_csv
         from .npy_folder import class_files_catalog, npy_files, pair_catalog
         from .splits import split_note
@@ -319,7 +319,10 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         else:
             top, inner = path, unwrapped(path)
             if inner != path:  # Kaggle's set/set/<class>/ (unzipped), GTSRB/Final_Training/Images/<class>/
-                log(f"--data {data}: reading {inner.relative_to(path).as_posix()}/ in it, the one folder it holds")
+                lists = sorted(p.name for p in path.iterdir() if p.suffix.lower() in LISTS and not a_note(p.name))
+                beside = f" beside {', '.join(lists[:3])} (where that holds labels, give it with --csv)" * bool(lists)
+                log(f"--data {data}: reading {inner.relative_to(path).as_posix()}/ in it, the one folder it "
+                    f"holds{beside}")  # fmt: skip
                 path = inner
             csv_path = find_csv(path, csv_opt)
             cat = None if csv_path else datasets.array_set_catalog(path, split, log)

@@ -36,6 +36,7 @@ from .hints import LMDB, file_kinds, kinds_hint, others_note, unsorted_hint
 from .masks import MASK_DIRS, mask_class_note, mask_classes, mask_files, masks_note
 from .splits import flat_parts, pick_split, split_like, split_word
 
+LISTS = (".csv", ".tsv", ".txt", ".json", ".jsonl")  # labels or annotations beside a set's folders
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
 CLUTTER = "BACKGROUND_Google"  # Caltech-101's folder of clutter images beside its 101 object classes
 
@@ -278,15 +279,28 @@ def unwrapped(part: Path) -> Path:
     """The folder whose folders are the classes: `part`, or, where it holds one folder and nothing else but notes
     (a_note), that folder's, as deep as such lone folders go: Kaggle's archives unpack so (training_set/training_set/
     <class>/; PetImages/<class>/ beside a licence and a readme), and GTSRB's (Final_Training/Images/<class>/). A lone
-    folder with no folders in it (cats/cats/*.png) is a class: not entered; nor one named as a split's part."""
+    folder with no folders in it (cats/cats/*.png) is a class: not entered; nor one named as a split's part. A folder
+    beside labels lists is entered only where it holds a split set of class folders (_split_set)."""
     for _ in range(8):  # (a link to a folder above would nest forever)
         subs = [p for p in part.iterdir() if not hidden(p.name) and not (a_note(p.name) and p.is_file())]
         lone = subs[0] if len(subs) == 1 and subs[0].is_dir() else None
+        dirs = [p for p in subs if p.is_dir()]
+        if lone is None and len(dirs) == 1 and all(p.suffix.lower() in LISTS for p in subs if p != dirs[0]):
+            lone = dirs[0] if _split_set(dirs[0]) else None  # (Kaggle's Stanford Cars: car_data/ beside anno_train.csv)
         # (a lone part of a split set, xray/train/ alone, is left to split_folder: it says there is no test part)
         if lone is None or not _has_folders(lone) or (split_word(lone.name) and lone.name.lower() != part.name.lower()):
             break
         part = lone
     return part
+
+
+def _split_set(folder: Path) -> bool:
+    """Whether a folder (through its lone folders) is a set split into parts whose training part holds class folders:
+    a labels list beside it is then no reason to stop there (what it labels, the class folders label too)."""
+    inner = unwrapped(folder)
+    parts = [p.name for p in inner.iterdir() if p.is_dir() and not hidden(p.name)]
+    train = pick_split(parts, "train")[0]
+    return train is not None and _has_folders(unwrapped(inner / train))
 
 
 def _first_images(folder: Path, most: int = 3) -> list[bytes]:

@@ -1979,7 +1979,8 @@ def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
     PDF and a readme) and GTSRB (GTSRB/Final_Training/Images/00000/ ...: a lone part, its classes in a folder of
     another name) were one class each (PetImages; Images), an unconditional GAN with a note. They are read through
     the lone folders (said), the run named after --data; a README, licence or citation request beside does not
-    count, a labels file does; a lone part of a split set stays one (it has no held-out part, said)."""
+    count, a labels file does, unless the lone folder holds a split set of class folders (Kaggle's Stanford Cars);
+    a lone part of a split set stays one (it has no held-out part, said)."""
     pets = tmp_path / "kagglecatsanddogs_5340"
     make_folder(pets / "PetImages", n_per_class=2, size=(8, 8))
     (pets / "CDLA-Permissive-2.0.pdf").write_bytes(b"%PDF")
@@ -2016,11 +2017,11 @@ def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
     for part in ("train", "test"):
         make_folder(cars / "car_data" / "car_data" / part, n_per_class=1, size=(8, 8))
     (cars / "anno_train.csv").write_text("00001.jpg,39,116,569,375,14\n")
-    said = []
-    assert open_catalog(str(cars), log=said.append).class_names == ["car_data"]
-    assert said[-1] == (f"note: the one class folder of {cars}, car_data/, holds folders (test, train): --data "
-                        f"{cars / 'car_data'} reads them as classes or parts")  # fmt: skip
-    assert open_catalog(str(cars / "car_data")).class_names == list(CLASSES)
+    said = []  # a split set of class folders: read through the lone folders all the same (it was one class, a note)
+    assert open_catalog(str(cars), log=said.append).class_names == list(CLASSES)
+    assert said == [f"--data {cars}: reading car_data/car_data/ in it, the one folder it holds beside anno_train.csv "
+                    "(where that holds labels, give it with --csv)",
+                    f"--data {cars}: split into test, train; training on train/"]  # fmt: skip
     poke = tmp_path / "pokemon"  # Kaggle's Pokemon: images/images/*.png beside pokemon.csv: no folders to name
     (poke / "images" / "images").mkdir(parents=True)
     Image.new("RGBA", (8, 8)).save(poke / "images" / "images" / "bulbasaur.png")
