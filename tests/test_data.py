@@ -451,7 +451,7 @@ def test_csv_label_columns_by_other_names_and_a_trailing_comma(tmp_path):
         DataError,
         match=r"row 3 \('b'\) has no label in column 'Type2' \(the last, taken as no "
         r"column is named label, class ...: --csv-label-col names another of Type1\); fill",
-    ):
+    ), pytest.warns(UserWarning, match=r"the labels are column 'Type2' \(the last: "):  # fmt: skip
         open_catalog(str(tmp_path / "d"), csv_opt="list.csv")
     with pytest.raises(DataError, match=r"row 3 \('b'\) has no label in column 'Type2'; fill it in"):  # as named
         open_catalog(str(tmp_path / "d"), csv_opt="list.csv", label_col="Type2")
