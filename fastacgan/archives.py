@@ -31,11 +31,10 @@ from .data import (
 )
 from .folders import (
     by_initial,
+    folders_note,
     folders_within,
     initials_note,
     loose_note,
-    nested_note,
-    same_folders_note,
     shard_note,
 )
 from .hints import others_note
@@ -276,10 +275,10 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     if initials:
         log(initials_note(path, letters, class_names))
     below: dict[str, list] = {c: [] for c in class_names} if len(class_names) <= 20 and not initials else {}
-    for d in dirs if below else ():  # (the folders in each class folder: folders.same_folders_note)
+    for d in dirs if below else ():  # (the folders in each class folder: folders.folders_note)
         below[d[k]].append(d[k + 1 :])
     within = {c: folders_within(b) for c, b in below.items()}
-    for note in (shard_note(class_names), same_folders_note(path, within, True), nested_note(path, within, True)):
+    for note in (shard_note(class_names), folders_note(path, within, archive=True)):
         if note:
             log(note)
     return Catalog(set_name, [f"{path}:{n}" for n in names], labels, class_names, reader, sources=[str(path)])

@@ -84,7 +84,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)}){held}{_classes_in(d)}")
         if split_word(d.name) in (*TRAIN_SPLITS, *TEST_SPLITS):  # (training_set/ too)
             deep[d.name] = any(os.sep in f[len(str(d)) + 1 :] for f in files)
-        if len(class_dirs) <= 20:  # the folders in it that hold its images (see same_folders_note)
+        if len(class_dirs) <= 20:  # the folders in it that hold its images (see folders_note)
             inner[d.name] = folders_within(tuple(f[len(str(d)) + 1 :].split(os.sep)[:-1]) for f in files)
         paths += files
         ids += [label_of[d.name]] * len(files)
@@ -107,7 +107,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     if len(names) == 1 and (note := _one_class_note(root, names[0], paths)):  # (a labels file beside kept it)
         log(note)
     split_like(root, deep, names)
-    for note in (shard_note(names), same_folders_note(root, inner), nested_note(root, inner)):
+    for note in (shard_note(names), folders_note(root, inner)):
         if note:
             log(note)
     labels = np.asarray(ids, dtype=np.int64)
@@ -142,36 +142,31 @@ def folders_within(below: Iterable[tuple[str, ...]]) -> set[str]:
     return names
 
 
-def same_folders_note(root: Path, inner: dict[str, set], archive: bool = False) -> str:
-    """The line that says that every class folder holds the same folders (inner: class -> the folders in it that
-    hold images: folders_within), or "": PlantVillage's color/, grayscale/ and segmented/ each hold its 38 classes,
-    Office-31's amazon/, dslr/, webcam/ its 31 (in images/), and class folders may each be split into train/ and
-    test/; either way a class is every image under its folder."""
+def folders_note(root: Path, inner: dict[str, set], archive: bool = False) -> str:
+    """The line that says how the class folders hold their images in folders (inner: class -> the folders in it that
+    hold images: folders_within), or "": every one the same folders (PlantVillage's color/, grayscale/ and
+    segmented/ each hold its 38 classes, Office-31's amazon/, dslr/, webcam/ its 31, in images/; class folders may
+    each be split into train/ and test/), or every one a few folders of its own (LC25000's colon_image_sets/ holds
+    colon_aca/ and colon_n/, lung_image_sets/ lung_aca/, lung_n/ and lung_scc/: the tissue classes, two levels
+    down). Either way a class is every image under its folder; many folders in a class (a patient's each, a day's
+    each) are no classes: not said."""
     sets = list(inner.values())
-    if len(sets) < 2 or len(sets[0]) < 2 or any(s != sets[0] for s in sets):
+    if len(sets) < 2:
         return ""
-    shown = ", ".join(sorted(sets[0])[:4]) + (" ..." if len(sets[0]) > 4 else "")
-    if all(split_word(n) for n in sets[0]):
-        return f"note: each class folder of {root} is split into the same parts ({shown}): all are read as its class"
     give = ", unpacked, as --data" if archive else f" as --data (--data {root / next(iter(inner))})"
-    return (f"note: each class folder of {root} holds the same {len(sets[0])} folders ({shown}): a class is every "
-            f"image under its folder; if those folders are the classes, give one class folder{give}")  # fmt: skip
-
-
-def nested_note(root: Path, inner: dict[str, set], archive: bool = False) -> str:
-    """The line that says that every class folder holds its images in a few folders of its own (LC25000's
-    colon_image_sets/ holds colon_aca/ and colon_n/, lung_image_sets/ lung_aca/, lung_n/ and lung_scc/: the tissue
-    classes, two levels down), or "": a class is every image under its folder. Many folders in a class (a patient's
-    each, a day's each) are no classes: not said."""
-    sets = list(inner.values())
-    if len(sets) < 2 or not all(2 <= len(s) <= 20 for s in sets) or all(s == sets[0] for s in sets):
+    tail = f": a class is every image under its folder; if those folders are the classes, give one class folder{give}"
+    if len(sets[0]) >= 2 and all(s == sets[0] for s in sets):
+        shown = ", ".join(sorted(sets[0])[:4]) + (" ..." if len(sets[0]) > 4 else "")
+        if all(split_word(n) for n in sets[0]):
+            return (
+                f"note: each class folder of {root} is split into the same parts ({shown}): all are read as its class"
+            )
+        return f"note: each class folder of {root} holds the same {len(sets[0])} folders ({shown}){tail}"
+    if not all(2 <= len(s) <= 20 for s in sets):
         return ""
     shown = "; ".join(f"{c}/: {', '.join(sorted(s)[:3])}{' ...' * (len(s) > 3)}" for c, s in list(inner.items())[:3])
-    give = ", unpacked, as --data" if archive else f" as --data (--data {root / next(iter(inner))})"
-    return (
-        f"note: each class folder of {root} holds its images in folders of its own ({shown}{' ...' * (len(sets) > 3)}"
-        f"): a class is every image under its folder; if those folders are the classes, give one class folder{give}"
-    )
+    more = " ..." if len(sets) > 3 else ""
+    return f"note: each class folder of {root} holds its images in folders of its own ({shown}{more}){tail}"
 
 
 def shard_note(names: list[str]) -> str:
