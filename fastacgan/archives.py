@@ -12,6 +12,7 @@ import tarfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 
 from .data import (
@@ -255,10 +256,12 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         log(masks_note(path, masks))
     if len(keep) < len(names):
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
-    firsts = lambda c: [reader(i) for i in [j for j, d in enumerate(dirs) if d[k] == c][:3]]  # noqa: E731
-    if gone := mask_classes(sorted({d[k] for d in dirs}), firsts):  # (Kvasir-SEG's masks/ beside images/)
+    tops = sorted({d[k] for d in dirs})  # the class folders (or SUN397's initial letters)
+    firsts = lambda c: [reader(j) for j in islice((j for j, d in enumerate(dirs) if d[k] == c), 3)]  # noqa: E731
+    if gone := mask_classes(tops, firsts):  # (Kvasir-SEG's masks/ beside images/)
         keep = [i for i, d in enumerate(dirs) if d[k] not in gone]
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
+        tops = [t for t in tops if t not in gone]
         for m in gone:
             log(mask_class_note(path, m))
 
@@ -269,11 +272,10 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
             by.setdefault(d[k], set()).add(d[k + 1] if len(d) > k + 1 else "")
         return by
 
-    letters = sorted({d[k] for d in dirs})  # SUN397's and Places365's a/abbey/, b/bakery/shop/: folders.by_initial
-    initials = by_initial(letters, lambda x: held()[x])
+    initials = by_initial(tops, lambda x: held()[x])  # SUN397's and Places365's a/abbey/, b/bakery/shop/
     labels, class_names = labels_from(["/".join(d[k + 1 :]) if initials else d[k] for d in dirs])
     if initials:
-        log(initials_note(path, letters, class_names))
+        log(initials_note(path, tops, class_names))
     below: dict[str, list] = {c: [] for c in class_names} if len(class_names) <= 20 and not initials else {}
     for d in dirs if below else ():  # (the folders in each class folder: folders.folders_note)
         below[d[k]].append(d[k + 1 :])
