@@ -30,8 +30,7 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
     bare = all(re.fullmatch(r"-?[\d.]+(e-?\d+)?", h) for h in header)  # no header: the label first
     at = 0 if bare else next((header.index(c) for c in PIXEL_LABELS if c in header), None)
     pixels = [h for k, h in enumerate(header) if k != at]
-    grey, rgb = math.isqrt(len(pixels)), math.isqrt(len(pixels) // 3)
-    side = grey if grey * grey == len(pixels) else rgb if 3 * rgb * rgb == len(pixels) else 0
+    side = _side(len(pixels))
     if side < 8 or not (bare or all(re.fullmatch(r"(pixel_?)?\d+|\d+x\d+", h) for h in pixels)):
         return None
     if split != "train":
@@ -61,6 +60,12 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
 
 # FER2013's emotions, by the number its `emotion` column gives them (as torchvision's FER2013 names them)
 FER_EMOTIONS = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+
+
+def _side(values: int) -> int:
+    """The side of a square image of so many values: s x s (greyscale) or s x s x 3 (RGB); 0 for neither."""
+    grey, rgb = math.isqrt(values), math.isqrt(values // 3)
+    return grey if grey * grey == values else rgb if 3 * rgb * rgb == values else 0
 
 
 def _set_name(path: Path) -> str:
@@ -100,8 +105,7 @@ def pixel_strings_catalog(path: Path, header: list[str], split: str = "train") -
     if not pixels:
         raise DataError(f"--data {path}: no rows of the {'training' if split == 'train' else 'held-out'} split")
     counts = {len(p.split()) for p in pixels[:100]}
-    grey, rgb = math.isqrt(max(counts)), math.isqrt(max(counts) // 3)
-    side = grey if grey * grey == max(counts) else rgb if 3 * rgb * rgb == max(counts) else 0
+    side = _side(max(counts))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # (text that is no number stops the reading with a warning)
