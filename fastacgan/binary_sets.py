@@ -158,7 +158,7 @@ def svhn_catalog(path: Path) -> Catalog:
     return arrays_catalog(images, y, f"{path}:X", "svhn" if svhn else path.stem, [str(path)], f"{path}:y", digits)
 
 
-def _no_split(split: str, msg: str) -> DataError:
+def split_missing(split: str, msg: str) -> DataError:
     """The error for a split whose file is not there: NoTestSplit for the test split (evaluate says it and goes on),
     else a DataError."""
     return (NoTestSplit if split == "test" else DataError)(msg)
@@ -180,7 +180,7 @@ def svhn_in(d: Path, split: str) -> Catalog:
     path = d / f"{split}_32x32.mat"
     if not path.is_file():
         have = ", ".join(sorted(p.name for p in d.iterdir() if SVHN_FILE.fullmatch(p.name)))
-        raise _no_split(split, f"--data {d}: no {path.name} (SVHN's {split} split; it holds {have})")
+        raise split_missing(split, f"--data {d}: no {path.name} (SVHN's {split} split; it holds {have})")
     return svhn_catalog(path)
 
 
@@ -221,7 +221,7 @@ def stl_in(d: Path, split: str) -> Catalog:
     """The STL-10 split in its stl10_binary folder d."""
     path = d / STL_X.format(split)
     if not path.is_file():
-        raise _no_split(split, f"--data {d}: no {path.name} (STL-10's {split} split)")
+        raise split_missing(split, f"--data {d}: no {path.name} (STL-10's {split} split)")
     return stl_catalog(path)
 
 
@@ -260,7 +260,7 @@ def pets_in(d: Path, split: str) -> Catalog:
     and "images"."""
     lst = d / "annotations" / PET_SPLITS[split]
     if not lst.is_file():
-        raise _no_split(split, f"--data {d}: no annotations/{lst.name} (Oxford-IIIT Pet's {split} split)")
+        raise split_missing(split, f"--data {d}: no annotations/{lst.name} (Oxford-IIIT Pet's {split} split)")
     rows = [line.split() for line in lst.read_text(errors="replace").splitlines() if line.strip()[:1] not in "#"]
     bad = next((r for r in rows if len(r) < 2 or not r[1].isdigit()), None)
     if bad is not None or not rows:

@@ -73,7 +73,8 @@ class Catalog:
     # the image folder --data names, when the images are listed from one: anything written inside it (a run's
     # outputs) would be listed with the data next time
     folder: Path | None = None
-    origin: str = ""  # where the images come from when not from --data itself: the held-out set beside it
+    # where the images come from when not from --data as a whole: the held-out set beside it, its test split
+    origin: str = ""
 
     def __len__(self) -> int:
         return len(self.names)
@@ -247,10 +248,21 @@ def open_catalog(
     used. split: "test" reads the test split of the data sets that have one (torchvision's and Keras' files,
     datasets.py; an image folder or archive split into train/ and test/ or val/ folders; a training set with a
     held-out one beside it, named like it: held_out_sibling), else raises NoTestSplit; "train" reads the training
-    part of such a set."""
-    from .splits import held_out_sibling
+    part of such a set; "held" (evaluate's --test-data) the test split of a set given whole (an MNIST folder, CIFAR
+    batches, FER2013's CSV, a folder split into parts: cat.origin says so), else the data as given (cifar10/test,
+    a folder of class folders; train_32x32.mat itself, not the test file beside it)."""
+    from .splits import held_out_sibling, split_word
 
     args = (csv_opt, image_col, label_col, classes, max_images, seed, image_size, log)
+    if split == "held":  # (a name that names a training split is one part, given itself)
+        try:
+            if split_word(Path(data).name) not in TRAIN_SPLITS:
+                cat = _open_catalog(data, *args, "test")
+                cat.origin = cat.origin or f"{data} (its test split)"
+                return cat
+        except NoTestSplit:
+            pass
+        split = "train"
     try:
         return _open_catalog(data, *args, split)
     except NoTestSplit:

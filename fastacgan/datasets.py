@@ -112,7 +112,7 @@ def _cifar(files: dict[str, Callable[[], bytes]], where: str, split: str) -> Cat
         train = ["train"] if hundred else sorted(f for f in files if f.startswith("data_batch_"))
     missing = [f for f in train if f not in files]
     if missing:
-        raise DataError(f"--data {where}: no {missing[0]} (the {split} split of {name})")
+        raise binary_sets.split_missing(split, f"--data {where}: no {missing[0]} (the {split} split of {name})")
     meta_name, label_key, names_key = (
         ("meta", "fine_labels", "fine_label_names") if hundred else ("batches.meta", "labels", "label_names")
     )
@@ -263,7 +263,7 @@ def _idx_folder(d: Path, split: str) -> Catalog:
     images, labels = IDX_IMAGES.format(IDX_PREFIX[split]), IDX_LABELS.format(IDX_PREFIX[split])
     img, lab = _idx_file(d, images), _idx_file(d, labels)
     if img is None:
-        raise DataError(f"--data {d}: no {images}[.gz] (the {split} split)")
+        raise binary_sets.split_missing(split, f"--data {d}: no {images}[.gz] (the {split} split)")
     if lab is None:
         raise DataError(f"--data {d}: {img.name} has no {labels}[.gz] beside it")
     return binary_sets.idx_catalog(img, lab)
@@ -281,8 +281,8 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
     except (OSError, ValueError) as e:
         raise DataError(f"--data {path}: cannot read the .npz ({e})") from e
     if x is None:
-        raise DataError(f"--data {path}: an .npz needs {' and '.join(forms[0])} arrays, or {' and '.join(forms[1])} "
-                        f"(it has {', '.join(keys)})")  # fmt: skip
+        raise binary_sets.split_missing(split, f"--data {path}: an .npz needs {' and '.join(forms[0])} arrays, or "
+                                               f"{' and '.join(forms[1])} (it has {', '.join(keys)})")  # fmt: skip
     return arrays_catalog(x, y, f"{path}:{xk}", path.stem, [str(path)], f"{path}:{yk}")
 
 

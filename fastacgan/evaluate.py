@@ -7,9 +7,8 @@ and the ISIC AC-GAN's PSNR, SSIM, MS-GMSD, MDSI and HaarPSI between generated an
 
 Chance is 1/K; a well-conditioned AC-GAN is far above it. The classifier is a small CNN trained from
 scratch on the run's data (decoded at the run's resolution), so the figure needs no downloaded weights.
-The held-out images are --test-data, or else the test split of the run's data when it has one (CIFAR batches,
-MNIST-style idx files, an .npz with x_test, an image folder or archive split into train/ and test/ or val/, a
-training set with a held-out one beside it: test.tar.gz beside train.tar.gz; the built-in digits).
+The held-out images are --test-data (its test split where it has one), or else the test split of the run's data
+(CIFAR batches, idx files, an .npz with x_test, a folder or archive split into parts, test.tar.gz beside train.tar.gz).
 """
 
 from __future__ import annotations
@@ -255,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--test-data",
         default="",
-        help="held-out real images to score D on, any --data form (default: "
+        help="held-out real images to score D on, any --data form; of a set that has a test split, that split "
+        "(default: "
         "the test split of the run's data when it has one: CIFAR batches, idx files, .npz, an image folder or "
         "archive split into train/ and test/ or val/, test.tar.gz beside a train.tar.gz, the built-in digits)",
     )
@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"evaluating {file}")
         images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data else "")
         if a.test_data:
-            held, held_name = real(a.test_data, "--test-data", csv=a.test_csv, held_out=True), a.test_data
+            held = real(a.test_data, "--test-data", "held", csv=a.test_csv, held_out=True)  # (a set's test split)
+            held_name = origin[a.test_data, "held"] or a.test_data
         else:
             try:
                 held, beside = real(data, "--data", "test", held_out=True), origin.get((data, "test"))

@@ -418,6 +418,35 @@ def test_fer2013_an_image_a_field(tmp_path, capsys):
     assert "data: " in capsys.readouterr().out and (out / "checkpoints" / "step_00000002.pt").is_file()
 
 
+def test_held_split_reads_a_sets_test_split_and_a_part_as_given(tmp_path, capsys):
+    """split="held" (evaluate's --test-data): the test split of a set given whole, else the data as given, never a
+    set beside it. --test-data read the training split: an MNIST folder's 60,000 training images, FER2013's
+    Training rows, a folder's train/ part scored as held out."""
+    rng = np.random.default_rng(5)
+    x, y = rng.integers(0, 256, (5, 48, 48), dtype=np.uint8), np.array([0, 3, 6, 3, 4])
+    usage = ["Training"] * 3 + ["PublicTest", "PrivateTest"]
+    (tmp_path / "fer2013.csv").write_text("emotion,pixels,Usage\n" + "".join(
+        f'{y[i]},"{" ".join(map(str, x[i].ravel()))}",{usage[i]}\n' for i in range(5)))  # fmt: skip
+    held = open_catalog(str(tmp_path / "fer2013.csv"), split="held")
+    assert torch.equal(held.images[..., 0], torch.from_numpy(x[3:])) and held.labels.tolist() == [3, 4]
+    assert held.origin == f"{tmp_path / 'fer2013.csv'} (its test split)"
+    mnist = tmp_path / "MNIST" / "raw"
+    write_idx_set(mnist, n=7)
+    assert len(open_catalog(str(tmp_path / "MNIST"), split="held")) == 7  # one split: all of it
+    write_idx_set(mnist, n=4, prefix="t10k")
+    train_file = mnist / "train-images-idx3-ubyte.gz"  # a file that is one split: itself, not the test file beside it
+    for where, n in ((tmp_path / "MNIST", 4), (mnist / "t10k-images-idx3-ubyte.gz", 4), (train_file, 7)):
+        assert len(open_catalog(str(where), split="held")) == n, where
+    for part, n in (("train", 3), ("test", 2)):
+        for i in range(n):
+            (tmp_path / "set" / part / "cat").mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (i, 0, 0)).save(tmp_path / "set" / part / "cat" / f"{i}.png")
+    held = open_catalog(str(tmp_path / "set"), split="held")
+    assert len(held) == 2 and all("/test/" in n for n in held.names)
+    for part, n in (("train", 3), ("test", 2)):  # a part given: itself, not the held-out one beside train/
+        assert len(open_catalog(str(tmp_path / "set" / part), split="held")) == n, part
+
+
 def test_a_root_with_several_sets_asks_for_one(cifar10, tmp_path):
     d, _, _ = cifar10
     write_idx_set(d.parent / "MNIST" / "raw")

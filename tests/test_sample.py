@@ -441,13 +441,15 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
 
     assert evaluate_main([*args, "--test-data", str(tmp_path / "nowhere")]) == 2
     assert f"error: --test-data {tmp_path / 'nowhere'}: no such file or folder" in capsys.readouterr().err
-    write_idx_set(tmp_path / "MNIST" / "raw", n=9, prefix="t10k")  # 28x28 digits: resized to the run's 16x16
-    assert evaluate_main([*args, "--test-data", str(tmp_path / "MNIST")]) == 2
-    assert "no train-images-idx3-ubyte" in capsys.readouterr().err  # --test-data reads the training split of a set
-    write_idx_set(tmp_path / "MNIST" / "raw", n=20)
+    write_idx_set(tmp_path / "MNIST" / "raw", n=20)  # 28x28 digits: resized to the run's 16x16
+    assert evaluate_main([*args, "--test-data", str(tmp_path / "MNIST")]) == 0  # one split: all of it
+    assert json.loads(capsys.readouterr().out)["discriminator_held_out"]["images"] == 20
+    write_idx_set(tmp_path / "MNIST" / "raw", n=9, prefix="t10k")  # a set's test split, not its training images
     assert evaluate_main([*args, "--test-data", str(tmp_path / "MNIST")]) == 0
-    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
-    assert held["data"] == str(tmp_path / "MNIST") and held["images"] == 20
+    out = capsys.readouterr()
+    assert f"--test-data {tmp_path / 'MNIST'} (its test split): 9 images (held out)" in out.err
+    held = json.loads(out.out)["discriminator_held_out"]
+    assert held["data"] == f"{tmp_path / 'MNIST'} (its test split)" and held["images"] == 9
     assert 0 <= held["class_accuracy"] <= 1 and 0 < held["d_real"] < 1 and held["bce_real"] > 0 and held["ce_real"] > 0
     rows = held["mnist_acgan_test_rows"]  # G's images scored beside the held-out ones, as G Loss / D Loss rows
     assert rows["g_loss"] == pytest.approx(rows["g_gan_loss"] + rows["g_nll_loss"], abs=2e-4)
