@@ -116,12 +116,15 @@ def kinds_hint(others: Counter) -> str:
 
 def unsorted_hint(root: Path, loose: list[str]) -> str:
     """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
-    train.csv; ISIC 2018's in a folder beside, ISIC2018_Task3_Training_GroundTruth/), or the classes their names
-    begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg)."""
+    train.csv; ISIC 2018's in a folder beside, ISIC2018_Task3_Training_GroundTruth/; a list named after the
+    folder, MNIST-M's mnist_m_train_labels.txt), or the classes their names begin with (Kaggle's Dogs vs. Cats:
+    cat.0.jpg, dog.0.jpg)."""
     kind = lambda n: (split_word(n) in TRAIN_SPLITS) - (split_word(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
     # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/),
-    # then one in a folder beside (named as --csv finds it: from the folder's parent)
-    found = [p for d in (root, root.parent) for x in ("*.csv", "*.jsonl") for p in d.glob(x)]
+    # then one in a folder beside (named as --csv finds it: from the folder's parent); a .txt or .tsv list only where
+    # its name holds the folder's (a README or a licence is not a list)
+    found = [p for d in (root, root.parent) for x in ("*.csv", "*.jsonl", "*.txt", "*.tsv") for p in d.glob(x)
+             if p.suffix.lower() in (".csv", ".jsonl") or root.name.lower() in p.stem.lower()]  # fmt: skip
     words = lambda n: {w for w in re.split(r"[^a-z0-9]+", n.lower()) if len(w) >= 4}  # noqa: E731
     found = found or [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x)  # (a folder of its set's)
                       if not hidden(p.parent.name) and words(p.parent.name) & words(root.name)]  # fmt: skip
@@ -130,7 +133,10 @@ def unsorted_hint(root: Path, loose: list[str]) -> str:
         key=lambda n: (Path(n).stem.lower() != root.name.lower(), kind(Path(n).stem) != kind(root.name), n),
     )
     if csvs:
-        return f". If a CSV labels them, give it: --data {root} --csv {csvs[0]}"
+        return (
+            f". If {'a list' if csvs[0].lower().endswith(('.txt', '.tsv')) else 'a CSV'} labels them, give it: "
+            f"--data {root} --csv {csvs[0]}"
+        )
     heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)
     if 2 <= len(heads) <= 200 and min(heads.values()) >= 2:
         shown = ", ".join(f"{h} ({n})" for h, n in heads.most_common(5)) + (" ..." if len(heads) > 5 else "")

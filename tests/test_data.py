@@ -894,6 +894,28 @@ def test_isic_2018_names_its_labels_in_the_folder_beside(tmp_path):
     assert "--csv" not in str(e.value)
 
 
+def test_mnist_m_names_the_list_named_after_its_folder(tmp_path):
+    """MNIST-M: mnist_m_train/ of images alone beside mnist_m_train_labels.txt (`00000000.png 5` lines); the error
+    named no list (only CSVs were looked for); a README beside is not one."""
+    root = tmp_path / "mnist_m"
+    for part in ("train", "test"):
+        (root / f"mnist_m_{part}").mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(root / f"mnist_m_{part}" / f"{i:08d}.png")
+        (root / f"mnist_m_{part}_labels.txt").write_text("".join(f"{i:08d}.png {i % 2}\n" for i in range(4)))
+    (root / "README.txt").write_text("MNIST-M: MNIST digits blended over BSDS500 patches\n")
+    images = root / "mnist_m_train"
+    with pytest.raises(DataError) as e:
+        open_catalog(str(images))
+    assert str(e.value).endswith(f"If a list labels them, give it: --data {images} --csv mnist_m_train_labels.txt")
+    cat = open_catalog(str(images), "mnist_m_train_labels.txt")  # what it names reads them
+    assert cat.class_names == ["0", "1"] and cat.labels.tolist() == [0, 1, 0, 1]
+    (root / "mnist_m_train_labels.txt").unlink()
+    with pytest.raises(DataError) as e:
+        open_catalog(str(images))
+    assert "--csv" not in str(e.value)  # (not the README, nor the test part's list)
+
+
 @pytest.mark.parametrize(
     "name,hint",
     [
