@@ -150,7 +150,7 @@ def probe(cat: Catalog, n: int = 32, log=lambda msg: None) -> tuple[int, int]:
     which every decoder clips (float images are read as [0, 1], as DALI reads them)."""
     if cat.images is not None:
         return cat.images.shape[1], cat.images.shape[3]
-    first, grey, wide_float, failed, in_colour = 0, True, None, "", 0
+    first, grey, wide_float, failed, in_colour, clear = 0, True, None, "", 0, []
     for i in np.linspace(0, len(cat) - 1, min(n, len(cat))).astype(int):
         try:
             with Image.open(io.BytesIO(cat.read(int(i)))) as im:
@@ -158,6 +158,8 @@ def probe(cat: Catalog, n: int = 32, log=lambda msg: None) -> tuple[int, int]:
                 if grey and im.mode not in ("1", "L", "LA", "F", *_WIDE_GREY):
                     grey = _grey_alone(im)
                     in_colour += grey
+                if _see_through(im):
+                    clear.append(cat.names[i])
                 if im.mode == "F" and wide_float is None:
                     lo, hi = np.nanmin(v := np.asarray(im)), np.nanmax(v)
                     wide_float = (cat.names[i], lo, hi) if lo < 0 or hi > 1 else None
@@ -172,6 +174,11 @@ def probe(cat: Catalog, n: int = 32, log=lambda msg: None) -> tuple[int, int]:
     if grey and in_colour:
         log(f"note: {in_colour} of the {min(n, len(cat))} images probed are stored in colour but hold grey alone (R = "
             "G = B): the model is greyscale, 1 channel (--channels 3 for RGB)")  # fmt: skip
+    if clear:  # (Pokemon sprites: PNGs on a transparent background, read as black)
+        log(f"note: {len(clear)} of the {min(n, len(cat))} images probed have transparent pixels ({clear[0]} ...): "
+            "transparency is dropped, as torchvision's and DALI's decoders drop it, leaving the colour stored under "
+            "it, often black; to put such images on white, run on a copy of them: magick mogrify -background white "
+            "-alpha remove -alpha off *.png")  # fmt: skip
     if not first:
         raise DataError(f"none of the {min(n, len(cat))} images probed in {cat.names[0]} ... could be opened (the "
                         f"first: {failed})")  # fmt: skip
@@ -187,6 +194,14 @@ def _grey_alone(im: Image.Image) -> bool:
         im.draft("RGB", (64, 64))
     rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
     return int(np.ptp(rgb, axis=2).max(initial=0)) <= 2
+
+
+def _see_through(im: Image.Image) -> bool:
+    """Whether an image has pixels that are not fully opaque: an alpha channel, or a PNG's or GIF's transparent
+    colour, in use."""
+    if im.mode not in ("RGBA", "LA", "PA") and "transparency" not in im.info:
+        return False
+    return (im if im.mode in ("RGBA", "LA") else im.convert("RGBA")).getchannel("A").getextrema()[0] < 255
 
 
 class DecodeSet(torch.utils.data.Dataset):

@@ -1155,6 +1155,33 @@ def test_float_greyscale_is_read_as_0_to_1(tmp_path):
     assert (decode_image((tmp_path / "f" / "b" / "x.tif").read_bytes(), "x.tif", 20, 1) == 255).mean() > 0.9
 
 
+def test_transparent_images_are_said(tmp_path):
+    """Sprites on a transparent background (Kaggle's Pokemon PNGs) are read as the colour stored under the
+    transparency, often black, as torchvision and DALI read them: the probe says so, with how to put them on
+    white; in silence before. Images whose alpha is opaque everywhere, and images without alpha, are not said."""
+    rng = np.random.default_rng(3)
+    for c in ("fire", "water"):
+        (tmp_path / "mon" / c).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "mon" / c / "a.jpg")
+        Image.new("RGBA", (20, 20), (9, 99, 9, 255)).save(tmp_path / "mon" / c / "b.png")  # opaque alpha
+    said = []
+    assert probe(open_catalog(str(tmp_path / "mon")), log=said.append) == (20, 3) and said == []
+    sprite = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
+    sprite.paste((200, 40, 40, 255), (5, 5, 15, 15))
+    sprite.save(tmp_path / "mon" / "fire" / "c.png")
+    gif = Image.new("P", (20, 20), 0)  # a GIF's transparent colour: index 0
+    gif.putpalette([0, 0, 0, 200, 200, 0] + [0] * 762)
+    gif.paste(1, (4, 4, 16, 16))
+    gif.save(tmp_path / "mon" / "water" / "d.gif", transparency=0)
+    said = []
+    assert probe(open_catalog(str(tmp_path / "mon")), log=said.append) == (20, 3)
+    assert said == [f"note: 2 of the 6 images probed have transparent pixels ({tmp_path / 'mon' / 'fire' / 'c.png'} "
+                    "...): transparency is dropped, as torchvision's and DALI's decoders drop it, leaving the colour "
+                    "stored under it, often black; to put such images on white, run on a copy of them: magick "
+                    "mogrify -background white -alpha remove -alpha off *.png"]  # fmt: skip
+    assert decode_image((tmp_path / "mon" / "fire" / "c.png").read_bytes(), "c.png", 20, 3)[0, 0].tolist() == [0, 0, 0]
+
+
 def _photo_jpeg(w: int, h: int, seed: int = 0) -> bytes:
     """A large JPEG with smooth structure and some grain, like a photo."""
     import io
