@@ -1,6 +1,7 @@
 """What a --data that is not one of the forms most likely meant, said in the error: a URL, an unexpanded pattern,
 a data set's name, a zstd tar, a labels CSV, one image, a Hugging Face file; and the line that says which files a
-listing passed over, with what to do with those that hold images in a form not read here (DICOM, AVIF)."""
+listing passed over, with what to do with those that hold images in a form not read here (DICOM, AVIF); and the
+notes at a run's start on what its data is for an AC-GAN (enlarged images, one class, unbalanced classes)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import re
 import shlex
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 from .data import TEST_SPLITS, TRAIN_SPLITS, hidden, is_image
 from .splits import split_word
@@ -147,3 +150,24 @@ def unsorted_hint(root: Path, loose: list[str]) -> str:
         return (f'{hint}, e.g.: cd {shlex.quote(str(root))} && for c in {" ".join(sorted(heads))}; do mkdir -p "$c" '
                 '&& find . -maxdepth 1 -type f -name "$c[ ._-]*" -exec mv -t "$c" {} +; done')  # fmt: skip
     return ""
+
+
+def data_notes(class_names: list[str], labels: np.ndarray, native: int, size: int) -> list[str]:
+    """The notes at a run's start: images enlarged 2x or more to the model (--preset isic128 on CIFAR-10), one
+    class (an unconditional GAN), classes unbalanced 10 to 1 or more (HAM10000's nv 6,705 images to df's 115)."""
+    notes, k = [], len(class_names)
+    if size >= 2 * native:
+        notes.append(f"note: the images are {native} pixels on their short side (the first one read) and are enlarged "
+                     f"{size / native:.1f}x to the model's {size}x{size}: G learns the enlargement's blur; a smaller "
+                     "--image-size (or --preset) trains nearer their own size")  # fmt: skip
+    if k == 1:
+        notes.append(f"note: one class ({class_names[0]}): the auxiliary classifier has nothing to tell apart, and "
+                     "the run trains an unconditional GAN; an image folder's classes are its sub-folders")  # fmt: skip
+    counts = np.bincount(labels, minlength=k)
+    few, many = int(counts.argmin()), int(counts.argmax())
+    if k > 1 and counts[many] >= 10 * max(counts[few], 1):  # (G draws classes evenly, as the reference AC-GANs do)
+        notes.append(f"note: the classes are unbalanced, {class_names[few]} {counts[few]:,} images to "
+                     f"{class_names[many]}'s {counts[many]:,}: G draws every class equally often, so D sees "
+                     f"{len(labels) / k / max(counts[few], 1):.0f}x as many fakes of {class_names[few]} as real ones "
+                     "(--classes leaves classes out)")  # fmt: skip
+    return notes

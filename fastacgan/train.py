@@ -39,6 +39,7 @@ from .devices import (
     select_device,
 )
 from .distributed import all_reduce_, cleanup, setup
+from .hints import data_notes
 from .loaders import make_loader
 from .outputs import RunOutputs, fmt_time
 from .presets import pick_preset
@@ -108,14 +109,8 @@ class Trainer(RunState, RunOutputs):
             f"data: {cfg.data} -> {len(self.catalog)} images, {k} class{'es' if k > 1 else ''} ({shown}), "
             f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}"
         )
-        size = self.spec.image_size
-        if size >= 2 * native:  # (--preset isic128 on CIFAR-10, --image-size 64 on MNIST)
-            log(f"note: the images are {native} pixels on their short side (the first one read) and are enlarged "
-                f"{size / native:.1f}x to the model's {size}x{size}: G learns the enlargement's blur; a smaller "
-                "--image-size (or --preset) trains nearer their own size")  # fmt: skip
-        if k == 1:
-            log(f"note: one class ({self.class_names[0]}): the auxiliary classifier has nothing to tell apart, and "
-                "the run trains an unconditional GAN; an image folder's classes are its sub-folders")  # fmt: skip
+        for note in data_notes(self.class_names, self.catalog.labels, native, self.spec.image_size):
+            log(note)
         folder = self.catalog.folder
         if folder is not None and self.out.resolve().is_relative_to(folder.resolve()):
             why = "" if cfg.out else " (the default: runs/<data name> in the working folder)"

@@ -1136,6 +1136,27 @@ def test_images_enlarged_to_the_model_are_said_to_be(image_folder, tmp_path):
         assert note == (want if said else []), (size, note)
 
 
+def test_unbalanced_classes_are_said(tmp_path):
+    """HAM10000-like classes, one 10x or more rarer than another: G draws every class equally often, so D sees many
+    more fakes of the rare class than real ones; a note says so (the class, the counts, how many more fakes). Classes
+    within 10 to 1: nothing. Was silent."""
+    for name, n in (("nv", 40), ("mel", 8), ("df", 3)):
+        (tmp_path / "ham" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (16, 16), (i, 0, 0)).save(tmp_path / "ham" / name / f"{i}.png")
+    lines = []
+    Trainer(parse_args(["--data", str(tmp_path / "ham"), *TINY, "--out", str(tmp_path / "run")]), log=lines.append)
+    want = (
+        "note: the classes are unbalanced, df 3 images to nv's 40: G draws every class equally often, so D sees "
+        "6x as many fakes of df as real ones (--classes leaves classes out)"
+    )  # (51 / 3 classes / 3 = 5.7)
+    assert [line for line in lines if line.startswith("note: the classes")] == [want]
+    lines.clear()
+    args = ["--data", str(tmp_path / "ham"), *TINY, "--classes", "nv,mel", "--out", str(tmp_path / "run2")]
+    Trainer(parse_args(args), log=lines.append)  # 40 to 8
+    assert not [line for line in lines if line.startswith("note: the classes")]
+
+
 def test_a_damaged_newest_checkpoint_names_the_one_before_it(tiny_args, tmp_path, capsys):
     assert run(tiny_args + ["--steps", "8", "--ckpt-every", "4"]) == 0
     folder = tmp_path / "run" / "checkpoints"
