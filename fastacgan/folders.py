@@ -34,6 +34,7 @@ from .data import (
 )
 from .hints import LMDB, file_kinds, kinds_hint, others_note, unsorted_hint
 from .masks import MASK_DIRS, mask_class_note, mask_classes, mask_files, masks_note
+from .pixel_csv import holds_pixel_rows
 from .splits import flat_parts, pick_split, split_like, split_word
 
 LISTS = (".csv", ".tsv", ".txt", ".json", ".jsonl")  # labels or annotations beside a set's folders
@@ -49,13 +50,16 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     loose = sorted(p.name for p in entries if is_image(p.name) and not p.is_dir())
     if not class_dirs:
         packed = sorted(p.name for p in entries if p.is_file() and p.name.lower().endswith(ARCHIVE_EXTS))
+        rows = sorted(p.name for p in entries if p.suffix.lower() == ".csv" and p.is_file() and holds_pixel_rows(p))
         hint = f" (it holds {len(loose)} loose images)" if loose else ""
         msg = f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>"
         msg += kinds_hint(Counter(os.path.splitext(p.name)[1].lower() for p in entries if p.is_file()))  # .dcm, .arrow
-        if packed:  # the data set as it was downloaded: train.tar.gz, test.tar.gz
-            shown = ", ".join(packed[:5]) + (f" and {len(packed) - 5} more" if len(packed) > 5 else "")
-            pick = next((n for n in packed if "train" in n.lower()), packed[0])
-            msg += f". It holds archives ({shown}): give one as --data, e.g. --data {root / pick}"
+        # the data set as it was downloaded: train.tar.gz, test.tar.gz; Kaggle's MNIST as train.csv, test.csv
+        for files, what in ((packed, "archives"), (rows, "CSVs of images, one a row")):
+            if files:
+                shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+                pick = next((n for n in files if "train" in n.lower()), files[0])
+                msg += f". It holds {what} ({shown}): give one as --data, e.g. --data {root / pick}"
         if any(p.name == "data.mdb" for p in entries):
             msg += LMDB
         if loose and (kind := binary_sets.set_in(root.parent)):  # flowers-102/jpg, oxford-iiit-pet/images

@@ -122,12 +122,16 @@ def unsorted_hint(root: Path, loose: list[str]) -> str:
     train.csv; ISIC 2018's in a folder beside, ISIC2018_Task3_Training_GroundTruth/; a list named after the
     folder, MNIST-M's mnist_m_train_labels.txt), or the classes their names begin with (Kaggle's Dogs vs. Cats:
     cat.0.jpg, dog.0.jpg)."""
-    kind = lambda n: (split_word(n) in TRAIN_SPLITS) - (split_word(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
-    # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/),
-    # then one in a folder beside (named as --csv finds it: from the folder's parent); a .txt or .tsv list only where
-    # its name holds the folder's (a README or a licence is not a list)
+    split = lambda n: split_word(re.sub(r"([a-z])([A-Z])", r"\1_\2", n))  # noqa: E731 - trainLabels: train
+    kind = lambda n: (split(n) in TRAIN_SPLITS) - (split(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
+    # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/,
+    # Kaggle's trainLabels.csv), then one in a folder beside (named as --csv finds it: from the folder's parent); a
+    # .txt or .tsv list only where its name holds the folder's (a README or a licence is not a list); never a
+    # Kaggle submission's template (sample_submission.csv: the test images' IDs, each with the same placeholder) nor
+    # one named as the other split (trainLabels.csv for test/)
     found = [p for d in (root, root.parent) for x in ("*.csv", "*.jsonl", "*.txt", "*.tsv") for p in d.glob(x)
-             if p.suffix.lower() in (".csv", ".jsonl") or root.name.lower() in p.stem.lower()]  # fmt: skip
+             if (p.suffix.lower() in (".csv", ".jsonl") or root.name.lower() in p.stem.lower())
+             and "submission" not in p.name.lower() and kind(p.stem) * kind(root.name) >= 0]  # fmt: skip
     words = lambda n: {w for w in re.split(r"[^a-z0-9]+", n.lower()) if len(w) >= 4}  # noqa: E731
     found = found or [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x)  # (a folder of its set's)
                       if not hidden(p.parent.name) and words(p.parent.name) & words(root.name)]  # fmt: skip

@@ -23,16 +23,12 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
     header and the label first), HAM10000's hmnist_28_28_RGB.csv (pixel0000 ... pixel2351, label). An image is s x s
     values (greyscale) or s x s x 3 (RGB, pixel by pixel), 0-255 or in [0, 1]. None where the file is no such CSV
     (at least 8 x 8 pixel columns: a CSV of image names and labels is not)."""
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        header = [h.strip().strip('"').lower() for h in f.readline().split(",")]
+    header = _header(path)
     if "pixels" in header:  # FER2013: an image a field
         return pixel_strings_catalog(path, header, split)
-    bare = all(re.fullmatch(r"-?[\d.]+(e-?\d+)?", h) for h in header)  # no header: the label first
-    at = 0 if bare else next((header.index(c) for c in PIXEL_LABELS if c in header), None)
-    pixels = [h for k, h in enumerate(header) if k != at]
-    side = _side(len(pixels))
-    if side < 8 or not (bare or all(re.fullmatch(r"(pixel_?)?\d+|\d+x\d+", h) for h in pixels)):
+    if (layout := _layout(header)) is None:
         return None
+    bare, at, side = layout
     if split != "train":
         raise NoTestSplit(f"--data {path}: a CSV of pixel rows is one split")
     if at is None:
@@ -56,6 +52,32 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
     from .datasets import arrays_catalog  # (datasets imports this module)
 
     return arrays_catalog(x, y, str(path), name, [str(path)], class_names=classes)
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        return [h.strip().strip('"').lower() for h in f.readline().split(",")]
+
+
+def _layout(header: list[str]) -> tuple[bool, int | None, int] | None:
+    """(whether the first row is data, not a header; the label column, or None; the images' side) of a CSV of
+    pixel rows, from its first row; None where it is no such CSV."""
+    bare = all(re.fullmatch(r"-?[\d.]+(e-?\d+)?", h) for h in header)  # no header: the label first
+    at = 0 if bare else next((header.index(c) for c in PIXEL_LABELS if c in header), None)
+    pixels = [h for k, h in enumerate(header) if k != at]
+    side = _side(len(pixels))
+    if side < 8 or not (bare or all(re.fullmatch(r"(pixel_?)?\d+|\d+x\d+", h) for h in pixels)):
+        return None
+    return bare, at, side
+
+
+def holds_pixel_rows(path: Path) -> bool:
+    """Whether a CSV holds images, one a row (pixel_csv_catalog's forms), by its first row."""
+    try:
+        header = _header(path)
+    except OSError:
+        return False
+    return "pixels" in header or _layout(header) is not None
 
 
 # FER2013's emotions, by the number its `emotion` column gives them (as torchvision's FER2013 names them)

@@ -894,6 +894,30 @@ def test_isic_2018_names_its_labels_in_the_folder_beside(tmp_path):
     assert "--csv" not in str(e.value)
 
 
+def test_kaggle_competition_folders_name_the_labels_not_the_submission_template(tmp_path):
+    """Kaggle's CIFAR-10 competition: train/ of loose 1.png ... beside trainLabels.csv (id,label) and
+    sampleSubmission.csv (the test images' ids, each labelled cat). The error named sampleSubmission.csv (sorted
+    first; trainLabels was not seen as the training split's); for test/ it named a CSV too, the training labels now
+    (ids 1, 2, 3 are in both). A submission's template is no labels list, nor one named as the other split."""
+    root = tmp_path / "cifar-10"
+    for part, n in (("train", 6), ("test", 3)):
+        (root / part).mkdir(parents=True)
+        for i in range(1, n + 1):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(root / part / f"{i}.png")
+    (root / "trainLabels.csv").write_text("id,label\n" + "".join(f"{i},{'frog' if i % 2 else 'truck'}\n"
+                                                                  for i in range(1, 7)))  # fmt: skip
+    (root / "sampleSubmission.csv").write_text("id,label\n" + "".join(f"{i},cat\n" for i in range(1, 4)))
+    with pytest.raises(DataError) as e:
+        open_catalog(str(root / "train"))
+    assert str(e.value).endswith(f"If a CSV labels them, give it: --data {root / 'train'} --csv trainLabels.csv")
+    cat = open_catalog(str(root / "train"), "trainLabels.csv")  # what it names reads them
+    assert cat.class_names == ["frog", "truck"] and cat.labels.tolist() == [0, 1, 0, 1, 0, 1]
+    with pytest.raises(DataError) as e:
+        open_catalog(str(root / "test"))
+    assert str(e.value) == (f"--data {root / 'test'}: no class folders found (it holds 3 loose images); expected "
+                            f"{root / 'test'}/<class>/<image>")  # fmt: skip
+
+
 def test_mnist_m_names_the_list_named_after_its_folder(tmp_path):
     """MNIST-M: mnist_m_train/ of images alone beside mnist_m_train_labels.txt (`00000000.png 5` lines); the error
     named no list (only CSVs were looked for); a README beside is not one."""

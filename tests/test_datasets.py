@@ -375,6 +375,17 @@ def test_csv_of_pixel_rows(tmp_path, capsys, monkeypatch):
     (tmp_path / "labels.csv").write_text("image,label\na.png,cat\n")  # a labels CSV: what to do with it, as before
     with pytest.raises(DataError, match=r"\(a CSV of labels goes to --csv: --data "):
         open_catalog(str(tmp_path / "labels.csv"))
+    kaggle = tmp_path / "digit-recognizer"  # Kaggle's download unpacked: "no class folders found", no CSV named
+    kaggle.mkdir()
+    write_pixel_csv(kaggle / "train.csv", x, y)
+    shutil.copy(tmp_path / "test.csv", kaggle / "test.csv")
+    (kaggle / "sample_submission.csv").write_text("ImageId,Label\n1,0\n")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(kaggle))
+    assert str(e.value) == (f"--data {kaggle}: no class folders found; expected {kaggle}/<class>/<image>. It holds "
+                            f"CSVs of images, one a row (test.csv, train.csv): give one as --data, e.g. --data "
+                            f"{kaggle / 'train.csv'}")  # fmt: skip
+    assert len(open_catalog(str(kaggle / "train.csv"))) == 12  # what it names reads
     out = tmp_path / "run"
     assert main(["--data", str(tmp_path / "fashion-mnist_train.csv"), *TINY, "--batch-size", "4", "--steps", "2",
                  "--out", str(out)]) == 0  # fmt: skip
