@@ -38,7 +38,7 @@ from .folders import (
     loose_note,
     shard_note,
 )
-from .hints import others_note
+from .hints import file_kinds, kinds_hint, others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, mask_class_note, mask_classes, masks_note
@@ -170,7 +170,10 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
                 count_other(others, m.name)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
-    if others and names:
+    if not names:  # (what it holds instead: DICOM scans, NIfTI volumes; a CIFAR tar under another name)
+        held = f"; it holds {file_kinds(others, 5)}{kinds_hint(others)}" if others else ""
+        raise NoImages(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)}){held}")
+    if others:
         log(others_note(path, others))
     return names, reader
 
@@ -192,8 +195,6 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     folder split into parts ([<folder>/]train/<class>/..., test/<class>/...; data.TRAIN_SPLITS, TEST_SPLITS): the
     part of `split`, or None when split is "test" and there is no such part (nor a split)."""
     names, reader = _archive_listing(path, log)
-    if not names:
-        raise NoImages(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)})")
     set_name = Path(path).name
     for ext in ARCHIVE_EXTS:
         set_name = set_name.removesuffix(ext)

@@ -121,7 +121,13 @@ def count_other(others: Counter, name: str) -> None:
     """Count a file (a name or a member's path) that is not an image, by extension: unless it is hidden or one of
     Windows' folder files."""
     if not (is_image(name) or hidden(name) or name.replace("\\", "/").rsplit("/", 1)[-1].lower() in WINDOWS_JUNK):
-        others[os.path.splitext(name)[1].lower()] += 1
+        others[extension(name)] += 1
+
+
+def extension(name: str) -> str:
+    """A file's extension in lower case, with the one before a compression's: .nii.gz (a NIfTI scan), .csv.gz."""
+    stem, ext = os.path.splitext(name.lower())
+    return os.path.splitext(stem)[1] + ext if ext in (".gz", ".bz2", ".xz") else ext
 
 
 def labels_from(class_of_item: list[str]) -> tuple[np.ndarray, list[str]]:

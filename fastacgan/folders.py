@@ -25,6 +25,7 @@ from .data import (
     Every,
     Files,
     count_other,
+    extension,
     folder_name,
     hidden,
     is_image,
@@ -53,7 +54,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         rows = sorted(p.name for p in entries if p.suffix.lower() == ".csv" and p.is_file() and holds_pixel_rows(p))
         hint = f" (it holds {len(loose)} loose images)" if loose else ""
         msg = f"--data {root}: no class folders found{hint}; expected {root}/<class>/<image>"
-        msg += kinds_hint(Counter(os.path.splitext(p.name)[1].lower() for p in entries if p.is_file()))  # .dcm, .arrow
+        msg += kinds_hint(Counter(extension(p.name) for p in entries if p.is_file()))  # .dcm, .arrow
         # the data set as it was downloaded: train.tar.gz, test.tar.gz; Kaggle's MNIST as train.csv, test.csv
         for files, what in ((packed, "archives"), (rows, "CSVs of images, one a row")):
             if files:

@@ -104,17 +104,29 @@ def others_note(data, others: Counter) -> str:
 
 
 def kinds_hint(others: Counter) -> str:
-    """What to do with files that hold images, but not in a form read here: AVIF (a newer Pillow reads it), DICOM
-    (medical scans), HEIF (phone photos), Hugging Face's data files."""
+    """What to do with files that hold images, but not in a form read here: AVIF (a newer Pillow reads it), DICOM,
+    NIfTI, MetaImage and NRRD (medical scans and volumes), HEIF (phone photos), SVG, Hugging Face's data files."""
+    volumes = ("{}, which fastacgan does not read: save their slices as PNG first (SimpleITK's "
+               "sitk.GetArrayFromImage(sitk.ReadImage(f)) gives a volume's array, slices first)")  # fmt: skip
     hints = {
         ".avif": "Pillow 11.3 or newer reads it, `pip install -U pillow`",
         ".dcm": "DICOM, which fastacgan does not read: save them as PNG first (pydicom's dcmread(f).pixel_array)",
+        ".nii.gz": volumes.format("NIfTI volumes (MRI, CT)"),
+        ".nii": volumes.format("NIfTI volumes (MRI, CT)"),
+        ".mha": volumes.format("MetaImage volumes"),
+        ".mhd": volumes.format("MetaImage volumes"),
+        ".nrrd": volumes.format("NRRD volumes"),
+        ".svg": "vector drawings, which fastacgan does not read: render them as PNG first, e.g. "
+        "`magick mogrify -format png *.svg`, or `rsvg-convert` from librsvg",
         ".heic": "HEIF, as iPhones save photos, which Pillow does not read: convert them to JPEG first, e.g. "
         "`magick mogrify -format jpg *.heic`, or `heif-convert` from libheif",
         ".arrow": HF_FILES,
         ".parquet": HF_FILES,
     }
-    return "".join(f" ({ext}: {hint})" for ext, hint in hints.items() if ext in others)  # fmt: skip
+    said: dict[str, list[str]] = {}  # hint -> the extensions it is for (.nii.gz, .nii)
+    for ext in (e for e in hints if e in others):
+        said.setdefault(hints[ext], []).append(ext)
+    return "".join(f" ({', '.join(exts)}: {hint})" for hint, exts in said.items())
 
 
 def unsorted_hint(root: Path, loose: list[str]) -> str:

@@ -616,6 +616,30 @@ def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
         open_catalog(str(tmp_path / "scans" / "PNEUMONIA"))
     assert str(e.value).endswith(f"no class folders found; expected {tmp_path / 'scans' / 'PNEUMONIA'}/<class>/<image>"
                                  f"{dicom}")  # fmt: skip
+    # NIfTI volumes (BraTS-like MRI: .nii.gz, counted as such; it said ".gz (2)", no hint), beside .nii; SVG drawings
+    nifti = (
+        " (.nii.gz, .nii: NIfTI volumes (MRI, CT), which fastacgan does not read: save their slices as PNG "
+        "first (SimpleITK's sitk.GetArrayFromImage(sitk.ReadImage(f)) gives a volume's array, slices first))"
+    )
+    (tmp_path / "mri" / "glioma").mkdir(parents=True)
+    for name in ("BraTS_001_t1.nii.gz", "BraTS_002_t1.nii.gz", "BraTS_003_t1.nii"):
+        (tmp_path / "mri" / "glioma" / name).write_bytes(b"\x1f\x8b" if name.endswith(".gz") else b"\x5c\x01")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(tmp_path / "mri"))
+    assert str(e.value).endswith(f"; it holds .nii.gz (2), .nii (1){nifti}")
+    shutil.make_archive(str(tmp_path / "mri_zip"), "zip", tmp_path / "mri")
+    Image.new("L", (8, 8)).save(tmp_path / "mri" / "glioma" / "scan.png")
+    (tmp_path / "mri" / "icons").mkdir()
+    (tmp_path / "mri" / "icons" / "logo.svg").write_text("<svg/>")
+    Image.new("L", (8, 8)).save(tmp_path / "mri" / "icons" / "logo.png")
+    said.clear()
+    assert len(open_catalog(str(tmp_path / "mri"), log=said.append)) == 2
+    assert said[0].endswith(f".nii.gz (2), .nii (1), .svg (1){nifti} (.svg: vector drawings, which fastacgan does not "
+                            "read: render them as PNG first, e.g. `magick mogrify -format png *.svg`, or "
+                            "`rsvg-convert` from librsvg)")  # fmt: skip
+    with pytest.raises(DataError) as e:
+        open_catalog(str(tmp_path / "mri_zip.zip"))
+    assert str(e.value).endswith(nifti), str(e.value)
     # a Hugging Face data set saved with save_to_disk: train/ and test/ of .arrow and .json files (no split warning)
     hf = " (.arrow: a Hugging Face data set's file, which fastacgan does not read: save its images as an image "
     for part in ("train", "test"):
