@@ -42,7 +42,7 @@ from .hints import file_kinds, kinds_hint, others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, mask_class_note, mask_classes, masks_note
-from .splits import flat_parts, pick_split, split_like, split_note, split_word
+from .splits import copy_note, flat_parts, pick_split, set_copies, split_like, split_note, split_word
 
 
 class _TarReader:
@@ -231,7 +231,13 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         at = inner(n)
         return {d[at] for d in under[n] if len(d) > at}
 
+    copied = ""  # a copy of the parts beside them (the chest X-ray download's chest_xray/chest_xray/), passed over
+    if pick_split(parts, "train")[0] is None and (copies := set_copies(parts, folders)):
+        if pick_split(rest := [n for n in parts if n not in copies], "train")[0] is not None:
+            parts, keep = rest, [i for i in keep if dirs[i][k] not in copies]
+            copied = f" ({', '.join(f'{c}/' for c in copies)}: a copy of them, passed over)"
     part, about = pick_split(parts, split, folders)
+    about += copied if about else ""
     if about and folders(pick_split(parts, "train")[0]):  # .../train/<class>/<image>
         if part is None:
             raise NoTestSplit(f"--data {path}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
@@ -273,6 +279,12 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
             by.setdefault(d[k], set()).add(d[k + 1] if len(d) > k + 1 else "")
         return by
 
+    if gone := set_copies(tops, lambda x: held()[x]):  # (Kaggle's flowers/flowers/daisy/ beside flowers/daisy/)
+        keep = [i for i, d in enumerate(dirs) if d[k] not in gone]
+        names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
+        tops = [t for t in tops if t not in gone]
+        for c in gone:
+            log(copy_note(path, c))
     initials = by_initial(tops, lambda x: held()[x])  # SUN397's and Places365's a/abbey/, b/bakery/shop/
     labels, class_names = labels_from(["/".join(d[k + 1 :]) if initials else d[k] for d in dirs])
     if initials:

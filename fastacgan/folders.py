@@ -36,7 +36,7 @@ from .data import (
 from .hints import LMDB, file_kinds, kinds_hint, others_note, unsorted_hint
 from .masks import MASK_DIRS, mask_class_note, mask_classes, mask_files, masks_note
 from .pixel_csv import holds_pixel_rows
-from .splits import flat_parts, pick_split, split_like, split_word
+from .splits import copy_note, flat_parts, pick_split, set_copies, split_like, split_word
 
 LISTS = (".csv", ".tsv", ".txt", ".json", ".jsonl")  # labels or annotations beside a set's folders
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
@@ -72,6 +72,9 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     for m in mask_classes(names, lambda n: _first_images(root / n)):  # (Kvasir-SEG's masks/ beside images/)
         names.remove(m)
         log(mask_class_note(root, m))
+    for c in set_copies(names, lambda n: _held(root / n)):  # (Kaggle's flowers/flowers/daisy/ beside flowers/daisy/)
+        names.remove(c)
+        log(copy_note(root, c))
     if CLUTTER in names and len(names) > 1 and CLUTTER not in classes.split(","):  # (--classes may name it)
         names.remove(CLUTTER)
         log(f"note: {root}'s {CLUTTER}/ is Caltech-101's background clutter, no object class: passed over, as "
@@ -333,6 +336,11 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
         subs = {n: p for n, p in subs.items() if n not in bare}
         train, about = pick_split(list(subs), "train")
         about += f" ({', '.join(sorted(bare))}: no images)" if about else ""
+    if train is None and (copies := set_copies(list(subs), lambda n: _held(subs[n]))):  # chest_xray/chest_xray/
+        rest = {n: p for n, p in subs.items() if n not in copies}
+        if pick_split(list(rest), "train")[0] is not None:
+            subs, (train, about) = rest, pick_split(list(rest), "train")
+            about += f" ({', '.join(f'{c}/' for c in copies)}: a copy of them, passed over)"
     flat = train is not None and split_word(train) and not folders(train) and _any_image(subs[train])
     if len(subs) > 1 and flat:  # Kaggle's butterflies: train/*.jpg, test/*.jpg, Training_set.csv
         flat_parts(root, list(subs), unsorted_hint(subs[train], []))

@@ -31,6 +31,21 @@ def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
                       "the parts", stacklevel=3)  # fmt: skip
 
 
+def set_copies(names: list[str], held: Callable[[str], list[str] | set[str]]) -> list[str]:
+    """Of the class folders, those that hold a copy of the set: folders named as two or more of the others and no
+    other folder (Kaggle's flowers/ beside daisy/, rose/ ...: flowers/flowers/daisy/ ...), as some downloads nest
+    one. held: a class folder's name -> the names of the folders in it ("" for an image)."""
+    if not 3 <= len(names) <= 200:  # (a folder each is listed: not for ImageNet's 1,000)
+        return []
+    return [n for n in names if len(inner := set(held(n)) - {""}) >= 2 and inner <= set(names) - {n}]
+
+
+def copy_note(data, name: str) -> str:
+    """The line that says a class folder holding a copy of the set was passed over."""
+    return (f"note: --data {data}: {name}/ holds folders named as the other classes: a copy of the set, as some "
+            "downloads nest one; passed over, no class")  # fmt: skip
+
+
 # the words of a part of unlabelled images beside the training part (Intel's seg_pred/; GTSRB's Meta/, a sign a class):
 # neither trained on nor held out
 UNLABELLED_PART = ("pred", "predict", "prediction", "unlabeled", "unlabelled", "meta")

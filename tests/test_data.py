@@ -1486,9 +1486,10 @@ def test_folders_that_systems_add_are_passed_over(image_folder, tmp_path):
 
 def test_parts_of_a_split_set_beside_another_folder_are_classes_with_a_warning(image_folder, tmp_path):
     """The chest X-ray download (Kaggle): chest_xray/ holds train/, test/, val/ (each with NORMAL/, PNEUMONIA/) and a
-    copy of them all in chest_xray/chest_xray/. The folder beside the parts makes them classes (as documented),
-    which trained a 4-class GAN on "chest_xray", "test", "train" and "val" in silence: now with a warning that says
-    what to do, in the folder and in an archive of it."""
+    copy of them all in chest_xray/chest_xray/. The copy made the parts classes, a 4-class GAN on "chest_xray",
+    "test", "train" and "val" (later with a warning): the copy is passed over, said, and the set read as split, in
+    the folder and in an archive of it. Another folder beside the parts still makes them classes, with a warning
+    that says what to do."""
     root = tmp_path / "chest_xray"
     for part in ("train", "test", "val"):
         shutil.copytree(image_folder, root / part)
@@ -1496,21 +1497,56 @@ def test_parts_of_a_split_set_beside_another_folder_are_classes_with_a_warning(i
     with tarfile.open(tmp_path / "chest_xray.tar", "w") as tf:
         tf.add(root, arcname="chest_xray")
     for data in (root, tmp_path / "chest_xray.tar"):
+        for split, part in (("train", "training on train/"), ("test", "held out: test/")):
+            said = []
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                cat = open_catalog(str(data), log=said.append, split=split)
+            assert cat.class_names == sorted(CLASSES) and len(cat) == 24
+            assert all(f"/{split}/" in n for n in cat.names)
+            assert said == [f"--data {data}: split into test, train, val (chest_xray/: a copy of them, passed over); "
+                            f"{part}"]  # fmt: skip
+    shutil.rmtree(root / "chest_xray")
+    shutil.copytree(image_folder, root / "extra")  # beside the parts, folders of other names: no copy
+    with tarfile.open(tmp_path / "chest_xray.tar", "w") as tf:
+        tf.add(root, arcname="chest_xray")
+    for data in (root, tmp_path / "chest_xray.tar"):
         with pytest.warns(UserWarning) as said:
             cat = open_catalog(str(data))
-        assert cat.class_names == ["chest_xray", "test", "train", "val"]
+        assert cat.class_names == ["extra", "test", "train", "val"]
         assert [str(w.message) for w in said] == [
-            f"--data {data}: test, train, val are read as classes beside chest_xray, which is no part of a set split "
-            f"into train/ and test/ or val/; if it is such a set, move chest_xray out of {data}, or give the folder "
+            f"--data {data}: test, train, val are read as classes beside extra, which is no part of a set split "
+            f"into train/ and test/ or val/; if it is such a set, move extra out of {data}, or give the folder "
             "that holds only the parts"
         ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the set itself, and classes merely named so (images in them): no warning
-        assert open_catalog(str(root / "chest_xray")).class_names == sorted(CLASSES)
+        assert open_catalog(str(root / "train")).class_names == sorted(CLASSES)
         flat = tmp_path / "flat"
         for c in ("train", "test", "bus"):
             shutil.copytree(image_folder / "circle", flat / c)
         assert open_catalog(str(flat)).class_names == ["bus", "test", "train"]
+
+
+def test_a_copy_of_the_set_nested_as_a_class_is_passed_over(image_folder, tmp_path):
+    """Kaggle's Flowers Recognition: flowers/ holds daisy/, rose/ ... and a copy of them all in flowers/flowers/,
+    which was one more class, "flowers", holding every other class's images. Passed over, said, in a folder and an
+    archive; a class folder holding one folder named as another class, or other folders, is a class."""
+    root = tmp_path / "flowers"
+    shutil.copytree(image_folder, root)
+    shutil.copytree(image_folder, root / "flowers")
+    shutil.make_archive(str(tmp_path / "flowers"), "zip", tmp_path, "flowers")
+    for data in (root, tmp_path / "flowers.zip"):
+        said = []
+        cat = open_catalog(str(data), log=said.append)
+        assert cat.class_names == sorted(CLASSES) and len(cat) == 24
+        assert not any("flowers/flowers" in n for n in cat.names)
+        assert said == [f"note: --data {data}: flowers/ holds folders named as the other classes: a copy of the set, "
+                        "as some downloads nest one; passed over, no class"]  # fmt: skip
+    shutil.rmtree(root / "flowers")
+    shutil.copytree(image_folder / "circle", root / "more" / "circle")  # one folder of a class's name: a class
+    shutil.copytree(image_folder / "square", root / "more" / "squares")
+    assert open_catalog(str(root)).class_names == sorted([*CLASSES, "more"])
 
 
 def test_images_beside_the_class_folders_are_passed_over_in_an_archive_as_in_the_folder(image_folder, tmp_path):
