@@ -55,7 +55,9 @@ class BaseLoader:
         self.hflip, self.shard = hflip, shard
         per_rank = n // shard[1]
         if per_rank < batch_size:
-            raise DataError(f"--batch-size {batch_size} is larger than the data set ({per_rank} images per process)")
+            each = f"{per_rank} images" + (" per process" if shard[1] > 1 else "")
+            fix = f": give --batch-size {per_rank} or less, or more images" if per_rank else ""
+            raise DataError(f"--batch-size {batch_size} is larger than the data set ({each}){fix}")
         self.steps_per_epoch = per_rank // batch_size
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 

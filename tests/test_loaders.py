@@ -335,6 +335,21 @@ def test_sharded_batches_make_up_the_global_batch(image_folder):
         assert key(union) == key(whole[s][0])
 
 
+def test_a_batch_larger_than_the_data_names_the_largest_that_fits():
+    """Six images and the default --batch-size 64: the error names the --batch-size that fits (it said only that
+    64 was too large), per process where there are several."""
+    x, y = torch.zeros(6, 4, 4, 3, dtype=torch.uint8), torch.arange(6) % 3
+    with pytest.raises(DataError) as e:
+        MemoryLoader(x, y, 64, 0, CPU, False)
+    assert str(e.value) == "--batch-size 64 is larger than the data set (6 images): give --batch-size 6 or less, or " \
+                           "more images"  # fmt: skip
+    with pytest.raises(DataError) as e:
+        MemoryLoader(x, y, 4, 0, CPU, False, shard=(1, 2))
+    assert str(e.value) == "--batch-size 4 is larger than the data set (3 images per process): give --batch-size 3 " \
+                           "or less, or more images"  # fmt: skip
+    assert len(list(MemoryLoader(x, y, 3, 0, CPU, False, shard=(1, 2)).epoch(1))) == 1
+
+
 def test_resident_batches_are_the_data_set(image_folder):
     cat = open_catalog(str(image_folder))
     x, y = decode_all(cat, 16, 3, workers=0, log=lambda m: None)
