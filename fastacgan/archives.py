@@ -35,10 +35,9 @@ from .folders import (
     folders_note,
     folders_within,
     initials_note,
-    loose_note,
     shard_note,
 )
-from .hints import file_kinds, kinds_hint, others_note
+from .hints import file_kinds, kinds_hint, loose_note, others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, mask_class_note, mask_classes, masks_note

@@ -33,7 +33,7 @@ from .data import (
     read_file,
     wanted_classes,
 )
-from .hints import LMDB, file_kinds, kinds_hint, others_note, unsorted_hint
+from .hints import LMDB, file_kinds, kinds_hint, loose_note, others_note, unsorted_hint
 from .masks import MASK_DIRS, mask_class_note, mask_classes, mask_files, masks_note
 from .pixel_csv import holds_pixel_rows
 from .splits import copy_note, flat_parts, pick_split, set_copies, split_like, split_word
@@ -243,23 +243,20 @@ def _initials_catalog(root: Path, letters: list[Path], classes: str, log: Callab
 def _classes_in(empty: Path) -> str:
     """Where a folder beside a class folder of no images holds folders of images, the data set is likely one level
     down (Food-101: images/<class>/ beside meta/; CUB-200: images/<class>/ beside attributes/; Stanford Dogs:
-    images/Images/<class>/ beside annotations/, read through its folder of its name: unwrapped): what to give."""
+    images/Images/<class>/ beside annotations/, read through its folder of its name: unwrapped): what to give; where
+    it or a folder beside it holds a CSV of pixel rows (Sign Language MNIST's sign_mnist_train/), that CSV."""
     found = (p for p in empty.parent.iterdir() if p.is_dir() and p != empty and not hidden(p.name))
-    for d in sorted(found, key=lambda p: (split_word(p.name) not in TRAIN_SPLITS, p.name)):  # a training part first
+    found = sorted(found, key=lambda p: (split_word(p.name) not in TRAIN_SPLITS, p.name))  # a training part first
+    rows = [f for d in (empty, *found) for f in sorted(d.glob("*.csv")) if holds_pixel_rows(f)]  # Sign Language MNIST
+    if rows := sorted(rows, key=lambda f: "train" not in f.name.lower()):
+        return f"; {rows[0]} is a CSV of images, one a row: give it as --data"
+    for d in found:
         subs = sorted(p for p in unwrapped(d).iterdir() if p.is_dir() and not hidden(p.name))
         if subs and any(is_image(f.name) for f in subs[0].iterdir()):
             return f"; {d} holds folders of images ({subs[0].name}, ...): if those are the classes, give --data {d}"
         if not subs and (loose := [f.name for f in d.iterdir() if is_image(f.name)]):  # ISIC 2018's _Input/
             return f"; {d} holds images alone{unsorted_hint(d, loose)}"
     return ""
-
-
-def loose_note(data, names: list[str]) -> str:
-    """The line that says which images an image folder or archive passed over for lying beside its class folders
-    (a preview.jpg next to cat/ and dog/): in no class folder, they have no class."""
-    shown = ", ".join(n.replace("\\", "/").rsplit("/", 1)[-1] for n in names[:3]) + (" ..." if len(names) > 3 else "")
-    return (f"--data {data}: passed over {len(names)} image(s) beside the class folders ({shown}): an image's class "
-            "is the folder it is in")  # fmt: skip
 
 
 def a_note(name: str) -> bool:

@@ -168,6 +168,14 @@ def unsorted_hint(root: Path, loose: list[str]) -> str:
     return ""
 
 
+def loose_note(data, names: list[str]) -> str:
+    """The line that says which images an image folder or archive passed over for lying beside its class folders
+    (a preview.jpg next to cat/ and dog/): in no class folder, they have no class."""
+    shown = ", ".join(n.replace("\\", "/").rsplit("/", 1)[-1] for n in names[:3]) + (" ..." if len(names) > 3 else "")
+    return (f"--data {data}: passed over {len(names)} image(s) beside the class folders ({shown}): an image's class "
+            "is the folder it is in")  # fmt: skip
+
+
 def data_notes(class_names: list[str], labels: np.ndarray, native: int, size: int) -> list[str]:
     """The notes at a run's start: images enlarged 2x or more to the model (--preset isic128 on CIFAR-10), one
     class (an unconditional GAN), classes unbalanced 10 to 1 or more (HAM10000's nv 6,705 images to df's 115)."""

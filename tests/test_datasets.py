@@ -386,6 +386,15 @@ def test_csv_of_pixel_rows(tmp_path, capsys, monkeypatch):
                             f"CSVs of images, one a row (test.csv, train.csv): give one as --data, e.g. --data "
                             f"{kaggle / 'train.csv'}")  # fmt: skip
     assert len(open_catalog(str(kaggle / "train.csv"))) == 12  # what it names reads
+    sign = tmp_path / "sign-language-mnist"  # Kaggle's: each CSV in a folder of its name ("holds no images")
+    for part in ("train", "test"):
+        (sign / f"sign_mnist_{part}").mkdir(parents=True)
+        write_pixel_csv(sign / f"sign_mnist_{part}" / f"sign_mnist_{part}.csv", x, y)
+    Image.new("RGB", (30, 30)).save(sign / "amer_sign2.png")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(sign))
+    assert str(e.value).endswith(f"it holds .csv (1); {sign / 'sign_mnist_train' / 'sign_mnist_train.csv'} is a CSV "
+                                 "of images, one a row: give it as --data")  # fmt: skip
     out = tmp_path / "run"
     assert main(["--data", str(tmp_path / "fashion-mnist_train.csv"), *TINY, "--batch-size", "4", "--steps", "2",
                  "--out", str(out)]) == 0  # fmt: skip
