@@ -264,12 +264,6 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
     tops = sorted({d[k] for d in dirs})  # the class folders (or SUN397's initial letters)
     firsts = lambda c: [reader(j) for j in islice((j for j, d in enumerate(dirs) if d[k] == c), 3)]  # noqa: E731
-    if gone := mask_classes(tops, firsts):  # (Kvasir-SEG's masks/ beside images/)
-        keep = [i for i, d in enumerate(dirs) if d[k] not in gone]
-        names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
-        tops = [t for t in tops if t not in gone]
-        for m in gone:
-            log(mask_class_note(path, m))
 
     @functools.cache
     def held() -> dict[str, set]:  # class folder -> the folders in it, "" for an image (one pass, asked of letters)
@@ -278,12 +272,16 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
             by.setdefault(d[k], set()).add(d[k + 1] if len(d) > k + 1 else "")
         return by
 
-    if gone := set_copies(tops, lambda x: held()[x]):  # (Kaggle's flowers/flowers/daisy/ beside flowers/daisy/)
-        keep = [i for i, d in enumerate(dirs) if d[k] not in gone]
-        names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
-        tops = [t for t in tops if t not in gone]
-        for c in gone:
-            log(copy_note(path, c))
+    # class folders that are no classes: Kvasir-SEG's masks/ beside images/; Kaggle's flowers/flowers/daisy/ beside
+    # flowers/daisy/ (a copy of the set)
+    for find, note in ((lambda: mask_classes(tops, firsts), mask_class_note),
+                       (lambda: set_copies(tops, lambda x: held()[x]), copy_note)):  # fmt: skip
+        if gone := find():
+            keep = [i for i, d in enumerate(dirs) if d[k] not in gone]
+            names, reader, dirs = [names[i] for i in keep], Picked(reader, keep), [dirs[i] for i in keep]
+            tops = [t for t in tops if t not in gone]
+            for c in gone:
+                log(note(path, c))
     initials = by_initial(tops, lambda x: held()[x])  # SUN397's and Places365's a/abbey/, b/bakery/shop/
     labels, class_names = labels_from(["/".join(d[k + 1 :]) if initials else d[k] for d in dirs])
     if initials:
