@@ -27,6 +27,8 @@ from .data import (
     NoTestSplit,
     Picked,
     count_other,
+    folder_name,
+    hidden,
     is_image,
     labels_from,
 )
@@ -184,6 +186,32 @@ def _root_level(dirs: list[tuple[str, ...]]) -> int:
     while k < shallowest and len({d[k] for d in dirs}) == 1:
         k += 1
     return k
+
+
+def split_archives(root: Path, data: str, split: str, log: Callable[[str], None]) -> Catalog | None:
+    """A folder of a split set's archives, one a part, and no folders (train.tar.gz beside test.tar.gz, as
+    ../shared/data/cifar10-jpeg holds CIFAR-10): the archive of `split`, read whole, named after the folder; None
+    for another folder (one of archives that name no split: images.zip beside masks.zip)."""
+    try:
+        entries = [p for p in root.iterdir() if not hidden(p.name)]
+    except OSError:
+        return None
+    if any(p.is_dir() for p in entries):
+        return None
+    packed: dict[str, Path] = {}  # part name -> its archive
+    for p in entries:
+        if ext := next((e for e in ARCHIVE_EXTS if p.name.lower().endswith(e)), ""):
+            packed[p.name[: -len(ext)]] = p
+    part, about = pick_split(list(packed), split)
+    if not about:
+        return None
+    about = f"split into {', '.join(sorted(p.name for p in packed.values()))}"
+    if part is None:
+        raise NoTestSplit(f"--data {data}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
+    log(split_note(data, about, packed[part].name, split))
+    cat = archive_catalog(packed[part], log)
+    cat.name = folder_name(root)  # (the default --out: runs/cifar10-jpeg, not runs/train)
+    return cat
 
 
 def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, csv_path: Path | None = None,

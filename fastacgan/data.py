@@ -303,7 +303,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
             raise DataError(f"--data {data}: no such file or folder{not_found_hint(data)}")
         # the forms' modules import this one (Catalog, DataError), so they are imported here
         from . import datasets  # torchvision's and Keras' on-disk formats
-        from .archives import archive_catalog
+        from .archives import archive_catalog, split_archives
         from .folders import LISTS, a_note, folder_catalog, split_folder, unwrapped
         from .labels_csv import csv_catalog, find_csv
         from .npy_folder import class_files_catalog, npy_files, pair_catalog
@@ -344,6 +344,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                 path = inner
             csv_path = find_csv(path, csv_opt)
             cat = None if csv_path else datasets.array_set_catalog(path, split, log)
+            cat = cat or (None if csv_path else split_archives(path, data, split, log))  # train.tar.gz, test.tar.gz
             if cat is None and not csv_path and (npys := npy_files(path)):  # x_train.npy; Quick, Draw!'s <class>.npy
                 cat = pair_catalog(path, split, npys)
                 if cat is None and split == "train":  # (--classes picks the files to read: applied)

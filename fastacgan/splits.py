@@ -89,8 +89,9 @@ def pick_split(parts: list[str], split: str, classes_of: Callable[[str], set] | 
 
 
 def split_note(data, about: str, part: str, split: str) -> str:
-    """The line that says which part of a set split into parts is read."""
-    return f"--data {data}: {about}; {'training on' if split == 'train' else 'held out:'} {part}/"
+    """The line that says which part of a set split into parts is read (a folder, or an archive)."""
+    part += "" if part.lower().endswith(ARCHIVE_EXTS) else "/"
+    return f"--data {data}: {about}; {'training on' if split == 'train' else 'held out:'} {part}"
 
 
 def held_out_sibling(path: Path) -> Path | None:

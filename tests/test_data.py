@@ -1036,21 +1036,37 @@ def test_a_data_that_is_not_there_says_what_it_most_likely_meant(tmp_path, monke
         assert str(e.value) == said.format(tmp=tmp_path)
 
 
-def test_a_folder_of_archives_names_one_to_give(image_folder, tmp_path):
-    """The data set as downloaded (train.tar.gz and test.tar.gz side by side): --data at their folder says which
-    archive to give, the training one first."""
+def test_a_folder_of_a_split_sets_archives_is_read_as_split(image_folder, tmp_path):
+    """The data set as downloaded (train.tar.gz and test.tar.gz side by side, as ../shared/data/cifar10-jpeg holds
+    CIFAR-10): --data at their folder stopped with which archive to give; now it is a set split into parts, the
+    training archive read (the run named after the folder), the other the held-out split. Archives that name no
+    split (images.zip beside masks.zip) still name one to give."""
     import tarfile
 
     root = tmp_path / "downloads"
     root.mkdir()
-    for name in ("test.tar.gz", "train.tar.gz"):
-        with tarfile.open(root / name, "w:gz") as tar:
-            tar.add(image_folder, arcname="data")
-    want = (r"no class folders found; expected .*downloads/<class>/<image>\. It holds archives \(test\.tar\.gz, "
-            r"train\.tar\.gz\): give one as --data, e.g\. --data .*downloads/train\.tar\.gz$")  # fmt: skip
+    with tarfile.open(root / "train.tar.gz", "w:gz") as tar:
+        tar.add(image_folder, arcname="data")
+    with tarfile.open(root / "test.tar.gz", "w:gz") as tar:  # (a held-out part of one class, told apart)
+        tar.add(image_folder / "circle", arcname="data/circle")
+    (root / "README.md").write_text("CIFAR-10 as JPEG files\n")
+    said = []
+    cat = open_catalog(str(root), log=said.append)
+    assert len(cat) == len(open_catalog(str(image_folder))) and cat.name == "downloads"
+    assert cat.class_names == sorted(CLASSES) and all(n.startswith(f"{root / 'train.tar.gz'}:") for n in cat.names)
+    assert said[0] == f"--data {root}: split into test.tar.gz, train.tar.gz; training on train.tar.gz"
+    said.clear()
+    held = open_catalog(str(root), log=said.append, split="test")
+    assert held.class_names == ["circle"] and len(held) == len(list((image_folder / "circle").iterdir()))
+    assert said[0] == f"--data {root}: split into test.tar.gz, train.tar.gz; held out: test.tar.gz"
+    other = tmp_path / "seg"
+    other.mkdir()
+    for name in ("images.zip", "masks.zip"):
+        shutil.make_archive(str(other / name[:-4]), "zip", image_folder)
+    want = (r"no class folders found; expected .*seg/<class>/<image>\. It holds archives \(images\.zip, "
+            r"masks\.zip\): give one as --data, e\.g\. --data .*seg/images\.zip$")  # fmt: skip
     with pytest.raises(DataError, match=want):
-        open_catalog(str(root))
-    assert len(open_catalog(str(root / "train.tar.gz"))) == len(open_catalog(str(image_folder)))
+        open_catalog(str(other))
 
 
 def test_very_large_images_are_read_or_skipped_in_the_run_s_words(tmp_path, monkeypatch, capsys):
