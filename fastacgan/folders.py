@@ -333,7 +333,8 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
         subs = {n: p for n, p in subs.items() if n not in bare}
         train, about = pick_split(list(subs), "train")
         about += f" ({', '.join(sorted(bare))}: no images)" if about else ""
-    if train is None and (copies := set_copies(list(subs), lambda n: _held(subs[n]))):  # chest_xray/chest_xray/
+    named = train is None and any(map(split_word, subs))  # (the copy beside parts: chest_xray/chest_xray/)
+    if named and (copies := set_copies(list(subs), lambda n: _held(subs[n]))):
         rest = {n: p for n, p in subs.items() if n not in copies}
         if pick_split(list(rest), "train")[0] is not None:
             subs, (train, about) = rest, pick_split(list(rest), "train")
