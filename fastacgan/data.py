@@ -289,6 +289,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                            "test split")  # fmt: skip
     if split not in ("train", "test"):
         raise ValueError(f"split {split!r}: train or test")
+    picked = classes  # (--classes: the forms that apply it themselves set it to "")
     if not data.strip():  # `--data "$DIR"` with DIR unset: the working folder would be listed as an image folder
         raise DataError("--data is empty: give an image folder, an archive, a data set's files or builtin:digits")
     if data.startswith("builtin:"):
@@ -366,13 +367,10 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
             raise no_split
     if len(cat) == 0:
         raise DataError(f"--data {data}: no images found")
-    lists = [c for c in cat.class_names if "|" in c and set(c.split("|")) & set(cat.class_names)]
-    if lists and not classes:  # NIH ChestX-ray14's `Atelectasis|Effusion`: several findings an image
-        counts = np.bincount(cat.labels, minlength=len(cat.class_names))
-        one = sorted((c for c in cat.class_names if "|" not in c), key=lambda c: -counts[cat.class_names.index(c)])
-        warnings.warn(f"--data {data}: its labels are lists ({lists[0]}): each combination is a class of its own "
-                      f"({len(lists)} of the {len(cat.class_names)} classes); --classes picks the ones to train on, "
-                      f"e.g. --classes {','.join(one[:4])!r}", stacklevel=2)  # fmt: skip
+    from .hints import class_warnings
+
+    for msg in () if picked else class_warnings(data, cat.class_names, cat.labels):  # (lists; Cat beside cat)
+        warnings.warn(msg, stacklevel=2)
     if classes:
         wanted = known_classes(wanted_classes(classes, cat.class_names), cat.class_names)
         keep_ids = [cat.class_names.index(c) for c in wanted]

@@ -195,3 +195,25 @@ def data_notes(class_names: list[str], labels: np.ndarray, native: int, size: in
                      f"{len(labels) / k / max(counts[few], 1):.0f}x as many fakes of {class_names[few]} as real ones "
                      "(--classes leaves classes out)")  # fmt: skip
     return notes
+
+
+def class_warnings(data, class_names: list[str], labels: np.ndarray) -> list[str]:
+    """What the class names say is likely wrong with the labels: lists of findings, each combination a class (NIH
+    ChestX-ray14's `Atelectasis|Effusion`); names that differ only in case or spaces (Cat beside cat, `dog ` beside
+    dog, as folders merged from two sources are named), read as different classes; a letter's cases are two
+    classes (EMNIST's byclass: a and A)."""
+    said = []
+    if lists := [c for c in class_names if "|" in c and set(c.split("|")) & set(class_names)]:
+        counts = np.bincount(labels, minlength=len(class_names))
+        one = sorted((c for c in class_names if "|" not in c), key=lambda c: -counts[class_names.index(c)])
+        said.append(f"--data {data}: its labels are lists ({lists[0]}): each combination is a class of its own "
+                    f"({len(lists)} of the {len(class_names)} classes); --classes picks the ones to train on, e.g. "
+                    f"--classes {','.join(one[:4])!r}")  # fmt: skip
+    alike: dict[str, list[str]] = {}
+    for c in (c for c in class_names if len(c.strip()) > 1):
+        alike.setdefault(" ".join(c.split()).casefold(), []).append(c)
+    if same := [" and ".join(map(repr, v)) for v in alike.values() if len(v) > 1]:
+        said.append(f"--data {data}: classes {'; '.join(same[:3])}{' ...' if len(same) > 3 else ''} differ only in "
+                    "case or spaces and are read as different classes; if each is one class, merge their folders "
+                    "(or labels)")  # fmt: skip
+    return said

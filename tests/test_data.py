@@ -421,6 +421,30 @@ def test_celeba_attribute_lists(tmp_path):
                      "--csv-label-col)"]  # fmt: skip
 
 
+def test_classes_that_differ_only_in_case_or_spaces_are_warned_of(tmp_path):
+    """Folders merged from two sources (Cat/ beside cat/, `dog ` beside dog/) or labels typed two ways were read as
+    different classes in silence: a warning names them. A letter's cases are two classes (EMNIST's a and A), and
+    --classes (the user's pick) says nothing."""
+    for name in ("Cat", "cat", "dog", "dog ", "a", "A"):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "d" / name / "x.png")
+    with pytest.warns(UserWarning) as seen:
+        cat = open_catalog(str(tmp_path / "d"))
+    assert len(cat.class_names) == 6
+    assert [str(w.message) for w in seen] == [f"--data {tmp_path / 'd'}: classes 'Cat' and 'cat'; 'dog' and 'dog ' "
+        "differ only in case or spaces and are read as different classes; if each is one class, merge their folders "
+        "(or labels)"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_catalog(str(tmp_path / "d"), classes="Cat,cat,a,A").class_names == ["Cat", "cat", "a", "A"]
+        shutil.rmtree(tmp_path / "d" / "Cat")
+        shutil.rmtree(tmp_path / "d" / "dog ")
+        assert open_catalog(str(tmp_path / "d")).class_names == ["A", "a", "cat", "dog"]
+    (tmp_path / "d" / "labels.csv").write_text("image,label\ncat/x.png,Melanoma\ndog/x.png,melanoma\na/x.png,nevus\n")
+    with pytest.warns(UserWarning, match="classes 'Melanoma' and 'melanoma' differ only in case"):
+        open_catalog(str(tmp_path / "d"), csv_opt="labels.csv")
+
+
 def test_csv_label_columns_by_other_names_and_a_trailing_comma(tmp_path):
     """NIH ChestX-ray14's Data_Entry_2017.csv: labels in "Finding Labels", every line ending in a comma (an unnamed
     last column). It was "row 2 has no label in column ''"; a `labels` or `category` column was passed over for the
