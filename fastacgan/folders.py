@@ -72,7 +72,8 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     for m in mask_classes(names, lambda n: _first_images(root / n)):  # (Kvasir-SEG's masks/ beside images/)
         names.remove(m)
         log(mask_class_note(root, m))
-    for c in set_copies(names, lambda n: _held(root / n)):  # (Kaggle's flowers/flowers/daisy/ beside flowers/daisy/)
+    inside = lambda n: [e.name for e in os.scandir(root / n) if e.is_dir() and not hidden(e.name)]  # noqa: E731
+    for c in set_copies(names, inside):  # (Kaggle's flowers/flowers/daisy/ beside flowers/daisy/)
         names.remove(c)
         log(copy_note(root, c))
     if CLUTTER in names and len(names) > 1 and CLUTTER not in classes.split(","):  # (--classes may name it)
