@@ -65,7 +65,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
             msg += LMDB
         if loose and (kind := binary_sets.set_in(root.parent)):  # flowers-102/jpg, oxford-iiit-pet/images
             raise DataError(f"{msg}. {root.parent} holds them with their labels ({kind}): give --data {root.parent}")
-        raise DataError(msg + (unsorted_hint(root, loose) if loose else ""))
+        raise DataError(msg + (unsorted_hint(root, loose, alone=True) if loose else ""))
     if by_initial([d.name for d in class_dirs], lambda x: _held(root / x)):
         return _initials_catalog(root, class_dirs, classes, log)
     names = [d.name for d in class_dirs]

@@ -129,11 +129,11 @@ def kinds_hint(others: Counter) -> str:
     return "".join(f" ({', '.join(exts)}: {hint})" for hint, exts in said.items())
 
 
-def unsorted_hint(root: Path, loose: list[str]) -> str:
+def unsorted_hint(root: Path, loose: list[str], alone: bool = False) -> str:
     """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
     train.csv; ISIC 2018's in a folder beside, ISIC2018_Task3_Training_GroundTruth/; a list named after the
     folder, MNIST-M's mnist_m_train_labels.txt), or the classes their names begin with (Kaggle's Dogs vs. Cats:
-    cat.0.jpg, dog.0.jpg)."""
+    cat.0.jpg, dog.0.jpg); with `alone` (the folder given as --data), else how to read them as one class."""
     split = lambda n: split_word(re.sub(r"([a-z])([A-Z])", r"\1_\2", n))  # noqa: E731 - trainLabels: train
     kind = lambda n: (split(n) in TRAIN_SPLITS) - (split(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
     # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/,
@@ -165,7 +165,22 @@ def unsorted_hint(root: Path, loose: list[str]) -> str:
             return hint
         return (f'{hint}, e.g.: cd {shlex.quote(str(root))} && for c in {" ".join(sorted(heads))}; do mkdir -p "$c" '
                 '&& find . -maxdepth 1 -type f -name "$c[ ._-]*" -exec mv -t "$c" {} +; done')  # fmt: skip
-    return ""
+    return one_class_hint(root) if alone else ""
+
+
+def one_class_hint(root: Path) -> str:
+    """How to train on a folder of images alone as one class (an unconditional GAN: anime faces, FFHQ): give a
+    folder that holds it alone (its parent, where that holds no other folder; else one made with a link to it)."""
+    try:
+        alone = [p for p in root.parent.iterdir() if p.is_dir() and not hidden(p.name)] == [root]
+    except OSError:
+        alone = False
+    say = ". To train on them as one class (an unconditional GAN), give"
+    if alone:
+        return f"{say} the folder that holds it: --data {root.parent}"
+    one = shlex.quote(f"{root.name}_one_class")
+    return f"{say} a folder that holds it alone, e.g. {one}: mkdir {one} && ln -s {shlex.quote(str(root.resolve()))} " \
+           f"{one}/"  # fmt: skip
 
 
 def loose_note(data, names: list[str]) -> str:

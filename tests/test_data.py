@@ -896,12 +896,24 @@ def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
     with pytest.raises(DataError) as e:
         open_catalog(str(root))
     assert str(e.value) == start + f"If a CSV labels them, give it: --data {root} --csv train.csv"
-    for k, p in enumerate(sorted(root.iterdir())):  # a camera's names: no hint
+    for k, p in enumerate(sorted(root.iterdir())):  # a camera's names: how to read them as one class
         p.rename(root / f"IMG_{k:04d}.jpg")
     (tmp_path / "train.csv").unlink()
+    shutil.rmtree(tmp_path / "sorted")
     with pytest.raises(DataError) as e:
         open_catalog(str(root))
-    assert str(e.value) == start[:-2]
+    assert str(e.value) == start[:-2] + (". To train on them as one class (an unconditional GAN), give the folder that "
+                                         f"holds it: --data {root.parent}")  # fmt: skip
+    (tmp_path / "other").mkdir()  # beside another folder: a folder that holds it alone, made with a link
+    with pytest.raises(DataError) as e:
+        open_catalog(str(root))
+    one = f"{root.name}_one_class"
+    assert str(e.value).endswith(f"give a folder that holds it alone, e.g. {one}: mkdir {one} && ln -s {root} {one}/")
+    cmd = str(e.value).rsplit(": ", 1)[1]
+    made = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    single = open_catalog(str(tmp_path / one))  # what it says to do reads them, as one class
+    assert single.class_names == [root.name] and len(single) == 6
 
 
 def test_isic_2018_names_its_labels_in_the_folder_beside(tmp_path):
@@ -962,8 +974,8 @@ def test_kaggle_competition_folders_name_the_labels_not_the_submission_template(
     assert cat.class_names == ["frog", "truck"] and cat.labels.tolist() == [0, 1, 0, 1, 0, 1]
     with pytest.raises(DataError) as e:
         open_catalog(str(root / "test"))
-    assert str(e.value) == (f"--data {root / 'test'}: no class folders found (it holds 3 loose images); expected "
-                            f"{root / 'test'}/<class>/<image>")  # fmt: skip
+    assert str(e.value).startswith(f"--data {root / 'test'}: no class folders found (it holds 3 loose images); "
+                                   f"expected {root / 'test'}/<class>/<image>. To train on them as one")  # fmt: skip
 
 
 def test_mnist_m_names_the_list_named_after_its_folder(tmp_path):
