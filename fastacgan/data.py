@@ -125,8 +125,10 @@ def count_other(others: Counter, name: str) -> None:
 
 
 def extension(name: str) -> str:
-    """A file's extension in lower case, with the one before a compression's: .nii.gz (a NIfTI scan), .csv.gz."""
+    """A file's extension in lower case, with the one before a compression's (.nii.gz: a NIfTI scan; .csv.gz) and
+    without a shard's number (TensorFlow Datasets' cifar10-train.tfrecord-00000-of-00001: .tfrecord)."""
     stem, ext = os.path.splitext(name.lower())
+    ext = ext.split("-", 1)[0] if "-of-" in ext else ext
     return os.path.splitext(stem)[1] + ext if ext in (".gz", ".bz2", ".xz") else ext
 
 

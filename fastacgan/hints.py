@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, hidden, is_image
+from .data import TEST_SPLITS, TRAIN_SPLITS, extension, hidden, is_image
 from .splits import split_word
 
 # data sets by the names their users call them, which are not paths here: what to give instead
@@ -62,6 +62,11 @@ HF_FILES = (
 )
 
 
+TF_RECORDS = ("TFRecord files (TensorFlow Datasets', Kaggle's TPU sets), which fastacgan does not read: save their "
+              "images and labels as an .npz first, np.savez('set.npz', x_train=images, y_train=labels) from "
+              "tfds.as_numpy(ds), and give that")  # fmt: skip
+
+
 def file_hint(path: Path) -> str:
     """What a --data file that is none of the forms most likely meant: a zstd tar, a RAR or 7z archive, the labels'
     CSV, a Hugging Face file, an LMDB database, HDF5, an .npy, one image."""
@@ -75,6 +80,8 @@ def file_hint(path: Path) -> str:
         return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
     if name.endswith((".parquet", ".arrow")):  # Hugging Face datasets' files
         return f" ({HF_FILES})"
+    if extension(name) in (".tfrecord", ".tfrec"):
+        return f" ({TF_RECORDS})"
     if name.endswith(".mdb"):
         return LMDB
     if name.endswith((".h5", ".hdf5", ".he5")):  # Galaxy10 DECals, PatchCamelyon
@@ -120,6 +127,8 @@ def kinds_hint(others: Counter) -> str:
         "`magick mogrify -format png *.svg`, or `rsvg-convert` from librsvg",
         ".heic": "HEIF, as iPhones save photos, which Pillow does not read: convert them to JPEG first, e.g. "
         "`magick mogrify -format jpg *.heic`, or `heif-convert` from libheif",
+        ".tfrecord": TF_RECORDS,
+        ".tfrec": TF_RECORDS,
         ".arrow": HF_FILES,
         ".parquet": HF_FILES,
     }
