@@ -11,6 +11,7 @@ one, read without torchvision or scipy.
   (a GAN's data: setid.mat's train/val/test split is a classifier's). `--data root` or `root/flowers-102`.
 - Oxford-IIIT Pet: `root/oxford-iiit-pet/` with `images/*.jpg` and `annotations/trainval.txt` / `test.txt` (the
   splits torchvision reads), classes named by breed. `--data root` or `root/oxford-iiit-pet`.
+- USPS: `usps.bz2` / `usps.t.bz2` in torchvision's root (fastacgan/usps.py). `--data root` or `--data usps.bz2`.
 - An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
   beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
   file), its images turned upright (they are stored transposed) and its classes named as torchvision names them.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import downsampled_imagenet
+from . import downsampled_imagenet, usps
 from .data import Catalog, DataError, Files, NoTestSplit, file_safe
 
 # ------------------------------------------------------------------------------------------------ MAT version 5
@@ -361,6 +362,7 @@ FOLDER_SETS = {
     "oxford_pet": (has_pets, pets_in, "pet"),
     "emnist": (emnist_splits, emnist_in, "emnist"),
     "imagenet_ds": (downsampled_imagenet.has_batches, downsampled_imagenet.batches_in, "imagenet"),
+    "usps": (usps.has_usps, usps.usps_in, "usps"),
 }
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import binary_sets, downsampled_imagenet, npy_folder
+from . import binary_sets, downsampled_imagenet, npy_folder, usps
 from .data import Catalog, DataError, labels_from
 from .pixel_csv import pixel_csv_catalog
 
@@ -289,7 +289,7 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
 def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:
     """An .npz (npz_catalog; Kuzushiji's pairs: npy_folder), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat,
     STL-10's _X.bin or an idx images file (binary_sets); None for other files."""
-    for read in (binary_sets.binary_file_catalog, npy_folder.kuzushiji_file_catalog):  # (k49-train-imgs.npz)
+    for read in (binary_sets.binary_file_catalog, npy_folder.kuzushiji_file_catalog, usps.usps_file_catalog):
         if (cat := read(path, split)) is not None:
             return cat
     if path.name.lower().endswith(".npz"):
@@ -326,16 +326,16 @@ def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] 
     """The torchvision/Keras data set in folder d (or in one of its sub-folders: torchvision's root), or None; log:
     progress lines where reading it takes a while (the Downsampled ImageNet)."""
     hit = _found_in(d)
-    if hit is None:
+    if hit is None or hit[0] == "usps":  # (torchvision keeps USPS' files in its root, beside the other sets' folders)
         subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-        found = [h for h in (_found_in(p, sub=True) for p in subs) if h is not None]
+        found = [h for h in [hit, *(_found_in(p, sub=True) for p in subs)] if h is not None]
         if len(found) > 1 and {k for k, _ in found} == {"imagenet_ds"}:  # its train and val folders, its parts
             cat = downsampled_imagenet.parts_catalog(d, [f for _, f in found], split, log)
             if cat is not None:
                 return cat
         if len(found) > 1:
-            raise DataError(f"--data {d} holds several data sets ({', '.join(str(f) for _, f in found)}); "
-                            f"give the one to train on")  # fmt: skip
+            sets = ", ".join(str(f / usps.FILES["train"] if k == "usps" else f) for k, f in found)  # (usps.bz2)
+            raise DataError(f"--data {d} holds several data sets ({sets}); give the one to train on")
         hit = found[0] if found else None
     if hit is None:
         return None

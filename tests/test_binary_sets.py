@@ -442,3 +442,51 @@ def test_downsampled_imagenet_as_its_authors_ship_it(tmp_path, monkeypatch):
     np.savez(npz / "train_data_batch_2.npz", data=batches[0][0], labels=np.array([0] * 5), mean=np.zeros(3))
     with pytest.raises(DataError, match=r"labels from 0 to 0; Downsampled ImageNet's are 1\.\.1000"):
         open_catalog(str(npz))
+
+
+def write_usps(path: Path, values: np.ndarray, digits: np.ndarray, drop: int | None = None) -> None:
+    """USPS' file as torchvision downloads it: bzip2'd LIBSVM lines, `label index:value ...`, the label the digit
+    + 1; `drop`: leave that index out of every line (LIBSVM's zeros)."""
+    import bz2
+
+    with bz2.open(path, "wt") as f:
+        for v, d in zip(values, digits):
+            f.write(f"{d + 1} " + " ".join(f"{k + 1}:{x:.6f}" for k, x in enumerate(v) if k != drop) + "\n")
+
+
+def test_usps_as_torchvision_downloads_it(tmp_path):
+    """USPS (torchvision's root: usps.bz2, usps.t.bz2) was refused ("a file must be a .zip or a tar ..."; the root:
+    "no class folders found"). Read as torchvision reads it: the digit, uint8((v + 1) / 2 * 255) of each value."""
+    rng = np.random.default_rng(6)
+    train, test = rng.uniform(-1, 1, (12, 256)), rng.uniform(-1, 1, (5, 256))
+    train[0, :3] = (-1.0, 0.0, 1.0)
+    root = tmp_path / "data"
+    root.mkdir()
+    write_usps(root / "usps.bz2", train, np.arange(12) % 10)
+    write_usps(root / "usps.t.bz2", test, np.array([3, 1, 4, 1, 5]), drop=255)  # (its last value left out: 0)
+    want = lambda v: ((np.round(v, 6).astype(np.float32) + 1) / 2 * 255).astype(np.uint8).reshape(-1, 16, 16)  # noqa: E731
+    for data in (root, root / "usps.bz2"):
+        cat = open_catalog(str(data))
+        assert cat.name == "usps" and cat.class_names == [str(d) for d in range(10)]
+        assert cat.labels.tolist() == (np.arange(12) % 10).tolist()
+        assert np.array_equal(cat.images[..., 0].numpy(), want(train))
+        assert cat.images[0, 0, :3, 0].tolist() == [0, 127, 255]  # -1, 0, 1
+        held = open_catalog(str(data), split="test")
+        assert held.labels.tolist() == [3, 1, 4, 1, 5] and held.images[:, 15, 15, 0].tolist() == [127] * 5
+        assert np.array_equal(held.images[:, :15, :, 0].numpy(), want(test)[:, :15])
+    assert len(open_catalog(str(root / "usps.t.bz2"))) == 5  # the test file given: itself
+    with pytest.raises(NoTestSplit):
+        open_catalog(str(root / "usps.t.bz2"), split="test")
+    from test_datasets import write_idx_set
+
+    write_idx_set(root / "MNIST" / "raw", n=4)  # beside another set's folder in the root: which to read?
+    with pytest.raises(DataError, match=rf"holds several data sets \({root / 'usps.bz2'}, {root / 'MNIST' / 'raw'}\)"):
+        open_catalog(str(root))
+    import bz2
+
+    (root / "usps.bz2").write_bytes(bz2.compress(b"3 1:0.5 2:0.25\n11 1:x\n"))
+    with pytest.raises(DataError, match=r"usps\.bz2: line 2 is not in USPS' form, `label index:value \.\.\.`"):
+        open_catalog(str(root / "usps.bz2"))
+    (root / "usps.bz2").write_bytes(bz2.compress(b"3 1:0.5 257:0.25\n"))
+    with pytest.raises(DataError, match=r"line 1 is not in USPS' form, .*\(index 257\)"):
+        open_catalog(str(root / "usps.bz2"))
