@@ -288,7 +288,7 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
 
 def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:
     """An .npz (npz_catalog; Kuzushiji's pairs: npy_folder), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat,
-    STL-10's _X.bin or an idx images file (binary_sets); None for other files."""
+    STL-10's _X.bin or an idx images file (binary_sets), USPS' usps.bz2 (usps.py); None for other files."""
     for read in (binary_sets.binary_file_catalog, npy_folder.kuzushiji_file_catalog, usps.usps_file_catalog):
         if (cat := read(path, split)) is not None:
             return cat

@@ -1043,8 +1043,8 @@ def test_a_data_file_of_no_form_says_what_it_most_likely_meant(tmp_path, name, h
         open_catalog(str(tmp_path / name))
     assert str(e.value) == (f"--data {tmp_path / name}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
                             ".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train and "
-                            "y_train, a CSV of pixel rows and labels, SVHN's .mat, STL-10's _X.bin or an idx images "
-                            f"file{hint.format(tmp=tmp_path)}")  # fmt: skip
+                            "y_train, a CSV of pixel rows and labels, SVHN's .mat, STL-10's _X.bin, USPS' .bz2 or an "
+                            f"idx images file{hint.format(tmp=tmp_path)}")  # fmt: skip
 
 
 @pytest.mark.parametrize(
