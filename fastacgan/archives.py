@@ -39,7 +39,7 @@ from .folders import (
     initials_note,
     shard_note,
 )
-from .hints import file_kinds, kinds_hint, loose_note, others_note
+from .hints import class_heads, file_kinds, kinds_hint, loose_note, others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, mask_class_note, mask_classes, masks_note
@@ -234,6 +234,12 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     k = _root_level(dirs)  # the class folders' level: images beside them are passed over, as in a folder
     keep = [i for i, d in enumerate(dirs) if len(d) > k]
     if not keep:  # every image in the one folder that all share: an archive of one class folder, or of no folder
+        lone = dirs[0][k - 1] if k else ""  # (Kaggle's Dogs vs. Cats: train.zip of train/cat.0.jpg, train/dog.0.jpg)
+        if (not k or split_word(lone)) and (found := class_heads([Path(n).name for n in names])):
+            raise DataError(f"--data {path}: {f'{lone}/ in it' if k else 'it'} holds images alone, no class folders. "
+                            f"Their names begin with what look like classes, {found[1]}: unpack it, put each class's "
+                            f"images in a folder of its own ({lone or '.'}/{found[0].most_common(1)[0][0]}/...) and "
+                            "give the folder that holds them")  # fmt: skip
         if k == 0:
             raise DataError(f"--data {path}: {names[0]} is not inside a class folder; expected <class>/<image> "
                             f"members, or give the labels with --csv")  # fmt: skip

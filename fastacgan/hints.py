@@ -166,9 +166,8 @@ def unsorted_hint(root: Path, loose: list[str], alone: bool = False) -> str:
             f". If {'a list' if csvs[0].lower().endswith(('.txt', '.tsv')) else 'a CSV'} labels them, give it: "
             f"--data {root} --csv {csvs[0]}"
         )
-    heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)
-    if 2 <= len(heads) <= 200 and min(heads.values()) >= 2:
-        shown = ", ".join(f"{h} ({n})" for h, n in heads.most_common(5)) + (" ..." if len(heads) > 5 else "")
+    if found := class_heads(loose):
+        heads, shown = found
         hint = (f". Their names begin with what look like classes, {shown}: put each class's images in a folder of "
                 f"its own ({root}/{heads.most_common(1)[0][0]}/...)")  # fmt: skip
         if len(heads) > 20 or not all(re.fullmatch(r"[A-Za-z0-9]+", h) for h in heads):  # (cat_toy would take cat's)
@@ -176,6 +175,15 @@ def unsorted_hint(root: Path, loose: list[str], alone: bool = False) -> str:
         return (f'{hint}, e.g.: cd {shlex.quote(str(root))} && for c in {" ".join(sorted(heads))}; do mkdir -p "$c" '
                 '&& find . -maxdepth 1 -type f -name "$c[ ._-]*" -exec mv -t "$c" {} +; done')  # fmt: skip
     return one_class_hint(root) if alone else ""
+
+
+def class_heads(loose: list[str]) -> tuple[Counter, str] | None:
+    """What the names of images alone begin with, where that looks like their classes (cat.0.jpg, dog.0.jpg,
+    `dog (2).jpg`; 2 to 200 heads, each of 2 images or more): (the heads counted, "cat (3), dog (3)"), else None."""
+    heads = Counter(re.sub(r"[ ._-]*\(?\d+\)?$", "", Path(n).stem) for n in loose)
+    if not (2 <= len(heads) <= 200 and min(heads.values()) >= 2):
+        return None
+    return heads, ", ".join(f"{h} ({n})" for h, n in heads.most_common(5)) + (" ..." if len(heads) > 5 else "")
 
 
 def one_class_hint(root: Path) -> str:

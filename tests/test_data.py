@@ -932,6 +932,41 @@ def test_a_folder_of_images_without_class_folders_says_what_to_do(tmp_path):
     assert single.class_names == [root.name] and len(single) == 6
 
 
+def test_an_archive_of_images_named_by_class_says_so(tmp_path):
+    """Kaggle's Dogs vs. Cats: train.zip of train/cat.0.jpg ... train/dog.0.jpg was one class, "train" (a zip of the
+    images alone: "not inside a class folder"), and so was the folder of it beside test1.zip; now the error says
+    their names begin with classes and what to do. A part of other names stays one class, as before."""
+    import zipfile
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="JPEG")
+    jpeg = buf.getvalue()
+    (tmp_path / "dl").mkdir()
+    with zipfile.ZipFile(tmp_path / "dl" / "train.zip", "w") as zf:
+        for name in ("cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.1.jpg", "dog.2.jpg"):
+            zf.writestr(f"train/{name}", jpeg)
+    with zipfile.ZipFile(tmp_path / "dl" / "test1.zip", "w") as zf:
+        zf.writestr("test1/1.jpg", jpeg)
+    with zipfile.ZipFile(tmp_path / "flat.zip", "w") as zf:
+        for name in ("cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.1.jpg"):
+            zf.writestr(name, jpeg)
+    said = ("Their names begin with what look like classes, {}: unpack it, put each class's images in a folder of "
+            "its own ({}/...) and give the folder that holds them")  # fmt: skip
+    for data in (tmp_path / "dl", tmp_path / "dl" / "train.zip"):
+        with pytest.raises(DataError) as e:
+            open_catalog(str(data))
+        assert str(e.value) == (f"--data {tmp_path / 'dl' / 'train.zip'}: train/ in it holds images alone, no class "
+                                "folders. " + said.format("dog (3), cat (2)", "train/dog"))  # fmt: skip
+    with pytest.raises(DataError) as e:
+        open_catalog(str(tmp_path / "flat.zip"))
+    assert str(e.value) == f"--data {tmp_path / 'flat.zip'}: it holds images alone, no class folders. " + said.format(
+        "cat (2), dog (2)", "./cat")  # fmt: skip
+    with zipfile.ZipFile(tmp_path / "faces.zip", "w") as zf:  # a part of images named otherwise: one class
+        for i in range(3):
+            zf.writestr(f"train/{i:06d}.jpg", jpeg)
+    assert open_catalog(str(tmp_path / "faces.zip")).class_names == ["train"]
+
+
 def test_isic_2018_names_its_labels_in_the_folder_beside(tmp_path):
     """ISIC 2018 (Task 3) unpacks to ISIC2018_Task3_Training_Input/ (the images alone) beside
     ISIC2018_Task3_Training_GroundTruth/ (the one-hot CSV), and the same for Validation: given either the images or
