@@ -284,8 +284,11 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     elif split != "train":
         return None
     elif about and len(parts) > 1 and all(map(split_word, parts)):  # parts named so, images alone (splits.flat_parts)
-        flat_parts(path, parts, "; where a CSV labels the training part's images, unpack it and give that part "
-                   "with --csv")  # fmt: skip
+        train = pick_split(parts, "train")[0]  # (Dogs vs. Cats: train/cat.0.jpg, train/dog.0.jpg beside test1/)
+        heads = class_heads([Path(names[i]).name for i in keep if dirs[i][k] == train])
+        flat_parts(path, parts, f"; the names of {train}/'s images begin with what look like classes, {heads[1]}: "
+                   "unpack it and put each class's images in a folder of its own" if heads else "; where a CSV labels "
+                   "the training part's images, unpack it and give that part with --csv")  # fmt: skip
     else:  # classes named as parts, holding folders: a likely mistake (splits.split_like)
         named = [p for p in parts if split_word(p) in (*TRAIN_SPLITS, *TEST_SPLITS)]  # (training_set/ too)
         split_like(path, {p: bool(folders(p)) for p in named}, parts)

@@ -341,8 +341,9 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
             subs, (train, about) = rest, pick_split(list(rest), "train")
             about += f" ({', '.join(f'{c}/' for c in copies)}: a copy of them, passed over)"
     flat = train is not None and split_word(train) and not folders(train) and _any_image(subs[train])
-    if len(subs) > 1 and flat:  # Kaggle's butterflies: train/*.jpg, test/*.jpg, Training_set.csv
-        flat_parts(root, list(subs), unsorted_hint(subs[train], []))
+    if len(subs) > 1 and flat:  # Kaggle's butterflies: train/*.jpg, test/*.jpg, Training_set.csv; Dogs vs. Cats
+        loose = [p.name for p in subs[train].iterdir() if is_image(p.name)]  # (train/cat.0.jpg: a hint to sort them)
+        flat_parts(root, list(subs), unsorted_hint(subs[train], loose))
     if train is None or not folders(train):
         return root, ""  # (a training part that holds no class folders: classes merely named so)
     part = pick_split(list(subs), split, folders)[0]

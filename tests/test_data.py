@@ -961,6 +961,18 @@ def test_an_archive_of_images_named_by_class_says_so(tmp_path):
         open_catalog(str(tmp_path / "flat.zip"))
     assert str(e.value) == f"--data {tmp_path / 'flat.zip'}: it holds images alone, no class folders. " + said.format(
         "cat (2), dog (2)", "./cat")  # fmt: skip
+    unpacked = tmp_path / "unpacked"  # both parts, unpacked or zipped together: classes train and test1, warned
+    for name in ("train.zip", "test1.zip"):  # of with the hint that sorts them
+        with zipfile.ZipFile(tmp_path / "dl" / name) as zf:
+            zf.extractall(unpacked)
+    shutil.make_archive(str(tmp_path / "both"), "zip", unpacked)
+    for data in (unpacked, tmp_path / "both.zip"):
+        with pytest.warns(UserWarning) as seen:
+            assert open_catalog(str(data)).class_names == ["test1", "train"]
+        msg = str(seen[0].message)
+        assert msg.startswith(f"--data {data}: test1, train are named as a split set's parts but hold images alone")
+        assert "begin with what look like classes, dog (3), cat (2)" in msg, msg
+    assert msg.endswith("unpack it and put each class's images in a folder of its own")
     with zipfile.ZipFile(tmp_path / "faces.zip", "w") as zf:  # a part of images named otherwise: one class
         for i in range(3):
             zf.writestr(f"train/{i:06d}.jpg", jpeg)
