@@ -38,7 +38,7 @@ from .limits import fit_threads
 from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
 from .runlog import echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
-from .runs import RUNS_DATA, run_path
+from .runs import RUNS_DATA, run_path, trained_on
 from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
 from .splits import listed_part
 from .workers import default_workers, lost_worker, workers_note
@@ -255,18 +255,13 @@ def main(argv: list[str] | None = None) -> int:
         "--test-data",
         default="",
         help="held-out real images to score D on, any --data form; of a set that has a test split, that split "
-        "(default: "
-        "the test split of the run's data when it has one: CIFAR batches, idx files, .npz, an image folder or "
+        "(default: the test split of the run's data when it has one: CIFAR batches, idx files, .npz, a folder or "
         "archive split into train/ and test/ or val/, test.tar.gz beside a train.tar.gz, the built-in digits)",
     )
     p.add_argument("--test-csv", default="", help="the labels CSV of --test-data, as --csv is to --data")
     p.add_argument("--n-per-class", type=int, default=100, help="generated images per class")
-    p.add_argument(
-        "--cas",
-        action="store_true",
-        help="also the Classification Accuracy Score: a classifier trained "
-        "on generated images only, scored on held-out real ones (as long again as the judge)",
-    )
+    p.add_argument("--cas", action="store_true", help="also the Classification Accuracy Score: a classifier trained on "
+                   "generated images only, scored on held-out real ones (as long again as the judge)")  # fmt: skip
     p.add_argument("--cas-per-class", type=int, default=0,
                    help="generated images per class for --cas; 0 = as many as the real set has per class")  # fmt: skip
     p.add_argument(
@@ -326,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.test_data:
             held = real(a.test_data, "--test-data", "held", csv=a.test_csv, held_out=True)  # (a set's test split)
             held_name = origin[a.test_data, "held"] or a.test_data
+            if held_name == a.test_data and trained_on(state, a.test_data, a.test_csv):
+                say(f"note: --test-data {a.test_data} is the run's own data: D is scored on the images it trained on")
         else:
             try:
                 held, beside = real(data, "--data", "test", held_out=True), origin.get((data, "test"))

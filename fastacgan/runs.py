@@ -107,3 +107,10 @@ def truncate_metrics(path: Path, step: int) -> None:
     if path.exists():
         keep = [json.dumps(r) for r in read_records(path) if r["step"] <= step]
         ckpt.atomic_write_bytes(path, "".join(k + "\n" for k in keep).encode())
+
+
+def trained_on(state: dict, data: str, csv: str) -> bool:
+    """Whether --data and --csv name the files a run's checkpoint trained on (evaluate's --test-data given them)."""
+    where = lambda path: str(Path(path).expanduser().resolve()) if path else ""  # noqa: E731
+    return (where(data), where(csv)) == (where(run_path(state["config"]["data"], state)),
+                                         where(run_path(state["config"]["csv"], state)))  # fmt: skip

@@ -480,6 +480,17 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     cas = json.loads(capsys.readouterr().out)["classification_accuracy_score"]
     assert cas["test"] == held["data"] and cas["images"] == 9 and cas["generated_per_class"] == 4
     assert 0 <= cas["accuracy_trained_on_generated"] <= 1 and 0 <= cas["accuracy_trained_on_real"] <= 1
+    # the run's own data given as --test-data (a folder of one part): scored, and said to be what D trained on
+    flat_run = tmp_path / "flat_run"
+    assert train_main(["--data", str(tmp_path / "flat"), *TINY, "--steps", "2", "--out", str(flat_run)]) == 0
+    capsys.readouterr()
+    assert evaluate_main([*args[:1], str(flat_run), *args[2:], "--test-data", str(tmp_path / "flat")]) == 0
+    out_err = capsys.readouterr()
+    assert json.loads(out_err.out)["discriminator_held_out"]["data"] == str(tmp_path / "flat")
+    assert (f"note: --test-data {tmp_path / 'flat'} is the run's own data: D is scored on the images it trained "
+            "on") in out_err.err  # fmt: skip
+    assert evaluate_main([*args[:1], str(flat_run), *args[2:], "--test-data", str(tmp_path / "gtsrb" / "Train")]) == 0
+    assert "is the run's own data" not in capsys.readouterr().err  # (a copy elsewhere: not known to be)
 
     # a folder split into train/ and test/: the judge learns from train/, D is scored on test/ without being asked;
     # a test part that lacks classes is scored with the checkpoint's class numbers (here 3 and 7, not 0 and 1)
