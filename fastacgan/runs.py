@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from . import checkpoint as ckpt
+from .data import TRAIN_SPLITS
 from .plots import read_records
 
 
@@ -110,7 +111,11 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 def trained_on(state: dict, data: str, csv: str) -> bool:
-    """Whether --data and --csv name the files a run's checkpoint trained on (evaluate's --test-data given them)."""
-    where = lambda path: str(Path(path).expanduser().resolve()) if path else ""  # noqa: E731
-    return (where(data), where(csv)) == (where(run_path(state["config"]["data"], state)),
-                                         where(run_path(state["config"]["csv"], state)))  # fmt: skip
+    """Whether --data and --csv name the files a run's checkpoint trained on (evaluate's --test-data given them): its
+    --data itself, or the training part of it (cifar10/train of a run on cifar10/, split into train/ and test/)."""
+    from .splits import split_word
+
+    where = lambda path: Path(path).expanduser().resolve() if path else None  # noqa: E731
+    mine, run = where(data), where(run_path(state["config"]["data"], state))
+    part = mine is not None and mine.parent == run and split_word(mine.name) in TRAIN_SPLITS
+    return (mine == run or part) and where(csv) == where(run_path(state["config"]["csv"], state))

@@ -491,6 +491,11 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
             "on") in out_err.err  # fmt: skip
     assert evaluate_main([*args[:1], str(flat_run), *args[2:], "--test-data", str(tmp_path / "gtsrb" / "Train")]) == 0
     assert "is the run's own data" not in capsys.readouterr().err  # (a copy elsewhere: not known to be)
+    split_run = tmp_path / "gtsrb_run"  # a run on a set split into parts: its training part given
+    assert train_main(["--data", str(tmp_path / "gtsrb"), *TINY, "--steps", "2", "--out", str(split_run)]) == 0
+    capsys.readouterr()
+    assert evaluate_main([*args[:1], str(split_run), *args[2:], "--test-data", str(tmp_path / "gtsrb" / "Train")]) == 0
+    assert f"note: --test-data {tmp_path / 'gtsrb' / 'Train'} is the run's own data" in capsys.readouterr().err
 
     # a folder split into train/ and test/: the judge learns from train/, D is scored on test/ without being asked;
     # a test part that lacks classes is scored with the checkpoint's class numbers (here 3 and 7, not 0 and 1)
