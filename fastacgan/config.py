@@ -68,6 +68,8 @@ class TrainConfig:
         choices=("skip", "error"),
     )
     hflip: bool = _f(False, "random horizontal flips of real images")
+    balance_classes: bool = _f(False, "draw the real images so that every class comes equally often (with "
+                               "replacement), as G's classes do: for unbalanced data (HAM10000, ISIC)")  # fmt: skip
     workers: int = _f(-1, "image-decoding worker processes; -1 = one per CPU core this process may use (at most 8)")
     loader: str = _f(
         "auto",

@@ -209,9 +209,12 @@ def loose_note(data, names: list[str]) -> str:
             "is the folder it is in")  # fmt: skip
 
 
-def data_notes(class_names: list[str], labels: np.ndarray, native: int, size: int) -> list[str]:
-    """The notes at a run's start: images enlarged 2x or more to the model (--preset isic128 on CIFAR-10), one
-    class (an unconditional GAN), classes unbalanced 10 to 1 or more (HAM10000's nv 6,705 images to df's 115)."""
+def data_notes(cat, native: int, size: int, balanced: bool = False) -> list[str]:
+    """The notes at a run's start on its Catalog: images enlarged 2x or more to the model (--preset isic128 on
+    CIFAR-10), one class (an unconditional GAN), classes unbalanced 10 to 1 or more (HAM10000's nv 6,705 images to
+    df's 115; G draws its classes evenly, as the reference AC-GANs do; not said where --balance-classes draws the
+    real images evenly too)."""
+    class_names, labels = cat.class_names, cat.labels
     notes, k = [], len(class_names)
     if size >= 2 * native:
         notes.append(f"note: the images are {native} pixels on their short side (the first one read) and are enlarged "
@@ -222,11 +225,11 @@ def data_notes(class_names: list[str], labels: np.ndarray, native: int, size: in
                      "the run trains an unconditional GAN; an image folder's classes are its sub-folders")  # fmt: skip
     counts = np.bincount(labels, minlength=k)
     few, many = int(counts.argmin()), int(counts.argmax())
-    if k > 1 and counts[many] >= 10 * max(counts[few], 1):  # (G draws classes evenly, as the reference AC-GANs do)
+    if k > 1 and counts[many] >= 10 * max(counts[few], 1) and not balanced:
         notes.append(f"note: the classes are unbalanced, {class_names[few]} {counts[few]:,} images to "
                      f"{class_names[many]}'s {counts[many]:,}: G draws every class equally often, so D sees "
                      f"{len(labels) / k / max(counts[few], 1):.0f}x as many fakes of {class_names[few]} as real ones "
-                     "(--classes leaves classes out)")  # fmt: skip
+                     "(--balance-classes draws the real images evenly too; --classes leaves classes out)")  # fmt: skip
     return notes
 
 

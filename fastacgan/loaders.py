@@ -5,7 +5,7 @@
 - torch (StreamLoader): PIL decoding in DataLoader worker processes, batch by batch;
 - dali (fastacgan.dali_pipeline.DaliLoader): NVIDIA DALI decodes on the GPU, batches read ahead in a thread.
 Every loader serves uint8 [B, H, W, C] batches; the step converts them (to_model_input) in its compiled region.
-Epoch e visits randperm(N, seed, e) drop-last; rank r of W takes every W-th image of it.
+Epoch e visits sampling.epoch_order (a permutation; --balance-classes: draws) drop-last; rank r takes every W-th.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .decode import DecodeSet, decode_all, report_bad
 from .decode_cache import decoded_cache, load_decoded, save_decoded
 from .heap import byte_size
 from .limits import host_memory_available
+from .sampling import class_weights, epoch_indices, epoch_order  # noqa: F401 - epoch_order: also this module's
 from .workers import (
     collate_decoded,
     leave_stop_signals_to_the_parent,
@@ -32,23 +33,11 @@ from .workers import (
 )
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The permutation and the per-image flip flags of one epoch, a pure function of (n, seed, epoch)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g), torch.rand(n, generator=g) < 0.5
-
-
-def epoch_indices(n: int, seed: int, epoch: int, shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's image indices for one epoch, in order, and their flip flags. Rank r of W takes perm[r::W]
-    (the same length on every rank), so step s's W per-rank batches together are the 1-process batch s."""
-    rank, world = shard
-    perm, flips = epoch_order(n, seed, epoch)
-    idx = perm[rank::world][: n // world]
-    return idx, flips[idx]
-
-
 class BaseLoader:
-    """Common part: batch size, shard, steps per epoch (drop-last: every batch has the same shape)."""
+    """Common part: batch size, shard, steps per epoch (drop-last: every batch has the same shape); the images'
+    weights where the classes are drawn evenly (--balance-classes)."""
+
+    weights: torch.Tensor | None = None
 
     def __init__(self, n: int, batch_size: int, seed: int, device: torch.device, hflip: bool, shard):
         self.n, self.batch_size, self.seed, self.device = n, batch_size, seed, device
@@ -79,7 +68,7 @@ class BaseLoader:
     def batches(self, epoch: int, start_step: int, device: torch.device | None = None):
         """(step, indices, flips) of this rank's batches from start_step to the end of the epoch; with `device`,
         the epoch's order is copied there once and each batch's indices and flips are slices of it."""
-        idx, flips = epoch_indices(self.n, self.seed, epoch, self.shard)
+        idx, flips = epoch_indices(self.n, self.seed, epoch, self.shard, self.weights)
         if device is not None:
             used = self.steps_per_epoch * self.batch_size
             idx, flips = idx[:used].to(device, non_blocking=True), flips[:used].to(device, non_blocking=True)
@@ -244,9 +233,25 @@ def resident_decoder(cat: Catalog, device: torch.device, has_dali: bool) -> str:
 
 def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
                 hflip: bool, workers: int, policy: str, cache_gb: float, kind: str = "auto", log=print,
-                shard: tuple[int, int] = (0, 1), decode_cache: str = ""):  # fmt: skip
+                shard: tuple[int, int] = (0, 1), decode_cache: str = "", balance: bool = False):  # fmt: skip
     """The loader for --loader `kind`. decode_cache: a folder where the resident loader keeps the decoded set for
-    later runs on the same data (see decode_cache.decoded_cache); empty: none."""
+    later runs on the same data (see decode_cache.decoded_cache); empty: none. balance: every class's images drawn
+    equally often (--balance-classes)."""
+    loader = _make_loader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, cache_gb, kind, log,
+                          shard, decode_cache)  # fmt: skip
+    if balance:  # (the resident set's labels: those of the images that decoded)
+        labels = loader.labels.cpu() if isinstance(loader, MemoryLoader) else torch.as_tensor(cat.labels)
+        loader.weights, counts = class_weights(labels), torch.bincount(labels)
+        few = int(torch.where(counts > 0, counts, counts.max()).argmin())  # (a class whose images all failed: none)
+        log(f"balanced classes (--balance-classes): each class's real images drawn equally often, with replacement; "
+            f"the rarest, {cat.class_names[few]}, {len(labels) / int((counts > 0).sum()) / int(counts[few]):.1f}x "
+            "as often as its share of the images")  # fmt: skip
+    return loader
+
+
+def _make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
+                 hflip: bool, workers: int, policy: str, cache_gb: float, kind: str, log,
+                 shard: tuple[int, int], decode_cache: str):  # fmt: skip
     from .dali_pipeline import DaliError, DaliLoader, dali_available
 
     has_dali = dali_available()

@@ -109,7 +109,7 @@ class Trainer(RunState, RunOutputs):
             f"data: {cfg.data} -> {len(self.catalog)} images, {k} class{'es' if k > 1 else ''} ({shown}), "
             f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}"
         )
-        for note in data_notes(self.class_names, self.catalog.labels, native, self.spec.image_size):
+        for note in data_notes(self.catalog, native, self.spec.image_size, cfg.balance_classes):
             log(note)
         folder = self.catalog.folder
         if folder is not None and self.out.resolve().is_relative_to(folder.resolve()):
@@ -147,6 +147,7 @@ class Trainer(RunState, RunOutputs):
             log,
             shard=(self.dist.rank, self.dist.world),
             decode_cache=cfg.decode_cache,
+            balance=cfg.balance_classes,
         )
         if self.dist.enabled:
             total = cfg.batch_size * self.dist.world

@@ -1148,13 +1148,56 @@ def test_unbalanced_classes_are_said(tmp_path):
     Trainer(parse_args(["--data", str(tmp_path / "ham"), *TINY, "--out", str(tmp_path / "run")]), log=lines.append)
     want = (
         "note: the classes are unbalanced, df 3 images to nv's 40: G draws every class equally often, so D sees "
-        "6x as many fakes of df as real ones (--classes leaves classes out)"
+        "6x as many fakes of df as real ones (--balance-classes draws the real images evenly too; --classes leaves "
+        "classes out)"
     )  # (51 / 3 classes / 3 = 5.7)
     assert [line for line in lines if line.startswith("note: the classes")] == [want]
     lines.clear()
     args = ["--data", str(tmp_path / "ham"), *TINY, "--classes", "nv,mel", "--out", str(tmp_path / "run2")]
     Trainer(parse_args(args), log=lines.append)  # 40 to 8
     assert not [line for line in lines if line.startswith("note: the classes")]
+
+
+@pytest.mark.parametrize("loader", ["resident", "torch"])
+def test_balance_classes_draws_every_class_equally_often(tmp_path, loader, capsys):
+    """--balance-classes: an epoch of N draws with replacement, each image's chance 1 / its class's count, so the
+    real batches hold every class about equally often, as G's classes come; the order is a pure function of (seed,
+    epoch), so a resumed run sees what the whole run saw; without it, a permutation as before."""
+    from fastacgan.loaders import epoch_indices
+    from fastacgan.sampling import class_weights
+
+    labels = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
+    plain = epoch_indices(1000, 3, 1)[0]
+    assert sorted(plain.tolist()) == list(range(1000))
+    idx = epoch_indices(1000, 3, 1, weights=class_weights(labels))[0]
+    assert torch.equal(idx, epoch_indices(1000, 3, 1, weights=class_weights(labels))[0])  # seeded
+    counts = torch.bincount(labels[idx], minlength=3).tolist()
+    assert all(270 < c < 400 for c in counts), counts  # (333 each; 900 / 90 / 10 without)
+    assert len(set(idx[labels[idx] == 2].tolist())) == 10  # the rare class's images, each many times
+
+    for name, n in (("nv", 40), ("mel", 8), ("df", 3)):
+        (tmp_path / "ham" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (16, 16), (i, 60 * len(name), 0)).save(tmp_path / "ham" / name / f"{i}.png")
+    from fastacgan.data import open_catalog
+    from fastacgan.loaders import make_loader
+
+    cat = open_catalog(str(tmp_path / "ham"))
+    served = make_loader(cat, 8, 3, 17, 0, torch.device("cpu"), False, 0, "skip", 1.0, loader, lambda m: None,
+                         balance=True)  # fmt: skip
+    seen = torch.cat([y.cpu() for e in range(4) for _, y in served.epoch(e)])  # the loader's own batches
+    assert len(seen) == 4 * 3 * 17 and all(40 < c < 95 for c in torch.bincount(seen).tolist())  # (68 each)
+    out = tmp_path / "run"
+    args = ["--data", tmp_path / "ham", *TINY, "--batch-size", 17, "--loader", loader, "--out", out]
+    assert run([*args, "--balance-classes", "--steps", 2]) == 0
+    said = capsys.readouterr().out
+    assert ("balanced classes (--balance-classes): each class's real images drawn equally often, with replacement; "
+            "the rarest, df, 5.7x as often as its share of the images") in said  # fmt: skip
+    assert "note: the classes are unbalanced" not in said
+    assert final_state(out)["config"]["balance_classes"] is True
+    assert run([*args, "--steps", 3, "--resume"]) == 0  # continued as it was
+    assert "balanced classes (--balance-classes)" in capsys.readouterr().out
+    assert final_state(out)["step"] == 3
 
 
 def test_a_damaged_newest_checkpoint_names_the_one_before_it(tiny_args, tmp_path, capsys):
