@@ -32,4 +32,4 @@ def epoch_indices(n: int, seed: int, epoch: int, shard: tuple[int, int] = (0, 1)
     rank, world = shard
     perm, flips = epoch_order(n, seed, epoch, weights)
     idx = perm[rank::world][: n // world]
-    return idx, flips[idx]
+    return idx, flips[idx] if weights is None else flips[rank::world][: n // world]  # (a draw each its own flip)

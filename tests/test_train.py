@@ -1174,6 +1174,9 @@ def test_balance_classes_draws_every_class_equally_often(tmp_path, loader, capsy
     counts = torch.bincount(labels[idx], minlength=3).tolist()
     assert all(270 < c < 400 for c in counts), counts  # (333 each; 900 / 90 / 10 without)
     assert len(set(idx[labels[idx] == 2].tolist())) == 10  # the rare class's images, each many times
+    flips = epoch_indices(1000, 3, 1, weights=class_weights(labels))[1]
+    again = [flips[idx == i] for i in range(990, 1000)]  # an image drawn many times: flipped some times, not others
+    assert all(0 < int(f.sum()) < len(f) for f in again if len(f) >= 8)
 
     for name, n in (("nv", 40), ("mel", 8), ("df", 3)):
         (tmp_path / "ham" / name).mkdir(parents=True)
