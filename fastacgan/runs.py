@@ -11,6 +11,7 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from .data import TRAIN_SPLITS
 from .plots import read_records
+from .splits import split_word
 
 
 def check_out_state(out: Path, resume: bool, auto: bool = False, data: str = "") -> list[Path]:
@@ -113,8 +114,6 @@ def truncate_metrics(path: Path, step: int) -> None:
 def trained_on(state: dict, data: str, csv: str) -> bool:
     """Whether --data and --csv name the files a run's checkpoint trained on (evaluate's --test-data given them): its
     --data itself, or the training part of it (cifar10/train of a run on cifar10/, split into train/ and test/)."""
-    from .splits import split_word
-
     where = lambda path: Path(path).expanduser().resolve() if path else None  # noqa: E731
     mine, run = where(data), where(run_path(state["config"]["data"], state))
     part = mine is not None and mine.parent == run and split_word(mine.name) in TRAIN_SPLITS
