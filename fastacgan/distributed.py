@@ -2,7 +2,7 @@
 
 torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; `setup()` reads them and starts the process group (NCCL on GPUs,
 gloo on CPUs). --batch-size is per process, so the global batch is N x --batch-size; the learning rate is not
-rescaled. Each rank takes its interleaved share of the epoch's permutation (data.epoch_indices) and its slice
+rescaled. Each rank takes its interleaved share of the epoch's permutation (sampling.epoch_indices) and its slice
 of the global noise, so the N per-rank batches of a step together are the 1-process batch of N x --batch-size.
 Only rank 0 prints and writes files. Checkpoints hold the unwrapped models: they resume on any N.
 """
