@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import tarfile
 import zipfile
 from collections import Counter
@@ -173,6 +174,11 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
     if not names:  # (what it holds instead: DICOM scans, NIfTI volumes; a CIFAR tar under another name)
         held = f"; it holds {file_kinds(others, 5)}{kinds_hint(others)}" if others else ""
+        if others[".tar"] >= 2 and others[".tar"] >= others.total() // 2:  # ImageNet's ILSVRC2012_img_train.tar
+            q = shlex.quote(str(path.expanduser().resolve()))
+            held += (": a tar a class, as ImageNet's training tar holds them; unpack each into a folder of its name, "
+                     f'then give --data train: mkdir train && tar xf {q} -C train && (cd train && for f in *.tar; do '
+                     'mkdir "${f%.tar}" && tar xf "$f" -C "${f%.tar}" && rm "$f"; done)')  # fmt: skip
         raise NoImages(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)}){held}")
     if others:
         log(others_note(path, others))

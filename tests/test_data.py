@@ -979,6 +979,34 @@ def test_an_archive_of_images_named_by_class_says_so(tmp_path):
     assert open_catalog(str(tmp_path / "faces.zip")).class_names == ["train"]
 
 
+def test_imagenets_tar_of_tars_says_how_to_unpack_it(tmp_path):
+    """ImageNet's ILSVRC2012_img_train.tar holds a tar a class (n01440764.tar ...): "the archive holds no images"
+    said nothing of them; now it names them and the command that unpacks them into class folders (run here: what
+    it makes reads as the classes)."""
+    import tarfile
+
+    (tmp_path / "dl").mkdir()
+    for wnid in ("n01440764", "n01443537", "n01484850"):
+        (tmp_path / "src" / wnid).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "src" / wnid / f"{wnid}_{i}.JPEG")
+        with tarfile.open(tmp_path / "src" / f"{wnid}.tar", "w") as tf:
+            for f in sorted((tmp_path / "src" / wnid).iterdir()):
+                tf.add(f, arcname=f.name)
+    with tarfile.open(tmp_path / "dl" / "ILSVRC2012_img_train.tar", "w") as tf:
+        for f in sorted((tmp_path / "src").glob("*.tar")):
+            tf.add(f, arcname=f.name)
+    with pytest.raises(DataError) as e:
+        open_catalog(str(tmp_path / "dl" / "ILSVRC2012_img_train.tar"))
+    assert "it holds .tar (3): a tar a class, as ImageNet's training tar holds them; unpack each into a folder of " \
+           "its name, then give --data train: mkdir train && tar xf " in str(e.value)  # fmt: skip
+    cmd = str(e.value).split("then give --data train: ", 1)[1]
+    made = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    cat = open_catalog(str(tmp_path / "train"))
+    assert cat.class_names == ["n01440764", "n01443537", "n01484850"] and len(cat) == 6
+
+
 def test_isic_2018_names_its_labels_in_the_folder_beside(tmp_path):
     """ISIC 2018 (Task 3) unpacks to ISIC2018_Task3_Training_Input/ (the images alone) beside
     ISIC2018_Task3_Training_GroundTruth/ (the one-hot CSV), and the same for Validation: given either the images or
