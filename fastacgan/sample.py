@@ -87,15 +87,23 @@ def check_grid(out: str, n: int, ncol: int, size: int) -> None:
                          f"give a folder as --out for one PNG per image, or fewer images")  # fmt: skip
 
 
-def parse_label(label: str, classes: list[str]) -> int:
+def parse_label(label: str, classes: list[str], words: list[str] | None = None) -> int:
+    """--label: a class name or index, or the word of a class named by a WordNet id (tench for n01440764)."""
     named = label if label in classes else same_text(label, classes)  # (`café` typed for macOS's decomposed name)
     if named is not None:
         return classes.index(named)
     if label.lstrip("-").isdigit() and 0 <= int(label) < len(classes):
         return int(label)
+    said = [k for k, w in enumerate(words or []) if w.casefold() == label.strip().casefold()]
+    if len(said) == 1:
+        return said[0]
+    if said:  # (ImageNet's two cranes: the bird and the machine)
+        raise ValueError(f"--label {label!r} is the word of {', '.join(classes[k] for k in said)}: give one of those")
+    shown = [f"{c} ({w})" for c, w in zip(classes, words)] if words else classes
     raise ValueError(
         f"--label {label!r}: not a class name or an index in 0..{len(classes) - 1} "
-        f"(classes: {', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''}){near_misses([label], classes)}"
+        f"(classes: {', '.join(shown[:20])}{' ...' if len(classes) > 20 else ''})"
+        f"{near_misses([label], [*classes, *(words or [])])}"
     )
 
 
@@ -142,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # -ckpt, -l, -o, -d: the spellings of the MNIST AC-GAN's inference script (seed 002)
     add_ckpt_arguments(p, "-ckpt")
-    p.add_argument("--label", "-l", default=None, help="class index or name; omit for one row per class")
+    p.add_argument("--label", "-l", default=None, help="class index or name (or the word of a class named by a "
+                   "WordNet id: tench for n01440764); omit for one row per class")  # fmt: skip
     p.add_argument("--n", type=int, default=None, help="images to generate with --label (default: 64)")
     p.add_argument("--per-class", type=int, default=None, help="images per class without --label (default: 10)")
     p.add_argument("--out", "-o", default="samples.png", help="a .png/.jpg grid, or a folder for one PNG per image")
@@ -181,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
             keep_freed_memory()  # the same images, 20x fewer page faults (writing the PNGs takes most of the time)
         g, classes, file = load_generator(a.ckpt, device)
         if a.label is not None:
-            labels = torch.full((a.n,), parse_label(a.label, classes), dtype=torch.long)
+            known = a.label in classes or a.label.isdigit()  # (else the words of WordNet ids are looked at: tench)
+            words = None if known else ckpt.load_checkpoint(file, map_location="cpu").get("class_words")
+            labels = torch.full((a.n,), parse_label(a.label, classes, words), dtype=torch.long)
             ncol = math.ceil(math.sqrt(a.n))
         else:
             labels = torch.arange(len(classes)).repeat_interleave(a.per_class)

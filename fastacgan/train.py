@@ -104,7 +104,8 @@ class Trainer(RunState, RunOutputs):
         if self.preset in PRESETS:
             log(f"preset {self.preset}: {PRESETS[self.preset].about}")
         k = len(self.class_names)
-        shown = ", ".join(self.class_names[:6]) + (" ..." if k > 6 else "")
+        words = [f" ({w})" for w in self.catalog.class_words] if self.catalog.class_words else [""] * k  # (n01440764)
+        shown = ", ".join(c + w for c, w in zip(self.class_names[:6], words)) + (" ..." if k > 6 else "")
         log(
             f"data: {cfg.data} -> {len(self.catalog)} images, {k} class{'es' if k > 1 else ''} ({shown}), "
             f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}"

@@ -642,3 +642,46 @@ def test_help_shows_the_defaults_that_say_something(capsys):
     text = help_text(evaluate_main, capsys)
     assert "as many as the real set has per class (default: 0)" in text and "(default: 100)" in text
     assert "(default: the run's --data) --test-data" in text  # the help's own default, and nothing after it
+
+
+def test_wordnet_ids_are_shown_and_sampled_by_their_words(tmp_path, capsys):
+    """ImageNet's classes are WordNet ids (n01440764): where a list beside the images gives their words (Tiny
+    ImageNet's words.txt, Kaggle's LOC_synset_mapping.txt, the devkit's map_clsloc.txt, ImageNet-100's Labels.json,
+    Keras' imagenet_class_index.json), the run shows them and `sample --label tench` picks the class; the ids stay
+    the names. Without such a list, or where a class is missing from it, nothing changes."""
+    from fastacgan.wordnet import class_words
+
+    ids = ["n01440764", "n01443537", "n02012849", "n03126707"]
+    root = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "train"
+    for k, wnid in enumerate(ids):
+        (root / wnid).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (16, 16), (60 * k, 40 * i, 0)).save(root / wnid / f"{wnid}_{i}.JPEG")
+    assert class_words(root, ids) is None  # no list
+    lists = {"LOC_synset_mapping.txt": "n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n"
+             "n02012849 crane\nn03126707 crane\n",
+             "words.txt": "n01440764\ttench, Tinca tinca\nn01443537\tgoldfish\nn02012849\tcrane\nn03126707\tcrane\n",
+             "map_clsloc.txt": "n01440764 449 tench\nn01443537 1 goldfish\nn02012849 2 crane\nn03126707 3 crane\n",
+             "Labels.json": json.dumps({"n01440764": "tench, Tinca tinca", "n01443537": "goldfish",
+                                        "n02012849": "crane", "n03126707": "crane"}),
+             "imagenet_class_index.json": json.dumps({str(k): [i, w] for k, (i, w) in enumerate(zip(
+                 ids, ["tench", "goldfish", "crane", "crane"]))})}  # fmt: skip
+    for name, text in lists.items():
+        (tmp_path / name).write_text(text)  # four folders above train/
+        assert class_words(root, ids) == ["tench", "goldfish", "crane", "crane"], name
+        assert class_words(root, [*ids, "n09999999"]) is None  # a class it lacks: none
+        (tmp_path / name).unlink()
+    assert class_words(root, ["cat", "dog"]) is None
+    (tmp_path / "LOC_synset_mapping.txt").write_text(lists["LOC_synset_mapping.txt"])
+
+    out = tmp_path / "run"
+    assert train_main(["--data", str(root), *TINY, "--steps", "2", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "4 classes (n01440764 (tench), n01443537 (goldfish), n02012849 (crane), n03126707 (crane))" in said
+    assert sample_main([str(out), "--label", "Goldfish", "--n", "2", "--out", str(tmp_path / "fish")]) == 0
+    assert sorted(p.name for p in (tmp_path / "fish").iterdir()) == ["n01443537_00000.png", "n01443537_00001.png"]
+    assert sample_main([str(out), "--label", "crane", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--label 'crane' is the word of n02012849, n03126707: give one of those" in capsys.readouterr().err
+    assert sample_main([str(out), "--label", "goldfsh", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "(classes: n01440764 (tench), n01443537 (goldfish)" in err and "did you mean goldfish?" in err
