@@ -644,12 +644,13 @@ def test_help_shows_the_defaults_that_say_something(capsys):
     assert "(default: the run's --data) --test-data" in text  # the help's own default, and nothing after it
 
 
-def test_wordnet_ids_are_shown_and_sampled_by_their_words(tmp_path, capsys):
+def test_classes_named_by_ids_are_shown_and_sampled_by_their_words(tmp_path, capsys):
     """ImageNet's classes are WordNet ids (n01440764): where a list beside the images gives their words (Tiny
     ImageNet's words.txt, Kaggle's LOC_synset_mapping.txt, the devkit's map_clsloc.txt, ImageNet-100's Labels.json,
     Keras' imagenet_class_index.json), the run shows them and `sample --label tench` picks the class; the ids stay
-    the names. Without such a list, or where a class is missing from it, nothing changes."""
-    from fastacgan.wordnet import class_words
+    the names. So for numbered classes and a JSON of their names (Udacity's flowers' cat_to_name.json). Without
+    such a list, or where a class is missing from it, nothing changes."""
+    from fastacgan.words import class_words
 
     ids = ["n01440764", "n01443537", "n02012849", "n03126707"]
     root = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "train"
@@ -672,6 +673,14 @@ def test_wordnet_ids_are_shown_and_sampled_by_their_words(tmp_path, capsys):
         assert class_words(root, [*ids, "n09999999"]) is None  # a class it lacks: none
         (tmp_path / name).unlink()
     assert class_words(root, ["cat", "dog"]) is None
+    flowers = tmp_path / "flower_data" / "train"  # Udacity's: numbered folders, cat_to_name.json beside them
+    (flowers / "21").mkdir(parents=True)
+    (flowers / "3").mkdir()
+    (tmp_path / "flower_data" / "cat_to_name.json").write_text(json.dumps({"21": "fire lily", "3": "canterbury bells",
+                                                                           "1": "pink primrose"}))  # fmt: skip
+    (tmp_path / "flower_data" / "stats.json").write_text(json.dumps({"21": "x", "3": "y"}))  # (not named as names)
+    assert class_words(flowers, ["21", "3"]) == ["fire lily", "canterbury bells"]
+    assert class_words(flowers, ["21", "4"]) is None
     (tmp_path / "LOC_synset_mapping.txt").write_text(lists["LOC_synset_mapping.txt"])
 
     out = tmp_path / "run"
