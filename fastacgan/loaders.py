@@ -234,18 +234,18 @@ def resident_decoder(cat: Catalog, device: torch.device, has_dali: bool) -> str:
 def make_loader(cat: Catalog, size: int, channels: int, batch_size: int, seed: int, device: torch.device,
                 hflip: bool, workers: int, policy: str, cache_gb: float, kind: str = "auto", log=print,
                 shard: tuple[int, int] = (0, 1), decode_cache: str = "", balance: bool = False):  # fmt: skip
-    """The loader for --loader `kind`. decode_cache: a folder where the resident loader keeps the decoded set for
-    later runs on the same data (see decode_cache.decoded_cache); empty: none. balance: every class's images drawn
-    equally often (--balance-classes)."""
+    """The loader for --loader `kind`. decode_cache: where the resident loader keeps the decoded set for later runs
+    (decode_cache.decoded_cache; empty: none). balance: each class's images drawn equally often (--balance-classes)."""
     loader = _make_loader(cat, size, channels, batch_size, seed, device, hflip, workers, policy, cache_gb, kind, log,
                           shard, decode_cache)  # fmt: skip
     if balance:  # (the resident set's labels: those of the images that decoded)
         labels = loader.labels.cpu() if isinstance(loader, MemoryLoader) else torch.as_tensor(cat.labels)
         loader.weights, counts = class_weights(labels), torch.bincount(labels)
         few = int(torch.where(counts > 0, counts, counts.max()).argmin())  # (a class whose images all failed: none)
-        log(f"balanced classes (--balance-classes): each class's real images drawn equally often, with replacement; "
-            f"the rarest, {cat.class_names[few]}, {len(labels) / int((counts > 0).sum()) / int(counts[few]):.1f}x "
-            "as often as its share of the images")  # fmt: skip
+        more = len(labels) / int((counts > 0).sum()) / int(counts[few])  # (how much more often the rarest comes)
+        log("balanced classes (--balance-classes): each class's real images drawn equally often, with replacement; "
+            + (f"the rarest, {cat.class_names[few]}, {more:.1f}x as often as its share of the images" if more >= 1.05
+               else "the classes hold as many images each already"))  # fmt: skip
     return loader
 
 
