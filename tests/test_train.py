@@ -1189,6 +1189,9 @@ def test_balance_classes_draws_every_class_equally_often(tmp_path, loader, capsy
     served = make_loader(cat, 8, 3, 17, 0, torch.device("cpu"), False, 0, "skip", 1.0, loader, lambda m: None,
                          balance=True)  # fmt: skip
     seen = torch.cat([y.cpu() for e in range(4) for _, y in served.epoch(e)])  # the loader's own batches
+    even, said = open_catalog("builtin:digits:40", image_size=8), []  # (4 of each digit)
+    make_loader(even, 8, 1, 8, 0, torch.device("cpu"), False, 0, "skip", 1.0, loader, said.append, balance=True)
+    assert said[-1].endswith("with replacement; the classes hold as many images each already")
     assert len(seen) == 4 * 3 * 17 and all(40 < c < 95 for c in torch.bincount(seen).tolist())  # (68 each)
     out = tmp_path / "run"
     args = ["--data", tmp_path / "ham", *TINY, "--batch-size", 17, "--loader", loader, "--out", out]
