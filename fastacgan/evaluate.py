@@ -378,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "generated_class_accuracy": round(judged["generated_class_accuracy"], 4),
         "chance": round(1 / len(classes), 4),
         "per_class": {c: round(v, 3) for c, v in zip(classes, judged["per_class"])},
+        **({"class_words": dict(zip(classes, state["class_words"]))} if state.get("class_words") else {}),  # (tench)
         **{k: judged[k] for k in ("judge_frechet_distance", "judge_frechet_images", "judge_frechet_real_vs_real")},
         "discriminator_held_out": d_score,
         **({"classification_accuracy_score": cas} if cas else {}),

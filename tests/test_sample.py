@@ -694,3 +694,8 @@ def test_classes_named_by_ids_are_shown_and_sampled_by_their_words(tmp_path, cap
     assert sample_main([str(out), "--label", "goldfsh", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "(classes: n01440764 (tench), n01443537 (goldfish)" in err and "did you mean goldfish?" in err
+    cli = [str(out), "--epochs", "1", "--n-per-class", "2", "--image-metrics", "0", "--device", "cpu"]
+    assert evaluate_main(cli) == 0  # the report names the ids' words beside the per-class figures
+    report = json.loads(capsys.readouterr().out)
+    assert report["class_words"] == dict(zip(ids, ["tench", "goldfish", "crane", "crane"]))
+    assert list(report["per_class"]) == ids
