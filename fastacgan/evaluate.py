@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 cat.class_names = classes
             if cat.class_names != classes:  # (a held-out part of other folders, Tiny ImageNet test/images/: not fatal)
                 raise DataError(f"{opt} {where}: classes {cat.class_names[:10]} differ from the checkpoint's "
-                                 f"{classes[:10]}")  # fmt: skip
+                                f"{classes[:10]}{listed_part(where) if opt == '--test-data' else ''}")  # fmt: skip
             say(f"{opt} {cat.origin or where}: {len(cat)} images{' (held out)' if held_out else ''}")
             return decode_all(cat, g.spec.image_size, g.spec.channels, a.workers, "skip", log=say)
 

@@ -552,6 +552,11 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     assert json.loads(capsys.readouterr().out)["discriminator_held_out"].endswith(
         f"give them with --test-data; val/ may be labelled by val_annotations.txt: --test-data {tiny / 'val'} "
         f"--test-csv {listed}")  # fmt: skip
+    assert evaluate_main([*args, "--data", str(tiny), "--test-data", str(tiny)]) == 2  # (its test split: test/images/)
+    err = capsys.readouterr().err  # (it read the training part, scored as held out: what D trained on)
+    assert f"error: --test-data {tiny}: classes ['images'] differ from the checkpoint's" in err
+    assert err.endswith(f"; val/ may be labelled by val_annotations.txt: --test-data {tiny / 'val'} --test-csv "
+                        f"{listed}\n")  # fmt: skip
     cli = ["--data", str(tiny), "--test-data", str(tiny / "val"), "--test-csv", str(listed)]
     monkeypatch.setattr(evaluate_mod, "score_discriminator", lambda d, x, y, **kw: seen.append(y) or real_score(
         d, x, y, **kw))  # fmt: skip
