@@ -31,6 +31,7 @@ from .data import DataError, open_catalog
 from .decode import decode_all
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
+from .hints import ONE_CLASS
 from .image_metrics import seed000_metrics
 from .imaging import to_uint8
 from .kernels import STAT_NAMES, acgan_loss_reference
@@ -264,14 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                    "generated images only, scored on held-out real ones (as long again as the judge)")  # fmt: skip
     p.add_argument("--cas-per-class", type=int, default=0,
                    help="generated images per class for --cas; 0 = as many as the real set has per class")  # fmt: skip
-    p.add_argument(
-        "--image-metrics",
-        type=int,
-        default=256,
-        metavar="PAIRS",
-        help="image pairs (generated, real; at most half the real images) for the ISIC AC-GAN's PSNR, SSIM, "
-        "MS-GMSD, MDSI and HaarPSI; 0 = none",
-    )
+    p.add_argument("--image-metrics", type=int, default=256, metavar="PAIRS", help="image pairs (generated, real; "
+                   "at most half the real images) for the ISIC AC-GAN's PSNR, SSIM, MS-GMSD, MDSI and HaarPSI; "
+                   "0 = none")  # fmt: skip
     p.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
@@ -305,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                                    a.max_images, 0, g.spec.image_size, say, split)  # fmt: skip
             except DataError as e:  # the data forms name --data: here it may be --test-data
                 hint = f" {RUNS_DATA}" if where == data and not a.data and split == "train" else ""
-                raise type(e)(re.sub(r"--data(?![-\w])", opt, str(e)) + hint) from e
+                why = str(e).split(ONE_CLASS)[0] if held_out else str(e)  # (held-out images are not trained on)
+                hint += listed_part(where) if opt == "--test-data" and "--csv" not in why else ""  # (Kaggle's ImageNet)
+                raise type(e)(re.sub(r"--data(?![-\w])", opt, why) + hint) from e
             origin[where, split] = cat.origin
             if held_out and set(cat.class_names) < set(classes):  # a held-out set that lacks a class or two
                 cat.labels = np.array([classes.index(c) for c in cat.class_names], dtype=np.int64)[cat.labels]

@@ -186,6 +186,9 @@ def class_heads(loose: list[str]) -> tuple[Counter, str] | None:
     return heads, ", ".join(f"{h} ({n})" for h, n in heads.most_common(5)) + (" ..." if len(heads) > 5 else "")
 
 
+ONE_CLASS = ". To train on them as one class (an unconditional GAN), give"  # (not said of held-out images)
+
+
 def one_class_hint(root: Path) -> str:
     """How to train on a folder of images alone as one class (an unconditional GAN: anime faces, FFHQ): give a
     folder that holds it alone (its parent, where that holds no other folder; else one made with a link to it)."""
@@ -193,7 +196,7 @@ def one_class_hint(root: Path) -> str:
         alone = [p for p in root.parent.iterdir() if p.is_dir() and not hidden(p.name)] == [root]
     except OSError:
         alone = False
-    say = ". To train on them as one class (an unconditional GAN), give"
+    say = ONE_CLASS
     if alone:
         return f"{say} the folder that holds it: --data {root.parent}"
     one = shlex.quote(f"{root.name}_one_class")

@@ -557,6 +557,16 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     assert f"error: --test-data {tiny}: classes ['images'] differ from the checkpoint's" in err
     assert err.endswith(f"; val/ may be labelled by val_annotations.txt: --test-data {tiny / 'val'} --test-csv "
                         f"{listed}\n")  # fmt: skip
+    cls_loc = tmp_path / "kimg" / "ILSVRC" / "Data" / "CLS-LOC"  # Kaggle's ImageNet: val/ and test/ flat, the list
+    shutil.copytree(tiny / "val" / "images", cls_loc / "val")  # three folders up (flat: no hint to train on them)
+    shutil.copytree(tiny / "test" / "images", cls_loc / "test")
+    shutil.copytree(tmp_path / "split" / "train", cls_loc / "train")
+    (tmp_path / "kimg" / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n")
+    assert evaluate_main([*args, "--data", str(cls_loc), "--test-data", str(cls_loc)]) == 2
+    err = capsys.readouterr().err
+    assert "no class folders found" in err and "To train on them" not in err
+    assert err.endswith(f"; val/ may be labelled by LOC_val_solution.csv: --test-data {cls_loc / 'val'} --test-csv "
+                        f"{tmp_path / 'kimg' / 'LOC_val_solution.csv'}\n")  # fmt: skip
     cli = ["--data", str(tiny), "--test-data", str(tiny / "val"), "--test-csv", str(listed)]
     monkeypatch.setattr(evaluate_mod, "score_discriminator", lambda d, x, y, **kw: seen.append(y) or real_score(
         d, x, y, **kw))  # fmt: skip
