@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                                    a.max_images, 0, g.spec.image_size, say, split)  # fmt: skip
             except DataError as e:  # the data forms name --data: here it may be --test-data
                 hint = f" {RUNS_DATA}" if where == data and not a.data and split == "train" else ""
-                why = str(e).split(ONE_CLASS)[0] if held_out else str(e)  # (held-out images are not trained on)
+                why = str(e).split(ONE_CLASS)[0]  # (the run's classes, not one: no hint to train on them so)
                 hint += listed_part(where) if opt == "--test-data" and "--csv" not in why else ""  # (Kaggle's ImageNet)
                 raise type(e)(re.sub(r"--data(?![-\w])", opt, why) + hint) from e
             origin[where, split] = cat.origin
