@@ -75,7 +75,6 @@ class Catalog:
     folder: Path | None = None
     # where the images come from when not from --data as a whole: the held-out set beside it, its test split
     origin: str = ""
-    class_words: list[str] | None = None  # classes named by WordNet ids: the first word of each (words.py)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -393,7 +392,4 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
             warnings.warn(f"--max-images {max_images}: the random subset holds no image of {', '.join(lost[:10])}"
                           f"{' ...' if len(lost) > 10 else ''}; the model still has such a class and learns it from no "
                           "real image. Raise --max-images, or leave them out with --classes", stacklevel=2)  # fmt: skip
-    from .words import class_words
-
-    cat.class_words = None if data.startswith("builtin:") else class_words(Path(data).expanduser(), cat.class_names)
     return cat

@@ -196,12 +196,10 @@ def one_class_hint(root: Path) -> str:
         alone = [p for p in root.parent.iterdir() if p.is_dir() and not hidden(p.name)] == [root]
     except OSError:
         alone = False
-    say = ONE_CLASS
     if alone:
-        return f"{say} the folder that holds it: --data {root.parent}"
-    one = shlex.quote(f"{root.name}_one_class")
-    return f"{say} a folder that holds it alone, e.g. {one}: mkdir {one} && ln -s {shlex.quote(str(root.resolve()))} " \
-           f"{one}/"  # fmt: skip
+        return f"{ONE_CLASS} the folder that holds it: --data {root.parent}"
+    one, target = shlex.quote(f"{root.name}_one_class"), shlex.quote(str(root.resolve()))
+    return f"{ONE_CLASS} a folder that holds it alone, e.g. {one}: mkdir {one} && ln -s {target} {one}/"
 
 
 def loose_note(data, names: list[str]) -> str:

@@ -78,7 +78,7 @@ class RunState:
             "step": self.step,
             "spec": self.spec.to_dict(),
             "classes": self.class_names,
-            "class_words": self.catalog.class_words,  # (WordNet ids' words: sample --label tench)
+            "class_words": self.class_words,  # (WordNet ids' words: sample --label tench)
             "preset": self.preset,
             "config": self.cfg.to_dict(),
             "cwd": os.getcwd(),  # where the config's relative paths are (a resume elsewhere finds them)

@@ -48,6 +48,7 @@ from .run_state import RunState, TrainingError  # noqa: F401 - TrainingError: al
 from .runlog import RunLog, echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
 from .runs import RUNS_DATA, check_out_state, data_fingerprint, truncate_metrics
 from .step import ACGANStep, set_cuda_flags
+from .words import class_words
 
 
 class Trainer(RunState, RunOutputs):
@@ -100,11 +101,12 @@ class Trainer(RunState, RunOutputs):
         )
         self.spec = resolve_spec(cfg, self.preset, cfg.channels or channels, len(self.catalog.class_names))
         self.class_names = self.catalog.class_names
+        self.class_words = class_words(cfg.data, self.class_names)  # (n01440764: tench; a list beside the images)
         self.ckpt_dir = self.out / "checkpoints"
         if self.preset in PRESETS:
             log(f"preset {self.preset}: {PRESETS[self.preset].about}")
         k = len(self.class_names)
-        words = [f" ({w})" for w in self.catalog.class_words] if self.catalog.class_words else [""] * k  # (n01440764)
+        words = [f" ({w})" for w in self.class_words] if self.class_words else [""] * k
         shown = ", ".join(c + w for c, w in zip(self.class_names[:6], words)) + (" ..." if k > 6 else "")
         log(
             f"data: {cfg.data} -> {len(self.catalog)} images, {k} class{'es' if k > 1 else ''} ({shown}), "

@@ -31,12 +31,13 @@ def _words(path: Path) -> dict[str, str]:
     return {str(k): str(v).split(",")[0].strip() for k, v in pairs if isinstance(v, str) and str(v).strip()}
 
 
-def class_words(data: Path, class_names: list[str]) -> list[str] | None:
+def class_words(data: str | Path, class_names: list[str]) -> list[str] | None:
     """The first word of each class, where every class is named by a WordNet id, or by a number, and a list in
-    --data's folder (or a folder up to four above it) gives them all; else None."""
+    --data's folder (or a folder up to four above it) gives them all; else None (the built-in digits: None)."""
     ids = bool(class_names) and all(WNID.fullmatch(c) for c in class_names)
-    if not ids and not (class_names and all(c.isdigit() for c in class_names)):
+    if str(data).startswith("builtin:") or not ids and not (class_names and all(c.isdigit() for c in class_names)):
         return None
+    data = Path(data).expanduser()
     here = data if data.is_dir() else data.parent
     for d in (here, *list(here.parents)[:4]):
         try:
