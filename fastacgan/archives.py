@@ -44,7 +44,7 @@ from .hints import class_heads, file_kinds, kinds_hint, loose_note, others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, mask_class_note, mask_classes, masks_note
-from .splits import copy_note, flat_parts, pick_split, set_copies, split_like, split_note, split_word
+from .splits import copy_note, flat_parts, parts_copies, pick_split, set_copies, split_like, split_note, split_word
 
 
 class _TarReader:
@@ -270,11 +270,9 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         at = inner(n)
         return {d[at] for d in under[n] if len(d) > at}
 
-    copied = ""  # a copy of the parts beside them (the chest X-ray download's chest_xray/chest_xray/), passed over
-    if pick_split(parts, "train")[0] is None and (copies := set_copies(parts, folders)):
-        if pick_split(rest := [n for n in parts if n not in copies], "train")[0] is not None:
-            parts, keep = rest, [i for i in keep if dirs[i][k] not in copies]
-            copied = f" ({', '.join(f'{c}/' for c in copies)}: a copy of them, passed over)"
+    copies, copied = parts_copies(parts, folders)  # (the chest X-ray download's chest_xray/chest_xray/)
+    if copies:
+        parts, keep = [n for n in parts if n not in copies], [i for i in keep if dirs[i][k] not in copies]
     part, about = pick_split(parts, split, folders)
     about += copied if about else ""
     if about and folders(pick_split(parts, "train")[0]):  # .../train/<class>/<image>

@@ -36,7 +36,7 @@ from .data import (
 from .hints import LMDB, file_kinds, kinds_hint, loose_note, others_note, unsorted_hint
 from .masks import MASK_DIRS, mask_class_note, mask_classes, mask_files, masks_note
 from .pixel_csv import holds_pixel_rows
-from .splits import copy_note, flat_parts, pick_split, set_copies, split_like, split_word
+from .splits import copy_note, flat_parts, parts_copies, pick_split, set_copies, split_like, split_word
 
 LISTS = (".csv", ".tsv", ".txt", ".json", ".jsonl")  # labels or annotations beside a set's folders
 RUN_MARKS = {"config.json", "metrics.jsonl", "checkpoints"}  # what a training run's --out folder holds
@@ -334,12 +334,11 @@ def split_folder(root: Path, split: str) -> tuple[Path | None, str]:
         subs = {n: p for n, p in subs.items() if n not in bare}
         train, about = pick_split(list(subs), "train")
         about += f" ({', '.join(sorted(bare))}: no images)" if about else ""
-    named = train is None and any(map(split_word, subs))  # (the copy beside parts: chest_xray/chest_xray/)
-    if named and (copies := set_copies(list(subs), lambda n: _held(subs[n]))):
-        rest = {n: p for n, p in subs.items() if n not in copies}
-        if pick_split(list(rest), "train")[0] is not None:
-            subs, (train, about) = rest, pick_split(list(rest), "train")
-            about += f" ({', '.join(f'{c}/' for c in copies)}: a copy of them, passed over)"
+    copies, copied = parts_copies(list(subs), lambda n: _held(subs[n]))  # (chest_xray/chest_xray/)
+    if copies:
+        subs = {n: p for n, p in subs.items() if n not in copies}
+        train, about = pick_split(list(subs), "train")
+        about += copied
     flat = train is not None and split_word(train) and not folders(train) and _any_image(subs[train])
     if len(subs) > 1 and flat:  # Kaggle's butterflies: train/*.jpg, test/*.jpg, Training_set.csv; Dogs vs. Cats
         loose = [p.name for p in subs[train].iterdir() if is_image(p.name)]  # (train/cat.0.jpg: a hint to sort them)

@@ -40,6 +40,18 @@ def set_copies(names: list[str], held: Callable[[str], list[str] | set[str]]) ->
     return [n for n in names if len(inner := set(held(n)) - {""}) >= 2 and inner <= set(names) - {n}]
 
 
+def parts_copies(parts: list[str], held: Callable[[str], list[str] | set[str]]) -> tuple[list[str], str]:
+    """Of folders that are no split set as they are, those that hold a copy of the others (set_copies) where the
+    rest are one (the chest X-ray download's chest_xray/chest_xray/ beside train/, test/, val/), and the words that
+    say so ("" where none)."""
+    if pick_split(parts, "train")[0] is not None or not any(map(split_word, parts)):
+        return [], ""
+    copies = set_copies(parts, held)
+    if not copies or pick_split([n for n in parts if n not in copies], "train")[0] is None:
+        return [], ""
+    return copies, f" ({', '.join(f'{c}/' for c in copies)}: a copy of them, passed over)"
+
+
 def copy_note(data, name: str) -> str:
     """The line that says a class folder holding a copy of the set was passed over."""
     return (f"note: --data {data}: {name}/ holds folders named as the other classes: a copy of the set, as some "
