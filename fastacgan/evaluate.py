@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint as ckpt
 from .config import DefaultsHelp, field_help, one_path_each
 from .data import DataError, open_catalog
 from .decode import decode_all
@@ -40,7 +39,7 @@ from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
 from .runlog import echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
 from .runs import RUNS_DATA, run_path, trained_on
-from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, load_generator
+from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, generator_state
 from .splits import listed_part
 from .workers import default_workers, lost_worker, workers_note
 
@@ -289,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             say(note)
         if device.type == "cpu":
             keep_freed_memory()  # the judge trains faster, the same (see fastacgan/heap.py)
-        g, classes, file = load_generator(a.ckpt, device)
-        state = ckpt.load_checkpoint(file, map_location="cpu")
+        g, state, file = generator_state(a.ckpt, device)
+        classes = list(state["classes"])
         cfg, data = state["config"], a.data or run_path(state["config"]["data"], state)
 
         origin = {}  # (where, split) -> the set read in its place (the held-out set beside a training set)

@@ -59,13 +59,19 @@ def ckpt_argument(p: argparse.ArgumentParser, a: argparse.Namespace) -> str:
     return os.path.expanduser(a.ckpt or a.run)  # (`--ckpt=~/runs/x`: the shell leaves a ~ after = as it is)
 
 
-def load_generator(path: str, device: str | torch.device = "cpu") -> tuple[Generator, list[str], Path]:
-    """-> (G in eval mode on `device`, class names, the checkpoint file used)."""
+def generator_state(path: str, device: str | torch.device = "cpu") -> tuple[Generator, dict, Path]:
+    """-> (G in eval mode on `device`, the checkpoint's state, the checkpoint file used): read once."""
     file = resolve_ckpt(path)
     state = ckpt.load_checkpoint(file, map_location="cpu")
     g = Generator(ModelSpec(**state["spec"]))
     g.load_state_dict(state["G"])
-    return g.to(device).eval(), list(state["classes"]), file
+    return g.to(device).eval(), state, file
+
+
+def load_generator(path: str, device: str | torch.device = "cpu") -> tuple[Generator, list[str], Path]:
+    """-> (G in eval mode on `device`, class names, the checkpoint file used)."""
+    g, state, file = generator_state(path, device)
+    return g, list(state["classes"]), file
 
 
 # a grid past this many pixels is one that PIL refuses to open (a "decompression bomb": twice its
@@ -188,11 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         fit_threads(lambda msg: None)  # (a container's --cpus: torch's threads to its CPU limit; said by train)
         if device.type == "cpu":
             keep_freed_memory()  # the same images, 20x fewer page faults (writing the PNGs takes most of the time)
-        g, classes, file = load_generator(a.ckpt, device)
-        if a.label is not None:
-            known = a.label in classes or a.label.isdigit()  # (else the words of WordNet ids are looked at: tench)
-            words = None if known else ckpt.load_checkpoint(file, map_location="cpu").get("class_words")
-            labels = torch.full((a.n,), parse_label(a.label, classes, words), dtype=torch.long)
+        g, state, file = generator_state(a.ckpt, device)
+        classes = list(state["classes"])
+        if a.label is not None:  # (the words of WordNet ids, where the run kept them: tench)
+            labels = torch.full((a.n,), parse_label(a.label, classes, state.get("class_words")), dtype=torch.long)
             ncol = math.ceil(math.sqrt(a.n))
         else:
             labels = torch.arange(len(classes)).repeat_interleave(a.per_class)
