@@ -44,7 +44,17 @@ from .hints import class_heads, file_kinds, kinds_hint, loose_note, others_note
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, mask_class_note, mask_classes, masks_note
-from .splits import copy_note, flat_parts, parts_copies, pick_split, set_copies, split_like, split_note, split_word
+from .splits import (
+    archive_ext,
+    copy_note,
+    flat_parts,
+    parts_copies,
+    pick_split,
+    set_copies,
+    split_like,
+    split_note,
+    split_word,
+)
 
 
 class _TarReader:
@@ -206,7 +216,7 @@ def split_archives(root: Path, data: str, split: str, log: Callable[[str], None]
         return None
     packed: dict[str, Path] = {}  # part name -> its archive
     for p in entries:
-        if ext := next((e for e in ARCHIVE_EXTS if p.name.lower().endswith(e)), ""):
+        if ext := archive_ext(p.name):
             packed[p.name[: -len(ext)]] = p
     part, about = pick_split(list(packed), split)
     if not about:

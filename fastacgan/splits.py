@@ -106,11 +106,16 @@ def split_note(data, about: str, part: str, split: str) -> str:
     return f"--data {data}: {about}; {'training on' if split == 'train' else 'held out:'} {part}"
 
 
+def archive_ext(name: str) -> str:
+    """The archive extension a file's name ends with (.tar.gz, .zip; any case), or ""."""
+    return next((e for e in ARCHIVE_EXTS if name.lower().endswith(e)), "")
+
+
 def held_out_sibling(path: Path) -> Path | None:
     """The held-out counterpart beside a training set named as one: train.tar.gz -> test.tar.gz (else val.tar.gz
     ...: TEST_SPLITS' order), cifar10/train -> cifar10/test, isic_Train.zip -> isic_TEST.zip; the split name a word
     of the name, matched in any case. None when there is none (or the name names no training split)."""
-    tail = next((e for e in ARCHIVE_EXTS if path.name.lower().endswith(e)), "") if path.is_file() else ""
+    tail = archive_ext(path.name) if path.is_file() else ""
     stem = path.name[: len(path.name) - len(tail)]
     words = re.split(r"([^A-Za-z]+)", stem)  # the name's words and what separates them
     rank = {}
