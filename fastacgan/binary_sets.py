@@ -1,5 +1,5 @@
-"""SVHN, STL-10, Flowers-102, Oxford-IIIT Pet and EMNIST as torchvision downloads them, and idx files given one by
-one, read without torchvision or scipy.
+"""SVHN, STL-10, Flowers-102 and EMNIST as torchvision downloads them, and idx files given one by one, read
+without torchvision or scipy.
 
 - SVHN: `train_32x32.mat` / `test_32x32.mat` / `extra_32x32.mat` in torchvision's `root`, MATLAB 5 files holding
   X (uint8 [32, 32, 3, N], column-major) and y ([N, 1], the digits 1..10, where 10 is the digit 0, as the set's
@@ -9,8 +9,7 @@ one, read without torchvision or scipy.
   `.../train_X.bin`. Its `unlabeled_X.bin` has no labels, which an AC-GAN needs.
 - Oxford 102 Flowers: `root/flowers-102/` with `jpg/image_00001.jpg` ... and `imagelabels.mat`: all 8,189 images
   (a GAN's data: setid.mat's train/val/test split is a classifier's). `--data root` or `root/flowers-102`.
-- Oxford-IIIT Pet: `root/oxford-iiit-pet/` with `images/*.jpg` and `annotations/trainval.txt` / `test.txt` (the
-  splits torchvision reads), classes named by breed. `--data root` or `root/oxford-iiit-pet`.
+- Oxford-IIIT Pet and Food-101: fastacgan/listed_sets.py.
 - USPS: `usps.bz2` / `usps.t.bz2` in torchvision's root (fastacgan/usps.py). `--data root` or `--data usps.bz2`.
 - An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
   beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
@@ -31,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from . import downsampled_imagenet, usps
-from .data import Catalog, DataError, Files, NoTestSplit, file_safe
+from .data import Catalog, DataError, NoTestSplit, file_safe
+from .listed_sets import food_in, has_food, has_pets, listed_catalog, pets_in, split_missing
 
 # ------------------------------------------------------------------------------------------------ MAT version 5
 
@@ -159,23 +159,6 @@ def svhn_catalog(path: Path) -> Catalog:
     return arrays_catalog(images, y, f"{path}:X", "svhn" if svhn else path.stem, [str(path)], f"{path}:y", digits)
 
 
-def split_missing(split: str, msg: str) -> DataError:
-    """The error for a split whose file is not there: NoTestSplit for the test split (evaluate says it and goes on),
-    else a DataError."""
-    return (NoTestSplit if split == "test" else DataError)(msg)
-
-
-def _listed_catalog(name: str, d: Path, paths: list[str], labels, classes: list[str], listed_by: str) -> Catalog:
-    """The Catalog of the image files that a labels file in folder d lists, all of which must be there (listed_by:
-    the file and its verb, "imagelabels.mat labels")."""
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        where = Path(missing[0]).parent.name
-        raise DataError(f"--data {d}: {len(missing)} of the {len(paths)} images that {listed_by} are not in "
-                        f"{where}/, e.g. {Path(missing[0]).name}")  # fmt: skip
-    return Catalog(name, paths, labels, classes, Files(paths), sources=paths)
-
-
 def svhn_in(d: Path, split: str) -> Catalog:
     """The SVHN split in torchvision's root folder d (train_32x32.mat; test: test_32x32.mat)."""
     path = d / f"{split}_32x32.mat"
@@ -243,35 +226,7 @@ def flowers_in(d: Path, split: str) -> Catalog:
         raise DataError(f"--data {d}: imagelabels.mat has no variable 'labels' (it has {', '.join(seen) or 'none'})")
     labels, classes = _class_list("flowers102", got["labels"].reshape(-1).astype(np.int64))  # names: 1..102
     paths = [str(d / "jpg" / f"image_{i:05d}.jpg") for i in range(1, len(labels) + 1)]
-    return _listed_catalog("flowers102", d, paths, labels, classes, "imagelabels.mat labels")
-
-
-PET_SPLITS = {"train": "trainval.txt", "test": "test.txt"}
-
-
-def has_pets(d: Path) -> bool:
-    return (d / "annotations" / "trainval.txt").is_file() and (d / "images").is_dir()
-
-
-def pets_in(d: Path, split: str) -> Catalog:
-    """Oxford-IIIT Pet in torchvision's oxford-iiit-pet folder d: images/<Breed>_<n>.jpg and annotations/trainval.txt
-    (`Abyssinian_100 1 1 1`: the image, its class 1..37, species, breed id), the training split as torchvision's;
-    test.txt the test split. The classes are named as torchvision names them, by the breed in the images' names
-    (american_bulldog_12: "American Bulldog"). As an image folder it was two classes, "annotations" (the trimaps)
-    and "images"."""
-    lst = d / "annotations" / PET_SPLITS[split]
-    if not lst.is_file():
-        raise split_missing(split, f"--data {d}: no annotations/{lst.name} (Oxford-IIIT Pet's {split} split)")
-    rows = [line.split() for line in lst.read_text(errors="replace").splitlines() if line.strip()[:1] not in "#"]
-    bad = next((r for r in rows if len(r) < 2 or not r[1].isdigit()), None)
-    if bad is not None or not rows:
-        raise DataError(f"{lst}: {'no rows' if bad is None else repr(' '.join(bad))}; expected lines 'image class-id "
-                        f"...' (Abyssinian_100 1 1 1)")  # fmt: skip
-    breeds = {int(r[1]): " ".join(w.title() for w in r[0].rsplit("_", 1)[0].split("_")) for r in rows}
-    ids = sorted(breeds)
-    labels = np.searchsorted(ids, [int(r[1]) for r in rows]).astype(np.int64)
-    paths = [str(d / "images" / f"{r[0]}.jpg") for r in rows]
-    return _listed_catalog("oxford_pet", d, paths, labels, [breeds[k] for k in ids], f"annotations/{lst.name} lists")
+    return listed_catalog("flowers102", d, paths, labels, classes, "imagelabels.mat labels")
 
 
 # ------------------------------------------------------------------------------------------------ idx files, EMNIST
@@ -360,6 +315,7 @@ FOLDER_SETS = {
     "stl10": (has_stl, stl_in, "stl"),
     "flowers102": (has_flowers, flowers_in, "flower"),
     "oxford_pet": (has_pets, pets_in, "pet"),
+    "food101": (has_food, food_in, "food"),
     "emnist": (emnist_splits, emnist_in, "emnist"),
     "imagenet_ds": (downsampled_imagenet.has_batches, downsampled_imagenet.batches_in, "imagenet"),
     "usps": (usps.has_usps, usps.usps_in, "usps"),

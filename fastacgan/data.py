@@ -309,6 +309,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         from .archives import archive_catalog, split_archives
         from .folders import LISTS, a_note, folder_catalog, split_folder, unwrapped
         from .labels_csv import csv_catalog, find_csv
+        from .listed_sets import whole_note
         from .npy_folder import class_files_catalog, npy_files, pair_catalog
         from .splits import split_note
 
@@ -364,6 +365,8 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     if about:
                         log(split_note(data, about, part.relative_to(path).parts[0], split))  # (not a folder in it)
                     cat, classes = folder_catalog(part, log, classes), ""
+                    if note := whole_note(part):  # (food-101/images: its lists beside)
+                        log(note)
                     cat.folder, cat.name = top, folder_name(top)  # the output folder: named after the set, not a part
         if cat is None:  # split == "test" of an archive that is not split into parts
             raise no_split

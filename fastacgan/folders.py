@@ -88,7 +88,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
     for k, d in enumerate(class_dirs):
         files = _images_under(d, mine := Counter(), masks)
         others += mine
-        if not files:  # (what it holds instead: Food-101's meta/, LSUN's data.mdb)
+        if not files:  # (what it holds instead: CUB-200's attributes/, LSUN's data.mdb)
             held = f"; it holds {file_kinds(mine, 5)}{LMDB if '.mdb' in mine else ''}{kinds_hint(mine)}" if mine else ""
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)}){held}{_classes_in(d)}")
         if split_word(d.name) in (*TRAIN_SPLITS, *TEST_SPLITS):  # (training_set/ too)
@@ -243,9 +243,9 @@ def _initials_catalog(root: Path, letters: list[Path], classes: str, log: Callab
 
 def _classes_in(empty: Path) -> str:
     """Where a folder beside a class folder of no images holds folders of images, the data set is likely one level
-    down (Food-101: images/<class>/ beside meta/; CUB-200: images/<class>/ beside attributes/; Stanford Dogs:
-    images/Images/<class>/ beside annotations/, read through its folder of its name: unwrapped): what to give; where
-    it or a folder beside it holds a CSV of pixel rows (Sign Language MNIST's sign_mnist_train/), that CSV."""
+    down (CUB-200: images/<class>/ beside attributes/; Stanford Dogs: images/Images/<class>/ beside annotations/,
+    read through its folder of its name: unwrapped): what to give; where it or a folder beside it holds a CSV of
+    pixel rows (Sign Language MNIST's sign_mnist_train/), that CSV."""
     found = (p for p in empty.parent.iterdir() if p.is_dir() and p != empty and not hidden(p.name))
     found = sorted(found, key=lambda p: (split_word(p.name) not in TRAIN_SPLITS, p.name))  # a training part first
     rows = [f for d in (empty, *found) for f in sorted(d.glob("*.csv")) if holds_pixel_rows(f)]  # Sign Language MNIST

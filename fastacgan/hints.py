@@ -31,6 +31,7 @@ _KNOWN_SETS = {
                     "torchvision's download folder (its root) or its flowers-102 folder"),
     **dict.fromkeys(("oxfordiiitpet", "oxfordpet", "oxfordpets"),
                     "torchvision's download folder (its root) or its oxford-iiit-pet folder"),
+    "food101": "torchvision's download folder (its root) or its food-101 folder",
     **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "lsun"),
                     "an image folder or an archive of it"),
 }  # fmt: skip

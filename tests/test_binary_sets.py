@@ -5,6 +5,7 @@ compressed, labels double), the images X[r, c, ch, n] = (7r + 3c + 50ch + 11n) %
 here as its authors describe them and read back, for the reference, with torchvision's own code."""
 
 import gzip
+import json
 import os
 import pickle
 import shutil
@@ -343,6 +344,73 @@ def test_oxford_iiit_pet_as_torchvision_downloads_it(tmp_path):
         open_catalog(str(folder), split="test")
     (folder / "annotations" / "trainval.txt").write_text("Abyssinian_1 cat\n")
     with pytest.raises(DataError, match=r"trainval\.txt: 'Abyssinian_1 cat'; expected lines 'image class-id \.\.\.'"):
+        open_catalog(str(folder))
+
+
+def test_food101_as_torchvision_downloads_it(tmp_path):
+    """food-101/images/<class>/<id>.jpg beside meta/train.txt and test.txt (`apple_pie/1005649`; torchvision reads
+    meta/train.json, the same lists): --data food-101 was refused ("class folder meta holds no images"), naming
+    images/, which read all 101,000 images as training data, the test list's too, and left evaluate nothing held
+    out. Now the training list trains and the test list is held out, as torchvision splits it."""
+    root = tmp_path / "data"
+    folder, classes = root / "food-101", ["apple_pie", "baby_back_ribs", "beignets"]
+    train, test = [], []
+    for c, name in enumerate(classes):
+        (folder / "images" / name).mkdir(parents=True)
+        for k in range(4):
+            Image.new("RGB", (30, 20), (c * 100, k * 60, 0)).save(folder / "images" / name / f"{100 + k}.jpg")
+            (train if k < 3 else test).append(f"{name}/{100 + k}")
+    meta = folder / "meta"
+    meta.mkdir()
+    (meta / "train.txt").write_text("\n".join(train) + "\n")
+    (meta / "test.txt").write_text("\n".join(test[::-1]) + "\n")  # (a list's order is kept: its own)
+    (meta / "classes.txt").write_text("\n".join(classes) + "\n")
+    (meta / "labels.txt").write_text("Apple pie\nBaby back ribs\nBeignets\n")
+
+    def check(data, said=None):
+        cat = open_catalog(str(data), log=(said or []).append)
+        assert cat.name == "food101" and cat.class_names == classes and len(cat) == 9
+        assert [Path(n).relative_to(folder / "images").as_posix()[:-4] for n in cat.names] == train
+        assert cat.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+        assert decode_image(cat.read_bytes(4), cat.names[4], 8, 3)[0, 0, 0].item() in range(95, 106)  # red 100
+        held = open_catalog(str(data), split="test")
+        assert [Path(n).name for n in held.names] == ["103.jpg"] * 3 and held.labels.tolist() == [2, 1, 0]
+        assert held.class_names == classes
+        assert open_catalog(str(data), split="held").labels.tolist() == [2, 1, 0]  # (evaluate's --test-data)
+
+    for data in (root, folder):
+        check(data)
+    for name in ("train", "test"):  # torchvision's own lists: {class: ["class/id", ...]}
+        rows = train if name == "train" else test
+        (meta / f"{name}.json").write_text(json.dumps({c: [r for r in rows if r.startswith(c)] for c in classes}))
+        (meta / f"{name}.txt").unlink()
+    (meta / "test.json").write_text(json.dumps({c: [r for r in test[::-1] if r.startswith(c)] for c in classes[::-1]}))
+    check(folder)
+    (folder / "meta").rename(tmp_path / "meta")  # Kaggle's copy (food41): meta/meta/
+    (folder / "meta").mkdir()
+    (tmp_path / "meta").rename(folder / "meta" / "meta")
+    check(folder)
+    said = []
+    whole = open_catalog(str(folder / "images"), log=said.append)
+    assert len(whole) == 12 and whole.class_names == classes  # all of them, as asked, and said
+    assert said == [
+        f"note: {folder / 'images'} is Food-101's images, read whole, its test list's too (meta/meta/ "
+        f"lists its split): --data {folder} trains on its training list and holds out the test list"
+    ]
+    (folder / "meta" / "meta" / "test.json").unlink()
+    with pytest.raises(NoTestSplit, match=r"no meta/meta/test\.txt \(Food-101's test split\)"):
+        open_catalog(str(folder), split="test")
+    assert open_catalog(str(folder)).class_names == classes
+    (folder / "images" / "beignets" / "101.jpg").unlink()
+    with pytest.raises(DataError, match=r"1 of the 9 images that meta/meta/train\.json lists are not in "
+                       r"images/beignets/, e\.g\. 101\.jpg"):  # fmt: skip
+        open_catalog(str(folder))
+    (folder / "meta" / "meta" / "train.json").write_text('["apple_pie/100"]')
+    with pytest.raises(DataError, match=r"train\.json: expected \{class: \[\"class/image\", \.\.\.\]\}"):
+        open_catalog(str(folder))
+    (folder / "meta" / "meta" / "train.txt").write_text("apple_pie 100\n")
+    with pytest.raises(DataError, match=r"train\.txt: image 'apple_pie'; expected lines 'class/image' "
+                       r"\(apple_pie/1005649\)"):  # fmt: skip
         open_catalog(str(folder))
 
 

@@ -789,19 +789,21 @@ def test_bad_paths(tmp_path, setup, match):
 
 
 def test_a_folder_of_no_images_beside_a_folder_of_classes_says_where_they_are(tmp_path):
-    """Food-101 (food-101/images/<class>/ beside meta/*.txt) and LSUN (bedroom_train_lmdb/data.mdb, an LMDB database)
-    as --data: "class folder meta holds no images", and nothing on what it holds or where the classes are."""
-    food = tmp_path / "food-101"
-    for cls in ("apple_pie", "baklava"):
-        (food / "images" / cls).mkdir(parents=True)
-        Image.new("RGB", (8, 8)).save(food / "images" / cls / "1.jpg")
-    (food / "meta").mkdir()
-    for name in ("train.txt", "test.txt", "classes.txt", "train.json"):
-        (food / "meta" / name).write_text("apple_pie/1\n")
-    with pytest.raises(DataError, match=rf"class folder {food / 'meta'} holds no images \(.*\); it holds \.txt \(3\), "
-                       rf"\.json \(1\); {food / 'images'} holds folders of images \(apple_pie, ...\): if those are "
-                       rf"the classes, give --data {food / 'images'}$"):  # fmt: skip
-        open_catalog(str(food))
+    """CUB-200-2011 (CUB_200_2011/images/<class>/ beside attributes/*.txt; Food-101's images/ beside meta/ was one
+    too: now read as torchvision reads it) and LSUN (bedroom_train_lmdb/data.mdb, an LMDB database) as --data: "class
+    folder attributes holds no images", and nothing on what it holds or where the classes are."""
+    birds = tmp_path / "CUB_200_2011"
+    for cls in ("001.Black_footed_Albatross", "002.Laysan_Albatross"):
+        (birds / "images" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(birds / "images" / cls / "1.jpg")
+    (birds / "attributes").mkdir()
+    for name in ("certainties.txt", "image_attribute_labels.txt", "class_attribute_labels_continuous.txt"):
+        (birds / "attributes" / name).write_text("1 1\n")
+    (birds / "images.txt").write_text("1 001.Black_footed_Albatross/1.jpg\n")
+    with pytest.raises(DataError, match=rf"class folder {birds / 'attributes'} holds no images \(.*\); it holds "
+                       rf"\.txt \(3\); {birds / 'images'} holds folders of images \(001\.Black_footed_Albatross, "
+                       rf"...\): if those are the classes, give --data {birds / 'images'}$"):  # fmt: skip
+        open_catalog(str(birds))
     dogs = tmp_path / "stanford-dogs"  # images/Images/<class>/ beside annotations/Annotation/<class>/ (no extension)
     for cls in ("n02085620-Chihuahua", "n02085782-Japanese_spaniel"):
         (dogs / "images" / "Images" / cls).mkdir(parents=True)

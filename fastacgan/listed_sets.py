@@ -1,0 +1,122 @@
+"""Image sets whose lists say which images train and which are held out, read as torchvision reads them (their
+class folders or files alone would be read whole, held-out images too, or as the wrong classes):
+
+- Oxford-IIIT Pet: `root/oxford-iiit-pet/` with `images/*.jpg` and `annotations/trainval.txt` / `test.txt` (the
+  splits torchvision reads), classes named by breed. `--data root` or `root/oxford-iiit-pet`.
+- Food-101: `root/food-101/` with `images/<class>/<id>.jpg` and `meta/train.txt` / `test.txt` (`apple_pie/1005649`
+  lines; or torchvision's `meta/train.json`; Kaggle's copy keeps them in `meta/meta/`): the 75,750 training images,
+  the 25,250 of the test list held out. `--data root` or `root/food-101`; `--data root/food-101/images` reads all
+  101,000 as the classes' folders, which the run says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .data import Catalog, DataError, Files, NoTestSplit
+
+
+def split_missing(split: str, msg: str) -> DataError:
+    """The error for a split whose file is not there: NoTestSplit for the test split (evaluate says it and goes on),
+    else a DataError."""
+    return (NoTestSplit if split == "test" else DataError)(msg)
+
+
+def listed_catalog(name: str, d: Path, paths: list[str], labels, classes: list[str], listed_by: str) -> Catalog:
+    """The Catalog of the image files that a labels file in folder d lists, all of which must be there (listed_by:
+    the file and its verb, "imagelabels.mat labels")."""
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        where = Path(os.path.relpath(Path(missing[0]).parent, d)).as_posix()
+        raise DataError(f"--data {d}: {len(missing)} of the {len(paths)} images that {listed_by} are not in "
+                        f"{where}/, e.g. {Path(missing[0]).name}")  # fmt: skip
+    return Catalog(name, paths, labels, classes, Files(paths), sources=paths)
+
+
+PET_SPLITS = {"train": "trainval.txt", "test": "test.txt"}
+
+
+def has_pets(d: Path) -> bool:
+    return (d / "annotations" / "trainval.txt").is_file() and (d / "images").is_dir()
+
+
+def pets_in(d: Path, split: str) -> Catalog:
+    """Oxford-IIIT Pet in torchvision's oxford-iiit-pet folder d: images/<Breed>_<n>.jpg and annotations/trainval.txt
+    (`Abyssinian_100 1 1 1`: the image, its class 1..37, species, breed id), the training split as torchvision's;
+    test.txt the test split. The classes are named as torchvision names them, by the breed in the images' names
+    (american_bulldog_12: "American Bulldog"). As an image folder it was two classes, "annotations" (the trimaps)
+    and "images"."""
+    lst = d / "annotations" / PET_SPLITS[split]
+    if not lst.is_file():
+        raise split_missing(split, f"--data {d}: no annotations/{lst.name} (Oxford-IIIT Pet's {split} split)")
+    rows = [line.split() for line in lst.read_text(errors="replace").splitlines() if line.strip()[:1] not in "#"]
+    bad = next((r for r in rows if len(r) < 2 or not r[1].isdigit()), None)
+    if bad is not None or not rows:
+        raise DataError(f"{lst}: {'no rows' if bad is None else repr(' '.join(bad))}; expected lines 'image class-id "
+                        f"...' (Abyssinian_100 1 1 1)")  # fmt: skip
+    breeds = {int(r[1]): " ".join(w.title() for w in r[0].rsplit("_", 1)[0].split("_")) for r in rows}
+    ids = sorted(breeds)
+    labels = np.searchsorted(ids, [int(r[1]) for r in rows]).astype(np.int64)
+    paths = [str(d / "images" / f"{r[0]}.jpg") for r in rows]
+    return listed_catalog("oxford_pet", d, paths, labels, [breeds[k] for k in ids], f"annotations/{lst.name} lists")
+
+
+FOOD_META = ("meta", "meta/meta")  # torchvision's food-101/meta/; the Kaggle copy's meta/meta/
+
+
+def _food_meta(d: Path) -> Path | None:
+    return next((d / m for m in FOOD_META if any((d / m / f"train.{x}").is_file() for x in ("txt", "json"))), None)
+
+
+def has_food(d: Path) -> bool:
+    return (d / "images").is_dir() and _food_meta(d) is not None
+
+
+def _food_list(meta: Path, split: str) -> tuple[Path, list[str]] | None:
+    """The list of a Food-101 split (meta/train.txt: `apple_pie/1005649` lines; or meta/train.json, {class: [those]},
+    which torchvision reads), or None where neither is there."""
+    txt, js = meta / f"{split}.txt", meta / f"{split}.json"
+    if txt.is_file():
+        return txt, txt.read_text(errors="replace").split()
+    if not js.is_file():
+        return None
+    try:
+        got = json.loads(js.read_text(errors="replace"))
+    except ValueError as e:
+        raise DataError(f"{js}: not JSON ({e})") from e
+    if not isinstance(got, dict) or not all(isinstance(v, list) for v in got.values()):
+        raise DataError(f'{js}: expected {{class: ["class/image", ...]}} (Food-101\'s meta/{split}.json)')
+    return js, [str(x) for v in got.values() for x in v]
+
+
+def food_in(d: Path, split: str) -> Catalog:
+    """Food-101 in its food-101 folder d: images/<class>/<id>.jpg, the split's list in meta/ (_food_list); the
+    classes, in sorted order as torchvision's, those of both lists (so a split's labels are the other's)."""
+    meta = _food_meta(d)
+    rel = meta.relative_to(d).as_posix()
+    if (got := _food_list(meta, split)) is None:
+        raise split_missing(split, f"--data {d}: no {rel}/{split}.txt (Food-101's {split} split)")
+    lst, rows = got
+    if bad := next((r for r in rows if r.count("/") != 1), None) if rows else "(none)":
+        raise DataError(f"{lst}: image {bad!r}; expected lines 'class/image' (apple_pie/1005649), as Food-101's")
+    other = _food_list(meta, "test" if split == "train" else "train")
+    classes = sorted({r.split("/")[0] for r in rows + (other[1] if other else [])})
+    label = {c: k for k, c in enumerate(classes)}
+    labels = np.array([label[r.split("/")[0]] for r in rows], dtype=np.int64)
+    paths = [str(d / "images" / f"{r}.jpg") for r in rows]
+    return listed_catalog("food101", d, paths, labels, classes, f"{rel}/{lst.name} lists")
+
+
+def whole_note(folder: Path) -> str | None:
+    """Where a folder of class folders given as --data is the images of one of these sets (food-101/images), that
+    the set's lists are beside it: it read all of them, held-out images too."""
+    d = folder.parent
+    if folder.name != "images" or not has_food(d):
+        return None
+    lists = _food_meta(d).relative_to(d).as_posix()
+    return (f"note: {folder} is Food-101's images, read whole, its test list's too ({lists}/ lists its split): "
+            f"--data {d} trains on its training list and holds out the test list")  # fmt: skip
