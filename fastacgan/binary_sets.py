@@ -1,4 +1,4 @@
-"""SVHN, STL-10, Flowers-102 and EMNIST as torchvision downloads them, and idx files given one by one, read
+"""SVHN, STL-10, Flowers-102, EMNIST and QMNIST as torchvision downloads them, and idx files given one by one, read
 without torchvision or scipy.
 
 - SVHN: `train_32x32.mat` / `test_32x32.mat` / `extra_32x32.mat` in torchvision's `root`, MATLAB 5 files holding
@@ -14,6 +14,8 @@ without torchvision or scipy.
 - An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
   beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
   file), its images turned upright (they are stored transposed) and its classes named as torchvision names them.
+- QMNIST: `root/QMNIST/raw/qmnist-train-images-idx3-ubyte.gz` and `qmnist-train-labels-idx2-int.gz` (int32 rows of
+  8, the digit first); `qmnist-test-*` the test split. `--data root`, `root/QMNIST` or the images file.
 
 The MAT reader takes what MATLAB's `save` (and scipy's `savemat`) writes in the version 5 format, compressed or
 not: numeric matrices by name, each read in the class it was saved as (MATLAB stores a double array of whole
@@ -289,7 +291,8 @@ def idx_file_catalog(path: Path, split: str) -> Catalog | None:
             raise NoTestSplit(f"--data {path}: one split of its set")
         path, m = t10k, IDX_IMAGES_FILE.fullmatch(t10k.name)
     stem = f"{m[1]}labels{m[2]}idx1-ubyte"
-    labels = _beside(path, stem) or _beside(path, stem + ".gz")
+    qmnist = f"{m[1]}labels{m[2]}idx2-int"  # (QMNIST's)
+    labels = next(filter(None, (_beside(path, n + z) for n in (stem, qmnist) for z in ("", ".gz"))), None)
     if labels is None:
         raise DataError(f"--data {path}: no {stem}[.gz] beside it (the labels)")
     return idx_catalog(path, labels)
@@ -302,11 +305,30 @@ def idx_catalog(images: Path, labels: Path) -> Catalog:
     from .datasets import arrays_catalog, read_idx
 
     x, y = read_idx(images), read_idx(labels)
+    if y.ndim == 2 and y.shape[1] == 8 and x.ndim == 3:  # QMNIST's: the digit, then its NIST writer, series, ...
+        y = y[:, 0]  # (the digit alone: torchvision's QMNIST targets, compat=True)
     folder = images.parent.parent if images.parent.name == "raw" else images.parent
     name, classes = file_safe(folder.name.lower()), None
     if em := EMNIST_FILE.fullmatch(images.name):
         x, y, name, classes = emnist_upright(x, y, em[1])
     return arrays_catalog(x, y, str(images), name, [str(images), str(labels)], str(labels), classes)
+
+
+QMNIST = "qmnist-{}-images-idx3-ubyte"  # in torchvision's QMNIST/raw: train, test (its 60,000: MNIST's 10,000 and more)
+
+
+def _qmnist(d: Path, split: str) -> Path | None:
+    """QMNIST's images file of split in folder d or its raw/ (torchvision's QMNIST/raw), plain or .gz."""
+    names = [f"{QMNIST.format(split)}{z}" for z in ("", ".gz")]
+    return next((f / n for f in (d / "raw", d) for n in names if (f / n).is_file()), None)
+
+
+def qmnist_in(d: Path, split: str) -> Catalog:
+    """QMNIST in torchvision's QMNIST folder d (or its raw/): qmnist-train-images-idx3-ubyte.gz and
+    qmnist-train-labels-idx2-int.gz (idx_file_catalog); the test split: qmnist-test-*, torchvision's QMNIST test."""
+    if (images := _qmnist(d, split)) is None:
+        raise split_missing(split, f"--data {d}: no {QMNIST.format(split)}[.gz] (QMNIST's {split} split)")
+    return idx_file_catalog(images, "train")
 
 
 # the sets a folder may be: kind -> (whether folder d holds it, its reader, a word of the folder's usual name)
@@ -317,6 +339,7 @@ FOLDER_SETS = {
     "oxford_pet": (has_pets, pets_in, "pet"),
     "food101": (has_food, food_in, "food"),
     "emnist": (emnist_splits, emnist_in, "emnist"),
+    "qmnist": (lambda d: _qmnist(d, "train") is not None, qmnist_in, "qmnist"),
     "imagenet_ds": (downsampled_imagenet.has_batches, downsampled_imagenet.batches_in, "imagenet"),
     "usps": (usps.has_usps, usps.usps_in, "usps"),
 }

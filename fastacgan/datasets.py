@@ -41,7 +41,7 @@ CIFAR_FILES = ("train", "test", "meta", "batches.meta", "test_batch")  # and dat
 
 # torchvision's class names for the idx data sets, by the folder name (lower case, letters and digits only)
 IDX_CLASSES = {
-    "mnist": [str(d) for d in range(10)],
+    **dict.fromkeys(("mnist", "qmnist"), [str(d) for d in range(10)]),
     "fashionmnist": "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot".split(","),
     "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
 }
@@ -177,24 +177,28 @@ def _idx_file(d: Path, stem: str, dots: bool = True) -> Path | None:
     return next((d / n for n in names[: 3 if dots else 2] if (d / n).is_file()), None)
 
 
+IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}  # the idx format's
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """An idx file of unsigned bytes (MNIST's format: a 4-byte magic 0x0000 0x08 ndim, ndim big-endian sizes, data)."""
+    """An idx file (MNIST's format: a 4-byte magic 0x0000, the type (0x08: unsigned bytes, as MNIST's; 0x0C: int32,
+    QMNIST's labels), ndim; ndim big-endian sizes; the data, big-endian)."""
     raw = path.read_bytes()
     try:
         raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot decompress ({e})") from e
-    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
-        raise DataError(f"{path}: not an idx file of unsigned bytes (its first bytes are {raw[:4].hex()})")
-    ndim = raw[3]
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in IDX_TYPES:
+        raise DataError(f"{path}: not an idx file (its first bytes are {raw[:4].hex()})")
+    dtype, ndim = np.dtype(IDX_TYPES[raw[2]]), raw[3]
     head = 4 + 4 * ndim
     if len(raw) < head:
         raise DataError(f"{path}: truncated idx header")
     dims = struct.unpack(f">{ndim}I", raw[4:head])
-    need = head + int(np.prod(dims))
+    need = head + int(np.prod(dims)) * dtype.itemsize
     if len(raw) != need:
         raise DataError(f"{path}: {len(raw)} bytes, but its header {list(dims)} needs {need}: truncated or damaged")
-    return np.frombuffer(raw, np.uint8, offset=head).reshape(dims)
+    return np.frombuffer(raw, dtype, offset=head).reshape(dims)
 
 
 def _class_list(set_name: str, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:

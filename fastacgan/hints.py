@@ -19,7 +19,7 @@ from .splits import split_word
 _KNOWN_SETS = {
     **dict.fromkeys(("cifar10", "cifar100"),
                     "torchvision's download folder (its root), the cifar-*-python.tar.gz or an image folder of it"),
-    **dict.fromkeys(("mnist", "fashionmnist", "kmnist"),
+    **dict.fromkeys(("mnist", "fashionmnist", "kmnist", "qmnist"),
                     "torchvision's download folder (its root), Keras' .npz, idx files or Kaggle's CSV"),
     "emnist": "the images file of one of its splits, EMNIST/raw/emnist-balanced-train-images-idx3-ubyte.gz",
     **dict.fromkeys(("imagenet32", "imagenet64", "imagenet16", "imagenet8", "downsampledimagenet"),

@@ -162,6 +162,34 @@ def test_fashion_mnist_gets_its_class_names(tmp_path):
     assert open_catalog(str(tmp_path / "FashionMNIST")).class_names[0] == "T-shirt/top"
 
 
+def test_qmnist_as_torchvision_downloads_it(tmp_path):
+    """torchvision's QMNIST/raw: qmnist-train-images-idx3-ubyte.gz beside qmnist-train-labels-idx2-int.gz (int32
+    rows of 8: the digit, then its NIST writer, series and more); qmnist-test-* the test split (60,000: MNIST's
+    10,000 and 50,000 more). It was refused: "class folder QMNIST/raw holds no images", and the images file given
+    itself: "no qmnist-train-labels-idx1-ubyte beside it". The labels are the digits, as torchvision's targets."""
+    raw = tmp_path / "data" / "QMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng, want = np.random.default_rng(3), {}
+    for split, n in (("train", 30), ("test", 20)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        rows = np.zeros((n, 8), ">i4")
+        rows[:, 0], rows[:, 1:] = rng.integers(0, 10, n), rng.integers(0, 70000, (n, 7))  # (the rest: not labels)
+        head = b"\x00\x00\x0c\x02" + struct.pack(">2I", n, 8)  # int32, 2 dimensions
+        (raw / f"qmnist-{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
+        (raw / f"qmnist-{split}-labels-idx2-int.gz").write_bytes(gzip.compress(head + rows.tobytes()))
+        want[split] = images, rows[:, 0].astype(np.int64)
+    for data in (tmp_path / "data", raw.parent, raw, raw / "qmnist-train-images-idx3-ubyte.gz"):
+        for split in ("train", "test"):
+            cat = open_catalog(str(data), split=split)
+            images, labels = want[split]
+            assert cat.name == "qmnist" and cat.class_names == [str(k) for k in range(10)]
+            assert cat.labels.tolist() == labels.tolist()
+            assert torch.equal(cat.images[..., 0], torch.from_numpy(images))
+    (raw / "qmnist-test-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(NoTestSplit, match=r"no qmnist-test-images-idx3-ubyte\[\.gz\] \(QMNIST's test split\)"):
+        open_catalog(str(raw.parent), split="test")
+
+
 def test_damaged_idx_files_are_named(tmp_path):
     d = tmp_path / "MNIST" / "raw"
     images, _ = write_idx_set(d, gz=False)
@@ -169,8 +197,12 @@ def test_damaged_idx_files_are_named(tmp_path):
     path.write_bytes(idx_bytes(images)[:-100])
     with pytest.raises(DataError, match="train-images-idx3-ubyte: .* bytes, but its header .*truncated"):
         open_catalog(str(d))
-    path.write_bytes(b"\x00\x00\x0d\x03" + idx_bytes(images)[4:])  # a float32 idx file
-    with pytest.raises(DataError, match="not an idx file of unsigned bytes"):
+    path.write_bytes(b"\x00\x00\x0d\x03" + idx_bytes(images)[4:])  # a float32 header: 4 bytes a value
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: 23536 bytes, but its header \[30, 28, 28\] needs "
+                       "94096: truncated or damaged"):  # fmt: skip
+        open_catalog(str(d))
+    path.write_bytes(b"\x00\x00\x0a\x03" + idx_bytes(images)[4:])  # no type of the idx format
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: not an idx file \(its first bytes are 00000a03\)"):
         open_catalog(str(d))
     path.write_bytes(idx_bytes(images[:29]))
     with pytest.raises(DataError, match="train-labels-idx1-ubyte: 30 labels for 29 images"):
