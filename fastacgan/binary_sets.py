@@ -10,7 +10,7 @@ without torchvision or scipy.
 - Oxford 102 Flowers: `root/flowers-102/` with `jpg/image_00001.jpg` ... and `imagelabels.mat`: all 8,189 images
   (a GAN's data: setid.mat's train/val/test split is a classifier's). `--data root` or `root/flowers-102`.
 - Oxford-IIIT Pet and Food-101: fastacgan/listed_sets.py.
-- USPS: `usps.bz2` / `usps.t.bz2` in torchvision's root (fastacgan/usps.py). `--data root` or `--data usps.bz2`.
+- USPS and SEMEION: `usps.bz2` / `usps.t.bz2`, `semeion.data` in torchvision's root (fastacgan/usps.py).
 - An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
   beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
   file), its images turned upright (they are stored transposed) and its classes named as torchvision names them.
@@ -342,6 +342,7 @@ FOLDER_SETS = {
     "qmnist": (lambda d: _qmnist(d, "train") is not None, qmnist_in, "qmnist"),
     "imagenet_ds": (downsampled_imagenet.has_batches, downsampled_imagenet.batches_in, "imagenet"),
     "usps": (usps.has_usps, usps.usps_in, "usps"),
+    "semeion": (lambda d: (d / usps.SEMEION).is_file(), usps.semeion_in, "semeion"),
 }
 
 

@@ -292,8 +292,10 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
 
 def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:
     """An .npz (npz_catalog; Kuzushiji's pairs: npy_folder), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat,
-    STL-10's _X.bin or an idx images file (binary_sets), USPS' usps.bz2 (usps.py); None for other files."""
-    for read in (binary_sets.binary_file_catalog, npy_folder.kuzushiji_file_catalog, usps.usps_file_catalog):
+    STL-10's _X.bin or an idx images file (binary_sets), USPS' usps.bz2, SEMEION's semeion.data (usps.py); None for
+    other files."""
+    for read in (binary_sets.binary_file_catalog, npy_folder.kuzushiji_file_catalog, usps.usps_file_catalog,
+                 usps.semeion_file_catalog):  # fmt: skip
         if (cat := read(path, split)) is not None:
             return cat
     if path.name.lower().endswith(".npz"):
@@ -330,7 +332,7 @@ def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] 
     """The torchvision/Keras data set in folder d (or in one of its sub-folders: torchvision's root), or None; log:
     progress lines where reading it takes a while (the Downsampled ImageNet)."""
     hit = _found_in(d)
-    if hit is None or hit[0] == "usps":  # (torchvision keeps USPS' files in its root, beside the other sets' folders)
+    if hit is None or hit[0] in usps.ROOT_FILES:  # (torchvision keeps them in its root, beside other sets' folders)
         subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
         found = [h for h in [hit, *(_found_in(p, sub=True) for p in subs)] if h is not None]
         if len(found) > 1 and {k for k, _ in found} == {"imagenet_ds"}:  # its train and val folders, its parts
@@ -338,7 +340,7 @@ def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] 
             if cat is not None:
                 return cat
         if len(found) > 1:
-            sets = ", ".join(str(f / usps.FILES["train"] if k == "usps" else f) for k, f in found)  # (usps.bz2)
+            sets = ", ".join(str(f / usps.ROOT_FILES[k] if k in usps.ROOT_FILES else f) for k, f in found)
             raise DataError(f"--data {d} holds several data sets ({sets}); give the one to train on")
         hit = found[0] if found else None
     if hit is None:

@@ -26,6 +26,7 @@ _KNOWN_SETS = {
                     "its authors' Imagenet32_train folder (train_data_batch_1 ...) or one batch file"),
     "svhn": "torchvision's download folder (its root) or its train_32x32.mat",
     "usps": "torchvision's download folder (its root, which holds usps.bz2) or its usps.bz2",
+    "semeion": "torchvision's download folder (its root, which holds semeion.data) or its semeion.data",
     "stl10": "torchvision's download folder (its root) or its stl10_binary folder",
     **dict.fromkeys(("flowers102", "oxfordflowers", "oxford102flowers"),
                     "torchvision's download folder (its root) or its flowers-102 folder"),

@@ -1,8 +1,14 @@
-"""USPS as torchvision downloads it: `usps.bz2` (7,291 training digits) and `usps.t.bz2` (2,007 held out) in its
+"""USPS and SEMEION as torchvision downloads them, 16 x 16 digits in text files in its root.
+
+USPS: `usps.bz2` (7,291 training digits) and `usps.t.bz2` (2,007 held out) in its
 root, each a bzip2-compressed text file in LIBSVM's form, a digit a line: `label index:value ...`, the label 1..10
 (the digit + 1), 256 values in [-1, 1] (a 16 x 16 image, row by row). Read as torchvision reads it: the digit 0..9,
 each value v as uint8((v + 1) / 2 * 255); a value a line leaves out (LIBSVM's zeros) is 0. `--data root` or
 `--data usps.bz2`; the test split is `usps.t.bz2`.
+
+SEMEION: `semeion.data`, 1,593 digits, a line each: 256 values 0 or 1 (row by row), then the digit one-hot in 10
+0/1 values. Read as torchvision reads it: each value v as uint8(v * 255). It has no test split. `--data root` or
+`--data semeion.data`.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ import numpy as np
 from .data import Catalog, DataError, NoTestSplit
 
 FILES = {"train": "usps.bz2", "test": "usps.t.bz2"}
+SEMEION = "semeion.data"
+ROOT_FILES = {"usps": FILES["train"], "semeion": SEMEION}  # the sets kept in torchvision's root: their files
+DIGITS = [str(d) for d in range(10)]
 
 
 def has_usps(d: Path) -> bool:
@@ -64,4 +73,29 @@ def usps_catalog(path: Path) -> Catalog:
     if len(y) and not (y.min() >= 0 and y.max() <= 9):
         raise DataError(f"--data {path}: labels from {y.min() + 1} to {y.max() + 1}; USPS' are 1 to 10")
     images = ((x.reshape(-1, 16, 16) + 1) / 2 * 255).clip(0, 255).astype(np.uint8)  # as torchvision: truncated
-    return arrays_catalog(images, y, str(path), "usps", [str(path)], class_names=[str(d) for d in range(10)])
+    return arrays_catalog(images, y, str(path), "usps", [str(path)], class_names=DIGITS)
+
+
+def semeion_in(d: Path, split: str) -> Catalog:
+    """SEMEION in folder d (torchvision's root)."""
+    return semeion_file_catalog(d / SEMEION, split)
+
+
+def semeion_file_catalog(path: Path, split: str) -> Catalog | None:
+    """SEMEION's semeion.data (given as --data, or in the folder given); None for other files."""
+    from .datasets import arrays_catalog
+
+    if path.name.lower() != SEMEION:
+        return None
+    if split == "test":
+        raise NoTestSplit(f"--data {path}: SEMEION has no test split (its digits all train)")
+    try:
+        rows = np.loadtxt(path, dtype=np.float32, ndmin=2)
+    except (OSError, ValueError) as e:
+        raise DataError(f"--data {path}: not in SEMEION's form, 266 numbers a line ({e})") from e
+    digits = rows[:, 256:]
+    if rows.shape[1] != 266 or not (np.isin(rows, (0, 1)).all() and (digits.sum(1) == 1).all()):
+        raise DataError(f"--data {path}: not in SEMEION's form: 266 numbers a line, each 0 or 1 (256 pixels, then the "
+                        f"digit one-hot), found {rows.shape[1]} a line")  # fmt: skip
+    images = (rows[:, :256] * 255).astype(np.uint8).reshape(-1, 16, 16)
+    return arrays_catalog(images, digits.argmax(1), str(path), "semeion", [str(path)], class_names=DIGITS)

@@ -558,3 +558,35 @@ def test_usps_as_torchvision_downloads_it(tmp_path):
     (root / "usps.bz2").write_bytes(bz2.compress(b"3 1:0.5 257:0.25\n"))
     with pytest.raises(DataError, match=r"line 1 is not in USPS' form, .*\(index 257\)"):
         open_catalog(str(root / "usps.bz2"))
+
+
+def test_semeion_as_torchvision_downloads_it(tmp_path):
+    """SEMEION (torchvision's root: semeion.data, a digit a line: 256 pixels 0 or 1 written 1.0000, then the digit
+    one-hot) was refused ("a file must be a .zip or a tar ..."; the root: "no class folders found"). Read as
+    torchvision reads it: uint8(v * 255) of each pixel, the digit of the one-hot's 1; all its digits train."""
+    rng = np.random.default_rng(7)
+    pixels, digits = rng.integers(0, 2, (12, 256)), np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8])
+    root = tmp_path / "data"
+    root.mkdir()
+    lines = (" ".join(f"{v:.4f}" for v in p) + " " + " ".join(map(str, np.eye(10, dtype=int)[d])) + " \n"
+             for p, d in zip(pixels, digits))  # fmt: skip
+    (root / "semeion.data").write_text("".join(lines))
+    for data in (root, root / "semeion.data"):
+        cat = open_catalog(str(data))
+        assert cat.name == "semeion" and cat.class_names == [str(d) for d in range(10)]
+        assert cat.labels.tolist() == digits.tolist()
+        assert np.array_equal(cat.images[..., 0].numpy(), (pixels * 255).astype(np.uint8).reshape(-1, 16, 16))
+        with pytest.raises(NoTestSplit, match="SEMEION has no test split"):
+            open_catalog(str(data), split="test")
+    from test_datasets import write_idx_set
+
+    write_idx_set(root / "MNIST" / "raw", n=4)  # beside another set's folder in the root: which to read?
+    with pytest.raises(DataError, match=rf"several data sets \({root / 'semeion.data'}, {root / 'MNIST' / 'raw'}\)"):
+        open_catalog(str(root))
+    (root / "semeion.data").write_text("1.0000 0.5000 1\n")
+    with pytest.raises(DataError, match=r"semeion\.data: not in SEMEION's form: 266 numbers a line, each 0 or 1 "
+                       r"\(256 pixels, then the digit one-hot\), found 3 a line"):  # fmt: skip
+        open_catalog(str(root / "semeion.data"))
+    (root / "semeion.data").write_text("1 x\n")
+    with pytest.raises(DataError, match=r"semeion\.data: not in SEMEION's form, 266 numbers a line \(.*x"):
+        open_catalog(str(root / "semeion.data"))
