@@ -33,6 +33,8 @@ _KNOWN_SETS = {
     **dict.fromkeys(("oxfordiiitpet", "oxfordpet", "oxfordpets"),
                     "torchvision's download folder (its root) or its oxford-iiit-pet folder"),
     "food101": "torchvision's download folder (its root) or its food-101 folder",
+    **dict.fromkeys(("fgvcaircraft", "aircraft"),
+                    "torchvision's download folder (its root) or its fgvc-aircraft-2013b folder"),
     **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "lsun"),
                     "an image folder or an archive of it"),
 }  # fmt: skip

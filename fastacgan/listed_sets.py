@@ -7,6 +7,10 @@ class folders or files alone would be read whole, held-out images too, or as the
   lines; or torchvision's `meta/train.json`; Kaggle's copy keeps them in `meta/meta/`): the 75,750 training images,
   the 25,250 of the test list held out. `--data root` or `root/food-101`; `--data root/food-101/images` reads all
   101,000 as the classes' folders, which the run says.
+- FGVC-Aircraft: `root/fgvc-aircraft-2013b/data/` with `images/<id>.jpg`, `images_variant_trainval.txt` /
+  `images_variant_test.txt` (`1025794 707-320`: the image, its variant, of the 100 in `variants.txt`), as
+  torchvision's FGVCAircraft reads them (its default, the variants): 6,667 images, 3,333 held out. `--data root`,
+  `root/fgvc-aircraft-2013b` or its `data/`. As an image folder it was one class, `images`.
 """
 
 from __future__ import annotations
@@ -120,3 +124,39 @@ def whole_note(folder: Path) -> str | None:
     lists = _food_meta(d).relative_to(d).as_posix()
     return (f"note: {folder} is Food-101's images, read whole, its test list's too ({lists}/ lists its split): "
             f"--data {d} trains on its training list and holds out the test list")  # fmt: skip
+
+
+AIRCRAFT = "images_variant_{}.txt"  # FGVC-Aircraft's lists (torchvision's default annotation level): trainval, test
+AIRCRAFT_SPLITS = {"train": "trainval", "test": "test"}
+
+
+def _aircraft_dir(d: Path) -> Path | None:
+    """FGVC-Aircraft's data/ folder: d itself, or in it (fgvc-aircraft-2013b/data/); None for other folders."""
+    return next((f for f in (d, d / "data") if (f / AIRCRAFT.format("trainval")).is_file() and (f / "images").is_dir()),
+                None)  # fmt: skip
+
+
+def has_aircraft(d: Path) -> bool:
+    return _aircraft_dir(d) is not None
+
+
+def aircraft_in(d: Path, split: str) -> Catalog:
+    """FGVC-Aircraft in folder d (its data/ or the folder of it): the images that the split's list names, labelled
+    by variant; the classes in variants.txt's order, as torchvision's (else the lists' variants, sorted)."""
+    data = _aircraft_dir(d)
+    lists = {s: data / AIRCRAFT.format(AIRCRAFT_SPLITS[s]) for s in ("train", "test")}
+    if not lists[split].is_file():
+        raise split_missing(split, f"--data {d}: no {lists[split].name} (FGVC-Aircraft's {split} split)")
+    rows = {s: [line.split(None, 1) for line in f.read_text(errors="replace").splitlines() if line.strip()]
+            for s, f in lists.items() if f.is_file()}  # fmt: skip
+    if bad := next((r for r in rows[split] if len(r) < 2), None) if rows[split] else ["(none)"]:
+        raise DataError(f"{lists[split]}: {bad[0]!r}; expected lines 'image variant' (1025794 707-320)")
+    names = data / "variants.txt"
+    classes = names.read_text(errors="replace").splitlines() if names.is_file() else []
+    classes = [c.strip() for c in classes if c.strip()] or sorted({r[1].strip() for rs in rows.values() for r in rs})
+    label = {c: k for k, c in enumerate(classes)}
+    if unknown := next((r[1].strip() for r in rows[split] if r[1].strip() not in label), None):
+        raise DataError(f"{lists[split]}: variant {unknown!r} is not in {names.name}")
+    labels = np.array([label[r[1].strip()] for r in rows[split]], dtype=np.int64)
+    paths = [str(data / "images" / f"{r[0]}.jpg") for r in rows[split]]
+    return listed_catalog("fgvc_aircraft", d, paths, labels, classes, f"{lists[split].name} lists")

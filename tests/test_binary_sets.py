@@ -590,3 +590,52 @@ def test_semeion_as_torchvision_downloads_it(tmp_path):
     (root / "semeion.data").write_text("1 x\n")
     with pytest.raises(DataError, match=r"semeion\.data: not in SEMEION's form, 266 numbers a line \(.*x"):
         open_catalog(str(root / "semeion.data"))
+
+
+def test_fgvc_aircraft_as_torchvision_downloads_it(tmp_path):
+    """fgvc-aircraft-2013b/data/: images/<id>.jpg beside images_variant_trainval.txt and _test.txt (`1025794 707-320`)
+    and variants.txt (the 100 variants' order). As an image folder it was one class, "images" (an unconditional
+    GAN, with a note), and the images folder alone was told `--csv images_box.txt`, the bounding boxes. Now read as
+    torchvision's FGVCAircraft reads it: its variants, trainval trains, test is held out."""
+    root = tmp_path / "data"
+    data = root / "fgvc-aircraft-2013b" / "data"
+    (data / "images").mkdir(parents=True)
+    variants = ["707-320", "Cessna 172", "A320", "Cessna 208"]  # (variants.txt's order, not sorted)
+    rows = []
+    for i, v in enumerate(variants * 3):
+        Image.new("RGB", (30, 20), (i * 20, 0, 0)).save(data / "images" / f"{1000000 + i}.jpg")
+        rows.append(f"{1000000 + i} {v}")
+    (data / "images_variant_trainval.txt").write_text("\n".join(rows[:8]) + "\n")
+    (data / "images_variant_test.txt").write_text("\n".join(rows[8:]) + "\n")
+    (data / "images_family_trainval.txt").write_text("1000000 Boeing 707\n")  # (the other annotation levels)
+    (data / "images_box.txt").write_text("1000000 83 155 1116 666\n")
+    (data / "variants.txt").write_text("\n".join(variants) + "\n")
+    for given in (root, root / "fgvc-aircraft-2013b", data):
+        cat = open_catalog(str(given))
+        assert cat.name == "fgvc_aircraft" and cat.class_names == variants
+        assert [Path(n).name for n in cat.names] == [f"{1000000 + i}.jpg" for i in range(8)]
+        assert cat.labels.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]  # Cessna 172 and Cessna 208 two classes
+        assert decode_image(cat.read_bytes(5), cat.names[5], 8, 3)[0, 0, 0].item() in range(95, 106)  # red 100
+        held = open_catalog(str(given), split="test")
+        assert held.class_names == variants and held.labels.tolist() == [0, 1, 2, 3]
+        assert [Path(n).name for n in held.names] == [f"{1000000 + i}.jpg" for i in range(8, 12)]
+    with pytest.raises(DataError, match=rf"\(it holds 12 loose images\); .*\. {data} holds them with their labels "
+                       rf"\(fgvc_aircraft\): give --data {data}$"):  # fmt: skip
+        open_catalog(str(data / "images"))
+    (data / "variants.txt").unlink()  # the lists' variants, sorted
+    assert open_catalog(str(data)).class_names == sorted(variants)
+    (data / "variants.txt").write_text("707-320\nA320\n")
+    with pytest.raises(DataError, match=r"images_variant_trainval\.txt: variant 'Cessna 172' is not in variants\.txt"):
+        open_catalog(str(data))
+    (data / "images_variant_test.txt").unlink()
+    with pytest.raises(NoTestSplit, match=r"no images_variant_test\.txt \(FGVC-Aircraft's test split\)"):
+        open_catalog(str(data), split="test")
+    (data / "images_variant_trainval.txt").write_text("1000000\n")
+    with pytest.raises(DataError, match=r"images_variant_trainval\.txt: '1000000'; expected lines 'image variant'"):
+        open_catalog(str(data))
+    (data / "images" / "1000003.jpg").unlink()
+    (data / "images_variant_trainval.txt").write_text("\n".join(rows[:8]) + "\n")
+    (data / "variants.txt").unlink()
+    with pytest.raises(DataError, match=r"1 of the 8 images that images_variant_trainval\.txt lists are not in "
+                       r"images/, e\.g\. 1000003\.jpg"):  # fmt: skip
+        open_catalog(str(data))
