@@ -144,10 +144,11 @@ def class_examples(cat: Catalog, size: int, channels: int, rows: int, per_row: i
     return out
 
 
-def probe(cat: Catalog, n: int = 32, log=lambda msg: None) -> tuple[int, int]:
+def probe(cat: Catalog, n: int = 32, log=lambda msg: None, channels: int = 0) -> tuple[int, int]:
     """(native size of the first readable image, channels: 1 if every probed image is greyscale else 3: stored so,
-    or in colour with grey alone in it, which is said). Warns if a probed float image has values outside [0, 1],
-    which every decoder clips (float images are read as [0, 1], as DALI reads them)."""
+    or in colour with grey alone in it, which is said unless the model's channels are set, `channels`: --channels,
+    a resume's). Warns if a probed float image has values outside [0, 1], which every decoder clips (float images
+    are read as [0, 1], as DALI reads them); says if probed images have transparent pixels."""
     if cat.images is not None:
         return cat.images.shape[1], cat.images.shape[3]
     first, grey, wide_float, failed, in_colour, clear = 0, True, None, "", 0, []
@@ -171,7 +172,7 @@ def probe(cat: Catalog, n: int = 32, log=lambda msg: None) -> tuple[int, int]:
         warnings.warn(f"{name} is a float image with values from {lo:g} to {hi:g}: float images are read as [0, 1] "
                       "(v * 255, as DALI reads them), so values outside it are clipped; scale such images to "
                       "[0, 1], or save them as 8- or 16-bit", stacklevel=2)  # fmt: skip
-    if grey and in_colour:
+    if grey and in_colour and not channels:
         log(f"note: {in_colour} of the {min(n, len(cat))} images probed are stored in colour but hold grey alone (R = "
             "G = B): the model is greyscale, 1 channel (--channels 3 for RGB)")  # fmt: skip
     if clear:  # (Pokemon sprites: PNGs on a transparent background, read as black)

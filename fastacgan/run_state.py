@@ -29,9 +29,9 @@ class RunState:
     def _probe(self, cfg: TrainConfig) -> tuple[int, int]:
         """(the images' native size, the model's channels): --channels, else a resumed run's (grey images stored in
         colour made RGB models before 2026-12-07), else the data's, as probe finds them."""
-        quiet = cfg.channels or self._run_channels
-        native, channels = probe(self.catalog, log=lambda msg: None if quiet else self.log(msg))
-        return native, quiet or channels
+        given = cfg.channels or self._run_channels
+        native, channels = probe(self.catalog, log=self.log, channels=given)
+        return native, given or channels
 
     def _continue(self, cfg: TrainConfig, path: Path, given: set[str]) -> TrainConfig:
         """A resume's config: the options not given are those of the run it continues (its newest checkpoint's)."""

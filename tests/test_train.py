@@ -1659,13 +1659,19 @@ def test_grey_images_stored_in_colour_make_a_greyscale_model(tmp_path, capsys, m
 
     out, args = tmp_path / "run", ["--data", tmp_path / "xray", *TINY, "--batch-size", 4, "--out", tmp_path / "run"]
     real_probe = run_state.probe
-    monkeypatch.setattr(run_state, "probe", lambda cat, log: (real_probe(cat)[0], 3))  # as the run was made before
+    monkeypatch.setattr(run_state, "probe", lambda cat, log, channels=0: (real_probe(cat)[0], 3))  # as made before
     assert run([*args, "--steps", 2]) == 0
     monkeypatch.setattr(run_state, "probe", real_probe)
     assert final_state(out)["spec"]["channels"] == 3
     assert run([*args, "--steps", 3, "--resume"]) == 0
     assert final_state(out)["spec"]["channels"] == 3 and final_state(out)["step"] == 3
-    capsys.readouterr()
+    assert "hold grey alone" not in capsys.readouterr().out  # (the resume's channels are its checkpoint's)
     assert run([*args[:-1], tmp_path / "grey", "--steps", 2]) == 0
     assert final_state(tmp_path / "grey")["spec"]["channels"] == 1
     assert "hold grey alone" in capsys.readouterr().out
+    sprite = Image.new("RGBA", (20, 16), (0, 0, 0, 0))  # a transparent image: said whatever sets the channels
+    sprite.paste((200, 200, 200, 255), (5, 5, 15, 12))
+    sprite.save(tmp_path / "xray" / "NORMAL" / "clear.png")
+    assert run([*args[:-1], tmp_path / "given", "--steps", 1, "--channels", 3]) == 0
+    said = capsys.readouterr().out
+    assert "images probed have transparent pixels" in said and "hold grey alone" not in said
