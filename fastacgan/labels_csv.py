@@ -233,7 +233,7 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         why = "the first named as labels" if named else f"the last: none is named {', '.join(LABEL_COLUMNS[:6])} ..."
         warnings.warn(f"--csv {csv_path}: the labels are column {taken!r} ({why}); --csv-label-col names another: "
                       f"{', '.join(also[:8])}{' ...' * (len(also) > 8)}", stacklevel=2)  # fmt: skip
-    label_col = label_col or next((lower[c] for c in LABEL_COLUMNS if c in lower), last)
+    label_col = label_col or (named[0] if named else last)
     # several label columns (CelebA's Male,Smiling): each combination of their values is a class
     label_cols = [c.strip() for c in label_col.split(",")] if label_col not in cols else [label_col]
     for opt, col in (("--csv-image-col", image_col), *(("--csv-label-col", c) for c in label_cols)):
