@@ -33,8 +33,8 @@ class TrainConfig:
         "image folder (PATH/<class>/*.jpg|png...), a .zip/.tar/.tar.gz of one, a folder or archive with a CSV "
         "of file names and labels, torchvision's or Keras' CIFAR/MNIST files (and torchvision's SVHN, STL-10, USPS,"
         " SEMEION, Flowers-102, Oxford-IIIT Pet, Food-101, FGVC-Aircraft, EMNIST, QMNIST; Downsampled ImageNet), a CSV "
-        "of pixel rows (Kaggle's MNIST train.csv; FER2013's fer2013.csv), a folder of .npy files (Quick, Draw!'s, a "
-        "class each), or builtin:digits (made on the fly)",
+        "of pixel rows (Kaggle's MNIST train.csv; FER2013's fer2013.csv), a folder of .npy files (Quick, Draw!'s), "
+        "Hugging Face's Parquet files, or builtin:digits (made on the fly)",
     )
     csv: str = _f(
         "",
@@ -50,7 +50,7 @@ class TrainConfig:
         "CSV column with the labels (default: 'label', 'labels', 'target', 'class', 'category', 'diagnosis', 'dx' "
         "or 'Finding Labels', in any case; else one-hot 0/1 columns; else the last column); of CelebA's -1/1 "
         "attributes, the one to train on (Smiling); several, comma-separated, make their combinations the classes "
-        "(Male,Smiling)",
+        "(Male,Smiling); also a Parquet file's (CIFAR-100's coarse_label)",
     )
     classes: str = _f(
         "",

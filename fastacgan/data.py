@@ -318,13 +318,13 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
             archive = lambda: archive_catalog(path, log, csv_path, image_col, label_col, split)  # noqa: E731
             if (mb := path.stat().st_size >> 20) >= LARGE_FILE_MB and not str(path).lower().endswith(ARCHIVE_EXTS):
                 log(f"--data {data}: reading its {mb:,} MB")  # (EMNIST's byclass CSV: half a minute, no other line)
-            if (cat := datasets.array_file_catalog(path, split)) is not None:
+            if (cat := datasets.array_file_catalog(path, split, label_col)) is not None:
                 pass  # an .npz, or a CSV of pixel rows (Kaggle's MNIST)
             elif not str(path).lower().endswith(ARCHIVE_EXTS):
                 raise DataError(f"--data {data}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
                                 f".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train "
                                 f"and y_train, a CSV of pixel rows and labels, SVHN's .mat, STL-10's _X.bin, USPS' "
-                                f".bz2 or an idx images file{file_hint(path)}")  # fmt: skip
+                                f".bz2, an idx images file or a Parquet file{file_hint(path)}")  # fmt: skip
             elif path.name.lower().startswith("stl10_binary"):  # 2.6 GB to decompress, and no image files in it
                 raise DataError(f"--data {data}: STL-10's download is read unpacked: tar xzf {path.name}, then give "
                                 "the stl10_binary folder it makes")  # fmt: skip
@@ -347,7 +347,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     f"holds{beside}")  # fmt: skip
                 path = inner
             csv_path = find_csv(path, csv_opt)
-            cat = None if csv_path else datasets.array_set_catalog(path, split, log)
+            cat = None if csv_path else datasets.array_set_catalog(path, split, log, label_col)
             cat = cat or (None if csv_path else split_archives(path, data, split, log))  # train.tar.gz, test.tar.gz
             if cat is None and not csv_path and (npys := npy_files(path)):  # x_train.npy; Quick, Draw!'s <class>.npy
                 cat = pair_catalog(path, split, npys)

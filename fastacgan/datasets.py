@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import binary_sets, downsampled_imagenet, npy_folder, usps
+from . import binary_sets, downsampled_imagenet, npy_folder, parquet, usps
 from .data import Catalog, DataError, labels_from
 from .pixel_csv import pixel_csv_catalog
 
@@ -290,14 +290,16 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
     return arrays_catalog(x, y, f"{path}:{xk}", path.stem, [str(path)], f"{path}:{yk}")
 
 
-def array_file_catalog(path: Path, split: str = "train") -> Catalog | None:
+def array_file_catalog(path: Path, split: str = "train", label_col: str = "") -> Catalog | None:
     """An .npz (npz_catalog; Kuzushiji's pairs: npy_folder), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat,
-    STL-10's _X.bin or an idx images file (binary_sets), USPS' usps.bz2, SEMEION's semeion.data (usps.py); None for
-    other files."""
+    STL-10's _X.bin or an idx images file (binary_sets), USPS' usps.bz2, SEMEION's semeion.data (usps.py), a Hugging
+    Face Parquet file (parquet.py); None for other files."""
     for read in (binary_sets.binary_file_catalog, npy_folder.kuzushiji_file_catalog, usps.usps_file_catalog,
                  usps.semeion_file_catalog):  # fmt: skip
         if (cat := read(path, split)) is not None:
             return cat
+    if (cat := parquet.parquet_file_catalog(path, split, label_col)) is not None:  # (--csv-label-col: its column)
+        return cat
     if path.name.lower().endswith(".npz"):
         return npz_catalog(path, split)
     return pixel_csv_catalog(path, split) if path.name.lower().endswith(".csv") else None
@@ -328,9 +330,10 @@ def _found_in(d: Path, sub: bool = False) -> tuple[str, Path] | None:
     return (kind, d) if kind else None
 
 
-def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] = lambda msg: None) -> Catalog | None:
+def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] = lambda msg: None,
+                      label_col: str = "") -> Catalog | None:  # fmt: skip
     """The torchvision/Keras data set in folder d (or in one of its sub-folders: torchvision's root), or None; log:
-    progress lines where reading it takes a while (the Downsampled ImageNet)."""
+    progress lines where reading it takes a while (the Downsampled ImageNet); label_col: a Hugging Face set's."""
     hit = _found_in(d)
     if hit is None or hit[0] in usps.ROOT_FILES:  # (torchvision keeps them in its root, beside other sets' folders)
         subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -350,6 +353,8 @@ def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] 
         return _cifar_folder(folder, split)
     if kind == "imagenet_ds":
         return downsampled_imagenet.batches_in(folder, split, log)
+    if kind == "parquet":
+        return parquet.parquet_in(folder, split, label_col)
     if kind != "idx":
         return binary_sets.FOLDER_SETS[kind][1](folder, split)
     return _idx_folder(folder, split)

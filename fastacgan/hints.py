@@ -62,8 +62,8 @@ LMDB = (" (data.mdb is an LMDB database, as LSUN ships its images: fastacgan rea
 
 
 HF_FILES = (
-    "a Hugging Face data set's file, which fastacgan does not read: save its images as an image folder, "
-    "out/<label>/<n>.png, and give that folder"
+    "a Hugging Face data set's Arrow file, as save_to_disk writes them, which fastacgan does not read: save each "
+    "split as Parquet, which it reads, load_from_disk(folder)['train'].to_parquet('train.parquet'), and give that"
 )
 
 
@@ -74,7 +74,7 @@ TF_RECORDS = ("TFRecord files (TensorFlow Datasets', Kaggle's TPU sets), which f
 
 def file_hint(path: Path) -> str:
     """What a --data file that is none of the forms most likely meant: a zstd tar, a RAR or 7z archive, the labels'
-    CSV, a Hugging Face file, an LMDB database, HDF5, an .npy, one image."""
+    CSV, a Hugging Face Arrow file, an LMDB database, HDF5, an .npy, one image."""
     name = path.name.lower()
     if name.endswith((".zst", ".tzst")):
         return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
@@ -83,7 +83,7 @@ def file_hint(path: Path) -> str:
         return f" (a {kind} archive, which is not read here: `{unpack} {path.name}` unpacks it; give the folder)"
     if name.endswith((".csv", ".tsv", ".jsonl")):
         return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
-    if name.endswith((".parquet", ".arrow")):  # Hugging Face datasets' files
+    if name.endswith(".arrow"):  # Hugging Face datasets' save_to_disk
         return f" ({HF_FILES})"
     if extension(name) in (".tfrecord", ".tfrec"):
         return f" ({TF_RECORDS})"
@@ -135,7 +135,6 @@ def kinds_hint(others: Counter) -> str:
         ".tfrecord": TF_RECORDS,
         ".tfrec": TF_RECORDS,
         ".arrow": HF_FILES,
-        ".parquet": HF_FILES,
     }
     said: dict[str, list[str]] = {}  # hint -> the extensions it is for (.nii.gz, .nii)
     for ext in (e for e in hints if e in others):

@@ -681,7 +681,7 @@ def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"it holds \.tfrecord \(2\), \.json \(1\) \(\.tfrecord: TFRecord"):
         open_catalog(str(tf.parent))
     # a Hugging Face data set saved with save_to_disk: train/ and test/ of .arrow and .json files (no split warning)
-    hf = " (.arrow: a Hugging Face data set's file, which fastacgan does not read: save its images as an image "
+    hf = " (.arrow: a Hugging Face data set's Arrow file, as save_to_disk writes them, which fastacgan does not read: "
     for part in ("train", "test"):
         (tmp_path / "hf" / part).mkdir(parents=True)
         (tmp_path / "hf" / part / "state.json").write_text("{}")
@@ -690,7 +690,8 @@ def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
         with pytest.raises(DataError) as e, warnings.catch_warnings():
             warnings.simplefilter("error")
             open_catalog(str(data))
-        assert said in str(e.value) and str(e.value).endswith(f"{hf}folder, out/<label>/<n>.png, and give that folder)")
+        tail = "save each split as Parquet, which it reads, load_from_disk(folder)['train'].to_parquet('train.parquet')"
+        assert said in str(e.value) and str(e.value).endswith(f"{hf}{tail}, and give that)")
 
 
 def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
@@ -1102,8 +1103,9 @@ def test_mnist_m_names_the_list_named_after_its_folder(tmp_path):
         ("train_data.csv", " (a CSV of labels goes to --csv: --data {tmp} --csv train_data.csv)"),
         ("metadata.jsonl", " (a CSV of labels goes to --csv: --data {tmp} --csv metadata.jsonl)"),
         ("cat/0001.jpg", " (one image: --data takes the folder of the class folders: {tmp}, if cat/ is one)"),
-        ("cifar10/train-00000-of-00001.parquet", " (a Hugging Face data set's file, which fastacgan does not read: "
-         "save its images as an image folder, out/<label>/<n>.png, and give that folder)"),
+        ("cifar10/data-00000-of-00001.arrow", " (a Hugging Face data set's Arrow file, as save_to_disk writes them, "
+         "which fastacgan does not read: save each split as Parquet, which it reads, "
+         "load_from_disk(folder)['train'].to_parquet('train.parquet'), and give that)"),
         ("Galaxy10_DECals.h5", " (an HDF5 file, which fastacgan does not read: save its images and labels with h5py "
          "as an .npz, np.savez('set.npz', x_train=f['images'][:], y_train=f['labels'][:]), and give that)"),
         ("quickdraw/cat.npy", " (an .npy file is read in its folder: --data {tmp}/quickdraw, where each .npy holds a "
@@ -1120,8 +1122,8 @@ def test_a_data_file_of_no_form_says_what_it_most_likely_meant(tmp_path, name, h
         open_catalog(str(tmp_path / name))
     assert str(e.value) == (f"--data {tmp_path / name}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
                             ".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train and "
-                            "y_train, a CSV of pixel rows and labels, SVHN's .mat, STL-10's _X.bin, USPS' .bz2 or an "
-                            f"idx images file{hint.format(tmp=tmp_path)}")  # fmt: skip
+                            "y_train, a CSV of pixel rows and labels, SVHN's .mat, STL-10's _X.bin, USPS' .bz2, an "
+                            f"idx images file or a Parquet file{hint.format(tmp=tmp_path)}")  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,174 @@
+"""Hugging Face data sets as Parquet files (fastacgan/parquet.py), read without pyarrow: the files in
+tests/data/hf were written by pyarrow as Hugging Face's datasets writes them (tests/data/hf/make_fixtures.py). They
+were refused before ("a Hugging Face data set's file, which fastacgan does not read")."""
+
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+from fastacgan import checkpoint as ckpt
+from fastacgan import parquet
+from fastacgan.data import DataError, NoTestSplit, open_catalog
+from fastacgan.decode import decode_image
+from fastacgan.train import main
+
+HF = Path(__file__).parent / "data" / "hf"
+RED = (0, 50, 100, 150, 200, 250)  # image i of a file: (RED[i % 6], 20 * (i // 6), 99), its label i % 3
+CIFAR = ["airplane", "automobile", "bird"]
+
+
+def colours(cat) -> list[tuple]:
+    return [tuple(decode_image(cat.read_bytes(i), cat.names[i], 8, 3)[0, 0].tolist()) for i in range(len(cat))]
+
+
+def want(rows) -> list[tuple]:
+    return [(RED[i % 6], 20 * (i // 6), 99) for i in rows]
+
+
+def pages(path: Path) -> list[tuple[str, int, int, bool]]:
+    """(column, codec, page type of its first data page, has a dictionary page) of each column chunk in the file,
+    read with the module's own Thrift reader: what the fixtures exercise."""
+    raw = path.read_bytes()
+    out = []
+    for group in parquet._footer(path, raw)[4]:
+        for chunk in group[1]:
+            meta = chunk[3]
+            head = parquet._Thrift(raw, meta[9]).struct()
+            out.append((".".join(p.decode() for p in meta[3]), meta[4], head[1], 11 in meta))
+    return out
+
+
+def test_the_fixtures_use_what_hugging_face_files_use():
+    """Snappy with dictionaries and pages v1 (older datasets); images plain and uncompressed (datasets 4+); gzip
+    and pages v2; several row groups."""
+    old = pages(HF / "cifar10" / "plain_text" / "train-00000-of-00001.parquet")
+    assert {(c, codec, page, d) for c, codec, page, d in old} == {("img.bytes", 1, 0, True), ("img.path", 1, 0, True),
+                                                                  ("label", 1, 0, True)}  # fmt: skip
+    assert len(old) == 9  # 12 rows in groups of 5: three row groups
+    new = pages(HF / "food" / "data" / "train-00000-of-00002.parquet")
+    assert ("img.bytes", 0, 0, False) in new and ("label", 1, 0, True) in new
+    assert {(codec, page) for _, codec, page, _ in pages(HF / "food" / "data" / "validation-00000-of-00001.parquet")} \
+        == {(2, 3)}  # fmt: skip
+
+
+def test_a_hugging_face_repository_as_downloaded():
+    """uoft-cs/cifar10 as `huggingface-cli download` leaves it: README.md, .gitattributes and plain_text/ of a
+    train and a test file; its classes as datasets names them (ClassLabel's names); the test file held out."""
+    for data in (HF / "cifar10", HF / "cifar10" / "plain_text"):
+        cat = open_catalog(str(data))
+        assert cat.name == "cifar10" and cat.class_names == CIFAR and len(cat) == 12
+        assert cat.labels.tolist() == [i % 3 for i in range(12)] and colours(cat) == want(range(12))
+        assert cat.names[7] == str(HF / "cifar10" / "plain_text" / "train-00000-of-00001.parquet") + "[7]"
+        for split in ("test", "held"):  # (evaluate's --test-data: the set given whole, its test split)
+            held = open_catalog(str(data), split=split)
+            assert held.class_names == CIFAR and held.labels.tolist() == [0, 1, 2, 0, 1, 2]
+            assert colours(held) == want(range(6)) and held.names[0].endswith("test-00000-of-00001.parquet[0]")
+    one = HF / "cifar10" / "plain_text" / "train-00000-of-00001.parquet"
+    assert len(open_catalog(str(one))) == 12 and len(open_catalog(str(one), split="test")) == 6
+    with pytest.raises(NoTestSplit, match="one split of its set"):
+        open_catalog(str(one.with_name("test-00000-of-00001.parquet")), split="test")
+
+
+def test_shards_a_validation_split_and_the_hubs_converted_form(tmp_path):
+    """food101-like data/: two training shards read in order, the validation split held out (no test split);
+    one shard given alone is read and said; the Hub's converted <config>/<split>/0000.parquet."""
+    cat = open_catalog(str(HF / "food"))
+    assert cat.name == "food" and len(cat) == 12 and colours(cat) == want(range(12))
+    assert [Path(n).name for n in (cat.names[6], cat.names[7])] == ["train-00000-of-00002.parquet[6]",
+                                                                    "train-00001-of-00002.parquet[0]"]  # fmt: skip
+    held = open_catalog(str(HF / "food"), split="test")
+    assert held.names[0].endswith("validation-00000-of-00001.parquet[0]") and colours(held) == want(range(6))
+    shard = HF / "food" / "data" / "train-00000-of-00002.parquet"
+    with pytest.warns(UserWarning, match=rf"{shard}: one of the 2 files of its split; --data {shard.parent} reads"):
+        assert len(open_catalog(str(shard))) == 7
+    conv = open_catalog(str(HF / "converted"))
+    assert conv.name == "converted" and len(conv) == 6 and conv.class_names == CIFAR
+    assert len(open_catalog(str(HF / "converted"), split="test")) == 3
+    lone = tmp_path / "set"  # one split's shards named as no split: a training set, no test split
+    lone.mkdir()
+    shutil.copy(shard, lone / "0000.parquet")
+    assert len(open_catalog(str(lone))) == 7
+    with pytest.raises(NoTestSplit, match=r"no test shards among its Parquet files \(its splits: no split named\)"):
+        open_catalog(str(lone), split="test")
+
+
+def test_the_label_column_words_as_labels_and_binary_image_columns():
+    """CIFAR-100's fine_label and coarse_label (two ClassLabels): the first, said, or the one --csv-label-col
+    names; a binary column of JPEG files named image and words in a column named class, with no Hugging Face
+    metadata: the words are the classes, in sorted order."""
+    path = HF / "cifar100.parquet"
+    with pytest.warns(UserWarning, match=r"the labels are column 'fine_label'; --csv-label-col names another: "
+                      "coarse_label"):  # fmt: skip
+        cat = open_catalog(str(path))
+    assert cat.class_names == ["apple", "bed", "cup", "dog"] and cat.labels.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coarse = open_catalog(str(path), label_col="coarse_label")
+    assert coarse.class_names == ["fruit", "household"] and coarse.labels.tolist() == [0, 1] * 4
+    with pytest.raises(DataError, match=r"--csv-label-col 'fine': no such column in .*cifar100\.parquet \(its "
+                       r"columns: fine_label, coarse_label\)"):  # fmt: skip
+        open_catalog(str(path), label_col="fine")
+    words = open_catalog(str(HF / "words.parquet"))
+    assert words.class_names == ["cat", "dog"] and words.labels.tolist() == [1, 0, 1, 0, 0, 1]
+    got = np.array(colours(words))
+    assert np.abs(got - np.array(want(range(6)))).max() <= 6  # (JPEG)
+
+
+def test_what_it_cannot_read_is_said(tmp_path):
+    with pytest.raises(DataError, match=r"unlabelled\.parquet: 3 of its 3 images have the label -1, as Hugging Face "
+                       "marks an image with no label"):  # fmt: skip
+        open_catalog(str(HF / "unlabelled.parquet"))
+    with pytest.raises(DataError, match=r"tags\.parquet: no column of labels \(label, labels, \.\.\. or a "
+                       r"ClassLabel\); --csv-label-col names one \(its columns: tags\)"):  # fmt: skip
+        open_catalog(str(HF / "tags.parquet"))
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        with pytest.raises(DataError, match=r"zstd\.parquet: its pages are zstd-compressed: pip install zstandard"):
+            open_catalog(str(HF / "zstd.parquet"))
+    else:
+        assert colours(open_catalog(str(HF / "zstd.parquet"))) == want(range(3))
+    good = (HF / "words.parquet").read_bytes()
+    for name, data, said in (("junk.parquet", b"not parquet at all", "not a Parquet file (it does not begin and end "
+                                                                      "with PAR1)"),
+                             ("cut.parquet", good[:40] + good[-300:], "cannot read this Parquet file")):  # fmt: skip
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match=rf"--data {tmp_path / name}: {re.escape(said)}"):
+            open_catalog(str(tmp_path / name))
+
+
+def test_snappy_literals_and_copies():
+    """Snappy's raw format: literals (short, and long with their length in the bytes after the tag), copies with
+    1-, 2- and 4-byte offsets, a copy longer than its offset (it repeats what it copies)."""
+    text = b"abcdefgh" * 10  # 80 bytes
+    stream = bytes([100]) + bytes([(60 << 2) | 0, 79]) + text  # the length, a literal of 80 (1 length byte)
+    stream += bytes([((8 - 4) << 2) | 1, 8])  # copy 8 from 8 back (1-byte offset): "abcdefgh"
+    stream += bytes([((6 - 1) << 2) | 2, 3, 0])  # copy 6 from 3 back (2-byte offset): "fghfgh"
+    stream += bytes([((6 - 1) << 2) | 3, 94, 0, 0, 0])  # copy 6 from 94 back (4-byte offset): "abcdef"
+    assert parquet.snappy_decompress(stream) == text + b"abcdefgh" + b"fghfgh" + b"abcdef"
+    with pytest.raises(ValueError, match="a back-reference 9 bytes back, 2 written"):
+        parquet.snappy_decompress(bytes([4, 1 << 2]) + b"ab" + bytes([1, 9]))
+    with pytest.raises(ValueError, match="2 bytes, its header says 5"):
+        parquet.snappy_decompress(bytes([5, 1 << 2]) + b"ab")
+
+
+def test_a_run_on_a_hugging_face_set_and_its_evaluation(tmp_path, capsys):
+    """Trained on with the resident and the torch loaders (its bytes read in worker processes), then evaluated:
+    the discriminator scored on its test split."""
+    from fastacgan.evaluate import main as evaluate
+
+    for loader in ("resident", "torch"):
+        out = tmp_path / loader
+        args = ["--data", HF / "cifar10", *TINY, "--batch-size", 4, "--steps", 2, "--loader", loader, "--out", out]
+        assert main([str(a) for a in args + (["--workers", "1"] if loader == "torch" else [])]) == 0
+        state = ckpt.load_checkpoint(ckpt.list_checkpoints(out / "checkpoints")[-1])
+        assert state["step"] == 2 and state["classes"] == CIFAR
+    capsys.readouterr()
+    assert evaluate(["--ckpt", str(tmp_path / "torch"), "--n-per-class", "2", "--image-metrics", "0"]) == 0
+    said = capsys.readouterr()
+    assert "(held out)" in said.err and "its test split" in said.err
