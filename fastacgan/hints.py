@@ -62,8 +62,9 @@ LMDB = (" (data.mdb is an LMDB database, as LSUN ships its images: fastacgan rea
 
 
 HF_FILES = (
-    "a Hugging Face data set's Arrow file, as save_to_disk writes them, which fastacgan does not read: save each "
-    "split as Parquet, which it reads, load_from_disk(folder)['train'].to_parquet('train.parquet'), and give that"
+    "a Hugging Face data set's Arrow file, as save_to_disk writes them, which fastacgan does not read: give the "
+    "Parquet files it came from (load_dataset keeps them in ~/.cache/huggingface/hub/datasets--<owner>--<name>), or "
+    "save each split as Parquet, load_from_disk(folder)['train'].to_parquet('train.parquet'), and give that"
 )
 
 

@@ -2,6 +2,7 @@
 tests/data/hf were written by pyarrow as Hugging Face's datasets writes them (tests/data/hf/make_fixtures.py). They
 were refused before ("a Hugging Face data set's file, which fastacgan does not read")."""
 
+import os
 import re
 import shutil
 import warnings
@@ -12,7 +13,7 @@ import pytest
 from conftest import TINY
 
 from fastacgan import checkpoint as ckpt
-from fastacgan import parquet
+from fastacgan import parquet_format
 from fastacgan.data import DataError, NoTestSplit, open_catalog
 from fastacgan.decode import decode_image
 from fastacgan.train import main
@@ -35,10 +36,10 @@ def pages(path: Path) -> list[tuple[str, int, int, bool]]:
     read with the module's own Thrift reader: what the fixtures exercise."""
     raw = path.read_bytes()
     out = []
-    for group in parquet._footer(path, raw)[4]:
+    for group in parquet_format.footer(path, raw)[4]:
         for chunk in group[1]:
             meta = chunk[3]
-            head = parquet._Thrift(raw, meta[9]).struct()
+            head = parquet_format.Thrift(raw, meta[9]).struct()
             out.append((".".join(p.decode() for p in meta[3]), meta[4], head[1], 11 in meta))
     return out
 
@@ -150,11 +151,11 @@ def test_snappy_literals_and_copies():
     stream += bytes([((8 - 4) << 2) | 1, 8])  # copy 8 from 8 back (1-byte offset): "abcdefgh"
     stream += bytes([((6 - 1) << 2) | 2, 3, 0])  # copy 6 from 3 back (2-byte offset): "fghfgh"
     stream += bytes([((6 - 1) << 2) | 3, 94, 0, 0, 0])  # copy 6 from 94 back (4-byte offset): "abcdef"
-    assert parquet.snappy_decompress(stream) == text + b"abcdefgh" + b"fghfgh" + b"abcdef"
+    assert parquet_format.snappy_decompress(stream) == text + b"abcdefgh" + b"fghfgh" + b"abcdef"
     with pytest.raises(ValueError, match="a back-reference 9 bytes back, 2 written"):
-        parquet.snappy_decompress(bytes([4, 1 << 2]) + b"ab" + bytes([1, 9]))
+        parquet_format.snappy_decompress(bytes([4, 1 << 2]) + b"ab" + bytes([1, 9]))
     with pytest.raises(ValueError, match="2 bytes, its header says 5"):
-        parquet.snappy_decompress(bytes([5, 1 << 2]) + b"ab")
+        parquet_format.snappy_decompress(bytes([5, 1 << 2]) + b"ab")
 
 
 def test_a_run_on_a_hugging_face_set_and_its_evaluation(tmp_path, capsys):
@@ -172,3 +173,26 @@ def test_a_run_on_a_hugging_face_set_and_its_evaluation(tmp_path, capsys):
     assert evaluate(["--ckpt", str(tmp_path / "torch"), "--n-per-class", "2", "--image-metrics", "0"]) == 0
     said = capsys.readouterr()
     assert "(held out)" in said.err and "its test split" in said.err
+
+
+def test_a_repository_in_the_hubs_cache(tmp_path):
+    """~/.cache/huggingface/hub/datasets--uoft-cs--cifar10 (what load_dataset and hf_hub_download keep): blobs/ of
+    the files, refs/main naming a commit, snapshots/<commit>/plain_text/*.parquet links to the blobs. The
+    repository's folder was "class folder blobs holds no images"; its snapshot's run was named by the commit."""
+    repo = tmp_path / "hub" / "datasets--uoft-cs--cifar10"
+    (repo / "blobs").mkdir(parents=True)
+    old, new = repo / "snapshots" / ("0" * 40), repo / "snapshots" / ("1" * 40)
+    for snap in (old, new):
+        (snap / "plain_text").mkdir(parents=True)
+    for k, split in enumerate(("train", "test")):
+        shutil.copy(HF / "cifar10" / "plain_text" / f"{split}-00000-of-00001.parquet", repo / "blobs" / f"blob{k}")
+        (new / "plain_text" / f"{split}-00000-of-00001.parquet").symlink_to(f"../../../blobs/blob{k}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("1" * 40)
+    for data in (repo, new):
+        cat = open_catalog(str(data))
+        assert cat.name == "cifar10" and len(cat) == 12 and colours(cat) == want(range(12))
+        assert len(open_catalog(str(data), split="test")) == 6
+    (repo / "refs" / "main").unlink()  # no ref: the newest snapshot
+    os.utime(old, (1, 1))
+    assert len(open_catalog(str(repo))) == 12
