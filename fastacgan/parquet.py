@@ -71,7 +71,7 @@ def _pick(path: Path, leaves: dict, features: dict, label_col: str) -> tuple[tup
 def read_parquet(path: Path, label_col: str = "") -> tuple[list[bytes], list, list[str] | None, str]:
     """(the images' encoded bytes, their labels, the class names where the file names them, the label column)."""
     try:
-        raw = path.read_bytes()
+        raw = memoryview(path.read_bytes())  # (pages are sliced from it, not copied)
     except OSError as e:
         raise DataError(f"--data {path}: cannot read ({e})") from e
     try:
