@@ -131,17 +131,19 @@ def _snapshot(d: Path) -> Path | None:
     return named if named and named.is_dir() else max(snaps.iterdir(), key=lambda p: p.stat().st_mtime, default=None)
 
 
-def shards(d: Path) -> list[Path]:
+def shards(d: Path, depth: int = 0) -> list[Path]:
     """The Parquet files in folder d, or in its folders named as splits (the Hub's converted train/0000.parquet), or
     in the one folder it holds (a repository's: cifar10/plain_text/ beside its README.md), or in the snapshot of a
     repository in the Hub's cache."""
     if found := sorted(d.glob("*.parquet")):
         return found
+    if depth > 3:  # (lone folders in lone folders: a link to its own folder)
+        return []
     if snap := _snapshot(d):
-        return shards(snap)
+        return shards(snap, depth + 1)
     subs = [Path(e.path) for e in os.scandir(d) if e.is_dir() and not e.name.startswith(".")]  # (no stat calls)
     if len(subs) == 1 and subs[0].name.lower() not in (*TRAIN_SPLITS, *TEST_SPLITS):
-        return shards(subs[0])
+        return shards(subs[0], depth + 1)
     return sorted(f for s in subs if s.name.lower() in (*TRAIN_SPLITS, *TEST_SPLITS) for f in s.glob("*.parquet"))
 
 
