@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import downsampled_imagenet, parquet, usps
+from . import downsampled_imagenet, hf_sets, usps
 from .data import Catalog, DataError, NoTestSplit, file_safe
 from .listed_sets import aircraft_in, food_in, has_aircraft, has_food, has_pets, listed_catalog, pets_in, split_missing
 
@@ -344,7 +344,7 @@ FOLDER_SETS = {
     "imagenet_ds": (downsampled_imagenet.has_batches, downsampled_imagenet.batches_in, "imagenet"),
     "usps": (usps.has_usps, usps.usps_in, "usps"),
     "semeion": (lambda d: (d / usps.SEMEION).is_file(), usps.semeion_in, "semeion"),
-    "parquet": (parquet.has_parquet, parquet.parquet_in, "parquet"),
+    "hf": (hf_sets.has_hf_set, hf_sets.hf_set_in, "parquet"),
 }
 
 

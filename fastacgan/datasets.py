@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import binary_sets, downsampled_imagenet, npy_folder, parquet, usps
+from . import binary_sets, downsampled_imagenet, hf_sets, npy_folder, usps
 from .data import Catalog, DataError, labels_from
 from .pixel_csv import pixel_csv_catalog
 
@@ -293,12 +293,12 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
 def array_file_catalog(path: Path, split: str = "train", label_col: str = "") -> Catalog | None:
     """An .npz (npz_catalog; Kuzushiji's pairs: npy_folder), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat,
     STL-10's _X.bin or an idx images file (binary_sets), USPS' usps.bz2, SEMEION's semeion.data (usps.py), a Hugging
-    Face Parquet file (parquet.py); None for other files."""
+    Face Parquet or Arrow file (hf_sets.py); None for other files."""
     for read in (binary_sets.binary_file_catalog, npy_folder.kuzushiji_file_catalog, usps.usps_file_catalog,
                  usps.semeion_file_catalog):  # fmt: skip
         if (cat := read(path, split)) is not None:
             return cat
-    if (cat := parquet.parquet_file_catalog(path, split, label_col)) is not None:  # (--csv-label-col: its column)
+    if (cat := hf_sets.hf_file_catalog(path, split, label_col)) is not None:  # (--csv-label-col: its column)
         return cat
     if path.name.lower().endswith(".npz"):
         return npz_catalog(path, split)
@@ -353,8 +353,8 @@ def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] 
         return _cifar_folder(folder, split)
     if kind == "imagenet_ds":
         return downsampled_imagenet.batches_in(folder, split, log)
-    if kind == "parquet":
-        return parquet.parquet_in(folder, split, label_col)
+    if kind == "hf":
+        return hf_sets.hf_set_in(folder, split, label_col)
     if kind != "idx":
         return binary_sets.FOLDER_SETS[kind][1](folder, split)
     return _idx_folder(folder, split)

@@ -61,13 +61,6 @@ LMDB = (" (data.mdb is an LMDB database, as LSUN ships its images: fastacgan rea
         "folder first, with LSUN's `python data.py export`, and give that)")  # fmt: skip
 
 
-HF_FILES = (
-    "a Hugging Face data set's Arrow file, as save_to_disk writes them, which fastacgan does not read: give the "
-    "Parquet files it came from (load_dataset keeps them in ~/.cache/huggingface/hub/datasets--<owner>--<name>), or "
-    "save each split as Parquet, load_from_disk(folder)['train'].to_parquet('train.parquet'), and give that"
-)
-
-
 TF_RECORDS = ("TFRecord files (TensorFlow Datasets', Kaggle's TPU sets), which fastacgan does not read: save their "
               "images and labels as an .npz first, np.savez('set.npz', x_train=images, y_train=labels) from "
               "tfds.as_numpy(ds), and give that")  # fmt: skip
@@ -75,7 +68,7 @@ TF_RECORDS = ("TFRecord files (TensorFlow Datasets', Kaggle's TPU sets), which f
 
 def file_hint(path: Path) -> str:
     """What a --data file that is none of the forms most likely meant: a zstd tar, a RAR or 7z archive, the labels'
-    CSV, a Hugging Face Arrow file, an LMDB database, HDF5, an .npy, one image."""
+    CSV, an LMDB database, HDF5, an .npy, one image."""
     name = path.name.lower()
     if name.endswith((".zst", ".tzst")):
         return f" (a zstd-compressed tar: `zstd -d {path.name}` gives the .tar)"
@@ -84,8 +77,6 @@ def file_hint(path: Path) -> str:
         return f" (a {kind} archive, which is not read here: `{unpack} {path.name}` unpacks it; give the folder)"
     if name.endswith((".csv", ".tsv", ".jsonl")):
         return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
-    if name.endswith(".arrow"):  # Hugging Face datasets' save_to_disk
-        return f" ({HF_FILES})"
     if extension(name) in (".tfrecord", ".tfrec"):
         return f" ({TF_RECORDS})"
     if name.endswith(".mdb"):
@@ -135,7 +126,6 @@ def kinds_hint(others: Counter) -> str:
         "`magick mogrify -format jpg *.heic`, or `heif-convert` from libheif",
         ".tfrecord": TF_RECORDS,
         ".tfrec": TF_RECORDS,
-        ".arrow": HF_FILES,
     }
     said: dict[str, list[str]] = {}  # hint -> the extensions it is for (.nii.gz, .nii)
     for ext in (e for e in hints if e in others):

@@ -1,4 +1,4 @@
-"""The Parquet format, as far as Hugging Face's data sets use it (fastacgan/parquet.py reads their images and
+"""The Parquet format, as far as Hugging Face's data sets use it (fastacgan/hf_sets.py reads their images and
 labels): the footer's Thrift metadata (compact protocol), column chunks of pages v1 and v2, PLAIN and dictionary
 encodings, definition levels (RLE / bit-packed), no compression, Snappy, gzip, zstd (with the zstandard module)."""
 

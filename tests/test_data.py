@@ -680,21 +680,6 @@ def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
         )
     with pytest.raises(DataError, match=r"it holds \.tfrecord \(2\), \.json \(1\) \(\.tfrecord: TFRecord"):
         open_catalog(str(tf.parent))
-    # a Hugging Face data set saved with save_to_disk: train/ and test/ of .arrow and .json files (no split warning)
-    hf = " (.arrow: a Hugging Face data set's Arrow file, as save_to_disk writes them, which fastacgan does not read: "
-    for part in ("train", "test"):
-        (tmp_path / "hf" / part).mkdir(parents=True)
-        (tmp_path / "hf" / part / "state.json").write_text("{}")
-        (tmp_path / "hf" / part / "data-00000-of-00001.arrow").write_bytes(b"ARROW1")
-    for data, said in ((tmp_path / "hf", "holds no images"), (tmp_path / "hf" / "train", "no class folders found")):
-        with pytest.raises(DataError) as e, warnings.catch_warnings():
-            warnings.simplefilter("error")
-            open_catalog(str(data))
-        tail = (
-            "give the Parquet files it came from (load_dataset keeps them in ~/.cache/huggingface/hub/datasets--"
-            "<owner>--<name>), or save each split as Parquet, load_from_disk(folder)['train'].to_parquet("
-        )
-        assert said in str(e.value) and str(e.value).endswith(f"{hf}{tail}'train.parquet'), and give that)")
 
 
 def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
@@ -1106,10 +1091,6 @@ def test_mnist_m_names_the_list_named_after_its_folder(tmp_path):
         ("train_data.csv", " (a CSV of labels goes to --csv: --data {tmp} --csv train_data.csv)"),
         ("metadata.jsonl", " (a CSV of labels goes to --csv: --data {tmp} --csv metadata.jsonl)"),
         ("cat/0001.jpg", " (one image: --data takes the folder of the class folders: {tmp}, if cat/ is one)"),
-        ("cifar10/data-00000-of-00001.arrow", " (a Hugging Face data set's Arrow file, as save_to_disk writes them, "
-         "which fastacgan does not read: give the Parquet files it came from (load_dataset keeps them in "
-         "~/.cache/huggingface/hub/datasets--<owner>--<name>), or save each split as Parquet, "
-         "load_from_disk(folder)['train'].to_parquet('train.parquet'), and give that)"),
         ("Galaxy10_DECals.h5", " (an HDF5 file, which fastacgan does not read: save its images and labels with h5py "
          "as an .npz, np.savez('set.npz', x_train=f['images'][:], y_train=f['labels'][:]), and give that)"),
         ("quickdraw/cat.npy", " (an .npy file is read in its folder: --data {tmp}/quickdraw, where each .npy holds a "

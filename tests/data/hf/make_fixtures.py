@@ -85,3 +85,29 @@ pq.write_table(
 pq.write_table(table(3, {"label": (lambda n: [-1] * n, pa.int64())}, NAMES), "unlabelled.parquet")
 pq.write_table(table(3, {"tags": (lambda n: [[1, 2]] * n, pa.list_(pa.int64()))}, {}), "tags.parquet")
 pq.write_table(table(3, CIFAR, NAMES), "zstd.parquet", compression="zstd")
+
+
+# Arrow: save_to_disk's DatasetDict (a stream a split, written in batches, as datasets' ArrowWriter writes them)
+def stream(t: pa.Table, path: str, batch: int = 4) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with pa.OSFile(path, "wb") as f, pa.ipc.new_stream(f, t.schema) as w:
+        for b in t.to_batches(max_chunksize=batch):
+            w.write_batch(b)
+
+
+for split, n in (("train", 12), ("test", 6)):
+    stream(table(n, CIFAR, NAMES), f"saved/{split}/data-00000-of-00001.arrow")
+    open(f"saved/{split}/state.json", "w").write('{"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}')
+open("saved/dataset_dict.json", "w").write('{"splits": ["train", "test"]}')
+# load_dataset's cache: <builder>-<split>.arrow, and a map()'s output beside them (not the set)
+cache = "cache/uoft-cs___cifar10/plain_text/0.0.0/0123abcd"
+stream(table(12, CIFAR, NAMES), f"{cache}/cifar10-train.arrow")
+stream(table(6, CIFAR, NAMES), f"{cache}/cifar10-test.arrow")
+stream(table(2, CIFAR, NAMES), f"{cache}/cache-5f2ab0c1e2d3.arrow")
+open(f"{cache}/dataset_info.json", "w").write("{}")
+# Arrow's file form (ARROW1 ... ARROW1), and a stream with a missing image
+with pa.OSFile("file_form.arrow", "wb") as f, pa.ipc.new_file(f, table(5, CIFAR, NAMES).schema) as w:
+    w.write_table(table(5, CIFAR, NAMES))
+holes = table(3, CIFAR, NAMES)
+holes = holes.set_column(0, "img", pa.array([{"bytes": picture(0), "path": None}, None, None], IMAGE))
+stream(holes, "holes.arrow")

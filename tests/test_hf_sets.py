@@ -1,4 +1,4 @@
-"""Hugging Face data sets as Parquet files (fastacgan/parquet.py), read without pyarrow: the files in
+"""Hugging Face data sets as Parquet and Arrow files (fastacgan/hf_sets.py), read without pyarrow: the files in
 tests/data/hf were written by pyarrow as Hugging Face's datasets writes them (tests/data/hf/make_fixtures.py). They
 were refused before ("a Hugging Face data set's file, which fastacgan does not read")."""
 
@@ -94,7 +94,8 @@ def test_shards_a_validation_split_and_the_hubs_converted_form(tmp_path):
     lone.mkdir()
     shutil.copy(shard, lone / "0000.parquet")
     assert len(open_catalog(str(lone))) == 7
-    with pytest.raises(NoTestSplit, match=r"no test shards among its Parquet files \(its splits: no split named\)"):
+    with pytest.raises(NoTestSplit, match=r"no test files among its Parquet or Arrow files \(its splits: no split "
+                       "named\\)"):  # fmt: skip
         open_catalog(str(lone), split="test")
 
 
@@ -196,3 +197,32 @@ def test_a_repository_in_the_hubs_cache(tmp_path):
     (repo / "refs" / "main").unlink()  # no ref: the newest snapshot
     os.utime(old, (1, 1))
     assert len(open_catalog(str(repo))) == 12
+
+
+def test_arrow_files_of_save_to_disk_and_load_datasets_cache(tmp_path):
+    """save_to_disk's DatasetDict (train/data-00000-of-00001.arrow, test/...: Arrow streams of several record
+    batches), load_dataset's cache (cifar10-train.arrow beside a map()'s cache-<fingerprint>.arrow, passed over),
+    Arrow's file form. They were refused ("a Hugging Face data set's file, which fastacgan does not read")."""
+    saved = HF / "saved"
+    for data in (saved, saved / "train", saved / "train" / "data-00000-of-00001.arrow"):
+        cat = open_catalog(str(data))
+        assert cat.name == "saved" and cat.class_names == CIFAR and len(cat) == 12
+        assert cat.labels.tolist() == [i % 3 for i in range(12)] and colours(cat) == want(range(12))
+    held = open_catalog(str(saved), split="test")
+    assert held.names[0] == str(saved / "test" / "data-00000-of-00001.arrow") + "[0]"
+    assert colours(held) == want(range(6))
+    cache = HF / "cache" / "uoft-cs___cifar10" / "plain_text" / "0.0.0" / "0123abcd"
+    for data in (HF / "cache", cache, cache / "cifar10-train.arrow"):
+        cat = open_catalog(str(data))
+        assert cat.name == "cifar10" and len(cat) == 12 and colours(cat) == want(range(12))  # (not the map's 2)
+        assert open_catalog(str(data), split="test").names[-1] == str(cache / "cifar10-test.arrow") + "[5]"
+    form = open_catalog(str(HF / "file_form.arrow"))
+    assert form.labels.tolist() == [0, 1, 2, 0, 1] and colours(form) == want(range(5))
+    with pytest.raises(DataError, match=r"holes\.arrow: 2 of column img\.bytes's values are missing"):
+        open_catalog(str(HF / "holes.arrow"))
+    raw = (saved / "train" / "data-00000-of-00001.arrow").read_bytes()
+    for name, data, said in (("cut.arrow", raw[: len(raw) // 2], "cannot read an Arrow file"),
+                             ("odd.arrow", raw[200:], "cannot read an Arrow file")):  # fmt: skip
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match=rf"--data {tmp_path / name}: {said}"):
+            open_catalog(str(tmp_path / name))

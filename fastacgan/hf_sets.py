@@ -1,10 +1,11 @@
-"""Hugging Face data sets as the Hub ships them, Parquet files of images (their encoded bytes) and labels, read
-without pyarrow: `--data train-00000-of-00001.parquet`, or a set's folder of shards (uoft-cs/cifar10's `plain_text/`,
-`data/train-00000-of-00008.parquet` ..., the Hub's converted `<config>/train/0000.parquet`), whose test shards (else
-validation ones) are held out. The images: the column `datasets` marks as an Image (a struct of `bytes` and `path`),
-else a binary column of image files; the labels: the column named as labels (`label`, ... as a CSV's), else the first
-ClassLabel, with its `names`; --csv-label-col picks another (CIFAR-100's `coarse_label`). Pages v1 and v2, PLAIN and
-dictionary encodings; no compression, Snappy, gzip (zstd where the zstandard module is installed)."""
+"""Hugging Face data sets, read without pyarrow: the Hub's Parquet files (parquet_format.py) and the Arrow files of
+save_to_disk and load_dataset's cache (arrow_format.py), images (their encoded bytes) and labels. `--data
+train-00000-of-00001.parquet`, or a set's folder of files (uoft-cs/cifar10's `plain_text/`, `data/train-00000-of-
+00008.parquet` ..., the Hub's converted `<config>/train/0000.parquet`, save_to_disk's `train/data-00000-of-
+00001.arrow`, the cache's `cifar10-train.arrow`), whose test files (else validation ones) are held out. The images:
+the column `datasets` marks as an Image (a struct of `bytes` and `path`), else a binary column of image files; the
+labels: the column named as labels (`label`, ... as a CSV's), else the first ClassLabel, with its `names`;
+--csv-label-col picks another (CIFAR-100's `coarse_label`)."""
 
 from __future__ import annotations
 
@@ -17,19 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .arrow_format import read_arrow
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, labels_from
 from .parquet_format import Unread, column, footer, schema_leaves
 
-SHARD = re.compile(r"(?:(?P<split>[A-Za-z]+)[-_.])?.*\.parquet$", re.I)  # train-00000-of-00008.parquet; 0000.parquet
+FORMS = (".parquet", ".arrow")  # the Hub's files; save_to_disk's and load_dataset's cache
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
 
 
 # ------------------------------------------------------------------------------------------------ a file
 
 
-def _features(meta: dict) -> dict:
-    """The features that Hugging Face's datasets keeps in the file's metadata ({column: {"_type": "Image"}, ...})."""
-    kv = {k[1].decode(): k.get(2, b"").decode(errors="replace") for k in meta.get(5, [])}
+def _features(kv: dict[str, str]) -> dict:
+    """The features that Hugging Face's datasets keeps in a file's metadata (`huggingface`: {column: {"_type":
+    "Image"}, ...})."""
     try:
         features = json.loads(kv.get("huggingface", "{}")).get("info", {}).get("features", {})
         return {k: v for k, v in features.items() if isinstance(v, dict)} if isinstance(features, dict) else {}
@@ -68,35 +70,52 @@ def _pick(path: Path, leaves: dict, features: dict, label_col: str) -> tuple[tup
     return images[0], label[0]
 
 
-def read_parquet(path: Path, label_col: str = "") -> tuple[list[bytes], list, list[str] | None, str]:
-    """(the images' encoded bytes, their labels, the class names where the file names them, the label column)."""
+def _parquet_columns(path: Path, raw, label_col: str) -> tuple[list, list, dict, tuple]:
+    meta = footer(path, raw)
+    kv = {k[1].decode(): k.get(2, b"").decode(errors="replace") for k in meta.get(5, [])}
+    leaves, features = schema_leaves(meta[2]), _features(kv)
+    image_col, label_path = _pick(path, leaves, features, label_col)
+    images, labels = [], []
+    for group in meta.get(4, []):
+        chunks = {tuple(p.decode() for p in c[3][3]): c[3] for c in group[1]}
+        got, defs = column(raw, chunks[image_col], leaves[image_col][1])
+        if len(got) != len(defs):
+            raise DataError(f"--data {path}: {len(defs) - len(got)} image(s) with no bytes in the file (stored by "
+                            "path): fastacgan reads images kept in the file")  # fmt: skip
+        vals, ldefs = column(raw, chunks[label_path], leaves[label_path][1])
+        if len(vals) != len(ldefs):
+            raise DataError(f"--data {path}: {len(ldefs) - len(vals)} image(s) with no label in column "
+                            f"{label_path[0]!r}")  # fmt: skip
+        images += got
+        labels += vals
+    return images, labels, features, label_path
+
+
+def _arrow_columns(path: Path, raw, label_col: str) -> tuple[list, list, dict, tuple]:
+    leaves, kv, columns = read_arrow(raw)
+    features = _features(kv)
+    image_col, label_path = _pick(path, leaves, features, label_col)
+    got = columns([image_col, label_path])
+    return got[image_col], got[label_path], features, label_path
+
+
+def read_file(path: Path, label_col: str = "") -> tuple[list[bytes], list, list[str] | None, str]:
+    """(the images' encoded bytes, their labels, the class names where the file names them, the label column) of a
+    Parquet file or an Arrow file."""
     try:
         raw = memoryview(path.read_bytes())  # (pages are sliced from it, not copied)
     except OSError as e:
         raise DataError(f"--data {path}: cannot read ({e})") from e
+    arrow = path.suffix.lower() == ".arrow"
     try:
-        meta = footer(path, raw)
-        leaves, features = schema_leaves(meta[2]), _features(meta)
-        image_col, label_path = _pick(path, leaves, features, label_col)
-        images, labels = [], []
-        for group in meta.get(4, []):
-            chunks = {tuple(p.decode() for p in c[3][3]): c[3] for c in group[1]}
-            got, defs = column(raw, chunks[image_col], leaves[image_col][1])
-            if len(got) != len(defs):
-                raise DataError(f"--data {path}: {len(defs) - len(got)} image(s) with no bytes in the file (stored by "
-                                "path): fastacgan reads images kept in the file")  # fmt: skip
-            vals, ldefs = column(raw, chunks[label_path], leaves[label_path][1])
-            if len(vals) != len(ldefs):
-                raise DataError(f"--data {path}: {len(ldefs) - len(vals)} image(s) with no label in column "
-                                f"{label_path[0]!r}")  # fmt: skip
-            images += got
-            labels += vals
+        images, labels, features, label_path = (_arrow_columns if arrow else _parquet_columns)(path, raw, label_col)
     except DataError:
         raise
     except Unread as e:
         raise DataError(f"--data {path}: {e}") from None
-    except (ValueError, IndexError, KeyError, struct.error, EOFError, OSError) as e:
-        raise DataError(f"--data {path}: cannot read this Parquet file ({type(e).__name__}: {e})") from e
+    except (ValueError, IndexError, KeyError, TypeError, struct.error, EOFError, OSError) as e:
+        form = "an Arrow file" if arrow else "this Parquet file"
+        raise DataError(f"--data {path}: cannot read {form} ({type(e).__name__}: {e})") from e
     names = features.get(label_path[0], {}).get("names")
     return images, labels, names if isinstance(names, list) else None, label_path[0]
 
@@ -105,16 +124,20 @@ def read_parquet(path: Path, label_col: str = "") -> tuple[list[bytes], list, li
 
 
 def _split_of(f: Path) -> str:
-    """A shard's split: its name's first word (train-00000-of-00001.parquet), else its folder's (train/0000.parquet);
-    "" for neither."""
-    m = SHARD.match(f.name)
-    words = ((m["split"] or "") if m else "", f.parent.name)
-    return next((w.lower() for w in words if w.lower() in (*TRAIN_SPLITS, *TEST_SPLITS)), "")
+    """A file's split: the first word of its name that names one (train-00000-of-00001.parquet, cifar10-test.arrow),
+    else its folder's (train/0000.parquet, save_to_disk's train/data-00000-of-00001.arrow); "" for neither."""
+    words = [*re.split(r"[-_.]", f.name.lower())[:-1], f.parent.name.lower()]
+    return next((w for w in words if w in (*TRAIN_SPLITS, *TEST_SPLITS)), "")
 
 
-def _set_name(d: Path) -> str:
-    """The run's name for a set in folder d: the repository's (cifar10/plain_text/, food101/data/: its parent's; in
-    the Hub's cache, datasets--uoft-cs--cifar10/snapshots/<commit>/plain_text/: cifar10)."""
+def _set_name(d: Path, first: Path) -> str:
+    """The run's name for a set in folder d whose first file is `first`: the words before its split in the file's
+    name (load_dataset's cache: cifar10-train.arrow), else the repository's (cifar10/plain_text/, food101/data/: its
+    parent's; in the Hub's cache, datasets--uoft-cs--cifar10/snapshots/<commit>/plain_text/: cifar10)."""
+    words = re.split(r"[-_.]", first.name)
+    at = next((k for k, w in enumerate(words) if w.lower() in (*TRAIN_SPLITS, *TEST_SPLITS)), 0)
+    if at:
+        return "-".join(words[:at])
     while d.name.lower() in ("data", "plain_text", "default", *TRAIN_SPLITS, *TEST_SPLITS) and d.parent != d:
         d = d.parent
     return d.parent.parent.name.split("--")[-1] if d.parent.name == "snapshots" else d.name
@@ -135,8 +158,9 @@ def shards(d: Path, depth: int = 0) -> list[Path]:
     """The Parquet files in folder d, or in its folders named as splits (the Hub's converted train/0000.parquet), or
     in the one folder it holds (a repository's: cifar10/plain_text/ beside its README.md), or in the snapshot of a
     repository in the Hub's cache."""
-    if found := sorted(d.glob("*.parquet")):
-        return found
+    if found := sorted(f for f in d.iterdir() if f.suffix.lower() in FORMS and not f.name.startswith("cache-")
+                       and f.is_file()):  # fmt: skip
+        return found  # (load_dataset's cache-<fingerprint>.arrow: a map()'s output, not the set)
     if depth > 3:  # (lone folders in lone folders: a link to its own folder)
         return []
     if snap := _snapshot(d):
@@ -144,14 +168,14 @@ def shards(d: Path, depth: int = 0) -> list[Path]:
     subs = [Path(e.path) for e in os.scandir(d) if e.is_dir() and not e.name.startswith(".")]  # (no stat calls)
     if len(subs) == 1 and subs[0].name.lower() not in (*TRAIN_SPLITS, *TEST_SPLITS):
         return shards(subs[0], depth + 1)
-    return sorted(f for s in subs if s.name.lower() in (*TRAIN_SPLITS, *TEST_SPLITS) for f in s.glob("*.parquet"))
+    return [f for s in subs if s.name.lower() in (*TRAIN_SPLITS, *TEST_SPLITS) for f in shards(s, 4)]
 
 
 def _catalog(files: list[Path], shown: str, name: str, label_col: str) -> Catalog:
     """The images of files (one split's), each named by its file and row (train-00000-of-00002.parquet[7])."""
-    images, raw_labels, names, col, rows = [], [], None, "", []
+    images, raw_labels, names, rows = [], [], None, []
     for f in files:
-        got, labels, names, col = read_parquet(f, label_col)
+        got, labels, names, _ = read_file(f, label_col)
         images += got
         raw_labels += labels
         rows += [f"{f}[{i}]" for i in range(len(got))]
@@ -167,16 +191,15 @@ def _catalog(files: list[Path], shown: str, name: str, label_col: str) -> Catalo
         classes = [str(c) for c in classes]
     bad = next((i for i, b in enumerate(images[:64]) if not b.startswith(_IMAGE_MAGIC)), None)
     if bad is not None and images[bad][4:8] != b"ftyp":  # (AVIF)
-        raise DataError(f"--data {shown}: {rows[bad]}, column {col!r}, is not an image file (it begins "
-                        f"{images[bad][:8]!r})")  # fmt: skip
+        raise DataError(f"--data {shown}: {rows[bad]} is not an image file (it begins {images[bad][:8]!r})")
     return Catalog(file_safe(name.lower()), rows, labels, classes, images.__getitem__, sources=[str(f) for f in files])
 
 
-def has_parquet(d: Path) -> bool:
+def has_hf_set(d: Path) -> bool:
     return bool(shards(d))
 
 
-def parquet_in(d: Path, split: str, label_col: str = "") -> Catalog:
+def hf_set_in(d: Path, split: str, label_col: str = "") -> Catalog:
     """The split of the set whose shards folder d holds (train; test: test, else validation, ...); a folder of one
     split's shards, named as no split (0000.parquet, data-00000-of-00001.parquet), is a training set."""
     by: dict[str, list[Path]] = {}
@@ -187,22 +210,22 @@ def parquet_in(d: Path, split: str, label_col: str = "") -> Catalog:
         part = next(iter(by))  # no split named: all of it
     if part is None:
         have = ", ".join(sorted(k or "no split named" for k in by))
-        raise (NoTestSplit if split == "test" else DataError)(f"--data {d}: no {split} shards among its Parquet "
-                                                              f"files (its splits: {have})")  # fmt: skip
-    return _catalog(by[part], str(d), _set_name(d if by[part][0].parent == d else by[part][0].parent), label_col)
+        msg = f"--data {d}: no {split} files among its Parquet or Arrow files (its splits: {have})"
+        raise (NoTestSplit if split == "test" else DataError)(msg)
+    return _catalog(by[part], str(d), _set_name(by[part][0].parent, by[part][0]), label_col)
 
 
-def parquet_file_catalog(path: Path, split: str, label_col: str = "") -> Catalog | None:
+def hf_file_catalog(path: Path, split: str, label_col: str = "") -> Catalog | None:
     """A .parquet given as --data, read as given (one shard of several: said); the test split: the test shards
     beside a training one. None for other files."""
-    if path.suffix.lower() != ".parquet":
+    if path.suffix.lower() not in FORMS:
         return None
     mine = _split_of(path)
     if split == "test":
         if mine not in TRAIN_SPLITS or not any(_split_of(f) in TEST_SPLITS for f in shards(path.parent)):
             raise NoTestSplit(f"--data {path}: one split of its set")
-        return parquet_in(path.parent, "test", label_col)
-    if (m := re.search(r"-of-(\d+)\.parquet$", path.name)) and int(m[1]) > 1:
+        return hf_set_in(path.parent, "test", label_col)
+    if (m := re.search(r"-of-(\d+)\.\w+$", path.name)) and int(m[1]) > 1:
         warnings.warn(f"--data {path}: one of the {int(m[1])} files of its split; --data {path.parent} reads them "
                       "all", stacklevel=2)  # fmt: skip
-    return _catalog([path], str(path), _set_name(path.parent) if mine else path.stem, label_col)
+    return _catalog([path], str(path), _set_name(path.parent, path) if mine else path.stem, label_col)
