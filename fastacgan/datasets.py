@@ -354,7 +354,7 @@ def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] 
     if kind == "imagenet_ds":
         return downsampled_imagenet.batches_in(folder, split, log)
     if kind == "hf":
-        return hf_sets.hf_set_in(folder, split, label_col)
+        return hf_sets.hf_set_in(folder, split, label_col, log)
     if kind != "idx":
         return binary_sets.FOLDER_SETS[kind][1](folder, split)
     return _idx_folder(folder, split)

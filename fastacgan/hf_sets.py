@@ -14,6 +14,7 @@ import os
 import re
 import struct
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -171,14 +172,25 @@ def shards(d: Path, depth: int = 0) -> list[Path]:
     return [f for s in subs if s.name.lower() in (*TRAIN_SPLITS, *TEST_SPLITS) for f in shards(s, 4)]
 
 
-def _catalog(files: list[Path], shown: str, name: str, label_col: str) -> Catalog:
-    """The images of files (one split's), each named by its file and row (train-00000-of-00002.parquet[7])."""
+def _catalog(files: list[Path], shown: str, name: str, label_col: str, log: Callable[[str], None]) -> Catalog:
+    """The images of files (one split's), each named by its file and row (train-00000-of-00002.parquet[7]), held in
+    memory (refused where they would pass archives.memory_budget); log: a line a file where there are several."""
+    from .archives import memory_budget
+
+    sizes = [f.stat().st_size for f in files]
+    if sum(sizes) > (budget := memory_budget()):
+        raise DataError(f"--data {shown}: its {len(files)} file(s) hold {sum(sizes) / 2**30:.1f} GiB, and their images "
+                        f"are held in memory, which may take {budget / 2**30:.1f} GiB (half of what this process may "
+                        "take): give fewer of its files, or save its images as an image folder")  # fmt: skip
     images, raw_labels, names, rows = [], [], None, []
-    for f in files:
+    for k, f in enumerate(files):
         got, labels, names, _ = read_file(f, label_col)
         images += got
         raw_labels += labels
         rows += [f"{f}[{i}]" for i in range(len(got))]
+        if len(files) > 1:
+            log(f"reading {shown}: {k + 1} of {len(files)} files, {len(images):,} images, "
+                f"{sum(sizes[: k + 1]) / 2**20:,.0f} MiB")  # fmt: skip
     if not images:
         raise DataError(f"--data {shown}: no images in it")
     if (unlabelled := sum(isinstance(v, (int, np.integer)) and v < 0 for v in raw_labels)) and names is not None:
@@ -199,7 +211,7 @@ def has_hf_set(d: Path) -> bool:
     return bool(shards(d))
 
 
-def hf_set_in(d: Path, split: str, label_col: str = "") -> Catalog:
+def hf_set_in(d: Path, split: str, label_col: str = "", log: Callable[[str], None] = lambda msg: None) -> Catalog:
     """The split of the set whose shards folder d holds (train; test: test, else validation, ...); a folder of one
     split's shards, named as no split (0000.parquet, data-00000-of-00001.parquet), is a training set."""
     by: dict[str, list[Path]] = {}
@@ -212,7 +224,7 @@ def hf_set_in(d: Path, split: str, label_col: str = "") -> Catalog:
         have = ", ".join(sorted(k or "no split named" for k in by))
         msg = f"--data {d}: no {split} files among its Parquet or Arrow files (its splits: {have})"
         raise (NoTestSplit if split == "test" else DataError)(msg)
-    return _catalog(by[part], str(d), _set_name(by[part][0].parent, by[part][0]), label_col)
+    return _catalog(by[part], str(d), _set_name(by[part][0].parent, by[part][0]), label_col, log)
 
 
 def hf_file_catalog(path: Path, split: str, label_col: str = "") -> Catalog | None:
@@ -228,4 +240,4 @@ def hf_file_catalog(path: Path, split: str, label_col: str = "") -> Catalog | No
     if (m := re.search(r"-of-(\d+)\.\w+$", path.name)) and int(m[1]) > 1:
         warnings.warn(f"--data {path}: one of the {int(m[1])} files of its split; --data {path.parent} reads them "
                       "all", stacklevel=2)  # fmt: skip
-    return _catalog([path], str(path), _set_name(path.parent, path) if mine else path.stem, label_col)
+    return _catalog([path], str(path), _set_name(path.parent, path) if mine else path.stem, label_col, lambda msg: None)

@@ -226,3 +226,21 @@ def test_arrow_files_of_save_to_disk_and_load_datasets_cache(tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(DataError, match=rf"--data {tmp_path / name}: {said}"):
             open_catalog(str(tmp_path / name))
+
+
+def test_a_set_larger_than_memory_is_refused_and_reading_shards_is_said(monkeypatch):
+    """Its images are held in memory, as a compressed archive's are: a set whose files pass archives.memory_budget
+    is refused before they are read, naming what to do; a set of several files says each as it is read."""
+    from fastacgan import archives
+
+    said = []
+    assert len(open_catalog(str(HF / "food"), log=said.append)) == 12
+    assert [m.split(": ", 1)[1].split(", ")[:2] for m in said if m.startswith("reading")] == [
+        ["1 of 2 files", "7 images"], ["2 of 2 files", "12 images"]]  # fmt: skip
+    monkeypatch.setattr(archives, "memory_budget", lambda: 1000)
+    with pytest.raises(
+        DataError,
+        match=r"food: its 2 file\(s\) hold 0\.0 GiB, and their images are held in memory, "
+        r"which may take 0\.0 GiB .*: give fewer of its files, or save its images as an image folder",
+    ):
+        open_catalog(str(HF / "food"))
