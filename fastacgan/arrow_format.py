@@ -71,9 +71,9 @@ def _messages(raw):
         pos = body_at + body_len
 
 
-def _fields(schema: _Table) -> list[tuple[tuple, int | None, str]]:
-    """The schema's fields in depth-first order, as the batches lay out their nodes: (path, type id (None in a
-    list), an integer's numpy dtype)."""
+def _fields(schema: _Table) -> list[tuple[tuple, int, bool, str]]:
+    """The schema's fields in depth-first order, as the batches lay out their nodes: (path, type id, whether it is
+    in a list, an integer's numpy dtype)."""
     out = []
 
     def walk(field: _Table, path: tuple, listed: bool) -> None:
@@ -83,7 +83,7 @@ def _fields(schema: _Table) -> list[tuple[tuple, int | None, str]]:
         ints = field.table(3) if kind == 2 else None  # (Int: bitWidth, is_signed)
         width = f"<{'i' if ints.scalar(1, '<?') else 'u'}{ints.scalar(0, '<i') // 8}" if ints else ""
         here = (*path, field.string(0))
-        out.append((here, None if listed else kind, width))
+        out.append((here, kind, listed, width))
         for child in field.tables(5):
             walk(child, here, listed or kind in _LISTS)
 
@@ -101,7 +101,7 @@ def read_arrow(raw) -> tuple[dict[tuple, tuple], dict[str, str], Callable[[list[
         raise Unread("it does not begin with a schema")
     fields = _fields(schema)
     metadata = {kv.string(0): kv.string(1) for kv in schema.tables(2)}
-    leaves = {p: ((6 if k in _BINARY else 2 if k == 2 else k if k is None else -1), 0) for p, k, _ in fields}
+    leaves = {p: (None if listed else 6 if k in _BINARY else 2 if k == 2 else -1, 0) for p, k, listed, _ in fields}
 
     def columns(paths: list[tuple]) -> dict[tuple, list]:
         got: dict[tuple, list] = {p: [] for p in paths}
@@ -113,8 +113,8 @@ def read_arrow(raw) -> tuple[dict[tuple, tuple], dict[str, str], Callable[[list[
             nodes_at, _ = batch.vector(1)
             bufs_at, _ = batch.vector(2)
             b, missing = 0, {}
-            for i, (path, k, width) in enumerate(fields):
-                if k not in _BUFFERS and k is not None:
+            for i, (path, k, _, width) in enumerate(fields):
+                if k not in _BUFFERS:
                     raise Unread(f"column {'.'.join(path)} is of Arrow type {k}")
                 length, nulls = struct.unpack_from("<qq", batch.buf, nodes_at + 16 * i)
                 spans = [struct.unpack_from("<qq", batch.buf, bufs_at + 16 * (b + j)) for j in range(_BUFFERS[k])]

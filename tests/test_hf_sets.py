@@ -218,6 +218,9 @@ def test_arrow_files_of_save_to_disk_and_load_datasets_cache(tmp_path):
         assert open_catalog(str(data), split="test").names[-1] == str(cache / "cifar10-test.arrow") + "[5]"
     form = open_catalog(str(HF / "file_form.arrow"))
     assert form.labels.tolist() == [0, 1, 2, 0, 1] and colours(form) == want(range(5))
+    mixed = open_catalog(str(HF / "mixed.arrow"))  # (a list column's buffers before the image's; int32 labels)
+    assert mixed.class_names == ["0", "1", "2"] and mixed.labels.tolist() == [2, 0, 1, 2]
+    assert colours(mixed) == want(range(4))
     with pytest.raises(DataError, match=r"holes\.arrow: 2 of column img\.bytes's values are missing"):
         open_catalog(str(HF / "holes.arrow"))
     raw = (saved / "train" / "data-00000-of-00001.arrow").read_bytes()

@@ -111,3 +111,13 @@ with pa.OSFile("file_form.arrow", "wb") as f, pa.ipc.new_file(f, table(5, CIFAR,
 holes = table(3, CIFAR, NAMES)
 holes = holes.set_column(0, "img", pa.array([{"bytes": picture(0), "path": None}, None, None], IMAGE))
 stream(holes, "holes.arrow")
+# a list column before the image, a string column with a missing value, int32 labels, no Hugging Face metadata
+mixed = pa.table(
+    {
+        "tags": pa.array([[1, 2], [3], [], [4, 5, 6]], pa.list_(pa.int64())),
+        "img": pa.array([{"bytes": picture(i), "path": f"{i}.png"} for i in range(4)], IMAGE),
+        "note": pa.array(["a", "b", None, "d"]),
+        "label": pa.array([2, 0, 1, 2], pa.int32()),
+    }
+)
+stream(mixed, "mixed.arrow", batch=3)
