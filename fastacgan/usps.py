@@ -1,10 +1,9 @@
 """USPS and SEMEION as torchvision downloads them, 16 x 16 digits in text files in its root.
 
-USPS: `usps.bz2` (7,291 training digits) and `usps.t.bz2` (2,007 held out) in its
-root, each a bzip2-compressed text file in LIBSVM's form, a digit a line: `label index:value ...`, the label 1..10
-(the digit + 1), 256 values in [-1, 1] (a 16 x 16 image, row by row). Read as torchvision reads it: the digit 0..9,
-each value v as uint8((v + 1) / 2 * 255); a value a line leaves out (LIBSVM's zeros) is 0. `--data root` or
-`--data usps.bz2`; the test split is `usps.t.bz2`.
+USPS: `usps.bz2` (7,291 training digits) and `usps.t.bz2` (2,007 held out), each a bzip2-compressed text file in
+LIBSVM's form, a digit a line: `label index:value ...`, the label 1..10 (the digit + 1), 256 values in [-1, 1] (a
+16 x 16 image, row by row). Read as torchvision reads it: the digit 0..9, each value v as uint8((v + 1) / 2 * 255);
+a value a line leaves out (LIBSVM's zeros) is 0. `--data root` or `--data usps.bz2`; the test split is `usps.t.bz2`.
 
 SEMEION: `semeion.data`, 1,593 digits, a line each: 256 values 0 or 1 (row by row), then the digit one-hot in 10
 0/1 values. Read as torchvision reads it: each value v as uint8(v * 255). It has no test split. `--data root` or
@@ -95,7 +94,8 @@ def semeion_file_catalog(path: Path, split: str) -> Catalog | None:
         raise DataError(f"--data {path}: not in SEMEION's form, 266 numbers a line ({e})") from e
     digits = rows[:, 256:]
     if rows.shape[1] != 266 or not (np.isin(rows, (0, 1)).all() and (digits.sum(1) == 1).all()):
+        found = f"{rows.shape[1]} a line" if rows.shape[1] != 266 else "other values, or no single digit a line"
         raise DataError(f"--data {path}: not in SEMEION's form: 266 numbers a line, each 0 or 1 (256 pixels, then the "
-                        f"digit one-hot), found {rows.shape[1]} a line")  # fmt: skip
+                        f"digit one-hot); found {found}")  # fmt: skip
     images = (rows[:, :256] * 255).astype(np.uint8).reshape(-1, 16, 16)
     return arrays_catalog(images, digits.argmax(1), str(path), "semeion", [str(path)], class_names=DIGITS)

@@ -585,7 +585,11 @@ def test_semeion_as_torchvision_downloads_it(tmp_path):
         open_catalog(str(root))
     (root / "semeion.data").write_text("1.0000 0.5000 1\n")
     with pytest.raises(DataError, match=r"semeion\.data: not in SEMEION's form: 266 numbers a line, each 0 or 1 "
-                       r"\(256 pixels, then the digit one-hot\), found 3 a line"):  # fmt: skip
+                       r"\(256 pixels, then the digit one-hot\); found 3 a line"):  # fmt: skip
+        open_catalog(str(root / "semeion.data"))
+    (root / "semeion.data").write_text(" ".join(["0.5"] * 256 + ["1"] + ["0"] * 9) + "\n")
+    with pytest.raises(DataError, match=r"semeion\.data: not in SEMEION's form: .*; found other values, or no single "
+                       "digit a line"):  # fmt: skip
         open_catalog(str(root / "semeion.data"))
     (root / "semeion.data").write_text("1 x\n")
     with pytest.raises(DataError, match=r"semeion\.data: not in SEMEION's form, 266 numbers a line \(.*x"):

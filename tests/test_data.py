@@ -1108,7 +1108,7 @@ def test_a_data_file_of_no_form_says_what_it_most_likely_meant(tmp_path, name, h
     assert str(e.value) == (f"--data {tmp_path / name}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
                             ".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train and "
                             "y_train, a CSV of pixel rows and labels, SVHN's .mat, STL-10's _X.bin, USPS' .bz2, an "
-                            f"idx images file or a Parquet file{hint.format(tmp=tmp_path)}")  # fmt: skip
+                            f"idx images file, a Parquet or Arrow file{hint.format(tmp=tmp_path)}")  # fmt: skip
 
 
 @pytest.mark.parametrize(
