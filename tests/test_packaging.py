@@ -1,6 +1,7 @@
 """The package imports the same way installed, editable, or straight from a source checkout."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,16 @@ def test_source_files_keep_to_the_design_length():
     files = [p for folder in ("fastacgan", "kernels") for p in sorted((ROOT / folder).glob("*.py"))]
     long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > 400}
     assert not long, f"over 400 lines: {long}"
+
+
+def test_the_readmes_tables_keep_each_row_on_one_line():
+    """A Markdown table's row ends at its line: the data forms' first row had run on over three lines, which broke
+    the table where it is shown (its next lines a row of one cell each)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    for k, line in enumerate(lines[1:], start=1):
+        if lines[k - 1].startswith("|") and line.strip() and not line.startswith(("|", "#", "```")):
+            raise AssertionError(f"README.md line {k + 1} continues the table row above it: {line[:60]!r}")
+        if line.startswith("|") and lines[k - 1].startswith("|"):
+            cells = len(re.sub(r"`[^`]*`|\\\|", "", line).strip().strip("|").split("|"))
+            header = next(lines[j] for j in range(k, -1, -1) if j == 0 or not lines[j - 1].startswith("|"))
+            assert cells == len(header.strip().strip("|").split("|")), f"README.md line {k + 1}: {cells} cells"
