@@ -16,6 +16,7 @@ from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 
+from . import webdataset
 from .data import (
     ARCHIVE_EXTS,
     IMAGE_EXTS,
@@ -214,6 +215,8 @@ def split_archives(root: Path, data: str, split: str, log: Callable[[str], None]
         return None
     if any(p.is_dir() for p in entries):
         return None
+    if shards := webdataset.folder_shards(root):  # (imagenet1k-train-0000.tar ...)
+        return webdataset.shards_catalog(shards, split, root, log)
     packed: dict[str, Path] = {}  # part name -> its archive
     for p in entries:
         if ext := archive_ext(p.name):
@@ -237,6 +240,8 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     with csv_path, members anywhere named by the CSV's image column, labelled by it (see csv_catalog). An image
     folder split into parts ([<folder>/]train/<class>/..., test/<class>/...; data.TRAIN_SPLITS, TEST_SPLITS): the
     part of `split`, or None when split is "test" and there is no such part (nor a split)."""
+    if csv_path is None and not path.name.lower().endswith(".zip") and webdataset.is_shard(path):
+        return webdataset.shard_catalog([path], path, log) if split == "train" else None
     names, reader = _archive_listing(path, log)
     set_name = Path(path).name
     for ext in ARCHIVE_EXTS:

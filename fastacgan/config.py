@@ -34,7 +34,7 @@ class TrainConfig:
         "of file names and labels, torchvision's or Keras' CIFAR/MNIST files (and torchvision's SVHN, STL-10, USPS,"
         " SEMEION, Flowers-102, Oxford-IIIT Pet, Food-101, FGVC-Aircraft, EMNIST, QMNIST; Downsampled ImageNet), a CSV "
         "of pixel rows (Kaggle's MNIST train.csv; FER2013's fer2013.csv), a folder of .npy files (Quick, Draw!'s), "
-        "Hugging Face's Parquet and Arrow files, or builtin:digits (made on the fly)",
+        "Hugging Face's Parquet and Arrow files, WebDataset shards, or builtin:digits (made on the fly)",
     )
     csv: str = _f(
         "",
