@@ -37,7 +37,9 @@ def is_shard(path: Path, look: int = 12) -> bool:
                 seen.setdefault(key, set()).add(ext)
     except (tarfile.TarError, OSError, EOFError):
         return False
-    return any(exts & set(LABELS) and any(is_image("x" + e) for e in exts) for exts in seen.values())
+    # a .cls; a .json only where the images are in no folders (a class folder's JSON sidecars are annotations)
+    return any((".cls" in exts or (".json" in exts and "/" not in key)) and any(is_image("x" + e) for e in exts)
+               for key, exts in seen.items())  # fmt: skip
 
 
 class _ShardReader:

@@ -100,3 +100,12 @@ def test_a_run_on_shards_reads_them_in_worker_processes(shards, tmp_path):
     assert main([str(a) for a in [*args, "--out", out]]) == 0
     state = ckpt.load_checkpoint(ckpt.list_checkpoints(out / "checkpoints")[-1])
     assert state["step"] == 2 and state["classes"] == ["0", "1", "2"]
+
+
+def test_class_folders_with_json_sidecars_stay_an_archive_of_class_folders(tmp_path):
+    """An archive of class folders whose images have JSON annotations beside them (LabelMe's) is no shard: its
+    classes are its folders, as before."""
+    path = tmp_path / "shapes.tar"
+    shard(path, [(f"{c}/{i}", 10 * i, {".json": b'{"shapes": []}'}) for c in ("circle", "square") for i in range(2)])
+    cat = open_catalog(str(path))
+    assert cat.class_names == ["circle", "square"] and cat.labels.tolist() == [0, 0, 1, 1]
