@@ -22,6 +22,7 @@ import numpy as np
 from .arrow_format import read_arrow
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, labels_from
 from .parquet_format import Unread, column, footer, schema_leaves
+from .splits import split_word
 
 FORMS = (".parquet", ".arrow")  # the Hub's files; save_to_disk's and load_dataset's cache
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
@@ -125,10 +126,9 @@ def read_file(path: Path, label_col: str = "") -> tuple[list[bytes], list, list[
 
 
 def _split_of(f: Path) -> str:
-    """A file's split: the first word of its name that names one (train-00000-of-00001.parquet, cifar10-test.arrow),
+    """A file's split: the one its name names (train-00000-of-00001.parquet, cifar10-test.arrow: splits.split_word),
     else its folder's (train/0000.parquet, save_to_disk's train/data-00000-of-00001.arrow); "" for neither."""
-    words = [*re.split(r"[-_.]", f.name.lower())[:-1], f.parent.name.lower()]
-    return next((w for w in words if w in (*TRAIN_SPLITS, *TEST_SPLITS)), "")
+    return next((w for n in (f.name, f.parent.name) if (w := split_word(n)) in (*TRAIN_SPLITS, *TEST_SPLITS)), "")
 
 
 def _set_name(d: Path, first: Path) -> str:

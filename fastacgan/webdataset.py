@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, is_image, labels_from
+from .splits import split_word
 
 LABELS = (".cls", ".json")  # a sample's label: its class number; a JSON of it ("label")
 
@@ -112,17 +113,12 @@ def _read(shards: list[Path], log: Callable[[str], None]) -> tuple[list[str], li
     return names, labels, _ShardReader(where, blobs)
 
 
-def _split_of(path: Path) -> str:
-    words = path.name.lower().replace("_", "-").replace(".", "-").split("-")
-    return next((w for w in words if w in (*TRAIN_SPLITS, *TEST_SPLITS)), "")
-
-
 def shards_catalog(shards: list[Path], split: str, where: Path, log: Callable[[str], None]) -> Catalog:
     """The samples of the shards of `split` (train: those whose names name a training split, or name none; test:
     those that name a test split), labelled by their .cls or .json."""
     by: dict[str, list[Path]] = {}
     for s in sorted(shards):
-        by.setdefault(_split_of(s), []).append(s)
+        by.setdefault(w if (w := split_word(s.name)) in (*TRAIN_SPLITS, *TEST_SPLITS) else "", []).append(s)
     part = next((s for s in (TRAIN_SPLITS if split == "train" else TEST_SPLITS) if s in by), None)
     if part is None and split == "train" and "" in by:
         part = ""
