@@ -22,7 +22,7 @@ import numpy as np
 from .arrow_format import read_arrow
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, labels_from
 from .parquet_format import Unread, column, footer, schema_leaves
-from .splits import split_word
+from .splits import files_of, split_word
 
 FORMS = (".parquet", ".arrow")  # the Hub's files; save_to_disk's and load_dataset's cache
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
@@ -212,19 +212,9 @@ def has_hf_set(d: Path) -> bool:
 
 
 def hf_set_in(d: Path, split: str, label_col: str = "", log: Callable[[str], None] = lambda msg: None) -> Catalog:
-    """The split of the set whose shards folder d holds (train; test: test, else validation, ...); a folder of one
-    split's shards, named as no split (0000.parquet, data-00000-of-00001.parquet), is a training set."""
-    by: dict[str, list[Path]] = {}
-    for f in shards(d):
-        by.setdefault(_split_of(f), []).append(f)
-    part = next((s for s in (TRAIN_SPLITS if split == "train" else TEST_SPLITS) if s in by), None)
-    if part is None and split == "train" and not set(by) & {*TRAIN_SPLITS, *TEST_SPLITS}:
-        part = next(iter(by))  # no split named: all of it
-    if part is None:
-        have = ", ".join(sorted(k or "no split named" for k in by))
-        msg = f"--data {d}: no {split} files among its Parquet or Arrow files (its splits: {have})"
-        raise (NoTestSplit if split == "test" else DataError)(msg)
-    return _catalog(by[part], str(d), _set_name(by[part][0].parent, by[part][0]), label_col, log)
+    """The split of the set whose files folder d holds (splits.files_of)."""
+    files = files_of(shards(d), split, d, _split_of, "Parquet or Arrow files")
+    return _catalog(files, str(d), _set_name(files[0].parent, files[0]), label_col, log)
 
 
 def hf_file_catalog(path: Path, split: str, label_col: str = "") -> Catalog | None:

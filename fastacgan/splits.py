@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS, hidden
+from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS, DataError, NoTestSplit, hidden
 
 
 def flat_parts(data, parts: list[str], hint: str) -> None:
@@ -150,3 +150,20 @@ def listed_part(data: str) -> str:
             if found := [f for f in lists if kind(f.stem) == kind(part)]:
                 return f"; {part}/ may be labelled by {found[0].name}: --test-data {root / part} --test-csv {found[0]}"
     return ""
+
+
+def files_of(files: list[Path], split: str, where: Path, split_of: Callable[[Path], str], kind: str) -> list[Path]:
+    """The files of a set's `split` (Hugging Face's train-00000-of-00001.parquet, WebDataset's shards): those that
+    split_of says are of a training split (train), else those that name no split; those of a test split, else of a
+    validation one (test). Else NoTestSplit (test) or a DataError naming the splits there are; kind: "shards"."""
+    by: dict[str, list[Path]] = {}
+    for f in files:
+        by.setdefault(split_of(f), []).append(f)
+    part = next((s for s in (TRAIN_SPLITS if split == "train" else TEST_SPLITS) if s in by), None)
+    if part is None and split == "train" and "" in by:
+        part = ""  # (one split's files, named as no split: 0000.parquet, data-00000-of-00001.arrow)
+    if part is None:
+        have = ", ".join(sorted(k or "no split named" for k in by))
+        msg = f"--data {where}: no {split} split among its {kind} (theirs: {have})"
+        raise (NoTestSplit if split == "test" else DataError)(msg)
+    return by[part]

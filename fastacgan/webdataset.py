@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, is_image, labels_from
-from .splits import split_word
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, is_image, labels_from
+from .splits import files_of, split_word
 
 LABELS = (".cls", ".json")  # a sample's label: its class number; a JSON of it ("label")
 
@@ -116,16 +116,8 @@ def _read(shards: list[Path], log: Callable[[str], None]) -> tuple[list[str], li
 def shards_catalog(shards: list[Path], split: str, where: Path, log: Callable[[str], None]) -> Catalog:
     """The samples of the shards of `split` (train: those whose names name a training split, or name none; test:
     those that name a test split), labelled by their .cls or .json."""
-    by: dict[str, list[Path]] = {}
-    for s in sorted(shards):
-        by.setdefault(w if (w := split_word(s.name)) in (*TRAIN_SPLITS, *TEST_SPLITS) else "", []).append(s)
-    part = next((s for s in (TRAIN_SPLITS if split == "train" else TEST_SPLITS) if s in by), None)
-    if part is None and split == "train" and "" in by:
-        part = ""
-    if part is None:
-        msg = f"--data {where}: no {split} shards (its shards' splits: {', '.join(sorted(k or '-' for k in by))})"
-        raise (NoTestSplit if split == "test" else DataError)(msg)
-    return shard_catalog(by[part], where, log)
+    of = lambda s: w if (w := split_word(s.name)) in (*TRAIN_SPLITS, *TEST_SPLITS) else ""  # noqa: E731
+    return shard_catalog(files_of(sorted(shards), split, where, of, "shards"), where, log)
 
 
 def shard_catalog(shards: list[Path], where: Path, log: Callable[[str], None]) -> Catalog:

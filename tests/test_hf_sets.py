@@ -94,8 +94,7 @@ def test_shards_a_validation_split_and_the_hubs_converted_form(tmp_path):
     lone.mkdir()
     shutil.copy(shard, lone / "0000.parquet")
     assert len(open_catalog(str(lone))) == 7
-    with pytest.raises(NoTestSplit, match=r"no test files among its Parquet or Arrow files \(its splits: no split "
-                       "named\\)"):  # fmt: skip
+    with pytest.raises(NoTestSplit, match=r"no test split among its Parquet or Arrow files \(theirs: no split named"):
         open_catalog(str(lone), split="test")
 
 

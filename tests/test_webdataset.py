@@ -65,7 +65,7 @@ def test_a_folder_of_shards_and_its_held_out_shards(shards):
     assert reds(open_catalog(str(one), split="test")) == [200, 201, 202]
     for f in shards.glob("inet-validation-*"):
         f.unlink()
-    with pytest.raises(NoTestSplit, match=r"no test shards \(its shards' splits: train\)"):
+    with pytest.raises(NoTestSplit, match=r"no test split among its shards \(theirs: train\)"):
         open_catalog(str(shards), split="test")
 
 
