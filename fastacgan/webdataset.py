@@ -12,8 +12,6 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, is_image, labels_from
 from .splits import files_of, split_word
 
@@ -123,13 +121,9 @@ def shards_catalog(shards: list[Path], split: str, where: Path, log: Callable[[s
 def shard_catalog(shards: list[Path], where: Path, log: Callable[[str], None]) -> Catalog:
     """The samples of shards, as given, labelled by their .cls or .json."""
     names, raw, reader = _read(shards, log)
-    if all(isinstance(v, int) for v in raw):
-        values = sorted(set(raw))
-        labels, classes = np.searchsorted(values, raw).astype(np.int64), [str(v) for v in values]
-    else:
-        labels, classes = labels_from([str(v) for v in raw])
+    labels, classes = labels_from(raw if all(isinstance(v, int) for v in raw) else [str(v) for v in raw])
     name = where.name if where.is_dir() else where.name.split("-")[0].split(".")[0]
-    return Catalog(name, names, labels, classes, reader, sources=[str(s) for s in shards])
+    return Catalog(name, names, labels, [str(c) for c in classes], reader, sources=[str(s) for s in shards])
 
 
 def folder_shards(root: Path) -> list[Path]:
