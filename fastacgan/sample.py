@@ -94,8 +94,11 @@ def check_grid(out: str, n: int, ncol: int, size: int) -> None:
 
 
 def parse_label(label: str, classes: list[str], words: list[str] | None = None) -> int:
-    """--label: a class name or index, or the word of a class named by a WordNet id (tench for n01440764)."""
+    """--label: a class name or index, or the word of a class named by a WordNet id (tench for n01440764), or the
+    first of a class's names (Hugging Face's ImageNet names its classes `tench, Tinca tinca`)."""
     named = label if label in classes else same_text(label, classes)  # (`café` typed for macOS's decomposed name)
+    if words is None and any(", " in c for c in classes):
+        words = [c.split(",")[0].strip() for c in classes]
     if named is not None:
         return classes.index(named)
     if label.lstrip("-").isdigit() and 0 <= int(label) < len(classes):
@@ -104,7 +107,8 @@ def parse_label(label: str, classes: list[str], words: list[str] | None = None) 
     if len(said) == 1:
         return said[0]
     if said:  # (ImageNet's two cranes: the bird and the machine)
-        raise ValueError(f"--label {label!r} is the word of {', '.join(classes[k] for k in said)}: give one of those")
+        sep = "; " if any("," in classes[k] for k in said) else ", "  # (names with commas: `crane, derrick`)
+        raise ValueError(f"--label {label!r} is the word of {sep.join(classes[k] for k in said)}: give one of those")
     shown = [f"{c} ({w})" for c, w in zip(classes, words)] if words else classes
     raise ValueError(
         f"--label {label!r}: not a class name or an index in 0..{len(classes) - 1} "

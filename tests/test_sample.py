@@ -107,6 +107,20 @@ def test_a_label_near_a_class_name_names_it():
     assert str(e.value).endswith("(classes: cat, dog, melanoma, nevus)")
 
 
+def test_a_label_is_the_first_of_a_class_s_names():
+    """Hugging Face's ImageNet names its classes by their synonyms, `tench, Tinca tinca`: --label tench was refused
+    (not a class name); now it is the class whose first name it is (a first name two classes share is refused,
+    naming both)."""
+    from fastacgan.sample import parse_label
+
+    classes = ["tench, Tinca tinca", "goldfish, Carassius auratus", "crane", "crane, derrick", "great white shark"]
+    assert parse_label("goldfish", classes) == 1 and parse_label("Tench", classes) == 0
+    assert parse_label("goldfish, Carassius auratus", classes) == 1 and parse_label("great white shark", classes) == 4
+    assert parse_label("crane", classes) == 2  # (a class of that name: itself)
+    with pytest.raises(ValueError, match=r"--label 'crane' is the word of crane, bird; crane, derrick: give one of"):
+        parse_label("crane", ["crane, bird", "crane, derrick"])
+
+
 def test_an_empty_out_is_refused(run_dir, tmp_path, capsys, monkeypatch):
     """`--out "$DIR"` with DIR unset: the images were written into the working folder (with --image-folder, a folder
     per class there), as --data "" once listed it."""
