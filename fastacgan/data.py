@@ -215,8 +215,10 @@ def wanted_classes(classes: str, names: list[str]) -> list[str]:
 
 def known_classes(wanted: list[str], names: list[str]) -> list[str]:
     """The data's names of the classes --classes names: a name typed `café` (composed, NFC) is the class folder
-    that macOS named decomposed (NFD), and the other way round."""
-    found = [c if c in names else same_text(c, names) for c in wanted]
+    that macOS named decomposed (NFD), and the other way round; a class named by synonyms, by its first."""
+    from .words import first_name  # (`--classes tench` for Hugging Face's ImageNet's `tench, Tinca tinca`)
+
+    found = [c if c in names else same_text(c, names) or first_name(c, names) for c in wanted]
     unknown = [c for c, f in zip(wanted, found) if f is None]
     if unknown:
         shown = ", ".join(names[:20]) + (f" ... ({len(names)} in all)" if len(names) > 20 else "")

@@ -53,3 +53,10 @@ def class_words(data: str | Path, class_names: list[str]) -> list[str] | None:
             if all(c in words for c in class_names):
                 return [words[c] for c in class_names]
     return None
+
+
+def first_name(name: str, names: list[str]) -> str | None:
+    """The one class of `names` named by synonyms whose first is `name`, in any case (Hugging Face's ImageNet:
+    `tench, Tinca tinca` for tench); None where none is, or two are."""
+    hits = [n for n in names if ", " in n and n.split(",")[0].strip().casefold() == name.strip().casefold()]
+    return hits[0] if len(hits) == 1 else None

@@ -2383,3 +2383,16 @@ def test_class_examples_in_the_sample_grid_layout(image_folder):
     for k in range(10):
         i = np.flatnonzero(digits.labels == k)[:10]
         assert np.array_equal(grid[10 * k : 10 * k + 10], digits.images[torch.as_tensor(i)].numpy())
+
+
+def test_classes_named_by_synonyms_are_picked_by_their_first(tmp_path):
+    """Hugging Face's ImageNet names its classes by their synonyms (`tench, Tinca tinca`): --classes tench named no
+    class; now it is the class whose first name it is, in any case (a first name two classes share names none)."""
+    names = ["tench, Tinca tinca", "goldfish, Carassius auratus", "crane, bird", "crane, derrick"]
+    for k, name in enumerate(names):
+        (tmp_path / "inet" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (40 * k, 0, 0)).save(tmp_path / "inet" / name / "1.png")
+    cat = open_catalog(str(tmp_path / "inet"), classes="Goldfish,tench")
+    assert cat.class_names == ["goldfish, Carassius auratus", "tench, Tinca tinca"] and cat.labels.tolist() == [0, 1]
+    with pytest.raises(DataError, match="--classes: crane not in the data"):
+        open_catalog(str(tmp_path / "inet"), classes="crane")
