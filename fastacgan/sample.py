@@ -29,6 +29,7 @@ from .imaging import make_grid, save_png, to_uint8
 from .limits import fit_threads
 from .models import Generator, ModelSpec
 from .runlog import echo_quietly, plain_warnings, tolerant_console
+from .words import first_names
 
 
 def resolve_ckpt(path: str) -> Path:
@@ -97,8 +98,7 @@ def parse_label(label: str, classes: list[str], words: list[str] | None = None) 
     """--label: a class name or index, or the word of a class named by a WordNet id (tench for n01440764), or the
     first of a class's names (Hugging Face's ImageNet names its classes `tench, Tinca tinca`)."""
     named = label if label in classes else same_text(label, classes)  # (`café` typed for macOS's decomposed name)
-    if words is None and any(", " in c for c in classes):
-        words = [c.split(",")[0].strip() for c in classes]
+    words = first_names(classes) if words is None else words
     if named is not None:
         return classes.index(named)
     if label.lstrip("-").isdigit() and 0 <= int(label) < len(classes):

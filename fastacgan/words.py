@@ -55,8 +55,15 @@ def class_words(data: str | Path, class_names: list[str]) -> list[str] | None:
     return None
 
 
+def first_names(names: list[str]) -> list[str] | None:
+    """Each class's first name, where classes are named by their synonyms (Hugging Face's ImageNet: `tench, Tinca
+    tinca` is tench); else None."""
+    return [n.split(",")[0].strip() for n in names] if any(", " in n for n in names) else None
+
+
 def first_name(name: str, names: list[str]) -> str | None:
-    """The one class of `names` named by synonyms whose first is `name`, in any case (Hugging Face's ImageNet:
-    `tench, Tinca tinca` for tench); None where none is, or two are."""
-    hits = [n for n in names if ", " in n and n.split(",")[0].strip().casefold() == name.strip().casefold()]
+    """The one class of `names` named by synonyms whose first is `name`, in any case; None where none is, or two
+    are."""
+    heads = first_names(names) or []
+    hits = [n for n, h in zip(names, heads) if ", " in n and h.casefold() == name.strip().casefold()]
     return hits[0] if len(hits) == 1 else None
