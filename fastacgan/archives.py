@@ -215,7 +215,7 @@ def split_archives(root: Path, data: str, split: str, log: Callable[[str], None]
         return None
     if any(p.is_dir() for p in entries):
         return None
-    if shards := webdataset.folder_shards(root):  # (imagenet1k-train-0000.tar ...)
+    if shards := webdataset.folder_shards(entries):  # (imagenet1k-train-0000.tar ...)
         return webdataset.shards_catalog(shards, split, root, log)
     packed: dict[str, Path] = {}  # part name -> its archive
     for p in entries:

@@ -126,7 +126,7 @@ def shard_catalog(shards: list[Path], where: Path, log: Callable[[str], None]) -
     return Catalog(name, names, labels, [str(c) for c in classes], reader, sources=[str(s) for s in shards])
 
 
-def folder_shards(root: Path) -> list[Path]:
-    """The WebDataset shards in folder root (its .tar files, where the first is one), else []."""
-    tars = sorted(p for p in root.iterdir() if p.name.lower().endswith((".tar", ".tar.gz", ".tgz")) and p.is_file())
+def folder_shards(entries: list[Path]) -> list[Path]:
+    """The WebDataset shards among a folder's entries (its .tar files, where the first is one), else []."""
+    tars = sorted(p for p in entries if p.name.lower().endswith((".tar", ".tar.gz", ".tgz")) and p.is_file())
     return tars if tars and is_shard(tars[0]) else []
