@@ -9,7 +9,7 @@ without torchvision or scipy.
   `.../train_X.bin`. Its `unlabeled_X.bin` has no labels, which an AC-GAN needs.
 - Oxford 102 Flowers: `root/flowers-102/` with `jpg/image_00001.jpg` ... and `imagelabels.mat`: all 8,189 images
   (a GAN's data: setid.mat's train/val/test split is a classifier's). `--data root` or `root/flowers-102`.
-- Oxford-IIIT Pet, Food-101 and FGVC-Aircraft: fastacgan/listed_sets.py.
+- Oxford-IIIT Pet, Food-101, FGVC-Aircraft, CUB-200-2011 and DTD: fastacgan/listed_sets.py.
 - USPS and SEMEION: `usps.bz2` / `usps.t.bz2`, `semeion.data` in torchvision's root (fastacgan/usps.py).
 - An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
   beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import downsampled_imagenet, hf_sets, usps
+from . import downsampled_imagenet, hf_sets, listed_sets, usps
 from .data import Catalog, DataError, NoTestSplit, file_safe
-from .listed_sets import aircraft_in, food_in, has_aircraft, has_food, has_pets, listed_catalog, pets_in, split_missing
+from .listed_sets import listed_catalog, split_missing
 
 # ------------------------------------------------------------------------------------------------ MAT version 5
 
@@ -336,9 +336,11 @@ FOLDER_SETS = {
     "svhn": (has_svhn, svhn_in, "svhn"),
     "stl10": (has_stl, stl_in, "stl"),
     "flowers102": (has_flowers, flowers_in, "flower"),
-    "oxford_pet": (has_pets, pets_in, "pet"),
-    "food101": (has_food, food_in, "food"),
-    "fgvc_aircraft": (has_aircraft, aircraft_in, "aircraft"),
+    "oxford_pet": (listed_sets.has_pets, listed_sets.pets_in, "pet"),
+    "food101": (listed_sets.has_food, listed_sets.food_in, "food"),
+    "fgvc_aircraft": (listed_sets.has_aircraft, listed_sets.aircraft_in, "aircraft"),
+    "cub200": (listed_sets.has_cub, listed_sets.cub_in, "cub"),
+    "dtd": (listed_sets.has_dtd, listed_sets.dtd_in, "dtd"),
     "emnist": (emnist_splits, emnist_in, "emnist"),
     "qmnist": (lambda d: _qmnist(d, "train") is not None, qmnist_in, "qmnist"),
     "imagenet_ds": (downsampled_imagenet.has_batches, downsampled_imagenet.batches_in, "imagenet"),

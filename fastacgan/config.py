@@ -30,11 +30,12 @@ class TrainConfig:
     # --- data
     data: str = _f(
         "builtin:digits",
-        "image folder (PATH/<class>/*.jpg|png...), a .zip/.tar/.tar.gz of one, a folder or archive with a CSV "
-        "of file names and labels, torchvision's or Keras' CIFAR/MNIST files (and torchvision's SVHN, STL-10, USPS,"
-        " SEMEION, Flowers-102, Oxford-IIIT Pet, Food-101, FGVC-Aircraft, EMNIST, QMNIST; Downsampled ImageNet), a CSV "
-        "of pixel rows (Kaggle's MNIST train.csv; FER2013's fer2013.csv), a folder of .npy files (Quick, Draw!'s), "
-        "Hugging Face's Parquet and Arrow files, WebDataset shards, or builtin:digits (made on the fly)",
+        "image folder (PATH/<class>/*.jpg|png...), a .zip/.tar/.tar.gz of one, a folder or archive with a CSV of"
+        " file names and labels, torchvision's or Keras' CIFAR/MNIST files (and torchvision's SVHN, STL-10, USPS, "
+        "SEMEION, Flowers-102, Oxford-IIIT Pet, Food-101, FGVC-Aircraft, DTD, EMNIST, QMNIST; CUB-200-2011; "
+        "Downsampled ImageNet), a CSV of pixel rows (Kaggle's MNIST train.csv; FER2013's fer2013.csv), a folder of "
+        ".npy files (Quick, Draw!'s), Hugging Face's Parquet and Arrow files, WebDataset shards, or builtin:digits "
+        "(made on the fly)",
     )
     csv: str = _f(
         "",

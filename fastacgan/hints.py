@@ -35,6 +35,8 @@ _KNOWN_SETS = {
     "food101": "torchvision's download folder (its root) or its food-101 folder",
     **dict.fromkeys(("fgvcaircraft", "aircraft"),
                     "torchvision's download folder (its root) or its fgvc-aircraft-2013b folder"),
+    **dict.fromkeys(("cub", "cub200", "cub2002011", "birds"), "its CUB_200_2011 folder (or the folder holding it)"),
+    "dtd": "torchvision's download folder (its root) or its dtd folder",
     **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "lsun"),
                     "an image folder or an archive of it"),
 }  # fmt: skip

@@ -105,8 +105,7 @@ def food_in(d: Path, split: str) -> Catalog:
     if (got := _food_list(meta, split)) is None:
         raise split_missing(split, f"--data {d}: no {rel}/{split}.txt (Food-101's {split} split)")
     lst, rows = got
-    if bad := next((r for r in rows if r.count("/") != 1), None) if rows else "(none)":
-        raise DataError(f"{lst}: image {bad!r}; expected lines 'class/image' (apple_pie/1005649), as Food-101's")
+    rows = _class_rows(lst, rows, "apple_pie/1005649")
     other = _food_list(meta, "test" if split == "train" else "train")
     classes = sorted({r.split("/")[0] for r in rows + (other[1] if other else [])})
     label = {c: k for k, c in enumerate(classes)}
@@ -116,14 +115,25 @@ def food_in(d: Path, split: str) -> Catalog:
 
 
 def whole_note(folder: Path) -> str | None:
-    """Where a folder of class folders given as --data is the images of one of these sets (food-101/images), that
-    the set's lists are beside it: it read all of them, held-out images too."""
+    """Where a folder of class folders given as --data is the images of one of these sets (food-101/images,
+    CUB_200_2011/images, dtd/images), that the set's lists are beside it: it read all of them, held-out images too."""
     d = folder.parent
-    if folder.name != "images" or not has_food(d):
+    if folder.name != "images":
         return None
-    lists = _food_meta(d).relative_to(d).as_posix()
-    return (f"note: {folder} is Food-101's images, read whole, its test list's too ({lists}/ lists its split): "
+    lists = {"Food-101": has_food(d) and f"{_food_meta(d).relative_to(d).as_posix()}/",
+             "CUB-200-2011": has_cub(d) and "train_test_split.txt", "DTD": _dtd_dir(d) == d and "labels/"}  # fmt: skip
+    if (found := next(((n, f) for n, f in lists.items() if f), None)) is None:
+        return None
+    name, lists = found
+    return (f"note: {folder} is {name}'s images, read whole, its test list's too ({lists} lists its split): "
             f"--data {d} trains on its training list and holds out the test list")  # fmt: skip
+
+
+def _class_rows(lst: Path, rows: list[str], example: str) -> list[str]:
+    """A list's `class/image` rows (Food-101's, DTD's), checked."""
+    if bad := next((r for r in rows if r.count("/") != 1), None) if rows else "(none)":
+        raise DataError(f"{lst}: image {bad!r}; expected lines 'class/image' ({example})")
+    return rows
 
 
 AIRCRAFT = "images_variant_{}.txt"  # FGVC-Aircraft's lists (torchvision's default annotation level): trainval, test
@@ -160,3 +170,74 @@ def aircraft_in(d: Path, split: str) -> Catalog:
     labels = np.array([label[r[1].strip()] for r in rows[split]], dtype=np.int64)
     paths = [str(data / "images" / f"{r[0]}.jpg") for r in rows[split]]
     return listed_catalog("fgvc_aircraft", d, paths, labels, classes, f"{lists[split].name} lists")
+
+
+CUB = ("images.txt", "train_test_split.txt")  # CUB-200-2011's lists beside its images/ (and classes.txt)
+
+
+def has_cub(d: Path) -> bool:
+    return (d / "images").is_dir() and all((d / f).is_file() for f in CUB)
+
+
+def _id_rows(f: Path, example: str) -> dict[str, str]:
+    """The rows of one of CUB-200-2011's lists, `id value` lines, by id."""
+    rows = [line.split(None, 1) for line in f.read_text(errors="replace").splitlines() if line.strip()]
+    if bad := next((r for r in rows if len(r) < 2), None) if rows else ["(none)"]:
+        raise DataError(f"{f}: {bad[0]!r}; expected lines 'id value' ({example})")
+    return {r[0]: r[1].strip() for r in rows}
+
+
+def cub_in(d: Path, split: str) -> Catalog:
+    """CUB-200-2011 in its CUB_200_2011 folder d: the images that images.txt lists and train_test_split.txt puts
+    in the split (1: training, 0: test), each of the class of its folder (as image_class_labels.txt says); the
+    classes in classes.txt's order (the folders', sorted), named as --data CUB_200_2011/images names them."""
+    images = _id_rows(d / CUB[0], "1 001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg")
+    sides = _id_rows(d / CUB[1], "1 0: the image, 1 if it trains")
+    if bad := next((i for i in images if sides.get(i) not in ("0", "1")), None):
+        raise DataError(f"{d / CUB[1]}: image {bad} of {CUB[0]} is {sides.get(bad, 'not there')!r}; expected 1 (it "
+                        "trains) or 0 (the test split)")  # fmt: skip
+    if bad := next((p for p in images.values() if p.count("/") != 1), None):
+        raise DataError(f"{d / CUB[0]}: image {bad!r}; expected lines 'id class/image.jpg'")
+    rows = [p for i, p in images.items() if sides[i] == ("1" if split == "train" else "0")]
+    if not rows:
+        raise split_missing(split, f"--data {d}: {CUB[1]} puts no image in the {split} split")
+    names = d / "classes.txt"
+    classes = list(_id_rows(names, "1 001.Black_footed_Albatross").values()) if names.is_file() else []
+    classes = classes or sorted({p.split("/")[0] for p in images.values()})
+    label = {c: k for k, c in enumerate(classes)}
+    if unknown := next((p for p in rows if p.split("/")[0] not in label), None):
+        raise DataError(f"{d / CUB[0]}: image {unknown!r}: its class is not in {names.name}")
+    labels = np.array([label[p.split("/")[0]] for p in rows], dtype=np.int64)
+    paths = [str(d / "images" / p) for p in rows]
+    return listed_catalog("cub200", d, paths, labels, classes, f"{CUB[0]} lists")
+
+
+DTD_SPLITS = {"train": ("train", "val"), "test": ("test",)}  # partition 1's lists (labels/train1.txt ...)
+
+
+def _dtd_dir(d: Path) -> Path | None:
+    """DTD's folder of images/ and labels/: d, or in it (torchvision's root/dtd/dtd/); None for other folders."""
+    return next((f for f in (d, d / "dtd") if (f / "labels" / "train1.txt").is_file() and (f / "images").is_dir()),
+                None)  # fmt: skip
+
+
+def has_dtd(d: Path) -> bool:
+    return _dtd_dir(d) is not None
+
+
+def dtd_in(d: Path, split: str) -> Catalog:
+    """DTD (the Describable Textures Dataset) in folder d (_dtd_dir): partition 1's training and validation images
+    train, its test images are held out; the classes, sorted as torchvision's, those of all three lists."""
+    data = _dtd_dir(d)
+    lists = {s: data / "labels" / f"{s}1.txt" for s in ("train", "val", "test")}
+    if missing := [f.name for s, f in lists.items() if s in DTD_SPLITS[split] and not f.is_file()]:
+        raise split_missing(split, f"--data {d}: no labels/{missing[0]} (DTD's {split} split)")
+    rows = {s: _class_rows(f, f.read_text(errors="replace").split(), "banded/banded_0002.jpg")
+            for s, f in lists.items() if f.is_file()}  # fmt: skip
+    classes = sorted({r.split("/")[0] for rs in rows.values() for r in rs})
+    label = {c: k for k, c in enumerate(classes)}
+    mine = [r for s in DTD_SPLITS[split] for r in rows[s]]
+    labels = np.array([label[r.split("/")[0]] for r in mine], dtype=np.int64)
+    paths = [str(data / "images" / r) for r in mine]
+    names = " and ".join(f"labels/{s}1.txt" for s in DTD_SPLITS[split])
+    return listed_catalog("dtd", d, paths, labels, classes, f"{names} list")
