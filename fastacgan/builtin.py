@@ -115,6 +115,8 @@ def builtin_catalog(spec: str, image_size: int, split: str = "train", log=lambda
     n, size = int(count) if count else 10_000, image_size or 28
     if split == "test":
         n = max(10, n // 5)
+    else:  # (said once the name is known to be one)
+        log(f"drawing the built-in data set {spec} at {size}x{size}{' (a few seconds)' * (size <= 32)}")
     images, labels = render_digits(n, min(size, DRAW_MAX), seed=TEST_SEED if split == "test" else 1234, log=log)
     if size > DRAW_MAX:
         from .decode import fit_images

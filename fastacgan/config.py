@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .models import ModelSpec
+from .models import CONDITIONING, ModelSpec, check_options
 from .presets import PRESETS
 from .reference_options import REFERENCE_OPTIONS, translate_reference_args
 
@@ -241,6 +241,15 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.fake_label >= cfg.real_label:
         raise ValueError(f"--fake-label {cfg.fake_label:g} must be below --real-label {cfg.real_label:g}: D's target "
                          f"for generated images is the lower one")  # fmt: skip
+    if cfg.preset != "auto":
+        check_preset(cfg.preset)
+    # those the models are built with, where given (else the preset's, the data's: checked once those are known)
+    check_options(cfg.conditioning or CONDITIONING[0], cfg.image_size or 16, cfg.channels or 1)
+
+
+def check_preset(name: str) -> None:
+    if name not in PRESETS:
+        raise ValueError(f"--preset {name!r} is unknown; choose from auto, {', '.join(PRESETS)}")
 
 
 def check_run(cfg: TrainConfig) -> None:
@@ -275,8 +284,7 @@ def check_out(out: str) -> None:
 
 
 def resolve_spec(cfg: TrainConfig, preset_name: str, channels: int, num_classes: int) -> ModelSpec:
-    if preset_name not in PRESETS:
-        raise ValueError(f"--preset {preset_name!r} is unknown; choose from auto, {', '.join(PRESETS)}")
+    check_preset(preset_name)
     p = PRESETS[preset_name]
     arch = dict(p.arch)
     validate_config(cfg)
@@ -362,36 +370,6 @@ def parse_args(
     if given is not None:
         given.update(vars(build_parser(defaults=False).parse_args(argv)))
     return cfg
-
-
-# what a resume does not take from the run it continues when the command line leaves it out: whether and where it
-# resumes, and where this process runs (a run may move to another machine) rather than what the run is
-NOT_CONTINUED = {"resume", "auto_resume", "out", "device", "malloc_cache"}
-# options that make one choice together: where the command line gives one, neither is taken from the run (--steps
-# would override the --epochs given; --ckpt-every beside --ckpt-every-epochs is refused; --amp-dtype fp16 taken
-# would keep the --no-amp given from turning autocast off)
-CHOSEN_TOGETHER = ({"steps", "epochs"}, {"ckpt_every", "ckpt_every_epochs"}, {"amp", "amp_dtype"})
-
-
-def continue_config(cfg: TrainConfig, saved: dict, given: set[str]) -> tuple[TrainConfig, dict]:
-    """A resume's config: cfg with each option the command line did not give set to its value in `saved` (the
-    config of the run it continues, from its checkpoint; fields of another version's config that this one lacks
-    are passed over). -> (that config, {option: the run's value} for each one that changed)."""
-    keep = set(given) | NOT_CONTINUED
-    for group in CHOSEN_TOGETHER:
-        if keep & group:
-            keep |= group
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    taken = {k: v for k, v in saved.items() if k in names and k not in keep and getattr(cfg, k) != v}
-    return dataclasses.replace(cfg, **taken), taken
-
-
-def as_flags(options: dict) -> str:
-    """{option: value} as the command line would give them: --amp, --no-hflip, --data X."""
-    return ", ".join(
-        (flag(k) if v else f"--no-{flag(k)[2:]}") if isinstance(v, bool) else f"{flag(k)} {v}"
-        for k, v in options.items()
-    )
 
 
 def save_json(path, obj) -> None:

@@ -62,23 +62,27 @@ def start_size(image_size: int) -> int:
     return s
 
 
+def check_options(conditioning: str, image_size: int, channels: int) -> None:
+    """Raise ValueError naming the first of these options the models cannot be built with (each as the spec holds
+    it; the command line's checked before the data is read, where given)."""
+    if conditioning not in CONDITIONING:
+        raise ValueError(f"--conditioning must be one of {', '.join(CONDITIONING)}, got {conditioning!r}")
+    if image_size < 8 or start_size(image_size) == image_size:
+        raise ValueError(f"--image-size {image_size} is not supported: use s * 2**n with n >= 1 (16, 28, 32, 64...)")
+    if channels not in (1, 3):
+        raise ValueError(f"--channels must be 1 or 3, got {channels}")
+
+
 def validate_spec(spec: ModelSpec) -> None:
     """Raise ValueError naming the option that makes the spec unbuildable."""
-    if spec.conditioning not in CONDITIONING:
-        raise ValueError(f"--conditioning must be one of {', '.join(CONDITIONING)}, got {spec.conditioning!r}")
+    check_options(spec.conditioning, spec.image_size, spec.channels)
     if spec.conditioning == "onehot-replace" and spec.nz < spec.num_classes:
         raise ValueError(
             f"--conditioning onehot-replace writes the one-hot label into the first K noise entries, so --nz "
             f"({spec.nz}) must be at least the number of classes ({spec.num_classes})"
         )
-    if spec.image_size < 8 or start_size(spec.image_size) == spec.image_size:
-        raise ValueError(
-            f"--image-size {spec.image_size} is not supported: use s * 2**n with n >= 1 (16, 28, 32, 64...)"
-        )
     if spec.g_arch not in ("tconv", "upconv") or spec.d_arch not in ("pairs", "strided"):
         raise ValueError(f"unknown architecture g_arch={spec.g_arch!r} d_arch={spec.d_arch!r}")
-    if spec.channels not in (1, 3):
-        raise ValueError(f"--channels must be 1 or 3, got {spec.channels}")
     if spec.num_classes < 1:
         raise ValueError("the data set must have at least one class")
 

@@ -11,10 +11,39 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .config import TrainConfig, as_flags, check_run, continue_config, flag, validate_config
+from .config import TrainConfig, check_run, flag, validate_config
 from .decode import probe
 from .devices import cuda_rng_to_restore
 from .runs import run_path
+
+# what a resume does not take from the run it continues when the command line leaves it out: whether and where it
+# resumes, and where this process runs (a run may move to another machine) rather than what the run is
+NOT_CONTINUED = {"resume", "auto_resume", "out", "device", "malloc_cache"}
+# options that make one choice together: where the command line gives one, neither is taken from the run (--steps
+# would override the --epochs given; --ckpt-every beside --ckpt-every-epochs is refused; --amp-dtype fp16 taken
+# would keep the --no-amp given from turning autocast off)
+CHOSEN_TOGETHER = ({"steps", "epochs"}, {"ckpt_every", "ckpt_every_epochs"}, {"amp", "amp_dtype"})
+
+
+def continue_config(cfg: TrainConfig, saved: dict, given: set[str]) -> tuple[TrainConfig, dict]:
+    """A resume's config: cfg with each option the command line did not give set to its value in `saved` (the
+    config of the run it continues, from its checkpoint; fields of another version's config that this one lacks
+    are passed over). -> (that config, {option: the run's value} for each one that changed)."""
+    keep = set(given) | NOT_CONTINUED
+    for group in CHOSEN_TOGETHER:
+        if keep & group:
+            keep |= group
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    taken = {k: v for k, v in saved.items() if k in names and k not in keep and getattr(cfg, k) != v}
+    return dataclasses.replace(cfg, **taken), taken
+
+
+def as_flags(options: dict) -> str:
+    """{option: value} as the command line would give them: --amp, --no-hflip, --data X."""
+    return ", ".join(
+        (flag(k) if v else f"--no-{flag(k)[2:]}") if isinstance(v, bool) else f"{flag(k)} {v}"
+        for k, v in options.items()
+    )
 
 
 class TrainingError(RuntimeError):

@@ -180,8 +180,6 @@ class Trainer(RunState, RunOutputs):
 
     def _open_catalog(self, cfg: TrainConfig):
         size = _catalog_options(cfg)[-1]
-        if cfg.data.startswith("builtin:"):
-            self.log(f"drawing the built-in data set {cfg.data} at {size}x{size}{' (a few seconds)' * (size <= 32)}")
         try:
             return open_catalog(cfg.data, cfg.csv, cfg.csv_image_col, cfg.csv_label_col, cfg.classes,
                                 cfg.max_images, cfg.seed, size, self.log)  # fmt: skip

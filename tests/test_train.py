@@ -559,6 +559,30 @@ def test_an_option_out_of_range_is_refused_before_any_work(tmp_path, capsys, opt
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "option,value,want",
+    [("--preset", "cifar", "--preset 'cifar' is unknown; choose from auto, digits, mnist, cifar10"),
+     ("--channels", 2, "--channels must be 1 or 3, got 2"),
+     ("--image-size", 33, "--image-size 33 is not supported: use s * 2**n with n >= 1"),
+     ("--conditioning", "concat", "--conditioning must be one of embed-mul, onehot-concat, onehot-replace, got 'conc")],
+)  # fmt: skip
+def test_a_model_option_the_models_cannot_take_is_refused_before_the_data_is_read(tmp_path, capsys, option, value,
+                                                                                  want):  # fmt: skip
+    """These were refused once the data had been listed and probed (the built-in set drawn; an ImageNet folder's
+    1.2 million files listed), where the model was made."""
+    assert run(["--out", tmp_path / "o", option, value]) == 2
+    captured = capsys.readouterr()
+    assert f"error: {want}" in captured.err and captured.out == "" and not (tmp_path / "o").exists()
+
+
+def test_an_unknown_built_in_set_is_not_said_to_be_drawn(tmp_path, capsys):
+    """--data builtin:mnist said "drawing the built-in data set builtin:mnist at 28x28 (a few seconds)", then that
+    there is no such set."""
+    assert run(["--out", tmp_path / "o", "--data", "builtin:mnist"]) == 2
+    captured = capsys.readouterr()
+    assert "unknown built-in data set (available: builtin:digits[:COUNT])" in captured.err and captured.out == ""
+
+
 def test_the_fake_label_must_be_below_the_real_one(tmp_path, capsys):
     assert run(["--out", tmp_path / "o", "--real-label", "0.9", "--fake-label", "0.9"]) == 2
     want = "error: --fake-label 0.9 must be below --real-label 0.9: D's target for generated images is the lower one"
