@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         echo_quietly(f"note: {unused}", sys.stderr)
     a.n, a.per_class = 64 if a.n is None else a.n, 10 if a.per_class is None else a.per_class
     try:
-        if a.n < 1 or a.per_class < 1:
-            raise ValueError("--n and --per-class must be at least 1")
+        if bad := next(((o, v) for o, v in (("--n", a.n), ("--per-class", a.per_class)) if v < 1), None):
+            raise ValueError(f"{bad[0]} must be at least 1, got {bad[1]}")  # (an unused one too: it was given)
         if not a.out.strip():  # (`--out "$DIR"` with DIR unset: the images went into the working folder)
             raise ValueError("--out is empty: give a .png or .jpg grid, or a folder for one PNG per image")
         if not 0 <= a.seed <= SEED_MAX:  # (as training's; past 64 bits torch said "Overflow when unpacking long long")

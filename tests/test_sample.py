@@ -78,7 +78,9 @@ def test_generator_loads_on_cpu_in_eval_mode(run_dir):
     [
         (["--label", "12"], "--label '12': not a class name or an index in 0..9"),
         (["--label", "cat"], "--label 'cat'"),
-        (["--n", "0"], "--n and --per-class"),
+        (["--label", "1", "--n", "0"], "--n must be at least 1, got 0"),
+        (["--per-class", "-2"], "--per-class must be at least 1, got -2"),  # (it said "--n and --per-class must be")
+        (["--n", "0"], "--n must be at least 1, got 0"),  # (given unused: said, and refused)
         (["--seed", str(2**64)], f"--seed must be >= 0 and <= 4294967295, got {2**64}"),  # torch: "Overflow when ..."
         (["--out", "grid.gif"], "--out grid.gif: a grid is written as .png or .jpg"),
         (["--out", "/proc/no/grid.png"], "--out /proc/no/grid.png: cannot write the images"),
