@@ -19,6 +19,7 @@ import re
 import signal
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from .data import DataError, open_catalog
 from .decode import decode_all
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
-from .hints import ONE_CLASS
+from .hints import ONE_CLASS, not_found_hint
 from .image_metrics import seed000_metrics
 from .imaging import to_uint8
 from .kernels import STAT_NAMES, acgan_loss_reference
@@ -281,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         for opt, least in (("epochs", 1), ("n_per_class", 1), ("max_images", 0), ("cas_per_class", 0), ("workers", -1)):
             if getattr(a, opt) < least:  # (else torch's or numpy's words, or a traceback, after the data is read)
                 raise ValueError(f"--{opt.replace('_', '-')} must be >= {least}, got {getattr(a, opt)}")
+        for opt, where in (("--data", a.data), ("--test-data", a.test_data)):  # (not after the other is decoded)
+            if where and not where.startswith("builtin:") and not Path(where).expanduser().exists():
+                raise DataError(f"{opt} {where}: no such file or folder{not_found_hint(where)}")
         device = select_device(a.device)
         fit_threads(say)  # (a container's --cpus: torch's threads to its CPU limit)
         a.workers = default_workers(a.workers)  # (-1: one a core)

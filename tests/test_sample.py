@@ -456,7 +456,11 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     assert cas["accuracy_trained_on_real"] == res["classifier_real_accuracy"] and cas["generated_per_class"] == 2
 
     assert evaluate_main([*args, "--test-data", str(tmp_path / "nowhere")]) == 2
-    assert f"error: --test-data {tmp_path / 'nowhere'}: no such file or folder" in capsys.readouterr().err
+    err = capsys.readouterr().err  # (said before the checkpoint is read and the training images decoded)
+    assert f"error: --test-data {tmp_path / 'nowhere'}: no such file or folder" in err and "evaluating" not in err
+    assert evaluate_main([*args, "--data", "cifar10"]) == 2  # (a data set's name: fastacgan downloads nothing)
+    err = capsys.readouterr().err
+    assert "error: --data cifar10: no such file or folder; fastacgan downloads nothing" in err and "evaluat" not in err
     write_idx_set(tmp_path / "MNIST" / "raw", n=20)  # 28x28 digits: resized to the run's 16x16
     assert evaluate_main([*args, "--test-data", str(tmp_path / "MNIST")]) == 0  # one split: all of it
     assert json.loads(capsys.readouterr().out)["discriminator_held_out"]["images"] == 20
