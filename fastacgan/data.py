@@ -296,18 +296,18 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
     picked = classes  # (--classes: the forms that apply it themselves set it to "")
     if not data.strip():  # `--data "$DIR"` with DIR unset: the working folder would be listed as an image folder
         raise DataError("--data is empty: give an image folder, an archive, a data set's files or builtin:digits")
+    from .hints import class_warnings, file_hint, not_found_hint
+
     if data.startswith("builtin:"):
         from .builtin import builtin_catalog
 
         cat = builtin_catalog(data, image_size, split, log)
     else:
-        from .hints import file_hint, not_found_hint
-
         path = Path(data).expanduser()
         if not path.exists():
             raise DataError(f"--data {data}: no such file or folder{not_found_hint(data)}")
         # the forms' modules import this one (Catalog, DataError), so they are imported here
-        from . import datasets  # torchvision's and Keras' on-disk formats
+        from . import datasets, hf_sets  # torchvision's and Keras' on-disk formats; the Hub's cache
         from .archives import archive_catalog, split_archives
         from .folders import LISTS, a_note, folder_catalog, split_folder, unwrapped
         from .labels_csv import csv_catalog, find_csv
@@ -341,13 +341,13 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     if path.name.lower().endswith(".zip") or (cat := datasets.cifar_archive(path, split)) is None:
                         raise
         else:
-            top, inner = path, unwrapped(path)
-            if inner != path:  # Kaggle's set/set/<class>/ (unzipped), GTSRB/Final_Training/Images/<class>/
-                lists = sorted(p.name for p in path.iterdir() if p.suffix.lower() in LISTS and not a_note(p.name))
+            top, snap = path, hf_sets.hub_snapshot(path, log) or path  # (datasets--owner--name/snapshots/<commit>/)
+            if (inner := unwrapped(snap)) != snap:  # Kaggle's set/set/<class>/, GTSRB/Final_Training/Images/<class>/
+                lists = sorted(p.name for p in snap.iterdir() if p.suffix.lower() in LISTS and not a_note(p.name))
                 beside = f" beside {', '.join(lists[:3])} (where that holds labels, give it with --csv)" * bool(lists)
-                log(f"--data {data}: reading {inner.relative_to(path).as_posix()}/ in it, the one folder it "
+                log(f"--data {data}: reading {inner.relative_to(snap).as_posix()}/ in it, the one folder it "
                     f"holds{beside}")  # fmt: skip
-                path = inner
+            path = inner
             csv_path = find_csv(path, csv_opt)
             cat = None if csv_path else datasets.array_set_catalog(path, split, log, label_col)
             cat = cat or (None if csv_path else split_archives(path, data, split, log))  # train.tar.gz, test.tar.gz
@@ -370,12 +370,12 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     if note := whole_note(part):  # (food-101/images: its lists beside)
                         log(note)
                     cat.folder, cat.name = top, folder_name(top)  # the output folder: named after the set, not a part
+            if cat is not None and snap != top:  # (named after the repository, not its commit)
+                cat.name = hf_sets.hub_name(top)
         if cat is None:  # split == "test" of an archive that is not split into parts
             raise no_split
     if len(cat) == 0:
         raise DataError(f"--data {data}: no images found")
-    from .hints import class_warnings
-
     for msg in () if picked else class_warnings(data, cat.class_names, cat.labels):  # (lists; Cat beside cat)
         warnings.warn(msg, stacklevel=2)
     if classes:

@@ -5,7 +5,8 @@ train-00000-of-00001.parquet`, or a set's folder of files (uoft-cs/cifar10's `pl
 00001.arrow`, the cache's `cifar10-train.arrow`), whose test files (else validation ones) are held out. The images:
 the column `datasets` marks as an Image (a struct of `bytes` and `path`), else a binary column of image files; the
 labels: the column named as labels (`label`, ... as a CSV's), else the first ClassLabel, with its `names`;
---csv-label-col picks another (CIFAR-100's `coarse_label`)."""
+--csv-label-col picks another (CIFAR-100's `coarse_label`). A repository in the Hub's cache is read from its snapshot
+(hub_snapshot), whatever form its files are in."""
 
 from __future__ import annotations
 
@@ -144,28 +145,36 @@ def _set_name(d: Path, first: Path) -> str:
     return d.parent.parent.name.split("--")[-1] if d.parent.name == "snapshots" else d.name
 
 
-def _snapshot(d: Path) -> Path | None:
-    """The files of a repository in the Hub's cache (~/.cache/huggingface/hub/datasets--uoft-cs--cifar10: blobs/,
-    refs/main, snapshots/<commit>/): the snapshot refs/main names, else the newest."""
+def hub_snapshot(d: Path, log: Callable[[str], None]) -> Path | None:
+    """Where folder d is a data set's repository in the Hub's cache (~/.cache/huggingface/hub/datasets--uoft-cs--
+    cifar10: blobs/, refs/main, snapshots/<commit>/, where huggingface-cli download and load_dataset keep them),
+    its files: the snapshot refs/main names, else the newest; said. Whatever form they are in (Parquet files,
+    WebDataset shards, image folders), they are read there."""
     snaps = d / "snapshots"
     if not (snaps.is_dir() and (d / "blobs").is_dir()):
         return None
     main = d / "refs" / "main"
     named = snaps / main.read_text().strip() if main.is_file() else None
-    return named if named and named.is_dir() else max(snaps.iterdir(), key=lambda p: p.stat().st_mtime, default=None)
+    snap = named if named and named.is_dir() else max(snaps.iterdir(), key=lambda p: p.stat().st_mtime, default=None)
+    if snap is not None:
+        log(f"--data {d}: a repository in the Hugging Face Hub's cache: reading snapshots/{snap.name}/, "
+            f"{'the one refs/main names' if snap == named else 'its newest'}")  # fmt: skip
+    return snap
+
+
+def hub_name(repo: Path) -> str:
+    """The data set's name of a repository in the Hub's cache: datasets--uoft-cs--cifar10: cifar10."""
+    return repo.name.split("--")[-1]
 
 
 def shards(d: Path, depth: int = 0) -> list[Path]:
     """The Parquet files in folder d, or in its folders named as splits (the Hub's converted train/0000.parquet), or
-    in the one folder it holds (a repository's: cifar10/plain_text/ beside its README.md), or in the snapshot of a
-    repository in the Hub's cache."""
+    in the one folder it holds (a repository's: cifar10/plain_text/ beside its README.md)."""
     if found := sorted(f for f in d.iterdir() if f.suffix.lower() in FORMS and not f.name.startswith("cache-")
                        and f.is_file()):  # fmt: skip
         return found  # (load_dataset's cache-<fingerprint>.arrow: a map()'s output, not the set)
     if depth > 3:  # (lone folders in lone folders: a link to its own folder)
         return []
-    if snap := _snapshot(d):
-        return shards(snap, depth + 1)
     subs = [Path(e.path) for e in os.scandir(d) if e.is_dir() and not e.name.startswith(".")]  # (no stat calls)
     if len(subs) == 1 and subs[0].name.lower() not in (*TRAIN_SPLITS, *TEST_SPLITS):
         return shards(subs[0], depth + 1)

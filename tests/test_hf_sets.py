@@ -198,6 +198,70 @@ def test_a_repository_in_the_hubs_cache(tmp_path):
     assert len(open_catalog(str(repo))) == 12
 
 
+def _cached(repo: Path, files: dict[str, bytes]) -> Path:
+    """A data set's repository in the Hub's cache, as huggingface-cli download leaves it: each file a blob, linked
+    from snapshots/<commit>/ by its path in the repository; refs/main names the commit."""
+    snap = repo / "snapshots" / ("2" * 40)
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("2" * 40)
+    for k, (rel, data) in enumerate(files.items()):
+        (repo / "blobs" / f"{k:040x}").write_bytes(data)
+        (snap / rel).parent.mkdir(parents=True, exist_ok=True)
+        (snap / rel).symlink_to(os.path.relpath(repo / "blobs" / f"{k:040x}", (snap / rel).parent))
+    return repo
+
+
+def test_webdataset_and_image_folder_repositories_in_the_hubs_cache(tmp_path, monkeypatch):
+    """A repository of WebDataset shards (timm's imagenet-1k-wds) or of class folders, downloaded into the Hub's cache
+    (huggingface-cli download's default): as --data they were "class folder blobs holds no images" (Parquet
+    repositories alone were read from their snapshot). Now read from the snapshot refs/main names, which is said,
+    held-out parts too, and the run named after the repository."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    def png(red: int) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (8, 8), (red, 0, 0)).save(out, "PNG")
+        return out.getvalue()
+
+    def tar(samples: list[tuple[str, int, int]]) -> bytes:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tf:
+            for key, red, label in samples:
+                for ext, data in ((".png", png(red)), (".cls", str(label).encode())):
+                    info = tarfile.TarInfo(key + ext)
+                    info.size = len(data)
+                    tf.addfile(info, io.BytesIO(data))
+        return out.getvalue()
+
+    wds = _cached(tmp_path / "hub" / "datasets--timm--mini-wds", {
+        "mini-train-0000.tar": tar([(f"t{i}", 20 * i, i % 2) for i in range(4)]),
+        "mini-train-0001.tar": tar([(f"u{i}", 100 + 20 * i, i % 2) for i in range(2)]),
+        "mini-validation-0000.tar": tar([("v0", 200, 0), ("v1", 220, 1)]), "README.md": b"# mini"})  # fmt: skip
+    folders = _cached(tmp_path / "hub" / "datasets--someone--cats-and-dogs", {
+        **{f"train/{c}/{i}.png": png(30 * k + i) for k, c in enumerate(("cat", "dog")) for i in range(3)},
+        **{f"test/{c}/0.png": png(90 + k) for k, c in enumerate(("cat", "dog"))}, ".gitattributes": b""})  # fmt: skip
+    for repo, name, n, held, classes in ((wds, "mini-wds", 6, 2, ["0", "1"]),
+                                         (folders, "cats-and-dogs", 6, 2, ["cat", "dog"])):  # fmt: skip
+        said = []
+        cat = open_catalog(str(repo), log=said.append)
+        assert cat.name == name and len(cat) == n and cat.class_names == classes
+        assert said[0] == (f"--data {repo}: a repository in the Hugging Face Hub's cache: reading snapshots/"
+                           f"{'2' * 40}/, the one refs/main names")  # fmt: skip
+        assert len(open_catalog(str(repo), split="test")) == held
+    assert sorted(colours(open_catalog(str(wds)))) == sorted((r, 0, 0) for r in (0, 20, 40, 60, 100, 120))
+    (wds / "refs" / "main").unlink()  # no ref: the newest snapshot, said so
+    said = []
+    assert len(open_catalog(str(wds), log=said.append)) == 6 and said[0].endswith(f"snapshots/{'2' * 40}/, its newest")
+    monkeypatch.chdir(tmp_path)  # the default --out: runs/<the repository's name>, not the commit's
+    assert main([str(a) for a in ["--data", folders, *TINY, "--batch-size", 4, "--steps", 1]]) == 0
+    run = tmp_path / "runs" / "cats-and-dogs" / "checkpoints"
+    assert ckpt.load_checkpoint(ckpt.list_checkpoints(run)[-1])["classes"] == ["cat", "dog"]
+
+
 def test_arrow_files_of_save_to_disk_and_load_datasets_cache(tmp_path):
     """save_to_disk's DatasetDict (train/data-00000-of-00001.arrow, test/...: Arrow streams of several record
     batches), load_dataset's cache (cifar10-train.arrow beside a map()'s cache-<fingerprint>.arrow, passed over),
