@@ -34,8 +34,8 @@ class TrainConfig:
         " file names and labels, torchvision's or Keras' CIFAR/MNIST files (and torchvision's SVHN, STL-10, USPS, "
         "SEMEION, Flowers-102, Oxford-IIIT Pet, Food-101, FGVC-Aircraft, DTD, EMNIST, QMNIST; CUB-200-2011; "
         "Downsampled ImageNet), a CSV of pixel rows (Kaggle's MNIST train.csv; FER2013's fer2013.csv), a folder of "
-        ".npy files (Quick, Draw!'s), Hugging Face's Parquet and Arrow files, WebDataset shards, or builtin:digits "
-        "(made on the fly)",
+        ".npy files (Quick, Draw!'s), Hugging Face's Parquet and Arrow files, WebDataset shards, LSUN's LMDB "
+        "databases, or builtin:digits (made on the fly)",
     )
     csv: str = _f(
         "",

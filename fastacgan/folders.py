@@ -33,7 +33,7 @@ from .data import (
     read_file,
     wanted_classes,
 )
-from .hints import LMDB, file_kinds, kinds_hint, loose_note, others_note, unsorted_hint
+from .hints import file_kinds, kinds_hint, loose_note, others_note, unsorted_hint
 from .masks import MASK_DIRS, mask_class_note, mask_classes, mask_files, masks_note
 from .pixel_csv import holds_pixel_rows
 from .splits import copy_note, flat_parts, parts_copies, pick_split, set_copies, split_like, split_word
@@ -61,8 +61,6 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
                 shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
                 pick = next((n for n in files if "train" in n.lower()), files[0])
                 msg += f". It holds {what} ({shown}): give one as --data, e.g. --data {root / pick}"
-        if any(p.name == "data.mdb" for p in entries):
-            msg += LMDB
         if loose and (kind := binary_sets.set_in(root.parent)):  # flowers-102/jpg, oxford-iiit-pet/images
             raise DataError(f"{msg}. {root.parent} holds them with their labels ({kind}): give --data {root.parent}")
         raise DataError(msg + (unsorted_hint(root, loose, alone=True) if loose else ""))
@@ -89,7 +87,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         files = _images_under(d, mine := Counter(), masks)
         others += mine
         if not files:  # (what it holds instead: CUB-200's attributes/, LSUN's data.mdb)
-            held = f"; it holds {file_kinds(mine, 5)}{LMDB if '.mdb' in mine else ''}{kinds_hint(mine)}" if mine else ""
+            held = f"; it holds {file_kinds(mine, 5)}{kinds_hint(mine)}" if mine else ""
             raise DataError(f"class folder {d} holds no images ({', '.join(IMAGE_EXTS)}){held}{_classes_in(d)}")
         if split_word(d.name) in (*TRAIN_SPLITS, *TEST_SPLITS):  # (training_set/ too)
             deep[d.name] = any(os.sep in f[len(str(d)) + 1 :] for f in files)

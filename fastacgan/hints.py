@@ -37,7 +37,8 @@ _KNOWN_SETS = {
                     "torchvision's download folder (its root) or its fgvc-aircraft-2013b folder"),
     **dict.fromkeys(("cub", "cub200", "cub2002011", "birds"), "its CUB_200_2011 folder (or the folder holding it)"),
     "dtd": "torchvision's download folder (its root) or its dtd folder",
-    **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba", "lsun"),
+    "lsun": "its folder of LMDB databases (bedroom_train_lmdb ...) or one of them",
+    **dict.fromkeys(("imagenet", "tinyimagenet", "isic", "celeba"),
                     "an image folder or an archive of it"),
 }  # fmt: skip
 
@@ -58,9 +59,9 @@ def not_found_hint(data: str) -> str:
     return ""
 
 
-# LSUN's form (data.mdb, lock.mdb), which fastacgan does not read
-LMDB = (" (data.mdb is an LMDB database, as LSUN ships its images: fastacgan reads image files; export them to a "
-        "folder first, with LSUN's `python data.py export`, and give that)")  # fmt: skip
+# LSUN's form (data.mdb, lock.mdb) where it is not read: zipped, or in folders not named as LSUN names them
+LMDB = (" (data.mdb is an LMDB database, as LSUN ships its images: read unzipped, its folder as --data, or the folder "
+        "of several named as LSUN's are, bedroom_train_lmdb, church_outdoor_train_lmdb ...)")  # fmt: skip
 
 
 TF_RECORDS = ("TFRecord files (TensorFlow Datasets', Kaggle's TPU sets), which fastacgan does not read: save their "
@@ -126,6 +127,7 @@ def kinds_hint(others: Counter) -> str:
         "`magick mogrify -format png *.svg`, or `rsvg-convert` from librsvg",
         ".heic": "HEIF, as iPhones save photos, which Pillow does not read: convert them to JPEG first, e.g. "
         "`magick mogrify -format jpg *.heic`, or `heif-convert` from libheif",
+        ".mdb": LMDB[2:-1],
         ".tfrecord": TF_RECORDS,
         ".tfrec": TF_RECORDS,
     }

@@ -22,6 +22,8 @@ from fastacgan.decode import decode_all, decode_image, probe
 from fastacgan.loaders import MemoryLoader, StreamLoader, epoch_order, to_model_input
 from fastacgan.train import main
 
+LSUN = Path(__file__).parent / "data" / "lsun"  # LMDB databases as LSUN ships them (make_fixtures.py)
+
 
 def load(data, **kw):
     cat = open_catalog(str(data), **kw)
@@ -779,8 +781,9 @@ def test_bad_paths(tmp_path, setup, match):
 
 def test_a_folder_of_no_images_beside_a_folder_of_classes_says_where_they_are(tmp_path):
     """CUB-200-2011 (CUB_200_2011/images/<class>/ beside attributes/*.txt; Food-101's images/ beside meta/ was one
-    too: now read as torchvision reads it) and LSUN (bedroom_train_lmdb/data.mdb, an LMDB database) as --data: "class
-    folder attributes holds no images", and nothing on what it holds or where the classes are."""
+    too: now read as torchvision reads it) and LSUN's databases in folders named otherwise (bedroom/data.mdb; LSUN's
+    own, bedroom_train_lmdb/, are read) as --data: "class folder attributes holds no images", and nothing on what it
+    holds or where the classes are."""
     birds = tmp_path / "CUB_200_2011"
     for cls in ("001.Black_footed_Albatross", "002.Laysan_Albatross"):
         (birds / "images" / cls).mkdir(parents=True)
@@ -803,16 +806,15 @@ def test_a_folder_of_no_images_beside_a_folder_of_classes_says_where_they_are(tm
                        rf"if those are the classes, give --data {dogs / 'images'}$"):  # fmt: skip
         open_catalog(str(dogs))
     assert open_catalog(str(dogs / "images")).class_names == ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
-    lsun = tmp_path / "lsun" / "bedroom_train_lmdb"
-    lsun.mkdir(parents=True)
-    (lsun / "data.mdb").write_bytes(bytes(64))
-    (lsun / "lock.mdb").write_bytes(b"")
-    lmdb = r"\(data\.mdb is an LMDB database, as LSUN ships its images: fastacgan reads image files; export them"
-    for data, said in ((lsun, "no class folders found; expected"), (lsun / "data.mdb", "a file must be"),
-                       (lsun.parent, r"holds no images .*; it holds \.mdb \(2\)")):  # fmt: skip
-        with pytest.raises(DataError, match=f"{said}.* {lmdb}"), warnings.catch_warnings():
-            warnings.simplefilter("error")  # (one folder named as a training part, of no images: no split said)
-            open_catalog(str(data))
+    lsun = tmp_path / "lsun" / "bedroom"  # LSUN's databases in folders not named as LSUN names them (now read: LSUN's)
+    shutil.copytree(LSUN / "bedroom_val_lmdb", lsun)
+    shutil.copytree(LSUN / "church_outdoor_val_lmdb", lsun.parent / "church")
+    lmdb = (r"\(\.mdb: data\.mdb is an LMDB database, as LSUN ships its images: read unzipped, its folder as --data, "
+            r"or the folder of several named as LSUN's are, bedroom_train_lmdb")  # fmt: skip
+    with pytest.raises(DataError, match=rf"holds no images .*; it holds \.mdb \(2\) {lmdb}"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        open_catalog(str(lsun.parent))
+    assert open_catalog(str(lsun)).class_names == ["bedroom"]
 
 
 def test_class_folders_in_initial_letter_folders_as_sun397_ships_them(tmp_path):
