@@ -77,11 +77,11 @@ def read_lmdb(path: Path, log: Callable[[str], None]) -> tuple[list[str], np.nda
     with mm:
         psize, root, entries = _main_db(mm, path)
         keys, offsets, sizes, due = [], [], [], Every()
-        stack = [] if root == NO_PAGE else [root]
+        stack, left = [] if root == NO_PAGE else [root], len(mm) // psize  # (a damaged tree may loop: pages left)
         while stack:
-            page = stack.pop()
+            page, left = stack.pop(), left - 1
             at = page * psize
-            if at + psize > len(mm) or struct.unpack_from("<Q", mm, at)[0] != page:
+            if at + psize > len(mm) or struct.unpack_from("<Q", mm, at)[0] != page or left < 0:
                 raise DataError(f"{path}: page {page} is not where its database says (a file cut short or damaged)")
             flags, lower = struct.unpack_from("<HH", mm, at + 10)
             ptrs = struct.unpack_from(f"<{(lower - HEADER) // 2}H", mm, at + HEADER)
@@ -107,9 +107,9 @@ def read_lmdb(path: Path, log: Callable[[str], None]) -> tuple[list[str], np.nda
                 sizes.append(size)
             if due():
                 log(f"listing {path}: {len(keys):,} of {entries:,} images")
-        if keys and not mm[offsets[0] : offsets[0] + 4].startswith(IMAGE_MAGIC):
-            raise DataError(f"{path}: its values are not image files (the first begins {mm[offsets[0]:][:8]!r}; "
-                            "LSUN's are WebP images): fastacgan reads databases of encoded images")  # fmt: skip
+        if keys and not (head := mm[offsets[0] : offsets[0] + 8]).startswith(IMAGE_MAGIC):
+            raise DataError(f"{path}: its values are not image files (the first begins {head!r}; LSUN's are WebP "
+                            "images): fastacgan reads databases of encoded images")  # fmt: skip
     return keys, np.asarray(offsets, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
 
 

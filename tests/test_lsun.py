@@ -5,6 +5,7 @@ larger PNGs, overflow pages."""
 
 import hashlib
 import shutil
+import struct
 import zipfile
 from pathlib import Path
 
@@ -113,6 +114,16 @@ def test_databases_it_does_not_read_are_named(tmp_path, lsun):
     with pytest.raises(DataError, match=r"cut_lmdb/data\.mdb: (page \d+ is not where its database says|a value "
                        r"past the end of the file) \(a file cut short"):  # fmt: skip
         open_catalog(str(cut))
+    loop = tmp_path / "loop_lmdb"  # a damaged tree: the root branch page names itself as its first child
+    loop.mkdir()
+    raw = bytearray((LSUN / "bedroom_train_lmdb" / "data.mdb").read_bytes())
+    metas = [struct.unpack_from("<QQ", raw, at + 128) + (at,) for at in (0, 4096)]  # (root, transaction)
+    root = max(metas, key=lambda m: m[1])[0]
+    first = struct.unpack_from("<H", raw, root * 4096 + 16)[0]  # the offset of the root's first node
+    struct.pack_into("<HHH", raw, root * 4096 + first, root & 0xFFFF, root >> 16 & 0xFFFF, root >> 32)
+    (loop / "data.mdb").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"loop_lmdb/data\.mdb: page \d+ is not where its database says"):
+        open_catalog(str(loop))
     with zipfile.ZipFile(tmp_path / "bedroom_train_lmdb.zip", "w") as zf:  # as LSUN's download.py fetches them
         for f in ("data.mdb", "lock.mdb"):
             zf.write(lsun / "bedroom_train_lmdb" / f, f"bedroom_train_lmdb/{f}")
