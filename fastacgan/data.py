@@ -7,10 +7,8 @@ streaming loaders), and loaders.py serves batches in an order that depends only 
 
 from __future__ import annotations
 
-import difflib
 import os
 import time
-import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -162,8 +160,14 @@ class Every:
 
 
 def folder_name(folder: Path) -> str:
-    """A data folder's name, which names the default output folder: its own, --data . and .. included."""
-    return folder.resolve().name or "data"
+    """A data folder's name, which names the default output folder: its own, --data . and .. included; in a download
+    cache, its data set's: kagglehub's .../datasets/<owner>/<name>/versions/<n>, the Hugging Face Hub's
+    .../datasets--<owner>--<name> and its snapshots/<commit>: <name>."""
+    folder = folder.resolve()
+    kaggle = folder.parent.name == "versions" and folder.name.isdigit()
+    if kaggle or (folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("datasets--")):
+        folder = folder.parent.parent
+    return folder.name.split("--")[-1] if folder.name.startswith("datasets--") else folder.name or "data"
 
 
 def read_file(path: str) -> bytes:
@@ -192,53 +196,6 @@ class Picked:
 
     def __call__(self, k: int) -> bytes:
         return self.read(int(self.picks[k]))
-
-
-def wanted_classes(classes: str, names: list[str]) -> list[str]:
-    """--classes: comma-separated class names, or START:END ranges of positions in the sorted class list (END
-    excluded: the ImageNet ACGAN's classes_idx=(10, 20) is 10:20); a class named like a range is taken by name."""
-    wanted = []
-    for c in (c.strip() for c in classes.split(",")):
-        a, colon, b = c.partition(":")
-        if colon and c not in names and a.isdigit() and b.isdigit():
-            if not int(a) < int(b) <= len(names):
-                raise DataError(f"--classes {c}: a range START:END needs START < END <= {len(names)} (the classes)")
-            wanted += names[int(a) : int(b)]
-        elif c:
-            wanted.append(c)
-    if not wanted:  # (`--classes ,`: "no images found" followed, as if the data had none)
-        raise DataError(f"--classes {classes!r} names no class (comma-separated names, or START:END)")
-    if len(set(wanted)) != len(wanted):
-        raise DataError(f"--classes {classes}: a class is named twice")
-    return wanted
-
-
-def known_classes(wanted: list[str], names: list[str]) -> list[str]:
-    """The data's names of the classes --classes names: a name typed `café` (composed, NFC) is the class folder
-    that macOS named decomposed (NFD), and the other way round; a class named by synonyms, by its first."""
-    from .words import first_name  # (`--classes tench` for Hugging Face's ImageNet's `tench, Tinca tinca`)
-
-    found = [c if c in names else same_text(c, names) or first_name(c, names) for c in wanted]
-    unknown = [c for c, f in zip(wanted, found) if f is None]
-    if unknown:
-        shown = ", ".join(names[:20]) + (f" ... ({len(names)} in all)" if len(names) > 20 else "")
-        hint = near_misses(unknown, names)
-        raise DataError(f"--classes: {', '.join(unknown)} not in the data (classes: {shown}){hint}")
-    return found
-
-
-def near_misses(typed: list[str], names: list[str]) -> str:
-    """The end of an error line naming the classes close to what was typed (a letter off, another case): "; did you
-    mean X?", or "" where none is."""
-    close = [m for t in typed for m in difflib.get_close_matches(t, names, n=2, cutoff=0.8) if m != t]
-    close += [n for t in typed for n in names if n.lower() == t.lower() and n != t]
-    return f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
-
-
-def same_text(name: str, names: list[str]) -> str | None:
-    """The one of `names` that is `name` in another Unicode form (NFC / NFD), or None."""
-    form = unicodedata.normalize("NFC", name)
-    return next((n for n in names if unicodedata.normalize("NFC", n) == form), None)
 
 
 def open_catalog(
@@ -371,7 +328,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                         log(note)
                     cat.folder, cat.name = top, folder_name(top)  # the output folder: named after the set, not a part
             if cat is not None and snap != top:  # (named after the repository, not its commit)
-                cat.name = hf_sets.hub_name(top)
+                cat.name = folder_name(top)
         if cat is None:  # split == "test" of an archive that is not split into parts
             raise no_split
     if len(cat) == 0:
@@ -379,7 +336,9 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
     for msg in () if picked else class_warnings(data, cat.class_names, cat.labels):  # (lists; Cat beside cat)
         warnings.warn(msg, stacklevel=2)
     if classes:
-        wanted = known_classes(wanted_classes(classes, cat.class_names), cat.class_names)
+        from .class_picks import picked_classes
+
+        wanted = picked_classes(classes, cat.class_names)
         keep_ids = [cat.class_names.index(c) for c in wanted]
         idx = np.flatnonzero(np.isin(cat.labels, keep_ids))
         remap = {old: new for new, old in enumerate(keep_ids)}

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import binary_sets
+from .class_picks import picked_classes
 from .data import (
     ARCHIVE_EXTS,
     IMAGE_EXTS,
@@ -29,9 +30,7 @@ from .data import (
     folder_name,
     hidden,
     is_image,
-    known_classes,
     read_file,
-    wanted_classes,
 )
 from .hints import file_kinds, kinds_hint, loose_note, others_note, unsorted_hint
 from .masks import MASK_DIRS, mask_class_note, mask_classes, mask_files, masks_note
@@ -79,7 +78,7 @@ def folder_catalog(root: Path, log: Callable[[str], None] = lambda msg: None, cl
         log(f"note: {root}'s {CLUTTER}/ is Caltech-101's background clutter, no object class: passed over, as "
             "torchvision's Caltech101 passes it over")  # fmt: skip
     # the classes in the order --classes gives them (as open_catalog orders them for every other form)
-    class_names = known_classes(wanted_classes(classes, names), names) if classes else names
+    class_names = picked_classes(classes, names) if classes else names
     label_of = {c: k for k, c in enumerate(class_names)}
     class_dirs = [d for d in class_dirs if d.name in label_of]
     paths, ids, due, others, deep, inner, masks = [], [], Every(), Counter(), {}, {}, []
@@ -228,7 +227,7 @@ def _initials_catalog(root: Path, letters: list[Path], classes: str, log: Callab
     if not paths:
         raise DataError(f"--data {root}: its folders {', '.join(d.name for d in letters[:5])} ... hold no images")
     names = sorted(set(of))
-    class_names = known_classes(wanted_classes(classes, names), names) if classes else names
+    class_names = picked_classes(classes, names) if classes else names
     label_of = {c: k for k, c in enumerate(class_names)}
     keep = [i for i, c in enumerate(of) if c in label_of]
     log(initials_note(root, [d.name for d in letters], names))

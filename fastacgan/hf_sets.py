@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .arrow_format import read_arrow
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, labels_from
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, folder_name, labels_from
 from .parquet_format import Unread, column, footer, schema_leaves
 from .splits import files_of, split_word
 
@@ -142,7 +142,7 @@ def _set_name(d: Path, first: Path) -> str:
         return "-".join(words[:at])
     while d.name.lower() in ("data", "plain_text", "default", *TRAIN_SPLITS, *TEST_SPLITS) and d.parent != d:
         d = d.parent
-    return d.parent.parent.name.split("--")[-1] if d.parent.name == "snapshots" else d.name
+    return folder_name(d)
 
 
 def hub_snapshot(d: Path, log: Callable[[str], None]) -> Path | None:
@@ -160,11 +160,6 @@ def hub_snapshot(d: Path, log: Callable[[str], None]) -> Path | None:
         log(f"--data {d}: a repository in the Hugging Face Hub's cache: reading snapshots/{snap.name}/, "
             f"{'the one refs/main names' if snap == named else 'its newest'}")  # fmt: skip
     return snap
-
-
-def hub_name(repo: Path) -> str:
-    """The data set's name of a repository in the Hub's cache: datasets--uoft-cs--cifar10: cifar10."""
-    return repo.name.split("--")[-1]
 
 
 def shards(d: Path, depth: int = 0) -> list[Path]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, Every, NoTestSplit
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, Every, NoTestSplit, folder_name
 from .splits import files_of, held_out_sibling, split_word
 
 HEADER = 16  # a page's header: its number (8 bytes), padding, flags, the ends of its free space (2 bytes each)
@@ -168,5 +168,5 @@ def lsun_in(d: Path, split: str, log: Callable[[str], None] = lambda msg: None) 
             log(f"reading {d}: {k + 1} of {len(mine)} databases, {len(keys):,} images")
     files = [str(db / "data.mdb") for db in mine]
     reader = _Values(files, np.concatenate(which), np.concatenate(offsets), np.concatenate(sizes))
-    name = category(mine[0]) if len(dbs) == 1 else d.name
+    name = category(mine[0]) if len(dbs) == 1 else folder_name(d)
     return Catalog(name, keys, np.concatenate(labels), classes, reader, sources=files)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Catalog, DataError, Every, NoTestSplit, folder_name, hidden, is_image, known_classes, wanted_classes
+from .class_picks import picked_classes
+from .data import Catalog, DataError, Every, NoTestSplit, folder_name, hidden, is_image
 from .heap import byte_size
 from .limits import host_memory_available
 
@@ -136,7 +137,7 @@ def class_files_catalog(d: Path, files: dict[str, Path], classes: str = "", log=
 
     by_class = {n.removeprefix(PREFIX): p for n, p in files.items()}
     names = sorted(by_class)
-    wanted = known_classes(wanted_classes(classes, names), names) if classes else names
+    wanted = picked_classes(classes, names) if classes else names
     arrays = [_images(_load(by_class[c]), by_class[c]) for c in wanted]
     shapes = {a.shape[1:] for a in arrays}
     if len(shapes) > 1:

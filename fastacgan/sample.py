@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from .class_picks import near_misses, same_text
 from .config import SEED_MAX, DefaultsHelp
-from .data import IMAGE_EXTS, Every, file_safe, near_misses, same_text
+from .data import IMAGE_EXTS, Every, file_safe
 from .devices import memory_error, memory_error_text, select_device
 from .heap import keep_freed_memory
 from .imaging import make_grid, save_png, to_uint8

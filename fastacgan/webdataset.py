@@ -12,7 +12,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, is_image, labels_from
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, folder_name, is_image, labels_from
 from .splits import files_of, split_word
 
 LABELS = (".cls", ".json")  # a sample's label: its class number; a JSON of it ("label")
@@ -122,7 +122,7 @@ def shard_catalog(shards: list[Path], where: Path, log: Callable[[str], None]) -
     """The samples of shards, as given, labelled by their .cls or .json."""
     names, raw, reader = _read(shards, log)
     labels, classes = labels_from(raw if all(isinstance(v, int) for v in raw) else [str(v) for v in raw])
-    name = where.name if where.is_dir() else where.name.split("-")[0].split(".")[0]
+    name = folder_name(where) if where.is_dir() else where.name.split("-")[0].split(".")[0]
     return Catalog(name, names, labels, [str(c) for c in classes], reader, sources=[str(s) for s in shards])
 
 

@@ -2241,6 +2241,23 @@ def test_a_folder_holding_only_a_folder_of_its_own_name(tmp_path):
     assert len(open_catalog(str(tmp_path / "set"))) == 6 and len(open_catalog(str(tmp_path / "set"), split="test")) == 3
 
 
+def test_a_set_in_kagglehubs_cache_is_named_after_the_set_not_its_version(tmp_path, monkeypatch):
+    """kagglehub.dataset_download prints ~/.cache/kagglehub/datasets/<owner>/<name>/versions/<n>, which users give as
+    --data: the run was named after the version, runs/2 (a second set's runs/1 beside it)."""
+    got = tmp_path / "kagglehub" / "datasets" / "paultimothymooney" / "chest-xray-pneumonia" / "versions" / "2"
+    make_folder(got / "chest_xray" / "train", n_per_class=2, size=(8, 8))
+    make_folder(got / "chest_xray" / "test", n_per_class=1, size=(8, 8), seed=1)
+    cat = open_catalog(str(got))
+    assert cat.name == "chest-xray-pneumonia" and len(cat) == 6 and cat.folder == got
+    (tmp_path / "mine" / "versions" / "v2").mkdir(parents=True)  # (a version not numbered: its own name)
+    make_folder(tmp_path / "mine" / "versions" / "v2", n_per_class=1, size=(8, 8))
+    assert open_catalog(str(tmp_path / "mine" / "versions" / "v2")).name == "v2"
+    monkeypatch.chdir(tmp_path)
+    assert main(["--data", str(got), "--image-size", "16", "--width", "0.25", "--batch-size", "4", "--steps", "1",
+                 "--workers", "0"]) == 0  # fmt: skip
+    assert (tmp_path / "runs" / "chest-xray-pneumonia" / "config.json").is_file()
+
+
 def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
     """Other lone folders: Microsoft's cats and dogs (kagglecatsanddogs_5340/PetImages/{Cat,Dog}/ beside a licence
     PDF and a readme) and GTSRB (GTSRB/Final_Training/Images/00000/ ...: a lone part, its classes in a folder of

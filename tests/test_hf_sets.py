@@ -253,6 +253,8 @@ def test_webdataset_and_image_folder_repositories_in_the_hubs_cache(tmp_path, mo
                            f"{'2' * 40}/, the one refs/main names")  # fmt: skip
         assert len(open_catalog(str(repo), split="test")) == held
     assert sorted(colours(open_catalog(str(wds)))) == sorted((r, 0, 0) for r in (0, 20, 40, 60, 100, 120))
+    for repo, name in ((wds, "mini-wds"), (folders, "cats-and-dogs")):  # its snapshot given itself: no commit's name
+        assert open_catalog(str(repo / "snapshots" / ("2" * 40))).name == name
     (wds / "refs" / "main").unlink()  # no ref: the newest snapshot, said so
     said = []
     assert len(open_catalog(str(wds), log=said.append)) == 6 and said[0].endswith(f"snapshots/{'2' * 40}/, its newest")
