@@ -298,6 +298,8 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     if path.name.lower().endswith(".zip") or (cat := datasets.cifar_archive(path, split)) is None:
                         raise
         else:
+            if msg := hf_sets.hub_cache_error(path):  # (~/.cache/huggingface/hub itself: "class folder ... no images")
+                raise DataError(msg)
             top, snap = path, hf_sets.hub_snapshot(path, log) or path  # (datasets--owner--name/snapshots/<commit>/)
             if (inner := unwrapped(snap)) != snap:  # Kaggle's set/set/<class>/, GTSRB/Final_Training/Images/<class>/
                 lists = sorted(p.name for p in snap.iterdir() if p.suffix.lower() in LISTS and not a_note(p.name))

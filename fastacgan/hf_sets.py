@@ -162,6 +162,20 @@ def hub_snapshot(d: Path, log: Callable[[str], None]) -> Path | None:
     return snap
 
 
+def hub_cache_error(d: Path) -> str | None:
+    """Where folder d is the Hub's cache itself (~/.cache/huggingface/hub: datasets--<owner>--<name>/, models--...,
+    each with snapshots/), the error that names its data sets' repositories to give; else None."""
+    repos = sorted(p.name for p in d.iterdir() if p.name.startswith(("datasets--", "models--", "spaces--"))
+                   and (p / "snapshots").is_dir())  # fmt: skip
+    if not repos:
+        return None
+    sets = [r for r in repos if r.startswith("datasets--")]
+    if not sets:
+        return f"--data {d} is the Hugging Face Hub's cache, and holds no data set ({', '.join(repos[:3])})"
+    shown = ", ".join(sets[:5]) + (f" ... ({len(sets)} in all)" if len(sets) > 5 else "")
+    return f"--data {d} is the Hugging Face Hub's cache: give one of its data sets, --data {d / sets[0]} ({shown})"
+
+
 def shards(d: Path, depth: int = 0) -> list[Path]:
     """The Parquet files in folder d, or in its folders named as splits (the Hub's converted train/0000.parquet), or
     in the one folder it holds (a repository's: cifar10/plain_text/ beside its README.md)."""

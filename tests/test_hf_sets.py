@@ -258,6 +258,13 @@ def test_webdataset_and_image_folder_repositories_in_the_hubs_cache(tmp_path, mo
     (wds / "refs" / "main").unlink()  # no ref: the newest snapshot, said so
     said = []
     assert len(open_catalog(str(wds), log=said.append)) == 6 and said[0].endswith(f"snapshots/{'2' * 40}/, its newest")
+    with pytest.raises(DataError, match=rf"--data {tmp_path / 'hub'} is the Hugging Face Hub's cache: give one of its "
+                       rf"data sets, --data {folders} \(datasets--someone--cats-and-dogs, datasets--timm--mini-"
+                       rf"wds\)$"):  # fmt: skip
+        open_catalog(str(tmp_path / "hub"))  # (the cache itself: "class folder ... holds no images")
+    (tmp_path / "models" / "models--google--vit-base" / "snapshots").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"models is the Hugging Face Hub's cache, and holds no data set \(models--"):
+        open_catalog(str(tmp_path / "models"))
     monkeypatch.chdir(tmp_path)  # the default --out: runs/<the repository's name>, not the commit's
     assert main([str(a) for a in ["--data", folders, *TINY, "--batch-size", 4, "--steps", 1]]) == 0
     run = tmp_path / "runs" / "cats-and-dogs" / "checkpoints"
