@@ -264,7 +264,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         if not path.exists():
             raise DataError(f"--data {data}: no such file or folder{not_found_hint(data)}")
         # the forms' modules import this one (Catalog, DataError), so they are imported here
-        from . import datasets, hf_sets  # torchvision's and Keras' on-disk formats; the Hub's cache
+        from . import caches, datasets  # download caches; torchvision's and Keras' on-disk formats
         from .archives import archive_catalog, split_archives
         from .folders import LISTS, a_note, folder_catalog, split_folder, unwrapped
         from .labels_csv import csv_catalog, find_csv
@@ -298,9 +298,9 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     if path.name.lower().endswith(".zip") or (cat := datasets.cifar_archive(path, split)) is None:
                         raise
         else:
-            if msg := hf_sets.hub_cache_error(path):  # (~/.cache/huggingface/hub itself: "class folder ... no images")
+            if msg := caches.hub_cache_error(path):  # (~/.cache/huggingface/hub itself: "class folder ... no images")
                 raise DataError(msg)
-            top, snap = path, hf_sets.hub_snapshot(path, log) or path  # (datasets--owner--name/snapshots/<commit>/)
+            top, snap = path, caches.hub_snapshot(path, log) or caches.kaggle_version(path, log) or path
             if (inner := unwrapped(snap)) != snap:  # Kaggle's set/set/<class>/, GTSRB/Final_Training/Images/<class>/
                 lists = sorted(p.name for p in snap.iterdir() if p.suffix.lower() in LISTS and not a_note(p.name))
                 beside = f" beside {', '.join(lists[:3])} (where that holds labels, give it with --csv)" * bool(lists)
@@ -329,8 +329,8 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     if note := whole_note(part):  # (food-101/images: its lists beside)
                         log(note)
                     cat.folder, cat.name = top, folder_name(top)  # the output folder: named after the set, not a part
-            if cat is not None and snap != top:  # (named after the repository, not its commit)
-                cat.name = folder_name(top)
+            if cat is not None and snap != top:  # (named after the data set, not its commit or version)
+                cat.name = folder_name(snap)
         if cat is None:  # split == "test" of an archive that is not split into parts
             raise no_split
     if len(cat) == 0:

@@ -6,7 +6,7 @@ train-00000-of-00001.parquet`, or a set's folder of files (uoft-cs/cifar10's `pl
 the column `datasets` marks as an Image (a struct of `bytes` and `path`), else a binary column of image files; the
 labels: the column named as labels (`label`, ... as a CSV's), else the first ClassLabel, with its `names`;
 --csv-label-col picks another (CIFAR-100's `coarse_label`). A repository in the Hub's cache is read from its snapshot
-(hub_snapshot), whatever form its files are in."""
+(caches.py), whatever form its files are in."""
 
 from __future__ import annotations
 
@@ -143,37 +143,6 @@ def _set_name(d: Path, first: Path) -> str:
     while d.name.lower() in ("data", "plain_text", "default", *TRAIN_SPLITS, *TEST_SPLITS) and d.parent != d:
         d = d.parent
     return folder_name(d)
-
-
-def hub_snapshot(d: Path, log: Callable[[str], None]) -> Path | None:
-    """Where folder d is a data set's repository in the Hub's cache (~/.cache/huggingface/hub/datasets--uoft-cs--
-    cifar10: blobs/, refs/main, snapshots/<commit>/, where huggingface-cli download and load_dataset keep them),
-    its files: the snapshot refs/main names, else the newest; said. Whatever form they are in (Parquet files,
-    WebDataset shards, image folders), they are read there."""
-    snaps = d / "snapshots"
-    if not (snaps.is_dir() and (d / "blobs").is_dir()):
-        return None
-    main = d / "refs" / "main"
-    named = snaps / main.read_text().strip() if main.is_file() else None
-    snap = named if named and named.is_dir() else max(snaps.iterdir(), key=lambda p: p.stat().st_mtime, default=None)
-    if snap is not None:
-        log(f"--data {d}: a repository in the Hugging Face Hub's cache: reading snapshots/{snap.name}/, "
-            f"{'the one refs/main names' if snap == named else 'its newest'}")  # fmt: skip
-    return snap
-
-
-def hub_cache_error(d: Path) -> str | None:
-    """Where folder d is the Hub's cache itself (~/.cache/huggingface/hub: datasets--<owner>--<name>/, models--...,
-    each with snapshots/), the error that names its data sets' repositories to give; else None."""
-    repos = sorted(p.name for p in d.iterdir() if p.name.startswith(("datasets--", "models--", "spaces--"))
-                   and (p / "snapshots").is_dir())  # fmt: skip
-    if not repos:
-        return None
-    sets = [r for r in repos if r.startswith("datasets--")]
-    if not sets:
-        return f"--data {d} is the Hugging Face Hub's cache, and holds no data set ({', '.join(repos[:3])})"
-    shown = ", ".join(sets[:5]) + (f" ... ({len(sets)} in all)" if len(sets) > 5 else "")
-    return f"--data {d} is the Hugging Face Hub's cache: give one of its data sets, --data {d / sets[0]} ({shown})"
 
 
 def shards(d: Path, depth: int = 0) -> list[Path]:

@@ -2243,12 +2243,25 @@ def test_a_folder_holding_only_a_folder_of_its_own_name(tmp_path):
 
 def test_a_set_in_kagglehubs_cache_is_named_after_the_set_not_its_version(tmp_path, monkeypatch):
     """kagglehub.dataset_download prints ~/.cache/kagglehub/datasets/<owner>/<name>/versions/<n>, which users give as
-    --data: the run was named after the version, runs/2 (a second set's runs/1 beside it)."""
+    --data: the run was named after the version, runs/2 (a second set's runs/1 beside it). The set's folder itself
+    (versions/ beside 2.complete) was one class, versions: now its newest version downloaded whole is read."""
     got = tmp_path / "kagglehub" / "datasets" / "paultimothymooney" / "chest-xray-pneumonia" / "versions" / "2"
     make_folder(got / "chest_xray" / "train", n_per_class=2, size=(8, 8))
     make_folder(got / "chest_xray" / "test", n_per_class=1, size=(8, 8), seed=1)
     cat = open_catalog(str(got))
     assert cat.name == "chest-xray-pneumonia" and len(cat) == 6 and cat.folder == got
+    make_folder(got.parent / "1" / "chest_xray" / "train", n_per_class=1, size=(8, 8))  # an older version
+    for n in (1, 2):
+        (got.parent.parent / f"{n}.complete").write_text("")  # (kagglehub's marks of versions downloaded whole)
+    (got.parent.parent / ".complete").mkdir()
+    for data in (got.parent.parent, got.parent):  # the set's folder (or its versions/): it was one class, versions
+        said = []
+        cat = open_catalog(str(data), log=said.append)
+        assert cat.name == "chest-xray-pneumonia" and len(cat) == 6 and cat.class_names == list(CLASSES)
+        assert said[0] == (f"--data {data}: a data set in kagglehub's cache: reading versions/2/, its newest "
+                           "downloaded (of 2 there)")  # fmt: skip
+    (got.parent.parent / "2.complete").unlink()  # (version 2 cut short: version 1, the newest whole)
+    assert len(open_catalog(str(got.parent.parent))) == 3
     (tmp_path / "mine" / "versions" / "v2").mkdir(parents=True)  # (a version not numbered: its own name)
     make_folder(tmp_path / "mine" / "versions" / "v2", n_per_class=1, size=(8, 8))
     assert open_catalog(str(tmp_path / "mine" / "versions" / "v2")).name == "v2"
