@@ -1461,7 +1461,8 @@ def test_builtin_digits_larger_than_128_are_drawn_at_128_and_resized(monkeypatch
     cat = open_catalog("builtin:digits:20", image_size=136, log=said.append)
     drawn, labels = builtin.render_digits(20, 128)
     assert torch.equal(cat.images, fit_images(drawn, 136, 1)) and cat.labels.tolist() == labels.tolist()
-    assert said == ["resizing images 128x128x1 -> 136x136x1: 20/20"]
+    assert said == ["drawing the built-in data set builtin:digits:20 at 136x136",
+                    "resizing images 128x128x1 -> 136x136x1: 20/20"]  # fmt: skip
     assert open_catalog("builtin:digits:20", image_size=128).images.shape == (20, 128, 128, 1)
     monkeypatch.setattr(builtin, "Every", lambda: lambda: True)  # a line at every chunk, as after 5 s each
     said = []
