@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import downsampled_imagenet, hf_sets, listed_sets, lmdb_sets, usps
+from . import downsampled_imagenet, hf_sets, listed_sets, lmdb_sets, tfrecords, usps
 from .data import Catalog, DataError, NoTestSplit, file_safe
 from .listed_sets import listed_catalog, split_missing
 
@@ -348,6 +348,7 @@ FOLDER_SETS = {
     "semeion": (lambda d: (d / usps.SEMEION).is_file(), usps.semeion_in, "semeion"),
     "hf": (hf_sets.has_hf_set, hf_sets.hf_set_in, "parquet"),
     "lsun": (lmdb_sets.has_lsun, lmdb_sets.lsun_in, "lmdb"),
+    "tfrecord": (tfrecords.has_tfrecords, tfrecords.tfrecords_in, "tfrec"),
 }
 
 

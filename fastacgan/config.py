@@ -35,7 +35,7 @@ class TrainConfig:
         "SEMEION, Flowers-102, Oxford-IIIT Pet, Food-101, FGVC-Aircraft, DTD, EMNIST, QMNIST; CUB-200-2011; "
         "Downsampled ImageNet), a CSV of pixel rows (Kaggle's MNIST train.csv; FER2013's fer2013.csv), a folder of "
         ".npy files (Quick, Draw!'s), Hugging Face's Parquet and Arrow files, WebDataset shards, LSUN's LMDB "
-        "databases, or builtin:digits (made on the fly)",
+        "databases, TFRecord files (TensorFlow Datasets'), or builtin:digits (made on the fly)",
     )
     csv: str = _f(
         "",

@@ -8,6 +8,7 @@ streaming loaders), and loaders.py serves batches in an order that depends only 
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -162,11 +163,13 @@ class Every:
 def folder_name(folder: Path) -> str:
     """A data folder's name, which names the default output folder: its own, --data . and .. included; in a download
     cache, its data set's: kagglehub's .../datasets/<owner>/<name>/versions/<n>, the Hugging Face Hub's
-    .../datasets--<owner>--<name> and its snapshots/<commit>: <name>."""
+    .../datasets--<owner>--<name> and its snapshots/<commit>, TensorFlow Datasets' <name>/3.0.2: <name>."""
     folder = folder.resolve()
     kaggle = folder.parent.name == "versions" and folder.name.isdigit()
     if kaggle or (folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("datasets--")):
         folder = folder.parent.parent
+    elif re.fullmatch(r"\d+\.\d+\.\d+", folder.name):  # TensorFlow Datasets' version folder: cifar10/3.0.2
+        folder = folder.parent
     return folder.name.split("--")[-1] if folder.name.startswith("datasets--") else folder.name or "data"
 
 

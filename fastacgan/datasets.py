@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import binary_sets, downsampled_imagenet, hf_sets, lmdb_sets, npy_folder, usps
+from . import binary_sets, downsampled_imagenet, hf_sets, lmdb_sets, npy_folder, tfrecords, usps
 from .data import Catalog, DataError, labels_from
 from .pixel_csv import pixel_csv_catalog
 
@@ -293,13 +293,15 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
 def array_file_catalog(path: Path, split: str = "train", label_col: str = "") -> Catalog | None:
     """An .npz (npz_catalog; Kuzushiji's pairs: npy_folder), a CSV of pixel rows (pixel_csv_catalog), SVHN's .mat,
     STL-10's _X.bin or an idx images file (binary_sets), USPS' usps.bz2, SEMEION's semeion.data (usps.py), a Hugging
-    Face Parquet or Arrow file (hf_sets.py), LSUN's data.mdb (lmdb_sets.py); None for other files."""
+    Face Parquet or Arrow file (hf_sets.py), a TFRecord file (tfrecords.py), LSUN's data.mdb (lmdb_sets.py); None for
+    other files."""
     for read in (binary_sets.binary_file_catalog, npy_folder.kuzushiji_file_catalog, usps.usps_file_catalog,
                  usps.semeion_file_catalog):  # fmt: skip
         if (cat := read(path, split)) is not None:
             return cat
-    if (cat := hf_sets.hf_file_catalog(path, split, label_col)) is not None:  # (--csv-label-col: its column)
-        return cat
+    for read in (hf_sets.hf_file_catalog, tfrecords.tfrecord_file_catalog):  # (--csv-label-col: its column)
+        if (cat := read(path, split, label_col)) is not None:
+            return cat
     if path.name.lower().endswith(".npz"):
         return npz_catalog(path, split)
     if path.name == "data.mdb":  # (LSUN's bedroom_train_lmdb/data.mdb: the database of its folder)
@@ -355,8 +357,8 @@ def array_set_catalog(d: Path, split: str = "train", log: Callable[[str], None] 
         return _cifar_folder(folder, split)
     if kind in ("imagenet_ds", "lsun"):  # (their readers say how far they are: log)
         return binary_sets.FOLDER_SETS[kind][1](folder, split, log)
-    if kind == "hf":
-        return hf_sets.hf_set_in(folder, split, label_col, log)
+    if kind in ("hf", "tfrecord"):  # (--csv-label-col: their label column)
+        return binary_sets.FOLDER_SETS[kind][1](folder, split, label_col, log)
     if kind != "idx":
         return binary_sets.FOLDER_SETS[kind][1](folder, split)
     return _idx_folder(folder, split)

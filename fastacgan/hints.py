@@ -64,9 +64,8 @@ LMDB = (" (data.mdb is an LMDB database, as LSUN ships its images: read unzipped
         "of several named as LSUN's are, bedroom_train_lmdb, church_outdoor_train_lmdb ...)")  # fmt: skip
 
 
-TF_RECORDS = ("TFRecord files (TensorFlow Datasets', Kaggle's TPU sets), which fastacgan does not read: save their "
-              "images and labels as an .npz first, np.savez('set.npz', x_train=images, y_train=labels) from "
-              "tfds.as_numpy(ds), and give that")  # fmt: skip
+TF_RECORDS = ("TFRecord files (TensorFlow Datasets', Kaggle's TPU sets), read unpacked: give the folder that holds "
+              "them, a TensorFlow Datasets set's (~/tensorflow_datasets/cifar10), or one of them")  # fmt: skip
 
 
 def file_hint(path: Path) -> str:

@@ -29,7 +29,7 @@ MAGIC, NO_PAGE = 0xBEEFC0DE, 2**64 - 1
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
 
 
-class _Values:
+class Values:
     """The bytes of value i: read from its database file at its offset (each call opens the file: worker processes
     read for themselves)."""
 
@@ -167,6 +167,6 @@ def lsun_in(d: Path, split: str, log: Callable[[str], None] = lambda msg: None) 
         if len(mine) > 1:
             log(f"reading {d}: {k + 1} of {len(mine)} databases, {len(keys):,} images")
     files = [str(db / "data.mdb") for db in mine]
-    reader = _Values(files, np.concatenate(which), np.concatenate(offsets), np.concatenate(sizes))
+    reader = Values(files, np.concatenate(which), np.concatenate(offsets), np.concatenate(sizes))
     name = category(mine[0]) if len(dbs) == 1 else folder_name(d)
     return Catalog(name, keys, np.concatenate(labels), classes, reader, sources=files)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tarfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -666,22 +667,19 @@ def test_avif_images_are_read_where_pillow_reads_them(tmp_path, monkeypatch):
     with pytest.raises(DataError) as e:
         open_catalog(str(tmp_path / "mri_zip.zip"))
     assert str(e.value).endswith(nifti), str(e.value)
-    # TensorFlow Datasets' shards (cifar10-train.tfrecord-00000-of-00001: counted as ".tfrecord-00000-of-00001")
-    tf = tmp_path / "tensorflow_datasets" / "cifar10" / "3.0.2"
-    tf.mkdir(parents=True)
-    for part in ("train", "test"):
-        (tf / f"cifar10-{part}.tfrecord-00000-of-00001").write_bytes(b"\x00" * 16)
-    (tf / "dataset_info.json").write_text("{}")
-    for data in (tf, tf / "cifar10-train.tfrecord-00000-of-00001"):
-        with pytest.raises(DataError) as e:
-            open_catalog(str(data))
-        assert str(e.value).endswith(
-            "TFRecord files (TensorFlow Datasets', Kaggle's TPU sets), which fastacgan does "
-            "not read: save their images and labels as an .npz first, np.savez('set.npz', "
-            "x_train=images, y_train=labels) from tfds.as_numpy(ds), and give that)"
-        )
-    with pytest.raises(DataError, match=r"it holds \.tfrecord \(2\), \.json \(1\) \(\.tfrecord: TFRecord"):
-        open_catalog(str(tf.parent))
+    # TensorFlow Datasets' shards (cifar10-train.tfrecord-00000-of-00001: counted as ".tfrecord-00000-of-00001"),
+    # zipped: read unpacked (tests/test_tfrecords.py)
+    with zipfile.ZipFile(tmp_path / "cifar10.zip", "w") as zf:
+        for part in ("train", "test"):
+            zf.writestr(f"cifar10/3.0.2/cifar10-{part}.tfrecord-00000-of-00001", b"\x00" * 16)
+        zf.writestr("cifar10/3.0.2/dataset_info.json", "{}")
+    with pytest.raises(DataError) as e:
+        open_catalog(str(tmp_path / "cifar10.zip"))
+    assert str(e.value).endswith(
+        "it holds .tfrecord (2), .json (1) (.tfrecord: TFRecord files (TensorFlow Datasets', Kaggle's TPU sets), read "
+        "unpacked: give the folder that holds them, a TensorFlow Datasets set's (~/tensorflow_datasets/cifar10), or "
+        "one of them)"
+    ), str(e.value)
 
 
 def test_every_image_extension_pil_reads_is_listed_and_decoded(tmp_path):
