@@ -2,12 +2,15 @@
 (~/.cache/huggingface/hub/datasets--<owner>--<name>/snapshots/<commit>/, where huggingface-cli download and
 load_dataset keep them) and kagglehub's (~/.cache/kagglehub/datasets/<owner>/<name>/versions/<n>/, beside
 <n>.complete, where kagglehub.dataset_download keeps them). --data a set's folder there is read from the files of
-its version (said); the run is named after the set (data.folder_name)."""
+its version (said); the run is named after the set (data.folder_name). A cache of several sets given itself (the Hub's,
+TensorFlow Datasets' ~/tensorflow_datasets) names them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+
+from .data import VERSION
 
 
 def hub_snapshot(d: Path, log: Callable[[str], None]) -> Path | None:
@@ -27,18 +30,25 @@ def hub_snapshot(d: Path, log: Callable[[str], None]) -> Path | None:
     return snap
 
 
-def hub_cache_error(d: Path) -> str | None:
-    """Where folder d is the Hub's cache itself (~/.cache/huggingface/hub: datasets--<owner>--<name>/, models--...,
-    each with snapshots/), the error that names its data sets' repositories to give; else None."""
+def cache_error(d: Path) -> str | None:
+    """Where folder d is a cache of several data sets itself, the error that names them and what to give: the Hub's
+    (~/.cache/huggingface/hub: datasets--<owner>--<name>/, models--..., each with snapshots/) and TensorFlow
+    Datasets' data folder (~/tensorflow_datasets: cifar10/3.0.2/, mnist/3.0.1/, downloads/); else None."""
     repos = sorted(p.name for p in d.iterdir() if p.name.startswith(("datasets--", "models--", "spaces--"))
                    and (p / "snapshots").is_dir())  # fmt: skip
-    if not repos:
-        return None
     sets = [r for r in repos if r.startswith("datasets--")]
+    what = "the Hugging Face Hub's cache"
+    if not repos and (d.name == "tensorflow_datasets" or (d / "downloads").is_dir()):
+        what, sets = "TensorFlow Datasets' data folder", [p.name for p in sorted(d.iterdir()) if p.is_dir() and any(
+            VERSION.fullmatch(v.name) for v in p.iterdir())]  # fmt: skip
+        if not sets:
+            return None
+    elif not repos:
+        return None
     if not sets:
-        return f"--data {d} is the Hugging Face Hub's cache, and holds no data set ({', '.join(repos[:3])})"
+        return f"--data {d} is {what}, and holds no data set ({', '.join(repos[:3])})"
     shown = ", ".join(sets[:5]) + (f" ... ({len(sets)} in all)" if len(sets) > 5 else "")
-    return f"--data {d} is the Hugging Face Hub's cache: give one of its data sets, --data {d / sets[0]} ({shown})"
+    return f"--data {d} is {what}: give one of its data sets, --data {d / sets[0]} ({shown})"
 
 
 def kaggle_version(d: Path, log: Callable[[str], None]) -> Path | None:

@@ -42,6 +42,7 @@ TRAIN_SPLITS = ("train", "training", "trainset")
 TEST_SPLITS = ("test", "testing", "testset", "val", "valid", "validation", "valset", "eval", "evaluation")
 WINDOWS_JUNK = ("thumbs.db", "desktop.ini")  # Explorer's thumbnail cache and folder settings
 # folders systems put beside a set's own, passed over as hidden ones (hidden()): a Mac zip's, a NAS's JPEG thumbnails
+VERSION = re.compile(r"\d+\.\d+\.\d+")  # a TensorFlow Datasets set's version folder: cifar10/3.0.2/
 SYSTEM_DIRS = {"__MACOSX", "$RECYCLE.BIN", "System Volume Information", "@eaDir", "lost+found"}
 
 
@@ -168,7 +169,7 @@ def folder_name(folder: Path) -> str:
     kaggle = folder.parent.name == "versions" and folder.name.isdigit()
     if kaggle or (folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("datasets--")):
         folder = folder.parent.parent
-    elif re.fullmatch(r"\d+\.\d+\.\d+", folder.name):  # TensorFlow Datasets' version folder: cifar10/3.0.2
+    elif VERSION.fullmatch(folder.name):  # TensorFlow Datasets' version folder: cifar10/3.0.2
         folder = folder.parent
     return folder.name.split("--")[-1] if folder.name.startswith("datasets--") else folder.name or "data"
 
@@ -301,7 +302,7 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                     if path.name.lower().endswith(".zip") or (cat := datasets.cifar_archive(path, split)) is None:
                         raise
         else:
-            if msg := caches.hub_cache_error(path):  # (~/.cache/huggingface/hub itself: "class folder ... no images")
+            if msg := caches.cache_error(path):  # (~/.cache/huggingface/hub itself: "class folder ... no images")
                 raise DataError(msg)
             top, snap = path, caches.hub_snapshot(path, log) or caches.kaggle_version(path, log) or path
             if (inner := unwrapped(snap)) != snap:  # Kaggle's set/set/<class>/, GTSRB/Final_Training/Images/<class>/

@@ -20,12 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, Every, NoTestSplit, extension, folder_name, labels_from
+from .data import (
+    TEST_SPLITS,
+    TRAIN_SPLITS,
+    VERSION,
+    Catalog,
+    DataError,
+    Every,
+    NoTestSplit,
+    extension,
+    folder_name,
+    labels_from,
+)
 from .lmdb_sets import IMAGE_MAGIC, Values
 from .splits import split_word
 
 EXTS = (".tfrecord", ".tfrec")
-VERSION = re.compile(r"\d+\.\d+\.\d+")  # a TFDS set's version folder: cifar10/3.0.2/
 
 
 def _varint(buf, i: int) -> tuple[int, int]:

@@ -55,6 +55,11 @@ def test_a_tensorflow_datasets_set_its_classes_and_its_test_split(tfds):
     with pytest.raises(DataError, match=r"--csv-label-col 'id': no integer feature of that name in .*cifar10-train"
                        r"\.tfrecord-00000-of-00002 \(features: id, image, label\)"):  # fmt: skip
         open_catalog(str(tfds), label_col="id")
+    (tfds.parent / "downloads" / "extracted").mkdir(parents=True)  # the data folder itself: its sets named
+    shutil.copytree(tfds, tfds.parent / "mnist")
+    with pytest.raises(DataError, match=rf"--data {tfds.parent} is TensorFlow Datasets' data folder: give one of its "
+                       rf"data sets, --data {tfds} \(cifar10, mnist\)$"):  # fmt: skip
+        open_catalog(str(tfds.parent))  # (it was "class folder cifar10 holds no images")
     for f in version.glob("cifar10-test*"):
         f.unlink()
     with pytest.raises(NoTestSplit, match=r"no test split among its TFRecord files \(theirs: train\)"):
