@@ -287,7 +287,8 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                 raise DataError(f"--data {data}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
                                 f".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train "
                                 f"and y_train, a CSV of pixel rows and labels, SVHN's .mat, STL-10's _X.bin, USPS' "
-                                f".bz2, an idx images file, a Parquet or Arrow file{file_hint(path)}")  # fmt: skip
+                                f".bz2, an idx images file, a Parquet, Arrow or TFRecord file"
+                                f"{file_hint(path)}")  # fmt: skip
             elif path.name.lower().startswith("stl10_binary"):  # 2.6 GB to decompress, and no image files in it
                 raise DataError(f"--data {data}: STL-10's download is read unpacked: tar xzf {path.name}, then give "
                                 "the stl10_binary folder it makes")  # fmt: skip

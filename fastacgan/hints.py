@@ -79,8 +79,8 @@ def file_hint(path: Path) -> str:
         return f" (a {kind} archive, which is not read here: `{unpack} {path.name}` unpacks it; give the folder)"
     if name.endswith((".csv", ".tsv", ".jsonl")):
         return f" (a CSV of labels goes to --csv: --data {path.parent} --csv {path.name})"
-    if extension(name) in (".tfrecord", ".tfrec"):
-        return f" ({TF_RECORDS})"
+    if extension(name) == ".array_record":  # (TensorFlow Datasets' other format; its TFRecord files are read)
+        return kinds_hint(Counter([".array_record"]))
     if name.endswith(".mdb"):
         return LMDB
     if name.endswith((".h5", ".hdf5", ".he5")):  # Galaxy10 DECals, PatchCamelyon
@@ -128,6 +128,9 @@ def kinds_hint(others: Counter) -> str:
         "`magick mogrify -format jpg *.heic`, or `heif-convert` from libheif",
         ".mdb": LMDB[2:-1],
         ".tfrecord": TF_RECORDS,
+        ".array_record": "ArrayRecord files (TensorFlow Datasets' file_format='array_record'), which fastacgan does "
+        "not read: prepare the set as TFRecord files (tfds.builder(name, file_format='tfrecord').download_and_prepare"
+        "()) and give its folder",
         ".tfrec": TF_RECORDS,
     }
     said: dict[str, list[str]] = {}  # hint -> the extensions it is for (.nii.gz, .nii)

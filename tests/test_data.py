@@ -1095,6 +1095,9 @@ def test_mnist_m_names_the_list_named_after_its_folder(tmp_path):
          "as an .npz, np.savez('set.npz', x_train=f['images'][:], y_train=f['labels'][:]), and give that)"),
         ("quickdraw/cat.npy", " (an .npy file is read in its folder: --data {tmp}/quickdraw, where each .npy holds a "
          "class's images, or x_train.npy and y_train.npy the images and their labels)"),
+        ("cifar10-train.array_record-00000-of-00001", " (.array_record: ArrayRecord files (TensorFlow Datasets' "
+         "file_format='array_record'), which fastacgan does not read: prepare the set as TFRecord files (tfds.builder("
+         "name, file_format='tfrecord').download_and_prepare()) and give its folder)"),
         ("notes.txt", ""),
     ],
 )  # fmt: skip
@@ -1108,7 +1111,8 @@ def test_a_data_file_of_no_form_says_what_it_most_likely_meant(tmp_path, name, h
     assert str(e.value) == (f"--data {tmp_path / name}: a file must be a .zip or a tar (.tar, .tar.gz, .tgz, .tar.bz2, "
                             ".tar.xz) of an image folder, a CIFAR python-version archive, an .npz with x_train and "
                             "y_train, a CSV of pixel rows and labels, SVHN's .mat, STL-10's _X.bin, USPS' .bz2, an "
-                            f"idx images file, a Parquet or Arrow file{hint.format(tmp=tmp_path)}")  # fmt: skip
+                            "idx images file, a Parquet, Arrow or TFRecord file"
+                            f"{hint.format(tmp=tmp_path)}")  # fmt: skip
 
 
 @pytest.mark.parametrize(
