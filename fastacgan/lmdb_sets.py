@@ -139,6 +139,9 @@ def lsun_in(d: Path, split: str, log: Callable[[str], None] = lambda msg: None) 
         log(f"note: {', '.join(db.name for db in unlabelled)} holds images of no category (LSUN's test set): "
             "passed over")  # fmt: skip
         dbs = [db for db in dbs if db not in unlabelled]
+        if not dbs:
+            raise DataError(f"--data {d}: LSUN's test set alone, of no category: no labels to train an AC-GAN on; give "
+                            "the categories' databases (bedroom_train_lmdb ...)")  # fmt: skip
     if len(dbs) == 1 and dbs[0] == d:  # held out: the database named as its test split beside it (bedroom_val_lmdb)
         if split == "train":
             mine = dbs

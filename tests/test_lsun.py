@@ -124,6 +124,9 @@ def test_databases_it_does_not_read_are_named(tmp_path, lsun):
     (loop / "data.mdb").write_bytes(bytes(raw))
     with pytest.raises(DataError, match=r"loop_lmdb/data\.mdb: page \d+ is not where its database says"):
         open_catalog(str(loop))
+    with pytest.raises(DataError, match=r"test_lmdb: LSUN's test set alone, of no category: no labels to train an "
+                       r"AC-GAN on"):  # fmt: skip
+        open_catalog(str(lsun / "test_lmdb"))
     with zipfile.ZipFile(tmp_path / "bedroom_train_lmdb.zip", "w") as zf:  # as LSUN's download.py fetches them
         for f in ("data.mdb", "lock.mdb"):
             zf.write(lsun / "bedroom_train_lmdb" / f, f"bedroom_train_lmdb/{f}")
