@@ -1,8 +1,8 @@
 """The words of classes named by ids, from a list the download keeps beside its images:
 - WordNet ids (ImageNet and its subsets: n01440764 is a tench): Tiny ImageNet's `words.txt` (`n01440764<TAB>tench,
   Tinca tinca`), Kaggle's `LOC_synset_mapping.txt` and Caffe's `synset_words.txt` (`n01440764 tench, Tinca
-  tinca`), the devkit's `map_clsloc.txt` (`n01440764 449 tench`), ImageNet-100's `Labels.json` and Keras'
-  `imagenet_class_index.json`;
+  tinca`), the devkit's `map_clsloc.txt` (`n01440764 449 tench`), ImageNet-100's `Labels.json`, Keras'
+  `imagenet_class_index.json` and torchvision's ImageNet's `meta.bin` (a torch.save of {wnid: its names});
 - numbers (Udacity's flowers, `train/1/` ... `train/102/`; Cassava's labels 0-4): a JSON object of a name for each,
   named as such a list (`cat_to_name.json`, `label_num_to_disease_map.json`).
 A class is shown with the first of its words, and `fastacgan.sample --label tench` picks it; its name stays the id.
@@ -11,17 +11,22 @@ A class is shown with the first of its words, and `fastacgan.sample --label tenc
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from pathlib import Path
 
 WNID = re.compile(r"n\d{8}")
 LISTS = ("words.txt", "LOC_synset_mapping.txt", "synset_words.txt", "map_clsloc.txt", "Labels.json",
-         "imagenet_class_index.json")  # fmt: skip
+         "imagenet_class_index.json", "meta.bin")  # fmt: skip
 NAMED = re.compile(r".*(name|label|class|map).*\.json", re.I)  # a JSON of numbers' names: cat_to_name.json
 
 
 def _words(path: Path) -> dict[str, str]:
     """id -> its first word, from one of LISTS or a JSON object of names."""
+    if path.suffix == ".bin":  # torchvision's ImageNet: torch.save((wnid -> its names, the val images' wnids))
+        import torch
+
+        return {str(k): str(v[0]) for k, v in torch.load(path, weights_only=True)[0].items() if v}
     if path.suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         pairs = [v if isinstance(v, list) else (k, v) for k, v in data.items()]  # (Keras: "0": [id, word])
@@ -48,8 +53,8 @@ def class_words(data: str | Path, class_names: list[str]) -> list[str] | None:
         for path in found:
             try:
                 words = _words(path)
-            except (OSError, ValueError, AttributeError, TypeError):  # (a file of that name in another form)
-                continue
+            except (OSError, ValueError, AttributeError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError):
+                continue  # (a file of that name in another form)
             if all(c in words for c in class_names):
                 return [words[c] for c in class_names]
     return None

@@ -682,9 +682,9 @@ def test_help_shows_the_defaults_that_say_something(capsys):
 def test_classes_named_by_ids_are_shown_and_sampled_by_their_words(tmp_path, capsys):
     """ImageNet's classes are WordNet ids (n01440764): where a list beside the images gives their words (Tiny
     ImageNet's words.txt, Kaggle's LOC_synset_mapping.txt, the devkit's map_clsloc.txt, ImageNet-100's Labels.json,
-    Keras' imagenet_class_index.json), the run shows them and `sample --label tench` picks the class; the ids stay
-    the names. So for numbered classes and a JSON of their names (Udacity's flowers' cat_to_name.json). Without
-    such a list, or where a class is missing from it, nothing changes."""
+    Keras' imagenet_class_index.json, torchvision's meta.bin), the run shows them and `sample --label tench` picks
+    the class; the ids stay the names. So for numbered classes and a JSON of their names (Udacity's flowers'
+    cat_to_name.json). Without such a list, or where a class is missing from it, nothing changes."""
     from fastacgan.words import class_words
 
     ids = ["n01440764", "n01443537", "n02012849", "n03126707"]
@@ -707,6 +707,12 @@ def test_classes_named_by_ids_are_shown_and_sampled_by_their_words(tmp_path, cap
         assert class_words(root, ids) == ["tench", "goldfish", "crane", "crane"], name
         assert class_words(root, [*ids, "n09999999"]) is None  # a class it lacks: none
         (tmp_path / name).unlink()
+    names = dict(zip(ids, [("tench", "Tinca tinca"), ("goldfish", "Carassius auratus"), ("crane",), ("crane",)]))
+    torch.save((names, ["n01440764"] * 3), tmp_path / "meta.bin")  # torchvision's ImageNet's root (it was not read)
+    assert class_words(root, ids) == ["tench", "goldfish", "crane", "crane"]
+    (tmp_path / "meta.bin").write_bytes(b"not torch's")  # (another file of that name: none)
+    assert class_words(root, ids) is None
+    (tmp_path / "meta.bin").unlink()
     assert class_words(root, ["cat", "dog"]) is None
     flowers = tmp_path / "flower_data" / "train"  # Udacity's: numbered folders, cat_to_name.json beside them
     (flowers / "21").mkdir(parents=True)
