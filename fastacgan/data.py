@@ -34,6 +34,8 @@ def pil_reads(module: str) -> bool:
 IMAGE_EXTS = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
               ".pbm", ".pnm", *((".avif",) if pil_reads("avif") else ()))  # fmt: skip
 # a tar, uncompressed or compressed with gzip, bzip2 or xz (Python reads each; zstd it reads from 3.14 only)
+# the first bytes of the image files a stored value may be: JPEG, PNG, GIF, BMP, WebP (RIFF....WEBP), TIFF
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
 TAR_EXTS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
 # the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
@@ -190,6 +192,20 @@ class Files:
 
     def __call__(self, i: int) -> bytes:
         return read_file(self.paths[i])
+
+
+class Spans:
+    """i -> the bytes at offsets[i] (sizes[i] of them) in files[which[i]]: images kept inside a larger file (an LMDB
+    database's values, TFRecord records' features); each call opens the file, so worker processes read for
+    themselves."""
+
+    def __init__(self, files: list[str], which: np.ndarray, offsets: np.ndarray, sizes: np.ndarray):
+        self.files, self.which, self.offsets, self.sizes = files, which, offsets, sizes
+
+    def __call__(self, i: int) -> bytes:
+        with open(self.files[self.which[i]], "rb") as f:
+            f.seek(int(self.offsets[i]))
+            return f.read(int(self.sizes[i]))
 
 
 class Picked:

@@ -21,12 +21,21 @@ from pathlib import Path
 import numpy as np
 
 from .arrow_format import read_arrow
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, folder_name, labels_from
+from .data import (
+    IMAGE_MAGIC,
+    TEST_SPLITS,
+    TRAIN_SPLITS,
+    Catalog,
+    DataError,
+    NoTestSplit,
+    file_safe,
+    folder_name,
+    labels_from,
+)
 from .parquet_format import Unread, column, footer, schema_leaves
 from .splits import files_of, split_word
 
 FORMS = (".parquet", ".arrow")  # the Hub's files; save_to_disk's and load_dataset's cache
-_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
 
 
 # ------------------------------------------------------------------------------------------------ a file
@@ -188,7 +197,7 @@ def _catalog(files: list[Path], shown: str, name: str, label_col: str, log: Call
     else:  # labels as they are: numbers in numeric order, words in sorted order
         labels, classes = labels_from([v.decode(errors="replace") if isinstance(v, bytes) else v for v in raw_labels])
         classes = [str(c) for c in classes]
-    bad = next((i for i, b in enumerate(images[:64]) if not b.startswith(_IMAGE_MAGIC)), None)
+    bad = next((i for i, b in enumerate(images[:64]) if not b.startswith(IMAGE_MAGIC)), None)
     if bad is not None and images[bad][4:8] != b"ftyp":  # (AVIF)
         raise DataError(f"--data {shown}: {rows[bad]} is not an image file (it begins {images[bad][:8]!r})")
     return Catalog(file_safe(name.lower()), rows, labels, classes, images.__getitem__, sources=[str(f) for f in files])

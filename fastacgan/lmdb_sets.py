@@ -18,28 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, Every, NoTestSplit, folder_name
+from .data import IMAGE_MAGIC, TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, Every, NoTestSplit, Spans, folder_name
 from .splits import files_of, held_out_sibling, split_word
 
 HEADER = 16  # a page's header: its number (8 bytes), padding, flags, the ends of its free space (2 bytes each)
 BRANCH, LEAF, OVERFLOW, META, LEAF2 = 0x01, 0x02, 0x04, 0x08, 0x20  # page flags
 BIGDATA, SUBDATA, DUPDATA = 0x01, 0x02, 0x04  # leaf node flags
 MAGIC, NO_PAGE = 0xBEEFC0DE, 2**64 - 1
-# the first bytes of the image files a value may be: JPEG, PNG, GIF, BMP, WebP (RIFF....WEBP), TIFF
-IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
-
-
-class Values:
-    """The bytes of value i: read from its database file at its offset (each call opens the file: worker processes
-    read for themselves)."""
-
-    def __init__(self, files: list[str], which: np.ndarray, offsets: np.ndarray, sizes: np.ndarray):
-        self.files, self.which, self.offsets, self.sizes = files, which, offsets, sizes
-
-    def __call__(self, i: int) -> bytes:
-        with open(self.files[self.which[i]], "rb") as f:
-            f.seek(int(self.offsets[i]))
-            return f.read(int(self.sizes[i]))
 
 
 def _meta(mm, at: int) -> tuple[int, int, int, int, int] | None:
@@ -170,6 +155,6 @@ def lsun_in(d: Path, split: str, log: Callable[[str], None] = lambda msg: None) 
         if len(mine) > 1:
             log(f"reading {d}: {k + 1} of {len(mine)} databases, {len(keys):,} images")
     files = [str(db / "data.mdb") for db in mine]
-    reader = Values(files, np.concatenate(which), np.concatenate(offsets), np.concatenate(sizes))
+    reader = Spans(files, np.concatenate(which), np.concatenate(offsets), np.concatenate(sizes))
     name = category(mine[0]) if len(dbs) == 1 else folder_name(d)
     return Catalog(name, keys, np.concatenate(labels), classes, reader, sources=files)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import (
+    IMAGE_MAGIC,
     TEST_SPLITS,
     TRAIN_SPLITS,
     VERSION,
@@ -28,11 +29,11 @@ from .data import (
     DataError,
     Every,
     NoTestSplit,
+    Spans,
     extension,
     folder_name,
     labels_from,
 )
-from .lmdb_sets import IMAGE_MAGIC, Values
 from .splits import split_word
 
 EXTS = (".tfrecord", ".tfrec")
@@ -220,7 +221,7 @@ def tfrecord_catalog(files: list[Path], name: str, label_col: str, log: Callable
     else:
         ids, class_names = labels_from(labels)
         class_names = [str(c) for c in class_names]
-    reader = Values([str(f) for f in files], np.asarray(which, dtype=np.int32), np.asarray(offsets), np.asarray(sizes))
+    reader = Spans([str(f) for f in files], np.asarray(which, dtype=np.int32), np.asarray(offsets), np.asarray(sizes))
     return Catalog(name, names, ids, class_names, reader, sources=[str(f) for f in files])
 
 
