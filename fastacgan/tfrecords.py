@@ -229,6 +229,8 @@ def tfrecords_in(d: Path, split: str, label_col: str = "", log: Callable[[str], 
     """The split of the TFRecord files of folder d (_folder): a split whose first record has no label is passed over
     (Kaggle's test/), said."""
     root = _folder(d)
+    if root != d:  # (TensorFlow Datasets' cifar10/3.0.2/)
+        log(f"--data {d}: reading {root.name}/, its newest version of TFRecord files")
     by: dict[str, list[Path]] = {}
     for f in _files(root):
         by.setdefault(_split_of(f, root), []).append(f)

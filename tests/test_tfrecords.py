@@ -40,7 +40,10 @@ def test_a_tensorflow_datasets_set_its_classes_and_its_test_split(tfds):
     version = tfds / "3.0.2"
     shard = version / "cifar10-train.tfrecord-00000-of-00002"
     for data, n in ((tfds, 8), (version, 8), (shard, 5)):
-        cat = open_catalog(str(data))
+        said = []
+        cat = open_catalog(str(data), log=said.append)
+        newest = f"--data {tfds}: reading 3.0.2/, its newest version of TFRecord files"
+        assert said == ([newest] if data == tfds else [])
         assert cat.name == "cifar10" and cat.class_names == CLASSES and cat.labels.tolist() == TRAIN[:n]
         assert pixels(cat) == [[i, 40 * c, 0] for i, c in enumerate(TRAIN[:n])]
         assert cat.names[0] == f"{shard}[0]"
