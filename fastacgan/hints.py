@@ -86,6 +86,10 @@ def file_hint(path: Path) -> str:
     if name.endswith((".h5", ".hdf5", ".he5")):  # Galaxy10 DECals, PatchCamelyon
         return (" (an HDF5 file, which fastacgan does not read: save its images and labels with h5py as an .npz, "
                 "np.savez('set.npz', x_train=f['images'][:], y_train=f['labels'][:]), and give that)")  # fmt: skip
+    if name.endswith((".pkl", ".pickle")):  # (Mini-ImageNet's mini-imagenet-cache-train.pkl)
+        return (" (a Python pickle, which fastacgan does not load (unpickling a file can run code it holds): save "
+                "its images and labels as an .npz, np.savez('set.npz', x_train=images, y_train=labels), and give "
+                "that)")  # fmt: skip
     if name.endswith(".npy"):  # Quick, Draw!'s cat.npy: one class
         return (f" (an .npy file is read in its folder: --data {path.parent}, where each .npy holds a class's images, "
                 "or x_train.npy and y_train.npy the images and their labels)")  # fmt: skip

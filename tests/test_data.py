@@ -1098,6 +1098,9 @@ def test_mnist_m_names_the_list_named_after_its_folder(tmp_path):
         ("cifar10-train.array_record-00000-of-00001", " (.array_record: ArrayRecord files (TensorFlow Datasets' "
          "file_format='array_record'), which fastacgan does not read: prepare the set as TFRecord files (tfds.builder("
          "name, file_format='tfrecord').download_and_prepare()) and give its folder)"),
+        ("mini-imagenet-cache-train.pkl", " (a Python pickle, which fastacgan does not load (unpickling a file can "
+         "run code it holds): save its images and labels as an .npz, np.savez('set.npz', x_train=images, "
+         "y_train=labels), and give that)"),
         ("notes.txt", ""),
     ],
 )  # fmt: skip
