@@ -33,9 +33,9 @@ def pil_reads(module: str) -> bool:
 # (web images) where this Pillow reads it, else such files are passed over, saying so (others_note)
 IMAGE_EXTS = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
               ".pbm", ".pnm", *((".avif",) if pil_reads("avif") else ()))  # fmt: skip
-# a tar, uncompressed or compressed with gzip, bzip2 or xz (Python reads each; zstd it reads from 3.14 only)
 # the first bytes of the image files a stored value may be: JPEG, PNG, GIF, BMP, WebP (RIFF....WEBP), TIFF
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
+# a tar, uncompressed or compressed with gzip, bzip2 or xz (Python reads each; zstd it reads from 3.14 only)
 TAR_EXTS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
 # the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
@@ -43,8 +43,8 @@ ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
 TRAIN_SPLITS = ("train", "training", "trainset")
 TEST_SPLITS = ("test", "testing", "testset", "val", "valid", "validation", "valset", "eval", "evaluation")
 WINDOWS_JUNK = ("thumbs.db", "desktop.ini")  # Explorer's thumbnail cache and folder settings
-# folders systems put beside a set's own, passed over as hidden ones (hidden()): a Mac zip's, a NAS's JPEG thumbnails
 VERSION = re.compile(r"\d+\.\d+\.\d+")  # a TensorFlow Datasets set's version folder: cifar10/3.0.2/
+# folders systems put beside a set's own, passed over as hidden ones (hidden()): a Mac zip's, a NAS's JPEG thumbnails
 SYSTEM_DIRS = {"__MACOSX", "$RECYCLE.BIN", "System Volume Information", "@eaDir", "lost+found"}
 
 
