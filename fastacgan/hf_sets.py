@@ -29,11 +29,10 @@ from .data import (
     DataError,
     NoTestSplit,
     file_safe,
-    folder_name,
     labels_from,
 )
 from .parquet_format import Unread, column, footer, schema_leaves
-from .splits import files_of, split_word
+from .splits import files_of, set_name, split_word
 
 FORMS = (".parquet", ".arrow")  # the Hub's files; save_to_disk's and load_dataset's cache
 
@@ -141,19 +140,6 @@ def _split_of(f: Path) -> str:
     return next((w for n in (f.name, f.parent.name) if (w := split_word(n)) in (*TRAIN_SPLITS, *TEST_SPLITS)), "")
 
 
-def _set_name(d: Path, first: Path) -> str:
-    """The run's name for a set in folder d whose first file is `first`: the words before its split in the file's
-    name (load_dataset's cache: cifar10-train.arrow), else the repository's (cifar10/plain_text/, food101/data/: its
-    parent's; in the Hub's cache, datasets--uoft-cs--cifar10/snapshots/<commit>/plain_text/: cifar10)."""
-    words = re.split(r"[-_.]", first.name)
-    at = next((k for k, w in enumerate(words) if w.lower() in (*TRAIN_SPLITS, *TEST_SPLITS)), 0)
-    if at:
-        return "-".join(words[:at])
-    while d.name.lower() in ("data", "plain_text", "default", *TRAIN_SPLITS, *TEST_SPLITS) and d.parent != d:
-        d = d.parent
-    return folder_name(d)
-
-
 def shards(d: Path, depth: int = 0) -> list[Path]:
     """The Parquet files in folder d, or in its folders named as splits (the Hub's converted train/0000.parquet), or
     in the one folder it holds (a repository's: cifar10/plain_text/ beside its README.md)."""
@@ -210,7 +196,7 @@ def has_hf_set(d: Path) -> bool:
 def hf_set_in(d: Path, split: str, label_col: str = "", log: Callable[[str], None] = lambda msg: None) -> Catalog:
     """The split of the set whose files folder d holds (splits.files_of)."""
     files = files_of(shards(d), split, d, _split_of, "Parquet or Arrow files")
-    return _catalog(files, str(d), _set_name(files[0].parent, files[0]), label_col, log)
+    return _catalog(files, str(d), set_name(files[0].parent, files[0]), label_col, log)
 
 
 def hf_file_catalog(path: Path, split: str, label_col: str = "") -> Catalog | None:
@@ -226,4 +212,4 @@ def hf_file_catalog(path: Path, split: str, label_col: str = "") -> Catalog | No
     if (m := re.search(r"-of-(\d+)\.\w+$", path.name)) and int(m[1]) > 1:
         warnings.warn(f"--data {path}: one of the {int(m[1])} files of its split; --data {path.parent} reads them "
                       "all", stacklevel=2)  # fmt: skip
-    return _catalog([path], str(path), _set_name(path.parent, path) if mine else path.stem, label_col, lambda msg: None)
+    return _catalog([path], str(path), set_name(path.parent, path) if mine else path.stem, label_col, lambda msg: None)

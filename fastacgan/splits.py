@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS, DataError, NoTestSplit, hidden
+from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS, DataError, NoTestSplit, folder_name, hidden
 
 
 def flat_parts(data, parts: list[str], hint: str) -> None:
@@ -167,3 +167,18 @@ def files_of(files: list[Path], split: str, where: Path, split_of: Callable[[Pat
         msg = f"--data {where}: no {split} split among its {kind} (theirs: {have})"
         raise (NoTestSplit if split == "test" else DataError)(msg)
     return by[part]
+
+
+def set_name(d: Path, first: Path) -> str:
+    """The run's name for a set of files in folder d whose first file is `first`: the words before its split in the
+    file's name (load_dataset's cache: cifar10-train.arrow; TensorFlow Datasets' cifar10-train.tfrecord-00000-of-
+    00001), else its folder's, above folders named as its split or its files' kind (cifar10/plain_text/,
+    food101/data/, Kaggle's tfrecords-jpeg-192x192/train/; in the Hub's cache, datasets--uoft-cs--cifar10/snapshots/
+    <commit>/plain_text/: cifar10)."""
+    words = re.split(r"[-_.]", first.name)
+    at = next((k for k, w in enumerate(words) if w.lower() in (*TRAIN_SPLITS, *TEST_SPLITS)), 0)
+    if at:
+        return "-".join(words[:at])
+    while d.name.lower() in ("data", "plain_text", "default", *TRAIN_SPLITS, *TEST_SPLITS) and d.parent != d:
+        d = d.parent
+    return folder_name(d)

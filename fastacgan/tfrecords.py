@@ -31,12 +31,15 @@ from .data import (
     NoTestSplit,
     Spans,
     extension,
-    folder_name,
     labels_from,
 )
-from .splits import split_word
+from .splits import set_name, split_word
 
 EXTS = (".tfrecord", ".tfrec")
+
+
+class Unlabelled(DataError):
+    """Records with no label (Kaggle's test/): a held-out split of them is passed over."""
 
 
 def _varint(buf, i: int) -> tuple[int, int]:
@@ -145,7 +148,7 @@ def _pick(path: Path, mm, first: dict, image: str | None, label: str | None, lab
         found = [label] if label in ints else [n for c in LABEL_COLUMNS for n in ints if n.lower() == c]
         given = f"--data {path}: no label (an integer feature named label, class, ...); --csv-label-col names one"
     if not found:
-        raise DataError(f"{given} (features: {', '.join(sorted(first))})")
+        raise (DataError if label_col else Unlabelled)(f"{given} (features: {', '.join(sorted(first))})")
     return images[0], found[0]
 
 
@@ -168,8 +171,10 @@ def read_tfrecords(files: list[Path], label_col: str, log: Callable[[str], None]
                     raise DataError(f"{path}: record {n} is not a tf.train.Example ({e})") from e
                 chosen = chosen or _pick(path, mm, feats, image, label, label_col)
                 got, tag = feats.get(chosen[0]), feats.get(chosen[1])
-                if got is None or not got[1] or tag is None or len(tag[1]) != 1:
-                    raise DataError(f"{path}: record {n} has no {chosen[0] if not got or not got[1] else chosen[1]!r}")
+                if got is None or not got[1]:
+                    raise DataError(f"{path}: record {n} has no {chosen[0]!r}")
+                if tag is None or len(tag[1]) != 1:
+                    raise Unlabelled(f"{path}: record {n} has no {chosen[1]!r} (or several)")
                 names.append(f"{path}[{n}]")
                 which.append(k)
                 offsets.append(got[1][0][0])
@@ -237,9 +242,9 @@ def tfrecords_in(d: Path, split: str, label_col: str = "", log: Callable[[str], 
     order = (*TRAIN_SPLITS, "") if split == "train" else TEST_SPLITS
     for part in (p for p in order if p in by):
         try:
-            return tfrecord_catalog(by[part], folder_name(d), label_col, log)
-        except DataError as e:
-            if split == "train" or "no label" not in str(e) and "has no" not in str(e):
+            return tfrecord_catalog(by[part], set_name(by[part][0].parent, by[part][0]), label_col, log)
+        except Unlabelled:
+            if split == "train":
                 raise
             log(f"note: --data {d}: its {part} files have no labels: passed over")
     have = ", ".join(sorted(k or "no split named" for k in by))
@@ -254,4 +259,4 @@ def tfrecord_file_catalog(path: Path, split: str, label_col: str = "") -> Catalo
         return None
     if split != "train":  # the test files beside it (cifar10-test.tfrecord-00000-of-00001)
         return tfrecords_in(path.parent, split, label_col)
-    return tfrecord_catalog([path], path.name.split("-")[0].split(".")[0], label_col, lambda msg: None)
+    return tfrecord_catalog([path], set_name(path.parent, path), label_col, lambda msg: None)
