@@ -139,8 +139,7 @@ def lsun_in(d: Path, split: str, log: Callable[[str], None] = lambda msg: None) 
             raise NoTestSplit(f"--data {d}: one LMDB database, and none beside it named as its held-out split "
                               "(bedroom_val_lmdb beside bedroom_train_lmdb)")  # fmt: skip
     else:
-        of = lambda db: w if (w := split_word(db.name.removesuffix("_lmdb"))) in (*TRAIN_SPLITS, *TEST_SPLITS) else ""  # noqa: E731
-        mine = files_of(dbs, split, d, of, "LMDB databases")
+        mine = files_of(dbs, split, d, lambda db: split_word(db.name.removesuffix("_lmdb")) or "", "LMDB databases")
     classes = sorted({category(db) for db in dbs})
     keys, which, offsets, sizes, labels = [], [], [], [], []
     for k, db in enumerate(mine):
