@@ -307,7 +307,8 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         heads = class_heads([Path(names[i]).name for i in keep if dirs[i][k] == train])
         flat_parts(path, parts, f"; the names of {train}/'s images begin with what look like classes, {heads[1]}: "
                    "unpack it and put each class's images in a folder of its own" if heads else "; where a CSV labels "
-                   "the training part's images, unpack it and give that part with --csv")  # fmt: skip
+                   "the training part's images, unpack it and give that part with --csv (where each part holds its "
+                   "own, Roboflow's _classes.csv, the folder unpacked: each part is read with its CSV)")  # fmt: skip
     else:  # classes named as parts, holding folders: a likely mistake (splits.split_like)
         named = [p for p in parts if split_word(p) in (*TRAIN_SPLITS, *TEST_SPLITS)]  # (training_set/ too)
         split_like(path, {p: bool(folders(p)) for p in named}, parts)

@@ -40,6 +40,26 @@ def find_csv(root: Path, csv_opt: str) -> Path | None:
     return None
 
 
+def part_csvs(root: Path) -> dict[str, Path] | None:
+    """Where root is a set split into parts (train/, valid/, test/) that each hold their images alone beside one CSV
+    of their labels (Roboflow's classification export: train/_classes.csv, a filename and a one-hot column a class),
+    each such part's CSV by the part's name (a part without one, an unlabelled test/, is left out); else None. (They
+    were read as three classes, test, train and valid.)"""
+    from .data import TEST_SPLITS, TRAIN_SPLITS, hidden
+    from .splits import pick_split, split_word
+
+    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
+    if not subs or any(split_word(n) not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in subs):
+        return None
+    found = {}
+    for name, part in subs.items():
+        entries = [e for e in part.iterdir() if not hidden(e.name)]
+        csvs = [e for e in entries if e.suffix.lower() == ".csv" and e.is_file()]
+        if len(csvs) == 1 and any(is_image(e.name) for e in entries) and not any(e.is_dir() for e in entries):
+            found[name] = csvs[0]
+    return found if pick_split(list(subs), "train")[0] in found else None
+
+
 class Ambiguous(list):
     """name_index's entry for a name or stem that several images share (train/1.png and test/1.png: Kaggle's
     CIFAR-10, whose trainLabels.csv names them "1"): their relative names."""
@@ -201,14 +221,15 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         csv.writer(out, lineterminator="\n").writerows(rows)
         text, sep = out.getvalue(), ","
         header = text.split("\n", 1)[0]
-    row1 = next(csv.reader(io.StringIO(header), delimiter=sep), [""])
+    row1 = next(csv.reader(io.StringIO(header), delimiter=sep, skipinitialspace=True), [""])
     if counted and len(next(csv.reader(io.StringIO(text.split("\n", 2)[1]), delimiter=sep), [])) == len(row1) + 1:
         text, row1 = f"image{sep}{text}", ["image", *row1]  # list_attr_celeba.txt's header has no image column
     # no header: the first row names an image, with its extension (Tiny ImageNet's val_annotations.txt) or without
     # (Oxford-IIIT Pet's trainval.txt: `Abyssinian_100 1 1 1`): columns by number, 1 and 2
     bare = _look_up(index, csv_key(row1[0])) is not None
     fields = [str(k + 1) for k in range(len(row1))] if bare else None
-    reader = csv.DictReader(io.StringIO(text, newline=""), fieldnames=fields, delimiter=sep)
+    # (spaces after the separators are no part of a cell: Roboflow's `filename, Cat, Dog`)
+    reader = csv.DictReader(io.StringIO(text, newline=""), fieldnames=fields, delimiter=sep, skipinitialspace=True)
     cols = reader.fieldnames or []
     rows = list(reader)
     if not rows or len(cols) < 2:

@@ -2277,6 +2277,38 @@ def test_a_set_in_kagglehubs_cache_is_named_after_the_set_not_its_version(tmp_pa
     assert (tmp_path / "runs" / "chest-xray-pneumonia" / "config.json").is_file()
 
 
+def test_a_split_set_whose_parts_hold_their_images_beside_their_labels_csv(tmp_path):
+    """Roboflow's classification export: train/, valid/ and test/, each its images alone beside _classes.csv
+    (`filename, Cat, Dog, Fox`, a one-hot row an image, spaces after the commas). It was three classes, test, train
+    and valid (with a warning naming one CSV). Now each part is labelled by its own CSV: train/ trains, test/ (else
+    valid/) is held out; an unlabelled part is passed over for a labelled one."""
+    root = tmp_path / "pets.v2i.multiclass"
+    kinds = ["Cat", "Dog", "Fox"]
+    for part, n in (("train", 6), ("valid", 3), ("test", 3)):
+        (root / part).mkdir(parents=True)
+        rows = ["filename, Cat, Dog, Fox"]
+        for i in range(n):
+            name = f"{part}{i}_jpg.rf.{i:032x}.jpg"
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(root / part / name)
+            rows.append(f"{name}, " + ", ".join("1" if k == (i * 2) % 3 else "0" for k in range(3)))
+        (root / part / "_classes.csv").write_text("\n".join(rows) + "\n")
+    said = []
+    cat = open_catalog(str(root), log=said.append)
+    assert cat.class_names == kinds and cat.labels.tolist() == [0, 2, 1, 0, 2, 1] and cat.name == root.name
+    assert [Path(n).name[:6] for n in cat.names] == [f"train{i}" for i in range(6)] and cat.folder == root
+    assert said == [f"--data {root}: split into test, train, valid; training on train/"]
+    held = open_catalog(str(root), split="test")
+    assert [Path(n).name[:5] for n in held.names] == ["test0", "test1", "test2"] and held.labels.tolist() == [0, 2, 1]
+    shutil.make_archive(str(tmp_path / "export"), "zip", root)  # Roboflow's download, zipped: said how to read it
+    with pytest.warns(UserWarning, match=r"test, train, valid are named as a split set's parts but hold images alone.*"
+                      r"where each part holds its own, Roboflow's _classes\.csv, the folder unpacked: each part is "
+                      r"read with its CSV\)"):  # fmt: skip
+        open_catalog(str(tmp_path / "export.zip"))
+    (root / "test" / "_classes.csv").unlink()  # an unlabelled test/: the labelled valid/ is held out
+    assert [Path(n).name[:6] for n in open_catalog(str(root), split="test").names] == ["valid0", "valid1", "valid2"]
+    assert len(open_catalog(str(root))) == 6
+
+
 def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
     """Other lone folders: Microsoft's cats and dogs (kagglecatsanddogs_5340/PetImages/{Cat,Dog}/ beside a licence
     PDF and a readme) and GTSRB (GTSRB/Final_Training/Images/00000/ ...: a lone part, its classes in a folder of
