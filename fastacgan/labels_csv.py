@@ -44,7 +44,8 @@ def part_csvs(root: Path) -> dict[str, Path] | None:
     """Where root is a set split into parts (train/, valid/, test/) that each hold their images alone beside one CSV
     of their labels (Roboflow's classification export: train/_classes.csv, a filename and a one-hot column a class),
     each such part's CSV by the part's name (a part without one, an unlabelled test/, is left out); else None. (They
-    were read as three classes, test, train and valid.)"""
+    were read as three classes, test, train and valid.) So Hugging Face's ImageFolder with metadata: train/metadata.csv
+    or metadata.jsonl (file_name, label), its images in folders inside the part or not."""
     from .data import TEST_SPLITS, TRAIN_SPLITS, hidden
     from .splits import pick_split, split_word
 
@@ -54,9 +55,10 @@ def part_csvs(root: Path) -> dict[str, Path] | None:
     found = {}
     for name, part in subs.items():
         entries = [e for e in part.iterdir() if not hidden(e.name)]
-        csvs = [e for e in entries if e.suffix.lower() == ".csv" and e.is_file()]
-        if len(csvs) == 1 and any(is_image(e.name) for e in entries) and not any(e.is_dir() for e in entries):
-            found[name] = csvs[0]
+        lists = [e for e in entries if e.suffix.lower() == ".csv" or e.name == "metadata.jsonl"]
+        alone = any(is_image(e.name) for e in entries) and not any(e.is_dir() for e in entries)
+        if len(lists) == 1 and lists[0].is_file() and (alone or lists[0].stem == "metadata"):  # (images in folders)
+            found[name] = lists[0]
     return found if pick_split(list(subs), "train")[0] in found else None
 
 

@@ -2309,6 +2309,25 @@ def test_a_split_set_whose_parts_hold_their_images_beside_their_labels_csv(tmp_p
     assert len(open_catalog(str(root))) == 6
 
 
+def test_hugging_faces_image_folder_with_metadata_in_each_part(tmp_path):
+    """Hugging Face's ImageFolder with metadata (a repository as `datasets` documents it): train/metadata.jsonl
+    (`{"file_name": "images/0.png", "label": "cat"}`) beside train/images/, test/ likewise. It was one class, images,
+    an unconditional GAN. Now each part is labelled by its metadata."""
+    root = tmp_path / "pets-hf"
+    for part, n in (("train", 4), ("test", 2)):
+        (root / part / "images").mkdir(parents=True)
+        rows = []
+        for i in range(n):
+            Image.new("RGB", (8, 8), (50 * i, 0, 0)).save(root / part / "images" / f"{i}.png")
+            rows.append(json.dumps({"file_name": f"images/{i}.png", "label": ["cat", "dog"][i % 2]}))
+        (root / part / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    (root / "README.md").write_text("---\nconfigs: ...\n---\n")
+    cat = open_catalog(str(root))
+    assert cat.class_names == ["cat", "dog"] and cat.labels.tolist() == [0, 1, 0, 1] and cat.name == "pets-hf"
+    held = open_catalog(str(root), split="test")
+    assert held.labels.tolist() == [0, 1] and all("/test/images/" in n for n in held.names)
+
+
 def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):
     """Other lone folders: Microsoft's cats and dogs (kagglecatsanddogs_5340/PetImages/{Cat,Dog}/ beside a licence
     PDF and a readme) and GTSRB (GTSRB/Final_Training/Images/00000/ ...: a lone part, its classes in a folder of
