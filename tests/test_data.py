@@ -1905,7 +1905,8 @@ def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
             zf.write(named / c / "x.png", f"{c}/x.png")
     for data, hint in ((named, f". If a CSV labels them, give it: --data {named / 'train'} --csv Training_set.csv"),
                        (tmp_path / "named.zip", "; where a CSV labels the training part's images, unpack it and give "
-                        "that part with --csv")):  # fmt: skip
+                        "that part with --csv (where each part holds its own, Roboflow's _classes.csv, the folder "
+                        "unpacked: each part is read with its CSV)")):  # fmt: skip
         with pytest.warns(UserWarning) as seen:
             assert open_catalog(str(data)).class_names == ["test", "train"]
         said = f"--data {data}: test, train are named as a split set's parts but hold images alone, read as classes"
