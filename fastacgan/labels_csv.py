@@ -59,7 +59,16 @@ def part_csvs(root: Path) -> dict[str, Path] | None:
         alone = any(is_image(e.name) for e in entries) and not any(e.is_dir() for e in entries)
         if len(lists) == 1 and lists[0].is_file() and (alone or lists[0].stem == "metadata"):  # (images in folders)
             found[name] = lists[0]
-    return found if pick_split(list(subs), "train")[0] in found else None
+    train = pick_split(list(subs), "train")[0]
+    if train not in found:
+        return None
+    with open(found[train], encoding="utf-8", errors="replace") as f:
+        head = {c.strip().lower() for c in f.readline().split(",")}
+    if {"xmin", "ymin"} <= head or {"x_min", "y_min"} <= head:  # (Roboflow's _annotations.csv: a row a box)
+        raise DataError(f"--data {root}: {found[train]} holds bounding boxes, a row a box (an object detection "
+                        "export), not a label an image: export the set for classification (Roboflow's Folder Structure "
+                        "or Multi-Label Classification), or give a CSV of one label an image with --csv")  # fmt: skip
+    return found
 
 
 class Ambiguous(list):

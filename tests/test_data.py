@@ -2306,6 +2306,15 @@ def test_a_split_set_whose_parts_hold_their_images_beside_their_labels_csv(tmp_p
                       r"read with its CSV\)"):  # fmt: skip
         open_catalog(str(tmp_path / "export.zip"))
     (root / "test" / "_classes.csv").unlink()  # an unlabelled test/: the labelled valid/ is held out
+    boxes = tmp_path / "boxes"  # its object detection export: a row a box, two for train0.jpg
+    (boxes / "train").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(boxes / "train" / "train0.jpg")
+    rows = "filename,width,height,class,xmin,ymin,xmax,ymax\ntrain0.jpg,8,8,Cat,1,1,4,4\ntrain0.jpg,8,8,Dog,5,5,7,7\n"
+    (boxes / "train" / "_annotations.csv").write_text(rows)
+    shutil.copytree(boxes / "train", boxes / "valid")
+    with pytest.raises(DataError, match=r"train/_annotations\.csv holds bounding boxes, a row a box \(an object "
+                       r"detection export\), not a label an image: export the set for classification"):  # fmt: skip
+        open_catalog(str(boxes))
     assert [Path(n).name[:6] for n in open_catalog(str(root), split="test").names] == ["valid0", "valid1", "valid2"]
     assert len(open_catalog(str(root))) == 6
 
