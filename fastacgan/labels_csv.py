@@ -54,8 +54,11 @@ def part_csvs(root: Path) -> dict[str, Path] | None:
         return None
     found = {}
     for name, part in subs.items():
-        with os.scandir(part) as it:  # (its entries' kinds without a stat each: a part of 100,000 images)
-            entries = [e for e in it if not hidden(e.name)]
+        try:
+            with os.scandir(part) as it:  # (its entries' kinds without a stat each: a part of 100,000 images)
+                entries = [e for e in it if not hidden(e.name)]
+        except OSError:  # (a part that cannot be listed: said where the parts are read)
+            continue
         lists = [Path(e.path) for e in entries if e.name.lower().endswith(".csv") or e.name == "metadata.jsonl"]
         alone = any(is_image(e.name) for e in entries) and not any(e.is_dir() for e in entries)
         if len(lists) == 1 and lists[0].is_file() and (alone or lists[0].stem == "metadata"):  # (images in folders)
