@@ -51,6 +51,46 @@ def _main_db(mm, path: Path) -> tuple[int, int, int]:
     return psize, root, entries
 
 
+def _walk(mm, path: Path, log: Callable[[str], None]) -> tuple[list[str], list[int], list[int]]:
+    """read_lmdb's listing of the main database's tree, in key order."""
+    psize, root, entries = _main_db(mm, path)
+    keys, offsets, sizes, due = [], [], [], Every()
+    stack, left = [] if root == NO_PAGE else [root], len(mm) // psize  # (a damaged tree may loop: pages left)
+    while stack:
+        page, left = stack.pop(), left - 1
+        at = page * psize
+        if at + psize > len(mm) or struct.unpack_from("<Q", mm, at)[0] != page or left < 0:
+            raise DataError(f"{path}: page {page} is not where its database says (a file cut short or damaged)")
+        flags, lower = struct.unpack_from("<HH", mm, at + 10)
+        ptrs = struct.unpack_from(f"<{(lower - HEADER) // 2}H", mm, at + HEADER)
+        if flags & BRANCH:  # each node: the child's page number in its first 6 bytes, then its key
+            kids = [lo | hi << 16 | top << 32 for lo, hi, top in (struct.unpack_from("<HHH", mm, at + p)
+                                                                   for p in ptrs)]  # fmt: skip
+            stack += reversed(kids)  # (popped in key order)
+            continue
+        if not flags & LEAF or flags & LEAF2:
+            raise DataError(f"{path}: page {page} is neither a branch nor a leaf of keys and values")
+        for p in ptrs:
+            lo, hi, node, ksize = struct.unpack_from("<HHHH", mm, at + p)
+            size, start = lo | hi << 16, at + p + 8 + ksize
+            if node & (SUBDATA | DUPDATA):
+                raise DataError(f"{path}: an LMDB database of named databases or several values a key, which "
+                                "fastacgan does not read")  # fmt: skip
+            if node & BIGDATA:  # the value fills overflow pages: the first one's number
+                start = struct.unpack_from("<Q", mm, start)[0] * psize + HEADER
+            if start + size > len(mm):
+                raise DataError(f"{path}: a value past the end of the file (a file cut short)")
+            keys.append(mm[at + p + 8 : at + p + 8 + ksize].decode("utf-8", errors="replace"))
+            offsets.append(start)
+            sizes.append(size)
+        if due():
+            log(f"listing {path}: {len(keys):,} of {entries:,} images")
+    if keys and not (head := mm[offsets[0] : offsets[0] + 8]).startswith(IMAGE_MAGIC):
+        raise DataError(f"{path}: its values are not image files (the first begins {head!r}; LSUN's are WebP "
+                        "images): fastacgan reads databases of encoded images")  # fmt: skip
+    return keys, offsets, sizes
+
+
 def read_lmdb(path: Path, log: Callable[[str], None]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(the keys, their values' offsets in the file, their sizes) of the main database of an LMDB file, in key
     order; a progress line every few seconds."""
@@ -60,41 +100,10 @@ def read_lmdb(path: Path, log: Callable[[str], None]) -> tuple[list[str], np.nda
         except ValueError as e:  # (an empty file)
             raise DataError(f"{path}: not an LMDB database ({e})") from e
     with mm:
-        psize, root, entries = _main_db(mm, path)
-        keys, offsets, sizes, due = [], [], [], Every()
-        stack, left = [] if root == NO_PAGE else [root], len(mm) // psize  # (a damaged tree may loop: pages left)
-        while stack:
-            page, left = stack.pop(), left - 1
-            at = page * psize
-            if at + psize > len(mm) or struct.unpack_from("<Q", mm, at)[0] != page or left < 0:
-                raise DataError(f"{path}: page {page} is not where its database says (a file cut short or damaged)")
-            flags, lower = struct.unpack_from("<HH", mm, at + 10)
-            ptrs = struct.unpack_from(f"<{(lower - HEADER) // 2}H", mm, at + HEADER)
-            if flags & BRANCH:  # each node: the child's page number in its first 6 bytes, then its key
-                kids = [lo | hi << 16 | top << 32 for lo, hi, top in (struct.unpack_from("<HHH", mm, at + p)
-                                                                       for p in ptrs)]  # fmt: skip
-                stack += reversed(kids)  # (popped in key order)
-                continue
-            if not flags & LEAF or flags & LEAF2:
-                raise DataError(f"{path}: page {page} is neither a branch nor a leaf of keys and values")
-            for p in ptrs:
-                lo, hi, node, ksize = struct.unpack_from("<HHHH", mm, at + p)
-                size, start = lo | hi << 16, at + p + 8 + ksize
-                if node & (SUBDATA | DUPDATA):
-                    raise DataError(f"{path}: an LMDB database of named databases or several values a key, which "
-                                    "fastacgan does not read")  # fmt: skip
-                if node & BIGDATA:  # the value fills overflow pages: the first one's number
-                    start = struct.unpack_from("<Q", mm, start)[0] * psize + HEADER
-                if start + size > len(mm):
-                    raise DataError(f"{path}: a value past the end of the file (a file cut short)")
-                keys.append(mm[at + p + 8 : at + p + 8 + ksize].decode("utf-8", errors="replace"))
-                offsets.append(start)
-                sizes.append(size)
-            if due():
-                log(f"listing {path}: {len(keys):,} of {entries:,} images")
-        if keys and not (head := mm[offsets[0] : offsets[0] + 8]).startswith(IMAGE_MAGIC):
-            raise DataError(f"{path}: its values are not image files (the first begins {head!r}; LSUN's are WebP "
-                            "images): fastacgan reads databases of encoded images")  # fmt: skip
+        try:
+            keys, offsets, sizes = _walk(mm, path, log)
+        except struct.error as e:  # (a node or a page past where the file ends: a damaged database)
+            raise DataError(f"{path}: a damaged LMDB database ({e})") from e
     return keys, np.asarray(offsets, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
 
 

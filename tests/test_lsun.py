@@ -124,6 +124,10 @@ def test_databases_it_does_not_read_are_named(tmp_path, lsun):
     (loop / "data.mdb").write_bytes(bytes(raw))
     with pytest.raises(DataError, match=r"loop_lmdb/data\.mdb: page \d+ is not where its database says"):
         open_catalog(str(loop))
+    struct.pack_into("<H", raw, root * 4096 + 12, 4)  # its end of pointers before its header's end: a traceback
+    (loop / "data.mdb").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"loop_lmdb/data\.mdb: a damaged LMDB database \("):
+        open_catalog(str(loop))
     with pytest.raises(DataError, match=r"test_lmdb: LSUN's test set alone, of no category: no labels to train an "
                        r"AC-GAN on"):  # fmt: skip
         open_catalog(str(lsun / "test_lmdb"))
