@@ -185,24 +185,27 @@ def read_tfrecords(files: list[Path], label_col: str, log: Callable[[str], None]
     return names, which, offsets, sizes, labels, chosen
 
 
-def _folder(d: Path) -> Path:
-    """The folder of a set's files: d, or a TFDS set's newest version folder in it (cifar10/3.0.2/)."""
-    versions = sorted((tuple(map(int, p.name.split("."))), p) for p in d.iterdir() if VERSION.fullmatch(p.name)
-                      and p.is_dir() and _files(p))  # fmt: skip
-    return versions[-1][1] if versions and not _files(d) else d
+def _set_files(d: Path) -> tuple[Path, list[Path]]:
+    """(the folder of a set's TFRecord files, those files): d's own (_files), else those of a TFDS set's newest
+    version folder in it (cifar10/3.0.2/); (d, []) where there are none."""
+    if files := _files(d):
+        return d, files
+    versions = sorted(((tuple(map(int, p.name.split("."))), p) for p in d.iterdir() if VERSION.fullmatch(p.name)
+                       and p.is_dir()), reverse=True)  # fmt: skip
+    return next(((p, files) for _, p in versions if (files := _files(p))), (d, []))
 
 
 def _files(d: Path) -> list[Path]:
     """The TFRecord files in folder d, or in its folders named as splits (Kaggle's train/, val/, test/)."""
-    mine = [p for p in d.iterdir() if extension(p.name) in EXTS and p.is_file()]
-    if mine:
-        return sorted(mine)
-    parts = [p for p in d.iterdir() if split_word(p.name) in (*TRAIN_SPLITS, *TEST_SPLITS) and p.is_dir()]
+    entries = list(d.iterdir())
+    if mine := sorted(p for p in entries if extension(p.name) in EXTS and p.is_file()):
+        return mine
+    parts = [p for p in entries if split_word(p.name) in (*TRAIN_SPLITS, *TEST_SPLITS) and p.is_dir()]
     return sorted(f for p in parts for f in p.iterdir() if extension(f.name) in EXTS and f.is_file())
 
 
 def has_tfrecords(d: Path) -> bool:
-    return bool(_files(_folder(d)))
+    return bool(_set_files(d)[1])
 
 
 def _split_of(path: Path, root: Path) -> str:
@@ -231,13 +234,13 @@ def tfrecord_catalog(files: list[Path], name: str, label_col: str, log: Callable
 
 
 def tfrecords_in(d: Path, split: str, label_col: str = "", log: Callable[[str], None] = lambda msg: None) -> Catalog:
-    """The split of the TFRecord files of folder d (_folder): a split whose first record has no label is passed over
+    """The split of the TFRecord files of folder d (_set_files): a split whose first record has no label is passed over
     (Kaggle's test/), said."""
-    root = _folder(d)
+    root, files = _set_files(d)
     if root != d:  # (TensorFlow Datasets' cifar10/3.0.2/)
         log(f"--data {d}: reading {root.name}/, its newest version of TFRecord files")
     by: dict[str, list[Path]] = {}
-    for f in _files(root):
+    for f in files:
         by.setdefault(_split_of(f, root), []).append(f)
     order = (*TRAIN_SPLITS, "") if split == "train" else TEST_SPLITS
     for part in (p for p in order if p in by):
