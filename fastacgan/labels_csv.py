@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Catalog, DataError, Files, folder_name, is_image, labels_from
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, Files, folder_name, hidden, is_image, labels_from
 from .folders import walk
+from .splits import pick_split, split_word
 
 # a label column by its name, in any case (NIH ChestX-ray14's Data_Entry_2017.csv: "Finding Labels"; PAD-UFES-20's
 # diagnostic; GTSRB's ClassId)
@@ -46,9 +47,6 @@ def part_csvs(root: Path) -> dict[str, Path] | None:
     each such part's CSV by the part's name (a part without one, an unlabelled test/, is left out); else None. (They
     were read as three classes, test, train and valid.) So Hugging Face's ImageFolder with metadata: train/metadata.csv
     or metadata.jsonl (file_name, label), its images in folders inside the part or not."""
-    from .data import TEST_SPLITS, TRAIN_SPLITS, hidden
-    from .splits import pick_split, split_word
-
     subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
     if not subs or any(split_word(n) not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in subs):
         return None
