@@ -28,12 +28,11 @@ from .data import (
     Catalog,
     DataError,
     Every,
-    NoTestSplit,
     Spans,
     extension,
     labels_from,
 )
-from .splits import set_name, split_word
+from .splits import files_of, set_name, split_word
 
 EXTS = (".tfrecord", ".tfrec")
 
@@ -239,20 +238,17 @@ def tfrecords_in(d: Path, split: str, label_col: str = "", log: Callable[[str], 
     root, files = _set_files(d)
     if root != d:  # (TensorFlow Datasets' cifar10/3.0.2/)
         log(f"--data {d}: reading {root.name}/, its newest version of TFRecord files")
-    by: dict[str, list[Path]] = {}
-    for f in files:
-        by.setdefault(_split_of(f, root), []).append(f)
-    order = (*TRAIN_SPLITS, "") if split == "train" else TEST_SPLITS
-    for part in (p for p in order if p in by):
+    of = lambda f: _split_of(f, root)  # noqa: E731
+    while True:  # (files_of: the split's files, else NoTestSplit or the error naming the splits there are)
+        mine = files_of(files, split, d, of, "TFRecord files")
         try:
-            return tfrecord_catalog(by[part], set_name(by[part][0].parent, by[part][0]), label_col, log)
+            return tfrecord_catalog(mine, set_name(mine[0].parent, mine[0]), label_col, log)
         except Unlabelled:
             if split == "train":
                 raise
-            log(f"note: --data {d}: its {part} files have no labels: passed over")
-    have = ", ".join(sorted(k or "no split named" for k in by))
-    raise (NoTestSplit if split == "test" else DataError)(f"--data {d}: no {split} split among its TFRecord files "
-                                                          f"(theirs: {have})")  # fmt: skip
+            log(f"note: --data {d}: its {of(mine[0])} files have no labels: passed over")
+            passed = set(mine)
+            files = [f for f in files if f not in passed]
 
 
 def tfrecord_file_catalog(path: Path, split: str, label_col: str = "") -> Catalog | None:
