@@ -13,10 +13,11 @@ import tarfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from . import webdataset
+from . import listed_sets, webdataset
 from .data import (
     ARCHIVE_EXTS,
     IMAGE_EXTS,
@@ -84,15 +85,18 @@ def memory_budget() -> int:
     return min(physical, host_memory_available() or physical) // 2
 
 
-def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) -> list[tuple[str, bytes]]:
-    """(name, bytes) of every image member of a compressed archive, in one pass over the stream (a compressed stream
-    cannot seek, so the bytes are kept in memory), refusing before they outgrow memory_budget()."""
-    budget, total, out, due = memory_budget(), 0, [], Every()
+def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) -> tuple[list, list]:
+    """([(name, bytes)] of every image member of a compressed archive, the same of its lists: _a_list), in one pass
+    over the stream (a compressed stream cannot seek, so the bytes are kept in memory), refusing before they
+    outgrow memory_budget()."""
+    budget, total, out, lists, due = memory_budget(), 0, [], [], Every()
     with tarfile.open(path, "r:*") as tf:
         for m in tf:
             if not (m.isfile() and is_image(m.name)):
                 if m.isfile():
                     count_other(others, m.name)
+                    if _a_list(m.name, m.size):
+                        lists.append((m.name, tf.extractfile(m).read()))
                 continue
             total += m.size
             if total > budget:
@@ -104,7 +108,14 @@ def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) ->
             out.append((m.name, tf.extractfile(m).read()))
             if due():
                 log(f"reading {path.name}: {len(out)} images, {total / 2**20:,.0f} MiB so far")
-    return out
+    return out, lists
+
+
+LIST_EXTS, LIST_MAX = (".txt", ".json"), 64 << 20  # the lists a set keeps beside its images (listed_sets.py)
+
+
+def _a_list(name: str, size: int) -> bool:
+    return name.lower().endswith(LIST_EXTS) and size <= LIST_MAX
 
 
 def _compressed(path: Path) -> bool:
@@ -156,9 +167,20 @@ def _check_zip_members(path: Path, images: list[zipfile.ZipInfo]) -> None:
                         "Deflate (or as a .tar)")  # fmt: skip
 
 
-def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str], Callable[[int], bytes]]:
-    """(the image members' names, sorted; i -> the bytes of member i) of a .zip or a tar archive. Says what other
-    files it passes over (count_other)."""
+@dataclass
+class Listing:
+    """An archive's image members (names, sorted; read: i -> the bytes of member i), its lists (_a_list: the same)
+    and the kinds of the other files it holds (count_other)."""
+
+    names: list[str]
+    read: Callable[[int], bytes]
+    lists: list[str]
+    read_list: Callable[[int], bytes]
+    others: Counter
+
+
+def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
+    """The Listing of a .zip or a tar archive."""
     others = Counter()
     try:
         if path.name.lower().endswith(".zip"):  # a zip's directory is at its end: members are read on demand
@@ -169,16 +191,22 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
             names = sorted(n for n in files if is_image(n))
             _check_zip_members(path, [infos[n] for n in names])
             reader = _ZipReader(path, [files[n] for n in names])
+            lists = [n for n, i in infos.items() if _a_list(n, i.file_size)]
+            read_list = _ZipReader(path, [files[n] for n in lists])
             for n in files:
                 count_other(others, n)
         elif _compressed(path):
-            found = sorted(_read_compressed(path, log, others))
+            found, kept = _read_compressed(path, log, others)
+            found.sort()
             names, reader = [n for n, _ in found], _TarReader(path, None, [b for _, b in found])
+            lists, read_list = [n for n, _ in kept], _TarReader(path, None, [b for _, b in kept])
         else:
             with tarfile.open(path, "r:") as tf:  # the headers only: tarfile seeks over the members' data
                 files = [m for m in tf.getmembers() if m.isfile()]
             members = sorted((m for m in files if is_image(m.name)), key=lambda m: m.name)
             names, reader = [m.name for m in members], _TarReader(path, [(m.offset_data, m.size) for m in members])
+            kept = [m for m in files if _a_list(m.name, m.size)]
+            lists, read_list = [m.name for m in kept], _TarReader(path, [(m.offset_data, m.size) for m in kept])
             for m in files:
                 count_other(others, m.name)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
@@ -191,9 +219,7 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> tuple[list[str],
                      f'then give --data train: mkdir train && tar xf {q} -C train && (cd train && for f in *.tar; do '
                      'mkdir "${f%.tar}" && tar xf "$f" -C "${f%.tar}" && rm "$f"; done)')  # fmt: skip
         raise NoImages(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)}){held}")
-    if others:
-        log(others_note(path, others))
-    return names, reader
+    return Listing(names, reader, lists, read_list, others)
 
 
 def _root_level(dirs: list[tuple[str, ...]]) -> int:
@@ -242,7 +268,12 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     part of `split`, or None when split is "test" and there is no such part (nor a split)."""
     if csv_path is None and not path.name.lower().endswith(".zip") and webdataset.is_shard(path):
         return webdataset.shard_catalog([path], path, log) if split == "train" else None
-    names, reader = _archive_listing(path, log)
+    got = _archive_listing(path, log)
+    if csv_path is None and (cat := listed_sets.in_archive(path, got, split)) is not None:
+        return cat
+    if got.others:
+        log(others_note(path, got.others))
+    names, reader = got.names, got.read
     set_name = Path(path).name
     for ext in ARCHIVE_EXTS:
         set_name = set_name.removesuffix(ext)

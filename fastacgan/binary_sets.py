@@ -33,7 +33,7 @@ import numpy as np
 
 from . import downsampled_imagenet, hf_sets, listed_sets, lmdb_sets, tfrecords, usps
 from .data import Catalog, DataError, NoTestSplit, file_safe
-from .listed_sets import listed_catalog, split_missing
+from .listed_sets import Folder, split_missing
 
 # ------------------------------------------------------------------------------------------------ MAT version 5
 
@@ -227,8 +227,8 @@ def flowers_in(d: Path, split: str) -> Catalog:
     if "labels" not in got:
         raise DataError(f"--data {d}: imagelabels.mat has no variable 'labels' (it has {', '.join(seen) or 'none'})")
     labels, classes = _class_list("flowers102", got["labels"].reshape(-1).astype(np.int64))  # names: 1..102
-    paths = [str(d / "jpg" / f"image_{i:05d}.jpg") for i in range(1, len(labels) + 1)]
-    return listed_catalog("flowers102", d, paths, labels, classes, "imagelabels.mat labels")
+    rels = [f"jpg/image_{i:05d}.jpg" for i in range(1, len(labels) + 1)]
+    return Folder(d).catalog("flowers102", rels, labels, classes, "imagelabels.mat labels")
 
 
 # ------------------------------------------------------------------------------------------------ idx files, EMNIST
@@ -336,11 +336,7 @@ FOLDER_SETS = {
     "svhn": (has_svhn, svhn_in, "svhn"),
     "stl10": (has_stl, stl_in, "stl"),
     "flowers102": (has_flowers, flowers_in, "flower"),
-    "oxford_pet": (listed_sets.has_pets, listed_sets.pets_in, "pet"),
-    "food101": (listed_sets.has_food, listed_sets.food_in, "food"),
-    "fgvc_aircraft": (listed_sets.has_aircraft, listed_sets.aircraft_in, "aircraft"),
-    "cub200": (listed_sets.has_cub, listed_sets.cub_in, "cub"),
-    "dtd": (listed_sets.has_dtd, listed_sets.dtd_in, "dtd"),
+    **listed_sets.SETS,  # Oxford-IIIT Pet, Food-101, FGVC-Aircraft, CUB-200-2011, DTD
     "emnist": (emnist_splits, emnist_in, "emnist"),
     "qmnist": (lambda d: _qmnist(d, "train") is not None, qmnist_in, "qmnist"),
     "imagenet_ds": (downsampled_imagenet.has_batches, downsampled_imagenet.batches_in, "imagenet"),

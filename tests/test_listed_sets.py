@@ -2,6 +2,9 @@
 DTD here (Oxford-IIIT Pet, Food-101 and FGVC-Aircraft are in test_binary_sets.py)."""
 
 import re
+import shutil
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -146,10 +149,83 @@ def test_dtd_as_torchvision_downloads_it(tmp_path):
         open_catalog(str(data))
 
 
-def test_a_run_on_cub_and_its_evaluation_use_its_split(tmp_path, capsys):
-    """A run on CUB_200_2011 trains on its training images, named after the set; fastacgan.evaluate scores the
-    discriminator on its test split (it was refused; its images/ left evaluate nothing held out)."""
+def _zip(folder: Path, to: Path) -> Path:
+    """A zip of the folder's files as Kaggle's and Windows' zips hold them (the folder's name first, no directory
+    entries)."""
+    with zipfile.ZipFile(to, "w") as zf:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(folder.parent).as_posix())
+    return to
+
+
+def test_their_archives_are_read_as_the_folders_they_unpack_into(tmp_path):
+    """CUB_200_2011.tgz (its tarball: CUB_200_2011/ beside attributes.txt), DTD's tar.gz and a zip of it, FGVC-
+    Aircraft's tar (fgvc-aircraft-2013b/data/): their lists were passed over (".txt (8)") and every image read as a
+    class folder's, the test list's too, none held out ("only ... have a test split"), FGVC-Aircraft's as one class,
+    images. Now they are read as the folders they unpack into: the training list trains, the test list is held out;
+    each image read from the archive, whether held in memory (compressed), read by offset (a tar) or by name (a
+    zip)."""
+    birds, train, test = _cub(tmp_path / "cub")
+    with tarfile.open(tmp_path / "CUB_200_2011.tgz", "w:gz") as tf:
+        tf.add(birds, "CUB_200_2011")
+        tf.add(birds.parent / "attributes.txt", "attributes.txt")
+    dtd, lists = _dtd(tmp_path / "dtd-folder")
+    with tarfile.open(tmp_path / "dtd-r1.0.1.tar.gz", "w:gz") as tf:
+        tf.add(dtd, "dtd")  # (the tarball holds dtd/images/, dtd/labels/, dtd/imdb/)
+    sets = {
+        tmp_path / "CUB_200_2011.tgz": ("cub200", BIRDS, "CUB_200_2011/images/", train, test),
+        tmp_path / "dtd-r1.0.1.tar.gz": ("dtd", ["banded", "blotchy", "zigzagged"], "dtd/images/",
+                                         lists["train"][::-1] + lists["val"][::-1], lists["test"][::-1]),
+        _zip(dtd, tmp_path / "dtd.zip"): ("dtd", ["banded", "blotchy", "zigzagged"], "dtd/images/",
+                                          lists["train"][::-1] + lists["val"][::-1], lists["test"][::-1]),
+    }  # fmt: skip
+    for archive, (name, classes, under, rows, held_rows) in sets.items():
+        said = []
+        cat = open_catalog(str(archive), log=said.append)
+        assert said == [] and cat.name == name and cat.class_names == classes  # (no ".txt (8) passed over")
+        assert cat.names == [f"{archive}:{under}{r}" for r in rows] and cat.sources == [str(archive)]
+        assert cat.labels.tolist() == [classes.index(r.split("/")[0]) for r in rows]
+        folder_cat = open_catalog(str(birds if name == "cub200" else dtd))
+        for i in range(len(cat)):  # the bytes of the same files
+            assert cat.read_bytes(i) == folder_cat.read_bytes(i)
+        held = open_catalog(str(archive), split="test")
+        assert held.names == [f"{archive}:{under}{r}" for r in held_rows] and held.class_names == classes
+        assert held.labels.tolist() == [classes.index(r.split("/")[0]) for r in held_rows]
+    data = tmp_path / "air" / "fgvc-aircraft-2013b" / "data"
+    (data / "images").mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (30, 20), (i * 60, 0, 0)).save(data / "images" / f"{1000000 + i}.jpg")
+    (data / "images_variant_trainval.txt").write_text("1000000 707-320\n1000001 A320\n1000002 707-320\n")
+    (data / "variants.txt").write_text("707-320\nA320\n")
+    with tarfile.open(tmp_path / "fgvc-aircraft-2013b.tar", "w") as tf:  # (uncompressed: read by offset)
+        tf.add(data.parent, "fgvc-aircraft-2013b")
+    cat = open_catalog(str(tmp_path / "fgvc-aircraft-2013b.tar"))
+    assert cat.name == "fgvc_aircraft" and cat.class_names == ["707-320", "A320"] and cat.labels.tolist() == [0, 1, 0]
+    assert decode_image(cat.read_bytes(2), cat.names[2], 8, 3)[0, 0, 0].item() in range(115, 126)  # red 120
+    with pytest.raises(NoTestSplit, match=r"fgvc-aircraft-2013b\.tar: no data/images_variant_test\.txt "
+                       r"\(FGVC-Aircraft's test split\)"):  # fmt: skip
+        open_catalog(str(tmp_path / "fgvc-aircraft-2013b.tar"), split="test")
+    (dtd / "images" / lists["val"][0]).unlink()  # a listed image not in the archive: named, as in the folder
+    with pytest.raises(DataError, match=rf"--data {tmp_path / 'dtd2.zip'}: 1 of the 6 images that "
+                       rf"dtd/labels/train1\.txt and dtd/labels/val1\.txt list are not in dtd/images/banded/, e\.g\. "
+                       rf"{lists['val'][0].split('/')[1]}"):  # fmt: skip
+        open_catalog(str(_zip(dtd, tmp_path / "dtd2.zip")))
+    shutil.rmtree(dtd / "labels")  # its lists gone: the class folders, as before
+    assert open_catalog(str(_zip(dtd, tmp_path / "dtd3.zip"))).class_names == ["banded", "blotchy", "zigzagged"]
+
+
+@pytest.mark.parametrize("form", ["folder", "tarball"])
+def test_a_run_on_cub_and_its_evaluation_use_its_split(tmp_path, capsys, form):
+    """A run on CUB_200_2011 (or its tarball) trains on its training images, named after the set; fastacgan.evaluate
+    scores the discriminator on its test split (it was refused; its images/ and its tarball left evaluate nothing
+    held out)."""
     birds, _, _ = _cub(tmp_path / "data")
+    if form == "tarball":
+        with tarfile.open(tmp_path / "CUB_200_2011.tgz", "w:gz") as tf:
+            tf.add(birds, "CUB_200_2011")
+        shutil.rmtree(birds)
+        birds = tmp_path / "CUB_200_2011.tgz"
     out = tmp_path / "run"
     assert main([str(a) for a in ["--data", birds, *TINY, "--batch-size", 4, "--steps", 2, "--out", out]]) == 0
     state = ckpt.load_checkpoint(ckpt.list_checkpoints(out / "checkpoints")[-1])
