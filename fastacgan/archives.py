@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from . import listed_sets, webdataset
+from . import binary_sets, listed_sets, webdataset
 from .data import (
     ARCHIVE_EXTS,
     IMAGE_EXTS,
@@ -295,6 +295,9 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         if k == 0:
             raise DataError(f"--data {path}: {names[0]} is not inside a class folder; expected <class>/<image> "
                             f"members, or give the labels with --csv")  # fmt: skip
+        if (kind := binary_sets.set_in(path.parent)) in ("flowers102", *listed_sets.SETS):  # (102flowers.tgz)
+            raise DataError(f"--data {path}: its images are all in {lone}/, no class folders; {path.parent} holds "
+                            f"them with their labels ({kind}): give --data {path.parent}")  # fmt: skip
         k, keep = k - 1, range(len(names))
     loose = [names[i] for i, d in enumerate(dirs) if len(d) == k]
     under: dict[str, list[tuple]] = {}  # part (or class) -> its members' folders: each part's asked of its own

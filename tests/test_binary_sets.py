@@ -10,6 +10,7 @@ import os
 import pickle
 import shutil
 import struct
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -293,6 +294,11 @@ def test_flowers102_as_torchvision_downloads_it(tmp_path):
     with pytest.raises(DataError, match=rf"\. {folder} holds them with their labels \(flowers102\): give --data "
                        rf"{folder}$"):  # fmt: skip
         open_catalog(str(folder / "jpg"))
+    with tarfile.open(folder / "102flowers.tgz", "w:gz") as tf:  # (torchvision keeps its download beside jpg/)
+        tf.add(folder / "jpg", "jpg")
+    with pytest.raises(DataError, match=rf"102flowers\.tgz: its images are all in jpg/, no class folders; {folder} "
+                       rf"holds them with their labels \(flowers102\): give --data {folder}$"):  # fmt: skip
+        open_catalog(str(folder / "102flowers.tgz"))  # (it was one class, jpg: an unconditional GAN)
     with pytest.raises(NoTestSplit, match="Flowers-102's images all train the GAN"):
         open_catalog(str(folder), split="test")
     (folder / "jpg" / "image_00004.jpg").unlink()
@@ -335,6 +341,11 @@ def test_oxford_iiit_pet_as_torchvision_downloads_it(tmp_path):
     with pytest.raises(DataError, match=rf"\(it holds 9 loose images\); .*\. {folder} holds them with their labels "
                        rf"\(oxford_pet\): give --data {folder}$"):  # fmt: skip
         open_catalog(str(folder / "images"))  # (the folder of the images alone: their labels are beside it)
+    with tarfile.open(folder / "images.tar.gz", "w:gz") as tf:  # (its download, beside annotations.tar.gz)
+        tf.add(folder / "images", "images")
+    with pytest.raises(DataError, match=rf"images\.tar\.gz: its images are all in images/, no class folders; "
+                       rf"{folder} holds them with their labels \(oxford_pet\): give --data {folder}$"):  # fmt: skip
+        open_catalog(str(folder / "images.tar.gz"))  # (it was one class, images)
     (folder / "images" / "Bengal_3.jpg").unlink()
     with pytest.raises(DataError, match=r"1 of the 5 images that annotations/trainval\.txt lists are not in images/, "
                        r"e\.g\. Bengal_3\.jpg"):  # fmt: skip
