@@ -43,6 +43,7 @@ from .folders import (
     shard_note,
 )
 from .hints import class_heads, file_kinds, kinds_hint, loose_note, others_note
+from .labelled_parts import archive_parts
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, mask_class_note, mask_classes, masks_note
@@ -111,7 +112,7 @@ def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) ->
     return out, lists
 
 
-LIST_EXTS, LIST_MAX = (".txt", ".json"), 64 << 20  # the lists a set keeps beside its images (listed_sets.py)
+LIST_EXTS, LIST_MAX = (".txt", ".json", ".csv", ".jsonl"), 64 << 20  # a set's lists (listed_sets, labels_csv)
 
 
 def _a_list(name: str, size: int) -> bool:
@@ -271,13 +272,13 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     got = _archive_listing(path, log)
     if csv_path is None and (cat := listed_sets.in_archive(path, got, split)) is not None:
         return cat
-    if got.others:
-        log(others_note(path, got.others))
     names, reader = got.names, got.read
     set_name = Path(path).name
     for ext in ARCHIVE_EXTS:
         set_name = set_name.removesuffix(ext)
+    said = lambda: got.others and log(others_note(path, got.others))  # noqa: E731 - not for a set's own lists
     if csv_path is not None:
+        said()
         index = name_index((n, i) for i, n in enumerate(names))
         hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}")
         return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
@@ -324,6 +325,11 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         parts, keep = [n for n in parts if n not in copies], [i for i in keep if dirs[i][k] not in copies]
     part, about = pick_split(parts, split, folders)
     about += copied if about else ""
+    top = "".join(f"{d}/" for d in dirs[keep[0]][:k])
+    if about and (cat := archive_parts(path, got, top, parts, split, image_col, label_col, log)) is not None:
+        cat.name = set_name  # (Roboflow's export zipped: each part's images labelled by its own CSV)
+        return cat
+    said()
     if about and folders(pick_split(parts, "train")[0]):  # .../train/<class>/<image>
         if part is None:
             raise NoTestSplit(f"--data {path}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
@@ -341,8 +347,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         heads = class_heads([Path(names[i]).name for i in keep if dirs[i][k] == train])
         flat_parts(path, parts, f"; the names of {train}/'s images begin with what look like classes, {heads[1]}: "
                    "unpack it and put each class's images in a folder of its own" if heads else "; where a CSV labels "
-                   "the training part's images, unpack it and give that part with --csv (where each part holds its "
-                   "own, Roboflow's _classes.csv, the folder unpacked: each part is read with its CSV)")  # fmt: skip
+                   "the training part's images, unpack it and give that part with --csv")  # fmt: skip
     else:  # classes named as parts, holding folders: a likely mistake (splits.split_like)
         named = [p for p in parts if split_word(p) in (*TRAIN_SPLITS, *TEST_SPLITS)]  # (training_set/ too)
         split_like(path, {p: bool(folders(p)) for p in named}, parts)

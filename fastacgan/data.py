@@ -287,7 +287,8 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         from . import caches, datasets  # download caches; torchvision's and Keras' on-disk formats
         from .archives import archive_catalog, split_archives
         from .folders import LISTS, a_note, folder_catalog, split_folder, unwrapped
-        from .labels_csv import csv_catalog, find_csv, part_csvs
+        from .labelled_parts import part_csvs
+        from .labels_csv import csv_catalog, find_csv
         from .listed_sets import whole_note
         from .npy_folder import class_files_catalog, npy_files, pair_catalog
         from .splits import pick_split, split_note

@@ -14,9 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, Files, folder_name, hidden, is_image, labels_from
+from .data import (
+    Catalog,
+    DataError,
+    Files,
+    folder_name,
+    is_image,
+    labels_from,
+)
 from .folders import walk
-from .splits import pick_split, split_word
 
 # a label column by its name, in any case (NIH ChestX-ray14's Data_Entry_2017.csv: "Finding Labels"; PAD-UFES-20's
 # diagnostic; GTSRB's ClassId)
@@ -39,38 +45,6 @@ def find_csv(root: Path, csv_opt: str) -> Path | None:
     if len(csvs) == 1 and (root / "Images").is_dir():
         return csvs[0]
     return None
-
-
-def part_csvs(root: Path) -> dict[str, Path] | None:
-    """Where root is a set split into parts (train/, valid/, test/) that each hold their images alone beside one CSV
-    of their labels (Roboflow's classification export: train/_classes.csv, a filename and a one-hot column a class),
-    each such part's CSV by the part's name (a part without one, an unlabelled test/, is left out); else None. (They
-    were read as three classes, test, train and valid.) So Hugging Face's ImageFolder with metadata: train/metadata.csv
-    or metadata.jsonl (file_name, label), its images in folders inside the part or not."""
-    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
-    if not subs or any(split_word(n) not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in subs):
-        return None
-    found = {}
-    for name, part in subs.items():
-        try:
-            with os.scandir(part) as it:  # (its entries' kinds without a stat each: a part of 100,000 images)
-                entries = [e for e in it if not hidden(e.name)]
-        except OSError:  # (a part that cannot be listed: said where the parts are read)
-            continue
-        lists = [Path(e.path) for e in entries if e.name.lower().endswith(".csv") or e.name == "metadata.jsonl"]
-        alone = any(is_image(e.name) for e in entries) and not any(e.is_dir() for e in entries)
-        if len(lists) == 1 and lists[0].is_file() and (alone or lists[0].stem == "metadata"):  # (images in folders)
-            found[name] = lists[0]
-    train = pick_split(list(subs), "train")[0]
-    if train not in found:
-        return None
-    with open(found[train], encoding="utf-8", errors="replace") as f:
-        head = {c.strip().lower() for c in f.readline().split(",")}
-    if {"xmin", "ymin"} <= head or {"x_min", "y_min"} <= head:  # (Roboflow's _annotations.csv: a row a box)
-        raise DataError(f"--data {root}: {found[train]} holds bounding boxes, a row a box (an object detection "
-                        "export), not a label an image: export the set for classification (Roboflow's Folder Structure "
-                        "or Multi-Label Classification), or give a CSV of one label an image with --csv")  # fmt: skip
-    return found
 
 
 class Ambiguous(list):

@@ -1905,8 +1905,7 @@ def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
             zf.write(named / c / "x.png", f"{c}/x.png")
     for data, hint in ((named, f". If a CSV labels them, give it: --data {named / 'train'} --csv Training_set.csv"),
                        (tmp_path / "named.zip", "; where a CSV labels the training part's images, unpack it and give "
-                        "that part with --csv (where each part holds its own, Roboflow's _classes.csv, the folder "
-                        "unpacked: each part is read with its CSV)")):  # fmt: skip
+                        "that part with --csv")):  # fmt: skip
         with pytest.warns(UserWarning) as seen:
             assert open_catalog(str(data)).class_names == ["test", "train"]
         said = f"--data {data}: test, train are named as a split set's parts but hold images alone, read as classes"
@@ -2300,21 +2299,33 @@ def test_a_split_set_whose_parts_hold_their_images_beside_their_labels_csv(tmp_p
     assert said == [f"--data {root}: split into test, train, valid; training on train/"]
     held = open_catalog(str(root), split="test")
     assert [Path(n).name[:5] for n in held.names] == ["test0", "test1", "test2"] and held.labels.tolist() == [0, 2, 1]
-    shutil.make_archive(str(tmp_path / "export"), "zip", root)  # Roboflow's download, zipped: said how to read it
-    with pytest.warns(UserWarning, match=r"test, train, valid are named as a split set's parts but hold images alone.*"
-                      r"where each part holds its own, Roboflow's _classes\.csv, the folder unpacked: each part is "
-                      r"read with its CSV\)"):  # fmt: skip
-        open_catalog(str(tmp_path / "export.zip"))
+    shutil.make_archive(str(tmp_path / "export"), "zip", root)  # Roboflow's download, zipped (it was three classes,
+    shutil.make_archive(str(tmp_path / "export"), "gztar", tmp_path, root.name)  # with a warning saying to unpack it)
+    for zipped in (tmp_path / "export.zip", tmp_path / "export.tar.gz"):  # (the parts at its top; in pets.v2i...)
+        said = []
+        got = open_catalog(str(zipped), log=said.append)
+        assert got.class_names == kinds and got.labels.tolist() == cat.labels.tolist() and got.name == "export"
+        assert [n.rsplit("/", 1)[1] for n in got.names] == [Path(n).name for n in cat.names]
+        assert [got.read_bytes(i) for i in range(len(got))] == [cat.read_bytes(i) for i in range(len(cat))]
+        assert said == [f"--data {zipped}: split into test, train, valid; training on train/"]
+        got = open_catalog(str(zipped), split="test")
+        assert [n.rsplit("/", 1)[1][:5] for n in got.names] == ["test0", "test1", "test2"]
+        assert got.labels.tolist() == [0, 2, 1]
     (root / "test" / "_classes.csv").unlink()  # an unlabelled test/: the labelled valid/ is held out
+    shutil.make_archive(str(tmp_path / "export2"), "zip", root)
+    assert [n.rsplit("/", 1)[1][:6] for n in open_catalog(str(tmp_path / "export2.zip"), split="test").names] == [
+        "valid0", "valid1", "valid2"]  # fmt: skip
     boxes = tmp_path / "boxes"  # its object detection export: a row a box, two for train0.jpg
     (boxes / "train").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(boxes / "train" / "train0.jpg")
     rows = "filename,width,height,class,xmin,ymin,xmax,ymax\ntrain0.jpg,8,8,Cat,1,1,4,4\ntrain0.jpg,8,8,Dog,5,5,7,7\n"
     (boxes / "train" / "_annotations.csv").write_text(rows)
     shutil.copytree(boxes / "train", boxes / "valid")
-    with pytest.raises(DataError, match=r"train/_annotations\.csv holds bounding boxes, a row a box \(an object "
-                       r"detection export\), not a label an image: export the set for classification"):  # fmt: skip
-        open_catalog(str(boxes))
+    shutil.make_archive(str(tmp_path / "boxes"), "zip", boxes)
+    for data in (boxes, tmp_path / "boxes.zip"):
+        with pytest.raises(DataError, match=r"train/_annotations\.csv holds bounding boxes, a row a box \(an object "
+                           r"detection export\), not a label an image: export the set for classification"):  # fmt: skip
+            open_catalog(str(data))
     assert [Path(n).name[:6] for n in open_catalog(str(root), split="test").names] == ["valid0", "valid1", "valid2"]
     assert len(open_catalog(str(root))) == 6
 
@@ -2336,6 +2347,12 @@ def test_hugging_faces_image_folder_with_metadata_in_each_part(tmp_path):
     assert cat.class_names == ["cat", "dog"] and cat.labels.tolist() == [0, 1, 0, 1] and cat.name == "pets-hf"
     held = open_catalog(str(root), split="test")
     assert held.labels.tolist() == [0, 1] and all("/test/images/" in n for n in held.names)
+    shutil.make_archive(str(tmp_path / "pets-hf"), "zip", tmp_path, root.name)  # zipped (it was one class, images)
+    got = open_catalog(str(tmp_path / "pets-hf.zip"))
+    assert got.class_names == ["cat", "dog"] and got.labels.tolist() == [0, 1, 0, 1]
+    assert [got.read_bytes(i) for i in range(4)] == [cat.read_bytes(i) for i in range(4)]
+    held = open_catalog(str(tmp_path / "pets-hf.zip"), split="test")
+    assert held.labels.tolist() == [0, 1] and all(":pets-hf/test/images/" in n for n in held.names)
 
 
 def test_a_folder_holding_one_folder_alone_is_read_through_it(tmp_path):

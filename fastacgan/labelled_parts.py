@@ -1,0 +1,108 @@
+"""Sets split into parts (train/, valid/, test/) whose parts each hold their images beside one CSV of their labels:
+Roboflow's classification export (train/_classes.csv: a filename and a one-hot column a class; an object detection
+export's _annotations.csv is refused), Hugging Face's ImageFolder with metadata (train/metadata.jsonl or .csv:
+file_name, label). Read in a folder (part_csvs) or in an archive of one (archive_parts), each part by its own CSV
+(labels_csv.csv_labels); an unlabelled part (test/) is passed over.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, hidden, is_image
+from .labels_csv import csv_labels, name_index
+from .splits import pick_split, split_note, split_word
+
+
+def part_list(names: list[str], has_dirs: bool) -> str | None:
+    """Of the entries of a part of a split set (train/: their names, hidden ones left out), the CSV of its labels:
+    the one .csv (or metadata.jsonl) beside its images alone (Roboflow's _classes.csv), or a metadata file beside
+    folders of images (Hugging Face's ImageFolder: train/metadata.csv, images in train/images/); else None."""
+    lists = [n for n in names if n.lower().endswith(".csv") or n == "metadata.jsonl"]
+    alone = any(is_image(n) for n in names) and not has_dirs
+    return lists[0] if len(lists) == 1 and (alone or Path(lists[0]).stem == "metadata") else None
+
+
+def labelled_parts(where, found: dict, parts: list[str], head: Callable[[object], str]) -> dict | None:
+    """found (a part's name -> its part_list's file) where the set's parts are named as splits and the training part
+    is among them, else None; head: a file -> its first line. An object detection export (Roboflow's
+    _annotations.csv, a row a box) is refused."""
+    train = pick_split(parts, "train")[0]
+    if any(split_word(n) not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in parts) or train not in found:
+        return None
+    cols = {c.strip().lower() for c in head(found[train]).split(",")}
+    if {"xmin", "ymin"} <= cols or {"x_min", "y_min"} <= cols:
+        raise DataError(f"--data {where}: {found[train]} holds bounding boxes, a row a box (an object detection "
+                        "export), not a label an image: export the set for classification (Roboflow's Folder Structure "
+                        "or Multi-Label Classification), or give a CSV of one label an image with --csv")  # fmt: skip
+    return found
+
+
+def part_csvs(root: Path) -> dict[str, Path] | None:
+    """Where root is a set split into parts (train/, valid/, test/) that each hold their images alone beside one CSV
+    of their labels (Roboflow's classification export: train/_classes.csv, a filename and a one-hot column a class),
+    each such part's CSV by the part's name (a part without one, an unlabelled test/, is left out); else None. (They
+    were read as three classes, test, train and valid.) So Hugging Face's ImageFolder with metadata: train/metadata.csv
+    or metadata.jsonl (file_name, label), its images in folders inside the part or not."""
+    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
+    if not subs or any(split_word(n) not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in subs):
+        return None
+    found = {}
+    for name, part in subs.items():
+        try:
+            with os.scandir(part) as it:  # (its entries' kinds without a stat each: a part of 100,000 images)
+                entries = [e for e in it if not hidden(e.name)]
+        except OSError:  # (a part that cannot be listed: said where the parts are read)
+            continue
+        got = part_list([e.name for e in entries], any(e.is_dir() for e in entries))
+        if got and (part / got).is_file():
+            found[name] = part / got
+
+    def head(f: Path) -> str:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            return fh.readline()
+
+    return labelled_parts(root, found, list(subs), head)
+
+
+class _Member:
+    """A list in an archive as labels_csv reads a CSV file (its suffix, its bytes; named archive:member)."""
+
+    def __init__(self, path: Path, name: str, got):
+        self.path, self.name, self.got, self.suffix = path, name, got, PurePosixPath(name).suffix
+
+    def read_bytes(self) -> bytes:
+        return self.got.read_list(self.got.lists.index(self.name))
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.name}"
+
+
+def _archive_part_csvs(path: Path, got, top: str, parts: list[str]) -> dict[str, _Member] | None:
+    """part_csvs of an archive's parts (got: its archives.Listing; top/train/, top/valid/ ...)."""
+    found = {}
+    for part in parts:
+        at = f"{top}{part}/"
+        entries = [n[len(at) :] for n in (*got.names, *got.lists) if n.startswith(at)]
+        if name := part_list([e for e in entries if "/" not in e], any("/" in e for e in entries)):
+            found[part] = _Member(path, at + name, got)
+    return labelled_parts(path, found, parts, lambda m: m.read_bytes().decode("utf-8", "replace").partition("\n")[0])
+
+
+def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,
+                  log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """The part of `split` of an archive of a set split into parts each labelled by its own CSV (part_csvs: Roboflow's
+    export zipped), else None; the caller names it."""
+    if (labelled := _archive_part_csvs(path, got, top, parts)) is None:
+        return None
+    part, about = pick_split(list(labelled), split)
+    if part is None:
+        raise NoTestSplit(f"--data {path}: {about}, none of them a labelled test split")
+    log(split_note(path, about, part, split))
+    at = f"{top}{part}/"
+    index = name_index((n[len(at) :], i) for i, n in enumerate(got.names) if n.startswith(at))
+    hits, labels, class_names = csv_labels(labelled[part], image_col, label_col, index, f"{path}:{at}")
+    return Catalog("", [f"{path}:{got.names[i]}" for i in hits], labels, class_names, Picked(got.read, hits),
+                   sources=[str(path)])  # fmt: skip
