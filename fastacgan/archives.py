@@ -203,7 +203,11 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
             lists, read_list = [n for n, _ in kept], _TarReader(path, None, [b for _, b in kept])
         else:
             with tarfile.open(path, "r:") as tf:  # the headers only: tarfile seeks over the members' data
-                files = [m for m in tf.getmembers() if m.isfile()]
+                files, due = [], Every()  # (a header a member: 1.28 M of them take half a minute, said as it goes)
+                for m in tf:
+                    files += [m] if m.isfile() else []
+                    if due():
+                        log(f"listing {path.name}: {len(files):,} files so far")
             members = sorted((m for m in files if is_image(m.name)), key=lambda m: m.name)
             names, reader = [m.name for m in members], _TarReader(path, [(m.offset_data, m.size) for m in members])
             kept = [m for m in files if _a_list(m.name, m.size)]
@@ -283,7 +287,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}")
         return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
                        Picked(reader, hits), sources=[str(path)])  # fmt: skip
-    dirs = [Path(n).parts[:-1] for n in names]
+    dirs = [tuple(p for p in n.split("/")[:-1] if p not in ("", ".")) for n in names]  # (./ of `tar cf x.tar .`)
     k = _root_level(dirs)  # the class folders' level: images beside them are passed over, as in a folder
     keep = [i for i, d in enumerate(dirs) if len(d) > k]
     if not keep:  # every image in the one folder that all share: an archive of one class folder, or of no folder

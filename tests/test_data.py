@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,13 @@ def test_compressed_archive_beyond_memory_is_refused_with_progress(image_folder,
     plain = tmp_path / "shapes.tar"  # read from disk by offset: no budget
     with tarfile.open(plain, "w") as tf:
         tf.add(image_folder, arcname="train")
-    assert len(open_catalog(str(plain))) == len(sizes)
+    lines.clear()  # its headers listed (a seek a member: 1.28 M take half a minute), a line as it goes
+    assert len(open_catalog(str(plain), log=lines.append)) == len(sizes)
+    counts = [int(re.fullmatch(r"listing shapes\.tar: (\d+) files so far", line)[1]) for line in lines]
+    assert counts == sorted(counts) and counts[-1] == len(sizes) and len(counts) > len(sizes)  # (its folders too)
+    with tarfile.open(tmp_path / "dot.tar", "w") as tf:  # `tar cf dot.tar .` in the folder: ./<class>/ members
+        tf.add(image_folder, arcname=".")
+    assert open_catalog(str(tmp_path / "dot.tar")).class_names == sorted(CLASSES)
     lines.clear()  # a folder: a line per class folder listed
     open_catalog(str(image_folder), log=lines.append)
     assert lines == [f"listing {image_folder}: {8 * k} images in {k} of 3 class folders" for k in (1, 2, 3)]
