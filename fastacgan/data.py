@@ -287,11 +287,11 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         from . import caches, datasets  # download caches; torchvision's and Keras' on-disk formats
         from .archives import archive_catalog, split_archives
         from .folders import LISTS, a_note, folder_catalog, split_folder, unwrapped
-        from .labelled_parts import part_csvs
+        from .labelled_parts import parts_catalog
         from .labels_csv import csv_catalog, find_csv
         from .listed_sets import whole_note
         from .npy_folder import class_files_catalog, npy_files, pair_catalog
-        from .splits import pick_split, split_note
+        from .splits import split_note
 
         if path.is_file():
             csv_path = find_csv(path.parent, csv_opt) if csv_opt else None
@@ -336,13 +336,9 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
                 cat = pair_catalog(path, split, npys)
                 if cat is None and split == "train":  # (--classes picks the files to read: applied)
                     cat, classes = class_files_catalog(path, npys, classes, log), ""
-            if cat is None and not csv_path and (labelled := part_csvs(path)):  # (Roboflow's train/_classes.csv)
-                part, about = pick_split(list(labelled), split)
-                if part is None:
-                    raise NoTestSplit(f"--data {data}: {about}, none of them a labelled test split")
-                log(split_note(data, about, part, split))
-                cat = csv_catalog(path / part, labelled[part], image_col, label_col)
-                cat.folder, cat.name = top, folder_name(top)
+            if cat is None and not csv_path:  # (Roboflow's train/_classes.csv; Hugging Face's metadata.csv)
+                if (cat := parts_catalog(path, data, split, image_col, label_col, log)) is not None:
+                    cat.folder, cat.name = top, folder_name(top)
             part, about = (path, "") if csv_path or cat is not None else split_folder(path, split)
             if part is None:
                 raise NoTestSplit(f"--data {data}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")

@@ -1,8 +1,9 @@
 """Sets split into parts (train/, valid/, test/) whose parts each hold their images beside one CSV of their labels:
 Roboflow's classification export (train/_classes.csv: a filename and a one-hot column a class; an object detection
 export's _annotations.csv is refused), Hugging Face's ImageFolder with metadata (train/metadata.jsonl or .csv:
-file_name, label). Read in a folder (part_csvs) or in an archive of one (archive_parts), each part by its own CSV
-(labels_csv.csv_labels); an unlabelled part (test/) is passed over.
+file_name, label; or one metadata file at its root for all the parts: file_name train/0001.png). Read in a folder
+(parts_catalog) or in an archive of one (archive_parts), each part by its own CSV (labels_csv.csv_labels); an
+unlabelled part (test/) is passed over.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, hidden, is_image
-from .labels_csv import csv_labels, name_index
+from .labels_csv import csv_catalog, csv_labels, name_index
 from .splits import pick_split, split_note, split_word
 
 
@@ -91,16 +94,51 @@ def _archive_part_csvs(path: Path, got, top: str, parts: list[str]) -> dict[str,
     return labelled_parts(path, found, parts, lambda m: m.read_bytes().decode("utf-8", "replace").partition("\n")[0])
 
 
+def _pick(data, parts, split: str, log: Callable[[str], None]) -> str:
+    """The labelled part of `split` (said), or NoTestSplit."""
+    part, about = pick_split(list(parts), split)
+    if part is None:
+        raise NoTestSplit(f"--data {data}: {about}, none of them a labelled test split")
+    log(split_note(data, about, part, split))
+    return part
+
+
+def root_metadata(root: Path, subs: dict[str, Path]) -> Path | None:
+    """Hugging Face's ImageFolder with one metadata file for all its parts at its root (metadata.csv or
+    metadata.jsonl: file_name train/0001.png, label), beside parts named as splits that hold their images alone
+    (subs: the part folders); else None. (They were read as classes, test and train, with a warning.)"""
+    metas = [root / n for n in ("metadata.csv", "metadata.jsonl") if (root / n).is_file()]
+    if len(metas) != 1 or pick_split(list(subs), "train")[0] is None:
+        return None
+    try:
+        return None if any(e.is_dir() for part in subs.values() for e in os.scandir(part)) else metas[0]
+    except OSError:  # (a part that cannot be listed: said where the parts are read)
+        return None
+
+
+def parts_catalog(root: Path, data: str, split: str, image_col: str, label_col: str,
+                  log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """The part of `split` of folder root split into parts labelled by CSVs, each by its own (part_csvs) or all by
+    one beside them (root_metadata); else None."""
+    if (labelled := part_csvs(root)) is not None:
+        part = _pick(data, labelled, split, log)
+        return csv_catalog(root / part, labelled[part], image_col, label_col)
+    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
+    if not subs or (meta := root_metadata(root, subs)) is None:
+        return None
+    cat = csv_catalog(root, meta, image_col, label_col)  # every part's images that it lists, then the split's
+    of = [Path(n).relative_to(root).parts[0] for n in cat.names]
+    part = _pick(data, dict.fromkeys(of), split, log)
+    return cat.subset(np.array([i for i, p in enumerate(of) if p == part], dtype=np.int64))
+
+
 def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """The part of `split` of an archive of a set split into parts each labelled by its own CSV (part_csvs: Roboflow's
     export zipped), else None; the caller names it."""
     if (labelled := _archive_part_csvs(path, got, top, parts)) is None:
         return None
-    part, about = pick_split(list(labelled), split)
-    if part is None:
-        raise NoTestSplit(f"--data {path}: {about}, none of them a labelled test split")
-    log(split_note(path, about, part, split))
+    part = _pick(path, labelled, split, log)
     at = f"{top}{part}/"
     index = name_index((n[len(at) :], i) for i, n in enumerate(got.names) if n.startswith(at))
     hits, labels, class_names = csv_labels(labelled[part], image_col, label_col, index, f"{path}:{at}")

@@ -2354,6 +2354,24 @@ def test_hugging_faces_image_folder_with_metadata_in_each_part(tmp_path):
     assert cat.class_names == ["cat", "dog"] and cat.labels.tolist() == [0, 1, 0, 1] and cat.name == "pets-hf"
     held = open_catalog(str(root), split="test")
     assert held.labels.tolist() == [0, 1] and all("/test/images/" in n for n in held.names)
+    one = tmp_path / "one-meta"  # one metadata file at its root for both parts: file_name train/0.png (they were read
+    for part, n in (("train", 4), ("test", 2)):  # as classes, test and train, with a warning)
+        (one / part).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), (50 * i, 0, 0)).save(one / part / f"{i}.png")
+    rows = [f"{part}/{i}.png,{['cat', 'dog'][i % 2]}" for part, n in (("test", 2), ("train", 4)) for i in range(n)]
+    (one / "metadata.csv").write_text("file_name,label\n" + "\n".join(rows[::-1]) + "\n")
+    said = []
+    got = open_catalog(str(one), log=said.append)
+    assert got.class_names == ["cat", "dog"] and got.labels.tolist() == [1, 0, 1, 0] and got.name == "one-meta"
+    assert [Path(n).relative_to(one).as_posix() for n in got.names] == ["train/3.png", "train/2.png", "train/1.png",
+                                                                        "train/0.png"]  # fmt: skip
+    assert said == [f"--data {one}: split into test, train; training on train/"] and got.folder == one
+    held = open_catalog(str(one), split="test")
+    assert held.labels.tolist() == [1, 0] and [Path(n).name for n in held.names] == ["1.png", "0.png"]
+    (one / "metadata.csv").write_text("file_name,label\n" + "\n".join(r for r in rows if r.startswith("train")))
+    with pytest.raises(NoTestSplit, match="split into train, none of them a labelled test split"):
+        open_catalog(str(one), split="test")  # (test/'s images unlisted: no labelled test split)
     shutil.make_archive(str(tmp_path / "pets-hf"), "zip", tmp_path, root.name)  # zipped (it was one class, images)
     got = open_catalog(str(tmp_path / "pets-hf.zip"))
     assert got.class_names == ["cat", "dog"] and got.labels.tolist() == [0, 1, 0, 1]
