@@ -35,8 +35,8 @@ from reference import ReferenceACGAN  # noqa: E402
 from fastacgan.data import open_catalog  # noqa: E402
 from fastacgan.decode import decode_all  # noqa: E402
 from fastacgan.devices import select_device  # noqa: E402
-from fastacgan.evaluate import judge_generator, train_classifier  # noqa: E402
 from fastacgan.imaging import make_grid, save_png, to_uint8  # noqa: E402
+from fastacgan.judge import judge_generator, train_classifier  # noqa: E402
 from fastacgan.loaders import MemoryLoader, to_model_input  # noqa: E402
 from fastacgan.outputs import fmt_time  # noqa: E402
 from fastacgan.sample import generate, load_generator  # noqa: E402
