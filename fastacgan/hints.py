@@ -238,14 +238,17 @@ def data_notes(cat, native: int, size: int, balanced: bool = False) -> list[str]
     return notes
 
 
+MANY_CLASSES, FEW_IMAGES = 1000, 5  # more classes than a class-conditional GAN learns, of so few images
+
+
 def class_warnings(data, class_names: list[str], labels: np.ndarray) -> list[str]:
     """What the class names say is likely wrong with the labels: lists of findings, each combination a class (NIH
     ChestX-ray14's `Atelectasis|Effusion`); names that differ only in case or spaces (Cat beside cat, `dog ` beside
     dog, as folders merged from two sources are named), read as different classes; a letter's cases are two
-    classes (EMNIST's byclass: a and A)."""
+    classes (EMNIST's byclass: a and A); thousands of classes of a few images each (folders of a patient each)."""
     said = []
+    counts = np.bincount(labels, minlength=len(class_names))
     if lists := [c for c in class_names if "|" in c and set(c.split("|")) & set(class_names)]:
-        counts = np.bincount(labels, minlength=len(class_names))
         one = sorted((c for c in class_names if "|" not in c), key=lambda c: -counts[class_names.index(c)])
         said.append(f"--data {data}: its labels are lists ({lists[0]}): each combination is a class of its own "
                     f"({len(lists)} of the {len(class_names)} classes); --classes picks the ones to train on, e.g. "
@@ -257,4 +260,9 @@ def class_warnings(data, class_names: list[str], labels: np.ndarray) -> list[str
         said.append(f"--data {data}: classes {'; '.join(same[:3])}{' ...' if len(same) > 3 else ''} differ only in "
                     "case or spaces and are read as different classes; if each is one class, merge their folders "
                     "(or labels)")  # fmt: skip
+    if len(class_names) >= MANY_CLASSES and (half := int(np.median(counts))) <= FEW_IMAGES:
+        said.append(f"--data {data}: {len(class_names):,} classes ({', '.join(class_names[:2])} ...), half of them of "
+                    f"{half} image{'s' * (half != 1)} or fewer: an AC-GAN learns each class from its images; if these "
+                    "are no classes (CheXpert's train/patient00001/: a folder a patient), give the labels with --csv "
+                    "(and the column with --csv-label-col)")  # fmt: skip
     return said

@@ -116,8 +116,14 @@ def _one_hot_columns(cols: list[str], rows: list[dict], csv_path: Path) -> list[
 
 
 def _look_up(index: dict, key: str):
-    """A CSV's image name (csv_key) in name_index's lookup: as written, by file name, by stem; None if no image."""
-    return index.get(key, index.get(Path(key).name, index.get(Path(key).stem)))
+    """A CSV's image name (csv_key) in name_index's lookup: as written; without its first folders, one at a time
+    (CheXpert's train.csv names CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg, from the folder
+    that holds the set: every image is a view1_frontal.jpg); by file name; by stem. None if no image."""
+    parts = key.split("/")
+    for k in range(len(parts) - 1):
+        if (hit := index.get("/".join(parts[k:]))) is not None:
+            return hit
+    return index.get(Path(key).name, index.get(Path(key).stem))
 
 
 def _image_column(cols: list[str], rows: list[dict], index: dict) -> str:
@@ -276,8 +282,12 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
             others = ", ".join(c for c in cols if c not in (image_col, label_col))
             how = (f" (the last, taken as no column is named label, class ...: --csv-label-col names another of "
                    f"{others})") if by_default else ""  # fmt: skip
-            raise DataError(f"--csv {csv_path}: row {n} ({key!r}) has no label in column {label_col!r}{how}; fill it "
-                            "in or remove the row")  # fmt: skip
+            blank = sum(not all((r.get(c) or "").strip() for c in label_cols) for r in rows)
+            many = "" if blank < 2 else (f" (nor have {blank - 1:,} more of its {len(rows):,} rows: a column of "
+                                         "findings left blank where not mentioned, as CheXpert's, is filled in first: "
+                                         "pandas' fillna(0))")  # fmt: skip
+            raise DataError(f"--csv {csv_path}: row {n} ({key!r}) has no label in column {label_col!r}{how}{many}; "
+                            "fill it in or remove the row")  # fmt: skip
         if hit in row_of:  # the same image listed twice (CSVs merged from several sources)
             first, was = row_of[hit]
             if was != label:

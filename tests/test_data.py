@@ -213,6 +213,40 @@ def test_csv_rows_without_a_label_or_listed_twice(tmp_path):
         open_catalog(str(tmp_path / "d"))
 
 
+def test_chexpert_its_patients_folders_and_its_csvs_paths(tmp_path):
+    """CheXpert-v1.0-small/: train/patient00001/study1/view1_frontal.jpg ... beside train.csv, whose Path column
+    names each image from the folder that holds the set (CheXpert-v1.0-small/train/...), its 14 findings 1.0, 0.0,
+    -1.0 or blank. As --data it trained on 64,540 classes, a patient each, in silence: now warned. With --csv
+    train.csv every row was refused ("names ..., which is train/patient00000/study1/view1_frontal.jpg and 1,000
+    more"): a name is also looked up without its first folders. A finding left blank is named with how many rows
+    have none."""
+    root = tmp_path / "CheXpert-v1.0-small"
+    jpeg = io.BytesIO()
+    Image.new("L", (8, 8), 90).save(jpeg, "JPEG")
+    rows = ["Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Cardiomegaly"]
+    for p in range(1000):
+        study = root / "train" / f"patient{p:05d}" / "study1"
+        study.mkdir(parents=True)
+        (study / "view1_frontal.jpg").write_bytes(jpeg.getvalue())
+        finding = "1.0" if p % 3 == 0 else "" if p % 3 == 1 else "-1.0"
+        rows.append(f"CheXpert-v1.0-small/train/patient{p:05d}/study1/view1_frontal.jpg,{'FM'[p % 2]},60,Frontal,AP,"
+                    f"{'1.0' if p % 4 == 0 else '0.0'},{finding}")  # fmt: skip
+    (root / "train.csv").write_text("\n".join(rows) + "\n")
+    make_folder(root / "valid", n_per_class=1, size=(8, 8))
+    with pytest.warns(UserWarning, match=r"1,000 classes \(patient00000, patient00001 \.\.\.\), half of them of 1 "
+                      r"image or fewer: .* if these are no classes \(CheXpert's train/patient00001/: a folder a "
+                      r"patient\), give the labels with --csv"):  # fmt: skip
+        assert len(open_catalog(str(root)).class_names) == 1000
+    cat = open_catalog(str(root), csv_opt="train.csv", label_col="No Finding")
+    assert cat.class_names == ["0", "1"] and len(cat) == 1000 and cat.labels.tolist()[:5] == [1, 0, 0, 0, 1]
+    assert Path(cat.names[5]).relative_to(root).as_posix() == "train/patient00005/study1/view1_frontal.jpg"
+    with pytest.raises(DataError, match=r"train\.csv: row 3 \('CheXpert-v1\.0-small/train/patient00001/study1/"
+                       r"view1_frontal\.jpg'\) has no label in column 'Cardiomegaly' \(nor have 332 more of its 1,000 "
+                       r"rows: a column of findings left blank where not mentioned, as CheXpert's, is filled in "
+                       r"first: pandas' fillna\(0\)\); fill it in or remove the row"):  # fmt: skip
+        open_catalog(str(root), csv_opt="train.csv", label_col="Cardiomegaly")
+
+
 def test_csv_whose_images_are_not_in_its_first_column(tmp_path):
     """HAM10000's metadata (lesion_id, image_id, dx, ...): the first column names lesions, not images, and the run
     stopped with "12 of 12 names in column 'lesion_id' match no image" until --csv-image-col was given. The column
