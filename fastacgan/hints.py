@@ -143,11 +143,10 @@ def kinds_hint(others: Counter) -> str:
     return "".join(f" ({', '.join(exts)}: {hint})" for hint, exts in said.items())
 
 
-def unsorted_hint(root: Path, loose: list[str], alone: bool = False) -> str:
-    """What to do with a folder of images and no class folders: the labels CSV beside them (ISIC 2020's train/ and
-    train.csv; ISIC 2018's in a folder beside, ISIC2018_Task3_Training_GroundTruth/; a list named after the
-    folder, MNIST-M's mnist_m_train_labels.txt), or the classes their names begin with (Kaggle's Dogs vs. Cats:
-    cat.0.jpg, dog.0.jpg); with `alone` (the folder given as --data), else how to read them as one class."""
+def labels_beside(root: Path) -> list[str]:
+    """The lists that may label a folder of images and no class folders, most likely first, each named as --csv
+    finds it from the folder: the labels CSV beside them (ISIC 2020's train/ and train.csv; ISIC 2018's in a folder
+    beside, ISIC2018_Task3_Training_GroundTruth/; a list named after the folder, MNIST-M's mnist_m_train_labels.txt)."""
     split = lambda n: split_word(re.sub(r"([a-z])([A-Z])", r"\1_\2", n))  # noqa: E731 - trainLabels: train
     kind = lambda n: (split(n) in TRAIN_SPLITS) - (split(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
     # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/,
@@ -161,10 +160,17 @@ def unsorted_hint(root: Path, loose: list[str], alone: bool = False) -> str:
     words = lambda n: {w for w in re.split(r"[^a-z0-9]+", n.lower()) if len(w) >= 4}  # noqa: E731
     found = found or [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x)  # (a folder of its set's)
                       if not hidden(p.parent.name) and words(p.parent.name) & words(root.name)]  # fmt: skip
-    csvs = sorted(
+    return sorted(
         {p.name if p.parent in (root, root.parent) else f"{p.parent.name}/{p.name}" for p in found},
         key=lambda n: (Path(n).stem.lower() != root.name.lower(), kind(Path(n).stem) != kind(root.name), n),
     )
+
+
+def unsorted_hint(root: Path, loose: list[str], alone: bool = False) -> str:
+    """What to do with a folder of images and no class folders: the labels beside them (labels_beside), or the
+    classes their names begin with (Kaggle's Dogs vs. Cats: cat.0.jpg, dog.0.jpg); with `alone` (the folder given
+    as --data), else how to read them as one class."""
+    csvs = labels_beside(root)
     if csvs:
         return (
             f". If {'a list' if csvs[0].lower().endswith(('.txt', '.tsv')) else 'a CSV'} labels them, give it: "
@@ -260,8 +266,9 @@ def class_warnings(data, class_names: list[str], labels: np.ndarray) -> list[str
         said.append(f"--data {data}: classes {'; '.join(same[:3])}{' ...' if len(same) > 3 else ''} differ only in "
                     "case or spaces and are read as different classes; if each is one class, merge their folders "
                     "(or labels)")  # fmt: skip
-    if len(class_names) >= MANY_CLASSES and (half := int(np.median(counts))) <= FEW_IMAGES:
-        said.append(f"--data {data}: {len(class_names):,} classes ({', '.join(class_names[:2])} ...), half of them of "
+    held = counts[counts > 0]  # (a set's fixed list of classes may name some that a part of it lacks)
+    if len(held) >= MANY_CLASSES and (half := int(np.median(held))) <= FEW_IMAGES:
+        said.append(f"--data {data}: {len(held):,} classes ({', '.join(class_names[:2])} ...), half of them of "
                     f"{half} image{'s' * (half != 1)} or fewer: an AC-GAN learns each class from its images; if these "
                     "are no classes (CheXpert's train/patient00001/: a folder a patient), give the labels with --csv "
                     "(and the column with --csv-label-col)")  # fmt: skip

@@ -15,7 +15,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, hidden, is_image
-from .labels_csv import csv_catalog, csv_labels, name_index
+from .hints import labels_beside
+from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
 from .splits import pick_split, split_note, split_word
 
 
@@ -124,12 +125,50 @@ def parts_catalog(root: Path, data: str, split: str, image_col: str, label_col: 
         part = _pick(data, labelled, split, log)
         return csv_catalog(root / part, labelled[part], image_col, label_col)
     subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
-    if not subs or (meta := root_metadata(root, subs)) is None:
+    if not subs:
         return None
+    if (meta := root_metadata(root, subs)) is None:
+        return _csv_beside(root, data, subs, split, image_col, label_col, log)
     cat = csv_catalog(root, meta, image_col, label_col)  # every part's images that it lists, then the split's
     of = [Path(n).relative_to(root).parts[0] for n in cat.names]
     part = _pick(data, dict.fromkeys(of), split, log)
     return cat.subset(np.array([i for i, p in enumerate(of) if p == part], dtype=np.int64))
+
+
+def _flat(part: Path) -> bool:
+    """Whether the folder holds images and no folders."""
+    try:
+        entries = [e for e in os.scandir(part) if not hidden(e.name)]
+    except OSError:  # (a part that cannot be listed: said where the parts are read)
+        return False
+    return any(is_image(e.name) for e in entries) and not any(e.is_dir() for e in entries)
+
+
+def _csv_beside(root: Path, data: str, subs: dict[str, Path], split: str, image_col: str, label_col: str,
+                log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """A Kaggle competition's layout: parts named as splits that hold their images alone (train_images/,
+    test_images/) beside the CSV that labels the training part (APTOS 2019's train.csv: id_code, diagnosis;
+    Kaggle's butterflies: Training_set.csv; Dog Breed Identification's labels.csv; never sample_submission.csv):
+    the part of `split`, labelled by its CSV (hints.labels_beside), else None. (They were read as classes, test and
+    train, with a warning naming the CSV.) A held-out part whose CSV gives no labels (the test.csv of the
+    competition's hidden answers) is no test split."""
+    train, about = pick_split(list(subs), "train")
+    if train is None or not split_word(train) or not _flat(subs[train]):
+        return None
+    if not (lists := [n for n in labels_beside(subs[train]) if n.lower().endswith((".csv", ".jsonl"))]):
+        return None
+    part = pick_split(list(subs), split)[0] if split != "train" else train
+    lists = lists if part == train else [n for n in labels_beside(subs[part]) if n.lower().endswith(".csv")]
+    if part is None or not lists or not _flat(subs[part]):
+        raise NoTestSplit(f"--data {data}: {about}, none of them a test split labelled by a CSV beside it")
+    try:
+        cat = csv_catalog(subs[part], find_csv(subs[part], lists[0]), image_col, label_col)
+    except DataError as e:
+        if part == train:
+            raise
+        raise NoTestSplit(f"--data {data}: {about}; {part}/'s images are not labelled by {lists[0]} ({e})") from e
+    log(f"{split_note(data, about, part, split)}, its images labelled by {lists[0]}")
+    return cat
 
 
 def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,

@@ -283,7 +283,7 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
             how = (f" (the last, taken as no column is named label, class ...: --csv-label-col names another of "
                    f"{others})") if by_default else ""  # fmt: skip
             blank = sum(not all((r.get(c) or "").strip() for c in label_cols) for r in rows)
-            many = "" if blank < 2 else (f" (nor have {blank - 1:,} more of its {len(rows):,} rows: a column of "
+            many = "" if blank < 10 else (f" (nor have {blank - 1:,} more of its {len(rows):,} rows: a column of "
                                          "findings left blank where not mentioned, as CheXpert's, is filled in first: "
                                          "pandas' fillna(0))")  # fmt: skip
             raise DataError(f"--csv {csv_path}: row {n} ({key!r}) has no label in column {label_col!r}{how}{many}; "

@@ -1944,15 +1944,22 @@ def test_a_set_split_into_train_and_test_folders(tmp_path, monkeypatch):
     with zipfile.ZipFile(tmp_path / "named.zip", "w") as zf:
         for c in ("train", "test"):
             zf.write(named / c / "x.png", f"{c}/x.png")
-    for data, hint in ((named, f". If a CSV labels them, give it: --data {named / 'train'} --csv Training_set.csv"),
-                       (tmp_path / "named.zip", "; where a CSV labels the training part's images, unpack it and give "
-                        "that part with --csv")):  # fmt: skip
-        with pytest.warns(UserWarning) as seen:
-            assert open_catalog(str(data)).class_names == ["test", "train"]
-        said = f"--data {data}: test, train are named as a split set's parts but hold images alone, read as classes"
-        assert [str(w.message) for w in seen] == [f"{said} of those names{hint}"]
-    with pytest.raises(NoTestSplit), pytest.warns(UserWarning, match="are named as a split set's parts"):
-        open_catalog(str(named), split="test")
+    said = []  # the folder: its training part labelled by the CSV beside (it was two classes, test and train)
+    assert open_catalog(str(named), log=said.append).class_names == ["MONARCH"]
+    assert said == [f"--data {named}: split into test, train; training on train/, its images labelled by "
+                    "Training_set.csv"]  # fmt: skip
+    with pytest.raises(NoTestSplit, match=r"test/'s images are not labelled by Testing_set\.csv \(--csv .*: needs a "
+                       r"header and at least one row with two columns\)"):  # fmt: skip
+        open_catalog(str(named), split="test")  # (the competition's hidden answers)
+    data, hint = tmp_path / "named.zip", "; where a CSV labels the training part's images, unpack it and give that "
+    with pytest.warns(UserWarning) as seen:
+        assert open_catalog(str(data)).class_names == ["test", "train"]
+    said = f"--data {data}: test, train are named as a split set's parts but hold images alone, read as classes"
+    assert [str(w.message) for w in seen] == [f"{said} of those names{hint}part with --csv"]
+    (named / "Training_set.csv").rename(named / "notes.txt")  # no CSV: as before, read as classes, warned
+    with pytest.warns(UserWarning, match="test, train are named as a split set's parts but hold images alone"):
+        assert open_catalog(str(named)).class_names == ["test", "train"]
+    (named / "notes.txt").rename(named / "Training_set.csv")
     assert open_catalog(str(named / "train"), csv_opt="Training_set.csv").class_names == ["MONARCH"]
     # a training run on the split set: its train/ part, the output folder named after the set
     monkeypatch.chdir(tmp_path)
@@ -2369,6 +2376,46 @@ def test_a_split_set_whose_parts_hold_their_images_beside_their_labels_csv(tmp_p
             open_catalog(str(data))
     assert [Path(n).name[:6] for n in open_catalog(str(root), split="test").names] == ["valid0", "valid1", "valid2"]
     assert len(open_catalog(str(root))) == 6
+
+
+def test_a_kaggle_competitions_parts_labelled_by_the_csv_beside_them(tmp_path):
+    """APTOS 2019: train_images/ and test_images/, their images alone, beside train.csv (id_code, diagnosis),
+    test.csv (id_code: the answers are hidden) and sample_submission.csv; Dog Breed Identification: train/, test/
+    and labels.csv (id, breed). They were two classes, test and train (a warning named the CSV to give). Now the
+    training part is labelled by its CSV, said; a held-out part is where its CSV labels it."""
+    root = tmp_path / "aptos2019-blindness-detection"
+    for part, n in (("train_images", 10), ("test_images", 4)):
+        (root / part).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), (20 * i, 0, 0)).save(root / part / f"{part[:2]}{i:010x}.png")
+    (root / "train.csv").write_text("id_code,diagnosis\n" + "".join(f"tr{i:010x},{i % 5}\n" for i in range(10)))
+    (root / "test.csv").write_text("id_code\n" + "".join(f"te{i:010x}\n" for i in range(4)))
+    (root / "sample_submission.csv").write_text("id_code,diagnosis\n" + "".join(f"te{i:010x},0\n" for i in range(4)))
+    said = []
+    cat = open_catalog(str(root), log=said.append)
+    assert cat.class_names == ["0", "1", "2", "3", "4"] and cat.labels.tolist() == [i % 5 for i in range(10)]
+    assert [Path(n).name for n in cat.names] == [f"tr{i:010x}.png" for i in range(10)] and cat.name == root.name
+    assert said == [f"--data {root}: split into test_images, train_images; training on train_images/, its images "
+                    "labelled by train.csv"]  # fmt: skip
+    with pytest.raises(NoTestSplit, match=r"test_images/'s images are not labelled by test\.csv"):
+        open_catalog(str(root), split="test")
+    (root / "test.csv").write_text("id_code,diagnosis\n" + "".join(f"te{i:010x},{4 - i}\n" for i in range(4)))
+    held = open_catalog(str(root), split="test")  # (answers published: held out)
+    assert held.labels.tolist() == [3, 2, 1, 0] and held.class_names == ["1", "2", "3", "4"]
+    dogs = tmp_path / "dog-breed-identification"
+    make_folder(dogs / "train", n_per_class=2, size=(8, 8), classes=["x"])
+    for k, f in enumerate(sorted((dogs / "train" / "x").iterdir())):
+        f.rename(dogs / "train" / f"{k:04x}.png")
+    (dogs / "train" / "x").rmdir()
+    (dogs / "test").mkdir()
+    Image.new("RGB", (8, 8)).save(dogs / "test" / "ffff.png")
+    (dogs / "labels.csv").write_text("id,breed\n0000,beagle\n0001,pug\n")
+    (dogs / "sample_submission.csv").write_text("id,beagle,pug\nffff,0.5,0.5\n")
+    got = open_catalog(str(dogs))
+    assert got.class_names == ["beagle", "pug"] and got.labels.tolist() == [0, 1]
+    (dogs / "labels.csv").write_text("id,breed\n0000,beagle\n0007,pug\n")  # (a CSV of other images: named)
+    with pytest.raises(DataError, match=r"labels\.csv: 1 of 2 names in column 'id' match no image"):
+        open_catalog(str(dogs))
 
 
 def test_hugging_faces_image_folder_with_metadata_in_each_part(tmp_path):
