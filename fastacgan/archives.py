@@ -87,9 +87,8 @@ def memory_budget() -> int:
 
 
 def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) -> tuple[list, list]:
-    """([(name, bytes)] of every image member of a compressed archive, the same of its lists: _a_list), in one pass
-    over the stream (a compressed stream cannot seek, so the bytes are kept in memory), refusing before they
-    outgrow memory_budget()."""
+    """([(name, bytes)] of a compressed archive's images, of its lists: _a_list) in one pass over the stream (it
+    cannot seek, so the bytes are kept in memory), refusing before they outgrow memory_budget()."""
     budget, total, out, lists, due = memory_budget(), 0, [], [], Every()
     with tarfile.open(path, "r:*") as tf:
         for m in tf:
@@ -113,6 +112,11 @@ def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) ->
 
 
 LIST_EXTS, LIST_MAX = (".txt", ".json", ".csv", ".jsonl"), 64 << 20  # a set's lists (listed_sets, labels_csv)
+
+
+def _clean(name: str) -> str:
+    """A member's name without empty or `.` parts (`tar cf x.tar .` writes ./cat/0.png; some tools write a/b//c)."""
+    return "/".join(p for p in name.split("/") if p not in ("", "."))
 
 
 def _a_list(name: str, size: int) -> bool:
@@ -187,7 +191,7 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
         if path.name.lower().endswith(".zip"):  # a zip's directory is at its end: members are read on demand
             with zipfile.ZipFile(path) as zf:  # (PowerShell's Compress-Archive writes \ between folders)
                 infos = {i.filename.replace("\\", "/"): i for i in zf.infolist() if not i.is_dir()}
-            infos = {n: i for n, i in infos.items() if not n.endswith("/")}  # (__MACOSX/: data.hidden)
+            infos = {_clean(n): i for n, i in infos.items() if not n.endswith("/")}  # (__MACOSX/: data.hidden)
             files = {n: i.filename for n, i in infos.items()}
             names = sorted(n for n in files if is_image(n))
             _check_zip_members(path, [infos[n] for n in names])
@@ -198,9 +202,9 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
                 count_other(others, n)
         elif _compressed(path):
             found, kept = _read_compressed(path, log, others)
-            found.sort()
+            found = sorted((_clean(n), b) for n, b in found)
             names, reader = [n for n, _ in found], _TarReader(path, None, [b for _, b in found])
-            lists, read_list = [n for n, _ in kept], _TarReader(path, None, [b for _, b in kept])
+            lists, read_list = [_clean(n) for n, _ in kept], _TarReader(path, None, [b for _, b in kept])
         else:
             with tarfile.open(path, "r:") as tf:  # the headers only: tarfile seeks over the members' data
                 files, due = [], Every()  # (a header a member: 1.28 M of them take half a minute, said as it goes)
@@ -208,10 +212,10 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
                     files += [m] if m.isfile() else []
                     if due():
                         log(f"listing {path.name}: {len(files):,} files so far")
-            members = sorted((m for m in files if is_image(m.name)), key=lambda m: m.name)
-            names, reader = [m.name for m in members], _TarReader(path, [(m.offset_data, m.size) for m in members])
+            members = sorted((m for m in files if is_image(m.name)), key=lambda m: _clean(m.name))
             kept = [m for m in files if _a_list(m.name, m.size)]
-            lists, read_list = [m.name for m in kept], _TarReader(path, [(m.offset_data, m.size) for m in kept])
+            names, lists = [_clean(m.name) for m in members], [_clean(m.name) for m in kept]
+            reader, read_list = (_TarReader(path, [(m.offset_data, m.size) for m in ms]) for ms in (members, kept))
             for m in files:
                 count_other(others, m.name)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
@@ -287,7 +291,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
         hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}")
         return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
                        Picked(reader, hits), sources=[str(path)])  # fmt: skip
-    dirs = [tuple(p for p in n.split("/")[:-1] if p not in ("", ".")) for n in names]  # (./ of `tar cf x.tar .`)
+    dirs = [tuple(n.split("/")[:-1]) for n in names]
     k = _root_level(dirs)  # the class folders' level: images beside them are passed over, as in a folder
     keep = [i for i, d in enumerate(dirs) if len(d) > k]
     if not keep:  # every image in the one folder that all share: an archive of one class folder, or of no folder

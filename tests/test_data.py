@@ -2349,7 +2349,9 @@ def test_a_split_set_whose_parts_hold_their_images_beside_their_labels_csv(tmp_p
     assert [Path(n).name[:5] for n in held.names] == ["test0", "test1", "test2"] and held.labels.tolist() == [0, 2, 1]
     shutil.make_archive(str(tmp_path / "export"), "zip", root)  # Roboflow's download, zipped (it was three classes,
     shutil.make_archive(str(tmp_path / "export"), "gztar", tmp_path, root.name)  # with a warning saying to unpack it)
-    for zipped in (tmp_path / "export.zip", tmp_path / "export.tar.gz"):  # (the parts at its top; in pets.v2i...)
+    with tarfile.open(tmp_path / "export.tar", "w") as tf:  # `tar cf export.tar .` in it: ./train/... members
+        tf.add(root, arcname=".")
+    for zipped in (tmp_path / "export.zip", tmp_path / "export.tar.gz", tmp_path / "export.tar"):
         said = []
         got = open_catalog(str(zipped), log=said.append)
         assert got.class_names == kinds and got.labels.tolist() == cat.labels.tolist() and got.name == "export"
