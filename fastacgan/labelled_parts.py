@@ -1,9 +1,10 @@
 """Sets split into parts (train/, valid/, test/) whose parts each hold their images beside one CSV of their labels:
 Roboflow's classification export (train/_classes.csv: a filename and a one-hot column a class; an object detection
 export's _annotations.csv is refused), Hugging Face's ImageFolder with metadata (train/metadata.jsonl or .csv:
-file_name, label; or one metadata file at its root for all the parts: file_name train/0001.png). Read in a folder
-(parts_catalog) or in an archive of one (archive_parts), each part by its own CSV (labels_csv.csv_labels); an
-unlabelled part (test/) is passed over.
+file_name, label; or one metadata file at its root for all the parts: file_name train/0001.png); a Kaggle
+competition's parts of images alone beside the CSV that labels the training part (train_images/ and train.csv).
+Read in a folder (parts_catalog) or, the first two, in an archive of one (archive_parts), each part by its CSV
+(labels_csv.csv_labels); an unlabelled part (test/) is passed over.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
 from .splits import pick_split, split_note, split_word
 
 
-def part_list(names: list[str], has_dirs: bool) -> str | None:
+def _part_list(names: list[str], has_dirs: bool) -> str | None:
     """Of the entries of a part of a split set (train/: their names, hidden ones left out), the CSV of its labels:
     the one .csv (or metadata.jsonl) beside its images alone (Roboflow's _classes.csv), or a metadata file beside
     folders of images (Hugging Face's ImageFolder: train/metadata.csv, images in train/images/); else None."""
@@ -29,8 +30,8 @@ def part_list(names: list[str], has_dirs: bool) -> str | None:
     return lists[0] if len(lists) == 1 and (alone or Path(lists[0]).stem == "metadata") else None
 
 
-def labelled_parts(where, found: dict, parts: list[str], head: Callable[[object], str]) -> dict | None:
-    """found (a part's name -> its part_list's file) where the set's parts are named as splits and the training part
+def _labelled_parts(where, found: dict, parts: list[str], head: Callable[[object], str]) -> dict | None:
+    """found (a part's name -> its _part_list's file) where the set's parts are named as splits and the training part
     is among them, else None; head: a file -> its first line. An object detection export (Roboflow's
     _annotations.csv, a row a box) is refused."""
     train = pick_split(parts, "train")[0]
@@ -60,7 +61,7 @@ def part_csvs(root: Path) -> dict[str, Path] | None:
                 entries = [e for e in it if not hidden(e.name)]
         except OSError:  # (a part that cannot be listed: said where the parts are read)
             continue
-        got = part_list([e.name for e in entries], any(e.is_dir() for e in entries))
+        got = _part_list([e.name for e in entries], any(e.is_dir() for e in entries))
         if got and (part / got).is_file():
             found[name] = part / got
 
@@ -68,7 +69,7 @@ def part_csvs(root: Path) -> dict[str, Path] | None:
         with open(f, encoding="utf-8", errors="replace") as fh:
             return fh.readline()
 
-    return labelled_parts(root, found, list(subs), head)
+    return _labelled_parts(root, found, list(subs), head)
 
 
 class _Member:
@@ -90,9 +91,9 @@ def _archive_part_csvs(path: Path, got, top: str, parts: list[str]) -> dict[str,
     for part in parts:
         at = f"{top}{part}/"
         entries = [n[len(at) :] for n in (*got.names, *got.lists) if n.startswith(at)]
-        if name := part_list([e for e in entries if "/" not in e], any("/" in e for e in entries)):
+        if name := _part_list([e for e in entries if "/" not in e], any("/" in e for e in entries)):
             found[part] = _Member(path, at + name, got)
-    return labelled_parts(path, found, parts, lambda m: m.read_bytes().decode("utf-8", "replace").partition("\n")[0])
+    return _labelled_parts(path, found, parts, lambda m: m.read_bytes().decode("utf-8", "replace").partition("\n")[0])
 
 
 def _pick(data, parts, split: str, log: Callable[[str], None]) -> str:

@@ -14,14 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import (
-    Catalog,
-    DataError,
-    Files,
-    folder_name,
-    is_image,
-    labels_from,
-)
+from .data import Catalog, DataError, Files, folder_name, is_image, labels_from
 from .folders import walk
 
 # a label column by its name, in any case (NIH ChestX-ray14's Data_Entry_2017.csv: "Finding Labels"; PAD-UFES-20's
