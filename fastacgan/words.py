@@ -3,6 +3,7 @@
   Tinca tinca`), Kaggle's `LOC_synset_mapping.txt` and Caffe's `synset_words.txt` (`n01440764 tench, Tinca
   tinca`), the devkit's `map_clsloc.txt` (`n01440764 449 tench`), ImageNet-100's `Labels.json`, Keras'
   `imagenet_class_index.json` and torchvision's ImageNet's `meta.bin` (a torch.save of {wnid: its names});
+- WordNet ids with their words (Stanford Dogs' `Images/n02085620-Chihuahua/`): the words, no list needed;
 - numbers (Udacity's flowers, `train/1/` ... `train/102/`; Cassava's labels 0-4): a JSON object of a name for each,
   named as such a list (`cat_to_name.json`, `label_num_to_disease_map.json`).
 A class is shown with the first of its words, and `fastacgan.sample --label tench` picks it; its name stays the id.
@@ -16,6 +17,7 @@ import re
 from pathlib import Path
 
 WNID = re.compile(r"n\d{8}")
+WNID_NAMED = re.compile(r"n\d{8}-(.+)")  # Stanford Dogs' Images/n02085620-Chihuahua/: the id and its word
 LISTS = ("words.txt", "LOC_synset_mapping.txt", "synset_words.txt", "map_clsloc.txt", "Labels.json",
          "imagenet_class_index.json", "meta.bin")  # fmt: skip
 NAMED = re.compile(r".*(name|label|class|map).*\.json", re.I)  # a JSON of numbers' names: cat_to_name.json
@@ -38,7 +40,10 @@ def _words(path: Path) -> dict[str, str]:
 
 def class_words(data: str | Path, class_names: list[str]) -> list[str] | None:
     """The first word of each class, where every class is named by a WordNet id, or by a number, and a list in
-    --data's folder (or a folder up to four above it) gives them all; else None (the built-in digits: None)."""
+    --data's folder (or a folder up to four above it) gives them all, or by an id and its word; else None (the
+    built-in digits: None)."""
+    if class_names and all(m := [WNID_NAMED.fullmatch(c) for c in class_names]):  # (Stanford Dogs' own folders)
+        return [x[1].replace("_", " ") for x in m]
     ids = bool(class_names) and all(WNID.fullmatch(c) for c in class_names)
     if str(data).startswith("builtin:") or not ids and not (class_names and all(c.isdigit() for c in class_names)):
         return None

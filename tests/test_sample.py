@@ -714,6 +714,9 @@ def test_classes_named_by_ids_are_shown_and_sampled_by_their_words(tmp_path, cap
     assert class_words(root, ids) is None
     (tmp_path / "meta.bin").unlink()
     assert class_words(root, ["cat", "dog"]) is None
+    dogs = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]  # Stanford Dogs' Images/: the id, then its word
+    assert class_words(tmp_path, dogs) == ["Chihuahua", "Japanese spaniel"]  # (no list needed; it had none)
+    assert class_words(tmp_path, [*dogs, "n02085936"]) is None
     flowers = tmp_path / "flower_data" / "train"  # Udacity's: numbered folders, cat_to_name.json beside them
     (flowers / "21").mkdir(parents=True)
     (flowers / "3").mkdir()
