@@ -48,11 +48,12 @@ def masks_note(data, found: list[str]) -> str:
 
 
 def _mask_named(name: str) -> bool:
-    """A folder named as a segmentation set's masks: mask(s) its last word (masks/, train_masks/), or ground truth
-    (ISIC 2018 Task 1's ISIC2018_Task1_Training_GroundTruth/) or segmentation a word of it."""
+    """A folder named as a segmentation set's masks: mask(s) a word of it (masks/, train_masks/, CelebAMask-HQ's
+    CelebAMask-HQ-mask-anno/), or ground truth (ISIC 2018 Task 1's ISIC2018_Task1_Training_GroundTruth/) or
+    segmentation."""
     words = [w for w in re.split(r"[^a-z]+", name.lower()) if w]
-    return bool(words) and (words[-1] in MASK_DIRS or bool({"groundtruth", "segmentation"} & set(words))
-                            or words[-2:] == ["ground", "truth"])  # fmt: skip
+    named = {*MASK_DIRS, "groundtruth", "segmentation"}
+    return bool(named & set(words)) or ("ground", "truth") in zip(words, words[1:])
 
 
 def two_toned(blob: bytes) -> bool:

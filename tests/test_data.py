@@ -2192,6 +2192,16 @@ def test_a_class_folder_of_a_segmentation_sets_masks_is_passed_over(tmp_path):
         assert len(cat.class_names) == 1 and len(cat) == 3 and all("mask" not in n.lower() for n in cat.names), data
         assert (f"note: --data {data}: {gone}/ holds a segmentation set's masks (named so, black and white): no class, "
                 "passed over") in said, data  # fmt: skip
+    celeba = tmp_path / "CelebAMask-HQ"  # its masks, a folder of 2,000 a part, named so amid other words (they were a
+    for i in range(3):  # class of their own, in silence)
+        (celeba / "CelebA-HQ-img").mkdir(parents=True, exist_ok=True)
+        (celeba / "CelebAMask-HQ-mask-anno" / str(i)).mkdir(parents=True)
+        photo().save(celeba / "CelebA-HQ-img" / f"{i}.jpg")
+        Image.fromarray(mask).save(celeba / "CelebAMask-HQ-mask-anno" / str(i) / f"{i:05d}_hair.png")
+    said = []
+    assert open_catalog(str(celeba), log=said.append).class_names == ["CelebA-HQ-img"]
+    assert said[0] == (f"note: --data {celeba}: CelebAMask-HQ-mask-anno/ holds a segmentation set's masks (named so, "
+                       "black and white): no class, passed over")  # fmt: skip
     faces = tmp_path / "faces"
     for c in ("with_mask", "without_mask", "mask_weared_incorrect"):
         (faces / c).mkdir(parents=True)
