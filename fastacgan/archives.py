@@ -19,7 +19,6 @@ from pathlib import Path
 
 from . import binary_sets, listed_sets, webdataset
 from .data import (
-    ARCHIVE_EXTS,
     IMAGE_EXTS,
     TEST_SPLITS,
     TRAIN_SPLITS,
@@ -43,7 +42,7 @@ from .folders import (
     shard_note,
 )
 from .hints import class_heads, file_kinds, kinds_hint, loose_note, others_note
-from .labelled_parts import archive_parts
+from .labelled_parts import archive_csv, archive_parts
 from .labels_csv import csv_labels, name_index
 from .limits import host_memory_available
 from .masks import archive_masks, mask_class_note, mask_classes, masks_note
@@ -268,22 +267,21 @@ def split_archives(root: Path, data: str, split: str, log: Callable[[str], None]
     return cat
 
 
-def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, csv_path: Path | None = None,
+def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, csv_path=None,
                     image_col: str = "", label_col: str = "", split: str = "train") -> Catalog | None:  # fmt: skip
     """A .zip or tar of an image folder: members [<folder>/]<class>/.../<image>, labelled by their class folder, as
     the folder's images would be (_root_level; images beside the class folders are passed over, said in a line); or,
-    with csv_path, members anywhere named by the CSV's image column, labelled by it (see csv_catalog). An image
+    with a CSV (labelled_parts.archive_csv), members anywhere named by its image column, labelled by it. An image
     folder split into parts ([<folder>/]train/<class>/..., test/<class>/...; data.TRAIN_SPLITS, TEST_SPLITS): the
     part of `split`, or None when split is "test" and there is no such part (nor a split)."""
     if csv_path is None and not path.name.lower().endswith(".zip") and webdataset.is_shard(path):
         return webdataset.shard_catalog([path], path, log) if split == "train" else None
     got = _archive_listing(path, log)
+    if (csv_path := archive_csv(path, got, csv_path)) is not None and split != "train":
+        return None  # (an archive labelled by a CSV has one part)
     if csv_path is None and (cat := listed_sets.in_archive(path, got, split)) is not None:
         return cat
-    names, reader = got.names, got.read
-    set_name = Path(path).name
-    for ext in ARCHIVE_EXTS:
-        set_name = set_name.removesuffix(ext)
+    names, reader, set_name = got.names, got.read, path.name[: len(path.name) - len(archive_ext(path.name))]
     said = lambda: got.others and log(others_note(path, got.others))  # noqa: E731 - not for a set's own lists
     if csv_path is not None:
         said()

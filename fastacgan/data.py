@@ -287,14 +287,19 @@ def _open_catalog(data: str, csv_opt: str, image_col: str, label_col: str, class
         from . import caches, datasets  # download caches; torchvision's and Keras' on-disk formats
         from .archives import archive_catalog, split_archives
         from .folders import LISTS, a_note, folder_catalog, split_folder, unwrapped
-        from .labelled_parts import parts_catalog
+        from .labelled_parts import Inside, parts_catalog
         from .labels_csv import csv_catalog, find_csv
         from .listed_sets import whole_note
         from .npy_folder import class_files_catalog, npy_files, pair_catalog
         from .splits import split_note
 
         if path.is_file():
-            csv_path = find_csv(path.parent, csv_opt) if csv_opt else None
+            try:
+                csv_path = find_csv(path.parent, csv_opt) if csv_opt else None
+            except DataError as e:  # (in the archive itself? ISIC's images and labels zipped together)
+                if not str(path).lower().endswith(ARCHIVE_EXTS):
+                    raise
+                csv_path = Inside(csv_opt, str(e))
             archive = lambda: archive_catalog(path, log, csv_path, image_col, label_col, split)  # noqa: E731
             if (mb := path.stat().st_size >> 20) >= LARGE_FILE_MB and not str(path).lower().endswith(ARCHIVE_EXTS):
                 log(f"--data {data}: reading its {mb:,} MB")  # (EMNIST's byclass CSV: half a minute, no other line)

@@ -10,12 +10,15 @@ Read in a folder (parts_catalog) or, the first two, in an archive of one (archiv
 from __future__ import annotations
 
 import os
+import posixpath
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, hidden, is_image
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, extension, hidden, is_image
 from .hints import labels_beside
 from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
 from .splits import pick_split, split_note, split_word
@@ -72,7 +75,7 @@ def part_csvs(root: Path) -> dict[str, Path] | None:
     return _labelled_parts(root, found, list(subs), head)
 
 
-class _Member:
+class Member:
     """A list in an archive as labels_csv reads a CSV file (its suffix, its bytes; named archive:member)."""
 
     def __init__(self, path: Path, name: str, got):
@@ -85,14 +88,14 @@ class _Member:
         return f"{self.path}:{self.name}"
 
 
-def _archive_part_csvs(path: Path, got, top: str, parts: list[str]) -> dict[str, _Member] | None:
+def _archive_part_csvs(path: Path, got, top: str, parts: list[str]) -> dict[str, Member] | None:
     """part_csvs of an archive's parts (got: its archives.Listing; top/train/, top/valid/ ...)."""
     found = {}
     for part in parts:
         at = f"{top}{part}/"
         entries = [n[len(at) :] for n in (*got.names, *got.lists) if n.startswith(at)]
         if name := _part_list([e for e in entries if "/" not in e], any("/" in e for e in entries)):
-            found[part] = _Member(path, at + name, got)
+            found[part] = Member(path, at + name, got)
     return _labelled_parts(path, found, parts, lambda m: m.read_bytes().decode("utf-8", "replace").partition("\n")[0])
 
 
@@ -184,3 +187,37 @@ def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image
     hits, labels, class_names = csv_labels(labelled[part], image_col, label_col, index, f"{path}:{at}")
     return Catalog("", [f"{path}:{got.names[i]}" for i in hits], labels, class_names, Picked(got.read, hits),
                    sources=[str(path)])  # fmt: skip
+
+
+@dataclass
+class Inside:
+    """--csv where --data is an archive and the CSV is not on disk beside it: a member of the archive so named, maybe
+    (missing: the error that found none on disk)."""
+
+    name: str
+    missing: str
+
+
+def archive_csv(path: Path, got, csv_path) -> Path | Member | None:
+    """The CSV that labels an archive's images (got: its archives.Listing): --csv on disk (a Path), or else the
+    member so named (Inside: ISIC's images and labels zipped together, as Kaggle ships sets); without --csv, the
+    one CSV beside an Images/ folder in it (the ISIC layout zipped, as a folder's is found); else None."""
+    if csv_path is None:
+        by_dir: dict[str, list[str]] = {}
+        for n in (n for n in got.lists if n.lower().endswith(".csv")):
+            by_dir.setdefault(posixpath.dirname(n), []).append(n)
+        found = next((c[0] for d, c in by_dir.items() if len(c) == 1
+                      and any(n.startswith(f"{d}/Images/" if d else "Images/") for n in got.names)), None)  # fmt: skip
+    elif isinstance(csv_path, Inside):
+        want = csv_path.name.replace("\\", "/").removeprefix("./")
+        hits = [want] if want in got.lists else [n for n in got.lists if n.endswith(f"/{want}")]
+        if len(hits) != 1:
+            held = f"{len(hits)} so named ({', '.join(hits[:3])}): give its path in it" if hits else "none so named"
+            raise DataError(f"{csv_path.missing}; {path} holds {held}")
+        found = hits[0]
+    else:
+        return csv_path
+    if found is not None:
+        got.others -= Counter({extension(found): 1})  # (read: not among the files passed over)
+        return Member(path, found, got)
+    return None

@@ -2597,6 +2597,50 @@ def test_archives_with_a_labels_csv_and_one_hot_labels(tmp_path):
         open_catalog(str(tmp_path / "flat.tar"), csv_opt=str(tmp_path / "gt2.csv"))
 
 
+def test_archives_that_hold_their_labels_csv(tmp_path, monkeypatch):
+    """The ISIC layout zipped (isic/Images/ beside isic/train_data.csv, in one zip): it was one class, Images, the
+    CSV passed over (".csv (1)"); ISIC 2019 as Kaggle ships it, the images and both CSVs in one zip: --csv
+    ISIC_2019_Training_GroundTruth.csv was "file not found". The CSV beside Images/ is found in the archive as in a
+    folder, and --csv not on disk is looked for in the archive; a name it holds twice is refused, naming both."""
+    import zipfile
+
+    write_isic(tmp_path / "isic", [(f"ISIC_{i:07d}", i % 2) for i in range(6)])
+    with zipfile.ZipFile(tmp_path / "isic.zip", "w") as zf:
+        for f in sorted((tmp_path / "isic").rglob("*")):
+            zf.write(f, f.relative_to(tmp_path).as_posix())
+    folder = open_catalog(str(tmp_path / "isic"))
+    said = []
+    cat = open_catalog(str(tmp_path / "isic.zip"), log=said.append)
+    assert cat.class_names == ["0", "1"] and cat.labels.tolist() == folder.labels.tolist() and said == []
+    assert [cat.read_bytes(i) for i in range(6)] == [folder.read_bytes(i) for i in range(6)]
+    with pytest.raises(NoTestSplit):
+        open_catalog(str(tmp_path / "isic.zip"), split="test")
+    names = [f"ISIC_{i:07d}" for i in range(4)]
+    kaggle = tmp_path / "kaggle" / "isic-2019.zip"
+    kaggle.parent.mkdir()
+    write_one_hot_csv(tmp_path / "gt.csv", names, ["MEL", "NV"], {n: "MEL NV".split()[i % 2] for i, n in
+                                                                   enumerate(names)})  # fmt: skip
+    with zipfile.ZipFile(kaggle, "w") as zf:
+        for i, n in enumerate(names):
+            zf.write(tmp_path / "isic" / "Images" / f"ISIC_{i:07d}.jpg", f"ISIC_2019_Training_Input/{n}.jpg")
+        zf.write(tmp_path / "gt.csv", "ISIC_2019_Training_GroundTruth.csv")
+        zf.writestr("ISIC_2019_Training_Metadata.csv", "image,age_approx\n")
+    monkeypatch.chdir(tmp_path)
+    got = open_catalog(str(kaggle), csv_opt="ISIC_2019_Training_GroundTruth.csv")
+    assert got.class_names == ["MEL", "NV"] and got.labels.tolist() == [0, 1, 0, 1]
+    with pytest.raises(DataError, match=r"--csv nope\.csv: file not found \(looked at .*\); .*isic-2019\.zip holds "
+                       r"none so named"):  # fmt: skip
+        open_catalog(str(kaggle), csv_opt="nope.csv")
+    with zipfile.ZipFile(kaggle, "a") as zf:  # (its path in the archive picks it; a name two share is refused)
+        zf.writestr("extra/ISIC_2019_Training_GroundTruth.csv", "image,MEL\n")
+        for part in ("extra", "more"):
+            zf.writestr(f"{part}/labels.csv", "image,MEL\n")
+    assert open_catalog(str(kaggle), csv_opt="ISIC_2019_Training_GroundTruth.csv").labels.tolist() == [0, 1, 0, 1]
+    with pytest.raises(DataError, match=r"holds 2 so named \(extra/labels\.csv, more/labels\.csv\): give its path "
+                       r"in it"):  # fmt: skip
+        open_catalog(str(kaggle), csv_opt="labels.csv")
+
+
 def test_class_examples_in_the_sample_grid_layout(image_folder):
     """The first readable images of each class, a row per class, decoded as training decodes them; an unreadable
     one is passed over, a class short of images leaves black tiles; the decoded-set path gives the same."""
