@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, extension, hidden, is_image
 from .hints import labels_beside
 from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
+from .pixel_csv import holds_pixel_rows
 from .splits import pick_split, split_note, split_word
 
 
@@ -132,7 +134,9 @@ def parts_catalog(root: Path, data: str, split: str, image_col: str, label_col: 
     if not subs:
         return None
     if (meta := root_metadata(root, subs)) is None:
-        return _csv_beside(root, data, subs, split, image_col, label_col, log)
+        if (cat := _csv_beside(root, data, subs, split, image_col, label_col, log)) is not None:
+            return cat
+        return _parts_of_one(root, data, subs, split, image_col, label_col, log)
     cat = csv_catalog(root, meta, image_col, label_col)  # every part's images that it lists, then the split's
     of = [Path(n).relative_to(root).parts[0] for n in cat.names]
     part = _pick(data, dict.fromkeys(of), split, log)
@@ -173,6 +177,25 @@ def _csv_beside(root: Path, data: str, subs: dict[str, Path], split: str, image_
         raise NoTestSplit(f"--data {data}: {about}; {part}/'s images are not labelled by {lists[0]} ({e})") from e
     log(f"{split_note(data, about, part, split)}, its images labelled by {lists[0]}")
     return cat
+
+
+PART = re.compile(r"(.+?)[ _-]*part[ _-]*\d+", re.IGNORECASE)  # HAM10000_images_part_1: a set's part, numbered
+
+
+def _parts_of_one(root: Path, data: str, subs: dict[str, Path], split: str, image_col: str, label_col: str,
+                  log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """HAM10000 as Kaggle ships it: HAM10000_images_part_1/ and _part_2/ (and a copy of each, ham10000_images_part_1/
+    ...) beside HAM10000_metadata.csv (and hmnist_28_28_RGB.csv ..., pixel rows): folders numbered as the parts of
+    one set beside the one CSV that is not of pixel rows, read labelled by it, said (they were four classes, the
+    folders); else None. It has no test split."""
+    stems = {m[1].casefold() if (m := PART.fullmatch(n)) else None for n in subs}
+    if split != "train" or len(subs) < 2 or len(stems) != 1 or None in stems:
+        return None
+    if len(csvs := sorted(p for p in root.glob("*.csv") if p.is_file() and not holds_pixel_rows(p))) != 1:
+        return None
+    shown = ", ".join(f"{n}/" for n in sorted(subs)[:3]) + (" ..." if len(subs) > 3 else "")
+    log(f"--data {data}: {shown} are parts of one set: its images labelled by {csvs[0].name}")
+    return csv_catalog(root, csvs[0], image_col, label_col)
 
 
 def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,

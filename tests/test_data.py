@@ -451,18 +451,27 @@ def test_celeba_attribute_lists(tmp_path):
     assert lines == [f"note: {root} holds list_attr_celeba.csv, list_attr_celeba.txt beside its class folder "
                      "(img_align_celeba): where that holds the labels, give it with --csv (and the column with "
                      "--csv-label-col)"]  # fmt: skip
-    # HAM10000 as Kaggle ships it: its images in two parts beside the metadata, which holds the labels
+    # HAM10000 as Kaggle ships it: its images in two parts (and a copy of each) beside the metadata, which holds the
+    # labels, and its pixel-row CSVs: it was four classes, the folders (with this note); now read with the metadata
     ham = tmp_path / "ham10000"
-    for part in ("HAM10000_images_part_1", "HAM10000_images_part_2"):
-        (ham / part).mkdir(parents=True)
-        Image.new("RGB", (8, 8)).save(ham / part / "ISIC_0024306.jpg")
-    (ham / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\nHAM_1,ISIC_0024306,nv\n")
+    for k, part in enumerate(("HAM10000_images_part_1", "HAM10000_images_part_2")):
+        for folder in (part, part.lower()):
+            (ham / folder).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (100 * k, 0, 0)).save(ham / folder / f"ISIC_002430{6 + k}.jpg")
+    (ham / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\nHAM_1,ISIC_0024306,nv\nHAM_2,ISIC_0024307,df\n")
+    (ham / "hmnist_8_8_L.csv").write_text(",".join(f"pixel{j:04d}" for j in range(64)) + ",label\n" + "0," * 64 + "2\n")
     (ham / "readme.txt").write_text("x")
     lines.clear()
-    assert len(open_catalog(str(ham), log=lines.append).class_names) == 2
-    assert lines == [f"note: {ham} holds HAM10000_metadata.csv beside its class folders (HAM10000_images_part_1, "
-                     "HAM10000_images_part_2): where that holds the labels, give it with --csv (and the column with "
-                     "--csv-label-col)"]  # fmt: skip
+    cat = open_catalog(str(ham), log=lines.append)
+    assert cat.class_names == ["df", "nv"] and cat.labels.tolist() == [1, 0]
+    assert [Path(n).name for n in cat.names] == ["ISIC_0024306.jpg", "ISIC_0024307.jpg"]
+    assert lines == [f"--data {ham}: HAM10000_images_part_1/, HAM10000_images_part_2/, ham10000_images_part_1/ ... are "
+                     "parts of one set: its images labelled by HAM10000_metadata.csv"]  # fmt: skip
+    (ham / "other.csv").write_text("a,b\n")  # two CSVs: the note, as before
+    lines.clear()
+    with pytest.warns(UserWarning, match="differ only in case"):
+        assert len(open_catalog(str(ham), log=lines.append).class_names) == 4
+    assert lines[0].startswith(f"note: {ham} holds HAM10000_metadata.csv, hmnist_8_8_L.csv, other.csv beside its class")
 
 
 def test_classes_that_differ_only_in_case_or_spaces_are_warned_of(tmp_path):
