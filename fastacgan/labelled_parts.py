@@ -50,13 +50,12 @@ def _labelled_parts(where, found: dict, parts: list[str], head: Callable[[object
     return found
 
 
-def part_csvs(root: Path) -> dict[str, Path] | None:
-    """Where root is a set split into parts (train/, valid/, test/) that each hold their images alone beside one CSV
-    of their labels (Roboflow's classification export: train/_classes.csv, a filename and a one-hot column a class),
-    each such part's CSV by the part's name (a part without one, an unlabelled test/, is left out); else None. (They
-    were read as three classes, test, train and valid.) So Hugging Face's ImageFolder with metadata: train/metadata.csv
-    or metadata.jsonl (file_name, label), its images in folders inside the part or not."""
-    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
+def part_csvs(root: Path, subs: dict[str, Path]) -> dict[str, Path] | None:
+    """Where root is a set split into parts (subs: its folders; train/, valid/, test/) that each hold their images
+    alone beside one CSV of their labels (Roboflow's classification export: train/_classes.csv, a filename and a
+    one-hot column a class), each such part's CSV by the part's name (a part without one, an unlabelled test/, is
+    left out); else None. (They were read as three classes, test, train and valid.) So Hugging Face's ImageFolder
+    with metadata: train/metadata.csv or metadata.jsonl (file_name, label), its images in folders in the part or not."""
     if not subs or any(split_word(n) not in (*TRAIN_SPLITS, *TEST_SPLITS) for n in subs):
         return None
     found = {}
@@ -125,14 +124,14 @@ def root_metadata(root: Path, subs: dict[str, Path]) -> Path | None:
 
 def parts_catalog(root: Path, data: str, split: str, image_col: str, label_col: str,
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
-    """The part of `split` of folder root split into parts labelled by CSVs, each by its own (part_csvs) or all by
-    one beside them (root_metadata); else None."""
-    if (labelled := part_csvs(root)) is not None:
-        part = _pick(data, labelled, split, log)
-        return csv_catalog(root / part, labelled[part], image_col, label_col)
+    """The part of `split` of folder root split into parts labelled by CSVs: each by its own (part_csvs), all by one
+    beside them (root_metadata, _csv_beside), or parts of one set beside its labels (_parts_of_one); else None."""
     subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
     if not subs:
         return None
+    if (labelled := part_csvs(root, subs)) is not None:
+        part = _pick(data, labelled, split, log)
+        return csv_catalog(root / part, labelled[part], image_col, label_col)
     if (meta := root_metadata(root, subs)) is None:
         if (cat := _csv_beside(root, data, subs, split, image_col, label_col, log)) is not None:
             return cat
