@@ -143,27 +143,34 @@ def kinds_hint(others: Counter) -> str:
     return "".join(f" ({', '.join(exts)}: {hint})" for hint, exts in said.items())
 
 
-def labels_beside(root: Path) -> list[str]:
-    """The lists that may label a folder of images and no class folders, most likely first, each named as --csv
-    finds it from the folder: the labels CSV beside them (ISIC 2020's train/ and train.csv; ISIC 2018's in a folder
-    beside, ISIC2018_Task3_Training_GroundTruth/; a list named after the folder, MNIST-M's mnist_m_train_labels.txt)."""
+def rank_lists(folder: str, found: list[tuple[str, str]]) -> list[str]:
+    """Of lists in a folder of images (and no class folders) or beside it, found as (file name, what to give back),
+    those that may label its images, most likely first: a CSV named as the folder first (GTSRB's Test.csv for Test/),
+    then one of its split (Training_set.csv for train/, Kaggle's trainLabels.csv), then the others; a .txt or .tsv
+    list only where its name holds the folder's (a README or a licence is not a list); never a Kaggle submission's
+    template (sample_submission.csv: the test images' IDs, each with the same placeholder) nor one named as the other
+    split (trainLabels.csv for test/)."""
     split = lambda n: split_word(re.sub(r"([a-z])([A-Z])", r"\1_\2", n))  # noqa: E731 - trainLabels: train
     kind = lambda n: (split(n) in TRAIN_SPLITS) - (split(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
-    # a CSV named as the folder first (GTSRB's Test.csv for Test/), then one of its split (Training_set.csv for train/,
-    # Kaggle's trainLabels.csv), then one in a folder beside (named as --csv finds it: from the folder's parent); a
-    # .txt or .tsv list only where its name holds the folder's (a README or a licence is not a list); never a
-    # Kaggle submission's template (sample_submission.csv: the test images' IDs, each with the same placeholder) nor
-    # one named as the other split (trainLabels.csv for test/)
-    found = [p for d in (root, root.parent) for x in ("*.csv", "*.jsonl", "*.txt", "*.tsv") for p in d.glob(x)
-             if (p.suffix.lower() in (".csv", ".jsonl") or root.name.lower() in p.stem.lower())
-             and "submission" not in p.name.lower() and kind(p.stem) * kind(root.name) >= 0]  # fmt: skip
+    stem = lambda n: Path(n).stem  # noqa: E731
+    ok = {(stem(n).lower() != folder.lower(), kind(stem(n)) != kind(folder), key) for n, key in found
+          if (n.lower().endswith((".csv", ".jsonl")) or folder.lower() in stem(n).lower())
+          and "submission" not in n.lower() and kind(stem(n)) * kind(folder) >= 0}  # fmt: skip
+    return list(dict.fromkeys(key for *_, key in sorted(ok)))
+
+
+def labels_beside(root: Path) -> list[str]:
+    """The lists that may label a folder of images and no class folders (rank_lists), each named as --csv finds it
+    from the folder: the labels CSV beside them (ISIC 2020's train/ and train.csv; ISIC 2018's in a folder beside,
+    ISIC2018_Task3_Training_GroundTruth/; a list named after the folder, MNIST-M's mnist_m_train_labels.txt)."""
+    found = [(p.name, p.name) for d in (root, root.parent) for x in ("*.csv", "*.jsonl", "*.txt", "*.tsv")
+             for p in d.glob(x)]  # fmt: skip
+    if ranked := rank_lists(root.name, found):
+        return ranked
     words = lambda n: {w for w in re.split(r"[^a-z0-9]+", n.lower()) if len(w) >= 4}  # noqa: E731
-    found = found or [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x)  # (a folder of its set's)
-                      if not hidden(p.parent.name) and words(p.parent.name) & words(root.name)]  # fmt: skip
-    return sorted(
-        {p.name if p.parent in (root, root.parent) else f"{p.parent.name}/{p.name}" for p in found},
-        key=lambda n: (Path(n).stem.lower() != root.name.lower(), kind(Path(n).stem) != kind(root.name), n),
-    )
+    beside = [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x)  # (a folder of its set's)
+              if not hidden(p.parent.name) and words(p.parent.name) & words(root.name)]  # fmt: skip
+    return rank_lists(root.name, [(p.name, f"{p.parent.name}/{p.name}") for p in beside])
 
 
 def unsorted_hint(root: Path, loose: list[str], alone: bool = False) -> str:

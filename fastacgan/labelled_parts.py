@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, extension, hidden, is_image
-from .hints import labels_beside
+from .hints import labels_beside, rank_lists
 from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
 from .pixel_csv import holds_pixel_rows
 from .splits import pick_split, split_note, split_word
@@ -199,16 +199,54 @@ def _parts_of_one(root: Path, data: str, subs: dict[str, Path], split: str, imag
 
 def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
-    """The part of `split` of an archive of a set split into parts each labelled by its own CSV (part_csvs: Roboflow's
-    export zipped), else None; the caller names it."""
+    """The part of `split` of an archive (got: its archives.Listing) of a set split into parts (top/train/ ...) each
+    labelled by its own CSV (part_csvs: Roboflow's export zipped) or by one beside them (_csv_beside: a Kaggle
+    competition's zip), else None; the caller names it."""
     if (labelled := _archive_part_csvs(path, got, top, parts)) is None:
-        return None
+        return _archive_csv_beside(path, got, top, parts, split, image_col, label_col, log)
     part = _pick(path, labelled, split, log)
-    at = f"{top}{part}/"
+    return _members_catalog(path, got, f"{top}{part}/", labelled[part], image_col, label_col)
+
+
+def _members_catalog(path: Path, got, at: str, csv, image_col: str, label_col: str) -> Catalog:
+    """The archive's images under `at` (a part: top/train/) that the CSV names, labelled by it."""
     index = name_index((n[len(at) :], i) for i, n in enumerate(got.names) if n.startswith(at))
-    hits, labels, class_names = csv_labels(labelled[part], image_col, label_col, index, f"{path}:{at}")
+    hits, labels, class_names = csv_labels(csv, image_col, label_col, index, f"{path}:{at}")
     return Catalog("", [f"{path}:{got.names[i]}" for i in hits], labels, class_names, Picked(got.read, hits),
                    sources=[str(path)])  # fmt: skip
+
+
+def _archive_csv_beside(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,
+                        log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """_csv_beside in an archive: APTOS 2019's zip as `kaggle competitions download` leaves it (train_images/,
+    test_images/, train.csv ...)."""
+    train, about = pick_split(parts, "train")
+    if train is None or not split_word(train):
+        return None
+
+    def flat(part: str) -> bool:  # its images alone
+        rel = [n[len(top) + len(part) + 1 :] for n in got.names if n.startswith(f"{top}{part}/")]
+        return bool(rel) and not any("/" in r for r in rel)
+
+    beside = [(n[len(top) :], n) for n in got.lists if n.startswith(top) and "/" not in n[len(top) :]]
+
+    def csv_for(part: str) -> str | None:
+        inside = [(n[len(top) + len(part) + 1 :], n) for n in got.lists if posixpath.dirname(n) == f"{top}{part}"]
+        return next((k for k in rank_lists(part, inside + beside) if k.lower().endswith((".csv", ".jsonl"))), None)
+
+    if not flat(train) or csv_for(train) is None:
+        return None
+    part = train if split == "train" else pick_split(parts, split)[0]
+    if part is None or not flat(part) or (lst := csv_for(part)) is None:
+        raise NoTestSplit(f"--data {path}: {about}, none of them a test split labelled by a CSV beside it")
+    try:
+        cat = _members_catalog(path, got, f"{top}{part}/", Member(path, lst, got), image_col, label_col)
+    except DataError as e:
+        if part == train:
+            raise
+        raise NoTestSplit(f"--data {path}: {about}; {part}/'s images are not labelled by {lst} ({e})") from e
+    log(f"{split_note(path, about, part, split)}, its images labelled by {lst}")
+    return cat
 
 
 @dataclass

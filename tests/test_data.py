@@ -2420,6 +2420,15 @@ def test_a_kaggle_competitions_parts_labelled_by_the_csv_beside_them(tmp_path):
                     "labelled by train.csv"]  # fmt: skip
     with pytest.raises(NoTestSplit, match=r"test_images/'s images are not labelled by test\.csv"):
         open_catalog(str(root), split="test")
+    shutil.make_archive(str(tmp_path / "aptos"), "zip", root)  # `kaggle competitions download`'s zip: the same
+    said = []
+    got = open_catalog(str(tmp_path / "aptos.zip"), log=said.append)
+    assert got.class_names == cat.class_names and got.labels.tolist() == cat.labels.tolist() and got.name == "aptos"
+    assert [got.read_bytes(i) for i in range(10)] == [cat.read_bytes(i) for i in range(10)]
+    assert said == [f"--data {tmp_path / 'aptos.zip'}: split into test_images, train_images; training on "
+                    "train_images/, its images labelled by train.csv"]  # fmt: skip
+    with pytest.raises(NoTestSplit, match=r"test_images/'s images are not labelled by test\.csv"):
+        open_catalog(str(tmp_path / "aptos.zip"), split="test")
     (root / "test.csv").write_text("id_code,diagnosis\n" + "".join(f"te{i:010x},{4 - i}\n" for i in range(4)))
     held = open_catalog(str(root), split="test")  # (answers published: held out)
     assert held.labels.tolist() == [3, 2, 1, 0] and held.class_names == ["1", "2", "3", "4"]
