@@ -159,22 +159,35 @@ def _csv_beside(root: Path, data: str, subs: dict[str, Path], split: str, image_
     the part of `split`, labelled by its CSV (hints.labels_beside), else None. (They were read as classes, test and
     train, with a warning naming the CSV.) A held-out part whose CSV gives no labels (the test.csv of the
     competition's hidden answers) is no test split."""
-    train, about = pick_split(list(subs), "train")
-    if train is None or not split_word(train) or not _flat(subs[train]):
+
+    def csv_for(part: str) -> str | None:
+        return next((n for n in labels_beside(subs[part]) if n.lower().endswith((".csv", ".jsonl"))), None)
+
+    def read(part: str, lst: str) -> Catalog:
+        return csv_catalog(subs[part], find_csv(subs[part], lst), image_col, label_col)
+
+    return _labelled_beside(data, list(subs), split, lambda part: _flat(subs[part]), csv_for, read, log)
+
+
+def _labelled_beside(data, parts: list[str], split: str, flat: Callable[[str], bool],
+                     csv_for: Callable[[str], str | None], read: Callable[[str, str], Catalog],
+                     log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """The part of `split` of a set split into parts of images alone (flat: a part's name -> whether) beside the CSV
+    that labels each (csv_for: a part's name -> its CSV, or None), read (read: a part's name, its CSV -> its Catalog);
+    None where the training part has no such CSV. A held-out part its CSV does not label is no test split."""
+    train, about = pick_split(parts, "train")
+    if train is None or not split_word(train) or not flat(train) or (lst := csv_for(train)) is None:
         return None
-    if not (lists := [n for n in labels_beside(subs[train]) if n.lower().endswith((".csv", ".jsonl"))]):
-        return None
-    part = pick_split(list(subs), split)[0] if split != "train" else train
-    lists = lists if part == train else [n for n in labels_beside(subs[part]) if n.lower().endswith(".csv")]
-    if part is None or not lists or not _flat(subs[part]):
+    part = train if split == "train" else pick_split(parts, split)[0]
+    if part != train and (part is None or not flat(part) or (lst := csv_for(part)) is None):
         raise NoTestSplit(f"--data {data}: {about}, none of them a test split labelled by a CSV beside it")
     try:
-        cat = csv_catalog(subs[part], find_csv(subs[part], lists[0]), image_col, label_col)
+        cat = read(part, lst)
     except DataError as e:
         if part == train:
             raise
-        raise NoTestSplit(f"--data {data}: {about}; {part}/'s images are not labelled by {lists[0]} ({e})") from e
-    log(f"{split_note(data, about, part, split)}, its images labelled by {lists[0]}")
+        raise NoTestSplit(f"--data {data}: {about}; {part}/'s images are not labelled by {lst} ({e})") from e
+    log(f"{split_note(data, about, part, split)}, its images labelled by {lst}")
     return cat
 
 
@@ -220,9 +233,6 @@ def _archive_csv_beside(path: Path, got, top: str, parts: list[str], split: str,
                         log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """_csv_beside in an archive: APTOS 2019's zip as `kaggle competitions download` leaves it (train_images/,
     test_images/, train.csv ...)."""
-    train, about = pick_split(parts, "train")
-    if train is None or not split_word(train):
-        return None
 
     def flat(part: str) -> bool:  # its images alone
         rel = [n[len(top) + len(part) + 1 :] for n in got.names if n.startswith(f"{top}{part}/")]
@@ -234,19 +244,10 @@ def _archive_csv_beside(path: Path, got, top: str, parts: list[str], split: str,
         inside = [(n[len(top) + len(part) + 1 :], n) for n in got.lists if posixpath.dirname(n) == f"{top}{part}"]
         return next((k for k in rank_lists(part, inside + beside) if k.lower().endswith((".csv", ".jsonl"))), None)
 
-    if not flat(train) or csv_for(train) is None:
-        return None
-    part = train if split == "train" else pick_split(parts, split)[0]
-    if part is None or not flat(part) or (lst := csv_for(part)) is None:
-        raise NoTestSplit(f"--data {path}: {about}, none of them a test split labelled by a CSV beside it")
-    try:
-        cat = _members_catalog(path, got, f"{top}{part}/", Member(path, lst, got), image_col, label_col)
-    except DataError as e:
-        if part == train:
-            raise
-        raise NoTestSplit(f"--data {path}: {about}; {part}/'s images are not labelled by {lst} ({e})") from e
-    log(f"{split_note(path, about, part, split)}, its images labelled by {lst}")
-    return cat
+    def read(part: str, lst: str) -> Catalog:
+        return _members_catalog(path, got, f"{top}{part}/", Member(path, lst, got), image_col, label_col)
+
+    return _labelled_beside(path, parts, split, flat, csv_for, read, log)
 
 
 @dataclass
