@@ -143,6 +143,12 @@ def kinds_hint(others: Counter) -> str:
     return "".join(f" ({', '.join(exts)}: {hint})" for hint, exts in said.items())
 
 
+def _kind(name: str) -> int:
+    """1 where a name names a training split (trainLabels, Training_set), -1 a held-out one, else 0."""
+    split = split_word(re.sub(r"([a-z])([A-Z])", r"\1_\2", name))
+    return (split in TRAIN_SPLITS) - (split in TEST_SPLITS)
+
+
 def rank_lists(folder: str, found: list[tuple[str, str]]) -> list[str]:
     """Of lists in a folder of images (and no class folders) or beside it, found as (file name, what to give back),
     those that may label its images, most likely first: a CSV named as the folder first (GTSRB's Test.csv for Test/),
@@ -150,9 +156,7 @@ def rank_lists(folder: str, found: list[tuple[str, str]]) -> list[str]:
     list only where its name holds the folder's (a README or a licence is not a list); never a Kaggle submission's
     template (sample_submission.csv: the test images' IDs, each with the same placeholder) nor one named as the other
     split (trainLabels.csv for test/)."""
-    split = lambda n: split_word(re.sub(r"([a-z])([A-Z])", r"\1_\2", n))  # noqa: E731 - trainLabels: train
-    kind = lambda n: (split(n) in TRAIN_SPLITS) - (split(n) in TEST_SPLITS)  # noqa: E731 - 1, -1 or 0
-    stem = lambda n: Path(n).stem  # noqa: E731
+    kind, stem = _kind, lambda n: Path(n).stem  # noqa: E731
     ok = {(stem(n).lower() != folder.lower(), kind(stem(n)) != kind(folder), key) for n, key in found
           if (n.lower().endswith((".csv", ".jsonl")) or folder.lower() in stem(n).lower())
           and "submission" not in n.lower() and kind(stem(n)) * kind(folder) >= 0}  # fmt: skip
@@ -162,7 +166,8 @@ def rank_lists(folder: str, found: list[tuple[str, str]]) -> list[str]:
 def labels_beside(root: Path) -> list[str]:
     """The lists that may label a folder of images and no class folders (rank_lists), each named as --csv finds it
     from the folder: the labels CSV beside them (ISIC 2020's train/ and train.csv; ISIC 2018's in a folder beside,
-    ISIC2018_Task3_Training_GroundTruth/; a list named after the folder, MNIST-M's mnist_m_train_labels.txt)."""
+    ISIC2018_Task3_Training_GroundTruth/; a list named after the folder, MNIST-M's mnist_m_train_labels.txt), else
+    a CSV of its split a folder further up (SIIM-ISIC's jpeg/train/ and train.csv: ../train.csv)."""
     found = [(p.name, p.name) for d in (root, root.parent) for x in ("*.csv", "*.jsonl", "*.txt", "*.tsv")
              for p in d.glob(x)]  # fmt: skip
     if ranked := rank_lists(root.name, found):
@@ -170,7 +175,10 @@ def labels_beside(root: Path) -> list[str]:
     words = lambda n: {w for w in re.split(r"[^a-z0-9]+", n.lower()) if len(w) >= 4}  # noqa: E731
     beside = [p for x in ("*/*.csv", "*/*.jsonl") for p in root.parent.glob(x)  # (a folder of its set's)
               if not hidden(p.parent.name) and words(p.parent.name) & words(root.name)]  # fmt: skip
-    return rank_lists(root.name, [(p.name, f"{p.parent.name}/{p.name}") for p in beside])
+    if ranked := rank_lists(root.name, [(p.name, f"{p.parent.name}/{p.name}") for p in beside]):
+        return ranked
+    up = [p for p in root.parent.parent.glob("*.csv") if _kind(p.stem) == _kind(root.name) != 0]  # (ISIC 2020's
+    return rank_lists(root.name, [(p.name, f"../{p.name}") for p in up])  # jpeg/train/ two below train.csv)
 
 
 def unsorted_hint(root: Path, loose: list[str], alone: bool = False) -> str:

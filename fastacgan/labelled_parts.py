@@ -163,17 +163,18 @@ def _csv_beside(root: Path, data: str, subs: dict[str, Path], split: str, image_
     def csv_for(part: str) -> str | None:
         return next((n for n in labels_beside(subs[part]) if n.lower().endswith((".csv", ".jsonl"))), None)
 
-    def read(part: str, lst: str) -> Catalog:
-        return csv_catalog(subs[part], find_csv(subs[part], lst), image_col, label_col)
+    def read(part: str, lst: str, guess: bool) -> Catalog:
+        return csv_catalog(subs[part], find_csv(subs[part], lst), image_col, label_col, guess)
 
     return _labelled_beside(data, list(subs), split, lambda part: _flat(subs[part]), csv_for, read, log)
 
 
 def _labelled_beside(data, parts: list[str], split: str, flat: Callable[[str], bool],
-                     csv_for: Callable[[str], str | None], read: Callable[[str, str], Catalog],
+                     csv_for: Callable[[str], str | None], read: Callable[[str, str, bool], Catalog],
                      log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """The part of `split` of a set split into parts of images alone (flat: a part's name -> whether) beside the CSV
-    that labels each (csv_for: a part's name -> its CSV, or None), read (read: a part's name, its CSV -> its Catalog);
+    that labels each (csv_for: a part's name -> its CSV, or None), read (read: a part's name, its CSV, whether its
+    labels may be guessed -> its Catalog);
     None where the training part has no such CSV. A held-out part its CSV does not label is no test split."""
     train, about = pick_split(parts, "train")
     if train is None or not split_word(train) or not flat(train) or (lst := csv_for(train)) is None:
@@ -181,8 +182,8 @@ def _labelled_beside(data, parts: list[str], split: str, flat: Callable[[str], b
     part = train if split == "train" else pick_split(parts, split)[0]
     if part != train and (part is None or not flat(part) or (lst := csv_for(part)) is None):
         raise NoTestSplit(f"--data {data}: {about}, none of them a test split labelled by a CSV beside it")
-    try:
-        cat = read(part, lst)
+    try:  # (a held-out part's CSV names its labels, or labels none: its last column is no label)
+        cat = read(part, lst, part == train)
     except DataError as e:
         if part == train:
             raise
@@ -221,10 +222,10 @@ def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image
     return _members_catalog(path, got, f"{top}{part}/", labelled[part], image_col, label_col)
 
 
-def _members_catalog(path: Path, got, at: str, csv, image_col: str, label_col: str) -> Catalog:
+def _members_catalog(path: Path, got, at: str, csv, image_col: str, label_col: str, guess: bool = True) -> Catalog:
     """The archive's images under `at` (a part: top/train/) that the CSV names, labelled by it."""
     index = name_index((n[len(at) :], i) for i, n in enumerate(got.names) if n.startswith(at))
-    hits, labels, class_names = csv_labels(csv, image_col, label_col, index, f"{path}:{at}")
+    hits, labels, class_names = csv_labels(csv, image_col, label_col, index, f"{path}:{at}", guess)
     return Catalog("", [f"{path}:{got.names[i]}" for i in hits], labels, class_names, Picked(got.read, hits),
                    sources=[str(path)])  # fmt: skip
 
@@ -244,8 +245,8 @@ def _archive_csv_beside(path: Path, got, top: str, parts: list[str], split: str,
         inside = [(n[len(top) + len(part) + 1 :], n) for n in got.lists if posixpath.dirname(n) == f"{top}{part}"]
         return next((k for k in rank_lists(part, inside + beside) if k.lower().endswith((".csv", ".jsonl"))), None)
 
-    def read(part: str, lst: str) -> Catalog:
-        return _members_catalog(path, got, f"{top}{part}/", Member(path, lst, got), image_col, label_col)
+    def read(part: str, lst: str, guess: bool) -> Catalog:
+        return _members_catalog(path, got, f"{top}{part}/", Member(path, lst, got), image_col, label_col, guess)
 
     return _labelled_beside(path, parts, split, flat, csv_for, read, log)
 

@@ -179,7 +179,7 @@ def jsonl_as_csv(path: Path) -> str:
     return out.getvalue()
 
 
-def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str):
+def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str, guess: bool = True):
     """(the index values of the CSV's images in row order, labels int64, class names) for a labels CSV: an image
     column (--csv-image-col, default the first, or the one whose names match images: _image_column) and a label
     column (--csv-label-col, default one named as in LABEL_COLUMNS), or else one-hot columns (a 1 in the column of
@@ -233,6 +233,8 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
                             f"combinations the classes): --csv-label-col {','.join(attributes[:2])}")  # fmt: skip
     last = next((c for c in reversed(cols) if c.strip() and c != image_col), cols[-1])  # (not a trailing comma's)
     by_default = not label_col and not one_hot and not any(c in lower for c in LABEL_COLUMNS)  # the last one
+    if by_default and not guess:  # (a held-out part's CSV of the test images' metadata: no labels)
+        raise DataError(f"--csv {csv_path}: no column named as labels ({', '.join(LABEL_COLUMNS[:6])} ...) nor one-hot")
     named = [lower[c] for c in LABEL_COLUMNS if c in lower and lower[c] != image_col]
     also = named[1:] if named else [c for c in cols if c.strip() and c not in (image_col, last)]
     if not label_col and not one_hot and also:  # several columns it might be: said, which it took
@@ -313,11 +315,11 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     return hits, labels, class_names
 
 
-def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str) -> Catalog:
+def csv_catalog(root: Path, csv_path: Path, image_col: str, label_col: str, guess: bool = True) -> Catalog:
     """Images in root/Images (or root) named by a CSV column, labels from another column or one-hot columns (ISIC
-    layouts)."""
+    layouts; guess: else from its last column, csv_labels)."""
     image_dir = root / "Images" if (root / "Images").is_dir() else root
     files = sorted(Path(d, f) for d, _, names in walk(image_dir, keep_hidden=True) for f in names if is_image(f))
     index = name_index((str(p.relative_to(image_dir)), str(p)) for p in files)
-    paths, labels, class_names = csv_labels(csv_path, image_col, label_col, index, str(image_dir))
+    paths, labels, class_names = csv_labels(csv_path, image_col, label_col, index, str(image_dir), guess)
     return Catalog(folder_name(root), paths, labels, class_names, Files(paths), sources=paths)

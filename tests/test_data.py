@@ -2432,6 +2432,22 @@ def test_a_kaggle_competitions_parts_labelled_by_the_csv_beside_them(tmp_path):
     (root / "test.csv").write_text("id_code,diagnosis\n" + "".join(f"te{i:010x},{4 - i}\n" for i in range(4)))
     held = open_catalog(str(root), split="test")  # (answers published: held out)
     assert held.labels.tolist() == [3, 2, 1, 0] and held.class_names == ["1", "2", "3", "4"]
+    siim = tmp_path / "siim-isic-melanoma-classification"  # SIIM-ISIC 2020: jpeg/train/ two folders below train.csv;
+    for part, n in (("train", 4), ("test", 2)):  # test.csv of the test images' metadata, no labels
+        (siim / "jpeg" / part).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(siim / "jpeg" / part / f"ISIC_{part}{i}.jpg")
+    rows = "".join(f"ISIC_train{i},male,{i % 2}\n" for i in range(4))
+    (siim / "train.csv").write_text("image_name,sex,target\n" + rows)
+    (siim / "test.csv").write_text("image_name,sex,anatom_site\nISIC_test0,male,torso\nISIC_test1,female,head\n")
+    said = []
+    got = open_catalog(str(siim / "jpeg"), log=said.append)  # (it was two classes, test and train, with a warning)
+    assert got.class_names == ["0", "1"] and got.labels.tolist() == [0, 1, 0, 1]
+    assert said == [f"--data {siim / 'jpeg'}: split into test, train; training on train/, its images labelled by "
+                    "../train.csv"]  # fmt: skip
+    with pytest.raises(NoTestSplit, match=r"test/'s images are not labelled by \.\./test\.csv \(.*: no column named as "
+                       r"labels \(label, labels, target"):  # fmt: skip
+        open_catalog(str(siim / "jpeg"), split="test")  # (its last column, anatom_site, was taken for labels)
     dogs = tmp_path / "dog-breed-identification"
     make_folder(dogs / "train", n_per_class=2, size=(8, 8), classes=["x"])
     for k, f in enumerate(sorted((dogs / "train" / "x").iterdir())):
