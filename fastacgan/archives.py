@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+
 from . import binary_sets, listed_sets, webdataset
 from .data import (
     IMAGE_EXTS,
@@ -28,6 +30,7 @@ from .data import (
     NoImages,
     NoTestSplit,
     Picked,
+    Spans,
     count_other,
     folder_name,
     hidden,
@@ -59,20 +62,10 @@ from .splits import (
 )
 
 
-class _TarReader:
-    """Bytes of tar members: from memory (`blobs`, what a compressed archive gives), or read by offset on demand
-    (`offsets` [(offset, size)], a plain .tar: works in worker processes)."""
-
-    def __init__(self, path: Path, offsets: list[tuple[int, int]] | None, blobs: list[bytes] | None = None):
-        self.path, self.offsets, self.blobs = str(path), offsets, blobs
-
-    def __call__(self, i: int) -> bytes:
-        if self.blobs is not None:
-            return self.blobs[i]
-        off, size = self.offsets[i]
-        with open(self.path, "rb") as f:
-            f.seek(off)
-            return f.read(size)
+def _tar_spans(path: Path, members: list[tarfile.TarInfo]) -> Spans:
+    """Tar members' bytes, read by offset on demand (a plain .tar: works in worker processes)."""
+    at = np.array([(m.offset_data, m.size) for m in members], dtype=np.int64).reshape(-1, 2)
+    return Spans([str(path)], np.zeros(len(members), dtype=np.int32), at[:, 0], at[:, 1])
 
 
 def memory_budget() -> int:
@@ -202,8 +195,8 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
         elif _compressed(path):
             found, kept = _read_compressed(path, log, others)
             found = sorted((_clean(n), b) for n, b in found)
-            names, reader = [n for n, _ in found], _TarReader(path, None, [b for _, b in found])
-            lists, read_list = [_clean(n) for n, _ in kept], _TarReader(path, None, [b for _, b in kept])
+            names, reader = [n for n, _ in found], [b for _, b in found].__getitem__  # (held in memory)
+            lists, read_list = [_clean(n) for n, _ in kept], [b for _, b in kept].__getitem__
         else:
             with tarfile.open(path, "r:") as tf:  # the headers only: tarfile seeks over the members' data
                 files, due = [], Every()  # (a header a member: 1.28 M of them take half a minute, said as it goes)
@@ -214,7 +207,7 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
             members = sorted((m for m in files if is_image(m.name)), key=lambda m: _clean(m.name))
             kept = [m for m in files if _a_list(m.name, m.size)]
             names, lists = [_clean(m.name) for m in members], [_clean(m.name) for m in kept]
-            reader, read_list = (_TarReader(path, [(m.offset_data, m.size) for m in ms]) for ms in (members, kept))
+            reader, read_list = _tar_spans(path, members), _tar_spans(path, kept)
             for m in files:
                 count_other(others, m.name)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
