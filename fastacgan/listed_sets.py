@@ -71,18 +71,19 @@ class Folder:
 
 
 class Members:
-    """A set's folder inside an archive (`path`): its members under `prefix` ("" or "CUB_200_2011/"); images and
-    lists: a member's name -> its index for `read` and `read_list` (archives.Listing); dirs: () -> the folders in
-    it (asked once a set's lists are found)."""
+    """A set's folder inside an archive (`path`): its members under `prefix` ("" or "CUB_200_2011/"); lists and
+    images (): a member's name -> its index for `read_list` and `read` (archives.Listing); dirs: () -> the folders
+    in it. The images and the folders are indexed once a set's lists are found (the readers ask is_file of lists
+    only: a zip of ImageNet beside a .txt is not indexed)."""
 
-    def __init__(self, path: Path, prefix: str, images: dict[str, int], lists: dict[str, int],
+    def __init__(self, path: Path, prefix: str, images: Callable[[], dict[str, int]], lists: dict[str, int],
                  dirs: Callable[[], set[str]],
                  read: Callable[[int], bytes], read_list: Callable[[int], bytes]):  # fmt: skip
         self.path, self.prefix, self.data, self.dirs = path, prefix, str(path), dirs
         self.images, self.lists, self.read, self.read_list = images, lists, read, read_list
 
-    def is_file(self, rel: str) -> bool:
-        return self.prefix + rel in self.images or self.prefix + rel in self.lists
+    def is_file(self, rel: str) -> bool:  # (a list: the readers ask it of no image)
+        return self.prefix + rel in self.lists
 
     def is_dir(self, rel: str) -> bool:
         return self.prefix + rel in self.dirs()
@@ -94,8 +95,9 @@ class Members:
         return f"{self.path}:{self.prefix}{rel}"
 
     def catalog(self, name: str, rels: list[str], labels, classes: list[str], listed_by: str) -> Catalog:
-        _missing(self.data, rels, lambda r: self.prefix + r in self.images, listed_by)
-        picks = [self.images[self.prefix + r] for r in rels]
+        images = self.images()
+        _missing(self.data, rels, lambda r: self.prefix + r in images, listed_by)
+        picks = [images[self.prefix + r] for r in rels]
         return Catalog(name, [self.where(r) for r in rels], labels, classes, Picked(self.read, picks),
                        sources=[self.data])  # fmt: skip
 
@@ -334,8 +336,9 @@ def in_archive(path: Path, got, split: str) -> Catalog | None:
     roots = {n.rsplit("/", k)[0] if n.count("/") >= k else "" for n in got.lists for k in range(1, 5)}  # 4 up
     if not roots:
         return None
+    lists = {n: i for i, n in enumerate(got.lists)}  # (the images and folders: indexed once a set is found)
+    images = functools.cache(lambda: {n: i for i, n in enumerate(got.names)})
     dirs = functools.cache(lambda: {n[:k] for n in (*got.names, *got.lists) for k, c in enumerate(n) if c == "/"})
-    images, lists = {n: i for i, n in enumerate(got.names)}, {n: i for i, n in enumerate(got.lists)}
     for root in sorted(roots, key=lambda r: (r.count("/") if r else -1, r)):
         tree = Members(path, f"{root}/" if root else "", images, lists, dirs, got.read, got.read_list)
         if read := next((read for has, read, _ in SETS.values() if has(tree)), None):
