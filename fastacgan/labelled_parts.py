@@ -126,7 +126,8 @@ def parts_catalog(root: Path, data: str, split: str, image_col: str, label_col: 
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """The part of `split` of folder root split into parts labelled by CSVs: each by its own (part_csvs), all by one
     beside them (root_metadata, _csv_beside), or parts of one set beside its labels (_parts_of_one); else None."""
-    subs = {p.name: p for p in root.iterdir() if p.is_dir() and not hidden(p.name)}
+    with os.scandir(root) as it:  # (the entries' kinds without a stat each: a folder of 100,000 images alone)
+        subs = {e.name: Path(e.path) for e in it if e.is_dir() and not hidden(e.name)}
     if not subs:
         return None
     if (labelled := part_csvs(root, subs)) is not None:
