@@ -21,16 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .arrow_format import read_arrow
-from .data import (
-    IMAGE_MAGIC,
-    TEST_SPLITS,
-    TRAIN_SPLITS,
-    Catalog,
-    DataError,
-    NoTestSplit,
-    file_safe,
-    labels_from,
-)
+from .data import IMAGE_MAGIC, TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, file_safe, labels_from
 from .parquet_format import Unread, column, footer, schema_leaves
 from .splits import files_of, set_name, split_word
 

@@ -156,10 +156,10 @@ def rank_lists(folder: str, found: list[tuple[str, str]]) -> list[str]:
     list only where its name holds the folder's (a README or a licence is not a list); never a Kaggle submission's
     template (sample_submission.csv: the test images' IDs, each with the same placeholder) nor one named as the other
     split (trainLabels.csv for test/)."""
-    kind, stem = _kind, lambda n: Path(n).stem  # noqa: E731
-    ok = {(stem(n).lower() != folder.lower(), kind(stem(n)) != kind(folder), key) for n, key in found
-          if (n.lower().endswith((".csv", ".jsonl")) or folder.lower() in stem(n).lower())
-          and "submission" not in n.lower() and kind(stem(n)) * kind(folder) >= 0}  # fmt: skip
+    stems = {n: Path(n).stem for n, _ in found}
+    ok = {(stems[n].lower() != folder.lower(), _kind(stems[n]) != _kind(folder), key) for n, key in found
+          if (n.lower().endswith((".csv", ".jsonl")) or folder.lower() in stems[n].lower())
+          and "submission" not in n.lower() and _kind(stems[n]) * _kind(folder) >= 0}  # fmt: skip
     return list(dict.fromkeys(key for *_, key in sorted(ok)))
 
 

@@ -175,8 +175,8 @@ def _labelled_beside(data, parts: list[str], split: str, flat: Callable[[str], b
                      log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """The part of `split` of a set split into parts of images alone (flat: a part's name -> whether) beside the CSV
     that labels each (csv_for: a part's name -> its CSV, or None), read (read: a part's name, its CSV, whether its
-    labels may be guessed -> its Catalog);
-    None where the training part has no such CSV. A held-out part its CSV does not label is no test split."""
+    labels may be guessed -> its Catalog); None where the training part has no such CSV. A held-out part its CSV does
+    not label is no test split."""
     train, about = pick_split(parts, "train")
     if train is None or not split_word(train) or not flat(train) or (lst := csv_for(train)) is None:
         return None
