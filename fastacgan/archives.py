@@ -37,17 +37,11 @@ from .data import (
     is_image,
     labels_from,
 )
-from .folders import (
-    by_initial,
-    folders_note,
-    folders_within,
-    initials_note,
-    shard_note,
-)
+from .folders import by_initial, folders_note, folders_within, initials_note, shard_note
 from .hints import class_heads, file_kinds, kinds_hint, loose_note, others_note
-from .labelled_parts import archive_csv, archive_parts
-from .labels_csv import csv_labels, name_index
-from .limits import host_memory_available
+from .labelled_parts import archive_csv, archive_parts, of_one_set
+from .labels_csv import csv_labels, file_ends, name_index
+from .limits import memory_budget
 from .masks import archive_masks, mask_class_note, mask_classes, masks_note
 from .splits import (
     archive_ext,
@@ -66,16 +60,6 @@ def _tar_spans(path: Path, members: list[tarfile.TarInfo]) -> Spans:
     """Tar members' bytes, read by offset on demand (a plain .tar: works in worker processes)."""
     at = np.array([(m.offset_data, m.size) for m in members], dtype=np.int64).reshape(-1, 2)
     return Spans([str(path)], np.zeros(len(members), dtype=np.int32), at[:, 0], at[:, 1])
-
-
-def memory_budget() -> int:
-    """Bytes a compressed archive's images may take in memory: half of what this process may still take (within
-    its container's or job's memory limit: limits.host_memory_available), else half of the machine's memory."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system that says
-        physical = 1 << 63
-    return min(physical, host_memory_available() or physical) // 2
 
 
 def _read_compressed(path: Path, log: Callable[[str], None], others: Counter) -> tuple[list, list]:
@@ -166,14 +150,30 @@ def _check_zip_members(path: Path, images: list[zipfile.ZipInfo]) -> None:
 
 @dataclass
 class Listing:
-    """An archive's image members (names, sorted; read: i -> the bytes of member i), its lists (_a_list: the same)
-    and the kinds of the other files it holds (count_other)."""
+    """An archive's image members (names, sorted; read: i -> the bytes of member i), its lists (_a_list: the same),
+    the kinds of the other files it holds (count_other), and whether image members are copies of one file (copies:
+    their numbers -> whether; a zip's sizes and CRCs, a plain tar's sizes and ends, labels_csv.file_ends)."""
 
     names: list[str]
     read: Callable[[int], bytes]
     lists: list[str]
     read_list: Callable[[int], bytes]
     others: Counter
+    copies: Callable[[list[int]], bool]
+
+
+def _same(keys: list) -> Callable[[list[int]], bool]:
+    """Listing.copies where keys[i] tells member i's copies (a zip's sizes and CRCs; the bytes held in memory)."""
+    return lambda ids: len({keys[i] for i in ids}) == 1
+
+
+def _tar_copies(path: Path, members: list[tarfile.TarInfo]) -> Callable[[list[int]], bool]:
+    def copies(ids: list[int]) -> bool:  # the same size and ends (labels_csv.file_ends)
+        with open(path, "rb") as f:
+            ends = {(m.size, file_ends(f, m.offset_data, m.size)) for m in (members[i] for i in ids)}
+        return len(ends) == 1
+
+    return copies
 
 
 def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
@@ -190,12 +190,14 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
             reader = _ZipReader(path, [files[n] for n in names])
             lists = [n for n, i in infos.items() if _a_list(n, i.file_size)]
             read_list = _ZipReader(path, [files[n] for n in lists])
+            copies = _same([(infos[n].file_size, infos[n].CRC) for n in names])
             for n in files:
                 count_other(others, n)
         elif _compressed(path):
             found, kept = _read_compressed(path, log, others)
             found = sorted((_clean(n), b) for n, b in found)
-            names, reader = [n for n, _ in found], [b for _, b in found].__getitem__  # (held in memory)
+            names, held = [n for n, _ in found], [b for _, b in found]  # (held in memory)
+            reader, copies = held.__getitem__, _same(held)
             lists, read_list = [_clean(n) for n, _ in kept], [b for _, b in kept].__getitem__
         else:
             with tarfile.open(path, "r:") as tf:  # the headers only: tarfile seeks over the members' data
@@ -207,7 +209,7 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
             members = sorted((m for m in files if is_image(m.name)), key=lambda m: _clean(m.name))
             kept = [m for m in files if _a_list(m.name, m.size)]
             names, lists = [_clean(m.name) for m in members], [_clean(m.name) for m in kept]
-            reader, read_list = _tar_spans(path, members), _tar_spans(path, kept)
+            reader, read_list, copies = _tar_spans(path, members), _tar_spans(path, kept), _tar_copies(path, members)
             for m in files:
                 count_other(others, m.name)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
@@ -220,7 +222,7 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
                      f'then give --data train: mkdir train && tar xf {q} -C train && (cd train && for f in *.tar; do '
                      'mkdir "${f%.tar}" && tar xf "$f" -C "${f%.tar}" && rm "$f"; done)')  # fmt: skip
         raise NoImages(f"--data {path}: the archive holds no images ({', '.join(IMAGE_EXTS)}){held}")
-    return Listing(names, reader, lists, read_list, others)
+    return Listing(names, reader, lists, read_list, others, copies)
 
 
 def _root_level(dirs: list[tuple[str, ...]]) -> int:
@@ -279,7 +281,7 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     if csv_path is not None:
         said()
         index = name_index((n, i) for i, n in enumerate(names))
-        hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}")
+        hits, labels, class_names = csv_labels(csv_path, image_col, label_col, index, f"{path}", same=got.copies)
         return Catalog(set_name, [f"{path}:{names[i]}" for i in hits], labels, class_names,
                        Picked(reader, hits), sources=[str(path)])  # fmt: skip
     dirs = [tuple(n.split("/")[:-1]) for n in names]
@@ -325,8 +327,9 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     part, about = pick_split(parts, split, folders)
     about += copied if about else ""
     top = "".join(f"{d}/" for d in dirs[keep[0]][:k])
-    if about and (cat := archive_parts(path, got, top, parts, split, image_col, label_col, log)) is not None:
-        cat.name = set_name  # (Roboflow's export zipped: each part's images labelled by its own CSV)
+    if (about or of_one_set(parts)) and (cat := archive_parts(path, got, top, parts, split, image_col, label_col,
+                                                              log)) is not None:  # fmt: skip
+        cat.name = set_name  # (Roboflow's export zipped, HAM10000's: each part's images labelled by a CSV)
         return cat
     said()
     if about and folders(pick_split(parts, "train")[0]):  # .../train/<class>/<image>

@@ -2,9 +2,9 @@
 Roboflow's classification export (train/_classes.csv: a filename and a one-hot column a class; an object detection
 export's _annotations.csv is refused), Hugging Face's ImageFolder with metadata (train/metadata.jsonl or .csv:
 file_name, label; or one metadata file at its root for all the parts: file_name train/0001.png); a Kaggle
-competition's parts of images alone beside the CSV that labels the training part (train_images/ and train.csv).
-Read in a folder (parts_catalog) or, the first two, in an archive of one (archive_parts), each part by its CSV
-(labels_csv.csv_labels); an unlabelled part (test/) is passed over.
+competition's parts of images alone beside the CSV that labels the training part (train_images/ and train.csv);
+HAM10000's parts of one set beside its metadata. Read in a folder (parts_catalog) or in an archive of one
+(archive_parts), each part by its CSV (labels_csv.csv_labels); an unlabelled part (test/) is passed over.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, extension, hidden, is_image
 from .hints import labels_beside, rank_lists
 from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
-from .pixel_csv import holds_pixel_rows
+from .pixel_csv import holds_pixel_rows, pixel_rows_head
 from .splits import pick_split, split_note, split_word
 
 
@@ -196,27 +196,53 @@ def _labelled_beside(data, parts: list[str], split: str, flat: Callable[[str], b
 PART = re.compile(r"(.+?)[ _-]*part[ _-]*\d+", re.IGNORECASE)  # HAM10000_images_part_1: a set's part, numbered
 
 
+def of_one_set(parts: list[str]) -> bool:
+    """Whether the folders are numbered as the parts of one set (HAM10000_images_part_1/, _part_2/ and a copy of
+    each, ham10000_images_part_1/ ...)."""
+    stems = {m[1].casefold() if (m := PART.fullmatch(n)) else None for n in parts}
+    return len(parts) >= 2 and len(stems) == 1 and None not in stems
+
+
+def _of_one_note(data, parts: list[str], csv: str) -> str:
+    shown = ", ".join(f"{n}/" for n in sorted(parts)[:3]) + (" ..." if len(parts) > 3 else "")
+    return f"--data {data}: {shown} are parts of one set: its images labelled by {csv}"
+
+
 def _parts_of_one(root: Path, data: str, subs: dict[str, Path], split: str, image_col: str, label_col: str,
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """HAM10000 as Kaggle ships it: HAM10000_images_part_1/ and _part_2/ (and a copy of each, ham10000_images_part_1/
     ...) beside HAM10000_metadata.csv (and hmnist_28_28_RGB.csv ..., pixel rows): folders numbered as the parts of
     one set beside the one CSV that is not of pixel rows, read labelled by it, said (they were four classes, the
     folders); else None. It has no test split."""
-    stems = {m[1].casefold() if (m := PART.fullmatch(n)) else None for n in subs}
-    if split != "train" or len(subs) < 2 or len(stems) != 1 or None in stems:
+    if split != "train" or not of_one_set(list(subs)):
         return None
     if len(csvs := sorted(p for p in root.glob("*.csv") if p.is_file() and not holds_pixel_rows(p))) != 1:
         return None
-    shown = ", ".join(f"{n}/" for n in sorted(subs)[:3]) + (" ..." if len(subs) > 3 else "")
-    log(f"--data {data}: {shown} are parts of one set: its images labelled by {csvs[0].name}")
+    log(_of_one_note(data, list(subs), csvs[0].name))
     return csv_catalog(root, csvs[0], image_col, label_col)
+
+
+def _archive_parts_of_one(path: Path, got, top: str, parts: list[str], image_col: str, label_col: str,
+                          log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """_parts_of_one in an archive (got: its archives.Listing): HAM10000 zipped as Kaggle ships it (they were four
+    classes, the folders; an image's copies are found by the archive's sizes and CRCs)."""
+    beside = [Member(path, n, got) for n in got.lists if n.lower().endswith(".csv") and
+              posixpath.dirname(n) == top.rstrip("/")]  # fmt: skip
+    csvs = [m for m in beside if not pixel_rows_head(m.read_bytes()[:65536].decode("utf-8-sig", "replace"))]
+    if len(csvs) != 1:
+        return None
+    log(_of_one_note(path, parts, PurePosixPath(csvs[0].name).name))
+    return _members_catalog(path, got, top, csvs[0], image_col, label_col)
 
 
 def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """The part of `split` of an archive (got: its archives.Listing) of a set split into parts (top/train/ ...) each
     labelled by its own CSV (part_csvs: Roboflow's export zipped) or by one beside them (_csv_beside: a Kaggle
-    competition's zip), else None; the caller names it."""
+    competition's zip), or parts of one set beside its labels (_parts_of_one: HAM10000 zipped), else None; the
+    caller names it."""
+    if of_one_set(parts):
+        return _archive_parts_of_one(path, got, top, parts, image_col, label_col, log) if split == "train" else None
     if (labelled := _archive_part_csvs(path, got, top, parts)) is None:
         return _archive_csv_beside(path, got, top, parts, split, image_col, label_col, log)
     part = _pick(path, labelled, split, log)
@@ -226,7 +252,7 @@ def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image
 def _members_catalog(path: Path, got, at: str, csv, image_col: str, label_col: str, guess: bool = True) -> Catalog:
     """The archive's images under `at` (a part: top/train/) that the CSV names, labelled by it."""
     index = name_index((n[len(at) :], i) for i, n in enumerate(got.names) if n.startswith(at))
-    hits, labels, class_names = csv_labels(csv, image_col, label_col, index, f"{path}:{at}", guess)
+    hits, labels, class_names = csv_labels(csv, image_col, label_col, index, f"{path}:{at}", guess, got.copies)
     return Catalog("", [f"{path}:{got.names[i]}" for i in hits], labels, class_names, Picked(got.read, hits),
                    sources=[str(path)])  # fmt: skip
 

@@ -10,6 +10,7 @@ import json
 import os
 import unicodedata
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,10 +62,9 @@ def name_index(items) -> dict:
     return {key: value for key, (value, _) in index.items()}
 
 
-def _copies(found: list) -> bool:
-    """Whether the files (paths; an archive's member numbers are not compared) are copies of one file: the same
-    size, the same first and last 8 KiB."""
-    if not all(isinstance(f, str) for f in found):
+def copies(found: list) -> bool:
+    """Whether the files (paths) are copies of one file: the same size, the same first and last 8 KiB (file_ends)."""
+    if not all(isinstance(f, str) for f in found):  # (an int would be taken for a file descriptor)
         return False
     try:
         if len({os.path.getsize(f) for f in found}) != 1:
@@ -72,12 +72,18 @@ def _copies(found: list) -> bool:
         ends = set()
         for f in found:
             with open(f, "rb") as fh:
-                head = fh.read(8192)
-                fh.seek(max(0, os.fstat(fh.fileno()).st_size - 8192))
-                ends.add(head + fh.read(8192))
+                ends.add(file_ends(fh, 0, os.fstat(fh.fileno()).st_size))
     except OSError:
         return False
     return len(ends) == 1
+
+
+def file_ends(f, start: int, size: int) -> bytes:
+    """The first and last 8 KiB of the `size` bytes at `start` of the open file f (a file, a plain tar's member)."""
+    f.seek(start)
+    head = f.read(min(size, 8192))
+    f.seek(start + max(0, size - 8192))
+    return head + f.read(min(size, 8192))
 
 
 def csv_key(name: str) -> str:
@@ -179,13 +185,15 @@ def jsonl_as_csv(path: Path) -> str:
     return out.getvalue()
 
 
-def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str, guess: bool = True):
+def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, where: str, guess: bool = True,
+               same: Callable[[list], bool] = copies):  # fmt: skip
     """(the index values of the CSV's images in row order, labels int64, class names) for a labels CSV: an image
     column (--csv-image-col, default the first, or the one whose names match images: _image_column) and a label
     column (--csv-label-col, default one named as in LABEL_COLUMNS), or else one-hot columns (a 1 in the column of
     the image's class), or else the last named column; a file without a header has its columns by number
     (images 1, labels 2). Numeric labels give classes in numeric order, names in sorted order, one-hot columns in
-    theirs."""
+    theirs. An image name that several images share is theirs where they are copies (same: their index values ->
+    whether; copies of files, an archive's Listing.copies): HAM10000 as Kaggle ships it holds each part twice."""
     text = jsonl_as_csv(csv_path) if csv_path.suffix.lower() == ".jsonl" else csv_text(csv_path)
     while text.startswith("#"):  # comment lines before the rows (Oxford-IIIT Pet's annotations/list.txt)
         text = text.partition("\n")[2]
@@ -253,7 +261,7 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     for n, r in enumerate(rows, start=1 if bare else 2):  # n: the row's line in the file (a header is line 1)
         key = csv_key(r[image_col] or "")
         hit = _look_up(index, key)
-        if isinstance(hit, Ambiguous) and _copies([index[rel] for rel in hit]):
+        if isinstance(hit, Ambiguous) and same([index[rel] for rel in hit]):
             hit = index[hit[0]]  # the same file twice (HAM10000 on Kaggle: each image part also in lower case)
         if isinstance(hit, Ambiguous):
             folders = " or ".join(dict.fromkeys(f"{where}/{Path(h).parent}".removesuffix("/.") for h in hit))

@@ -67,6 +67,16 @@ def host_memory_available(proc: Path = PROC, cgroups: Path = CGROUPS) -> int | N
     return min(found) if found else None
 
 
+def memory_budget() -> int:
+    """Bytes a compressed archive's images may take in memory: half of what this process may still take (within
+    its container's or job's memory limit: host_memory_available), else half of the machine's memory."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that says
+        physical = 1 << 63
+    return min(physical, host_memory_available() or physical) // 2
+
+
 def _cgroup_left(d: Path, limit_file: str, usage_file: str, inactive_key: str) -> int | None:
     """What is left under cgroup folder d's memory limit, or None (no limit, or nothing to read)."""
     try:

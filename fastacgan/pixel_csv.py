@@ -56,7 +56,11 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
 
 def _header(path: Path) -> list[str]:
     with open(path, encoding="utf-8-sig", errors="replace") as f:
-        return [h.strip().strip('"').lower() for h in f.readline().split(",")]
+        return _fields(f.readline())
+
+
+def _fields(line: str) -> list[str]:
+    return [h.strip().strip('"').lower() for h in line.split(",")]
 
 
 def _layout(header: list[str]) -> tuple[bool, int | None, int] | None:
@@ -74,9 +78,15 @@ def _layout(header: list[str]) -> tuple[bool, int | None, int] | None:
 def holds_pixel_rows(path: Path) -> bool:
     """Whether a CSV holds images, one a row (pixel_csv_catalog's forms), by its first row."""
     try:
-        header = _header(path)
+        return pixel_rows_head(_header(path))
     except OSError:
         return False
+
+
+def pixel_rows_head(first: str | list[str]) -> bool:
+    """Whether a CSV beginning so (its text, or its first row's fields as _header gives them) holds images, one a
+    row."""
+    header = _fields(first.partition("\n")[0]) if isinstance(first, str) else first
     return "pixels" in header or _layout(header) is not None
 
 

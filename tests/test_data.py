@@ -2708,3 +2708,65 @@ def test_classes_named_by_synonyms_are_picked_by_their_first(tmp_path):
     assert cat.class_names == ["goldfish, Carassius auratus", "tench, Tinca tinca"] and cat.labels.tolist() == [0, 1]
     with pytest.raises(DataError, match="--classes: crane not in the data"):
         open_catalog(str(tmp_path / "inet"), classes="crane")
+
+
+def _ham10000(root: Path, n: int = 3) -> list[str]:
+    """HAM10000 as Kaggle ships it: its images in two parts and a copy of each (lower case), beside its metadata,
+    which labels them, and a CSV of pixel rows; the images' names."""
+    names = []
+    for k, part in enumerate(("HAM10000_images_part_1", "HAM10000_images_part_2")):
+        for j in range(n):
+            names.append(f"ISIC_00243{10 * k + j:02d}")
+            for folder in (part, part.lower()):
+                (root / folder).mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (8, 8), (40 * k, 30 * j, 0)).save(root / folder / f"{names[-1]}.jpg")
+    dx = ["nv", "mel", "df"]
+    (root / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "".join(
+        f"HAM_{i},{name},{dx[i % 3]}\n" for i, name in enumerate(names)))  # fmt: skip
+    (root / "hmnist_8_8_RGB.csv").write_text(",".join(f"pixel{j:04d}" for j in range(192)) + ",label\n" + "0," * 192
+                                             + "2\n")  # fmt: skip
+    return names
+
+
+@pytest.mark.parametrize("form", ["zip", "tar", "tar.gz"])
+def test_ham10000_zipped_as_kaggle_ships_it(tmp_path, form):
+    """Kaggle's zip of HAM10000 (its two image parts, a copy of each in lower case, the metadata and the hmnist pixel
+    CSVs) was four classes, the folders (its folder already read labelled by the metadata), and --csv
+    HAM10000_metadata.csv on it was refused: each name is two members, and an archive's copies were not compared.
+    Now read as the folder is, its copies told by their sizes and CRCs (a zip's) or their bytes; a member that
+    differs from its copy is still refused, naming both."""
+    names = _ham10000(tmp_path / "ham10000")
+    folder = open_catalog(str(tmp_path / "ham10000"))
+    archive = tmp_path / f"skin-cancer-mnist-ham10000.{form}"
+
+    def pack():
+        files = sorted(f for f in (tmp_path / "ham10000").rglob("*") if f.is_file())
+        if form == "zip":
+            with zipfile.ZipFile(archive, "w") as zf:
+                for f in files:
+                    zf.write(f, f.relative_to(tmp_path / "ham10000").as_posix())
+        else:
+            with tarfile.open(archive, "w:gz" if form == "tar.gz" else "w") as tf:
+                for f in files:
+                    tf.add(f, f.relative_to(tmp_path / "ham10000").as_posix())
+
+    pack()
+    said = []
+    cat = open_catalog(str(archive), log=said.append)
+    assert cat.class_names == folder.class_names == ["df", "mel", "nv"]
+    assert cat.labels.tolist() == folder.labels.tolist() == [2, 1, 0, 2, 1, 0]
+    assert [Path(n).stem for n in cat.names] == names and cat.name == "skin-cancer-mnist-ham10000"
+    assert [cat.read_bytes(i) for i in range(6)] == [folder.read_bytes(i) for i in range(6)]
+    assert said == [f"--data {archive}: HAM10000_images_part_1/, HAM10000_images_part_2/, ham10000_images_part_1/ ... "
+                    "are parts of one set: its images labelled by HAM10000_metadata.csv"]  # fmt: skip
+    with pytest.raises(NoTestSplit):
+        open_catalog(str(archive), split="test")
+    given = open_catalog(str(archive), csv_opt=str(tmp_path / "ham10000" / "HAM10000_metadata.csv"))
+    assert given.labels.tolist() == cat.labels.tolist()
+    # a copy that is not one (other bytes, the same size): refused, as in the folder
+    other = tmp_path / "ham10000" / "ham10000_images_part_2" / f"{names[4]}.jpg"
+    other.write_bytes(other.read_bytes()[:-2] + b"\x00\x00")
+    pack()
+    with pytest.raises(DataError, match=rf"row 6 names '{names[4]}', which is HAM10000_images_part_2/{names[4]}\.jpg "
+                       rf"and ham10000_images_part_2/{names[4]}\.jpg"):  # fmt: skip
+        open_catalog(str(archive))
