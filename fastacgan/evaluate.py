@@ -164,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         origin = {}  # (where, split) -> the set read in its place (the held-out set beside a training set)
 
         def real(where: str, opt: str, split: str = "train", csv: str = "", held_out: bool = False):
+            named = lambda m: say(re.sub(r"--data(?![-\w])", opt, m))  # (the data forms' lines name --data)
             try:
                 cat = open_catalog(where, csv, cfg["csv_image_col"], cfg["csv_label_col"], cfg["classes"],
-                                   a.max_images, 0, g.spec.image_size, say, split)  # fmt: skip
+                                   a.max_images, 0, g.spec.image_size, named, split)  # fmt: skip
             except DataError as e:  # the data forms name --data: here it may be --test-data
                 hint = f" {RUNS_DATA}" if where == data and not a.data and split == "train" else ""
                 why = str(e).split(ONE_CLASS)[0]  # (the run's classes, not one: no hint to train on them so)

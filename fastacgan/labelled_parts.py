@@ -20,10 +20,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, extension, hidden, is_image
+from .folders import unwrapped
 from .hints import labels_beside, rank_lists
 from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
 from .pixel_csv import holds_pixel_rows, pixel_rows_head
-from .splits import pick_split, split_note, split_word
+from .splits import part_list, pick_split, split_note, split_word
 
 
 def _part_list(names: list[str], has_dirs: bool) -> str | None:
@@ -125,7 +126,8 @@ def root_metadata(root: Path, subs: dict[str, Path]) -> Path | None:
 def parts_catalog(root: Path, data: str, split: str, image_col: str, label_col: str,
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """The part of `split` of folder root split into parts labelled by CSVs: each by its own (part_csvs), all by one
-    beside them (root_metadata, _csv_beside), or parts of one set beside its labels (_parts_of_one); else None."""
+    beside them (root_metadata, _csv_beside), parts of one set beside its labels (_parts_of_one), or a held-out part
+    by a list named as it (_listed_held_out); else None."""
     with os.scandir(root) as it:  # (the entries' kinds without a stat each: a folder of 100,000 images alone)
         subs = {e.name: Path(e.path) for e in it if e.is_dir() and not hidden(e.name)}
     if not subs:
@@ -134,9 +136,10 @@ def parts_catalog(root: Path, data: str, split: str, image_col: str, label_col: 
         part = _pick(data, labelled, split, log)
         return csv_catalog(root / part, labelled[part], image_col, label_col)
     if (meta := root_metadata(root, subs)) is None:
-        if (cat := _csv_beside(root, data, subs, split, image_col, label_col, log)) is not None:
-            return cat
-        return _parts_of_one(root, data, subs, split, image_col, label_col, log)
+        for form in (_csv_beside, _parts_of_one, _listed_held_out):
+            if (cat := form(root, data, subs, split, image_col, label_col, log)) is not None:
+                return cat
+        return None
     cat = csv_catalog(root, meta, image_col, label_col)  # every part's images that it lists, then the split's
     of = [Path(n).relative_to(root).parts[0] for n in cat.names]
     part = _pick(data, dict.fromkeys(of), split, log)
@@ -233,6 +236,28 @@ def _archive_parts_of_one(path: Path, got, top: str, parts: list[str], image_col
         return None
     log(_of_one_note(path, parts, PurePosixPath(csvs[0].name).name))
     return _members_catalog(path, got, top, csvs[0], image_col, label_col)
+
+
+def _listed_held_out(root: Path, data: str, subs: dict[str, Path], split: str, image_col: str, label_col: str,
+                     log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """Tiny ImageNet's val/ (val/images/*.JPEG) labelled by val/val_annotations.txt; Kaggle's ImageNet's val/ by
+    LOC_val_solution.csv: where no held-out part of a set split into parts of class folders holds the training
+    part's classes, the held-out part that a list named as it labels (splits.part_list), said; else None. (It was
+    read as a class, images, which fastacgan.evaluate refused, naming the options that read it.)"""
+    if split == "train" or (found := part_list(root)) is None:
+        return None
+    classes = lambda n: {p.name for p in unwrapped(subs[n]).iterdir() if p.is_dir() and not hidden(p.name)}
+    train, about = pick_split(list(subs), "train")
+    held = pick_split(list(subs), split, classes)[0]
+    if not (known := classes(train)) or (held is not None and classes(held) & known):
+        return None  # (a held-out part of class folders, the training part's: read as such)
+    part, listed = found
+    try:  # (a list that labels none, or not these images: the part as it was, and evaluate's hint naming the list)
+        cat = csv_catalog(subs[part], listed, image_col, label_col, guess=False)
+    except DataError:
+        return None
+    log(f"{split_note(data, about, part, split)}, its images labelled by {listed}")
+    return cat
 
 
 def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,

@@ -19,9 +19,9 @@ from .data import Catalog, DataError, Files, folder_name, is_image, labels_from
 from .folders import walk
 
 # a label column by its name, in any case (NIH ChestX-ray14's Data_Entry_2017.csv: "Finding Labels"; PAD-UFES-20's
-# diagnostic; GTSRB's ClassId)
+# diagnostic; GTSRB's ClassId; Kaggle's ImageNet's boxes, PredictionString: n01751748 111 68 289 228, its class first)
 LABEL_COLUMNS = ("label", "labels", "target", "class", "category", "diagnosis", "dx", "finding labels", "diagnostic",
-                 "classid", "class_id")  # fmt: skip
+                 "classid", "class_id", "predictionstring")  # fmt: skip
 
 
 def find_csv(root: Path, csv_opt: str) -> Path | None:

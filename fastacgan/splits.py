@@ -131,15 +131,23 @@ def held_out_sibling(path: Path) -> Path | None:
 
 def listed_part(data: str) -> str:
     """Where a folder split into parts holds no held-out part of class folders, one whose labels may be in a list
-    named as that part (Tiny ImageNet's val/ and val/val_annotations.txt; Kaggle's ImageNet: Data/CLS-LOC/val/ and
-    LOC_val_solution.csv three folders above): the options that read it; "" where there is none."""
+    named as that part (part_list): the options that read it; "" where there is none."""
     from .folders import unwrapped  # (folders imports this module)
 
     root = Path(data).expanduser()
-    root = unwrapped(root) if root.is_dir() else None
-    parts = [p.name for p in root.iterdir() if p.is_dir() and not hidden(p.name)] if root else []
-    if pick_split(parts, "train")[0] is None:
+    if not root.is_dir() or (found := part_list(root := unwrapped(root))) is None:
         return ""
+    part, lst = found
+    return f"; {part}/ may be labelled by {lst.name}: --test-data {root / part} --test-csv {lst}"
+
+
+def part_list(root: Path) -> tuple[str, Path] | None:
+    """Of a folder split into parts, a held-out part (val/ first) and a list named as it, in it, beside it or up to
+    three folders above (Tiny ImageNet's val/ and val/val_annotations.txt; Kaggle's ImageNet: Data/CLS-LOC/val/ and
+    LOC_val_solution.csv three folders above); None where there is none."""
+    parts = [p.name for p in root.iterdir() if p.is_dir() and not hidden(p.name)]
+    if pick_split(parts, "train")[0] is None:
+        return None
     kind = lambda n: (split_word(n) or "")[:3]  # noqa: E731 - val, valid, validation: one kind
     for part in sorted((n for n in parts if split_word(n) in TEST_SPLITS), key=lambda n: (kind(n) != "val", n)):
         for d in (root / part, root, *list(root.parents)[:3]):
@@ -148,8 +156,8 @@ def listed_part(data: str) -> str:
             except OSError:  # (a folder above that this user may not list)
                 continue
             if found := [f for f in lists if kind(f.stem) == kind(part)]:
-                return f"; {part}/ may be labelled by {found[0].name}: --test-data {root / part} --test-csv {found[0]}"
-    return ""
+                return part, found[0]
+    return None
 
 
 def files_of(files: list[Path], split: str, where: Path, split_of: Callable[[Path], str], kind: str) -> list[Path]:

@@ -2274,7 +2274,8 @@ def test_caltech101s_clutter_is_passed_over_as_torchvision_passes_it_over(tmp_pa
 def test_gtsrb_as_kaggle_ships_it(tmp_path):
     """GTSRB on Kaggle: Train/<class id>/, Test/ (images alone, labelled by Test.csv beside it) and Meta/ (one
     pictogram a class), with Train.csv, Test.csv, Meta.csv. Meta, Test and Train were the classes (a warning said
-    so). Meta/ is passed over as a part of no training images; the held-out Test/ names Test.csv to give."""
+    so). Meta/ is passed over as a part of no training images; the held-out Test/ is read labelled by Test.csv, said
+    (it was an error naming Test.csv to give)."""
     root = tmp_path / "gtsrb"
     make_folder(root / "Train", n_per_class=2, size=(8, 8))
     make_folder(root / "Meta", n_per_class=1, size=(8, 8))
@@ -2289,9 +2290,11 @@ def test_gtsrb_as_kaggle_ships_it(tmp_path):
     train = open_catalog(str(root), log=said.append)
     assert train.class_names == list(CLASSES) and len(train) == 6 and all("/gtsrb/Train/" in n for n in train.names)
     assert said == [f"--data {root}: split into Meta, Test, Train; training on Train/"]
-    with pytest.raises(DataError, match=r"gtsrb/Test: no class folders found \(it holds 3 loose images\).*If a CSV "
-                       r"labels them, give it: --data .*gtsrb/Test --csv Test.csv$"):  # fmt: skip
-        open_catalog(str(root), split="test")
+    said.clear()
+    held = open_catalog(str(root), split="test", log=said.append)
+    assert held.class_names == list(CLASSES) and held.labels.tolist() == [0, 1, 2]
+    assert said == [f"--data {root}: split into Meta, Test, Train; held out: Test/, its images labelled by "
+                    f"{root / 'Test.csv'}"]  # fmt: skip
     held = open_catalog(str(root / "Test"), csv_opt="Test.csv")
     assert held.class_names == list(CLASSES) and len(held) == 3
 
@@ -2770,3 +2773,36 @@ def test_ham10000_zipped_as_kaggle_ships_it(tmp_path, form):
     with pytest.raises(DataError, match=rf"row 6 names '{names[4]}', which is HAM10000_images_part_2/{names[4]}\.jpg "
                        rf"and ham10000_images_part_2/{names[4]}\.jpg"):  # fmt: skip
         open_catalog(str(archive))
+
+
+def test_tiny_imagenets_held_out_part_is_labelled_by_its_list(tmp_path):
+    """Tiny ImageNet: train/<wnid>/images/*.JPEG, val/images/ labelled by val/val_annotations.txt (no header: name,
+    wnid, box), test/images/ unlabelled. Its test split was test/, one class named images (fastacgan.evaluate then
+    named the options that read val/); now val/, labelled by the list, said. A list that labels none (a column of
+    notes) or a held-out part of the training part's class folders is read as before."""
+    root = tmp_path / "tiny-imagenet-200"
+    wnids = ["n01443537", "n01629819", "n01641577"]
+    for k, w in enumerate(wnids):
+        (root / "train" / w / "images").mkdir(parents=True)
+        Image.new("RGB", (8, 8), (60 * k, 0, 0)).save(root / "train" / w / "images" / f"{w}_0.JPEG")
+        (root / "train" / w / f"{w}_boxes.txt").write_text(f"{w}_0.JPEG\t0\t0\t8\t8\n")
+    for part in ("val", "test"):
+        (root / part / "images").mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), (60 * (i % 3), 9, i)).save(root / part / "images" / f"{part}_{i}.JPEG")
+    assert open_catalog(str(root), split="test").class_names == ["images"]  # (no list: as before)
+    listed = root / "val" / "val_annotations.txt"
+    listed.write_text("".join(f"val_{i}.JPEG\t{wnids[i % 3]}\t0\t0\t8\t8\n" for i in range(4)))
+    said = []
+    held = open_catalog(str(root), split="test", log=said.append)
+    assert held.class_names == wnids and held.labels.tolist() == [0, 1, 2, 0]
+    assert [Path(n).name for n in held.names] == [f"val_{i}.JPEG" for i in range(4)]
+    assert said == [f"--data {root}: split into test, train, val; held out: val/, its images labelled by {listed}"]
+    assert open_catalog(str(root)).class_names == wnids  # (training: train/, the list not read)
+    listed.write_text("file,note\n" + "".join(f"val_{i}.JPEG,blurred\n" for i in range(4)))  # labels none
+    assert open_catalog(str(root), split="test").class_names == ["images"]
+    listed.write_text("".join(f"val_{i}.JPEG\t{wnids[i % 3]}\n" for i in range(4)))
+    shutil.rmtree(root / "val" / "images")
+    for w in wnids:  # a held-out part of the training part's class folders: read so, the list beside it aside
+        shutil.copytree(root / "train" / w, root / "val" / w)
+    assert open_catalog(str(root), split="test").labels.tolist() == [0, 1, 2]

@@ -432,8 +432,8 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     note = json.loads(capsys.readouterr().out)["discriminator_held_out"]
     assert note.startswith(f"no held-out images (--data {tmp_path / 'flat'}: only CIFAR batches")
     assert note.endswith("give them with --test-data")
-    # a held-out part of images alone, labelled by a CSV beside it (GTSRB's Test/ and Test.csv): the note named
-    # --data and --csv, which are the training data's options here
+    # a held-out part of images alone, labelled by a CSV beside it (GTSRB's Test/ and Test.csv): read so, said (a
+    # note named --test-data and --test-csv, the options that read it; before, --data and --csv)
     shutil.copytree(tmp_path / "flat", tmp_path / "gtsrb" / "Train")
     (tmp_path / "gtsrb" / "Test").mkdir()
     for i, img in enumerate(digits.images[:10, ..., 0].numpy()):
@@ -441,10 +441,14 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     (tmp_path / "gtsrb" / "Test.csv").write_text("Path,ClassId\n" + "".join(f"Test/{i:05d}.png,{digits.labels[i]}\n"
                                                                              for i in range(10)))  # fmt: skip
     assert evaluate_main([*args, "--data", str(tmp_path / "gtsrb")]) == 0
-    note = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    out, err = capsys.readouterr()
+    held = json.loads(out)["discriminator_held_out"]
+    assert held["data"] == f"{tmp_path / 'gtsrb'} (its test split)" and held["images"] == 10
+    assert (
+        f"--data {tmp_path / 'gtsrb'}: split into Test, Train; held out: Test/, its images labelled by "
+        f"{tmp_path / 'gtsrb' / 'Test.csv'}\n"
+    ) in err
     gt_test = tmp_path / "gtsrb" / "Test"
-    assert note.endswith(f"If a CSV labels them, give it: --test-data {gt_test} --test-csv Test.csv); give them with "
-                         "--test-data")  # fmt: skip
     assert evaluate_main([*args, "--data", str(tmp_path / "gtsrb"), "--test-data", str(gt_test), "--test-csv",
                           "Test.csv"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["discriminator_held_out"]["images"] == 10
@@ -567,16 +571,18 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     (tiny / "val" / "val_annotations.txt").write_text("".join(  # no header, tab-separated: name, label, box
         f"val_{k}.png\t{p.parent.name}\t0\t0\t8\t8\n"
         for k, p in enumerate(sorted((tmp_path / "split" / "test").rglob("*.png")))))  # fmt: skip
-    assert evaluate_main([*args, "--data", str(tiny)]) == 0  # the note names the options that read it
+    monkeypatch.setattr(evaluate_mod, "score_discriminator", lambda d, x, y, **kw: seen.append(y) or real_score(
+        d, x, y, **kw))  # fmt: skip
     listed = tiny / "val" / "val_annotations.txt"
-    assert json.loads(capsys.readouterr().out)["discriminator_held_out"].endswith(
-        f"give them with --test-data; val/ may be labelled by val_annotations.txt: --test-data {tiny / 'val'} "
-        f"--test-csv {listed}")  # fmt: skip
-    assert evaluate_main([*args, "--data", str(tiny), "--test-data", str(tiny)]) == 2  # (its test split: test/images/)
-    err = capsys.readouterr().err  # (it read the training part, scored as held out: what D trained on)
-    assert f"error: --test-data {tiny}: classes ['images'] differ from the checkpoint's" in err
-    assert err.endswith(f"; val/ may be labelled by val_annotations.txt: --test-data {tiny / 'val'} --test-csv "
-                        f"{listed}\n")  # fmt: skip
+    for test_data in ([], ["--test-data", str(tiny)]):  # val/ read labelled by it, said (it was the note below, naming
+        seen.clear()  # the options that read it; and --test-data tiny: "classes ['images'] differ", test/images/)
+        assert evaluate_main([*args, "--data", str(tiny), *test_data]) == 0
+        out, err = capsys.readouterr()
+        held = json.loads(out)["discriminator_held_out"]
+        assert held["images"] == len(want) and sorted(seen[0].tolist()) == want
+        assert held["data"] == f"{tiny} (its test split)"  # (the line names the option: it said --data)
+        opt = "--test-data" if test_data else "--data"
+        assert f"{opt} {tiny}: split into test, train, val; held out: val/, its images labelled by {listed}\n" in err
     cls_loc = tmp_path / "kimg" / "ILSVRC" / "Data" / "CLS-LOC"  # Kaggle's ImageNet: val/ and test/ flat, the list
     shutil.copytree(tiny / "val" / "images", cls_loc / "val")  # three folders up (flat: no hint to train on them)
     shutil.copytree(tiny / "test" / "images", cls_loc / "test")
@@ -588,10 +594,15 @@ def test_evaluate_scores_d_on_held_out_images(run_dir, tmp_path, capsys, monkeyp
     assert err.endswith(f"; val/ may be labelled by LOC_val_solution.csv: --test-data {cls_loc / 'val'} --test-csv "
                         f"{tmp_path / 'kimg' / 'LOC_val_solution.csv'}\n")  # fmt: skip
     cli = ["--data", str(tiny), "--test-data", str(tiny / "val"), "--test-csv", str(listed)]
-    monkeypatch.setattr(evaluate_mod, "score_discriminator", lambda d, x, y, **kw: seen.append(y) or real_score(
-        d, x, y, **kw))  # fmt: skip
     seen.clear()
     assert evaluate_main([*args, *cli]) == 0
+    held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
+    assert held["images"] == len(want) and sorted(seen[0].tolist()) == want
+    (tmp_path / "kimg" / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "".join(  # the list's rows:
+        f"val_{k},{p.parent.name} 0 0 8 8\n"  # read so, the class the first word of each box
+        for k, p in enumerate(sorted((tmp_path / "split" / "test").rglob("*.png")))))  # fmt: skip
+    seen.clear()
+    assert evaluate_main([*args, "--data", str(cls_loc)]) == 0
     held = json.loads(capsys.readouterr().out)["discriminator_held_out"]
     assert held["images"] == len(want) and sorted(seen[0].tolist()) == want
 
