@@ -24,7 +24,7 @@ from .folders import unwrapped
 from .hints import labels_beside, rank_lists
 from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
 from .pixel_csv import holds_pixel_rows, pixel_rows_head
-from .splits import part_list, pick_split, split_note, split_word
+from .splits import folder_lists, part_list, pick_split, split_note, split_word
 
 
 def _part_list(names: list[str], has_dirs: bool) -> str | None:
@@ -241,23 +241,50 @@ def _archive_parts_of_one(path: Path, got, top: str, parts: list[str], image_col
 def _listed_held_out(root: Path, data: str, subs: dict[str, Path], split: str, image_col: str, label_col: str,
                      log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """Tiny ImageNet's val/ (val/images/*.JPEG) labelled by val/val_annotations.txt; Kaggle's ImageNet's val/ by
-    LOC_val_solution.csv: where no held-out part of a set split into parts of class folders holds the training
-    part's classes, the held-out part that a list named as it labels (splits.part_list), said; else None. (It was
-    read as a class, images, which fastacgan.evaluate refused, naming the options that read it.)"""
-    if split == "train" or (found := part_list(root)) is None:
-        return None
+    LOC_val_solution.csv; GTSRB's Test/ by Test.csv: in a folder, _held_out_by_list."""
     classes = lambda n: {p.name for p in unwrapped(subs[n]).iterdir() if p.is_dir() and not hidden(p.name)}
-    train, about = pick_split(list(subs), "train")
-    held = pick_split(list(subs), split, classes)[0]
+    read = lambda part, listed: csv_catalog(subs[part], listed, image_col, label_col, guess=False)
+    return _held_out_by_list(data, list(subs), split, classes, folder_lists(root), read, log)
+
+
+def _held_out_by_list(data, parts: list[str], split: str, classes: Callable[[str], set], lists_in: Callable,
+                      read: Callable, log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """Where no held-out part of a set split into parts of class folders (classes: a part's name -> its folders'
+    names) holds the training part's classes, the held-out part that a list named as it labels (splits.part_list;
+    read: the part's name, the list -> its Catalog), said; else None. (It was read as a class, images, which
+    fastacgan.evaluate refused, naming the options that read it.)"""
+    if split == "train" or (found := part_list(parts, lists_in)) is None:
+        return None
+    train, about = pick_split(parts, "train")
+    held = pick_split(parts, split, classes)[0]
     if not (known := classes(train)) or (held is not None and classes(held) & known):
         return None  # (a held-out part of class folders, the training part's: read as such)
     part, listed = found
     try:  # (a list that labels none, or not these images: the part as it was, and evaluate's hint naming the list)
-        cat = csv_catalog(subs[part], listed, image_col, label_col, guess=False)
+        cat = read(part, listed)
     except DataError:
         return None
     log(f"{split_note(data, about, part, split)}, its images labelled by {listed}")
     return cat
+
+
+def _archive_held_out_by_list(path: Path, got, top: str, parts: list[str], split: str, image_col: str,
+                              label_col: str, log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """_held_out_by_list in an archive (got: its archives.Listing): tiny-imagenet-200.zip as it is downloaded, its
+    lists in the part, beside it or in any folder above."""
+    if split == "train":  # (before a pass over the names)
+        return None
+    folders: dict[str, set] = {p: set() for p in parts}
+    for n in (n[len(top) :] for n in got.names if n.startswith(top)):
+        part, _, rel = n.partition("/")
+        if part in folders and "/" in rel:
+            folders[part].add(rel.partition("/")[0])
+    above = [top[: i + 1] for i, c in enumerate(top) if c == "/"][::-1] + [""]  # (top/, its folders above, the root)
+    lists_in = lambda part: [n for at in (f"{top}{part}/", *above) for n in sorted(got.lists)
+                             if n.startswith(at) and "/" not in n[len(at) :]]  # fmt: skip
+    read = lambda part, listed: _members_catalog(path, got, f"{top}{part}/", Member(path, listed, got), image_col,
+                                                 label_col, guess=False)  # fmt: skip
+    return _held_out_by_list(path, parts, split, folders.__getitem__, lists_in, read, log)
 
 
 def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,
@@ -269,7 +296,10 @@ def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image
     if of_one_set(parts):
         return _archive_parts_of_one(path, got, top, parts, image_col, label_col, log) if split == "train" else None
     if (labelled := _archive_part_csvs(path, got, top, parts)) is None:
-        return _archive_csv_beside(path, got, top, parts, split, image_col, label_col, log)
+        for form in (_archive_csv_beside, _archive_held_out_by_list):
+            if (cat := form(path, got, top, parts, split, image_col, label_col, log)) is not None:
+                return cat
+        return None
     part = _pick(path, labelled, split, log)
     return _members_catalog(path, got, f"{top}{part}/", labelled[part], image_col, label_col)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS, DataError, NoTestSplit, folder_name, hidden
 
@@ -135,29 +135,47 @@ def listed_part(data: str) -> str:
     from .folders import unwrapped  # (folders imports this module)
 
     root = Path(data).expanduser()
-    if not root.is_dir() or (found := part_list(root := unwrapped(root))) is None:
+    if not root.is_dir():
+        return ""
+    root = unwrapped(root)
+    parts = [p.name for p in root.iterdir() if p.is_dir() and not hidden(p.name)]
+    if (found := part_list(parts, folder_lists(root))) is None:
         return ""
     part, lst = found
     return f"; {part}/ may be labelled by {lst.name}: --test-data {root / part} --test-csv {lst}"
 
 
-def part_list(root: Path) -> tuple[str, Path] | None:
-    """Of a folder split into parts, a held-out part (val/ first) and a list named as it, in it, beside it or up to
-    three folders above (Tiny ImageNet's val/ and val/val_annotations.txt; Kaggle's ImageNet: Data/CLS-LOC/val/ and
-    LOC_val_solution.csv three folders above); None where there is none."""
-    parts = [p.name for p in root.iterdir() if p.is_dir() and not hidden(p.name)]
+LISTS = (".csv", ".tsv", ".txt")  # a part's list of labels (part_list)
+
+
+def part_list(parts: list[str], lists_in: Callable[[str], list]) -> tuple[str, object] | None:
+    """Of a set split into parts (their names), a held-out part (val/ first) and a list named as it (Tiny ImageNet's
+    val/ and val/val_annotations.txt; Kaggle's ImageNet: Data/CLS-LOC/val/ and LOC_val_solution.csv three folders
+    above); lists_in: a held-out part -> the lists where its own may be (paths, or an archive's member names),
+    nearest first. None where there is none."""
     if pick_split(parts, "train")[0] is None:
         return None
     kind = lambda n: (split_word(n) or "")[:3]  # noqa: E731 - val, valid, validation: one kind
     for part in sorted((n for n in parts if split_word(n) in TEST_SPLITS), key=lambda n: (kind(n) != "val", n)):
+        if found := [f for f in lists_in(part) if PurePosixPath(f).suffix.lower() in LISTS
+                     and kind(PurePosixPath(f).stem) == kind(part)]:  # fmt: skip
+            return part, found[0]
+    return None
+
+
+def folder_lists(root: Path) -> Callable[[str], list[Path]]:
+    """part_list's lists_in for a folder's parts: the lists in the part, beside it or up to three folders above."""
+
+    def lists_in(part: str) -> list[Path]:
+        found = []
         for d in (root / part, root, *list(root.parents)[:3]):
             try:
-                lists = sorted(f for f in d.iterdir() if f.suffix.lower() in (".csv", ".tsv", ".txt") and f.is_file())
+                found += sorted(f for f in d.iterdir() if f.suffix.lower() in LISTS and f.is_file())
             except OSError:  # (a folder above that this user may not list)
                 continue
-            if found := [f for f in lists if kind(f.stem) == kind(part)]:
-                return part, found[0]
-    return None
+        return found
+
+    return lists_in
 
 
 def files_of(files: list[Path], split: str, where: Path, split_of: Callable[[Path], str], kind: str) -> list[Path]:

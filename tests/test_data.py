@@ -2778,8 +2778,9 @@ def test_ham10000_zipped_as_kaggle_ships_it(tmp_path, form):
 def test_tiny_imagenets_held_out_part_is_labelled_by_its_list(tmp_path):
     """Tiny ImageNet: train/<wnid>/images/*.JPEG, val/images/ labelled by val/val_annotations.txt (no header: name,
     wnid, box), test/images/ unlabelled. Its test split was test/, one class named images (fastacgan.evaluate then
-    named the options that read val/); now val/, labelled by the list, said. A list that labels none (a column of
-    notes) or a held-out part of the training part's class folders is read as before."""
+    named the options that read val/); now val/, labelled by the list, said; so in the zip it is downloaded as. A
+    list that labels none (a column of notes) or a held-out part of the training part's class folders is read as
+    before."""
     root = tmp_path / "tiny-imagenet-200"
     wnids = ["n01443537", "n01629819", "n01641577"]
     for k, w in enumerate(wnids):
@@ -2799,6 +2800,13 @@ def test_tiny_imagenets_held_out_part_is_labelled_by_its_list(tmp_path):
     assert [Path(n).name for n in held.names] == [f"val_{i}.JPEG" for i in range(4)]
     assert said == [f"--data {root}: split into test, train, val; held out: val/, its images labelled by {listed}"]
     assert open_catalog(str(root)).class_names == wnids  # (training: train/, the list not read)
+    shutil.make_archive(str(tmp_path / "tiny-imagenet-200"), "zip", tmp_path, root.name)  # as it is downloaded
+    said.clear()
+    zipped = open_catalog(str(tmp_path / "tiny-imagenet-200.zip"), split="test", log=said.append)
+    assert zipped.class_names == wnids and zipped.labels.tolist() == [0, 1, 2, 0]
+    assert [zipped.read_bytes(i) for i in range(4)] == [held.read_bytes(i) for i in range(4)]
+    assert said[-1] == (f"--data {tmp_path / 'tiny-imagenet-200.zip'}: split into test, train, val; held out: val/, "
+                        "its images labelled by tiny-imagenet-200/val/val_annotations.txt")  # fmt: skip
     listed.write_text("file,note\n" + "".join(f"val_{i}.JPEG,blurred\n" for i in range(4)))  # labels none
     assert open_catalog(str(root), split="test").class_names == ["images"]
     listed.write_text("".join(f"val_{i}.JPEG\t{wnids[i % 3]}\n" for i in range(4)))
