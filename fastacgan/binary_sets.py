@@ -9,7 +9,8 @@ without torchvision or scipy.
   `.../train_X.bin`. Its `unlabeled_X.bin` has no labels, which an AC-GAN needs.
 - Oxford 102 Flowers: `root/flowers-102/` with `jpg/image_00001.jpg` ... and `imagelabels.mat`: all 8,189 images
   (a GAN's data: setid.mat's train/val/test split is a classifier's). `--data root` or `root/flowers-102`.
-- Oxford-IIIT Pet, Food-101, FGVC-Aircraft, CUB-200-2011 and DTD: fastacgan/listed_sets.py.
+- Oxford-IIIT Pet, Food-101, FGVC-Aircraft, CUB-200-2011 and DTD: fastacgan/listed_sets.py; Stanford Cars:
+  fastacgan/stanford_cars.py.
 - USPS and SEMEION: `usps.bz2` / `usps.t.bz2`, `semeion.data` in torchvision's root (fastacgan/usps.py).
 - An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
   beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
@@ -17,122 +18,20 @@ without torchvision or scipy.
 - QMNIST: `root/QMNIST/raw/qmnist-train-images-idx3-ubyte.gz` and `qmnist-train-labels-idx2-int.gz` (int32 rows of
   8, the digit first); `qmnist-test-*` the test split. `--data root`, `root/QMNIST` or the images file.
 
-The MAT reader takes what MATLAB's `save` (and scipy's `savemat`) writes in the version 5 format, compressed or
-not: numeric matrices by name, each read in the class it was saved as (MATLAB stores a double array of whole
-numbers in the smallest integer type that holds them). MATLAB 7.3 files are HDF5 and are refused by name.
+The MAT reader: fastacgan/mat_file.py.
 """
 
 from __future__ import annotations
 
 import re
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from . import downsampled_imagenet, hf_sets, listed_sets, lmdb_sets, tfrecords, usps
+from . import downsampled_imagenet, hf_sets, listed_sets, lmdb_sets, stanford_cars, tfrecords, usps
 from .data import Catalog, DataError, NoTestSplit, file_safe
 from .listed_sets import Folder, split_missing
-
-# ------------------------------------------------------------------------------------------------ MAT version 5
-
-_MI = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8"}  # data types
-_MX = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2", 12: "i4", 13: "u4", 14: "i8", 15: "u8"}  # classes
-_MI_MATRIX, _MI_COMPRESSED, _COMPLEX = 14, 15, 0x800
-
-
-def _element(buf, pos: int, order: str) -> tuple[int, int, int, int]:
-    """(type, size in bytes, where its data starts, where the next element starts) of the data element at pos.
-    A small element (at most 4 bytes) keeps its size in the tag's upper 16 bits and its data in the tag's second
-    word; the data of the others is padded to 8 bytes."""
-    (word,) = struct.unpack_from(order + "I", buf, pos)
-    if word >> 16:
-        return word & 0xFFFF, word >> 16, pos + 4, pos + 8
-    typ, size = struct.unpack_from(order + "II", buf, pos)
-    return typ, size, pos + 8, pos + 8 + size + (-size % 8)
-
-
-def _matrix(buf, order: str, where: str) -> tuple[str, np.ndarray | None]:
-    """(name, array) of the miMATRIX element at the start of buf; the array is None for what is not a real
-    numeric matrix (a cell, a struct, text, a sparse or complex matrix)."""
-    typ, size, pos, _ = _element(buf, 0, order)
-    if typ != _MI_MATRIX:
-        raise DataError(f"{where}: a variable of data type {typ}, not a matrix: not a MATLAB 5 file as saved")
-    _, _, at, pos = _element(buf, pos, order)  # array flags: the class in the low byte
-    (flags,) = struct.unpack_from(order + "I", buf, at)
-    typ, n, at, pos = _element(buf, pos, order)  # dimensions
-    dims = struct.unpack_from(f"{order}{n // 4}i", buf, at)
-    _, n, at, pos = _element(buf, pos, order)  # the name
-    name = bytes(buf[at : at + n]).decode("ascii", "replace")
-    cls = flags & 0xFF
-    if cls not in _MX or flags & _COMPLEX:
-        return name, None
-    typ, n, at, _ = _element(buf, pos, order)  # the real part, stored as `typ`, read as its class
-    if typ not in _MI:
-        raise DataError(f"{where}: variable {name!r} is stored as data type {typ}, which MATLAB 5 files do not use")
-    data = np.frombuffer(buf, order + _MI[typ], count=n // np.dtype(_MI[typ]).itemsize, offset=at)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"{where}: variable {name!r} holds {data.size} values for its size {list(dims)}: damaged")
-    return name, data.astype(_MX[cls], copy=False).reshape(dims, order="F")
-
-
-def read_mat(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The numeric matrices of a MATLAB 5 .mat file that are named in `names` (the others are not decompressed
-    further than their names), as numpy arrays of their MATLAB shapes; and the names of the variables it read
-    (all of the file's where one of `names` is missing)."""
-    try:
-        blob = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"--data {path}: cannot read ({e})") from e
-    return _read_mat(memoryview(blob), names, str(path))
-
-
-def _read_mat(buf: memoryview, names: tuple[str, ...], where: str) -> tuple[dict[str, np.ndarray], list[str]]:
-    head = bytes(buf[:128])
-    if head.startswith(b"MATLAB 7.3"):
-        raise DataError(f"--data {where}: a MATLAB 7.3 (HDF5) file, which is not read here; in MATLAB, save it again "
-                        "with save(..., '-v7')")  # fmt: skip
-    if len(head) < 128 or not head.startswith(b"MATLAB") or head[126:128] not in (b"IM", b"MI"):
-        raise DataError(f"--data {where}: not a MATLAB 5 .mat file (its first bytes: {head[:20]!r})")
-    order = "<" if head[126:128] == b"IM" else ">"
-    out, seen, pos = {}, [], 128
-    try:
-        while pos + 8 <= len(buf) and len(out) < len(names):
-            typ, size, start, _ = _element(buf, pos, order)
-            body = buf[start : start + size]
-            if typ == _MI_COMPRESSED:  # its tag, flags, dimensions and name come first: 256 bytes hold them
-                name = _matrix_name(zlib.decompressobj().decompress(body[:65536], 256), order)  # (no copy of the rest)
-                if name in names:
-                    body = memoryview(zlib.decompress(body))
-            else:
-                body = buf[pos : start + size]
-                name = _matrix_name(body, order)
-            seen.append(name)
-            if name in names:
-                name, array = _matrix(body, order, where)
-                if array is None:
-                    raise DataError(f"--data {where}: variable {name!r} is not a real numeric matrix")
-                out[name] = array
-            pos = start + size + (0 if typ == _MI_COMPRESSED else -size % 8)
-    except DataError:
-        raise
-    except (struct.error, zlib.error, ValueError) as e:  # ValueError: numpy, on data cut short
-        raise DataError(f"--data {where}: cut short or damaged ({type(e).__name__}: {e})") from e
-    return out, seen
-
-
-def _matrix_name(buf, order: str) -> str:
-    """The name of the miMATRIX element at the start of buf (its tag, flags, dimensions, then the name); "" for an
-    element of another type."""
-    typ, _, pos, _ = _element(buf, 0, order)
-    if typ != _MI_MATRIX:
-        return ""
-    for _ in range(2):  # past the flags and the dimensions
-        pos = _element(buf, pos, order)[3]
-    _, n, at, _ = _element(buf, pos, order)
-    return bytes(buf[at : at + n]).decode("ascii", "replace")
-
+from .mat_file import read_mat
 
 # ------------------------------------------------------------------------------------------------ the sets
 
@@ -336,6 +235,7 @@ FOLDER_SETS = {
     "svhn": (has_svhn, svhn_in, "svhn"),
     "stl10": (has_stl, stl_in, "stl"),
     "flowers102": (has_flowers, flowers_in, "flower"),
+    "stanford_cars": (stanford_cars.has_cars, stanford_cars.cars_in, "car"),
     **listed_sets.SETS,  # Oxford-IIIT Pet, Food-101, FGVC-Aircraft, CUB-200-2011, DTD
     "emnist": (emnist_splits, emnist_in, "emnist"),
     "qmnist": (lambda d: _qmnist(d, "train") is not None, qmnist_in, "qmnist"),

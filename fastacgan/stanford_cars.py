@@ -1,0 +1,90 @@
+"""Stanford Cars (196 classes of cars: 8,144 training images, 8,041 test images) as it is downloaded, read as
+torchvision's StanfordCars reads it (its struct arrays of annotations in MATLAB files: fastacgan/mat_file.py):
+
+- torchvision's `root/stanford_cars/`: `cars_train/00001.jpg` ..., `cars_test/`, `devkit/cars_meta.mat` (the class
+  names), `devkit/cars_train_annos.mat` (`annotations`: fname, class 1..196, a box a car) and
+  `cars_test_annos_withlabels.mat` (the test images' classes: the devkit's `cars_test_annos.mat` has none);
+- Kaggle's copy (jessicali9530/stanford-cars-dataset): `cars_train/cars_train/`, `cars_test/cars_test/` and
+  `car_devkit/devkit/`;
+- the set's later release: `car_ims/000001.jpg` ... beside `cars_annos.mat` (`annotations`: relative_im_path,
+  class, test, 1 for a test image; and `class_names`).
+
+As an image folder it was refused ("class folder devkit holds no images"), its parts of images alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data import Catalog, DataError, NoTestSplit
+from .listed_sets import Folder, split_missing
+from .mat_file import read_mat
+
+TEST_LABELS = "cars_test_annos_withlabels.mat"
+
+
+def _devkit(d: Path) -> Path | None:
+    return next((d / r for r in ("devkit", "car_devkit/devkit", "car_devkit") if (d / r / "cars_meta.mat").is_file()),
+                None)  # fmt: skip
+
+
+def _images(d: Path, split: str) -> Path | None:
+    """The folder of a split's images: cars_train/, or Kaggle's cars_train/cars_train/."""
+    return next((d / r for r in (f"cars_{split}/cars_{split}", f"cars_{split}") if (d / r).is_dir()), None)
+
+
+def _release(d: Path) -> bool:  # car_ims/ beside cars_annos.mat
+    return (d / "cars_annos.mat").is_file() and (d / "car_ims").is_dir() and _images(d, "train") is None
+
+
+def has_cars(d: Path) -> bool:
+    return (_devkit(d) is not None and _images(d, "train") is not None) or _release(d)
+
+
+def _variable(path: Path, name: str, kind: str, fields: tuple[str, ...] = ()) -> list:
+    """A MATLAB file's struct array (kind "struct", whose elements have `fields`) or cell array of text ("text")."""
+    got, seen = read_mat(path, (name,), values=True)
+    value = got.get(name)
+    want = dict if kind == "struct" else str
+    if not isinstance(value, list) or not value or not all(isinstance(v, want) for v in value):
+        held = f"it has {type(value).__name__}" if name in got else f"its variables: {', '.join(seen) or 'none'}"
+        raise DataError(f"--data {path}: expected a {'struct' if kind == 'struct' else 'cell'} array {name!r} ({held})")
+    if missing := [f for f in fields if f not in value[0]]:
+        raise DataError(f"--data {path}: {name} has no field {', '.join(missing)} (its fields: {', '.join(value[0])})")
+    return value
+
+
+def _number(value) -> int:
+    return int(np.asarray(value).reshape(-1)[0])
+
+
+def cars_in(d: Path, split: str) -> Catalog:
+    """The images of `split` in Stanford Cars' folder d, labelled by their annotations (class i is class_names'
+    i-th), as torchvision's StanfordCars reads them; the test split where its labels are there (else NoTestSplit)."""
+    if _release(d):
+        annos = d / "cars_annos.mat"
+        rows = _variable(annos, "annotations", "struct", ("relative_im_path", "class", "test"))
+        names = _variable(annos, "class_names", "text")
+        rows = [r for r in rows if _number(r["test"]) == (split != "train")]
+        rels = [str(r["relative_im_path"]).replace("\\", "/") for r in rows]
+    else:
+        kit = _devkit(d)
+        names = _variable(kit / "cars_meta.mat", "class_names", "text")
+        annos = kit / "cars_train_annos.mat"
+        if split != "train":
+            annos = next((p for p in (d / TEST_LABELS, kit / TEST_LABELS, d.parent / TEST_LABELS) if p.is_file()), None)
+            if annos is None:
+                raise NoTestSplit(f"--data {d}: Stanford Cars' test images are labelled by {TEST_LABELS} (torchvision "
+                                  f"keeps it in stanford_cars/), which is not here ({kit.name}/cars_test_annos.mat "
+                                  "gives no classes)")  # fmt: skip
+        if (images := _images(d, split)) is None:
+            raise split_missing(split, f"--data {d}: no cars_{split}/ folder of Stanford Cars' {split} images")
+        rows = _variable(annos, "annotations", "struct", ("fname", "class"))
+        rels = [(images / str(r["fname"])).relative_to(d).as_posix() for r in rows]
+    labels = np.array([_number(r["class"]) - 1 for r in rows], dtype=np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        raise DataError(f"--data {annos}: classes numbered {labels.min() + 1} to {labels.max() + 1}, but "
+                        f"class_names names {len(names)}")  # fmt: skip
+    return Folder(d).catalog("stanford_cars", rels, labels, names, f"{annos.name} lists")
