@@ -50,6 +50,7 @@ from .splits import (
     parts_copies,
     pick_split,
     set_copies,
+    several_training,
     split_like,
     split_note,
     split_word,
@@ -327,8 +328,8 @@ def archive_catalog(path: Path, log: Callable[[str], None] = lambda msg: None, c
     part, about = pick_split(parts, split, folders)
     about += copied if about else ""
     top = "".join(f"{d}/" for d in dirs[keep[0]][:k])
-    if (about or of_one_set(parts)) and (cat := archive_parts(path, got, top, parts, split, image_col, label_col,
-                                                              log)) is not None:  # fmt: skip
+    if (about or of_one_set(parts) or several_training(parts)) and (cat := archive_parts(
+            path, got, top, parts, split, image_col, label_col, log)) is not None:  # fmt: skip
         cat.name = set_name  # (Roboflow's export zipped, HAM10000's: each part's images labelled by a CSV)
         return cat
     said()

@@ -19,12 +19,23 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, extension, hidden, is_image
+from .data import (
+    TEST_SPLITS,
+    TRAIN_SPLITS,
+    Catalog,
+    DataError,
+    NoTestSplit,
+    Picked,
+    extension,
+    hidden,
+    is_image,
+    labels_from,
+)
 from .folders import unwrapped
 from .hints import labels_beside, rank_lists
 from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
 from .pixel_csv import holds_pixel_rows, pixel_rows_head
-from .splits import folder_lists, part_list, pick_split, split_note, split_word
+from .splits import folder_lists, joined_parts, part_list, pick_split, split_note, split_word, training_parts
 
 
 def _part_list(names: list[str], has_dirs: bool) -> str | None:
@@ -127,7 +138,7 @@ def parts_catalog(root: Path, data: str, split: str, image_col: str, label_col: 
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """The part of `split` of folder root split into parts labelled by CSVs: each by its own (part_csvs), all by one
     beside them (root_metadata, _csv_beside), parts of one set beside its labels (_parts_of_one), or a held-out part
-    by a list named as it (_listed_held_out); else None."""
+    by a list named as it (_listed_held_out), or several training parts (splits.training_parts); else None."""
     with os.scandir(root) as it:  # (the entries' kinds without a stat each: a folder of 100,000 images alone)
         subs = {e.name: Path(e.path) for e in it if e.is_dir() and not hidden(e.name)}
     if not subs:
@@ -136,7 +147,7 @@ def parts_catalog(root: Path, data: str, split: str, image_col: str, label_col: 
         part = _pick(data, labelled, split, log)
         return csv_catalog(root / part, labelled[part], image_col, label_col)
     if (meta := root_metadata(root, subs)) is None:
-        for form in (_csv_beside, _parts_of_one, _listed_held_out):
+        for form in (_csv_beside, _parts_of_one, _listed_held_out, training_parts):
             if (cat := form(root, data, subs, split, image_col, label_col, log)) is not None:
                 return cat
         return None
@@ -287,6 +298,22 @@ def _archive_held_out_by_list(path: Path, got, top: str, parts: list[str], split
     return _held_out_by_list(path, parts, split, folders.__getitem__, lists_in, read, log)
 
 
+def _archive_training_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str,
+                            label_col: str, log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """splits.joined_parts in an archive (got: its archives.Listing): ImageNet-100's zip, each training part's
+    class folders read as the folder's are."""
+
+    def read_part(part: str) -> Catalog:
+        at = f"{top}{part}/"
+        hits = [i for i, n in enumerate(got.names) if n.startswith(at) and "/" in n[len(at) :]]
+        labels, names = labels_from([got.names[i][len(at) :].partition("/")[0] for i in hits])
+        return Catalog("", [f"{path}:{got.names[i]}" for i in hits], labels, names, Picked(got.read, hits),
+                       sources=[str(path)])  # fmt: skip
+
+    has = lambda part: any(n.startswith(f"{top}{part}/") and "/" in n[len(top) + len(part) + 1 :] for n in got.names)
+    return joined_parts(path, parts, split, read_part, has, log)
+
+
 def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """The part of `split` of an archive (got: its archives.Listing) of a set split into parts (top/train/ ...) each
@@ -296,7 +323,7 @@ def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image
     if of_one_set(parts):
         return _archive_parts_of_one(path, got, top, parts, image_col, label_col, log) if split == "train" else None
     if (labelled := _archive_part_csvs(path, got, top, parts)) is None:
-        for form in (_archive_csv_beside, _archive_held_out_by_list):
+        for form in (_archive_csv_beside, _archive_held_out_by_list, _archive_training_parts):
             if (cat := form(path, got, top, parts, split, image_col, label_col, log)) is not None:
                 return cat
         return None

@@ -9,7 +9,9 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS, DataError, NoTestSplit, folder_name, hidden
+import numpy as np
+
+from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, folder_name, hidden
 
 
 def flat_parts(data, parts: list[str], hint: str) -> None:
@@ -24,7 +26,11 @@ def split_like(data, deep: dict[str, bool], classes: list[str]) -> None:
     images lie in folders inside it) beside a folder that is no part (the chest X-ray download's chest_xray/ holds
     train/, test/, val/ and a copy of them all in chest_xray/chest_xray/): read as classes, a likely mistake."""
     if any(deep.get(c) for c in classes if split_word(c) in TRAIN_SPLITS):
-        other = [c for c in classes if c not in deep]
+        if not (other := [c for c in classes if c not in deep]):  # (train/ beside training/ of images alone)
+            trains = [c for c in classes if split_word(c) in TRAIN_SPLITS]
+            warnings.warn(f"--data {data}: {', '.join(sorted(deep))} are read as classes: {', '.join(trains)} are "
+                          "each named as the training part; give the one to train on", stacklevel=3)  # fmt: skip
+            return
         warnings.warn(f"--data {data}: {', '.join(sorted(deep))} are read as classes beside {', '.join(other[:3])}"
                       f"{' ...' if len(other) > 3 else ''}, which is no part of a set split into train/ and test/ or "
                       f"val/; if it is such a set, move {other[0]} out of {data}, or give the folder that holds only "
@@ -208,3 +214,58 @@ def set_name(d: Path, first: Path) -> str:
     while d.name.lower() in ("data", "plain_text", "default", *TRAIN_SPLITS, *TEST_SPLITS) and d.parent != d:
         d = d.parent
     return folder_name(d)
+
+
+def several_training(parts: list[str]) -> tuple[list[str], str | None] | None:
+    """(the training parts, the held-out part: test before val, or None) where the parts are all named as a split
+    set's and several as its training part (ImageNet-100's train.X1/ ... train.X4/ beside val.X/); else None."""
+    kinds = {n: split_word(n) for n in parts}
+    trains = sorted(n for n, k in kinds.items() if k in TRAIN_SPLITS)
+    if len(trains) < 2 or any(k not in (*TRAIN_SPLITS, *TEST_SPLITS) for k in kinds.values()):
+        return None
+    held = sorted((n for n in parts if kinds[n] in TEST_SPLITS), key=lambda n: (TEST_SPLITS.index(kinds[n]), n))
+    return trains, held[0] if held else None
+
+
+def joined_parts(data, parts: list[str], split: str, read_part: Callable[[str], Catalog],
+                 has_classes: Callable[[str], bool], log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """ImageNet-100 as Kaggle ships it: train.X1/ ... train.X4/ (a quarter of its classes each) beside val.X/, all
+    holding class folders (has_classes: a part's name -> whether): the training parts read as one set (read_part: a
+    part's name -> its Catalog), said, the held-out part held out; else None. (It was refused: the parts were read
+    as classes, and a warning about them failed.)"""
+    if (found := several_training(parts)) is None or not all(map(has_classes, found[0])):
+        return None  # (parts of images alone: said where the parts are read)
+    (trains, held), about = found, f"split into {', '.join(sorted(parts))}"
+    if split != "train":
+        if held is None:
+            raise NoTestSplit(f"--data {data}: {about}, none of them a test split ({', '.join(TEST_SPLITS)})")
+        log(split_note(data, about, held, split))
+        return read_part(held)
+    log(f"--data {data}: {about}; training on {', '.join(f'{n}/' for n in trains)}, together")
+    cats = [read_part(n) for n in trains]
+    names = sorted({c for cat in cats for c in cat.class_names})  # (a class in two parts: one class)
+    labels = np.concatenate([np.array([names.index(c) for c in cat.class_names])[cat.labels] for cat in cats])
+    return Catalog("", [n for cat in cats for n in cat.names], labels.astype(np.int64), names,
+                   _Joined([cat.read for cat in cats], [len(cat) for cat in cats]),
+                   sources=[s for cat in cats for s in cat.sources])  # fmt: skip
+
+
+class _Joined:
+    """i -> the bytes of image i of catalogs laid end to end (their readers, their sizes)."""
+
+    def __init__(self, reads: list[Callable[[int], bytes]], sizes: list[int]):
+        self.reads, self.ends = reads, np.cumsum(sizes)
+
+    def __call__(self, i: int) -> bytes:
+        k = int(np.searchsorted(self.ends, i, side="right"))
+        return self.reads[k](i - int(self.ends[k - 1] if k else 0))
+
+
+def training_parts(root: Path, data: str, subs: dict[str, Path], split: str, image_col: str, label_col: str,
+                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """joined_parts of a folder (subs: its folders); image_col, label_col: as labelled_parts.parts_catalog's other
+    forms take them."""
+    from .folders import folder_catalog, unwrapped  # (folders imports this module)
+
+    has = lambda n: any(p.is_dir() and not hidden(p.name) for p in unwrapped(subs[n]).iterdir())
+    return joined_parts(data, list(subs), split, lambda n: folder_catalog(unwrapped(subs[n]), log), has, log)

@@ -2814,3 +2814,42 @@ def test_tiny_imagenets_held_out_part_is_labelled_by_its_list(tmp_path):
     for w in wnids:  # a held-out part of the training part's class folders: read so, the list beside it aside
         shutil.copytree(root / "train" / w, root / "val" / w)
     assert open_catalog(str(root), split="test").labels.tolist() == [0, 1, 2]
+
+
+def test_imagenet_100_as_kaggle_ships_it(tmp_path):
+    """ImageNet-100 on Kaggle: train.X1/ ... train.X4/, a quarter of its classes each, beside val.X/ (all of them)
+    and Labels.json. It failed (IndexError) where a warning about parts read as classes found no other folder;
+    now the training parts are read as one set, said, val.X/ held out, in the folder and in its zip. Two folders
+    named as the training part, one of images alone, are classes, with a warning (it was the IndexError)."""
+    root = tmp_path / "imagenet100"
+    wnids = ["n01440764", "n01443537", "n01484850", "n01491361"]
+    for k in range(4):
+        for w in (wnids[k], wnids[(k + 1) % 4]):  # (a class in two parts is one class)
+            (root / f"train.X{k + 1}" / w).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (50 * k, 0, 0)).save(root / f"train.X{k + 1}" / w / f"{w}_{k}.JPEG")
+    for w in wnids:
+        (root / "val.X" / w).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / "val.X" / w / f"ILSVRC2012_val_{w}.JPEG")
+    (root / "Labels.json").write_text(json.dumps({w: f"class {w}" for w in wnids}))
+    shutil.make_archive(str(tmp_path / "archive"), "zip", root)  # (the zip Kaggle gives: the folder's contents)
+    for data in (root, tmp_path / "archive.zip"):
+        said = []
+        train = open_catalog(str(data), log=said.append)
+        assert train.class_names == wnids and train.labels.tolist() == [0, 1, 1, 2, 2, 3, 0, 3]
+        assert [n.replace(str(data), "").lstrip("/:").split("/")[0] for n in train.names] == [
+            f"train.X{k}" for k in (1, 1, 2, 2, 3, 3, 4, 4)]  # fmt: skip
+        assert decode_image(train.read_bytes(5), train.names[5], 8, 3)[0, 0, 0].item() in range(95, 106)  # X3: red 100
+        parts = "train.X1, train.X2, train.X3, train.X4, val.X"
+        assert said == [f"--data {data}: split into {parts}; training on train.X1/, train.X2/, train.X3/, train.X4/, "
+                        "together"]  # fmt: skip
+        said.clear()
+        held = open_catalog(str(data), split="test", log=said.append)
+        assert held.class_names == wnids and held.labels.tolist() == [0, 1, 2, 3]
+        assert said == [f"--data {data}: split into {parts}; held out: val.X/"]
+    odd = tmp_path / "odd"
+    make_folder(odd / "train", n_per_class=1, size=(8, 8))
+    (odd / "training").mkdir()
+    Image.new("RGB", (8, 8)).save(odd / "training" / "1.png")
+    with pytest.warns(UserWarning, match="train, training are read as classes: train, training are each named as the "
+                      "training part; give the one to train on"):  # fmt: skip
+        assert open_catalog(str(odd)).class_names == ["train", "training"]
