@@ -261,8 +261,9 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
     for n, r in enumerate(rows, start=1 if bare else 2):  # n: the row's line in the file (a header is line 1)
         key = csv_key(r[image_col] or "")
         hit = _look_up(index, key)
-        if isinstance(hit, Ambiguous) and same([index[rel] for rel in hit]):
-            hit = index[hit[0]]  # the same file twice (HAM10000 on Kaggle: each image part also in lower case)
+        found = [index[rel] for rel in hit] if isinstance(hit, Ambiguous) else []  # (a rel name may be another's name)
+        if found and not any(isinstance(f, Ambiguous) for f in found) and same(found):
+            hit = found[0]  # the same file twice (HAM10000 on Kaggle: each image part also in lower case)
         if isinstance(hit, Ambiguous):
             folders = " or ".join(dict.fromkeys(f"{where}/{Path(h).parent}".removesuffix("/.") for h in hit))
             which = f"{hit[0]} and {hit[1]}" if len(hit) == 2 else f"{hit[0]}, {hit[1]} and {len(hit) - 2} more"

@@ -2853,3 +2853,18 @@ def test_imagenet_100_as_kaggle_ships_it(tmp_path):
     with pytest.warns(UserWarning, match="train, training are read as classes: train, training are each named as the "
                       "training part; give the one to train on"):  # fmt: skip
         assert open_catalog(str(odd)).class_names == ["train", "training"]
+
+
+def test_a_csv_name_that_is_one_images_path_and_anothers_name_is_refused(tmp_path):
+    """x.png beside a/x.png, a CSV naming x: the name is both images'. In an archive that failed with a TypeError
+    (the check for copies was asked of the name's own lookup, itself ambiguous); it is refused naming both, as in
+    the folder."""
+    root = tmp_path / "set"
+    (root / "a").mkdir(parents=True)
+    for f in (root / "x.png", root / "a" / "x.png", root / "y.png"):
+        Image.new("RGB", (8, 8)).save(f)
+    (tmp_path / "labels.csv").write_text("image,label\ny,dog\nx,cat\n")
+    shutil.make_archive(str(tmp_path / "set"), "zip", root)
+    for data in (root, tmp_path / "set.zip"):
+        with pytest.raises(DataError, match=r"row 3 names 'x', which is (a/)?x\.png and (a/)?x\.png"):
+            open_catalog(str(data), csv_opt=str(tmp_path / "labels.csv"))
