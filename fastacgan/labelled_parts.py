@@ -262,7 +262,8 @@ def _held_out_by_list(data, parts: list[str], split: str, classes: Callable[[str
                       read: Callable, log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """Where no held-out part of a set split into parts of class folders (classes: a part's name -> its folders'
     names) holds the training part's classes, the held-out part that a list named as it labels (splits.part_list;
-    read: the part's name, the list -> its Catalog), said; else None. (It was read as a class, images, which
+    read: the part's name, the list -> its Catalog), said, its classes numbered as the training part's folders
+    named by the number; else None. (It was read as a class, images, which
     fastacgan.evaluate refused, naming the options that read it.)"""
     if split == "train" or (found := part_list(parts, lists_in)) is None:
         return None
@@ -275,6 +276,9 @@ def _held_out_by_list(data, parts: list[str], split: str, classes: Callable[[str
         cat = read(part, listed)
     except DataError:
         return None
+    numbered = {int(n): n for n in known if n.isdigit()}  # GTSRB's ClassId 0 is its training part's folder 00000
+    if all(c.isdigit() and int(c) in numbered for c in cat.class_names):
+        cat.class_names = [numbered[int(c)] for c in cat.class_names]
     log(f"{split_note(data, about, part, split)}, its images labelled by {listed}")
     return cat
 

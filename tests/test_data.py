@@ -2868,3 +2868,26 @@ def test_a_csv_name_that_is_one_images_path_and_anothers_name_is_refused(tmp_pat
     for data in (root, tmp_path / "set.zip"):
         with pytest.raises(DataError, match=r"row 3 names 'x', which is (a/)?x\.png and (a/)?x\.png"):
             open_catalog(str(data), csv_opt=str(tmp_path / "labels.csv"))
+
+
+def test_gtsrb_as_torchvision_downloads_it(tmp_path):
+    """torchvision's gtsrb/: GTSRB/Training/00000/*.ppm (a folder a class, numbered) and GTSRB/Final_Test/Images/
+    labelled by GT-final_test.csv (`Filename;...;ClassId`, the class by its number) beside GTSRB/. The held-out
+    part is read labelled by that list, its classes named as the training part's folders (ClassId 0 is 00000):
+    they were 0, 1 ..., which fastacgan.evaluate took for other classes than the run's."""
+    root = tmp_path / "gtsrb"
+    for c in ("00000", "00001", "00002"):
+        (root / "GTSRB" / "Training" / c).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (int(c) * 80, 0, 0)).save(root / "GTSRB" / "Training" / c / f"00000_{c}.ppm")
+    (root / "GTSRB" / "Final_Test" / "Images").mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (8, 8)).save(root / "GTSRB" / "Final_Test" / "Images" / f"{i:05d}.ppm")
+    (root / "GT-final_test.csv").write_text("Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n" + "".join(
+        f"{i:05d}.ppm;8;8;0;0;7;7;{(0, 2, 2, 0)[i]}\n" for i in range(4)))  # fmt: skip
+    train = open_catalog(str(root))
+    assert train.class_names == ["00000", "00001", "00002"] and train.labels.tolist() == [0, 1, 2]
+    said = []
+    held = open_catalog(str(root), split="test", log=said.append)
+    assert held.class_names == ["00000", "00002"] and held.labels.tolist() == [0, 1, 1, 0]  # (a subset of the classes)
+    assert said[-1] == (f"--data {root}: split into Final_Test, Training; held out: Final_Test/, its images labelled "
+                        f"by {root / 'GT-final_test.csv'}")  # fmt: skip
