@@ -3,7 +3,8 @@ Roboflow's classification export (train/_classes.csv: a filename and a one-hot c
 export's _annotations.csv is refused), Hugging Face's ImageFolder with metadata (train/metadata.jsonl or .csv:
 file_name, label; or one metadata file at its root for all the parts: file_name train/0001.png); a Kaggle
 competition's parts of images alone beside the CSV that labels the training part (train_images/ and train.csv);
-HAM10000's parts of one set beside its metadata. Read in a folder (parts_catalog) or in an archive of one
+HAM10000's parts of one set beside its metadata; a held-out part of images alone labelled by a list named as it
+(Tiny ImageNet's val/ and val_annotations.txt). Read in a folder (parts_catalog) or in an archive of one
 (archive_parts), each part by its CSV (labels_csv.csv_labels); an unlabelled part (test/) is passed over.
 """
 
@@ -19,23 +20,12 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .data import (
-    TEST_SPLITS,
-    TRAIN_SPLITS,
-    Catalog,
-    DataError,
-    NoTestSplit,
-    Picked,
-    extension,
-    hidden,
-    is_image,
-    labels_from,
-)
+from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, Picked, extension, hidden, is_image
 from .folders import unwrapped
 from .hints import labels_beside, rank_lists
 from .labels_csv import csv_catalog, csv_labels, find_csv, name_index
 from .pixel_csv import holds_pixel_rows, pixel_rows_head
-from .splits import folder_lists, joined_parts, part_list, pick_split, split_note, split_word, training_parts
+from .splits import archive_training_parts, folder_lists, part_list, pick_split, split_note, split_word, training_parts
 
 
 def _part_list(names: list[str], has_dirs: bool) -> str | None:
@@ -263,8 +253,8 @@ def _held_out_by_list(data, parts: list[str], split: str, classes: Callable[[str
     """Where no held-out part of a set split into parts of class folders (classes: a part's name -> its folders'
     names) holds the training part's classes, the held-out part that a list named as it labels (splits.part_list;
     read: the part's name, the list -> its Catalog), said, its classes numbered as the training part's folders
-    named by the number; else None. (It was read as a class, images, which
-    fastacgan.evaluate refused, naming the options that read it.)"""
+    named by the number; else None. (It was read as a class, images, which fastacgan.evaluate refused, naming the
+    options that read it.)"""
     if split == "train" or (found := part_list(parts, lists_in)) is None:
         return None
     train, about = pick_split(parts, "train")
@@ -302,22 +292,6 @@ def _archive_held_out_by_list(path: Path, got, top: str, parts: list[str], split
     return _held_out_by_list(path, parts, split, folders.__getitem__, lists_in, read, log)
 
 
-def _archive_training_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str,
-                            label_col: str, log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
-    """splits.joined_parts in an archive (got: its archives.Listing): ImageNet-100's zip, each training part's
-    class folders read as the folder's are."""
-
-    def read_part(part: str) -> Catalog:
-        at = f"{top}{part}/"
-        hits = [i for i, n in enumerate(got.names) if n.startswith(at) and "/" in n[len(at) :]]
-        labels, names = labels_from([got.names[i][len(at) :].partition("/")[0] for i in hits])
-        return Catalog("", [f"{path}:{got.names[i]}" for i in hits], labels, names, Picked(got.read, hits),
-                       sources=[str(path)])  # fmt: skip
-
-    has = lambda part: any(n.startswith(f"{top}{part}/") and "/" in n[len(top) + len(part) + 1 :] for n in got.names)
-    return joined_parts(path, parts, split, read_part, has, log)
-
-
 def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str, label_col: str,
                   log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """The part of `split` of an archive (got: its archives.Listing) of a set split into parts (top/train/ ...) each
@@ -327,7 +301,7 @@ def archive_parts(path: Path, got, top: str, parts: list[str], split: str, image
     if of_one_set(parts):
         return _archive_parts_of_one(path, got, top, parts, image_col, label_col, log) if split == "train" else None
     if (labelled := _archive_part_csvs(path, got, top, parts)) is None:
-        for form in (_archive_csv_beside, _archive_held_out_by_list, _archive_training_parts):
+        for form in (_archive_csv_beside, _archive_held_out_by_list, archive_training_parts):
             if (cat := form(path, got, top, parts, split, image_col, label_col, log)) is not None:
                 return cat
         return None

@@ -11,7 +11,18 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .data import ARCHIVE_EXTS, TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, NoTestSplit, folder_name, hidden
+from .data import (
+    ARCHIVE_EXTS,
+    TEST_SPLITS,
+    TRAIN_SPLITS,
+    Catalog,
+    DataError,
+    NoTestSplit,
+    Picked,
+    folder_name,
+    hidden,
+    labels_from,
+)
 
 
 def flat_parts(data, parts: list[str], hint: str) -> None:
@@ -269,3 +280,19 @@ def training_parts(root: Path, data: str, subs: dict[str, Path], split: str, ima
 
     has = lambda n: any(p.is_dir() and not hidden(p.name) for p in unwrapped(subs[n]).iterdir())
     return joined_parts(data, list(subs), split, lambda n: folder_catalog(unwrapped(subs[n]), log), has, log)
+
+
+def archive_training_parts(path: Path, got, top: str, parts: list[str], split: str, image_col: str,
+                           label_col: str, log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
+    """joined_parts in an archive (got: its archives.Listing): ImageNet-100's zip, each training part's class
+    folders read as the folder's are; image_col, label_col: as labelled_parts.archive_parts' other forms take them."""
+
+    def read_part(part: str) -> Catalog:
+        at = f"{top}{part}/"
+        hits = [i for i, n in enumerate(got.names) if n.startswith(at) and "/" in n[len(at) :]]
+        labels, names = labels_from([got.names[i][len(at) :].partition("/")[0] for i in hits])
+        return Catalog("", [f"{path}:{got.names[i]}" for i in hits], labels, names, Picked(got.read, hits),
+                       sources=[str(path)])  # fmt: skip
+
+    has = lambda part: any(n.startswith(f"{top}{part}/") and "/" in n[len(top) + len(part) + 1 :] for n in got.names)
+    return joined_parts(path, parts, split, read_part, has, log)
