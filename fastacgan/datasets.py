@@ -24,6 +24,7 @@ import io
 import pickle
 import struct
 import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -186,7 +187,7 @@ def read_idx(path: Path) -> np.ndarray:
     raw = path.read_bytes()
     try:
         raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot decompress ({e})") from e
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in IDX_TYPES:
         raise DataError(f"{path}: not an idx file (its first bytes are {raw[:4].hex()})")
@@ -282,8 +283,8 @@ def npz_catalog(path: Path, split: str = "train") -> Catalog:
             keys = list(z.files)
             xk, yk = next((f for f in forms if set(f) <= set(keys)), (None, None))
             x, y = (z[xk], z[yk]) if xk else (None, None)
-    except (OSError, ValueError) as e:
-        raise DataError(f"--data {path}: cannot read the .npz ({e})") from e
+    except Exception as e:  # noqa: BLE001 - numpy raises what it meets in a damaged file (BadZipFile, TokenError ...)
+        raise DataError(f"--data {path}: cannot read the .npz: damaged? ({type(e).__name__}: {e})") from e
     if x is None:
         raise binary_sets.split_missing(split, f"--data {path}: an .npz needs {' and '.join(forms[0])} arrays, or "
                                                f"{' and '.join(forms[1])} (it has {', '.join(keys)})")  # fmt: skip

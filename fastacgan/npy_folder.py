@@ -55,8 +55,10 @@ def _load(path: Path) -> np.ndarray:
             if len(z.files) != 1:
                 raise DataError(f"--data {path}: expected one array, found {len(z.files)} ({', '.join(z.files[:5])})")
             return z[z.files[0]]
-    except (OSError, ValueError) as e:
-        raise DataError(f"--data {path}: cannot read the {path.suffix} ({e})") from e
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - numpy raises what it meets in a damaged file (BadZipFile, TokenError ...)
+        raise DataError(f"--data {path}: cannot read the {path.suffix}: damaged? ({type(e).__name__}: {e})") from e
 
 
 def _kuzushiji_names(files: dict[str, Path], prefix: str) -> list[str] | None:

@@ -41,6 +41,8 @@ def pixel_csv_catalog(path: Path, split: str = "train") -> Catalog | None:
             rows = np.loadtxt(path, delimiter=",", skiprows=0 if bare else 1, dtype=np.float32, ndmin=2)
     except ValueError as e:
         raise DataError(f"--data {path}: cannot read its rows as numbers ({e})") from e
+    if rows.shape[1] != len(header):  # (the one row there is, cut short)
+        raise DataError(f"--data {path}: its rows hold {rows.shape[1]} values, its first row {len(header)}: cut short?")
     x = np.delete(rows, at, axis=1)
     if x.dtype.kind == "f":  # (whole numbers are read as int32: no float copy of a 60,000-row set)
         x = np.rint(x * 255 if x.max(initial=0) <= 1 else x)

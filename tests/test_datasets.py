@@ -582,3 +582,40 @@ def test_the_test_splits(cifar10, tmp_path, image_folder, monkeypatch):
                        "test split"):  # fmt: skip
         open_catalog(str(image_folder), split="test")
     assert len(open_catalog("builtin:digits:20", split="test")) == 10  # (tests/test_data.py: what it holds)
+
+
+def test_damaged_numpy_idx_and_pixel_files_are_named(tmp_path):
+    """Files damaged on the way (cut short, bytes flipped) are refused naming the file: an .npz's zip (numpy raised
+    zipfile's BadZipFile), an .npy's header (numpy raised tokenize's TokenError), an idx .gz whose deflate stream
+    is broken (zlib.error) and a pixel CSV whose one row is cut (a ValueError from the reshape). Found by fuzzing
+    open_catalog with damaged copies of each form."""
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (10, 8, 8), dtype=np.uint8), np.arange(10)
+    np.savez(tmp_path / "set.npz", x_train=x, y_train=y)
+    blob = (tmp_path / "set.npz").read_bytes()
+    at = blob.index(b"x_train.npy") + len("x_train.npy") + 128 + 10  # (a byte of the images: the member's CRC fails)
+    cases = {"cut.npz": blob[: len(blob) // 2], "crc.npz": blob[:at] + bytes([blob[at] ^ 1]) + blob[at + 1 :]}
+    np.save(tmp_path / "cat.npy", rng.integers(0, 255, (5, 784), dtype=np.uint8))
+    head = (tmp_path / "cat.npy").read_bytes()
+    at = head.index(b"(5,")
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match=rf"--data .*{name}: cannot read the \.npz: damaged\? \(BadZipFile: "):
+            open_catalog(str(tmp_path / name))
+    npys = tmp_path / "quickdraw"
+    npys.mkdir()
+    np.save(npys / "dog.npy", rng.integers(0, 255, (5, 784), dtype=np.uint8))
+    (npys / "cat.npy").write_bytes(head[:at] + b")" + head[at + 1 :])  # the shape's parenthesis turned round
+    with pytest.raises(DataError, match=r"cat\.npy: cannot read the \.npy: damaged\? \("):
+        open_catalog(str(npys))
+    mnist = tmp_path / "mnist"
+    write_idx_set(mnist, n=20)
+    labels = (mnist / "train-labels-idx1-ubyte.gz").read_bytes()
+    (mnist / "train-labels-idx1-ubyte.gz").write_bytes(labels[:10] + b"\x07" + bytes(20))  # a deflate block of type 3
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: cannot decompress \(Error -3 .*invalid block"):
+        open_catalog(str(mnist))
+    write_pixel_csv(tmp_path / "train.csv", rng.integers(0, 255, (1, 64)), np.array([2]))
+    text = (tmp_path / "train.csv").read_text()
+    (tmp_path / "train.csv").write_text(text[: len(text) - 40])  # its one row cut short
+    with pytest.raises(DataError, match=r"train\.csv: its rows hold \d+ values, its first row 65: cut short\?"):
+        open_catalog(str(tmp_path / "train.csv"))
