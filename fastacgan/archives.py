@@ -21,6 +21,7 @@ import numpy as np
 
 from . import binary_sets, listed_sets, webdataset
 from .data import (
+    DAMAGED,
     IMAGE_EXTS,
     TEST_SPLITS,
     TRAIN_SPLITS,
@@ -213,7 +214,7 @@ def _archive_listing(path: Path, log: Callable[[str], None]) -> Listing:
             reader, read_list, copies = _tar_spans(path, members), _tar_spans(path, kept), _tar_copies(path, members)
             for m in files:
                 count_other(others, m.name)
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
+    except DAMAGED as e:
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
     if not names:  # (what it holds instead: DICOM scans, NIfTI volumes; a CIFAR tar under another name)
         held = f"; it holds {file_kinds(others, 5)}{kinds_hint(others)}" if others else ""

@@ -7,10 +7,14 @@ streaming loaders), and loaders.py serves batches in an order that depends only 
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
+import tarfile
 import time
 import warnings
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +42,8 @@ IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF", b"II*\x00",
 # a tar, uncompressed or compressed with gzip, bzip2 or xz (Python reads each; zstd it reads from 3.14 only)
 TAR_EXTS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 ARCHIVE_EXTS = (*TAR_EXTS, ".zip")
+# what reading a damaged archive or compressed stream raises (a .tar.xz's LZMAError escaped as a traceback)
+DAMAGED = (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError)
 # the folder names of a data set split into parts (Kaggle's and many papers' layout: train/<class>/...,
 # test/<class>/...): the training split, and the held-out one in order of preference
 TRAIN_SPLITS = ("train", "training", "trainset")

@@ -24,7 +24,6 @@ import io
 import pickle
 import struct
 import tarfile
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from . import binary_sets, downsampled_imagenet, hf_sets, lmdb_sets, npy_folder, tfrecords, usps
-from .data import Catalog, DataError, labels_from
+from .data import DAMAGED, Catalog, DataError, labels_from
 from .pixel_csv import pixel_csv_catalog
 
 CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
@@ -162,7 +161,7 @@ def cifar_archive(path: Path, split: str = "train") -> Catalog | None:
                 if m.isfile() and _is_cifar_file(base):
                     blob = tf.extractfile(m).read()
                     files[base] = lambda blob=blob: blob
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except DAMAGED as e:
         raise DataError(f"--data {path}: cannot read the archive ({e})") from e
     if not _cifar_members(list(files)):
         return None
@@ -187,7 +186,7 @@ def read_idx(path: Path) -> np.ndarray:
     raw = path.read_bytes()
     try:
         raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError, zlib.error) as e:
+    except DAMAGED as e:
         raise DataError(f"{path}: cannot decompress ({e})") from e
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in IDX_TYPES:
         raise DataError(f"{path}: not an idx file (its first bytes are {raw[:4].hex()})")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Catalog, DataError, NoTestSplit
+from .data import DAMAGED, Catalog, DataError, NoTestSplit
 
 FILES = {"train": "usps.bz2", "test": "usps.t.bz2"}
 SEMEION = "semeion.data"
@@ -56,7 +56,7 @@ def usps_catalog(path: Path) -> Catalog:
     try:
         with bz2.open(path, "rt", encoding="ascii", errors="replace") as f:
             lines = [line.split() for line in f if line.strip()]
-    except (OSError, EOFError) as e:
+    except DAMAGED as e:
         raise DataError(f"--data {path}: cannot read USPS' file ({e})") from e
     x, y = np.zeros((len(lines), 256), dtype=np.float32), np.zeros(len(lines), dtype=np.int64)
     for i, row in enumerate(lines):

@@ -12,7 +12,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .data import TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, folder_name, is_image, labels_from
+from .data import DAMAGED, TEST_SPLITS, TRAIN_SPLITS, Catalog, DataError, folder_name, is_image, labels_from
 from .splits import files_of, split_word
 
 LABELS = (".cls", ".json")  # a sample's label: its class number; a JSON of it ("label")
@@ -34,7 +34,7 @@ def is_shard(path: Path, look: int = 12) -> bool:
             for _, m in zip(range(look), tf):
                 key, ext = _key(m.name)
                 seen.setdefault(key, set()).add(ext)
-    except (tarfile.TarError, OSError, EOFError):
+    except DAMAGED:
         return False
     # a .cls; a .json only where the images are in no folders (a class folder's JSON sidecars are annotations)
     return any((".cls" in exts or (".json" in exts and "/" not in key)) and any(is_image("x" + e) for e in exts)
@@ -100,7 +100,7 @@ def _read(shards: list[Path], log: Callable[[str], None]) -> tuple[list[str], li
     for k, path in enumerate(shards):
         try:
             got = _shard(path, names, where, blobs, room)
-        except (tarfile.TarError, OSError, EOFError) as e:
+        except DAMAGED as e:
             raise DataError(f"--data {path}: cannot read the shard ({e})") from e
         if missing := [key for key, v in got.items() if v is None]:
             raise DataError(f"--data {path}: {len(missing)} of its {len(got)} images have no label (.cls, .json) "

@@ -2891,3 +2891,16 @@ def test_gtsrb_as_torchvision_downloads_it(tmp_path):
     assert held.class_names == ["00000", "00002"] and held.labels.tolist() == [0, 1, 1, 0]  # (a subset of the classes)
     assert said[-1] == (f"--data {root}: split into Final_Test, Training; held out: Final_Test/, its images labelled "
                         f"by {root / 'GT-final_test.csv'}")  # fmt: skip
+
+
+def test_a_damaged_xz_archive_is_named(image_folder, tmp_path):
+    """A .tar.xz damaged on the way: lzma's LZMAError escaped as a traceback (a gzip or bzip2 stream's errors were
+    named); found by fuzzing open_catalog with damaged archives."""
+    path = tmp_path / "set.tar.xz"
+    with tarfile.open(path, "w:xz") as tf:
+        tf.add(image_folder, "set")
+    blob = path.read_bytes()
+    half = len(blob) // 2  # (the compressed members, past the stream's header)
+    path.write_bytes(blob[:half] + bytes(64) + blob[half + 64 :])
+    with pytest.raises(DataError, match=rf"--data {path}: cannot read the archive \(Corrupt input data\)"):
+        open_catalog(str(path))
