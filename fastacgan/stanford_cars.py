@@ -56,8 +56,15 @@ def _variable(path: Path, name: str, kind: str, fields: tuple[str, ...] = ()) ->
     return value
 
 
-def _number(value) -> int:
-    return int(np.asarray(value).reshape(-1)[0])
+def _numbers(rows: list[dict], field: str, path: Path) -> list[int]:
+    """Each struct element's `field`, one whole number (a damaged file's is refused, naming the element)."""
+    out = []
+    for k, r in enumerate(rows):
+        value = np.asarray(r[field] if r[field] is not None else [])
+        if value.size != 1 or value.dtype.kind not in "iuf":
+            raise DataError(f"--data {path}: annotation {k + 1}'s {field} is {str(r[field])[:40]!r}, not a number")
+        out.append(int(value.reshape(-1)[0]))
+    return out
 
 
 def cars_in(d: Path, split: str) -> Catalog:
@@ -67,7 +74,7 @@ def cars_in(d: Path, split: str) -> Catalog:
         annos = d / "cars_annos.mat"
         rows = _variable(annos, "annotations", "struct", ("relative_im_path", "class", "test"))
         names = _variable(annos, "class_names", "text")
-        rows = [r for r in rows if _number(r["test"]) == (split != "train")]
+        rows = [r for r, test in zip(rows, _numbers(rows, "test", annos)) if test == (split != "train")]
         rels = [str(r["relative_im_path"]).replace("\\", "/") for r in rows]
     else:
         kit = _devkit(d)
@@ -83,7 +90,7 @@ def cars_in(d: Path, split: str) -> Catalog:
             raise split_missing(split, f"--data {d}: no cars_{split}/ folder of Stanford Cars' {split} images")
         rows = _variable(annos, "annotations", "struct", ("fname", "class"))
         rels = [(images / str(r["fname"])).relative_to(d).as_posix() for r in rows]
-    labels = np.array([_number(r["class"]) - 1 for r in rows], dtype=np.int64)
+    labels = np.array(_numbers(rows, "class", annos), dtype=np.int64).reshape(-1) - 1
     if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
         raise DataError(f"--data {annos}: classes numbered {labels.min() + 1} to {labels.max() + 1}, but "
                         f"class_names names {len(names)}")  # fmt: skip

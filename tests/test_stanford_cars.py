@@ -120,3 +120,25 @@ def test_the_mat_reader_reads_text_cells_and_structs(tmp_path):
     sio.savemat(tmp_path / "cplx.mat", {"c": np.ones(2) + 1j})
     with pytest.raises(DataError, match="variable 'c' is not a matrix, text, a cell or struct array"):
         read_mat(tmp_path / "cplx.mat", ("c",), values=True)
+
+
+def test_stanford_cars_damaged_annotations_are_named(tmp_path, monkeypatch):
+    """An annotation whose class is empty or text (a damaged file) is refused naming it: it was a TypeError from
+    int() (found by fuzzing the set's files)."""
+    import fastacgan.stanford_cars as cars
+
+    folder = tmp_path / "stanford_cars"
+    shutil.copytree(FIXTURES / "torchvision", folder)
+    _images(folder / "cars_train", 4)
+    real = cars.read_mat
+
+    def damaged(path, names, values=False):
+        got, seen = real(path, names, values)
+        if "annotations" in got:
+            got["annotations"][1]["class"] = None
+            got["annotations"][2]["class"] = "x"
+        return got, seen
+
+    monkeypatch.setattr(cars, "read_mat", damaged)
+    with pytest.raises(DataError, match=r"cars_train_annos\.mat: annotation 2's class is 'None', not a number"):
+        open_catalog(str(folder))
