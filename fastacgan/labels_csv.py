@@ -215,17 +215,21 @@ def csv_labels(csv_path: Path, image_col: str, label_col: str, index: dict, wher
         csv.writer(out, lineterminator="\n").writerows(rows)
         text, sep = out.getvalue(), ","
         header = text.split("\n", 1)[0]
-    row1 = next(csv.reader(io.StringIO(header), delimiter=sep, skipinitialspace=True), [""])
-    if counted and len(next(csv.reader(io.StringIO(text.split("\n", 2)[1]), delimiter=sep), [])) == len(row1) + 1:
-        text, row1 = f"image{sep}{text}", ["image", *row1]  # list_attr_celeba.txt's header has no image column
-    # no header: the first row names an image, with its extension (Tiny ImageNet's val_annotations.txt) or without
-    # (Oxford-IIIT Pet's trainval.txt: `Abyssinian_100 1 1 1`): columns by number, 1 and 2
-    bare = _look_up(index, csv_key(row1[0])) is not None
-    fields = [str(k + 1) for k in range(len(row1))] if bare else None
-    # (spaces after the separators are no part of a cell: Roboflow's `filename, Cat, Dog`)
-    reader = csv.DictReader(io.StringIO(text, newline=""), fieldnames=fields, delimiter=sep, skipinitialspace=True)
-    cols = reader.fieldnames or []
-    rows = list(reader)
+    try:  # (csv.Error: a field past csv's limit of 131,072 characters, in no labels CSV)
+        row1 = next(csv.reader(io.StringIO(header), delimiter=sep, skipinitialspace=True), None) or [""]
+        second = text.partition("\n")[2].partition("\n")[0]
+        if counted and len(next(csv.reader(io.StringIO(second), delimiter=sep), [])) == len(row1) + 1:
+            text, row1 = f"image{sep}{text}", ["image", *row1]  # list_attr_celeba.txt's header has no image column
+        # no header: the first row names an image, with its extension (Tiny ImageNet's val_annotations.txt) or
+        # without (Oxford-IIIT Pet's trainval.txt: `Abyssinian_100 1 1 1`): columns by number, 1 and 2
+        bare = _look_up(index, csv_key(row1[0])) is not None
+        fields = [str(k + 1) for k in range(len(row1))] if bare else None
+        # (spaces after the separators are no part of a cell: Roboflow's `filename, Cat, Dog`)
+        reader = csv.DictReader(io.StringIO(text, newline=""), fieldnames=fields, delimiter=sep, skipinitialspace=True)
+        cols = reader.fieldnames or []
+        rows = list(reader)
+    except csv.Error as e:
+        raise DataError(f"--csv {csv_path}: cannot be read as a CSV ({e})") from e
     if not rows or len(cols) < 2:
         raise DataError(f"--csv {csv_path}: needs a header and at least one row with two columns")
     lower = {c.lower(): c for c in cols}

@@ -2904,3 +2904,20 @@ def test_a_damaged_xz_archive_is_named(image_folder, tmp_path):
     path.write_bytes(blob[:half] + bytes(64) + blob[half + 64 :])
     with pytest.raises(DataError, match=rf"--data {path}: cannot read the archive \(Corrupt input data\)"):
         open_catalog(str(path))
+
+
+def test_labels_csvs_that_are_no_csv_are_named(tmp_path):
+    """A --csv that is no labels CSV (a field past csv's 131,072 characters; a blank first line; a count line, as
+    CelebA's lists begin, with one line after it) is refused naming the file: csv.Error and IndexErrors escaped
+    (found by fuzzing the CSV reader)."""
+    root = tmp_path / "isic"
+    (root / "Images").mkdir(parents=True)
+    for n in ("a", "b"):
+        Image.new("RGB", (8, 8)).save(root / "Images" / f"{n}.png")
+    cases = {"long.csv": ("image,label\na.png," + "x" * 200_000 + "\n", r"cannot be read as a CSV \(field larger"),
+             "blank.csv": ("\r\na.png,cat\n", r"needs a header and at least one row with two columns"),
+             "count.csv": ("1\nimage,label", r"needs a header and at least one row")}  # fmt: skip
+    for name, (text, match) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError, match=rf"--csv {tmp_path / name}: {match}"):
+            open_catalog(str(root), csv_opt=str(tmp_path / name))
