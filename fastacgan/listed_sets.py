@@ -51,10 +51,16 @@ class Folder:
         self.d, self.data = d, str(d)
 
     def is_file(self, rel: str) -> bool:
-        return (self.d / rel).is_file()
+        try:  # (a damaged list's name too long for a file name: ENAMETOOLONG, which pathlib raises)
+            return (self.d / rel).is_file()
+        except OSError:
+            return False
 
     def is_dir(self, rel: str) -> bool:
-        return (self.d / rel).is_dir()
+        try:
+            return (self.d / rel).is_dir()
+        except OSError:
+            return False
 
     def text(self, rel: str) -> str:
         return (self.d / rel).read_text(errors="replace")

@@ -244,3 +244,14 @@ def test_their_names_given_as_data_say_what_to_download(tmp_path, monkeypatch, n
     with pytest.raises(DataError, match=rf"--data {name}: no such file or folder; fastacgan downloads nothing: .*"
                        rf"{re.escape(folder)}"):  # fmt: skip
         open_catalog(name)
+
+
+def test_a_damaged_list_naming_an_impossible_file_is_refused(tmp_path):
+    """A list whose line names a file too long for the file system (a damaged images.txt) is refused as naming
+    images that are not there: pathlib's is_file raised ENAMETOOLONG (found by fuzzing the sets' lists)."""
+    birds, train, _ = _cub(tmp_path)
+    lines = (birds / "images.txt").read_text().splitlines()
+    lines[0] = f"1 {train[0].split('/')[0]}/{'x' * 300}.jpg"
+    (birds / "images.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"1 of the 9 images that .* are not in "):
+        open_catalog(str(birds))
