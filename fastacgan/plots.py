@@ -151,14 +151,20 @@ def _polyline(draw: ImageDraw.ImageDraw, points: list, fill, width: int) -> None
 
 
 def read_records(path: Path) -> list[dict]:
-    """metrics.jsonl's records; a line cut short (a run killed mid-write) is left out."""
+    """metrics.jsonl's records; a line cut short (a run killed mid-write) or damaged (no number as its step) is left
+    out (one such line stopped the drawing: "could not convert string to float")."""
     records = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    return [r for r in records if isinstance(r, dict) and "step" in r]
+    return [r for r in records if isinstance(r, dict) and _number(r.get("step")) == _number(r.get("step"))]
+
+
+def _number(value) -> float:
+    """A record's value as a float; nan for what is no number (a damaged line's)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
 def curves_image(records: list[dict]) -> np.ndarray:
@@ -167,7 +173,7 @@ def curves_image(records: list[dict]) -> np.ndarray:
     draw = ImageDraw.Draw(img)
     xs = np.array([float(r["step"]) for r in records])
     for k, (title, y_range, keys) in enumerate(PANELS):
-        series = [(name, colour, np.array([float(r.get(key, math.nan)) for r in records]))
+        series = [(name, colour, np.array([_number(r.get(key, math.nan)) for r in records]))
                   for key, name, colour in keys]  # fmt: skip
         draw_panel(draw, (0, k * PANEL_H, WIDTH, (k + 1) * PANEL_H), title, xs, series, y_range)
     return np.asarray(img)

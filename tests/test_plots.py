@@ -66,6 +66,13 @@ def test_missing_values_and_a_cut_line_leave_gaps_not_errors(tmp_path):
     assert Image.open(tmp_path / "c.png").size == (plots.WIDTH, plots.PANEL_H * len(plots.PANELS))
     assert not plots.save_curves(write(tmp_path / "empty.jsonl", []), tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+    # damaged lines (a step that is no number, a value that is text, bytes that are no UTF-8): left out, or a gap;
+    # "could not convert string to float" stopped the drawing
+    path = write(tmp_path / "damaged.jsonl", recs, ['{"step": "x", "loss_d": 1}\n', '{"step": 80, "loss_d": "oops"}\n'])
+    path.write_bytes(path.read_bytes() + b"\xff\xfe\x00\n")
+    got = plots.read_records(path)
+    assert [r["step"] for r in got] == [r["step"] for r in recs] + [80]
+    assert plots.save_curves(path, tmp_path / "d.png") == 7
 
 
 def test_cli(tmp_path, capsys):
