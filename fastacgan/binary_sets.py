@@ -9,8 +9,8 @@ without torchvision or scipy.
   `.../train_X.bin`. Its `unlabeled_X.bin` has no labels, which an AC-GAN needs.
 - Oxford 102 Flowers: `root/flowers-102/` with `jpg/image_00001.jpg` ... and `imagelabels.mat`: all 8,189 images
   (a GAN's data: setid.mat's train/val/test split is a classifier's). `--data root` or `root/flowers-102`.
-- Oxford-IIIT Pet, Food-101, FGVC-Aircraft, CUB-200-2011 and DTD: fastacgan/listed_sets.py; Stanford Cars:
-  fastacgan/stanford_cars.py.
+- Oxford-IIIT Pet, Food-101, FGVC-Aircraft, CUB-200-2011 and DTD: fastacgan/listed_sets.py; Stanford Cars and
+  Stanford Dogs: fastacgan/stanford_sets.py.
 - USPS and SEMEION: `usps.bz2` / `usps.t.bz2`, `semeion.data` in torchvision's root (fastacgan/usps.py).
 - An idx images file as --data (`train-images-idx3-ubyte[.gz]`, Kaggle's `train-images.idx3-ubyte`), its labels
   beside it; EMNIST's `EMNIST/raw/emnist-<split>-train-images-idx3-ubyte[.gz]` (six splits: one is named by its
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import downsampled_imagenet, hf_sets, listed_sets, lmdb_sets, stanford_cars, tfrecords, usps
+from . import downsampled_imagenet, hf_sets, listed_sets, lmdb_sets, stanford_sets, tfrecords, usps
 from .data import Catalog, DataError, NoTestSplit, file_safe
 from .listed_sets import Folder, split_missing
 from .mat_file import read_mat
@@ -235,7 +235,8 @@ FOLDER_SETS = {
     "svhn": (has_svhn, svhn_in, "svhn"),
     "stl10": (has_stl, stl_in, "stl"),
     "flowers102": (has_flowers, flowers_in, "flower"),
-    "stanford_cars": (stanford_cars.has_cars, stanford_cars.cars_in, "car"),
+    "stanford_cars": (stanford_sets.has_cars, stanford_sets.cars_in, "car"),
+    "stanford_dogs": (stanford_sets.has_dogs, stanford_sets.dogs_in, "dog"),
     **listed_sets.SETS,  # Oxford-IIIT Pet, Food-101, FGVC-Aircraft, CUB-200-2011, DTD
     "emnist": (emnist_splits, emnist_in, "emnist"),
     "qmnist": (lambda d: _qmnist(d, "train") is not None, qmnist_in, "qmnist"),

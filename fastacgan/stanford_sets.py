@@ -1,6 +1,7 @@
-"""Stanford Cars (196 classes of cars: 8,144 training images, 8,041 test images) as it is downloaded, read as
-torchvision's StanfordCars reads it (its struct arrays of annotations in MATLAB files: fastacgan/mat_file.py):
+"""Stanford's fine-grained sets as they are downloaded, with their MATLAB lists (fastacgan/mat_file.py).
 
+Stanford Cars (196 classes of cars: 8,144 training images, 8,041 test images), read as torchvision's StanfordCars
+reads it:
 - torchvision's `root/stanford_cars/`: `cars_train/00001.jpg` ..., `cars_test/`, `devkit/cars_meta.mat` (the class
   names), `devkit/cars_train_annos.mat` (`annotations`: fname, class 1..196, a box a car) and
   `cars_test_annos_withlabels.mat` (the test images' classes: the devkit's `cars_test_annos.mat` has none);
@@ -8,8 +9,13 @@ torchvision's StanfordCars reads it (its struct arrays of annotations in MATLAB 
   `car_devkit/devkit/`;
 - the set's later release: `car_ims/000001.jpg` ... beside `cars_annos.mat` (`annotations`: relative_im_path,
   class, test, 1 for a test image; and `class_names`).
-
 As an image folder it was refused ("class folder devkit holds no images"), its parts of images alone.
+
+Stanford Dogs (120 breeds, 20,580 images) as its site ships it: `Images/n02085620-Chihuahua/n02085620_10074.jpg`
+... beside `Annotation/` (boxes) and the lists `train_list.mat` / `test_list.mat` (`file_list`: a cell array of
+those paths; or in `lists/`): the 12,000 training images, the 8,580 of the test list held out, classes by folder
+(it was refused: "class folder Annotation holds no images"; `--data .../Images` reads all of them, the test list's
+too).
 """
 
 from __future__ import annotations
@@ -95,3 +101,26 @@ def cars_in(d: Path, split: str) -> Catalog:
         raise DataError(f"--data {annos}: classes numbered {labels.min() + 1} to {labels.max() + 1}, but "
                         f"class_names names {len(names)}")  # fmt: skip
     return Folder(d).catalog("stanford_cars", rels, labels, names, f"{annos.name} lists")
+
+
+def _dog_list(d: Path, split: str) -> Path | None:
+    name = f"{'train' if split == 'train' else 'test'}_list.mat"
+    return next((p for p in (d / name, d / "lists" / name) if p.is_file()), None)
+
+
+def has_dogs(d: Path) -> bool:
+    return (d / "Images").is_dir() and _dog_list(d, "train") is not None
+
+
+def dogs_in(d: Path, split: str) -> Catalog:
+    """The images of Stanford Dogs' `split` list in its folder d, each of its class folder in Images/."""
+    if (listed := _dog_list(d, split)) is None:
+        raise split_missing(split, f"--data {d}: no {split}_list.mat (Stanford Dogs' {split} split)")
+    files = [f.replace("\\", "/") for f in _variable(listed, "file_list", "text")]
+    classes = sorted(p.name for p in (d / "Images").iterdir() if p.is_dir() and not p.name.startswith("."))
+    index = {c: k for k, c in enumerate(classes)}
+    if stray := [f for f in files if f.split("/")[0] not in index]:
+        raise DataError(f"--data {listed}: {len(stray)} of its {len(files)} images are in no class folder of "
+                        f"{d / 'Images'}, e.g. {stray[0]}")  # fmt: skip
+    labels = np.array([index[f.split("/")[0]] for f in files], dtype=np.int64)
+    return Folder(d).catalog("stanford_dogs", [f"Images/{f}" for f in files], labels, classes, f"{listed.name} lists")

@@ -1,9 +1,10 @@
-"""Stanford Cars as torchvision, Kaggle and its own later release ship it (fastacgan/stanford_cars.py), and the MAT
-reader's text, cell and struct arrays (fastacgan/mat_file.py).
+"""Stanford Cars as torchvision, Kaggle and its own later release ship it, Stanford Dogs as its site does
+(fastacgan/stanford_sets.py), and the MAT reader's text, cell and struct arrays (fastacgan/mat_file.py).
 
 tests/data/stanford_cars/ holds MATLAB files written by scipy.io.savemat (make_fixtures.py beside them), shaped as
 the set's own: struct arrays `annotations` (fname, class, a box; the release's relative_im_path and test) and a cell
-array `class_names`; compressed and not. The images are written here."""
+array `class_names`; compressed and not; tests/data/stanford_dogs/ Stanford Dogs' lists (cell arrays of the images'
+paths). The images are written here."""
 
 import shutil
 import struct
@@ -125,7 +126,7 @@ def test_the_mat_reader_reads_text_cells_and_structs(tmp_path):
 def test_stanford_cars_damaged_annotations_are_named(tmp_path, monkeypatch):
     """An annotation whose class is empty or text (a damaged file) is refused naming it: it was a TypeError from
     int() (found by fuzzing the set's files)."""
-    import fastacgan.stanford_cars as cars
+    import fastacgan.stanford_sets as cars
 
     folder = tmp_path / "stanford_cars"
     shutil.copytree(FIXTURES / "torchvision", folder)
@@ -142,3 +143,33 @@ def test_stanford_cars_damaged_annotations_are_named(tmp_path, monkeypatch):
     monkeypatch.setattr(cars, "read_mat", damaged)
     with pytest.raises(DataError, match=r"cars_train_annos\.mat: annotation 2's class is 'None', not a number"):
         open_catalog(str(folder))
+
+
+def test_stanford_dogs_as_its_site_ships_it(tmp_path):
+    """Images/<wnid-breed>/ beside Annotation/ (boxes, files without an extension) and train_list.mat /
+    test_list.mat: it was refused ("class folder Annotation holds no images"); now the training list's images are
+    read, the test list's held out, classes by folder (in lists/ too); a list naming a folder that is not there is
+    refused naming it."""
+    root = tmp_path / "stanford-dogs"
+    classes = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
+    for k, c in enumerate(classes):
+        for i in range(3):
+            (root / "Images" / c).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (100 * k, 40 * i, 0)).save(root / "Images" / c / f"{c.split('-')[0]}_{i}.jpg")
+            (root / "Annotation" / c).mkdir(parents=True, exist_ok=True)
+            (root / "Annotation" / c / f"{c.split('-')[0]}_{i}").write_text("<annotation/>")
+    for name in ("train_list.mat", "test_list.mat"):
+        shutil.copy(FIXTURES.parent / "stanford_dogs" / name, root / name)
+    for moved in (False, True):
+        if moved:  # (the lists in a folder of their own: read the same)
+            (root / "lists").mkdir()
+            for name in ("train_list.mat", "test_list.mat"):
+                shutil.move(root / name, root / "lists" / name)
+        train, test = open_catalog(str(root)), open_catalog(str(root), split="test")
+        assert train.name == "stanford_dogs" and train.class_names == test.class_names == classes
+        assert train.labels.tolist() == [0, 0, 1, 1] and test.labels.tolist() == [0, 1]
+        assert [Path(n).name for n in test.names] == ["n02085620_2.jpg", "n02085782_2.jpg"]
+    shutil.rmtree(root / "Images" / classes[1])
+    with pytest.raises(DataError, match=r"train_list\.mat: 2 of its 4 images are in no class folder of .*Images, "
+                       r"e\.g\. n02085782-Japanese_spaniel/n02085782_0\.jpg"):  # fmt: skip
+        open_catalog(str(root))
