@@ -3,6 +3,7 @@
 sample of what fuzzing open_catalog found (BadZipFile, TokenError, zlib.error, LZMAError, csv.Error, IndexError,
 TypeError escaped as tracebacks before 2026-12-07)."""
 
+import io
 import pickle
 import random
 import shutil
@@ -110,3 +111,99 @@ def test_damaged_files_of_every_form_give_named_errors(tmp_path):
                                 f"{type(e).__name__}: {e}")  # fmt: skip
                 tried += 1
     assert tried >= 240 and len(forms) == 14
+
+
+NAMES = [
+    "train",
+    "test",
+    "val",
+    "train.X1",
+    "train.X2",
+    "val.X",
+    "images",
+    "Images",
+    "masks",
+    "cat",
+    "dog",
+    "data",
+    "HAM10000_images_part_1",
+    "ham10000_images_part_1",
+    "seg_pred",
+    "n01440764",
+    "a",
+    "__MACOSX",
+    "Meta",
+    "1",
+]
+LISTS = [
+    "train.csv",
+    "test.csv",
+    "labels.csv",
+    "metadata.csv",
+    "_classes.csv",
+    "val_annotations.txt",
+    "readme.txt",
+    "Labels.json",
+    "sample_submission.csv",
+    "metadata.jsonl",
+]
+
+
+def _layout(root: Path, rng: random.Random, png: bytes, depth: int = 0) -> list[str]:
+    """A random folder of images, folders named as classes, parts and set files, and lists naming its images."""
+    root.mkdir(parents=True, exist_ok=True)
+    images = []
+    for _ in range(rng.randint(0, 3)):
+        (root / (name := f"img{rng.randint(0, 4)}.png")).write_bytes(png)
+        images.append(name)
+    for sub in rng.sample(NAMES, rng.randint(0, 4)) if depth < 3 else []:
+        images += [f"{sub}/{i}" for i in _layout(root / sub, rng, png, depth + 1)]
+    for name in rng.sample(LISTS, rng.randint(0, 2)):
+        rows = [f"{i}{rng.choice([',', chr(9)])}{rng.choice(['cat', 'dog', '1', ''])}" for i in images]
+        (root / name).write_text(rng.choice(["image,label\n", "", "file_name,label\n"]) + "\n".join(rows) + "\n")
+    return images
+
+
+def test_generated_layouts_give_catalogs_or_named_errors(tmp_path):
+    """Folders, zips and tars of random layouts (parts, several training parts, parts of one set, lists beside and
+    inside): a catalog or a named error for the training, test and held-out splits, never another exception (an
+    ImageNet-100-like layout failed with an IndexError, an archive CSV name with a TypeError)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(buf, "PNG")
+    rng, png = random.Random(1), buf.getvalue()
+    known = [  # layouts that failed: several training parts (IndexError), a CSV name that is a path and a name
+        ["train.X1/cat/img0.png", "train.X2/dog/img0.png", "val.X/cat/img1.png"],
+        ["img1.png", "a/img1.png", "train.csv:image,label\nimg1,cat\n"],
+    ]
+    tried = 0
+    for trial in range(60):
+        base = tmp_path / f"t{trial}"
+        if trial < len(known):
+            for entry in known[trial]:
+                name, _, text = entry.partition(":")
+                (base / "d" / name).parent.mkdir(parents=True, exist_ok=True)
+                (base / "d" / name).write_bytes(text.encode() if text else png)
+        else:
+            _layout(base / "d", rng, png)
+        targets = [base / "d"]
+        if trial % 3 == 0 or trial < len(known):
+            shutil.make_archive(str(base / "d"), "zip", base / "d")
+            targets.append(base / "d.zip")
+        if trial % 5 == 0:
+            with tarfile.open(base / "d.tar.gz", "w:gz") as tf:
+                tf.add(base / "d", "d")
+            targets.append(base / "d.tar.gz")
+        for data in targets:
+            for split in ("train", "test", "held"):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        csv = "train.csv" if trial % 7 == 1 or (base / "d" / "train.csv").is_file() else ""
+                        open_catalog(str(data), split=split, csv_opt=csv)
+                except (DataError, NoTestSplit):
+                    pass
+                except Exception as e:  # noqa: BLE001 - the assertion: no other exception
+                    pytest.fail(f"layout {trial}, --data {data.name}, {split}: {type(e).__name__}: {e}")
+                tried += 1
+        shutil.rmtree(base)
+    assert tried >= 200
