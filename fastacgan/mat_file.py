@@ -1,7 +1,7 @@
 """The MAT reader: what MATLAB's `save` (and scipy's `savemat`) writes in the version 5 format, compressed or not.
 read_mat: numeric matrices by name, each read in the class it was saved as (MATLAB stores a double array of whole
-numbers in the smallest integer type that holds them); read_mat_values: also text, cell arrays and struct arrays
-(Stanford Cars' annotations). MATLAB 7.3 files are HDF5 and are refused by name.
+numbers in the smallest integer type that holds them); read_mat(..., values=True): also text, cell arrays and struct
+arrays (Stanford Cars' annotations, Stanford Dogs' lists). MATLAB 7.3 files are HDF5 and are refused by name.
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ def _value(buf, order: str, where: str) -> tuple[str, object]:
         _, n, at, pos = _element(buf, pos, order)
         raw = bytes(buf[at : at + n])
         fields = [raw[k : k + width].split(b"\0")[0].decode("ascii", "replace") for k in range(0, n, width)]
+    if count > len(buf):  # (each element takes 8 bytes or more: damaged dimensions would loop for long)
+        raise DataError(f"{where}: variable {name!r} has {count} elements in {len(buf)} bytes: damaged")
     items = []
     for _ in range(count):  # each cell, or each element's fields in turn
         row = {}

@@ -110,14 +110,6 @@ def test_the_mat_reader_reads_text_cells_and_structs(tmp_path):
         want = sio.loadmat(path, squeeze_me=True)["st"]  # (the reference: torchvision reads the set so)
         assert [str(w["fname"]) for w in want] == [r["fname"] for r in got["st"]]
         assert [int(w["class"]) for w in want] == [r["class"].item() for r in got["st"]]
-    # MATLAB writes an empty cell as a matrix element of no bytes (scipy writes its header): None
-    element = lambda typ, data: struct.pack("<II", typ, len(data)) + data + bytes(-len(data) % 8)  # noqa: E731
-    body = (element(6, struct.pack("<II", 1, 0)) + element(5, struct.pack("<ii", 1, 2)) + element(1, b"c")
-            + element(14, b"") + element(14, element(6, struct.pack("<II", 4, 0)) + element(5, struct.pack("<ii", 1, 2))
-                                          + element(1, b"") + element(4, "ab".encode("utf-16-le"))))  # fmt: skip
-    header = b"MATLAB 5.0 MAT-file".ljust(116) + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
-    (tmp_path / "empty.mat").write_bytes(header + element(14, body))
-    assert read_mat(tmp_path / "empty.mat", ("c",), values=True)[0] == {"c": [None, "ab"]}
     sio.savemat(tmp_path / "cplx.mat", {"c": np.ones(2) + 1j})
     with pytest.raises(DataError, match="variable 'c' is not a matrix, text, a cell or struct array"):
         read_mat(tmp_path / "cplx.mat", ("c",), values=True)
@@ -173,3 +165,27 @@ def test_stanford_dogs_as_its_site_ships_it(tmp_path):
     with pytest.raises(DataError, match=r"train_list\.mat: 2 of its 4 images are in no class folder of .*Images, "
                        r"e\.g\. n02085782-Japanese_spaniel/n02085782_0\.jpg"):  # fmt: skip
         open_catalog(str(root))
+
+
+def test_the_mat_reader_reads_empty_cells_and_refuses_damaged_sizes(tmp_path):
+    """Written here by the format's description (no scipy): MATLAB writes an empty cell as a matrix element of no
+    bytes (None); a struct array of no fields whose dimensions claim 10^10 elements (damaged) is refused, not built
+    element by element (it ran until memory gave out)."""
+
+    def element(typ: int, data: bytes) -> bytes:
+        return struct.pack("<II", typ, len(data)) + data + bytes(-len(data) % 8)
+
+    def cell(rows: int, cols: int, items: bytes) -> bytes:
+        head = element(6, struct.pack("<II", 1, 0)) + element(5, struct.pack("<ii", rows, cols)) + element(1, b"c")
+        return element(14, head + items)
+
+    text = element(14, element(6, struct.pack("<II", 4, 0)) + element(5, struct.pack("<ii", 1, 2)) + element(1, b"")
+                   + element(4, "ab".encode("utf-16-le")))  # fmt: skip
+    header = b"MATLAB 5.0 MAT-file".ljust(116) + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+    (tmp_path / "empty.mat").write_bytes(header + cell(1, 2, element(14, b"") + text))
+    assert read_mat(tmp_path / "empty.mat", ("c",), values=True)[0] == {"c": [None, "ab"]}
+    head = element(6, struct.pack("<II", 2, 0)) + element(5, struct.pack("<ii", 100_000, 100_000)) + element(1, b"s")
+    no_fields = element(14, head + element(5, struct.pack("<i", 32)) + element(1, b""))
+    (tmp_path / "huge.mat").write_bytes(header + no_fields)
+    with pytest.raises(DataError, match=r"variable 's' has 10000000000 elements in \d+ bytes: damaged"):
+        read_mat(tmp_path / "huge.mat", ("s",), values=True)
