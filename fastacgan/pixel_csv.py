@@ -122,8 +122,8 @@ def pixel_strings_catalog(path: Path, header: list[str], split: str = "train") -
     if usage is None and split != "train":
         raise NoTestSplit(f"--data {path}: a CSV of images without a Usage column is one split")
     pixels, labels = [], []
-    csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))  # (a 128x128 RGB image's field: 200 KB; csv's 128 KB)
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+    was = csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))  # (a 128x128 RGB image's field: 200 KB; csv's
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:  # 128 KB, set again below)
         rows = csv.reader(f)
         next(rows, None)
         try:
@@ -136,6 +136,8 @@ def pixel_strings_catalog(path: Path, header: list[str], split: str = "train") -
                 labels.append(int(row[label]))
         except csv.Error as e:
             raise DataError(f"--data {path}: cannot read row {rows.line_num} ({e})") from e
+        finally:
+            csv.field_size_limit(was)
     if not pixels:
         raise DataError(f"--data {path}: no rows of the {'training' if split == 'train' else 'held-out'} split")
     counts = {len(p.split()) for p in pixels[:100]}

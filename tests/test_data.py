@@ -2917,7 +2917,7 @@ def test_labels_csvs_that_are_no_csv_are_named(tmp_path):
     cases = {"long.csv": ("image,label\na.png," + "x" * 200_000 + "\n", r"cannot be read as a CSV \(field larger"),
              "blank.csv": ("\r\na.png,cat\n", r"needs a header and at least one row with two columns"),
              "count.csv": ("1\nimage,label", r"needs a header and at least one row")}  # fmt: skip
-    was = csv.field_size_limit(131072)  # (csv's default: reading FER2013's pixel fields raises it, process-wide)
+    was = csv.field_size_limit(131072)  # (csv's default, process-wide: FER2013's reader raised it for good)
     try:
         for name, (text, match) in cases.items():
             (tmp_path / name).write_text(text)

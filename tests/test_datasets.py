@@ -1,6 +1,7 @@
 """The reference implementations' data sets as torchvision and Keras store them (fastacgan/datasets.py): CIFAR
 python batches, idx files, .npz; written here in those formats, then read back through --data."""
 
+import csv
 import gzip
 import io
 import os
@@ -445,8 +446,10 @@ def test_fer2013_an_image_a_field(tmp_path, capsys):
     (tmp_path / "fer2013.csv").write_text("emotion,pixels,Usage\n" + "".join(rows))
     (tmp_path / "icml_face_data.csv").write_text("emotion, Usage, pixels\n" + "".join(
         f'{y[i]},{usage[i]},"{" ".join(map(str, x[i].ravel()))}"\n' for i in range(9)))  # fmt: skip
+    limit = csv.field_size_limit()
     for name in ("fer2013.csv", "icml_face_data.csv"):
         train, held = open_catalog(str(tmp_path / name)), open_catalog(str(tmp_path / name), split="test")
+        assert csv.field_size_limit() == limit  # (raised for its long fields while it is read: for it alone)
         assert train.class_names == ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"], name
         assert torch.equal(train.images[..., 0], torch.from_numpy(x[:6])) and train.labels.tolist() == y[:6].tolist()
         assert torch.equal(held.images[..., 0], torch.from_numpy(x[6:])) and held.labels.tolist() == y[6:].tolist()
