@@ -10,6 +10,7 @@ HAM10000's parts of one set beside its metadata; a held-out part of images alone
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -243,7 +244,11 @@ def _listed_held_out(root: Path, data: str, subs: dict[str, Path], split: str, i
                      log: Callable[[str], None]) -> Catalog | None:  # fmt: skip
     """Tiny ImageNet's val/ (val/images/*.JPEG) labelled by val/val_annotations.txt; Kaggle's ImageNet's val/ by
     LOC_val_solution.csv; GTSRB's Test/ by Test.csv: in a folder, _held_out_by_list."""
-    classes = lambda n: {p.name for p in unwrapped(subs[n]).iterdir() if p.is_dir() and not hidden(p.name)}
+
+    @functools.cache  # (pick_split asks it of the training part and the held-out ones, and so does _held_out_by_list)
+    def classes(n: str) -> set[str]:
+        return {p.name for p in unwrapped(subs[n]).iterdir() if p.is_dir() and not hidden(p.name)}
+
     read = lambda part, listed: csv_catalog(subs[part], listed, image_col, label_col, guess=False)
     return _held_out_by_list(data, list(subs), split, classes, folder_lists(root), read, log)
 

@@ -122,11 +122,11 @@ def pixel_strings_catalog(path: Path, header: list[str], split: str = "train") -
     if usage is None and split != "train":
         raise NoTestSplit(f"--data {path}: a CSV of images without a Usage column is one split")
     pixels, labels = [], []
-    was = csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))  # (a 128x128 RGB image's field: 200 KB; csv's
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:  # 128 KB, set again below)
-        rows = csv.reader(f)
-        next(rows, None)
-        try:
+    was = csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))  # (a 128x128 RGB image's field: 200 KB, past
+    try:  # csv's 128 KB: raised while this file is read, then set back)
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            rows = csv.reader(f)
+            next(rows, None)
             for n, row in enumerate(rows, 2):
                 if not row or (usage is not None and (row[usage].strip().lower() == "training") != (split == "train")):
                     continue
@@ -134,10 +134,10 @@ def pixel_strings_catalog(path: Path, header: list[str], split: str = "train") -
                     raise DataError(f"--data {path}: row {n} has no class number in column {header[label]!r}")
                 pixels.append(row[at])
                 labels.append(int(row[label]))
-        except csv.Error as e:
-            raise DataError(f"--data {path}: cannot read row {rows.line_num} ({e})") from e
-        finally:
-            csv.field_size_limit(was)
+    except csv.Error as e:
+        raise DataError(f"--data {path}: cannot read row {rows.line_num} ({e})") from e
+    finally:
+        csv.field_size_limit(was)
     if not pixels:
         raise DataError(f"--data {path}: no rows of the {'training' if split == 'train' else 'held-out'} split")
     counts = {len(p.split()) for p in pixels[:100]}

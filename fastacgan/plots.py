@@ -159,7 +159,7 @@ def read_records(path: Path) -> list[dict]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    return [r for r in records if isinstance(r, dict) and _number(r.get("step")) == _number(r.get("step"))]
+    return [r for r in records if isinstance(r, dict) and not math.isnan(_number(r.get("step")))]
 
 
 def _number(value) -> float:

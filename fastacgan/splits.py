@@ -109,7 +109,7 @@ def pick_split(parts: list[str], split: str, classes_of: Callable[[str], set] | 
     train = [n for n in parts if kind[n] in TRAIN_SPLITS]
     if len(train) != 1:
         return None, ""
-    held = sorted((n for n in parts if kind[n] in TEST_SPLITS), key=lambda n: (TEST_SPLITS.index(kind[n]), n))
+    held = _held_parts(kind)
     if split != "train" and classes_of is not None and len(held) > 1:
         known = classes_of(train[0])
         held = [n for n in held if classes_of(n) & known] + held
@@ -227,6 +227,11 @@ def set_name(d: Path, first: Path) -> str:
     return folder_name(d)
 
 
+def _held_parts(kind: dict[str, str | None]) -> list[str]:
+    """The held-out parts (kind: a part's name -> its split_word), in TEST_SPLITS' order, then by name."""
+    return sorted((n for n, k in kind.items() if k in TEST_SPLITS), key=lambda n: (TEST_SPLITS.index(kind[n]), n))
+
+
 def several_training(parts: list[str]) -> tuple[list[str], str | None] | None:
     """(the training parts, the held-out part: test before val, or None) where the parts are all named as a split
     set's and several as its training part (ImageNet-100's train.X1/ ... train.X4/ beside val.X/); else None."""
@@ -234,7 +239,7 @@ def several_training(parts: list[str]) -> tuple[list[str], str | None] | None:
     trains = sorted(n for n, k in kinds.items() if k in TRAIN_SPLITS)
     if len(trains) < 2 or any(k not in (*TRAIN_SPLITS, *TEST_SPLITS) for k in kinds.values()):
         return None
-    held = sorted((n for n in parts if kinds[n] in TEST_SPLITS), key=lambda n: (TEST_SPLITS.index(kinds[n]), n))
+    held = _held_parts(kinds)
     return trains, held[0] if held else None
 
 
