@@ -118,6 +118,11 @@ class TrainConfig:
     fake_label: float = _f(
         0.0, "D's target for generated images (0.1, with --real-label 0.9: the ISIC AC-GAN's two-sided smoothing)"
     )
+    g_ema: float = _f(
+        0.0,
+        "decay of a moving average of G's weights (0.999: about the last 1,000 steps; BigGAN's and StyleGAN's EMA "
+        "generator), which the sample grids, fastacgan.sample and fastacgan.evaluate use; 0 = off",
+    )
     # --- speed
     device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     amp: bool = _f(
@@ -205,7 +210,7 @@ _RANGES = {
     "batch_size": (1, None, True, True), "epochs": (0, None, True, True), "steps": (0, None, True, True),
     "lr_g": (0, None, False, True), "lr_d": (0, None, False, True), "beta1": (0, 1, True, False),
     "beta2": (0, 1, True, False), "cls_weight": (0, None, True, True), "real_label": (0, 1, False, True),
-    "fake_label": (0, 1, True, False),
+    "fake_label": (0, 1, True, False), "g_ema": (0, 1, True, False),
     "log_every": (1, None, True, True), "sample_every": (0, None, True, True), "ckpt_every": (0, None, True, True),
     "ckpt_every_epochs": (0, None, True, True), "keep_ckpts": (0, None, True, True), "width": (0, None, False, True),
     # numpy's seeds are not negative (--max-images' subset), and a seed past 64 bits overflowed torch's

@@ -38,7 +38,7 @@ from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
 from .runlog import echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
 from .runs import RUNS_DATA, run_path, trained_on
-from .sample import add_ckpt_arguments, ckpt_argument, generate, generate_batches, generator_state
+from .sample import add_ckpt_arguments, add_ema_argument, ckpt_argument, generate, generate_batches, generator_state
 from .splits import listed_part
 from .workers import default_workers, lost_worker, workers_note
 
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     p.add_argument("--workers", type=int, default=-1, help=field_help("workers"))
+    add_ema_argument(p)
     a = p.parse_args(one_path_each(p, argv, ("--data", "--test-data", "--test-csv")))
     a.ckpt = ckpt_argument(p, a)
     say = lambda msg: echo_quietly(msg, sys.stderr)  # noqa: E731 - progress; stdout is the JSON report
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             say(note)
         if device.type == "cpu":
             keep_freed_memory()  # the judge trains faster, the same (see fastacgan/heap.py)
-        g, state, file = generator_state(a.ckpt, device)
+        g, state, file = generator_state(a.ckpt, device, a.ema)
         classes = list(state["classes"])
         cfg, data = state["config"], a.data or run_path(state["config"]["data"], state)
 
@@ -183,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{opt} {cat.origin or where}: {len(cat)} images{' (held out)' if held_out else ''}")
             return decode_all(cat, g.spec.image_size, g.spec.channels, a.workers, "skip", log=say)
 
-        say(f"evaluating {file}")
+        averaged = a.ema and "G_ema" in state  # (the generated images are its)
+        say(f"evaluating {file}{' (G: its moving average, --g-ema)' if averaged else ''}")
         images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data else "")
         if a.test_data:
             held = real(a.test_data, "--test-data", "held", csv=a.test_csv, held_out=True)  # (a set's test split)
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"done in {time.perf_counter() - t0:.0f} s")
     report = {
         "checkpoint": str(file),
+        "generator": "G_ema" if averaged else "G",
         "classifier_real_accuracy": round(real_acc, 4),
         "generated_class_accuracy": round(judged["generated_class_accuracy"], 4),
         "chance": round(1 / len(classes), 4),

@@ -34,6 +34,7 @@ class RunOutputs:
             f"model: G {count_params(self.G) / 1e6:.2f}M params, D {count_params(self.D) / 1e6:.2f}M params "
             f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
             f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
+            + (f"; samples from G's moving average (decay {self.cfg.g_ema:g})" if self.cfg.g_ema else "")
         )
         cuda, onoff = self.device.type == "cuda", lambda on: "on" if on else "off"
         graphs = " (CUDA graphs)" if self.gan.cuda_graphs else ""

@@ -61,13 +61,19 @@ def ckpt_argument(p: argparse.ArgumentParser, a: argparse.Namespace) -> str:
     return os.path.expanduser(a.ckpt or a.run)  # (`--ckpt=~/runs/x`: the shell leaves a ~ after = as it is)
 
 
-def generator_state(path: str, device: str | torch.device = "cpu") -> tuple[Generator, dict, Path]:
-    """-> (G in eval mode on `device`, the checkpoint's state, the checkpoint file used): read once."""
+def generator_state(path: str, device: str | torch.device = "cpu", ema: bool = True) -> tuple[Generator, dict, Path]:
+    """-> (G in eval mode on `device`, the checkpoint's state, the checkpoint file used): read once. G's moving
+    average (--g-ema) where the run kept one, unless ema is False."""
     file = resolve_ckpt(path)
     state = ckpt.load_checkpoint(file, map_location="cpu")
     g = Generator(ModelSpec(**state["spec"]))
-    g.load_state_dict(state["G"])
+    g.load_state_dict(state["G_ema" if ema and "G_ema" in state else "G"])
     return g.to(device).eval(), state, file
+
+
+def add_ema_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-ema", dest="ema", action="store_false", help="G's own weights, not their moving average "
+                   "(where the run kept one: --g-ema), which is used by default")  # fmt: skip
 
 
 def load_generator(path: str, device: str | torch.device = "cpu") -> tuple[Generator, list[str], Path]:
@@ -173,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
+    add_ema_argument(p)
     a = p.parse_args(argv)
     a.ckpt, a.out = ckpt_argument(p, a), os.path.expanduser(a.out)
     done, total = 0, 0  # images written, and to write (for an interrupted run's message)
@@ -199,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_threads(lambda msg: None)  # (a container's --cpus: torch's threads to its CPU limit; said by train)
         if device.type == "cpu":
             keep_freed_memory()  # the same images, 20x fewer page faults (writing the PNGs takes most of the time)
-        g, state, file = generator_state(a.ckpt, device)
+        g, state, file = generator_state(a.ckpt, device, a.ema)
         classes = list(state["classes"])
         if a.label is not None:  # (the words of WordNet ids, where the run kept them: tench)
             labels = torch.full((a.n,), parse_label(a.label, classes, state.get("class_words")), dtype=torch.long)
@@ -242,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         kept = f" into {a.out}: remove them, or choose another --out, to write the set again" if done else ""
         echo_quietly(f"interrupted: wrote {done} of {total} image(s){kept}", sys.stderr)
         return 130
-    echo_quietly(f"wrote {len(labels)} image(s) from {file} to {out}")
+    whose = " (G's moving average: --no-ema for G's own weights)" if a.ema and "G_ema" in state else ""
+    echo_quietly(f"wrote {len(labels)} image(s) from {file}{whose} to {out}")
     return 0
 
 

@@ -23,6 +23,7 @@ import torch.distributed as tdist
 from . import kernels
 from .devices import memory_error
 from .distributed import Dist, all_reduce_
+from .ema import MovingAverage
 from .fallbacks import CompiledRegion, check_fused_kernels
 from .kernels import acgan_loss, acgan_loss_reference
 from .loaders import to_model_input
@@ -39,7 +40,7 @@ class ACGANStep:
                  compile_backend: str = "inductor", fused_kernels: bool = True, cls_weight: float = 1.0,
                  real_label: float = 1.0, fake_label: float = 0.0, seed: int = 0, dist: Dist | None = None,
                  sync_bn: bool = False, graph_step: bool = False, fast_layers: bool = True,
-                 fast_dropout: bool = True):  # fmt: skip
+                 fast_dropout: bool = True, g_ema: float = 0.0):  # fmt: skip
         self.spec, self.device, self.amp_dtype, self.channels_last = spec, device, amp_dtype, channels_last
         self.dist = dist = dist or Dist()
         self.cls_weight, self.real_label, self.fake_label = cls_weight, real_label, fake_label
@@ -89,6 +90,7 @@ class ACGANStep:
             ids = [device.index] if device.type == "cuda" else None
             self.G_run = torch.nn.parallel.DistributedDataParallel(self.G, device_ids=ids)
             self.D_run = torch.nn.parallel.DistributedDataParallel(self.D, device_ids=ids)
+        self.g_ema = MovingAverage(self.G, g_ema) if g_ema else None  # (--g-ema: G's weights averaged)
 
         self.g_forward, self.d_losses, self.g_losses = self._g_forward, self._d_losses, self._g_losses
         # CUDA graphs cannot hold DDP's gradient all-reduce, which runs between the graphs: off when distributed
@@ -198,6 +200,8 @@ class ACGANStep:
             self.dev_step += 1
             finite &= torch.isfinite(loss_g)
             self.bad_step.copy_(torch.where((self.bad_step < 0) & ~finite, self.dev_step, self.bad_step))
+        if self.g_ema is not None:
+            self.g_ema.update(self.dev_step)
 
     def _graphed_step(self, real: torch.Tensor, labels: torch.Tensor) -> None:
         """The step as one CUDA graph: GRAPH_WARMUP ordinary steps on a side stream (compilation, autotuning,
@@ -273,12 +277,13 @@ class ACGANStep:
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Images from G in eval mode (BatchNorm running statistics), float32."""
-        was_training = self.G.training
-        self.G.eval()
+        """Images from G in eval mode (BatchNorm running statistics), or from its moving average (--g-ema), float32."""
+        g = self.G if self.g_ema is None else self.g_ema.module
+        was_training = g.training
+        g.eval()
         with self.autocast():
-            x = self.G(z, labels).float()
-        self.G.train(was_training)
+            x = g(z, labels).float()
+        g.train(was_training)
         return x
 
     def train(self, mode: bool = True) -> None:
@@ -288,13 +293,18 @@ class ACGANStep:
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
-                "scaler_d": self.scaler_d.state_dict(), "noise_gen": self.noise_gen.get_state()}  # fmt: skip
+                "scaler_d": self.scaler_d.state_dict(), "noise_gen": self.noise_gen.get_state(),
+                **({"G_ema": self.g_ema.state_dict()} if self.g_ema is not None else {})}  # fmt: skip
 
     def load_state_dict(self, state: dict, step: int) -> bool:
         """Load a checkpoint's state; False when G's noise stream could not be continued (see below)."""
         self._graphs = {}  # the optimizers' state tensors are replaced: a captured step would use the old ones
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
+        if self.g_ema is not None and "G_ema" in state:
+            self.g_ema.load_state_dict(state["G_ema"])
+        elif self.g_ema is not None:  # a checkpoint without one (--g-ema given on resuming): it starts from G
+            self.g_ema.reset()
         _load_optimizer(self.opt_g, state["opt_g"])
         _load_optimizer(self.opt_d, state["opt_d"])
         for scaler, saved in ((self.scaler_g, state["scaler_g"]), (self.scaler_d, state["scaler_d"])):

@@ -337,6 +337,19 @@ def test_graph_step_trains_as_the_plain_step(monkeypatch):
 
 
 @CUDA
+def test_graph_step_holds_the_moving_average_of_g(monkeypatch):
+    """--g-ema inside the captured step: its update reads the step count from the device, so each replay moves
+    the average with that step's beta, as the plain step does."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    (graphed, *_), (plain, *_) = _twin_runs(16, [8], compile=False, g_ema=0.9)
+    assert graphed.graph_step and graphed._graphs
+    for k, v in plain.g_ema.state_dict().items():
+        torch.testing.assert_close(graphed.g_ema.state_dict()[k], v, rtol=1e-4, atol=1e-4, msg=k)
+    assert any(not torch.equal(v, plain.G.state_dict()[k]) for k, v in plain.g_ema.state_dict().items())
+
+
+@CUDA
 def test_graph_step_with_the_whole_fast_path():
     """compile (Inductor, no CUDA graphs of its own), bf16 autocast, channels-last, fused kernels, in one graph:
     the same training as without the graph within bf16's noise."""
