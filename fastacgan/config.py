@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .augment import parse_policy
 from .models import CONDITIONING, ModelSpec, check_options
 from .presets import PRESETS
 from .reference_options import REFERENCE_OPTIONS, translate_reference_args
@@ -69,6 +70,11 @@ class TrainConfig:
         choices=("skip", "error"),
     )
     hflip: bool = _f(False, "random horizontal flips of real images")
+    diffaug: str = _f(
+        "",
+        "DiffAugment for little data: D sees every image, real or generated, randomly transformed, G's gradient "
+        "flowing back through it; a comma-separated list of color, translation, cutout, or all; empty = off",
+    )
     balance_classes: bool = _f(False, "draw the real images so that every class comes equally often (with "
                                "replacement), as G's classes do: for unbalanced data (HAM10000, ISIC)")  # fmt: skip
     workers: int = _f(-1, "image-decoding worker processes; -1 = one per CPU core this process may use (at most 8)")
@@ -246,6 +252,7 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.fake_label >= cfg.real_label:
         raise ValueError(f"--fake-label {cfg.fake_label:g} must be below --real-label {cfg.real_label:g}: D's target "
                          f"for generated images is the lower one")  # fmt: skip
+    parse_policy(cfg.diffaug)
     if cfg.preset != "auto":
         check_preset(cfg.preset)
     # those the models are built with, where given (else the preset's, the data's: checked once those are known)

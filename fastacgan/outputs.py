@@ -35,6 +35,7 @@ class RunOutputs:
             f"({self.spec.g_arch} G, {self.spec.d_arch} D{', spectral norm' if self.spec.d_sn else ''}, "
             f"{self.spec.conditioning} conditioning); device {self.device}, {amp_note}"
             + (f"; samples from G's moving average (decay {self.cfg.g_ema:g})" if self.cfg.g_ema else "")
+            + (f"; D sees DiffAugment's {', '.join(self.gan.diffaug)}" if self.gan.diffaug else "")
         )
         cuda, onoff = self.device.type == "cuda", lambda on: "on" if on else "off"
         graphs = " (CUDA graphs)" if self.gan.cuda_graphs else ""

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as tdist
 
 from . import kernels
+from .augment import diff_augment, parse_policy
 from .devices import memory_error
 from .distributed import Dist, all_reduce_
 from .ema import MovingAverage
@@ -40,10 +41,11 @@ class ACGANStep:
                  compile_backend: str = "inductor", fused_kernels: bool = True, cls_weight: float = 1.0,
                  real_label: float = 1.0, fake_label: float = 0.0, seed: int = 0, dist: Dist | None = None,
                  sync_bn: bool = False, graph_step: bool = False, fast_layers: bool = True,
-                 fast_dropout: bool = True, g_ema: float = 0.0):  # fmt: skip
+                 fast_dropout: bool = True, g_ema: float = 0.0, diffaug: str = ""):  # fmt: skip
         self.spec, self.device, self.amp_dtype, self.channels_last = spec, device, amp_dtype, channels_last
         self.dist = dist = dist or Dist()
         self.cls_weight, self.real_label, self.fake_label = cls_weight, real_label, fake_label
+        self.diffaug = parse_policy(diffaug)  # DiffAugment's (augment.py): on every image D sees, real or generated
         if device.type == "cuda" and not kernels.triton_supports(device):  # a GPU older than Triton's: the trainer
             fused_kernels = False  # says so (triton_unsupported); Inductor would refuse it
             compile = compile and compile_backend != "inductor"
@@ -130,6 +132,8 @@ class ACGANStep:
         """D step loss on real images (their labels) and detached fakes (the classes G was asked for)."""
         if real.dtype == torch.uint8:  # a loader's batch, converted here: in the compiled region / the graph
             real = to_model_input(real, self.channels_last)
+        if self.diffaug:
+            real, fake = diff_augment(real, self.diffaug), diff_augment(fake, self.diffaug)
         with self.autocast():
             src_r, cls_r = self.D_run(real)
             src_f, cls_f = self.D_run(fake)
@@ -138,6 +142,8 @@ class ACGANStep:
         return loss_r + loss_f, st_r, st_f
 
     def _g_losses(self, fake, c):
+        if self.diffaug:  # (G's gradient flows back through the augmentation)
+            fake = diff_augment(fake, self.diffaug)
         with self.autocast():
             src_g, cls_g = self.D_run(fake)
             return self.loss(src_g, cls_g, 1.0, c, self.cls_weight)

@@ -129,6 +129,7 @@ class Trainer(RunState, RunOutputs):
             compile_backend=cfg.compile_backend, fused_kernels=cfg.fused_kernels, cls_weight=cfg.cls_weight,
             real_label=cfg.real_label, fake_label=cfg.fake_label, seed=cfg.seed, dist=self.dist, sync_bn=cfg.sync_bn,
             graph_step=cfg.graph_step, fast_layers=cfg.fast_layers, fast_dropout=cfg.fast_dropout, g_ema=cfg.g_ema,
+            diffaug=cfg.diffaug,
         )  # fmt: skip
         self.G, self.D = self.gan.G, self.gan.D
         self.compile = self.gan.compile

@@ -350,6 +350,32 @@ def test_graph_step_holds_the_moving_average_of_g(monkeypatch):
 
 
 @CUDA
+@pytest.mark.parametrize("graph_step", [False, True], ids=["compiled-cuda-graphs", "graph-step"])
+def test_diffaug_on_the_fast_path(graph_step):
+    """--diffaug's random draws inside the compiled regions (CUDA graph trees) or the captured step (eager ops: the
+    capture is what is under test): no failed compile or capture, a finite training whose D sees the augmentation
+    (its losses differ from a run without it, from the same seed)."""
+    from fastacgan.step import ACGANStep
+
+    metrics = {}
+    for policy in ("", "all"):
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        gan = ACGANStep(_spec(), torch.device("cuda"), compile=not graph_step, graph_step=graph_step, diffaug=policy,
+                        amp_dtype=torch.bfloat16, channels_last=True)  # fmt: skip
+        g = torch.Generator().manual_seed(1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a failed capture or compile warns
+            for _ in range(8):
+                x = torch.randint(0, 256, (8, 16, 16, 1), dtype=torch.uint8, generator=g).cuda()
+                gan(x, torch.randint(4, (8,), generator=g).cuda())
+        assert gan.graph_step == graph_step and (bool(gan._graphs) if graph_step else gan.cuda_graphs)
+        metrics[policy] = gan.read_metrics()
+        assert all(v == v and abs(v) < 1e4 for v in metrics[policy].values()), metrics[policy]
+    assert metrics["all"]["loss_d"] != metrics[""]["loss_d"]
+
+
+@CUDA
 def test_graph_step_with_the_whole_fast_path():
     """compile (Inductor, no CUDA graphs of its own), bf16 autocast, channels-last, fused kernels, in one graph:
     the same training as without the graph within bf16's noise."""
