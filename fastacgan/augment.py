@@ -61,8 +61,9 @@ def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     rows = (torch.arange(h, device=x.device).view(1, h, 1) - dy + 1).clamp(0, h + 1)
     cols = (torch.arange(w, device=x.device).view(1, 1, w) - dx + 1).clamp(0, w + 1)
     padded = F.pad(x, (1, 1, 1, 1)).permute(0, 2, 3, 1)  # [B, H+2, W+2, C]
-    picked = padded[torch.arange(b, device=x.device).view(b, 1, 1), rows, cols]  # [B, H, W, C]
-    return picked.permute(0, 3, 1, 2)
+    picked = padded[torch.arange(b, device=x.device).view(b, 1, 1), rows, cols].permute(0, 3, 1, 2)  # channels-last
+    # in x's memory format: D's convolutions on a CPU took a channels-last batch 20% slower (cifar10's step)
+    return picked if x.is_contiguous(memory_format=torch.channels_last) else picked.contiguous()
 
 
 def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
