@@ -235,11 +235,14 @@ def loose_note(data, names: list[str]) -> str:
             "is the folder it is in")  # fmt: skip
 
 
-def data_notes(cat, native: int, size: int, balanced: bool = False) -> list[str]:
+FEW_FOR_A_GAN = 5000  # fewer images than this: the start says what --diffaug is for
+
+
+def data_notes(cat, native: int, size: int, balanced: bool = False, diffaug: str = "") -> list[str]:
     """The notes at a run's start on its Catalog: images enlarged 2x or more to the model (--preset isic128 on
     CIFAR-10), one class (an unconditional GAN), classes unbalanced 10 to 1 or more (HAM10000's nv 6,705 images to
     df's 115; G draws its classes evenly, as the reference AC-GANs do; not said where --balance-classes draws the
-    real images evenly too)."""
+    real images evenly too), fewer than FEW_FOR_A_GAN images without --diffaug."""
     class_names, labels = cat.class_names, cat.labels
     notes, k = [], len(class_names)
     if size >= 2 * native:
@@ -256,6 +259,9 @@ def data_notes(cat, native: int, size: int, balanced: bool = False) -> list[str]
                      f"{class_names[many]}'s {counts[many]:,}: G draws every class equally often, so D sees "
                      f"{len(labels) / k / max(counts[few], 1):.0f}x as many fakes of {class_names[few]} as real ones "
                      "(--balance-classes draws the real images evenly too; --classes leaves classes out)")  # fmt: skip
+    if len(labels) < FEW_FOR_A_GAN and not diffaug.strip():
+        notes.append(f"note: {len(labels):,} images are few for a GAN: its D learns them by heart as the run goes on; "
+                     "--diffaug all (DiffAugment) shows D each image, real or generated, transformed anew")  # fmt: skip
     return notes
 
 

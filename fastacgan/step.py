@@ -4,6 +4,8 @@
     G step: loss_G = L(D(G(z, c)), 1, c)        (the same fakes, now through G) -> backward -> Adam(G)
             (D's weights are frozen for the G step's backward: it only needs the gradient that flows to G)
 with L = acgan_loss (BCE-with-logits of the source head + cls_weight * cross-entropy of the class head).
+With --diffaug every image D sees, x and each use of G(z, c), is randomly transformed first (augment.py, a draw of
+its own each time); with --g-ema the G step ends by moving G's moving average (ema.py) towards G.
 
 Speed features, each switchable on its own: torch.compile of three regions (G's forward, the D losses,
 the G loss; mode "reduce-overhead", i.e. CUDA graphs, on CUDA), AMP autocast (bf16, or fp16 with gradient

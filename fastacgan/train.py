@@ -112,7 +112,7 @@ class Trainer(RunState, RunOutputs):
             f"data: {cfg.data} -> {len(self.catalog)} images, {k} class{'es' if k > 1 else ''} ({shown}), "
             f"{self.spec.channels} channel(s), {self.spec.image_size}x{self.spec.image_size}"
         )
-        for note in data_notes(self.catalog, native, self.spec.image_size, cfg.balance_classes):
+        for note in data_notes(self.catalog, native, self.spec.image_size, cfg.balance_classes, cfg.diffaug):
             log(note)
         folder = self.catalog.folder
         if folder is not None and self.out.resolve().is_relative_to(folder.resolve()):

@@ -163,3 +163,23 @@ def test_a_wrong_policy_is_refused_before_anything_is_written(tmp_path, capsys):
     assert run(args) == 2
     assert "--diffaug 'color,rotate': rotate is not a policy" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_small_set_is_told_what_diffaug_is_for(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from fastacgan.hints import FEW_FOR_A_GAN, data_notes
+
+    def notes(n, diffaug=""):
+        cat = SimpleNamespace(class_names=["a", "b"], labels=np.arange(n) % 2)
+        return [x for x in data_notes(cat, 32, 32, diffaug=diffaug) if "--diffaug" in x]
+
+    assert notes(FEW_FOR_A_GAN - 1) == [
+        "note: 4,999 images are few for a GAN: its D learns them by heart as the run goes on; --diffaug all "
+        "(DiffAugment) shows D each image, real or generated, transformed anew"
+    ]
+    assert notes(FEW_FOR_A_GAN) == [] and notes(400, "cutout") == []
+    assert run(["--data", "builtin:digits:400", *TINY, "--out", tmp_path / "run", "--steps", "1"]) == 0
+    assert "note: 400 images are few for a GAN" in capsys.readouterr().out
