@@ -13,7 +13,8 @@ from fastacgan.train import main
 # a preset without dropout (isic-style: spectral-norm D, no BatchNorm in D) so the only difference between
 # 2 processes and 1 is G's BatchNorm, whose statistics are per process (SyncBatchNorm needs CUDA)
 ARGS = ["--data", "builtin:digits:256", "--preset", "isic64", "--image-size", "16", "--width", "0.125",
-        "--workers", "0", "--log-every", "2", "--sample-every", "3", "--seed", "5", "--device", "cpu"]  # fmt: skip
+        "--workers", "0", "--log-every", "2", "--sample-every", "3", "--seed", "5", "--device", "cpu",
+        "--g-ema", "0.9"]  # fmt: skip
 
 
 def torchrun(nproc, args, timeout=300):
@@ -68,6 +69,8 @@ def test_only_rank_zero_speaks_and_writes(two_process_run):
     assert sorted(p.name for p in (out / "samples").iterdir()) == [f"step_{s:08d}.png" for s in (0, 3, 6)]
     state = final(out)
     assert not any(k.startswith("module.") for k in state["G"])  # unwrapped: resumable on any number of processes
+    assert state["G_ema"].keys() == state["G"].keys()  # (--g-ema: the average of the unwrapped G)
+    assert any(not torch.equal(v, state["G"][k]) for k, v in state["G_ema"].items())
 
 
 def test_resume_a_two_process_checkpoint_in_one_process(two_process_run, tmp_path):
