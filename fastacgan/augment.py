@@ -27,13 +27,11 @@ def parse_policy(text: str) -> tuple[str, ...]:
     """--diffaug's value -> the policies in their order of application; "" -> (). Raises ValueError naming the
     option for a name that is not a policy."""
     names = [t.strip().lower() for t in text.split(",") if t.strip()]
-    if names == ["all"]:
-        return POLICIES
-    unknown = [n for n in names if n not in POLICIES]
+    unknown = [n for n in names if n not in (*POLICIES, "all")]
     if unknown:
         raise ValueError(f"--diffaug {text!r}: {', '.join(unknown)} is not a policy; give a comma-separated list of "
                          f"{', '.join(POLICIES)} (or all), or nothing for none")  # fmt: skip
-    return tuple(p for p in POLICIES if p in names)
+    return tuple(p for p in POLICIES if p in names or "all" in names)
 
 
 def diff_augment(x: torch.Tensor, policies: tuple[str, ...]) -> torch.Tensor:

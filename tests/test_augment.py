@@ -17,6 +17,7 @@ def test_the_policies_parse_in_their_order_and_a_wrong_name_is_refused():
     assert A.parse_policy("") == () and A.parse_policy(" ") == ()
     assert A.parse_policy("all") == A.POLICIES == ("color", "translation", "cutout")
     assert A.parse_policy("cutout, Color") == ("color", "cutout")  # (applied in DiffAugment's order)
+    assert A.parse_policy("ALL") == A.parse_policy("all,cutout") == A.parse_policy(",all,") == A.POLICIES
     with pytest.raises(ValueError, match=r"--diffaug 'colour,flip': colour, flip is not a policy; give a comma"):
         A.parse_policy("colour,flip")
 
