@@ -5,8 +5,8 @@ gradient flows back through them, so G is not taught to make augmented images, a
 image in many forms, overfits later (the few thousand images of a medical set such as ISIC's, or a tenth of
 CIFAR-10). The policies, applied in this order, on images in [-1, 1], [B, C, H, W] in any memory format:
 
-    color        brightness + U(-0.5, 0.5); saturation: each pixel's distance from its channel mean times U(0, 2);
-                 contrast: each image's distance from its mean times U(0.5, 1.5)
+    color        brightness + U(-0.5, 0.5); saturation: each pixel's distance from its grey (the mean of its
+                 channels) times U(0, 2); contrast: each image's distance from its mean times U(0.5, 1.5)
     translation  a shift of up to 1/8 of the side in each direction (whole pixels), the uncovered border zero
     cutout       a square of half the side (rounded) set to zero, centred anywhere in the image (cut by its edges)
 
