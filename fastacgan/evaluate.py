@@ -38,7 +38,15 @@ from .loaders import to_model_input
 from .models import Discriminator, ModelSpec
 from .runlog import echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
 from .runs import RUNS_DATA, run_path, trained_on
-from .sample import add_ckpt_arguments, add_ema_argument, ckpt_argument, generate, generate_batches, generator_state
+from .sample import (
+    add_ckpt_arguments,
+    add_ema_argument,
+    averaged,
+    ckpt_argument,
+    generate,
+    generate_batches,
+    generator_state,
+)
 from .splits import listed_part
 from .workers import default_workers, lost_worker, workers_note
 
@@ -184,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{opt} {cat.origin or where}: {len(cat)} images{' (held out)' if held_out else ''}")
             return decode_all(cat, g.spec.image_size, g.spec.channels, a.workers, "skip", log=say)
 
-        averaged = a.ema and "G_ema" in state  # (the generated images are its)
-        say(f"evaluating {file}{' (G: its moving average, --g-ema)' if averaged else ''}")
+        from_average = averaged(state, a.ema)  # (the generated images are its)
+        say(f"evaluating {file}{' (G: its moving average, --g-ema)' if from_average else ''}")
         images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data else "")
         if a.test_data:
             held = real(a.test_data, "--test-data", "held", csv=a.test_csv, held_out=True)  # (a set's test split)
@@ -243,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"done in {time.perf_counter() - t0:.0f} s")
     report = {
         "checkpoint": str(file),
-        "generator": "G_ema" if averaged else "G",
+        "generator": "G_ema" if from_average else "G",
         "classifier_real_accuracy": round(real_acc, 4),
         "generated_class_accuracy": round(judged["generated_class_accuracy"], 4),
         "chance": round(1 / len(classes), 4),

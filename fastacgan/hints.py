@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .augment import parse_policy
 from .data import TEST_SPLITS, TRAIN_SPLITS, extension, hidden, is_image
 from .splits import split_word
 
@@ -259,7 +260,7 @@ def data_notes(cat, native: int, size: int, balanced: bool = False, diffaug: str
                      f"{class_names[many]}'s {counts[many]:,}: G draws every class equally often, so D sees "
                      f"{len(labels) / k / max(counts[few], 1):.0f}x as many fakes of {class_names[few]} as real ones "
                      "(--balance-classes draws the real images evenly too; --classes leaves classes out)")  # fmt: skip
-    if len(labels) < FEW_FOR_A_GAN and not diffaug.strip():
+    if len(labels) < FEW_FOR_A_GAN and not parse_policy(diffaug):
         notes.append(f"note: {len(labels):,} images are few for a GAN: its D learns them by heart as the run goes on; "
                      "--diffaug all (DiffAugment) shows D each image, real or generated, transformed anew")  # fmt: skip
     return notes

@@ -67,8 +67,13 @@ def generator_state(path: str, device: str | torch.device = "cpu", ema: bool = T
     file = resolve_ckpt(path)
     state = ckpt.load_checkpoint(file, map_location="cpu")
     g = Generator(ModelSpec(**state["spec"]))
-    g.load_state_dict(state["G_ema" if ema and "G_ema" in state else "G"])
+    g.load_state_dict(state["G_ema" if averaged(state, ema) else "G"])
     return g.to(device).eval(), state, file
+
+
+def averaged(state: dict, ema: bool = True) -> bool:
+    """Whether generator_state(..., ema) gave G's moving average (the run kept one, and --no-ema was not given)."""
+    return ema and "G_ema" in state
 
 
 def add_ema_argument(p: argparse.ArgumentParser) -> None:
@@ -249,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = f" into {a.out}: remove them, or choose another --out, to write the set again" if done else ""
         echo_quietly(f"interrupted: wrote {done} of {total} image(s){kept}", sys.stderr)
         return 130
-    whose = " (G's moving average: --no-ema for G's own weights)" if a.ema and "G_ema" in state else ""
+    whose = " (G's moving average: --no-ema for G's own weights)" if averaged(state, a.ema) else ""
     echo_quietly(f"wrote {len(labels)} image(s) from {file}{whose} to {out}")
     return 0
 
