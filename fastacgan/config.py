@@ -195,6 +195,11 @@ class TrainConfig:
         "with each sample grid, the ISIC AC-GAN's PSNR, SSIM, MS-GMSD, MDSI and HaarPSI between the grid's images "
         "and real.png's, into image_metrics.jsonl (its metrics_report.log)",
     )
+    tensorboard: bool = _f(
+        True,
+        "TensorBoard's event file in --out (events.out.tfevents.fastacgan, written without TensorBoard): the metrics "
+        "records and the sample grids, for `tensorboard --logdir runs`",
+    )
     ckpt_every: int = _f(0, "steps between checkpoints; 0 = every epoch, at most every 2000 steps")
     ckpt_every_epochs: int = _f(
         0,

@@ -33,11 +33,12 @@ def to_pil(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
 
 
-def save_png(path, arr: np.ndarray, durable: bool = True) -> None:
-    """Write uint8 [H, W, C] atomically; JPEG if the name ends in .jpg/.jpeg, else PNG."""
+def save_png(path, arr: np.ndarray, durable: bool = True) -> bytes:
+    """Write uint8 [H, W, C] atomically; JPEG if the name ends in .jpg/.jpeg, else PNG. Returns the file's bytes."""
     buf = io.BytesIO()
     to_pil(arr).save(buf, format="JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "PNG")
     atomic_write_bytes(path, buf.getvalue(), durable)
+    return buf.getvalue()
 
 
 # the most grids an animation shows: a run's default (24 and step 0's). Each costs PIL's GIF encoder about a second

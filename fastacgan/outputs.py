@@ -1,7 +1,8 @@
 """What a training run says and leaves behind as it goes: the start-up lines of the model and its speed features,
 the progress line and metrics.jsonl, the sample grids (with their image metrics and curves.png), real.png and
 samples.gif. A mixin of fastacgan.train.Trainer, whose attributes it reads: cfg, log, out, dist, gan, step,
-total_steps, loader, catalog, spec, sample_z, sample_y (the start-up lines: G, D, device, compile, channels_last)."""
+total_steps, loader, catalog, spec, sample_z, sample_y (the start-up lines: G, D, device, compile, channels_last).
+With --tensorboard, the records and the grids also go into TensorBoard's event file (tb_events)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import math
 import numpy as np
 import torch
 
+from . import tb_events
 from .decode import class_examples
 from .devices import triton_unsupported
 from .image_metrics import LABELS, seed000_metrics
@@ -75,13 +77,16 @@ class RunOutputs:
         if not self.dist.is_main:
             return
         append_record(self.out / "metrics.jsonl", rec)
+        self.tensorboard(lambda: tb_events.scalars(rec))
 
     def save_samples(self) -> None:
         """The sample grid of this step, its image metrics (--image-metrics), and curves.png redrawn."""
         if not self.dist.is_main:
             return
         fake = self.gan.generate(self.sample_z, self.sample_y)
-        save_png(self.out / "samples" / f"step_{self.step:08d}.png", make_grid(to_uint8(fake), ncol=10))
+        grid = make_grid(to_uint8(fake), ncol=10)
+        png = save_png(self.out / "samples" / f"step_{self.step:08d}.png", grid)
+        self.tensorboard(lambda: [tb_events.image("samples", grid, png)])
         if self.cfg.image_metrics:
             self.save_image_metrics(fake)
         try:  # a convenience: whatever goes wrong drawing it must not stop the training
@@ -90,6 +95,12 @@ class RunOutputs:
             if not self.curves_failed:
                 self.log(f"warning: curves.png not drawn ({type(e).__name__}: {e}); training goes on")
             self.curves_failed = True
+
+    def tensorboard(self, values) -> None:
+        """The values (a function making them: tb_events.scalars, image) as an event of this step in the run's
+        TensorBoard file, unless --no-tensorboard."""
+        if self.cfg.tensorboard:
+            tb_events.append(self.out / tb_events.EVENTS, self.step, values())
 
     def save_animation(self) -> None:
         """samples.gif, at the run's end (an error's too): a convenience, whose failure (a full disk) must neither
@@ -109,7 +120,9 @@ class RunOutputs:
     def save_real_grid(self) -> None:
         """real.png: real images in the sample grids' layout, to set beside them."""
         if self.dist.is_main:
-            save_png(self.out / "real.png", make_grid(self.real_examples(), ncol=10))
+            grid = make_grid(self.real_examples(), ncol=10)
+            png = save_png(self.out / "real.png", grid)
+            self.tensorboard(lambda: [tb_events.image("real", grid, png)])
 
     def save_image_metrics(self, fake: torch.Tensor) -> None:
         """The ISIC AC-GAN's figures (image_metrics.seed000_metrics) between the grid's images and real.png's, tile
@@ -122,5 +135,6 @@ class RunOutputs:
         found = seed000_metrics(fake.float()[keep], real[keep])  # on the device: 3 s for 100 pairs of 128x128 on a CPU
         rec = {"step": self.step, "pairs": int(keep.sum()), **found}
         append_record(self.out / "image_metrics.jsonl", rec)
+        self.tensorboard(lambda: tb_events.scalars(found, "image_metrics"))
         shown = " ".join(f"{LABELS[k]} {v:.3f}" for k, v in found.items() if v is not None)
         self.log(f"image metrics at step {self.step} ({rec['pairs']} pairs): {shown}")

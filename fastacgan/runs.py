@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from . import checkpoint as ckpt
+from . import tb_events
 from .data import TRAIN_SPLITS
 from .plots import read_records
 from .splits import split_word
@@ -46,7 +47,7 @@ def check_out_state(out: Path, resume: bool, auto: bool = False, data: str = "")
 
 # the files a run writes at its folder's top (overwritten, truncated or appended to)
 RUN_FILES = ("config.json", "metrics.jsonl", "image_metrics.jsonl", "train.log", "curves.png", "real.png",
-             "samples.gif")  # fmt: skip
+             "samples.gif", tb_events.EVENTS)  # fmt: skip
 
 
 def check_not_foreign(out: Path) -> None:
@@ -109,6 +110,13 @@ def truncate_metrics(path: Path, step: int) -> None:
     if path.exists():
         keep = [json.dumps(r) for r in read_records(path) if r["step"] <= step]
         ckpt.atomic_write_bytes(path, "".join(k + "\n" for k in keep).encode())
+
+
+def truncate_records(out: Path, step: int) -> None:
+    """truncate_metrics of metrics.jsonl and image_metrics.jsonl, and the same of the TensorBoard events."""
+    for name in ("metrics.jsonl", "image_metrics.jsonl"):
+        truncate_metrics(out / name, step)
+    tb_events.truncate(out / tb_events.EVENTS, step)
 
 
 def trained_on(state: dict, data: str, csv: str) -> bool:

@@ -46,7 +46,7 @@ from .presets import pick_preset
 from .run_end import STOP_SIGNALS, Aborted, aborted_line, in_main_thread, say_why
 from .run_state import RunState, TrainingError  # noqa: F401 - TrainingError: also fastacgan.train's name
 from .runlog import RunLog, echo, echo_quietly, let_go_quietly, plain_warnings, tolerant_console
-from .runs import RUNS_DATA, check_out_state, data_fingerprint, truncate_metrics
+from .runs import RUNS_DATA, check_out_state, data_fingerprint, truncate_records
 from .step import ACGANStep, set_cuda_flags
 from .words import class_words
 
@@ -236,8 +236,7 @@ class Trainer(RunState, RunOutputs):
                 what = f"wrote {kept[-1].name}" if kept else "removed the checkpoints"
                 raise ValueError(f"--out {self.out}: another run {what} while this one started; run again"
                                  + (" (with --resume to continue from it)" if kept else ""))  # fmt: skip
-            for name in ("metrics.jsonl", "image_metrics.jsonl"):  # a new run: those of one that left no checkpoint
-                truncate_metrics(self.out / name, self.step)
+            truncate_records(self.out, self.step)  # a new run: those of one that left no checkpoint
         except BaseException:
             if lock is not None:
                 lock.close()

@@ -600,7 +600,7 @@ def _progress(tmp_path, world: int, dt: float, steps: int) -> tuple[str, dict]:
     run = SimpleNamespace(
         cfg=SimpleNamespace(batch_size=8), dist=SimpleNamespace(world=world, is_main=True), step=4, total_steps=8,
         loader=SimpleNamespace(steps_per_epoch=4), log=lines.append, out=tmp_path, check_finite=lambda: None,
-        gan=SimpleNamespace(read_metrics=lambda: metrics),
+        gan=SimpleNamespace(read_metrics=lambda: metrics), tensorboard=lambda values: None,
     )  # fmt: skip
     RunOutputs.report(run, dt, steps, 3.0)
     return lines[0], json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
