@@ -40,12 +40,14 @@ from .runlog import echo, echo_quietly, let_go_quietly, plain_warnings, tolerant
 from .runs import RUNS_DATA, run_path, trained_on
 from .sample import (
     add_ckpt_arguments,
-    add_ema_argument,
+    add_generator_options,
     averaged,
+    check_truncation,
     ckpt_argument,
     generate,
     generate_batches,
     generator_state,
+    truncation_note,
 )
 from .splits import listed_part
 from .workers import default_workers, lost_worker, workers_note
@@ -145,12 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     p.add_argument("--workers", type=int, default=-1, help=field_help("workers"))
-    add_ema_argument(p)
+    add_generator_options(p)
     a = p.parse_args(one_path_each(p, argv, ("--data", "--test-data", "--test-csv")))
     a.ckpt = ckpt_argument(p, a)
     say = lambda msg: echo_quietly(msg, sys.stderr)  # noqa: E731 - progress; stdout is the JSON report
     t0 = time.perf_counter()
     try:
+        check_truncation(a.truncation)
         if a.image_metrics < 0:
             raise ValueError(f"--image-metrics {a.image_metrics}: give a number of image pairs, or 0 for none")
         for opt, least in (("epochs", 1), ("n_per_class", 1), ("max_images", 0), ("cas_per_class", 0), ("workers", -1)):
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             say(note)
         if device.type == "cpu":
             keep_freed_memory()  # the judge trains faster, the same (see fastacgan/heap.py)
-        g, state, file = generator_state(a.ckpt, device, a.ema)
+        g, state, file = generator_state(a.ckpt, device, a.ema, a.truncation)
         classes = list(state["classes"])
         cfg, data = state["config"], a.data or run_path(state["config"]["data"], state)
 
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             return decode_all(cat, g.spec.image_size, g.spec.channels, a.workers, "skip", log=say)
 
         from_average = averaged(state, a.ema)  # (the generated images are its)
-        say(f"evaluating {file}{' (G: its moving average, --g-ema)' if from_average else ''}")
+        say(f"evaluating {file}{' (G: its moving average, --g-ema)' if from_average else ''}{truncation_note(g)}")
         images, labels = real(data, "--data", csv=run_path(cfg["csv"], state) if not a.data else "")
         if a.test_data:
             held = real(a.test_data, "--test-data", "held", csv=a.test_csv, held_out=True)  # (a set's test split)
@@ -252,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "checkpoint": str(file),
         "generator": "G_ema" if from_average else "G",
+        "truncation": a.truncation or None,
         "classifier_real_accuracy": round(real_acc, 4),
         "generated_class_accuracy": round(judged["generated_class_accuracy"], 4),
         "chance": round(1 / len(classes), 4),

@@ -61,13 +61,17 @@ def ckpt_argument(p: argparse.ArgumentParser, a: argparse.Namespace) -> str:
     return os.path.expanduser(a.ckpt or a.run)  # (`--ckpt=~/runs/x`: the shell leaves a ~ after = as it is)
 
 
-def generator_state(path: str, device: str | torch.device = "cpu", ema: bool = True) -> tuple[Generator, dict, Path]:
+def generator_state(
+    path: str, device: str | torch.device = "cpu", ema: bool = True, truncation: float = 0.0
+) -> tuple[Generator, dict, Path]:
     """-> (G in eval mode on `device`, the checkpoint's state, the checkpoint file used): read once. G's moving
-    average (--g-ema) where the run kept one, unless ema is False."""
+    average (--g-ema) where the run kept one, unless ema is False. truncation: generate_batches' noise for this G is
+    truncated there (g.truncation; see noise)."""
     file = resolve_ckpt(path)
     state = ckpt.load_checkpoint(file, map_location="cpu")
     g = Generator(ModelSpec(**state["spec"]))
     g.load_state_dict(state["G_ema" if averaged(state, ema) else "G"])
+    g.truncation = truncation
     return g.to(device).eval(), state, file
 
 
@@ -76,9 +80,22 @@ def averaged(state: dict, ema: bool = True) -> bool:
     return ema and "G_ema" in state
 
 
-def add_ema_argument(p: argparse.ArgumentParser) -> None:
+def add_generator_options(p: argparse.ArgumentParser) -> None:
+    """--no-ema, and --truncation: the options of which generator, and of which noise, sample and evaluate use."""
     p.add_argument("--no-ema", dest="ema", action="store_false", help="G's own weights, not their moving average "
                    "(where the run kept one: --g-ema), which is used by default")  # fmt: skip
+    p.add_argument("--truncation", type=float, default=0.0, metavar="T", help="the truncation trick (BigGAN): noise "
+                   "drawn from the normal distribution truncated to [-T, T] (every value past T drawn again), for "
+                   "typical images rather than varied ones; 0 = off (T of 2 or more changes little)")  # fmt: skip
+
+
+def check_truncation(t: float) -> None:
+    if not t >= 0:  # (NaN too)
+        raise ValueError(f"--truncation must be >= 0 (0 = off), got {t}")
+
+
+def truncation_note(g: Generator) -> str:
+    return f", noise truncated at {g.truncation:g}" if getattr(g, "truncation", 0.0) else ""
 
 
 def load_generator(path: str, device: str | torch.device = "cpu") -> tuple[Generator, list[str], Path]:
@@ -129,12 +146,24 @@ def parse_label(label: str, classes: list[str], words: list[str] | None = None) 
     )
 
 
+def noise(n: int, nz: int, gen: torch.Generator, truncation: float = 0.0) -> torch.Tensor:
+    """[n, nz] standard normal noise, float32; with truncation T > 0, of the normal truncated to [-T, T] (the values
+    past T drawn again, in effect: drawn at once through the inverse of the normal's CDF, however small T is)."""
+    if not truncation:
+        return torch.randn(n, nz, generator=gen)
+    lo = torch.special.ndtr(torch.tensor(-truncation, dtype=torch.float64))
+    u = torch.rand(n, nz, generator=gen, dtype=torch.float64)
+    t = torch.tensor(truncation, dtype=torch.float32)
+    return torch.special.ndtri(lo + u * (1 - 2 * lo)).float().clamp_(-t, t)  # (rounding to float32 kept within)
+
+
 @torch.no_grad()
 def generate_batches(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256):
     """(start, images [b, C, H, W] in [-1, 1], float32 on the host) for labels [N], batch by batch; the noise is
-    drawn for all N at once from `seed`, so image i is the same however the batches fall."""
+    drawn for all N at once from `seed` (truncated at g.truncation where generator_state set it), so image i is the
+    same however the batches fall."""
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(len(labels), g.spec.nz, generator=gen)
+    z = noise(len(labels), g.spec.nz, gen, getattr(g, "truncation", 0.0))
     dev = next(g.parameters()).device
     for i in range(0, len(z), batch):
         yield i, g(z[i : i + batch].to(dev), labels[i : i + batch].to(dev)).float().cpu()
@@ -184,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
-    add_ema_argument(p)
+    add_generator_options(p)
     a = p.parse_args(argv)
     a.ckpt, a.out = ckpt_argument(p, a), os.path.expanduser(a.out)
     done, total = 0, 0  # images written, and to write (for an interrupted run's message)
@@ -198,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{bad[0]} must be at least 1, got {bad[1]}")  # (an unused one too: it was given)
         if not a.out.strip():  # (`--out "$DIR"` with DIR unset: the images went into the working folder)
             raise ValueError("--out is empty: give a .png or .jpg grid, or a folder for one PNG per image")
+        check_truncation(a.truncation)
         if not 0 <= a.seed <= SEED_MAX:  # (as training's; past 64 bits torch said "Overflow when unpacking long long")
             raise ValueError(f"--seed must be >= 0 and <= {SEED_MAX}, got {a.seed}")
         suffix = Path(a.out).suffix.lower()
@@ -211,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_threads(lambda msg: None)  # (a container's --cpus: torch's threads to its CPU limit; said by train)
         if device.type == "cpu":
             keep_freed_memory()  # the same images, 20x fewer page faults (writing the PNGs takes most of the time)
-        g, state, file = generator_state(a.ckpt, device, a.ema)
+        g, state, file = generator_state(a.ckpt, device, a.ema, a.truncation)
         classes = list(state["classes"])
         if a.label is not None:  # (the words of WordNet ids, where the run kept them: tench)
             labels = torch.full((a.n,), parse_label(a.label, classes, state.get("class_words")), dtype=torch.long)
@@ -255,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         echo_quietly(f"interrupted: wrote {done} of {total} image(s){kept}", sys.stderr)
         return 130
     whose = " (G's moving average: --no-ema for G's own weights)" if averaged(state, a.ema) else ""
-    echo_quietly(f"wrote {len(labels)} image(s) from {file}{whose} to {out}")
+    echo_quietly(f"wrote {len(labels)} image(s) from {file}{whose}{truncation_note(g)} to {out}")
     return 0
 
 

@@ -1,5 +1,6 @@
 import importlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -67,6 +68,37 @@ def test_same_seed_same_images(run_dir, tmp_path):
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
 
 
+def test_truncated_noise_is_the_truncated_normal():
+    """--truncation T: the normal truncated to [-T, T], its variance 1 - 2 T phi(T) / (2 Phi(T) - 1); T = 0 the
+    untruncated draws of before, bit for bit."""
+    for t in (0.01, 0.5, 1.0, 2.5):
+        z = sample_mod.noise(100_000, 4, torch.Generator().manual_seed(1), t)
+        assert z.dtype == torch.float32 and z.abs().max() <= t and z.abs().max() > 0.99 * t
+        phi, cdf = math.exp(-t * t / 2) / math.sqrt(2 * math.pi), math.erf(t / math.sqrt(2))
+        assert z.var().item() == pytest.approx(1 - 2 * t * phi / cdf, rel=0.02)
+        assert abs(z.mean().item()) < 0.01 * t
+        assert (z.abs() < t / 2).float().mean().item() == pytest.approx(math.erf(t / 2 / math.sqrt(2)) / cdf, abs=0.01)
+    same = sample_mod.noise(5, 3, torch.Generator().manual_seed(2))
+    assert torch.equal(same, torch.randn(5, 3, generator=torch.Generator().manual_seed(2)))
+
+
+def test_sample_with_truncation(run_dir, tmp_path, capsys):
+    """The grid of --truncation T is G's images of the truncated noise; a tiny T makes a class's images alike."""
+    args = ["--ckpt", str(run_dir), "--label", "3", "--n", "16", "--seed", "4"]
+    outs = {t: tmp_path / f"t{t}.png" for t in ("0", "0.02")}
+    for t, out in outs.items():
+        assert sample_main([*args, "--truncation", t, "--out", str(out)]) == 0
+    assert capsys.readouterr().out.endswith(f", noise truncated at 0.02 to {outs['0.02']}\n")
+    g, _, _ = load_generator(str(run_dir))
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        want = to_uint8(g(sample_mod.noise(16, g.spec.nz, gen, 0.02), torch.full((16,), 3)))
+    tiles = lambda path: np.array(Image.open(path))[:72, :72].reshape(4, 18, 4, 18)[:, 2:, :, 2:].transpose(0, 2, 1, 3)  # noqa: E731
+    assert np.array_equal(tiles(outs["0.02"]).reshape(16, 16, 16), want[..., 0])
+    spread = {t: tiles(out).reshape(16, -1).astype(float).std(0).mean() for t, out in outs.items()}
+    assert spread["0.02"] < spread["0"] / 5
+
+
 def test_generator_loads_on_cpu_in_eval_mode(run_dir):
     g, classes, _ = load_generator(str(run_dir))
     assert not g.training and classes == [str(i) for i in range(10)]
@@ -82,6 +114,8 @@ def test_generator_loads_on_cpu_in_eval_mode(run_dir):
         (["--per-class", "-2"], "--per-class must be at least 1, got -2"),  # (it said "--n and --per-class must be")
         (["--n", "0"], "--n must be at least 1, got 0"),  # (given unused: said, and refused)
         (["--seed", str(2**64)], f"--seed must be >= 0 and <= 4294967295, got {2**64}"),  # torch: "Overflow when ..."
+        (["--truncation", "-0.5"], "--truncation must be >= 0 (0 = off), got -0.5"),
+        (["--truncation", "nan"], "--truncation must be >= 0 (0 = off), got nan"),
         (["--out", "grid.gif"], "--out grid.gif: a grid is written as .png or .jpg"),
         (["--out", "/proc/no/grid.png"], "--out /proc/no/grid.png: cannot write the images"),
         (["--device", "gpu0"], "--device 'gpu0': not a device"),
@@ -276,6 +310,24 @@ def test_evaluate_cli(run_dir, capsys):
     assert cas["generated_per_class"] == 2 and 0 <= cas["accuracy_trained_on_generated"] <= 1
     assert evaluate_main([*args, "--device", "gpu0"]) == 2
     assert "--device 'gpu0': not a device" in capsys.readouterr().err
+
+
+def test_evaluate_judges_the_truncated_noise_s_images(run_dir, capsys, monkeypatch):
+    """--truncation T: every image evaluate generates (the judge's, D's, CAS's) is of the truncated noise; the
+    report says T."""
+    drawn = []
+    noise = sample_mod.noise
+    monkeypatch.setattr(sample_mod, "noise", lambda n, nz, gen, t=0.0: drawn.append(t) or noise(n, nz, gen, t))
+    args = [str(run_dir), "--device", "cpu", "--epochs", "1", "--n-per-class", "2", "--image-metrics", "4", "--cas"]
+    assert evaluate_main([*args, "--truncation", "0.5"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["truncation"] == 0.5 and ", noise truncated at 0.5\n" in printed.err
+    assert drawn == [0.5] * 4  # the judge's images, the image metrics', D's, CAS's
+    drawn.clear()
+    assert evaluate_main(args) == 0
+    assert json.loads(capsys.readouterr().out)["truncation"] is None and drawn == [0.0] * 4
+    assert evaluate_main([*args, "--truncation", "-1"]) == 2
+    assert capsys.readouterr().err == "error: --truncation must be >= 0 (0 = off), got -1.0\n"
 
 
 @pytest.mark.parametrize(
