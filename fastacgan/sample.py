@@ -158,20 +158,21 @@ def noise(n: int, nz: int, gen: torch.Generator, truncation: float = 0.0) -> tor
 
 
 @torch.no_grad()
-def generate_batches(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256):
+def generate_batches(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256, period: int = 0):
     """(start, images [b, C, H, W] in [-1, 1], float32 on the host) for labels [N], batch by batch; the noise is
     drawn for all N at once from `seed` (truncated at g.truncation where generator_state set it), so image i is the
-    same however the batches fall."""
+    same however the batches fall. period > 0: `period` noise vectors, image i's the (i % period)-th (--same-noise)."""
     gen = torch.Generator().manual_seed(seed)
-    z = noise(len(labels), g.spec.nz, gen, getattr(g, "truncation", 0.0))
+    z = noise(period or len(labels), g.spec.nz, gen, getattr(g, "truncation", 0.0))
+    z = z[torch.arange(len(labels)) % period] if period else z
     dev = next(g.parameters()).device
     for i in range(0, len(z), batch):
         yield i, g(z[i : i + batch].to(dev), labels[i : i + batch].to(dev)).float().cpu()
 
 
-def generate(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256) -> torch.Tensor:
+def generate(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256, period: int = 0) -> torch.Tensor:
     """labels [N] -> images [N, C, H, W] in [-1, 1], float32 on the host."""
-    return torch.cat([x for _, x in generate_batches(g, labels, seed, batch)])
+    return torch.cat([x for _, x in generate_batches(g, labels, seed, batch, period)])
 
 
 def image_paths(out: Path, classes: list[str], labels: torch.Tensor, image_folder: bool) -> list[Path]:
@@ -211,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with a folder --out: write OUT/<class>/<class>_NNNNN.png, the layout --data reads",
     )
+    p.add_argument("--same-noise", action="store_true", help="without --label: every class's images from the same "
+                   "--per-class noise vectors (a grid's column: one noise across the classes), to show what the "
+                   "noise does apart from the class")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
     add_generator_options(p)
@@ -221,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
               else "--per-class is not used with --label (--n counts that class's images)")  # fmt: skip
     if (a.n if a.label is None else a.per_class) is not None:  # (--n 4 without --label wrote 10 of each class)
         echo_quietly(f"note: {unused}", sys.stderr)
+    if a.same_noise and a.label is not None:
+        echo_quietly("note: --same-noise is not used with --label (one class: its images' noise differs)", sys.stderr)
     a.n, a.per_class = 64 if a.n is None else a.n, 10 if a.per_class is None else a.per_class
     try:
         if bad := next(((o, v) for o, v in (("--n", a.n), ("--per-class", a.per_class)) if v < 1), None):
@@ -249,12 +255,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             labels = torch.arange(len(classes)).repeat_interleave(a.per_class)
             ncol = a.per_class
+        period = a.per_class if a.same_noise and a.label is None else 0
         out, total = Path(a.out), len(labels)
         if grid:
             check_grid(a.out, total, ncol, g.spec.image_size)
         try:
             if grid:
-                save_png(out, make_grid(to_uint8(generate(g, labels, a.seed)), ncol))
+                save_png(out, make_grid(to_uint8(generate(g, labels, a.seed, period=period)), ncol))
             else:
                 paths = image_paths(out, classes, labels, a.image_folder)
                 there = [p for p in paths if p.exists()]
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError(f"--out {a.out}: {there[0]} exists ({len(there)} of the {len(paths)} images "
                                      f"would be overwritten); choose another --out or remove them")  # fmt: skip
                 due = Every()
-                for start, x in generate_batches(g, labels, a.seed):
+                for start, x in generate_batches(g, labels, a.seed, period=period):
                     for path, im in zip(paths[start:], to_uint8(x)):
                         save_png(path, im, durable=False)  # (a file cut short by Ctrl-C is removed)
                         done += 1

@@ -99,6 +99,27 @@ def test_sample_with_truncation(run_dir, tmp_path, capsys):
     assert spread["0.02"] < spread["0"] / 5
 
 
+def test_same_noise_gives_each_column_one_noise_across_the_classes(run_dir, tmp_path, capsys):
+    """--same-noise: row k (class k), column j is G(z_j, k) for the --per-class noise vectors z_j of --seed; a folder
+    --out writes the same images; with --label it is said to be unused."""
+    grid, folder = tmp_path / "g.png", tmp_path / "each"
+    for out in (grid, folder):
+        args = ["--ckpt", str(run_dir), "--per-class", "3", "--same-noise", "--seed", "5", "--out", str(out)]
+        assert sample_main(args) == 0
+    g, _, _ = load_generator(str(run_dir))
+    z = sample_mod.noise(3, g.spec.nz, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        want = to_uint8(g(z.repeat(10, 1), torch.arange(10).repeat_interleave(3)))[..., 0].reshape(10, 3, 16, 16)
+    got = np.array(Image.open(grid))[:180, :54].reshape(10, 18, 3, 18)[:, 2:, :, 2:].transpose(0, 2, 1, 3)
+    assert np.array_equal(got, want)
+    assert np.array_equal(np.array(Image.open(folder / "4_00013.png")), want[4, 1])  # image 13: class 4, column 1
+    assert sample_main(["--ckpt", str(run_dir), "--label", "2", "--n", "2", "--same-noise", "--out", str(grid)]) == 0
+    assert (
+        "note: --same-noise is not used with --label (one class: its images' noise differs)\n"
+        in capsys.readouterr().err
+    )
+
+
 def test_generator_loads_on_cpu_in_eval_mode(run_dir):
     g, classes, _ = load_generator(str(run_dir))
     assert not g.training and classes == [str(i) for i in range(10)]
