@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from . import tb_events
+from .config import save_json
 from .decode import class_examples
 from .devices import triton_unsupported
 from .image_metrics import LABELS, seed000_metrics
@@ -95,6 +96,11 @@ class RunOutputs:
             if not self.curves_failed:
                 self.log(f"warning: curves.png not drawn ({type(e).__name__}: {e}); training goes on")
             self.curves_failed = True
+
+    def save_config(self, resolved: dict) -> None:
+        """config.json (and, for TensorBoard's Text tab, the same as a table, at the step the run starts from)."""
+        save_json(self.out / "config.json", resolved)
+        self.tensorboard(lambda: [tb_events.text("config", tb_events.options_table(resolved))])
 
     def tensorboard(self, values) -> None:
         """The values (a function making them: tb_events.scalars, image) as an event of this step in the run's

@@ -11,6 +11,7 @@ metrics.jsonl's records), so that TensorBoard shows no step twice."""
 from __future__ import annotations
 
 import functools
+import json
 import struct
 import time
 from pathlib import Path
@@ -138,6 +139,30 @@ def image(tag: str, arr: np.ndarray, png: bytes) -> bytes:
     h, w, c = arr.shape
     img = _key(1, 0) + _varint(h) + _key(2, 0) + _varint(w) + _key(3, 0) + _varint(c) + _delimited(4, png)
     return _delimited(1, tag.encode()) + _delimited(4, img)
+
+
+def text(tag: str, markdown: str) -> bytes:
+    """A Summary.Value of TensorBoard's text plugin: a string tensor (dtype DT_STRING, 7; a scalar: an empty shape)
+    in the Markdown its Text tab renders, with the plugin's name in the value's metadata."""
+    tensor = _key(1, 0) + _varint(7) + _delimited(2, b"") + _delimited(8, markdown.encode())
+    metadata = _delimited(1, _delimited(1, b"text"))
+    return _delimited(1, tag.encode()) + _delimited(9, metadata) + _delimited(8, tensor)
+
+
+def options_table(resolved: dict) -> str:
+    """config.json's contents as a Markdown table: the options (those not at their defaults first, with the default),
+    then the rest (the preset, the model's spec, the classes: at most 300 characters each)."""
+    from .config import TrainConfig
+
+    cfg, default = resolved["config"], TrainConfig().to_dict()
+    code = lambda v: f"`{v}`" if v != "" else '`""`'  # noqa: E731
+    rows = [
+        f"| `--{k.replace('_', '-')}` | {code(cfg[k])} | "
+        + ("|" if cfg[k] == default.get(k) else f"{code(default.get(k))} |")
+        for k in sorted(cfg, key=lambda k: (cfg[k] == default.get(k), k))
+    ]
+    rows += [f"| {k} | `{json.dumps(v)[:300]}` | |" for k, v in resolved.items() if k != "config"]
+    return "\n".join(["| option | value | default |", "| --- | --- | --- |", *rows])
 
 
 def scalars(rec: dict, section: str = "") -> list[bytes]:

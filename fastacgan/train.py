@@ -30,7 +30,6 @@ from .config import (
     check_run,
     parse_args,
     resolve_spec,
-    save_json,
     validate_config,
 )
 from .data import DataError, open_catalog
@@ -255,7 +254,7 @@ class Trainer(RunState, RunOutputs):
             resolved = {"config": cfg.to_dict(), "preset": self.preset, "spec": self.spec.to_dict(),
                         "classes": self.class_names, "device": str(self.device), "world_size": self.dist.world,
                         "total_steps": self.total_steps, "steps_per_epoch": spe}  # fmt: skip
-            save_json(self.out / "config.json", resolved)
+            self.save_config(resolved)
         self.log(
             f"training {self.total_steps} steps ({self.total_steps / spe:.1f} epochs of {spe} steps, batch "
             f"{cfg.batch_size}) from step {self.step}; output in {self.out}"

@@ -24,8 +24,8 @@ def run(args):
 
 
 def read_events(data: bytes) -> list[tuple[int, dict]]:
-    """Each event of an event file's bytes: (step, {tag: float, or (height, width, colorspace, PNG bytes)}); the
-    version event as (0, {"file_version": ...})."""
+    """Each event of an event file's bytes: (step, {tag: float, (height, width, colorspace, PNG bytes) or (plugin,
+    dtype, text)}); the version event as (0, {"file_version": ...})."""
     out = []
     for start, end in tb_events.records(data):
         step, values = 0, {}
@@ -40,6 +40,11 @@ def read_events(data: bytes) -> list[tuple[int, dict]]:
                     tag = data[slice(*fields[1][1])].decode()
                     if 2 in fields:  # simple_value: a float after the 1-byte key
                         (values[tag],) = struct.unpack_from("<f", data, value[1] - 4)
+                    elif 8 in fields:  # a tensor: the text plugin's string, named in the metadata's plugin data
+                        plugin = dict((n, x) for n, _, x in _fields(data, *fields[9][1]))[1]
+                        name = data[slice(*dict((n, x) for n, _, x in _fields(data, *plugin))[1])]
+                        tensor = {n: x for n, _, x in _fields(data, *fields[8][1])}
+                        values[tag] = (name.decode(), tensor[1], data[slice(*tensor[8])].decode())
                     else:
                         img = {n: x for n, _, x in _fields(data, *fields[4][1])}
                         values[tag] = (img[1], img[2], img[3], data[slice(*img[4])])
@@ -111,6 +116,16 @@ def test_a_run_writes_its_metrics_and_grids_for_tensorboard(tiny_args, tmp_path)
     image_metrics = [json.loads(line) for line in (out / "image_metrics.jsonl").read_text().splitlines()]
     tb_psnr = [v["image_metrics/psnr"] for _, v in events if "image_metrics/psnr" in v]
     assert tb_psnr == pytest.approx([r["psnr"] for r in image_metrics], rel=1e-6) and len(tb_psnr) == 3
+    # the options, for the Text tab: a Markdown table, those not at their defaults first, with the defaults
+    ((step, (plugin, dtype, table)),) = [(s, v["config"]) for s, v in events if "config" in v]
+    assert (step, plugin, dtype) == (0, "text", 7)  # DT_STRING
+    lines = table.splitlines()
+    assert lines[:2] == ["| option | value | default |", "| --- | --- | --- |"]
+    changed = lines[2 : lines.index("| `--amp` | `False` | |")]  # the first at its default, in name order
+    assert "| `--steps` | `12` | `0` |" in changed and "| `--image-metrics` | `True` | `False` |" in changed
+    assert (
+        "| `--seed` | `0` | |" in lines and '| `--classes` | `""` | |' in lines and '| preset | `"digits"` | |' in lines
+    )
 
 
 def test_tensorboard_reads_a_runs_file(tiny_args, tmp_path):
@@ -123,6 +138,8 @@ def test_tensorboard_reads_a_runs_file(tiny_args, tmp_path):
         (r["step"], pytest.approx(r["loss_g"], rel=1e-6)) for r in records
     ]
     assert [(i.step, i.width) for i in ea.Images("samples")] == [(0, 182), (5, 182), (10, 182)]
+    assert ea.Tags()["tensors"] == ["config"] and ea.SummaryMetadata("config").plugin_data.plugin_name == "text"
+    assert "| `--steps` | `10` | `0` |" in ea.Tensors("config")[0].tensor_proto.string_val[0].decode()
 
 
 def test_a_resumed_run_drops_the_events_after_its_checkpoint(tiny_args, tmp_path):
@@ -139,6 +156,10 @@ def test_a_resumed_run_drops_the_events_after_its_checkpoint(tiny_args, tmp_path
     loss_steps = [s for s, v in events if "loss/D" in v]
     assert loss_steps == [5, 10, 15, 20] and 99.0 not in [v.get("loss/D") for _, v in events]
     assert [s for s, v in events if "samples" in v] == [0, 5, 10, 15, 20]
+    assert [(s, "| `--steps` | `20` | `0` |" in v["config"][2]) for s, v in events if "config" in v] == [
+        (0, False),
+        (10, True),
+    ]  # each start's options, at the step it starts from
     assert sum("file_version" in v for _, v in events) == 1
 
 
