@@ -2,8 +2,9 @@
 training curves (each metrics.jsonl record as scalars) and its sample grids. The file is a TFRecord file (each
 record: its length, the length's masked CRC-32C, the data, the data's masked CRC-32C) of tensorflow.Event
 messages, encoded here field by field (protobuf's wire format): wall_time (1, double), step (2, int64),
-file_version (3, string) or summary (5, a Summary: values (1) of a tag (1) and a simple_value (2, float) or an
-image (4: height 1, width 2, colorspace 3, the PNG 4)).
+file_version (3, string) or summary (5, a Summary: values (1) of a tag (1) and a simple_value (2, float), an image
+(4: height 1, width 2, colorspace 3, the PNG 4) or, for the Text tab, a string tensor (8) and the text plugin's name
+in its metadata (9)).
 
 A run writes one file, EVENTS, in its --out; a resumed run first drops the events written after its checkpoint (as
 metrics.jsonl's records), so that TensorBoard shows no step twice."""
