@@ -30,6 +30,7 @@ setup(
             "fastacgan-sample=fastacgan.sample:main",
             "fastacgan-evaluate=fastacgan.evaluate:main",
             "fastacgan-plots=fastacgan.plots:main",
+            "fastacgan-export=fastacgan.export:main",
         ]
     },
 )

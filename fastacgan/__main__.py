@@ -1,6 +1,6 @@
-"""`python -m fastacgan COMMAND ...`: the package's commands (fastacgan.train, .sample, .evaluate, .plots) by name.
-Without one it lists them; Python's own words for a package run as a module ("'fastacgan' is a package and cannot
-be directly executed") named none of them."""
+"""`python -m fastacgan COMMAND ...`: the package's commands (fastacgan.train, .sample, .evaluate, .plots,
+.export) by name. Without one it lists them; Python's own words for a package run as a module ("'fastacgan' is a
+package and cannot be directly executed") named none of them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ COMMANDS = {
     "sample": "images from a run's checkpoint: a grid, or a folder of them",
     "evaluate": "how good a run's generator is: a judge trained on the real images; D on held-out ones",
     "plots": "draw a run's training curves (curves.png) again",
+    "export": "a run's generator as one file that needs torch alone (torch.export)",
 }
 
 

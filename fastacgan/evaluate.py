@@ -40,7 +40,8 @@ from .runlog import echo, echo_quietly, let_go_quietly, plain_warnings, tolerant
 from .runs import RUNS_DATA, run_path, trained_on
 from .sample import (
     add_ckpt_arguments,
-    add_generator_options,
+    add_ema_argument,
+    add_truncation_argument,
     averaged,
     check_truncation,
     ckpt_argument,
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=20000, help="real images for the classifier (0 = all)")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     p.add_argument("--workers", type=int, default=-1, help=field_help("workers"))
-    add_generator_options(p)
+    add_ema_argument(p)
+    add_truncation_argument(p)
     a = p.parse_args(one_path_each(p, argv, ("--data", "--test-data", "--test-csv")))
     a.ckpt = ckpt_argument(p, a)
     say = lambda msg: echo_quietly(msg, sys.stderr)  # noqa: E731 - progress; stdout is the JSON report

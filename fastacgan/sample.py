@@ -80,10 +80,12 @@ def averaged(state: dict, ema: bool = True) -> bool:
     return ema and "G_ema" in state
 
 
-def add_generator_options(p: argparse.ArgumentParser) -> None:
-    """--no-ema, and --truncation: the options of which generator, and of which noise, sample and evaluate use."""
+def add_ema_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-ema", dest="ema", action="store_false", help="G's own weights, not their moving average "
                    "(where the run kept one: --g-ema), which is used by default")  # fmt: skip
+
+
+def add_truncation_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truncation", type=float, default=0.0, metavar="T", help="the truncation trick (BigGAN): noise "
                    "drawn from the normal distribution truncated to [-T, T] (every value past T drawn again), for "
                    "typical images rather than varied ones; 0 = off (T of 2 or more changes little)")  # fmt: skip
@@ -217,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                    "noise does apart from the class")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
-    add_generator_options(p)
+    add_ema_argument(p)
+    add_truncation_argument(p)
     a = p.parse_args(argv)
     a.ckpt, a.out = ckpt_argument(p, a), os.path.expanduser(a.out)
     done, total = 0, 0  # images written, and to write (for an interrupted run's message)

@@ -45,7 +45,7 @@ def test_every_tool_has_a_console_script_that_resolves():
     for target in scripts.values():
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func)), target
-    tools = {"train", "sample", "evaluate", "plots"}
+    tools = {"train", "sample", "evaluate", "plots", "export"}
     assert {f"fastacgan-{t}": f"fastacgan.{t}:main" for t in tools}.items() <= scripts.items()
 
 
@@ -57,7 +57,7 @@ def test_python_m_fastacgan_names_the_commands_and_runs_them(tmp_path, capsys):
 
     from fastacgan.__main__ import COMMANDS, main
 
-    assert set(COMMANDS) == {"train", "sample", "evaluate", "plots"}
+    assert set(COMMANDS) == {"train", "sample", "evaluate", "plots", "export"}
     assert '"fastacgan=fastacgan.__main__:main"' in (ROOT / "setup.py").read_text()
     assert main([]) == 2
     listed = capsys.readouterr().err
