@@ -159,22 +159,33 @@ def noise(n: int, nz: int, gen: torch.Generator, truncation: float = 0.0) -> tor
     return torch.special.ndtri(lo + u * (1 - 2 * lo)).float().clamp_(-t, t)  # (rounding to float32 kept within)
 
 
+def latents(g: Generator, n: int, seed: int, period: int = 0, steps: int = 0) -> torch.Tensor:
+    """The noise [n, nz] of n images, drawn at once from `seed` (truncated at g.truncation where generator_state set
+    it). period > 0: `period` vectors, image i's the (i % period)-th (--same-noise). steps > 1 (--interpolate): walks
+    of `steps` images each, in a straight line from one drawn vector to another, both ends included."""
+    gen, nz, t = torch.Generator().manual_seed(seed), g.spec.nz, getattr(g, "truncation", 0.0)
+    own = period or n  # the images with noise of their own
+    if steps:
+        ends = noise(2 * (own // steps), nz, gen, t).view(2, -1, 1, nz)
+        z = torch.lerp(ends[0], ends[1], torch.linspace(0, 1, steps).view(1, steps, 1)).reshape(-1, nz)
+    else:
+        z = noise(own, nz, gen, t)
+    return z[torch.arange(n) % own] if period else z
+
+
 @torch.no_grad()
-def generate_batches(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256, period: int = 0):
-    """(start, images [b, C, H, W] in [-1, 1], float32 on the host) for labels [N], batch by batch; the noise is
-    drawn for all N at once from `seed` (truncated at g.truncation where generator_state set it), so image i is the
-    same however the batches fall. period > 0: `period` noise vectors, image i's the (i % period)-th (--same-noise)."""
-    gen = torch.Generator().manual_seed(seed)
-    z = noise(period or len(labels), g.spec.nz, gen, getattr(g, "truncation", 0.0))
-    z = z[torch.arange(len(labels)) % period] if period else z
+def generate_batches(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256, period: int = 0, steps: int = 0):
+    """(start, images [b, C, H, W] in [-1, 1], float32 on the host) for labels [N], batch by batch, of latents(g, N,
+    seed, period, steps): image i is the same however the batches fall."""
+    z = latents(g, len(labels), seed, period, steps)
     dev = next(g.parameters()).device
     for i in range(0, len(z), batch):
         yield i, g(z[i : i + batch].to(dev), labels[i : i + batch].to(dev)).float().cpu()
 
 
-def generate(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256, period: int = 0) -> torch.Tensor:
+def generate(g: Generator, labels: torch.Tensor, seed: int, batch: int = 256, period: int = 0, steps: int = 0):
     """labels [N] -> images [N, C, H, W] in [-1, 1], float32 on the host."""
-    return torch.cat([x for _, x in generate_batches(g, labels, seed, batch, period)])
+    return torch.cat([x for _, x in generate_batches(g, labels, seed, batch, period, steps)])
 
 
 def image_paths(out: Path, classes: list[str], labels: torch.Tensor, image_folder: bool) -> list[Path]:
@@ -217,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--same-noise", action="store_true", help="without --label: every class's images from the same "
                    "--per-class noise vectors (a grid's column: one noise across the classes), to show what the "
                    "noise does apart from the class")  # fmt: skip
+    p.add_argument("--interpolate", type=int, default=0, metavar="K", help="rows of K images each, walking in a "
+                   "straight line from one noise vector to another (the AC-GAN paper's interpolations): a row per "
+                   "class, or --n rows of the --label class; 0 = off")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--device", "-d", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if available)")
     add_ema_argument(p)
@@ -228,12 +242,17 @@ def main(argv: list[str] | None = None) -> int:
               else "--per-class is not used with --label (--n counts that class's images)")  # fmt: skip
     if (a.n if a.label is None else a.per_class) is not None:  # (--n 4 without --label wrote 10 of each class)
         echo_quietly(f"note: {unused}", sys.stderr)
+    elif a.interpolate and a.label is None and a.per_class is not None:
+        echo_quietly("note: --per-class is not used with --interpolate (a row of K images per class)", sys.stderr)
     if a.same_noise and a.label is not None:
         echo_quietly("note: --same-noise is not used with --label (one class: its images' noise differs)", sys.stderr)
     a.n, a.per_class = 64 if a.n is None else a.n, 10 if a.per_class is None else a.per_class
     try:
         if bad := next(((o, v) for o, v in (("--n", a.n), ("--per-class", a.per_class)) if v < 1), None):
             raise ValueError(f"{bad[0]} must be at least 1, got {bad[1]}")  # (an unused one too: it was given)
+        if a.interpolate and a.interpolate < 2:
+            raise ValueError(f"--interpolate must be at least 2 (a walk's images, its two ends included), or 0 for "
+                             f"none; got {a.interpolate}")  # fmt: skip
         if not a.out.strip():  # (`--out "$DIR"` with DIR unset: the images went into the working folder)
             raise ValueError("--out is empty: give a .png or .jpg grid, or a folder for one PNG per image")
         check_truncation(a.truncation)
@@ -253,18 +272,20 @@ def main(argv: list[str] | None = None) -> int:
         g, state, file = generator_state(a.ckpt, device, a.ema, a.truncation)
         classes = list(state["classes"])
         if a.label is not None:  # (the words of WordNet ids, where the run kept them: tench)
-            labels = torch.full((a.n,), parse_label(a.label, classes, state.get("class_words")), dtype=torch.long)
-            ncol = math.ceil(math.sqrt(a.n))
+            n = a.n * (a.interpolate or 1)
+            labels = torch.full((n,), parse_label(a.label, classes, state.get("class_words")), dtype=torch.long)
+            ncol = a.interpolate or math.ceil(math.sqrt(a.n))
         else:
-            labels = torch.arange(len(classes)).repeat_interleave(a.per_class)
-            ncol = a.per_class
-        period = a.per_class if a.same_noise and a.label is None else 0
+            ncol = a.interpolate or a.per_class
+            labels = torch.arange(len(classes)).repeat_interleave(ncol)
+        period = ncol if a.same_noise and a.label is None else 0
+        walk = {"period": period, "steps": a.interpolate}
         out, total = Path(a.out), len(labels)
         if grid:
             check_grid(a.out, total, ncol, g.spec.image_size)
         try:
             if grid:
-                save_png(out, make_grid(to_uint8(generate(g, labels, a.seed, period=period)), ncol))
+                save_png(out, make_grid(to_uint8(generate(g, labels, a.seed, **walk)), ncol))
             else:
                 paths = image_paths(out, classes, labels, a.image_folder)
                 there = [p for p in paths if p.exists()]
@@ -272,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError(f"--out {a.out}: {there[0]} exists ({len(there)} of the {len(paths)} images "
                                      f"would be overwritten); choose another --out or remove them")  # fmt: skip
                 due = Every()
-                for start, x in generate_batches(g, labels, a.seed, period=period):
+                for start, x in generate_batches(g, labels, a.seed, **walk):
                     for path, im in zip(paths[start:], to_uint8(x)):
                         save_png(path, im, durable=False)  # (a file cut short by Ctrl-C is removed)
                         done += 1

@@ -120,6 +120,34 @@ def test_same_noise_gives_each_column_one_noise_across_the_classes(run_dir, tmp_
     )
 
 
+def test_interpolation_walks_in_straight_lines_between_drawn_noise(run_dir, tmp_path, capsys):
+    """--interpolate K: each row is K images of one class whose noise goes from one drawn vector to another in a
+    straight line, both ends included (the ends: the draws of --seed); --n rows of a --label class, else a row per
+    class (with --same-noise, one walk for all)."""
+    g, _, _ = load_generator(str(run_dir))
+    z = sample_mod.latents(g, 3 * 5, seed=7, steps=5).view(3, 5, -1)
+    ends = sample_mod.noise(6, g.spec.nz, torch.Generator().manual_seed(7)).view(2, 3, -1)
+    assert torch.equal(z[:, 0], ends[0]) and torch.equal(z[:, -1], ends[1])
+    for j in range(5):
+        torch.testing.assert_close(z[:, j], ends[0] + j / 4 * (ends[1] - ends[0]), atol=1e-6, rtol=0)
+    out = tmp_path / "walk.png"
+    assert sample_main(["--ckpt", str(run_dir), "--label", "2", "--n", "3", "--interpolate", "5", "--seed", "7",
+                        "--out", str(out)]) == 0  # fmt: skip
+    with torch.no_grad():
+        want = to_uint8(g(z.reshape(15, -1), torch.full((15,), 2)))[..., 0].reshape(3, 5, 16, 16)
+    got = np.array(Image.open(out))[:54, :90].reshape(3, 18, 5, 18)[:, 2:, :, 2:].transpose(0, 2, 1, 3)
+    assert np.array_equal(got, want)
+    # a row per class; with --same-noise each class walks the same noise
+    args = ["--ckpt", str(run_dir), "--interpolate", "4", "--same-noise", "--per-class", "3", "--out", str(out)]
+    assert sample_main(args) == 0
+    assert "note: --per-class is not used with --interpolate (a row of K images per class)" in capsys.readouterr().err
+    z = sample_mod.latents(g, 40, seed=0, period=4, steps=4).view(10, 4, -1)
+    assert all(torch.equal(z[k], z[0]) for k in range(10)) and not torch.equal(z[0, 0], z[0, 1])
+    assert np.array(Image.open(out)).shape == (10 * 18 + 2, 4 * 18 + 2)
+    assert sample_main(["--ckpt", str(run_dir), "--interpolate", "1", "--out", str(out)]) == 2
+    assert "--interpolate must be at least 2 (a walk's images, its two ends included)" in capsys.readouterr().err
+
+
 def test_generator_loads_on_cpu_in_eval_mode(run_dir):
     g, classes, _ = load_generator(str(run_dir))
     assert not g.training and classes == [str(i) for i in range(10)]
