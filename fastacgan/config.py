@@ -185,6 +185,8 @@ class TrainConfig:
         "continue from the newest checkpoint in --out if it has one, else start a new run there: one command for a "
         "job that a cluster may stop and requeue",
     )
+    init_from: str = _f("", "a run folder or checkpoint whose G and D a new run starts from (fine-tuning); layers of "
+                        "other shapes (the classes', for another number of them) start afresh")  # fmt: skip
     seed: int = _f(0, "seed for weights, data order, noise and dropout (0 to 4294967295)")
     log_every: int = _f(
         50, "steps between progress lines and metrics records (metrics are read from the device only then)"
@@ -281,6 +283,8 @@ def check_run(cfg: TrainConfig) -> None:
     if cfg.ckpt_every and cfg.ckpt_every_epochs:
         raise ValueError(f"--ckpt-every {cfg.ckpt_every} and --ckpt-every-epochs {cfg.ckpt_every_epochs}: give one "
                          "of the two (steps or epochs between checkpoints)")  # fmt: skip
+    if cfg.init_from and not (cfg.resume or cfg.auto_resume) and not Path(cfg.init_from).expanduser().exists():
+        raise ValueError(f"--init-from {cfg.init_from}: no such file or folder (give a run folder or a checkpoint)")
     check_out(cfg.out)
 
 

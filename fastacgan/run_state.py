@@ -125,6 +125,37 @@ class RunState:
         ckpt.save_checkpoint(ckpt.checkpoint_path(self.ckpt_dir, self.step), self.state_dict())
         ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_ckpts)
 
+    def init_weights(self, path: str) -> None:
+        """--init-from: G's and D's weights (and BatchNorm's statistics, spectral norm's vectors) from another run's
+        checkpoint, for a model of the same spec but perhaps another number of classes: the tensors of other shapes
+        (the class embedding or G's first layer, D's class head) keep their fresh initialisation; the optimizers
+        start afresh, and G's moving average (--g-ema) from the weights taken."""
+        from .sample import resolve_ckpt
+
+        try:
+            file = resolve_ckpt(os.path.expanduser(path))
+        except FileNotFoundError as e:
+            raise ValueError(str(e).replace("--ckpt", "--init-from", 1)) from e
+        state = ckpt.load_checkpoint(file)
+        mine, theirs = self.spec.to_dict(), state["spec"]
+        if differ := [k for k in mine if k != "num_classes" and mine[k] != theirs.get(k)]:
+            shown = ", ".join(f"{k} {theirs.get(k)} (this run: {mine[k]})" for k in differ)
+            raise ValueError(f"--init-from {path}: its model is not this run's: {shown}; give the options that "
+                             "make the same model (--preset, --image-size, --channels, --width, --nz, "
+                             "--conditioning)")  # fmt: skip
+        fresh = []
+        for name, module in (("G", self.gan.G), ("D", self.gan.D)):
+            own = module.state_dict()
+            taken = {k: v for k, v in state[name].items() if k in own and v.shape == own[k].shape}
+            fresh += [f"{name}.{k}" for k in own if k not in taken]
+            module.load_state_dict({**own, **taken})
+        if self.gan.g_ema is not None:
+            self.gan.g_ema.reset()
+        took = f"weights from {file} (step {state['step']}, {theirs['num_classes']} classes)"
+        if fresh:  # (said in full: a few tensors, the class layers)
+            took += f"; {len(fresh)} tensors of other shapes start afresh: {', '.join(fresh)}"
+        self.log(took + ("" if fresh else ": every tensor of G and D"))
+
     def load(self, path: Path) -> None:
         state = self._read_checkpoint(path)
         self._checkpoint = None  # (its memory is the model's and the optimizers' from here on)

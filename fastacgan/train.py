@@ -177,6 +177,8 @@ class Trainer(RunState, RunOutputs):
         self.resumed_from: Path | None = None  # the checkpoint loaded (--resume, or --auto-resume where there is one)
         if existing and (cfg.resume or cfg.auto_resume):
             self.load(existing[-1])
+        elif cfg.init_from:
+            self.init_weights(cfg.init_from)
 
     def _open_catalog(self, cfg: TrainConfig):
         size = _catalog_options(cfg)[-1]
