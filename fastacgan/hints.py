@@ -262,7 +262,8 @@ def data_notes(cat, native: int, size: int, balanced: bool = False, diffaug: str
                      "(--balance-classes draws the real images evenly too; --classes leaves classes out)")  # fmt: skip
     if len(labels) < FEW_FOR_A_GAN and not parse_policy(diffaug):
         notes.append(f"note: {len(labels):,} images are few for a GAN: its D learns them by heart as the run goes on; "
-                     "--diffaug all (DiffAugment) shows D each image, real or generated, transformed anew")  # fmt: skip
+                     "--diffaug all (DiffAugment) shows D each image, real or generated, transformed anew; "
+                     "--init-from RUN starts G and D from a run on a larger set")  # fmt: skip
     return notes
 
 

@@ -169,7 +169,8 @@ def test_a_small_set_is_told_what_diffaug_is_for(tmp_path, capsys):
 
     assert notes(FEW_FOR_A_GAN - 1) == [
         "note: 4,999 images are few for a GAN: its D learns them by heart as the run goes on; --diffaug all "
-        "(DiffAugment) shows D each image, real or generated, transformed anew"
+        "(DiffAugment) shows D each image, real or generated, transformed anew; --init-from RUN starts G and D "
+        "from a run on a larger set"
     ]
     assert notes(FEW_FOR_A_GAN) == [] and notes(400, "cutout") == []
     assert run(["--data", "builtin:digits:400", *TINY, "--out", tmp_path / "run", "--steps", "1"]) == 0
