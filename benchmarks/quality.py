@@ -105,7 +105,7 @@ def markdown(res: dict) -> str:
 
 # fastacgan's options that would train another GAN than the reference's loop here does: refused in --fast-args
 NOT_IN_THE_REFERENCE = {"cls_weight": 1.0, "real_label": 1.0, "fake_label": 0.0, "g_ema": 0.0, "diffaug": "",
-                        "hflip": False, "balance_classes": False}  # fmt: skip
+                        "hflip": False, "balance_classes": False, "init_from": ""}  # fmt: skip
 
 
 def check_fast_args(fast_args: str) -> None:
