@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .class_picks import near_misses, same_text
+from .class_picks import near_misses, same_text, wanted_classes
 from .config import SEED_MAX, DefaultsHelp
 from .data import IMAGE_EXTS, Every, file_safe
 from .devices import memory_error, memory_error_text, select_device
@@ -125,9 +125,10 @@ def check_grid(out: str, n: int, ncol: int, size: int) -> None:
                          f"give a folder as --out for one PNG per image, or fewer images")  # fmt: skip
 
 
-def parse_label(label: str, classes: list[str], words: list[str] | None = None) -> int:
+def parse_label(label: str, classes: list[str], words: list[str] | None = None, option: str = "--label") -> int:
     """--label: a class name or index, or the word of a class named by a WordNet id (tench for n01440764), or the
-    first of a class's names (Hugging Face's ImageNet names its classes `tench, Tinca tinca`)."""
+    first of a class's names (Hugging Face's ImageNet names its classes `tench, Tinca tinca`). option: the option
+    that named it, for the errors."""
     named = label if label in classes else same_text(label, classes)  # (`café` typed for macOS's decomposed name)
     words = first_names(classes) if words is None else words
     if named is not None:
@@ -139,13 +140,19 @@ def parse_label(label: str, classes: list[str], words: list[str] | None = None) 
         return said[0]
     if said:  # (ImageNet's two cranes: the bird and the machine)
         sep = "; " if any("," in classes[k] for k in said) else ", "  # (names with commas: `crane, derrick`)
-        raise ValueError(f"--label {label!r} is the word of {sep.join(classes[k] for k in said)}: give one of those")
+        raise ValueError(f"{option} {label!r} is the word of {sep.join(classes[k] for k in said)}: give one of those")
     shown = [f"{c} ({w})" for c, w in zip(classes, words)] if words else classes
     raise ValueError(
-        f"--label {label!r}: not a class name or an index in 0..{len(classes) - 1} "
+        f"{option} {label!r}: not a class name or an index in 0..{len(classes) - 1} "
         f"(classes: {', '.join(shown[:20])}{' ...' if len(classes) > 20 else ''})"
         f"{near_misses([label], [*classes, *(words or [])])}"
     )
+
+
+def parse_classes(text: str, classes: list[str], words: list[str] | None = None) -> list[int]:
+    """sample --classes: the classes' indices, in the order named: names, indices or words as --label takes them,
+    comma-separated, or START:END ranges of the sorted classes (as training's --classes)."""
+    return [parse_label(c, classes, words, "--classes") for c in wanted_classes(text, classes)]
 
 
 def noise(n: int, nz: int, gen: torch.Generator, truncation: float = 0.0) -> torch.Tensor:
@@ -225,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with a folder --out: write OUT/<class>/<class>_NNNNN.png, the layout --data reads",
     )
+    p.add_argument("--classes", default="", help="without --label: the classes to generate, a row (or --per-class "
+                   "images) each: names, indices or words, comma-separated, or START:END ranges of the sorted "
+                   "classes, as training's --classes; default: all")  # fmt: skip
     p.add_argument("--same-noise", action="store_true", help="without --label: every class's images from the same "
                    "--per-class noise vectors (a grid's column: one noise across the classes), to show what the "
                    "noise does apart from the class")  # fmt: skip
@@ -250,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if bad := next(((o, v) for o, v in (("--n", a.n), ("--per-class", a.per_class)) if v < 1), None):
             raise ValueError(f"{bad[0]} must be at least 1, got {bad[1]}")  # (an unused one too: it was given)
+        if a.classes and a.label is not None:
+            raise ValueError(f"--label {a.label} and --classes {a.classes}: give one (--label: one class's --n "
+                             "images; --classes: --per-class images of each class named)")  # fmt: skip
         if a.interpolate and a.interpolate < 2:
             raise ValueError(f"--interpolate must be at least 2 (a walk's images, its two ends included), or 0 for "
                              f"none; got {a.interpolate}")  # fmt: skip
@@ -277,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             ncol = a.interpolate or math.ceil(math.sqrt(a.n))
         else:
             ncol = a.interpolate or a.per_class
-            labels = torch.arange(len(classes)).repeat_interleave(ncol)
+            rows = parse_classes(a.classes, classes, state.get("class_words")) if a.classes else range(len(classes))
+            labels = torch.tensor(rows, dtype=torch.long).repeat_interleave(ncol)
         period = ncol if a.same_noise and a.label is None else 0
         walk = {"period": period, "steps": a.interpolate}
         out, total = Path(a.out), len(labels)

@@ -148,6 +148,29 @@ def test_interpolation_walks_in_straight_lines_between_drawn_noise(run_dir, tmp_
     assert "--interpolate must be at least 2 (a walk's images, its two ends included)" in capsys.readouterr().err
 
 
+def test_classes_picks_the_rows(run_dir, tmp_path, capsys):
+    """--classes: the grid's rows (or the folder's classes) are those named, in their order; names and START:END
+    ranges as training's --classes takes them."""
+    out, folder = tmp_path / "rows.png", tmp_path / "synth"
+    assert sample_main(["--ckpt", str(run_dir), "--classes", "7,2:4", "--per-class", "2", "--out", str(out)]) == 0
+    g, _, _ = load_generator(str(run_dir))
+    labels = torch.tensor([7, 7, 2, 2, 3, 3])
+    with torch.no_grad():
+        want = to_uint8(g(sample_mod.latents(g, 6, 0), labels))[..., 0]
+    got = np.array(Image.open(out))[:54, :36].reshape(3, 18, 2, 18)[:, 2:, :, 2:].transpose(0, 2, 1, 3)
+    assert np.array_equal(got.reshape(6, 16, 16), want)
+    args = ["--ckpt", str(run_dir), "--classes", "9,1", "--per-class", "2", "--out", str(folder), "--image-folder"]
+    assert sample_main(args) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["1", "9"] and len(list((folder / "9").iterdir())) == 2
+    for classes, msg in (("12", "--classes '12': not a class name or an index in 0..9"),
+                         ("3,3", "--classes 3,3: a class is named twice"),
+                         ("4:11", "--classes 4:11: a range START:END needs START < END <= 10")):  # fmt: skip
+        assert sample_main(["--ckpt", str(run_dir), "--classes", classes, "--out", str(out)]) == 2
+        assert msg in capsys.readouterr().err
+    assert sample_main(["--ckpt", str(run_dir), "--classes", "3", "--label", "4", "--out", str(out)]) == 2
+    assert "--label 4 and --classes 3: give one" in capsys.readouterr().err
+
+
 def test_generator_loads_on_cpu_in_eval_mode(run_dir):
     g, classes, _ = load_generator(str(run_dir))
     assert not g.training and classes == [str(i) for i in range(10)]
