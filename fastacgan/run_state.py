@@ -136,10 +136,15 @@ class RunState:
             file = resolve_ckpt(os.path.expanduser(path))
         except FileNotFoundError as e:
             raise ValueError(str(e).replace("--ckpt", "--init-from", 1)) from e
-        state = ckpt.load_checkpoint(file)
+        try:
+            state = ckpt.load_checkpoint(file)
+        except ValueError as e:
+            raise ValueError(f"--init-from {path}: {e}") from e
         mine, theirs = self.spec.to_dict(), state["spec"]
         if differ := [k for k in mine if k != "num_classes" and mine[k] != theirs.get(k)]:
             shown = ", ".join(f"{k} {theirs.get(k)} (this run: {mine[k]})" for k in differ)
+            if state.get("preset") != self.preset:
+                shown = f"preset {state.get('preset')} (this run: {self.preset}): {shown}"
             raise ValueError(f"--init-from {path}: its model is not this run's: {shown}; give the options that "
                              "make the same model (--preset, --image-size, --channels, --width, --nz, "
                              "--conditioning)")  # fmt: skip

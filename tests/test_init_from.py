@@ -93,6 +93,17 @@ def test_another_model_is_refused_naming_what_differs(source, tmp_path, capsys, 
     assert f"error: --init-from {src}: {msg}" in err and "--preset, --image-size" in err
 
 
+def test_another_preset_or_a_file_that_is_no_checkpoint_is_refused(source, tmp_path, capsys):
+    src, _ = source
+    args = ["--data", "builtin:digits:200", *TINY, "--out", str(tmp_path / "g")]
+    assert main([*args, "--preset", "mnist", "--init-from", str(src)]) == 2
+    assert f"error: --init-from {src}: its model is not this run's: preset digits (this run: mnist): " in \
+        capsys.readouterr().err  # fmt: skip
+    (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
+    assert main([*args, "--init-from", str(tmp_path / "x.pt")]) == 2
+    assert f"error: --init-from {tmp_path / 'x.pt'}: " in capsys.readouterr().err
+
+
 def test_a_missing_source_is_refused_before_the_data_is_read(tmp_path, capsys):
     args = ["--data", str(tmp_path / "nothing-here"), "--init-from", str(tmp_path / "none"), "--out", str(tmp_path)]
     assert main(args) == 2

@@ -55,7 +55,8 @@ def test_refuses_to_overwrite_and_names_bad_options(tmp_path, shapes, capsys):
     with pytest.raises(SystemExit):
         quality.main(["--data", str(shapes), "--steps", "0"])
     assert "--steps must be at least 1" in capsys.readouterr().err
-    for fast in ("--g-ema 0.999", "--diffaug all --hflip", "--real-label 0.9", f"--init-from {tmp_path}"):  # (before anything trains)
+    # refused before anything trains
+    for fast in ("--g-ema 0.999", "--diffaug all --hflip", "--real-label 0.9", f"--init-from {tmp_path}"):
         assert quality.main(["--data", str(shapes), "--out", str(tmp_path / "q4"), *SMALL, "--fast-args", fast]) == 2
         err = capsys.readouterr().err
         assert f"--fast-args: {fast.split()[0]}" in err and "would train fastacgan otherwise than the reference" in err
