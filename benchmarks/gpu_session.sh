@@ -138,6 +138,7 @@ for stage in "$@"; do
         tests/test_kernel_spectral_norm.py tests/test_compiled_fused.py tests/test_fast_path.py tests/test_sample.py \
         tests/test_reference_parity.py tests/test_train.py::test_image_metrics_on_cuda \
         tests/test_train.py::test_a_cuda_run_sets_cudnn_autotuning \
+        tests/test_export.py::test_a_program_exported_on_a_gpu_runs_there \
         2>&1 | tee -a "$LOG" | tail -n 80
       say "stage tests: exit ${PIPESTATUS[0]}"
       ;;

@@ -83,3 +83,16 @@ def test_bad_arguments_are_refused_by_name(run_dir, tmp_path, capsys):
     assert "no such file or folder" in capsys.readouterr().err
     assert export_main([str(run_dir), "--out", "/proc/no/g.pt2"]) == 2
     assert capsys.readouterr().err.startswith("error: --out /proc/no/g.pt2: cannot write it")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_program_exported_on_a_gpu_runs_there(run_dir, tmp_path):
+    out = tmp_path / "g.pt2"
+    assert export_main([str(run_dir), "--out", str(out), "--device", "cuda"]) == 0
+    g = torch.export.load(out).module()
+    state = ckpt.load_checkpoint(ckpt.list_checkpoints(run_dir / "checkpoints")[-1])
+    want = Generator(ModelSpec(**state["spec"])).eval().cuda()
+    want.load_state_dict(state["G_ema"])
+    z, labels = torch.randn(9, state["spec"]["nz"], device="cuda"), torch.arange(9, device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(g(z, labels), want(z, labels), atol=1e-5, rtol=1e-4)
