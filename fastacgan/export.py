@@ -38,8 +38,10 @@ def export_generator(g: torch.nn.Module, meta: dict) -> bytes:
     with torch.no_grad():
         program = torch.export.export(g, (z, labels), dynamic_shapes=({0: batch}, {0: batch}))
         want, got = g(z, labels), program.module()(z, labels)
-    if got.shape != want.shape or not torch.allclose(got, want, atol=1e-5, rtol=1e-5):
-        raise RuntimeError(f"the exported generator differs from G (largest difference {(got - want).abs().max():g})")
+    # (images in [-1, 1]; on a GPU both may run TF32 convolutions, cuDNN's default, chosen afresh)
+    if got.shape != want.shape or not torch.allclose(got, want, atol=1e-3, rtol=0):
+        far = f"shape {tuple(got.shape)}" if got.shape != want.shape else f"by up to {(got - want).abs().max():g}"
+        raise RuntimeError(f"the exported generator differs from G ({far})")
     buf = io.BytesIO()
     torch.export.save(program, buf, extra_files={META: json.dumps(meta, indent=2)})
     return buf.getvalue()
