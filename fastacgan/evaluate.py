@@ -49,6 +49,7 @@ from .sample import (
     generate_batches,
     generator_state,
     truncation_note,
+    weights_of,
 )
 from .splits import listed_part
 from .workers import default_workers, lost_worker, workers_note
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"done in {time.perf_counter() - t0:.0f} s")
     report = {
         "checkpoint": str(file),
-        "generator": "G_ema" if from_average else "G",
+        "generator": weights_of(state, a.ema),
         "truncation": a.truncation or None,
         "classifier_real_accuracy": round(real_acc, 4),
         "generated_class_accuracy": round(judged["generated_class_accuracy"], 4),

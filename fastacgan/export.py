@@ -25,7 +25,7 @@ from .checkpoint import atomic_write_bytes
 from .config import DefaultsHelp
 from .devices import select_device
 from .runlog import echo_quietly, plain_warnings, tolerant_console
-from .sample import add_ckpt_arguments, add_ema_argument, averaged, ckpt_argument, generator_state
+from .sample import add_ckpt_arguments, add_ema_argument, average_note, ckpt_argument, generator_state, weights_of
 
 META = "fastacgan.json"
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         g, state, file = generator_state(a.ckpt, select_device(a.device), a.ema)
         spec = g.spec
         meta = {"classes": list(state["classes"]), "nz": spec.nz, "image_size": spec.image_size,
-                "channels": spec.channels, "generator": "G_ema" if averaged(state, a.ema) else "G",
+                "channels": spec.channels, "generator": weights_of(state, a.ema),
                 "checkpoint": str(file.resolve()), "step": state.get("step")}  # fmt: skip
         data = export_generator(g, meta)
         try:
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         echo_quietly(f"error: {e}", sys.stderr)
         return 2
-    whose = " (G's moving average: --no-ema for G's own weights)" if averaged(state, a.ema) else ""
+    whose = average_note(state, a.ema)
     size = f"{spec.channels}x{spec.image_size}x{spec.image_size}"
     echo_quietly(f"wrote {a.out} ({len(data) / 1e6:.1f} MB): the generator of {file}{whose}, "
                  f"{len(meta['classes'])} classes, noise of {spec.nz}, {size} images")  # fmt: skip

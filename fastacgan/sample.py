@@ -70,7 +70,7 @@ def generator_state(
     file = resolve_ckpt(path)
     state = ckpt.load_checkpoint(file, map_location="cpu")
     g = Generator(ModelSpec(**state["spec"]))
-    g.load_state_dict(state["G_ema" if averaged(state, ema) else "G"])
+    g.load_state_dict(state[weights_of(state, ema)])
     g.truncation = truncation
     return g.to(device).eval(), state, file
 
@@ -78,6 +78,16 @@ def generator_state(
 def averaged(state: dict, ema: bool = True) -> bool:
     """Whether generator_state(..., ema) gave G's moving average (the run kept one, and --no-ema was not given)."""
     return ema and "G_ema" in state
+
+
+def weights_of(state: dict, ema: bool = True) -> str:
+    """The checkpoint's key of the weights generator_state(..., ema) gives: "G_ema" or "G"."""
+    return "G_ema" if averaged(state, ema) else "G"
+
+
+def average_note(state: dict, ema: bool = True) -> str:
+    """The end of a closing line that says the images come from G's moving average, where they do."""
+    return " (G's moving average: --no-ema for G's own weights)" if averaged(state, ema) else ""
 
 
 def add_ema_argument(p: argparse.ArgumentParser) -> None:
@@ -329,8 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = f" into {a.out}: remove them, or choose another --out, to write the set again" if done else ""
         echo_quietly(f"interrupted: wrote {done} of {total} image(s){kept}", sys.stderr)
         return 130
-    whose = " (G's moving average: --no-ema for G's own weights)" if averaged(state, a.ema) else ""
-    echo_quietly(f"wrote {len(labels)} image(s) from {file}{whose}{truncation_note(g)} to {out}")
+    echo_quietly(f"wrote {len(labels)} image(s) from {file}{average_note(state, a.ema)}{truncation_note(g)} to {out}")
     return 0
 
 
